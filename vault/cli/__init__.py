@@ -1,0 +1,1 @@
+"""The ``cvault`` command line."""

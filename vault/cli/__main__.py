@@ -1,0 +1,3 @@
+from vault.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""The one exception tree of cvault.
+
+Every error a caller can see is a :class:`VaultError` with a stable ``code`` and
+an HTTP ``status``; the web layer's error middleware is the only place that
+turns them into responses (``{"error": {"code", "message"}}``). Messages are
+written for the person reading them: what happened and what to do. They never
+contain secret values, keys or whole tokens.
+
+::
+
+    VaultError
+    ├── BadRequest                400 bad_request
+    │   └── TooLarge              413 too_large
+    ├── Unprocessable             422 unprocessable
+    ├── InvalidToken              401 invalid_token      (bytes, signature, format)
+    ├── MissingDischarge          401 discharge_required (3P caveat without discharge)
+    ├── Unauthenticated           401 unauthenticated    (no credentials, bad session)
+    ├── Unauthorized              403 unauthorized       (valid token, caveats refuse)
+    ├── NotFound                  404 not_found
+    ├── Conflict                  409 conflict
+    ├── RateLimited               429 rate_limited
+    ├── Unavailable               503 unavailable        (database down, audit failed)
+    ├── DecryptionError           500 decryption_failed  (ciphertext does not open)
+    ├── ConfigError               config_error           (raised at start, never over HTTP)
+    └── MigrationError            migration_error        (raised at start, never over HTTP)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "DecryptionError",
+    "InvalidToken",
+    "MigrationError",
+    "MissingDischarge",
+    "NotFound",
+    "RateLimited",
+    "TooLarge",
+    "Unauthenticated",
+    "Unauthorized",
+    "Unavailable",
+    "Unprocessable",
+    "VaultError",
+]
+
+
+class VaultError(Exception):
+    """Base of every error cvault raises on purpose."""
+
+    code: str = "internal"
+    status: int = 500
+    default_message: str = "internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class BadRequest(VaultError):
+    code = "bad_request"
+    status = 400
+    default_message = "the request is malformed"
+
+
+class TooLarge(BadRequest):
+    code = "too_large"
+    status = 413
+    default_message = "the request is too large"
+
+
+class Unprocessable(VaultError):
+    code = "unprocessable"
+    status = 422
+    default_message = "the request is well-formed but cannot be processed"
+
+
+class InvalidToken(VaultError):
+    """Anything wrong with a token's bytes, format or signature.
+
+    The message is deliberately generic: telling an attacker which check
+    failed helps them, and tells an honest user nothing they can act on.
+    """
+
+    code = "invalid_token"
+    status = 401
+    default_message = "invalid token"
+
+
+class MissingDischarge(VaultError):
+    """A third-party caveat has no (valid) discharge in the bundle."""
+
+    code = "discharge_required"
+    status = 401
+
+    def __init__(self, location: str, reason: str | None = None) -> None:
+        self.location = location
+        text = reason or f"discharge for {location} missing"
+        super().__init__(f"{text}; ask {location} for a discharge and send it with the token")
+
+
+class Unauthenticated(VaultError):
+    code = "unauthenticated"
+    status = 401
+    default_message = "credentials required"
+
+
+class Unauthorized(VaultError):
+    """A valid token whose caveats refuse this access; lists every reason."""
+
+    code = "unauthorized"
+    status = 403
+
+    def __init__(self, reasons: Sequence[str] | str) -> None:
+        self.reasons = [reasons] if isinstance(reasons, str) else list(reasons)
+        super().__init__("; ".join(self.reasons) if self.reasons else "not allowed")
+
+
+class NotFound(VaultError):
+    code = "not_found"
+    status = 404
+    default_message = "not found"
+
+
+class Conflict(VaultError):
+    code = "conflict"
+    status = 409
+    default_message = "conflict"
+
+
+class RateLimited(VaultError):
+    code = "rate_limited"
+    status = 429
+    default_message = "too many requests; wait and try again"
+
+
+class Unavailable(VaultError):
+    code = "unavailable"
+    status = 503
+    default_message = "service unavailable; nothing was changed, try again"
+
+
+class DecryptionError(VaultError):
+    """A ciphertext did not open: wrong key, wrong row, or tampered bytes."""
+
+    code = "decryption_failed"
+    status = 500
+    default_message = "stored ciphertext failed to decrypt (wrong key, moved or tampered data)"
+
+
+class ConfigError(VaultError):
+    code = "config_error"
+    status = 500
+    default_message = "invalid configuration"
+
+
+class MigrationError(VaultError):
+    code = "migration_error"
+    status = 500
+    default_message = "database migrations failed"

@@ -1,0 +1,1 @@
+"""Token core (placeholder, filled by issue 2)."""
