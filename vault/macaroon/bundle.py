@@ -1,0 +1,101 @@
+"""String forms: ``cv1_`` tokens, comma-separated bundles, and HTTP headers.
+
+``cv1_`` + unpadded base64url of the msgpack bytes is cvault's form; the prefix
+lets secret scanners find leaked tokens. Fly's ``fm2_`` (standard base64, as in
+``FlyV1`` headers) is accepted on input so Fly's tokens and published vectors
+load unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from vault.errors import InvalidToken, Unauthenticated
+
+from . import wire
+from .macaroon import Macaroon, decode
+
+PREFIX = "cv1_"
+FLY_PREFIX = "fm2_"
+MAX_BUNDLE_TOKENS = 16
+MAX_BUNDLE_CHARS = MAX_BUNDLE_TOKENS * (wire.MAX_TOKEN_BYTES * 4 // 3 + 8)
+
+
+def encode_token(token: Macaroon) -> str:
+    return PREFIX + base64.urlsafe_b64encode(token.encode()).rstrip(b"=").decode()
+
+
+def encode_bundle(tokens: Iterable[Macaroon]) -> str:
+    return ",".join(encode_token(t) for t in tokens)
+
+
+def decode_token(text: str) -> Macaroon:
+    text = text.strip()
+    try:
+        if text.startswith(PREFIX):
+            b64 = text[len(PREFIX) :]
+            raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+        elif text.startswith(FLY_PREFIX):
+            raw = base64.b64decode(text[len(FLY_PREFIX) :], validate=True)
+        else:
+            raise InvalidToken("invalid token: expected a token starting with cv1_")
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidToken() from exc
+    return decode(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """The macaroons a caller presented: permission tokens and discharges, in any order."""
+
+    tokens: tuple[Macaroon, ...]
+
+    @property
+    def permission_tokens(self) -> list[Macaroon]:
+        return [t for t in self.tokens if not t.is_proof]
+
+    @property
+    def discharges(self) -> list[Macaroon]:
+        return [t for t in self.tokens if t.is_proof]
+
+    def permission_token(self, location: str) -> Macaroon:
+        """The one permission token for ``location``; none or several is an error."""
+        found = [t for t in self.permission_tokens if t.location == location]
+        if len(found) != 1:
+            what = "no" if not found else "more than one"
+            raise InvalidToken(f"invalid token: bundle has {what} token for {location}")
+        return found[0]
+
+    def encode(self) -> str:
+        return encode_bundle(self.tokens)
+
+    def replace(self, old: Macaroon, new: Macaroon) -> Bundle:
+        return Bundle(tuple(new if t is old else t for t in self.tokens))
+
+
+def parse_bundle(text: str) -> Bundle:
+    """Parse a comma-separated bundle; anything malformed is :class:`InvalidToken`."""
+    if len(text) > MAX_BUNDLE_CHARS:
+        raise InvalidToken("invalid token: bundle too large")
+    parts = [p for p in (s.strip() for s in text.split(",")) if p]
+    if not parts:
+        raise InvalidToken()
+    if len(parts) > MAX_BUNDLE_TOKENS:
+        raise InvalidToken(f"invalid token: a bundle holds at most {MAX_BUNDLE_TOKENS} tokens")
+    return Bundle(tuple(decode_token(p) for p in parts))
+
+
+def bundle_from_headers(headers: Mapping[str, str], *, vault_header: bool = False) -> Bundle:
+    """The bundle in ``Authorization: Bearer|FlyV1 ...`` (or ``X-Vault-Token`` if allowed)."""
+    value = headers.get("Authorization")
+    if value:
+        scheme, _, rest = value.strip().partition(" ")
+        if scheme.lower() not in ("bearer", "flyv1") or not rest.strip():
+            raise Unauthenticated("Authorization must be 'Bearer <token bundle>'")
+        return parse_bundle(rest)
+    if vault_header and headers.get("X-Vault-Token"):
+        return parse_bundle(headers["X-Vault-Token"])
+    raise Unauthenticated("no token: send 'Authorization: Bearer <token bundle>'")

@@ -1,0 +1,61 @@
+"""The primitives the token format is made of: HMAC-SHA256 and ChaCha20-Poly1305.
+
+These are part of the wire format (a Go or Elixir implementation must compute
+the same bytes), which is why they live in the token core rather than in
+``vault.crypto``; see ``docs/decisions.md``. Nothing here touches key storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from vault.errors import InvalidToken
+
+KEY_SIZE = 32
+SEAL_NONCE_SIZE = 12
+BINDING_ID_SIZE = 16
+_FINALIZE_KEY = b"proof-signature-finalization"
+
+Random = Callable[[int], bytes]
+"""Source of randomness, a parameter so tests can pin it (``os.urandom`` by default)."""
+
+DEFAULT_RANDOM: Random = os.urandom
+
+
+def sign(key: bytes, message: bytes) -> bytes:
+    return hmac.digest(key, message, "sha256")
+
+
+def finalize(tail: bytes) -> bytes:
+    """Seal a proof's tail so nobody can append caveats to it."""
+    return hmac.digest(_FINALIZE_KEY, tail, "sha256")
+
+
+def digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def equal(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)
+
+
+def seal(key: bytes, plaintext: bytes, random: Random = DEFAULT_RANDOM) -> bytes:
+    """ChaCha20-Poly1305 with a random 12-byte nonce prepended."""
+    nonce = random(SEAL_NONCE_SIZE)
+    return nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, None)
+
+
+def unseal(key: bytes, sealed: bytes) -> bytes:
+    """Open what :func:`seal` made; any failure is :class:`InvalidToken`."""
+    if len(key) != KEY_SIZE or len(sealed) < SEAL_NONCE_SIZE + 16:
+        raise InvalidToken()
+    try:
+        return ChaCha20Poly1305(key).decrypt(sealed[:SEAL_NONCE_SIZE], sealed[SEAL_NONCE_SIZE:], None)
+    except InvalidTag as exc:
+        raise InvalidToken() from exc

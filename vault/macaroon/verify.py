@@ -1,0 +1,193 @@
+"""Verifying a token with its discharges, and checking an access against the result.
+
+:func:`verify` answers "are these bytes genuine, and is every third-party caveat
+discharged by a valid, bound, unexpired discharge?" It returns a
+:class:`Verified` holding the restrictions (the token's caveats plus those its
+discharges add) and the attestations the verifier can trust.
+:meth:`Verified.check` then answers "does this access pass every restriction?"
+and refuses with every reason at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from vault.errors import InvalidToken, MissingDischarge, Unauthorized, VaultError
+
+from . import caveat as cav
+from .access import Access
+from .caveats import BindToParentToken, Organization, ThirdParty, ValidityWindow
+from .crypto import BINDING_ID_SIZE, digest, equal, finalize, sign, unseal
+from .macaroon import Macaroon
+from .third_party import open_ticket
+
+C = TypeVar("C", bound=cav.Caveat)
+
+TrustedThirdParties = Mapping[str, Sequence[bytes]]
+"""Location -> the shared keys (``KA``) with which this verifier can open its own tickets there."""
+
+
+def chain(token: Macaroon, key: bytes) -> list[bytes]:
+    """Every tail along the token's HMAC chain: ``T0``, then one per caveat."""
+    t = sign(key, token.nonce.raw)
+    tails = [t]
+    for b in token.caveat_bytes:
+        t = sign(t, b)
+        tails.append(t)
+    return tails
+
+
+def check_signature(token: Macaroon, key: bytes) -> list[bytes]:
+    """Recompute the chain (finalizing proofs) and compare with the tail; return the tails."""
+    tails = chain(token, key)
+    last = finalize(tails[-1]) if token.is_proof else tails[-1]
+    if not equal(last, token.tail):
+        raise InvalidToken()
+    return tails
+
+
+def recover_discharge_key(tail_before: bytes, caveat: ThirdParty) -> bytes:
+    return unseal(tail_before, caveat.verifier_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    token: Macaroon
+    discharges: tuple[Macaroon, ...]
+    restrictions: tuple[cav.Caveat, ...]
+    attestations: tuple[cav.Caveat, ...]
+
+    def check(self, access: Access) -> None:
+        """Raise :class:`Unauthorized` with every refusing caveat's reason, or return."""
+        reasons = []
+        for c in self.restrictions:
+            refusal = c.prohibits(access)
+            if refusal is not None:
+                reasons.append(f"{c.NAME}: {refusal.reason}")
+        if reasons:
+            raise Unauthorized(reasons)
+
+    def find(self, kind: type[C]) -> list[C]:
+        return [c for c in self.restrictions if isinstance(c, kind)]
+
+    def attested(self, kind: type[C]) -> list[C]:
+        return [c for c in self.attestations if isinstance(c, kind)]
+
+    def expiry(self) -> int | None:
+        windows = self.find(ValidityWindow)
+        return min(w.not_after for w in windows) if windows else None
+
+
+def verify(
+    token: Macaroon,
+    key: bytes,
+    discharges: Sequence[Macaroon] = (),
+    *,
+    now: int,
+    trusted: TrustedThirdParties | None = None,
+) -> Verified:
+    """Verify ``token`` (signed with ``key``) and the discharges for its 3P caveats.
+
+    Raises :class:`InvalidToken` for bad signatures or structure and
+    :class:`MissingDischarge` naming the location when a third-party caveat has
+    no valid, bound, unexpired discharge. Discharges must be finalized proofs,
+    must carry a ``ValidityWindow`` and at least one ``BindToParentToken``
+    matching this token's chain, and may not carry 3P caveats of their own.
+    """
+    if token.is_proof:
+        raise InvalidToken()
+    tails = check_signature(token, key)
+
+    restrictions: list[cav.Caveat] = []
+    pending: list[tuple[int, ThirdParty]] = []
+    has_org = False
+    for i, c in enumerate(token.unverified_caveats):
+        if isinstance(c, ThirdParty):
+            pending.append((i, c))
+        elif isinstance(c, BindToParentToken) or c.ATTESTATION:
+            raise InvalidToken()
+        else:
+            has_org = has_org or isinstance(c, Organization)
+            restrictions.append(c)
+    if not has_org:
+        raise Unauthorized("token names no organization, so it authorizes nothing")
+
+    attestations: list[cav.Caveat] = []
+    used: list[Macaroon] = []
+    if pending:
+        binding_ids = [digest(t) for t in tails]
+        for i, third in pending:
+            r = recover_discharge_key(tails[i], third)
+            candidates = [d for d in discharges if d.nonce.kid == third.ticket]
+            if not candidates:
+                raise MissingDischarge(third.location)
+            first_error: VaultError | None = None
+            for d in candidates:
+                try:
+                    rest, att = _verify_discharge(d, r, third.location, binding_ids, now, trusted or {})
+                except VaultError as exc:
+                    first_error = first_error or exc
+                    continue
+                restrictions.extend(rest)
+                attestations.extend(att)
+                used.append(d)
+                break
+            else:
+                assert first_error is not None
+                raise first_error
+    return Verified(token, tuple(used), tuple(restrictions), tuple(attestations))
+
+
+def _verify_discharge(
+    d: Macaroon,
+    r: bytes,
+    location: str,
+    binding_ids: list[bytes],
+    now: int,
+    trusted: TrustedThirdParties,
+) -> tuple[list[cav.Caveat], list[cav.Caveat]]:
+    if not d.is_proof or not d.finalized:
+        raise MissingDischarge(location, f"discharge for {location} is not a finalized proof")
+    check_signature(d, r)
+    rest: list[cav.Caveat] = []
+    att: list[cav.Caveat] = []
+    bound = False
+    for c in d.unverified_caveats:
+        if isinstance(c, ThirdParty):
+            raise MissingDischarge(
+                location, f"discharge for {location} carries its own third-party caveat (not allowed)"
+            )
+        if isinstance(c, BindToParentToken):
+            bid = c.binding_id
+            if len(bid) < BINDING_ID_SIZE or not any(full.startswith(bid) for full in binding_ids):
+                raise MissingDischarge(location, f"discharge for {location} is bound to a different token")
+            bound = True
+        elif c.ATTESTATION:
+            att.append(c)
+        else:
+            rest.append(c)
+    if not bound:
+        raise MissingDischarge(location, f"discharge for {location} is not bound to this token")
+    windows = [c for c in rest if isinstance(c, ValidityWindow)]
+    if not windows:
+        raise MissingDischarge(location, f"discharge for {location} has no validity window")
+    for w in windows:
+        refusal = w.prohibits(Access(now=now))
+        if refusal is not None:
+            raise MissingDischarge(location, f"discharge for {location}: {refusal.reason}")
+    if att and not _issued_by_trusted(d.nonce.kid, r, trusted.get(location, ())):
+        att = []
+    return rest, att
+
+
+def _issued_by_trusted(ticket: bytes, r: bytes, shared_keys: Sequence[bytes]) -> bool:
+    """True if we can open the ticket ourselves and it names the same discharge key."""
+    for ka in shared_keys:
+        try:
+            opened = open_ticket(ticket, ka)
+        except InvalidToken:
+            continue
+        return equal(opened.discharge_key, r)
+    return False
