@@ -1,0 +1,196 @@
+"""What every cvault web app shares: the one place errors become HTTP, request ids,
+bounded JSON bodies, the caller's address, an access log without secrets, health.
+
+Handlers raise :class:`vault.errors.VaultError` subclasses; :func:`error_middleware`
+turns them into ``{"error": {"code", "message"}}`` with the class's status, and
+turns anything unexpected into a 500 that says nothing about the internals (the
+traceback goes to the server log, tagged with the request id, never to the client).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+
+from vault.errors import BadRequest, TooLarge, Unavailable, VaultError
+
+log = logging.getLogger("cvault.web")
+access_log = logging.getLogger("cvault.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+MAX_BODY_BYTES = 256 * 1024
+"""Default cap on request bodies (secret values are capped separately, at 64 KiB)."""
+
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+CLIENT_ADDR_KEY = web.RequestKey("client_addr", str)
+TRUSTED_PROXIES_KEY: web.AppKey[tuple[str, ...]] = web.AppKey("trusted_proxies")
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response(error_body(code, message), status=status)
+
+
+ErrorRenderer = Callable[[web.Request, int, str, str], web.StreamResponse]
+
+
+def _default_renderer(request: web.Request, status: int, code: str, message: str) -> web.StreamResponse:
+    return json_error(status, code, message)
+
+
+RENDERER_KEY: web.AppKey[ErrorRenderer] = web.AppKey("error_renderer")
+
+
+def _render(request: web.Request, status: int, code: str, message: str) -> web.StreamResponse:
+    # A sub-application (the Vault-compatible API) may render errors its own way.
+    renderer = request.config_dict.get(RENDERER_KEY, _default_renderer)
+    return renderer(request, status, code, message)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except VaultError as exc:
+        return _render(request, exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
+        return _render(request, exc.status, code, exc.reason)
+    except (ConnectionError, OSError) as exc:
+        log.warning("request %s: backend unavailable: %s", request.get(REQUEST_ID_KEY), type(exc).__name__)
+        err = Unavailable()
+        return _render(request, err.status, err.code, err.message)
+    except Exception:
+        log.exception("request %s failed", request.get(REQUEST_ID_KEY))
+        return _render(request, 500, "internal", f"internal error (request id {request.get(REQUEST_ID_KEY)})")
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Assign a request id, resolve the client address, and write one access-log line."""
+    started = time.perf_counter()
+    rid = secrets.token_hex(8)
+    request[REQUEST_ID_KEY] = rid
+    proxies: tuple[str, ...] = request.config_dict.get(TRUSTED_PROXIES_KEY, ())
+    request[CLIENT_ADDR_KEY] = client_address(request, proxies)
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = rid
+        return response
+    finally:
+        # Path only: query strings and headers can carry tokens; they are never logged.
+        access_log.info(
+            "%s %s %s %d %.1fms",
+            rid,
+            request.method,
+            request.path,
+            status,
+            (time.perf_counter() - started) * 1000,
+        )
+
+
+def middlewares() -> list[Any]:
+    return [request_middleware, error_middleware]
+
+
+def client_address(request: web.Request, trusted_proxies: Iterable[str]) -> str:
+    """The caller's address: the peer, or the forwarded address when the peer is a trusted proxy."""
+    peer = request.remote or ""
+    nets = [ipaddress.ip_network(n, strict=False) for n in trusted_proxies]
+    if not nets:
+        return peer
+    try:
+        peer_ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(peer_ip in n for n in nets):
+        return peer
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    # Walk from the right, skipping our own proxies: the first untrusted hop is the client.
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        try:
+            ip = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if not any(ip in n for n in nets):
+            return str(ip)
+    return peer
+
+
+def client_ip(request: web.Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(request[CLIENT_ADDR_KEY])
+    except (KeyError, ValueError):
+        return None
+
+
+async def read_json(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The request's JSON object body, bounded; anything else is a 4xx with a useful message."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise TooLarge(f"request body is larger than {max_bytes} bytes")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise TooLarge(f"request body is larger than {max_bytes} bytes")
+    if not raw:
+        raise BadRequest("request body must be a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    return data
+
+
+def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True) -> Any:
+    """``data[name]`` checked against ``kind``; missing or mistyped fields are a 400 naming the field."""
+    if name not in data or data[name] is None:
+        if required:
+            raise BadRequest(f"field {name!r} is required")
+        return None
+    value = data[name]
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise BadRequest(f"field {name!r} has the wrong type")
+    if not isinstance(value, kind):
+        raise BadRequest(f"field {name!r} has the wrong type")
+    return value
+
+
+def int_param(request: web.Request, name: str, *, default: int | None = None, minimum: int = 0) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name!r} must be an integer") from None
+    if value < minimum:
+        raise BadRequest(f"query parameter {name!r} must be at least {minimum}")
+    return value
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def add_openapi(app: web.Application, spec: dict[str, Any]) -> None:
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(spec)
+
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/healthz", healthz)
