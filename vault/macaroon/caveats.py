@@ -391,10 +391,21 @@ class Vaults(Caveat):
         return None
 
 
+def _name_matches(pattern: str, name: str) -> bool:
+    if pattern.endswith("$"):
+        return name == pattern[:-1]
+    return name.startswith(pattern)
+
+
 @register
 @dataclass(frozen=True, slots=True)
 class Secrets(Caveat):
-    """Only secrets whose names start with one of these prefixes (``{prefix: mask}``)."""
+    """Only secrets whose names start with one of these prefixes (``{prefix: mask}``).
+
+    A prefix ending in ``$`` is anchored: ``"db/url$"`` matches the name ``db/url``
+    and nothing longer (secret names cannot contain ``$``). Attenuate-on-use relies
+    on it so a narrowed token opens exactly one secret.
+    """
 
     TYPE = CVAULT_BASE + 1
     NAME = "Secrets"
@@ -417,7 +428,7 @@ class Secrets(Caveat):
     def prohibits(self, access: Access) -> Refusal | None:
         if access.secret is None:
             return Refusal("the request names no secret", unspecified=True)
-        matching = [m for prefix, m in self.masks if access.secret.startswith(prefix)]
+        matching = [m for pattern, m in self.masks if _name_matches(pattern, access.secret)]
         if not matching:
             names = ", ".join(repr(k) for k, _ in self.masks)
             return Refusal(f"token is limited to secrets starting with [{names}], not {access.secret!r}")
