@@ -57,7 +57,7 @@ class StoreKeyDirectory:
     async def open(cls, pool: Any, keys: KeyRepository) -> StoreKeyDirectory:
         """Create the single-row keys if needed and load every org's root key into memory."""
         enroll_id, enroll = await _single_key(keys, ENROLL_KEY_PURPOSE, generate_key)
-        ticket_id, private = await _single_key(
+        _ticket_id, private = await _single_key(
             keys, TICKET_KEY_PURPOSE, lambda: TicketKeyPair.generate().private_key_bytes
         )
         directory = cls(pool, keys, RootKey(enroll_id, None, enroll), TicketKeyPair.from_private_key_bytes(private))

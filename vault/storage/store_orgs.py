@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from vault.crypto.keyring import generate_key
 from vault.errors import NotFound
 from vault.store.interfaces import BeforeCommit
 from vault.store.models import OrgRecord, RootKey, TokenRecord
@@ -25,11 +24,11 @@ _INSERT_ORG = (
 _SET_SLUG = "UPDATE store.orgs SET slug = $2 WHERE id = $1"
 _DROP_KEY = "DELETE FROM store.wrapped_keys WHERE id = $1"
 _INSERT_TOKEN = (
-    "INSERT INTO store.tokens (id, org_id, kind, mask, vaults, secrets, parent, actor, expires_at) "
+    "INSERT INTO store.tokens (id, org_id, kind, mask, vaults, secrets, parent, actor, expires_at) "  # noqa: S105
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 )
 _GET_TOKEN = (
-    "SELECT id, org_id, kind, mask, vaults, secrets, parent, actor, created_at, expires_at, revoked_at "
+    "SELECT id, org_id, kind, mask, vaults, secrets, parent, actor, created_at, expires_at, revoked_at "  # noqa: S105
     "FROM store.tokens WHERE org_id = $1 AND id = $2"
 )
 # The token and everything minted from it, however deep.
@@ -81,7 +80,9 @@ class OrgStore:
                 elif row["slug"] != slug:
                     await conn.execute(_SET_SLUG, org_id, slug)
                 org = OrgRecord(org_id, slug, row["root_key_id"])
-                root = RootKey(org.root_key_id, org_id, await self._keys.get(org.root_key_id, ROOT_KEY_PURPOSE, conn=conn))
+                root = RootKey(
+                    org.root_key_id, org_id, await self._keys.get(org.root_key_id, ROOT_KEY_PURPOSE, conn=conn)
+                )
                 record = token(root)
                 await self._insert_token(conn, record)
                 await before_commit(record)

@@ -36,16 +36,16 @@ ORDER BY s.name LIMIT $5
 """
 
 _LOCK_SECRET = (
-    "SELECT id, current_version, last_version, max_versions FROM store.secrets "
+    "SELECT id, current_version, last_version, max_versions FROM store.secrets "  # noqa: S105
     "WHERE vault_id = $1 AND name = $2 FOR UPDATE"
 )
 _LOCK_SECRET_BY_NAME = """
 SELECT s.id, s.current_version, s.last_version, s.max_versions FROM store.vaults va
 JOIN store.secrets s ON s.vault_id = va.id
 WHERE va.org_id = $1 AND va.name = $2 AND s.name = $3 FOR UPDATE OF s
-"""
+"""  # noqa: S105
 _INSERT_SECRET = (
-    "INSERT INTO store.secrets (vault_id, name, max_versions) VALUES ($1, $2, coalesce($3, 10)) "
+    "INSERT INTO store.secrets (vault_id, name, max_versions) VALUES ($1, $2, coalesce($3, 10)) "  # noqa: S105
     "ON CONFLICT (vault_id, name) DO NOTHING RETURNING id, current_version, last_version, max_versions"
 )
 _CLEAR_STAGE = "UPDATE store.secret_versions SET stage = NULL WHERE secret_id = $1 AND stage = $2"
@@ -55,7 +55,7 @@ _INSERT_VERSION = (
     "VALUES ($1, $2, $3, $4, $5, $6)"
 )
 _UPDATE_SECRET = (
-    "UPDATE store.secrets SET last_version = $2, current_version = $3, "
+    "UPDATE store.secrets SET last_version = $2, current_version = $3, "  # noqa: S105
     "max_versions = coalesce($4, max_versions), updated_at = now() WHERE id = $1"
 )
 # Keep at most max_versions versions, never dropping the current or pending one;
@@ -95,7 +95,7 @@ _SECRET_META = """
 SELECT s.id, s.current_version, s.max_versions, s.created_at, s.updated_at FROM store.vaults va
 JOIN store.secrets s ON s.vault_id = va.id
 WHERE va.org_id = $1 AND va.name = $2 AND s.name = $3
-"""
+"""  # noqa: S105
 _VERSIONS = (
     "SELECT version, state, stage, created_at, created_by_token FROM store.secret_versions "
     "WHERE secret_id = $1 ORDER BY version"
@@ -118,7 +118,7 @@ FROM old WHERE v.secret_id = $1 AND v.version = old.version
 RETURNING v.version, old.data_key_id
 """
 _ALL_KEYS = "SELECT data_key_id FROM store.secret_versions WHERE secret_id = $1 AND data_key_id IS NOT NULL"
-_DELETE_SECRET = "DELETE FROM store.secrets WHERE id = $1"
+_DELETE_SECRET = "DELETE FROM store.secrets WHERE id = $1"  # noqa: S105
 _PENDING = "SELECT version, state FROM store.secret_versions WHERE secret_id = $1 AND stage = 'pending'"
 _SET_STAGE = "UPDATE store.secret_versions SET stage = $3 WHERE secret_id = $1 AND version = $2"
 _SET_CURRENT = "UPDATE store.secrets SET current_version = $2, updated_at = now() WHERE id = $1"
@@ -231,9 +231,7 @@ class SecretStore:
                 secret_id = row["id"]
                 current = row["current_version"]
                 if cas is not None and cas != (current or 0):
-                    raise Conflict(
-                        f"check-and-set failed: current version of {name!r} is {current or 0}, not {cas}"
-                    )
+                    raise Conflict(f"check-and-set failed: current version of {name!r} is {current or 0}, not {cas}")
                 version = row["last_version"] + 1
                 key_id = await self._keys.add(DATA_KEY_PURPOSE, data_key, conn=conn)
                 ciphertext = seal(version, key_id)

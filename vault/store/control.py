@@ -91,9 +91,7 @@ class ControlService:
             await self._audit.record(ctx.event("ok", detail={"minted": record.id, "slug": slug}))
 
         _org, root = await self._orgs.enroll(ctx.org_id, slug, mint, audited)
-        remember = getattr(self._keys, "remember", None)
-        if remember is not None:
-            remember(root)
+        self._keys.remember(root)
         return minted[0]
 
     # -- tokens -------------------------------------------------------------------

@@ -8,7 +8,7 @@ the database cannot be reached.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from vault.audit.event import AuditEvent
@@ -64,8 +64,8 @@ class RevocationList(Protocol):
     def is_revoked(self, token_id: str) -> bool:
         """In memory, no I/O: has this store token id been revoked (seen within about a second)?"""
 
-    async def revoke(self, ids: Sequence[str]) -> None:
-        """Record revocations durably and tell every store node."""
+    async def revoke(self, token_ids: Iterable[str]) -> list[str]:
+        """Record revocations durably and tell every store node; returns the ids newly revoked."""
 
 
 class KeyDirectory(Protocol):
@@ -79,6 +79,9 @@ class KeyDirectory(Protocol):
 
     async def root_key_for(self, org_id: int) -> RootKey | None:
         """The org's current root key, or ``None`` if the org is not enrolled."""
+
+    def remember(self, root: RootKey) -> None:
+        """Cache a root key this node just created."""
 
 
 class OrgRepository(Protocol):
@@ -96,9 +99,7 @@ class OrgRepository(Protocol):
 
     async def get_token(self, org_id: int, token_id: str) -> TokenRecord | None: ...
 
-    async def revoke_token(
-        self, org_id: int, token_id: str, before_commit: BeforeCommit[list[str]]
-    ) -> list[str]:
+    async def revoke_token(self, org_id: int, token_id: str, before_commit: BeforeCommit[list[str]]) -> list[str]:
         """Mark the token and every token minted from it revoked; return their ids. NotFound if unknown."""
 
 

@@ -129,7 +129,9 @@ class SecretService:
         returned = {r.name for r in found}
         missing = tuple(n for n in names if n not in returned) if names is not None else ()
         events = [
-            ctx.event("ok", action="secrets.read", vault=vault, secret=r.name, version=r.version, detail={"batch": True})
+            ctx.event(
+                "ok", action="secrets.read", vault=vault, secret=r.name, version=r.version, detail={"batch": True}
+            )
             for r in found
         ]
         if not events:
@@ -137,7 +139,7 @@ class SecretService:
         await self._audit.record(*events)
         return BatchResult(tuple(found), missing)
 
-    async def list(
+    async def list_names(
         self, ctx: RequestContext, vault: str, *, prefix: str, after: str | None, limit: int
     ) -> list[SecretSummary]:
         found = await self._repo.list_secrets(ctx.org_id, vault, prefix=prefix, after=after, limit=limit)

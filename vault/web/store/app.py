@@ -18,9 +18,6 @@ from vault.config import Config, require_database_url, require_master_key
 from vault.crypto.keyring import MasterKey
 from vault.errors import ConfigError
 from vault.macaroon.crypto import DEFAULT_RANDOM, Random
-from vault.store.control import ControlService
-from vault.store.secrets import SecretService
-from vault.store.tokens import StoreTokens
 from vault.storage.keys import KeyRepository
 from vault.storage.migrations import require_migrated
 from vault.storage.pool import Pool, close_pool, create_pool
@@ -28,6 +25,9 @@ from vault.storage.revocations import RevocationWatcher
 from vault.storage.store_keys import StoreKeyDirectory
 from vault.storage.store_orgs import OrgStore
 from vault.storage.store_secrets import SecretStore
+from vault.store.control import ControlService
+from vault.store.secrets import SecretService
+from vault.store.tokens import StoreTokens
 
 from ..common import TRUSTED_PROXIES_KEY, add_openapi, middlewares
 from . import handlers
@@ -37,6 +37,7 @@ from .services import SERVICES_KEY, Clock, StoreServices
 __all__ = ["SERVICES_KEY", "StoreServices", "create_store_app"]
 
 SCHEMA = "store"
+
 
 def org_location(config: Config) -> str:
     return f"{config.authority_url}/org"

@@ -43,7 +43,9 @@ async def record_failure(request: web.Request, ctx: RequestContext, exc: VaultEr
         log.warning("request %s: audit event for a failed request not committed", ctx.request_id)
 
 
-def guarded(operation: str, action: int, *, enrolled: bool = True) -> Callable[[GuardedHandler], Callable[..., Awaitable[web.StreamResponse]]]:
+def guarded(
+    operation: str, action: int, *, enrolled: bool = True
+) -> Callable[[GuardedHandler], Callable[..., Awaitable[web.StreamResponse]]]:
     """Wrap an org route: ``operation`` and ``action`` are docs/api.md's for the route."""
 
     def wrap(handler: GuardedHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -13,6 +13,7 @@ from aiohttp import web
 from vault.audit.query import MAX_QUERY_LIMIT, query_events
 from vault.errors import BadRequest
 from vault.macaroon import AUDIT, CONTROL, CREATE, DELETE, READ, WRITE, mask_from_string
+from vault.storage.health import database_ready
 from vault.store.control import MintRequest
 from vault.store.events import RequestContext
 from vault.store.models import VaultInfo
@@ -27,7 +28,6 @@ from vault.store.names import (
     check_versions,
 )
 from vault.store.secrets import Revealed
-from vault.storage.health import database_ready
 
 from ..common import field, int_param, json_error, read_json
 from .guard import guarded
@@ -173,12 +173,13 @@ async def list_secrets(request: web.Request, ctx: RequestContext) -> web.StreamR
     limit = int_param(request, "limit", default=100, minimum=1) or 100
     limit = min(limit, MAX_LIST)
     after = _cursor(request.query.get("cursor"))
-    found = await _svc(request).secrets.list(ctx, request.match_info["vault"], prefix=prefix, after=after, limit=limit)
+    found = await _svc(request).secrets.list_names(
+        ctx, request.match_info["vault"], prefix=prefix, after=after, limit=limit
+    )
     return web.json_response(
         {
             "secrets": [
-                {"name": s.name, "current_version": s.current_version, "updated_at": _time(s.updated_at)}
-                for s in found
+                {"name": s.name, "current_version": s.current_version, "updated_at": _time(s.updated_at)} for s in found
             ],
             "next_cursor": _next_cursor(found[-1].name) if len(found) == limit else None,
         }
