@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from vault.errors import VaultError
 
-from . import audit, dev, keys, migrate, serve, tokens
+from . import audit, bootstrap, dev, keys, migrate, serve, tokens
 
-COMMAND_MODULES = [tokens, migrate, keys, dev, audit, serve]
+COMMAND_MODULES = [tokens, migrate, keys, dev, audit, serve, bootstrap]
 
 
 def build_parser() -> argparse.ArgumentParser:
