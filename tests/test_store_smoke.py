@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .store_fixtures import World, services, world  # noqa: F401
+from .store_fixtures import World
 
 
 async def test_write_then_read(world: World) -> None:
