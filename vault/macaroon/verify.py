@@ -19,7 +19,7 @@ from vault.errors import InvalidToken, MissingDischarge, Unauthorized, VaultErro
 from . import caveat as cav
 from .access import Access
 from .caveats import BindToParentToken, Organization, ThirdParty, ValidityWindow
-from .crypto import BINDING_ID_SIZE, digest, equal, finalize, sign, unseal
+from .crypto import BINDING_ID_SIZE, digest, equal, finalize, sign_chain, unseal
 from .macaroon import Macaroon
 from .third_party import open_ticket
 
@@ -31,12 +31,7 @@ TrustedThirdParties = Mapping[str, Sequence[bytes]]
 
 def chain(token: Macaroon, key: bytes) -> list[bytes]:
     """Every tail along the token's HMAC chain: ``T0``, then one per caveat."""
-    t = sign(key, token.nonce.raw)
-    tails = [t]
-    for b in token.caveat_bytes:
-        t = sign(t, b)
-        tails.append(t)
-    return tails
+    return sign_chain(key, (token.nonce.raw, *token.caveat_bytes))
 
 
 def check_signature(token: Macaroon, key: bytes) -> list[bytes]:
