@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pymacaroons  # noqa: E402
+import pymacaroons
 
-from tests.tokenkit import Setup  # noqa: E402
-from vault.macaroon import Macaroon, decode, verify  # noqa: E402
-from vault.macaroon import caveats as cv  # noqa: E402
-from vault.macaroon.access import ALL  # noqa: E402
+from tests.tokenkit import Setup
+from vault.macaroon import Macaroon, decode, verify
+from vault.macaroon import caveats as cv
+from vault.macaroon.access import ALL
 
 NOW = int(time.time())
 
