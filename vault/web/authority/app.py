@@ -123,8 +123,10 @@ async def open_authority(
             org=await load_ticket_key_pair(db, key_repo, ORG_PURPOSE),
             issuer=await load_ticket_key_pair(db, key_repo, ISSUER_PURPOSE),
         )
-        watcher_options = {} if reconcile_interval is None else {"reconcile_interval": reconcile_interval}
-        watcher = RevocationWatcher(db, SCHEMA, **watcher_options)
+        if reconcile_interval is None:
+            watcher = RevocationWatcher(db, SCHEMA)
+        else:
+            watcher = RevocationWatcher(db, SCHEMA, reconcile_interval=reconcile_interval)
         await watcher.start()
         log = AuditLog(db, SCHEMA)
         await log.start()
