@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from vault.config import CLIENT_VARIABLES, default_sql_dir, load_config, require_database_url, require_master_key
+from vault.config import (
+    CLIENT_VARIABLES,
+    default_sql_dir,
+    load_config,
+    require_database_url,
+    require_master_key,
+)
 from vault.errors import ConfigError
 
 KEY = bytes(range(32))
