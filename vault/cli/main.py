@@ -21,9 +21,7 @@ COMMAND_MODULES = [tokens, migrate, keys, dev, audit, serve, bootstrap]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvault",
-        description=(
-            "cvault: a secret store whose tokens need the token authority's discharge to open anything."
-        ),
+        description=("cvault: a secret store whose tokens need the token authority's discharge to open anything."),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -28,8 +28,28 @@ Random = Callable[[int], bytes]
 DEFAULT_RANDOM: Random = os.urandom
 
 
+_hmac_digest: Callable[[bytes, bytes, str], bytes]
+try:
+    # The OpenSSL one-shot HMAC that hmac.digest() itself dispatches to; calling it
+    # directly saves two Python frames per caveat on the verification hot path.
+    from _hashlib import hmac_digest as _hmac_digest
+except ImportError:  # pragma: no cover - Python built without OpenSSL
+    _hmac_digest = hmac.digest
+
+
 def sign(key: bytes, message: bytes) -> bytes:
-    return hmac.digest(key, message, "sha256")
+    out: bytes = _hmac_digest(key, message, "sha256")
+    return out
+
+
+def sign_chain(key: bytes, messages: Iterable[bytes]) -> list[bytes]:
+    """``[HMAC(key, m0), HMAC(that, m1), ...]``: every tail of an HMAC chain."""
+    tails = []
+    t = key
+    for m in messages:
+        t = _hmac_digest(t, m, "sha256")
+        tails.append(t)
+    return tails
 
 
 def finalize(tail: bytes) -> bytes:

@@ -200,11 +200,11 @@ def decode(data: bytes) -> Macaroon:
         raws: list[bytes] = []
         for _ in range(n // 2):
             start = up.tell()
-            type_id = up.unpack()
-            body = up.unpack()
-            wire.check_depth(body)
-            raws.append(_PAIR_HEADER + data[start : up.tell()])
-            caveats.append(cav.from_wire(type_id, body))
+            up.skip()
+            up.skip()
+            raw = _PAIR_HEADER + data[start : up.tell()]
+            raws.append(raw)
+            caveats.append(_caveat(raw))
         tail = up.unpack()
         if not isinstance(tail, bytes) or len(tail) != 32 or up.tell() != len(data):
             raise InvalidToken()
@@ -213,6 +213,30 @@ def decode(data: bytes) -> Macaroon:
     except Exception as exc:  # msgpack's errors (OutOfData, ValueError, ...) all mean bad bytes
         raise InvalidToken() from exc
     return Macaroon(nonce, location, tuple(caveats), tuple(raws), tail, True)
+
+
+# Caveats are immutable and a pure function of their bytes, and the same caveats
+# arrive again and again (every narrowed copy of a token repeats its parent's),
+# so decoded small caveats are memoized by their exact bytes. Bounded in entries
+# and entry size, so memory stays under a megabyte whatever arrives.
+_CACHE_MAX_ENTRIES = 4096
+_CACHE_MAX_BYTES = 256
+_caveat_cache: dict[bytes, cav.Caveat] = {}
+
+
+def _caveat(raw: bytes) -> cav.Caveat:
+    hit = _caveat_cache.get(raw)
+    if hit is not None:
+        return hit
+    pair = wire.unpack_one(raw)
+    if not isinstance(pair, list) or len(pair) != 2:
+        raise InvalidToken()
+    c = cav.from_wire(pair[0], pair[1])
+    if len(raw) <= _CACHE_MAX_BYTES:
+        if len(_caveat_cache) >= _CACHE_MAX_ENTRIES:
+            del _caveat_cache[next(iter(_caveat_cache))]
+        _caveat_cache[raw] = c
+    return c
 
 
 def decode_many(items: Sequence[bytes]) -> list[Macaroon]:

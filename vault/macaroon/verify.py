@@ -19,7 +19,7 @@ from vault.errors import InvalidToken, MissingDischarge, Unauthorized, VaultErro
 from . import caveat as cav
 from .access import Access
 from .caveats import BindToParentToken, Organization, ThirdParty, ValidityWindow
-from .crypto import BINDING_ID_SIZE, digest, equal, finalize, sign, unseal
+from .crypto import BINDING_ID_SIZE, digest, equal, finalize, sign_chain, unseal
 from .macaroon import Macaroon
 from .third_party import open_ticket
 
@@ -31,12 +31,7 @@ TrustedThirdParties = Mapping[str, Sequence[bytes]]
 
 def chain(token: Macaroon, key: bytes) -> list[bytes]:
     """Every tail along the token's HMAC chain: ``T0``, then one per caveat."""
-    t = sign(key, token.nonce.raw)
-    tails = [t]
-    for b in token.caveat_bytes:
-        t = sign(t, b)
-        tails.append(t)
-    return tails
+    return sign_chain(key, (token.nonce.raw, *token.caveat_bytes))
 
 
 def check_signature(token: Macaroon, key: bytes) -> list[bytes]:
@@ -87,16 +82,20 @@ def verify(
     *,
     now: int,
     trusted: TrustedThirdParties | None = None,
+    location: str | None = None,
 ) -> Verified:
     """Verify ``token`` (signed with ``key``) and the discharges for its 3P caveats.
 
+    ``location``, when given, must be the token's location (services pass their own).
     Raises :class:`InvalidToken` for bad signatures or structure and
     :class:`MissingDischarge` naming the location when a third-party caveat has
     no valid, bound, unexpired discharge. Discharges must be finalized proofs,
     must carry a ``ValidityWindow`` and at least one ``BindToParentToken``
     matching this token's chain, and may not carry 3P caveats of their own.
     """
-    if token.is_proof:
+    # The location is not covered by the signature (as in Go); a service names its own
+    # location so a token addressed elsewhere, or with altered location bytes, fails here.
+    if token.is_proof or (location is not None and token.location != location):
         raise InvalidToken()
     tails = check_signature(token, key)
 
@@ -150,6 +149,8 @@ def _verify_discharge(
 ) -> tuple[list[cav.Caveat], list[cav.Caveat]]:
     if not d.is_proof or not d.finalized:
         raise MissingDischarge(location, f"discharge for {location} is not a finalized proof")
+    if d.location != location:
+        raise InvalidToken()
     check_signature(d, r)
     rest: list[cav.Caveat] = []
     att: list[cav.Caveat] = []

@@ -1,0 +1,37 @@
+"""Output helpers shared by the commands: JSON, tables, durations."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def duration(seconds: int) -> str:
+    """``75`` -> ``1 minute 15 seconds``; coarse for long spans."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        m = f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return f"{m} {secs} seconds" if secs and minutes < 10 else m
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} hour{'s' if hours != 1 else ''} {minutes} minutes"
+    return f"{hours // 24} days"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
