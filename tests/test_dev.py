@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 
-from vault.config import read_master_key_file
+from vault.config import default_sql_dir, read_master_key_file
 from vault.crypto.keyring import MasterKey
 from vault.storage.keys import KeyRepository
+from vault.storage.migrations import load_migrations
 from vault.storage.pool import close_pool, create_pool
+from vault.storage.schema import SCHEMAS
 
 from .cli import cvault_command, cvault_env
 
@@ -46,11 +49,23 @@ class DevProcess:
         return self.process.returncode, rest.decode()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _migration_count() -> int:
+    return sum(len(load_migrations(default_sql_dir(), schema)) for schema in SCHEMAS)
+
+
 async def _start(data_dir: Path) -> DevProcess:
     # No CVAULT_DATABASE_URL and no master key: the command must bring its own.
+    # The authority listens on a free port so parallel runs do not collide.
     process = await asyncio.create_subprocess_exec(
         *cvault_command("dev", "--data-dir", str(data_dir)),
-        env=cvault_env(),
+        env=cvault_env({"CVAULT_AUTHORITY_LISTEN": f"127.0.0.1:{_free_port()}"}),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
@@ -75,7 +90,9 @@ async def test_dev_starts_embedded_database_and_reuses_it(tmp_path: Path, capsys
     dev, dsn, first_ready = await _run_until_ready(data_dir)
     try:
         assert any("created master key" in line for line in dev.lines)
-        assert any("2 migration(s) applied" in line for line in dev.lines)
+        assert any(f"{_migration_count()} migration(s) applied" in line for line in dev.lines)
+        # The first start bootstraps the authority's owner, org and session, printed once.
+        await dev.wait_for_line(r"^session: cvs_")
         key_file = data_dir / "master.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         master_key = MasterKey(read_master_key_file(key_file))
@@ -102,8 +119,9 @@ async def test_dev_starts_embedded_database_and_reuses_it(tmp_path: Path, capsys
         finally:
             await close_pool(pool)
     finally:
-        status, _ = await dev.interrupt()
+        status, rest = await dev.interrupt()
     assert status == 0
+    assert "session: cvs_" not in rest and not any("session: cvs_" in line for line in dev.lines)
 
     with capsys.disabled():
         print(f"\ncvault dev ready: first start {first_ready:.2f} s, second start {second_ready:.2f} s")
