@@ -56,10 +56,6 @@ def _free_port() -> int:
         return port
 
 
-def _migration_count() -> int:
-    return sum(len(load_migrations(default_sql_dir(), schema)) for schema in SCHEMAS)
-
-
 async def _start(data_dir: Path) -> DevProcess:
     # No CVAULT_DATABASE_URL and no master key: the command must bring its own.
     # The authority listens on a free port so parallel runs do not collide.
@@ -90,7 +86,8 @@ async def test_dev_starts_embedded_database_and_reuses_it(tmp_path: Path, capsys
     dev, dsn, first_ready = await _run_until_ready(data_dir)
     try:
         assert any("created master key" in line for line in dev.lines)
-        assert any(f"{_migration_count()} migration(s) applied" in line for line in dev.lines)
+        shipped = sum(len(load_migrations(default_sql_dir(), schema)) for schema in SCHEMAS)
+        assert any(f"{shipped} migration(s) applied" in line for line in dev.lines)
         # The first start bootstraps the authority's owner, org and session, printed once.
         await dev.wait_for_line(r"^session: cvs_")
         key_file = data_dir / "master.key"
