@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import base64
 import os
+import secrets
 import signal
 import stat
 import time
@@ -25,6 +26,7 @@ from typing import Any
 from vault.config import Config, read_master_key_file
 from vault.crypto.keyring import MasterKey, generate_key
 from vault.errors import ConfigError
+from vault.storage.accounts import AccountRepository
 from vault.storage.database import create_database, database_exists
 from vault.storage.embedded import EmbeddedPostgres
 from vault.storage.keys import load_keyring
@@ -35,6 +37,8 @@ from vault.storage.schema import SCHEMAS
 from .options import add_config_option, config_from_args
 
 DATABASE_NAME = "cvault"
+DEV_OWNER = "owner@cvault.dev"
+DEV_ORG = "dev"
 
 
 def register(sub: Any) -> None:
@@ -76,10 +80,21 @@ def load_or_create_master_key(path: Path) -> tuple[bytes, bool]:
 async def run_services(config: Config, pool: Pool, stop: asyncio.Event) -> None:
     """Run the services until ``stop`` is set.
 
-    Later issues start the authority and store web apps here (both on ``pool``,
-    with ``config``) and shut them down when ``stop`` fires.
+    The authority runs here (bootstrapped with an owner, org and session on an
+    empty database, printed once); the store's issue adds the store beside it.
     """
-    await stop.wait()
+    # Imported here: the web layer is only needed once the database is up.
+    from vault.web.authority import create_authority_app
+    from vault.web.runner import serve_app
+
+    from .bootstrap import print_bootstrapped, run_bootstrap
+
+    if not await AccountRepository(pool).has_users():
+        password = secrets.token_urlsafe(18)
+        done = await run_bootstrap(config, DEV_OWNER, DEV_ORG, password, pool=pool)
+        print_bootstrapped(done, password)
+    _say(f"authority on {config.authority_url} (listening on {config.authority_listen})")
+    await asyncio.gather(serve_app(create_authority_app(config, pool=pool), config.authority_listen, stop))
 
 
 async def serve_dev(config: Config) -> int:
