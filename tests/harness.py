@@ -27,6 +27,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer, unused_port
+from aiohttp.web_runner import BaseRunner
 
 from vault.config import Config, load_config
 from vault.crypto.keyring import generate_key
@@ -35,6 +36,7 @@ from vault.macaroon import Caveat, Macaroon, decode_token, encode_bundle, encode
 from vault.macaroon import bind as bind_discharge
 from vault.web.authority import create_authority_app
 from vault.web.authority.services import SERVICES_KEY as AUTHORITY_SERVICES
+from vault.web.list_method import VaultAppRunner
 from vault.web.store import create_store_app
 
 __all__ = ["PASSWORD", "Harness", "Reply", "ShiftedClock", "User", "attenuate", "running_services"]
@@ -50,6 +52,13 @@ class ShiftedClock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+class StoreTestServer(TestServer):
+    """A test server whose connections accept the ``LIST`` method, as ``cvault serve`` does."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return VaultAppRunner(self.app, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -236,7 +245,7 @@ async def running_services(
             store_settings["database_url"] = store_database_url
         store_config = load_config({}, **store_settings)
         store_app = create_store_app(store_config, clock=store_clock)
-        async with TestServer(store_app, host="127.0.0.1", port=store_port):
+        async with StoreTestServer(store_app, host="127.0.0.1", port=store_port):
             yield Harness(
                 authority_url,
                 store_url,

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 
 from vault.errors import Unauthorized
 from vault.macaroon import Access, Verified
-from vault.macaroon.caveats import Action, Organization, TokenLineage, UserID
+from vault.macaroon.caveats import Action, Operations, Organization, Secrets, TokenLineage, UserID, Vaults
 
 __all__ = ["Caller"]
+
+# Caveats that narrow what a live token may do, not whether it is alive.
+_SCOPE = (Vaults, Secrets, Operations, Action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,21 @@ class Caller:
     def check(self, access: Access) -> None:
         """Raise :class:`Unauthorized` listing every refusing caveat."""
         self.verified.check(access)
+
+    def check_live(self, access: Access) -> None:
+        """Like :meth:`check`, ignoring the scoping caveats (vaults, secrets, operations, actions).
+
+        For "is this token good at all" questions that name no vault or secret (the Vault API's
+        token lookup): validity windows, client addresses, the org and every caveat cvault
+        does not know still refuse.
+        """
+        reasons = [
+            f"{c.NAME}: {refusal.reason}"
+            for c in self.verified.restrictions
+            if not isinstance(c, _SCOPE) and (refusal := c.prohibits(access)) is not None
+        ]
+        if reasons:
+            raise Unauthorized(reasons)
 
     def allows(self, access: Access) -> bool:
         try:

@@ -6,6 +6,8 @@ import asyncio
 
 from aiohttp import web
 
+from .list_method import VaultAppRunner
+
 __all__ = ["serve_app"]
 
 
@@ -14,7 +16,8 @@ async def serve_app(app: web.Application, listen: str, stop: asyncio.Event) -> N
     host, _, port = listen.rpartition(":")
     # aiohttp's own access log prints the request line, query string included, and
     # query strings can carry tokens; cvault's request middleware logs paths only.
-    runner = web.AppRunner(app, access_log=None)
+    # VaultAppRunner: the Vault-compatible API's clients send the LIST method.
+    runner = VaultAppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host.strip("[]"), int(port)).start()

@@ -34,6 +34,7 @@ from ..common import TRUSTED_PROXIES_KEY, add_openapi, middlewares
 from . import handlers
 from .openapi import spec
 from .services import SERVICES_KEY, Clock, StoreServices
+from .vault_kv import create_vault_kv_app
 
 __all__ = ["SERVICES_KEY", "StoreServices", "create_store_app"]
 
@@ -121,4 +122,6 @@ def create_store_app(
     app.cleanup_ctx.append(resources)
     handlers.add_routes(app)
     add_openapi(app, spec(config.store_url))
+    # The Vault-compatible API (docs/vault-compat.md): same guard, services and audit.
+    app.add_subapp("/vault", create_vault_kv_app())
     return app

@@ -23,7 +23,7 @@ from vault.store.names import check_org_id, check_secret_name, check_vault_name
 from ..common import CLIENT_ADDR_KEY, REQUEST_ID_KEY, client_ip
 from .services import SERVICES_KEY
 
-__all__ = ["GuardedHandler", "guarded"]
+__all__ = ["GuardedHandler", "bearer_credentials", "guarded", "run_guarded"]
 
 log = logging.getLogger("cvault.store")
 
@@ -46,7 +46,7 @@ def bearer_credentials(headers: Mapping[str, str]) -> str:
 async def record_failure(
     request: web.Request, ctx: RequestContext, exc: VaultError, vault: str | None, secret: str | None
 ) -> None:
-    services = request.app[SERVICES_KEY]
+    services = request.config_dict[SERVICES_KEY]
     outcome = "denied" if exc.status in (401, 403) else "error"
     detail = {"code": exc.code, "status": exc.status, "reason": exc.message[:_MAX_REASON]}
     event = ctx.event(outcome, vault=vault, secret=secret, detail=detail)
@@ -57,6 +57,54 @@ async def record_failure(
         log.warning("request %s: audit event for a failed request not committed", ctx.request_id)
 
 
+async def run_guarded(
+    request: web.Request,
+    handler: GuardedHandler,
+    *,
+    org_id: int,
+    operation: str,
+    action: int,
+    vault: str | None = None,
+    secret: str | None = None,
+    enrolled: bool = True,
+    credentials_of: Callable[[Mapping[str, str]], str] = bearer_credentials,
+    live_only: bool = False,
+) -> web.StreamResponse:
+    """The gate itself, for callers that find the org, vault and secret elsewhere than the native path.
+
+    The Vault-compatible API uses it with its own ``credentials_of`` (``X-Vault-Token``);
+    ``live_only`` checks only that the bundle is alive (see :meth:`Caller.check_live`), for
+    token lookups that name no vault.
+    """
+    services = request.config_dict[SERVICES_KEY]
+    if enrolled:
+        await services.control.require_enrolled(org_id)
+    ctx = RequestContext(
+        org_id,
+        operation,
+        client_addr=request.get(CLIENT_ADDR_KEY),
+        client_ip=client_ip(request),
+        request_id=request.get(REQUEST_ID_KEY),
+    )
+    credentials: str | None = None
+    try:
+        credentials = credentials_of(request.headers)
+        now = int(services.clock())
+        access = ctx.access(now, action, vault=vault, secret=secret)
+        if live_only:
+            caller = await services.tokens.identify(credentials, access)
+            caller.check_live(access)
+        else:
+            caller = await services.tokens.authenticate(credentials, access)
+        ctx = dataclasses.replace(ctx, caller=caller)
+        return await handler(request, ctx)
+    except VaultError as exc:
+        if ctx.caller is None and credentials is not None:
+            ctx = dataclasses.replace(ctx, token_id=services.tokens.unverified_token_id(credentials))
+        await record_failure(request, ctx, exc, vault, secret)
+        raise
+
+
 def guarded(
     operation: str, action: int, *, enrolled: bool = True
 ) -> Callable[[GuardedHandler], Callable[..., Awaitable[web.StreamResponse]]]:
@@ -65,33 +113,17 @@ def guarded(
     def wrap(handler: GuardedHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         @wraps(handler)
         async def gate(request: web.Request) -> web.StreamResponse:
-            services = request.app[SERVICES_KEY]
             match = request.match_info
-            org_id = check_org_id(match["org"])
-            vault = check_vault_name(match["vault"]) if "vault" in match else None
-            secret = check_secret_name(match["name"]) if "name" in match else None
-            if enrolled:
-                await services.control.require_enrolled(org_id)
-            ctx = RequestContext(
-                org_id,
-                operation,
-                client_addr=request.get(CLIENT_ADDR_KEY),
-                client_ip=client_ip(request),
-                request_id=request.get(REQUEST_ID_KEY),
+            return await run_guarded(
+                request,
+                handler,
+                org_id=check_org_id(match["org"]),
+                operation=operation,
+                action=action,
+                vault=check_vault_name(match["vault"]) if "vault" in match else None,
+                secret=check_secret_name(match["name"]) if "name" in match else None,
+                enrolled=enrolled,
             )
-            credentials: str | None = None
-            try:
-                credentials = bearer_credentials(request.headers)
-                now = int(services.clock())
-                access = ctx.access(now, action, vault=vault, secret=secret)
-                caller = await services.tokens.authenticate(credentials, access)
-                ctx = dataclasses.replace(ctx, caller=caller)
-                return await handler(request, ctx)
-            except VaultError as exc:
-                if ctx.caller is None and credentials is not None:
-                    ctx = dataclasses.replace(ctx, token_id=services.tokens.unverified_token_id(credentials))
-                await record_failure(request, ctx, exc, vault, secret)
-                raise
 
         return gate
 

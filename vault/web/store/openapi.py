@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .vault_kv_openapi import vault_kv_paths
+
 __all__ = ["spec"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -237,6 +239,7 @@ def spec(store_url: str) -> dict[str, Any]:
         },
         "/healthz": {"get": _op("healthz", "Process is up", 200, _obj({"status": _STR}), security=[])},
         "/readyz": {"get": _op("readyz", "Database reachable, keys loaded", 200, _obj({"status": _STR}), security=[])},
+        **vault_kv_paths(),
     }
     return {
         "openapi": "3.0.3",
@@ -249,7 +252,13 @@ def spec(store_url: str) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "a store token and its bound org discharge, comma-separated (cv1_...)",
-                }
+                },
+                "vaultToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Vault-Token",
+                    "description": "a store bundle, for the Vault-compatible API under /vault",
+                },
             },
             "schemas": {
                 "Error": _obj({"error": _obj({"code": _STR, "message": _STR}, ["code", "message"])}, ["error"])
