@@ -53,9 +53,14 @@ RENDERER_KEY: web.AppKey[ErrorRenderer] = web.AppKey("error_renderer")
 
 
 def _render(request: web.Request, status: int, code: str, message: str) -> web.StreamResponse:
-    # A sub-application (the Vault-compatible API) may render errors its own way.
-    renderer = request.config_dict.get(RENDERER_KEY, _default_renderer)
-    return renderer(request, status, code, message)
+    # A sub-application (the Vault-compatible API) may render errors its own way. The
+    # innermost matched app's renderer wins; request.config_dict would not do, since the
+    # middlewares run with the outer app current and their config_dict stops there.
+    for app in reversed(request.match_info.apps):
+        renderer = app.get(RENDERER_KEY)
+        if renderer is not None:
+            return renderer(request, status, code, message)
+    return _default_renderer(request, status, code, message)
 
 
 @web.middleware

@@ -1,0 +1,162 @@
+"""The Vault API's pure parts: the KV data mapping, listings, the mount cache; and the LIST method on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import unused_port
+
+from vault.errors import BadRequest, NotFound, Unauthorized
+from vault.store.kv import kv_keys, kv_value, stored_value
+from vault.store.mounts import MountDirectory
+from vault.web.list_method import VaultAppRunner
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"value": "x"},
+        {"value": ""},
+        {"value": '{"a":1}'},
+        {"value": "[1, 2]"},
+        {"value": "x", "y": "z"},
+        {"value": None},
+        {},
+        {"a": {"b": [1, 2.5, True, None]}, "ü": "ß"},
+    ],
+)
+def test_every_object_round_trips(data: dict[str, Any]) -> None:
+    assert kv_value(stored_value(data)) == data
+
+
+def test_stored_values_read_as_objects_or_value() -> None:
+    assert kv_value("hunter2") == {"value": "hunter2"}
+    assert kv_value('{"user": "u"}') == {"user": "u"}
+    assert kv_value("[1]") == {"value": "[1]"}
+    assert kv_value("{not json") == {"value": "{not json"}
+    assert stored_value({"value": "hunter2"}) == "hunter2"
+    assert json.loads(stored_value({"a": 1})) == {"a": 1}
+    with pytest.raises(BadRequest):
+        stored_value(["not", "an", "object"])
+
+
+def test_kv_keys_are_direct_children() -> None:
+    names = ["a/b/c", "a/b/d", "a/e", "f", "g/h"]
+    assert kv_keys(names, "") == ["a/", "f", "g/"]
+    assert kv_keys(names, "a/") == ["b/", "e"]
+    assert kv_keys(names, "a/b/") == ["c", "d"]
+    assert kv_keys(names, "zz/") == []
+
+
+async def test_mount_directory_caches_and_picks_the_tokens_org() -> None:
+    now = [0.0]
+    calls: list[str] = []
+    table = {"acme": (7,), "dup": (3, 9)}
+
+    async def lookup(slug: str) -> tuple[int, ...]:
+        calls.append(slug)
+        return table.get(slug, ())
+
+    mounts = MountDirectory(lambda: now[0], ttl=60, miss_ttl=5)
+    assert await mounts.org_for("acme", None, lookup) == 7
+    assert await mounts.org_for("acme", 99, lookup) == 7  # the guard then refuses org 99's token
+    assert calls == ["acme"]  # no second lookup within the TTL
+    assert await mounts.org_for("dup", 9, lookup) == 9
+    with pytest.raises(Unauthorized):
+        await mounts.org_for("dup", 4, lookup)
+    with pytest.raises(NotFound):
+        await mounts.org_for("new", None, lookup)
+    table["new"] = (11,)
+    now[0] = 6.0  # a miss is remembered only briefly
+    assert await mounts.org_for("new", None, lookup) == 11
+    now[0] = 61.0
+    await mounts.org_for("acme", None, lookup)
+    assert calls.count("acme") == 2
+
+
+# -- LIST on the wire ---------------------------------------------------------------------------
+
+
+async def _serve() -> tuple[VaultAppRunner, int]:
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.Response(text=f"{request.method} {request.path} {len(body)}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = VaultAppRunner(app, access_log=None)
+    await runner.setup()
+    port = unused_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port
+
+
+async def _exchange(port: int, chunks: list[bytes]) -> list[str]:
+    """Send each chunk as its own write; return the status line and body of every response."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # separate reads on the server side
+        replies: list[str] = []
+        while True:
+            status = await asyncio.wait_for(reader.readline(), 5)
+            if not status:
+                return replies
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            body = await reader.readexactly(length)
+            replies.append(f"{status.decode().split(' ', 2)[1]} {body.decode()}".strip())
+            if replies[-1].startswith("400") or (
+                replies and chunks[-1].endswith(b"close\r\n\r\n") and len(replies) >= 4
+            ):
+                return replies
+    finally:
+        writer.close()
+
+
+H = b"Host: x\r\n"
+
+
+async def test_list_method_on_a_keep_alive_connection_after_get_and_post() -> None:
+    runner, port = await _serve()
+    try:
+        replies = await _exchange(
+            port,
+            [
+                b"GET /a HTTP/1.1\r\n" + H + b"\r\n",
+                b"POST /b HTTP/1.1\r\n" + H + b"Content-Length: 3\r\n\r\nabc",
+                b"LIST /c HTTP/1.1\r\n" + H + b"\r\n",
+                b"GET /d HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n",
+            ],
+        )
+        assert replies == ["200 GET /a 0", "200 POST /b 3", "200 LIST /c 0", "200 GET /d 0"]
+    finally:
+        await runner.cleanup()
+
+
+async def test_list_is_refused_where_the_switch_would_not_be_exact() -> None:
+    runner, port = await _serve()
+    try:
+        # "UN" + "LIST" is the unknown method UNLIST, split across reads: still a 400.
+        replies = await _exchange(port, [b"GET /a HTTP/1.1\r\n" + H + b"\r\nUN", b"LIST /c HTTP/1.1\r\n" + H + b"\r\n"])
+        assert replies[0] == "200 GET /a 0" and replies[1].startswith("400")
+        # A LIST line that is really a header value of a half-read request is never replayed.
+        replies = await _exchange(
+            port,
+            [
+                b"GET /a HTTP/1.1\r\n" + H + b"\r\nGET /b HTTP/1.1\r\n" + H + b"X: ",
+                b"LIST /c HTTP/1.1\r\n\r\nLIST /c HTTP/1.1\r\n" + H + b"\r\n",
+            ],
+        )
+        assert "200 LIST /c 0" not in replies and replies[-1].startswith("400")
+    finally:
+        await runner.cleanup()
