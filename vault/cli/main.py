@@ -13,15 +13,17 @@ from collections.abc import Sequence
 
 from vault.errors import VaultError
 
-from . import tokens
+from . import dev, keys, migrate, tokens
 
-COMMAND_MODULES = [tokens]
+COMMAND_MODULES = [tokens, migrate, keys, dev]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvault",
-        description="cvault: a secret store whose tokens need the token authority's discharge to open anything.",
+        description=(
+            "cvault: a secret store whose tokens need the token authority's discharge to open anything."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -1,0 +1,131 @@
+"""``cvault dev``: everything on one machine, with no PostgreSQL server installed.
+
+Uses ``CVAULT_DATABASE_URL`` when set; otherwise starts an embedded PostgreSQL
+(pgserver) in ``<data-dir>/pgdata``. Generates the master key once into
+``<data-dir>/master.key`` (mode 0600), migrates, prints one readiness line, and
+runs until SIGINT or SIGTERM. A second start reuses the data directory.
+
+The web services start in :func:`run_services`, the single place later issues
+extend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import signal
+import stat
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from vault.config import Config, read_master_key_file
+from vault.crypto.keyring import MasterKey, generate_key
+from vault.errors import ConfigError
+from vault.storage.database import create_database, database_exists
+from vault.storage.embedded import EmbeddedPostgres
+from vault.storage.keys import load_keyring
+from vault.storage.migrations import migrate
+from vault.storage.pool import Pool, close_pool, create_pool
+from vault.storage.schema import SCHEMAS
+
+from .options import add_config_option, config_from_args
+
+DATABASE_NAME = "cvault"
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "dev", help="run a local development setup (embedded PostgreSQL unless CVAULT_DATABASE_URL is set)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the database and master key live (default: $CVAULT_DATA_DIR or the user data directory)",
+    )
+    add_config_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(serve_dev(config_from_args(args, dev=True, data_dir=args.data_dir)))
+
+
+def _say(line: str) -> None:
+    print(f"cvault dev: {line}", flush=True)
+
+
+def load_or_create_master_key(path: Path) -> tuple[bytes, bool]:
+    """The dev master key in ``path``, created (mode 0600) if absent; returns ``(key, created)``."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"master key file {path} is accessible by other users; run `chmod 600 {path}`"
+            ) from None
+        return read_master_key_file(path, key=str(path)), False
+    key = generate_key()
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(base64.b64encode(key).decode("ascii") + "\n")
+    return key, True
+
+
+async def run_services(config: Config, pool: Pool, stop: asyncio.Event) -> None:
+    """Run the services until ``stop`` is set.
+
+    Later issues start the authority and store web apps here (both on ``pool``,
+    with ``config``) and shut them down when ``stop`` fires.
+    """
+    await stop.wait()
+
+
+async def serve_dev(config: Config) -> int:
+    started = time.monotonic()
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    if config.master_key is None:
+        key_path = config.data_dir / "master.key"
+        key, created = load_or_create_master_key(key_path)
+        config = replace(config, master_key=key, master_key_file=key_path)
+        _say(f"{'created' if created else 'using'} master key {key_path}")
+    assert config.master_key is not None
+    master_key = MasterKey(config.master_key)
+
+    embedded: EmbeddedPostgres | None = None
+    if config.database_url is None:
+        embedded = await asyncio.to_thread(EmbeddedPostgres.start, config.data_dir / "pgdata")
+        if not await database_exists(embedded.dsn(), DATABASE_NAME):
+            await create_database(embedded.dsn(), DATABASE_NAME)
+        # The embedded server has no password, so its DSN is safe to show.
+        config = replace(config, database_url=embedded.dsn(DATABASE_NAME))
+        _say(f"embedded PostgreSQL in {embedded.pgdata}: CVAULT_DATABASE_URL='{config.database_url}'")
+    assert config.database_url is not None
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    pool: Pool | None = None
+    try:
+        pool = await create_pool(config.database_url, max_size=config.database_pool_size)
+        applied = await migrate(pool, sql_dir=config.sql_dir)
+        for schema in SCHEMAS:
+            # Opens (or on first start creates) each schema's KEK, proving the master key fits.
+            await load_keyring(pool, schema, master_key)
+        _say(f"{len(applied)} migration(s) applied")
+        _say(f"ready in {time.monotonic() - started:.2f} s; press Ctrl-C to stop")
+        await run_services(config, pool, stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if pool is not None:
+            await close_pool(pool)
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+    _say("stopped")
+    return 0

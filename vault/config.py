@@ -1,0 +1,309 @@
+"""The one place that reads cvault's configuration.
+
+Sources, later ones winning: built-in defaults, an optional TOML file
+(``--config`` or ``CVAULT_CONFIG``), ``CVAULT_*`` environment variables, and
+explicit overrides from the command line. The result is a frozen
+:class:`Config` that callers pass down explicitly; nothing else reads the
+environment.
+
+Every setting has the same name in both places: TOML key ``session_ttl`` is
+variable ``CVAULT_SESSION_TTL``. Unknown keys and bad values raise
+:class:`~vault.errors.ConfigError` naming the key, so a typo fails at start
+instead of silently falling back to a default. The master key itself is only
+accepted from the environment (``CVAULT_MASTER_KEY``) or a key file, never inline
+in a TOML file that tends to get committed or copied around.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import platformdirs
+
+import vault
+from vault.errors import ConfigError
+
+__all__ = [
+    "CLIENT_VARIABLES",
+    "Config",
+    "default_sql_dir",
+    "load_config",
+    "read_master_key_file",
+    "require_database_url",
+    "require_master_key",
+]
+
+PREFIX = "CVAULT_"
+MASTER_KEY_SIZE = 32
+
+# Variables that share the prefix but belong to the client or the test suite;
+# the server ignores them rather than calling them typos.
+CLIENT_VARIABLES = frozenset(
+    {
+        "CVAULT_AUTH_TOKEN",
+        "CVAULT_CONFIG",
+        "CVAULT_REQUIRE_VECTORS",
+        "CVAULT_SESSION",
+        "CVAULT_STORE_TOKEN",
+        "CVAULT_TEST_DATABASE_URL",
+        "CVAULT_TOKEN",
+    }
+)
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def default_sql_dir() -> Path:
+    """The migrations shipped with the code (the project is installed editable)."""
+    return Path(vault.__file__).resolve().parent.parent / "sql"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("cvault"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Typed settings of one cvault process. Build it with :func:`load_config`."""
+
+    # The DSN may carry a password, so it stays out of reprs like the key does.
+    database_url: str | None = field(default=None, repr=False)
+    master_key: bytes | None = field(default=None, repr=False)
+    master_key_file: Path | None = None
+    dev: bool = False
+    data_dir: Path = field(default_factory=default_data_dir)
+    authority_listen: str = "127.0.0.1:8201"
+    store_listen: str = "127.0.0.1:8202"
+    authority_url: str = "http://127.0.0.1:8201"
+    store_url: str = "http://127.0.0.1:8202"
+    login_discharge_ttl: int = 600
+    org_discharge_ttl: int = 300
+    session_ttl: int = 12 * 3600
+    trusted_proxies: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    sql_dir: Path = field(default_factory=default_sql_dir)
+    database_pool_size: int = 10
+
+
+# --- value parsers: each takes a raw value (str from the environment, any TOML
+# type from a file, any Python value from an override) and the key to blame.
+
+
+def _text(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key} must be a non-empty string")
+    return value.strip()
+
+
+def _database_url(value: object, key: str) -> str:
+    text = _text(value, key)
+    if urlsplit(text).scheme not in ("postgres", "postgresql"):
+        raise ConfigError(f"{key} must be a postgresql:// URL")
+    return text
+
+
+def _path(value: object, key: str) -> Path:
+    if isinstance(value, Path):
+        return value
+    return Path(_text(value, key)).expanduser()
+
+
+def _bool(value: object, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key} must be true or false")
+
+
+def _seconds(value: object, key: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be a positive number of seconds")
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{key} must be a positive number of seconds") from None
+    if not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key} must be a positive number of seconds")
+    return value
+
+
+def _count(value: object, key: str) -> int:
+    try:
+        return _seconds(value, key)
+    except ConfigError:
+        raise ConfigError(f"{key} must be a positive integer") from None
+
+
+def _listen(value: object, key: str) -> str:
+    text = _text(value, key)
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{key} must be HOST:PORT, e.g. 127.0.0.1:8201")
+    return text
+
+
+def _url(value: object, key: str) -> str:
+    text = _text(value, key)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{key} must be an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+def _networks(value: object, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items: list[object] = [item for item in value.split(",") if item.strip()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ConfigError(f"{key} must be a list of CIDR networks")
+    networks = []
+    for item in items:
+        try:
+            networks.append(str(ipaddress.ip_network(_text(item, key), strict=False)))
+        except ValueError:
+            raise ConfigError(f"{key} contains {item!r}, which is not a CIDR network") from None
+    return tuple(networks)
+
+
+def _log_level(value: object, key: str) -> str:
+    level = _text(value, key).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{key} must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _master_key(value: object, key: str) -> bytes:
+    if isinstance(value, bytes):
+        raw = value
+    else:
+        try:
+            raw = base64.b64decode(_text(value, key), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{key} must be base64 of {MASTER_KEY_SIZE} random bytes") from None
+    if len(raw) != MASTER_KEY_SIZE:
+        raise ConfigError(f"{key} must be base64 of {MASTER_KEY_SIZE} random bytes")
+    return raw
+
+
+_PARSERS: dict[str, Callable[[object, str], Any]] = {
+    "database_url": _database_url,
+    "master_key": _master_key,
+    "master_key_file": _path,
+    "dev": _bool,
+    "data_dir": _path,
+    "authority_listen": _listen,
+    "store_listen": _listen,
+    "authority_url": _url,
+    "store_url": _url,
+    "login_discharge_ttl": _seconds,
+    "org_discharge_ttl": _seconds,
+    "session_ttl": _seconds,
+    "trusted_proxies": _networks,
+    "log_level": _log_level,
+    "sql_dir": _path,
+    "database_pool_size": _count,
+}
+
+# ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak
+# into a production environment; the master key stays out of files (see above).
+_NOT_FROM_ENV = frozenset({"dev"})
+_NOT_FROM_TOML = frozenset({"dev", "master_key"})
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def read_master_key_file(path: Path, key: str = "CVAULT_MASTER_KEY_FILE") -> bytes:
+    """The master key in ``path`` (base64 text); errors name ``key``."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"{key}: cannot read master key file {path}") from None
+    return _master_key(text, f"{key} ({path})")
+
+
+def load_config(
+    env: Mapping[str, str] = os.environ,
+    toml_path: Path | None = None,
+    **overrides: object,
+) -> Config:
+    """Build the :class:`Config` from defaults, TOML, environment and overrides.
+
+    ``overrides`` are field names of :class:`Config` (for command-line flags);
+    ``None`` values are ignored so callers can pass unset flags straight through.
+    Raises :class:`ConfigError` naming the offending key.
+    """
+    values: dict[str, object] = {}
+
+    if toml_path is None and env.get("CVAULT_CONFIG"):
+        toml_path = Path(env["CVAULT_CONFIG"])
+    if toml_path is not None:
+        for key, raw in _read_toml(toml_path).items():
+            if key not in _PARSERS or key in _NOT_FROM_TOML:
+                raise ConfigError(f"unknown key {key!r} in config file {toml_path}")
+            values[key] = _PARSERS[key](raw, f"{key} (in {toml_path})")
+
+    for name, raw in env.items():
+        # An empty variable counts as unset, as `VAR= cvault ...` is how shells unset one.
+        if not name.startswith(PREFIX) or name in CLIENT_VARIABLES or not raw.strip():
+            continue
+        key = name.removeprefix(PREFIX).lower()
+        if key not in _PARSERS or key in _NOT_FROM_ENV:
+            raise ConfigError(f"unknown environment variable {name}")
+        values[key] = _PARSERS[key](raw, name)
+
+    for key, raw in overrides.items():
+        if key not in _PARSERS:
+            raise ConfigError(f"unknown setting {key!r}")
+        if raw is not None:
+            values[key] = _PARSERS[key](raw, key)
+
+    key_file = values.get("master_key_file")
+    if isinstance(key_file, Path):
+        if "master_key" in values:
+            raise ConfigError("set either CVAULT_MASTER_KEY or CVAULT_MASTER_KEY_FILE, not both")
+        values["master_key"] = read_master_key_file(key_file)
+
+    known = {f.name for f in fields(Config)}
+    assert set(values) <= known
+    return Config(**values)  # type: ignore[arg-type]
+
+
+def require_master_key(config: Config) -> bytes:
+    """The master key, or a :class:`ConfigError` telling the operator how to set one."""
+    if config.master_key is None:
+        raise ConfigError(
+            "no master key: set CVAULT_MASTER_KEY (base64 of 32 random bytes) or "
+            "CVAULT_MASTER_KEY_FILE (a file holding it)"
+        )
+    return config.master_key
+
+
+def require_database_url(config: Config) -> str:
+    """The database URL, or a :class:`ConfigError` naming ``CVAULT_DATABASE_URL``."""
+    if config.database_url is None:
+        raise ConfigError(
+            "no database: set CVAULT_DATABASE_URL (or run `cvault dev` for an embedded PostgreSQL)"
+        )
+    return config.database_url

@@ -1,0 +1,83 @@
+"""Envelope encryption of secret values under a per-version data key.
+
+Stored format (version 1)::
+
+    0x01 || nonce (12 bytes) || AES-256-GCM ciphertext || tag (16 bytes)
+
+The associated data is the canonical encoding of :class:`SecretBinding`, so a
+ciphertext copied to another org, vault, secret, version, or re-pointed at
+another data key, fails to open. The version byte lets a later format coexist
+with stored version-1 values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from vault.errors import DecryptionError
+
+from .associated_data import encode_associated_data
+
+__all__ = [
+    "DATA_KEY_SIZE",
+    "FORMAT_VERSION",
+    "SecretBinding",
+    "generate_data_key",
+    "open_value",
+    "seal_value",
+]
+
+FORMAT_VERSION = 1
+DATA_KEY_SIZE = 32
+NONCE_SIZE = 12
+TAG_SIZE = 16
+_LABEL = "cvault/secret-value/v1"
+
+
+@dataclass(frozen=True)
+class SecretBinding:
+    """Where a sealed value belongs; all of it is authenticated, none of it secret."""
+
+    org_id: str
+    vault: str
+    name: str
+    version: int
+    data_key_id: int
+
+    def associated_data(self) -> bytes:
+        return encode_associated_data(
+            _LABEL, self.org_id, self.vault, self.name, self.version, self.data_key_id
+        )
+
+
+def generate_data_key() -> bytes:
+    """A fresh 256-bit data key; one per secret version."""
+    return os.urandom(DATA_KEY_SIZE)
+
+
+def _cipher(data_key: bytes) -> AESGCM:
+    if len(data_key) != DATA_KEY_SIZE:
+        raise ValueError("data key must be 32 bytes")
+    return AESGCM(data_key)
+
+
+def seal_value(data_key: bytes, plaintext: bytes, binding: SecretBinding) -> bytes:
+    """Encrypt ``plaintext`` for the row described by ``binding``."""
+    nonce = os.urandom(NONCE_SIZE)
+    sealed = _cipher(data_key).encrypt(nonce, plaintext, binding.associated_data())
+    return bytes([FORMAT_VERSION]) + nonce + sealed
+
+
+def open_value(data_key: bytes, sealed: bytes, binding: SecretBinding) -> bytes:
+    """Decrypt a value sealed by :func:`seal_value`; raises :class:`DecryptionError`."""
+    if len(sealed) < 1 + NONCE_SIZE + TAG_SIZE or sealed[0] != FORMAT_VERSION:
+        raise DecryptionError()
+    nonce, body = sealed[1 : 1 + NONCE_SIZE], sealed[1 + NONCE_SIZE :]
+    try:
+        return _cipher(data_key).decrypt(nonce, body, binding.associated_data())
+    except InvalidTag:
+        raise DecryptionError() from None

@@ -1,0 +1,167 @@
+"""Online KEK rotation: new version, re-wrap every key in batches, retire the old versions.
+
+Procedure (``cvault keys rotate``), per schema:
+
+1. Take a per-schema advisory lock; a second rotation fails fast with Conflict.
+2. In one transaction: add KEK version n+1 as ``active`` and turn the old
+   active version into ``draining``. Writers' guarded inserts (see
+   :mod:`vault.storage.keys`) hold ``FOR SHARE`` on the KEK row, so this waits
+   for in-flight writers, and every later writer wraps under n+1.
+3. Re-wrap rows not on n+1 in id order, ``batch_size`` rows per transaction
+   (``FOR UPDATE``): readers see either the old or the new wrapping, both of
+   which their keyring opens, so no read fails.
+4. In one transaction: check no row is left on an old version, and mark the
+   draining versions ``retired`` (kept wrapped, never loaded again).
+
+A rotation interrupted at any point is finished by running it again: the next
+run drains every non-retired version, not just the one it replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import asyncpg
+
+from vault.crypto.keyring import Keyring, MasterKey, WrappedKey, generate_key, wrap_kek
+from vault.errors import Conflict, Unavailable
+
+from .keys import load_keyring
+from .pool import database_errors
+from .schema import check_schema
+
+__all__ = ["RotationReport", "rotate_keys"]
+
+_MAX_PASSES = 5
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    schema: str
+    new_version: int
+    rewrapped: int
+    retired_versions: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Queries:
+    next_version: str
+    insert_kek: str
+    drain: str
+    count_old: str
+    batch: str
+    update: str
+    retire: str
+
+
+@cache
+def _queries(schema: str) -> _Queries:
+    s = check_schema(schema)  # a closed set: safe to build SQL from
+    return _Queries(
+        next_version=f"SELECT coalesce(max(version), 0) + 1 FROM {s}.kek_versions",  # noqa: S608
+        insert_kek=f"INSERT INTO {s}.kek_versions (version, wrapped, state) VALUES ($1, $2, 'draining')",  # noqa: S608
+        # Old active -> draining, then the new one -> active: the one-active index holds throughout.
+        drain=(
+            f"WITH old AS (UPDATE {s}.kek_versions SET state = 'draining' "  # noqa: S608
+            "WHERE state = 'active' AND version <> $1 RETURNING version) "
+            "SELECT count(*) FROM old"
+        ),
+        count_old=f"SELECT count(*) FROM {s}.wrapped_keys WHERE kek_version <> $1",  # noqa: S608
+        batch=(
+            f"SELECT id, purpose, kek_version, wrapped FROM {s}.wrapped_keys "  # noqa: S608
+            "WHERE id > $1 AND kek_version <> $2 ORDER BY id LIMIT $3 FOR UPDATE"
+        ),
+        update=(
+            f"UPDATE {s}.wrapped_keys AS k SET kek_version = $1, wrapped = u.wrapped "  # noqa: S608
+            "FROM unnest($2::bigint[], $3::bytea[]) AS u(id, wrapped) WHERE k.id = u.id"
+        ),
+        retire=(
+            f"UPDATE {s}.kek_versions SET state = 'retired', retired_at = now() "  # noqa: S608
+            "WHERE state = 'draining' RETURNING version"
+        ),
+    )
+
+
+def _lock_key(schema: str) -> int:
+    digest = hashlib.sha256(f"cvault.keys.rotate.{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _rewrap_pass(
+    conn: Any,
+    queries: _Queries,
+    keyring: Keyring,
+    batch_size: int,
+    total: int,
+    done: int,
+    progress: Callable[[str], None],
+) -> int:
+    last_id = 0
+    while True:
+        async with conn.transaction():
+            rows = await conn.fetch(queries.batch, last_id, keyring.active_version, batch_size)
+            if not rows:
+                return done
+            ids, wrapped = [], []
+            for row in rows:
+                key = keyring.unwrap_key(
+                    row["purpose"], row["id"], WrappedKey(row["kek_version"], row["wrapped"])
+                )
+                ids.append(row["id"])
+                wrapped.append(keyring.wrap_key(row["purpose"], row["id"], key).wrapped)
+            await conn.execute(queries.update, keyring.active_version, ids, wrapped)
+        last_id = ids[-1]
+        done += len(ids)
+        progress(f"keys rotate: {keyring.scope}: re-wrapped {done}/{max(total, done)} keys")
+
+
+async def rotate_keys(
+    pool: asyncpg.Pool,
+    schema: str,
+    master_key: MasterKey,
+    *,
+    batch_size: int = 500,
+    progress: Callable[[str], None] = lambda line: None,
+) -> RotationReport:
+    """Rotate the KEK of ``schema`` while services keep reading and writing."""
+    queries = _queries(schema)
+    with database_errors():
+        async with pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(schema)):
+                raise Conflict(f"another `cvault keys rotate` is running for schema {schema}; wait for it")
+            try:
+                keyring = await load_keyring(pool, schema, master_key)
+                kek = generate_key()
+                async with conn.transaction():
+                    version: int = await conn.fetchval(queries.next_version)
+                    await conn.execute(
+                        queries.insert_kek, version, wrap_kek(master_key, schema, version, kek)
+                    )
+                    await conn.fetchval(queries.drain, version)
+                    await conn.execute(
+                        f"UPDATE {schema}.kek_versions SET state = 'active' WHERE version = $1",  # noqa: S608
+                        version,
+                    )
+                keyring = keyring.with_kek(version, kek, active=True)
+                total: int = await conn.fetchval(queries.count_old, version)
+                progress(f"keys rotate: {schema}: KEK version {version} active; re-wrapping {total} keys")
+
+                done = 0
+                for _ in range(_MAX_PASSES):
+                    done = await _rewrap_pass(conn, queries, keyring, batch_size, total, done, progress)
+                    async with conn.transaction():
+                        if await conn.fetchval(queries.count_old, version) == 0:
+                            retired = tuple(sorted(r["version"] for r in await conn.fetch(queries.retire)))
+                            break
+                else:
+                    raise Unavailable(
+                        f"keys of schema {schema} kept appearing on old KEK versions; run again"
+                    )
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+    progress(f"keys rotate: {schema}: done; retired KEK versions {', '.join(map(str, retired)) or 'none'}")
+    return RotationReport(schema, version, done, retired)

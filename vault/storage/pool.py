@@ -1,0 +1,76 @@
+"""Connection pool creation, and the translation of connection failures.
+
+The pool is created here and only here, so every connection gets the same
+per-connection setup (codecs) and every caller the same error mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from vault.errors import Unavailable
+
+__all__ = ["CONNECTION_ERRORS", "Pool", "close_pool", "create_pool", "database_errors"]
+
+# For annotations outside this package, which must not import asyncpg.
+Pool: TypeAlias = asyncpg.Pool
+
+# Errors meaning "the database is not reachable or not accepting us", as opposed
+# to errors in a statement. They become Unavailable (503: nothing was changed).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
+def _describe(exc: BaseException) -> str:
+    # Server messages and socket errors name hosts and users, never passwords;
+    # the DSN itself is never part of the message.
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turn connection failures inside the block into :class:`Unavailable`."""
+    try:
+        yield
+    except CONNECTION_ERRORS as exc:
+        raise Unavailable(f"database unavailable ({_describe(exc)}); nothing was changed, try again") from exc
+
+
+async def _init_connection(conn: Any) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """Open a pool; json/jsonb columns read and write Python objects.
+
+    Raises :class:`Unavailable` when the database cannot be reached.
+    """
+    with database_errors():
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+    return pool
+
+
+async def close_pool(pool: asyncpg.Pool, *, timeout: float = 10.0) -> None:
+    """Close gracefully, then forcibly: shutdown must not hang on a stuck query."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except TimeoutError:
+        pool.terminate()
