@@ -85,6 +85,9 @@ class Config:
     store_listen: str = "127.0.0.1:8202"
     authority_url: str = "http://127.0.0.1:8201"
     store_url: str = "http://127.0.0.1:8202"
+    # The authority's org discharger public key (base64 of 32 bytes), as served at
+    # <authority_url>/.well-known/cvault/keys; the store seals its tickets to it.
+    authority_org_public_key: bytes | None = None
     login_discharge_ttl: int = 600
     org_discharge_ttl: int = 300
     session_ttl: int = 12 * 3600
@@ -179,6 +182,19 @@ def _networks(value: object, key: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def _public_key(value: object, key: str) -> bytes:
+    if isinstance(value, bytes):
+        raw = value
+    else:
+        try:
+            raw = base64.b64decode(_text(value, key), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{key} must be base64 of a 32-byte X25519 public key") from None
+    if len(raw) != 32:
+        raise ConfigError(f"{key} must be base64 of a 32-byte X25519 public key")
+    return raw
+
+
 def _log_level(value: object, key: str) -> str:
     level = _text(value, key).upper()
     if level not in LOG_LEVELS:
@@ -209,6 +225,7 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "store_listen": _listen,
     "authority_url": _url,
     "store_url": _url,
+    "authority_org_public_key": _public_key,
     "login_discharge_ttl": _seconds,
     "org_discharge_ttl": _seconds,
     "session_ttl": _seconds,

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from vault.errors import VaultError
 
-from . import dev, keys, migrate, tokens
+from . import audit, dev, keys, migrate, serve, tokens
 
-COMMAND_MODULES = [tokens, migrate, keys, dev]
+COMMAND_MODULES = [tokens, migrate, keys, dev, audit, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,227 @@
+"""Both services on real ports against one real database, and the steps every end-to-end test repeats.
+
+Usage::
+
+    async with running_services(database_url) as h:
+        owner = await h.new_user("owner@example.com")
+        org = await h.create_org(owner, "acme")
+        auth = await h.authority_bundle(owner, org)          # permission token + login discharge
+        root = await h.enroll(auth, org, "acme")              # root store token (rwcdCa)
+        bundle = await h.store_bundle(root, auth)             # store token + bound org discharge
+        r = await h.store("GET", f"/v1/orgs/{org}/vaults", bundle)
+
+The authority starts first (its org public key goes into the store's
+configuration, as an operator would copy it); each service gets its own pool
+and the same database (separate schemas). ``h.authority_clock`` shifts the
+authority's time, e.g. to mint an already expired discharge.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestServer, unused_port
+
+from vault.config import Config, load_config
+from vault.crypto.keyring import generate_key
+from vault.crypto.passwords import MINIMUM
+from vault.macaroon import Macaroon, decode_token, encode_bundle, encode_token, parse_bundle
+from vault.web.authority import create_authority_app
+from vault.web.authority.services import SERVICES_KEY as AUTHORITY_SERVICES
+from vault.web.store import create_store_app
+
+__all__ = ["PASSWORD", "Harness", "Reply", "ShiftedClock", "User", "running_services"]
+
+PASSWORD = "correct horse battery staple"
+
+
+class ShiftedClock:
+    """Wall-clock time plus an adjustable offset (seconds)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    email: str
+    session: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+
+    @property
+    def code(self) -> str | None:
+        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
+            code: str = self.body["error"]["code"]
+            return code
+        return None
+
+
+@dataclass
+class Harness:
+    authority_url: str
+    store_url: str
+    authority_config: Config
+    store_config: Config
+    http: aiohttp.ClientSession
+    authority_app: Any
+    authority_clock: ShiftedClock
+    store_clock: ShiftedClock
+
+    @property
+    def org_location(self) -> str:
+        return f"{self.authority_url}/org"
+
+    # -- raw HTTP ----------------------------------------------------------------
+
+    async def _call(self, base: str, method: str, path: str, auth: str | None, body: Any) -> Reply:
+        headers = {"Authorization": f"Bearer {auth}"} if auth else {}
+        async with self.http.request(method, base + path, json=body, headers=headers) as resp:
+            payload = await resp.json() if resp.content_type == "application/json" else await resp.text()
+            return Reply(resp.status, payload)
+
+    async def authority(self, method: str, path: str, auth: str | None = None, body: Any = None) -> Reply:
+        return await self._call(self.authority_url, method, path, auth, body)
+
+    async def store(self, method: str, path: str, auth: str | None = None, body: Any = None) -> Reply:
+        return await self._call(self.store_url, method, path, auth, body)
+
+    # -- authority steps -----------------------------------------------------------
+
+    async def new_user(self, email: str) -> User:
+        """Create a user directly in the authority (there is no sign-up route) and log in."""
+        services = self.authority_app[AUTHORITY_SERVICES]
+        user = await services.accounts.create_user(email, PASSWORD)
+        return await self.login(email, user.id)
+
+    async def login(self, email: str, user_id: int | None = None) -> User:
+        r = await self.authority("POST", "/v1/sessions", body={"email": email, "password": PASSWORD})
+        assert r.status == 201, r
+        return User(r.body["user_id"] if user_id is None else user_id, email, r.body["session"])
+
+    async def create_org(self, owner: User, slug: str) -> int:
+        r = await self.authority("POST", "/v1/orgs", owner.session, {"slug": slug})
+        assert r.status == 201, r
+        org_id: int = r.body["id"]
+        return org_id
+
+    async def add_member(self, owner: User, org: int, email: str, role: str) -> User:
+        r = await self.authority(
+            "POST", f"/v1/orgs/{org}/members", owner.session, {"email": email, "role": role, "password": PASSWORD}
+        )
+        assert r.status == 201, r
+        return await self.login(email, r.body["user_id"])
+
+    async def remove_member(self, owner: User, org: int, user: User) -> None:
+        r = await self.authority("DELETE", f"/v1/orgs/{org}/members/{user.id}", owner.session)
+        assert r.status == 204, r
+
+    async def discharge(self, location: str, token: Macaroon, credentials: str) -> Reply:
+        """Ask ``location`` to discharge ``token``'s 3P caveat there, bound to ``token``."""
+        [caveat] = token.third_party_tickets(location)
+        body = {
+            "ticket": base64.b64encode(caveat.ticket).decode(),
+            "binding_id": base64.b64encode(token.binding_id()).decode(),
+        }
+        path = location.removeprefix(self.authority_url) + "/.well-known/macfly/3p"
+        return await self.authority("POST", path, credentials, body)
+
+    async def authority_bundle(self, user: User, org: int, mask: str | None = None) -> str:
+        """A permission token for ``org`` plus its bound login discharge."""
+        body: dict[str, Any] = {"org": org}
+        if mask is not None:
+            body["mask"] = mask
+        r = await self.authority("POST", "/v1/tokens", user.session, body)
+        assert r.status == 201, r
+        token = decode_token(r.body["token"])
+        d = await self.discharge(f"{self.authority_url}/login", token, user.session)
+        assert d.status == 201, d
+        return encode_bundle([token, decode_token(d.body["discharge"])])
+
+    async def org_discharge(self, store_token: str | Macaroon, authority_bundle: str) -> Reply:
+        token = decode_token(store_token) if isinstance(store_token, str) else store_token
+        return await self.discharge(self.org_location, token, authority_bundle)
+
+    # -- store steps -------------------------------------------------------------------
+
+    async def store_bundle(self, store_token: str | Macaroon, authority_bundle: str) -> str:
+        """The store token with a fresh org discharge bound to it."""
+        token = decode_token(store_token) if isinstance(store_token, str) else store_token
+        d = await self.org_discharge(token, authority_bundle)
+        assert d.status == 201, d
+        return encode_bundle([token, decode_token(d.body["discharge"])])
+
+    async def enroll(self, authority_bundle: str, org: int, slug: str) -> str:
+        """Enrol ``org`` at the store; returns its root store token."""
+        r = await self.store("GET", f"/v1/orgs/{org}/enroll")
+        assert r.status == 200, r
+        bundle = await self.store_bundle(r.body["challenge"], authority_bundle)
+        r = await self.store("POST", f"/v1/orgs/{org}/enroll", bundle, {"slug": slug})
+        assert r.status == 201, r
+        token: str = r.body["token"]
+        return token
+
+    async def mint(self, bundle: str, org: int, **body: Any) -> str:
+        r = await self.store("POST", f"/v1/orgs/{org}/tokens", bundle, body)
+        assert r.status == 201, r
+        token: str = r.body["token"]
+        return token
+
+
+def attenuate(token: str, caveats: list[Any]) -> str:
+    """Offline attenuation of a store token (the holder needs no key)."""
+    return encode_token(decode_token(token).attenuate(caveats))
+
+
+def bundle_parts(bundle: str) -> list[Macaroon]:
+    return list(parse_bundle(bundle).tokens)
+
+
+@asynccontextmanager
+async def running_services(database_url: str, **settings: Any) -> AsyncIterator[Harness]:
+    """Start the authority, then the store, on free local ports; tear both down after."""
+    authority_port, store_port = unused_port(), unused_port()
+    authority_url = f"http://127.0.0.1:{authority_port}"
+    store_url = f"http://127.0.0.1:{store_port}"
+    master = base64.b64encode(generate_key()).decode()
+    common: dict[str, Any] = {
+        "database_url": database_url,
+        "master_key": master,
+        "authority_url": authority_url,
+        "store_url": store_url,
+        "database_pool_size": 4,
+        **settings,
+    }
+    authority_config = load_config({}, **common)
+    authority_clock, store_clock = ShiftedClock(), ShiftedClock()
+    authority_app = create_authority_app(authority_config, clock=authority_clock, password_cost=MINIMUM)
+    async with TestServer(authority_app, host="127.0.0.1", port=authority_port), aiohttp.ClientSession() as http:
+        async with http.get(authority_url + "/.well-known/cvault/keys") as resp:
+            keys = await resp.json()
+        store_config = load_config({}, **common, authority_org_public_key=keys["org"]["public_key"])
+        store_app = create_store_app(store_config, clock=store_clock)
+        async with TestServer(store_app, host="127.0.0.1", port=store_port):
+            yield Harness(
+                authority_url,
+                store_url,
+                authority_config,
+                store_config,
+                http,
+                authority_app,
+                authority_clock,
+                store_clock,
+            )

@@ -1,0 +1,66 @@
+"""Fixtures shared by the store's end-to-end tests: both services, an enrolled org, helpers for audit rows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from vault.storage.pool import Pool
+
+from .harness import Harness, User, running_services
+
+
+@dataclass
+class World:
+    """An enrolled org ``acme`` with vault ``prod``; ``owner`` holds the root store token."""
+
+    h: Harness
+    owner: User
+    org: int
+    auth: str  # owner's authority bundle (permission token + login discharge)
+    root: str  # root store token
+    bundle: str  # root store token + org discharge
+
+    def path(self, rest: str) -> str:
+        return f"/v1/orgs/{self.org}{rest}"
+
+    def secret(self, name: str, vault: str = "prod") -> str:
+        return self.path(f"/vaults/{vault}/secrets/{name}")
+
+
+@pytest.fixture
+async def services(database_url: str) -> AsyncIterator[Harness]:
+    async with running_services(database_url) as h:
+        yield h
+
+
+@pytest.fixture
+async def world(services: Harness) -> World:
+    h = services
+    owner = await h.new_user("owner@example.com")
+    org = await h.create_org(owner, "acme")
+    auth = await h.authority_bundle(owner, org)
+    root = await h.enroll(auth, org, "acme")
+    bundle = await h.store_bundle(root, auth)
+    r = await h.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": "prod"})
+    assert r.status == 201, r
+    return World(h, owner, org, auth, root, bundle)
+
+
+async def audit_head(pool: Pool) -> int:
+    seq: int = await pool.fetchval("SELECT seq FROM store.audit_head")
+    return seq
+
+
+async def audit_since(pool: Pool, seq: int) -> list[dict[str, Any]]:
+    """Store audit events after ``seq``, oldest first, as plain dicts."""
+    rows = await pool.fetch("SELECT * FROM store.audit_events WHERE seq > $1 ORDER BY seq", seq)
+    return [dict(r) for r in rows]
+
+
+def summary(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """(action, outcome, secret, version) of each event: what the tests compare exactly."""
+    return [(e["action"], e["outcome"], e["secret"], e["version"]) for e in events]

@@ -1,0 +1,270 @@
+"""Audit events and the hash chain that makes them tamper-evident.
+
+An :class:`AuditEvent` is what a service reports ("who did what to which
+secret, and was it allowed"); an :class:`AuditRecord` is that event once the
+log has placed it in the chain: its sequence number, its time, the hash of the
+record before it and its own hash::
+
+    hash = SHA-256(prev_hash || canonical_bytes(record))
+
+The first record's ``prev_hash`` is 32 zero bytes (:data:`GENESIS_HASH`).
+
+Canonical bytes are the compact JSON (sorted keys, ``","`` and ``":"``
+separators, ASCII only) of every field of the record except the two hashes,
+plus ``"v": 1``, the format version. ``at`` is written as integer
+microseconds since the Unix epoch (UTC): PostgreSQL keeps ``timestamptz`` to the
+microsecond, so the value read back is exactly the value hashed, whatever the
+server's time zone. Nothing here does I/O or reads the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "FORMAT_VERSION",
+    "GENESIS_HASH",
+    "OUTCOMES",
+    "AuditEvent",
+    "AuditRecord",
+    "canonical_bytes",
+    "chain",
+    "chain_hash",
+    "microseconds",
+]
+
+FORMAT_VERSION = 1
+GENESIS_HASH = bytes(32)
+OUTCOMES = ("ok", "denied", "error")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+# Bounds that keep every event storable and its JSON round trip exact.
+_MAX_TEXT = 4096
+_MAX_DETAIL_DEPTH = 8
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+def _empty_detail() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+def _check_text(value: str, what: str) -> None:
+    if len(value) > _MAX_TEXT:
+        raise ValueError(f"audit {what} is longer than {_MAX_TEXT} characters")
+    if "\x00" in value:
+        raise ValueError(f"audit {what} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"audit {what} is not valid Unicode") from None
+
+
+def _check_detail(value: Any, depth: int = 0) -> None:
+    """Only JSON values whose round trip through ``jsonb`` is exact.
+
+    Floats are refused: ``jsonb`` stores them as ``numeric`` and may print them
+    back differently (``1e100``), which would break the hash of an honest record.
+    """
+    if depth > _MAX_DETAIL_DEPTH:
+        raise ValueError("audit detail nests too deeply")
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ValueError("audit detail integers must fit in 64 bits")
+        return
+    if isinstance(value, str):
+        _check_text(value, "detail value")
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check_detail(item, depth + 1)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("audit detail keys must be strings")
+            _check_text(key, "detail key")
+            _check_detail(item, depth + 1)
+        return
+    raise ValueError(
+        f"audit detail values must be JSON strings, integers, booleans, lists or objects, not {type(value).__name__}"
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A detached, JSON-shaped copy (tuples become lists, mappings dicts)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """Something a service did or refused, as it will appear in the audit log.
+
+    Never put a secret value, a key or a whole token in any field: ``token_id``
+    is the token's UUID, ``detail`` small facts such as the reasons of a denial.
+    Invalid fields raise :class:`ValueError` at construction, where the bug is.
+    """
+
+    service: str
+    action: str
+    outcome: str
+    org: int | None = None
+    vault: str | None = None
+    secret: str | None = None
+    version: int | None = None
+    token_id: str | None = None
+    lineage: tuple[str, ...] = ()
+    actor: str | None = None
+    client_addr: str | None = None
+    request_id: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=_empty_detail)
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"audit outcome must be one of {', '.join(OUTCOMES)}, not {self.outcome!r}")
+        for name in ("service", "action"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"audit {name} must be a non-empty string")
+            _check_text(value, name)
+        for name in ("vault", "secret", "token_id", "actor", "client_addr", "request_id"):
+            value = getattr(self, name)
+            if value is not None:
+                if not isinstance(value, str):
+                    raise ValueError(f"audit {name} must be a string")
+                _check_text(value, name)
+        for name in ("org", "version"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not _INT_MIN <= value <= _INT_MAX
+            ):
+                raise ValueError(f"audit {name} must be a 64-bit integer")
+        if not isinstance(self.lineage, tuple):
+            object.__setattr__(self, "lineage", tuple(self.lineage))
+        for item in self.lineage:
+            if not isinstance(item, str):
+                raise ValueError("audit lineage must be a sequence of token ids")
+            _check_text(item, "lineage entry")
+        if not isinstance(self.detail, Mapping):
+            raise ValueError("audit detail must be a mapping")
+        _check_detail(self.detail)
+        # A caller mutating its dict afterwards must not change what gets hashed.
+        object.__setattr__(self, "detail", MappingProxyType(_plain(self.detail)))
+
+    def fields(self) -> dict[str, Any]:
+        """The event's fields as plain JSON values."""
+        return {
+            "service": self.service,
+            "action": self.action,
+            "outcome": self.outcome,
+            "org": self.org,
+            "vault": self.vault,
+            "secret": self.secret,
+            "version": self.version,
+            "token_id": self.token_id,
+            "lineage": list(self.lineage),
+            "actor": self.actor,
+            "client_addr": self.client_addr,
+            "request_id": self.request_id,
+            "detail": _plain(self.detail),
+        }
+
+
+def microseconds(at: datetime) -> int:
+    """``at`` as integer microseconds since the epoch; exact, no float rounding."""
+    if at.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    return (at - _EPOCH) // _ONE_MICROSECOND
+
+
+def _from_microseconds(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def canonical_bytes(seq: int, at: datetime, event: AuditEvent) -> bytes:
+    """The bytes a record's hash covers (everything except the hashes)."""
+    body = event.fields()
+    body["seq"] = seq
+    body["at"] = microseconds(at)
+    body["v"] = FORMAT_VERSION
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
+    return hashlib.sha256(prev_hash + canonical).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An event at its place in the chain."""
+
+    seq: int
+    at: datetime
+    event: AuditEvent
+    prev_hash: bytes
+    hash: bytes
+
+    def expected_hash(self) -> bytes:
+        """What ``hash`` must be if nothing in this record was changed."""
+        return chain_hash(self.prev_hash, canonical_bytes(self.seq, self.at, self.event))
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as exported and served: ``at`` in ISO 8601 UTC, hashes in hex."""
+        body: dict[str, Any] = {"seq": self.seq, "at": self.at.astimezone(UTC).isoformat()}
+        body.update(self.event.fields())
+        body["prev_hash"] = self.prev_hash.hex()
+        body["hash"] = self.hash.hex()
+        return body
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> AuditRecord:
+        """Parse :meth:`to_json` output (an exported line); raises :class:`ValueError`."""
+        try:
+            at = datetime.fromisoformat(body["at"])
+            # Through microseconds so the value is exactly what was hashed.
+            at = _from_microseconds(microseconds(at))
+            event = AuditEvent(
+                service=body["service"],
+                action=body["action"],
+                outcome=body["outcome"],
+                org=body.get("org"),
+                vault=body.get("vault"),
+                secret=body.get("secret"),
+                version=body.get("version"),
+                token_id=body.get("token_id"),
+                lineage=tuple(body.get("lineage") or ()),
+                actor=body.get("actor"),
+                client_addr=body.get("client_addr"),
+                request_id=body.get("request_id"),
+                detail=body.get("detail") or {},
+            )
+            seq = body["seq"]
+            if isinstance(seq, bool) or not isinstance(seq, int):
+                raise ValueError("seq must be an integer")
+            return cls(seq, at, event, bytes.fromhex(body["prev_hash"]), bytes.fromhex(body["hash"]))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not an audit record: {type(exc).__name__} {exc}") from None
+
+
+def chain(items: Iterable[tuple[datetime, AuditEvent]], last_seq: int, last_hash: bytes) -> Iterator[AuditRecord]:
+    """Place events after the record ``(last_seq, last_hash)`` (``0, GENESIS_HASH`` for an empty log)."""
+    seq, prev = last_seq, last_hash
+    for at, event in items:
+        seq += 1
+        # Round to what the database stores, so the hash covers the stored value.
+        at = _from_microseconds(microseconds(at))
+        digest = chain_hash(prev, canonical_bytes(seq, at, event))
+        yield AuditRecord(seq, at, event, prev, digest)
+        prev = digest

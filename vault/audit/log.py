@@ -1,0 +1,205 @@
+"""The audit log writer: group commit, fail closed.
+
+``await log.record(event)`` returns only once the event is committed and raises
+:class:`~vault.errors.Unavailable` otherwise, so a service can refuse to serve a
+read it could not audit. Committing each event in its own transaction would cost
+one fsync per request; instead every caller enqueues its events with a future
+and one writer task commits whatever is queued in one transaction (one insert,
+one commit), then resolves all the futures. Events that arrive while a commit is
+in flight form the next batch: batching follows the load, with no added delay
+when the log is idle.
+
+The writer has a connection of its own (not one of the pool's), so a request
+holding a pool connection while it waits for its audit event cannot starve it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from vault.errors import Unavailable
+from vault.storage.audit import append_records
+from vault.storage.connection import DedicatedConnection
+
+from .event import AuditEvent, AuditRecord, chain
+
+__all__ = ["AuditLog", "AuditStats"]
+
+log = logging.getLogger("cvault.audit")
+
+UNAVAILABLE_MESSAGE = "audit log unavailable; the request was not served"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditStats:
+    """Counters since start: ``batches`` is the number of committed transactions."""
+
+    events: int
+    batches: int
+    failed_batches: int
+    largest_batch: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    items: list[tuple[datetime, AuditEvent]]
+    done: asyncio.Future[None]
+
+
+class AuditLog:
+    """Appends events to ``<schema>.audit_events``; one per process and schema.
+
+    ``max_batch`` caps the events per transaction (a single ``record`` call is
+    never split). ``timeout`` bounds one batch's transaction: a database that
+    hangs turns into ``Unavailable`` instead of requests that never finish.
+    ``clock`` stamps each event's ``at`` when it is recorded.
+    """
+
+    def __init__(
+        self,
+        pool: Any,
+        schema: str,
+        *,
+        max_batch: int = 512,
+        timeout: float = 10.0,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._schema = schema
+        self._max_batch = max_batch
+        self._timeout = timeout
+        self._clock = clock
+        self._conn = DedicatedConnection(pool)
+        self._queue: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._events = 0
+        self._batches = 0
+        self._failed = 0
+        self._largest = 0
+
+    @property
+    def schema(self) -> str:
+        return self._schema
+
+    @property
+    def stats(self) -> AuditStats:
+        return AuditStats(self._events, self._batches, self._failed, self._largest)
+
+    async def start(self) -> None:
+        """Start the writer. The connection opens with the first batch, so a database that is down
+        at start makes the first ``record`` fail (503), not the service's start."""
+        if self._writer is not None:
+            raise RuntimeError("AuditLog already started")
+        self._closing = False
+        self._writer = asyncio.create_task(self._run(), name=f"audit-writer-{self._schema}")
+
+    async def close(self) -> None:
+        """Commit everything already queued, then stop; later ``record`` calls raise ``Unavailable``."""
+        self._closing = True
+        self._wakeup.set()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                await writer
+            finally:
+                self._fail_all(self._queue)
+                self._queue.clear()
+        await self._conn.close()
+
+    async def record(self, *events: AuditEvent) -> None:
+        """Commit ``events`` (in this order, consecutive in the chain); raise ``Unavailable`` if they were not."""
+        if not events:
+            return
+        if self._writer is None or self._closing:
+            raise Unavailable(UNAVAILABLE_MESSAGE)
+        at = self._clock()
+        pending = _Pending([(at, event) for event in events], asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        self._wakeup.set()
+        # Shielded: a caller that gives up (client gone) must not take the batch down with it;
+        # its event is still committed with the others.
+        await asyncio.shield(pending.done)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch = self._take_batch()
+                try:
+                    await self._write(batch)
+                except asyncio.CancelledError:
+                    self._fail_all(batch)
+                    raise
+                except Exception as exc:
+                    self._failed += 1
+                    log.warning(
+                        "audit batch of %d event(s) not committed: %s",
+                        sum(len(p.items) for p in batch),
+                        _describe(exc),
+                    )
+                    self._fail_all(batch)
+                else:
+                    for pending in batch:
+                        if not pending.done.done():
+                            pending.done.set_result(None)
+            if self._closing:
+                return
+
+    def _take_batch(self) -> list[_Pending]:
+        batch = [self._queue.popleft()]
+        size = len(batch[0].items)
+        while self._queue and size + len(self._queue[0].items) <= self._max_batch:
+            pending = self._queue.popleft()
+            size += len(pending.items)
+            batch.append(pending)
+        return batch
+
+    async def _write(self, batch: Sequence[_Pending]) -> None:
+        items = [item for pending in batch for item in pending.items]
+
+        def place(last_seq: int, last_hash: bytes) -> list[AuditRecord]:
+            return list(chain(items, last_seq, last_hash))
+
+        conn = await self._conn.get()
+        try:
+            await asyncio.wait_for(append_records(conn, self._schema, place), self._timeout)
+        except TimeoutError:
+            # The statement may still be running on that connection; start afresh.
+            self._conn.discard()
+            raise Unavailable(UNAVAILABLE_MESSAGE) from None
+        except Unavailable:
+            if not self._conn.connected:
+                self._conn.discard()
+            raise
+        self._batches += 1
+        self._events += len(items)
+        self._largest = max(self._largest, len(items))
+
+    @staticmethod
+    def _fail_all(batch: Sequence[_Pending] | deque[_Pending]) -> None:
+        for pending in batch:
+            if not pending.done.done():
+                pending.done.set_exception(Unavailable(UNAVAILABLE_MESSAGE))
+                # Callers that gave up never read the exception; do not warn about it.
+                pending.done.exception()
+
+
+def _describe(exc: BaseException) -> str:
+    # The cause's class and SQLSTATE say what went wrong without echoing values.
+    cause = exc.__cause__ or exc
+    sqlstate = getattr(cause, "sqlstate", None)
+    return f"{type(cause).__name__}" + (f" (SQLSTATE {sqlstate})" if sqlstate else "")

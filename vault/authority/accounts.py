@@ -1,0 +1,110 @@
+"""Organizations and their members. Only an org's owners change its membership."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vault.errors import BadRequest, Conflict, NotFound, Unauthorized
+
+from .audit import Auditor
+from .interfaces import AccountStore
+from .records import Member, Membership, Org, RequestContext, User
+from .roles import Role, check_slug
+from .sessions import MAX_PASSWORD_CHARS, Sessions, normalize_email
+
+__all__ = ["Accounts", "check_email", "check_password", "new_org_id"]
+
+Random = Callable[[int], bytes]
+
+MIN_PASSWORD_CHARS = 8
+
+
+def new_org_id(random: Random) -> int:
+    """A random id below 2**63, so it fits PostgreSQL's signed ``bigint``; never 0."""
+    return (int.from_bytes(random(8), "big") >> 1) or 1
+
+
+def check_email(email: object) -> str:
+    if not isinstance(email, str) or len(email) > 254:
+        raise BadRequest("email must be an address like someone@example.com")
+    email = normalize_email(email)
+    local, at, domain = email.partition("@")
+    if not at or not local or "." not in domain or any(ch.isspace() for ch in email):
+        raise BadRequest("email must be an address like someone@example.com")
+    return email
+
+
+def check_password(password: object) -> str:
+    if not isinstance(password, str) or not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        raise BadRequest(f"password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")
+    return password
+
+
+class Accounts:
+    def __init__(self, *, accounts: AccountStore, sessions: Sessions, random: Random, audit: Auditor) -> None:
+        self._store = accounts
+        self._sessions = sessions
+        self._random = random
+        self._audit = audit
+
+    async def create_user(self, email: str, password: str) -> User:
+        email, password = check_email(email), check_password(password)
+        return await self._store.create_user(email, await self._sessions.hash_password(password))
+
+    async def user(self, user_id: int) -> User:
+        user = await self._store.user_by_id(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} not found")
+        return user
+
+    async def memberships(self, user_id: int) -> list[Membership]:
+        return await self._store.memberships(user_id)
+
+    async def create_org(self, user_id: int, slug: str, ctx: RequestContext) -> Org:
+        slug = check_slug(slug)
+        org = await self._store.create_org(new_org_id(self._random), slug, user_id)
+        await self._audit.record(ctx, "org.create", "ok", org=org.id, user_id=user_id, slug=slug)
+        return org
+
+    async def require_role(self, user_id: int, org_id: int, *roles: Role) -> Role:
+        role = await self._store.role_of(user_id, org_id)
+        if role is None:
+            # Same answer for "no such org" and "not yours": org ids are not for probing.
+            raise NotFound(f"organization {org_id} not found, or you are not a member")
+        if roles and role not in roles:
+            raise Unauthorized(f"only an organization's {' or '.join(r.value for r in roles)} may do this")
+        return role
+
+    async def members(self, user_id: int, org_id: int) -> list[Member]:
+        await self.require_role(user_id, org_id, Role.OWNER)
+        return await self._store.members(org_id)
+
+    async def add_member(
+        self, owner_id: int, org_id: int, email: str, role: Role, password: str | None, ctx: RequestContext
+    ) -> Member:
+        await self.require_role(owner_id, org_id, Role.OWNER)
+        email = check_email(email)
+        user = await self._store.user_by_email(email)
+        if password is not None:
+            password = check_password(password)
+        if user is None:
+            if password is None:
+                raise NotFound(f"no user with email {email}; send a password to create one")
+            user = await self._store.create_user(email, await self._sessions.hash_password(password))
+        elif password is not None:
+            raise Conflict(f"a user with email {email} exists; leave out the password to add them")
+        await self._store.add_member(org_id, user.id, role)
+        await self._audit.record(ctx, "member.add", "ok", org=org_id, user_id=owner_id, member=user.id, role=role.value)
+        return Member(user.id, user.email, role)
+
+    async def change_role(self, owner_id: int, org_id: int, member_id: int, role: Role, ctx: RequestContext) -> None:
+        await self.require_role(owner_id, org_id, Role.OWNER)
+        await self._store.change_role(org_id, member_id, role)
+        await self._audit.record(
+            ctx, "member.change", "ok", org=org_id, user_id=owner_id, member=member_id, role=role.value
+        )
+
+    async def remove_member(self, owner_id: int, org_id: int, member_id: int, ctx: RequestContext) -> None:
+        await self.require_role(owner_id, org_id, Role.OWNER)
+        await self._store.remove_member(org_id, member_id)
+        await self._audit.record(ctx, "member.remove", "ok", org=org_id, user_id=owner_id, member=member_id)

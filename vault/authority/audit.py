@@ -1,0 +1,48 @@
+"""Recording the authority's decisions: one helper so every service fills events the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .interfaces import AuditSink, AuthorityEvent
+from .records import RequestContext
+
+__all__ = ["Auditor"]
+
+
+class Auditor:
+    """Writes :class:`AuthorityEvent`s with the request's address and id filled in.
+
+    A decision that cannot be recorded is not acted on: :meth:`record` lets the
+    sink's :class:`~vault.errors.Unavailable` propagate, so a token is not
+    returned unless its minting is in the log.
+    """
+
+    def __init__(self, sink: AuditSink) -> None:
+        self._sink = sink
+
+    async def record(
+        self,
+        ctx: RequestContext,
+        action: str,
+        outcome: str,
+        *,
+        org: int | None = None,
+        token_id: str | None = None,
+        lineage: tuple[str, ...] = (),
+        user_id: int | None = None,
+        **detail: Any,
+    ) -> None:
+        await self._sink.record(
+            AuthorityEvent(
+                action=action,
+                outcome=outcome,
+                org=org,
+                token_id=token_id,
+                lineage=lineage,
+                actor=f"user:{user_id}" if user_id is not None else None,
+                client_addr=ctx.client_addr,
+                request_id=ctx.request_id,
+                detail={k: v for k, v in detail.items() if v is not None},
+            )
+        )

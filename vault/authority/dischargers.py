@@ -1,0 +1,190 @@
+"""The two third-party dischargers: ``<authority>/login`` and ``<authority>/org``.
+
+Both follow the same steps: derive ``KA`` from the ticket's sender key, open the
+ticket (:func:`vault.macaroon.start_discharge`), check the ticket's caveats
+against the caller, add restrictions and attestations, bind the discharge to
+the parent token named by ``binding_id``, finalize. Every decision, issued or
+refused, goes to the audit log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+
+from vault.errors import InvalidToken, Unauthorized, VaultError
+from vault.macaroon import Access, Bundle, Caveat, Macaroon, Ticket, bind, start_discharge, ticket_sender
+from vault.macaroon.caveats import (
+    ConfineOrganization,
+    ConfineUser,
+    MaxValidity,
+    Organization,
+    TokenLineage,
+    UserID,
+    ValidityWindow,
+)
+
+from .audit import Auditor
+from .interfaces import AccountStore
+from .principal import BundleVerifier
+from .records import RequestContext, TokenKind
+from .sessions import Sessions
+from .ticket_keys import SharedKeyCache
+
+__all__ = ["LoginDischarger", "OrgDischarger"]
+
+Clock = Callable[[], float]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _open(ticket: bytes, keys: SharedKeyCache, location: str) -> tuple[Ticket, Macaroon]:
+    try:
+        return start_discharge(ticket, keys.shared_key(ticket_sender(ticket)), location)
+    except (InvalidToken, VaultError, ValueError):
+        raise InvalidToken(
+            f"invalid ticket: it does not open with {location}'s key (sealed for another authority, or altered)"
+        ) from None
+
+
+def _lifetime(ticket: Ticket, configured: int) -> int:
+    limits = [configured] + [c.seconds for c in ticket.caveats if isinstance(c, MaxValidity)]
+    return max(0, min(limits))
+
+
+def _check_ticket(ticket: Ticket, access: Access) -> None:
+    reasons = []
+    for c in ticket.caveats:
+        refusal = c.prohibits(access)
+        if refusal is not None:
+            reasons.append(f"ticket {c.NAME}: {refusal.reason}")
+    if reasons:
+        raise Unauthorized(reasons)
+
+
+def _finish(d: Macaroon, caveats: Sequence[Caveat], binding_id: bytes) -> Macaroon:
+    return bind(d.attenuate(caveats), binding_id).finalize()
+
+
+class LoginDischarger:
+    """``<authority>/login``: a valid session of the ticket's ``ConfineUser`` gets a ``UserID`` discharge."""
+
+    def __init__(
+        self, *, location: str, keys: SharedKeyCache, sessions: Sessions, ttl: int, clock: Clock, audit: Auditor
+    ) -> None:
+        self.location = location
+        self._keys = keys
+        self._sessions = sessions
+        self._ttl = ttl
+        self._clock = clock
+        self._audit = audit
+
+    async def discharge(self, ticket: bytes, binding_id: bytes, session_secret: str, ctx: RequestContext) -> Macaroon:
+        now = int(self._clock())
+        user_id: int | None = None
+        try:
+            opened, d = _open(ticket, self._keys, self.location)
+            session = await self._sessions.authenticate(session_secret)
+            user_id = session.user_id
+            if not any(isinstance(c, ConfineUser) for c in opened.caveats):
+                raise Unauthorized("the ticket names no user (ConfineUser), so no login can discharge it")
+            expiry = now + _lifetime(opened, self._ttl)
+            _check_ticket(opened, Access(now, user_id=user_id, discharge_expiry=expiry))
+            discharge = _finish(d, [ValidityWindow(now, expiry), UserID(user_id)], binding_id)
+        except VaultError as exc:
+            await self._audit.record(ctx, "discharge.login", "denied", user_id=user_id, reason=exc.message)
+            raise
+        await self._audit.record(ctx, "discharge.login", "ok", user_id=user_id, expires=expiry)
+        return discharge
+
+
+class OrgDischarger:
+    """``<authority>/org``: a live check of the caller's membership, for store tickets."""
+
+    def __init__(
+        self,
+        *,
+        location: str,
+        keys: SharedKeyCache,
+        verifier: BundleVerifier,
+        accounts: AccountStore,
+        ttl: int,
+        clock: Clock,
+        audit: Auditor,
+    ) -> None:
+        self.location = location
+        self._keys = keys
+        self._verifier = verifier
+        self._accounts = accounts
+        self._ttl = ttl
+        self._clock = clock
+        self._audit = audit
+
+    async def discharge(
+        self,
+        ticket: bytes,
+        binding_id: bytes,
+        bundle: Bundle,
+        client_addr: IPAddress | None,
+        ctx: RequestContext,
+    ) -> Macaroon:
+        now = int(self._clock())
+        org: int | None = None
+        user_id: int | None = None
+        token_id: str | None = None
+        lineage: tuple[str, ...] = ()
+        try:
+            opened, d = _open(ticket, self._keys, self.location)
+            orgs = [c.id for c in opened.caveats if isinstance(c, ConfineOrganization)]
+            if not orgs:
+                raise Unauthorized("the ticket names no organization (ConfineOrganization)")
+            org = orgs[0]
+            principal = await self._verifier.verify(bundle, now=now)
+            user_id, token_id, lineage = principal.user_id, principal.record.id, principal.lineage
+            expiry = now + _lifetime(opened, self._ttl)
+            # A discharge never outlives the credential it was issued for.
+            token_expiry = principal.verified.expiry()
+            if token_expiry is not None:
+                expiry = min(expiry, token_expiry)
+            _check_ticket(opened, Access(now, org_id=org, user_id=user_id, discharge_expiry=expiry))
+            carried = principal.check_here(Access(now, org_id=org, client_addr=client_addr))
+            role = await self._accounts.role_of(user_id, org)
+            if role is None:
+                raise Unauthorized(f"user {user_id} is not a member of organization {org}")
+            mask = principal.org_mask(org) & role.mask
+            if not mask:
+                raise Unauthorized(
+                    f"the token's permissions and the {role.value} role in organization {org} have nothing in common"
+                )
+            caveats: list[Caveat] = [
+                ValidityWindow(now, expiry),
+                Organization(org, mask),
+                *carried,
+                UserID(user_id),
+                TokenLineage(principal.record.id, lineage),
+            ]
+            discharge = _finish(d, caveats, binding_id)
+        except VaultError as exc:
+            await self._audit.record(
+                ctx,
+                "discharge.org",
+                "denied",
+                org=org,
+                user_id=user_id,
+                token_id=token_id,
+                lineage=lineage,
+                reason=exc.message,
+            )
+            raise
+        await self._audit.record(
+            ctx,
+            "discharge.org",
+            "ok",
+            org=org,
+            user_id=user_id,
+            token_id=token_id,
+            lineage=lineage,
+            mask=mask,
+            kind=TokenKind(principal.kind).value,
+            expires=expiry,
+        )
+        return discharge

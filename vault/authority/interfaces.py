@@ -1,0 +1,123 @@
+"""What the authority needs from the outside world, as protocols.
+
+Storage implements the repositories (``vault/storage/accounts.py``,
+``vault/storage/authority_tokens.py``); the infra branch provides the revocation
+watcher and the audit log; the web app factory is the only place that builds
+concrete objects. Each method says what it raises; every repository method may
+also raise :class:`~vault.errors.Unavailable` when the database is unreachable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .records import Member, Membership, Org, Session, TokenRecord, User
+from .roles import Role
+
+__all__ = [
+    "AccountStore",
+    "AuditSink",
+    "AuthorityEvent",
+    "RevocationList",
+    "RootKeys",
+    "SessionStore",
+    "TokenStore",
+]
+
+
+class AccountStore(Protocol):
+    async def create_user(self, email: str, password_hash: str) -> User:
+        """Raises :class:`~vault.errors.Conflict` when the email is taken."""
+
+    async def user_by_email(self, email: str) -> User | None: ...
+
+    async def user_by_id(self, user_id: int) -> User | None: ...
+
+    async def has_users(self) -> bool: ...
+
+    async def create_org(self, org_id: int, slug: str, owner_id: int) -> Org:
+        """Create the org with ``owner_id`` as its owner; :class:`Conflict` when the slug or id is taken."""
+
+    async def org_by_id(self, org_id: int) -> Org | None: ...
+
+    async def memberships(self, user_id: int) -> list[Membership]: ...
+
+    async def role_of(self, user_id: int, org_id: int) -> Role | None:
+        """The user's current role; always read from the database (no cache)."""
+
+    async def members(self, org_id: int) -> list[Member]: ...
+
+    async def add_member(self, org_id: int, user_id: int, role: Role) -> None:
+        """:class:`Conflict` when already a member."""
+
+    async def change_role(self, org_id: int, user_id: int, role: Role) -> None:
+        """:class:`NotFound` when not a member; :class:`Conflict` when it would leave no owner."""
+
+    async def remove_member(self, org_id: int, user_id: int) -> None:
+        """:class:`NotFound` when not a member; :class:`Conflict` when it would leave no owner."""
+
+
+class SessionStore(Protocol):
+    async def create(self, user_id: int, secret_digest: bytes, expires_at: dt.datetime) -> Session: ...
+
+    async def find(self, secret_digest: bytes) -> Session | None:
+        """The session whose secret hashes to ``secret_digest``, expired or not."""
+
+    async def revoke(self, session_id: int) -> None: ...
+
+
+class TokenStore(Protocol):
+    async def record(self, token: TokenRecord) -> None: ...
+
+    async def get(self, token_id: str) -> TokenRecord | None: ...
+
+    async def ancestors(self, token_id: str) -> list[TokenRecord]:
+        """The token's parent, grandparent, ... (nearest first)."""
+
+    async def descendants(self, token_id: str) -> list[str]:
+        """Ids of the token and everything stripped from it, recursively."""
+
+    async def mark_revoked(self, token_ids: Sequence[str], at: dt.datetime) -> None: ...
+
+    async def for_user(self, user_id: int) -> list[TokenRecord]: ...
+
+
+class RevocationList(Protocol):
+    """The in-memory view of revoked token ids, kept current across nodes."""
+
+    def is_revoked(self, token_id: str) -> bool: ...
+
+    async def revoke(self, token_ids: Sequence[str]) -> Any: ...
+
+
+class RootKeys(Protocol):
+    """The authority's macaroon root keys by kid (unwrapped keys cached in memory)."""
+
+    async def current(self) -> tuple[bytes, bytes]:
+        """``(kid, key)`` to sign new tokens with."""
+
+    async def get(self, kid: bytes) -> bytes:
+        """The key for ``kid``; :class:`~vault.errors.InvalidToken` for an unknown kid."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorityEvent:
+    """One decision, in the shape of the audit log (DESIGN §5)."""
+
+    action: str
+    outcome: str  # "ok", "denied" or "error"
+    org: int | None = None
+    token_id: str | None = None
+    lineage: tuple[str, ...] = ()
+    actor: str | None = None
+    client_addr: str | None = None
+    request_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditSink(Protocol):
+    async def record(self, event: AuthorityEvent) -> None:
+        """Durably record ``event``; raise :class:`~vault.errors.Unavailable` when it cannot."""

@@ -1,0 +1,123 @@
+"""Who a caller's token bundle speaks for: verification of authority tokens.
+
+The authority accepts two kinds of its own tokens in ``Authorization``:
+
+* a *permission token* (it has a third-party caveat to ``<authority>/login``)
+  with its bound login discharge; the user is the ``UserID`` the discharge
+  attests, which the authority trusts because it can open its own login ticket;
+* a *service token* (stripped from a permission token, no login caveat); the
+  user is the one recorded for it in the tokens table.
+
+Either way the token and each of its ancestors must be unrevoked, both in the
+database and in the revocation watcher's in-memory view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vault.errors import InvalidToken, Unauthenticated, Unauthorized
+from vault.macaroon import Access, Bundle, Caveat, Macaroon, Verified, verify
+from vault.macaroon.access import ALL
+from vault.macaroon.caveats import Action, IfPresent, Operations, Organization, Secrets, UserID, Vaults
+
+from .interfaces import RevocationList, RootKeys, TokenStore
+from .records import TokenKind, TokenRecord
+
+__all__ = ["CARRIED", "BundleVerifier", "Principal"]
+
+CARRIED: tuple[type[Caveat], ...] = (Vaults, Secrets, Operations, Action, IfPresent)
+"""Restrictions about store resources. The authority cannot evaluate them (a
+discharge request names no vault or secret), so it does not: strip keeps them
+in the service token and the org discharger copies them into the discharge,
+where the store enforces them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: int
+    token: Macaroon
+    record: TokenRecord
+    ancestors: tuple[TokenRecord, ...]
+    verified: Verified
+
+    @property
+    def kind(self) -> TokenKind:
+        return self.record.kind
+
+    @property
+    def lineage(self) -> tuple[str, ...]:
+        """Ancestor ids, nearest first."""
+        return tuple(a.id for a in self.ancestors)
+
+    def org_mask(self, org_id: int) -> int:
+        """The intersection of every ``Organization`` caveat's mask for ``org_id`` (0 if one names another org)."""
+        mask = ALL
+        for org in self.verified.find(Organization):
+            mask &= org.mask if org.id == org_id else 0
+        return mask
+
+    def check_here(self, access: Access) -> list[Caveat]:
+        """Check every restriction the authority can evaluate; return the :data:`CARRIED` ones.
+
+        Raises :class:`Unauthorized` listing every refusing caveat.
+        """
+        reasons: list[str] = []
+        carried: list[Caveat] = []
+        for c in self.verified.restrictions:
+            if isinstance(c, CARRIED):
+                carried.append(c)
+                continue
+            refusal = c.prohibits(access)
+            if refusal is not None:
+                reasons.append(f"{c.NAME}: {refusal.reason}")
+        if reasons:
+            raise Unauthorized(reasons)
+        return carried
+
+
+class BundleVerifier:
+    def __init__(
+        self,
+        *,
+        location: str,
+        login_location: str,
+        issuer_login_key: bytes,
+        root_keys: RootKeys,
+        tokens: TokenStore,
+        revocations: RevocationList,
+    ) -> None:
+        self._location = location
+        self._trusted = {login_location: [issuer_login_key]}
+        self._root_keys = root_keys
+        self._tokens = tokens
+        self._revocations = revocations
+
+    async def verify(self, bundle: Bundle, *, now: int) -> Principal:
+        """Verify the bundle's authority token and its discharges; find its user.
+
+        Raises :class:`InvalidToken` (bad bytes or signature, unknown or revoked
+        token), :class:`~vault.errors.MissingDischarge` (no valid login discharge),
+        :class:`Unauthenticated` (the discharge does not vouch for the token's user).
+        """
+        token = bundle.permission_token(self._location)
+        key = await self._root_keys.get(token.nonce.kid)
+        verified = verify(token, key, bundle.discharges, now=now, trusted=self._trusted)
+        record = await self._tokens.get(token.token_id)
+        if record is None:
+            raise InvalidToken("invalid token: this authority has no record of it")
+        ancestors = tuple(await self._tokens.ancestors(record.id))
+        check_not_revoked((record, *ancestors), self._revocations.is_revoked)
+        if record.kind is TokenKind.PERMISSION:
+            attested = {u.id for u in verified.attested(UserID)}
+            if attested != {record.user_id}:
+                raise Unauthenticated("the login discharge does not vouch for this token's user; get a new one")
+        return Principal(record.user_id, token, record, ancestors, verified)
+
+
+def check_not_revoked(chain: tuple[TokenRecord, ...], is_revoked: Callable[[str], bool]) -> None:
+    for r in chain:
+        if r.revoked_at is not None or is_revoked(r.id):
+            whose = "this token" if r is chain[0] else f"its parent token {r.id}"
+            raise InvalidToken(f"invalid token: {whose} was revoked")

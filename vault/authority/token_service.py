@@ -1,0 +1,209 @@
+"""Permission tokens and service tokens: minting, listing, strip, revocation.
+
+A *permission token* is ``Organization{org, mask}`` + ``ValidityWindow`` + a 3P
+caveat to ``<authority>/login`` whose ticket holds ``ConfineUser{user}``: it is
+worth nothing without a fresh login discharge. *Strip* turns one (with its
+discharge) into a *service token*: a new token, signed with the current root
+key, with the same caveats minus the login caveat and minus every
+``ValidityWindow``, recorded with its parent. Revoking a token revokes every
+token recorded below it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import uuid
+from collections.abc import Callable
+
+from vault.errors import BadRequest, NotFound, Unauthorized, Unprocessable
+from vault.macaroon import CONTROL, Access, Macaroon, add_third_party, mask_to_string
+from vault.macaroon.caveats import ConfineUser, MaxValidity, Organization, ThirdParty, ValidityWindow
+
+from .accounts import Accounts
+from .audit import Auditor
+from .interfaces import RevocationList, RootKeys, TokenStore
+from .principal import Principal
+from .records import RequestContext, TokenKind, TokenRecord
+from .roles import Role
+from .ticket_keys import TicketKeys
+
+__all__ = ["DEFAULT_TOKEN_TTL", "MAX_TOKEN_TTL", "TokenService", "check_token_id"]
+
+Clock = Callable[[], float]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+DEFAULT_TOKEN_TTL = 24 * 3600
+MAX_TOKEN_TTL = 90 * 24 * 3600
+
+
+def check_token_id(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise BadRequest("a token id is a UUID like 0f8fad5b-d9cb-469f-a165-70867728950e") from None
+
+
+def _at(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+class TokenService:
+    def __init__(
+        self,
+        *,
+        location: str,
+        login_location: str,
+        login_ttl: int,
+        keys: TicketKeys,
+        root_keys: RootKeys,
+        tokens: TokenStore,
+        revocations: RevocationList,
+        accounts: Accounts,
+        clock: Clock,
+        audit: Auditor,
+    ) -> None:
+        self._location = location
+        self._login_location = login_location
+        self._login_ttl = login_ttl
+        self._keys = keys
+        self._root_keys = root_keys
+        self._tokens = tokens
+        self._revocations = revocations
+        self._accounts = accounts
+        self._clock = clock
+        self._audit = audit
+
+    async def mint(
+        self,
+        user_id: int,
+        org_id: int,
+        mask: int | None,
+        ttl: int | None,
+        ctx: RequestContext,
+        *,
+        via: Principal | None = None,
+        client_addr: IPAddress | None = None,
+    ) -> tuple[Macaroon, TokenRecord]:
+        """A permission token for ``user_id`` in ``org_id``, its mask never above the user's role.
+
+        ``via`` is the caller's verified bundle when it authenticated with a
+        token rather than a session: the bundle must allow ``C`` on the org (all
+        of its caveats are checked, fail closed), the new mask stays within its
+        mask, the new token expires no later than it, and it becomes the new
+        token's parent (revoking it revokes the new one).
+        """
+        now = int(self._clock())
+        ttl = DEFAULT_TOKEN_TTL if ttl is None else ttl
+        if not 0 < ttl <= MAX_TOKEN_TTL:
+            raise BadRequest(f"ttl must be between 1 and {MAX_TOKEN_TTL} seconds")
+        role = await self._accounts.require_role(user_id, org_id)
+        allowed = role.mask
+        expires = now + ttl
+        parent: str | None = None
+        if via is not None:
+            via.verified.check(
+                Access(now, action=CONTROL, org_id=org_id, client_addr=client_addr, operation="tokens.mint")
+            )
+            allowed &= via.org_mask(org_id)
+            own_windows = [c.not_after for c in via.token.unverified_caveats if isinstance(c, ValidityWindow)]
+            expires = min([expires, *own_windows])
+            parent = via.record.id
+        mask = allowed if mask is None else mask
+        if not mask:
+            raise BadRequest("mask must name at least one permission")
+        if mask & ~allowed:
+            raise Unauthorized(
+                f"you may grant at most '{mask_to_string(allowed)}' in organization {org_id} "
+                f"(role {role.value}), not '{mask_to_string(mask & ~allowed)}'"
+            )
+        kid, key = await self._root_keys.current()
+        token = Macaroon.mint(kid, self._location, key, [Organization(org_id, mask), ValidityWindow(now, expires)])
+        token = add_third_party(
+            token,
+            self._login_location,
+            self._keys.issuer_login_key,
+            self._keys.issuer_public_key,
+            [ConfineUser(user_id), MaxValidity(self._login_ttl)],
+        )
+        record = TokenRecord(
+            token.token_id, user_id, org_id, TokenKind.PERMISSION, parent, mask, _at(now), _at(expires)
+        )
+        await self._tokens.record(record)
+        await self._audit.record(
+            ctx,
+            "token.mint",
+            "ok",
+            org=org_id,
+            token_id=record.id,
+            lineage=(parent,) if parent else (),
+            user_id=user_id,
+            mask=mask_to_string(mask),
+            expires=expires,
+        )
+        return token, record
+
+    async def for_user(self, user_id: int) -> list[TokenRecord]:
+        return await self._tokens.for_user(user_id)
+
+    async def strip(
+        self, principal: Principal, client_addr: IPAddress | None, ctx: RequestContext
+    ) -> tuple[Macaroon, TokenRecord]:
+        """A service token from a permission token and its login discharge (see the module docstring)."""
+        now = int(self._clock())
+        parent = principal.record
+        if principal.kind is not TokenKind.PERMISSION:
+            raise BadRequest("only a permission token (with its login discharge) can be stripped")
+        principal.check_here(Access(now, org_id=parent.org_id, client_addr=client_addr))
+        await self._accounts.require_role(principal.user_id, parent.org_id)
+        caveats = []
+        for c in principal.token.unverified_caveats:
+            if isinstance(c, ValidityWindow):
+                continue
+            if isinstance(c, ThirdParty):
+                if c.location == self._login_location:
+                    continue
+                # Its discharge key is sealed under the old chain; carrying it over would make the
+                # new token undischargeable, dropping it would widen the token.
+                raise Unprocessable(f"the token has a third-party caveat for {c.location}; strip cannot keep it")
+            caveats.append(c)
+        kid, key = await self._root_keys.current()
+        token = Macaroon.mint(kid, self._location, key, caveats)
+        record = TokenRecord(
+            token.token_id,
+            principal.user_id,
+            parent.org_id,
+            TokenKind.SERVICE,
+            parent.id,
+            principal.org_mask(parent.org_id),
+            _at(now),
+            None,
+        )
+        await self._tokens.record(record)
+        await self._audit.record(
+            ctx,
+            "token.strip",
+            "ok",
+            org=parent.org_id,
+            token_id=record.id,
+            lineage=(parent.id, *principal.lineage),
+            user_id=principal.user_id,
+        )
+        return token, record
+
+    async def revoke(self, user_id: int, token_id: str, ctx: RequestContext) -> list[str]:
+        """Revoke ``token_id`` and its descendants; allowed to the token's user and the org's owners."""
+        record = await self._tokens.get(check_token_id(token_id))
+        if record is None:
+            raise NotFound(f"token {token_id} not found")
+        if record.user_id != user_id:
+            role = await self._accounts.require_role(user_id, record.org_id)
+            if role is not Role.OWNER:
+                raise Unauthorized("only the token's user or an owner of its organization may revoke it")
+        ids = await self._tokens.descendants(record.id)
+        await self._tokens.mark_revoked(ids, _at(self._clock()))
+        await self._revocations.revoke(ids)
+        await self._audit.record(
+            ctx, "token.revoke", "ok", org=record.org_id, token_id=record.id, user_id=user_id, revoked=ids
+        )
+        return ids

@@ -1,0 +1,116 @@
+"""``cvault audit``: verify and export the audit log straight from the database.
+
+``verify`` and ``export`` are operator commands: they read the database named by
+the configuration (``CVAULT_DATABASE_URL``), not the HTTP API, so they work when
+the services are down and need no token. ``cvault audit query`` goes through the
+store's API with the caller's token; it belongs to the client and registers itself
+through :data:`SUBCOMMANDS` below.
+
+Exit status of ``verify``: 0 intact, 3 broken (tampering or loss; the message
+names the first broken link), 1 for errors such as an unreachable database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from vault.audit.chain import ChainReport
+from vault.audit.query import export_lines, verify_chain, verify_lines
+from vault.config import Config, require_database_url
+from vault.storage.pool import close_pool, create_pool
+from vault.storage.schema import SCHEMAS
+
+from .options import add_config_option, config_from_args
+
+__all__ = ["BROKEN_CHAIN_STATUS", "SUBCOMMANDS", "register"]
+
+BROKEN_CHAIN_STATUS = 3
+_PROGRESS_EVERY = 10_000
+
+# Functions ``f(audit_subparsers)`` adding more ``cvault audit`` subcommands.
+# ``cvault audit query`` (through the store API, the client's job) goes here.
+SUBCOMMANDS: list[Callable[[Any], None]] = []
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "audit", help="verify, export and query the hash-chained audit log"
+    )
+    audit_sub = parser.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
+    audit_sub.required = True
+
+    verify = audit_sub.add_parser(
+        "verify", help="recompute the hash chain and name the first broken link (exit 3 if broken)"
+    )
+    add_config_option(verify)
+    _add_schema_option(verify)
+    verify.add_argument(
+        "--file", type=Path, metavar="FILE", help="verify an exported JSON-lines file instead of the database"
+    )
+    verify.set_defaults(func=run_verify)
+
+    export = audit_sub.add_parser("export", help="write every audit event as JSON lines")
+    add_config_option(export)
+    _add_schema_option(export)
+    export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
+    export.set_defaults(func=run_export)
+
+    for add in SUBCOMMANDS:
+        add(audit_sub)
+
+
+def _add_schema_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--schema", choices=SCHEMAS, default="store", help="which service's log (default: store)")
+
+
+def _print_report(label: str, report: ChainReport) -> int:
+    if report.ok:
+        print(f"cvault audit verify: {label}: {report.message}")
+        return 0
+    print(f"cvault audit verify: {label}: BROKEN: {report.message} ({report.checked} event(s) before it verified)")
+    return BROKEN_CHAIN_STATUS
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        with args.file.open(encoding="utf-8") as lines:
+            return _print_report(str(args.file), verify_lines(lines))
+    return asyncio.run(verify_database(config_from_args(args), args.schema))
+
+
+async def verify_database(config: Config, schema: str) -> int:
+    pool = await create_pool(require_database_url(config), min_size=1, max_size=1)
+    try:
+        report = await verify_chain(pool, schema)
+    finally:
+        await close_pool(pool)
+    return _print_report(f"{schema} audit log", report)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if args.output is None:
+        return asyncio.run(export_database(config, args.schema, sys.stdout, "stdout"))
+    with args.output.open("w", encoding="utf-8") as out:
+        return asyncio.run(export_database(config, args.schema, out, str(args.output)))
+
+
+async def export_database(config: Config, schema: str, out: TextIO, label: str) -> int:
+    pool = await create_pool(require_database_url(config), min_size=1, max_size=1)
+    count = 0
+    try:
+        async for line in export_lines(pool, schema):
+            out.write(line)
+            count += 1
+            if count % _PROGRESS_EVERY == 0:
+                print(f"cvault audit export: {count} events...", file=sys.stderr)
+    finally:
+        await close_pool(pool)
+    out.flush()
+    print(f"cvault audit export: wrote {count} {schema} audit event(s) to {label}", file=sys.stderr)
+    return 0

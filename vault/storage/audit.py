@@ -1,0 +1,195 @@
+"""SQL of the audit log: ``<schema>.audit_events`` and its head row.
+
+Appends lock the head row (``FOR UPDATE``), let the caller place the batch in
+the chain after the head, insert the whole batch with one statement and move
+the head, all in one transaction. Writers in other processes wait for the lock,
+so there is one chain per schema and seq order is commit order.
+
+Rows come back as plain dicts (``at`` a UTC datetime, hashes ``bytes``,
+``detail`` parsed JSON) so a verifier can look at a row even when tampering has
+made it invalid as an event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from vault.audit.event import AuditRecord
+from vault.errors import Unavailable
+
+from .pool import CONNECTION_ERRORS, database_errors
+from .schema import check_schema, quote_identifier
+
+__all__ = [
+    "FILTER_COLUMNS",
+    "append_records",
+    "fetch_head",
+    "fetch_rows",
+    "select_rows",
+]
+
+_COLUMNS = (
+    "seq, at, service, action, outcome, org, vault, secret, version, token_id, lineage, actor, "
+    "client_addr, request_id, detail::text AS detail, prev_hash, hash"
+)
+
+# Columns query_events may filter on by equality; token_id is special (see select_rows).
+FILTER_COLUMNS = ("org", "vault", "secret", "actor", "action", "outcome")
+
+
+def _table(schema: str, name: str) -> str:
+    return f"{quote_identifier(check_schema(schema))}.{name}"
+
+
+def _insert_sql(schema: str) -> str:
+    # One statement for the whole batch: parallel arrays, one per column. Lineage
+    # (a ragged text[][] cannot be an array parameter) and detail travel as JSON text.
+    return (
+        f"INSERT INTO {_table(schema, 'audit_events')} "  # noqa: S608 (checked schema)
+        "(seq, at, service, action, outcome, org, vault, secret, version, token_id, lineage, actor, "
+        "client_addr, request_id, detail, prev_hash, hash) "
+        "SELECT u.seq, u.at, u.service, u.action, u.outcome, u.org, u.vault, u.secret, u.version, u.token_id, "
+        "ARRAY(SELECT jsonb_array_elements_text(u.lineage::jsonb)), u.actor, u.client_addr, u.request_id, "
+        "u.detail::jsonb, u.prev_hash, u.hash "
+        "FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
+        "$7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], "
+        "$15::text[], $16::bytea[], $17::bytea[]) "
+        "AS u(seq, at, service, action, outcome, org, vault, secret, version, token_id, lineage, actor, "
+        "client_addr, request_id, detail, prev_hash, hash)"
+    )
+
+
+def _columns(records: Sequence[AuditRecord]) -> list[list[Any]]:
+    def compact(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    return [
+        [r.seq for r in records],
+        [r.at for r in records],
+        [r.event.service for r in records],
+        [r.event.action for r in records],
+        [r.event.outcome for r in records],
+        [r.event.org for r in records],
+        [r.event.vault for r in records],
+        [r.event.secret for r in records],
+        [r.event.version for r in records],
+        [r.event.token_id for r in records],
+        [compact(list(r.event.lineage)) for r in records],
+        [r.event.actor for r in records],
+        [r.event.client_addr for r in records],
+        [r.event.request_id for r in records],
+        [compact(dict(r.event.detail)) for r in records],
+        [r.prev_hash for r in records],
+        [r.hash for r in records],
+    ]
+
+
+async def append_records(
+    conn: Any, schema: str, place: Callable[[int, bytes], Sequence[AuditRecord]]
+) -> Sequence[AuditRecord]:
+    """Append one batch in one transaction on ``conn`` (an asyncpg connection).
+
+    ``place(last_seq, last_hash)`` is called with the head locked and returns the
+    records to insert, already chained after the head. Raises :class:`Unavailable`
+    when anything fails; then nothing was written.
+    """
+    try:
+        async with conn.transaction():
+            head = await conn.fetchrow(
+                f"SELECT seq, hash FROM {_table(schema, 'audit_head')} FOR UPDATE"  # noqa: S608
+            )
+            if head is None:
+                raise Unavailable("audit log unavailable (its head row is missing); the request was not served")
+            records = place(head["seq"], bytes(head["hash"]))
+            if records:
+                await conn.execute(_insert_sql(schema), *_columns(records))
+                await conn.execute(
+                    f"UPDATE {_table(schema, 'audit_head')} SET seq = $1, hash = $2",  # noqa: S608
+                    records[-1].seq,
+                    records[-1].hash,
+                )
+    except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
+        raise Unavailable("audit log unavailable; the request was not served") from exc
+    return records
+
+
+async def fetch_head(pool: Any, schema: str) -> tuple[int, bytes]:
+    """The last seq and hash the log committed ``(0, 32 zero bytes)`` when empty."""
+    with database_errors():
+        row = await pool.fetchrow(f"SELECT seq, hash FROM {_table(schema, 'audit_head')}")  # noqa: S608
+    if row is None:
+        raise Unavailable("audit log head row is missing; was the database migrated?")
+    return row["seq"], bytes(row["hash"])
+
+
+def _row(record: Mapping[str, Any]) -> dict[str, Any]:
+    row = dict(record)
+    row["lineage"] = list(row["lineage"] or ())
+    row["detail"] = json.loads(row["detail"]) if row["detail"] is not None else None
+    row["prev_hash"] = bytes(row["prev_hash"])
+    row["hash"] = bytes(row["hash"])
+    return row
+
+
+async def fetch_rows(pool: Any, schema: str, *, after_seq: int, upto_seq: int, limit: int) -> list[dict[str, Any]]:
+    """Rows with ``after_seq < seq <= upto_seq`` in seq order, at most ``limit``."""
+    with database_errors():
+        rows = await pool.fetch(
+            f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')} "  # noqa: S608
+            "WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+            after_seq,
+            upto_seq,
+            limit,
+        )
+    return [_row(r) for r in rows]
+
+
+async def select_rows(
+    pool: Any,
+    schema: str,
+    *,
+    equals: Mapping[str, Any],
+    token_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: int | None,
+    limit: int,
+    newest_first: bool,
+) -> list[dict[str, Any]]:
+    """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``.
+
+    ``token_id`` matches events of that token and of every token derived from it
+    (its id in their lineage). ``since`` is inclusive, ``until`` exclusive.
+    """
+    where: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    for column, value in equals.items():
+        if column not in FILTER_COLUMNS:
+            raise ValueError(f"cannot filter audit events on {column!r}")
+        where.append(f"{column} = {arg(value)}")
+    if token_id is not None:
+        ref = arg(token_id)
+        where.append(f"(token_id = {ref} OR lineage @> ARRAY[{ref}::text])")
+    if since is not None:
+        where.append(f"at >= {arg(since)}")
+    if until is not None:
+        where.append(f"at < {arg(until)}")
+    if cursor is not None:
+        where.append(f"seq {'<' if newest_first else '>'} {arg(cursor)}")
+    sql = f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')}"  # noqa: S608 (fixed columns, $n values)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT {arg(limit)}"
+    with database_errors():
+        rows = await pool.fetch(sql, *args)
+    return [_row(r) for r in rows]

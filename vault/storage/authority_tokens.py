@@ -1,0 +1,120 @@
+"""The authority's record of every token it issued, with lineage (``authority.tokens``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from vault.authority.records import TokenKind, TokenRecord
+from vault.errors import Conflict
+
+from .pool import database_errors
+
+__all__ = ["TokenRepository"]
+
+_COLUMNS = "id, user_id, org_id, kind, parent, mask, created_at, expires_at, revoked_at"
+# Lineage is short (a permission token, its service tokens); the depth cap only
+# guards the recursion against a corrupted cycle.
+_MAX_DEPTH = 64
+
+
+_ANCESTORS = (
+    "WITH RECURSIVE up AS ("  # noqa: S608 (fixed column list)
+    f" SELECT {_COLUMNS}, 0 AS depth FROM authority.tokens"
+    "  WHERE id = (SELECT parent FROM authority.tokens WHERE id = $1)"
+    " UNION ALL"
+    " SELECT t.id, t.user_id, t.org_id, t.kind, t.parent, t.mask, t.created_at, t.expires_at,"
+    "  t.revoked_at, up.depth + 1 FROM authority.tokens t JOIN up ON t.id = up.parent"
+    "  WHERE up.depth < $2"
+    f") SELECT {_COLUMNS} FROM up ORDER BY depth"
+)
+
+
+def _record(row: Any) -> TokenRecord:
+    return TokenRecord(
+        str(row["id"]),
+        row["user_id"],
+        row["org_id"],
+        TokenKind(row["kind"]),
+        str(row["parent"]) if row["parent"] is not None else None,
+        row["mask"],
+        row["created_at"],
+        row["expires_at"],
+        row["revoked_at"],
+    )
+
+
+class TokenRepository:
+    """Implements :class:`vault.authority.interfaces.TokenStore`."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record(self, token: TokenRecord) -> None:
+        with database_errors():
+            try:
+                await self._pool.execute(
+                    f"INSERT INTO authority.tokens ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",  # noqa: S608
+                    uuid.UUID(token.id),
+                    token.user_id,
+                    token.org_id,
+                    token.kind.value,
+                    uuid.UUID(token.parent) if token.parent else None,
+                    token.mask,
+                    token.created_at,
+                    token.expires_at,
+                    token.revoked_at,
+                )
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"token {token.id} is already recorded") from None
+
+    async def get(self, token_id: str) -> TokenRecord | None:
+        with database_errors():
+            row = await self._pool.fetchrow(
+                f"SELECT {_COLUMNS} FROM authority.tokens WHERE id = $1",  # noqa: S608
+                uuid.UUID(token_id),
+            )
+        return _record(row) if row else None
+
+    async def ancestors(self, token_id: str) -> list[TokenRecord]:
+        with database_errors():
+            rows = await self._pool.fetch(
+                _ANCESTORS,
+                uuid.UUID(token_id),
+                _MAX_DEPTH,
+            )
+        return [_record(r) for r in rows]
+
+    async def descendants(self, token_id: str) -> list[str]:
+        with database_errors():
+            rows = await self._pool.fetch(
+                "WITH RECURSIVE down AS ("
+                " SELECT id, 0 AS depth FROM authority.tokens WHERE id = $1"
+                " UNION ALL"
+                " SELECT t.id, down.depth + 1 FROM authority.tokens t JOIN down ON t.parent = down.id"
+                "  WHERE down.depth < $2"
+                ") SELECT id FROM down ORDER BY depth, id",
+                uuid.UUID(token_id),
+                _MAX_DEPTH,
+            )
+        return [str(r["id"]) for r in rows]
+
+    async def mark_revoked(self, token_ids: Sequence[str], at: dt.datetime) -> None:
+        with database_errors():
+            await self._pool.execute(
+                "UPDATE authority.tokens SET revoked_at = $2 WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL",
+                [uuid.UUID(t) for t in token_ids],
+                at,
+            )
+
+    async def for_user(self, user_id: int) -> list[TokenRecord]:
+        with database_errors():
+            rows = await self._pool.fetch(
+                f"SELECT {_COLUMNS} FROM authority.tokens WHERE user_id = $1 ORDER BY created_at, id",  # noqa: S608
+                user_id,
+            )
+        return [_record(r) for r in rows]

@@ -1,0 +1,52 @@
+"""Login sessions of the authority: stored as the SHA-256 of their secret only."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import asyncpg
+
+from vault.authority.records import Session
+
+from .pool import database_errors
+
+__all__ = ["SessionRepository"]
+
+
+def _session(row: Any) -> Session:
+    return Session(row["id"], row["user_id"], row["expires_at"], row["revoked_at"])
+
+
+class SessionRepository:
+    """Implements :class:`vault.authority.interfaces.SessionStore`."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(self, user_id: int, secret_digest: bytes, expires_at: dt.datetime) -> Session:
+        with database_errors():
+            row = await self._pool.fetchrow(
+                "INSERT INTO authority.sessions (user_id, secret_digest, expires_at) VALUES ($1, $2, $3) "
+                "RETURNING id, user_id, expires_at, revoked_at",
+                user_id,
+                secret_digest,
+                expires_at,
+            )
+        return _session(row)
+
+    async def find(self, secret_digest: bytes) -> Session | None:
+        # An equality lookup through the unique index: the secret's digest is the key,
+        # so there is no comparison of secret material in Python to time.
+        with database_errors():
+            row = await self._pool.fetchrow(
+                "SELECT id, user_id, expires_at, revoked_at FROM authority.sessions WHERE secret_digest = $1",
+                secret_digest,
+            )
+        return _session(row) if row else None
+
+    async def revoke(self, session_id: int) -> None:
+        with database_errors():
+            await self._pool.execute(
+                "UPDATE authority.sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", session_id
+            )

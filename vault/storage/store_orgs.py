@@ -1,0 +1,138 @@
+"""Enrolled orgs and the store tokens minted for them (``store.orgs``, ``store.tokens``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from vault.errors import NotFound
+from vault.store.interfaces import BeforeCommit
+from vault.store.models import OrgRecord, RootKey, TokenRecord
+
+from .keys import KeyRepository
+from .pool import database_errors
+from .store_keys import ROOT_KEY_PURPOSE
+
+__all__ = ["OrgStore"]
+
+_GET_ORG = "SELECT id, slug, root_key_id FROM store.orgs WHERE id = $1"
+_LOCK_ORG = "SELECT id, slug, root_key_id FROM store.orgs WHERE id = $1 FOR UPDATE"
+_INSERT_ORG = (
+    "INSERT INTO store.orgs (id, slug, root_key_id) VALUES ($1, $2, $3) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id, slug, root_key_id"
+)
+_SET_SLUG = "UPDATE store.orgs SET slug = $2 WHERE id = $1"
+_DROP_KEY = "DELETE FROM store.wrapped_keys WHERE id = $1"
+_INSERT_TOKEN = (
+    "INSERT INTO store.tokens (id, org_id, kind, mask, vaults, secrets, parent, actor, expires_at) "  # noqa: S105
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+)
+_GET_TOKEN = (
+    "SELECT id, org_id, kind, mask, vaults, secrets, parent, actor, created_at, expires_at, revoked_at "  # noqa: S105
+    "FROM store.tokens WHERE org_id = $1 AND id = $2"
+)
+# The token and everything minted from it, however deep.
+_REVOKE = """
+WITH RECURSIVE tree AS (
+    SELECT id FROM store.tokens WHERE org_id = $1 AND id = $2
+    UNION
+    SELECT t.id FROM store.tokens t JOIN tree ON t.parent = tree.id
+)
+UPDATE store.tokens SET revoked_at = coalesce(revoked_at, now())
+WHERE id IN (SELECT id FROM tree)
+RETURNING id
+"""
+
+
+def _org(row: Any) -> OrgRecord:
+    return OrgRecord(row["id"], row["slug"], row["root_key_id"])
+
+
+class OrgStore:
+    """Implements :class:`vault.store.interfaces.OrgRepository`."""
+
+    def __init__(self, pool: Any, keys: KeyRepository) -> None:
+        self._pool = pool
+        self._keys = keys
+
+    async def get_org(self, org_id: int) -> OrgRecord | None:
+        with database_errors():
+            row = await self._pool.fetchrow(_GET_ORG, org_id)
+        return None if row is None else _org(row)
+
+    async def enroll(
+        self,
+        org_id: int,
+        slug: str,
+        token: Callable[[RootKey], TokenRecord],
+        before_commit: BeforeCommit[TokenRecord],
+    ) -> tuple[OrgRecord, RootKey]:
+        with database_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(_LOCK_ORG, org_id)
+                if row is None:
+                    key_id, _key = await self._keys.generate(ROOT_KEY_PURPOSE, conn=conn)
+                    row = await conn.fetchrow(_INSERT_ORG, org_id, slug, key_id)
+                    if row is None:
+                        # Another node enrolled the org first; use its key, drop ours.
+                        await conn.execute(_DROP_KEY, key_id)
+                        row = await conn.fetchrow(_LOCK_ORG, org_id)
+                elif row["slug"] != slug:
+                    await conn.execute(_SET_SLUG, org_id, slug)
+                org = OrgRecord(org_id, slug, row["root_key_id"])
+                root = RootKey(
+                    org.root_key_id, org_id, await self._keys.get(org.root_key_id, ROOT_KEY_PURPOSE, conn=conn)
+                )
+                record = token(root)
+                await self._insert_token(conn, record)
+                await before_commit(record)
+        return org, root
+
+    async def _insert_token(self, conn: Any, r: TokenRecord) -> None:
+        await conn.execute(
+            _INSERT_TOKEN,
+            r.id,
+            r.org_id,
+            r.kind,
+            r.mask,
+            r.vaults,
+            r.secrets,
+            r.parent,
+            r.actor,
+            r.expires_at,
+        )
+
+    async def record_token(self, record: TokenRecord, before_commit: BeforeCommit[TokenRecord]) -> None:
+        with database_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._insert_token(conn, record)
+                await before_commit(record)
+
+    async def get_token(self, org_id: int, token_id: str) -> TokenRecord | None:
+        with database_errors():
+            row = await self._pool.fetchrow(_GET_TOKEN, org_id, token_id)
+        if row is None:
+            return None
+        return TokenRecord(
+            id=str(row["id"]),
+            org_id=row["org_id"],
+            kind=row["kind"],
+            mask=row["mask"],
+            vaults=row["vaults"],
+            secrets=row["secrets"],
+            parent=None if row["parent"] is None else str(row["parent"]),
+            actor=row["actor"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            revoked_at=row["revoked_at"],
+        )
+
+    async def revoke_token(self, org_id: int, token_id: str, before_commit: BeforeCommit[list[str]]) -> list[str]:
+        with database_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(_REVOKE, org_id, token_id)
+                if not rows:
+                    raise NotFound(f"store token {token_id} not found in organization {org_id}")
+                ids = sorted(str(r["id"]) for r in rows)
+                await before_commit(ids)
+        return ids

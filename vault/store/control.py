@@ -1,0 +1,172 @@
+"""Org-level operations: enrolment, minting and revoking store tokens, vaults.
+
+Minting never widens: the new token's mask must lie within what the caller's
+token and discharge both allow, and the new token carries the caller's own
+scoping caveats (``Vaults``, ``Secrets``, ``ClientCIDR``, ``IfPresent``,
+``Action``) on top of the requested ones. Per-call narrowing (``Operations``,
+``ValidityWindow``, added by attenuate-on-use) is not copied; ask for ``ttl``
+to get an expiring token. See ``docs/store.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from vault.errors import NotFound, Unauthorized
+from vault.macaroon import ALL, Caveat, encode_token, mask_to_string
+from vault.macaroon.access import is_subset
+from vault.macaroon.caveats import Action, ClientCIDR, IfPresent, Secrets, ValidityWindow, Vaults
+
+from .events import RequestContext
+from .interfaces import AuditSink, KeyDirectory, OrgRepository, RevocationList, SecretRepository
+from .models import RootKey, TokenRecord, VaultInfo
+from .tokens import StoreTokens
+
+__all__ = ["ControlService", "MintRequest", "MintedToken"]
+
+_COPIED = (Vaults, Secrets, ClientCIDR, IfPresent, Action)
+
+
+@dataclass(frozen=True, slots=True)
+class MintRequest:
+    mask: int
+    vaults: Mapping[str, int] | None = None
+    secrets: Mapping[str, int] | None = None
+    ttl: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MintedToken:
+    token: str = ""
+    id: str = ""
+
+    def __repr__(self) -> str:
+        return f"MintedToken(id={self.id!r})"
+
+
+class ControlService:
+    def __init__(
+        self,
+        *,
+        tokens: StoreTokens,
+        keys: KeyDirectory,
+        enroll_key: RootKey,
+        orgs: OrgRepository,
+        secrets: SecretRepository,
+        revocations: RevocationList,
+        audit: AuditSink,
+    ) -> None:
+        self._tokens = tokens
+        self._keys = keys
+        self._enroll_key = enroll_key
+        self._orgs = orgs
+        self._secrets = secrets
+        self._revocations = revocations
+        self._audit = audit
+
+    async def require_enrolled(self, org_id: int) -> RootKey:
+        root = await self._keys.root_key_for(org_id)
+        if root is None:
+            raise NotFound(f"organization {org_id} is not enrolled at this store; enrol it first")
+        return root
+
+    # -- enrolment --------------------------------------------------------------
+
+    def challenge(self, org_id: int, now: int) -> str:
+        return encode_token(self._tokens.challenge(self._enroll_key, org_id, now))
+
+    async def enroll(self, ctx: RequestContext, slug: str) -> MintedToken:
+        """A fresh root store token (``rwcdCa``) for the org; the org and its root key on first use."""
+        caller = ctx.verified_caller
+        minted: list[MintedToken] = []
+
+        def mint(root: RootKey) -> TokenRecord:
+            token = self._tokens.mint(root, ctx.org_id, ALL)
+            minted.append(MintedToken(encode_token(token), token.token_id))
+            return TokenRecord(token.token_id, ctx.org_id, "root", mask_to_string(ALL), actor=caller.actor)
+
+        async def audited(record: TokenRecord) -> None:
+            await self._audit.record(ctx.event("ok", detail={"minted": record.id, "slug": slug}))
+
+        _org, root = await self._orgs.enroll(ctx.org_id, slug, mint, audited)
+        self._keys.remember(root)
+        return minted[0]
+
+    # -- tokens -------------------------------------------------------------------
+
+    async def mint(self, ctx: RequestContext, request: MintRequest, now: int) -> MintedToken:
+        caller = ctx.verified_caller
+        allowed = caller.effective_mask()
+        if not is_subset(request.mask, allowed):
+            raise Unauthorized(
+                f"cannot mint '{mask_to_string(request.mask)}': your token and discharge allow only "
+                f"'{mask_to_string(allowed)}' in organization {ctx.org_id}"
+            )
+        root = await self.require_enrolled(ctx.org_id)
+        caveats: list[Caveat] = []
+        if request.vaults:
+            caveats.append(Vaults(tuple(sorted(request.vaults.items()))))
+        if request.secrets:
+            caveats.append(Secrets(tuple(sorted(request.secrets.items()))))
+        # The caller's own scoping comes along, so the new token is never wider.
+        caveats.extend(c for c in caller.verified.token.unverified_caveats if isinstance(c, _COPIED))
+        expires_at = None
+        if request.ttl is not None:
+            caveats.append(ValidityWindow(now, now + request.ttl))
+            expires_at = dt.datetime.fromtimestamp(now + request.ttl, dt.UTC)
+        token = self._tokens.mint(root, ctx.org_id, request.mask, caveats)
+        record = TokenRecord(
+            token.token_id,
+            ctx.org_id,
+            "minted",
+            mask_to_string(request.mask),
+            vaults={k: mask_to_string(v) for k, v in request.vaults.items()} if request.vaults else None,
+            secrets={k: mask_to_string(v) for k, v in request.secrets.items()} if request.secrets else None,
+            parent=caller.token_id,
+            actor=caller.actor,
+            expires_at=expires_at,
+        )
+
+        async def audited(r: TokenRecord) -> None:
+            detail: dict[str, object] = {"minted": r.id, "mask": r.mask}
+            if r.vaults:
+                detail["vaults"] = r.vaults
+            if r.secrets:
+                detail["secrets"] = r.secrets
+            if request.ttl is not None:
+                detail["ttl"] = request.ttl
+            await self._audit.record(ctx.event("ok", detail=detail))
+
+        await self._orgs.record_token(record, audited)
+        return MintedToken(encode_token(token), token.token_id)
+
+    async def revoke(self, ctx: RequestContext, token_id: str) -> list[str]:
+        """Revoke the token and every token minted from it; every store node sees it within a second."""
+
+        async def audited(ids: list[str]) -> None:
+            await self._audit.record(ctx.event("ok", detail={"revoked": token_id, "with_descendants": ids}))
+
+        ids = await self._orgs.revoke_token(ctx.org_id, token_id, audited)
+        await self._revocations.revoke(ids)
+        return ids
+
+    # -- vaults -------------------------------------------------------------------
+
+    async def create_vault(self, ctx: RequestContext, name: str) -> VaultInfo:
+        async def audited(info: VaultInfo) -> None:
+            await self._audit.record(ctx.event("ok", vault=name))
+
+        return await self._secrets.create_vault(ctx.org_id, name, audited)
+
+    async def list_vaults(self, ctx: RequestContext) -> list[VaultInfo]:
+        found = await self._secrets.list_vaults(ctx.org_id)
+        await self._audit.record(ctx.event("ok", detail={"returned": len(found)}))
+        return found
+
+    async def delete_vault(self, ctx: RequestContext, name: str) -> None:
+        async def audited(_name: str) -> None:
+            await self._audit.record(ctx.event("ok", vault=name))
+
+        await self._secrets.delete_vault(ctx.org_id, name, audited)

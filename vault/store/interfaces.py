@@ -1,0 +1,166 @@
+"""What the store's services need from the outside world, and what each method raises.
+
+The storage layer implements these (``vault/storage/store_*.py``); the app
+factory wires concrete objects in; tests may use the real ones against a real
+database. Every method may also raise :class:`~vault.errors.Unavailable` when
+the database cannot be reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol, TypeVar
+
+from vault.audit.event import AuditEvent
+
+from .models import (
+    OrgRecord,
+    RootKey,
+    SecretMetadata,
+    SecretSummary,
+    StoredVersion,
+    TokenRecord,
+    VaultInfo,
+    WriteOutcome,
+)
+
+__all__ = [
+    "AuditSink",
+    "BeforeCommit",
+    "Clock",
+    "KeyDirectory",
+    "OrgRepository",
+    "RevocationList",
+    "Sealer",
+    "SecretRepository",
+]
+
+T = TypeVar("T", contravariant=True)
+
+Clock = Callable[[], float]
+"""Seconds since the epoch (``time.time`` in production)."""
+
+
+class BeforeCommit(Protocol[T]):
+    """Called inside a write's transaction, just before it commits; raising rolls the write back.
+
+    The store records the write's audit event here, so a write that cannot be
+    audited does not happen.
+    """
+
+    def __call__(self, outcome: T, /) -> Awaitable[None]: ...
+
+
+Sealer = Callable[[int, int], bytes]
+"""``seal(version, data_key_id) -> ciphertext``: encrypts the value for the row being written."""
+
+
+class AuditSink(Protocol):
+    async def record(self, *events: AuditEvent) -> None:
+        """Durably append the events; raises :class:`~vault.errors.Unavailable` when they are not committed."""
+
+
+class RevocationList(Protocol):
+    def is_revoked(self, token_id: str) -> bool:
+        """In memory, no I/O: has this store token id been revoked (seen within about a second)?"""
+
+    async def revoke(self, token_ids: Iterable[str]) -> list[str]:
+        """Record revocations durably and tell every store node; returns the ids newly revoked."""
+
+
+class KeyDirectory(Protocol):
+    """Signing keys by key id, cached in memory after first use."""
+
+    def cached(self, key_id: int) -> RootKey | None:
+        """The key if it is in memory (no I/O)."""
+
+    async def load(self, key_id: int) -> RootKey | None:
+        """The key, reading the database on a miss; ``None`` if there is no such signing key."""
+
+    async def root_key_for(self, org_id: int) -> RootKey | None:
+        """The org's current root key, or ``None`` if the org is not enrolled."""
+
+    def remember(self, root: RootKey) -> None:
+        """Cache a root key this node just created."""
+
+
+class OrgRepository(Protocol):
+    async def get_org(self, org_id: int) -> OrgRecord | None: ...
+
+    async def enroll(
+        self, org_id: int, slug: str, token: Callable[[RootKey], TokenRecord], before_commit: BeforeCommit[TokenRecord]
+    ) -> tuple[OrgRecord, RootKey]:
+        """Create the org with a fresh root key (or update its slug) and record the root token.
+
+        ``token(root_key)`` mints the token (its id is the record's id).
+        """
+
+    async def record_token(self, record: TokenRecord, before_commit: BeforeCommit[TokenRecord]) -> None: ...
+
+    async def get_token(self, org_id: int, token_id: str) -> TokenRecord | None: ...
+
+    async def revoke_token(self, org_id: int, token_id: str, before_commit: BeforeCommit[list[str]]) -> list[str]:
+        """Mark the token and every token minted from it revoked; return their ids. NotFound if unknown."""
+
+
+class SecretRepository(Protocol):
+    async def create_vault(self, org_id: int, name: str, before_commit: BeforeCommit[VaultInfo]) -> VaultInfo:
+        """Conflict if it exists."""
+
+    async def list_vaults(self, org_id: int) -> list[VaultInfo]: ...
+
+    async def delete_vault(self, org_id: int, name: str, before_commit: BeforeCommit[str]) -> None:
+        """NotFound if missing, Conflict if it still holds secrets."""
+
+    async def list_secrets(
+        self, org_id: int, vault: str, *, prefix: str, after: str | None, limit: int
+    ) -> list[SecretSummary]:
+        """Names in order, starting after ``after``. NotFound if the vault is missing."""
+
+    async def write(
+        self,
+        org_id: int,
+        vault: str,
+        name: str,
+        *,
+        data_key: bytes,
+        seal: Sealer,
+        cas: int | None,
+        pending: bool,
+        max_versions: int | None,
+        may_create: bool,
+        token_id: str,
+        before_commit: BeforeCommit[WriteOutcome],
+    ) -> WriteOutcome:
+        """Add a version. Conflict on a CAS mismatch; Unauthorized if new and not ``may_create``."""
+
+    async def read(
+        self, org_id: int, vault: str, name: str, *, version: int | None, stage: str | None
+    ) -> StoredVersion:
+        """One round trip: the version row with its wrapped data key. NotFound if there is none."""
+
+    async def read_many(
+        self, org_id: int, vault: str, *, names: Sequence[str] | None, prefix: str, limit: int
+    ) -> list[StoredVersion]:
+        """The current versions of many secrets in one round trip (any state; the caller filters)."""
+
+    async def metadata(self, org_id: int, vault: str, name: str) -> SecretMetadata: ...
+
+    async def change_versions(
+        self,
+        org_id: int,
+        vault: str,
+        name: str,
+        versions: Sequence[int],
+        change: str,
+        before_commit: BeforeCommit[list[int]],
+    ) -> list[int]:
+        """``change`` is delete, undelete or destroy; returns the versions it changed."""
+
+    async def destroy_secret(self, org_id: int, vault: str, name: str, before_commit: BeforeCommit[str]) -> None:
+        """The secret, every version and every data key, gone."""
+
+    async def promote(
+        self, org_id: int, vault: str, name: str, before_commit: BeforeCommit[tuple[int, int | None]]
+    ) -> tuple[int, int | None]:
+        """Pending becomes current, current becomes previous; Conflict if nothing is pending."""

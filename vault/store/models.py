@@ -1,0 +1,104 @@
+"""The store's records, as its services and repositories exchange them. Never a plaintext value."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+__all__ = [
+    "OrgRecord",
+    "RootKey",
+    "SecretMetadata",
+    "SecretSummary",
+    "StoredVersion",
+    "TokenRecord",
+    "VaultInfo",
+    "VersionInfo",
+    "WriteOutcome",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RootKey:
+    """A store signing key: an org's root key, or (``org_id is None``) the store's enrolment key."""
+
+    key_id: int
+    org_id: int | None
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OrgRecord:
+    id: int
+    slug: str
+    root_key_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    id: str
+    org_id: int
+    kind: str  # "root" (enrolment) or "minted"
+    mask: str
+    vaults: dict[str, str] | None = None
+    secrets: dict[str, str] | None = None
+    parent: str | None = None
+    actor: str | None = None
+    expires_at: dt.datetime | None = None
+    created_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VaultInfo:
+    name: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSummary:
+    name: str
+    current_version: int | None
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    version: int
+    state: str  # active, deleted, destroyed
+    stage: str | None  # current, pending, previous
+    created_at: dt.datetime
+    created_by_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMetadata:
+    name: str
+    current_version: int | None
+    max_versions: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    versions: tuple[VersionInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version as read from the database, with its wrapped data key (never unwrapped here)."""
+
+    name: str
+    version: int
+    state: str
+    stage: str | None
+    created_at: dt.datetime
+    ciphertext: bytes | None = field(repr=False)
+    data_key_id: int | None
+    kek_version: int | None
+    wrapped_key: bytes | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    version: int
+    stage: str
+    created: bool  # the write created the secret
+    trimmed: tuple[int, ...] = ()  # old versions removed to respect max_versions

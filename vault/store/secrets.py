@@ -1,0 +1,219 @@
+"""Secret reads and writes: envelope encryption on the way in and out, audit on every access.
+
+Values are sealed with a fresh data key per version (AES-256-GCM, associated
+data binding org, vault, name, version and data-key id) before they reach the
+repository, and opened only here, after the row is read. The data key is
+unwrapped in memory with the cached KEK keyring, so a read costs one database
+round trip plus the audit commit. A read whose audit event is not committed
+raises :class:`~vault.errors.Unavailable` and returns no value (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from vault.crypto.envelope import SecretBinding, generate_data_key, open_value, seal_value
+from vault.crypto.keyring import Keyring, WrappedKey
+from vault.errors import DecryptionError, NotFound
+from vault.macaroon import READ
+
+from .events import RequestContext
+from .interfaces import AuditSink, SecretRepository
+from .models import SecretMetadata, SecretSummary, StoredVersion, WriteOutcome
+
+__all__ = ["DATA_KEY_PURPOSE", "BatchResult", "DataKeys", "Revealed", "SecretService"]
+
+DATA_KEY_PURPOSE = "store-dek"
+MAX_BATCH = 1000
+
+
+class DataKeys(Protocol):
+    """The KEK keyring that wraps data keys (:class:`vault.storage.keys.KeyRepository`)."""
+
+    @property
+    def keyring(self) -> Keyring: ...
+
+    async def get(self, key_id: int, purpose: str, *, conn: object = None) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Revealed:
+    """A decrypted version. ``value`` is plaintext: it goes to the caller and nowhere else."""
+
+    name: str
+    version: int
+    stage: str | None
+    created_at_unix: int
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    secrets: tuple[Revealed, ...]
+    missing: tuple[str, ...]
+
+
+def _unix(stored: StoredVersion) -> int:
+    return int(stored.created_at.timestamp())
+
+
+class SecretService:
+    def __init__(self, repo: SecretRepository, keys: DataKeys, audit: AuditSink) -> None:
+        self._repo = repo
+        self._keys = keys
+        self._audit = audit
+
+    # -- reading ----------------------------------------------------------------
+
+    async def _open(self, org_id: int, vault: str, stored: StoredVersion) -> str:
+        if stored.state == "deleted":
+            raise NotFound(f"version {stored.version} of secret {stored.name!r} is deleted; undelete it to read it")
+        if (
+            stored.state == "destroyed"
+            or stored.ciphertext is None
+            or stored.data_key_id is None
+            or stored.wrapped_key is None
+            or stored.kek_version is None
+        ):
+            raise NotFound(f"version {stored.version} of secret {stored.name!r} was destroyed")
+        keyring = self._keys.keyring
+        if keyring.has_version(stored.kek_version):
+            data_key = keyring.unwrap_key(
+                DATA_KEY_PURPOSE, stored.data_key_id, WrappedKey(stored.kek_version, stored.wrapped_key)
+            )
+        else:
+            # Wrapped by a KEK another node created since this one loaded the keyring; reloads it.
+            data_key = await self._keys.get(stored.data_key_id, DATA_KEY_PURPOSE)
+        binding = SecretBinding(str(org_id), vault, stored.name, stored.version, stored.data_key_id)
+        try:
+            plaintext = open_value(data_key, stored.ciphertext, binding)
+        except DecryptionError:
+            raise DecryptionError(
+                f"version {stored.version} of secret {stored.name!r} in vault {vault!r} failed to decrypt: "
+                "the ciphertext does not belong to this row (moved, copied or tampered) or its key is wrong"
+            ) from None
+        return plaintext.decode("utf-8")
+
+    async def read(
+        self, ctx: RequestContext, vault: str, name: str, *, version: int | None = None, stage: str | None = None
+    ) -> Revealed:
+        stored = await self._repo.read(ctx.org_id, vault, name, version=version, stage=stage)
+        value = await self._open(ctx.org_id, vault, stored)
+        # Fail closed: no committed audit event, no value.
+        await self._audit.record(ctx.event("ok", vault=vault, secret=name, version=stored.version))
+        return Revealed(stored.name, stored.version, stored.stage, _unix(stored), value)
+
+    async def batch_read(
+        self, ctx: RequestContext, vault: str, *, names: Sequence[str] | None, prefix: str, now: int
+    ) -> BatchResult:
+        """Current versions of ``names`` (or of every name under ``prefix``): one query, one audit batch.
+
+        A listed name the caller's caveats refuse fails the whole request; with a
+        prefix, secrets the caveats refuse are left out, as if they did not exist.
+        """
+        caller = ctx.verified_caller
+        if names is not None:
+            for n in names:
+                caller.check(ctx.access(now, READ, vault=vault, secret=n))
+        rows = await self._repo.read_many(ctx.org_id, vault, names=names, prefix=prefix, limit=MAX_BATCH)
+        found: list[Revealed] = []
+        for stored in rows:
+            if names is None and not caller.allows(ctx.access(now, READ, vault=vault, secret=stored.name)):
+                continue
+            if stored.state != "active":
+                continue
+            value = await self._open(ctx.org_id, vault, stored)
+            found.append(Revealed(stored.name, stored.version, stored.stage, _unix(stored), value))
+        returned = {r.name for r in found}
+        missing = tuple(n for n in names if n not in returned) if names is not None else ()
+        events = [
+            ctx.event(
+                "ok", action="secrets.read", vault=vault, secret=r.name, version=r.version, detail={"batch": True}
+            )
+            for r in found
+        ]
+        if not events:
+            events = [ctx.event("ok", vault=vault, detail={"returned": 0})]
+        await self._audit.record(*events)
+        return BatchResult(tuple(found), missing)
+
+    async def list_names(
+        self, ctx: RequestContext, vault: str, *, prefix: str, after: str | None, limit: int
+    ) -> list[SecretSummary]:
+        found = await self._repo.list_secrets(ctx.org_id, vault, prefix=prefix, after=after, limit=limit)
+        await self._audit.record(ctx.event("ok", vault=vault, detail={"prefix": prefix, "returned": len(found)}))
+        return found
+
+    async def metadata(self, ctx: RequestContext, vault: str, name: str) -> SecretMetadata:
+        meta = await self._repo.metadata(ctx.org_id, vault, name)
+        await self._audit.record(ctx.event("ok", vault=vault, secret=name))
+        return meta
+
+    # -- writing ----------------------------------------------------------------
+
+    async def write(
+        self,
+        ctx: RequestContext,
+        vault: str,
+        name: str,
+        value: bytes,
+        *,
+        cas: int | None,
+        pending: bool,
+        max_versions: int | None,
+        may_create: bool,
+    ) -> WriteOutcome:
+        data_key = generate_data_key()
+        org = str(ctx.org_id)
+
+        def seal(version: int, data_key_id: int) -> bytes:
+            return seal_value(data_key, value, SecretBinding(org, vault, name, version, data_key_id))
+
+        async def audited(outcome: WriteOutcome) -> None:
+            detail: dict[str, object] = {"stage": outcome.stage, "created": outcome.created}
+            if outcome.trimmed:
+                detail["trimmed"] = list(outcome.trimmed)
+            await self._audit.record(ctx.event("ok", vault=vault, secret=name, version=outcome.version, detail=detail))
+
+        return await self._repo.write(
+            ctx.org_id,
+            vault,
+            name,
+            data_key=data_key,
+            seal=seal,
+            cas=cas,
+            pending=pending,
+            max_versions=max_versions,
+            may_create=may_create,
+            token_id=ctx.verified_caller.token_id,
+            before_commit=audited,
+        )
+
+    async def change_versions(
+        self, ctx: RequestContext, vault: str, name: str, versions: Sequence[int], change: str
+    ) -> list[int]:
+        """Soft delete, undelete or destroy versions; one event naming the versions changed."""
+
+        async def audited(changed: list[int]) -> None:
+            await self._audit.record(
+                ctx.event("ok", vault=vault, secret=name, detail={"requested": list(versions), "changed": changed})
+            )
+
+        return await self._repo.change_versions(ctx.org_id, vault, name, versions, change, audited)
+
+    async def destroy_secret(self, ctx: RequestContext, vault: str, name: str) -> None:
+        async def audited(_name: str) -> None:
+            await self._audit.record(ctx.event("ok", vault=vault, secret=name, detail={"all_versions": True}))
+
+        await self._repo.destroy_secret(ctx.org_id, vault, name, audited)
+
+    async def promote(self, ctx: RequestContext, vault: str, name: str) -> tuple[int, int | None]:
+        async def audited(result: tuple[int, int | None]) -> None:
+            current, previous = result
+            await self._audit.record(
+                ctx.event("ok", vault=vault, secret=name, version=current, detail={"previous": previous})
+            )
+
+        return await self._repo.promote(ctx.org_id, vault, name, audited)

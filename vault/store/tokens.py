@@ -1,0 +1,146 @@
+"""The store as its own macaroon authority: minting store tokens and verifying requests.
+
+Every store token carries ``Organization{org, mask}`` and a third-party caveat
+to the authority's org discharger (``<authority>/org``) whose ticket holds
+``ConfineOrganization{org}`` and ``MaxValidity``. The ticket is sealed with
+``KA = X25519(store private key, authority org public key)``, so only the
+authority can discharge it, and the store can re-open its own tickets to trust
+the discharge's attestations (who the caller is). The store never calls the
+authority.
+
+Key ids (``kid``) are the 8-byte big-endian id of the signing key's row in
+``store.wrapped_keys``. Org root keys sign an org's tokens; one store-wide
+enrolment key signs the enrolment challenges, which are good for nothing but
+the ``enroll`` operation.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from vault.crypto.ticket_keys import TicketKeyPair
+from vault.errors import InvalidToken, Unauthorized
+from vault.macaroon import CONTROL, Access, Bundle, Caveat, Macaroon, add_third_party, verify
+from vault.macaroon.caveats import (
+    ConfineOrganization,
+    MaxValidity,
+    Operations,
+    Organization,
+    ValidityWindow,
+)
+from vault.macaroon.crypto import DEFAULT_RANDOM, Random
+
+from .caller import Caller
+from .interfaces import KeyDirectory, RevocationList
+from .models import RootKey
+
+__all__ = ["CHALLENGE_TTL", "ENROLL_OPERATION", "StoreTokens", "key_id_from_kid", "kid_for"]
+
+CHALLENGE_TTL = 300
+ENROLL_OPERATION = "enroll"
+_KID = struct.Struct(">Q")
+
+
+def kid_for(key_id: int) -> bytes:
+    return _KID.pack(key_id)
+
+
+def key_id_from_kid(kid: bytes) -> int:
+    if len(kid) != _KID.size:
+        raise InvalidToken()
+    value: int = _KID.unpack(kid)[0]
+    return value
+
+
+class StoreTokens:
+    """Mints store tokens and turns a request's bundle into a :class:`Caller`."""
+
+    def __init__(
+        self,
+        *,
+        location: str,
+        org_location: str,
+        ticket_keys: TicketKeyPair,
+        authority_org_public_key: bytes,
+        keys: KeyDirectory,
+        revocations: RevocationList,
+        org_discharge_ttl: int,
+        random: Random = DEFAULT_RANDOM,
+    ) -> None:
+        self.location = location
+        self.org_location = org_location
+        self._public_key = ticket_keys.public_key
+        self._shared_key = ticket_keys.shared_key(authority_org_public_key)
+        self._trusted = {org_location: [self._shared_key]}
+        self._keys = keys
+        self._revocations = revocations
+        self._discharge_ttl = org_discharge_ttl
+        self._random = random
+
+    def __repr__(self) -> str:
+        return f"StoreTokens(location={self.location!r}, org_location={self.org_location!r})"
+
+    # -- minting ---------------------------------------------------------------
+
+    def mint(self, root: RootKey, org_id: int, mask: int, caveats: Sequence[Caveat] = ()) -> Macaroon:
+        """A store token for ``org_id`` with ``mask`` and extra restrictions, plus the org 3P caveat."""
+        token = Macaroon.mint(
+            kid_for(root.key_id),
+            self.location,
+            root.key,
+            [Organization(org_id, mask), *caveats],
+            random=self._random,
+        )
+        return add_third_party(
+            token,
+            self.org_location,
+            self._shared_key,
+            self._public_key,
+            [ConfineOrganization(org_id), MaxValidity(self._discharge_ttl)],
+            random=self._random,
+        )
+
+    def challenge(self, enroll_key: RootKey, org_id: int, now: int) -> Macaroon:
+        """An enrolment challenge: worthless without an org discharge carrying ``C``."""
+        return self.mint(
+            enroll_key,
+            org_id,
+            CONTROL,
+            [Operations((ENROLL_OPERATION,)), ValidityWindow(now, now + CHALLENGE_TTL)],
+        )
+
+    # -- verifying ---------------------------------------------------------------
+
+    def token_id(self, bundle: Bundle) -> str:
+        """The id of the bundle's store token (unverified: for audit and revocation only)."""
+        return bundle.permission_token(self.location).token_id
+
+    async def authenticate(self, bundle: Bundle, access: Access) -> Caller:
+        """Verify the store token and its org discharge, then check ``access`` against every caveat.
+
+        Raises :class:`InvalidToken` (bad bytes, signature, unknown key, revoked),
+        :class:`MissingDischarge` (no valid, bound, unexpired org discharge; names
+        the location to ask) or :class:`Unauthorized` (caveats refuse).
+        """
+        token = bundle.permission_token(self.location)
+        key_id = key_id_from_kid(token.nonce.kid)
+        root = self._keys.cached(key_id) or await self._keys.load(key_id)
+        if root is None:
+            raise InvalidToken()
+        if root.org_id is None:
+            # The enrolment key signs challenges only; refuse it anywhere else
+            # even if a caveat were somehow missing.
+            if access.operation != ENROLL_OPERATION:
+                raise Unauthorized("an enrolment challenge is good only for enrolling")
+        elif root.org_id != access.org_id:
+            raise Unauthorized(f"token is for organization {root.org_id}, not {access.org_id}")
+        if not token.third_party_tickets(self.org_location):
+            raise InvalidToken()
+        verified = verify(token, root.key, bundle.discharges, now=access.now, trusted=self._trusted)
+        token_id = token.token_id
+        if self._revocations.is_revoked(token_id):
+            raise InvalidToken("invalid token: this token was revoked")
+        verified.check(access)
+        assert access.org_id is not None
+        return Caller(access.org_id, token_id, verified)

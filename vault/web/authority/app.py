@@ -1,0 +1,225 @@
+"""The authority's aiohttp application: ``create_authority_app(config)``.
+
+Resources (pool, keys, revocation watcher, audit log, services) are opened in
+``cleanup_ctx`` and closed in reverse order. The service refuses to start on a
+database that is not migrated, or without a master key.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from vault.audit.event import AuditEvent
+from vault.audit.log import AuditLog
+from vault.authority.accounts import Accounts
+from vault.authority.audit import Auditor
+from vault.authority.dischargers import LoginDischarger, OrgDischarger
+from vault.authority.interfaces import AuthorityEvent
+from vault.authority.principal import BundleVerifier
+from vault.authority.rate_limit import FailureLimiter
+from vault.authority.sessions import Sessions
+from vault.authority.ticket_keys import TicketKeys
+from vault.authority.token_service import TokenService
+from vault.config import Config, require_database_url, require_master_key
+from vault.crypto.keyring import MasterKey
+from vault.crypto.passwords import INTERACTIVE, PasswordCost, hash_password, verify_password
+from vault.storage.accounts import AccountRepository
+from vault.storage.authority_keys import (
+    ISSUER_PURPOSE,
+    LOGIN_PURPOSE,
+    ORG_PURPOSE,
+    RootKeyRing,
+    load_ticket_key_pair,
+)
+from vault.storage.authority_tokens import TokenRepository
+from vault.storage.keys import KeyRepository
+from vault.storage.migrations import require_migrated
+from vault.storage.pool import Pool, close_pool, create_pool
+from vault.storage.revocations import RevocationWatcher
+from vault.storage.sessions import SessionRepository
+
+from ..common import TRUSTED_PROXIES_KEY, add_openapi, middlewares
+from . import handlers
+from .openapi import spec
+from .services import SERVICES_KEY, AuthorityServices
+
+__all__ = ["SERVICES_KEY", "AuthorityServices", "create_authority_app"]
+
+SCHEMA = "authority"
+
+Clock = Callable[[], float]
+Random = Callable[[int], bytes]
+
+
+class Argon2Passwords:
+    """:class:`vault.authority.sessions.PasswordHasher` over :mod:`vault.crypto.passwords`."""
+
+    def __init__(self, cost: PasswordCost) -> None:
+        self._cost = cost
+
+    def hash(self, password: str) -> str:
+        return hash_password(password, self._cost)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        return verify_password(password_hash, password)
+
+
+class AuditAdapter:
+    """:class:`vault.authority.interfaces.AuditSink` over the shared hash-chained audit log."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    async def record(self, event: AuthorityEvent) -> None:
+        await self._log.record(
+            AuditEvent(
+                service="authority",
+                action=event.action,
+                outcome=event.outcome,
+                org=event.org,
+                token_id=event.token_id,
+                lineage=event.lineage,
+                actor=event.actor,
+                client_addr=event.client_addr,
+                request_id=event.request_id,
+                detail=event.detail,
+            )
+        )
+
+
+def create_authority_app(
+    config: Config,
+    *,
+    pool: Pool | None = None,
+    clock: Clock = time.time,
+    random: Random = os.urandom,
+    password_cost: PasswordCost = INTERACTIVE,
+    limiter: FailureLimiter | None = None,
+    reconcile_interval: float | None = None,
+) -> web.Application:
+    """The authority app. Pass ``pool`` to share one (it is then not closed here)."""
+    app = web.Application(middlewares=middlewares(), client_max_size=256 * 1024)
+    app[TRUSTED_PROXIES_KEY] = config.trusted_proxies
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        own_pool = pool is None
+        db = pool or await create_pool(require_database_url(config), max_size=config.database_pool_size)
+        watcher: RevocationWatcher | None = None
+        log: AuditLog | None = None
+        try:
+            await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
+            key_repo = await KeyRepository.open(db, SCHEMA, MasterKey(require_master_key(config)))
+            root_keys = await RootKeyRing.open(db, key_repo)
+            keys = TicketKeys(
+                login=await load_ticket_key_pair(db, key_repo, LOGIN_PURPOSE),
+                org=await load_ticket_key_pair(db, key_repo, ORG_PURPOSE),
+                issuer=await load_ticket_key_pair(db, key_repo, ISSUER_PURPOSE),
+            )
+            watcher_options = {} if reconcile_interval is None else {"reconcile_interval": reconcile_interval}
+            watcher = RevocationWatcher(db, SCHEMA, **watcher_options)
+            await watcher.start()
+            log = AuditLog(db, SCHEMA)
+            await log.start()
+            app[SERVICES_KEY] = _services(
+                config, db, keys, root_keys, watcher, log, clock, random, password_cost, limiter
+            )
+            yield
+        finally:
+            if log is not None:
+                await log.close()
+            if watcher is not None:
+                await watcher.close()
+            if own_pool:
+                await close_pool(db)
+
+    app.cleanup_ctx.append(resources)
+    handlers.add_routes(app)
+    add_openapi(app, spec(config.authority_url))
+    return app
+
+
+def _services(
+    config: Config,
+    db: Pool,
+    keys: TicketKeys,
+    root_keys: RootKeyRing,
+    watcher: RevocationWatcher,
+    log: AuditLog,
+    clock: Clock,
+    random: Random,
+    password_cost: PasswordCost,
+    limiter: FailureLimiter | None,
+) -> AuthorityServices:
+    location = config.authority_url
+    login_location, org_location = f"{location}/login", f"{location}/org"
+    audit = Auditor(AuditAdapter(log))
+    account_repo = AccountRepository(db)
+    token_repo = TokenRepository(db)
+    sessions = Sessions(
+        accounts=account_repo,
+        sessions=SessionRepository(db),
+        passwords=Argon2Passwords(password_cost),
+        limiter=limiter or FailureLimiter(),
+        ttl=config.session_ttl,
+        clock=clock,
+        random=random,
+        audit=audit,
+    )
+    accounts = Accounts(accounts=account_repo, sessions=sessions, random=random, audit=audit)
+    verifier = BundleVerifier(
+        location=location,
+        login_location=login_location,
+        issuer_login_key=keys.issuer_login_key,
+        root_keys=root_keys,
+        tokens=token_repo,
+        revocations=watcher,
+    )
+    tokens = TokenService(
+        location=location,
+        login_location=login_location,
+        login_ttl=config.login_discharge_ttl,
+        keys=keys,
+        root_keys=root_keys,
+        tokens=token_repo,
+        revocations=watcher,
+        accounts=accounts,
+        clock=clock,
+        audit=audit,
+    )
+    login = LoginDischarger(
+        location=login_location,
+        keys=keys.login,
+        sessions=sessions,
+        ttl=config.login_discharge_ttl,
+        clock=clock,
+        audit=audit,
+    )
+    org = OrgDischarger(
+        location=org_location,
+        keys=keys.org,
+        verifier=verifier,
+        accounts=account_repo,
+        ttl=config.org_discharge_ttl,
+        clock=clock,
+        audit=audit,
+    )
+    return AuthorityServices(
+        config,
+        db,
+        location,
+        login_location,
+        org_location,
+        keys,
+        sessions,
+        accounts,
+        tokens,
+        verifier,
+        login,
+        org,
+        watcher,
+        clock,
+    )

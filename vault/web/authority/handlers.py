@@ -1,0 +1,332 @@
+"""HTTP handlers of the authority (routes in ``docs/api.md``). Parsing here, decisions in ``vault.authority``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from typing import Any
+
+from aiohttp import web
+
+from vault.authority.accounts import check_password
+from vault.authority.rate_limit import LoginRateLimited
+from vault.authority.records import Member, Membership, RequestContext, Session, TokenRecord
+from vault.authority.roles import parse_role
+from vault.authority.session_secret import SESSION_PREFIX
+from vault.authority.token_service import check_token_id
+from vault.errors import BadRequest, Unauthenticated
+from vault.macaroon import bundle_from_headers, encode_token, mask_from_string, mask_to_string
+from vault.storage.health import database_ready
+
+from ..common import CLIENT_ADDR_KEY, REQUEST_ID_KEY, client_ip, field, int_param, json_error, read_json
+from .services import SERVICES_KEY, AuthorityServices
+
+__all__ = ["add_routes"]
+
+MAX_ID = 2**63 - 1
+MAX_TICKET_BYTES = 32 * 1024
+
+
+def _svc(request: web.Request) -> AuthorityServices:
+    return request.app[SERVICES_KEY]
+
+
+def _ctx(request: web.Request) -> RequestContext:
+    return RequestContext(request.get(CLIENT_ADDR_KEY), request.get(REQUEST_ID_KEY))
+
+
+def _bearer(request: web.Request) -> str | None:
+    value = request.headers.get("Authorization")
+    if not value:
+        return None
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not rest.strip():
+        raise Unauthenticated("Authorization must be 'Bearer <session or token bundle>'")
+    return rest.strip()
+
+
+def _session_secret(request: web.Request) -> str:
+    secret = _bearer(request)
+    if secret is None or not secret.startswith(SESSION_PREFIX):
+        raise Unauthenticated("this route needs a session: send 'Authorization: Bearer cvs_...' from POST /v1/sessions")
+    return secret
+
+
+async def _session(request: web.Request) -> Session:
+    return await _svc(request).sessions.authenticate(_session_secret(request))
+
+
+def _path_id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
+        raise BadRequest(f"{name} must be a positive integer")
+    return int(raw)
+
+
+def _b64(data: dict[str, Any], name: str, *, min_len: int, max_len: int) -> bytes:
+    text = field(data, name, str)
+    if len(text) > (max_len * 4 // 3 + 4):
+        raise BadRequest(f"field {name!r} is too long")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"field {name!r} must be standard base64") from None
+    if not min_len <= len(raw) <= max_len:
+        raise BadRequest(f"field {name!r} must decode to {min_len} to {max_len} bytes")
+    return raw
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def _membership(m: Membership) -> dict[str, Any]:
+    return {"id": m.org_id, "slug": m.slug, "role": m.role.value}
+
+
+def _member(m: Member) -> dict[str, Any]:
+    return {"user_id": m.user_id, "email": m.email, "role": m.role.value}
+
+
+def _mask(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        return mask_from_string(value)
+    except ValueError as exc:
+        raise BadRequest(f"field 'mask': {exc}") from None
+
+
+# -- sessions ---------------------------------------------------------------------------
+
+
+async def create_session(request: web.Request) -> web.StreamResponse:
+    data = await read_json(request)
+    email = field(data, "email", str)
+    password = field(data, "password", str)
+    try:
+        secret, session = await _svc(request).sessions.login(email, password, _ctx(request))
+    except LoginRateLimited as exc:
+        response = json_error(exc.status, exc.code, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    return web.json_response(
+        {"session": secret, "user_id": session.user_id, "expires_at": _time(session.expires_at)}, status=201
+    )
+
+
+async def delete_session(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    await _svc(request).sessions.logout(session, _ctx(request))
+    return web.Response(status=204)
+
+
+async def me(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    svc = _svc(request)
+    user = await svc.accounts.user(session.user_id)
+    orgs = await svc.accounts.memberships(user.id)
+    return web.json_response({"user_id": user.id, "email": user.email, "orgs": [_membership(m) for m in orgs]})
+
+
+# -- orgs and members -------------------------------------------------------------------
+
+
+async def create_org(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    data = await read_json(request)
+    org = await _svc(request).accounts.create_org(session.user_id, field(data, "slug", str), _ctx(request))
+    return web.json_response({"id": org.id, "slug": org.slug}, status=201)
+
+
+async def list_orgs(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    orgs = await _svc(request).accounts.memberships(session.user_id)
+    return web.json_response({"orgs": [_membership(m) for m in orgs]})
+
+
+async def list_members(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    members = await _svc(request).accounts.members(session.user_id, _path_id(request, "org"))
+    return web.json_response({"members": [_member(m) for m in members]})
+
+
+async def add_member(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    org_id = _path_id(request, "org")
+    data = await read_json(request)
+    email = field(data, "email", str)
+    role = parse_role(field(data, "role", str))
+    password = field(data, "password", str, required=False)
+    if password is not None:
+        password = check_password(password)
+    member = await _svc(request).accounts.add_member(session.user_id, org_id, email, role, password, _ctx(request))
+    return web.json_response(_member(member), status=201)
+
+
+async def change_member(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    org_id, user_id = _path_id(request, "org"), _path_id(request, "user_id")
+    data = await read_json(request)
+    role = parse_role(field(data, "role", str))
+    await _svc(request).accounts.change_role(session.user_id, org_id, user_id, role, _ctx(request))
+    return web.json_response({"user_id": user_id, "role": role.value})
+
+
+async def remove_member(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    org_id, user_id = _path_id(request, "org"), _path_id(request, "user_id")
+    await _svc(request).accounts.remove_member(session.user_id, org_id, user_id, _ctx(request))
+    return web.Response(status=204)
+
+
+# -- tokens -----------------------------------------------------------------------------
+
+
+async def create_token(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    credential = _bearer(request)
+    if credential is None:
+        raise Unauthenticated("send a session ('Bearer cvs_...') or a permission bundle with 'C' on the org")
+    data = await read_json(request)
+    org_id = field(data, "org", int)
+    if not 0 < org_id <= MAX_ID:
+        raise BadRequest("field 'org' must be an organization id")
+    mask = _mask(field(data, "mask", str, required=False))
+    ttl = field(data, "ttl", int, required=False)
+    if credential.startswith(SESSION_PREFIX):
+        session = await svc.sessions.authenticate(credential)
+        token, record = await svc.tokens.mint(session.user_id, org_id, mask, ttl, _ctx(request))
+    else:
+        principal = await svc.verifier.verify(bundle_from_headers(request.headers), now=int(svc.clock()))
+        token, record = await svc.tokens.mint(
+            principal.user_id, org_id, mask, ttl, _ctx(request), via=principal, client_addr=client_ip(request)
+        )
+    return web.json_response(
+        {"token": encode_token(token), "id": record.id, "expires_at": _time(record.expires_at)}, status=201
+    )
+
+
+def _token_json(record: TokenRecord, by_id: dict[str, TokenRecord]) -> dict[str, Any]:
+    lineage: list[str] = []
+    parent = record.parent
+    while parent is not None and parent not in lineage and len(lineage) < 64:
+        lineage.append(parent)
+        ancestor = by_id.get(parent)
+        parent = ancestor.parent if ancestor else None
+    return {
+        "id": record.id,
+        "org": record.org_id,
+        "kind": record.kind.value,
+        "mask": mask_to_string(record.mask),
+        "parent": record.parent,
+        "lineage": lineage,
+        "created_at": _time(record.created_at),
+        "expires_at": _time(record.expires_at),
+        "revoked_at": _time(record.revoked_at),
+    }
+
+
+async def list_tokens(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    records = await _svc(request).tokens.for_user(session.user_id)
+    by_id = {r.id: r for r in records}
+    return web.json_response({"tokens": [_token_json(r, by_id) for r in records]})
+
+
+async def strip_token(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    principal = await svc.verifier.verify(bundle_from_headers(request.headers), now=int(svc.clock()))
+    token, record = await svc.tokens.strip(principal, client_ip(request), _ctx(request))
+    return web.json_response({"token": encode_token(token), "id": record.id, "parent": record.parent}, status=201)
+
+
+async def revoke_token(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    token_id = check_token_id(request.match_info["id"])
+    revoked = await _svc(request).tokens.revoke(session.user_id, token_id, _ctx(request))
+    return web.json_response({"revoked": revoked})
+
+
+async def list_revocations(request: web.Request) -> web.StreamResponse:
+    since = int_param(request, "since", default=0, minimum=0) or 0
+    limit = int_param(request, "limit", default=1000, minimum=1) or 1000
+    if since > MAX_ID:
+        raise BadRequest("query parameter 'since' is too large")
+    rows = await _svc(request).revocations.since(since, min(limit, 1000))
+    items = [{"token_id": str(r.token_id), "seq": r.seq, "revoked_at": _time(r.revoked_at)} for r in rows]
+    return web.json_response({"revocations": items, "next": items[-1]["seq"] if items else since})
+
+
+# -- discharges -------------------------------------------------------------------------
+
+
+async def _discharge_request(request: web.Request) -> tuple[bytes, bytes]:
+    data = await read_json(request)
+    ticket = _b64(data, "ticket", min_len=1, max_len=MAX_TICKET_BYTES)
+    binding_id = _b64(data, "binding_id", min_len=16, max_len=32)
+    return ticket, binding_id
+
+
+async def login_discharge(request: web.Request) -> web.StreamResponse:
+    secret = _session_secret(request)
+    ticket, binding_id = await _discharge_request(request)
+    discharge = await _svc(request).login.discharge(ticket, binding_id, secret, _ctx(request))
+    return web.json_response({"discharge": encode_token(discharge)}, status=201)
+
+
+async def org_discharge(request: web.Request) -> web.StreamResponse:
+    bundle = bundle_from_headers(request.headers)
+    ticket, binding_id = await _discharge_request(request)
+    discharge = await _svc(request).org.discharge(ticket, binding_id, bundle, client_ip(request), _ctx(request))
+    return web.json_response({"discharge": encode_token(discharge)}, status=201)
+
+
+# -- keys and health --------------------------------------------------------------------
+
+
+async def public_keys(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+
+    def b64(key: bytes) -> str:
+        return base64.b64encode(key).decode()
+
+    return web.json_response(
+        {
+            "location": svc.location,
+            "login": {"location": svc.login_location, "public_key": b64(svc.keys.login.public_key)},
+            "org": {"location": svc.org_location, "public_key": b64(svc.keys.org.public_key)},
+        }
+    )
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    svc = request.app.get(SERVICES_KEY)
+    if svc is None:
+        return json_error(503, "unavailable", "keys are not loaded yet")
+    if not await database_ready(svc.pool):
+        return json_error(503, "unavailable", "database unreachable")
+    return web.json_response({"status": "ready"})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/v1/sessions", create_session)
+    r.add_delete("/v1/sessions/current", delete_session)
+    r.add_get("/v1/me", me)
+    r.add_post("/v1/orgs", create_org)
+    r.add_get("/v1/orgs", list_orgs)
+    r.add_get("/v1/orgs/{org}/members", list_members)
+    r.add_post("/v1/orgs/{org}/members", add_member)
+    r.add_patch("/v1/orgs/{org}/members/{user_id}", change_member)
+    r.add_delete("/v1/orgs/{org}/members/{user_id}", remove_member)
+    r.add_post("/v1/tokens", create_token)
+    r.add_get("/v1/tokens", list_tokens)
+    r.add_post("/v1/tokens/strip", strip_token)
+    r.add_post("/v1/tokens/{id}/revoke", revoke_token)
+    r.add_get("/v1/revocations", list_revocations)
+    r.add_post("/login/.well-known/macfly/3p", login_discharge)
+    r.add_post("/org/.well-known/macfly/3p", org_discharge)
+    r.add_get("/.well-known/cvault/keys", public_keys)
+    r.add_get("/readyz", readyz)

@@ -1,0 +1,239 @@
+"""The authority's OpenAPI 3 document (hand-written; a test checks it names every route)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["spec"]
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_SESSION = [{"session": []}]
+_BUNDLE = [{"bundle": []}]
+_ANY = [{"session": []}, {"bundle": []}]
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer", "format": "int64"}
+_TIME = {"type": "string", "format": "date-time", "nullable": True}
+_MASK = {"type": "string", "pattern": "^[rwcdCa]+$", "description": "permission letters, e.g. rw"}
+_ROLE = {"type": "string", "enum": ["owner", "operator", "reader", "auditor"]}
+_ORG_PATH = {"name": "org", "in": "path", "required": True, "schema": _INT}
+_USER_PATH = {"name": "user_id", "in": "path", "required": True, "schema": _INT}
+_DISCHARGE_BODY = _obj(
+    {"ticket": {"type": "string", "format": "byte"}, "binding_id": {"type": "string", "format": "byte"}},
+    ["ticket", "binding_id"],
+)
+
+
+def _op(
+    summary: str,
+    status: int,
+    reply: dict[str, Any] | None,
+    *,
+    body: dict[str, Any] | None = None,
+    security: list[dict[str, list[str]]] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    errors: tuple[int, ...] = (400, 401, 403, 404, 413, 429, 503),
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        str(status): {"description": "success"}
+        if reply is None
+        else {"description": "success", "content": {"application/json": {"schema": reply}}}
+    }
+    for code in errors:
+        responses[str(code)] = {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
+    op: dict[str, Any] = {"summary": summary, "responses": responses, "security": security or []}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def spec(authority_url: str) -> dict[str, Any]:
+    membership = _obj({"id": _INT, "slug": _STR, "role": _ROLE})
+    member = _obj({"user_id": _INT, "email": _STR, "role": _ROLE})
+    token_info = _obj(
+        {
+            "id": _STR,
+            "org": _INT,
+            "kind": {"type": "string", "enum": ["permission", "service"]},
+            "mask": _MASK,
+            "parent": {"type": "string", "nullable": True},
+            "lineage": {"type": "array", "items": _STR},
+            "created_at": _TIME,
+            "expires_at": _TIME,
+            "revoked_at": _TIME,
+        }
+    )
+    discharge = _obj({"discharge": _STR})
+    paths: dict[str, Any] = {
+        "/v1/sessions": {
+            "post": _op(
+                "Log in with email and password; returns a cvs_ session secret (shown once)",
+                201,
+                _obj({"session": _STR, "user_id": _INT, "expires_at": _TIME}),
+                body=_obj({"email": _STR, "password": _STR}, ["email", "password"]),
+            )
+        },
+        "/v1/sessions/current": {"delete": _op("Revoke the presented session", 204, None, security=_SESSION)},
+        "/v1/me": {
+            "get": _op(
+                "The session's user and orgs",
+                200,
+                _obj({"user_id": _INT, "email": _STR, "orgs": {"type": "array", "items": membership}}),
+                security=_SESSION,
+            )
+        },
+        "/v1/orgs": {
+            "post": _op(
+                "Create an organization (the caller becomes its owner)",
+                201,
+                _obj({"id": _INT, "slug": _STR}),
+                body=_obj({"slug": _STR}, ["slug"]),
+                security=_SESSION,
+            ),
+            "get": _op(
+                "The caller's organizations",
+                200,
+                _obj({"orgs": {"type": "array", "items": membership}}),
+                security=_SESSION,
+            ),
+        },
+        "/v1/orgs/{org}/members": {
+            "get": _op(
+                "Members of an organization (owner only)",
+                200,
+                _obj({"members": {"type": "array", "items": member}}),
+                security=_SESSION,
+                params=[_ORG_PATH],
+            ),
+            "post": _op(
+                "Add a member (owner only); creates the user when a password is given for a new email",
+                201,
+                member,
+                body=_obj({"email": _STR, "role": _ROLE, "password": _STR}, ["email", "role"]),
+                security=_SESSION,
+                params=[_ORG_PATH],
+            ),
+        },
+        "/v1/orgs/{org}/members/{user_id}": {
+            "patch": _op(
+                "Change a member's role (owner only)",
+                200,
+                _obj({"user_id": _INT, "role": _ROLE}),
+                body=_obj({"role": _ROLE}, ["role"]),
+                security=_SESSION,
+                params=[_ORG_PATH, _USER_PATH],
+            ),
+            "delete": _op(
+                "Remove a member (owner only); their next org discharge is refused",
+                204,
+                None,
+                security=_SESSION,
+                params=[_ORG_PATH, _USER_PATH],
+            ),
+        },
+        "/v1/tokens": {
+            "post": _op(
+                "Mint a permission token (mask never above the caller's role)",
+                201,
+                _obj({"token": _STR, "id": _STR, "expires_at": _TIME}),
+                body=_obj({"org": _INT, "mask": _MASK, "ttl": {"type": "integer"}}, ["org"]),
+                security=_ANY,
+            ),
+            "get": _op(
+                "The caller's tokens with times and lineage",
+                200,
+                _obj({"tokens": {"type": "array", "items": token_info}}),
+                security=_SESSION,
+            ),
+        },
+        "/v1/tokens/strip": {
+            "post": _op(
+                "Turn a permission token and its login discharge into a service token",
+                201,
+                _obj({"token": _STR, "id": _STR, "parent": _STR}),
+                security=_BUNDLE,
+            )
+        },
+        "/v1/tokens/{id}/revoke": {
+            "post": _op(
+                "Revoke a token and every token stripped from it",
+                200,
+                _obj({"revoked": {"type": "array", "items": _STR}}),
+                security=_SESSION,
+                params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
+            )
+        },
+        "/v1/revocations": {
+            "get": _op(
+                "Revoked token ids after sequence number `since`, for verifiers",
+                200,
+                _obj(
+                    {
+                        "revocations": {
+                            "type": "array",
+                            "items": _obj({"token_id": _STR, "seq": _INT, "revoked_at": _TIME}),
+                        },
+                        "next": _INT,
+                    }
+                ),
+                params=[
+                    {"name": "since", "in": "query", "schema": _INT},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}},
+                ],
+            )
+        },
+        "/login/.well-known/macfly/3p": {
+            "post": _op(
+                "Login discharger: a session of the ticket's user gets a bound UserID discharge",
+                201,
+                discharge,
+                body=_DISCHARGE_BODY,
+                security=_SESSION,
+            )
+        },
+        "/org/.well-known/macfly/3p": {
+            "post": _op(
+                "Org discharger: a live membership check for a store ticket",
+                201,
+                discharge,
+                body=_DISCHARGE_BODY,
+                security=_BUNDLE,
+            )
+        },
+        "/.well-known/cvault/keys": {
+            "get": _op(
+                "The authority's locations and X25519 ticket public keys",
+                200,
+                _obj({"location": _STR, "login": _obj({}), "org": _obj({})}),
+                errors=(503,),
+            )
+        },
+        "/healthz": {"get": _op("The process is up", 200, _obj({"status": _STR}), errors=())},
+        "/readyz": {"get": _op("Database reachable and keys loaded", 200, _obj({"status": _STR}), errors=(503,))},
+        "/openapi.json": {"get": _op("This document", 200, {"type": "object"}, errors=())},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "cvault authority", "version": "1"},
+        "servers": [{"url": authority_url}],
+        "paths": paths,
+        "components": {
+            "schemas": {
+                "Error": _obj({"error": _obj({"code": _STR, "message": _STR}, ["code", "message"])}, ["error"])
+            },
+            "securitySchemes": {
+                "session": {"type": "http", "scheme": "bearer", "description": "cvs_ session secret"},
+                "bundle": {"type": "http", "scheme": "bearer", "description": "cv1_ token bundle"},
+            },
+        },
+    }

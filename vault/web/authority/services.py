@@ -1,0 +1,43 @@
+"""The authority's wired-up services, as the handlers find them on the app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from vault.authority.accounts import Accounts
+from vault.authority.dischargers import LoginDischarger, OrgDischarger
+from vault.authority.principal import BundleVerifier
+from vault.authority.sessions import Sessions
+from vault.authority.ticket_keys import TicketKeys
+from vault.authority.token_service import TokenService
+from vault.config import Config
+from vault.storage.pool import Pool
+from vault.storage.revocations import RevocationWatcher
+
+__all__ = ["SERVICES_KEY", "AuthorityServices"]
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class AuthorityServices:
+    config: Config
+    pool: Pool
+    location: str
+    login_location: str
+    org_location: str
+    keys: TicketKeys
+    sessions: Sessions
+    accounts: Accounts
+    tokens: TokenService
+    verifier: BundleVerifier
+    login: LoginDischarger
+    org: OrgDischarger
+    revocations: RevocationWatcher
+    clock: Clock
+
+
+SERVICES_KEY: web.AppKey[AuthorityServices] = web.AppKey("authority_services", AuthorityServices)

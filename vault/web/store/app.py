@@ -1,0 +1,118 @@
+"""The store's aiohttp application: ``create_store_app(config)``.
+
+Resources (pool, keys, revocation watcher, audit log, services) are opened in
+``cleanup_ctx`` and closed in reverse order. The store refuses to start on a
+database that is not migrated, without a master key, or without the
+authority's org public key (it seals every store token's ticket to it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from vault.audit.log import AuditLog
+from vault.config import Config, require_database_url, require_master_key
+from vault.crypto.keyring import MasterKey
+from vault.errors import ConfigError
+from vault.macaroon.crypto import DEFAULT_RANDOM, Random
+from vault.storage.keys import KeyRepository
+from vault.storage.migrations import require_migrated
+from vault.storage.pool import Pool, close_pool, create_pool
+from vault.storage.revocations import RevocationWatcher
+from vault.storage.store_keys import StoreKeyDirectory
+from vault.storage.store_orgs import OrgStore
+from vault.storage.store_secrets import SecretStore
+from vault.store.control import ControlService
+from vault.store.secrets import SecretService
+from vault.store.tokens import StoreTokens
+
+from ..common import TRUSTED_PROXIES_KEY, add_openapi, middlewares
+from . import handlers
+from .openapi import spec
+from .services import SERVICES_KEY, Clock, StoreServices
+
+__all__ = ["SERVICES_KEY", "StoreServices", "create_store_app"]
+
+SCHEMA = "store"
+
+
+def org_location(config: Config) -> str:
+    return f"{config.authority_url}/org"
+
+
+def create_store_app(
+    config: Config,
+    *,
+    pool: Pool | None = None,
+    clock: Clock = time.time,
+    random: Random = DEFAULT_RANDOM,
+) -> web.Application:
+    """The store app. Pass ``pool`` to share one (it is then not closed here)."""
+    if config.authority_org_public_key is None:
+        raise ConfigError(
+            "no authority key: set CVAULT_AUTHORITY_ORG_PUBLIC_KEY to the authority's org public key "
+            "(the 'org.public_key' of GET <authority>/.well-known/cvault/keys)"
+        )
+    authority_key = config.authority_org_public_key
+    app = web.Application(middlewares=middlewares(), client_max_size=256 * 1024)
+    app[TRUSTED_PROXIES_KEY] = config.trusted_proxies
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        own_pool = pool is None
+        db = pool or await create_pool(require_database_url(config), max_size=config.database_pool_size)
+        watcher: RevocationWatcher | None = None
+        log: AuditLog | None = None
+        try:
+            await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
+            key_repo = await KeyRepository.open(db, SCHEMA, MasterKey(require_master_key(config)))
+            directory = await StoreKeyDirectory.open(db, key_repo)
+            watcher = RevocationWatcher(db, SCHEMA)
+            await watcher.start()
+            log = AuditLog(db, SCHEMA)
+            await log.start()
+            tokens = StoreTokens(
+                location=config.store_url,
+                org_location=org_location(config),
+                ticket_keys=directory.ticket_keys,
+                authority_org_public_key=authority_key,
+                keys=directory,
+                revocations=watcher,
+                org_discharge_ttl=config.org_discharge_ttl,
+                random=random,
+            )
+            secret_repo = SecretStore(db, key_repo)
+            control = ControlService(
+                tokens=tokens,
+                keys=directory,
+                enroll_key=directory.enroll_key,
+                orgs=OrgStore(db, key_repo),
+                secrets=secret_repo,
+                revocations=watcher,
+                audit=log,
+            )
+            app[SERVICES_KEY] = StoreServices(
+                config=config,
+                pool=db,
+                tokens=tokens,
+                control=control,
+                secrets=SecretService(secret_repo, key_repo, log),
+                audit=log,
+                keys=directory,
+                clock=clock,
+            )
+            yield
+        finally:
+            if log is not None:
+                await log.close()
+            if watcher is not None:
+                await watcher.close()
+            if own_pool:
+                await close_pool(db)
+
+    app.cleanup_ctx.append(resources)
+    handlers.add_routes(app)
+    add_openapi(app, spec(config.store_url))
+    return app

@@ -1,0 +1,81 @@
+"""Every org route's gate: verify the bundle, check the access, audit what was refused.
+
+A guarded handler receives a :class:`~vault.store.events.RequestContext` with a
+verified caller. Whatever the handler or the gate raises is recorded as one
+audit event (``denied`` for 401/403, ``error`` otherwise) before the error
+middleware renders it; the event names the store token's id when the token at
+least parsed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+from aiohttp import web
+
+from vault.errors import Unavailable, VaultError
+from vault.macaroon import bundle_from_headers
+from vault.store.events import RequestContext
+from vault.store.names import check_org_id, check_secret_name, check_vault_name
+
+from ..common import CLIENT_ADDR_KEY, REQUEST_ID_KEY, client_ip
+from .services import SERVICES_KEY
+
+__all__ = ["GuardedHandler", "guarded"]
+
+log = logging.getLogger("cvault.store")
+
+GuardedHandler = Callable[[web.Request, RequestContext], Awaitable[web.StreamResponse]]
+_MAX_REASON = 1000
+
+
+async def record_failure(request: web.Request, ctx: RequestContext, exc: VaultError) -> None:
+    services = request.app[SERVICES_KEY]
+    outcome = "denied" if exc.status in (401, 403) else "error"
+    event = ctx.event(outcome, detail={"code": exc.code, "status": exc.status, "reason": exc.message[:_MAX_REASON]})
+    try:
+        await services.audit.record(event)
+    except Unavailable:
+        # The request fails anyway; the operator sees the audit outage in the log.
+        log.warning("request %s: audit event for a failed request not committed", ctx.request_id)
+
+
+def guarded(
+    operation: str, action: int, *, enrolled: bool = True
+) -> Callable[[GuardedHandler], Callable[..., Awaitable[web.StreamResponse]]]:
+    """Wrap an org route: ``operation`` and ``action`` are docs/api.md's for the route."""
+
+    def wrap(handler: GuardedHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        @wraps(handler)
+        async def gate(request: web.Request) -> web.StreamResponse:
+            services = request.app[SERVICES_KEY]
+            match = request.match_info
+            org_id = check_org_id(match["org"])
+            vault = check_vault_name(match["vault"]) if "vault" in match else None
+            secret = check_secret_name(match["name"]) if "name" in match else None
+            if enrolled:
+                await services.control.require_enrolled(org_id)
+            ctx = RequestContext(
+                org_id,
+                operation,
+                client_addr=request.get(CLIENT_ADDR_KEY),
+                client_ip=client_ip(request),
+                request_id=request.get(REQUEST_ID_KEY),
+            )
+            try:
+                bundle = bundle_from_headers(request.headers)
+                ctx = dataclasses.replace(ctx, token_id=services.tokens.token_id(bundle))
+                now = int(services.clock())
+                caller = await services.tokens.authenticate(bundle, ctx.access(now, action, vault=vault, secret=secret))
+                ctx = dataclasses.replace(ctx, caller=caller)
+                return await handler(request, ctx)
+            except VaultError as exc:
+                await record_failure(request, ctx, exc)
+                raise
+
+        return gate
+
+    return wrap

@@ -1,0 +1,375 @@
+"""HTTP handlers of the store (routes in ``docs/api.md``). Parsing here, decisions in ``vault.store``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from vault.audit.query import MAX_QUERY_LIMIT, query_events
+from vault.errors import BadRequest
+from vault.macaroon import AUDIT, CONTROL, CREATE, DELETE, READ, WRITE, mask_from_string
+from vault.storage.health import database_ready
+from vault.store.control import MintRequest
+from vault.store.events import RequestContext
+from vault.store.models import VaultInfo
+from vault.store.names import (
+    check_org_id,
+    check_prefix,
+    check_secret_name,
+    check_slug,
+    check_stage,
+    check_value,
+    check_vault_name,
+    check_versions,
+)
+from vault.store.secrets import Revealed
+
+from ..common import field, int_param, json_error, read_json
+from .guard import guarded
+from .services import SERVICES_KEY, StoreServices
+
+__all__ = ["add_routes"]
+
+MAX_TTL = 10 * 365 * 86400
+MAX_LIST = 1000
+_ORG = "/v1/orgs/{org}"
+_VAULT = _ORG + "/vaults/{vault}"
+_NAME = "{name:[A-Za-z0-9._/-]+}"
+
+
+def _svc(request: web.Request) -> StoreServices:
+    return request.app[SERVICES_KEY]
+
+
+def _now(request: web.Request) -> int:
+    return int(_svc(request).clock())
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def _mask(value: Any, what: str) -> int:
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} must be a permission string like 'r' or 'rw'")
+    try:
+        mask = mask_from_string(value)
+    except ValueError as exc:
+        raise BadRequest(f"{what}: {exc}") from None
+    if mask == 0:
+        raise BadRequest(f"{what} must allow at least one action")
+    return mask
+
+
+def _mask_map(data: dict[str, Any], name: str, check_key: Any) -> dict[str, int] | None:
+    value = field(data, name, dict, required=False)
+    if value is None:
+        return None
+    if not value or len(value) > 64:
+        raise BadRequest(f"field {name!r} must map 1 to 64 names to masks")
+    return {check_key(k): _mask(v, f"{name}[{k!r}]") for k, v in value.items()}
+
+
+def _secret_pattern(pattern: str) -> str:
+    check_prefix(pattern.removesuffix("$"))
+    return pattern
+
+
+# -- enrolment and tokens -----------------------------------------------------------
+
+
+async def enroll_challenge(request: web.Request) -> web.StreamResponse:
+    org_id = check_org_id(request.match_info["org"])
+    return web.json_response({"challenge": _svc(request).control.challenge(org_id, _now(request))})
+
+
+@guarded("enroll", CONTROL, enrolled=False)
+async def enroll(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    data = await read_json(request)
+    slug = check_slug(field(data, "slug", str))
+    minted = await _svc(request).control.enroll(ctx, slug)
+    return web.json_response({"token": minted.token, "id": minted.id}, status=201)
+
+
+@guarded("tokens.mint", CONTROL)
+async def mint_token(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    data = await read_json(request)
+    ttl = field(data, "ttl", int, required=False)
+    if ttl is not None and not 0 < ttl <= MAX_TTL:
+        raise BadRequest(f"ttl must be between 1 and {MAX_TTL} seconds")
+    mint = MintRequest(
+        mask=_mask(field(data, "mask", str), "mask"),
+        vaults=_mask_map(data, "vaults", check_vault_name),
+        secrets=_mask_map(data, "secrets", _secret_pattern),
+        ttl=ttl,
+    )
+    minted = await _svc(request).control.mint(ctx, mint, _now(request))
+    return web.json_response({"token": minted.token, "id": minted.id}, status=201)
+
+
+@guarded("tokens.revoke", CONTROL)
+async def revoke_token(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    raw = request.match_info["id"]
+    try:
+        token_id = str(uuid.UUID(raw))
+    except ValueError:
+        raise BadRequest("token id must be a UUID") from None
+    ids = await _svc(request).control.revoke(ctx, token_id)
+    return web.json_response({"revoked": token_id, "with_descendants": ids})
+
+
+# -- vaults -----------------------------------------------------------------------------
+
+
+def _vault(v: VaultInfo) -> dict[str, Any]:
+    return {"name": v.name, "created_at": _time(v.created_at)}
+
+
+@guarded("vaults.list", READ)
+async def list_vaults(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    vaults = await _svc(request).control.list_vaults(ctx)
+    return web.json_response({"vaults": [_vault(v) for v in vaults]})
+
+
+@guarded("vaults.create", CONTROL)
+async def create_vault(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    data = await read_json(request)
+    name = check_vault_name(field(data, "name", str))
+    info = await _svc(request).control.create_vault(ctx, name)
+    return web.json_response({"name": info.name, "created_at": _time(info.created_at)}, status=201)
+
+
+@guarded("vaults.delete", CONTROL)
+async def delete_vault(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    await _svc(request).control.delete_vault(ctx, request.match_info["vault"])
+    return web.Response(status=204)
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+def _cursor(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        name = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise BadRequest("cursor is not one this store returned") from None
+    return check_secret_name(name)
+
+
+def _next_cursor(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).rstrip(b"=").decode()
+
+
+@guarded("secrets.list", READ)
+async def list_secrets(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    prefix = check_prefix(request.query.get("prefix", ""))
+    limit = int_param(request, "limit", default=100, minimum=1) or 100
+    limit = min(limit, MAX_LIST)
+    after = _cursor(request.query.get("cursor"))
+    found = await _svc(request).secrets.list_names(
+        ctx, request.match_info["vault"], prefix=prefix, after=after, limit=limit
+    )
+    return web.json_response(
+        {
+            "secrets": [
+                {"name": s.name, "current_version": s.current_version, "updated_at": _time(s.updated_at)} for s in found
+            ],
+            "next_cursor": _next_cursor(found[-1].name) if len(found) == limit else None,
+        }
+    )
+
+
+@guarded("secrets.write", WRITE)
+async def write_secret(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    vault, name = request.match_info["vault"], request.match_info["name"]
+    data = await read_json(request)
+    value = check_value(field(data, "value", str))
+    cas = field(data, "cas", int, required=False)
+    if cas is not None and cas < 0:
+        raise BadRequest("cas must be a version number (0: the secret must not exist yet)")
+    stage = field(data, "stage", str, required=False)
+    if stage not in (None, "pending"):
+        raise BadRequest("stage must be 'pending' (or absent, to write the current version)")
+    max_versions = field(data, "max_versions", int, required=False)
+    if max_versions is not None and not 1 <= max_versions <= 1000:
+        raise BadRequest("max_versions must be between 1 and 1000")
+    may_create = ctx.verified_caller.allows(ctx.access(_now(request), WRITE | CREATE, vault=vault, secret=name))
+    outcome = await _svc(request).secrets.write(
+        ctx, vault, name, value, cas=cas, pending=stage == "pending", max_versions=max_versions, may_create=may_create
+    )
+    return web.json_response({"name": name, "version": outcome.version, "stage": outcome.stage})
+
+
+def _revealed(r: Revealed) -> dict[str, Any]:
+    created = dt.datetime.fromtimestamp(r.created_at_unix, dt.UTC)
+    return {"name": r.name, "version": r.version, "value": r.value, "stage": r.stage, "created_at": _time(created)}
+
+
+@guarded("secrets.read", READ)
+async def read_secret(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    version = int_param(request, "version", minimum=1)
+    stage_text = request.query.get("stage")
+    stage = check_stage(stage_text) if stage_text is not None else None
+    if version is not None and stage is not None:
+        raise BadRequest("ask for a version or a stage, not both")
+    revealed = await _svc(request).secrets.read(
+        ctx, request.match_info["vault"], request.match_info["name"], version=version, stage=stage
+    )
+    return web.json_response(_revealed(revealed), headers={"Cache-Control": "no-store"})
+
+
+@guarded("secrets.batch_read", READ)
+async def batch_read(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    data = await read_json(request)
+    names = field(data, "names", list, required=False)
+    prefix = check_prefix(field(data, "prefix", str, required=False) or "")
+    if names is not None:
+        if not names or len(names) > 1000 or not all(isinstance(n, str) for n in names):
+            raise BadRequest("names must be a list of 1 to 1000 secret names")
+        names = sorted({check_secret_name(n) for n in names})
+        if prefix:
+            raise BadRequest("give names or a prefix, not both")
+    result = await _svc(request).secrets.batch_read(
+        ctx, request.match_info["vault"], names=names, prefix=prefix, now=_now(request)
+    )
+    return web.json_response(
+        {
+            "secrets": {r.name: {"version": r.version, "value": r.value} for r in result.secrets},
+            "missing": list(result.missing),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@guarded("secrets.metadata", READ)
+async def metadata(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    meta = await _svc(request).secrets.metadata(ctx, request.match_info["vault"], request.match_info["name"])
+    return web.json_response(
+        {
+            "name": meta.name,
+            "current_version": meta.current_version,
+            "max_versions": meta.max_versions,
+            "created_at": _time(meta.created_at),
+            "updated_at": _time(meta.updated_at),
+            "versions": [
+                {
+                    "version": v.version,
+                    "state": v.state,
+                    "stage": v.stage,
+                    "created_at": _time(v.created_at),
+                    "created_by_token": v.created_by_token,
+                }
+                for v in meta.versions
+            ],
+        }
+    )
+
+
+async def _change(request: web.Request, ctx: RequestContext, change: str) -> web.StreamResponse:
+    data = await read_json(request)
+    versions = check_versions(data.get("versions"))
+    await _svc(request).secrets.change_versions(
+        ctx, request.match_info["vault"], request.match_info["name"], versions, change
+    )
+    return web.Response(status=204)
+
+
+@guarded("secrets.delete", DELETE)
+async def delete_versions(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    return await _change(request, ctx, "delete")
+
+
+@guarded("secrets.undelete", DELETE)
+async def undelete_versions(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    return await _change(request, ctx, "undelete")
+
+
+@guarded("secrets.destroy", DELETE)
+async def destroy_versions(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    return await _change(request, ctx, "destroy")
+
+
+@guarded("secrets.destroy", DELETE)
+async def destroy_secret(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    await _svc(request).secrets.destroy_secret(ctx, request.match_info["vault"], request.match_info["name"])
+    return web.Response(status=204)
+
+
+@guarded("secrets.promote", WRITE)
+async def promote(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    name = request.match_info["name"]
+    current, previous = await _svc(request).secrets.promote(ctx, request.match_info["vault"], name)
+    return web.json_response({"name": name, "current": current, "previous": previous})
+
+
+# -- audit ----------------------------------------------------------------------------------
+
+
+def _unix_param(request: web.Request, name: str) -> dt.datetime | None:
+    value = int_param(request, name, minimum=0)
+    return None if value is None else dt.datetime.fromtimestamp(value, dt.UTC)
+
+
+@guarded("audit.query", AUDIT)
+async def query_audit(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    q = request.query
+    limit = min(int_param(request, "limit", default=100, minimum=1) or 100, MAX_QUERY_LIMIT)
+    outcome = q.get("outcome")
+    if outcome is not None and outcome not in ("ok", "denied", "error"):
+        raise BadRequest("outcome must be ok, denied or error")
+    events, next_cursor = await query_events(
+        _svc(request).pool,
+        "store",
+        org=ctx.org_id,
+        secret=q.get("secret"),
+        actor=q.get("actor"),
+        token_id=q.get("token"),
+        action=q.get("action"),
+        outcome=outcome,
+        since=_unix_param(request, "since"),
+        until=_unix_param(request, "until"),
+        cursor=int_param(request, "cursor", minimum=0),
+        limit=limit,
+    )
+    await _svc(request).audit.record(ctx.event("ok", detail={"returned": len(events)}))
+    return web.json_response({"events": events, "next_cursor": next_cursor})
+
+
+# -- health ---------------------------------------------------------------------------------
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    services = request.app.get(SERVICES_KEY)
+    if services is None or not await database_ready(services.pool):
+        return json_error(503, "unavailable", "the store is not ready (database unreachable or keys not loaded)")
+    return web.json_response({"status": "ready"})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get(_ORG + "/enroll", enroll_challenge)
+    r.add_post(_ORG + "/enroll", enroll)
+    r.add_post(_ORG + "/tokens", mint_token)
+    r.add_post(_ORG + "/tokens/{id}/revoke", revoke_token)
+    r.add_get(_ORG + "/vaults", list_vaults)
+    r.add_post(_ORG + "/vaults", create_vault)
+    r.add_delete(_VAULT, delete_vault)
+    r.add_get(_VAULT + "/secrets", list_secrets)
+    r.add_put(_VAULT + "/secrets/" + _NAME, write_secret)
+    r.add_get(_VAULT + "/secrets/" + _NAME, read_secret)
+    r.add_post(_VAULT + "/read", batch_read)
+    r.add_get(_VAULT + "/metadata/" + _NAME, metadata)
+    r.add_delete(_VAULT + "/metadata/" + _NAME, destroy_secret)
+    r.add_post(_VAULT + "/delete/" + _NAME, delete_versions)
+    r.add_post(_VAULT + "/undelete/" + _NAME, undelete_versions)
+    r.add_post(_VAULT + "/destroy/" + _NAME, destroy_versions)
+    r.add_post(_VAULT + "/promote/" + _NAME, promote)
+    r.add_get(_ORG + "/audit", query_audit)
+    r.add_get("/readyz", readyz)

@@ -1,0 +1,258 @@
+"""The store's OpenAPI 3 document (hand-written; a test checks it names every route)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["spec"]
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_BUNDLE: list[dict[str, list[str]]] = [{"bundle": []}]
+_STR = {"type": "string"}
+_INT = {"type": "integer", "format": "int64"}
+_TIME = {"type": "string", "format": "date-time", "nullable": True}
+_MASK = {"type": "string", "pattern": "^[rwcdCa]+$", "description": "permission letters, e.g. rw"}
+_MASKS = {"type": "object", "additionalProperties": _MASK}
+_VERSIONS = {"type": "array", "items": {"type": "integer"}}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _path(name: str, schema: dict[str, Any] = _STR) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _query(name: str, schema: dict[str, Any] = _STR) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+_ORG = [_path("org", _INT)]
+_VAULT = [*_ORG, _path("vault")]
+_SECRET = [*_VAULT, _path("name")]
+_TOKEN = _obj({"token": _STR, "id": _STR}, ["token", "id"])
+_VERSIONS_BODY = _obj({"versions": _VERSIONS}, ["versions"])
+
+
+def _op(
+    operation: str,
+    summary: str,
+    status: int,
+    reply: dict[str, Any] | None,
+    *,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    security: list[dict[str, list[str]]] | None = None,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        str(status): {"description": "success"}
+        if reply is None
+        else {"description": "success", "content": {"application/json": {"schema": reply}}}
+    }
+    for code in (400, 401, 403, 404, 409, 413, 503):
+        responses[str(code)] = {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
+    op: dict[str, Any] = {
+        "operationId": operation,
+        "summary": summary,
+        "responses": responses,
+        "security": _BUNDLE if security is None else security,
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def spec(store_url: str) -> dict[str, Any]:
+    o, v = "/v1/orgs/{org}", "/v1/orgs/{org}/vaults/{vault}"
+    revealed = _obj({"name": _STR, "version": _INT, "value": _STR, "stage": _STR, "created_at": _TIME})
+    version_info = _obj({"version": _INT, "state": _STR, "stage": _STR, "created_at": _TIME, "created_by_token": _STR})
+    paths: dict[str, Any] = {
+        o + "/enroll": {
+            "get": _op(
+                "enroll.challenge",
+                "Get an enrolment challenge",
+                200,
+                _obj({"challenge": _STR}),
+                params=_ORG,
+                security=[],
+            ),
+            "post": _op(
+                "enroll",
+                "Enrol the org (challenge + org discharge with C)",
+                201,
+                _TOKEN,
+                body=_obj({"slug": _STR}, ["slug"]),
+                params=_ORG,
+            ),
+        },
+        o + "/tokens": {
+            "post": _op(
+                "tokens.mint",
+                "Mint a store token no wider than the caller's",
+                201,
+                _TOKEN,
+                body=_obj({"mask": _MASK, "vaults": _MASKS, "secrets": _MASKS, "ttl": _INT}, ["mask"]),
+                params=_ORG,
+            ),
+        },
+        o + "/tokens/{id}/revoke": {
+            "post": _op(
+                "tokens.revoke",
+                "Revoke a store token and those minted from it",
+                200,
+                _obj({"revoked": _STR, "with_descendants": {"type": "array", "items": _STR}}),
+                params=[*_ORG, _path("id")],
+            ),
+        },
+        o + "/vaults": {
+            "get": _op(
+                "vaults.list",
+                "List vaults",
+                200,
+                _obj({"vaults": {"type": "array", "items": _obj({"name": _STR, "created_at": _TIME})}}),
+                params=_ORG,
+            ),
+            "post": _op(
+                "vaults.create",
+                "Create a vault",
+                201,
+                _obj({"name": _STR, "created_at": _TIME}),
+                body=_obj({"name": _STR}, ["name"]),
+                params=_ORG,
+            ),
+        },
+        v: {"delete": _op("vaults.delete", "Delete an empty vault", 204, None, params=_VAULT)},
+        v + "/secrets": {
+            "get": _op(
+                "secrets.list",
+                "List secret names (no values)",
+                200,
+                _obj(
+                    {
+                        "secrets": {
+                            "type": "array",
+                            "items": _obj({"name": _STR, "current_version": _INT, "updated_at": _TIME}),
+                        },
+                        "next_cursor": _STR,
+                    }
+                ),
+                params=[*_VAULT, _query("prefix"), _query("limit", _INT), _query("cursor")],
+            ),
+        },
+        v + "/secrets/{name}": {
+            "put": _op(
+                "secrets.write",
+                "Write a new version (w; c too when new)",
+                200,
+                _obj({"name": _STR, "version": _INT, "stage": _STR}),
+                body=_obj(
+                    {
+                        "value": _STR,
+                        "cas": _INT,
+                        "stage": {"type": "string", "enum": ["pending"]},
+                        "max_versions": _INT,
+                    },
+                    ["value"],
+                ),
+                params=_SECRET,
+            ),
+            "get": _op(
+                "secrets.read",
+                "Read the current, a pinned or a staged version",
+                200,
+                revealed,
+                params=[*_SECRET, _query("version", _INT), _query("stage")],
+            ),
+        },
+        v + "/read": {
+            "post": _op(
+                "secrets.batch_read",
+                "Read many secrets in one request",
+                200,
+                _obj({"secrets": {"type": "object"}, "missing": {"type": "array", "items": _STR}}),
+                body=_obj({"names": {"type": "array", "items": _STR}, "prefix": _STR}),
+                params=_VAULT,
+            ),
+        },
+        v + "/metadata/{name}": {
+            "get": _op(
+                "secrets.metadata",
+                "Versions of a secret, without values",
+                200,
+                _obj(
+                    {
+                        "name": _STR,
+                        "current_version": _INT,
+                        "max_versions": _INT,
+                        "versions": {"type": "array", "items": version_info},
+                    }
+                ),
+                params=_SECRET,
+            ),
+            "delete": _op("secrets.destroy", "Destroy the secret and every version", 204, None, params=_SECRET),
+        },
+        v + "/delete/{name}": {
+            "post": _op("secrets.delete", "Soft-delete versions", 204, None, body=_VERSIONS_BODY, params=_SECRET)
+        },
+        v + "/undelete/{name}": {
+            "post": _op("secrets.undelete", "Undelete versions", 204, None, body=_VERSIONS_BODY, params=_SECRET)
+        },
+        v + "/destroy/{name}": {
+            "post": _op(
+                "secrets.destroy_versions",
+                "Destroy versions (ciphertext gone)",
+                204,
+                None,
+                body=_VERSIONS_BODY,
+                params=_SECRET,
+            )
+        },
+        v + "/promote/{name}": {
+            "post": _op(
+                "secrets.promote",
+                "Make the pending version current",
+                200,
+                _obj({"name": _STR, "current": _INT, "previous": _INT}),
+                params=_SECRET,
+            )
+        },
+        o + "/audit": {
+            "get": _op(
+                "audit.query",
+                "Query the org's audit events",
+                200,
+                _obj({"events": {"type": "array", "items": {"type": "object"}}, "next_cursor": _INT}),
+                params=[
+                    *_ORG,
+                    *(_query(n) for n in ("secret", "actor", "token", "action", "outcome")),
+                    *(_query(n, _INT) for n in ("since", "until", "cursor", "limit")),
+                ],
+            ),
+        },
+        "/healthz": {"get": _op("healthz", "Process is up", 200, _obj({"status": _STR}), security=[])},
+        "/readyz": {"get": _op("readyz", "Database reachable, keys loaded", 200, _obj({"status": _STR}), security=[])},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "cvault store", "version": "1"},
+        "servers": [{"url": store_url}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bundle": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a store token and its bound org discharge, comma-separated (cv1_...)",
+                }
+            },
+            "schemas": {
+                "Error": _obj({"error": _obj({"code": _STR, "message": _STR}, ["code", "message"])}, ["error"])
+            },
+        },
+    }

@@ -1,0 +1,35 @@
+"""The store app's state: the services its handlers use, under one typed key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from vault.audit.log import AuditLog
+from vault.config import Config
+from vault.storage.pool import Pool
+from vault.storage.store_keys import StoreKeyDirectory
+from vault.store.control import ControlService
+from vault.store.secrets import SecretService
+from vault.store.tokens import StoreTokens
+
+__all__ = ["SERVICES_KEY", "Clock", "StoreServices"]
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class StoreServices:
+    config: Config
+    pool: Pool
+    tokens: StoreTokens
+    control: ControlService
+    secrets: SecretService
+    audit: AuditLog
+    keys: StoreKeyDirectory
+    clock: Clock
+
+
+SERVICES_KEY: web.AppKey[StoreServices] = web.AppKey("store_services", StoreServices)
