@@ -13,17 +13,18 @@ from collections.abc import Sequence
 
 from vault.errors import VaultError
 
-from . import audit, dev, keys, migrate, serve, tokens
+from . import audit, audit_query, dev, keys, login, migrate, orgs, run, secrets, serve, store, tokens
 
-COMMAND_MODULES = [tokens, migrate, keys, dev, audit, serve]
+# audit_query adds `cvault audit query` to the audit command when imported.
+assert audit_query.add_query in audit.SUBCOMMANDS
+
+COMMAND_MODULES = [login, orgs, secrets, store, tokens, run, audit, dev, serve, migrate, keys]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvault",
-        description=(
-            "cvault: a secret store whose tokens need the token authority's discharge to open anything."
-        ),
+        description=("cvault: a secret store whose tokens need the token authority's discharge to open anything."),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
