@@ -44,6 +44,9 @@ from vault.storage.embedded import EmbeddedPostgres
 from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
 
+# Fixtures of the authority tests (an app on the test database, helpers).
+pytest_plugins = ["tests.authority_support"]
+
 SQL_DIR = default_sql_dir()
 
 

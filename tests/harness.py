@@ -31,12 +31,13 @@ from aiohttp.test_utils import TestServer, unused_port
 from vault.config import Config, load_config
 from vault.crypto.keyring import generate_key
 from vault.crypto.passwords import MINIMUM
-from vault.macaroon import Macaroon, decode_token, encode_bundle, encode_token, parse_bundle
+from vault.macaroon import Caveat, Macaroon, decode_token, encode_bundle, encode_token, start_discharge, ticket_sender
+from vault.macaroon import bind as bind_discharge
 from vault.web.authority import create_authority_app
 from vault.web.authority.services import SERVICES_KEY as AUTHORITY_SERVICES
 from vault.web.store import create_store_app
 
-__all__ = ["PASSWORD", "Harness", "Reply", "ShiftedClock", "User", "running_services"]
+__all__ = ["PASSWORD", "Harness", "Reply", "ShiftedClock", "User", "attenuate", "running_services"]
 
 PASSWORD = "correct horse battery staple"
 
@@ -130,12 +131,14 @@ class Harness:
         r = await self.authority("DELETE", f"/v1/orgs/{org}/members/{user.id}", owner.session)
         assert r.status == 204, r
 
-    async def discharge(self, location: str, token: Macaroon, credentials: str) -> Reply:
-        """Ask ``location`` to discharge ``token``'s 3P caveat there, bound to ``token``."""
+    async def discharge(
+        self, location: str, token: Macaroon, credentials: str, *, binding_id: bytes | None = None
+    ) -> Reply:
+        """Ask ``location`` to discharge ``token``'s 3P caveat there, bound to ``token`` (or ``binding_id``)."""
         [caveat] = token.third_party_tickets(location)
         body = {
             "ticket": base64.b64encode(caveat.ticket).decode(),
-            "binding_id": base64.b64encode(token.binding_id()).decode(),
+            "binding_id": base64.b64encode(binding_id or token.binding_id()).decode(),
         }
         path = location.removeprefix(self.authority_url) + "/.well-known/macfly/3p"
         return await self.authority("POST", path, credentials, body)
@@ -152,9 +155,23 @@ class Harness:
         assert d.status == 201, d
         return encode_bundle([token, decode_token(d.body["discharge"])])
 
-    async def org_discharge(self, store_token: str | Macaroon, authority_bundle: str) -> Reply:
+    async def org_discharge(
+        self, store_token: str | Macaroon, authority_bundle: str, *, binding_id: bytes | None = None
+    ) -> Reply:
         token = decode_token(store_token) if isinstance(store_token, str) else store_token
-        return await self.discharge(self.org_location, token, authority_bundle)
+        return await self.discharge(self.org_location, token, authority_bundle, binding_id=binding_id)
+
+    def forge_org_discharge(self, store_token: str, caveats: list[Caveat], *, bind: bool) -> Macaroon:
+        """An org discharge made with the authority's own key, bypassing its checks (for negative tests)."""
+        token = decode_token(store_token)
+        [caveat] = token.third_party_tickets(self.org_location)
+        keys = self.authority_app[AUTHORITY_SERVICES].keys.org
+        shared = keys.shared_key(ticket_sender(caveat.ticket))
+        _ticket, discharge = start_discharge(caveat.ticket, shared, self.org_location)
+        discharge = discharge.attenuate(caveats)
+        if bind:
+            discharge = bind_discharge(discharge, token.binding_id())
+        return discharge.finalize()
 
     # -- store steps -------------------------------------------------------------------
 
@@ -187,13 +204,15 @@ def attenuate(token: str, caveats: list[Any]) -> str:
     return encode_token(decode_token(token).attenuate(caveats))
 
 
-def bundle_parts(bundle: str) -> list[Macaroon]:
-    return list(parse_bundle(bundle).tokens)
-
-
 @asynccontextmanager
-async def running_services(database_url: str, **settings: Any) -> AsyncIterator[Harness]:
-    """Start the authority, then the store, on free local ports; tear both down after."""
+async def running_services(
+    database_url: str, *, store_database_url: str | None = None, **settings: Any
+) -> AsyncIterator[Harness]:
+    """Start the authority, then the store, on free local ports; tear both down after.
+
+    ``store_database_url`` lets the store connect as another role (e.g. one
+    whose privileges a test takes away); ``settings`` override configuration.
+    """
     authority_port, store_port = unused_port(), unused_port()
     authority_url = f"http://127.0.0.1:{authority_port}"
     store_url = f"http://127.0.0.1:{store_port}"
@@ -212,7 +231,10 @@ async def running_services(database_url: str, **settings: Any) -> AsyncIterator[
     async with TestServer(authority_app, host="127.0.0.1", port=authority_port), aiohttp.ClientSession() as http:
         async with http.get(authority_url + "/.well-known/cvault/keys") as resp:
             keys = await resp.json()
-        store_config = load_config({}, **common, authority_org_public_key=keys["org"]["public_key"])
+        store_settings = {**common, "authority_org_public_key": keys["org"]["public_key"]}
+        if store_database_url is not None:
+            store_settings["database_url"] = store_database_url
+        store_config = load_config({}, **store_settings)
         store_app = create_store_app(store_config, clock=store_clock)
         async with TestServer(store_app, host="127.0.0.1", port=store_port):
             yield Harness(

@@ -462,3 +462,20 @@ async def test_cli_verify_and_export(
     await tamper(pool, "DELETE FROM store.audit_events WHERE seq = 5")
     assert await run_cli(monkeypatch, database_url, "audit", "verify") == 3
     assert "event 5 missing (deleted?): seq jumps from 4 to 6" in capsys.readouterr().out
+
+
+async def test_a_crashed_writer_fails_waiting_callers_instead_of_hanging(pool: Pool) -> None:
+    log = AuditLog(pool, SCHEMA)
+
+    def broken_take_batch() -> list[object]:
+        raise RuntimeError("bug")
+
+    log._take_batch = broken_take_batch  # type: ignore[method-assign]
+    await log.start()
+    try:
+        with pytest.raises(Unavailable):
+            await log.record(event())
+        with pytest.raises(Unavailable):
+            await log.record(event())
+    finally:
+        await log.close()

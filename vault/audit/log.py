@@ -105,6 +105,14 @@ class AuditLog:
             raise RuntimeError("AuditLog already started")
         self._closing = False
         self._writer = asyncio.create_task(self._run(), name=f"audit-writer-{self._schema}")
+        self._writer.add_done_callback(self._writer_done)
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        # The writer only ends on close; if a bug ends it early, nobody may wait forever.
+        if not task.cancelled() and task.exception() is not None:
+            log.error("audit writer stopped: %s", _describe(task.exception() or RuntimeError()))
+        self._fail_all(self._queue)
+        self._queue.clear()
 
     async def close(self) -> None:
         """Commit everything already queued, then stop; later ``record`` calls raise ``Unavailable``."""
@@ -113,7 +121,7 @@ class AuditLog:
         writer, self._writer = self._writer, None
         if writer is not None:
             try:
-                await writer
+                await asyncio.wait([writer])  # never raises; a crash was logged by _writer_done
             finally:
                 self._fail_all(self._queue)
                 self._queue.clear()
@@ -123,7 +131,7 @@ class AuditLog:
         """Commit ``events`` (in this order, consecutive in the chain); raise ``Unavailable`` if they were not."""
         if not events:
             return
-        if self._writer is None or self._closing:
+        if self._writer is None or self._writer.done() or self._closing:
             raise Unavailable(UNAVAILABLE_MESSAGE)
         at = self._clock()
         pending = _Pending([(at, event) for event in events], asyncio.get_running_loop().create_future())

@@ -1,27 +1,76 @@
-"""``cvault serve authority|store``: run one service in the foreground."""
+"""``cvault serve authority`` and ``cvault serve store``: run one service in the foreground."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
 from typing import Any
 
-from vault.web.runner import SERVICES, serve
+from vault.config import Config
+from vault.web.authority import create_authority_app
+from vault.web.store import create_store_app
+from vault.web.runner import serve_app
 
 from .options import add_config_option, config_from_args
 
-__all__ = ["register"]
+__all__ = ["register", "run_until_signal"]
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("serve", help="run the authority or the store")
-    parser.add_argument("service", choices=SERVICES, help="which service to run")
-    parser.add_argument(
-        "--listen", metavar="HOST:PORT", help="address to listen on (default: CVAULT_AUTHORITY_LISTEN / _STORE_LISTEN)"
-    )
-    add_config_option(parser)
-    parser.set_defaults(func=run)
+    parser: argparse.ArgumentParser = sub.add_parser("serve", help="run one cvault service")
+    services = parser.add_subparsers(dest="service", metavar="SERVICE")
+    services.required = True
+
+    authority = services.add_parser("authority", help="the token authority (logins, tokens, dischargers)")
+    add_config_option(authority)
+    authority.set_defaults(func=run_authority)
+
+    store = services.add_parser("store", help="the secret store (needs CVAULT_AUTHORITY_ORG_PUBLIC_KEY)")
+    add_config_option(store)
+    store.set_defaults(func=run_store)
 
 
-def run(args: argparse.Namespace) -> int:
-    serve(args.service, config_from_args(args), args.listen)
+def _configure_logging(config: Config) -> None:
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def run_until_signal(main: Any) -> None:
+    """Run ``main(stop)`` until SIGINT or SIGTERM sets ``stop``."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await main(stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def run_authority(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    _configure_logging(config)
+
+    async def main(stop: asyncio.Event) -> None:
+        logging.getLogger("cvault").info(
+            "authority listening on %s as %s", config.authority_listen, config.authority_url
+        )
+        await serve_app(create_authority_app(config), config.authority_listen, stop)
+
+    asyncio.run(run_until_signal(main))
+    return 0
+
+
+def run_store(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    _configure_logging(config)
+    app = create_store_app(config)  # refuses to start without the authority's org public key
+
+    async def main(stop: asyncio.Event) -> None:
+        logging.getLogger("cvault").info("store listening on %s as %s", config.store_listen, config.store_url)
+        await serve_app(app, config.store_listen, stop)
+
+    asyncio.run(run_until_signal(main))
     return 0

@@ -52,6 +52,7 @@ class _Queries:
     next_version: str
     insert_kek: str
     drain: str
+    activate: str
     count_old: str
     batch: str
     update: str
@@ -70,6 +71,7 @@ def _queries(schema: str) -> _Queries:
             "WHERE state = 'active' AND version <> $1 RETURNING version) "
             "SELECT count(*) FROM old"
         ),
+        activate=f"UPDATE {s}.kek_versions SET state = 'active' WHERE version = $1",  # noqa: S608
         count_old=f"SELECT count(*) FROM {s}.wrapped_keys WHERE kek_version <> $1",  # noqa: S608
         batch=(
             f"SELECT id, purpose, kek_version, wrapped FROM {s}.wrapped_keys "  # noqa: S608
@@ -142,10 +144,7 @@ async def rotate_keys(
                         queries.insert_kek, version, wrap_kek(master_key, schema, version, kek)
                     )
                     await conn.fetchval(queries.drain, version)
-                    await conn.execute(
-                        f"UPDATE {schema}.kek_versions SET state = 'active' WHERE version = $1",  # noqa: S608
-                        version,
-                    )
+                    await conn.execute(queries.activate, version)
                 keyring = keyring.with_kek(version, kek, active=True)
                 total: int = await conn.fetchval(queries.count_old, version)
                 progress(f"keys rotate: {schema}: KEK version {version} active; re-wrapping {total} keys")

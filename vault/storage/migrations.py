@@ -58,6 +58,10 @@ def load_migrations(sql_dir: Path, schema: str) -> list[Migration]:
         if not _FILE_NAME.match(path.name):
             raise MigrationError(f"{schema}/{path.name} is not named NNNN_name.sql; rename or remove it")
         data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MigrationError(f"{schema}/{path.name} is not UTF-8 text") from None
         migrations.append(
             Migration(schema, path.name, data.decode("utf-8"), hashlib.sha256(data).hexdigest())
         )
@@ -77,13 +81,12 @@ async def _applied(conn: Any, schema: str) -> dict[str, str] | None:
     return {row["name"]: row["checksum"] for row in rows}
 
 
-def _check_history(migrations: list[Migration], applied: dict[str, str]) -> list[Migration]:
+def _check_history(schema: str, migrations: list[Migration], applied: dict[str, str]) -> list[Migration]:
     """Verify what was applied against the files; return the files still pending."""
     on_disk = {m.name: m for m in migrations}
     for name, checksum in sorted(applied.items()):
         migration = on_disk.get(name)
         if migration is None:
-            schema = migrations[0].schema if migrations else "?"
             raise MigrationError(
                 f"migration {schema}/{name} is applied in the database but missing from the sql directory; "
                 "run a cvault version that ships it"
@@ -104,7 +107,7 @@ async def pending_migrations(
     with database_errors():
         async with pool.acquire() as conn:
             applied = await _applied(conn, schema)
-    return _check_history(migrations, applied or {})
+    return _check_history(schema, migrations, applied or {})
 
 
 async def require_migrated(pool: asyncpg.Pool, schema: str, *, sql_dir: Path | None = None) -> None:
@@ -150,7 +153,7 @@ async def migrate(
                         " checksum text NOT NULL,"
                         " applied_at timestamptz NOT NULL DEFAULT now())"
                     )
-                    for migration in _check_history(migrations, await _applied(conn, schema) or {}):
+                    for migration in _check_history(schema, migrations, await _applied(conn, schema) or {}):
                         await _apply(conn, migration)
                         done.append(migration)
             finally:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
 
@@ -42,12 +44,12 @@ from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.sessions import SessionRepository
 
-from ..common import TRUSTED_PROXIES_KEY, add_openapi, middlewares
+from ..common import MAX_BODY_BYTES, TRUSTED_PROXIES_KEY, add_openapi, middlewares
 from . import handlers
 from .openapi import spec
 from .services import SERVICES_KEY, AuthorityServices
 
-__all__ = ["SERVICES_KEY", "AuthorityServices", "create_authority_app"]
+__all__ = ["SERVICES_KEY", "AuthorityServices", "create_authority_app", "open_authority"]
 
 SCHEMA = "authority"
 
@@ -91,7 +93,8 @@ class AuditAdapter:
         )
 
 
-def create_authority_app(
+@asynccontextmanager
+async def open_authority(
     config: Config,
     *,
     pool: Pool | None = None,
@@ -100,41 +103,53 @@ def create_authority_app(
     password_cost: PasswordCost = INTERACTIVE,
     limiter: FailureLimiter | None = None,
     reconcile_interval: float | None = None,
-) -> web.Application:
-    """The authority app. Pass ``pool`` to share one (it is then not closed here)."""
-    app = web.Application(middlewares=middlewares(), client_max_size=256 * 1024)
+) -> AsyncIterator[AuthorityServices]:
+    """Open everything the authority needs (the web app and ``cvault bootstrap`` share this).
+
+    Refuses an unmigrated database (:class:`~vault.errors.MigrationError`) and a
+    missing master key (:class:`~vault.errors.ConfigError`). A ``pool`` passed
+    in is not closed here.
+    """
+    own_pool = pool is None
+    db = pool or await create_pool(require_database_url(config), max_size=config.database_pool_size)
+    watcher: RevocationWatcher | None = None
+    log: AuditLog | None = None
+    try:
+        await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
+        key_repo = await KeyRepository.open(db, SCHEMA, MasterKey(require_master_key(config)))
+        root_keys = await RootKeyRing.open(db, key_repo)
+        keys = TicketKeys(
+            login=await load_ticket_key_pair(db, key_repo, LOGIN_PURPOSE),
+            org=await load_ticket_key_pair(db, key_repo, ORG_PURPOSE),
+            issuer=await load_ticket_key_pair(db, key_repo, ISSUER_PURPOSE),
+        )
+        watcher_options = {} if reconcile_interval is None else {"reconcile_interval": reconcile_interval}
+        watcher = RevocationWatcher(db, SCHEMA, **watcher_options)
+        await watcher.start()
+        log = AuditLog(db, SCHEMA)
+        await log.start()
+        yield _services(config, db, keys, root_keys, watcher, log, clock, random, password_cost, limiter)
+    finally:
+        if log is not None:
+            await log.close()
+        if watcher is not None:
+            await watcher.close()
+        if own_pool:
+            await close_pool(db)
+
+
+def create_authority_app(config: Config, *, pool: Pool | None = None, **options: Any) -> web.Application:
+    """The authority app; ``options`` are those of :func:`open_authority` (clock, random, password_cost, ...)."""
+    # No aiohttp access log: it prints query strings, which can carry tokens (ours logs paths only).
+    app = web.Application(
+        middlewares=middlewares(), client_max_size=MAX_BODY_BYTES, handler_args={"access_log": None}
+    )
     app[TRUSTED_PROXIES_KEY] = config.trusted_proxies
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        own_pool = pool is None
-        db = pool or await create_pool(require_database_url(config), max_size=config.database_pool_size)
-        watcher: RevocationWatcher | None = None
-        log: AuditLog | None = None
-        try:
-            await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
-            key_repo = await KeyRepository.open(db, SCHEMA, MasterKey(require_master_key(config)))
-            root_keys = await RootKeyRing.open(db, key_repo)
-            keys = TicketKeys(
-                login=await load_ticket_key_pair(db, key_repo, LOGIN_PURPOSE),
-                org=await load_ticket_key_pair(db, key_repo, ORG_PURPOSE),
-                issuer=await load_ticket_key_pair(db, key_repo, ISSUER_PURPOSE),
-            )
-            watcher_options = {} if reconcile_interval is None else {"reconcile_interval": reconcile_interval}
-            watcher = RevocationWatcher(db, SCHEMA, **watcher_options)
-            await watcher.start()
-            log = AuditLog(db, SCHEMA)
-            await log.start()
-            app[SERVICES_KEY] = _services(
-                config, db, keys, root_keys, watcher, log, clock, random, password_cost, limiter
-            )
+        async with open_authority(config, pool=pool, **options) as services:
+            app[SERVICES_KEY] = services
             yield
-        finally:
-            if log is not None:
-                await log.close()
-            if watcher is not None:
-                await watcher.close()
-            if own_pool:
-                await close_pool(db)
 
     app.cleanup_ctx.append(resources)
     handlers.add_routes(app)
@@ -208,18 +223,19 @@ def _services(
         audit=audit,
     )
     return AuthorityServices(
-        config,
-        db,
-        location,
-        login_location,
-        org_location,
-        keys,
-        sessions,
-        accounts,
-        tokens,
-        verifier,
-        login,
-        org,
-        watcher,
-        clock,
+        config=config,
+        pool=db,
+        location=location,
+        login_location=login_location,
+        org_location=org_location,
+        keys=keys,
+        account_store=account_repo,
+        sessions=sessions,
+        accounts=accounts,
+        tokens=tokens,
+        verifier=verifier,
+        login=login,
+        org=org,
+        revocations=watcher,
+        clock=clock,
     )

@@ -18,6 +18,7 @@ from vault.authority.token_service import check_token_id
 from vault.errors import BadRequest, Unauthenticated
 from vault.macaroon import bundle_from_headers, encode_token, mask_from_string, mask_to_string
 from vault.storage.health import database_ready
+from vault.storage.revocations import MAX_SINCE_LIMIT
 
 from ..common import CLIENT_ADDR_KEY, REQUEST_ID_KEY, client_ip, field, int_param, json_error, read_json
 from .services import SERVICES_KEY, AuthorityServices
@@ -251,12 +252,11 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
 
 async def list_revocations(request: web.Request) -> web.StreamResponse:
     since = int_param(request, "since", default=0, minimum=0) or 0
-    limit = int_param(request, "limit", default=1000, minimum=1) or 1000
+    limit = int_param(request, "limit", default=MAX_SINCE_LIMIT, minimum=1) or MAX_SINCE_LIMIT
     if since > MAX_ID:
         raise BadRequest("query parameter 'since' is too large")
-    rows = await _svc(request).revocations.since(since, min(limit, 1000))
-    items = [{"token_id": str(r.token_id), "seq": r.seq, "revoked_at": _time(r.revoked_at)} for r in rows]
-    return web.json_response({"revocations": items, "next": items[-1]["seq"] if items else since})
+    items, next_seq = await _svc(request).revocations.since(since, min(limit, MAX_SINCE_LIMIT))
+    return web.json_response({"revocations": items, "next": next_seq})
 
 
 # -- discharges -------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from typing import Any
 __all__ = ["spec"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_SESSION = [{"session": []}]
-_BUNDLE = [{"bundle": []}]
-_ANY = [{"session": []}, {"bundle": []}]
+_SESSION: list[dict[str, list[str]]] = [{"session": []}]
+_BUNDLE: list[dict[str, list[str]]] = [{"bundle": []}]
+_ANY: list[dict[str, list[str]]] = [{"session": []}, {"bundle": []}]
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from vault.authority.sessions import Sessions
 from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
 from vault.config import Config
+from vault.storage.accounts import AccountRepository
 from vault.storage.pool import Pool
 from vault.storage.revocations import RevocationWatcher
 
@@ -30,6 +31,7 @@ class AuthorityServices:
     login_location: str
     org_location: str
     keys: TicketKeys
+    account_store: AccountRepository
     sessions: Sessions
     accounts: Accounts
     tokens: TokenService

@@ -32,10 +32,13 @@ GuardedHandler = Callable[[web.Request, RequestContext], Awaitable[web.StreamRes
 _MAX_REASON = 1000
 
 
-async def record_failure(request: web.Request, ctx: RequestContext, exc: VaultError) -> None:
+async def record_failure(
+    request: web.Request, ctx: RequestContext, exc: VaultError, vault: str | None, secret: str | None
+) -> None:
     services = request.app[SERVICES_KEY]
     outcome = "denied" if exc.status in (401, 403) else "error"
-    event = ctx.event(outcome, detail={"code": exc.code, "status": exc.status, "reason": exc.message[:_MAX_REASON]})
+    detail = {"code": exc.code, "status": exc.status, "reason": exc.message[:_MAX_REASON]}
+    event = ctx.event(outcome, vault=vault, secret=secret, detail=detail)
     try:
         await services.audit.record(event)
     except Unavailable:
@@ -73,7 +76,7 @@ def guarded(
                 ctx = dataclasses.replace(ctx, caller=caller)
                 return await handler(request, ctx)
             except VaultError as exc:
-                await record_failure(request, ctx, exc)
+                await record_failure(request, ctx, exc, vault, secret)
                 raise
 
         return gate

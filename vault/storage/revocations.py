@@ -1,0 +1,253 @@
+"""Revoked token ids, kept in memory on every node and in ``<schema>.revocations``.
+
+Checking a token is a set lookup (:meth:`RevocationWatcher.is_revoked`, no I/O);
+keeping the set current is the watcher's job:
+
+* ``revoke`` inserts the ids and sends ``pg_notify('<schema>_revocations')`` in
+  the same transaction, so the notification goes out exactly when the rows are
+  visible, and adds the ids to its own set at once;
+* every watcher LISTENs on that channel over a connection of its own; a
+  notification wakes its reconcile loop immediately;
+* the reconcile loop also wakes every ``reconcile_interval`` seconds and reads
+  ``WHERE seq > last_seen``, so a lost notification or a dropped LISTEN
+  connection (which it reopens) costs at most one interval.
+
+``seq`` order must be commit order for ``seq > last_seen`` never to skip a row
+that committed late; ``revoke`` therefore takes an ``EXCLUSIVE`` lock on the
+table (other writers wait, readers do not) before it draws sequence numbers.
+
+Revoking a token revokes the service tokens stripped from it: the authority
+computes that lineage and passes every id to :meth:`revoke`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC
+from typing import Any
+
+import asyncpg
+
+from vault.errors import BadRequest, Unavailable
+
+from .connection import DedicatedConnection
+from .pool import CONNECTION_ERRORS, database_errors
+from .schema import check_schema, quote_identifier
+
+__all__ = ["MAX_SINCE_LIMIT", "RevocationWatcher"]
+
+log = logging.getLogger("cvault.revocations")
+
+MAX_SINCE_LIMIT = 1000
+_POLL_PAGE = 10_000
+
+
+def _token_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        raise BadRequest("token ids are UUIDs") from None
+
+
+class RevocationWatcher:
+    """The set of revoked token ids of one schema, kept current within ``reconcile_interval``.
+
+    ``listen=False`` skips LISTEN/NOTIFY (tests use it to show the poll alone
+    suffices). ``max_staleness`` (seconds, None for never) makes :meth:`is_revoked`
+    fail closed with ``Unavailable`` when no reconcile has succeeded for that
+    long: an unreachable database must not make revoked tokens valid again.
+    ``clock`` is monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        pool: Any,
+        schema: str,
+        *,
+        reconcile_interval: float = 0.5,
+        listen: bool = True,
+        max_staleness: float | None = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._pool = pool
+        self._schema = check_schema(schema)
+        self._table = f"{quote_identifier(schema)}.revocations"
+        self._channel = f"{schema}_revocations"
+        self._interval = reconcile_interval
+        self._listen = listen
+        self._max_staleness = max_staleness
+        self._clock = clock
+        self._revoked: set[str] = set()
+        self._last_seq = 0
+        self._synced_at: float | None = None
+        self._listener = DedicatedConnection(pool) if listen else None
+        self._listening_on: Any = None
+        self._poke = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._poll_failures = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every revoked id, LISTEN, and start the reconcile loop.
+
+        Raises ``Unavailable`` if the initial load fails: a node that cannot
+        know what is revoked must not start serving. A LISTEN connection that
+        cannot be opened is only logged; the loop retries it and polls meanwhile.
+        """
+        if self._task is not None:
+            raise RuntimeError("RevocationWatcher already started")
+        await self._ensure_listening()
+        await self._poll()
+        self._task = asyncio.create_task(self._run(), name=f"revocations-{self._schema}")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._listener is not None:
+            await self._listener.close()
+        self._listening_on = None
+
+    # --- checks (no I/O) --------------------------------------------------------------------
+
+    def is_revoked(self, token_id: str) -> bool:
+        """True if ``token_id`` is revoked; ``Unavailable`` if the watcher cannot vouch for its answer."""
+        self._check_fresh()
+        return token_id.lower() in self._revoked
+
+    def any_revoked(self, token_ids: Iterable[str]) -> str | None:
+        """The first of ``token_ids`` (a token and its lineage) that is revoked, or None."""
+        self._check_fresh()
+        for token_id in token_ids:
+            if token_id.lower() in self._revoked:
+                return token_id
+        return None
+
+    def _check_fresh(self) -> None:
+        if self._synced_at is None:
+            raise Unavailable("revocation list not loaded yet; try again")
+        if self._max_staleness is not None and self._clock() - self._synced_at > self._max_staleness:
+            raise Unavailable("revocation list is out of date (database unreachable); try again")
+
+    @property
+    def last_seq(self) -> int:
+        """The highest revocation seq this node has seen."""
+        return self._last_seq
+
+    @property
+    def listening(self) -> bool:
+        return self._listening_on is not None and not self._listening_on.is_closed()
+
+    # --- writes and reads -----------------------------------------------------------------
+
+    async def revoke(self, token_ids: Iterable[str], reason: str | None = None) -> list[str]:
+        """Revoke every id in ``token_ids``; returns those not revoked before (in the order given).
+
+        Raises ``BadRequest`` for an id that is not a UUID, ``Unavailable`` if the
+        database is unreachable (then nothing was revoked).
+        """
+        ids = list(dict.fromkeys(_token_id(t) for t in token_ids))
+        if not ids:
+            return []
+        with database_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(f"LOCK TABLE {self._table} IN EXCLUSIVE MODE")
+                rows = await conn.fetch(
+                    f"INSERT INTO {self._table} (token_id, reason) "  # noqa: S608 (checked schema)
+                    "SELECT t, $2 FROM unnest($1::uuid[]) AS t "
+                    "ON CONFLICT (token_id) DO NOTHING RETURNING token_id::text",
+                    ids,
+                    reason,
+                )
+                # Sent at commit, so listeners never poll before the rows are visible.
+                await conn.execute("SELECT pg_notify($1, '')", self._channel)
+        self._revoked.update(ids)
+        fresh = {row["token_id"] for row in rows}
+        return [token_id for token_id in ids if token_id in fresh]
+
+    async def since(self, seq: int, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+        """Revocations after ``seq`` in seq order, for ``GET /v1/revocations?since=``.
+
+        Returns ``([{token_id, seq, revoked_at}], next)``; ``next`` is the last
+        seq returned (``seq`` itself when there is nothing new), to pass as
+        ``since`` next time. Reasons are not included: the list is public.
+        """
+        if not 1 <= limit <= MAX_SINCE_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_SINCE_LIMIT}")
+        with database_errors():
+            rows = await self._pool.fetch(
+                f"SELECT seq, token_id::text, revoked_at FROM {self._table} "  # noqa: S608
+                "WHERE seq > $1 ORDER BY seq LIMIT $2",
+                seq,
+                limit,
+            )
+        items = [
+            {"token_id": r["token_id"], "seq": r["seq"], "revoked_at": r["revoked_at"].astimezone(UTC).isoformat()}
+            for r in rows
+        ]
+        return items, (rows[-1]["seq"] if rows else seq)
+
+    # --- keeping current ------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        while True:
+            with database_errors():
+                rows = await self._pool.fetch(
+                    f"SELECT seq, token_id::text FROM {self._table} "  # noqa: S608
+                    "WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    self._last_seq,
+                    _POLL_PAGE,
+                )
+            self._revoked.update(row["token_id"] for row in rows)
+            if rows:
+                self._last_seq = rows[-1]["seq"]
+            if len(rows) < _POLL_PAGE:
+                break
+        self._synced_at = self._clock()
+
+    def _notified(self, *_: Any) -> None:
+        self._poke.set()
+
+    async def _ensure_listening(self) -> None:
+        if self._listener is None or self.listening:
+            return
+        self._listening_on = None
+        try:
+            conn = await self._listener.get()
+            await conn.add_listener(self._channel, self._notified)
+        except (Unavailable, asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
+            self._listener.discard()
+            log.warning("revocations: cannot LISTEN on %s (%s); polling meanwhile", self._channel, _name(exc))
+            return
+        self._listening_on = conn
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self._interval)
+            self._poke.clear()
+            try:
+                await self._ensure_listening()
+                await self._poll()
+            except Exception as exc:
+                self._poll_failures += 1
+                # Once per burst, not once per tick, so an outage does not flood the log.
+                if self._poll_failures == 1 or self._poll_failures % 120 == 0:
+                    log.warning("revocations: reconcile failed (%s); retrying", _name(exc))
+            else:
+                if self._poll_failures:
+                    log.info("revocations: reconcile recovered after %d failure(s)", self._poll_failures)
+                self._poll_failures = 0
+
+
+def _name(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    return type(cause).__name__
