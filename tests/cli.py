@@ -13,9 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def cvault_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The current environment minus server settings, plus ``extra``."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("CVAULT_") or k == "CVAULT_TEST_DATABASE_URL"
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CVAULT_") or k == "CVAULT_TEST_DATABASE_URL"}
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(extra or {})
     return env

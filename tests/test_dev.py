@@ -69,9 +69,7 @@ async def _run_until_ready(data_dir: Path) -> tuple[DevProcess, str, float]:
     return dev, dsn, seconds
 
 
-async def test_dev_starts_embedded_database_and_reuses_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_dev_starts_embedded_database_and_reuses_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data_dir = tmp_path / "data"
 
     dev, dsn, first_ready = await _run_until_ready(data_dir)

@@ -84,9 +84,7 @@ async def test_rotation_under_concurrent_reads_and_writes(pool: Pool, master_key
             written += 1
             await _write_value(pool, keys, written)
 
-    tasks = [
-        asyncio.create_task(read_continuously(keys, i * ROWS // READERS)) for i, keys in enumerate(readers)
-    ]
+    tasks = [asyncio.create_task(read_continuously(keys, i * ROWS // READERS)) for i, keys in enumerate(readers)]
     tasks.append(asyncio.create_task(write_continuously()))
     progress: list[str] = []
     try:
@@ -131,9 +129,7 @@ async def test_interrupted_rotation_is_finished_by_the_next_one(pool: Pool, mast
     key_id, key = await keys.generate("data-key")
     # A rotation that died after step 2: version 2 active, version 1 still draining, rows on 1.
     interrupted = await rotate_keys(pool, "store", master_key)
-    await pool.execute(
-        "UPDATE store.kek_versions SET state = 'draining', retired_at = NULL WHERE version = 1"
-    )
+    await pool.execute("UPDATE store.kek_versions SET state = 'draining', retired_at = NULL WHERE version = 1")
     keyring = (await KeyRepository.open(pool, "store", master_key)).keyring
     assert keyring.versions == (1, 2) and interrupted.new_version == 2
 
@@ -149,9 +145,7 @@ async def test_concurrent_rotation_is_refused(pool: Pool, master_key: MasterKey)
         # Hold the KEK row as a writer would, so the first rotation waits at its switch.
         await conn.execute("SELECT 1 FROM store.kek_versions WHERE state = 'active' FOR SHARE")
         first = asyncio.create_task(rotate_keys(pool, "store", master_key))
-        while not await pool.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-        ):
+        while not await pool.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"):
             await asyncio.sleep(0.01)
         with pytest.raises(Conflict, match="another `cvault keys rotate` is running"):
             await rotate_keys(pool, "store", master_key)

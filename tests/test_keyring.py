@@ -128,8 +128,7 @@ async def test_wrapped_key_copied_to_another_row_fails(pool: Pool, master_key: M
     first, _ = await keys.generate("data-key")
     second, _ = await keys.generate("data-key")
     await pool.execute(
-        "UPDATE store.wrapped_keys SET wrapped = (SELECT wrapped FROM store.wrapped_keys WHERE id = $1) "
-        "WHERE id = $2",
+        "UPDATE store.wrapped_keys SET wrapped = (SELECT wrapped FROM store.wrapped_keys WHERE id = $1) WHERE id = $2",
         first,
         second,
     )

@@ -89,16 +89,12 @@ async def test_applied_migration_missing_from_disk_is_an_error(empty_pool: Pool,
     (sql_dir / "store" / "0002_more.sql").write_text("CREATE TABLE more (id int);\n")
     await migrate(empty_pool, sql_dir=sql_dir)
     (sql_dir / "store" / "0002_more.sql").unlink()
-    with pytest.raises(
-        MigrationError, match=re.escape("0002_more.sql is applied in the database but missing")
-    ):
+    with pytest.raises(MigrationError, match=re.escape("0002_more.sql is applied in the database but missing")):
         await pending_migrations(empty_pool, "store", sql_dir=sql_dir)
 
 
 async def test_failing_migration_rolls_back_and_names_the_file(empty_pool: Pool, sql_dir: Path) -> None:
-    (sql_dir / "store" / "0002_broken.sql").write_text(
-        "CREATE TABLE half (id int);\nSELECT no_such_function();\n"
-    )
+    (sql_dir / "store" / "0002_broken.sql").write_text("CREATE TABLE half (id int);\nSELECT no_such_function();\n")
     with pytest.raises(MigrationError, match=re.escape("store/0002_broken.sql failed")):
         await migrate(empty_pool, sql_dir=sql_dir)
     assert not await empty_pool.fetchval("SELECT to_regclass('store.half') IS NOT NULL")

@@ -323,7 +323,5 @@ def require_master_key(config: Config) -> bytes:
 def require_database_url(config: Config) -> str:
     """The database URL, or a :class:`ConfigError` naming ``CVAULT_DATABASE_URL``."""
     if config.database_url is None:
-        raise ConfigError(
-            "no database: set CVAULT_DATABASE_URL (or run `cvault dev` for an embedded PostgreSQL)"
-        )
+        raise ConfigError("no database: set CVAULT_DATABASE_URL (or run `cvault dev` for an embedded PostgreSQL)")
     return config.database_url

@@ -65,9 +65,7 @@ def load_or_create_master_key(path: Path) -> tuple[bytes, bool]:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(
-                f"master key file {path} is accessible by other users; run `chmod 600 {path}`"
-            ) from None
+            raise ConfigError(f"master key file {path} is accessible by other users; run `chmod 600 {path}`") from None
         return read_master_key_file(path, key=str(path)), False
     key = generate_key()
     with os.fdopen(fd, "w", encoding="ascii") as handle:

@@ -12,9 +12,7 @@ __all__ = ["add_config_option", "config_from_args"]
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, metavar="FILE", help="TOML configuration file (default: $CVAULT_CONFIG)"
-    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file (default: $CVAULT_CONFIG)")
 
 
 def config_from_args(args: argparse.Namespace, **overrides: object) -> Config:

@@ -49,9 +49,7 @@ class SecretBinding:
     data_key_id: int
 
     def associated_data(self) -> bytes:
-        return encode_associated_data(
-            _LABEL, self.org_id, self.vault, self.name, self.version, self.data_key_id
-        )
+        return encode_associated_data(_LABEL, self.org_id, self.vault, self.name, self.version, self.data_key_id)
 
 
 def generate_data_key() -> bytes:

@@ -79,9 +79,7 @@ def wrap_kek(master: MasterKey, scope: str, version: int, kek: bytes) -> bytes:
 
 def unwrap_kek(master: MasterKey, scope: str, version: int, wrapped: bytes) -> bytes:
     """Unwrap a KEK; a wrong master key raises :class:`DecryptionError`."""
-    return _open(
-        master.key, wrapped, encode_associated_data(_KEK_LABEL, scope, version), f"KEK version {version}"
-    )
+    return _open(master.key, wrapped, encode_associated_data(_KEK_LABEL, scope, version), f"KEK version {version}")
 
 
 def _check_key(key: bytes) -> None:

@@ -26,9 +26,7 @@ MINIMUM = PasswordCost(pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MI
 
 def hash_password(password: str, cost: PasswordCost = INTERACTIVE) -> str:
     """A self-describing ``$argon2id$...`` string with a random salt."""
-    digest: bytes = pwhash.argon2id.str(
-        password.encode("utf-8"), opslimit=cost.opslimit, memlimit=cost.memlimit
-    )
+    digest: bytes = pwhash.argon2id.str(password.encode("utf-8"), opslimit=cost.opslimit, memlimit=cost.memlimit)
     return digest.decode("ascii")
 
 

@@ -356,28 +356,34 @@ def _mask_map_json(body: Any) -> tuple[tuple[str, int], ...]:
     return tuple(sorted((_str(k), _mask_json(v)) for k, v in body.items()))
 
 
-@register
 @dataclass(frozen=True, slots=True)
-class Vaults(Caveat):
-    """Only these vaults, each with its own mask (``{name: mask}``)."""
+class _MaskMap(Caveat):
+    """A ``{name: mask}`` map; subclasses say which resource the names match."""
 
-    TYPE = CVAULT_BASE + 0
-    NAME = "Vaults"
     masks: tuple[tuple[str, int], ...]
 
     def body(self) -> Any:
         return dict(self.masks)
 
     @classmethod
-    def from_body(cls, body: Any) -> Vaults:
+    def from_body(cls, body: Any) -> Caveat:
         return cls(_mask_map(body))
 
     def to_json(self) -> Any:
         return {k: acc.mask_to_string(v) for k, v in self.masks}
 
     @classmethod
-    def from_json(cls, body: Any) -> Vaults:
+    def from_json(cls, body: Any) -> Caveat:
         return cls(_mask_map_json(body))
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class Vaults(_MaskMap):
+    """Only these vaults, each with its own mask (``{name: mask}``)."""
+
+    TYPE = CVAULT_BASE + 0
+    NAME = "Vaults"
 
     def prohibits(self, access: Access) -> Refusal | None:
         if access.vault is None:
@@ -399,7 +405,7 @@ def _name_matches(pattern: str, name: str) -> bool:
 
 @register
 @dataclass(frozen=True, slots=True)
-class Secrets(Caveat):
+class Secrets(_MaskMap):
     """Only secrets whose names start with one of these prefixes (``{prefix: mask}``).
 
     A prefix ending in ``$`` is anchored: ``"db/url$"`` matches the name ``db/url``
@@ -409,21 +415,6 @@ class Secrets(Caveat):
 
     TYPE = CVAULT_BASE + 1
     NAME = "Secrets"
-    masks: tuple[tuple[str, int], ...]
-
-    def body(self) -> Any:
-        return dict(self.masks)
-
-    @classmethod
-    def from_body(cls, body: Any) -> Secrets:
-        return cls(_mask_map(body))
-
-    def to_json(self) -> Any:
-        return {k: acc.mask_to_string(v) for k, v in self.masks}
-
-    @classmethod
-    def from_json(cls, body: Any) -> Secrets:
-        return cls(_mask_map_json(body))
 
     def prohibits(self, access: Access) -> Refusal | None:
         if access.secret is None:

@@ -200,11 +200,11 @@ def decode(data: bytes) -> Macaroon:
         raws: list[bytes] = []
         for _ in range(n // 2):
             start = up.tell()
-            type_id = up.unpack()
-            body = up.unpack()
+            up.skip()
+            up.skip()
             raw = _PAIR_HEADER + data[start : up.tell()]
             raws.append(raw)
-            caveats.append(_caveat(raw, type_id, body))
+            caveats.append(_caveat(raw))
         tail = up.unpack()
         if not isinstance(tail, bytes) or len(tail) != 32 or up.tell() != len(data):
             raise InvalidToken()
@@ -224,12 +224,14 @@ _CACHE_MAX_BYTES = 256
 _caveat_cache: dict[bytes, cav.Caveat] = {}
 
 
-def _caveat(raw: bytes, type_id: Any, body: Any) -> cav.Caveat:
+def _caveat(raw: bytes) -> cav.Caveat:
     hit = _caveat_cache.get(raw)
     if hit is not None:
         return hit
-    wire.check_depth(body)
-    c = cav.from_wire(type_id, body)
+    pair = wire.unpack_one(raw)
+    if not isinstance(pair, list) or len(pair) != 2:
+        raise InvalidToken()
+    c = cav.from_wire(pair[0], pair[1])
     if len(raw) <= _CACHE_MAX_BYTES:
         if len(_caveat_cache) >= _CACHE_MAX_ENTRIES:
             del _caveat_cache[next(iter(_caveat_cache))]

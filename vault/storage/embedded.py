@@ -41,8 +41,7 @@ class EmbeddedPostgres:
             server = get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")
         except (OSError, subprocess.SubprocessError, AssertionError) as exc:
             raise Unavailable(
-                f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}); "
-                f"see {pgdata / 'log'}"
+                f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}); see {pgdata / 'log'}"
             ) from exc
         return cls(pgdata, server)
 

@@ -110,9 +110,7 @@ async def _rewrap_pass(
                 return done
             ids, wrapped = [], []
             for row in rows:
-                key = keyring.unwrap_key(
-                    row["purpose"], row["id"], WrappedKey(row["kek_version"], row["wrapped"])
-                )
+                key = keyring.unwrap_key(row["purpose"], row["id"], WrappedKey(row["kek_version"], row["wrapped"]))
                 ids.append(row["id"])
                 wrapped.append(keyring.wrap_key(row["purpose"], row["id"], key).wrapped)
             await conn.execute(queries.update, keyring.active_version, ids, wrapped)
@@ -140,9 +138,7 @@ async def rotate_keys(
                 kek = generate_key()
                 async with conn.transaction():
                     version: int = await conn.fetchval(queries.next_version)
-                    await conn.execute(
-                        queries.insert_kek, version, wrap_kek(master_key, schema, version, kek)
-                    )
+                    await conn.execute(queries.insert_kek, version, wrap_kek(master_key, schema, version, kek))
                     await conn.fetchval(queries.drain, version)
                     await conn.execute(queries.activate, version)
                 keyring = keyring.with_kek(version, kek, active=True)
@@ -157,9 +153,7 @@ async def rotate_keys(
                             retired = tuple(sorted(r["version"] for r in await conn.fetch(queries.retire)))
                             break
                 else:
-                    raise Unavailable(
-                        f"keys of schema {schema} kept appearing on old KEK versions; run again"
-                    )
+                    raise Unavailable(f"keys of schema {schema} kept appearing on old KEK versions; run again")
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
     progress(f"keys rotate: {schema}: done; retired KEK versions {', '.join(map(str, retired)) or 'none'}")

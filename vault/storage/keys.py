@@ -180,9 +180,7 @@ class KeyRepository:
                 for _attempt in range(3):
                     keyring = self._keyring
                     wrapped = keyring.wrap_key(purpose, key_id, key)
-                    if await c.fetchval(
-                        self._queries.insert, key_id, purpose, wrapped.kek_version, wrapped.wrapped
-                    ):
+                    if await c.fetchval(self._queries.insert, key_id, purpose, wrapped.kek_version, wrapped.wrapped):
                         self._remember(key_id, purpose, key)
                         return key_id
                     await self._reload(keyring)

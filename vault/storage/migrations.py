@@ -62,9 +62,7 @@ def load_migrations(sql_dir: Path, schema: str) -> list[Migration]:
             data.decode("utf-8")
         except UnicodeDecodeError:
             raise MigrationError(f"{schema}/{path.name} is not UTF-8 text") from None
-        migrations.append(
-            Migration(schema, path.name, data.decode("utf-8"), hashlib.sha256(data).hexdigest())
-        )
+        migrations.append(Migration(schema, path.name, data.decode("utf-8"), hashlib.sha256(data).hexdigest()))
     return migrations
 
 
@@ -99,9 +97,7 @@ def _check_history(schema: str, migrations: list[Migration], applied: dict[str, 
     return [m for m in migrations if m.name not in applied]
 
 
-async def pending_migrations(
-    pool: asyncpg.Pool, schema: str, *, sql_dir: Path | None = None
-) -> list[Migration]:
+async def pending_migrations(pool: asyncpg.Pool, schema: str, *, sql_dir: Path | None = None) -> list[Migration]:
     """Files of ``schema`` not yet applied; raises :class:`MigrationError` on a tampered history."""
     migrations = load_migrations(sql_dir or default_sql_dir(), schema)
     with database_errors():
