@@ -5,8 +5,8 @@ Uses ``CVAULT_DATABASE_URL`` when set; otherwise starts an embedded PostgreSQL
 ``<data-dir>/master.key`` (mode 0600), migrates, prints one readiness line, and
 runs until SIGINT or SIGTERM. A second start reuses the data directory.
 
-The web services start in :func:`run_services`, the single place later issues
-extend.
+The services, the first owner, org and vault, and the printed exports are
+:mod:`vault.cli.dev_services`'s job.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import signal
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.schema import SCHEMAS
 
+from .dev_services import run_dev_services
 from .options import add_config_option, config_from_args
 
 DATABASE_NAME = "cvault"
@@ -73,13 +75,9 @@ def load_or_create_master_key(path: Path) -> tuple[bytes, bool]:
     return key, True
 
 
-async def run_services(config: Config, pool: Pool, stop: asyncio.Event) -> None:
-    """Run the services until ``stop`` is set.
-
-    Later issues start the authority and store web apps here (both on ``pool``,
-    with ``config``) and shut them down when ``stop`` fires.
-    """
-    await stop.wait()
+async def run_services(config: Config, pool: Pool, stop: asyncio.Event, ready: Callable[[], None]) -> None:
+    """Run both services on ``pool`` until ``stop`` is set; call ``ready`` once they answer and are set up."""
+    await run_dev_services(config, pool, stop, _say, ready)
 
 
 async def serve_dev(config: Config) -> int:
@@ -116,8 +114,11 @@ async def serve_dev(config: Config) -> int:
             # Opens (or on first start creates) each schema's KEK, proving the master key fits.
             await load_keyring(pool, schema, master_key)
         _say(f"{len(applied)} migration(s) applied")
-        _say(f"ready in {time.monotonic() - started:.2f} s; press Ctrl-C to stop")
-        await run_services(config, pool, stop)
+
+        def ready() -> None:
+            _say(f"ready in {time.monotonic() - started:.2f} s; press Ctrl-C to stop")
+
+        await run_services(config, pool, stop, ready)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
