@@ -122,11 +122,9 @@ def environment_for(secrets: Mapping[str, str], prefix: str | None, mapping: Map
     return out
 
 
-def _context(settings: ClientSettings, vault: str, args: argparse.Namespace) -> str:
-    return json.dumps(
-        {"store": settings.store_url, "vault": vault, "only": args.only or "", "prefix": args.prefix or ""},
-        sort_keys=True,
-    )
+def _context(vault: str, args: argparse.Namespace) -> str:
+    # Not the store URL: a workload may reach the same store under another name.
+    return json.dumps({"vault": vault, "only": args.only or "", "prefix": args.prefix or ""}, sort_keys=True)
 
 
 def _key_material(settings: ClientSettings) -> bytes:
@@ -139,15 +137,15 @@ def _write_fallback(path: Path, settings: ClientSettings, context: str, secrets:
     plaintext = json.dumps({"written_at": int(time.time()), "secrets": dict(secrets)}).encode()
     sealed = seal_fallback(_key_material(settings), plaintext, context)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(sealed)
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise
+        raise ConfigError(f"cannot write the fallback file {path}: {exc.strerror}") from None
 
 
 def _read_fallback(path: Path, settings: ClientSettings, context: str) -> tuple[dict[str, str], int]:
@@ -183,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     vault = args.vault or default_vault()
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     mapping = _read_map(args.map_file) if args.map_file else {}
-    context = _context(settings, vault, args)
+    context = _context(vault, args)
     try:
         secrets = asyncio.run(_fetch(settings, vault, names, args.prefix))
     except Unavailable as exc:
