@@ -127,3 +127,7 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
 @pytest.fixture
 def master_key() -> MasterKey:
     return MasterKey(generate_key())
+
+
+# The store's end-to-end fixtures (both services on real ports, an enrolled org); see tests/harness.py.
+from .store_fixtures import services, world  # noqa: E402, F401

@@ -479,3 +479,20 @@ async def test_a_crashed_writer_fails_waiting_callers_instead_of_hanging(pool: P
             await log.record(event())
     finally:
         await log.close()
+
+
+async def test_a_batch_that_hangs_times_out_as_unavailable_and_the_writer_recovers(pool: Pool) -> None:
+    log = AuditLog(pool, SCHEMA, timeout=0.5)
+    await log.start()
+    try:
+        async with pool.acquire() as blocker, blocker.transaction():
+            # Another "process" holds the head lock and does not let go.
+            await blocker.execute("SELECT seq FROM store.audit_head FOR UPDATE")
+            with pytest.raises(Unavailable):
+                await log.record(event(1))
+        await log.record(event(2))  # on a fresh connection, once the lock is free
+    finally:
+        await log.close()
+    report = await verify_chain(pool, SCHEMA)
+    assert report.ok
+    assert report.checked == 1

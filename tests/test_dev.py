@@ -14,7 +14,9 @@ from aiohttp.test_utils import unused_port
 from vault.config import default_sql_dir, read_master_key_file
 from vault.crypto.keyring import MasterKey
 from vault.storage.keys import KeyRepository
+from vault.storage.migrations import load_migrations
 from vault.storage.pool import close_pool, create_pool
+from vault.storage.schema import SCHEMAS
 
 from .cli import cvault_command, cvault_env
 
@@ -86,8 +88,10 @@ async def test_dev_starts_embedded_database_and_reuses_it(tmp_path: Path, capsys
     dev, dsn, first_ready = await _run_until_ready(data_dir)
     try:
         assert any("created master key" in line for line in dev.lines)
-        migrations = len(list(default_sql_dir().glob("*/*.sql")))
-        assert any(f"{migrations} migration(s) applied" in line for line in dev.lines)
+        shipped = sum(len(load_migrations(default_sql_dir(), schema)) for schema in SCHEMAS)
+        assert any(f"{shipped} migration(s) applied" in line for line in dev.lines)
+        # The first start bootstraps an owner, org and vault and prints the exports.
+        await dev.wait_for_line(r"^export CVAULT_STORE_TOKEN=cv1_")
         key_file = data_dir / "master.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         master_key = MasterKey(read_master_key_file(key_file))
@@ -114,8 +118,11 @@ async def test_dev_starts_embedded_database_and_reuses_it(tmp_path: Path, capsys
         finally:
             await close_pool(pool)
     finally:
-        status, _ = await dev.interrupt()
+        status, rest = await dev.interrupt()
     assert status == 0
+    # The second start bootstraps nothing; no start ever prints a session secret.
+    assert not any("bootstrapped owner" in line for line in dev.lines)
+    assert "cvs_" not in rest and not any("cvs_" in line for line in dev.lines)
 
     with capsys.disabled():
         print(f"\ncvault dev ready: first start {first_ready:.2f} s, second start {second_ready:.2f} s")

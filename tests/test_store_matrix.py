@@ -9,11 +9,10 @@ import time
 
 from vault.macaroon import ALL, decode_token, encode_bundle
 from vault.macaroon.caveats import Organization, Secrets, UserID, ValidityWindow
-
 from vault.storage.pool import Pool
 
 from .harness import attenuate
-from .store_fixtures import World, audit_head, audit_since, services, summary, world  # noqa: F401
+from .store_fixtures import World, audit_head, audit_since, summary
 
 
 async def _put(w: World, name: str, value: str) -> None:

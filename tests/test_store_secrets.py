@@ -7,7 +7,7 @@ from typing import Any
 
 from vault.storage.pool import Pool
 
-from .store_fixtures import World, audit_head, audit_since, services, summary, world  # noqa: F401
+from .store_fixtures import World, audit_head, audit_since, summary
 
 
 async def _put(w: World, name: str, value: str, **extra: Any) -> Any:

@@ -24,7 +24,8 @@ from typing import Any
 
 from vault.client import Client, Credentials
 from vault.config import Config
-from vault.errors import ConfigError, Conflict, ConnectionFailed, VaultError
+from vault.errors import ConfigError, ConnectionFailed, VaultError
+from vault.storage.accounts import AccountRepository
 from vault.storage.pool import Pool
 from vault.web.authority import create_authority_app
 from vault.web.runner import serve_app
@@ -167,11 +168,11 @@ async def run_dev_services(
         state_path = config.data_dir / "dev.json"
         state = _load_state(state_path)
         if not state:
-            try:
+            if await AccountRepository(pool).has_users():
+                say("the database already has users (not made by this data directory): no bootstrap; use cvault login")
+            else:
                 state = await _first_start(config, pool, say)
                 _save_state(state_path, state)
-            except Conflict:
-                say("the database already has users (not made by this data directory): no bootstrap; use cvault login")
         if state:
             await _ensure_session(config, state, say)
             _save_state(state_path, state)

@@ -10,8 +10,8 @@ from typing import Any
 
 from vault.config import Config
 from vault.web.authority import create_authority_app
-from vault.web.store import create_store_app
 from vault.web.runner import serve_app
+from vault.web.store import create_store_app
 
 from .options import add_config_option, config_from_args
 

@@ -58,13 +58,25 @@ async def _init_connection(conn: Any) -> None:
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _reset_connection(conn: Any) -> None:
+    # asyncpg's default reset sends "RESET ALL; UNLISTEN *; CLOSE ALL; advisory unlock"
+    # on every release: a round trip per query, the largest cost of a secret read.
+    # cvault leaves no session state on pooled connections (LISTEN uses dedicated
+    # connections; SET is always SET LOCAL; session advisory locks are released in
+    # ``finally``), so only an abandoned transaction needs undoing.
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """Open a pool; json/jsonb columns read and write Python objects.
 
     Raises :class:`Unavailable` when the database cannot be reached.
     """
     with database_errors():
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_reset_connection
+        )
     return pool
 
 

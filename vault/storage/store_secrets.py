@@ -20,6 +20,7 @@ from vault.store.models import SecretMetadata, SecretSummary, StoredVersion, Vau
 from .keys import KeyRepository
 from .pool import database_errors
 from .store_keys import DATA_KEY_PURPOSE
+from .store_reads import ReadCoalescer
 
 __all__ = ["SecretStore"]
 
@@ -145,9 +146,12 @@ def _missing(vault: str, name: str) -> NotFound:
 class SecretStore:
     """Implements :class:`vault.store.interfaces.SecretRepository`."""
 
-    def __init__(self, pool: Any, keys: KeyRepository) -> None:
+    def __init__(self, pool: Any, keys: KeyRepository, reads: ReadCoalescer | None = None) -> None:
         self._pool = pool
         self._keys = keys
+        # Single-secret reads share one query per batch when a coalescer runs (the server);
+        # without one (tools, tests of this module) each read is its own query.
+        self._reads = reads
 
     async def _vault_id(self, conn: Any, org_id: int, vault: str) -> int:
         vault_id: int | None = await conn.fetchval(_VAULT_ID, org_id, vault)
@@ -256,6 +260,12 @@ class SecretStore:
     async def read(
         self, org_id: int, vault: str, name: str, *, version: int | None, stage: str | None
     ) -> StoredVersion:
+        if self._reads is not None:
+            row = await self._reads.read(org_id, vault, name, version, stage)
+            if row is None:
+                which = f"version {version} of " if version else (f"the {stage} version of " if stage else "")
+                raise NotFound(f"{which}secret {name!r} not found in vault {vault!r}")
+            return _stored(row)
         with database_errors():
             if version is not None:
                 row = await self._pool.fetchrow(_READ_VERSION, org_id, vault, name, version)

@@ -17,11 +17,14 @@ the ``enroll`` operation.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from vault.crypto.ticket_keys import TicketKeyPair
-from vault.errors import InvalidToken, Unauthorized
-from vault.macaroon import CONTROL, Access, Bundle, Caveat, Macaroon, add_third_party, verify
+from vault.errors import InvalidToken, Unauthorized, VaultError
+from vault.macaroon import CONTROL, Access, Bundle, Caveat, Macaroon, Verified, add_third_party, parse_bundle, verify
 from vault.macaroon.caveats import (
     ConfineOrganization,
     MaxValidity,
@@ -38,6 +41,8 @@ from .models import RootKey
 __all__ = ["CHALLENGE_TTL", "ENROLL_OPERATION", "StoreTokens", "key_id_from_kid", "kid_for"]
 
 CHALLENGE_TTL = 300
+VERIFIED_CACHE_SECONDS = 10.0
+VERIFIED_CACHE_SIZE = 4096
 ENROLL_OPERATION = "enroll"
 _KID = struct.Struct(">Q")
 
@@ -51,6 +56,14 @@ def key_id_from_kid(kid: bytes) -> int:
         raise InvalidToken()
     value: int = _KID.unpack(kid)[0]
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Verification:
+    root: RootKey
+    token_id: str
+    verified: Verified
+    verified_at: float  # monotonic seconds
 
 
 class StoreTokens:
@@ -67,6 +80,7 @@ class StoreTokens:
         revocations: RevocationList,
         org_discharge_ttl: int,
         random: Random = DEFAULT_RANDOM,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.location = location
         self.org_location = org_location
@@ -77,6 +91,8 @@ class StoreTokens:
         self._revocations = revocations
         self._discharge_ttl = org_discharge_ttl
         self._random = random
+        self._monotonic = monotonic
+        self._cache: OrderedDict[str, _Verification] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"StoreTokens(location={self.location!r}, org_location={self.org_location!r})"
@@ -112,22 +128,35 @@ class StoreTokens:
 
     # -- verifying ---------------------------------------------------------------
 
-    def token_id(self, bundle: Bundle) -> str:
-        """The id of the bundle's store token (unverified: for audit and revocation only)."""
-        return bundle.permission_token(self.location).token_id
+    def unverified_token_id(self, credentials: str) -> str | None:
+        """The id of the store token in ``credentials``, unverified (for auditing a refusal), if it parses."""
+        try:
+            return parse_bundle(credentials).permission_token(self.location).token_id
+        except VaultError:
+            return None
 
-    async def authenticate(self, bundle: Bundle, access: Access) -> Caller:
+    async def authenticate(self, credentials: str, access: Access) -> Caller:
         """Verify the store token and its org discharge, then check ``access`` against every caveat.
 
+        ``credentials`` is the bundle as sent (comma-separated ``cv1_`` tokens).
         Raises :class:`InvalidToken` (bad bytes, signature, unknown key, revoked),
         :class:`MissingDischarge` (no valid, bound, unexpired org discharge; names
         the location to ask) or :class:`Unauthorized` (caveats refuse).
+
+        Successful verifications are cached by the exact bundle text for a few
+        seconds: the signatures and bindings of the same bytes cannot change, and
+        everything that depends on time, revocation or the request (validity
+        windows of the token and its discharge included) is checked again on
+        every request by :meth:`Verified.check` below.
         """
-        token = bundle.permission_token(self.location)
-        key_id = key_id_from_kid(token.nonce.kid)
-        root = self._keys.cached(key_id) or await self._keys.load(key_id)
-        if root is None:
-            raise InvalidToken()
+        now = self._monotonic()
+        entry = self._cache.get(credentials)
+        if entry is None or now - entry.verified_at > VERIFIED_CACHE_SECONDS:
+            entry = await self._verify(parse_bundle(credentials), access.now, now)
+            self._cache[credentials] = entry
+            if len(self._cache) > VERIFIED_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        root = entry.root
         if root.org_id is None:
             # The enrolment key signs challenges only; refuse it anywhere else
             # even if a caveat were somehow missing.
@@ -135,12 +164,17 @@ class StoreTokens:
                 raise Unauthorized("an enrolment challenge is good only for enrolling")
         elif root.org_id != access.org_id:
             raise Unauthorized(f"token is for organization {root.org_id}, not {access.org_id}")
-        if not token.third_party_tickets(self.org_location):
-            raise InvalidToken()
-        verified = verify(token, root.key, bundle.discharges, now=access.now, trusted=self._trusted)
-        token_id = token.token_id
-        if self._revocations.is_revoked(token_id):
+        if self._revocations.is_revoked(entry.token_id):
             raise InvalidToken("invalid token: this token was revoked")
-        verified.check(access)
+        entry.verified.check(access)
         assert access.org_id is not None
-        return Caller(access.org_id, token_id, verified)
+        return Caller(access.org_id, entry.token_id, entry.verified)
+
+    async def _verify(self, bundle: Bundle, now: int, monotonic_now: float) -> _Verification:
+        token = bundle.permission_token(self.location)
+        key_id = key_id_from_kid(token.nonce.kid)
+        root = self._keys.cached(key_id) or await self._keys.load(key_id)
+        if root is None or not token.third_party_tickets(self.org_location):
+            raise InvalidToken()
+        verified = verify(token, root.key, bundle.discharges, now=now, trusted=self._trusted)
+        return _Verification(root, token.token_id, verified, monotonic_now)

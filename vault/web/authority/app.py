@@ -123,8 +123,10 @@ async def open_authority(
             org=await load_ticket_key_pair(db, key_repo, ORG_PURPOSE),
             issuer=await load_ticket_key_pair(db, key_repo, ISSUER_PURPOSE),
         )
-        watcher_options = {} if reconcile_interval is None else {"reconcile_interval": reconcile_interval}
-        watcher = RevocationWatcher(db, SCHEMA, **watcher_options)
+        if reconcile_interval is None:
+            watcher = RevocationWatcher(db, SCHEMA)
+        else:
+            watcher = RevocationWatcher(db, SCHEMA, reconcile_interval=reconcile_interval)
         await watcher.start()
         log = AuditLog(db, SCHEMA)
         await log.start()
@@ -141,9 +143,7 @@ async def open_authority(
 def create_authority_app(config: Config, *, pool: Pool | None = None, **options: Any) -> web.Application:
     """The authority app; ``options`` are those of :func:`open_authority` (clock, random, password_cost, ...)."""
     # No aiohttp access log: it prints query strings, which can carry tokens (ours logs paths only).
-    app = web.Application(
-        middlewares=middlewares(), client_max_size=MAX_BODY_BYTES, handler_args={"access_log": None}
-    )
+    app = web.Application(middlewares=middlewares(), client_max_size=MAX_BODY_BYTES, handler_args={"access_log": None})
     app[TRUSTED_PROXIES_KEY] = config.trusted_proxies
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -24,6 +24,7 @@ from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.store_keys import StoreKeyDirectory
 from vault.storage.store_orgs import OrgStore
+from vault.storage.store_reads import ReadCoalescer
 from vault.storage.store_secrets import SecretStore
 from vault.store.control import ControlService
 from vault.store.secrets import SecretService
@@ -65,6 +66,7 @@ def create_store_app(
         db = pool or await create_pool(require_database_url(config), max_size=config.database_pool_size)
         watcher: RevocationWatcher | None = None
         log: AuditLog | None = None
+        reads: ReadCoalescer | None = None
         try:
             await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
             key_repo = await KeyRepository.open(db, SCHEMA, MasterKey(require_master_key(config)))
@@ -83,7 +85,9 @@ def create_store_app(
                 org_discharge_ttl=config.org_discharge_ttl,
                 random=random,
             )
-            secret_repo = SecretStore(db, key_repo)
+            reads = ReadCoalescer(db)
+            await reads.start()
+            secret_repo = SecretStore(db, key_repo, reads)
             control = ControlService(
                 tokens=tokens,
                 keys=directory,
@@ -105,6 +109,8 @@ def create_store_app(
             )
             yield
         finally:
+            if reads is not None:
+                await reads.close()
             if log is not None:
                 await log.close()
             if watcher is not None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 
 from aiohttp import web
 
-from vault.errors import Unavailable, VaultError
-from vault.macaroon import bundle_from_headers
+from vault.errors import Unauthenticated, Unavailable, VaultError
 from vault.store.events import RequestContext
 from vault.store.names import check_org_id, check_secret_name, check_vault_name
 
@@ -30,6 +29,18 @@ log = logging.getLogger("cvault.store")
 
 GuardedHandler = Callable[[web.Request, RequestContext], Awaitable[web.StreamResponse]]
 _MAX_REASON = 1000
+
+
+def bearer_credentials(headers: Mapping[str, str]) -> str:
+    """The bundle text of ``Authorization: Bearer <bundle>`` (Fly's ``FlyV1`` scheme too)."""
+    value = headers.get("Authorization")
+    if not value:
+        raise Unauthenticated("no token: send 'Authorization: Bearer <token bundle>'")
+    scheme, _, rest = value.strip().partition(" ")
+    rest = rest.strip()
+    if scheme.lower() not in ("bearer", "flyv1") or not rest:
+        raise Unauthenticated("Authorization must be 'Bearer <token bundle>'")
+    return rest
 
 
 async def record_failure(
@@ -68,14 +79,17 @@ def guarded(
                 client_ip=client_ip(request),
                 request_id=request.get(REQUEST_ID_KEY),
             )
+            credentials: str | None = None
             try:
-                bundle = bundle_from_headers(request.headers)
-                ctx = dataclasses.replace(ctx, token_id=services.tokens.token_id(bundle))
+                credentials = bearer_credentials(request.headers)
                 now = int(services.clock())
-                caller = await services.tokens.authenticate(bundle, ctx.access(now, action, vault=vault, secret=secret))
+                access = ctx.access(now, action, vault=vault, secret=secret)
+                caller = await services.tokens.authenticate(credentials, access)
                 ctx = dataclasses.replace(ctx, caller=caller)
                 return await handler(request, ctx)
             except VaultError as exc:
+                if ctx.caller is None and credentials is not None:
+                    ctx = dataclasses.replace(ctx, token_id=services.tokens.unverified_token_id(credentials))
                 await record_failure(request, ctx, exc, vault, secret)
                 raise
 

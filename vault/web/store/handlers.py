@@ -312,9 +312,18 @@ async def promote(request: web.Request, ctx: RequestContext) -> web.StreamRespon
 # -- audit ----------------------------------------------------------------------------------
 
 
-def _unix_param(request: web.Request, name: str) -> dt.datetime | None:
-    value = int_param(request, name, minimum=0)
-    return None if value is None else dt.datetime.fromtimestamp(value, dt.UTC)
+def _time_param(request: web.Request, name: str) -> dt.datetime | None:
+    """``since``/``until``: Unix seconds or ISO 8601 (UTC if no offset is given)."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.isdigit():
+        return dt.datetime.fromtimestamp(min(int(raw), 253402300799), dt.UTC)
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name!r} must be Unix seconds or an ISO 8601 time") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @guarded("audit.query", AUDIT)
@@ -333,8 +342,8 @@ async def query_audit(request: web.Request, ctx: RequestContext) -> web.StreamRe
         token_id=q.get("token"),
         action=q.get("action"),
         outcome=outcome,
-        since=_unix_param(request, "since"),
-        until=_unix_param(request, "until"),
+        since=_time_param(request, "since"),
+        until=_time_param(request, "until"),
         cursor=int_param(request, "cursor", minimum=0),
         limit=limit,
     )

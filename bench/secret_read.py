@@ -1,0 +1,307 @@
+"""Secret read throughput: the store (verify 5-caveat token + discharge, one query, durable audit) vs a bare handler.
+
+Usage (PostgreSQL from ``CVAULT_TEST_DATABASE_URL``, ``wrk`` on the PATH)::
+
+    PYTHONPATH=$PWD python bench/secret_read.py [--duration 10] [--connections 32]
+
+What it does:
+
+1. creates a fresh database on that server and migrates it;
+2. starts ``cvault serve store`` in its own process. The authority's part is
+   played by the bench itself: it holds an X25519 key pair standing in for the
+   authority's org discharger (the store is configured with its public key) and
+   mints the org discharges with it, exactly as the authority would
+   (``ValidityWindow``, ``Organization``, ``UserID``, ``TokenLineage``, bound).
+   Starting the real authority would only add a login step outside the
+   measured path;
+3. enrols an org, creates a vault, writes one secret, and builds a store token
+   with 5 caveats (``Organization``, ``3P``, ``Vaults``, ``Secrets``,
+   ``ValidityWindow``) plus its bound discharge;
+4. starts a bare aiohttp handler in another process returning a fixed JSON
+   body of the same size as the store's reply;
+5. drives each with ``wrk`` (a separate process) for ``--duration`` seconds
+   and prints requests/s, p50 and p99 latency and the ratio. Every store read
+   in the run is audited durably (the bench counts the audit rows afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+import asyncpg
+
+from vault.config import default_sql_dir
+from vault.crypto.keyring import generate_key
+from vault.crypto.ticket_keys import TicketKeyPair
+from vault.macaroon import ALL, READ, decode_token, encode_bundle, encode_token, start_discharge, ticket_sender
+from vault.macaroon import bind as bind_discharge
+from vault.macaroon.caveats import Organization, Secrets, TokenLineage, UserID, ValidityWindow, Vaults
+from vault.storage.database import create_database, drop_database, with_database
+from vault.storage.migrations import migrate
+from vault.storage.pool import close_pool, create_pool
+
+ORG = 4242
+VAULT = "prod"
+SECRET = "db/url"
+VALUE = "postgres://app:s3cr3t-password-for-the-benchmark@db.internal:5432/app?sslmode=require"
+
+BARE_APP = """
+import sys
+from aiohttp import web
+body = sys.stdin.buffer.read()
+async def handler(request):
+    return web.Response(body=body, content_type="application/json")
+app = web.Application()
+app.router.add_get("/bare", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not become ready")
+
+
+def http(method: str, url: str, auth: str | None = None, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if auth:
+        req.add_header("Authorization", f"Bearer {auth}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+class Authority:
+    """Plays the authority's org discharger with its own key pair."""
+
+    def __init__(self, url: str) -> None:
+        self.location = f"{url}/org"
+        self.keys = TicketKeyPair.generate()
+
+    def discharge(self, token_text: str, org: int, user: int) -> str:
+        token = decode_token(token_text)
+        [caveat] = token.third_party_tickets(self.location)
+        shared = self.keys.shared_key(ticket_sender(caveat.ticket))
+        _ticket, d = start_discharge(caveat.ticket, shared, self.location)
+        now = int(time.time())
+        d = d.attenuate(
+            [
+                ValidityWindow(now, now + 3600),
+                Organization(org, ALL),
+                UserID(user),
+                TokenLineage("00000000-0000-5000-8000-000000000001"),
+            ]
+        )
+        return encode_bundle([token, bind_discharge(d, token.binding_id()).finalize()])
+
+
+def wrk(url: str, headers: dict[str, str], duration: int, connections: int, threads: int) -> dict[str, float]:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw errors against {url}:\n{out}")
+
+    def latency(label: str) -> float:
+        m = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert m, out
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        return float(m.group(1)) * scale
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    assert rps and total, out
+    return {"rps": float(rps.group(1)), "p50": latency("50%"), "p99": latency("99%"), "requests": float(total.group(1))}
+
+
+async def make_database(admin_dsn: str, name: str) -> str:
+    await create_database(admin_dsn, name)
+    dsn = with_database(admin_dsn, name)
+    pool = await create_pool(dsn, max_size=1)
+    try:
+        await migrate(pool, sql_dir=default_sql_dir())
+    finally:
+        await close_pool(pool)
+    return dsn
+
+
+async def count_reads(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        n: int = await conn.fetchval(
+            "SELECT count(*) FROM store.audit_events WHERE action = 'secrets.read' AND outcome = 'ok'"
+        )
+        return n
+    finally:
+        await conn.close()
+
+
+def median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median throughput (its latencies come with it)."""
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternate store and bare runs this many times and report the median round of each "
+        "(a shared machine is noisy)",
+    )
+    parser.add_argument(
+        "--socket-dir",
+        metavar="DIR",
+        help="connect the store to PostgreSQL over its Unix socket in DIR (e.g. /var/run/postgresql) instead of TCP",
+    )
+    args = parser.parse_args()
+    admin = os.environ.get("CVAULT_TEST_DATABASE_URL")
+    if not admin or not shutil.which("wrk"):
+        raise SystemExit("needs CVAULT_TEST_DATABASE_URL and wrk on the PATH (apt-get install wrk)")
+
+    name = f"cvault_bench_{os.getpid()}"
+    dsn = asyncio.run(make_database(admin, name))
+    store_port, bare_port = free_port(), free_port()
+    store_url = f"http://127.0.0.1:{store_port}"
+    authority = Authority("http://127.0.0.1:1")  # never called: the store only needs its key and location
+    store_dsn = dsn if not args.socket_dir else dsn.split("@", 1)[0] + f"@/{name}?host={args.socket_dir}"
+    env = {
+        **os.environ,
+        "CVAULT_DATABASE_URL": store_dsn,
+        "CVAULT_MASTER_KEY": base64.b64encode(generate_key()).decode(),
+        "CVAULT_STORE_URL": store_url,
+        "CVAULT_STORE_LISTEN": f"127.0.0.1:{store_port}",
+        "CVAULT_AUTHORITY_URL": "http://127.0.0.1:1",
+        "CVAULT_AUTHORITY_ORG_PUBLIC_KEY": base64.b64encode(authority.keys.public_key).decode(),
+        "CVAULT_ORG_DISCHARGE_TTL": "3600",
+        "CVAULT_LOG_LEVEL": "WARNING",
+    }
+    env.pop("CVAULT_TEST_DATABASE_URL", None)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        store = subprocess.Popen([sys.executable, "-m", "vault.cli", "serve", "store"], env=env)
+        procs.append(store)
+        wait_ready(store_url + "/readyz")
+
+        # Enrol, create the vault, write the secret.
+        _, challenge = http("GET", f"{store_url}/v1/orgs/{ORG}/enroll")
+        status, enrolled = http(
+            "POST",
+            f"{store_url}/v1/orgs/{ORG}/enroll",
+            authority.discharge(challenge["challenge"], ORG, 1),
+            {"slug": "bench"},
+        )
+        assert status == 201, enrolled
+        root = authority.discharge(enrolled["token"], ORG, 1)
+        assert http("POST", f"{store_url}/v1/orgs/{ORG}/vaults", root, {"name": VAULT})[0] == 201
+        assert (
+            http("PUT", f"{store_url}/v1/orgs/{ORG}/vaults/{VAULT}/secrets/{SECRET}", root, {"value": VALUE})[0] == 200
+        )
+
+        # The workload's token: 5 caveats (Organization, 3P, Vaults, Secrets, ValidityWindow).
+        now = int(time.time())
+        token = decode_token(enrolled["token"]).attenuate(
+            [Vaults(((VAULT, READ),)), Secrets(((SECRET + "$", READ),)), ValidityWindow(now, now + 3600)]
+        )
+        assert len(token.unverified_caveats) == 5
+        bundle = authority.discharge(encode_token(token), ORG, 1)
+        read_url = f"{store_url}/v1/orgs/{ORG}/vaults/{VAULT}/secrets/{SECRET}"
+        status, reply = http("GET", read_url, bundle)
+        assert status == 200 and reply["value"] == VALUE, reply
+        with urllib.request.urlopen(
+            urllib.request.Request(read_url, headers={"Authorization": f"Bearer {bundle}"})
+        ) as resp:
+            body = resp.read()
+
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+            f.write(BARE_APP)
+        bare = subprocess.Popen([sys.executable, f.name, str(bare_port)], stdin=subprocess.PIPE)
+        procs.append(bare)
+        assert bare.stdin is not None
+        bare.stdin.write(body)
+        bare.stdin.close()
+        bare_url = f"http://127.0.0.1:{bare_port}/bare"
+        wait_ready(bare_url)
+
+        store_runs: list[dict[str, float]] = []
+        bare_runs: list[dict[str, float]] = []
+        audited = 0
+        for _ in range(args.rounds):
+            before = asyncio.run(count_reads(dsn))
+            store_runs.append(
+                wrk(read_url, {"Authorization": f"Bearer {bundle}"}, args.duration, args.connections, args.threads)
+            )
+            audited += asyncio.run(count_reads(dsn)) - before
+            bare_runs.append(wrk(bare_url, {}, args.duration, args.connections, args.threads))
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        asyncio.run(drop_database(admin, name))
+
+    store_result, bare_result = median(store_runs), median(bare_runs)
+    print(
+        "rounds (requests/s): store "
+        + ", ".join(f"{r['rps']:.0f}" for r in store_runs)
+        + "; bare "
+        + ", ".join(f"{r['rps']:.0f}" for r in bare_runs)
+    )
+    print(
+        f"\nsecret read vs bare aiohttp handler ({len(body)}-byte JSON body, {args.connections} connections, "
+        f"{args.duration} s each, wrk -t{args.threads}, {os.cpu_count()} CPUs shared with PostgreSQL, "
+        f"store to PostgreSQL over {'Unix socket' if args.socket_dir else 'TCP'})"
+    )
+    print(f"{'':14}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
+    for label, r in (("store read", store_result), ("bare handler", bare_result)):
+        print(f"{label:14}{r['rps']:>12.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}")
+    ratio = store_result["rps"] / bare_result["rps"]
+    print(f"ratio (store / bare): {ratio:.1%}   target >= 25%: {'met' if ratio >= 0.25 else 'NOT met'}")
+    counted = sum(r["requests"] for r in store_runs)
+    print(f"audited reads committed during the store runs: {audited} (wrk counted {counted:.0f} responses)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

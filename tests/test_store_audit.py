@@ -1,0 +1,119 @@
+"""The store's audit: the query route, tamper evidence, and fail-closed reads."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from vault.audit.query import verify_chain
+from vault.storage.pool import Pool
+
+from .harness import Harness, running_services
+from .store_fixtures import World
+
+
+async def _put(w: World, name: str, value: str) -> None:
+    r = await w.h.store("PUT", w.secret(name), w.bundle, {"value": value})
+    assert r.status == 200, r
+
+
+async def test_audit_query_route(world: World) -> None:
+    h = world.h
+    await _put(world, "db/url", "v1")
+    await _put(world, "db/url", "v2")
+    await h.store("GET", world.secret("db/url"), world.bundle)
+    await h.store("GET", world.secret("db/url"), world.root)  # denied
+    r = await h.store("GET", world.path("/audit?secret=db/url&action=secrets.write&limit=1"), world.bundle)
+    assert r.status == 200, r
+    [first] = r.body["events"]
+    assert (first["action"], first["version"], first["outcome"]) == ("secrets.write", 1, "ok")
+    assert first["actor"] == str(world.owner.id) and first["lineage"]
+    r = await h.store(
+        "GET", world.path(f"/audit?secret=db/url&action=secrets.write&cursor={r.body['next_cursor']}"), world.bundle
+    )
+    assert [e["version"] for e in r.body["events"]] == [2] and r.body["next_cursor"] is None
+    r = await h.store("GET", world.path("/audit?outcome=denied"), world.bundle)
+    assert [(e["action"], e["secret"]) for e in r.body["events"]] == [("secrets.read", "db/url")]
+    assert "v1" not in str(r.body) and "v2" not in str(r.body)
+
+
+async def test_audit_query_needs_a(world: World) -> None:
+    h = world.h
+    reader = await h.store_bundle(await h.mint(world.bundle, world.org, mask="r"), world.auth)
+    assert (await h.store("GET", world.path("/audit"), reader)).status == 403
+
+
+async def _tamper(pool: Pool, sql: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        # The append-only triggers do not fire for a superuser in replica mode: the tamperer's path.
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(sql)
+
+
+async def test_audit_verify_names_an_edited_row(world: World, pool: Pool) -> None:
+    await _put(world, "db/url", "v1")
+    await world.h.store("GET", world.secret("db/url"), world.bundle)
+    assert (await verify_chain(pool, "store")).ok
+    seq = await pool.fetchval("SELECT max(seq) FROM store.audit_events WHERE action = 'secrets.write'")
+    await _tamper(pool, f"UPDATE store.audit_events SET actor = 'someone-else' WHERE seq = {seq}")
+    report = await verify_chain(pool, "store")
+    assert not report.ok and report.broken_seq == seq
+
+
+async def test_audit_verify_names_a_deleted_row(world: World, pool: Pool) -> None:
+    await _put(world, "db/url", "v1")
+    await world.h.store("GET", world.secret("db/url"), world.bundle)
+    seq = await pool.fetchval("SELECT max(seq) FROM store.audit_events WHERE action = 'secrets.write'")
+    await _tamper(pool, f"DELETE FROM store.audit_events WHERE seq = {seq}")
+    report = await verify_chain(pool, "store")
+    assert not report.ok and report.broken_seq == seq
+
+
+@pytest.fixture
+async def store_role(database_url: str) -> AsyncIterator[str]:
+    """A non-superuser role with the store's privileges (a superuser ignores REVOKE)."""
+    role = f"cvault_store_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"CREATE ROLE {role} LOGIN")
+        await conn.execute(f"GRANT USAGE ON SCHEMA store TO {role}")
+        await conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA store TO {role}")
+        await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA store TO {role}")
+        yield role
+    finally:
+        # Roles are cluster-wide: remove its grants here, then the role itself.
+        await conn.execute(f"DROP OWNED BY {role}")
+        await conn.execute(f"DROP ROLE {role}")
+        await conn.close()
+
+
+async def test_audit_insert_failure_returns_503_without_value(database_url: str, store_role: str, pool: Pool) -> None:
+    store_url = database_url.replace("postgres@", f"{store_role}@", 1)
+    async with running_services(database_url, store_database_url=store_url) as h:
+        w = await _enrolled(h)
+        await _put(w, "db/url", "postgres://the-value")
+        await pool.execute(f"REVOKE INSERT ON store.audit_events FROM {store_role}")
+        r = await h.store("GET", w.secret("db/url"), w.bundle)
+        assert r.status == 503 and r.code == "unavailable", r
+        assert "the-value" not in str(r.body)
+        r = await h.store("PUT", w.secret("db/url"), w.bundle, {"value": "new"})
+        assert r.status == 503
+        r = await h.store("POST", w.path("/vaults/prod/read"), w.bundle, {"names": ["db/url"]})
+        assert r.status == 503 and "the-value" not in str(r.body)
+        await pool.execute(f"GRANT INSERT ON store.audit_events TO {store_role}")
+        r = await h.store("GET", w.secret("db/url"), w.bundle)
+        # Nothing was written while the audit log was down.
+        assert r.status == 200 and r.body["value"] == "postgres://the-value" and r.body["version"] == 1
+
+
+async def _enrolled(h: Harness) -> World:
+    owner = await h.new_user("owner@example.com")
+    org = await h.create_org(owner, "acme")
+    auth = await h.authority_bundle(owner, org)
+    root = await h.enroll(auth, org, "acme")
+    bundle = await h.store_bundle(root, auth)
+    assert (await h.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": "prod"})).status == 201
+    return World(h, owner, org, auth, root, bundle)
