@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import socket
 import stat
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import unused_port
 
 from vault.config import default_sql_dir, read_master_key_file
 from vault.crypto.keyring import MasterKey
@@ -49,19 +49,21 @@ class DevProcess:
         return self.process.returncode, rest.decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def _start(data_dir: Path) -> DevProcess:
     # No CVAULT_DATABASE_URL and no master key: the command must bring its own.
-    # The authority listens on a free port so parallel runs do not collide.
+    # Free ports, and a private config dir for the session `cvault dev` saves.
+    home = data_dir.parent / "home"
+    env = cvault_env(
+        {
+            "CVAULT_AUTHORITY_LISTEN": f"127.0.0.1:{unused_port()}",
+            "CVAULT_STORE_LISTEN": f"127.0.0.1:{unused_port()}",
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / "config"),
+        }
+    )
     process = await asyncio.create_subprocess_exec(
         *cvault_command("dev", "--data-dir", str(data_dir)),
-        env=cvault_env({"CVAULT_AUTHORITY_LISTEN": f"127.0.0.1:{_free_port()}"}),
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
@@ -88,8 +90,8 @@ async def test_dev_starts_embedded_database_and_reuses_it(tmp_path: Path, capsys
         assert any("created master key" in line for line in dev.lines)
         shipped = sum(len(load_migrations(default_sql_dir(), schema)) for schema in SCHEMAS)
         assert any(f"{shipped} migration(s) applied" in line for line in dev.lines)
-        # The first start bootstraps the authority's owner, org and session, printed once.
-        await dev.wait_for_line(r"^session: cvs_")
+        # The first start bootstraps an owner, org and vault and prints the exports.
+        await dev.wait_for_line(r"^export CVAULT_STORE_TOKEN=cv1_")
         key_file = data_dir / "master.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         master_key = MasterKey(read_master_key_file(key_file))
@@ -118,7 +120,9 @@ async def test_dev_starts_embedded_database_and_reuses_it(tmp_path: Path, capsys
     finally:
         status, rest = await dev.interrupt()
     assert status == 0
-    assert "session: cvs_" not in rest and not any("session: cvs_" in line for line in dev.lines)
+    # The second start bootstraps nothing; no start ever prints a session secret.
+    assert not any("bootstrapped owner" in line for line in dev.lines)
+    assert "cvs_" not in rest and not any("cvs_" in line for line in dev.lines)
 
     with capsys.disabled():
         print(f"\ncvault dev ready: first start {first_ready:.2f} s, second start {second_ready:.2f} s")

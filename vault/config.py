@@ -50,12 +50,15 @@ MASTER_KEY_SIZE = 32
 CLIENT_VARIABLES = frozenset(
     {
         "CVAULT_AUTH_TOKEN",
+        "CVAULT_AUTH_TOKEN_FILE",
         "CVAULT_CONFIG",
         "CVAULT_REQUIRE_VECTORS",
         "CVAULT_SESSION",
         "CVAULT_STORE_TOKEN",
+        "CVAULT_STORE_TOKEN_FILE",
         "CVAULT_TEST_DATABASE_URL",
         "CVAULT_TOKEN",
+        "CVAULT_VAULT",
     }
 )
 

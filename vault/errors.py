@@ -20,6 +20,7 @@ contain secret values, keys or whole tokens.
     ├── Conflict                  409 conflict
     ├── RateLimited               429 rate_limited
     ├── Unavailable               503 unavailable        (database down, audit failed)
+    │   └── ConnectionFailed      503 connection_failed  (client side: the service did not answer)
     ├── DecryptionError           500 decryption_failed  (ciphertext does not open)
     ├── ConfigError               config_error           (raised at start, never over HTTP)
     └── MigrationError            migration_error        (raised at start, never over HTTP)
@@ -33,6 +34,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "Conflict",
+    "ConnectionFailed",
     "DecryptionError",
     "InvalidToken",
     "MigrationError",
@@ -141,6 +143,13 @@ class Unavailable(VaultError):
     code = "unavailable"
     status = 503
     default_message = "service unavailable; nothing was changed, try again"
+
+
+class ConnectionFailed(Unavailable):
+    """Raised by the client when a service cannot be reached (after its retries); never sent over HTTP."""
+
+    code = "connection_failed"
+    default_message = "the service could not be reached; check the URL and that it is running"
 
 
 class DecryptionError(VaultError):

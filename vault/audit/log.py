@@ -89,6 +89,7 @@ class AuditLog:
         self._batches = 0
         self._failed = 0
         self._largest = 0
+        self._head: tuple[int, bytes] | None = None
 
     @property
     def schema(self) -> str:
@@ -184,15 +185,21 @@ class AuditLog:
 
         conn = await self._conn.get()
         try:
-            await asyncio.wait_for(append_records(conn, self._schema, place), self._timeout)
+            records = await asyncio.wait_for(
+                append_records(conn, self._schema, place, expected_head=self._head), self._timeout
+            )
         except TimeoutError:
+            self._head = None
             # The statement may still be running on that connection; start afresh.
             self._conn.discard()
             raise Unavailable(UNAVAILABLE_MESSAGE) from None
         except Unavailable:
+            self._head = None
             if not self._conn.connected:
                 self._conn.discard()
             raise
+        # Where this writer left the chain: the next batch first tries a one-statement append after it.
+        self._head = (records[-1].seq, records[-1].hash) if records else self._head
         self._batches += 1
         self._events += len(items)
         self._largest = max(self._largest, len(items))

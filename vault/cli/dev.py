@@ -5,8 +5,8 @@ Uses ``CVAULT_DATABASE_URL`` when set; otherwise starts an embedded PostgreSQL
 ``<data-dir>/master.key`` (mode 0600), migrates, prints one readiness line, and
 runs until SIGINT or SIGTERM. A second start reuses the data directory.
 
-The web services start in :func:`run_services`, the single place later issues
-extend.
+The services, the first owner, org and vault, and the printed exports are
+:mod:`vault.cli.dev_services`'s job.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import argparse
 import asyncio
 import base64
 import os
-import secrets
 import signal
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from typing import Any
 from vault.config import Config, read_master_key_file
 from vault.crypto.keyring import MasterKey, generate_key
 from vault.errors import ConfigError
-from vault.storage.accounts import AccountRepository
 from vault.storage.database import create_database, database_exists
 from vault.storage.embedded import EmbeddedPostgres
 from vault.storage.keys import load_keyring
@@ -34,11 +33,10 @@ from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.schema import SCHEMAS
 
+from .dev_services import run_dev_services
 from .options import add_config_option, config_from_args
 
 DATABASE_NAME = "cvault"
-DEV_OWNER = "owner@cvault.dev"
-DEV_ORG = "dev"
 
 
 def register(sub: Any) -> None:
@@ -77,24 +75,9 @@ def load_or_create_master_key(path: Path) -> tuple[bytes, bool]:
     return key, True
 
 
-async def run_services(config: Config, pool: Pool, stop: asyncio.Event) -> None:
-    """Run the services until ``stop`` is set.
-
-    The authority runs here (bootstrapped with an owner, org and session on an
-    empty database, printed once); the store's issue adds the store beside it.
-    """
-    # Imported here: the web layer is only needed once the database is up.
-    from vault.web.authority import create_authority_app
-    from vault.web.runner import serve_app
-
-    from .bootstrap import print_bootstrapped, run_bootstrap
-
-    if not await AccountRepository(pool).has_users():
-        password = secrets.token_urlsafe(18)
-        done = await run_bootstrap(config, DEV_OWNER, DEV_ORG, password, pool=pool)
-        print_bootstrapped(done, password)
-    _say(f"authority on {config.authority_url} (listening on {config.authority_listen})")
-    await asyncio.gather(serve_app(create_authority_app(config, pool=pool), config.authority_listen, stop))
+async def run_services(config: Config, pool: Pool, stop: asyncio.Event, ready: Callable[[], None]) -> None:
+    """Run both services on ``pool`` until ``stop`` is set; call ``ready`` once they answer and are set up."""
+    await run_dev_services(config, pool, stop, _say, ready)
 
 
 async def serve_dev(config: Config) -> int:
@@ -131,8 +114,11 @@ async def serve_dev(config: Config) -> int:
             # Opens (or on first start creates) each schema's KEK, proving the master key fits.
             await load_keyring(pool, schema, master_key)
         _say(f"{len(applied)} migration(s) applied")
-        _say(f"ready in {time.monotonic() - started:.2f} s; press Ctrl-C to stop")
-        await run_services(config, pool, stop)
+
+        def ready() -> None:
+            _say(f"ready in {time.monotonic() - started:.2f} s; press Ctrl-C to stop")
+
+        await run_services(config, pool, stop, ready)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

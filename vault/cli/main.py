@@ -13,9 +13,12 @@ from collections.abc import Sequence
 
 from vault.errors import VaultError
 
-from . import audit, bootstrap, dev, keys, migrate, serve, tokens
+from . import audit, audit_query, bootstrap, dev, keys, login, migrate, orgs, run, secrets, serve, store, tokens
 
-COMMAND_MODULES = [tokens, migrate, keys, dev, audit, serve, bootstrap]
+# audit_query adds `cvault audit query` to the audit command when imported.
+assert audit_query.add_query in audit.SUBCOMMANDS
+
+COMMAND_MODULES = [login, orgs, secrets, store, tokens, run, audit, dev, serve, bootstrap, migrate, keys]
 
 
 def build_parser() -> argparse.ArgumentParser:

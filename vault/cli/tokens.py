@@ -9,11 +9,15 @@ import sys
 import time
 from typing import Any
 
+from vault.client import Client, TokenBundle
 from vault.errors import BadRequest, InvalidToken
 from vault.macaroon import Bundle, Macaroon, decode_token, encode_bundle, from_json
-from vault.macaroon.caveats import ThirdParty, ValidityWindow
+from vault.macaroon.caveats import ClientCIDR, ThirdParty, ValidityWindow
 
-from .output import duration, print_json
+from .client_options import add_client_options, client_command
+from .orgs import resolve_org
+from .output import duration, print_json, print_table
+from .store import print_token
 
 
 def register(sub: Any) -> None:
@@ -48,6 +52,51 @@ def register(sub: Any) -> None:
     _add_token_source(att)
     att.add_argument("-f", "--file", help="read the caveats JSON from FILE instead of stdin")
     att.set_defaults(func=cmd_attenuate)
+
+    create = tsub.add_parser(
+        "create",
+        help="create a permission token (or, with --service, a service token) for an org",
+        description=(
+            "Create a permission token with your login session. --service strips it at once into a service "
+            "token for a workload (no login needed to use it); --cidr binds the result to client addresses."
+        ),
+    )
+    create.add_argument("--org", required=True, help="org id or slug")
+    create.add_argument("--mask", help="permission letters (default: your role's)")
+    create.add_argument("--ttl", type=int, metavar="SECONDS", help="lifetime of the permission token")
+    create.add_argument("--service", action="store_true", help="strip it into a service token")
+    _add_cidr(create)
+    add_client_options(create)
+    create.set_defaults(func=client_command(_create))
+
+    strip = tsub.add_parser(
+        "strip",
+        help="turn a permission token into a service token (uses your login session)",
+        description="The permission token is read from TOKEN, --token, $CVAULT_TOKEN or stdin.",
+    )
+    _add_token_source(strip)
+    _add_cidr(strip)
+    add_client_options(strip)
+    strip.set_defaults(func=client_command(_strip))
+
+    revoke = tsub.add_parser("revoke", help="revoke a token and every token stripped from it")
+    revoke.add_argument("id", help="the token id (see `cvault tokens list` or `cvault tokens debug`)")
+    add_client_options(revoke)
+    revoke.set_defaults(func=client_command(_revoke))
+
+    listing = tsub.add_parser("list", help="your permission and service tokens")
+    add_client_options(listing)
+    listing.set_defaults(func=client_command(_list))
+
+
+def _add_cidr(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cidr",
+        action="append",
+        default=[],
+        metavar="NET",
+        help="only usable from this network, e.g. 10.0.0.0/8 or 127.0.0.1 (repeatable)",
+    )
 
 
 def _add_token_source(p: argparse.ArgumentParser) -> None:
@@ -156,4 +205,67 @@ def cmd_attenuate(args: argparse.Namespace) -> int:
     tokens = parse_bundle_text(bundle_text)
     out = Bundle(tuple(t if t.is_proof else t.attenuate(caveats) for t in tokens))
     print(encode_bundle(out.tokens))
+    return 0
+
+
+def _with_cidr(token_text: str, networks: list[str]) -> str:
+    if not networks:
+        return token_text
+    try:
+        caveat = ClientCIDR(tuple(networks))
+    except ValueError as exc:
+        raise BadRequest(f"--cidr: {exc}") from None
+    held = TokenBundle.parse(token_text, what="token")
+    return Bundle((held.token.attenuate([caveat]), *held.discharges)).encode()
+
+
+async def _create(client: Client, args: argparse.Namespace) -> int:
+    org = await resolve_org(client, args.org)
+    reply = await client.authority.create_token(int(org["id"]), mask=args.mask, ttl=args.ttl)
+    what = f"permission token for {org['slug']}"
+    if args.service:
+        permission = TokenBundle.parse(reply["token"], what="permission token")
+        reply = await client.authority.strip(permission)
+        what = f"service token for {org['slug']} (stripped from {permission.token_id})"
+    reply["token"] = _with_cidr(reply["token"], args.cidr)
+    if args.cidr:
+        what += f", usable only from {', '.join(args.cidr)}"
+    print_token(reply, args, what)
+    return 0
+
+
+async def _strip(client: Client, args: argparse.Namespace) -> int:
+    permission = TokenBundle.parse(read_token_source(args), what="permission token")
+    reply = await client.authority.strip(permission)
+    reply["token"] = _with_cidr(reply["token"], args.cidr)
+    print_token(reply, args, f"service token stripped from {permission.token_id}")
+    return 0
+
+
+async def _revoke(client: Client, args: argparse.Namespace) -> int:
+    revoked = await client.authority.revoke(args.id)
+    if args.json:
+        print_json({"revoked": revoked})
+    else:
+        print(f"revoked {len(revoked)} token(s): {', '.join(revoked)}")
+    return 0
+
+
+async def _list(client: Client, args: argparse.Namespace) -> int:
+    tokens = await client.authority.list_tokens()
+    if args.json:
+        print_json(tokens)
+        return 0
+    rows = [
+        [
+            t["id"],
+            t.get("org"),
+            t.get("kind"),
+            t.get("parent") or "",
+            t.get("expires_at") or "",
+            t.get("revoked_at") or "",
+        ]
+        for t in tokens
+    ]
+    print_table(["ID", "ORG", "KIND", "PARENT", "EXPIRES", "REVOKED"], rows)
     return 0

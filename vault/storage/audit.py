@@ -89,16 +89,46 @@ def _columns(records: Sequence[AuditRecord]) -> list[list[Any]]:
     ]
 
 
+def _append_if_head_sql(schema: str) -> str:
+    # The head moves only if it is still where this writer last left it; the insert
+    # happens only if the head moved. One statement, so one round trip and one commit.
+    return (
+        f"WITH moved AS (UPDATE {_table(schema, 'audit_head')} SET seq = $20, hash = $21 "  # noqa: S608
+        "WHERE seq = $18 AND hash = $19 RETURNING 1) " + _insert_sql(schema) + " WHERE EXISTS (SELECT 1 FROM moved)"
+    )
+
+
 async def append_records(
-    conn: Any, schema: str, place: Callable[[int, bytes], Sequence[AuditRecord]]
+    conn: Any,
+    schema: str,
+    place: Callable[[int, bytes], Sequence[AuditRecord]],
+    *,
+    expected_head: tuple[int, bytes] | None = None,
 ) -> Sequence[AuditRecord]:
     """Append one batch in one transaction on ``conn`` (an asyncpg connection).
 
-    ``place(last_seq, last_hash)`` is called with the head locked and returns the
-    records to insert, already chained after the head. Raises :class:`Unavailable`
-    when anything fails; then nothing was written.
+    ``place(last_seq, last_hash)`` returns the records to insert, already chained
+    after that head. With ``expected_head`` (the head this writer committed last)
+    the batch is first tried as a single compare-and-set statement; if another
+    writer moved the head meanwhile, nothing is written by that attempt and the
+    batch is placed again with the head locked. Raises :class:`Unavailable` when
+    anything fails; then nothing was written.
     """
     try:
+        if expected_head is not None:
+            records = place(*expected_head)
+            if not records:
+                return records
+            status = await conn.execute(
+                _append_if_head_sql(schema),
+                *_columns(records),
+                expected_head[0],
+                expected_head[1],
+                records[-1].seq,
+                records[-1].hash,
+            )
+            if status == f"INSERT 0 {len(records)}":
+                return records
         async with conn.transaction():
             head = await conn.fetchrow(
                 f"SELECT seq, hash FROM {_table(schema, 'audit_head')} FOR UPDATE"  # noqa: S608

@@ -64,6 +64,9 @@ class _Verification:
     token_id: str
     verified: Verified
     verified_at: float  # monotonic seconds
+    # When the discharges are valid (wall-clock seconds), so a cached entry is never used outside it.
+    discharges_from: int
+    discharges_until: int
 
 
 class StoreTokens:
@@ -160,7 +163,12 @@ class StoreTokens:
         """
         now = self._monotonic()
         entry = self._cache.get(credentials)
-        if entry is None or now - entry.verified_at > VERIFIED_CACHE_SECONDS:
+        if (
+            entry is None
+            or now - entry.verified_at > VERIFIED_CACHE_SECONDS
+            or not entry.discharges_from <= access.now <= entry.discharges_until
+        ):
+            # Verifying afresh also turns an expired discharge into 401 discharge_required.
             entry = await self._verify(parse_bundle(credentials), access.now, now)
             self._cache[credentials] = entry
             if len(self._cache) > VERIFIED_CACHE_SIZE:
@@ -185,4 +193,12 @@ class StoreTokens:
         if root is None or not token.third_party_tickets(self.org_location):
             raise InvalidToken()
         verified = verify(token, root.key, bundle.discharges, now=now, trusted=self._trusted)
-        return _Verification(root, token.token_id, verified, monotonic_now)
+        windows = [c for d in verified.discharges for c in d.unverified_caveats if isinstance(c, ValidityWindow)]
+        return _Verification(
+            root,
+            token.token_id,
+            verified,
+            monotonic_now,
+            max((w.not_before for w in windows), default=now),
+            min((w.not_after for w in windows), default=now),
+        )

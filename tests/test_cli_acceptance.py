@@ -1,0 +1,223 @@
+"""Issue 6's acceptance, through the real ``cvault`` command as a new user would type it.
+
+A real ``cvault dev`` subprocess (fresh database, free ports) runs both
+services; every step is a separate ``python -m vault.cli`` process with its own
+environment: the operator (logged in, root store token), and a workload with a
+clean environment holding only its URLs and its two credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import stat
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import unused_port
+
+from .cli import PROJECT_ROOT, cvault_command, cvault_env
+
+READY_BOUND = 90.0
+SECRETS = {"db/url": "postgres://app:hunter2@db/app", "api/key": "k-8f3a9c", "smtp/password": "mail-pass-77"}
+
+
+@dataclass
+class Result:
+    status: int
+    out: str
+    err: str
+
+
+async def cvault(*args: str, env: Mapping[str, str], stdin: str | None = None) -> Result:
+    process = await asyncio.create_subprocess_exec(
+        *cvault_command(*args),
+        env=dict(env),
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode() if stdin is not None else None), 120)
+    assert process.returncode is not None
+    return Result(process.returncode, out.decode(), err.decode())
+
+
+@dataclass
+class Dev:
+    exports: dict[str, str]
+    password: str
+    data_dir: Path
+
+
+@pytest.fixture
+async def dev(database_url: str, tmp_path: Path) -> AsyncIterator[Dev]:
+    a_port, s_port = unused_port(), unused_port()
+    home = tmp_path / "dev-home"
+    env = cvault_env(
+        {
+            "CVAULT_DATABASE_URL": database_url,
+            "CVAULT_AUTHORITY_LISTEN": f"127.0.0.1:{a_port}",
+            "CVAULT_STORE_LISTEN": f"127.0.0.1:{s_port}",
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / "config"),
+        }
+    )
+    data_dir = tmp_path / "dev-data"
+    process = await asyncio.create_subprocess_exec(
+        *cvault_command("dev", "--data-dir", str(data_dir)),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        while True:
+            raw = await asyncio.wait_for(process.stdout.readline(), READY_BOUND)
+            if not raw:
+                err = await process.stderr.read() if process.stderr else b""
+                raise AssertionError(f"cvault dev exited early: {lines} {err.decode()[-2000:]}")
+            lines.append(raw.decode().rstrip("\n"))
+            if lines[-1].startswith("# then"):
+                break
+        exports = dict(re.findall(r"^export (\w+)=(\S+)$", "\n".join(lines), re.M))
+        password = json.loads((data_dir / "dev.json").read_text())["password"]
+        yield Dev(exports, password, data_dir)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.communicate(), READY_BOUND)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def _clean_env(home: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    """Nothing inherited but PATH and where the code is: a workload's view of the world."""
+    return {"PATH": os.environ["PATH"], "PYTHONPATH": str(PROJECT_ROOT), "HOME": str(home), **extra}
+
+
+async def test_operator_workload_auditor_from_a_fresh_cvault_dev(dev: Dev, tmp_path: Path) -> None:
+    urls = {k: dev.exports[k] for k in ("CVAULT_AUTHORITY_URL", "CVAULT_STORE_URL")}
+    op_home = tmp_path / "operator"
+    op = _clean_env(
+        op_home,
+        {**urls, "CVAULT_STORE_TOKEN": dev.exports["CVAULT_STORE_TOKEN"], "XDG_CONFIG_HOME": str(op_home / "cfg")},
+    )
+
+    # -- the operator ----------------------------------------------------------------------
+    r = await cvault("login", "--email", "owner@cvault.dev", "--password-stdin", env=op, stdin=dev.password + "\n")
+    assert r.status == 0, r
+    session_file = op_home / "cfg" / "cvault" / "session.json"
+    assert stat.S_IMODE(session_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(session_file.parent.stat().st_mode) == 0o700
+    assert dev.password not in session_file.read_text()
+
+    assert (await cvault("vaults", "create", "prod", env=op)).status == 0
+    for name, value in SECRETS.items():
+        r = await cvault("secrets", "set", name, "--vault", "prod", env=op, stdin=value)
+        assert r.status == 0, r
+        assert value not in r.out + r.err
+    r = await cvault("secrets", "list", "--vault", "prod", env=op)
+    assert r.status == 0 and all(n in r.out for n in SECRETS) and all(v not in r.out for v in SECRETS.values())
+
+    r = await cvault("store", "tokens", "mint", "--mask", "r", "--vault", "prod", "--json", env=op)
+    assert r.status == 0, r
+    workload_store = json.loads(r.out)
+    r = await cvault(
+        "tokens", "create", "--org", "dev", "--mask", "r", "--service", "--cidr", "127.0.0.1/32", "--json", env=op
+    )
+    assert r.status == 0, r
+    service = json.loads(r.out)
+    assert service["parent"]
+
+    # -- the workload: a clean environment with only its two credentials ------------------------
+    wl = _clean_env(
+        tmp_path / "workload",
+        {**urls, "CVAULT_STORE_TOKEN": workload_store["token"], "CVAULT_AUTH_TOKEN": service["token"]},
+    )
+    fallback = tmp_path / "workload" / "secrets.cache"
+    fallback.parent.mkdir()
+    r = await cvault("run", "--vault", "prod", "--fallback", str(fallback), "--write-fallback", "--", "env", env=wl)
+    assert r.status == 0, r
+    child = dict(line.split("=", 1) for line in r.out.splitlines() if "=" in line)
+    assert child["DB_URL"] == SECRETS["db/url"]
+    assert child["API_KEY"] == SECRETS["api/key"]
+    assert child["SMTP_PASSWORD"] == SECRETS["smtp/password"]
+    assert "CVAULT_STORE_TOKEN" not in child and "CVAULT_AUTH_TOKEN" not in child
+    assert r.err == ""
+    assert stat.S_IMODE(fallback.stat().st_mode) == 0o600
+    assert all(v.encode() not in fallback.read_bytes() for v in SECRETS.values())
+
+    # The workload's read-only token cannot write.
+    r = await cvault("secrets", "set", "db/url", "--vault", "prod", env=wl, stdin="evil")
+    assert r.status == 1 and "(unauthorized)" in r.err
+
+    # Store unreachable: the encrypted cache boots the workload, and says so.
+    down = {**wl, "CVAULT_STORE_URL": f"http://127.0.0.1:{unused_port()}"}
+    r = await cvault("run", "--vault", "prod", "--fallback", str(fallback), "--", "env", env=down)
+    assert r.status == 0, r
+    assert f"DB_URL={SECRETS['db/url']}" in r.out
+    assert "unreachable" in r.err and str(fallback) in r.err
+    assert all(v not in r.err for v in SECRETS.values())
+
+    # -- staged rotation ----------------------------------------------------------------------
+    r = await cvault("secrets", "rotate", "db/url", "--vault", "prod", env=op, stdin="postgres://app:rotated@db/app")
+    assert r.status == 0 and "pending" in r.out, r
+    r = await cvault("run", "--vault", "prod", "--only", "db/url", "--", "env", env=wl)
+    assert f"DB_URL={SECRETS['db/url']}" in r.out  # pending is not current yet
+    r = await cvault("secrets", "rotate", "db/url", "--vault", "prod", "--promote", env=op)
+    assert r.status == 0, r
+    r = await cvault("run", "--vault", "prod", "--only", "db/url", "--", "env", env=wl)
+    assert r.status == 0 and "DB_URL=postgres://app:rotated@db/app" in r.out, r
+
+    # -- the auditor: who read db/url, with which token, on whose authority ---------------------------
+    owner_id = json.loads(session_file.read_text())["user_id"]
+    r = await cvault("audit", "query", "--secret", "db/url", "--json", env=op)
+    assert r.status == 0, r
+    events = json.loads(r.out)
+    reads = [e for e in events if e["action"] == "secrets.read" and e["token_id"] == workload_store["id"]]
+    assert len(reads) >= 3
+    for e in reads:
+        assert e["outcome"] == "ok" and e["secret"] == "db/url"
+        assert e["actor"] == str(owner_id)  # the operator who stripped the service token
+        assert e["lineage"][:2] == [service["id"], service["parent"]]
+    assert all(v not in r.out for v in SECRETS.values())
+    r = await cvault("audit", "query", "--secret", "db/url", env=op)
+    assert r.status == 0 and workload_store["id"] in r.out and "owner@cvault.dev" in r.out
+
+    # -- revoking the service token stops the workload, with a clear message and no secrets -------
+    r = await cvault("tokens", "revoke", service["id"], env=op)
+    assert r.status == 0 and service["id"] in r.out, r
+    for args in (
+        ("run", "--vault", "prod", "--", "env"),
+        ("run", "--vault", "prod", "--fallback", str(fallback), "--", "env"),
+    ):
+        r = await cvault(*args, env=wl)
+        assert r.status == 1, r
+        assert "revoked" in r.err and re.search(r"\([a-z_]+\)$", r.err.strip()), r.err
+        assert len(r.err.strip().splitlines()) == 1
+        assert r.out == "" and "DB_URL" not in r.err
+        assert all(v not in r.out + r.err for v in [*SECRETS.values(), "postgres://app:rotated@db/app"])
+
+
+async def test_tokens_debug_says_truncated_not_unauthorized(tmp_path: Path) -> None:
+    env = _clean_env(tmp_path, {})
+    full = "cv1_lJPECAAAAAAAAAADxBANhNr7-BHAC-Z59uEHB0CGwrZodHRwOi8vMTI3LjAuMC4xOjE4MjAylACSzwMcyEa1PF2QPwuTumh0dHA6"
+    r = await cvault("tokens", "debug", full[:60], env=env)
+    assert r.status == 1
+    assert "truncated or corrupt" in r.err and "unauthorized" not in r.err.lower()
+
+
+async def test_usage_errors_exit_2_and_missing_credentials_exit_1(tmp_path: Path) -> None:
+    env = _clean_env(tmp_path, {"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    assert (await cvault("secrets", env=env)).status == 2
+    assert (await cvault("run", "--bogus", env=env)).status == 2
+    r = await cvault("run", "--", "env", env=env)
+    assert r.status == 1 and "CVAULT_STORE_TOKEN" in r.err and "(unauthenticated)" in r.err

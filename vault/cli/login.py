@@ -1,0 +1,97 @@
+"""``cvault login`` / ``cvault logout``: a login session saved for the other commands.
+
+The password is read without echo (or from stdin with ``--password-stdin``),
+sent once to the authority, and never stored; only the session is saved, in the
+user's config directory with mode 0600.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+import time
+from typing import Any
+
+from vault.client import Client
+from vault.errors import BadRequest
+
+from .client_options import add_client_options, client_settings
+from .output import print_json
+from .session_file import SessionFile
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("login", help="log in to the authority and save the session")
+    p.add_argument("--email", help="your email (prompted for if missing)")
+    p.add_argument("--authority", metavar="URL", help="the authority (default: $CVAULT_AUTHORITY_URL)")
+    p.add_argument("--store", metavar="URL", help="the store to remember with the session (default: $CVAULT_STORE_URL)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin (for scripts)")
+    add_client_options(p)
+    p.set_defaults(func=login)
+
+    p = sub.add_parser("logout", help="revoke the saved session and delete it")
+    add_client_options(p)
+    p.set_defaults(func=logout)
+
+
+def _password(args: argparse.Namespace) -> str:
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    if not password:
+        raise BadRequest("no password given")
+    return password
+
+
+def login(args: argparse.Namespace) -> int:
+    settings = client_settings(args)
+    authority_url = (args.authority or settings.authority_url).rstrip("/")
+    store_url = (args.store or settings.store_url).rstrip("/")
+    email = args.email or input("email: ").strip()
+    if not email:
+        raise BadRequest("no email given")
+    password = _password(args)
+
+    async def go() -> dict[str, Any]:
+        async with Client(store_url=store_url, authority_url=authority_url) as client:
+            return await client.authority.login(email, password)
+
+    reply = asyncio.run(go())
+    save_session(SessionFile(), authority_url, store_url, email, reply)
+    if args.json:
+        print_json({"email": email, "user_id": reply.get("user_id"), "authority_url": authority_url})
+    else:
+        print(f"logged in to {authority_url} as {email}; session saved in {settings.session_file.path}")
+    return 0
+
+
+def save_session(file: SessionFile, authority_url: str, store_url: str, email: str, reply: dict[str, Any]) -> None:
+    file.save(
+        {
+            "authority_url": authority_url,
+            "store_url": store_url,
+            "email": email,
+            "user_id": reply.get("user_id"),
+            "session": reply["session"],
+            "expires_at": reply.get("expires_at"),
+            "saved_at": int(time.time()),
+        }
+    )
+
+
+def logout(args: argparse.Namespace) -> int:
+    settings = client_settings(args)
+    if settings.credentials.session:
+
+        async def go() -> None:
+            async with Client(
+                store_url=settings.store_url, authority_url=settings.authority_url, credentials=settings.credentials
+            ) as client:
+                await client.authority.logout()
+
+        asyncio.run(go())
+    removed = settings.session_file.delete()
+    print("logged out" if removed or settings.credentials.session else "not logged in")
+    return 0

@@ -1,0 +1,119 @@
+"""``cvault orgs``: organizations and their members (with the login session)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from vault.client import Client
+from vault.errors import BadRequest, NotFound
+
+from .client_options import add_client_options, client_command
+from .output import print_json, print_table
+
+__all__ = ["register", "resolve_org"]
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser("orgs", help="organizations and their members")
+    osub = parser.add_subparsers(dest="orgs_command", metavar="SUBCOMMAND")
+    osub.required = True
+
+    p = osub.add_parser("list", help="your organizations and your role in each")
+    add_client_options(p)
+    p.set_defaults(func=client_command(_list))
+
+    p = osub.add_parser("create", help="create an organization (you become its owner)")
+    p.add_argument("slug")
+    add_client_options(p)
+    p.set_defaults(func=client_command(_create))
+
+    p = osub.add_parser("members", help="list an organization's members")
+    p.add_argument("org", help="org id or slug")
+    add_client_options(p)
+    p.set_defaults(func=client_command(_members))
+
+    p = osub.add_parser("add-member", help="add a member (creates the user with --password-stdin)")
+    p.add_argument("org", help="org id or slug")
+    p.add_argument("email")
+    p.add_argument("--role", required=True, choices=["owner", "operator", "reader", "auditor"])
+    p.add_argument("--password-stdin", action="store_true", help="new user's password on stdin")
+    add_client_options(p)
+    p.set_defaults(func=client_command(_add_member))
+
+    p = osub.add_parser("set-role", help="change a member's role")
+    p.add_argument("org", help="org id or slug")
+    p.add_argument("user_id", type=int)
+    p.add_argument("role", choices=["owner", "operator", "reader", "auditor"])
+    add_client_options(p)
+    p.set_defaults(func=client_command(_set_role))
+
+    p = osub.add_parser("remove-member", help="remove a member")
+    p.add_argument("org", help="org id or slug")
+    p.add_argument("user_id", type=int)
+    add_client_options(p)
+    p.set_defaults(func=client_command(_remove_member))
+
+
+async def resolve_org(client: Client, text: str) -> dict[str, Any]:
+    """``{id, slug, role}`` of one of the caller's orgs, named by id or slug."""
+    orgs = await client.authority.list_orgs()
+    for org in orgs:
+        if str(org["id"]) == text or org["slug"] == text:
+            return org
+    raise NotFound(f"you are not a member of an organization {text!r}; `cvault orgs list` shows yours")
+
+
+async def _list(client: Client, args: argparse.Namespace) -> int:
+    orgs = await client.authority.list_orgs()
+    if args.json:
+        print_json(orgs)
+    else:
+        print_table(["ID", "SLUG", "ROLE"], [[o["id"], o["slug"], o["role"]] for o in orgs])
+    return 0
+
+
+async def _create(client: Client, args: argparse.Namespace) -> int:
+    org = await client.authority.create_org(args.slug)
+    print_json(org) if args.json else print(f"organization {org['slug']} created (id {org['id']})")
+    return 0
+
+
+async def _members(client: Client, args: argparse.Namespace) -> int:
+    org = await resolve_org(client, args.org)
+    members = await client.authority.list_members(org["id"])
+    if args.json:
+        print_json(members)
+    else:
+        print_table(["USER", "EMAIL", "ROLE"], [[m["user_id"], m["email"], m["role"]] for m in members])
+    return 0
+
+
+async def _add_member(client: Client, args: argparse.Namespace) -> int:
+    org = await resolve_org(client, args.org)
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise BadRequest("--password-stdin given but stdin is empty")
+    member = await client.authority.add_member(org["id"], args.email, args.role, password)
+    if args.json:
+        print_json(member)
+    else:
+        print(f"{member['email']} (user {member['user_id']}) is {member['role']} of {org['slug']}")
+    return 0
+
+
+async def _set_role(client: Client, args: argparse.Namespace) -> int:
+    org = await resolve_org(client, args.org)
+    reply = await client.authority.set_role(org["id"], args.user_id, args.role)
+    print_json(reply) if args.json else print(f"user {args.user_id} is now {args.role} of {org['slug']}")
+    return 0
+
+
+async def _remove_member(client: Client, args: argparse.Namespace) -> int:
+    org = await resolve_org(client, args.org)
+    await client.authority.remove_member(org["id"], args.user_id)
+    print_json({"removed": args.user_id}) if args.json else print(f"user {args.user_id} removed from {org['slug']}")
+    return 0

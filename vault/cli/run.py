@@ -1,0 +1,212 @@
+"""``cvault run -- CMD``: fetch a vault's secrets in one batch read, put them in the environment, exec.
+
+Secrets reach the command only through its environment (``os.execvpe``): never
+a file, never an argument (so never the process list), never stdout. Names map
+to variables as ``db/url`` -> ``DB_URL`` (after removing ``--prefix``); a mapping
+file overrides that (``db/url=DATABASE_URL`` lines, or a JSON object).
+
+``--fallback FILE`` names an encrypted cache, written only with
+``--write-fallback`` after a successful read; when the store or the authority
+cannot be reached (after the client's retries) the cache is used instead, and
+stderr says so. A refusal (revoked token, missing permission) never falls back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from vault.crypto.fallback_cache import open_fallback, seal_fallback
+from vault.errors import BadRequest, ConfigError, NotFound, Unavailable
+
+from .client_options import ClientSettings, add_client_options, client_settings, default_vault, make_client
+
+__all__ = ["env_name", "register"]
+
+_CREDENTIAL_VARIABLES = (
+    "CVAULT_STORE_TOKEN",
+    "CVAULT_STORE_TOKEN_FILE",
+    "CVAULT_AUTH_TOKEN",
+    "CVAULT_AUTH_TOKEN_FILE",
+    "CVAULT_SESSION",
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_MAP_BYTES = 1024 * 1024
+_MAX_FALLBACK_BYTES = 64 * 1024 * 1024
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "run",
+        help="run a command with a vault's secrets in its environment",
+        description=(
+            "Fetch the vault's secrets in one batch read, set them as environment variables (db/url -> DB_URL) "
+            "and exec CMD. Credentials: CVAULT_STORE_TOKEN and CVAULT_AUTH_TOKEN (or their _FILE variants)."
+        ),
+    )
+    parser.add_argument("--vault", default=None, help="the vault (default: $CVAULT_VAULT or 'default')")
+    parser.add_argument("--only", metavar="NAMES", help="comma-separated secret names to fetch (all must exist)")
+    parser.add_argument("--prefix", metavar="P", help="fetch only secrets under this prefix (removed from names)")
+    parser.add_argument("--map", dest="map_file", type=Path, metavar="FILE", help="name=VARIABLE lines or JSON")
+    parser.add_argument("--fallback", type=Path, metavar="FILE", help="encrypted cache used if the store is down")
+    parser.add_argument("--write-fallback", action="store_true", help="(re)write the --fallback cache after a read")
+    parser.add_argument(
+        "--keep-credentials", action="store_true", help="pass CVAULT_* credentials on to the command (default: removed)"
+    )
+    add_client_options(parser, json_flag=False)
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+    parser.set_defaults(func=run)
+
+
+def env_name(name: str, prefix: str | None = None) -> str:
+    """``db/url`` -> ``DB_URL``; the prefix, when given, is removed first."""
+    if prefix and name.startswith(prefix):
+        name = name[len(prefix) :].lstrip("/")
+    text = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper()
+    if not text or text[0].isdigit():
+        text = "_" + text
+    return text
+
+
+def _read_map(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")[: _MAX_MAP_BYTES + 1]
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"cannot read the mapping file {path}") from None
+    if len(text) > _MAX_MAP_BYTES:
+        raise ConfigError(f"the mapping file {path} is too large")
+    mapping: dict[str, str] = {}
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ConfigError(f"the mapping file {path} is not valid JSON") from None
+        items = [(k, v) for k, v in data.items()] if isinstance(data, dict) else []
+    else:
+        items = []
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, sep, var = line.partition("=")
+            if not sep:
+                raise ConfigError(f"{path}:{n}: expected secret/name=VARIABLE")
+            items.append((name.strip(), var.strip()))
+    for name, var in items:
+        if not isinstance(var, str) or not _ENV_NAME.match(var):
+            raise ConfigError(f"{path}: {var!r} (for {name!r}) is not an environment variable name")
+        mapping[str(name)] = var
+    return mapping
+
+
+def environment_for(secrets: Mapping[str, str], prefix: str | None, mapping: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    source: dict[str, str] = {}
+    for name in sorted(secrets):
+        var = mapping.get(name) or env_name(name, prefix)
+        if var in source:
+            raise BadRequest(
+                f"secrets {source[var]!r} and {name!r} both map to ${var}; give one of them a name in a --map file"
+            )
+        source[var] = name
+        out[var] = secrets[name]
+    return out
+
+
+def _context(vault: str, args: argparse.Namespace) -> str:
+    # Not the store URL: a workload may reach the same store under another name.
+    return json.dumps({"vault": vault, "only": args.only or "", "prefix": args.prefix or ""}, sort_keys=True)
+
+
+def _key_material(settings: ClientSettings) -> bytes:
+    creds = settings.credentials
+    parts = [t.token.encode() for t in (creds.store_token, creds.authority_token) if t is not None]
+    return b"\x00".join(parts)
+
+
+def _write_fallback(path: Path, settings: ClientSettings, context: str, secrets: Mapping[str, str]) -> None:
+    plaintext = json.dumps({"written_at": int(time.time()), "secrets": dict(secrets)}).encode()
+    sealed = seal_fallback(_key_material(settings), plaintext, context)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(sealed)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ConfigError(f"cannot write the fallback file {path}: {exc.strerror}") from None
+
+
+def _read_fallback(path: Path, settings: ClientSettings, context: str) -> tuple[dict[str, str], int]:
+    try:
+        with path.open("rb") as handle:
+            sealed = handle.read(_MAX_FALLBACK_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the fallback file {path}: {exc.strerror}") from None
+    data = json.loads(open_fallback(_key_material(settings), sealed, context))
+    return dict(data["secrets"]), int(data["written_at"])
+
+
+async def _fetch(
+    settings: ClientSettings, vault: str, names: Sequence[str] | None, prefix: str | None
+) -> dict[str, str]:
+    async with make_client(settings) as client:
+        reply = await client.store.batch_read(vault, names=names, prefix=prefix)
+    missing = reply.get("missing") or []
+    if missing:
+        raise NotFound(f"secret(s) not found in vault {vault!r}: {', '.join(missing)}; nothing was started")
+    return {name: item["value"] for name, item in reply["secrets"].items()}
+
+
+def run(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise BadRequest("no command given: cvault run [options] -- CMD ARGS...")
+    if args.write_fallback and args.fallback is None:
+        raise BadRequest("--write-fallback needs --fallback FILE")
+    settings = client_settings(args)
+    vault = args.vault or default_vault()
+    names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    mapping = _read_map(args.map_file) if args.map_file else {}
+    context = _context(vault, args)
+    try:
+        secrets = asyncio.run(_fetch(settings, vault, names, args.prefix))
+    except Unavailable as exc:
+        if args.fallback is None or not args.fallback.exists():
+            raise
+        secrets, written_at = _read_fallback(args.fallback, settings, context)
+        age = int(time.time()) - written_at
+        print(
+            f"cvault run: the secret store is unreachable ({exc.message}); "
+            f"using the fallback cache {args.fallback} written {age} s ago",
+            file=sys.stderr,
+        )
+    else:
+        if args.write_fallback:
+            _write_fallback(args.fallback, settings, context, secrets)
+    env = dict(os.environ)
+    if not args.keep_credentials:
+        for name in _CREDENTIAL_VARIABLES:
+            env.pop(name, None)
+    env.update(environment_for(secrets, args.prefix, mapping))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(command[0], command, env)  # noqa: S606 - exec without a shell is the point
+    except OSError as exc:
+        print(f"cvault run: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
+        return 127
+    return 0  # pragma: no cover - exec does not return

@@ -1,0 +1,92 @@
+"""``cvault store``: enrol an organization at the store, mint and revoke store tokens.
+
+Commands whose job is to hand out a token print only the token on stdout (so
+``$(cvault store tokens mint ...)`` works) and what it is on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from vault.client import Client
+from vault.errors import BadRequest
+from vault.macaroon import mask_from_string
+
+from .client_options import add_client_options, client_command
+from .orgs import resolve_org
+from .output import print_json
+
+__all__ = ["print_token", "register"]
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser("store", help="enrol an org at the store; store tokens")
+    ssub = parser.add_subparsers(dest="store_command", metavar="SUBCOMMAND")
+    ssub.required = True
+
+    p = ssub.add_parser(
+        "enroll",
+        help="enrol an organization at the store and print its root store token",
+        description="Needs a login session of an owner of ORG (the authority discharges the store's challenge).",
+    )
+    p.add_argument("org", help="org id or slug")
+    add_client_options(p)
+    p.set_defaults(func=client_command(_enroll))
+
+    tparser = ssub.add_parser("tokens", help="mint and revoke store tokens")
+    tsub = tparser.add_subparsers(dest="store_tokens_command", metavar="SUBCOMMAND")
+    tsub.required = True
+    p = tsub.add_parser(
+        "mint",
+        help="mint a narrower store token (e.g. --mask r --vault prod for a workload)",
+        description="Needs CVAULT_STORE_TOKEN with C (control) on the org.",
+    )
+    p.add_argument("--mask", required=True, help="permission letters: r w c d C a")
+    p.add_argument("--vault", action="append", default=[], metavar="V", help="limit to this vault (repeatable)")
+    p.add_argument(
+        "--secret", action="append", default=[], metavar="PREFIX", help="limit to names with this prefix (repeatable)"
+    )
+    p.add_argument("--ttl", type=int, metavar="SECONDS", help="lifetime (default: the store's)")
+    add_client_options(p)
+    p.set_defaults(func=client_command(_mint))
+
+    p = tsub.add_parser("revoke", help="revoke a store token by id")
+    p.add_argument("id")
+    add_client_options(p)
+    p.set_defaults(func=client_command(_revoke))
+
+
+def print_token(reply: dict[str, Any], args: argparse.Namespace, what: str) -> None:
+    if args.json:
+        print_json(reply)
+        return
+    print(reply["token"])
+    print(f"cvault: {what}, id {reply.get('id')}", file=sys.stderr)
+
+
+async def _enroll(client: Client, args: argparse.Namespace) -> int:
+    org = await resolve_org(client, args.org)
+    reply = await client.store.enroll(int(org["id"]), org["slug"])
+    print_token(reply, args, f"root store token of {org['slug']} (org {org['id']}); keep it like a password")
+    return 0
+
+
+async def _mint(client: Client, args: argparse.Namespace) -> int:
+    try:
+        mask_from_string(args.mask)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    vaults = {v: args.mask for v in args.vault}
+    secrets = {s: args.mask for s in args.secret}
+    reply = await client.store.mint_token(args.mask, vaults=vaults or None, secrets=secrets or None, ttl=args.ttl)
+    where = f" on vault(s) {', '.join(args.vault)}" if args.vault else ""
+    print_token(reply, args, f"store token with mask {args.mask}{where}")
+    return 0
+
+
+async def _revoke(client: Client, args: argparse.Namespace) -> int:
+    reply = await client.store.revoke_token(args.id)
+    print_json(reply) if args.json else print(f"store token {args.id} revoked")
+    return 0

@@ -1,0 +1,186 @@
+"""The async client: credentials, discharges and the two service clients behind one object.
+
+::
+
+    async with Client(store_url=..., authority_url=..., credentials=Credentials.from_text(...)) as c:
+        secrets = await c.store.batch_read("prod")
+
+Every store call is *attenuated on use*: the store token held here is narrowed
+to the one operation, vault and secret the call touches and to a one-minute
+validity window, and only that narrowed copy (with the org discharge, which is
+bound to the unnarrowed token and therefore works for every copy) leaves the
+process.
+
+Discharges are only ever requested from the configured authority's two
+locations (``<authority>/login`` with the session, ``<authority>/org`` with the
+authority bundle): a token naming another third party gets an error, never our
+credentials.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Protocol
+
+import aiohttp
+
+from vault.errors import InvalidToken, MissingDischarge, Unauthenticated
+from vault.macaroon import Bundle, Caveat
+from vault.macaroon.caveats import ValidityWindow
+
+from .authority import AuthorityClient
+from .credentials import Credentials, TokenBundle, organization_of
+from .discharges import Discharges
+from .http import HTTP, RetryPolicy
+from .store import StoreClient
+
+__all__ = ["CLOCK_SKEW", "DEFAULT_WINDOW", "Client", "TokenCache"]
+
+DEFAULT_WINDOW = 60
+"""Seconds a narrowed store token stays valid."""
+
+CLOCK_SKEW = 5
+"""A narrowed token's window opens this many seconds early, for a store whose clock is a little behind."""
+
+AUTO_TOKEN_TTL = 3600
+_AUTO_TOKEN_REUSE_MARGIN = 300
+
+
+class TokenCache(Protocol):
+    """Where permission tokens minted with the session are kept between runs (the CLI's session file)."""
+
+    def get(self, org: int) -> str | None: ...
+
+    def put(self, org: int, token: str) -> None: ...
+
+
+class Client:
+    def __init__(
+        self,
+        *,
+        store_url: str,
+        authority_url: str,
+        credentials: Credentials | None = None,
+        window: int = DEFAULT_WINDOW,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        clock: Callable[[], float] = time.time,
+        token_cache: TokenCache | None = None,
+    ) -> None:
+        if not 0 < window <= 3600:
+            raise ValueError("window must be between 1 and 3600 seconds")
+        self.store_url = store_url.rstrip("/")
+        self.authority_url = authority_url.rstrip("/")
+        self.login_location = self.authority_url + "/login"
+        self.org_location = self.authority_url + "/org"
+        self.credentials = credentials or Credentials()
+        self.window = window
+        self._clock = clock
+        self._token_cache = token_cache
+        self._minted: dict[int, TokenBundle] = {}
+        self.http = HTTP(timeout=timeout, retry=retry or RetryPolicy(), trace_configs=trace_configs)
+        self.discharges = Discharges(self.http, clock=clock)
+        self.authority = AuthorityClient(self.http, self.authority_url, self)
+        self.store = StoreClient(self.http, self.store_url, self)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.discharges.close()
+        await self.http.close()
+
+    def now(self) -> int:
+        return int(self._clock())
+
+    # -- credentials --------------------------------------------------------------
+
+    def session_header(self) -> str:
+        if not self.credentials.session:
+            raise Unauthenticated("not logged in: run `cvault login` (or set CVAULT_SESSION)")
+        return f"Bearer {self.credentials.session}"
+
+    def store_token(self) -> TokenBundle:
+        if self.credentials.store_token is None:
+            raise Unauthenticated("no store token: set CVAULT_STORE_TOKEN or CVAULT_STORE_TOKEN_FILE")
+        return self.credentials.store_token
+
+    def store_org(self) -> int:
+        org = organization_of(self.store_token().token)
+        if org is None:
+            raise InvalidToken("the store token names no single organization")
+        return org
+
+    async def _authorization_for(self, location: str, org: int | None = None) -> str:
+        if location == self.login_location:
+            return self.session_header()
+        if location == self.org_location:
+            return f"Bearer {await self.authority_bundle(org)}"
+        raise MissingDischarge(
+            location,
+            f"the token needs a discharge from {location}, which is not the configured authority "
+            f"({self.authority_url}); set CVAULT_AUTHORITY_URL to the authority that issued it",
+        )
+
+    async def authority_token(self, org: int | None) -> TokenBundle:
+        """The authority credential: the configured one, or a permission token minted with the session."""
+        if self.credentials.authority_token is not None:
+            return self.credentials.authority_token
+        if not self.credentials.session:
+            raise Unauthenticated(
+                "no authority credential: set CVAULT_AUTH_TOKEN (a service token) or run `cvault login`"
+            )
+        if org is None:
+            raise Unauthenticated("no authority token given and no organization to mint one for")
+        return await self._permission_token_for(org)
+
+    async def _permission_token_for(self, org: int) -> TokenBundle:
+        held = self._minted.get(org)
+        if held is None and self._token_cache is not None:
+            text = self._token_cache.get(org)
+            if text:
+                try:
+                    held = TokenBundle.parse(text, what="cached permission token")
+                except InvalidToken:
+                    held = None
+        if held is not None and _expires_after(held, self.now() + _AUTO_TOKEN_REUSE_MARGIN):
+            self._minted[org] = held
+            return held
+        reply = await self.authority.create_token(org, ttl=AUTO_TOKEN_TTL)
+        minted = TokenBundle.parse(reply["token"], what="permission token from the authority")
+        self._minted[org] = minted
+        if self._token_cache is not None:
+            self._token_cache.put(org, minted.encode())
+        return minted
+
+    async def authority_bundle(self, org: int | None = None, token: TokenBundle | None = None) -> str:
+        """The authority credential with its login discharge (if it needs one), encoded."""
+        held = token or await self.authority_token(org)
+        discharges = await self.discharges.for_token(
+            held.token, lambda loc: self._authorization_for(loc, org), held.discharges
+        )
+        return Bundle((held.token, *discharges)).encode()
+
+    async def store_bundle(self, caveats: Sequence[Caveat], token: TokenBundle | None = None) -> str:
+        """A narrowed copy of the store token (``caveats`` + a short window) with its bound discharges."""
+        held = token or self.store_token()
+        org = organization_of(held.token)
+        discharges = await self.discharges.for_token(
+            held.token, lambda loc: self._authorization_for(loc, org), held.discharges
+        )
+        now = self.now()
+        narrowed = held.token.attenuate([*caveats, ValidityWindow(now - CLOCK_SKEW, now + self.window)])
+        return Bundle((narrowed, *discharges)).encode()
+
+
+def _expires_after(held: TokenBundle, when: int) -> bool:
+    ends = [c.not_after for c in held.token.unverified_caveats if isinstance(c, ValidityWindow)]
+    return not ends or min(ends) > when

@@ -1,0 +1,159 @@
+"""Fetching, binding and caching discharges for third-party caveats.
+
+Protocol (docs/api.md): ``POST <location>/.well-known/macfly/3p`` with
+``{"ticket": b64, "binding_id": b64}`` and the caller's credentials; the third
+party binds the discharge to the parent named by ``binding_id`` and answers
+``201 {"discharge": "cv1_..."}``.
+
+A discharge is cached per (location, ticket, binding id) until ``margin``
+seconds (one minute) before its validity window closes. A discharge that was
+used while cached is fetched again in the background ``lead`` seconds before
+that point, so a steady caller never waits for the authority; one that nobody
+used simply lapses. Concurrent callers wanting the same discharge share one
+request, and the tickets of one token are fetched in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from vault.errors import InvalidToken, VaultError
+from vault.macaroon import Macaroon, decode_token
+from vault.macaroon.caveats import ThirdParty, ValidityWindow
+
+from .http import HTTP
+
+__all__ = ["AuthorizationFor", "Discharges", "discharge_expiry"]
+
+log = logging.getLogger("cvault.client")
+
+AuthorizationFor = Callable[[str], Awaitable[str]]
+"""``location -> Authorization header value`` for that third party; raises if the caller has none."""
+
+DISCHARGE_PATH = "/.well-known/macfly/3p"
+MAX_DISCHARGE_CHARS = 64 * 1024
+
+
+def discharge_expiry(discharge: Macaroon) -> int | None:
+    """The end of the narrowest validity window a discharge carries (``None`` if it carries none)."""
+    ends = [c.not_after for c in discharge.unverified_caveats if isinstance(c, ValidityWindow)]
+    return min(ends) if ends else None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@dataclass(eq=False)
+class _Entry:
+    discharge: Macaroon
+    usable_until: float
+    authorization: AuthorizationFor = field(repr=False)
+    used: bool = False
+    refresher: asyncio.Task[None] | None = None
+
+
+_Key = tuple[str, bytes, bytes]
+
+
+class Discharges:
+    """A cache of bound discharges; :meth:`close` cancels its background refreshes."""
+
+    def __init__(
+        self,
+        http: HTTP,
+        *,
+        margin: float = 60.0,
+        lead: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._http = http
+        self._margin = margin
+        self._lead = lead
+        self._clock = clock
+        self._cache: dict[_Key, _Entry] = {}
+        self._inflight: dict[_Key, asyncio.Future[_Entry]] = {}
+        self._closed = False
+
+    async def for_token(
+        self, token: Macaroon, authorization: AuthorizationFor, have: tuple[Macaroon, ...] = ()
+    ) -> list[Macaroon]:
+        """Bound discharges for every 3P caveat of ``token`` not already discharged by one in ``have``."""
+        held = {d.nonce.kid for d in have}
+        binding = token.binding_id()
+        wanted = [c for c in token.third_party_tickets() if c.ticket not in held]
+        found = await asyncio.gather(*(self.get(c, binding, authorization) for c in wanted))
+        return [d for d in have if d.nonce.kid in {c.ticket for c in token.third_party_tickets()}] + list(found)
+
+    async def get(self, caveat: ThirdParty, binding_id: bytes, authorization: AuthorizationFor) -> Macaroon:
+        key: _Key = (caveat.location, caveat.ticket, binding_id)
+        entry = self._cache.get(key)
+        if entry is not None and self._clock() < entry.usable_until:
+            entry.used = True
+            return entry.discharge
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch_and_store(key, authorization))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
+        return (await asyncio.shield(pending)).discharge
+
+    async def _fetch_and_store(self, key: _Key, authorization: AuthorizationFor) -> _Entry:
+        location, ticket, binding_id = key
+        discharge = await self.fetch(location, ticket, binding_id, authorization)
+        expiry = discharge_expiry(discharge)
+        entry = _Entry(discharge, (expiry - self._margin) if expiry is not None else 0.0, authorization)
+        old = self._cache.pop(key, None)
+        if old is not None and old.refresher is not None and old.refresher is not asyncio.current_task():
+            old.refresher.cancel()
+        if entry.usable_until > self._clock() and not self._closed:
+            self._cache[key] = entry
+            entry.refresher = asyncio.get_running_loop().create_task(self._refresh_later(key, entry))
+        return entry
+
+    async def fetch(self, location: str, ticket: bytes, binding_id: bytes, authorization: AuthorizationFor) -> Macaroon:
+        """Ask ``location`` for a discharge of ``ticket`` bound to ``binding_id`` (no cache)."""
+        reply = await self._http.request(
+            "POST",
+            location.rstrip("/") + DISCHARGE_PATH,
+            authorization=await authorization(location),
+            body={"ticket": _b64(ticket), "binding_id": _b64(binding_id)},
+            idempotent=True,
+        )
+        text = reply.get("discharge") if isinstance(reply, dict) else None
+        if not isinstance(text, str) or len(text) > MAX_DISCHARGE_CHARS:
+            raise InvalidToken(f"{location} answered without a discharge")
+        discharge = decode_token(text)
+        if not discharge.is_proof or discharge.nonce.kid != ticket:
+            raise InvalidToken(f"{location} answered with a discharge for another ticket")
+        return discharge
+
+    async def _refresh_later(self, key: _Key, entry: _Entry) -> None:
+        await asyncio.sleep(max(0.0, entry.usable_until - self._lead - self._clock()))
+        if self._cache.get(key) is not entry or not entry.used or self._closed:
+            return
+        try:
+            await self._fetch_and_store(key, entry.authorization)
+        except VaultError as exc:
+            # The cached discharge stays usable until its cut-off; a caller after
+            # that fetches synchronously and sees the error itself.
+            log.warning("background refresh of the discharge from %s failed: %s (%s)", key[0], exc.message, exc.code)
+
+    def cached(self) -> int:
+        return len(self._cache)
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = [e.refresher for e in self._cache.values() if e.refresher is not None]
+        self._cache.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

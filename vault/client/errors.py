@@ -1,0 +1,82 @@
+"""Server errors back into :mod:`vault.errors`: the one boundary where HTTP replies become exceptions.
+
+A reply ``{"error": {"code": "...", "message": "..."}}`` becomes the
+:class:`~vault.errors.VaultError` subclass with that ``code``, carrying the
+server's message unchanged, so a caller can ``except Unauthorized`` whether the
+refusal happened locally or on the server. A code this client does not know
+still raises a :class:`VaultError` whose ``code`` is the server's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vault import errors
+
+__all__ = ["error_classes", "error_from_reply"]
+
+
+def _subclasses(cls: type[errors.VaultError]) -> list[type[errors.VaultError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found
+
+
+def error_classes() -> dict[str, type[errors.VaultError]]:
+    """Every error class of :mod:`vault.errors`, by its stable code."""
+    return {cls.code: cls for cls in _subclasses(errors.VaultError) if cls.__module__ == errors.__name__}
+
+
+_BY_CODE = error_classes()
+
+
+def _make(cls: type[errors.VaultError], message: str) -> errors.VaultError:
+    # Some classes build their message from structured arguments (MissingDischarge
+    # takes a location); the server already wrote the sentence, so keep it verbatim.
+    err = cls.__new__(cls)
+    errors.VaultError.__init__(err, message)
+    if isinstance(err, errors.Unauthorized):
+        err.reasons = [message]
+    return err
+
+
+def error_from_reply(status: int, payload: Any, *, service: str) -> errors.VaultError:
+    """The exception for an error reply; ``service`` names who answered, for replies without a body."""
+    code: str | None = None
+    message: str | None = None
+    if isinstance(payload, dict):
+        body = payload.get("error")
+        if isinstance(body, dict):
+            code = body.get("code") if isinstance(body.get("code"), str) else None
+            message = body.get("message") if isinstance(body.get("message"), str) else None
+        elif isinstance(body, str):
+            # Fly's third-party protocol replies {"error": "..."}.
+            message = body
+    if message is None:
+        message = f"{service} answered HTTP {status} without an error message"
+    cls = _BY_CODE.get(code) if code else None
+    if cls is not None:
+        return _make(cls, message)
+    # An unknown code still gets the class its status implies (so `except
+    # Unauthorized` works), but keeps the server's code for the message.
+    by_status = _BY_CODE.get(_status_code(status) or "")
+    err = _make(by_status, message) if by_status is not None else errors.VaultError(message)
+    err.code = code or (by_status.code if by_status is not None else f"http_{status}")
+    err.status = status
+    return err
+
+
+def _status_code(status: int) -> str | None:
+    return {
+        400: "bad_request",
+        401: "unauthenticated",
+        403: "unauthorized",
+        404: "not_found",
+        409: "conflict",
+        413: "too_large",
+        422: "unprocessable",
+        429: "rate_limited",
+        503: "unavailable",
+    }.get(status)

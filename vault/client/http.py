@@ -1,0 +1,166 @@
+"""The client's HTTP transport: timeouts, bounded retries with full jitter, capped replies.
+
+Retries happen only where repeating cannot do harm: a ``503`` (the services
+promise nothing was half-written), a connection that never opened, and, for
+requests marked idempotent, a timeout or a connection dropped mid-request.
+Never on another 4xx or 5xx: those are answers, not accidents. Error replies
+become :mod:`vault.errors` exceptions with the server's code and message
+(:mod:`vault.client.errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from vault.errors import ConnectionFailed, Unavailable, VaultError
+
+from .errors import error_from_reply
+
+__all__ = ["DEFAULT_MAX_REPLY_BYTES", "HTTP", "RetryPolicy"]
+
+DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
+"""A batch read of many 64 KiB secrets fits; a misbehaving server cannot exhaust memory."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``attempts`` in all (first try included); waits are full jitter: uniform in ``[0, min(cap, base * 2**n)]``."""
+
+    attempts: int = 4
+    base: float = 0.2
+    cap: float = 2.0
+
+    def delay(self, retry: int, uniform: Callable[[], float]) -> float:
+        return float(uniform() * min(self.cap, self.base * 2.0**retry))
+
+
+def _service(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _bad_reply(message: str) -> VaultError:
+    # Not retried: a server that sends garbage will send it again.
+    err = VaultError(message)
+    err.code = "bad_reply"
+    err.status = 502
+    return err
+
+
+class HTTP:
+    """One aiohttp session with cvault's retry, timeout and error rules. Close it with :meth:`close`."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        uniform: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._retry = retry
+        self._max_reply = max_reply_bytes
+        self._trace_configs = list(trace_configs)
+        self._uniform = uniform
+        self._sleep = sleep
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                trace_configs=self._trace_configs,
+                # Tokens travel in headers; never pick them up from the environment.
+                trust_env=False,
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        authorization: str | None = None,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send one request (retrying as above); the decoded JSON reply, or ``None`` for an empty one."""
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD")
+        headers = {"Accept": "application/json"}
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        service = _service(url)
+        attempt = 0
+        while True:
+            try:
+                return await self._once(method, url, headers, body, params, service)
+            except Unavailable as exc:
+                error: VaultError = exc
+                retryable = True
+            except aiohttp.ClientConnectorError:
+                error = ConnectionFailed(f"could not connect to {service}; check the URL and that it is running")
+                retryable = True
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+                what = "timed out" if isinstance(exc, TimeoutError) else "dropped the connection"
+                error = ConnectionFailed(f"{service} {what} during {method} {urlsplit(url).path}")
+                retryable = idempotent
+            attempt += 1
+            if not retryable or attempt >= self._retry.attempts:
+                raise error
+            await self._sleep(self._retry.delay(attempt - 1, self._uniform))
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Any,
+        params: Mapping[str, str] | None,
+        service: str,
+    ) -> Any:
+        async with self._client().request(
+            method, url, headers=headers, json=body, params=params, allow_redirects=False
+        ) as resp:
+            raw = await self._read(resp)
+            payload: Any = None
+            if raw:
+                try:
+                    payload = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    payload = None
+            if resp.status >= 400:
+                raise error_from_reply(resp.status, payload, service=service)
+            if raw and payload is None:
+                raise _bad_reply(f"{service} sent a reply that is not JSON (HTTP {resp.status})")
+            return payload
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        if resp.content_length is not None and resp.content_length > self._max_reply:
+            raise _bad_reply(f"the reply is larger than {self._max_reply} bytes; refusing to read it")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self._max_reply:
+                raise _bad_reply(f"the reply is larger than {self._max_reply} bytes; refusing to read it")
+            chunks.append(chunk)
+        return b"".join(chunks)
