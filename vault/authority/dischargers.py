@@ -23,6 +23,7 @@ from vault.macaroon.caveats import (
     UserID,
     ValidityWindow,
 )
+from vault.macaroon.verify import check_all
 
 from .audit import Auditor
 from .interfaces import AccountStore
@@ -52,13 +53,7 @@ def _lifetime(ticket: Ticket, configured: int) -> int:
 
 
 def _check_ticket(ticket: Ticket, access: Access) -> None:
-    reasons = []
-    for c in ticket.caveats:
-        refusal = c.prohibits(access)
-        if refusal is not None:
-            reasons.append(f"ticket {c.NAME}: {refusal.reason}")
-    if reasons:
-        raise Unauthorized(reasons)
+    check_all(ticket.caveats, access, label="ticket ")
 
 
 def _finish(d: Macaroon, caveats: Sequence[Caveat], binding_id: bytes) -> Macaroon:

@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vault.errors import InvalidToken, Unauthenticated, Unauthorized
+from vault.errors import InvalidToken, Unauthenticated
 from vault.macaroon import Access, Bundle, Caveat, Macaroon, Verified, verify
 from vault.macaroon.access import ALL
 from vault.macaroon.caveats import Action, IfPresent, Operations, Organization, Secrets, UserID, Vaults
+from vault.macaroon.verify import check_all
 
 from .interfaces import RevocationList, RootKeys, TokenStore
 from .records import TokenKind, TokenRecord
@@ -63,18 +64,9 @@ class Principal:
 
         Raises :class:`Unauthorized` listing every refusing caveat.
         """
-        reasons: list[str] = []
-        carried: list[Caveat] = []
-        for c in self.verified.restrictions:
-            if isinstance(c, CARRIED):
-                carried.append(c)
-                continue
-            refusal = c.prohibits(access)
-            if refusal is not None:
-                reasons.append(f"{c.NAME}: {refusal.reason}")
-        if reasons:
-            raise Unauthorized(reasons)
-        return carried
+        restrictions = self.verified.restrictions
+        check_all((c for c in restrictions if not isinstance(c, CARRIED)), access)
+        return [c for c in restrictions if isinstance(c, CARRIED)]
 
 
 class BundleVerifier:

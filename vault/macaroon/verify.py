@@ -10,7 +10,7 @@ and refuses with every reason at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -43,6 +43,17 @@ def check_signature(token: Macaroon, key: bytes) -> list[bytes]:
     return tails
 
 
+def check_all(caveats: Iterable[cav.Caveat], access: Access, *, label: str = "") -> None:
+    """Raise :class:`Unauthorized` listing every caveat that refuses ``access`` (``label`` prefixes each)."""
+    reasons = []
+    for c in caveats:
+        refusal = c.prohibits(access)
+        if refusal is not None:
+            reasons.append(f"{label}{c.NAME}: {refusal.reason}")
+    if reasons:
+        raise Unauthorized(reasons)
+
+
 def recover_discharge_key(tail_before: bytes, caveat: ThirdParty) -> bytes:
     return unseal(tail_before, caveat.verifier_key)
 
@@ -56,13 +67,7 @@ class Verified:
 
     def check(self, access: Access) -> None:
         """Raise :class:`Unauthorized` with every refusing caveat's reason, or return."""
-        reasons = []
-        for c in self.restrictions:
-            refusal = c.prohibits(access)
-            if refusal is not None:
-                reasons.append(f"{c.NAME}: {refusal.reason}")
-        if reasons:
-            raise Unauthorized(reasons)
+        check_all(self.restrictions, access)
 
     def find(self, kind: type[C]) -> list[C]:
         return [c for c in self.restrictions if isinstance(c, kind)]
