@@ -81,7 +81,8 @@ class ReadCoalescer:
         lookup = _Lookup(org_id, vault, name, version, stage, asyncio.get_running_loop().create_future())
         self._queue.append(lookup)
         self._wakeup.set()
-        return await asyncio.shield(lookup.done)
+        # A caller that gives up cancels only its own future; the batch goes on without it.
+        return await lookup.done
 
     async def _run(self) -> None:
         while True:
