@@ -166,13 +166,17 @@ class AuditEvent:
             if not isinstance(item, str):
                 raise ValueError("audit lineage must be a sequence of token ids")
             _check_text(item, "lineage entry")
-        if not isinstance(self.detail, Mapping):
-            raise ValueError("audit detail must be a mapping")
-        if not self.detail:
-            # Most events have none; one shared read-only empty mapping will do.
+        detail = self.detail
+        if (type(detail) is dict or detail is _EMPTY_DETAIL) and not detail:
+            # Most events have none (checked by type first: an ABC isinstance is slow).
             object.__setattr__(self, "detail", _EMPTY_DETAIL)
             return
-        _check_detail(self.detail)
+        if not isinstance(detail, Mapping):
+            raise ValueError("audit detail must be a mapping")
+        if not detail:
+            object.__setattr__(self, "detail", _EMPTY_DETAIL)
+            return
+        _check_detail(detail)
         # A caller mutating its dict afterwards must not change what gets hashed.
         object.__setattr__(self, "detail", MappingProxyType(_plain(self.detail)))
 
