@@ -128,13 +128,20 @@ def _networks(trusted_proxies: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse_ip(text: str) -> IPAddress | None:
-    # Peers repeat (keep-alive, few proxies); parsing each request's address again is wasted work.
+def _ip_or_none(text: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+# Peers repeat (keep-alive, few proxies); parsing each request's address again is wasted work.
+_cached_ip = functools.lru_cache(maxsize=4096)(_ip_or_none)
+
+
+def _parse_ip(text: str) -> IPAddress | None:
+    # Only address-sized text is cached, so forwarded headers cannot fill the cache with large keys.
+    return _cached_ip(text) if len(text) <= 64 else _ip_or_none(text)
 
 
 def client_address(request: web.Request, trusted_proxies: Iterable[str]) -> str:
