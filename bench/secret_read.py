@@ -170,6 +170,43 @@ async def count_reads(dsn: str) -> int:
         await conn.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and of its children still running (its worker processes)."""
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL server process on this machine (other load on the server included)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name, _, rest = stat.partition(" (")[2].rpartition(")")
+        if name.startswith("postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def median(runs: list[dict[str, float]]) -> dict[str, float]:
     """The run with the median throughput (its latencies come with it)."""
     return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
@@ -266,11 +303,16 @@ def main() -> int:
         audited = 0
         for _ in range(args.rounds):
             before = asyncio.run(count_reads(dsn))
-            store_runs.append(
-                wrk(read_url, {"Authorization": f"Bearer {bundle}"}, args.duration, args.connections, args.threads)
-            )
+            cpu, pg_cpu = cpu_seconds(store.pid), postgres_cpu_seconds()
+            run = wrk(read_url, {"Authorization": f"Bearer {bundle}"}, args.duration, args.connections, args.threads)
+            run["cpu_us"] = (cpu_seconds(store.pid) - cpu) / run["requests"] * 1e6
+            run["pg_cpu_us"] = (postgres_cpu_seconds() - pg_cpu) / run["requests"] * 1e6
+            store_runs.append(run)
             audited += asyncio.run(count_reads(dsn)) - before
-            bare_runs.append(wrk(bare_url, {}, args.duration, args.connections, args.threads))
+            cpu = cpu_seconds(bare.pid)
+            run = wrk(bare_url, {}, args.duration, args.connections, args.threads)
+            run["cpu_us"] = (cpu_seconds(bare.pid) - cpu) / run["requests"] * 1e6
+            bare_runs.append(run)
     finally:
         for p in procs:
             p.send_signal(signal.SIGINT)
@@ -293,9 +335,10 @@ def main() -> int:
         f"{args.duration} s each, wrk -t{args.threads}, {os.cpu_count()} CPUs shared with PostgreSQL, "
         f"store to PostgreSQL over {'Unix socket' if args.socket_dir else 'TCP'})"
     )
-    print(f"{'':14}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'':14}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'CPU us/req':>12}")
     for label, r in (("store read", store_result), ("bare handler", bare_result)):
-        print(f"{label:14}{r['rps']:>12.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}")
+        print(f"{label:14}{r['rps']:>12.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['cpu_us']:>12.0f}")
+    print(f"PostgreSQL CPU per store read: {store_result['pg_cpu_us']:.0f} us (every server process on the machine)")
     ratio = store_result["rps"] / bare_result["rps"]
     print(f"ratio (store / bare): {ratio:.1%}   target >= 25%: {'met' if ratio >= 0.25 else 'NOT met'}")
     counted = sum(r["requests"] for r in store_runs)

@@ -24,6 +24,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring_ascii
 from types import MappingProxyType
 from typing import Any
 
@@ -51,8 +52,11 @@ _MAX_DETAIL_DEPTH = 8
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
+_EMPTY_DETAIL: Mapping[str, Any] = MappingProxyType({})
+
+
 def _empty_detail() -> Mapping[str, Any]:
-    return MappingProxyType({})
+    return _EMPTY_DETAIL
 
 
 def _check_text(value: str, what: str) -> None:
@@ -60,10 +64,11 @@ def _check_text(value: str, what: str) -> None:
         raise ValueError(f"audit {what} is longer than {_MAX_TEXT} characters")
     if "\x00" in value:
         raise ValueError(f"audit {what} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"audit {what} is not valid Unicode") from None
+    if not value.isascii():  # only non-ASCII text can hold a lone surrogate
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"audit {what} is not valid Unicode") from None
 
 
 def _check_detail(value: Any, depth: int = 0) -> None:
@@ -134,21 +139,25 @@ class AuditEvent:
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
             raise ValueError(f"audit outcome must be one of {', '.join(OUTCOMES)}, not {self.outcome!r}")
-        for name in ("service", "action"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
+        for name, required in (("service", self.service), ("action", self.action)):
+            if not isinstance(required, str) or not required:
                 raise ValueError(f"audit {name} must be a non-empty string")
-            _check_text(value, name)
-        for name in ("vault", "secret", "token_id", "actor", "client_addr", "request_id"):
-            value = getattr(self, name)
+            _check_text(required, name)
+        for name, value in (
+            ("vault", self.vault),
+            ("secret", self.secret),
+            ("token_id", self.token_id),
+            ("actor", self.actor),
+            ("client_addr", self.client_addr),
+            ("request_id", self.request_id),
+        ):
             if value is not None:
                 if not isinstance(value, str):
                     raise ValueError(f"audit {name} must be a string")
                 _check_text(value, name)
-        for name in ("org", "version"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or not _INT_MIN <= value <= _INT_MAX
+        for name, number in (("org", self.org), ("version", self.version)):
+            if number is not None and (
+                isinstance(number, bool) or not isinstance(number, int) or not _INT_MIN <= number <= _INT_MAX
             ):
                 raise ValueError(f"audit {name} must be a 64-bit integer")
         if not isinstance(self.lineage, tuple):
@@ -157,9 +166,17 @@ class AuditEvent:
             if not isinstance(item, str):
                 raise ValueError("audit lineage must be a sequence of token ids")
             _check_text(item, "lineage entry")
-        if not isinstance(self.detail, Mapping):
+        detail = self.detail
+        if (type(detail) is dict or detail is _EMPTY_DETAIL) and not detail:
+            # Most events have none (checked by type first: an ABC isinstance is slow).
+            object.__setattr__(self, "detail", _EMPTY_DETAIL)
+            return
+        if not isinstance(detail, Mapping):
             raise ValueError("audit detail must be a mapping")
-        _check_detail(self.detail)
+        if not detail:
+            object.__setattr__(self, "detail", _EMPTY_DETAIL)
+            return
+        _check_detail(detail)
         # A caller mutating its dict afterwards must not change what gets hashed.
         object.__setattr__(self, "detail", MappingProxyType(_plain(self.detail)))
 
@@ -193,13 +210,45 @@ def _from_microseconds(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
+_json_text = encode_basestring_ascii  # what json.dumps(..., ensure_ascii=True) writes for a str
+
+
+def _json_detail(detail: Mapping[str, Any]) -> str:
+    if not detail:
+        return "{}"
+    return json.dumps(_plain(detail), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical_bytes(seq: int, at: datetime, event: AuditEvent) -> bytes:
-    """The bytes a record's hash covers (everything except the hashes)."""
-    body = event.fields()
-    body["seq"] = seq
-    body["at"] = microseconds(at)
-    body["v"] = FORMAT_VERSION
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    """The bytes a record's hash covers (everything except the hashes).
+
+    Exactly ``json.dumps({**event.fields(), "seq": seq, "at": microseconds(at), "v": 1},
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True)``, written field by field
+    in sorted key order because this runs for every event the store logs.
+    """
+    return _canonical(seq, microseconds(at), event)
+
+
+def _canonical(seq: int, micros: int, e: AuditEvent) -> bytes:
+    null = "null"
+    return (
+        f'{{"action":{_json_text(e.action)},'
+        f'"actor":{null if e.actor is None else _json_text(e.actor)},'
+        f'"at":{micros},'
+        f'"client_addr":{null if e.client_addr is None else _json_text(e.client_addr)},'
+        f'"detail":{_json_detail(e.detail)},'
+        f'"lineage":[{",".join(map(_json_text, e.lineage))}],'
+        f'"org":{null if e.org is None else int(e.org)},'
+        f'"outcome":{_json_text(e.outcome)},'
+        f'"request_id":{null if e.request_id is None else _json_text(e.request_id)},'
+        f'"secret":{null if e.secret is None else _json_text(e.secret)},'
+        f'"seq":{int(seq)},'
+        f'"service":{_json_text(e.service)},'
+        f'"token_id":{null if e.token_id is None else _json_text(e.token_id)},'
+        f'"v":{FORMAT_VERSION},'
+        f'"vault":{null if e.vault is None else _json_text(e.vault)},'
+        f'"version":{null if e.version is None else int(e.version)}}}'
+    ).encode("ascii")
 
 
 def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
@@ -264,7 +313,8 @@ def chain(items: Iterable[tuple[datetime, AuditEvent]], last_seq: int, last_hash
     for at, event in items:
         seq += 1
         # Round to what the database stores, so the hash covers the stored value.
-        at = _from_microseconds(microseconds(at))
-        digest = chain_hash(prev, canonical_bytes(seq, at, event))
+        micros = microseconds(at)
+        at = _from_microseconds(micros)
+        digest = chain_hash(prev, _canonical(seq, micros, event))
         yield AuditRecord(seq, at, event, prev, digest)
         prev = digest

@@ -138,9 +138,9 @@ class AuditLog:
         pending = _Pending([(at, event) for event in events], asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._wakeup.set()
-        # Shielded: a caller that gives up (client gone) must not take the batch down with it;
-        # its event is still committed with the others.
-        await asyncio.shield(pending.done)
+        # A caller that gives up (client gone) cancels only its own future: its events stay
+        # queued and are committed with the others, and the writer skips resolving that future.
+        await pending.done
 
     async def _run(self) -> None:
         while True:

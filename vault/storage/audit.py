@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from json.encoder import encode_basestring as _json_text
 from typing import Any
 
 import asyncpg
@@ -64,29 +65,40 @@ def _insert_sql(schema: str) -> str:
     )
 
 
-def _columns(records: Sequence[AuditRecord]) -> list[list[Any]]:
-    def compact(value: Any) -> str:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+def _json_list(items: Sequence[str]) -> str:
+    return "[" + ",".join(map(_json_text, items)) + "]"
 
-    return [
-        [r.seq for r in records],
-        [r.at for r in records],
-        [r.event.service for r in records],
-        [r.event.action for r in records],
-        [r.event.outcome for r in records],
-        [r.event.org for r in records],
-        [r.event.vault for r in records],
-        [r.event.secret for r in records],
-        [r.event.version for r in records],
-        [r.event.token_id for r in records],
-        [compact(list(r.event.lineage)) for r in records],
-        [r.event.actor for r in records],
-        [r.event.client_addr for r in records],
-        [r.event.request_id for r in records],
-        [compact(dict(r.event.detail)) for r in records],
-        [r.prev_hash for r in records],
-        [r.hash for r in records],
+
+def _json_object(detail: Mapping[str, Any]) -> str:
+    return json.dumps(dict(detail), sort_keys=True, separators=(",", ":")) if detail else "{}"
+
+
+def _columns(records: Sequence[AuditRecord]) -> list[list[Any]]:
+    """The batch as one list per column, in the order of the insert's parameters."""
+    rows = [
+        (
+            r.seq,
+            r.at,
+            e.service,
+            e.action,
+            e.outcome,
+            e.org,
+            e.vault,
+            e.secret,
+            e.version,
+            e.token_id,
+            _json_list(e.lineage),
+            e.actor,
+            e.client_addr,
+            e.request_id,
+            _json_object(e.detail),
+            r.prev_hash,
+            r.hash,
+        )
+        for r in records
+        for e in (r.event,)
     ]
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _append_if_head_sql(schema: str) -> str:

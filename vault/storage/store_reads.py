@@ -19,6 +19,7 @@ from typing import Any
 
 from vault.errors import Unavailable
 
+from .connection import DedicatedConnection
 from .pool import database_errors
 
 __all__ = ["ReadCoalescer"]
@@ -54,7 +55,9 @@ class ReadCoalescer:
     """Runs queued single-secret lookups as one query per batch. One per process."""
 
     def __init__(self, pool: Any, *, max_batch: int = MAX_BATCH) -> None:
-        self._pool = pool
+        # One query at a time, so a connection of its own: no pool acquire and release
+        # (with their reset) per batch, and requests keep the whole pool.
+        self._conn = DedicatedConnection(pool)
         self._max_batch = max_batch
         self._queue: deque[_Lookup] = deque()
         self._wakeup = asyncio.Event()
@@ -73,6 +76,7 @@ class ReadCoalescer:
             lookup = self._queue.popleft()
             if not lookup.done.done():
                 lookup.done.set_exception(Unavailable("the store is shutting down"))
+        await self._conn.close()
 
     async def read(self, org_id: int, vault: str, name: str, version: int | None, stage: str | None) -> Any:
         """The row for this lookup (columns as in the batch query), or ``None``."""
@@ -81,7 +85,8 @@ class ReadCoalescer:
         lookup = _Lookup(org_id, vault, name, version, stage, asyncio.get_running_loop().create_future())
         self._queue.append(lookup)
         self._wakeup.set()
-        return await asyncio.shield(lookup.done)
+        # A caller that gives up cancels only its own future; the batch goes on without it.
+        return await lookup.done
 
     async def _run(self) -> None:
         while True:
@@ -103,15 +108,21 @@ class ReadCoalescer:
                         lookup.done.set_result(found.get(i))
 
     async def _fetch(self, batch: list[_Lookup]) -> list[Any]:
-        with database_errors():
-            rows: list[Any] = await self._pool.fetch(
-                _READ_MANY,
-                [b.org_id for b in batch],
-                [b.vault for b in batch],
-                [b.name for b in batch],
-                [b.version for b in batch],
-                [b.stage for b in batch],
-            )
+        conn = await self._conn.get()
+        try:
+            with database_errors():
+                rows: list[Any] = await conn.fetch(
+                    _READ_MANY,
+                    [b.org_id for b in batch],
+                    [b.vault for b in batch],
+                    [b.name for b in batch],
+                    [b.version for b in batch],
+                    [b.stage for b in batch],
+                )
+        except Unavailable:
+            if not self._conn.connected:
+                self._conn.discard()  # the next batch opens a new one
+            raise
         return rows
 
     @staticmethod

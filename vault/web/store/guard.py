@@ -9,7 +9,6 @@ least parsed.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
@@ -17,6 +16,7 @@ from functools import wraps
 from aiohttp import web
 
 from vault.errors import Unauthenticated, Unavailable, VaultError
+from vault.macaroon import Access
 from vault.store.events import RequestContext
 from vault.store.names import check_org_id, check_secret_name, check_vault_name
 
@@ -79,28 +79,34 @@ async def run_guarded(
     services = request.config_dict[SERVICES_KEY]
     if enrolled:
         await services.control.require_enrolled(org_id)
-    ctx = RequestContext(
-        org_id,
-        operation,
-        client_addr=request.get(CLIENT_ADDR_KEY),
-        client_ip=client_ip(request),
-        request_id=request.get(REQUEST_ID_KEY),
-    )
+    # The context is built once, after verification (this is the secret read's hot path).
+    addr, ip, rid = request.get(CLIENT_ADDR_KEY), client_ip(request), request.get(REQUEST_ID_KEY)
     credentials: str | None = None
     try:
         credentials = credentials_of(request.headers)
-        now = int(services.clock())
-        access = ctx.access(now, action, vault=vault, secret=secret)
+        access = Access(
+            now=int(services.clock()),
+            action=action,
+            org_id=org_id,
+            vault=vault,
+            secret=secret,
+            operation=operation,
+            client_addr=ip,
+        )
         if live_only:
             caller = await services.tokens.identify(credentials, access)
             caller.check_live(access)
         else:
             caller = await services.tokens.authenticate(credentials, access)
-        ctx = dataclasses.replace(ctx, caller=caller)
+    except VaultError as exc:
+        token_id = services.tokens.unverified_token_id(credentials) if credentials is not None else None
+        refused = RequestContext(org_id, operation, addr, ip, rid, token_id=token_id)
+        await record_failure(request, refused, exc, vault, secret)
+        raise
+    ctx = RequestContext(org_id, operation, addr, ip, rid, caller)
+    try:
         return await handler(request, ctx)
     except VaultError as exc:
-        if ctx.caller is None and credentials is not None:
-            ctx = dataclasses.replace(ctx, token_id=services.tokens.unverified_token_id(credentials))
         await record_failure(request, ctx, exc, vault, secret)
         raise
 
