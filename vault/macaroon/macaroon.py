@@ -188,8 +188,8 @@ def decode(data: bytes) -> Macaroon:
         if up.read_array_header() != 4:
             raise InvalidToken()
         start = up.tell()
-        nonce_value = up.unpack()
-        nonce = Nonce.from_wire(nonce_value, data[start : up.tell()])
+        up.skip()
+        nonce = _nonce(data[start : up.tell()])
         location = up.unpack()
         if not isinstance(location, str):
             raise InvalidToken()
@@ -215,28 +215,40 @@ def decode(data: bytes) -> Macaroon:
     return Macaroon(nonce, location, tuple(caveats), tuple(raws), tail, True)
 
 
-# Caveats are immutable and a pure function of their bytes, and the same caveats
-# arrive again and again (every narrowed copy of a token repeats its parent's),
-# so decoded small caveats are memoized by their exact bytes. Bounded in entries
-# and entry size, so memory stays under a megabyte whatever arrives.
+# Nonces and caveats are immutable and a pure function of their bytes, and the
+# same ones arrive again and again (every narrowed copy of a token repeats its
+# parent's nonce and caveats), so small ones are memoized by their exact bytes.
+# Bounded in entries and entry size, so memory stays around a megabyte whatever arrives.
 _CACHE_MAX_ENTRIES = 4096
 _CACHE_MAX_BYTES = 256
+_nonce_cache: dict[bytes, Nonce] = {}
 _caveat_cache: dict[bytes, cav.Caveat] = {}
+
+
+def _remember(cache: dict[bytes, Any], raw: bytes, value: Any) -> None:
+    if len(raw) <= _CACHE_MAX_BYTES:
+        if len(cache) >= _CACHE_MAX_ENTRIES:
+            del cache[next(iter(cache))]
+        cache[raw] = value
+
+
+def _nonce(raw: bytes) -> Nonce:
+    hit = _nonce_cache.get(raw)
+    if hit is None:
+        hit = Nonce.from_wire(wire.unpack_one(raw), raw)
+        _remember(_nonce_cache, raw, hit)
+    return hit
 
 
 def _caveat(raw: bytes) -> cav.Caveat:
     hit = _caveat_cache.get(raw)
-    if hit is not None:
-        return hit
-    pair = wire.unpack_one(raw)
-    if not isinstance(pair, list) or len(pair) != 2:
-        raise InvalidToken()
-    c = cav.from_wire(pair[0], pair[1])
-    if len(raw) <= _CACHE_MAX_BYTES:
-        if len(_caveat_cache) >= _CACHE_MAX_ENTRIES:
-            del _caveat_cache[next(iter(_caveat_cache))]
-        _caveat_cache[raw] = c
-    return c
+    if hit is None:
+        pair = wire.unpack_one(raw)
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise InvalidToken()
+        hit = cav.from_wire(pair[0], pair[1])
+        _remember(_caveat_cache, raw, hit)
+    return hit
 
 
 def decode_many(items: Sequence[bytes]) -> list[Macaroon]:
