@@ -60,7 +60,8 @@ async def _session(request: web.Request) -> Session:
 
 def _path_id(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
+    # isascii too: str.isdigit() accepts characters like "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
         raise BadRequest(f"{name} must be a positive integer")
     return int(raw)
 

@@ -1,0 +1,14 @@
+"""Review findings on the authority's HTTP surface: inputs that once produced a 500."""
+
+from __future__ import annotations
+
+from .authority_support import Client, bearer, bootstrap_owner
+from .test_authority_bad_input import _expect_4xx
+
+
+async def test_unicode_digits_in_path_ids_are_a_400(client: Client) -> None:
+    # "²" passes str.isdigit() but int() refuses it.
+    owner = await bootstrap_owner(client)
+    headers = bearer(owner.session)
+    await _expect_4xx(client, "GET", "/v1/orgs/%C2%B2/members", headers=headers)
+    await _expect_4xx(client, "DELETE", f"/v1/orgs/{owner.org_id}/members/%C2%B2", headers=headers)
