@@ -12,3 +12,11 @@ async def test_unicode_digits_in_path_ids_are_a_400(client: Client) -> None:
     headers = bearer(owner.session)
     await _expect_4xx(client, "GET", "/v1/orgs/%C2%B2/members", headers=headers)
     await _expect_4xx(client, "DELETE", f"/v1/orgs/{owner.org_id}/members/%C2%B2", headers=headers)
+
+
+async def test_deeply_nested_json_is_a_400(client: Client) -> None:
+    owner = await bootstrap_owner(client)
+    body = b"[" * 100_000 + b"]" * 100_000
+    await _expect_4xx(client, "POST", "/v1/sessions", data=body[: 200 * 1024])
+    nested = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+    await _expect_4xx(client, "POST", "/v1/orgs", data=nested, headers=bearer(owner.session))

@@ -185,7 +185,8 @@ async def read_json(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) ->
         raise BadRequest("request body must be a JSON object")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # RecursionError: deeply nested arrays or objects exhaust the decoder's stack.
         raise BadRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
