@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .authority_support import Client, bearer, bootstrap_owner
+from vault.macaroon import ALL, READ, decode_token, encode_bundle
+from vault.macaroon.caveats import IfPresent, Secrets
+
+from .authority_support import Client, bearer, bootstrap_owner, call, login_discharge, permission_token
 from .test_authority_bad_input import _expect_4xx
 
 
@@ -20,3 +23,22 @@ async def test_deeply_nested_json_is_a_400(client: Client) -> None:
     await _expect_4xx(client, "POST", "/v1/sessions", data=body[: 200 * 1024])
     nested = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
     await _expect_4xx(client, "POST", "/v1/orgs", data=nested, headers=bearer(owner.session))
+
+
+async def test_minting_with_a_bundle_keeps_its_store_restrictions(client: Client) -> None:
+    # An IfPresent whose else branch allows C passes the tokens.mint check; the minted
+    # token must not shed the restriction on secrets, or minting would widen the bundle.
+    owner = await bootstrap_owner(client)
+    own_token = await permission_token(client, owner.session, owner.org_id, ttl=600)
+    discharge = await login_discharge(client, owner.session, own_token)
+    only_db = IfPresent((Secrets((("db/", READ),)),), ALL)
+    narrowed = own_token.attenuate([only_db])
+    reply = await call(
+        client,
+        "POST",
+        "/v1/tokens",
+        json={"org": owner.org_id},
+        headers=bearer(encode_bundle([narrowed, discharge])),
+        expect=201,
+    )
+    assert only_db in decode_token(reply["token"]).unverified_caveats

@@ -17,13 +17,13 @@ import uuid
 from collections.abc import Callable
 
 from vault.errors import BadRequest, NotFound, Unauthorized, Unprocessable
-from vault.macaroon import CONTROL, Access, Macaroon, add_third_party, mask_to_string
+from vault.macaroon import CONTROL, Access, Caveat, Macaroon, add_third_party, mask_to_string
 from vault.macaroon.caveats import ConfineUser, MaxValidity, Organization, ThirdParty, ValidityWindow
 
 from .accounts import Accounts
 from .audit import Auditor
 from .interfaces import RevocationList, RootKeys, TokenStore
-from .principal import Principal
+from .principal import CARRIED, Principal
 from .records import RequestContext, TokenKind, TokenRecord
 from .roles import Role
 from .ticket_keys import TicketKeys
@@ -101,6 +101,7 @@ class TokenService:
         allowed = role.mask
         expires = now + ttl
         parent: str | None = None
+        carried: list[Caveat] = []
         if via is not None:
             via.verified.check(
                 Access(now, action=CONTROL, org_id=org_id, client_addr=client_addr, operation="tokens.mint")
@@ -109,6 +110,9 @@ class TokenService:
             own_windows = [c.not_after for c in via.token.unverified_caveats if isinstance(c, ValidityWindow)]
             expires = min([expires, *own_windows])
             parent = via.record.id
+            # Store restrictions the mint check cannot see (an IfPresent whose else allows C
+            # passes it) stay on the new token: minting never widens the bundle.
+            carried = [c for c in via.verified.restrictions if isinstance(c, CARRIED)]
         mask = allowed if mask is None else mask
         if not mask:
             raise BadRequest("mask must name at least one permission")
@@ -118,7 +122,9 @@ class TokenService:
                 f"(role {role.value}), not '{mask_to_string(mask & ~allowed)}'"
             )
         kid, key = await self._root_keys.current()
-        token = Macaroon.mint(kid, self._location, key, [Organization(org_id, mask), ValidityWindow(now, expires)])
+        token = Macaroon.mint(
+            kid, self._location, key, [Organization(org_id, mask), ValidityWindow(now, expires), *carried]
+        )
         token = add_third_party(
             token,
             self._login_location,
