@@ -138,7 +138,10 @@ def _write_fallback(path: Path, settings: ClientSettings, context: str, secrets:
     sealed = seal_fallback(_key_material(settings), plaintext, context)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Never write through a planted symlink at the temporary name (the directory may be shared).
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(sealed)
         os.replace(tmp, path)
