@@ -13,6 +13,9 @@ from vault.client import Credentials
 from vault.client.credentials import TokenBundle
 from vault.macaroon import Macaroon
 
+from .authority_support import Client as AuthorityClient
+from .cli import cvault_env, run_cvault
+
 
 def _plant(target: Path) -> Path:
     victim = target.parent / "victim"
@@ -37,3 +40,15 @@ def test_session_save_does_not_follow_a_planted_temp_symlink(tmp_path: Path) -> 
     SessionFile(path).save({"session": "x"})
     assert victim.read_text() == "precious"
     assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_logout_with_a_dead_session_still_forgets_it(client: AuthorityClient, tmp_path: Path) -> None:
+    # An expired or revoked session cannot be revoked again; refusing to delete it left
+    # the operator with a file every command rejects and no way to clear it but rm.
+    authority = str(client.make_url("")).rstrip("/")
+    env = cvault_env({"XDG_CONFIG_HOME": str(tmp_path), "CVAULT_AUTHORITY_URL": authority})
+    path = tmp_path / "cvault" / "session.json"
+    SessionFile(path).save({"authority_url": authority, "session": "cvs_" + "A" * 43})
+    status, out, err = await run_cvault("logout", env=env)
+    assert (status, out.strip()) == (0, "logged out"), err
+    assert not path.exists()

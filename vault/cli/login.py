@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import sys
 import time
 from typing import Any
 
 from vault.client import Client
-from vault.errors import BadRequest
+from vault.errors import BadRequest, Unauthenticated
 
 from .client_options import add_client_options, client_settings
 from .output import print_json
@@ -91,7 +92,10 @@ def logout(args: argparse.Namespace) -> int:
             ) as client:
                 await client.authority.logout()
 
-        asyncio.run(go())
+        # A session the authority no longer accepts (expired, revoked) is already dead:
+        # forget it anyway, or no command could get rid of it.
+        with contextlib.suppress(Unauthenticated):
+            asyncio.run(go())
     removed = settings.session_file.delete()
     print("logged out" if removed or settings.credentials.session else "not logged in")
     return 0
