@@ -157,3 +157,16 @@ def test_every_error_class_maps_back_from_its_code() -> None:
         err = error_from_reply(cls.status, {"error": {"code": cls.code, "message": "m"}}, service="s")
         assert type(err) is cls and err.message == "m"
     assert {"unavailable", "connection_failed", "discharge_required", "invalid_token"} <= set(classes)
+
+
+async def test_deeply_nested_reply_is_a_bad_reply(serve: Callable[[Script], TestServer]) -> None:
+    nested = "[" * 200_000 + "]" * 200_000
+    script = Script([lambda: web.Response(text=nested, content_type="application/json")])
+    url = await _url(serve(script))
+    http, _ = _http()
+    try:
+        with pytest.raises(errors.VaultError) as err:
+            await http.request("GET", url + "/x")
+    finally:
+        await http.close()
+    assert err.value.code == "bad_reply"

@@ -145,7 +145,7 @@ class HTTP:
             if raw:
                 try:
                     payload = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
                     payload = None
             if resp.status >= 400:
                 raise error_from_reply(resp.status, payload, service=service)
