@@ -21,3 +21,43 @@ async def test_read_of_a_version_beyond_any_stored_one_is_not_found(world: World
     assert (await _raw(w, "GET", w.secret("a") + f"?version={version}"))[0] == 404
     assert (await _raw(w, "GET", f"/vault/v1/acme/prod/data/a?version={version}"))[0] == 404
     assert (await w.h.store("GET", w.secret("a"), w.bundle)).body["value"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("native", b'{"value": "\\ud800"}'),
+        ("/vault/v1/acme/prod/data/a", b'{"data": {"value": "\\ud800"}}'),
+        ("/vault/v1/acme/prod/data/a", b'{"data": {"\\udfff": 1}}'),
+    ],
+)
+async def test_values_that_are_not_unicode_text_are_refused(world: World, path: str, body: bytes) -> None:
+    w = world
+    method = "PUT" if path == "native" else "POST"
+    status, _ = await _raw(w, method, w.secret("a") if path == "native" else path, body)
+    assert status == 400
+
+
+@pytest.mark.parametrize("org", ["%C2%B2", "%D9%A3", "%EF%BC%91"])
+async def test_org_ids_of_non_ascii_digits_are_not_found(world: World, org: str) -> None:
+    assert (await _raw(world, "GET", f"/v1/orgs/{org}/vaults"))[0] == 404
+    assert (await _raw(world, "GET", f"/v1/orgs/{org}/enroll"))[0] == 404
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=%C2%B2",
+        "until=%D9%A3",
+        "since=0001-01-01T00:00:00%2B01:00",
+        "until=9999-12-31T23:59:59-01:00",
+        "secret=a%00b",
+        "actor=a%00b",
+        "action=a%00",
+        "token=a%00",
+        "cursor=9223372036854775808",
+        "cursor=99999999999999999999",
+    ],
+)
+async def test_bad_audit_query_parameters_are_400(world: World, query: str) -> None:
+    assert (await _raw(world, "GET", world.path(f"/audit?{query}")))[0] == 400
