@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from .store_fixtures import World, services, world  # noqa: F401
+from vault.macaroon.caveats import Operations
+from vault.storage.pool import Pool
+
+from .harness import attenuate
+from .store_fixtures import World, audit_head, audit_since, services, world  # noqa: F401
 
 
 async def _raw(w: World, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -61,3 +67,16 @@ async def test_org_ids_of_non_ascii_digits_are_not_found(world: World, org: str)
 )
 async def test_bad_audit_query_parameters_are_400(world: World, query: str) -> None:
     assert (await _raw(world, "GET", world.path(f"/audit?{query}")))[0] == 400
+
+
+@pytest.mark.parametrize("operation", ["a\x00b", "\x00"])
+async def test_a_refusal_whose_reason_holds_a_nul_is_audited_and_403(world: World, pool: Pool, operation: str) -> None:
+    w = world
+    # The holder of a token may attenuate it with any caveat text; refusal reasons quote it.
+    bundle = await w.h.store_bundle(attenuate(w.root, [Operations((operation,))]), w.auth)
+    seq = await audit_head(pool)
+    r = await w.h.store("GET", w.secret("a"), bundle)
+    assert r.status == 403, r
+    events = await audit_since(pool, seq)
+    assert [(e["action"], e["outcome"]) for e in events] == [("secrets.read", "denied")]
+    assert "\x00" not in json.dumps(events[0]["detail"])
