@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from vault.macaroon import Macaroon, encode_token
 from vault.macaroon.caveats import Operations
 from vault.storage.pool import Pool
 
@@ -80,3 +81,17 @@ async def test_a_refusal_whose_reason_holds_a_nul_is_audited_and_403(world: Worl
     events = await audit_since(pool, seq)
     assert [(e["action"], e["outcome"]) for e in events] == [("secrets.read", "denied")]
     assert "\x00" not in json.dumps(events[0]["detail"])
+
+
+@pytest.mark.parametrize("kid", [b"\xff" * 8, b"\x80" + b"\x00" * 7])
+async def test_a_key_id_beyond_bigint_is_an_invalid_token(world: World, kid: bytes) -> None:
+    w = world
+    # Anyone can write any kid: it is read before any signature can be checked.
+    token = encode_token(Macaroon.mint(kid, w.h.store_url, bytes(32), []))
+    for path, refused in ((w.secret("a"), 401), ("/vault/v1/acme/prod/data/a", 403)):
+        async with w.h.http.get(w.h.store_url + path, headers={"Authorization": f"Bearer {token}"}) as resp:
+            assert resp.status == refused, path
+    async with w.h.http.get(
+        w.h.store_url + "/vault/v1/auth/token/lookup-self", headers={"X-Vault-Token": token}
+    ) as resp:
+        assert resp.status == 403
