@@ -11,7 +11,7 @@ from vault.macaroon.caveats import Operations
 from vault.storage.pool import Pool
 
 from .harness import attenuate
-from .store_fixtures import World, audit_head, audit_since, services, world  # noqa: F401
+from .store_fixtures import World, audit_head, audit_since
 
 
 async def _raw(w: World, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
