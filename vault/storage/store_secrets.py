@@ -139,6 +139,10 @@ def _stored(row: Any) -> StoredVersion:
     )
 
 
+MAX_VERSION = 2**31 - 1
+"""Versions are PostgreSQL ``int`` columns."""
+
+
 def _missing(vault: str, name: str) -> NotFound:
     return NotFound(f"secret {name!r} not found in vault {vault!r}")
 
@@ -260,6 +264,10 @@ class SecretStore:
     async def read(
         self, org_id: int, vault: str, name: str, *, version: int | None, stage: str | None
     ) -> StoredVersion:
+        if version is not None and not 0 < version <= MAX_VERSION:
+            # No such version can exist (the column is an int); sent on, it would fail the
+            # whole coalesced batch, other callers' reads included.
+            raise NotFound(f"version {version} of secret {name!r} not found in vault {vault!r}")
         if self._reads is not None:
             row = await self._reads.read(org_id, vault, name, version, stage)
             if row is None:

@@ -38,7 +38,7 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 def check_org_id(text: str) -> int:
     """An org id from a URL path; anything that is not one is simply not found."""
-    if not text.isdigit() or len(text) > 19 or int(text) > MAX_ORG_ID:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_ORG_ID:
         raise NotFound(f"organization {text[:32]!r} not found")
     return int(text)
 
@@ -77,7 +77,10 @@ def check_stage(stage: str) -> str:
 
 
 def check_value(value: str) -> bytes:
-    data = value.encode("utf-8")
+    try:
+        data = value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: JSON can spell them, UTF-8 cannot
+        raise BadRequest("secret values must be Unicode text (no unpaired surrogates)") from None
     if len(data) > MAX_SECRET_BYTES:
         raise TooLarge(f"secret values are at most {MAX_SECRET_BYTES} bytes")
     return data

@@ -55,6 +55,8 @@ def key_id_from_kid(kid: bytes) -> int:
     if len(kid) != _KID.size:
         raise InvalidToken()
     value: int = _KID.unpack(kid)[0]
+    if value >= 1 << 63:  # key ids are bigint; no key has such an id
+        raise InvalidToken()
     return value
 
 

@@ -43,12 +43,18 @@ def bearer_credentials(headers: Mapping[str, str]) -> str:
     return rest
 
 
+def _storable(text: str) -> str:
+    # Reasons quote caller-chosen text (a token's own caveats); an audit event refuses NUL
+    # and unpaired surrogates, and a refusal must be recorded whatever it quotes.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 async def record_failure(
     request: web.Request, ctx: RequestContext, exc: VaultError, vault: str | None, secret: str | None
 ) -> None:
     services = request.config_dict[SERVICES_KEY]
     outcome = "denied" if exc.status in (401, 403) else "error"
-    detail = {"code": exc.code, "status": exc.status, "reason": exc.message[:_MAX_REASON]}
+    detail = {"code": exc.code, "status": exc.status, "reason": _storable(exc.message[:_MAX_REASON])}
     event = ctx.event(outcome, vault=vault, secret=secret, detail=detail)
     try:
         await services.audit.record(event)

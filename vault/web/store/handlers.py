@@ -38,6 +38,8 @@ __all__ = ["add_routes"]
 
 MAX_TTL = 10 * 365 * 86400
 MAX_LIST = 1000
+_MAX_FILTER = 1000
+_MAX_SEQ = (1 << 63) - 1
 _ORG = "/v1/orgs/{org}"
 _VAULT = _ORG + "/vaults/{vault}"
 _NAME = "{name:[A-Za-z0-9._/-]+}"
@@ -319,13 +321,21 @@ def _time_param(request: web.Request, name: str) -> dt.datetime | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         return dt.datetime.fromtimestamp(min(int(raw), 253402300799), dt.UTC)
     try:
         value = dt.datetime.fromisoformat(raw)
-    except ValueError:
+        # In UTC here: the database driver converts too, and fails on times it cannot shift.
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         raise BadRequest(f"query parameter {name!r} must be Unix seconds or an ISO 8601 time") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _text_param(request: web.Request, name: str) -> str | None:
+    raw = request.query.get(name)
+    if raw is not None and ("\x00" in raw or len(raw) > _MAX_FILTER):
+        raise BadRequest(f"query parameter {name!r} must be at most {_MAX_FILTER} characters, without NUL")
+    return raw
 
 
 @guarded("audit.query", AUDIT)
@@ -333,20 +343,23 @@ async def query_audit(request: web.Request, ctx: RequestContext) -> web.StreamRe
     q = request.query
     limit = min(int_param(request, "limit", default=100, minimum=1) or 100, MAX_QUERY_LIMIT)
     outcome = q.get("outcome")
+    cursor = int_param(request, "cursor", minimum=0)
+    if cursor is not None and cursor > _MAX_SEQ:
+        raise BadRequest("cursor is not one this store returned")
     if outcome is not None and outcome not in ("ok", "denied", "error"):
         raise BadRequest("outcome must be ok, denied or error")
     events, next_cursor = await query_events(
         _svc(request).pool,
         "store",
         org=ctx.org_id,
-        secret=q.get("secret"),
-        actor=q.get("actor"),
-        token_id=q.get("token"),
-        action=q.get("action"),
+        secret=_text_param(request, "secret"),
+        actor=_text_param(request, "actor"),
+        token_id=_text_param(request, "token"),
+        action=_text_param(request, "action"),
         outcome=outcome,
         since=_time_param(request, "since"),
         until=_time_param(request, "until"),
-        cursor=int_param(request, "cursor", minimum=0),
+        cursor=cursor,
         limit=limit,
     )
     await _svc(request).audit.record(ctx.event("ok", detail={"returned": len(events)}))
