@@ -5,7 +5,7 @@ from __future__ import annotations
 from vault.macaroon import ALL, READ, decode_token, encode_bundle
 from vault.macaroon.caveats import IfPresent, Secrets
 
-from .authority_support import Client, bearer, bootstrap_owner, call, login_discharge, permission_token
+from .authority_support import AUTHORITY_URL, Client, bearer, bootstrap_owner, call, login_discharge, permission_token
 from .test_authority_bad_input import _expect_4xx
 
 
@@ -42,3 +42,19 @@ async def test_minting_with_a_bundle_keeps_its_store_restrictions(client: Client
         expect=201,
     )
     assert only_db in decode_token(reply["token"]).unverified_caveats
+
+
+async def test_a_key_id_beyond_bigint_is_an_invalid_token(client: Client) -> None:
+    # The kid is read before any signature can be checked; a row id the database's
+    # bigint cannot hold must be an invalid token, not a 500.
+    from vault.macaroon import Macaroon, encode_token
+    from vault.macaroon.caveats import Organization
+
+    owner = await bootstrap_owner(client)
+    for kid in (b"\xff" * 8, b"\x80" + b"\x00" * 7):
+        forged = Macaroon.mint(kid, AUTHORITY_URL, b"k" * 32, [Organization(owner.org_id, ALL)])
+        reply = await client.post(
+            "/v1/tokens", json={"org": owner.org_id}, headers={"Authorization": f"Bearer {encode_token(forged)}"}
+        )
+        assert reply.status == 401, await reply.text()
+        assert (await reply.json())["error"]["code"] == "invalid_token"

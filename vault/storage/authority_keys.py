@@ -83,11 +83,13 @@ class RootKeyRing:
         return self._current
 
     async def get(self, kid: bytes) -> bytes:
-        if len(kid) != _KID_SIZE:
+        # The kid is read before any signature can be checked: only row ids a bigint can hold reach the database.
+        key_id = int.from_bytes(kid, "big")
+        if len(kid) != _KID_SIZE or key_id >= 1 << 63:
             raise InvalidToken()
         if kid == self._current[0]:
             return self._current[1]
         try:
-            return await self._keys.get(int.from_bytes(kid, "big"), ROOT_PURPOSE)
+            return await self._keys.get(key_id, ROOT_PURPOSE)
         except (NotFound, DecryptionError):
             raise InvalidToken() from None
