@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from vault.macaroon import ALL, READ, decode_token, encode_bundle
 from vault.macaroon.caveats import IfPresent, Secrets
 
@@ -58,3 +60,15 @@ async def test_a_key_id_beyond_bigint_is_an_invalid_token(client: Client) -> Non
         )
         assert reply.status == 401, await reply.text()
         assert (await reply.json())["error"]["code"] == "invalid_token"
+
+
+async def test_login_with_nul_or_surrogates_in_the_email_is_a_4xx(client: Client) -> None:
+    await bootstrap_owner(client)
+    for email in ("a\u0000b@example.com", "\ud800@example.com", "x" * 5000):
+        await _expect_4xx(
+            client,
+            "POST",
+            "/v1/sessions",
+            data=json.dumps({"email": email, "password": "pw"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )

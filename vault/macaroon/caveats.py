@@ -390,7 +390,7 @@ class Vaults(_MaskMap):
             return Refusal("the request names no vault", unspecified=True)
         allowed = dict(self.masks).get(access.vault)
         if allowed is None:
-            names = ", ".join(k for k, _ in self.masks)
+            names = ", ".join(repr(k) for k, _ in self.masks)
             return Refusal(f"token is limited to vaults [{names}], not {access.vault!r}")
         if not acc.is_subset(access.action, allowed):
             return _action_refusal(f"vault {access.vault!r}", access.action, allowed)
@@ -453,7 +453,9 @@ class Operations(Caveat):
         if access.operation is None:
             return Refusal("the request names no operation", unspecified=True)
         if access.operation not in self.names:
-            return Refusal(f"token allows only operations [{', '.join(self.names)}], not {access.operation!r}")
+            # Names are quoted with repr: anyone can attenuate a token, so they are untrusted text.
+            allowed = ", ".join(repr(n) for n in self.names)
+            return Refusal(f"token allows only operations [{allowed}], not {access.operation!r}")
         return None
 
 

@@ -193,8 +193,14 @@ async def read_json(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) ->
     return data
 
 
-def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True) -> Any:
-    """``data[name]`` checked against ``kind``; missing or mistyped fields are a 400 naming the field."""
+def field(
+    data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True, allow_nul: bool = False
+) -> Any:
+    """``data[name]`` checked against ``kind``; missing or mistyped fields are a 400 naming the field.
+
+    Strings must be encodable UTF-8 text without NUL characters (PostgreSQL's text refuses
+    both); ``allow_nul`` is for values that are only ever stored encrypted (secret values).
+    """
     if name not in data or data[name] is None:
         if required:
             raise BadRequest(f"field {name!r} is required")
@@ -204,7 +210,19 @@ def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, req
         raise BadRequest(f"field {name!r} has the wrong type")
     if not isinstance(value, kind):
         raise BadRequest(f"field {name!r} has the wrong type")
+    if isinstance(value, str) and not _is_text(value, allow_nul=allow_nul):
+        raise BadRequest(f"field {name!r} must be Unicode text without NUL characters")
     return value
+
+
+def _is_text(value: str, *, allow_nul: bool) -> bool:
+    if not allow_nul and "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from JSON escapes like "\ud800"
+        return False
+    return True
 
 
 def int_param(request: web.Request, name: str, *, default: int | None = None, minimum: int = 0) -> int | None:

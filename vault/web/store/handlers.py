@@ -193,7 +193,7 @@ async def list_secrets(request: web.Request, ctx: RequestContext) -> web.StreamR
 async def write_secret(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     vault, name = request.match_info["vault"], request.match_info["name"]
     data = await read_json(request)
-    value = check_value(field(data, "value", str))
+    value = check_value(field(data, "value", str, allow_nul=True))
     cas = field(data, "cas", int, required=False)
     if cas is not None and cas < 0:
         raise BadRequest("cas must be a version number (0: the secret must not exist yet)")
