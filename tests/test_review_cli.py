@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from vault.cli.client_options import ClientSettings
 from vault.cli.run import _write_fallback
 from vault.cli.session_file import SessionFile
@@ -52,3 +54,20 @@ async def test_logout_with_a_dead_session_still_forgets_it(client: AuthorityClie
     status, out, err = await run_cvault("logout", env=env)
     assert (status, out.strip()) == (0, "logged out"), err
     assert not path.exists()
+
+
+def test_an_unexpected_error_is_one_sentence_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vault.cli import main as cli_main
+    from vault.cli import tokens
+
+    def broken(args: object) -> int:
+        raise KeyError("orgs")  # e.g. a server reply missing a field
+
+    monkeypatch.setattr(tokens, "cmd_debug", broken)
+    status = cli_main.main(["tokens", "debug", "cv1_x"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.startswith("cvault: unexpected KeyError") and "(internal)" in err
+    assert "Traceback" not in err

@@ -43,4 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Only the type: a third-party exception's text may quote a header or a reply,
+        # and those can carry tokens. Our own errors are VaultErrors, handled above.
+        print(
+            f"cvault: unexpected {type(exc).__name__}; the server's reply or a setting is malformed, "
+            "or this is a bug in cvault (internal)",
+            file=sys.stderr,
+        )
+        return 1
     return status
