@@ -9,6 +9,9 @@ both then use the oldest, so they agree.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from typing import Any
 
 from vault.crypto.keyring import generate_key
@@ -19,6 +22,9 @@ from vault.store.models import RootKey
 from .keys import KeyRepository
 from .pool import database_errors
 
+RELOAD_INTERVAL = 1.0
+"""Seconds between reloads of the org table triggered by unknown key ids."""
+
 __all__ = ["DATA_KEY_PURPOSE", "ENROLL_KEY_PURPOSE", "ROOT_KEY_PURPOSE", "TICKET_KEY_PURPOSE", "StoreKeyDirectory"]
 
 ROOT_KEY_PURPOSE = "store-root"
@@ -26,7 +32,6 @@ ENROLL_KEY_PURPOSE = "store-enroll"
 TICKET_KEY_PURPOSE = "store-ticket"
 DATA_KEY_PURPOSE = "store-dek"
 
-_ORG_OF_KEY = "SELECT id FROM store.orgs WHERE root_key_id = $1"
 _ALL_ORGS = "SELECT id, root_key_id FROM store.orgs"
 _ROOT_OF_ORG = "SELECT root_key_id FROM store.orgs WHERE id = $1"
 
@@ -49,6 +54,9 @@ class StoreKeyDirectory:
         self.ticket_keys = ticket_keys
         self._by_id: dict[int, RootKey] = {enroll_key.key_id: enroll_key}
         self._by_org: dict[int, RootKey] = {}
+        self._reload: asyncio.Future[None] | None = None
+        self._last_reload = float("-inf")
+        self.reloads = 0
 
     def __repr__(self) -> str:
         return f"StoreKeyDirectory(cached={len(self._by_id)})"
@@ -83,18 +91,34 @@ class StoreKeyDirectory:
         return self._by_id.get(key_id)
 
     async def load(self, key_id: int) -> RootKey | None:
+        """The root key with this id, if an org has it; unknown ids wait for a shared reload.
+
+        Key ids arrive before any signature can be checked, so they are untrusted: a
+        miss does not query that id but waits for one reload of the org table, shared
+        by every concurrent miss and run at most once per :data:`RELOAD_INTERVAL`. Made-up
+        kids thus cost at most one query a second; an org enrolled through another node
+        is found after at most that long.
+        """
         found = self._by_id.get(key_id)
         if found is not None:
             return found
-        # An org enrolled through another node since this one started.
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.ensure_future(self._reload_orgs())
+        await asyncio.shield(self._reload)
+        return self._by_id.get(key_id)
+
+    async def _reload_orgs(self) -> None:
+        wait = self._last_reload + RELOAD_INTERVAL - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_reload = time.monotonic()
+        self.reloads += 1
         with database_errors():
-            org_id = await self._pool.fetchval(_ORG_OF_KEY, key_id)
-        if org_id is None:
-            return None
-        try:
-            return await self._remember(org_id, key_id)
-        except NotFound:
-            return None
+            rows = await self._pool.fetch(_ALL_ORGS)
+        for row in rows:
+            if row["root_key_id"] not in self._by_id:
+                with contextlib.suppress(NotFound):
+                    await self._remember(row["id"], row["root_key_id"])
 
     async def root_key_for(self, org_id: int) -> RootKey | None:
         found = self._by_org.get(org_id)
