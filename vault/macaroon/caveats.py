@@ -1,77 +1,40 @@
 """The caveat types cvault knows.
 
 Numbers below 2**48 are ``superfly/macaroon``'s and mean what they mean there,
-with the same bodies. cvault's own types start at :data:`CVAULT_BASE` in the
-user-defined range; once shipped, a number is never reused.
+with the same bodies; they are defined here. cvault's own types live in the
+user-defined range and are defined in :mod:`vault.macaroon.cvault_caveats`,
+re-exported here so every caveat type can be imported from this module.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import access as acc
 from .access import Access
-from .caveat import CAV_MIN_USER_DEFINED, Caveat, Refusal, from_flat, from_json, register, to_flat
+from .caveat import Caveat, Refusal, from_flat, from_json, register, to_flat
+from .cvault_caveats import CVAULT_BASE, ClientCIDR, Operations, Secrets, TokenLineage, UserID, Vaults
+from .fields import action_refusal, ago, binary, int64, mask, struct_fields, text, timestamp, uint
 
-CVAULT_BASE = CAV_MIN_USER_DEFINED + 0x6376_0000  # "cv"
-
-
-def _uint(value: Any, bits: int = 64) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < (1 << bits):
-        raise ValueError(f"expected an unsigned {bits}-bit integer, got {value!r}")
-    return value
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not -(1 << 63) <= value < (1 << 63):
-        raise ValueError(f"expected a 64-bit integer, got {value!r}")
-    return value
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _bytes(value: Any) -> bytes:
-    if not isinstance(value, bytes):
-        raise ValueError(f"expected bytes, got {type(value).__name__}")
-    return value
-
-
-def _mask_json(value: Any) -> int:
-    if isinstance(value, str):
-        return acc.mask_from_string(value)
-    return _uint(value, 16)
-
-
-def _fields(body: Any, n: int) -> list[Any]:
-    # Struct bodies are positional arrays; fields may be appended by later
-    # versions, so accept longer arrays and ignore what we do not know yet.
-    if not isinstance(body, list) or len(body) < n:
-        raise ValueError(f"expected an array of at least {n} fields")
-    return body
-
-
-def _when(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _ago(seconds: int) -> str:
-    if seconds < 120:
-        return f"{seconds} seconds"
-    if seconds < 7200:
-        return f"{seconds // 60} minutes"
-    return f"{seconds // 3600} hours"
-
-
-def _action_refusal(what: str, wanted: int, allowed: int) -> Refusal:
-    missing = acc.mask_to_string(wanted & ~allowed)
-    return Refusal(f"{what} allows '{acc.mask_to_string(allowed)}', not '{missing}'")
+__all__ = [
+    "CVAULT_BASE",
+    "Action",
+    "BindToParentToken",
+    "ClientCIDR",
+    "ConfineOrganization",
+    "ConfineUser",
+    "IfPresent",
+    "MaxValidity",
+    "Operations",
+    "Organization",
+    "Secrets",
+    "ThirdParty",
+    "TokenLineage",
+    "UserID",
+    "ValidityWindow",
+    "Vaults",
+]
 
 
 @register
@@ -89,15 +52,15 @@ class Organization(Caveat):
 
     @classmethod
     def from_body(cls, body: Any) -> Organization:
-        f = _fields(body, 2)
-        return cls(_uint(f[0]), _uint(f[1], 16))
+        f = struct_fields(body, 2)
+        return cls(uint(f[0]), uint(f[1], 16))
 
     def to_json(self) -> Any:
         return {"id": self.id, "mask": acc.mask_to_string(self.mask)}
 
     @classmethod
     def from_json(cls, body: Any) -> Organization:
-        return cls(_uint(body["id"]), _mask_json(body["mask"]))
+        return cls(uint(body["id"]), mask(body["mask"]))
 
     def prohibits(self, access: Access) -> Refusal | None:
         if access.org_id is None:
@@ -105,7 +68,7 @@ class Organization(Caveat):
         if access.org_id != self.id:
             return Refusal(f"token is for organization {self.id}, not {access.org_id}")
         if not acc.is_subset(access.action, self.mask):
-            return _action_refusal(f"organization {self.id}", access.action, self.mask)
+            return action_refusal(f"organization {self.id}", access.action, self.mask)
         return None
 
 
@@ -122,22 +85,22 @@ class ValidityWindow(Caveat):
 
     @classmethod
     def from_body(cls, body: Any) -> ValidityWindow:
-        f = _fields(body, 2)
-        return cls(_int(f[0]), _int(f[1]))
+        f = struct_fields(body, 2)
+        return cls(int64(f[0]), int64(f[1]))
 
     def to_json(self) -> Any:
         return {"not_before": self.not_before, "not_after": self.not_after}
 
     @classmethod
     def from_json(cls, body: Any) -> ValidityWindow:
-        return cls(_int(body["not_before"]), _int(body["not_after"]))
+        return cls(int64(body["not_before"]), int64(body["not_after"]))
 
     def prohibits(self, access: Access) -> Refusal | None:
         if access.now > self.not_after:
-            ago = _ago(access.now - self.not_after)
-            return Refusal(f"token expired at {_when(self.not_after)} ({ago} ago)")
+            since = ago(access.now - self.not_after)
+            return Refusal(f"token expired at {timestamp(self.not_after)} ({since} ago)")
         if access.now < self.not_before:
-            return Refusal(f"token is not valid before {_when(self.not_before)}")
+            return Refusal(f"token is not valid before {timestamp(self.not_before)}")
         return None
 
 
@@ -150,14 +113,14 @@ class _IDCaveat(Caveat):
 
     @classmethod
     def from_body(cls, body: Any) -> Caveat:
-        return cls(_uint(_fields(body, 1)[0]))
+        return cls(uint(struct_fields(body, 1)[0]))
 
     def to_json(self) -> Any:
         return {"id": self.id}
 
     @classmethod
     def from_json(cls, body: Any) -> Caveat:
-        return cls(_uint(body["id"]))
+        return cls(uint(body["id"]))
 
 
 @register
@@ -208,8 +171,8 @@ class ThirdParty(Caveat):
 
     @classmethod
     def from_body(cls, body: Any) -> ThirdParty:
-        f = _fields(body, 3)
-        return cls(_str(f[0]), _bytes(f[1]), _bytes(f[2]))
+        f = struct_fields(body, 3)
+        return cls(text(f[0]), binary(f[1]), binary(f[2]))
 
     def to_json(self) -> Any:
         return {"location": self.location, "ticket_bytes": len(self.ticket)}
@@ -236,14 +199,14 @@ class BindToParentToken(Caveat):
 
     @classmethod
     def from_body(cls, body: Any) -> BindToParentToken:
-        return cls(_bytes(body))
+        return cls(binary(body))
 
     def to_json(self) -> Any:
         return self.binding_id.hex()
 
     @classmethod
     def from_json(cls, body: Any) -> BindToParentToken:
-        return cls(bytes.fromhex(_str(body)))
+        return cls(bytes.fromhex(text(body)))
 
     def prohibits(self, access: Access) -> Refusal | None:
         return Refusal("binding caveats are checked during verification, not by an access check")
@@ -264,15 +227,15 @@ class IfPresent(Caveat):
 
     @classmethod
     def from_body(cls, body: Any) -> IfPresent:
-        f = _fields(body, 2)
-        return cls(tuple(from_flat(f[0])), _uint(f[1], 16))
+        f = struct_fields(body, 2)
+        return cls(tuple(from_flat(f[0])), uint(f[1], 16))
 
     def to_json(self) -> Any:
         return {"ifs": [c.describe() for c in self.ifs], "else": acc.mask_to_string(self.else_mask)}
 
     @classmethod
     def from_json(cls, body: Any) -> IfPresent:
-        return cls(tuple(from_json(body["ifs"])), _mask_json(body["else"]))
+        return cls(tuple(from_json(body["ifs"])), mask(body["else"]))
 
     def prohibits(self, access: Access) -> Refusal | None:
         reasons = []
@@ -287,7 +250,7 @@ class IfPresent(Caveat):
         if reasons:
             return Refusal("; ".join(reasons))
         if not applied and not acc.is_subset(access.action, self.else_mask):
-            return _action_refusal("IfPresent else branch", access.action, self.else_mask)
+            return action_refusal("IfPresent else branch", access.action, self.else_mask)
         return None
 
 
@@ -305,7 +268,7 @@ class MaxValidity(Caveat):
 
     @classmethod
     def from_body(cls, body: Any) -> MaxValidity:
-        return cls(_uint(body))
+        return cls(uint(body))
 
     def prohibits(self, access: Access) -> Refusal | None:
         if access.discharge_expiry is None:
@@ -329,218 +292,16 @@ class Action(Caveat):
 
     @classmethod
     def from_body(cls, body: Any) -> Action:
-        return cls(_uint(body, 16))
+        return cls(uint(body, 16))
 
     def to_json(self) -> Any:
         return acc.mask_to_string(self.mask)
 
     @classmethod
     def from_json(cls, body: Any) -> Action:
-        return cls(_mask_json(body))
+        return cls(mask(body))
 
     def prohibits(self, access: Access) -> Refusal | None:
         if not acc.is_subset(access.action, self.mask):
-            return _action_refusal("Action caveat", access.action, self.mask)
-        return None
-
-
-def _mask_map(body: Any) -> tuple[tuple[str, int], ...]:
-    if not isinstance(body, dict) or not body:
-        raise ValueError("expected a non-empty map of name -> mask")
-    return tuple(sorted((_str(k), _uint(v, 16)) for k, v in body.items()))
-
-
-def _mask_map_json(body: Any) -> tuple[tuple[str, int], ...]:
-    if not isinstance(body, dict) or not body:
-        raise ValueError('expected a non-empty object like {"prod": "r"}')
-    return tuple(sorted((_str(k), _mask_json(v)) for k, v in body.items()))
-
-
-@dataclass(frozen=True, slots=True)
-class _MaskMap(Caveat):
-    """A ``{name: mask}`` map; subclasses say which resource the names match."""
-
-    masks: tuple[tuple[str, int], ...]
-
-    def body(self) -> Any:
-        return dict(self.masks)
-
-    @classmethod
-    def from_body(cls, body: Any) -> Caveat:
-        return cls(_mask_map(body))
-
-    def to_json(self) -> Any:
-        return {k: acc.mask_to_string(v) for k, v in self.masks}
-
-    @classmethod
-    def from_json(cls, body: Any) -> Caveat:
-        return cls(_mask_map_json(body))
-
-
-@register
-@dataclass(frozen=True, slots=True)
-class Vaults(_MaskMap):
-    """Only these vaults, each with its own mask (``{name: mask}``)."""
-
-    TYPE = CVAULT_BASE + 0
-    NAME = "Vaults"
-
-    def prohibits(self, access: Access) -> Refusal | None:
-        if access.vault is None:
-            return Refusal("the request names no vault", unspecified=True)
-        allowed = dict(self.masks).get(access.vault)
-        if allowed is None:
-            names = ", ".join(repr(k) for k, _ in self.masks)
-            return Refusal(f"token is limited to vaults [{names}], not {access.vault!r}")
-        if not acc.is_subset(access.action, allowed):
-            return _action_refusal(f"vault {access.vault!r}", access.action, allowed)
-        return None
-
-
-def _name_matches(pattern: str, name: str) -> bool:
-    if pattern.endswith("$"):
-        return name == pattern[:-1]
-    return name.startswith(pattern)
-
-
-@register
-@dataclass(frozen=True, slots=True)
-class Secrets(_MaskMap):
-    """Only secrets whose names start with one of these prefixes (``{prefix: mask}``).
-
-    A prefix ending in ``$`` is anchored: ``"db/url$"`` matches the name ``db/url``
-    and nothing longer (secret names cannot contain ``$``). Attenuate-on-use relies
-    on it so a narrowed token opens exactly one secret.
-    """
-
-    TYPE = CVAULT_BASE + 1
-    NAME = "Secrets"
-
-    def prohibits(self, access: Access) -> Refusal | None:
-        if access.secret is None:
-            return Refusal("the request names no secret", unspecified=True)
-        matching = [m for pattern, m in self.masks if _name_matches(pattern, access.secret)]
-        if not matching:
-            names = ", ".join(repr(k) for k, _ in self.masks)
-            return Refusal(f"token is limited to secrets starting with [{names}], not {access.secret!r}")
-        allowed = 0
-        for m in matching:
-            allowed |= m
-        if not acc.is_subset(access.action, allowed):
-            return _action_refusal(f"secret {access.secret!r}", access.action, allowed)
-        return None
-
-
-@register
-@dataclass(frozen=True, slots=True)
-class Operations(Caveat):
-    """An allow-list of API operations (like Fly's ``Mutations``)."""
-
-    TYPE = CVAULT_BASE + 2
-    NAME = "Operations"
-    names: tuple[str, ...]
-
-    def body(self) -> Any:
-        return list(self.names)
-
-    @classmethod
-    def from_body(cls, body: Any) -> Operations:
-        if not isinstance(body, list) or not body:
-            raise ValueError("expected a non-empty list of operation names")
-        return cls(tuple(_str(n) for n in body))
-
-    def prohibits(self, access: Access) -> Refusal | None:
-        if access.operation is None:
-            return Refusal("the request names no operation", unspecified=True)
-        if access.operation not in self.names:
-            # Names are quoted with repr: anyone can attenuate a token, so they are untrusted text.
-            allowed = ", ".join(repr(n) for n in self.names)
-            return Refusal(f"token allows only operations [{allowed}], not {access.operation!r}")
-        return None
-
-
-@register
-@dataclass(frozen=True, slots=True)
-class ClientCIDR(Caveat):
-    """The caller's address must fall in one of these networks."""
-
-    TYPE = CVAULT_BASE + 3
-    NAME = "ClientCIDR"
-    networks: tuple[str, ...]
-    _parsed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        parsed = tuple(ipaddress.ip_network(n, strict=False) for n in self.networks)
-        object.__setattr__(self, "_parsed", parsed)
-
-    def body(self) -> Any:
-        return list(self.networks)
-
-    @classmethod
-    def from_body(cls, body: Any) -> ClientCIDR:
-        if not isinstance(body, list) or not body:
-            raise ValueError("expected a non-empty list of networks like 10.0.0.0/8")
-        return cls(tuple(_str(n) for n in body))
-
-    def prohibits(self, access: Access) -> Refusal | None:
-        if access.client_addr is None:
-            return Refusal("the client address is unknown", unspecified=True)
-        addr = access.client_addr
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        if any(addr in net for net in self._parsed):
-            return None
-        return Refusal(f"client address {addr} is not in [{', '.join(self.networks)}]")
-
-
-@register
-@dataclass(frozen=True, slots=True)
-class UserID(Caveat):
-    """Attestation (discharges only): the authority vouches the caller is this user."""
-
-    TYPE = CVAULT_BASE + 4
-    NAME = "UserID"
-    ATTESTATION = True
-    id: int
-
-    def body(self) -> Any:
-        return self.id
-
-    @classmethod
-    def from_body(cls, body: Any) -> UserID:
-        return cls(_uint(body))
-
-    def prohibits(self, access: Access) -> Refusal | None:
-        return None
-
-
-@register
-@dataclass(frozen=True, slots=True)
-class TokenLineage(Caveat):
-    """Attestation (discharges only): the authority token used, and its ancestors, oldest last."""
-
-    TYPE = CVAULT_BASE + 5
-    NAME = "TokenLineage"
-    ATTESTATION = True
-    token_id: str
-    ancestors: tuple[str, ...] = ()
-
-    def body(self) -> Any:
-        return [self.token_id, list(self.ancestors)]
-
-    @classmethod
-    def from_body(cls, body: Any) -> TokenLineage:
-        f = _fields(body, 2)
-        if not isinstance(f[1], list):
-            raise ValueError("ancestors must be a list")
-        return cls(_str(f[0]), tuple(_str(a) for a in f[1]))
-
-    def to_json(self) -> Any:
-        return {"token_id": self.token_id, "ancestors": list(self.ancestors)}
-
-    @classmethod
-    def from_json(cls, body: Any) -> TokenLineage:
-        return cls(_str(body["token_id"]), tuple(_str(a) for a in body.get("ancestors", [])))
-
-    def prohibits(self, access: Access) -> Refusal | None:
+            return action_refusal("Action caveat", access.action, self.mask)
         return None
