@@ -72,9 +72,6 @@ class Bundle:
     def encode(self) -> str:
         return encode_bundle(self.tokens)
 
-    def replace(self, old: Macaroon, new: Macaroon) -> Bundle:
-        return Bundle(tuple(new if t is old else t for t in self.tokens))
-
 
 def parse_bundle(text: str) -> Bundle:
     """Parse a comma-separated bundle; anything malformed is :class:`InvalidToken`."""

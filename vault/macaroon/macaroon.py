@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,10 +61,10 @@ class Nonce:
 def _uuid5(namespace: uuid.UUID, name: bytes) -> uuid.UUID:
     # uuid.uuid5 takes only str names before Python 3.12; this is the same
     # SHA-1 construction over raw bytes.
-    return uuid.UUID(bytes=digest_sha1(namespace.bytes + name)[:16], version=5)
+    return uuid.UUID(bytes=_sha1(namespace.bytes + name)[:16], version=5)
 
 
-def digest_sha1(data: bytes) -> bytes:
+def _sha1(data: bytes) -> bytes:
     return hashlib.sha1(data, usedforsecurity=False).digest()
 
 
@@ -249,7 +249,3 @@ def _caveat(raw: bytes) -> cav.Caveat:
         hit = cav.from_wire(pair[0], pair[1])
         _remember(_caveat_cache, raw, hit)
     return hit
-
-
-def decode_many(items: Sequence[bytes]) -> list[Macaroon]:
-    return [decode(b) for b in items]
