@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -90,8 +91,21 @@ async def store_role(database_url: str) -> AsyncIterator[str]:
         await conn.close()
 
 
+def _as_user(dsn: str, user: str) -> str:
+    """``dsn`` logging in as ``user`` (trust auth in tests; host, port and query kept)."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
 async def test_audit_insert_failure_returns_503_without_value(database_url: str, store_role: str, pool: Pool) -> None:
-    store_url = database_url.replace("postgres@", f"{store_role}@", 1)
+    store_url = _as_user(database_url, store_role)
+    # The store must really run as the unprivileged role, or the REVOKE below proves nothing.
+    conn = await asyncpg.connect(store_url)
+    try:
+        assert await conn.fetchval("SELECT current_user") == store_role
+    finally:
+        await conn.close()
     async with running_services(database_url, store_database_url=store_url) as h:
         w = await _enrolled(h)
         await _put(w, "db/url", "postgres://the-value")
