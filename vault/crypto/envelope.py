@@ -25,6 +25,7 @@ from .associated_data import encode_associated_data
 __all__ = [
     "DATA_KEY_SIZE",
     "FORMAT_VERSION",
+    "DataKey",
     "SecretBinding",
     "generate_data_key",
     "open_value",
@@ -38,7 +39,7 @@ TAG_SIZE = 16
 _LABEL = "cvault/secret-value/v1"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecretBinding:
     """Where a sealed value belongs; all of it is authenticated, none of it secret."""
 
@@ -57,25 +58,39 @@ def generate_data_key() -> bytes:
     return os.urandom(DATA_KEY_SIZE)
 
 
-def _cipher(data_key: bytes) -> AESGCM:
-    if len(data_key) != DATA_KEY_SIZE:
-        raise ValueError("data key must be 32 bytes")
-    return AESGCM(data_key)
+class DataKey:
+    """One unwrapped data key, ready to seal and open values (its AEAD is built once)."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != DATA_KEY_SIZE:
+            raise ValueError("data key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return "DataKey(...)"
+
+    def seal(self, plaintext: bytes, binding: SecretBinding) -> bytes:
+        """Encrypt ``plaintext`` for the row described by ``binding``."""
+        nonce = os.urandom(NONCE_SIZE)
+        return bytes([FORMAT_VERSION]) + nonce + self._aead.encrypt(nonce, plaintext, binding.associated_data())
+
+    def open(self, sealed: bytes, binding: SecretBinding) -> bytes:
+        """Decrypt a value sealed by :meth:`seal`; raises :class:`DecryptionError`."""
+        if len(sealed) < 1 + NONCE_SIZE + TAG_SIZE or sealed[0] != FORMAT_VERSION:
+            raise DecryptionError()
+        try:
+            return self._aead.decrypt(sealed[1 : 1 + NONCE_SIZE], sealed[1 + NONCE_SIZE :], binding.associated_data())
+        except InvalidTag:
+            raise DecryptionError() from None
 
 
 def seal_value(data_key: bytes, plaintext: bytes, binding: SecretBinding) -> bytes:
     """Encrypt ``plaintext`` for the row described by ``binding``."""
-    nonce = os.urandom(NONCE_SIZE)
-    sealed = _cipher(data_key).encrypt(nonce, plaintext, binding.associated_data())
-    return bytes([FORMAT_VERSION]) + nonce + sealed
+    return DataKey(data_key).seal(plaintext, binding)
 
 
 def open_value(data_key: bytes, sealed: bytes, binding: SecretBinding) -> bytes:
     """Decrypt a value sealed by :func:`seal_value`; raises :class:`DecryptionError`."""
-    if len(sealed) < 1 + NONCE_SIZE + TAG_SIZE or sealed[0] != FORMAT_VERSION:
-        raise DecryptionError()
-    nonce, body = sealed[1 : 1 + NONCE_SIZE], sealed[1 + NONCE_SIZE :]
-    try:
-        return _cipher(data_key).decrypt(nonce, body, binding.associated_data())
-    except InvalidTag:
-        raise DecryptionError() from None
+    return DataKey(data_key).open(sealed, binding)

@@ -87,7 +87,7 @@ def _check_key(key: bytes) -> None:
         raise ValueError("keys are 32 bytes")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WrappedKey:
     """A key as stored: which KEK version wrapped it, and the wrapped bytes."""
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from vault.crypto.envelope import SecretBinding, generate_data_key, open_value, seal_value
+from vault.crypto.data_key_cache import DataKeyCache
+from vault.crypto.envelope import DataKey, SecretBinding, generate_data_key, seal_value
 from vault.crypto.keyring import Keyring, WrappedKey
 from vault.errors import DecryptionError, NotFound
 from vault.macaroon import READ
@@ -64,6 +65,7 @@ class SecretService:
         self._repo = repo
         self._keys = keys
         self._audit = audit
+        self._data_keys = DataKeyCache(DATA_KEY_PURPOSE)
 
     # -- reading ----------------------------------------------------------------
 
@@ -80,15 +82,14 @@ class SecretService:
             raise NotFound(f"version {stored.version} of secret {stored.name!r} was destroyed")
         keyring = self._keys.keyring
         if keyring.has_version(stored.kek_version):
-            data_key = keyring.unwrap_key(
-                DATA_KEY_PURPOSE, stored.data_key_id, WrappedKey(stored.kek_version, stored.wrapped_key)
-            )
+            wrapped = WrappedKey(stored.kek_version, stored.wrapped_key)
+            data_key = self._data_keys.unwrap(keyring, stored.data_key_id, wrapped)
         else:
             # Wrapped by a KEK another node created since this one loaded the keyring; reloads it.
-            data_key = await self._keys.get(stored.data_key_id, DATA_KEY_PURPOSE)
+            data_key = DataKey(await self._keys.get(stored.data_key_id, DATA_KEY_PURPOSE))
         binding = SecretBinding(str(org_id), vault, stored.name, stored.version, stored.data_key_id)
         try:
-            plaintext = open_value(data_key, stored.ciphertext, binding)
+            plaintext = data_key.open(stored.ciphertext, binding)
         except DecryptionError:
             raise DecryptionError(
                 f"version {stored.version} of secret {stored.name!r} in vault {vault!r} failed to decrypt: "
@@ -177,7 +178,7 @@ class SecretService:
                 detail["trimmed"] = list(outcome.trimmed)
             await self._audit.record(ctx.event("ok", vault=vault, secret=name, version=outcome.version, detail=detail))
 
-        return await self._repo.write(
+        outcome = await self._repo.write(
             ctx.org_id,
             vault,
             name,
@@ -190,6 +191,9 @@ class SecretService:
             token_id=ctx.verified_caller.token_id,
             before_commit=audited,
         )
+        if outcome.trimmed:
+            self._data_keys.clear()  # the trimmed versions' keys leave memory with their rows
+        return outcome
 
     async def change_versions(
         self, ctx: RequestContext, vault: str, name: str, versions: Sequence[int], change: str
@@ -201,13 +205,17 @@ class SecretService:
                 ctx.event("ok", vault=vault, secret=name, detail={"requested": list(versions), "changed": changed})
             )
 
-        return await self._repo.change_versions(ctx.org_id, vault, name, versions, change, audited)
+        changed = await self._repo.change_versions(ctx.org_id, vault, name, versions, change, audited)
+        if change == "destroy":
+            self._data_keys.clear()  # the destroyed versions' keys leave memory with their ciphertext
+        return changed
 
     async def destroy_secret(self, ctx: RequestContext, vault: str, name: str) -> None:
         async def audited(_name: str) -> None:
             await self._audit.record(ctx.event("ok", vault=vault, secret=name, detail={"all_versions": True}))
 
         await self._repo.destroy_secret(ctx.org_id, vault, name, audited)
+        self._data_keys.clear()
 
     async def promote(self, ctx: RequestContext, vault: str, name: str) -> tuple[int, int | None]:
         async def audited(result: tuple[int, int | None]) -> None:
