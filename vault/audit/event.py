@@ -257,17 +257,26 @@ def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """An event at its place in the chain."""
+    """An event at its place in the chain.
+
+    ``canonical`` is :func:`canonical_bytes` of the record, computed when not given
+    (:func:`chain` gives the bytes it hashed, and the log stores exactly those).
+    """
 
     seq: int
     at: datetime
     event: AuditEvent
     prev_hash: bytes
     hash: bytes
+    canonical: bytes = field(default=b"", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.canonical:
+            object.__setattr__(self, "canonical", canonical_bytes(self.seq, self.at, self.event))
 
     def expected_hash(self) -> bytes:
         """What ``hash`` must be if nothing in this record was changed."""
-        return chain_hash(self.prev_hash, canonical_bytes(self.seq, self.at, self.event))
+        return chain_hash(self.prev_hash, self.canonical)
 
     def to_json(self) -> dict[str, Any]:
         """The record as exported and served: ``at`` in ISO 8601 UTC, hashes in hex."""
@@ -315,6 +324,7 @@ def chain(items: Iterable[tuple[datetime, AuditEvent]], last_seq: int, last_hash
         # Round to what the database stores, so the hash covers the stored value.
         micros = microseconds(at)
         at = _from_microseconds(micros)
-        digest = chain_hash(prev, _canonical(seq, micros, event))
-        yield AuditRecord(seq, at, event, prev, digest)
+        canonical = _canonical(seq, micros, event)
+        digest = chain_hash(prev, canonical)
+        yield AuditRecord(seq, at, event, prev, digest, canonical)
         prev = digest
