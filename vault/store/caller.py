@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vault.errors import Unauthorized
 from vault.macaroon import Access, Verified
@@ -26,16 +26,15 @@ class Caller:
     org_id: int
     token_id: str
     verified: Verified
+    # Every audit event of the caller names these; found once, not per event.
+    actor: str | None = field(init=False)
+    lineage: tuple[str, ...] = field(init=False)
 
-    @property
-    def actor(self) -> str | None:
+    def __post_init__(self) -> None:
         users = self.verified.attested(UserID)
-        return str(users[0].id) if users else None
-
-    @property
-    def lineage(self) -> tuple[str, ...]:
+        object.__setattr__(self, "actor", str(users[0].id) if users else None)
         found = self.verified.attested(TokenLineage)
-        return (found[0].token_id, *found[0].ancestors) if found else ()
+        object.__setattr__(self, "lineage", (found[0].token_id, *found[0].ancestors) if found else ())
 
     def check(self, access: Access) -> None:
         """Raise :class:`Unauthorized` listing every refusing caveat."""

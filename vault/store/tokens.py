@@ -69,6 +69,8 @@ class _Verification:
     # When the discharges are valid (wall-clock seconds), so a cached entry is never used outside it.
     discharges_from: int
     discharges_until: int
+    # The caller in the root key's org, built once (None for the enrolment key, which has no org).
+    caller: Caller | None
 
 
 class StoreTokens:
@@ -185,6 +187,8 @@ class StoreTokens:
             raise Unauthorized(f"token is for organization {root.org_id}, not {access.org_id}")
         if self._revocations.is_revoked(entry.token_id):
             raise InvalidToken("invalid token: this token was revoked")
+        if entry.caller is not None:
+            return entry.caller  # its org is access.org_id: checked above
         assert access.org_id is not None
         return Caller(access.org_id, entry.token_id, entry.verified)
 
@@ -203,4 +207,5 @@ class StoreTokens:
             monotonic_now,
             max((w.not_before for w in windows), default=now),
             min((w.not_after for w in windows), default=now),
+            Caller(root.org_id, token.token_id, verified) if root.org_id is not None else None,
         )
