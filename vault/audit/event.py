@@ -22,11 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "FORMAT_VERSION",
@@ -53,10 +52,6 @@ _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
 _EMPTY_DETAIL: Mapping[str, Any] = MappingProxyType({})
-
-
-def _empty_detail() -> Mapping[str, Any]:
-    return _EMPTY_DETAIL
 
 
 def _check_text(value: str, what: str) -> None:
@@ -104,6 +99,19 @@ def _check_detail(value: Any, depth: int = 0) -> None:
     )
 
 
+def _frozen_detail(detail: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    # Most events have none (checked by type first: an ABC isinstance is slow).
+    if detail is None or detail is _EMPTY_DETAIL or (type(detail) is dict and not detail):
+        return _EMPTY_DETAIL
+    if not isinstance(detail, Mapping):
+        raise ValueError("audit detail must be a mapping")
+    if not detail:
+        return _EMPTY_DETAIL
+    _check_detail(detail)
+    # A caller mutating its dict afterwards must not change what gets hashed.
+    return MappingProxyType(_plain(detail))
+
+
 def _plain(value: Any) -> Any:
     """A detached, JSON-shaped copy (tuples become lists, mappings dicts)."""
     if isinstance(value, Mapping):
@@ -113,72 +121,91 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
+class _EventFields(NamedTuple):
+    service: str
+    action: str
+    outcome: str
+    org: int | None
+    vault: str | None
+    secret: str | None
+    version: int | None
+    token_id: str | None
+    lineage: tuple[str, ...]
+    actor: str | None
+    client_addr: str | None
+    request_id: str | None
+    detail: Mapping[str, Any]
+
+
+_OPTIONAL_TEXT = ("vault", "secret", "token_id", "actor", "client_addr", "request_id")
+
+
+class AuditEvent(_EventFields):
     """Something a service did or refused, as it will appear in the audit log.
 
     Never put a secret value, a key or a whole token in any field: ``token_id``
     is the token's UUID, ``detail`` small facts such as the reasons of a denial.
     Invalid fields raise :class:`ValueError` at construction, where the bug is.
+    Immutable: a named tuple (every request records one, and a frozen dataclass
+    costs several times more to build); ``detail`` is frozen into a read-only copy.
     """
 
-    service: str
-    action: str
-    outcome: str
-    org: int | None = None
-    vault: str | None = None
-    secret: str | None = None
-    version: int | None = None
-    token_id: str | None = None
-    lineage: tuple[str, ...] = ()
-    actor: str | None = None
-    client_addr: str | None = None
-    request_id: str | None = None
-    detail: Mapping[str, Any] = field(default_factory=_empty_detail)
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"audit outcome must be one of {', '.join(OUTCOMES)}, not {self.outcome!r}")
-        for name, required in (("service", self.service), ("action", self.action)):
+    def __new__(
+        cls,
+        service: str,
+        action: str,
+        outcome: str,
+        org: int | None = None,
+        vault: str | None = None,
+        secret: str | None = None,
+        version: int | None = None,
+        token_id: str | None = None,
+        lineage: Iterable[str] = (),
+        actor: str | None = None,
+        client_addr: str | None = None,
+        request_id: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"audit outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+        for name, required in (("service", service), ("action", action)):
             if not isinstance(required, str) or not required:
                 raise ValueError(f"audit {name} must be a non-empty string")
             _check_text(required, name)
-        for name, value in (
-            ("vault", self.vault),
-            ("secret", self.secret),
-            ("token_id", self.token_id),
-            ("actor", self.actor),
-            ("client_addr", self.client_addr),
-            ("request_id", self.request_id),
-        ):
+        for name, value in zip(_OPTIONAL_TEXT, (vault, secret, token_id, actor, client_addr, request_id), strict=True):
             if value is not None:
                 if not isinstance(value, str):
                     raise ValueError(f"audit {name} must be a string")
                 _check_text(value, name)
-        for name, number in (("org", self.org), ("version", self.version)):
+        for name, number in (("org", org), ("version", version)):
             if number is not None and (
                 isinstance(number, bool) or not isinstance(number, int) or not _INT_MIN <= number <= _INT_MAX
             ):
                 raise ValueError(f"audit {name} must be a 64-bit integer")
-        if not isinstance(self.lineage, tuple):
-            object.__setattr__(self, "lineage", tuple(self.lineage))
-        for item in self.lineage:
+        if type(lineage) is not tuple:
+            lineage = tuple(lineage)
+        for item in lineage:
             if not isinstance(item, str):
                 raise ValueError("audit lineage must be a sequence of token ids")
             _check_text(item, "lineage entry")
-        detail = self.detail
-        if (type(detail) is dict or detail is _EMPTY_DETAIL) and not detail:
-            # Most events have none (checked by type first: an ABC isinstance is slow).
-            object.__setattr__(self, "detail", _EMPTY_DETAIL)
-            return
-        if not isinstance(detail, Mapping):
-            raise ValueError("audit detail must be a mapping")
-        if not detail:
-            object.__setattr__(self, "detail", _EMPTY_DETAIL)
-            return
-        _check_detail(detail)
-        # A caller mutating its dict afterwards must not change what gets hashed.
-        object.__setattr__(self, "detail", MappingProxyType(_plain(self.detail)))
+        return super().__new__(
+            cls,
+            service,
+            action,
+            outcome,
+            org,
+            vault,
+            secret,
+            version,
+            token_id,
+            lineage,
+            actor,
+            client_addr,
+            request_id,
+            _frozen_detail(detail),
+        )
 
     def fields(self) -> dict[str, Any]:
         """The event's fields as plain JSON values."""
@@ -255,24 +282,33 @@ def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
     return hashlib.sha256(prev_hash + canonical).digest()
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+class _RecordFields(NamedTuple):
+    seq: int
+    at: datetime
+    event: AuditEvent
+    prev_hash: bytes
+    hash: bytes
+    canonical: bytes
+
+
+class AuditRecord(_RecordFields):
     """An event at its place in the chain.
 
     ``canonical`` is :func:`canonical_bytes` of the record, computed when not given
     (:func:`chain` gives the bytes it hashed, and the log stores exactly those).
     """
 
-    seq: int
-    at: datetime
-    event: AuditEvent
-    prev_hash: bytes
-    hash: bytes
-    canonical: bytes = field(default=b"", repr=False, compare=False)
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if not self.canonical:
-            object.__setattr__(self, "canonical", canonical_bytes(self.seq, self.at, self.event))
+    def __new__(
+        cls, seq: int, at: datetime, event: AuditEvent, prev_hash: bytes, hash: bytes, canonical: bytes | None = None
+    ) -> AuditRecord:
+        if canonical is None:
+            canonical = canonical_bytes(seq, at, event)
+        return super().__new__(cls, seq, at, event, prev_hash, hash, canonical)
+
+    def __repr__(self) -> str:
+        return f"AuditRecord(seq={self.seq}, at={self.at!r}, event={self.event!r}, hash={self.hash.hex()})"
 
     def expected_hash(self) -> bytes:
         """What ``hash`` must be if nothing in this record was changed."""

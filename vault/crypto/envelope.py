@@ -13,7 +13,7 @@ with stored version-1 values.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,8 +39,7 @@ TAG_SIZE = 16
 _LABEL = "cvault/secret-value/v1"
 
 
-@dataclass(frozen=True, slots=True)
-class SecretBinding:
+class SecretBinding(NamedTuple):
     """Where a sealed value belongs; all of it is authenticated, none of it secret."""
 
     org_id: str

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -87,8 +88,7 @@ def _check_key(key: bytes) -> None:
         raise ValueError("keys are 32 bytes")
 
 
-@dataclass(frozen=True, slots=True)
-class WrappedKey:
+class WrappedKey(NamedTuple):
     """A key as stored: which KEK version wrapped it, and the wrapped bytes."""
 
     kek_version: int

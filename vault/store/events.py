@@ -11,8 +11,7 @@ and ``lineage`` come from the org discharge's attestations.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from vault.audit.event import AuditEvent
 from vault.macaroon import Access
@@ -25,9 +24,11 @@ __all__ = ["SERVICE", "RequestContext"]
 SERVICE = "store"
 
 
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """What audit needs to know about a request; ``caller`` is set once the bundle verified."""
+class RequestContext(NamedTuple):
+    """What audit needs to know about a request; ``caller`` is set once the bundle verified.
+
+    Immutable (a named tuple: every request builds one, and it is cheaper than a frozen dataclass).
+    """
 
     org_id: int
     operation: str

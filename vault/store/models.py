@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "OrgRecord",
@@ -81,19 +82,27 @@ class SecretMetadata:
     versions: tuple[VersionInfo, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredVersion:
-    """One version as read from the database, with its wrapped data key (never unwrapped here)."""
+class StoredVersion(NamedTuple):
+    """One version as read from the database, with its wrapped data key (never unwrapped here).
+
+    A named tuple: one is built for every secret read.
+    """
 
     name: str
     version: int
     state: str
     stage: str | None
     created_at: dt.datetime
-    ciphertext: bytes | None = field(repr=False)
+    ciphertext: bytes | None
     data_key_id: int | None
     kek_version: int | None
-    wrapped_key: bytes | None = field(repr=False)
+    wrapped_key: bytes | None
+
+    def __repr__(self) -> str:
+        return (
+            f"StoredVersion(name={self.name!r}, version={self.version}, state={self.state!r}, stage={self.stage!r}, "
+            f"data_key_id={self.data_key_id}, kek_version={self.kek_version})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from vault.crypto.data_key_cache import DataKeyCache
 from vault.crypto.envelope import DataKey, SecretBinding, generate_data_key, seal_value
@@ -39,15 +39,17 @@ class DataKeys(Protocol):
     async def get(self, key_id: int, purpose: str, *, conn: object = None) -> bytes: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Revealed:
-    """A decrypted version. ``value`` is plaintext: it goes to the caller and nowhere else."""
+class Revealed(NamedTuple):
+    """A decrypted version. ``value`` is plaintext: it goes to the caller and nowhere else (not in a repr)."""
 
     name: str
     version: int
     stage: str | None
     created_at_unix: int
     value: str
+
+    def __repr__(self) -> str:
+        return f"Revealed(name={self.name!r}, version={self.version}, stage={self.stage!r}, value=...)"
 
 
 @dataclass(frozen=True, slots=True)
