@@ -156,12 +156,62 @@ def test_chain_links_each_record_to_the_one_before() -> None:
         {"detail": {1: "x"}},
         {"secret": "a\x00b"},
         {"org": 2**64},
+        {"org": True},
+        {"version": "1"},
         {"lineage": ("ok", 3)},
+        {"lineage": ("ok", None)},
+        {"lineage": ("a\x00",)},
+        {"actor": 7},
+        {"vault": "x" * 4097},
+        {"request_id": "\ud800"},
+        {"action": ""},
     ],
 )
 def test_invalid_events_are_refused_at_construction(fields: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         event(**fields)
+
+
+def _valid_by_reference(service: object, vault: object, lineage: tuple[object, ...], org: object) -> bool:
+    """The field-by-field rules, written out plainly, for the fast path to agree with."""
+
+    def text(v: object) -> bool:
+        if not isinstance(v, str) or len(v) > 4096 or "\x00" in v:
+            return False
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+
+    return (
+        text(service)
+        and bool(service)
+        and (vault is None or text(vault))
+        and all(text(x) for x in lineage)
+        and (org is None or (type(org) is int and -(2**63) <= org < 2**63))
+    )
+
+
+_TEXTISH = st.text(max_size=20) | st.sampled_from(["a\x00", "\ud800x", "é", "x" * 4097, ""])
+
+
+@given(
+    service=_TEXTISH | st.integers(),
+    vault=st.none() | _TEXTISH | st.integers(),
+    lineage=st.lists(_TEXTISH | st.none() | st.integers(), max_size=3).map(tuple),
+    org=st.none() | st.integers(-(2**64), 2**64) | st.booleans(),
+)
+def test_fast_and_field_by_field_validation_agree(
+    service: object, vault: object, lineage: tuple[object, ...], org: object
+) -> None:
+    try:
+        event(service=service, vault=vault, lineage=lineage, org=org)
+    except ValueError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == _valid_by_reference(service, vault, lineage, org)
 
 
 def test_detail_is_frozen_at_construction() -> None:

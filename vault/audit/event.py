@@ -140,6 +140,37 @@ class _EventFields(NamedTuple):
 _OPTIONAL_TEXT = ("vault", "secret", "token_id", "actor", "client_addr", "request_id")
 
 
+def _plain_fields(
+    service: object,
+    action: object,
+    optional: tuple[object, ...],
+    lineage: tuple[object, ...],
+    org: object,
+    version: object,
+) -> bool:
+    """True when every field certainly passes the checks: short ASCII text without NUL, 64-bit ints.
+
+    The common case, decided with a few calls over all the text at once (every request
+    builds an event); anything else gets the field-by-field checks and their messages.
+    """
+    if type(service) is not str or type(action) is not str or not service or not action:
+        return False
+    if not (org is None or (type(org) is int and _INT_MIN <= org <= _INT_MAX)):
+        return False
+    if not (version is None or (type(version) is int and _INT_MIN <= version <= _INT_MAX)):
+        return False
+    texts = [service, action]
+    for text in (*optional, *lineage):
+        if text is not None:
+            if type(text) is not str or len(text) > _MAX_TEXT:
+                return False
+            texts.append(text)
+    if None in lineage:
+        return False
+    joined = "".join(texts)
+    return len(service) <= _MAX_TEXT and len(action) <= _MAX_TEXT and "\x00" not in joined and joined.isascii()
+
+
 class AuditEvent(_EventFields):
     """Something a service did or refused, as it will appear in the audit log.
 
@@ -170,26 +201,29 @@ class AuditEvent(_EventFields):
     ) -> AuditEvent:
         if outcome not in OUTCOMES:
             raise ValueError(f"audit outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
-        for name, required in (("service", service), ("action", action)):
-            if not isinstance(required, str) or not required:
-                raise ValueError(f"audit {name} must be a non-empty string")
-            _check_text(required, name)
-        for name, value in zip(_OPTIONAL_TEXT, (vault, secret, token_id, actor, client_addr, request_id), strict=True):
-            if value is not None:
-                if not isinstance(value, str):
-                    raise ValueError(f"audit {name} must be a string")
-                _check_text(value, name)
-        for name, number in (("org", org), ("version", version)):
-            if number is not None and (
-                isinstance(number, bool) or not isinstance(number, int) or not _INT_MIN <= number <= _INT_MAX
-            ):
-                raise ValueError(f"audit {name} must be a 64-bit integer")
+        optional = (vault, secret, token_id, actor, client_addr, request_id)
         if type(lineage) is not tuple:
             lineage = tuple(lineage)
-        for item in lineage:
-            if not isinstance(item, str):
-                raise ValueError("audit lineage must be a sequence of token ids")
-            _check_text(item, "lineage entry")
+        if not _plain_fields(service, action, optional, lineage, org, version):
+            # Something is off: find it field by field, to say which one.
+            for name, required in (("service", service), ("action", action)):
+                if not isinstance(required, str) or not required:
+                    raise ValueError(f"audit {name} must be a non-empty string")
+                _check_text(required, name)
+            for name, value in zip(_OPTIONAL_TEXT, optional, strict=True):
+                if value is not None:
+                    if not isinstance(value, str):
+                        raise ValueError(f"audit {name} must be a string")
+                    _check_text(value, name)
+            for name, number in (("org", org), ("version", version)):
+                if number is not None and (
+                    isinstance(number, bool) or not isinstance(number, int) or not _INT_MIN <= number <= _INT_MAX
+                ):
+                    raise ValueError(f"audit {name} must be a 64-bit integer")
+            for item in lineage:
+                if not isinstance(item, str):
+                    raise ValueError("audit lineage must be a sequence of token ids")
+                _check_text(item, "lineage entry")
         return super().__new__(
             cls,
             service,
@@ -357,9 +391,11 @@ def chain(items: Iterable[tuple[datetime, AuditEvent]], last_seq: int, last_hash
     seq, prev = last_seq, last_hash
     for at, event in items:
         seq += 1
-        # Round to what the database stores, so the hash covers the stored value.
+        # Round to what the database stores, so the hash covers the stored value (a UTC
+        # datetime already is that value: its resolution is the microsecond).
         micros = microseconds(at)
-        at = _from_microseconds(micros)
+        if at.tzinfo is not UTC:
+            at = _from_microseconds(micros)
         canonical = _canonical(seq, micros, event)
         digest = chain_hash(prev, canonical)
         yield AuditRecord(seq, at, event, prev, digest, canonical)

@@ -98,7 +98,9 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     rid = _request_id()
     request[REQUEST_ID_KEY] = rid
-    proxies: tuple[str, ...] = request.config_dict.get(TRUSTED_PROXIES_KEY, ())
+    # The app this middleware belongs to (aiohttp makes it current here) holds the setting;
+    # request.config_dict would build a chained view per request to find the same value.
+    proxies: tuple[str, ...] = request.app.get(TRUSTED_PROXIES_KEY, ())
     request[CLIENT_ADDR_KEY] = client_address(request, proxies)
     status = 500
     try:

@@ -21,7 +21,7 @@ from vault.store.events import RequestContext
 from vault.store.names import check_org_id, check_secret_name, check_vault_name
 
 from ..common import CLIENT_ADDR_KEY, REQUEST_ID_KEY, client_ip
-from .services import SERVICES_KEY
+from .services import services_of
 
 __all__ = ["GuardedHandler", "bearer_credentials", "guarded", "run_guarded"]
 
@@ -52,7 +52,7 @@ def _storable(text: str) -> str:
 async def record_failure(
     request: web.Request, ctx: RequestContext, exc: VaultError, vault: str | None, secret: str | None
 ) -> None:
-    services = request.config_dict[SERVICES_KEY]
+    services = services_of(request)
     outcome = "denied" if exc.status in (401, 403) else "error"
     detail = {"code": exc.code, "status": exc.status, "reason": _storable(exc.message[:_MAX_REASON])}
     event = ctx.event(outcome, vault=vault, secret=secret, detail=detail)
@@ -82,7 +82,7 @@ async def run_guarded(
     ``live_only`` checks only that the bundle is alive (see :meth:`Caller.check_live`), for
     token lookups that name no vault.
     """
-    services = request.config_dict[SERVICES_KEY]
+    services = services_of(request)
     if enrolled:
         await services.control.require_enrolled(org_id)
     # The context is built once, after verification (this is the secret read's hot path).

@@ -7,6 +7,7 @@ import binascii
 import datetime as dt
 import time
 import uuid
+from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any
 
 from aiohttp import web
@@ -32,7 +33,7 @@ from vault.store.secrets import Revealed
 
 from ..common import field, int_param, json_error, read_json
 from .guard import guarded
-from .services import SERVICES_KEY, StoreServices
+from .services import SERVICES_KEY, StoreServices, services_of
 
 __all__ = ["add_routes"]
 
@@ -43,10 +44,11 @@ _MAX_SEQ = (1 << 63) - 1
 _ORG = "/v1/orgs/{org}"
 _VAULT = _ORG + "/vaults/{vault}"
 _NAME = "{name:[A-Za-z0-9._/-]+}"
+_NO_STORE = {"Cache-Control": "no-store"}  # replies that carry secret values
 
 
 def _svc(request: web.Request) -> StoreServices:
-    return request.app[SERVICES_KEY]
+    return services_of(request)
 
 
 def _now(request: web.Request) -> int:
@@ -210,10 +212,19 @@ async def write_secret(request: web.Request, ctx: RequestContext) -> web.StreamR
     return web.json_response({"name": name, "version": outcome.version, "stage": outcome.stage})
 
 
-def _revealed(r: Revealed) -> dict[str, Any]:
-    # Whole seconds in UTC: the same text _time gives, without building a datetime.
+def revealed_json(r: Revealed) -> bytes:
+    """The reply to a secret read: exactly ``json.dumps`` of ``{name, version, value, stage, created_at}``.
+
+    Written field by field because every read sends one, and ``json.dumps`` builds an
+    encoder per call (a test compares the two). ``created_at`` is whole seconds in UTC,
+    the text ``_time`` gives, without building a datetime.
+    """
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.created_at_unix))
-    return {"name": r.name, "version": r.version, "value": r.value, "stage": r.stage, "created_at": created}
+    stage = "null" if r.stage is None else _json_text(r.stage)
+    return (
+        f'{{"name": {_json_text(r.name)}, "version": {int(r.version)}, "value": {_json_text(r.value)}, '
+        f'"stage": {stage}, "created_at": "{created}"}}'
+    ).encode("ascii")
 
 
 @guarded("secrets.read", READ)
@@ -226,7 +237,7 @@ async def read_secret(request: web.Request, ctx: RequestContext) -> web.StreamRe
     revealed = await _svc(request).secrets.read(
         ctx, request.match_info["vault"], request.match_info["name"], version=version, stage=stage
     )
-    return web.json_response(_revealed(revealed), headers={"Cache-Control": "no-store"})
+    return web.Response(body=revealed_json(revealed), content_type="application/json", headers=_NO_STORE)
 
 
 @guarded("secrets.batch_read", READ)
@@ -248,7 +259,7 @@ async def batch_read(request: web.Request, ctx: RequestContext) -> web.StreamRes
             "secrets": {r.name: {"version": r.version, "value": r.value} for r in result.secrets},
             "missing": list(result.missing),
         },
-        headers={"Cache-Control": "no-store"},
+        headers=_NO_STORE,
     )
 
 

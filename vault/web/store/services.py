@@ -15,7 +15,7 @@ from vault.store.control import ControlService
 from vault.store.secrets import SecretService
 from vault.store.tokens import StoreTokens
 
-__all__ = ["SERVICES_KEY", "Clock", "StoreServices"]
+__all__ = ["SERVICES_KEY", "Clock", "StoreServices", "services_of"]
 
 Clock = Callable[[], float]
 
@@ -33,3 +33,15 @@ class StoreServices:
 
 
 SERVICES_KEY: web.AppKey[StoreServices] = web.AppKey("store_services", StoreServices)
+
+
+def services_of(request: web.Request) -> StoreServices:
+    """The services of the store app serving ``request`` (also from its Vault API sub-app).
+
+    ``request.config_dict`` would find them too, but it builds a chained view on every
+    access, and every guarded request asks.
+    """
+    app = request.app
+    if SERVICES_KEY in app:
+        return app[SERVICES_KEY]
+    return request.config_dict[SERVICES_KEY]

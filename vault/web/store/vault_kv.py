@@ -44,7 +44,7 @@ from vault.store.tokens import key_id_from_kid
 
 from ..common import RENDERER_KEY, REQUEST_ID_KEY, int_param, read_json
 from .guard import bearer_credentials, run_guarded
-from .services import SERVICES_KEY, StoreServices
+from .services import StoreServices, services_of
 
 __all__ = ["CAS_MISMATCH", "MOUNTS_KEY", "create_vault_kv_app", "render_vault_error"]
 
@@ -121,7 +121,7 @@ def vault_credentials(headers: Mapping[str, str]) -> str:
 
 
 def _svc(request: web.Request) -> StoreServices:
-    return request.config_dict[SERVICES_KEY]
+    return services_of(request)
 
 
 async def _token_org(services: StoreServices, headers: Mapping[str, str]) -> int | None:
