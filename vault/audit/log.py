@@ -185,9 +185,8 @@ class AuditLog:
 
         conn = await self._conn.get()
         try:
-            records = await asyncio.wait_for(
-                append_records(conn, self._schema, place, expected_head=self._head), self._timeout
-            )
+            async with asyncio.timeout(self._timeout):  # no task per batch, unlike wait_for
+                records = await append_records(conn, self._schema, place, expected_head=self._head)
         except TimeoutError:
             self._head = None
             # The statement may still be running on that connection; start afresh.

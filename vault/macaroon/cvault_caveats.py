@@ -62,7 +62,10 @@ class Vaults(_MaskMap):
     def prohibits(self, access: Access) -> Refusal | None:
         if access.vault is None:
             return Refusal("the request names no vault", unspecified=True)
-        allowed = dict(self.masks).get(access.vault)
+        allowed = None
+        for name, m in self.masks:  # as dict(self.masks).get would, without building the dict
+            if name == access.vault:
+                allowed = m
         if allowed is None:
             names = ", ".join(repr(k) for k, _ in self.masks)
             return Refusal(f"token is limited to vaults [{names}], not {access.vault!r}")
@@ -93,13 +96,13 @@ class Secrets(_MaskMap):
     def prohibits(self, access: Access) -> Refusal | None:
         if access.secret is None:
             return Refusal("the request names no secret", unspecified=True)
-        matching = [m for pattern, m in self.masks if _name_matches(pattern, access.secret)]
-        if not matching:
+        matched, allowed = False, 0
+        for pattern, m in self.masks:
+            if _name_matches(pattern, access.secret):
+                matched, allowed = True, allowed | m
+        if not matched:
             names = ", ".join(repr(k) for k, _ in self.masks)
             return Refusal(f"token is limited to secrets starting with [{names}], not {access.secret!r}")
-        allowed = 0
-        for m in matching:
-            allowed |= m
         if not acc.is_subset(access.action, allowed):
             return action_refusal(f"secret {access.secret!r}", access.action, allowed)
         return None

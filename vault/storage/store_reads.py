@@ -94,8 +94,19 @@ class ReadCoalescer:
             self._wakeup.clear()
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+                # Identical lookups (replicas booting together read the same secrets) share one row.
+                positions: dict[tuple[Any, ...], int] = {}
+                unique: list[_Lookup] = []
+                where: list[int] = []
+                for lookup in batch:
+                    key = (lookup.org_id, lookup.vault, lookup.name, lookup.version, lookup.stage)
+                    position = positions.get(key)
+                    if position is None:
+                        position = positions[key] = len(unique) + 1
+                        unique.append(lookup)
+                    where.append(position)
                 try:
-                    rows = await self._fetch(batch)
+                    rows = await self._fetch(unique)
                 except asyncio.CancelledError:
                     self._fail(batch, Unavailable("the store is shutting down"))
                     raise
@@ -103,9 +114,9 @@ class ReadCoalescer:
                     self._fail(batch, exc)
                     continue
                 found = {row["i"]: row for row in rows}
-                for i, lookup in enumerate(batch, 1):
+                for position, lookup in zip(where, batch, strict=True):
                     if not lookup.done.done():
-                        lookup.done.set_result(found.get(i))
+                        lookup.done.set_result(found.get(position))
 
     async def _fetch(self, batch: list[_Lookup]) -> list[Any]:
         conn = await self._conn.get()
