@@ -130,17 +130,24 @@ class AuditLog:
 
     async def record(self, *events: AuditEvent) -> None:
         """Commit ``events`` (in this order, consecutive in the chain); raise ``Unavailable`` if they were not."""
-        if not events:
-            return
+        if events:
+            # A caller that gives up (client gone) cancels only its own future: its events stay
+            # queued and are committed with the others, and the writer skips resolving that future.
+            await self.submit(*events)
+
+    def submit(self, *events: AuditEvent) -> asyncio.Future[None]:
+        """Queue ``events`` as :meth:`record` does, without waiting: the future is done once they are
+        committed. Raises ``Unavailable`` at once when the log is not running."""
         if self._writer is None or self._writer.done() or self._closing:
             raise Unavailable(UNAVAILABLE_MESSAGE)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not events:
+            done.set_result(None)
+            return done
         at = self._clock()
-        pending = _Pending([(at, event) for event in events], asyncio.get_running_loop().create_future())
-        self._queue.append(pending)
+        self._queue.append(_Pending([(at, event) for event in events], done))
         self._wakeup.set()
-        # A caller that gives up (client gone) cancels only its own future: its events stay
-        # queued and are committed with the others, and the writer skips resolving that future.
-        await pending.done
+        return done
 
     async def _run(self) -> None:
         while True:

@@ -1,30 +1,29 @@
-"""Coalesced secret reads: every read waiting at the same moment shares one query.
+"""Many single-secret lookups as one query: the storage half of the store's batched reads.
 
-The read-side twin of the audit log's group commit. Each caller enqueues its
-lookup with a future; one task takes whatever is queued, runs a single
-``unnest``-driven query for all of them (one round trip, one statement for
-PostgreSQL to plan and execute) and resolves every future. Reads that arrive
-while a query is in flight form the next batch, so batching follows the load
-and an idle store adds no delay. Results are exactly what the one-row query
-would return: each lookup is matched by its position in the batch.
+The store's read batcher (:mod:`vault.store.read_batcher`) collects the reads
+waiting at the same moment and hands them here together; :class:`BatchReader`
+runs a single ``unnest``-driven query for all of them (one round trip, one
+statement for PostgreSQL to plan and execute) on a connection of its own.
+Results are exactly what the one-row query would return, matched to each
+lookup by its position; identical lookups (replicas booting together read the
+same secrets) share one row.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from vault.errors import Unavailable
+from vault.store.models import SecretLookup
 
 from .connection import DedicatedConnection
 from .pool import database_errors
 
-__all__ = ["ReadCoalescer"]
+__all__ = ["MAX_VERSION", "BatchReader"]
 
-MAX_BATCH = 256
+MAX_VERSION = 2**31 - 1
+"""Versions are PostgreSQL ``int`` columns."""
 
 _READ_MANY = """
 SELECT q.i, s.name, v.version, v.state, v.stage, v.created_at, v.ciphertext, v.data_key_id, k.kek_version, k.wrapped
@@ -41,104 +40,44 @@ LEFT JOIN store.wrapped_keys k ON k.id = v.data_key_id
 """
 
 
-@dataclass(slots=True)
-class _Lookup:
-    org_id: int
-    vault: str
-    name: str
-    version: int | None
-    stage: str | None
-    done: asyncio.Future[Any]
+class BatchReader:
+    """Runs lookups as one query per call, on a dedicated connection. One call at a time."""
 
-
-class ReadCoalescer:
-    """Runs queued single-secret lookups as one query per batch. One per process."""
-
-    def __init__(self, pool: Any, *, max_batch: int = MAX_BATCH) -> None:
-        # One query at a time, so a connection of its own: no pool acquire and release
-        # (with their reset) per batch, and requests keep the whole pool.
+    def __init__(self, pool: Any) -> None:
+        # A connection of its own: no pool acquire and release (with their reset) per
+        # batch, and requests keep the whole pool.
         self._conn = DedicatedConnection(pool)
-        self._max_batch = max_batch
-        self._queue: deque[_Lookup] = deque()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="store-read-coalescer")
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        while self._queue:
-            lookup = self._queue.popleft()
-            if not lookup.done.done():
-                lookup.done.set_exception(Unavailable("the store is shutting down"))
         await self._conn.close()
 
-    async def read(self, org_id: int, vault: str, name: str, version: int | None, stage: str | None) -> Any:
-        """The row for this lookup (columns as in the batch query), or ``None``."""
-        if self._task is None:
-            raise Unavailable("the store is not serving reads")
-        lookup = _Lookup(org_id, vault, name, version, stage, asyncio.get_running_loop().create_future())
-        self._queue.append(lookup)
-        self._wakeup.set()
-        # A caller that gives up cancels only its own future; the batch goes on without it.
-        return await lookup.done
+    async def fetch(self, lookups: Sequence[SecretLookup]) -> list[Any]:
+        """The row of each lookup (columns as in the query), or ``None`` where there is none."""
+        positions: dict[SecretLookup, int] = {}
+        unique: list[SecretLookup] = []
+        where: list[int | None] = []
+        for lookup in lookups:
+            if lookup.version is not None and not 0 < lookup.version <= MAX_VERSION:
+                # No such version can exist (the column is an int); sent on, it would fail
+                # the whole statement, other callers' reads included.
+                where.append(None)
+                continue
+            position = positions.get(lookup)
+            if position is None:
+                position = positions[lookup] = len(unique) + 1
+                unique.append(lookup)
+            where.append(position)
+        rows = await self._query(unique) if unique else []
+        found = {row["i"]: row for row in rows}
+        return [found.get(position) if position is not None else None for position in where]
 
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
-                # Identical lookups (replicas booting together read the same secrets) share one row.
-                positions: dict[tuple[Any, ...], int] = {}
-                unique: list[_Lookup] = []
-                where: list[int] = []
-                for lookup in batch:
-                    key = (lookup.org_id, lookup.vault, lookup.name, lookup.version, lookup.stage)
-                    position = positions.get(key)
-                    if position is None:
-                        position = positions[key] = len(unique) + 1
-                        unique.append(lookup)
-                    where.append(position)
-                try:
-                    rows = await self._fetch(unique)
-                except asyncio.CancelledError:
-                    self._fail(batch, Unavailable("the store is shutting down"))
-                    raise
-                except Exception as exc:  # every waiter gets the error, the loop goes on
-                    self._fail(batch, exc)
-                    continue
-                found = {row["i"]: row for row in rows}
-                for position, lookup in zip(where, batch, strict=True):
-                    if not lookup.done.done():
-                        lookup.done.set_result(found.get(position))
-
-    async def _fetch(self, batch: list[_Lookup]) -> list[Any]:
+    async def _query(self, lookups: list[SecretLookup]) -> list[Any]:
         conn = await self._conn.get()
         try:
             with database_errors():
-                rows: list[Any] = await conn.fetch(
-                    _READ_MANY,
-                    [b.org_id for b in batch],
-                    [b.vault for b in batch],
-                    [b.name for b in batch],
-                    [b.version for b in batch],
-                    [b.stage for b in batch],
-                )
+                rows: list[Any] = await conn.fetch(_READ_MANY, *map(list, zip(*lookups, strict=True)))
         except Unavailable:
             if not self._conn.connected:
                 self._conn.discard()  # the next batch opens a new one
             raise
         return rows
-
-    @staticmethod
-    def _fail(batch: list[_Lookup], exc: BaseException) -> None:
-        for lookup in batch:
-            if not lookup.done.done():
-                lookup.done.set_exception(exc)
-                lookup.done.exception()  # a waiter that gave up never reads it; do not warn

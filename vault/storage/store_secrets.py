@@ -15,12 +15,20 @@ import asyncpg
 
 from vault.errors import Conflict, NotFound, Unauthorized
 from vault.store.interfaces import BeforeCommit, Sealer
-from vault.store.models import SecretMetadata, SecretSummary, StoredVersion, VaultInfo, VersionInfo, WriteOutcome
+from vault.store.models import (
+    SecretLookup,
+    SecretMetadata,
+    SecretSummary,
+    StoredVersion,
+    VaultInfo,
+    VersionInfo,
+    WriteOutcome,
+)
 
 from .keys import KeyRepository
 from .pool import database_errors
 from .store_keys import DATA_KEY_PURPOSE
-from .store_reads import ReadCoalescer
+from .store_reads import MAX_VERSION, BatchReader
 
 __all__ = ["SecretStore"]
 
@@ -139,10 +147,6 @@ def _stored(row: Any) -> StoredVersion:
     )
 
 
-MAX_VERSION = 2**31 - 1
-"""Versions are PostgreSQL ``int`` columns."""
-
-
 def _missing(vault: str, name: str) -> NotFound:
     return NotFound(f"secret {name!r} not found in vault {vault!r}")
 
@@ -150,11 +154,11 @@ def _missing(vault: str, name: str) -> NotFound:
 class SecretStore:
     """Implements :class:`vault.store.interfaces.SecretRepository`."""
 
-    def __init__(self, pool: Any, keys: KeyRepository, reads: ReadCoalescer | None = None) -> None:
+    def __init__(self, pool: Any, keys: KeyRepository, reads: BatchReader | None = None) -> None:
         self._pool = pool
         self._keys = keys
-        # Single-secret reads share one query per batch when a coalescer runs (the server);
-        # without one (tools, tests of this module) each read is its own query.
+        # Batched lookups run as one query on the batch reader's connection (the server);
+        # without one (tools, tests of this module) each lookup is its own query.
         self._reads = reads
 
     async def _vault_id(self, conn: Any, org_id: int, vault: str) -> int:
@@ -268,12 +272,6 @@ class SecretStore:
             # No such version can exist (the column is an int); sent on, it would fail the
             # whole coalesced batch, other callers' reads included.
             raise NotFound(f"version {version} of secret {name!r} not found in vault {vault!r}")
-        if self._reads is not None:
-            row = await self._reads.read(org_id, vault, name, version, stage)
-            if row is None:
-                which = f"version {version} of " if version else (f"the {stage} version of " if stage else "")
-                raise NotFound(f"{which}secret {name!r} not found in vault {vault!r}")
-            return _stored(row)
         with database_errors():
             if version is not None:
                 row = await self._pool.fetchrow(_READ_VERSION, org_id, vault, name, version)
@@ -285,6 +283,17 @@ class SecretStore:
             which = f"version {version} of " if version else (f"the {stage} version of " if stage else "")
             raise NotFound(f"{which}secret {name!r} not found in vault {vault!r}")
         return _stored(row)
+
+    async def read_lookups(self, lookups: Sequence[SecretLookup]) -> list[StoredVersion | None]:
+        if self._reads is None:
+            found: list[StoredVersion | None] = []
+            for lookup in lookups:
+                try:
+                    found.append(await self.read(*lookup[:3], version=lookup.version, stage=lookup.stage))
+                except NotFound:
+                    found.append(None)
+            return found
+        return [None if row is None else _stored(row) for row in await self._reads.fetch(lookups)]
 
     async def read_many(
         self, org_id: int, vault: str, *, names: Sequence[str] | None, prefix: str, limit: int

@@ -8,6 +8,7 @@ the database cannot be reached.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
@@ -16,6 +17,7 @@ from vault.audit.event import AuditEvent
 from .models import (
     OrgRecord,
     RootKey,
+    SecretLookup,
     SecretMetadata,
     SecretSummary,
     StoredVersion,
@@ -58,6 +60,10 @@ Sealer = Callable[[int, int], bytes]
 class AuditSink(Protocol):
     async def record(self, *events: AuditEvent) -> None:
         """Durably append the events; raises :class:`~vault.errors.Unavailable` when they are not committed."""
+
+    def submit(self, *events: AuditEvent) -> asyncio.Future[None]:
+        """Queue the events without waiting: the future is done once they are committed, and fails
+        with :class:`~vault.errors.Unavailable` otherwise (raised at once if the log is not running)."""
 
 
 class RevocationList(Protocol):
@@ -138,6 +144,9 @@ class SecretRepository(Protocol):
         self, org_id: int, vault: str, name: str, *, version: int | None, stage: str | None
     ) -> StoredVersion:
         """One round trip: the version row with its wrapped data key. NotFound if there is none."""
+
+    async def read_lookups(self, lookups: Sequence[SecretLookup]) -> list[StoredVersion | None]:
+        """Each lookup's version row with its wrapped data key, in one round trip; ``None`` where there is none."""
 
     async def read_many(
         self, org_id: int, vault: str, *, names: Sequence[str] | None, prefix: str, limit: int

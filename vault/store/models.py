@@ -82,6 +82,16 @@ class SecretMetadata:
     versions: tuple[VersionInfo, ...]
 
 
+class SecretLookup(NamedTuple):
+    """One secret version to read: the current one (``version`` and ``stage`` None), a version, or a stage."""
+
+    org_id: int
+    vault: str
+    name: str
+    version: int | None
+    stage: str | None
+
+
 class StoredVersion(NamedTuple):
     """One version as read from the database, with its wrapped data key (never unwrapped here).
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from vault.audit.event import AuditEvent
 from vault.crypto.data_key_cache import DataKeyCache
 from vault.crypto.envelope import DataKey, SecretBinding, generate_data_key, seal_value
 from vault.crypto.keyring import Keyring, WrappedKey
@@ -22,7 +23,8 @@ from vault.macaroon import READ
 
 from .events import RequestContext
 from .interfaces import AuditSink, SecretRepository
-from .models import SecretMetadata, SecretSummary, StoredVersion, WriteOutcome
+from .models import SecretLookup, SecretMetadata, SecretSummary, StoredVersion, WriteOutcome
+from .read_batcher import ReadBatcher
 
 __all__ = ["DATA_KEY_PURPOSE", "BatchResult", "DataKeys", "Revealed", "SecretService"]
 
@@ -68,6 +70,14 @@ class SecretService:
         self._keys = keys
         self._audit = audit
         self._data_keys = DataKeyCache(DATA_KEY_PURPOSE)
+        self._reads = ReadBatcher(repo.read_lookups, self._reveal, audit)
+
+    async def start(self) -> None:
+        """Start serving :meth:`read` (its batch task)."""
+        await self._reads.start()
+
+    async def close(self) -> None:
+        await self._reads.close()
 
     # -- reading ----------------------------------------------------------------
 
@@ -102,11 +112,26 @@ class SecretService:
     async def read(
         self, ctx: RequestContext, vault: str, name: str, *, version: int | None = None, stage: str | None = None
     ) -> Revealed:
-        stored = await self._repo.read(ctx.org_id, vault, name, version=version, stage=stage)
-        value = await self._open(ctx.org_id, vault, stored)
-        # Fail closed: no committed audit event, no value.
-        await self._audit.record(ctx.event("ok", vault=vault, secret=name, version=stored.version))
-        return Revealed(stored.name, stored.version, stored.stage, _unix(stored), value)
+        """One version (the current one unless ``version`` or ``stage`` says), once its read is audited.
+
+        Concurrent reads share one query and one audit commit (:mod:`vault.store.read_batcher`).
+        """
+        revealed: Revealed = await self._reads.read(ctx, SecretLookup(ctx.org_id, vault, name, version, stage))
+        return revealed
+
+    async def _reveal(
+        self, ctx: RequestContext, lookup: SecretLookup, stored: StoredVersion | None
+    ) -> tuple[Revealed, AuditEvent]:
+        if stored is None:
+            which = (
+                f"version {lookup.version} of "
+                if lookup.version
+                else (f"the {lookup.stage} version of " if lookup.stage else "")
+            )
+            raise NotFound(f"{which}secret {lookup.name!r} not found in vault {lookup.vault!r}")
+        value = await self._open(ctx.org_id, lookup.vault, stored)
+        event = ctx.event("ok", vault=lookup.vault, secret=lookup.name, version=stored.version)
+        return Revealed(stored.name, stored.version, stored.stage, _unix(stored), value), event
 
     async def batch_read(
         self, ctx: RequestContext, vault: str, *, names: Sequence[str] | None, prefix: str, now: int

@@ -24,7 +24,7 @@ from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.store_keys import StoreKeyDirectory
 from vault.storage.store_orgs import OrgStore
-from vault.storage.store_reads import ReadCoalescer
+from vault.storage.store_reads import BatchReader
 from vault.storage.store_secrets import SecretStore
 from vault.store.control import ControlService
 from vault.store.secrets import SecretService
@@ -67,7 +67,8 @@ def create_store_app(
         db = pool or await create_pool(require_database_url(config), max_size=config.database_pool_size)
         watcher: RevocationWatcher | None = None
         log: AuditLog | None = None
-        reads: ReadCoalescer | None = None
+        reads: BatchReader | None = None
+        secrets: SecretService | None = None
         try:
             await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
             key_repo = await KeyRepository.open(db, SCHEMA, MasterKey(require_master_key(config)))
@@ -86,9 +87,10 @@ def create_store_app(
                 org_discharge_ttl=config.org_discharge_ttl,
                 random=random,
             )
-            reads = ReadCoalescer(db)
-            await reads.start()
+            reads = BatchReader(db)
             secret_repo = SecretStore(db, key_repo, reads)
+            secrets = SecretService(secret_repo, key_repo, log)
+            await secrets.start()
             control = ControlService(
                 tokens=tokens,
                 keys=directory,
@@ -103,13 +105,15 @@ def create_store_app(
                 pool=db,
                 tokens=tokens,
                 control=control,
-                secrets=SecretService(secret_repo, key_repo, log),
+                secrets=secrets,
                 audit=log,
                 keys=directory,
                 clock=clock,
             )
             yield
         finally:
+            if secrets is not None:
+                await secrets.close()
             if reads is not None:
                 await reads.close()
             if log is not None:
