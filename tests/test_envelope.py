@@ -88,3 +88,11 @@ def test_associated_data_is_pinned() -> None:
         "690000000133"
         "69000000023432"
     )
+
+
+def test_cached_associated_data_keeps_types_apart() -> None:
+    """The binding's encoding is cached; a bool version must still be refused after the int one was cached."""
+    assert BINDING._replace(version=1).associated_data() == BINDING._replace(version=1).associated_data()
+    with pytest.raises(TypeError):
+        BINDING._replace(version=True).associated_data()
+    assert BINDING._replace(org_id="1").associated_data() != BINDING._replace(org_id=1).associated_data()  # type: ignore[arg-type]

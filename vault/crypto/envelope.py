@@ -12,6 +12,7 @@ with stored version-1 values.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import NamedTuple
 
@@ -49,7 +50,13 @@ class SecretBinding(NamedTuple):
     data_key_id: int
 
     def associated_data(self) -> bytes:
-        return encode_associated_data(_LABEL, self.org_id, self.vault, self.name, self.version, self.data_key_id)
+        return _associated_data(self.org_id, self.vault, self.name, self.version, self.data_key_id)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # typed: True must not hit the entry of 1
+def _associated_data(org_id: str, vault: str, name: str, version: int, data_key_id: int) -> bytes:
+    # A pure function of public fields, and the same secret versions are read again and again.
+    return encode_associated_data(_LABEL, org_id, vault, name, version, data_key_id)
 
 
 def generate_data_key() -> bytes:

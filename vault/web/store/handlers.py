@@ -229,11 +229,13 @@ def revealed_json(r: Revealed) -> bytes:
 
 @guarded("secrets.read", READ)
 async def read_secret(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    version = int_param(request, "version", minimum=1)
-    stage_text = request.query.get("stage")
-    stage = check_stage(stage_text) if stage_text is not None else None
-    if version is not None and stage is not None:
-        raise BadRequest("ask for a version or a stage, not both")
+    version = stage = None
+    if request.query_string:  # most reads ask for the current version: no query to parse
+        version = int_param(request, "version", minimum=1)
+        stage_text = request.query.get("stage")
+        stage = check_stage(stage_text) if stage_text is not None else None
+        if version is not None and stage is not None:
+            raise BadRequest("ask for a version or a stage, not both")
     revealed = await _svc(request).secrets.read(
         ctx, request.match_info["vault"], request.match_info["name"], version=version, stage=stage
     )
