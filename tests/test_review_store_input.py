@@ -24,7 +24,7 @@ async def _raw(w: World, method: str, path: str, body: bytes | None = None) -> t
 async def test_read_of_a_version_beyond_any_stored_one_is_not_found(world: World, version: str) -> None:
     w = world
     assert (await w.h.store("PUT", w.secret("a"), w.bundle, {"value": "x"})).status == 200
-    # The store reads through the coalescer: a lookup it cannot encode must not fail the batch.
+    # Reads are batched: a lookup the query cannot encode must not fail the other reads of its batch.
     assert (await _raw(w, "GET", w.secret("a") + f"?version={version}"))[0] == 404
     assert (await _raw(w, "GET", f"/vault/v1/acme/prod/data/a?version={version}"))[0] == 404
     assert (await w.h.store("GET", w.secret("a"), w.bundle)).body["value"] == "x"

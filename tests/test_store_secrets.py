@@ -3,6 +3,7 @@ batch reads, listing, encryption at rest. Each test asserts the audit events it 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from vault.storage.pool import Pool
@@ -242,3 +243,30 @@ async def test_vault_lifecycle(world: World) -> None:
     assert r.body == {"vaults": []}
     r = await h.store("PUT", world.secret("k"), world.bundle, {"value": "v"})
     assert r.status == 404
+
+
+async def test_concurrent_reads_are_batched_and_each_audited(world: World, pool: Pool) -> None:
+    """Reads arriving together share queries and audit commits; each gets its own value and its own event."""
+    await _put(world, "a", "value-a")
+    await _put(world, "b", "value-b")
+    await _put(world, "b", "value-b2")
+    seq = await audit_head(pool)
+    names = ["a", "b", "missing", "a", "b"] * 8
+    queries = {"a": "", "b": "?version=1", "missing": ""}
+    replies = await asyncio.gather(*(_get(world, n, queries[n]) for n in names))
+    for name, r in zip(names, replies, strict=True):
+        if name == "missing":
+            assert r.status == 404 and r.code == "not_found", r
+        else:
+            assert r.status == 200 and r.body["value"] == ("value-a" if name == "a" else "value-b"), r
+    events = summary(await audit_since(pool, seq))
+    assert sorted(events, key=str) == sorted(
+        [("secrets.read", "ok", "a", 1)] * 16
+        + [("secrets.read", "ok", "b", 1)] * 16
+        + [("secrets.read", "error", "missing", None)] * 8,
+        key=str,
+    )
+    rows = await pool.fetch(
+        "SELECT count(DISTINCT xmin::text) AS transactions FROM store.audit_events WHERE seq > $1", seq
+    )
+    assert rows[0]["transactions"] < len(names)  # at least some reads shared a commit

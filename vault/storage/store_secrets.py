@@ -280,8 +280,7 @@ class SecretStore:
             else:
                 row = await self._pool.fetchrow(_READ_CURRENT, org_id, vault, name)
         if row is None:
-            which = f"version {version} of " if version else (f"the {stage} version of " if stage else "")
-            raise NotFound(f"{which}secret {name!r} not found in vault {vault!r}")
+            raise SecretLookup(org_id, vault, name, version, stage).not_found()
         return _stored(row)
 
     async def read_lookups(self, lookups: Sequence[SecretLookup]) -> list[StoredVersion | None]:

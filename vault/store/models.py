@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from vault.errors import NotFound
+
 __all__ = [
     "OrgRecord",
     "RootKey",
@@ -90,6 +92,13 @@ class SecretLookup(NamedTuple):
     name: str
     version: int | None
     stage: str | None
+
+    def not_found(self) -> NotFound:
+        """The error for a lookup that found no version."""
+        which = (
+            f"version {self.version} of " if self.version else (f"the {self.stage} version of " if self.stage else "")
+        )
+        return NotFound(f"{which}secret {self.name!r} not found in vault {self.vault!r}")
 
 
 class StoredVersion(NamedTuple):

@@ -123,12 +123,7 @@ class SecretService:
         self, ctx: RequestContext, lookup: SecretLookup, stored: StoredVersion | None
     ) -> tuple[Revealed, AuditEvent]:
         if stored is None:
-            which = (
-                f"version {lookup.version} of "
-                if lookup.version
-                else (f"the {lookup.stage} version of " if lookup.stage else "")
-            )
-            raise NotFound(f"{which}secret {lookup.name!r} not found in vault {lookup.vault!r}")
+            raise lookup.not_found()
         value = await self._open(ctx.org_id, lookup.vault, stored)
         event = ctx.event("ok", vault=lookup.vault, secret=lookup.name, version=stored.version)
         return Revealed(stored.name, stored.version, stored.stage, _unix(stored), value), event
