@@ -2,7 +2,7 @@
 
 Usage (PostgreSQL from ``CVAULT_TEST_DATABASE_URL``, ``wrk`` on the PATH)::
 
-    PYTHONPATH=$PWD python bench/secret_read.py [--duration 10] [--connections 32]
+    PYTHONPATH=$PWD python bench/secret_read.py [--rounds 5] [--duration 5] [--connections 32]
 
 What it does:
 
@@ -19,9 +19,11 @@ What it does:
    ``ValidityWindow``) plus its bound discharge;
 4. starts a bare aiohttp handler in another process returning a fixed JSON
    body of the same size as the store's reply;
-5. drives each with ``wrk`` (a separate process) for ``--duration`` seconds
-   and prints requests/s, p50 and p99 latency and the ratio. Every store read
-   in the run is audited durably (the bench counts the audit rows afterwards).
+5. drives each with ``wrk`` (a separate process) for ``--duration`` seconds,
+   alternating store and bare runs ``--rounds`` times; prints each round's
+   ratio (two runs seconds apart) and, for the median round, requests/s, p50
+   and p99 latency, CPU per request and the ratio. Every store read in the
+   run is audited durably (the bench counts the audit rows afterwards).
 """
 
 from __future__ import annotations
