@@ -28,7 +28,7 @@ from vault.store.models import (
 from .keys import KeyRepository
 from .pool import database_errors
 from .store_keys import DATA_KEY_PURPOSE
-from .store_reads import MAX_VERSION, BatchReader
+from .store_reads import BatchReader
 
 __all__ = ["SecretStore"]
 
@@ -91,9 +91,6 @@ JOIN store.secret_versions v ON v.secret_id = s.id AND {version}
 LEFT JOIN store.wrapped_keys k ON k.id = v.data_key_id
 WHERE va.org_id = $1 AND va.name = $2 AND {names}
 """
-_READ_CURRENT = _READ_COLUMNS.format(version="v.version = s.current_version", names="s.name = $3")
-_READ_VERSION = _READ_COLUMNS.format(version="v.version = $4", names="s.name = $3")
-_READ_STAGE = _READ_COLUMNS.format(version="v.stage = $4", names="s.name = $3")
 _READ_NAMES = _READ_COLUMNS.format(version="v.version = s.current_version", names="s.name = ANY($3::text[])")
 _READ_PREFIX = (
     _READ_COLUMNS.format(version="v.version = s.current_version", names="starts_with(s.name, $3)")
@@ -154,11 +151,10 @@ def _missing(vault: str, name: str) -> NotFound:
 class SecretStore:
     """Implements :class:`vault.store.interfaces.SecretRepository`."""
 
-    def __init__(self, pool: Any, keys: KeyRepository, reads: BatchReader | None = None) -> None:
+    def __init__(self, pool: Any, keys: KeyRepository, reads: BatchReader) -> None:
         self._pool = pool
         self._keys = keys
-        # Batched lookups run as one query on the batch reader's connection (the server);
-        # without one (tools, tests of this module) each lookup is its own query.
+        # Single-version lookups run batched, as one query on the batch reader's connection.
         self._reads = reads
 
     async def _vault_id(self, conn: Any, org_id: int, vault: str) -> int:
@@ -265,33 +261,7 @@ class SecretStore:
                 await before_commit(outcome)
         return outcome
 
-    async def read(
-        self, org_id: int, vault: str, name: str, *, version: int | None, stage: str | None
-    ) -> StoredVersion:
-        if version is not None and not 0 < version <= MAX_VERSION:
-            # No such version can exist (the column is an int); sent on, it would fail the
-            # whole coalesced batch, other callers' reads included.
-            raise NotFound(f"version {version} of secret {name!r} not found in vault {vault!r}")
-        with database_errors():
-            if version is not None:
-                row = await self._pool.fetchrow(_READ_VERSION, org_id, vault, name, version)
-            elif stage is not None and stage != "current":
-                row = await self._pool.fetchrow(_READ_STAGE, org_id, vault, name, stage)
-            else:
-                row = await self._pool.fetchrow(_READ_CURRENT, org_id, vault, name)
-        if row is None:
-            raise SecretLookup(org_id, vault, name, version, stage).not_found()
-        return _stored(row)
-
     async def read_lookups(self, lookups: Sequence[SecretLookup]) -> list[StoredVersion | None]:
-        if self._reads is None:
-            found: list[StoredVersion | None] = []
-            for lookup in lookups:
-                try:
-                    found.append(await self.read(*lookup[:3], version=lookup.version, stage=lookup.stage))
-                except NotFound:
-                    found.append(None)
-            return found
         return [None if row is None else _stored(row) for row in await self._reads.fetch(lookups)]
 
     async def read_many(

@@ -140,11 +140,6 @@ class SecretRepository(Protocol):
     ) -> WriteOutcome:
         """Add a version. Conflict on a CAS mismatch; Unauthorized if new and not ``may_create``."""
 
-    async def read(
-        self, org_id: int, vault: str, name: str, *, version: int | None, stage: str | None
-    ) -> StoredVersion:
-        """One round trip: the version row with its wrapped data key. NotFound if there is none."""
-
     async def read_lookups(self, lookups: Sequence[SecretLookup]) -> list[StoredVersion | None]:
         """Each lookup's version row with its wrapped data key, in one round trip; ``None`` where there is none."""
 
