@@ -264,6 +264,31 @@ async def test_max_batch_caps_a_transaction(pool: Pool) -> None:
     assert (await verify_chain(pool, SCHEMA)).ok
 
 
+async def test_stored_times_are_exactly_the_hashed_microseconds(pool: Pool) -> None:
+    # The insert turns each record's hashed microseconds into its at column in SQL;
+    # a rounding anywhere would break the chain of an honest log.
+    times = [
+        datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(1900, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 12, 1, 19, 30, 0, 123_457, tzinfo=UTC),
+        datetime(2300, 6, 1, 12, 0, 0, 999_999, tzinfo=UTC),  # beyond 2**53 microseconds
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 12, 1, 21, 30, 0, 654_321, tzinfo=timezone(timedelta(hours=2))),
+    ]
+    clock = iter(times)
+    log = AuditLog(pool, SCHEMA, clock=lambda: next(clock))
+    await log.start()
+    try:
+        for i in range(len(times)):
+            await log.record(event(i))
+    finally:
+        await log.close()
+    rows = await pool.fetch("SELECT at FROM store.audit_events ORDER BY seq")
+    assert [r["at"] for r in rows] == times
+    report = await verify_chain(pool, SCHEMA)
+    assert report.ok, report.message
+
+
 async def test_two_logs_on_one_table_keep_one_chain(pool: Pool, database_url: str) -> None:
     # Two "processes": separate pools, separate writers, one table.
     other_pool = await create_pool(database_url, max_size=4)
