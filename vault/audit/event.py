@@ -389,13 +389,17 @@ class AuditRecord(_RecordFields):
 def chain(items: Iterable[tuple[datetime, AuditEvent]], last_seq: int, last_hash: bytes) -> Iterator[AuditRecord]:
     """Place events after the record ``(last_seq, last_hash)`` (``0, GENESIS_HASH`` for an empty log)."""
     seq, prev = last_seq, last_hash
+    last_at: datetime | None = None
+    micros, stored_at = 0, _EPOCH
     for at, event in items:
         seq += 1
-        # Round to what the database stores, so the hash covers the stored value (a UTC
-        # datetime already is that value: its resolution is the microsecond).
-        micros = microseconds(at)
-        if at.tzinfo is not UTC:
-            at = _from_microseconds(micros)
+        if at is not last_at:  # the events of one submission share their time
+            last_at = at
+            micros = microseconds(at)
+            # Round to what the database stores, so the hash covers the stored value (a UTC
+            # datetime already is that value: its resolution is the microsecond).
+            stored_at = at if at.tzinfo is UTC else _from_microseconds(micros)
+        at = stored_at
         canonical = _canonical(seq, micros, event)
         digest = chain_hash(prev, canonical)
         yield AuditRecord(seq, at, event, prev, digest, canonical)

@@ -84,6 +84,7 @@ class AuditLog:
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._events = 0
         self._batches = 0
@@ -105,7 +106,9 @@ class AuditLog:
         if self._writer is not None:
             raise RuntimeError("AuditLog already started")
         self._closing = False
-        self._writer = asyncio.create_task(self._run(), name=f"audit-writer-{self._schema}")
+        # Kept: on Python 3.11 every get_running_loop() makes a getpid system call.
+        self._loop = asyncio.get_running_loop()
+        self._writer = self._loop.create_task(self._run(), name=f"audit-writer-{self._schema}")
         self._writer.add_done_callback(self._writer_done)
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
@@ -138,9 +141,9 @@ class AuditLog:
     def submit(self, *events: AuditEvent) -> asyncio.Future[None]:
         """Queue ``events`` as :meth:`record` does, without waiting: the future is done once they are
         committed. Raises ``Unavailable`` at once when the log is not running."""
-        if self._writer is None or self._writer.done() or self._closing:
+        if self._writer is None or self._writer.done() or self._closing or self._loop is None:
             raise Unavailable(UNAVAILABLE_MESSAGE)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[None] = self._loop.create_future()
         if not events:
             done.set_result(None)
             return done

@@ -59,9 +59,12 @@ class ReadBatcher:
         self._queue: deque[_Read] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="store-read-batcher")
+        # Kept: on Python 3.11 every get_running_loop() makes a getpid system call.
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="store-read-batcher")
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -74,9 +77,9 @@ class ReadBatcher:
 
     async def read(self, ctx: RequestContext, lookup: SecretLookup) -> Any:
         """The caller's result once its audit event is committed; raises what ``reveal`` or the log raised."""
-        if self._task is None or self._task.done():
+        if self._task is None or self._task.done() or self._loop is None:
             raise Unavailable("the store is not serving reads")
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Any] = self._loop.create_future()
         self._queue.append(_Read(ctx, lookup, done))
         self._wakeup.set()
         # A caller that gives up cancels only its own future; its read is still audited.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import time
 import uuid
 from json.encoder import encode_basestring_ascii as _json_text
@@ -212,6 +213,11 @@ async def write_secret(request: web.Request, ctx: RequestContext) -> web.StreamR
     return web.json_response({"name": name, "version": outcome.version, "stage": outcome.stage})
 
 
+@functools.lru_cache(maxsize=1024)  # a version's creation time, read again and again
+def _created_text(unix: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
+
+
 def revealed_json(r: Revealed) -> bytes:
     """The reply to a secret read: exactly ``json.dumps`` of ``{name, version, value, stage, created_at}``.
 
@@ -219,7 +225,7 @@ def revealed_json(r: Revealed) -> bytes:
     encoder per call (a test compares the two). ``created_at`` is whole seconds in UTC,
     the text ``_time`` gives, without building a datetime.
     """
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.created_at_unix))
+    created = _created_text(r.created_at_unix)
     stage = "null" if r.stage is None else _json_text(r.stage)
     return (
         f'{{"name": {_json_text(r.name)}, "version": {int(r.version)}, "value": {_json_text(r.value)}, '

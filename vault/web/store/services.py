@@ -41,7 +41,7 @@ def services_of(request: web.Request) -> StoreServices:
     ``request.config_dict`` would find them too, but it builds a chained view on every
     access, and every guarded request asks.
     """
-    app = request.app
-    if SERVICES_KEY in app:
-        return app[SERVICES_KEY]
-    return request.config_dict[SERVICES_KEY]
+    try:
+        return request.app[SERVICES_KEY]
+    except KeyError:  # the Vault API sub-app: its parent holds them
+        return request.config_dict[SERVICES_KEY]
