@@ -153,22 +153,17 @@ def _plain_fields(
     The common case, decided with a few calls over all the text at once (every request
     builds an event); anything else gets the field-by-field checks and their messages.
     """
-    if type(service) is not str or type(action) is not str or not service or not action:
-        return False
     if not (org is None or (type(org) is int and _INT_MIN <= org <= _INT_MAX)):
         return False
     if not (version is None or (type(version) is int and _INT_MIN <= version <= _INT_MAX)):
         return False
-    texts = [service, action]
-    for text in (*optional, *lineage):
-        if text is not None:
-            if type(text) is not str or len(text) > _MAX_TEXT:
-                return False
-            texts.append(text)
-    if None in lineage:
+    try:
+        # join refuses anything that is not text (None in the lineage included).
+        joined = "".join([service, action, *[t for t in optional if t is not None], *lineage])  # type: ignore[list-item]
+    except TypeError:
         return False
-    joined = "".join(texts)
-    return len(service) <= _MAX_TEXT and len(action) <= _MAX_TEXT and "\x00" not in joined and joined.isascii()
+    # Short in all means short in each; a longer event takes the field-by-field path.
+    return bool(service) and bool(action) and len(joined) <= _MAX_TEXT and "\x00" not in joined and joined.isascii()
 
 
 class AuditEvent(_EventFields):

@@ -48,7 +48,9 @@ class _FallbackParser:
         self._switched = False
         self._in_flight = 0
         self._pipelined = False
-        self._last2 = b""
+        # What was fed before (its last two bytes matter, and only when a LIST is refused):
+        # kept by reference when it is bytes, which cannot change, so no chunk is copied.
+        self._before: bytes = b""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
@@ -69,14 +71,18 @@ class _FallbackParser:
             self._switched = True
             return self._parser.feed_data(data)  # type: ignore[no-any-return]
         messages = result[0]
-        self._in_flight += len(messages)
-        self._pipelined = self._pipelined or self._in_flight > 1
-        if data:
-            self._last2 = (self._last2 + bytes(data[-2:]))[-2:]
+        if messages:
+            self._in_flight += len(messages)
+            if self._in_flight > 1:
+                self._pipelined = True
+        if len(data) >= 2:
+            self._before = data if type(data) is bytes else bytes(data[-2:])
+        elif data:
+            self._before = self._before[-1:] + bytes(data)
         return result  # type: ignore[no-any-return]
 
     def _replayable(self, data: bytes, exc: HttpProcessingError) -> bool:
-        if not data.startswith(METHOD) or self._pipelined or self._last2 == b"UN":
+        if not data.startswith(METHOD) or self._pipelined or self._before[-2:] == b"UN":
             return False
         first_line = data.split(b"\r\n", 1)[0]
         if b"\r\n" + first_line in data:
