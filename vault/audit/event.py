@@ -219,21 +219,24 @@ class AuditEvent(_EventFields):
                 if not isinstance(item, str):
                     raise ValueError("audit lineage must be a sequence of token ids")
                 _check_text(item, "lineage entry")
-        return super().__new__(
+        # tuple.__new__ itself: the named tuple's generated __new__ would add a call per event.
+        return tuple.__new__(
             cls,
-            service,
-            action,
-            outcome,
-            org,
-            vault,
-            secret,
-            version,
-            token_id,
-            lineage,
-            actor,
-            client_addr,
-            request_id,
-            _frozen_detail(detail),
+            (
+                service,
+                action,
+                outcome,
+                org,
+                vault,
+                secret,
+                version,
+                token_id,
+                lineage,
+                actor,
+                client_addr,
+                request_id,
+                _frozen_detail(detail),
+            ),
         )
 
     def fields(self) -> dict[str, Any]:

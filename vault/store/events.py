@@ -67,18 +67,19 @@ class RequestContext(NamedTuple):
         detail: Mapping[str, Any] | None = None,
     ) -> AuditEvent:
         caller = self.caller
+        # Positional, in AuditEvent's field order: every request builds one.
         return AuditEvent(
-            service=SERVICE,
-            action=action or self.operation,
-            outcome=outcome,
-            org=self.org_id,
-            vault=vault,
-            secret=secret,
-            version=version,
-            token_id=caller.token_id if caller is not None else self.token_id,
-            lineage=caller.lineage if caller is not None else (),
-            actor=caller.actor if caller is not None else None,
-            client_addr=self.client_addr,
-            request_id=self.request_id,
-            detail=detail or {},
+            SERVICE,
+            action or self.operation,
+            outcome,
+            self.org_id,
+            vault,
+            secret,
+            version,
+            caller.token_id if caller is not None else self.token_id,
+            caller.lineage if caller is not None else (),
+            caller.actor if caller is not None else None,
+            self.client_addr,
+            self.request_id,
+            detail,
         )

@@ -1,7 +1,7 @@
 """What every cvault web app shares: the one place errors become HTTP, request ids,
 bounded JSON bodies, the caller's address, an access log without secrets, health.
 
-Handlers raise :class:`vault.errors.VaultError` subclasses; :func:`request_middleware`
+Handlers raise :class:`vault.errors.VaultError` subclasses; the request middleware (:func:`middlewares`)
 turns them into ``{"error": {"code", "message"}}`` with the class's status, and
 turns anything unexpected into a 500 that says nothing about the internals (the
 traceback goes to the server log, tagged with the request id, never to the client).
@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from random import getrandbits as _random_bits
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from aiohttp import web
 
@@ -32,9 +32,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES = 256 * 1024
 """Default cap on request bodies (secret values are capped separately, at 64 KiB)."""
 
-REQUEST_ID_KEY = web.RequestKey("request_id", str)
-CLIENT_ADDR_KEY = web.RequestKey("client_addr", str)
-TRUSTED_PROXIES_KEY: web.AppKey[tuple[str, ...]] = web.AppKey("trusted_proxies")
+
+class Origin(NamedTuple):
+    """Where a request came from, resolved once by the request middleware (:func:`middlewares`)."""
+
+    request_id: str | None
+    # The peer, or the forwarded address when the peer is a trusted proxy.
+    client_addr: str | None
+    client_ip: IPAddress | None
+
+
+_NO_ORIGIN = Origin(None, None, None)
+ORIGIN_KEY = web.RequestKey("origin", Origin)
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -66,8 +75,17 @@ def _render(request: web.Request, status: int, code: str, message: str) -> web.S
     return _default_renderer(request, status, code, message)
 
 
+def origin(request: web.Request) -> Origin:
+    """The request's :class:`Origin` (all ``None`` for a request the middleware did not see)."""
+    try:
+        return request[ORIGIN_KEY]
+    except KeyError:
+        return _NO_ORIGIN
+
+
 def _error_response(request: web.Request, exc: BaseException) -> web.StreamResponse:
     """The JSON error a handler's exception becomes (a redirect is re-raised: aiohttp sends it)."""
+    rid = origin(request).request_id
     if isinstance(exc, VaultError):
         return _render(request, exc.status, exc.code, exc.message)
     if isinstance(exc, web.HTTPException):
@@ -76,11 +94,11 @@ def _error_response(request: web.Request, exc: BaseException) -> web.StreamRespo
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
         return _render(request, exc.status, code, exc.reason)
     if isinstance(exc, ConnectionError | OSError):
-        log.warning("request %s: backend unavailable: %s", request.get(REQUEST_ID_KEY), type(exc).__name__)
+        log.warning("request %s: backend unavailable: %s", rid, type(exc).__name__)
         err = Unavailable()
         return _render(request, err.status, err.code, err.message)
-    log.exception("request %s failed", request.get(REQUEST_ID_KEY), exc_info=exc)
-    return _render(request, 500, "internal", f"internal error (request id {request.get(REQUEST_ID_KEY)})")
+    log.exception("request %s failed", rid, exc_info=exc)
+    return _render(request, 500, "internal", f"internal error (request id {rid})")
 
 
 def _request_id() -> str:
@@ -89,44 +107,42 @@ def _request_id() -> str:
     return f"{_random_bits(64):016x}"
 
 
-@web.middleware
-async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Assign a request id, resolve the client address, render errors, and write one access-log line.
+def middlewares(trusted_proxies: tuple[str, ...] = ()) -> list[Any]:
+    """The middleware of every cvault app; ``trusted_proxies`` are the CIDRs whose X-Forwarded-For counts."""
 
-    One middleware rather than two: each layer costs a coroutine and a call per request.
-    """
-    started = time.perf_counter()
-    rid = _request_id()
-    request[REQUEST_ID_KEY] = rid
-    # The app this middleware belongs to (aiohttp makes it current here) holds the setting;
-    # request.config_dict would build a chained view per request to find the same value.
-    proxies: tuple[str, ...] = request.app.get(TRUSTED_PROXIES_KEY, ())
-    request[CLIENT_ADDR_KEY] = client_address(request, proxies)
-    status = 500
-    try:
+    @web.middleware
+    async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Assign a request id, resolve the client address, render errors, and write one access-log line.
+
+        One middleware rather than two: each layer costs a coroutine and a call per request.
+        """
+        started = time.perf_counter()
+        rid = _request_id()
+        addr = client_address(request, trusted_proxies)
+        request[ORIGIN_KEY] = Origin(rid, addr, _parse_ip(addr))
+        status = 500
         try:
-            response = await handler(request)
-        except Exception as exc:
-            if isinstance(exc, web.HTTPException) and exc.status < 400:
-                status = exc.status
-            response = _error_response(request, exc)
-        status = response.status
-        response.headers["X-Request-Id"] = rid
-        return response
-    finally:
-        # Path only: query strings and headers can carry tokens; they are never logged.
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "%s %s %s %d %.1fms",
-                rid,
-                request.method,
-                request.path,
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                if isinstance(exc, web.HTTPException) and exc.status < 400:
+                    status = exc.status
+                response = _error_response(request, exc)
+            status = response.status
+            response.headers["X-Request-Id"] = rid
+            return response
+        finally:
+            # Path only: query strings and headers can carry tokens; they are never logged.
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %s %d %.1fms",
+                    rid,
+                    request.method,
+                    request.path,
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
 
-
-def middlewares() -> list[Any]:
     return [request_middleware]
 
 
@@ -169,11 +185,6 @@ def client_address(request: web.Request, trusted_proxies: Iterable[str]) -> str:
         if not any(ip in n for n in nets):
             return str(ip)
     return peer
-
-
-def client_ip(request: web.Request) -> IPAddress | None:
-    addr = request.get(CLIENT_ADDR_KEY)
-    return _parse_ip(addr) if addr is not None else None
 
 
 async def read_json(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.sessions import SessionRepository
 
-from ..common import MAX_BODY_BYTES, TRUSTED_PROXIES_KEY, add_openapi, middlewares
+from ..common import MAX_BODY_BYTES, add_openapi, middlewares
 from . import handlers
 from .openapi import spec
 from .services import SERVICES_KEY, AuthorityServices
@@ -143,8 +143,11 @@ async def open_authority(
 def create_authority_app(config: Config, *, pool: Pool | None = None, **options: Any) -> web.Application:
     """The authority app; ``options`` are those of :func:`open_authority` (clock, random, password_cost, ...)."""
     # No aiohttp access log: it prints query strings, which can carry tokens (ours logs paths only).
-    app = web.Application(middlewares=middlewares(), client_max_size=MAX_BODY_BYTES, handler_args={"access_log": None})
-    app[TRUSTED_PROXIES_KEY] = config.trusted_proxies
+    app = web.Application(
+        middlewares=middlewares(config.trusted_proxies),
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={"access_log": None},
+    )
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_authority(config, pool=pool, **options) as services:

@@ -20,7 +20,7 @@ from vault.macaroon import bundle_from_headers, encode_token, mask_from_string, 
 from vault.storage.health import database_ready
 from vault.storage.revocations import MAX_SINCE_LIMIT
 
-from ..common import CLIENT_ADDR_KEY, REQUEST_ID_KEY, client_ip, field, int_param, json_error, read_json
+from ..common import field, int_param, json_error, origin, read_json
 from .services import SERVICES_KEY, AuthorityServices
 
 __all__ = ["add_routes"]
@@ -34,7 +34,8 @@ def _svc(request: web.Request) -> AuthorityServices:
 
 
 def _ctx(request: web.Request) -> RequestContext:
-    return RequestContext(request.get(CLIENT_ADDR_KEY), request.get(REQUEST_ID_KEY))
+    seen = origin(request)
+    return RequestContext(seen.client_addr, seen.request_id)
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -203,7 +204,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     else:
         principal = await svc.verifier.verify(bundle_from_headers(request.headers), now=int(svc.clock()))
         token, record = await svc.tokens.mint(
-            principal.user_id, org_id, mask, ttl, _ctx(request), via=principal, client_addr=client_ip(request)
+            principal.user_id, org_id, mask, ttl, _ctx(request), via=principal, client_addr=origin(request).client_ip
         )
     return web.json_response(
         {"token": encode_token(token), "id": record.id, "expires_at": _time(record.expires_at)}, status=201
@@ -240,7 +241,7 @@ async def list_tokens(request: web.Request) -> web.StreamResponse:
 async def strip_token(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     principal = await svc.verifier.verify(bundle_from_headers(request.headers), now=int(svc.clock()))
-    token, record = await svc.tokens.strip(principal, client_ip(request), _ctx(request))
+    token, record = await svc.tokens.strip(principal, origin(request).client_ip, _ctx(request))
     return web.json_response({"token": encode_token(token), "id": record.id, "parent": record.parent}, status=201)
 
 
@@ -280,7 +281,7 @@ async def login_discharge(request: web.Request) -> web.StreamResponse:
 async def org_discharge(request: web.Request) -> web.StreamResponse:
     bundle = bundle_from_headers(request.headers)
     ticket, binding_id = await _discharge_request(request)
-    discharge = await _svc(request).org.discharge(ticket, binding_id, bundle, client_ip(request), _ctx(request))
+    discharge = await _svc(request).org.discharge(ticket, binding_id, bundle, origin(request).client_ip, _ctx(request))
     return web.json_response({"discharge": encode_token(discharge)}, status=201)
 
 

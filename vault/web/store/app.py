@@ -30,7 +30,7 @@ from vault.store.control import ControlService
 from vault.store.secrets import SecretService
 from vault.store.tokens import StoreTokens
 
-from ..common import TRUSTED_PROXIES_KEY, add_openapi, middlewares
+from ..common import add_openapi, middlewares
 from . import handlers
 from .openapi import spec
 from .services import SERVICES_KEY, Clock, StoreServices
@@ -59,8 +59,7 @@ def create_store_app(
             "(the 'org.public_key' of GET <authority>/.well-known/cvault/keys)"
         )
     authority_key = config.authority_org_public_key
-    app = web.Application(middlewares=middlewares(), client_max_size=256 * 1024)
-    app[TRUSTED_PROXIES_KEY] = config.trusted_proxies
+    app = web.Application(middlewares=middlewares(config.trusted_proxies), client_max_size=256 * 1024)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         own_pool = pool is None

@@ -20,7 +20,7 @@ from vault.macaroon import Access
 from vault.store.events import RequestContext
 from vault.store.names import check_org_id, check_secret_name, check_vault_name
 
-from ..common import CLIENT_ADDR_KEY, REQUEST_ID_KEY, client_ip
+from ..common import origin
 from .services import services_of
 
 __all__ = ["GuardedHandler", "bearer_credentials", "guarded", "run_guarded"]
@@ -86,7 +86,7 @@ async def run_guarded(
     if enrolled:
         await services.control.require_enrolled(org_id)
     # The context is built once, after verification (this is the secret read's hot path).
-    addr, ip, rid = request.get(CLIENT_ADDR_KEY), client_ip(request), request.get(REQUEST_ID_KEY)
+    rid, addr, ip = origin(request)
     credentials: str | None = None
     try:
         credentials = credentials_of(request.headers)

@@ -42,7 +42,7 @@ from vault.store.names import (
 )
 from vault.store.tokens import key_id_from_kid
 
-from ..common import RENDERER_KEY, REQUEST_ID_KEY, int_param, read_json
+from ..common import RENDERER_KEY, int_param, origin, read_json
 from .guard import bearer_credentials, run_guarded
 from .services import StoreServices, services_of
 
@@ -82,7 +82,7 @@ def render_vault_error(request: web.Request, status: int, code: str, message: st
 
 def _envelope(request: web.Request, data: Any) -> dict[str, Any]:
     return {
-        "request_id": request.get(REQUEST_ID_KEY, ""),
+        "request_id": origin(request).request_id or "",
         "lease_id": "",
         "renewable": False,
         "lease_duration": 0,
