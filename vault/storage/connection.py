@@ -44,6 +44,9 @@ class DedicatedConnection:
 
     async def get(self) -> Any:
         """The open connection (an ``asyncpg.Connection``); raises ``Unavailable`` if it cannot be opened."""
+        conn = self._conn
+        if conn is not None and not conn.is_closed():
+            return conn  # the common case, once per batch: no lock to take
         async with self._lock:
             if not self.connected:
                 with database_errors():

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from vault.errors import Unauthorized
 from vault.macaroon import Access, Verified
 from vault.macaroon.caveats import Action, Operations, Organization, Secrets, TokenLineage, UserID, Vaults
+from vault.macaroon.verify import check_all
 
 __all__ = ["Caller"]
 
@@ -38,7 +39,7 @@ class Caller:
 
     def check(self, access: Access) -> None:
         """Raise :class:`Unauthorized` listing every refusing caveat."""
-        self.verified.check(access)
+        check_all(self.verified.restrictions, access)
 
     def check_live(self, access: Access) -> None:
         """Like :meth:`check`, ignoring the scoping caveats (vaults, secrets, operations, actions).
