@@ -10,7 +10,7 @@ raises :class:`~vault.errors.Unavailable` and returns no value (fail closed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -109,14 +109,15 @@ class SecretService:
             ) from None
         return plaintext.decode("utf-8")
 
-    async def read(
+    def read(
         self, ctx: RequestContext, vault: str, name: str, *, version: int | None = None, stage: str | None = None
-    ) -> Revealed:
-        """One version (the current one unless ``version`` or ``stage`` says), once its read is audited.
+    ) -> Awaitable[Revealed]:
+        """Await it for one version (the current one unless ``version`` or ``stage`` says), once its read is
+        audited.
 
         Concurrent reads share one query and one audit commit (:mod:`vault.store.read_batcher`).
         """
-        revealed: Revealed = await self._reads.read(ctx, SecretLookup(ctx.org_id, vault, name, version, stage))
+        revealed: Awaitable[Revealed] = self._reads.read(ctx, SecretLookup(ctx.org_id, vault, name, version, stage))
         return revealed
 
     async def _reveal(
