@@ -48,9 +48,9 @@ class _FallbackParser:
         self._switched = False
         self._in_flight = 0
         self._pipelined = False
-        # What was fed before (its last two bytes matter, and only when a LIST is refused):
-        # kept by reference when it is bytes, which cannot change, so no chunk is copied.
-        self._before: bytes = b""
+        # The last two bytes fed (they matter only when a LIST is refused). Only two: a
+        # chunk kept whole would keep the request's headers, tokens included, in memory.
+        self._last2 = b""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
@@ -76,13 +76,13 @@ class _FallbackParser:
             if self._in_flight > 1:
                 self._pipelined = True
         if len(data) >= 2:
-            self._before = data if type(data) is bytes else bytes(data[-2:])
+            self._last2 = bytes(data[-2:])
         elif data:
-            self._before = self._before[-1:] + bytes(data)
+            self._last2 = self._last2[-1:] + bytes(data)
         return result  # type: ignore[no-any-return]
 
     def _replayable(self, data: bytes, exc: HttpProcessingError) -> bool:
-        if not data.startswith(METHOD) or self._pipelined or self._before[-2:] == b"UN":
+        if not data.startswith(METHOD) or self._pipelined or self._last2 == b"UN":
             return False
         first_line = data.split(b"\r\n", 1)[0]
         if b"\r\n" + first_line in data:
