@@ -21,6 +21,7 @@ from vault.audit.log import AuditLog
 from vault.audit.query import export_lines, query_events, verify_chain, verify_lines
 from vault.cli.main import main
 from vault.errors import Unavailable
+from vault.storage.audit import _parameters
 from vault.storage.pool import Pool, close_pool, create_pool
 
 SCHEMA = "store"
@@ -262,6 +263,17 @@ async def test_max_batch_caps_a_transaction(pool: Pool) -> None:
     assert log.stats.largest_batch <= 8
     assert log.stats.batches >= 13
     assert (await verify_chain(pool, SCHEMA)).ok
+
+
+def test_insert_parameters_are_the_lines_and_the_hashes_and_refuse_a_newline() -> None:
+    records = list(chain([(datetime(2024, 1, 1, tzinfo=UTC), event(i)) for i in range(3)], 0, GENESIS_HASH))
+    lines, hashes = _parameters(records)
+    assert lines.split("\n") == [r.canonical.decode("ascii") for r in records]
+    assert hashes == b"".join(r.prev_hash + r.hash for r in records)
+    # Canonical JSON escapes every newline; a record that held one would shift every row after it.
+    broken = records[1]._replace(canonical=records[1].canonical[:-1] + b"\n}")
+    with pytest.raises(ValueError, match="newline"):
+        _parameters([records[0], broken, records[2]])
 
 
 async def test_stored_times_are_exactly_the_hashed_microseconds(pool: Pool) -> None:

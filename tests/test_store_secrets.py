@@ -6,7 +6,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
+from vault.audit.log import AuditLog
+from vault.errors import Unavailable
 from vault.storage.pool import Pool
+from vault.storage.store_reads import BatchReader
+from vault.store.events import RequestContext
+from vault.store.models import SecretLookup
+from vault.store.read_batcher import ReadBatcher
 
 from .store_fixtures import World, audit_head, audit_since, summary
 
@@ -270,3 +278,21 @@ async def test_concurrent_reads_are_batched_and_each_audited(world: World, pool:
         "SELECT count(DISTINCT xmin::text) AS transactions FROM store.audit_events WHERE seq > $1", seq
     )
     assert rows[0]["transactions"] < len(names)  # at least some reads shared a commit
+
+
+async def test_a_batcher_that_is_not_running_refuses_reads_at_once(pool: Pool) -> None:
+    """Before start and after close, a read fails when it is asked (no future to wait on)."""
+    reader = BatchReader(pool)
+
+    async def reveal(ctx: RequestContext, lookup: SecretLookup, stored: Any) -> tuple[Any, Any]:
+        raise AssertionError("nothing is read")
+
+    batcher = ReadBatcher(reader.fetch, reveal, AuditLog(pool, "store"))
+    ctx, lookup = RequestContext(1, "secrets.read"), SecretLookup(1, "prod", "db/url", None, None)
+    with pytest.raises(Unavailable):
+        batcher.read(ctx, lookup)
+    await batcher.start()
+    await batcher.close()
+    with pytest.raises(Unavailable):
+        batcher.read(ctx, lookup)
+    await reader.close()
