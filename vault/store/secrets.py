@@ -82,29 +82,30 @@ class SecretService:
     # -- reading ----------------------------------------------------------------
 
     async def _open(self, org_id: int, vault: str, stored: StoredVersion) -> str:
-        if stored.state == "deleted":
-            raise NotFound(f"version {stored.version} of secret {stored.name!r} is deleted; undelete it to read it")
+        # Unpacked once: every read passes here.
+        name, version, state, _stage, _created, ciphertext, data_key_id, kek_version, wrapped_key = stored
+        if state == "deleted":
+            raise NotFound(f"version {version} of secret {name!r} is deleted; undelete it to read it")
         if (
-            stored.state == "destroyed"
-            or stored.ciphertext is None
-            or stored.data_key_id is None
-            or stored.wrapped_key is None
-            or stored.kek_version is None
+            state == "destroyed"
+            or ciphertext is None
+            or data_key_id is None
+            or wrapped_key is None
+            or kek_version is None
         ):
-            raise NotFound(f"version {stored.version} of secret {stored.name!r} was destroyed")
+            raise NotFound(f"version {version} of secret {name!r} was destroyed")
         keyring = self._keys.keyring
-        if keyring.has_version(stored.kek_version):
-            wrapped = WrappedKey(stored.kek_version, stored.wrapped_key)
-            data_key = self._data_keys.unwrap(keyring, stored.data_key_id, wrapped)
+        if keyring.has_version(kek_version):
+            data_key = self._data_keys.unwrap(keyring, data_key_id, WrappedKey(kek_version, wrapped_key))
         else:
             # Wrapped by a KEK another node created since this one loaded the keyring; reloads it.
-            data_key = DataKey(await self._keys.get(stored.data_key_id, DATA_KEY_PURPOSE))
-        binding = SecretBinding(str(org_id), vault, stored.name, stored.version, stored.data_key_id)
+            data_key = DataKey(await self._keys.get(data_key_id, DATA_KEY_PURPOSE))
+        binding = SecretBinding(str(org_id), vault, name, version, data_key_id)
         try:
-            plaintext = data_key.open(stored.ciphertext, binding)
+            plaintext = data_key.open(ciphertext, binding)
         except DecryptionError:
             raise DecryptionError(
-                f"version {stored.version} of secret {stored.name!r} in vault {vault!r} failed to decrypt: "
+                f"version {version} of secret {name!r} in vault {vault!r} failed to decrypt: "
                 "the ciphertext does not belong to this row (moved, copied or tampered) or its key is wrong"
             ) from None
         return plaintext.decode("utf-8")
