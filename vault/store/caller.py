@@ -58,7 +58,7 @@ class Caller:
 
     def allows(self, access: Access) -> bool:
         try:
-            self.verified.check(access)
+            self.check(access)
         except Unauthorized:
             return False
         return True
