@@ -2,9 +2,9 @@
 
 ``verify`` and ``export`` are operator commands: they read the database named by
 the configuration (``CVAULT_DATABASE_URL``), not the HTTP API, so they work when
-the services are down and need no token. ``cvault audit query`` goes through the
-store's API with the caller's token; it belongs to the client and registers itself
-through :data:`SUBCOMMANDS` below.
+the services are down and need no token (the database code is imported only when
+they run). The subcommands that go through the store's API with the caller's token
+(``cvault audit query``) live in their own modules, listed in :data:`SUBCOMMANDS`.
 
 Exit status of ``verify``: 0 intact, 3 broken (tampering or loss; the message
 names the first broken link), 1 for errors such as an unreachable database.
@@ -15,26 +15,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from vault.audit.chain import ChainReport
-from vault.audit.query import export_lines, verify_chain, verify_lines
-from vault.config import Config, require_database_url
-from vault.storage.pool import close_pool, create_pool
 from vault.storage.schema import SCHEMAS
 
 from .options import add_config_option, config_from_args
+
+if TYPE_CHECKING:
+    from vault.audit.chain import ChainReport
+    from vault.config import Config
 
 __all__ = ["BROKEN_CHAIN_STATUS", "SUBCOMMANDS", "register"]
 
 BROKEN_CHAIN_STATUS = 3
 _PROGRESS_EVERY = 10_000
 
-# Functions ``f(audit_subparsers)`` adding more ``cvault audit`` subcommands.
-# ``cvault audit query`` (through the store API, the client's job) goes here.
-SUBCOMMANDS: list[Callable[[Any], None]] = []
+# Modules whose ``register(audit_subparsers)`` adds one more ``cvault audit`` subcommand.
+SUBCOMMANDS = ["vault.cli.audit_query"]
 
 
 def register(sub: Any) -> None:
@@ -60,8 +59,8 @@ def register(sub: Any) -> None:
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
     export.set_defaults(func=run_export)
 
-    for add in SUBCOMMANDS:
-        add(audit_sub)
+    for module in SUBCOMMANDS:
+        import_module(module).register(audit_sub)
 
 
 def _add_schema_option(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +76,8 @@ def _print_report(label: str, report: ChainReport) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from vault.audit.query import verify_lines
+
     if args.file is not None:
         with args.file.open(encoding="utf-8") as lines:
             return _print_report(str(args.file), verify_lines(lines))
@@ -84,6 +85,10 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 async def verify_database(config: Config, schema: str) -> int:
+    from vault.audit.query import verify_chain
+    from vault.config import require_database_url
+    from vault.storage.pool import close_pool, create_pool
+
     pool = await create_pool(require_database_url(config), min_size=1, max_size=1)
     try:
         report = await verify_chain(pool, schema)
@@ -101,6 +106,10 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 async def export_database(config: Config, schema: str, out: TextIO, label: str) -> int:
+    from vault.audit.query import export_lines
+    from vault.config import require_database_url
+    from vault.storage.pool import close_pool, create_pool
+
     pool = await create_pool(require_database_url(config), min_size=1, max_size=1)
     count = 0
     try:

@@ -17,11 +17,10 @@ from typing import Any
 from vault.client import Client
 from vault.errors import BadRequest, VaultError
 
-from . import audit
 from .client_options import add_client_options, client_command
 from .output import print_json, print_table
 
-__all__ = ["add_query", "parse_time"]
+__all__ = ["parse_time", "register"]
 
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -45,7 +44,7 @@ def parse_time(text: str, now: float) -> int:
     return int(when.timestamp())
 
 
-def add_query(audit_sub: Any) -> None:
+def register(audit_sub: Any) -> None:
     p: argparse.ArgumentParser = audit_sub.add_parser(
         "query",
         help="search the store's audit log (who read what, when, with which token)",
@@ -122,6 +121,3 @@ async def _query(client: Client, args: argparse.Namespace) -> int:
         ["AT (UTC)", "ACTION", "OUTCOME", "SECRET", "VER", "STORE TOKEN", "ACTOR", "AUTHORITY TOKEN", "FROM"], rows
     )
     return 0
-
-
-audit.SUBCOMMANDS.append(add_query)

@@ -1,8 +1,18 @@
-"""Entry point of ``cvault``: builds the argument parser from the command modules.
+"""Entry point of ``cvault``: a table of commands, each module imported only when its command runs.
 
-Each command module exposes ``register(subparsers)`` and sets ``func`` on its
-parsers; ``func(args) -> int`` is the exit status. Errors that reach here are
-printed as one sentence plus their stable code (exit 1); usage errors exit 2.
+``cvault --help`` and ``cvault --version`` import no command module at all; any
+other invocation imports only the module that owns the chosen command, so a
+client command never pays for the servers, asyncpg or aiohttp
+(tests/test_cli_imports.py keeps it that way).
+
+To add a command: write ``vault/cli/<module>.py`` with ``register(subparsers)``,
+which adds the command's parser and sets ``func`` on it (``func(args) -> int``,
+the exit status), and add one line to :data:`COMMANDS`. Keep the module's
+top-level imports to what parsing needs; import heavy things inside ``func``.
+
+Exit status (docs/client.md): 0 success, 1 a local error (configuration, a
+file, a service that cannot be reached), 2 a usage error, 3 a broken audit
+chain, 4 a server refused the request (its code and message are printed).
 """
 
 from __future__ import annotations
@@ -10,46 +20,107 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import import_module
+from typing import NamedTuple
 
-from vault.errors import VaultError
+from vault import __version__
 
-from . import audit, audit_query, bootstrap, dev, keys, login, migrate, orgs, run, secrets, serve, store, tokens
+__all__ = ["COMMANDS", "EXIT_LOCAL", "EXIT_REFUSED", "EXIT_USAGE", "build_parser", "main"]
 
-# audit_query adds `cvault audit query` to the audit command when imported.
-assert audit_query.add_query in audit.SUBCOMMANDS
+EXIT_LOCAL = 1
+EXIT_USAGE = 2
+EXIT_BROKEN_CHAIN = 3
+EXIT_REFUSED = 4
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a process killed by SIGPIPE
 
-COMMAND_MODULES = [login, orgs, secrets, store, tokens, run, audit, dev, serve, bootstrap, migrate, keys]
+
+class Command(NamedTuple):
+    module: str
+    help: str
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMANDS: dict[str, Command] = {
+    "login": Command("vault.cli.login", "log in to the authority and save the session"),
+    "logout": Command("vault.cli.login", "revoke the saved session and delete it"),
+    "orgs": Command("vault.cli.orgs", "organizations and their members"),
+    "secrets": Command("vault.cli.secrets", "set, read and manage secrets"),
+    "vaults": Command("vault.cli.secrets", "list, create and delete vaults"),
+    "store": Command("vault.cli.store", "enrol an org at the store; store tokens"),
+    "tokens": Command("vault.cli.tokens", "inspect, attenuate and manage tokens"),
+    "run": Command("vault.cli.run", "run a command with a vault's secrets in its environment"),
+    "audit": Command("vault.cli.audit", "verify, export and query the hash-chained audit log"),
+    "dev": Command(
+        "vault.cli.dev", "run a local development setup (embedded PostgreSQL unless CVAULT_DATABASE_URL is set)"
+    ),
+    "serve": Command("vault.cli.serve", "run one cvault service"),
+    "bootstrap": Command("vault.cli.bootstrap", "create the first owner, org and session on an empty database"),
+    "migrate": Command("vault.cli.migrate", "apply pending database migrations (CVAULT_DATABASE_URL)"),
+    "keys": Command("vault.cli.keys", "manage encryption keys"),
+}
+
+_EPILOG = (
+    "Run `cvault COMMAND --help` for a command's options. Exit status: 0 success, 1 local error "
+    "(configuration, files, a service that cannot be reached), 2 usage error, 3 broken audit chain, "
+    "4 the server refused the request."
+)
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command word: the first argument that is not an option (top-level options take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(command: str | None = None, *, full: bool = False) -> argparse.ArgumentParser:
+    """The parser for ``command`` (its module registered, the others listed by name only), or every module."""
     parser = argparse.ArgumentParser(
         prog="cvault",
-        description=("cvault: a secret store whose tokens need the token authority's discharge to open anything."),
+        description="cvault: a secret store whose tokens need the token authority's discharge to open anything.",
+        epilog=_EPILOG,
     )
+    parser.add_argument("--version", action="version", version=f"cvault {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in COMMAND_MODULES:
-        module.register(sub)
+    wanted = COMMANDS[command].module if command in COMMANDS else None
+    registered: set[str] = set()
+    for name, entry in COMMANDS.items():
+        if full or entry.module == wanted:
+            if entry.module not in registered:
+                registered.add(entry.module)
+                import_module(entry.module).register(sub)
+        else:
+            sub.add_parser(name, help=entry.help, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_chosen(args_list))
+    args = parser.parse_args(args_list)
+    func = getattr(args, "func", None)
+    if func is None:  # a placeholder parser: cannot happen, the chosen command's module is registered
+        parser.error(f"{args.command}: no such command")
+    from .errors import report_error
+
     try:
-        status: int = args.func(args)
-    except VaultError as exc:
-        print(f"cvault: {exc.message} ({exc.code})", file=sys.stderr)
-        return 1
+        status: int = func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
     except Exception as exc:
-        # Only the type: a third-party exception's text may quote a header or a reply,
-        # and those can carry tokens. Our own errors are VaultErrors, handled above.
-        print(
-            f"cvault: unexpected {type(exc).__name__}; the server's reply or a setting is malformed, "
-            "or this is a bug in cvault (internal)",
-            file=sys.stderr,
-        )
-        return 1
+        return report_error(exc, json_output=bool(getattr(args, "json", False)))
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _broken_pipe()
     return status
+
+
+def _broken_pipe() -> int:
+    # The reader went away (`cvault audit query --json | head`): nothing left to say to it.
+    # Point stdout at /dev/null so the interpreter's final flush does not complain.
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
