@@ -7,12 +7,12 @@ import os
 import pytest
 
 from vault.authority.accounts import check_email, new_org_id
-from vault.authority.rate_limit import FailureLimiter, LoginRateLimited
+from vault.authority.rate_limit import FailureLimiter
 from vault.authority.roles import Role, check_slug, parse_role
 from vault.authority.session_secret import new_session_secret, session_digest
 from vault.authority.ticket_keys import SharedKeyCache
 from vault.crypto.ticket_keys import TicketKeyPair
-from vault.errors import BadRequest, Unauthenticated
+from vault.errors import BadRequest, RateLimited, Unauthenticated
 from vault.macaroon import mask_to_string
 
 
@@ -22,13 +22,13 @@ def test_limiter_refuses_after_burst_and_refills() -> None:
     for _ in range(3):
         limiter.check(keys, 0)
         limiter.failed(keys, 0)
-    with pytest.raises(LoginRateLimited) as caught:
+    with pytest.raises(RateLimited) as caught:
         limiter.check(keys, 1)
     assert caught.value.retry_after == 9
     limiter.check(keys, 10)  # one failure came back
     limiter.succeeded(["email:a"])  # clears the user's bucket, not the address's
     limiter.failed(keys, 10)
-    with pytest.raises(LoginRateLimited):
+    with pytest.raises(RateLimited):
         limiter.check(["addr:1"], 10.5)
     limiter.check(["email:a"], 10.5)
 

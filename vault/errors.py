@@ -8,7 +8,7 @@ contain secret values, keys or whole tokens.
 
 ::
 
-    VaultError
+    VaultError                    500 internal           (the base; an unexpected failure)
     ├── BadRequest                400 bad_request
     │   └── TooLarge              413 too_large
     ├── Unprocessable             422 unprocessable
@@ -134,9 +134,15 @@ class Conflict(VaultError):
 
 
 class RateLimited(VaultError):
+    """Too many requests; ``retry_after`` (whole seconds), when known, becomes the reply's ``Retry-After``."""
+
     code = "rate_limited"
     status = 429
     default_message = "too many requests; wait and try again"
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class Unavailable(VaultError):

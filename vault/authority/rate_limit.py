@@ -18,15 +18,12 @@ from dataclasses import dataclass
 
 from vault.errors import RateLimited
 
-__all__ = ["FailureLimiter", "LoginRateLimited"]
+__all__ = ["FailureLimiter", "login_rate_limited"]
 
 
-class LoginRateLimited(RateLimited):
+def login_rate_limited(retry_after: int) -> RateLimited:
     """Too many failed logins; ``retry_after`` is whole seconds until one more try is allowed."""
-
-    def __init__(self, retry_after: int) -> None:
-        self.retry_after = retry_after
-        super().__init__(f"too many failed logins; try again in {retry_after} seconds")
+    return RateLimited(f"too many failed logins; try again in {retry_after} seconds", retry_after=retry_after)
 
 
 @dataclass(slots=True)
@@ -54,14 +51,14 @@ class FailureLimiter:
         return bucket
 
     def check(self, keys: list[str], now: float) -> None:
-        """Raise :class:`LoginRateLimited` if any key has no failures left."""
+        """Raise :class:`~vault.errors.RateLimited` (with ``retry_after``) if any key has no failures left."""
         wait = 0.0
         for key in keys:
             bucket = self._bucket(key, now)
             if bucket is not None and bucket.tokens < 1:
                 wait = max(wait, (1 - bucket.tokens) * self._refill)
         if wait > 0:
-            raise LoginRateLimited(max(1, math.ceil(wait)))
+            raise login_rate_limited(max(1, math.ceil(wait)))
 
     def failed(self, keys: list[str], now: float) -> None:
         for key in keys:

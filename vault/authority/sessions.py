@@ -67,7 +67,7 @@ class Sessions:
         return await asyncio.to_thread(self._passwords.hash, password)
 
     async def login(self, email: str, password: str, ctx: RequestContext) -> tuple[str, Session]:
-        """A new ``(secret, session)``; :class:`InvalidCredentials` or :class:`LoginRateLimited` otherwise."""
+        """A new ``(secret, session)``; :class:`InvalidCredentials` or :class:`~vault.errors.RateLimited` otherwise."""
         email = normalize_email(email)
         keys = [f"email:{email}", f"addr:{ctx.client_addr}"]
         now = self._clock()

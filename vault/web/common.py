@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, TypeAlias
 
 from aiohttp import web
 
-from vault.errors import BadRequest, TooLarge, Unavailable, VaultError
+from vault.errors import BadRequest, RateLimited, TooLarge, Unavailable, VaultError
 
 log = logging.getLogger("cvault.web")
 access_log = logging.getLogger("cvault.access")
@@ -87,7 +87,10 @@ def _error_response(request: web.Request, exc: BaseException) -> web.StreamRespo
     """The JSON error a handler's exception becomes (a redirect is re-raised: aiohttp sends it)."""
     rid = origin(request).request_id
     if isinstance(exc, VaultError):
-        return _render(request, exc.status, exc.code, exc.message)
+        response = _render(request, exc.status, exc.code, exc.message)
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             raise exc

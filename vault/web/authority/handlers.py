@@ -10,7 +10,6 @@ from typing import Any
 from aiohttp import web
 
 from vault.authority.accounts import check_password
-from vault.authority.rate_limit import LoginRateLimited
 from vault.authority.records import Member, Membership, RequestContext, Session, TokenRecord
 from vault.authority.roles import parse_role
 from vault.authority.session_secret import SESSION_PREFIX
@@ -108,12 +107,7 @@ async def create_session(request: web.Request) -> web.StreamResponse:
     data = await read_json(request)
     email = field(data, "email", str)
     password = field(data, "password", str)
-    try:
-        secret, session = await _svc(request).sessions.login(email, password, _ctx(request))
-    except LoginRateLimited as exc:
-        response = json_error(exc.status, exc.code, exc.message)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+    secret, session = await _svc(request).sessions.login(email, password, _ctx(request))
     return web.json_response(
         {"session": secret, "user_id": session.user_id, "expires_at": _time(session.expires_at)}, status=201
     )
