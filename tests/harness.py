@@ -91,6 +91,7 @@ class Harness:
     authority_app: Any
     authority_clock: ShiftedClock
     store_clock: ShiftedClock
+    store_app: Any = None
 
     @property
     def org_location(self) -> str:
@@ -255,4 +256,5 @@ async def running_services(
                 authority_app,
                 authority_clock,
                 store_clock,
+                store_app,
             )

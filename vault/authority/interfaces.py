@@ -41,8 +41,6 @@ class AccountStore(Protocol):
     async def create_org(self, org_id: int, slug: str, owner_id: int) -> Org:
         """Create the org with ``owner_id`` as its owner; :class:`Conflict` when the slug or id is taken."""
 
-    async def org_by_id(self, org_id: int) -> Org | None: ...
-
     async def memberships(self, user_id: int) -> list[Membership]: ...
 
     async def role_of(self, user_id: int, org_id: int) -> Role | None:

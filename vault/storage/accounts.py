@@ -65,11 +65,6 @@ class AccountRepository:
                 )
         return Org(org_id, slug)
 
-    async def org_by_id(self, org_id: int) -> Org | None:
-        with database_errors():
-            row = await self._pool.fetchrow("SELECT id, slug FROM authority.orgs WHERE id = $1", org_id)
-        return Org(row["id"], row["slug"]) if row else None
-
     async def memberships(self, user_id: int) -> list[Membership]:
         with database_errors():
             rows = await self._pool.fetch(

@@ -15,7 +15,6 @@ from .store_keys import ROOT_KEY_PURPOSE
 
 __all__ = ["OrgStore"]
 
-_GET_ORG = "SELECT id, slug, root_key_id FROM store.orgs WHERE id = $1"
 _LOCK_ORG = "SELECT id, slug, root_key_id FROM store.orgs WHERE id = $1 FOR UPDATE"
 _INSERT_ORG = (
     "INSERT INTO store.orgs (id, slug, root_key_id) VALUES ($1, $2, $3) "
@@ -26,10 +25,6 @@ _DROP_KEY = "DELETE FROM store.wrapped_keys WHERE id = $1"
 _INSERT_TOKEN = (
     "INSERT INTO store.tokens (id, org_id, kind, mask, vaults, secrets, parent, actor, expires_at) "  # noqa: S105
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-)
-_GET_TOKEN = (
-    "SELECT id, org_id, kind, mask, vaults, secrets, parent, actor, created_at, expires_at, revoked_at "  # noqa: S105
-    "FROM store.tokens WHERE org_id = $1 AND id = $2"
 )
 # The token and everything minted from it, however deep.
 _REVOKE = """
@@ -54,11 +49,6 @@ class OrgStore:
     def __init__(self, pool: Any, keys: KeyRepository) -> None:
         self._pool = pool
         self._keys = keys
-
-    async def get_org(self, org_id: int) -> OrgRecord | None:
-        with database_errors():
-            row = await self._pool.fetchrow(_GET_ORG, org_id)
-        return None if row is None else _org(row)
 
     async def enroll(
         self,
@@ -107,25 +97,6 @@ class OrgStore:
             async with self._pool.acquire() as conn, conn.transaction():
                 await self._insert_token(conn, record)
                 await before_commit(record)
-
-    async def get_token(self, org_id: int, token_id: str) -> TokenRecord | None:
-        with database_errors():
-            row = await self._pool.fetchrow(_GET_TOKEN, org_id, token_id)
-        if row is None:
-            return None
-        return TokenRecord(
-            id=str(row["id"]),
-            org_id=row["org_id"],
-            kind=row["kind"],
-            mask=row["mask"],
-            vaults=row["vaults"],
-            secrets=row["secrets"],
-            parent=None if row["parent"] is None else str(row["parent"]),
-            actor=row["actor"],
-            created_at=row["created_at"],
-            expires_at=row["expires_at"],
-            revoked_at=row["revoked_at"],
-        )
 
     async def revoke_token(self, org_id: int, token_id: str, before_commit: BeforeCommit[list[str]]) -> list[str]:
         with database_errors():

@@ -91,8 +91,6 @@ class KeyDirectory(Protocol):
 
 
 class OrgRepository(Protocol):
-    async def get_org(self, org_id: int) -> OrgRecord | None: ...
-
     async def enroll(
         self, org_id: int, slug: str, token: Callable[[RootKey], TokenRecord], before_commit: BeforeCommit[TokenRecord]
     ) -> tuple[OrgRecord, RootKey]:
@@ -102,8 +100,6 @@ class OrgRepository(Protocol):
         """
 
     async def record_token(self, record: TokenRecord, before_commit: BeforeCommit[TokenRecord]) -> None: ...
-
-    async def get_token(self, org_id: int, token_id: str) -> TokenRecord | None: ...
 
     async def revoke_token(self, org_id: int, token_id: str, before_commit: BeforeCommit[list[str]]) -> list[str]:
         """Mark the token and every token minted from it revoked; return their ids. NotFound if unknown."""

@@ -21,8 +21,6 @@ from vault.errors import BadRequest
 
 __all__ = ["kv_keys", "kv_value", "stored_value"]
 
-MAX_KV_KEYS = 10_000
-
 
 def _as_object(text: str) -> dict[str, Any] | None:
     if not text.startswith("{"):
