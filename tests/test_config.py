@@ -168,3 +168,14 @@ def test_required_settings_name_their_variables() -> None:
 def test_loads_the_real_environment() -> None:
     # Whatever CI exports (CVAULT_TEST_DATABASE_URL, CVAULT_REQUIRE_VECTORS) must not trip the check.
     load_config(os.environ)
+
+
+def test_database_timeouts_default_and_parse() -> None:
+    config = load_config({})
+    assert config.database_timeout == 3.0
+    assert config.readiness_timeout == 2.0
+    config = load_config({"CVAULT_DATABASE_TIMEOUT": "1.5", "CVAULT_READINESS_TIMEOUT": "1"})
+    assert (config.database_timeout, config.readiness_timeout) == (1.5, 1.0)
+    for bad in ("0", "-1", "nan", "soon", "7200"):
+        with pytest.raises(ConfigError, match="CVAULT_DATABASE_TIMEOUT"):
+            load_config({"CVAULT_DATABASE_TIMEOUT": bad})

@@ -98,6 +98,12 @@ class Config:
     log_level: str = "INFO"
     sql_dir: Path = field(default_factory=default_sql_dir)
     database_pool_size: int = 10
+    # Seconds one database wait may take: opening a connection, taking one from the pool,
+    # one statement, an audit batch. A request whose wait hits it answers 503 unavailable,
+    # so a frozen database costs callers seconds, not minutes (docs/store.md, "Faults").
+    database_timeout: float = 3.0
+    # Seconds /readyz waits for its probe statement before it answers "not ready".
+    readiness_timeout: float = 2.0
 
 
 # --- value parsers: each takes a raw value (str from the environment, any TOML
@@ -144,6 +150,20 @@ def _seconds(value: object, key: str) -> int:
     if not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{key} must be a positive number of seconds")
     return value
+
+
+def _duration(value: object, key: str) -> float:
+    message = f"{key} must be a positive number of seconds (at most 3600), e.g. 2.5"
+    if isinstance(value, bool):
+        raise ConfigError(message)
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(message) from None
+    if not isinstance(value, int | float) or not 0 < value <= 3600:  # also refuses nan
+        raise ConfigError(message)
+    return float(value)
 
 
 def _count(value: object, key: str) -> int:
@@ -236,6 +256,8 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "log_level": _log_level,
     "sql_dir": _path,
     "database_pool_size": _count,
+    "database_timeout": _duration,
+    "readiness_timeout": _duration,
 }
 
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak

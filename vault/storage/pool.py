@@ -14,7 +14,7 @@ import asyncpg
 
 from vault.errors import Unavailable
 
-__all__ = ["CONNECTION_ERRORS", "Pool", "close_pool", "create_pool", "database_errors"]
+__all__ = ["CONNECTION_ERRORS", "BoundedPool", "Pool", "close_pool", "create_pool", "database_errors"]
 
 # For annotations outside this package, which must not import asyncpg.
 Pool: TypeAlias = asyncpg.Pool
@@ -39,6 +39,8 @@ def _describe(exc: BaseException) -> str:
     # the DSN itself is never part of the message.
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
+    if isinstance(exc, TimeoutError):
+        return "no answer within the database timeout"
     return str(exc) or type(exc).__name__
 
 
@@ -75,14 +77,46 @@ async def _reset_connection(conn: Any) -> None:
         await conn.execute("ROLLBACK")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type hints
+    """A pool whose ``acquire`` (and so ``release``, and ``pool.fetch`` and friends) waits at most
+    ``acquire_timeout`` by default: a pool drained by requests stuck on a frozen database makes the
+    next request fail with 503 instead of queueing behind them."""
+
+    def __init__(self, *args: Any, acquire_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, timeout: float | None = None) -> asyncpg.Pool:
     """Open a pool; json/jsonb columns read and write Python objects.
+
+    ``timeout`` (the services pass ``database_timeout``) bounds every wait on the
+    database: opening a connection, taking one from the pool, each statement
+    (asyncpg's ``command_timeout``, also on the dedicated connections opened with
+    the pool's settings). A wait that hits it raises ``TimeoutError``, which
+    :class:`database_errors` turns into :class:`Unavailable`. ``None`` (migrations,
+    the CLI's maintenance commands) waits as long as a statement takes.
 
     Raises :class:`Unavailable` when the database cannot be reached.
     """
+    bounds: dict[str, Any] = {} if timeout is None else {"command_timeout": timeout, "timeout": timeout}
     with database_errors():
-        pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_reset_connection
+        pool = await BoundedPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            max_queries=50000,
+            max_inactive_connection_lifetime=300.0,
+            init=_init_connection,
+            reset=_reset_connection,
+            loop=None,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
+            acquire_timeout=timeout,
+            **bounds,
         )
     return pool
 

@@ -92,7 +92,8 @@ class BatchReader:
                 else:
                     rows = await conn.fetch(_READ_MANY, *map(list, zip(*lookups, strict=True)))
         except Unavailable:
-            if not self._conn.connected:
-                self._conn.discard()  # the next batch opens a new one
+            # Lost, or timed out with its cancellation still pending (which would stall the
+            # next batch): the next batch opens a new one.
+            self._conn.discard()
             raise
         return rows

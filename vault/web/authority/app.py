@@ -111,7 +111,9 @@ async def open_authority(
     in is not closed here.
     """
     own_pool = pool is None
-    db = pool or await create_pool(require_database_url(config), max_size=config.database_pool_size)
+    db = pool or await create_pool(
+        require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
+    )
     watcher: RevocationWatcher | None = None
     log: AuditLog | None = None
     try:
@@ -128,7 +130,7 @@ async def open_authority(
         else:
             watcher = RevocationWatcher(db, SCHEMA, reconcile_interval=reconcile_interval)
         await watcher.start()
-        log = AuditLog(db, SCHEMA)
+        log = AuditLog(db, SCHEMA, timeout=config.database_timeout)
         await log.start()
         yield _services(config, db, keys, root_keys, watcher, log, clock, random, password_cost, limiter)
     finally:

@@ -301,7 +301,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     svc = request.app.get(SERVICES_KEY)
     if svc is None:
         return json_error(503, "unavailable", "keys are not loaded yet")
-    if not await database_ready(svc.pool):
+    if not await database_ready(svc.pool, timeout=svc.config.readiness_timeout):
         return json_error(503, "unavailable", "database unreachable")
     return web.json_response({"status": "ready"})
 

@@ -63,7 +63,9 @@ def create_store_app(
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         own_pool = pool is None
-        db = pool or await create_pool(require_database_url(config), max_size=config.database_pool_size)
+        db = pool or await create_pool(
+            require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
+        )
         watcher: RevocationWatcher | None = None
         log: AuditLog | None = None
         reads: BatchReader | None = None
@@ -74,7 +76,7 @@ def create_store_app(
             directory = await StoreKeyDirectory.open(db, key_repo)
             watcher = RevocationWatcher(db, SCHEMA)
             await watcher.start()
-            log = AuditLog(db, SCHEMA)
+            log = AuditLog(db, SCHEMA, timeout=config.database_timeout)
             await log.start()
             tokens = StoreTokens(
                 location=config.store_url,

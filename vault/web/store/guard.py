@@ -9,6 +9,7 @@ least parsed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
@@ -57,10 +58,17 @@ async def record_failure(
     detail = {"code": exc.code, "status": exc.status, "reason": _storable(exc.message[:_MAX_REASON])}
     event = ctx.event(outcome, vault=vault, secret=secret, detail=detail)
     try:
-        await services.audit.record(event)
+        committed = services.audit.submit(event)
     except Unavailable:
-        # The request fails anyway; the operator sees the audit outage in the log.
-        log.warning("request %s: audit event for a failed request not committed", ctx.request_id)
+        committed = None
+    if committed is not None:
+        # Bounded: with the database frozen, the answer must not wait for it a second time.
+        # An event not committed in time stays queued and commits when the database answers.
+        await asyncio.wait({committed}, timeout=services.config.database_timeout)
+        if committed.done() and committed.exception() is None:
+            return
+    # The request fails anyway; the operator sees the audit outage in the log.
+    log.warning("request %s: audit event for a failed request not committed", ctx.request_id)
 
 
 async def run_guarded(

@@ -390,7 +390,7 @@ async def query_audit(request: web.Request, ctx: RequestContext) -> web.StreamRe
 
 async def readyz(request: web.Request) -> web.StreamResponse:
     services = request.app.get(SERVICES_KEY)
-    if services is None or not await database_ready(services.pool):
+    if services is None or not await database_ready(services.pool, timeout=services.config.readiness_timeout):
         return json_error(503, "unavailable", "the store is not ready (database unreachable or keys not loaded)")
     return web.json_response({"status": "ready"})
 
