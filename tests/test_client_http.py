@@ -1,28 +1,44 @@
-"""The client's transport against small real HTTP servers: retries, timeouts, caps, error mapping."""
+"""The client's transports against small real HTTP servers: retries, timeouts, caps, error mapping.
+
+Each test runs with both transports: :class:`HTTP` (aiohttp) and
+:class:`BlockingHTTP` (``http.client``, the CLI's). The server runs on its own
+event loop in a thread, since the blocking transport holds the test's loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer, unused_port
+from aiohttp.test_utils import unused_port
 
 from vault import errors
 from vault.client import HTTP, RetryPolicy
+from vault.client.blocking_http import BlockingHTTP
 from vault.client.errors import error_classes, error_from_reply
 
 
 class Script:
     """A server answering each request with the next reply of a script."""
 
-    def __init__(self, replies: list[Callable[[], web.StreamResponse]]) -> None:
+    def __init__(self, replies: list[Callable[[], web.StreamResponse]], *, delay: float = 0.0) -> None:
         self.replies = replies
         self.hits = 0
+        self.delay = delay
+        self.peers: list[object] = []
+        self.queries: list[dict[str, str]] = []
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         reply = self.replies[min(self.hits, len(self.replies) - 1)]
         self.hits += 1
+        self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        self.queries.append(dict(request.query))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return reply()
 
 
@@ -34,40 +50,58 @@ def ok(body: object) -> Callable[[], web.StreamResponse]:
     return lambda: web.json_response(body)
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Script], TestServer]]:
-    servers: list[TestServer] = []
+Serve = Callable[[Script], str]
 
-    def start(script: Script) -> TestServer:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", script.handle)
-        server = TestServer(app, host="127.0.0.1")
-        servers.append(server)
-        return server
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Start a script's server on a loop in another thread; its base URL."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runners: list[web.AppRunner] = []
+
+    def start(script: Script) -> str:
+        async def go() -> str:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", script.handle)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            port = unused_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            runners.append(runner)
+            return f"http://127.0.0.1:{port}"
+
+        return asyncio.run_coroutine_threadsafe(go(), loop).result(30)
 
     yield start
-    for s in servers:
-        await s.close()
+    for runner in runners:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+    loop.close()
 
 
-async def _url(server: TestServer) -> str:
-    await server.start_server()
-    return str(server.make_url(""))
+@pytest.fixture(params=[HTTP, BlockingHTTP], ids=["aiohttp", "http.client"])
+def transport(request: pytest.FixtureRequest) -> type[HTTP]:
+    cls: type[HTTP] = request.param
+    return cls
 
 
-def _http(**kw: object) -> tuple[HTTP, list[float]]:
+def _http(transport: type[HTTP], **kw: object) -> tuple[HTTP, list[float]]:
     sleeps: list[float] = []
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    return HTTP(retry=RetryPolicy(attempts=4, base=0.1, cap=1.0), sleep=sleep, uniform=lambda: 1.0, **kw), sleeps  # type: ignore[arg-type]
+    http = transport(retry=RetryPolicy(attempts=4, base=0.1, cap=1.0), sleep=sleep, uniform=lambda: 1.0, **kw)  # type: ignore[arg-type]
+    return http, sleeps
 
 
-async def test_retries_503_with_backoff_then_succeeds(serve: Callable[[Script], TestServer]) -> None:
+async def test_retries_503_with_backoff_then_succeeds(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([error(503, "unavailable", "db down"), error(503, "unavailable", "db down"), ok({"x": 1})])
-    url = await _url(serve(script))
-    http, sleeps = _http()
+    url = serve(script)
+    http, sleeps = _http(transport)
     try:
         assert await http.request("POST", url + "/v1/thing", body={}) == {"x": 1}
     finally:
@@ -76,10 +110,10 @@ async def test_retries_503_with_backoff_then_succeeds(serve: Callable[[Script], 
     assert sleeps == [0.1, 0.2]  # full jitter scaled by uniform() == 1.0: the cap of each step
 
 
-async def test_gives_up_after_bounded_attempts(serve: Callable[[Script], TestServer]) -> None:
+async def test_gives_up_after_bounded_attempts(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([error(503, "unavailable", "database unavailable; nothing was changed")])
-    url = await _url(serve(script))
-    http, sleeps = _http()
+    url = serve(script)
+    http, sleeps = _http(transport)
     try:
         with pytest.raises(errors.Unavailable) as err:
             await http.request("GET", url + "/x")
@@ -101,11 +135,11 @@ async def test_gives_up_after_bounded_attempts(serve: Callable[[Script], TestSer
     ],
 )
 async def test_never_retries_4xx_and_keeps_the_servers_words(
-    serve: Callable[[Script], TestServer], status: int, code: str, cls: type[errors.VaultError]
+    serve: Serve, transport: type[HTTP], status: int, code: str, cls: type[errors.VaultError]
 ) -> None:
     script = Script([error(status, code, f"the server says {code}")])
-    url = await _url(serve(script))
-    http, sleeps = _http()
+    url = serve(script)
+    http, sleeps = _http(transport)
     try:
         with pytest.raises(cls) as err:
             await http.request("POST", url + "/x", body={})
@@ -115,10 +149,10 @@ async def test_never_retries_4xx_and_keeps_the_servers_words(
     assert err.value.code == code and err.value.message == f"the server says {code}"
 
 
-async def test_unknown_code_keeps_the_server_code(serve: Callable[[Script], TestServer]) -> None:
+async def test_unknown_code_keeps_the_server_code(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([error(403, "token_revoked", "token 1234 was revoked")])
-    url = await _url(serve(script))
-    http, _ = _http()
+    url = serve(script)
+    http, _ = _http(transport)
     try:
         with pytest.raises(errors.Unauthorized) as err:
             await http.request("GET", url + "/x")
@@ -127,9 +161,9 @@ async def test_unknown_code_keeps_the_server_code(serve: Callable[[Script], Test
     assert err.value.code == "token_revoked" and err.value.message == "token 1234 was revoked"
 
 
-async def test_connection_refused_is_retried_then_connection_failed() -> None:
+async def test_connection_refused_is_retried_then_connection_failed(transport: type[HTTP]) -> None:
     port = unused_port()
-    http, sleeps = _http()
+    http, sleeps = _http(transport)
     try:
         with pytest.raises(errors.ConnectionFailed) as err:
             await http.request("POST", f"http://127.0.0.1:{port}/x", body={})
@@ -139,10 +173,10 @@ async def test_connection_refused_is_retried_then_connection_failed() -> None:
     assert f"127.0.0.1:{port}" in err.value.message and err.value.code == "connection_failed"
 
 
-async def test_reply_size_is_capped(serve: Callable[[Script], TestServer]) -> None:
+async def test_reply_size_is_capped(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([ok({"blob": "x" * 5000})])
-    url = await _url(serve(script))
-    http, _ = _http(max_reply_bytes=1000)
+    url = serve(script)
+    http, _ = _http(transport, max_reply_bytes=1000)
     try:
         with pytest.raises(errors.VaultError) as err:
             await http.request("GET", url + "/x")
@@ -159,14 +193,63 @@ def test_every_error_class_maps_back_from_its_code() -> None:
     assert {"unavailable", "connection_failed", "discharge_required", "invalid_token"} <= set(classes)
 
 
-async def test_deeply_nested_reply_is_a_bad_reply(serve: Callable[[Script], TestServer]) -> None:
+async def test_deeply_nested_reply_is_a_bad_reply(serve: Serve, transport: type[HTTP]) -> None:
     nested = "[" * 200_000 + "]" * 200_000
     script = Script([lambda: web.Response(text=nested, content_type="application/json")])
-    url = await _url(serve(script))
-    http, _ = _http()
+    url = serve(script)
+    http, _ = _http(transport)
     try:
         with pytest.raises(errors.VaultError) as err:
             await http.request("GET", url + "/x")
     finally:
         await http.close()
     assert err.value.code == "bad_reply"
+
+
+async def test_a_slow_server_times_out_within_the_bound_and_get_is_retried(serve: Serve, transport: type[HTTP]) -> None:
+    script = Script([ok({"x": 1})], delay=5.0)
+    url = serve(script)
+    http, sleeps = _http(transport, timeout=0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(errors.ConnectionFailed) as err:
+            await http.request("GET", url + "/slow")
+    finally:
+        await http.close()
+    assert "timed out" in err.value.message and len(sleeps) == 3
+    assert time.monotonic() - started < 4.0  # four attempts of 0.3 s, not four of 5 s
+
+
+async def test_a_post_that_timed_out_is_not_repeated(serve: Serve, transport: type[HTTP]) -> None:
+    script = Script([ok({"x": 1})], delay=5.0)
+    url = serve(script)
+    http, sleeps = _http(transport, timeout=0.3)
+    try:
+        with pytest.raises(errors.ConnectionFailed):
+            await http.request("POST", url + "/write", body={})
+    finally:
+        await http.close()
+    assert sleeps == []
+
+
+async def test_query_parameters_arrive_encoded(serve: Serve, transport: type[HTTP]) -> None:
+    script = Script([ok({"x": 1})])
+    url = serve(script)
+    http, _ = _http(transport)
+    try:
+        assert await http.request("GET", url + "/q", params={"prefix": "db/ x&y", "limit": "5"}) == {"x": 1}
+    finally:
+        await http.close()
+    assert script.queries == [{"prefix": "db/ x&y", "limit": "5"}]
+
+
+async def test_the_blocking_transport_keeps_one_connection_for_a_command(serve: Serve) -> None:
+    script = Script([ok({"x": 1})])
+    url = serve(script)
+    http, _ = _http(BlockingHTTP)
+    try:
+        for _ in range(3):
+            await http.request("POST", url + "/x", body={"n": 1})
+    finally:
+        await http.close()
+    assert script.hits == 3 and len(set(script.peers)) == 1

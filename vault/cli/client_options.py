@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vault.client import Client, Credentials
+from vault.client.blocking_http import BlockingHTTP
 from vault.config import load_config
 from vault.errors import ConfigError
 
@@ -104,6 +105,9 @@ def client_settings(args: argparse.Namespace, env: Mapping[str, str] = os.enviro
 def make_client(settings: ClientSettings, **kwargs: object) -> Client:
     # Permission tokens cached in the file belong to its session's user only.
     cache = settings.session_file if settings.session_from_file else None
+    # A command sends a handful of requests one after another: the standard library's
+    # http.client does that without aiohttp's import cost (bench/cli_start.py).
+    kwargs.setdefault("http", BlockingHTTP())
     return Client(
         store_url=settings.store_url,
         authority_url=settings.authority_url,

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from vault.client import Client
+from vault.client.blocking_http import BlockingHTTP
 from vault.errors import BadRequest, Unauthenticated
 
 from .client_options import add_client_options, client_settings
@@ -56,7 +57,7 @@ def login(args: argparse.Namespace) -> int:
     password = _password(args)
 
     async def go() -> dict[str, Any]:
-        async with Client(store_url=store_url, authority_url=authority_url) as client:
+        async with Client(store_url=store_url, authority_url=authority_url, http=BlockingHTTP()) as client:
             return await client.authority.login(email, password)
 
     reply = asyncio.run(go())
@@ -88,7 +89,10 @@ def logout(args: argparse.Namespace) -> int:
 
         async def go() -> None:
             async with Client(
-                store_url=settings.store_url, authority_url=settings.authority_url, credentials=settings.credentials
+                store_url=settings.store_url,
+                authority_url=settings.authority_url,
+                credentials=settings.credentials,
+                http=BlockingHTTP(),
             ) as client:
                 await client.authority.logout()
 

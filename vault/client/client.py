@@ -22,9 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Protocol
-
-import aiohttp
+from typing import TYPE_CHECKING, Protocol
 
 from vault.errors import InvalidToken, MissingDischarge, Unauthenticated
 from vault.macaroon import Bundle, Caveat
@@ -35,6 +33,9 @@ from .credentials import Credentials, TokenBundle, organization_of
 from .discharges import Discharges
 from .http import HTTP, RetryPolicy
 from .store import StoreClient
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["CLOCK_SKEW", "DEFAULT_WINDOW", "Client", "TokenCache"]
 
@@ -69,6 +70,7 @@ class Client:
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         clock: Callable[[], float] = time.time,
         token_cache: TokenCache | None = None,
+        http: HTTP | None = None,
     ) -> None:
         if not 0 < window <= 3600:
             raise ValueError("window must be between 1 and 3600 seconds")
@@ -81,7 +83,8 @@ class Client:
         self._clock = clock
         self._token_cache = token_cache
         self._minted: dict[int, TokenBundle] = {}
-        self.http = HTTP(timeout=timeout, retry=retry or RetryPolicy(), trace_configs=trace_configs)
+        # `http`: another transport (the CLI's BlockingHTTP); it then owns timeout and retry.
+        self.http = http or HTTP(timeout=timeout, retry=retry or RetryPolicy(), trace_configs=trace_configs)
         self.discharges = Discharges(self.http, clock=clock)
         self.authority = AuthorityClient(self.http, self.authority_url, self)
         self.store = StoreClient(self.http, self.store_url, self)
@@ -109,9 +112,26 @@ class Client:
         return f"Bearer {self.credentials.session}"
 
     def store_token(self) -> TokenBundle:
-        if self.credentials.store_token is None:
+        held = self.credentials.store_token
+        if held is None:
             raise Unauthenticated("no store token: set CVAULT_STORE_TOKEN or CVAULT_STORE_TOKEN_FILE")
-        return self.credentials.store_token
+        if not held.token.third_party_tickets(self.org_location) and held.token.location == self.authority_url:
+            raise Unauthenticated(
+                "CVAULT_STORE_TOKEN holds an authority token (service or permission token); the two may be "
+                "swapped: put the store token in CVAULT_STORE_TOKEN and the authority token in CVAULT_AUTH_TOKEN"
+            )
+        return held
+
+    def _configured_authority_token(self) -> TokenBundle | None:
+        held = self.credentials.authority_token
+        # Only a store token carries a ticket for the authority's org discharger; as the
+        # authority credential it would need its own discharge to get one (a cycle).
+        if held is not None and held.token.third_party_tickets(self.org_location):
+            raise Unauthenticated(
+                "CVAULT_AUTH_TOKEN holds a store token; the two may be swapped: put the store token in "
+                "CVAULT_STORE_TOKEN and the authority (service) token in CVAULT_AUTH_TOKEN"
+            )
+        return held
 
     def store_org(self) -> int:
         org = organization_of(self.store_token().token)
@@ -132,8 +152,9 @@ class Client:
 
     async def authority_token(self, org: int | None) -> TokenBundle:
         """The authority credential: the configured one, or a permission token minted with the session."""
-        if self.credentials.authority_token is not None:
-            return self.credentials.authority_token
+        configured = self._configured_authority_token()
+        if configured is not None:
+            return configured
         if not self.credentials.session:
             raise Unauthenticated(
                 "no authority credential: set CVAULT_AUTH_TOKEN (a service token) or run `cvault login`"

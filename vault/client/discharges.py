@@ -11,6 +11,10 @@ used while cached is fetched again in the background ``lead`` seconds before
 that point, so a steady caller never waits for the authority; one that nobody
 used simply lapses. Concurrent callers wanting the same discharge share one
 request, and the tickets of one token are fetched in parallel.
+
+No wait is unbounded: a fetch that (through the credential it needs) asks for
+the very discharge it is fetching fails at once instead of waiting on itself,
+and a shared fetch is waited for at most ``wait`` seconds.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from vault.errors import InvalidToken, VaultError
+from vault.errors import ConnectionFailed, InvalidToken, VaultError
 from vault.macaroon import Macaroon, decode_token
 from vault.macaroon.caveats import ThirdParty, ValidityWindow
 
@@ -61,6 +66,9 @@ class _Entry:
 
 _Key = tuple[str, bytes, bytes]
 
+# The discharges being fetched by the current task and the tasks it waits for.
+_FETCHING: ContextVar[frozenset[_Key]] = ContextVar("cvault_discharges_fetching", default=frozenset())
+
 
 class Discharges:
     """A cache of bound discharges; :meth:`close` cancels its background refreshes."""
@@ -71,11 +79,13 @@ class Discharges:
         *,
         margin: float = 60.0,
         lead: float = 30.0,
+        wait: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._http = http
         self._margin = margin
         self._lead = lead
+        self._wait = wait
         self._clock = clock
         self._cache: dict[_Key, _Entry] = {}
         self._inflight: dict[_Key, asyncio.Future[_Entry]] = {}
@@ -97,14 +107,26 @@ class Discharges:
         if entry is not None and self._clock() < entry.usable_until:
             entry.used = True
             return entry.discharge
+        if key in _FETCHING.get():
+            raise InvalidToken(
+                f"getting the discharge from {caveat.location} needs that same discharge first: the credential "
+                "sent to the authority is the token being discharged (are CVAULT_STORE_TOKEN and "
+                "CVAULT_AUTH_TOKEN swapped?)"
+            )
         pending = self._inflight.get(key)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch_and_store(key, authorization))
             self._inflight[key] = pending
             pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
-        return (await asyncio.shield(pending)).discharge
+        try:
+            return (await asyncio.wait_for(asyncio.shield(pending), self._wait)).discharge
+        except TimeoutError:
+            raise ConnectionFailed(
+                f"no discharge from {caveat.location} after {self._wait:g} s; check that the authority is up"
+            ) from None
 
     async def _fetch_and_store(self, key: _Key, authorization: AuthorizationFor) -> _Entry:
+        _FETCHING.set(_FETCHING.get() | {key})
         location, ticket, binding_id = key
         discharge = await self.fetch(location, ticket, binding_id, authorization)
         expiry = discharge_expiry(discharge)

@@ -6,6 +6,12 @@ requests marked idempotent, a timeout or a connection dropped mid-request.
 Never on another 4xx or 5xx: those are answers, not accidents. Error replies
 become :mod:`vault.errors` exceptions with the server's code and message
 (:mod:`vault.client.errors`).
+
+:class:`HTTP` sends with aiohttp (imported on first use); :class:`BlockingHTTP`
+(:mod:`vault.client.blocking_http`) sends the same requests with the standard
+library's ``http.client``, for one-shot commands that should not pay aiohttp's
+import. Both share the retry loop and reply handling here; a transport only
+implements :meth:`HTTP._send`.
 """
 
 from __future__ import annotations
@@ -15,16 +21,17 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from vault.errors import ConnectionFailed, Unavailable, VaultError
 
 from .errors import error_from_reply
 
-__all__ = ["DEFAULT_MAX_REPLY_BYTES", "HTTP", "RetryPolicy"]
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["DEFAULT_MAX_REPLY_BYTES", "HTTP", "RetryPolicy", "TransportError"]
 
 DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
 """A batch read of many 64 KiB secrets fits; a misbehaving server cannot exhaust memory."""
@@ -47,6 +54,15 @@ def _service(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+class TransportError(Exception):
+    """A request that got no answer: ``opened`` says whether the connection was ever made."""
+
+    def __init__(self, what: str, *, opened: bool) -> None:
+        super().__init__(what)
+        self.what = what
+        self.opened = opened
+
+
 def _bad_reply(message: str) -> VaultError:
     # Not retried: a server that sends garbage will send it again.
     err = VaultError(message)
@@ -56,7 +72,7 @@ def _bad_reply(message: str) -> VaultError:
 
 
 class HTTP:
-    """One aiohttp session with cvault's retry, timeout and error rules. Close it with :meth:`close`."""
+    """cvault's retry, timeout and error rules over one aiohttp session. Close it with :meth:`close`."""
 
     def __init__(
         self,
@@ -68,7 +84,7 @@ class HTTP:
         uniform: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._retry = retry
         self._max_reply = max_reply_bytes
         self._trace_configs = list(trace_configs)
@@ -77,9 +93,11 @@ class HTTP:
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
                 trace_configs=self._trace_configs,
                 # Tokens travel in headers; never pick them up from the environment.
                 trust_env=False,
@@ -116,13 +134,13 @@ class HTTP:
             except Unavailable as exc:
                 error: VaultError = exc
                 retryable = True
-            except aiohttp.ClientConnectorError:
-                error = ConnectionFailed(f"could not connect to {service}; check the URL and that it is running")
-                retryable = True
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
-                what = "timed out" if isinstance(exc, TimeoutError) else "dropped the connection"
-                error = ConnectionFailed(f"{service} {what} during {method} {urlsplit(url).path}")
-                retryable = idempotent
+            except TransportError as exc:
+                if not exc.opened:
+                    error = ConnectionFailed(f"could not connect to {service}; check the URL and that it is running")
+                    retryable = True
+                else:
+                    error = ConnectionFailed(f"{service} {exc.what} during {method} {urlsplit(url).path}")
+                    retryable = idempotent
             attempt += 1
             if not retryable or attempt >= self._retry.attempts:
                 raise error
@@ -137,30 +155,47 @@ class HTTP:
         params: Mapping[str, str] | None,
         service: str,
     ) -> Any:
-        async with self._client().request(
-            method, url, headers=headers, json=body, params=params, allow_redirects=False
-        ) as resp:
-            raw = await self._read(resp)
-            payload: Any = None
-            if raw:
-                try:
-                    payload = json.loads(raw)
-                except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
-                    payload = None
-            if resp.status >= 400:
-                raise error_from_reply(resp.status, payload, service=service)
-            if raw and payload is None:
-                raise _bad_reply(f"{service} sent a reply that is not JSON (HTTP {resp.status})")
-            return payload
+        status, raw = await self._send(method, url, headers, body, params)
+        payload: Any = None
+        if raw:
+            try:
+                payload = json.loads(raw)
+            except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+                payload = None
+        if status >= 400:
+            raise error_from_reply(status, payload, service=service)
+        if raw and payload is None:
+            raise _bad_reply(f"{service} sent a reply that is not JSON (HTTP {status})")
+        return payload
+
+    def _too_large(self) -> VaultError:
+        return _bad_reply(f"the reply is larger than {self._max_reply} bytes; refusing to read it")
+
+    async def _send(
+        self, method: str, url: str, headers: dict[str, str], body: Any, params: Mapping[str, str] | None
+    ) -> tuple[int, bytes]:
+        """One exchange: the status and the (capped) body, or :class:`TransportError` without an answer."""
+        import aiohttp
+
+        try:
+            async with self._client().request(
+                method, url, headers=headers, json=body, params=params, allow_redirects=False
+            ) as resp:
+                return resp.status, await self._read(resp)
+        except aiohttp.ClientConnectorError:
+            raise TransportError("could not connect", opened=False) from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            what = "timed out" if isinstance(exc, TimeoutError) else "dropped the connection"
+            raise TransportError(what, opened=True) from None
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         if resp.content_length is not None and resp.content_length > self._max_reply:
-            raise _bad_reply(f"the reply is larger than {self._max_reply} bytes; refusing to read it")
+            raise self._too_large()
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > self._max_reply:
-                raise _bad_reply(f"the reply is larger than {self._max_reply} bytes; refusing to read it")
+                raise self._too_large()
             chunks.append(chunk)
         return b"".join(chunks)

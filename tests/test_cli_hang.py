@@ -1,0 +1,61 @@
+"""No client call waits without a bound; swapped credentials are named as such (issue 16)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from vault.client.discharges import Discharges
+from vault.client.http import HTTP
+from vault.errors import InvalidToken
+from vault.macaroon.caveats import ThirdParty
+
+from .cli_world import World, make_world
+
+SWAPPED = "CVAULT_AUTH_TOKEN holds a store token; the two may be swapped"
+
+
+@pytest.fixture(scope="module")
+def journey(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from make_world(postgres_server, template_database, tmp_path_factory)
+
+
+@pytest.mark.parametrize("args", [("secrets", "list", "--vault", "prod"), ("run", "--vault", "prod", "--", "env")])
+def test_swapped_credentials_are_named_not_a_hang(journey: World, args: tuple[str, ...]) -> None:
+    swapped = {
+        **journey.wl,
+        "CVAULT_STORE_TOKEN": journey.service["token"],
+        "CVAULT_AUTH_TOKEN": journey.workload_store["token"],
+    }
+    started = time.monotonic()
+    r = journey.cvault(*args, env=swapped)  # bounded: a hang raises TimeoutExpired
+    assert time.monotonic() - started < 30
+    assert r.status != 0 and "CVAULT_STORE_TOKEN holds an authority token" in r.err, r
+    assert "swapped" in r.err and r.out == ""
+
+
+@pytest.mark.parametrize("args", [("secrets", "list", "--vault", "prod"), ("run", "--vault", "prod", "--", "env")])
+def test_a_store_token_as_the_authority_credential_is_named(journey: World, args: tuple[str, ...]) -> None:
+    both_store = {**journey.wl, "CVAULT_AUTH_TOKEN": journey.workload_store["token"]}
+    r = journey.cvault(*args, env=both_store)
+    assert r.status != 0 and SWAPPED in r.err, r
+    assert journey.workload_store["token"] not in r.err
+
+
+async def test_a_discharge_that_needs_itself_fails_at_once() -> None:
+    discharges = Discharges(HTTP(), wait=5.0)
+    caveat = ThirdParty("http://authority.invalid/org", b"verifier-key", b"ticket")
+
+    async def authorization(location: str) -> str:
+        # The credential for this discharge needs the same discharge: the swapped-token cycle.
+        await discharges.get(caveat, b"binding", authorization)
+        return "Bearer x"
+
+    started = time.monotonic()
+    with pytest.raises(InvalidToken, match="needs that same discharge"):
+        await asyncio.wait_for(discharges.get(caveat, b"binding", authorization), 10)
+    assert time.monotonic() - started < 5
+    await discharges.close()
