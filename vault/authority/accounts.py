@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from vault.errors import BadRequest, Conflict, NotFound, Unauthorized
+from vault.types import Random
 
 from .audit import Auditor
 from .interfaces import AccountStore
@@ -14,7 +13,6 @@ from .sessions import MAX_PASSWORD_CHARS, Sessions, normalize_email
 
 __all__ = ["Accounts", "check_email", "check_password", "new_org_id"]
 
-Random = Callable[[int], bytes]
 
 MIN_PASSWORD_CHARS = 8
 

@@ -9,8 +9,7 @@ refused, goes to the audit log.
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from vault.errors import InvalidToken, Unauthorized, VaultError
 from vault.macaroon import Access, Bundle, Caveat, Macaroon, Ticket, bind, start_discharge, ticket_sender
@@ -24,6 +23,7 @@ from vault.macaroon.caveats import (
     ValidityWindow,
 )
 from vault.macaroon.verify import check_all
+from vault.types import Clock, IPAddress
 
 from .audit import Auditor
 from .interfaces import AccountStore
@@ -33,9 +33,6 @@ from .sessions import Sessions
 from .ticket_keys import SharedKeyCache
 
 __all__ = ["LoginDischarger", "OrgDischarger"]
-
-Clock = Callable[[], float]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _open(ticket: bytes, keys: SharedKeyCache, location: str) -> tuple[Ticket, Macaroon]:

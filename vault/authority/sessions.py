@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
 from typing import Protocol
 
 from vault.errors import Unauthenticated
+from vault.types import Clock, Random
 
 from .audit import Auditor
 from .interfaces import AccountStore, SessionStore
@@ -17,8 +17,6 @@ from .session_secret import new_session_secret, session_digest
 
 __all__ = ["InvalidCredentials", "PasswordHasher", "Sessions"]
 
-Clock = Callable[[], float]
-Random = Callable[[int], bytes]
 
 MAX_PASSWORD_CHARS = 1024
 

@@ -12,13 +12,12 @@ token recorded below it.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import uuid
-from collections.abc import Callable
 
 from vault.errors import BadRequest, NotFound, Unauthorized, Unprocessable
 from vault.macaroon import CONTROL, Access, Caveat, Macaroon, add_third_party, mask_to_string
 from vault.macaroon.caveats import ConfineUser, MaxValidity, Organization, ThirdParty, ValidityWindow
+from vault.types import Clock, IPAddress
 
 from .accounts import Accounts
 from .audit import Auditor
@@ -30,8 +29,6 @@ from .ticket_keys import TicketKeys
 
 __all__ = ["DEFAULT_TOKEN_TTL", "MAX_TOKEN_TTL", "TokenService", "check_token_id"]
 
-Clock = Callable[[], float]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_TOKEN_TTL = 24 * 3600
 MAX_TOKEN_TTL = 90 * 24 * 3600

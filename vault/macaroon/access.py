@@ -8,8 +8,9 @@ which refuses at the top level and selects the ``else`` branch in ``IfPresent``.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import NamedTuple
+
+from vault.types import IPAddress
 
 READ = 1 << 0
 WRITE = 1 << 1
@@ -42,9 +43,6 @@ def mask_to_string(mask: int) -> str:
 
 def is_subset(wanted: int, allowed: int) -> bool:
     return wanted & ~allowed == 0
-
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class Access(NamedTuple):

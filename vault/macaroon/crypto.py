@@ -10,20 +10,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from vault.errors import InvalidToken
+from vault.types import Random
 
 KEY_SIZE = 32
 SEAL_NONCE_SIZE = 12
 BINDING_ID_SIZE = 16
 _FINALIZE_KEY = b"proof-signature-finalization"
 
-Random = Callable[[int], bytes]
-"""Source of randomness, a parameter so tests can pin it (``os.urandom`` by default)."""
 
 DEFAULT_RANDOM: Random = os.urandom
 

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vault.errors import BadRequest, InvalidToken
+from vault.types import Random
 
 from . import caveat as cav
 from . import wire
 from .caveats import ThirdParty
-from .crypto import BINDING_ID_SIZE, DEFAULT_RANDOM, Random, digest, finalize, sign
+from .crypto import BINDING_ID_SIZE, DEFAULT_RANDOM, digest, finalize, sign
 
 NONCE_RND_SIZE = 16
 _KID_NAMESPACE = uuid.UUID("968fc2c6-a94f-4988-a544-2ad72b02f222")

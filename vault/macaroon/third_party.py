@@ -24,11 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vault.errors import InvalidToken
+from vault.types import Random
 
 from . import caveat as cav
 from . import wire
 from .caveats import BindToParentToken, ThirdParty
-from .crypto import DEFAULT_RANDOM, KEY_SIZE, Random, seal, unseal
+from .crypto import DEFAULT_RANDOM, KEY_SIZE, seal, unseal
 from .macaroon import Macaroon
 
 TICKET_VERSION = 1

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from vault.audit.event import AuditEvent
 from vault.macaroon import Access
-from vault.macaroon.access import IPAddress
+from vault.types import IPAddress
 
 from .caller import Caller
 

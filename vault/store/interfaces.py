@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from vault.audit.event import AuditEvent
+from vault.types import Clock
 
 from .models import (
     OrgRecord,
@@ -38,9 +39,6 @@ __all__ = [
 ]
 
 T = TypeVar("T", contravariant=True)
-
-Clock = Callable[[], float]
-"""Seconds since the epoch (``time.time`` in production)."""
 
 
 class BeforeCommit(Protocol[T]):

@@ -32,7 +32,8 @@ from vault.macaroon.caveats import (
     Organization,
     ValidityWindow,
 )
-from vault.macaroon.crypto import DEFAULT_RANDOM, Random
+from vault.macaroon.crypto import DEFAULT_RANDOM
+from vault.types import Random
 
 from .caller import Caller
 from .interfaces import KeyDirectory, RevocationList

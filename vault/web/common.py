@@ -16,17 +16,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from random import getrandbits as _random_bits
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from vault.errors import BadRequest, RateLimited, TooLarge, Unavailable, VaultError
+from vault.types import IPAddress, IPNetwork
 
 log = logging.getLogger("cvault.web")
 access_log = logging.getLogger("cvault.access")
 
-IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_BODY_BYTES = 256 * 1024

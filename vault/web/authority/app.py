@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -43,6 +43,7 @@ from vault.storage.migrations import require_migrated
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.sessions import SessionRepository
+from vault.types import Clock, Random
 
 from ..common import MAX_BODY_BYTES, add_openapi, middlewares
 from . import handlers
@@ -52,9 +53,6 @@ from .services import SERVICES_KEY, AuthorityServices
 __all__ = ["SERVICES_KEY", "AuthorityServices", "create_authority_app", "open_authority"]
 
 SCHEMA = "authority"
-
-Clock = Callable[[], float]
-Random = Callable[[int], bytes]
 
 
 class Argon2Passwords:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -17,10 +16,9 @@ from vault.config import Config
 from vault.storage.accounts import AccountRepository
 from vault.storage.pool import Pool
 from vault.storage.revocations import RevocationWatcher
+from vault.types import Clock
 
 __all__ = ["SERVICES_KEY", "AuthorityServices"]
-
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)

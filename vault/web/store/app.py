@@ -17,7 +17,7 @@ from vault.audit.log import AuditLog
 from vault.config import Config, require_database_url, require_master_key
 from vault.crypto.keyring import MasterKey
 from vault.errors import ConfigError
-from vault.macaroon.crypto import DEFAULT_RANDOM, Random
+from vault.macaroon.crypto import DEFAULT_RANDOM
 from vault.storage.keys import KeyRepository
 from vault.storage.migrations import require_migrated
 from vault.storage.pool import Pool, close_pool, create_pool
@@ -29,11 +29,12 @@ from vault.storage.store_secrets import SecretStore
 from vault.store.control import ControlService
 from vault.store.secrets import SecretService
 from vault.store.tokens import StoreTokens
+from vault.types import Clock, Random
 
 from ..common import add_openapi, middlewares
 from . import handlers
 from .openapi import spec
-from .services import SERVICES_KEY, Clock, StoreServices
+from .services import SERVICES_KEY, StoreServices
 from .vault_kv import create_vault_kv_app
 
 __all__ = ["SERVICES_KEY", "StoreServices", "create_store_app"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -14,10 +13,9 @@ from vault.storage.store_keys import StoreKeyDirectory
 from vault.store.control import ControlService
 from vault.store.secrets import SecretService
 from vault.store.tokens import StoreTokens
+from vault.types import Clock
 
-__all__ = ["SERVICES_KEY", "Clock", "StoreServices", "services_of"]
-
-Clock = Callable[[], float]
+__all__ = ["SERVICES_KEY", "StoreServices", "services_of"]
 
 
 @dataclass(frozen=True)
