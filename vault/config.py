@@ -104,6 +104,15 @@ class Config:
     database_timeout: float = 3.0
     # Seconds /readyz waits for its probe statement before it answers "not ready".
     readiness_timeout: float = 2.0
+    # Connections (docs/operations.md): an idle connection is closed after
+    # keepalive_timeout, a new one that has not sent its first request's headers
+    # after header_read_timeout; beyond the caps a connection is answered 503 and closed.
+    keepalive_timeout: int = 30
+    header_read_timeout: int = 10
+    max_connections: int = 768
+    max_connections_per_client: int = 128
+    # At most one "cannot accept" line (too many open files) per this many seconds.
+    accept_error_log_interval: int = 10
 
 
 # --- value parsers: each takes a raw value (str from the environment, any TOML
@@ -258,6 +267,11 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "database_pool_size": _count,
     "database_timeout": _duration,
     "readiness_timeout": _duration,
+    "keepalive_timeout": _seconds,
+    "header_read_timeout": _seconds,
+    "max_connections": _count,
+    "max_connections_per_client": _count,
+    "accept_error_log_interval": _seconds,
 }
 
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak

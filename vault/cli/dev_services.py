@@ -153,14 +153,16 @@ async def run_dev_services(
     tasks: list[asyncio.Task[None]] = []
     try:
         authority = asyncio.create_task(
-            serve_app(create_authority_app(config, pool=pool), config.authority_listen, inner)
+            serve_app(create_authority_app(config, pool=pool), config.authority_listen, inner, config)
         )
         tasks.append(authority)
         await _wait_ready(config.authority_url, authority)
         async with Client(store_url=config.store_url, authority_url=config.authority_url) as c:
             keys = await c.authority.keys()
         store_config = replace(config, authority_org_public_key=base64.b64decode(keys["org"]["public_key"]))
-        store = asyncio.create_task(serve_app(create_store_app(store_config, pool=pool), config.store_listen, inner))
+        store = asyncio.create_task(
+            serve_app(create_store_app(store_config, pool=pool), config.store_listen, inner, store_config)
+        )
         tasks.append(store)
         await _wait_ready(config.store_url, store)
         say(f"authority on {config.authority_url}, store on {config.store_url}")

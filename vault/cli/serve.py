@@ -54,10 +54,9 @@ def run_authority(args: argparse.Namespace) -> int:
     _configure_logging(config)
 
     async def main(stop: asyncio.Event) -> None:
-        logging.getLogger("cvault").info(
-            "authority listening on %s as %s", config.authority_listen, config.authority_url
-        )
-        await serve_app(create_authority_app(config), config.authority_listen, stop)
+        # serve_app logs "listening" once the keys are open and the port is bound.
+        name = f"authority ({config.authority_url})"
+        await serve_app(create_authority_app(config), config.authority_listen, stop, config, name=name)
 
     asyncio.run(run_until_signal(main))
     return 0
@@ -69,8 +68,7 @@ def run_store(args: argparse.Namespace) -> int:
     app = create_store_app(config)  # refuses to start without the authority's org public key
 
     async def main(stop: asyncio.Event) -> None:
-        logging.getLogger("cvault").info("store listening on %s as %s", config.store_listen, config.store_url)
-        await serve_app(app, config.store_listen, stop)
+        await serve_app(app, config.store_listen, stop, config, name=f"store ({config.store_url})")
 
     asyncio.run(run_until_signal(main))
     return 0
