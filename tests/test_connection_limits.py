@@ -28,7 +28,9 @@ from .cli import PROJECT_ROOT, cvault_command, cvault_env
 
 # Generous bounds: the machine is shared; only "closed at all, well before aiohttp's 3,630 s" matters.
 CLOSE_BOUND = 10.0
-SMALL = replace(Config(), header_read_timeout=1, keepalive_timeout=2, max_connections=40, max_connections_per_client=8)
+SMALL = replace(
+    Config(dev=True), header_read_timeout=1, keepalive_timeout=2, max_connections=40, max_connections_per_client=8
+)
 
 
 async def _hello(request: web.Request) -> web.Response:
@@ -153,7 +155,7 @@ _EMFILE_SERVER = textwrap.dedent(
 
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     logging.basicConfig(level="INFO", stream=sys.stderr)
-    config = replace(Config(), max_connections=10000, max_connections_per_client=10000,
+    config = replace(Config(dev=True), max_connections=10000, max_connections_per_client=10000,
                      header_read_timeout=60, accept_error_log_interval=60)
 
     async def main():
@@ -256,7 +258,7 @@ async def test_listening_is_logged_once_the_port_answers(database_url: str) -> N
             assert line, "cvault serve exited without saying it listens"
             if "listening" in line:
                 break
-        assert f"authority (http://127.0.0.1:{port}) listening on 127.0.0.1:{port}" in line
+        assert f"authority listening on 127.0.0.1:{port} as http://127.0.0.1:{port}" in line
         # The moment it says so, the port answers and the keys are open (readyz checks both).
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/readyz") as resp:
             assert resp.status == 200

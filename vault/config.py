@@ -51,6 +51,9 @@ CLIENT_VARIABLES = frozenset(
     {
         "CVAULT_AUTH_TOKEN",
         "CVAULT_AUTH_TOKEN_FILE",
+        "CVAULT_CACERT",
+        "CVAULT_CLIENT_CERT",
+        "CVAULT_CLIENT_KEY",
         "CVAULT_CONFIG",
         "CVAULT_REQUIRE_VECTORS",
         "CVAULT_SESSION",
@@ -113,6 +116,12 @@ class Config:
     max_connections_per_client: int = 128
     # At most one "cannot accept" line (too many open files) per this many seconds.
     accept_error_log_interval: int = 10
+    # TLS (docs/operations.md): both files, or neither; a client CA turns on mutual TLS.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    # Plain HTTP on a non-loopback address only with this (e.g. behind a TLS-terminating proxy).
+    listen_insecure: bool = False
 
 
 # --- value parsers: each takes a raw value (str from the environment, any TOML
@@ -272,6 +281,10 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "max_connections": _count,
     "max_connections_per_client": _count,
     "accept_error_log_interval": _seconds,
+    "tls_cert_file": _path,
+    "tls_key_file": _path,
+    "tls_client_ca_file": _path,
+    "listen_insecure": _bool,
 }
 
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak
@@ -340,6 +353,12 @@ def load_config(
         if "master_key" in values:
             raise ConfigError("set either CVAULT_MASTER_KEY or CVAULT_MASTER_KEY_FILE, not both")
         values["master_key"] = read_master_key_file(key_file)
+
+    # With TLS on, the published URLs (and so the token locations) default to https.
+    if "tls_cert_file" in values:
+        for url_key in ("authority_url", "store_url"):
+            if url_key not in values:
+                values[url_key] = "https" + str(getattr(Config, url_key)).removeprefix("http")
 
     known = {f.name for f in fields(Config)}
     assert set(values) <= known

@@ -46,6 +46,12 @@ _MAX_TOKEN_FILE_BYTES = 1024 * 1024
 
 def add_client_options(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
     add_config_option(parser)
+    parser.add_argument(
+        "--ca-cert",
+        metavar="FILE",
+        help="PEM file of the CA that signed the services' TLS certificates (default: $CVAULT_CACERT, "
+        "else the system trust store)",
+    )
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
@@ -77,6 +83,7 @@ class ClientSettings:
     credentials: Credentials
     session_file: SessionFile
     session_from_file: bool = False
+    ca_cert: str | None = None
 
 
 def client_settings(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> ClientSettings:
@@ -99,7 +106,8 @@ def client_settings(args: argparse.Namespace, env: Mapping[str, str] = os.enviro
         authority_token=read_secret_variable(env, "CVAULT_AUTH_TOKEN"),
         session=session,
     )
-    return ClientSettings(authority_url, store_url, credentials, session_file, from_file)
+    ca_cert = getattr(args, "ca_cert", None)
+    return ClientSettings(authority_url, store_url, credentials, session_file, from_file, ca_cert)
 
 
 def make_client(settings: ClientSettings, **kwargs: object) -> Client:
@@ -107,7 +115,7 @@ def make_client(settings: ClientSettings, **kwargs: object) -> Client:
     cache = settings.session_file if settings.session_from_file else None
     # A command sends a handful of requests one after another: the standard library's
     # http.client does that without aiohttp's import cost (bench/cli_start.py).
-    kwargs.setdefault("http", BlockingHTTP())
+    kwargs.setdefault("http", BlockingHTTP(ca_cert=settings.ca_cert))
     return Client(
         store_url=settings.store_url,
         authority_url=settings.authority_url,

@@ -25,6 +25,7 @@ from typing import Any
 
 from vault.config import Config, read_master_key_file
 from vault.crypto.keyring import MasterKey, generate_key
+from vault.crypto.local_ca import LocalCA
 from vault.errors import ConfigError
 from vault.storage.database import create_database, database_exists
 from vault.storage.embedded import EmbeddedPostgres
@@ -33,7 +34,7 @@ from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.schema import SCHEMAS
 
-from .dev_services import run_dev_services
+from .dev_services import dev_ca_file, run_dev_services
 from .options import add_config_option, config_from_args
 
 DATABASE_NAME = "cvault"
@@ -49,12 +50,36 @@ def register(sub: Any) -> None:
         metavar="DIR",
         help="where the database and master key live (default: $CVAULT_DATA_DIR or the user data directory)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve both services over TLS with a certificate from a local CA made in the data directory "
+        "(prints CVAULT_CACERT for clients)",
+    )
     add_config_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(serve_dev(config_from_args(args, dev=True, data_dir=args.data_dir)))
+    config = config_from_args(args, dev=True, data_dir=args.data_dir)
+    if args.tls:
+        config = dev_tls(config)
+    return asyncio.run(serve_dev(config))
+
+
+def dev_tls(config: Config) -> Config:
+    """``config`` serving TLS with a certificate for this machine from the data directory's local CA."""
+    directory = dev_ca_file(config.data_dir).parent
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ca_cert, ca_key = directory / "ca.pem", directory / "ca-key.pem"
+    if ca_cert.exists() and ca_key.exists():
+        ca = LocalCA.load(ca_cert, ca_key)
+    else:
+        ca = LocalCA.create("cvault dev local CA")
+        ca.save(ca_cert, ca_key)
+    hosts = sorted({"localhost", "127.0.0.1", "::1"} | {config.authority_listen.rpartition(":")[0].strip("[]")})
+    issued = ca.issue(directory, "server", hosts)
+    return replace(config, tls_cert_file=issued.cert_file, tls_key_file=issued.key_file)
 
 
 def _say(line: str) -> None:

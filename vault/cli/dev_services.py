@@ -45,19 +45,29 @@ _READY_TIMEOUT = 30.0
 Say = Callable[[str], None]
 
 
+def dev_ca_file(data_dir: Path) -> Path:
+    """The local CA certificate of ``cvault dev --tls`` (clients trust it through CVAULT_CACERT)."""
+    return data_dir / "tls" / "ca.pem"
+
+
+def _ca(config: Config) -> str | None:
+    return str(dev_ca_file(config.data_dir)) if config.tls_cert_file is not None else None
+
+
 def _dev_urls(config: Config) -> Config:
     # Local by definition: each service is reached where it listens.
+    scheme = "https" if config.tls_cert_file is not None else "http"
     return replace(
         config,
-        authority_url=f"http://{config.authority_listen}",
-        store_url=f"http://{config.store_listen}",
+        authority_url=f"{scheme}://{config.authority_listen}",
+        store_url=f"{scheme}://{config.store_listen}",
     )
 
 
-async def _wait_ready(url: str, task: asyncio.Task[None]) -> None:
+async def _wait_ready(url: str, task: asyncio.Task[None], ca_cert: str | None) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _READY_TIMEOUT
-    async with Client(store_url=url, authority_url=url, timeout=2.0) as client:
+    async with Client(store_url=url, authority_url=url, timeout=2.0, ca_cert=ca_cert) as client:
         while True:
             if task.done():
                 task.result()  # raises what stopped the service (e.g. the port is taken)
@@ -93,10 +103,14 @@ async def _first_start(config: Config, pool: Pool, say: Say) -> dict[str, Any]:
     password = secrets.token_urlsafe(18)
     done = await run_bootstrap(config, DEV_EMAIL, DEV_ORG, password, pool=pool)
     credentials = Credentials(session=done.session_secret)
-    async with Client(store_url=config.store_url, authority_url=config.authority_url, credentials=credentials) as c:
+    async with Client(
+        store_url=config.store_url, authority_url=config.authority_url, credentials=credentials, ca_cert=_ca(config)
+    ) as c:
         enrolled = await c.store.enroll(done.org.id, done.org.slug)
     credentials = Credentials.from_text(store_token=enrolled["token"], session=done.session_secret)
-    async with Client(store_url=config.store_url, authority_url=config.authority_url, credentials=credentials) as c:
+    async with Client(
+        store_url=config.store_url, authority_url=config.authority_url, credentials=credentials, ca_cert=_ca(config)
+    ) as c:
         await c.store.create_vault(DEV_VAULT)
     say(
         f"bootstrapped owner {DEV_EMAIL}, org {DEV_ORG!r} (id {done.org.id}) enrolled at the store, vault {DEV_VAULT!r}"
@@ -116,7 +130,9 @@ async def _ensure_session(config: Config, state: dict[str, Any], say: Say) -> No
     """Save a working session for the dev owner (logging in again if the saved one expired)."""
     reply: dict[str, Any] = {"session": state["session"], "user_id": state.get("user_id")}
     credentials = Credentials(session=state["session"])
-    async with Client(store_url=config.store_url, authority_url=config.authority_url, credentials=credentials) as c:
+    async with Client(
+        store_url=config.store_url, authority_url=config.authority_url, credentials=credentials, ca_cert=_ca(config)
+    ) as c:
         try:
             await c.authority.me()
         except VaultError:
@@ -132,6 +148,8 @@ def _print_exports(config: Config, state: dict[str, Any]) -> None:
         f"export CVAULT_AUTHORITY_URL={shlex.quote(config.authority_url)}",
         f"export CVAULT_STORE_URL={shlex.quote(config.store_url)}",
     ]
+    if config.tls_cert_file is not None:
+        lines.append(f"export CVAULT_CACERT={shlex.quote(str(dev_ca_file(config.data_dir)))}")
     if not state:
         print("\n".join(lines), flush=True)
         return
@@ -156,15 +174,15 @@ async def run_dev_services(
             serve_app(create_authority_app(config, pool=pool), config.authority_listen, inner, config)
         )
         tasks.append(authority)
-        await _wait_ready(config.authority_url, authority)
-        async with Client(store_url=config.store_url, authority_url=config.authority_url) as c:
+        await _wait_ready(config.authority_url, authority, _ca(config))
+        async with Client(store_url=config.store_url, authority_url=config.authority_url, ca_cert=_ca(config)) as c:
             keys = await c.authority.keys()
         store_config = replace(config, authority_org_public_key=base64.b64decode(keys["org"]["public_key"]))
         store = asyncio.create_task(
             serve_app(create_store_app(store_config, pool=pool), config.store_listen, inner, store_config)
         )
         tasks.append(store)
-        await _wait_ready(config.store_url, store)
+        await _wait_ready(config.store_url, store, _ca(config))
         say(f"authority on {config.authority_url}, store on {config.store_url}")
 
         state_path = config.data_dir / "dev.json"

@@ -57,7 +57,9 @@ def login(args: argparse.Namespace) -> int:
     password = _password(args)
 
     async def go() -> dict[str, Any]:
-        async with Client(store_url=store_url, authority_url=authority_url, http=BlockingHTTP()) as client:
+        async with Client(
+            store_url=store_url, authority_url=authority_url, http=BlockingHTTP(ca_cert=settings.ca_cert)
+        ) as client:
             return await client.authority.login(email, password)
 
     reply = asyncio.run(go())
@@ -92,7 +94,7 @@ def logout(args: argparse.Namespace) -> int:
                 store_url=settings.store_url,
                 authority_url=settings.authority_url,
                 credentials=settings.credentials,
-                http=BlockingHTTP(),
+                http=BlockingHTTP(ca_cert=settings.ca_cert),
             ) as client:
                 await client.authority.logout()
 

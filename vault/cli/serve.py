@@ -55,8 +55,8 @@ def run_authority(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> None:
         # serve_app logs "listening" once the keys are open and the port is bound.
-        name = f"authority ({config.authority_url})"
-        await serve_app(create_authority_app(config), config.authority_listen, stop, config, name=name)
+        app = create_authority_app(config)
+        await serve_app(app, config.authority_listen, stop, config, name="authority", url=config.authority_url)
 
     asyncio.run(run_until_signal(main))
     return 0
@@ -68,7 +68,7 @@ def run_store(args: argparse.Namespace) -> int:
     app = create_store_app(config)  # refuses to start without the authority's org public key
 
     async def main(stop: asyncio.Event) -> None:
-        await serve_app(app, config.store_listen, stop, config, name=f"store ({config.store_url})")
+        await serve_app(app, config.store_listen, stop, config, name="store", url=config.store_url)
 
     asyncio.run(run_until_signal(main))
     return 0

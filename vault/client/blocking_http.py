@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl  # http.client imports it anyway
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -51,11 +52,8 @@ class BlockingHTTP(HTTP):
         connection = self._connections.get(key)
         if connection is None:
             if scheme == "https":
-                import ssl
-
-                connection = http.client.HTTPSConnection(
-                    netloc, timeout=self._timeout, context=ssl.create_default_context()
-                )
+                context = self._ssl_context() or ssl.create_default_context()
+                connection = http.client.HTTPSConnection(netloc, timeout=self._timeout, context=context)
             elif scheme == "http":
                 connection = http.client.HTTPConnection(netloc, timeout=self._timeout)
             else:
@@ -86,6 +84,9 @@ class BlockingHTTP(HTTP):
         if connection.sock is None:
             try:
                 connection.connect()
+            except ssl.SSLCertVerificationError:
+                self._forget(parts.scheme, parts.netloc)
+                raise TransportError("could not connect", opened=False, untrusted=True) from None
             except (OSError, http.client.HTTPException):
                 self._forget(parts.scheme, parts.netloc)
                 raise TransportError("could not connect", opened=False) from None

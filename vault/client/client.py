@@ -71,6 +71,7 @@ class Client:
         clock: Callable[[], float] = time.time,
         token_cache: TokenCache | None = None,
         http: HTTP | None = None,
+        ca_cert: str | None = None,
     ) -> None:
         if not 0 < window <= 3600:
             raise ValueError("window must be between 1 and 3600 seconds")
@@ -84,7 +85,9 @@ class Client:
         self._token_cache = token_cache
         self._minted: dict[int, TokenBundle] = {}
         # `http`: another transport (the CLI's BlockingHTTP); it then owns timeout and retry.
-        self.http = http or HTTP(timeout=timeout, retry=retry or RetryPolicy(), trace_configs=trace_configs)
+        self.http = http or HTTP(
+            timeout=timeout, retry=retry or RetryPolicy(), trace_configs=trace_configs, ca_cert=ca_cert
+        )
         self.discharges = Discharges(self.http, clock=clock)
         self.authority = AuthorityClient(self.http, self.authority_url, self)
         self.store = StoreClient(self.http, self.store_url, self)

@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from vault.errors import ConnectionFailed, Unavailable, VaultError
+from vault.errors import ConfigError, ConnectionFailed, Unavailable, VaultError
 
 from .errors import error_from_reply
 
 if TYPE_CHECKING:
+    import ssl
+
     import aiohttp
 
 __all__ = ["DEFAULT_MAX_REPLY_BYTES", "HTTP", "RetryPolicy", "TransportError"]
@@ -55,12 +58,44 @@ def _service(url: str) -> str:
 
 
 class TransportError(Exception):
-    """A request that got no answer: ``opened`` says whether the connection was ever made."""
+    """A request that got no answer: ``opened`` says whether the connection was ever made.
 
-    def __init__(self, what: str, *, opened: bool) -> None:
+    ``untrusted``: the server's TLS certificate was refused (not retried: it would be again).
+    """
+
+    def __init__(self, what: str, *, opened: bool, untrusted: bool = False) -> None:
         super().__init__(what)
         self.what = what
         self.opened = opened
+        self.untrusted = untrusted
+
+
+def ssl_context(ca_cert: str | None) -> ssl.SSLContext | None:
+    """How the client verifies servers: ``ca_cert`` (a PEM file), else ``$CVAULT_CACERT``, else the system store.
+
+    Read as Vault's clients read ``VAULT_CACERT``; certificates and host names are always
+    verified. ``$CVAULT_CLIENT_CERT`` and ``$CVAULT_CLIENT_KEY`` (PEM files) are presented to
+    services that require mutual TLS. ``None``: the transport's default (the system store).
+    """
+    path = ca_cert or os.environ.get("CVAULT_CACERT", "").strip() or None
+    client_cert = os.environ.get("CVAULT_CLIENT_CERT", "").strip() or None
+    client_key = os.environ.get("CVAULT_CLIENT_KEY", "").strip() or None
+    if path is None and client_cert is None:
+        return None
+    import ssl  # only when TLS settings are given: a plain CLI run does not pay for it
+
+    try:
+        context = ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError):
+        raise ConfigError(f"CVAULT_CACERT / --ca-cert: cannot read a PEM certificate from {path}") from None
+    if client_cert is not None:
+        try:
+            context.load_cert_chain(client_cert, client_key)
+        except (OSError, ssl.SSLError):
+            raise ConfigError(
+                f"CVAULT_CLIENT_CERT / CVAULT_CLIENT_KEY: cannot load a certificate and its key from {client_cert}"
+            ) from None
+    return context
 
 
 def _bad_reply(message: str) -> VaultError:
@@ -83,7 +118,10 @@ class HTTP:
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         uniform: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        ca_cert: str | None = None,
     ) -> None:
+        self._ca_cert = ca_cert
+        self._ssl: ssl.SSLContext | bool | None = False  # False: not built yet
         self._timeout = timeout
         self._retry = retry
         self._max_reply = max_reply_bytes
@@ -92,11 +130,20 @@ class HTTP:
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
 
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context both transports verify servers with (built once, on first use)."""
+        if self._ssl is False:
+            self._ssl = ssl_context(self._ca_cert)
+        assert self._ssl is not True
+        return self._ssl
+
     def _client(self) -> aiohttp.ClientSession:
         import aiohttp
 
         if self._session is None or self._session.closed:
+            context = self._ssl_context()
             self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=context if context is not None else True),
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 trace_configs=self._trace_configs,
                 # Tokens travel in headers; never pick them up from the environment.
@@ -135,6 +182,12 @@ class HTTP:
                 error: VaultError = exc
                 retryable = True
             except TransportError as exc:
+                if exc.untrusted:
+                    # Not retried: the same certificate will be refused again.
+                    raise ConnectionFailed(
+                        f"the TLS certificate of {service} is not trusted; set CVAULT_CACERT (or --ca-cert) "
+                        "to the CA certificate that signed it"
+                    ) from None
                 if not exc.opened:
                     error = ConnectionFailed(f"could not connect to {service}; check the URL and that it is running")
                     retryable = True
@@ -182,6 +235,8 @@ class HTTP:
                 method, url, headers=headers, json=body, params=params, allow_redirects=False
             ) as resp:
                 return resp.status, await self._read(resp)
+        except aiohttp.ClientConnectorCertificateError:
+            raise TransportError("could not connect", opened=False, untrusted=True) from None
         except aiohttp.ClientConnectorError:
             raise TransportError("could not connect", opened=False) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:

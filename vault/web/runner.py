@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
+import signal
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +23,7 @@ from vault.config import Config
 from vault.errors import ConfigError
 
 from .connections import ConnectionLimits, GatedAppRunner, RateLimitedLog
+from .tls import ServerTLS, TLSFiles
 
 __all__ = ["serve_app"]
 
@@ -55,6 +58,53 @@ def _split(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# Every TLS listener of the process, reloaded together on SIGHUP (`cvault dev --tls` has two).
+_reloadable: set[ServerTLS] = set()
+
+
+def _reload_all() -> None:
+    for tls in list(_reloadable):
+        tls.reload()
+
+
+def _open_tls(config: Config, listen: str, url: str | None) -> ServerTLS | None:
+    """The listener's TLS, or ``None`` for plain HTTP where that is allowed (it is then logged)."""
+    files = TLSFiles.from_config(config)
+    host, _ = _split(listen)
+    if files is not None:
+        if url is not None and url.startswith("http://"):
+            raise ConfigError(f"this service serves TLS but its published URL is {url}; make it https://")
+        return ServerTLS(files)
+    if url is not None and url.startswith("https://") and not config.listen_insecure:
+        raise ConfigError(
+            f"the published URL is {url} but no certificate is set: set tls_cert_file and tls_key_file, "
+            "or listen_insecure = true when a proxy in front terminates TLS"
+        )
+    if config.dev:
+        return None
+    if not config.listen_insecure and not _is_loopback(host):
+        raise ConfigError(
+            f"refusing plain HTTP on {listen}: tokens and passwords would cross the network unencrypted. "
+            "Set tls_cert_file and tls_key_file (CVAULT_TLS_CERT_FILE, CVAULT_TLS_KEY_FILE), or "
+            "listen_insecure = true when a TLS-terminating proxy in front is the only way in"
+        )
+    log.warning(
+        "serving plain HTTP on %s%s; set tls_cert_file and tls_key_file to serve TLS",
+        listen,
+        " (listen_insecure = true)" if config.listen_insecure else " (loopback only)",
+    )
+    return None
+
+
 async def serve_app(
     app: web.Application,
     listen: str,
@@ -62,27 +112,39 @@ async def serve_app(
     config: Config | None = None,
     *,
     name: str | None = None,
+    url: str | None = None,
 ) -> None:
     """Open ``app``'s resources, bind ``listen``, serve until ``stop`` is set, clean up.
 
-    ``name`` (e.g. "authority") makes it log "<name> listening on ..." once bound.
-    Raises :class:`~vault.errors.ConfigError` when the address cannot be bound.
+    ``name`` (e.g. "authority") makes it log "<name> listening on ... as <url>" once bound;
+    ``url`` is the service's published URL, whose scheme must match whether it serves TLS.
+    Raises :class:`~vault.errors.ConfigError` when a TLS file is unusable, plain HTTP is
+    not allowed, or the address cannot be bound.
     """
-    config = config or Config()
-    _install_accept_error_limiter(asyncio.get_running_loop(), config.accept_error_log_interval)
+    config = config or Config(dev=True)
+    loop = asyncio.get_running_loop()
+    _install_accept_error_limiter(loop, config.accept_error_log_interval)
     host, port = _split(listen)
+    tls = _open_tls(config, listen, url)
     # aiohttp's own access log prints the request line, query string included, and
     # query strings can carry tokens; cvault's request middleware logs paths only.
     runner = GatedAppRunner(app, ConnectionLimits.from_config(config), access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=tls.context if tls else None)
         try:
             await site.start()
         except OSError as exc:
             raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+        if tls is not None:
+            _reloadable.add(tls)
+            loop.add_signal_handler(signal.SIGHUP, _reload_all)
         if name is not None:
-            log.info("%s listening on %s", name, listen)
+            log.info("%s listening on %s as %s", name, listen, url or ("https" if tls else "http") + "://" + listen)
         await stop.wait()
     finally:
+        if tls is not None:
+            _reloadable.discard(tls)
+            if not _reloadable:
+                loop.remove_signal_handler(signal.SIGHUP)
         await runner.cleanup()
