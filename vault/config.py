@@ -122,6 +122,10 @@ class Config:
     tls_client_ca_file: Path | None = None
     # Plain HTTP on a non-loopback address only with this (e.g. behind a TLS-terminating proxy).
     listen_insecure: bool = False
+    # Prometheus metrics (docs/operations.md): on a separate address, and/or on the
+    # service's port behind this bearer token. Neither set: no metrics at all.
+    metrics_listen: str | None = None
+    metrics_token: str | None = field(default=None, repr=False)
 
 
 # --- value parsers: each takes a raw value (str from the environment, any TOML
@@ -256,6 +260,13 @@ def _master_key(value: object, key: str) -> bytes:
     return raw
 
 
+def _metrics_token(value: object, key: str) -> str:
+    text = _text(value, key)
+    if len(text) < 16 or not text.isascii() or not text.isprintable() or " " in text:
+        raise ConfigError(f"{key} must be at least 16 printable ASCII characters without spaces")
+    return text
+
+
 _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "database_url": _database_url,
     "master_key": _master_key,
@@ -285,6 +296,8 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "tls_key_file": _path,
     "tls_client_ca_file": _path,
     "listen_insecure": _bool,
+    "metrics_listen": _listen,
+    "metrics_token": _metrics_token,
 }
 
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,11 +91,18 @@ class AuditLog:
         self._batches = 0
         self._failed = 0
         self._largest = 0
+        # Told (events, seconds) after each committed batch; the metrics set it (vault.web.metrics).
+        self.observer: Callable[[int, float], None] | None = None
         self._head: tuple[int, bytes] | None = None
 
     @property
     def schema(self) -> str:
         return self._schema
+
+    @property
+    def queue_depth(self) -> int:
+        """Calls waiting for the writer (read by the metrics at scrape time)."""
+        return len(self._queue)
 
     @property
     def stats(self) -> AuditStats:
@@ -193,6 +201,7 @@ class AuditLog:
         def place(last_seq: int, last_hash: bytes) -> list[AuditRecord]:
             return list(chain(items, last_seq, last_hash))
 
+        started = time.perf_counter()
         conn = await self._conn.get()
         try:
             async with asyncio.timeout(self._timeout):  # no task per batch, unlike wait_for
@@ -212,6 +221,8 @@ class AuditLog:
         self._batches += 1
         self._events += len(items)
         self._largest = max(self._largest, len(items))
+        if self.observer is not None:
+            self.observer(len(items), time.perf_counter() - started)
 
     @staticmethod
     def _fail_all(batch: Sequence[_Pending] | deque[_Pending]) -> None:

@@ -177,7 +177,10 @@ async def run_dev_services(
         await _wait_ready(config.authority_url, authority, _ca(config))
         async with Client(store_url=config.store_url, authority_url=config.authority_url, ca_cert=_ca(config)) as c:
             keys = await c.authority.keys()
-        store_config = replace(config, authority_org_public_key=base64.b64decode(keys["org"]["public_key"]))
+        # metrics_listen is the authority's: one address cannot serve two registries.
+        store_config = replace(
+            config, authority_org_public_key=base64.b64decode(keys["org"]["public_key"]), metrics_listen=None
+        )
         store = asyncio.create_task(
             serve_app(create_store_app(store_config, pool=pool), config.store_listen, inner, store_config)
         )

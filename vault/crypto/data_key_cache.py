@@ -24,7 +24,7 @@ __all__ = ["DataKeyCache"]
 class DataKeyCache:
     """Data keys of one purpose by ``(key id, KEK version, wrapped bytes)``; the oldest entry leaves first."""
 
-    __slots__ = ("_keys", "_max_size", "_purpose")
+    __slots__ = ("_keys", "_max_size", "_purpose", "hits", "misses")
 
     def __init__(self, purpose: str, *, max_size: int = 4096) -> None:
         if max_size < 1:
@@ -32,6 +32,9 @@ class DataKeyCache:
         self._purpose = purpose
         self._max_size = max_size
         self._keys: dict[tuple[int, int, bytes], DataKey] = {}
+        # Read by the metrics at scrape time (vault.web.metrics).
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -41,7 +44,9 @@ class DataKeyCache:
         cache_key = (key_id, wrapped.kek_version, wrapped.wrapped)
         found = self._keys.get(cache_key)
         if found is not None and keyring.has_version(wrapped.kek_version):
+            self.hits += 1
             return found
+        self.misses += 1
         key = DataKey(keyring.unwrap_key(self._purpose, key_id, wrapped))
         if len(self._keys) >= self._max_size:
             del self._keys[next(iter(self._keys))]

@@ -72,6 +72,10 @@ class SecretService:
         self._data_keys = DataKeyCache(DATA_KEY_PURPOSE)
         self._reads = ReadBatcher(repo.read_lookups, self._reveal, audit)
 
+    @property
+    def data_key_cache(self) -> DataKeyCache:
+        return self._data_keys
+
     async def start(self) -> None:
         """Start serving :meth:`read` (its batch task)."""
         await self._reads.start()

@@ -23,6 +23,7 @@ from vault.config import Config
 from vault.errors import ConfigError
 
 from .connections import ConnectionLimits, GatedAppRunner, RateLimitedLog
+from .metrics import METRICS_KEY, metrics_app
 from .tls import ServerTLS, TLSFiles
 
 __all__ = ["serve_app"]
@@ -128,7 +129,9 @@ async def serve_app(
     tls = _open_tls(config, listen, url)
     # aiohttp's own access log prints the request line, query string included, and
     # query strings can carry tokens; cvault's request middleware logs paths only.
-    runner = GatedAppRunner(app, ConnectionLimits.from_config(config), access_log=None)
+    limits = ConnectionLimits.from_config(config)
+    runner = GatedAppRunner(app, limits, access_log=None)
+    metrics_runner: web.AppRunner | None = None
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=tls.context if tls else None)
@@ -136,6 +139,18 @@ async def serve_app(
             await site.start()
         except OSError as exc:
             raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+        metrics = app.get(METRICS_KEY)
+        if metrics is not None and config.metrics_listen is not None:
+            metrics_runner = GatedAppRunner(metrics_app(metrics), limits, access_log=None)
+            await metrics_runner.setup()
+            metrics_host, metrics_port = _split(config.metrics_listen)
+            try:
+                await web.TCPSite(
+                    metrics_runner, metrics_host, metrics_port, ssl_context=tls.context if tls else None
+                ).start()
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {config.metrics_listen}: {exc.strerror or exc}") from None
+            log.info("%s metrics on %s/metrics", name or "service", config.metrics_listen)
         if tls is not None:
             _reloadable.add(tls)
             loop.add_signal_handler(signal.SIGHUP, _reload_all)
@@ -147,4 +162,6 @@ async def serve_app(
             _reloadable.discard(tls)
             if not _reloadable:
                 loop.remove_signal_handler(signal.SIGHUP)
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()

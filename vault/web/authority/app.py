@@ -46,6 +46,7 @@ from vault.storage.sessions import SessionRepository
 from vault.types import Clock, Random
 
 from ..common import MAX_BODY_BYTES, add_openapi, middlewares
+from ..metrics import Metrics, add_metrics
 from . import handlers
 from .openapi import spec
 from .services import SERVICES_KEY, AuthorityServices
@@ -101,6 +102,7 @@ async def open_authority(
     password_cost: PasswordCost = INTERACTIVE,
     limiter: FailureLimiter | None = None,
     reconcile_interval: float | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[AuthorityServices]:
     """Open everything the authority needs (the web app and ``cvault bootstrap`` share this).
 
@@ -130,6 +132,8 @@ async def open_authority(
         await watcher.start()
         log = AuditLog(db, SCHEMA, timeout=config.database_timeout)
         await log.start()
+        if metrics is not None:
+            metrics.watch(audit=log, pool=db)
         yield _services(config, db, keys, root_keys, watcher, log, clock, random, password_cost, limiter)
     finally:
         if log is not None:
@@ -148,9 +152,10 @@ def create_authority_app(config: Config, *, pool: Pool | None = None, **options:
         client_max_size=MAX_BODY_BYTES,
         handler_args={"access_log": None},
     )
+    metrics = add_metrics(app, config, "authority")
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_authority(config, pool=pool, **options) as services:
+        async with open_authority(config, pool=pool, metrics=metrics, **options) as services:
             app[SERVICES_KEY] = services
             yield
 

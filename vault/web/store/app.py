@@ -32,6 +32,7 @@ from vault.store.tokens import StoreTokens
 from vault.types import Clock, Random
 
 from ..common import add_openapi, middlewares
+from ..metrics import add_metrics
 from . import handlers
 from .openapi import spec
 from .services import SERVICES_KEY, StoreServices
@@ -61,6 +62,7 @@ def create_store_app(
         )
     authority_key = config.authority_org_public_key
     app = web.Application(middlewares=middlewares(config.trusted_proxies), client_max_size=256 * 1024)
+    metrics = add_metrics(app, config, "store")
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         own_pool = pool is None
@@ -93,6 +95,8 @@ def create_store_app(
             secret_repo = SecretStore(db, key_repo, reads)
             secrets = SecretService(secret_repo, key_repo, log)
             await secrets.start()
+            if metrics is not None:
+                metrics.watch(audit=log, pool=db, data_keys=secrets.data_key_cache)
             control = ControlService(
                 tokens=tokens,
                 keys=directory,
