@@ -37,11 +37,13 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -80,11 +82,13 @@ def free_port() -> int:
         return port
 
 
-def wait_ready(url: str, timeout: float = 30.0) -> None:
+def wait_ready(url: str, timeout: float = 30.0, *, insecure: bool = False) -> None:
+    # insecure: the bench's own throwaway CA; only readiness is checked here.
+    context = ssl._create_unverified_context() if insecure else None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
+            with urllib.request.urlopen(url, timeout=1, context=context) as resp:
                 if resp.status == 200:
                     return
         except OSError:
@@ -209,6 +213,45 @@ def postgres_cpu_seconds() -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def compare_deployments(
+    args: argparse.Namespace, env: dict[str, str], procs: list[subprocess.Popen[bytes]], read_url: str, bundle: str
+) -> int:
+    """The same read against store processes that differ only in metrics and TLS (see ``--deployment``)."""
+    from vault.crypto.local_ca import LocalCA
+
+    tls_dir = tempfile.mkdtemp(prefix="cvault-bench-tls-")
+    issued = LocalCA.create("bench CA").issue(Path(tls_dir), "server", ["127.0.0.1"])
+    metrics = {"CVAULT_METRICS_TOKEN": "bench-metrics-token-0123456789"}
+    tls = {"CVAULT_TLS_CERT_FILE": str(issued.cert_file), "CVAULT_TLS_KEY_FILE": str(issued.key_file)}
+    variants = {"plain": {}, "metrics": metrics, "tls": tls, "tls+metrics": {**tls, **metrics}}
+    urls: dict[str, str] = {}
+    for label, extra in variants.items():
+        port = free_port()
+        scheme = "https" if "tls" in label else "http"
+        variant_env = {**env, **extra, "CVAULT_STORE_LISTEN": f"127.0.0.1:{port}"}
+        procs.append(subprocess.Popen([sys.executable, "-m", "vault.cli", "serve", "store"], env=variant_env))
+        urls[label] = read_url.replace(read_url.split("/v1/")[0], f"{scheme}://127.0.0.1:{port}")
+        wait_ready(f"{scheme}://127.0.0.1:{port}/healthz", insecure=scheme == "https")
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
+    for _ in range(args.rounds):
+        for label, url in urls.items():
+            runs[label].append(
+                wrk(url, {"Authorization": f"Bearer {bundle}"}, args.duration, args.connections, args.threads)
+            )
+    print(
+        f"secret read, store as deployed ({args.connections} connections, {args.duration} s per run, "
+        f"{args.rounds} interleaved rounds, median run shown, {os.cpu_count()} CPUs shared with PostgreSQL)"
+    )
+    print(f"{'':14}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'vs plain':>10}")
+    base = sorted(r["rps"] for r in runs["plain"])[len(runs["plain"]) // 2]
+    for label, results in runs.items():
+        median = sorted(results, key=lambda r: r["rps"])[len(results) // 2]
+        print(
+            f"{label:14}{median['rps']:>12.0f}{median['p50']:>10.2f}{median['p99']:>10.2f}{median['rps'] / base:>10.1%}"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=5)
@@ -226,6 +269,12 @@ def main() -> int:
         metavar="DIR",
         help="connect the store to PostgreSQL over its Unix socket in DIR (e.g. /var/run/postgresql) instead of TCP",
     )
+    parser.add_argument(
+        "--deployment",
+        action="store_true",
+        help="instead of the bare handler, compare the store as deployed: plain (baseline), with metrics on "
+        "(metrics_token), with TLS, and with both; same database, same token, rounds interleaved",
+    )
     args = parser.parse_args()
     admin = os.environ.get("CVAULT_TEST_DATABASE_URL")
     if not admin or not shutil.which("wrk"):
@@ -235,13 +284,17 @@ def main() -> int:
     dsn = asyncio.run(make_database(admin, name))
     store_port, bare_port = free_port(), free_port()
     store_url = f"http://127.0.0.1:{store_port}"
+    # --deployment: every variant publishes the same https URL (the tokens' location); the plain
+    # ones serve HTTP on loopback behind it, as behind a TLS-terminating proxy.
+    published = f"https://127.0.0.1:{store_port}" if args.deployment else store_url
     authority = Authority("http://127.0.0.1:1")  # never called: the store only needs its key and location
     store_dsn = dsn if not args.socket_dir else dsn.split("@", 1)[0] + f"@/{name}?host={args.socket_dir}"
     env = {
         **os.environ,
         "CVAULT_DATABASE_URL": store_dsn,
         "CVAULT_MASTER_KEY": base64.b64encode(generate_key()).decode(),
-        "CVAULT_STORE_URL": store_url,
+        "CVAULT_STORE_URL": published,
+        "CVAULT_LISTEN_INSECURE": "true",
         "CVAULT_STORE_LISTEN": f"127.0.0.1:{store_port}",
         "CVAULT_AUTHORITY_URL": "http://127.0.0.1:1",
         "CVAULT_AUTHORITY_ORG_PUBLIC_KEY": base64.b64encode(authority.keys.public_key).decode(),
@@ -284,6 +337,9 @@ def main() -> int:
             urllib.request.Request(read_url, headers={"Authorization": f"Bearer {bundle}"})
         ) as resp:
             body = resp.read()
+
+        if args.deployment:
+            return compare_deployments(args, env, procs, read_url, bundle)
 
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
             f.write(BARE_APP)

@@ -94,11 +94,12 @@ async def _dev_tls(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Dev
             "XDG_CONFIG_HOME": str(home / "config"),
         }
     )
+    log_file = (tmp_path / "dev.log").open("wb")
     process = await asyncio.create_subprocess_exec(
         *cvault_command("dev", "--tls", "--data-dir", str(tmp_path / "data")),
         env=env,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=log_file,
     )
     dev = Dev(process)
     try:
@@ -111,6 +112,7 @@ async def _dev_tls(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Dev
     finally:
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), BOUND)
+        log_file.close()
 
 
 def _run(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -178,6 +180,14 @@ async def test_dev_tls_main_journey_cli_client_and_hvac_over_https(tmp_path: Pat
         assert read["data"]["data"] == {"value": "postgres://tls-secret"}
         with pytest.raises(requests.exceptions.SSLError):
             await asyncio.to_thread(hvac_read, str(tmp_path / "wrong.pem"))
+        credentials_seen = [state["store_token"], state["session"], state["password"], bundle]
+
+    # `cvault dev` writes an access line per request, and none of the credentials or the value.
+    logged = (tmp_path / "dev.log").read_text()
+    assert logged.count(" INFO cvault.access: ") >= 8
+    for secret in [*credentials_seen, "postgres://tls-secret"]:
+        assert secret not in logged
+    assert "cv1_" not in logged and "cvs_" not in logged
 
 
 # --- mutual TLS, reload, refusals: one service in this process.

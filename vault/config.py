@@ -99,6 +99,8 @@ class Config:
     session_ttl: int = 12 * 3600
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # "text" or "json" (one object per line; vault.logs).
+    log_format: str = "text"
     sql_dir: Path = field(default_factory=default_sql_dir)
     database_pool_size: int = 10
     # Seconds one database wait may take: opening a connection, taking one from the pool,
@@ -247,6 +249,13 @@ def _log_level(value: object, key: str) -> str:
     return level
 
 
+def _log_format(value: object, key: str) -> str:
+    text = _text(value, key).lower()
+    if text not in ("text", "json"):
+        raise ConfigError(f"{key} must be text or json")
+    return text
+
+
 def _master_key(value: object, key: str) -> bytes:
     if isinstance(value, bytes):
         raw = value
@@ -283,6 +292,7 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "session_ttl": _seconds,
     "trusted_proxies": _networks,
     "log_level": _log_level,
+    "log_format": _log_format,
     "sql_dir": _path,
     "database_pool_size": _count,
     "database_timeout": _duration,

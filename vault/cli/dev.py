@@ -27,6 +27,7 @@ from vault.config import Config, read_master_key_file
 from vault.crypto.keyring import MasterKey, generate_key
 from vault.crypto.local_ca import LocalCA
 from vault.errors import ConfigError
+from vault.logs import configure_logging
 from vault.storage.database import create_database, database_exists
 from vault.storage.embedded import EmbeddedPostgres
 from vault.storage.keys import load_keyring
@@ -62,6 +63,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, dev=True, data_dir=args.data_dir)
+    # Logs (the access log included) go to stderr; stdout is for the lines a user copies.
+    configure_logging(config.log_level, config.log_format)
     if args.tls:
         config = dev_tls(config)
     return asyncio.run(serve_dev(config))

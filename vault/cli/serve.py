@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 from typing import Any
 
 from vault.config import Config
+from vault.logs import configure_logging
 from vault.web.authority import create_authority_app
 from vault.web.runner import serve_app
 from vault.web.store import create_store_app
@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
 
 
 def _configure_logging(config: Config) -> None:
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_level, config.log_format)
 
 
 async def run_until_signal(main: Any) -> None:

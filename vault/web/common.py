@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from vault.errors import BadRequest, RateLimited, TooLarge, Unavailable, VaultError
+from vault.logs import REQUEST_ID
 from vault.types import IPAddress, IPNetwork
 
 log = logging.getLogger("cvault.web")
@@ -120,6 +121,7 @@ def middlewares(trusted_proxies: tuple[str, ...] = ()) -> list[Any]:
         """
         started = time.perf_counter()
         rid = _request_id()
+        rid_token = REQUEST_ID.set(rid)
         addr = client_address(request, trusted_proxies)
         request[ORIGIN_KEY] = Origin(rid, addr, _parse_ip(addr))
         status = 500
@@ -134,15 +136,26 @@ def middlewares(trusted_proxies: tuple[str, ...] = ()) -> list[Any]:
             response.headers["X-Request-Id"] = rid
             return response
         finally:
+            REQUEST_ID.reset(rid_token)
             # Path only: query strings and headers can carry tokens; they are never logged.
             if access_log.isEnabledFor(logging.INFO):
+                duration_ms = (time.perf_counter() - started) * 1000
+                resource = request.match_info.route.resource
                 access_log.info(
                     "%s %s %s %d %.1fms",
                     rid,
                     request.method,
                     request.path,
                     status,
-                    (time.perf_counter() - started) * 1000,
+                    duration_ms,
+                    # The fields of log_format = "json" (vault.logs).
+                    extra={
+                        "request_id": rid,
+                        "route": resource.canonical if resource is not None else None,
+                        "method": request.method,
+                        "status": status,
+                        "duration_ms": round(duration_ms, 1),
+                    },
                 )
 
     return [request_middleware]

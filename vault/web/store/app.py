@@ -61,7 +61,12 @@ def create_store_app(
             "(the 'org.public_key' of GET <authority>/.well-known/cvault/keys)"
         )
     authority_key = config.authority_org_public_key
-    app = web.Application(middlewares=middlewares(config.trusted_proxies), client_max_size=256 * 1024)
+    # No aiohttp access log under any runner: it prints query strings, which can carry tokens.
+    app = web.Application(
+        middlewares=middlewares(config.trusted_proxies),
+        client_max_size=256 * 1024,
+        handler_args={"access_log": None},
+    )
     metrics = add_metrics(app, config, "store")
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
