@@ -12,6 +12,8 @@ service="$1"; shift
 uid="${CVAULT_UID:-10001}"
 secrets="${CVAULT_SECRETS_DIR:-/run/secrets}"
 private="${CVAULT_PRIVATE_DIR:-/run/cvault}"
+# The entrypoint's own variables: cvault would call them unknown settings.
+unset CVAULT_UID CVAULT_SECRETS_DIR CVAULT_PRIVATE_DIR
 
 case "$service" in authority|store) ;; *) echo "usage: $0 authority|store" >&2; exit 2 ;; esac
 

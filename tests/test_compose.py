@@ -379,3 +379,20 @@ def test_entrypoint_is_posix_sh() -> None:
         assert subprocess.run(["sh", "-n", str(PROJECT_ROOT / script)], check=False).returncode == 0
         assert os.access(PROJECT_ROOT / script, os.X_OK)
     assert re.search(r"setpriv --reuid=\"\$uid\"", (PROJECT_ROOT / "deploy/docker-entrypoint.sh").read_text())
+
+
+@pytest.mark.parametrize("name", ["authority", "store"])
+def test_systemd_units_hand_the_keys_over_as_credentials_and_migrate_first(name: str) -> None:
+    unit = (PROJECT_ROOT / f"deploy/systemd/cvault-{name}.service").read_text()
+    lines = [line.strip() for line in unit.splitlines() if line.strip() and not line.startswith("#")]
+    assert "User=cvault" in lines and "NoNewPrivileges=true" in lines
+    assert f"LoadCredential=master.key:/etc/cvault/credentials/{name}.master.key" in lines
+    assert f"ExecStartPre=/opt/cvault/bin/cvault migrate --schema {name}" in lines
+    assert f"ExecStart=/opt/cvault/bin/cvault serve {name}" in lines
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in lines
+    # Every variable the unit sets is a setting cvault knows (the credentials directory stands in for %d).
+    env = dict(line.removeprefix("Environment=").split("=", 1) for line in lines if line.startswith("Environment="))
+    with tempfile.TemporaryDirectory() as credentials:
+        Path(credentials, "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
+        config = load_config({k: v.replace("%d", credentials) for k, v in env.items()})
+    assert config.master_key is not None and config.tls_key_file == Path(credentials, "tls-key.pem")
