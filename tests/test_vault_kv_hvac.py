@@ -8,6 +8,8 @@ vault ``prod`` (the ``world`` fixture).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,6 +19,7 @@ import hvac.exceptions
 import pytest
 
 from vault.storage.pool import Pool
+from vault.web.store.vault_kv import CAS_MISMATCH
 
 from .store_fixtures import World, audit_head, audit_since, summary
 
@@ -65,7 +68,10 @@ async def test_is_authenticated_and_lookup_self(world: World) -> None:
     assert info["policies"] == ["rwcdCa"]
     assert info["meta"]["org"] == str(world.org)
     assert info["renewable"] is False
-    assert len(info["id"]) == 36  # the store token's id, never the token
+    # data.id is the token as sent (Vault Agent and node-vault-client send it on); accessor its id.
+    assert info["id"] == world.bundle
+    assert len(info["accessor"]) == 36 and info["accessor"] != info["id"]
+    assert info["type"] == "service"
     # The bundle's org discharge has a validity window: the token expires with it.
     assert info["expire_time"] and 0 < info["ttl"] <= world.h.store_config.org_discharge_ttl
 
@@ -254,14 +260,162 @@ async def test_caveats_apply_a_read_only_bundle_cannot_write(world: World, pool:
 async def test_mounts_paths_and_methods(world: World) -> None:
     status, _, body = await raw(world, "GET", "/v1/sys/internal/ui/mounts/acme/prod/db/url")
     assert status == 200 and body["data"]["options"] == {"version": "2"} and body["data"]["path"] == "acme/prod/"
+    # An org slug no enrolment recorded is no mount: Vault's 403, token or not.
+    for token in (None, ""):
+        status, _, body = await raw(world, "GET", "/v1/sys/internal/ui/mounts/nosuchorg/prod/db/url", token)
+        assert (status, body) == (403, {"errors": ["permission denied"]})
     status, content_type, body = await raw(world, "GET", "/v1/nosuchorg/prod/data/x")
     assert (status, content_type, body) == (404, "application/json", {"errors": []})
     status, _, body = await raw(world, "GET", "/v1/acme/prod/nope/x")
     assert (status, body) == (404, {"errors": []})
-    status, _, body = await raw(world, "PATCH", "/v1/acme/prod/data/x")
+    status, _, body = await raw(world, "OPTIONS", "/v1/acme/prod/data/x")
     assert (status, body) == (405, {"errors": ["unsupported operation"]})
+    status, _, body = await raw(world, "PATCH", "/v1/acme/prod/data/x", body={"data": {}})
+    assert (status, body) == (415, {"errors": ["PATCH needs Content-Type: application/merge-patch+json"]})
     status, _, body = await raw(world, "POST", "/v1/acme/prod/data/x", body={"data": "not an object"})
     assert status == 400 and body == {"errors": ["data must be a JSON object"]}
     # The native API keeps its own error shape.
     r = await world.h.store("GET", world.secret("missing"), world.bundle)
     assert r.status == 404 and r.code == "not_found"
+
+
+# -- issue 15: the rest of KV version 2 ----------------------------------------------------------
+
+
+async def test_versions_as_strings_and_comma_separated(world: World) -> None:
+    # The Vault CLI sends `kv delete -versions=1` as {"versions": ["1"]}; Vault's field takes "1,2" too.
+    c = client(world)
+    for v in range(4):
+        await put(c, "vs/s", {"v": str(v)})
+    assert (await raw(world, "POST", f"/v1/{MOUNT}/delete/vs/s", body={"versions": ["1"]}))[0] == 204
+    assert (await raw(world, "PUT", f"/v1/{MOUNT}/delete/vs/s", body={"versions": "2,3"}))[0] == 204
+    meta = (await call(kv(c).read_secret_metadata, "vs/s", mount_point=MOUNT))["data"]["versions"]
+    assert [bool(meta[str(n)]["deletion_time"]) for n in (1, 2, 3, 4)] == [True, True, True, False]
+    assert (await raw(world, "POST", f"/v1/{MOUNT}/undelete/vs/s", body={"versions": ["1,2", 3]}))[0] == 204
+    assert (await raw(world, "POST", f"/v1/{MOUNT}/destroy/vs/s", body={"versions": ["4"]}))[0] == 204
+    meta = (await call(kv(c).read_secret_metadata, "vs/s", mount_point=MOUNT))["data"]["versions"]
+    assert [meta[str(n)]["deletion_time"] for n in (1, 2, 3)] == ["", "", ""] and meta["4"]["destroyed"] is True
+    for bad in (["x"], [], "", ["1", None], [True], ["-1"], "1;2"):
+        status, _, body = await raw(world, "POST", f"/v1/{MOUNT}/delete/vs/s", body={"versions": bad})
+        assert status == 400 and "versions must be" in body["errors"][0], bad
+
+
+async def test_delete_latest_version_and_the_deleted_read_body(world: World) -> None:
+    c = client(world)
+    await put(c, "dl/s", {"v": "1"})
+    await put(c, "dl/s", {"v": "2"})
+    before = (await call(kv(c).read_secret_metadata, "dl/s", mount_point=MOUNT))["data"]
+    assert (await call(kv(c).delete_latest_version_of_secret, "dl/s", mount_point=MOUNT)).status_code == 204
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        await call(kv(c).read_secret_version, "dl/s", mount_point=MOUNT, raise_on_deleted_version=True)
+    # raise_on_deleted_version=False: Vault's 404 body, with the version's real deletion time.
+    deleted = await call(kv(c).read_secret_version, "dl/s", mount_point=MOUNT, raise_on_deleted_version=False)
+    md = deleted["data"]["metadata"]
+    assert deleted["data"]["data"] is None and md["version"] == 2 and md["destroyed"] is False
+    assert md["deletion_time"].endswith("Z")
+    assert dt.datetime.fromisoformat(md["deletion_time"]) >= dt.datetime.fromisoformat(before["updated_time"])
+    meta = (await call(kv(c).read_secret_metadata, "dl/s", mount_point=MOUNT))["data"]
+    assert meta["versions"]["2"]["deletion_time"] == md["deletion_time"]
+    status, content_type, body = await raw(world, "GET", f"/v1/{MOUNT}/data/dl/s?version=2")
+    assert (status, content_type) == (404, "application/json") and body["data"]["metadata"] == md
+    # Version 1 is untouched; a destroyed version is a 404 with destroyed: true.
+    assert (await call(kv(c).read_secret_version, "dl/s", version=1, mount_point=MOUNT))["data"]["data"] == {"v": "1"}
+    await call(kv(c).destroy_secret_versions, "dl/s", [1], mount_point=MOUNT)
+    status, _, body = await raw(world, "GET", f"/v1/{MOUNT}/data/dl/s?version=1")
+    assert status == 404 and body["data"]["metadata"]["destroyed"] is True
+    # A version that never existed is the plain 404.
+    assert await raw(world, "GET", f"/v1/{MOUNT}/data/dl/s?version=9") == (404, "application/json", {"errors": []})
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        await call(kv(c).delete_latest_version_of_secret, "dl/none", mount_point=MOUNT)
+
+
+async def test_patch_merges_into_the_current_version(world: World, pool: Pool) -> None:
+    c = client(world)
+    await put(c, "pt/s", {"user": "app", "password": "one", "nested": {"a": 1, "b": 2}})
+    # hvac's patch: read, merge, write.
+    assert (await call(kv(c).patch, "pt/s", {"password": "two"}, mount_point=MOUNT))["data"]["version"] == 2
+    # Vault's PATCH: an RFC 7386 merge patch (null removes), with cas.
+    url = world.h.store_url + f"/vault/v1/{MOUNT}/data/pt/s"
+    headers = {"X-Vault-Token": world.bundle, "Content-Type": "application/merge-patch+json"}
+    body = json.dumps({"data": {"user": None, "nested": {"b": None, "c": 3}}, "options": {"cas": 2}})
+    seq = await audit_head(pool)
+    async with world.h.http.patch(url, data=body, headers=headers) as resp:
+        assert resp.status == 200 and (await resp.json())["data"]["version"] == 3
+    assert summary(await audit_since(pool, seq)) == [
+        ("secrets.read", "ok", "pt/s", 2),
+        ("secrets.write", "ok", "pt/s", 3),
+    ]
+    latest = await call(kv(c).read_secret_version, "pt/s", mount_point=MOUNT, raise_on_deleted_version=True)
+    assert latest["data"]["data"] == {"password": "two", "nested": {"a": 1, "c": 3}}
+    async with world.h.http.patch(url, data=body, headers=headers) as resp:  # cas 2 is stale now
+        assert resp.status == 400 and (await resp.json()) == {"errors": [CAS_MISMATCH]}
+    async with world.h.http.patch(url.replace("pt/s", "pt/none"), data=body, headers=headers) as resp:
+        assert resp.status == 404
+    # A write-only token cannot patch: a patch reads.
+    write_only = await world.h.store_bundle(await world.h.mint(world.bundle, world.org, mask="w"), world.auth)
+    async with world.h.http.patch(url, data=body, headers={**headers, "X-Vault-Token": write_only}) as resp:
+        assert resp.status == 403
+
+
+async def test_update_metadata_and_cas_required(world: World) -> None:
+    c = client(world)
+    await put(c, "md/s", {"v": "1"})
+    await call(
+        kv(c).update_metadata,
+        "md/s",
+        max_versions=3,
+        cas_required=True,
+        delete_version_after="1h30m",
+        custom_metadata={"owner": "team-a"},
+        mount_point=MOUNT,
+    )
+    meta = (await call(kv(c).read_secret_metadata, "md/s", mount_point=MOUNT))["data"]
+    assert (meta["max_versions"], meta["cas_required"], meta["delete_version_after"]) == (3, True, "1h30m0s")
+    assert meta["custom_metadata"] == {"owner": "team-a"}
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="check-and-set parameter required"):
+        await put(c, "md/s", {"v": "2"})
+    for n in (2, 3, 4, 5):
+        await put(c, "md/s", {"v": str(n)}, cas=n - 1)
+    meta = (await call(kv(c).read_secret_metadata, "md/s", mount_point=MOUNT))["data"]
+    assert sorted(meta["versions"]) == ["3", "4", "5"]  # max_versions trims on the next writes
+    # PUT, partial: only the fields given change; custom_metadata is replaced when given.
+    status, _, _ = await raw(world, "PUT", f"/v1/{MOUNT}/metadata/md/s", body={"cas_required": False})
+    assert status == 204
+    meta = (await call(kv(c).read_secret_metadata, "md/s", mount_point=MOUNT))["data"]
+    assert (meta["max_versions"], meta["cas_required"], meta["custom_metadata"]) == (3, False, {"owner": "team-a"})
+    # A metadata write for a new secret creates it without versions (External Secrets' PushSecret does).
+    assert (await raw(world, "POST", f"/v1/{MOUNT}/metadata/md/new", body={"custom_metadata": {"a": "b"}}))[0] == 204
+    meta = (await call(kv(c).read_secret_metadata, "md/new", mount_point=MOUNT))["data"]
+    assert meta["current_version"] == 0 and meta["versions"] == {} and meta["custom_metadata"] == {"a": "b"}
+    assert (await put(c, "md/new", {"x": "y"}))["data"]["version"] == 1
+    for bad in (
+        {"max_versions": -1},
+        {"max_versions": "3"},
+        {"cas_required": "yes"},
+        {"delete_version_after": "1d"},
+        {"custom_metadata": {"k": 1}},
+        {"custom_metadata": {f"k{i}": "v" for i in range(65)}},
+    ):
+        status, _, body = await raw(world, "POST", f"/v1/{MOUNT}/metadata/md/s", body=bad)
+        assert status == 400 and body["errors"], bad
+
+
+async def test_mount_config_read_and_write(world: World) -> None:
+    c = client(world)
+    config = (await call(kv(c).read_configuration, mount_point=MOUNT))["data"]
+    assert config == {"cas_required": False, "delete_version_after": "0s", "max_versions": 0}
+    await call(kv(c).configure, max_versions=2, cas_required=True, delete_version_after="90s", mount_point=MOUNT)
+    config = (await call(kv(c).read_configuration, mount_point=MOUNT))["data"]
+    assert config == {"cas_required": True, "delete_version_after": "1m30s", "max_versions": 2}
+    # The mount's cas_required applies to every secret; its max_versions to new ones.
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="check-and-set parameter required"):
+        await put(c, "cfg/s", {"v": "1"})
+    for n in range(3):
+        await put(c, "cfg/s", {"v": str(n)}, cas=n)
+    meta = (await call(kv(c).read_secret_metadata, "cfg/s", mount_point=MOUNT))["data"]
+    assert meta["max_versions"] == 2 and sorted(meta["versions"]) == ["2", "3"]
+    # Configuring a mount is control ('C'); an operator token ('rwcd') may read it but not change it.
+    operator = await world.h.store_bundle(await world.h.mint(world.bundle, world.org, mask="rwcd"), world.auth)
+    assert (await call(kv(client(world, operator)).read_configuration, mount_point=MOUNT))["data"]["max_versions"] == 2
+    with pytest.raises(hvac.exceptions.Forbidden):
+        await call(kv(client(world, operator)).configure, max_versions=5, mount_point=MOUNT)

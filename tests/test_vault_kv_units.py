@@ -12,7 +12,9 @@ from aiohttp.test_utils import unused_port
 
 from vault.errors import BadRequest, NotFound, Unauthorized
 from vault.store.kv import kv_keys, kv_value, stored_value
+from vault.store.kv_fields import check_custom_metadata, format_duration, merge_patch, parse_duration
 from vault.store.mounts import MountDirectory
+from vault.store.names import check_versions
 from vault.web.list_method import VaultAppRunner
 
 
@@ -76,6 +78,71 @@ async def test_mount_directory_caches_and_picks_the_tokens_org() -> None:
     now[0] = 61.0
     await mounts.org_for("acme", None, lookup)
     assert calls.count("acme") == 2
+
+
+@pytest.mark.parametrize(
+    ("given", "parsed"),
+    [
+        ([2, 1, 2], [1, 2]),
+        (["1"], [1]),  # the Vault CLI's -versions=1
+        ("1,2", [1, 2]),
+        (["1,3", 2], [1, 2, 3]),
+        (" 4 , 5 ,", [4, 5]),
+        (7, [7]),
+    ],
+)
+def test_versions_take_vaults_comma_separated_ints(given: object, parsed: list[int]) -> None:
+    assert check_versions(given) == parsed
+
+
+@pytest.mark.parametrize(
+    "bad", [[], "", ",", None, [True], [1.0], ["x"], ["-1"], [0], ["1e3"], "1;2", [2**31], list(range(1, 1002)), {}]
+)
+def test_bad_version_lists_are_refused(bad: object) -> None:
+    with pytest.raises(BadRequest, match="versions must be"):
+        check_versions(bad)
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds", "shown"),
+    [
+        (0, 0, "0s"),
+        ("0s", 0, "0s"),
+        ("90s", 90, "1m30s"),
+        ("1h", 3600, "1h0m0s"),
+        ("1h30m", 5400, "1h30m0s"),
+        ("120", 120, "2m0s"),
+        (59, 59, "59s"),
+    ],
+)
+def test_durations_parse_and_print_as_go_does(given: object, seconds: int, shown: str) -> None:
+    assert parse_duration(given) == seconds
+    assert format_duration(seconds) == shown
+
+
+@pytest.mark.parametrize("bad", ["", "1d", "h", "-5", -1, True, "1.5h", "5s1m", None, "1h\n"])
+def test_bad_durations_are_refused(bad: object) -> None:
+    with pytest.raises(BadRequest):
+        parse_duration(bad)
+
+
+def test_merge_patch_follows_rfc_7386() -> None:
+    target = {"a": "b", "c": {"d": "e", "f": "g"}, "k": [1]}
+    patch = {"a": "z", "c": {"f": None, "h": {"i": None}}, "k": None, "new": [None]}
+    assert merge_patch(target, patch) == {"a": "z", "c": {"d": "e", "h": {}}, "new": [None]}
+    assert target == {"a": "b", "c": {"d": "e", "f": "g"}, "k": [1]}  # not modified
+    deep: dict[str, object] = {}
+    for _ in range(40):
+        deep = {"x": deep}
+    with pytest.raises(BadRequest):
+        merge_patch({}, deep)
+
+
+def test_custom_metadata_limits() -> None:
+    assert check_custom_metadata({"owner": "a"}) == {"owner": "a"}
+    for bad in ([], {"k": 1}, {"": "v"}, {"k" * 129: "v"}, {"k": "v" * 513}, {"k\x00": "v"}):
+        with pytest.raises(BadRequest):
+            check_custom_metadata(bad)
 
 
 # -- LIST on the wire ---------------------------------------------------------------------------
@@ -160,3 +227,18 @@ async def test_list_is_refused_where_the_switch_would_not_be_exact() -> None:
         assert "200 LIST /c 0" not in replies and replies[-1].startswith("400")
     finally:
         await runner.cleanup()
+
+
+def test_every_vault_route_is_in_the_openapi_paths() -> None:
+    from vault.web.store.vault_kv import create_vault_kv_app
+    from vault.web.store.vault_kv_openapi import vault_kv_paths
+
+    paths = vault_kv_paths()
+    for route in create_vault_kv_app().router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = "/vault" + (info.get("path") or info.get("formatter", ""))
+        if path == "/vault/{tail}" or (route.method == "HEAD" and path != "/vault/v1/sys/health"):
+            continue
+        assert path in paths, path
+        if route.method != "*":  # the KV routes dispatch on the method themselves (LIST too)
+            assert route.method.lower() in paths[path], (path, route.method)

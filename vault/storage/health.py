@@ -33,5 +33,7 @@ async def database_ready(pool: asyncpg.Pool, *, timeout: float = 2.0) -> bool:
         return False
     try:
         return bool(probe.result())
-    except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+    except (*CONNECTION_ERRORS, asyncpg.PostgresError, asyncpg.InternalClientError):
+        # InternalClientError: a pooled connection the server terminated mid-use ("cannot
+        # switch to state"); the database is just as unusable.
         return False

@@ -98,20 +98,21 @@ _READ_PREFIX = (
 )
 
 _SECRET_META = """
-SELECT s.id, s.current_version, s.max_versions, s.created_at, s.updated_at FROM store.vaults va
+SELECT s.id, s.current_version, s.max_versions, s.created_at, s.updated_at,
+       s.cas_required, s.delete_version_after, s.custom_metadata FROM store.vaults va
 JOIN store.secrets s ON s.vault_id = va.id
 WHERE va.org_id = $1 AND va.name = $2 AND s.name = $3
 """  # noqa: S105
 _VERSIONS = (
-    "SELECT version, state, stage, created_at, created_by_token FROM store.secret_versions "
+    "SELECT version, state, stage, created_at, created_by_token, deleted_at FROM store.secret_versions "
     "WHERE secret_id = $1 ORDER BY version"
 )
 _DELETE = (
-    "UPDATE store.secret_versions SET state = 'deleted' "
+    "UPDATE store.secret_versions SET state = 'deleted', deleted_at = now() "
     "WHERE secret_id = $1 AND version = ANY($2::int[]) AND state = 'active' RETURNING version"
 )
 _UNDELETE = (
-    "UPDATE store.secret_versions SET state = 'active' "
+    "UPDATE store.secret_versions SET state = 'active', deleted_at = NULL "
     "WHERE secret_id = $1 AND version = ANY($2::int[]) AND state = 'deleted' RETURNING version"
 )
 _DESTROY = """
@@ -294,9 +295,13 @@ class SecretStore:
                     v["stage"],
                     v["created_at"],
                     None if v["created_by_token"] is None else str(v["created_by_token"]),
+                    v["deleted_at"],
                 )
                 for v in versions
             ),
+            row["cas_required"],
+            row["delete_version_after"],
+            row["custom_metadata"],
         )
 
     async def change_versions(

@@ -16,6 +16,8 @@ from vault.audit.event import AuditEvent
 from vault.types import Clock
 
 from .models import (
+    KVConfig,
+    MetadataUpdate,
     OrgRecord,
     RootKey,
     SecretLookup,
@@ -25,12 +27,14 @@ from .models import (
     TokenRecord,
     VaultInfo,
     WriteOutcome,
+    WriteRules,
 )
 
 __all__ = [
     "AuditSink",
     "BeforeCommit",
     "Clock",
+    "KVRepository",
     "KeyDirectory",
     "OrgRepository",
     "RevocationList",
@@ -162,3 +166,37 @@ class SecretRepository(Protocol):
         self, org_id: int, vault: str, name: str, before_commit: BeforeCommit[tuple[int, int | None]]
     ) -> tuple[int, int | None]:
         """Pending becomes current, current becomes previous; Conflict if nothing is pending."""
+
+
+class KVRepository(Protocol):
+    """The Vault KV version 2 API's own records (secret metadata, mount configuration). NotFound for a
+    missing vault."""
+
+    async def config(self, org_id: int, vault: str) -> KVConfig: ...
+
+    async def set_config(
+        self, org_id: int, vault: str, update: KVConfig | MetadataUpdate, before_commit: BeforeCommit[KVConfig]
+    ) -> KVConfig:
+        """Each field of ``update`` that is not ``None`` replaces the vault's; returns the result."""
+
+    async def write_rules(self, org_id: int, vault: str, name: str) -> WriteRules:
+        """What a write to the secret must respect: ``cas`` required, a new secret's ``max_versions``."""
+
+    async def update_metadata(
+        self,
+        org_id: int,
+        vault: str,
+        name: str,
+        update: MetadataUpdate,
+        *,
+        may_create: bool,
+        replace_custom: bool,
+        before_commit: BeforeCommit[bool],
+    ) -> bool:
+        """Write the metadata fields given, creating the secret (no versions yet) if needed; True if created.
+        Unauthorized if new and not ``may_create``."""
+
+    async def delete_current(
+        self, org_id: int, vault: str, name: str, before_commit: BeforeCommit[list[int]]
+    ) -> list[int]:
+        """Soft-delete the current version; NotFound if the secret has none."""

@@ -9,6 +9,8 @@ from typing import NamedTuple
 from vault.errors import NotFound
 
 __all__ = [
+    "KVConfig",
+    "MetadataUpdate",
     "OrgRecord",
     "RootKey",
     "SecretMetadata",
@@ -18,6 +20,7 @@ __all__ = [
     "VaultInfo",
     "VersionInfo",
     "WriteOutcome",
+    "WriteRules",
 ]
 
 
@@ -72,6 +75,7 @@ class VersionInfo:
     stage: str | None  # current, pending, previous
     created_at: dt.datetime
     created_by_token: str | None
+    deleted_at: dt.datetime | None = None  # when it was soft-deleted (kept if destroyed later)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,29 @@ class SecretMetadata:
     created_at: dt.datetime
     updated_at: dt.datetime
     versions: tuple[VersionInfo, ...]
+    # Kept for the Vault API (docs/vault-compat.md); the native API does not use them.
+    cas_required: bool = False
+    delete_version_after: int = 0  # seconds; 0: never
+    custom_metadata: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataUpdate:
+    """A Vault metadata write: each field that is not ``None`` replaces the stored one."""
+
+    max_versions: int | None = None
+    cas_required: bool | None = None
+    delete_version_after: int | None = None
+    custom_metadata: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KVConfig:
+    """A vault's Vault mount configuration (``<mount>/config``)."""
+
+    max_versions: int = 0  # for secrets created through the Vault API; 0: the store's default
+    cas_required: bool = False
+    delete_version_after: int = 0  # seconds; 0: never
 
 
 class SecretLookup(NamedTuple):
@@ -130,3 +157,11 @@ class WriteOutcome:
     stage: str
     created: bool  # the write created the secret
     trimmed: tuple[int, ...] = ()  # old versions removed to respect max_versions
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRules:
+    """What a Vault API write must respect beyond the store's own rules."""
+
+    cas_required: bool  # the secret's or its vault's cas_required
+    new_max_versions: int | None  # the vault's max_versions for a secret that does not exist yet

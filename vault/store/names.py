@@ -29,6 +29,11 @@ MAX_SECRET_BYTES = 64 * 1024
 MAX_SECRET_NAME = 256
 MAX_ORG_ID = (1 << 63) - 1
 STAGES = ("current", "pending", "previous")
+_MAX_VERSIONS = 1000
+_VERSIONS_MESSAGE = (
+    f"versions must be a non-empty list of at most {_MAX_VERSIONS} positive version numbers "
+    '(numbers, numeric strings, or comma-separated strings such as "1,2")'
+)
 
 _VAULT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SECRET = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
@@ -87,11 +92,23 @@ def check_value(value: str) -> bytes:
 
 
 def check_versions(versions: object) -> list[int]:
-    if (
-        not isinstance(versions, list)
-        or not versions
-        or len(versions) > 1000
-        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31 for v in versions)
-    ):
-        raise BadRequest("versions must be a non-empty list of positive version numbers")
-    return sorted(set(versions))
+    """A version list, as Vault's comma-separated int field takes it: ``[1, 2]``, ``["1", "2"]``, ``"1,2"``,
+    ``["1,2", 3]`` or ``1``. Sorted, without duplicates; the one parser of every route that takes versions."""
+    items = versions if isinstance(versions, list) else [versions]
+    found: list[int] = []
+    for item in items[: _MAX_VERSIONS + 1]:
+        if isinstance(item, int) and not isinstance(item, bool):
+            found.append(item)
+        elif isinstance(item, str) and len(item) <= _MAX_VERSIONS * 11:
+            for part in item.split(","):
+                part = part.strip()
+                if not part:
+                    continue
+                if not (part.isascii() and part.isdigit() and len(part) <= 10):
+                    raise BadRequest(_VERSIONS_MESSAGE)
+                found.append(int(part))
+        else:
+            raise BadRequest(_VERSIONS_MESSAGE)
+    if not found or len(found) > _MAX_VERSIONS or not all(0 < v < 2**31 for v in found):
+        raise BadRequest(_VERSIONS_MESSAGE)
+    return sorted(set(found))

@@ -23,10 +23,12 @@ from vault.storage.migrations import require_migrated
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.store_keys import StoreKeyDirectory
+from vault.storage.store_kv import KVStore
 from vault.storage.store_orgs import OrgStore
 from vault.storage.store_reads import BatchReader
 from vault.storage.store_secrets import SecretStore
 from vault.store.control import ControlService
+from vault.store.kv_metadata import KVService
 from vault.store.secrets import SecretService
 from vault.store.tokens import StoreTokens
 from vault.types import Clock, Random
@@ -120,6 +122,7 @@ def create_store_app(
                 audit=log,
                 keys=directory,
                 clock=clock,
+                kv=KVService(KVStore(db), secret_repo, log),
             )
             yield
         finally:

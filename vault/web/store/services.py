@@ -11,6 +11,7 @@ from vault.config import Config
 from vault.storage.pool import Pool
 from vault.storage.store_keys import StoreKeyDirectory
 from vault.store.control import ControlService
+from vault.store.kv_metadata import KVService
 from vault.store.secrets import SecretService
 from vault.store.tokens import StoreTokens
 from vault.types import Clock
@@ -28,6 +29,7 @@ class StoreServices:
     audit: AuditLog
     keys: StoreKeyDirectory
     clock: Clock
+    kv: KVService  # the Vault API's metadata and mount configuration
 
 
 SERVICES_KEY: web.AppKey[StoreServices] = web.AppKey("store_services", StoreServices)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["vault_kv_paths"]
+__all__ = ["MERGE_PATCH", "vault_kv_paths"]
 
 _STR = {"type": "string"}
 _KINDS = {"type": "string", "enum": ["data", "metadata", "delete", "undelete", "destroy"]}
@@ -14,18 +14,27 @@ _VAULT_ERROR = {
     "required": ["errors"],
 }
 _SEE = "Vault KV version 2 semantics; see docs/vault-compat.md."
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def _p(name: str, schema: dict[str, Any] = _STR) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-def _op(operation: str, summary: str, params: list[dict[str, Any]], *, body: bool = False) -> dict[str, Any]:
+def _op(
+    operation: str,
+    summary: str,
+    params: list[dict[str, Any]],
+    *,
+    body: bool = False,
+    media: str = "application/json",
+    token: bool = True,
+) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": {"description": "Vault response envelope", "content": {"application/json": {"schema": {}}}},
         "204": {"description": "no body"},
     }
-    for code in (400, 403, 404, 405, 413, 503):
+    for code in (400, 403, 404, 405, 413, 415, 503):
         responses[str(code)] = {"description": "error", "content": {"application/json": {"schema": _VAULT_ERROR}}}
     op: dict[str, Any] = {
         "operationId": operation,
@@ -33,10 +42,10 @@ def _op(operation: str, summary: str, params: list[dict[str, Any]], *, body: boo
         "description": _SEE,
         "parameters": params,
         "responses": responses,
-        "security": [{"vaultToken": []}],
+        "security": [{"vaultToken": []}] if token else [],
     }
     if body:
-        op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+        op["requestBody"] = {"content": {media: {"schema": {"type": "object"}}}}
     return op
 
 
@@ -45,19 +54,47 @@ def vault_kv_paths() -> dict[str, Any]:
     kv = [*mount, _p("kind", _KINDS), _p("path")]
     listing = [*mount, _p("kind", {"type": "string", "enum": ["metadata"]})]
     list_op = _op("vault.list", "List keys (GET ?list=true; the LIST method too)", listing)
+    lookup = _op("vault.lookup_self", "Describe the token (data.id: the token as sent)", [])
+    renew = _op("vault.renew_self", "Always 400 'lease is not renewable' for a live bundle", [], body=True)
+    health = _op("vault.health", "200 serving; 503 (sealedcode) when the database is unreachable", [], token=False)
+    ui_mount = _op("vault.ui_mount", "Mount preflight: KV version 2; 403 for an unknown org slug", [_p("path")])
     return {
-        "/vault/v1/auth/token/lookup-self": {"get": _op("vault.lookup_self", "Describe the token", [])},
-        "/vault/v1/sys/internal/ui/mounts/{path}": {
-            "get": _op("vault.ui_mount", "Mount preflight: every mount is KV version 2", [_p("path")])
+        "/vault/v1/auth/token/lookup-self": {
+            "get": lookup,
+            "post": {**lookup, "operationId": "vault.lookup_self_post"},
         },
+        "/vault/v1/auth/token/renew-self": {"post": renew, "put": {**renew, "operationId": "vault.renew_self_put"}},
+        "/vault/v1/sys/health": {"get": health, "head": {**health, "operationId": "vault.health_head"}},
+        "/vault/v1/sys/seal-status": {
+            "get": _op("vault.seal_status", "Sealed exactly when not ready", [], token=False)
+        },
+        "/vault/v1/sys/leader": {"get": _op("vault.leader", "No HA: every node serves", [], token=False)},
+        "/vault/v1/sys/mounts": {"get": _op("vault.mounts", "The vaults the token can use, as KV v2 mounts", [])},
+        "/vault/v1/sys/internal/ui/mounts": {
+            "get": _op("vault.ui_mounts", "The same, as {secret: {...}, auth: {}}", [])
+        },
+        "/vault/v1/sys/internal/ui/mounts/{path}": {"get": {**ui_mount, "security": []}},
+        "/vault/v1/sys/mounts-all/{path}": {"get": {**ui_mount, "operationId": "vault.mounts_all", "security": []}},
         "/vault/v1/{slug}/{vault}/{kind}/{path}": {
             "get": _op("vault.read", "Read data (?version=N), metadata, or list (?list=true; LIST)", kv),
             "post": _op(
-                "vault.write", "Write data {options: {cas}, data}; delete/undelete/destroy {versions}", kv, body=True
+                "vault.write",
+                "Write data {options: {cas}, data}; metadata {max_versions, cas_required, delete_version_after, "
+                "custom_metadata}; delete/undelete/destroy {versions}",
+                kv,
+                body=True,
             ),
             "put": _op("vault.write_put", "Same as POST", kv, body=True),
-            "delete": _op("vault.delete_metadata", "Delete the secret and every version (metadata only)", kv),
+            "patch": _op(
+                "vault.patch", "JSON merge patch of data {options: {cas}, data}", kv, body=True, media=MERGE_PATCH
+            ),
+            "delete": _op("vault.delete", "data: soft-delete the current version; metadata: the secret, for good", kv),
         },
         "/vault/v1/{slug}/{vault}/{kind}/": {"get": list_op},
         "/vault/v1/{slug}/{vault}/{kind}": {"get": {**list_op, "operationId": "vault.list_root"}},
+        "/vault/v1/{slug}/{vault}/config": {
+            "get": _op("vault.config", "The mount's max_versions, cas_required, delete_version_after", mount),
+            "post": _op("vault.configure", "Set them (needs 'C')", mount, body=True),
+            "put": _op("vault.configure_put", "Same as POST", mount, body=True),
+        },
     }
