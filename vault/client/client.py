@@ -72,6 +72,7 @@ class Client:
         token_cache: TokenCache | None = None,
         http: HTTP | None = None,
         ca_cert: str | None = None,
+        discharge_margin: float = 60.0,
     ) -> None:
         if not 0 < window <= 3600:
             raise ValueError("window must be between 1 and 3600 seconds")
@@ -88,7 +89,9 @@ class Client:
         self.http = http or HTTP(
             timeout=timeout, retry=retry or RetryPolicy(), trace_configs=trace_configs, ca_cert=ca_cert
         )
-        self.discharges = Discharges(self.http, clock=clock)
+        # margin: a cached discharge is used until this many seconds before it ends
+        # (infinite: never cached, as `cvault vault-token` wants a fresh one each time).
+        self.discharges = Discharges(self.http, margin=discharge_margin, clock=clock)
         self.authority = AuthorityClient(self.http, self.authority_url, self)
         self.store = StoreClient(self.http, self.store_url, self)
 
