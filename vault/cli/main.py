@@ -56,7 +56,9 @@ COMMANDS: dict[str, Command] = {
     "bootstrap": Command("vault.cli.bootstrap", "create the first owner, org and session on an empty database"),
     "migrate": Command("vault.cli.migrate", "apply pending database migrations (CVAULT_DATABASE_URL)"),
     "keys": Command("vault.cli.keys", "manage encryption keys"),
-    "vault-token": Command("vault.cli.vault_token", "a bundle for Vault clients; --sink FILE keeps one fresh"),
+    "vault-token": Command(
+        "vault.cli.vault_token", "print a bundle for Vault clients (VAULT_TOKEN), or keep a file holding a fresh one"
+    ),
 }
 
 _EPILOG = (
