@@ -202,6 +202,20 @@ class Harness:
         token: str = r.body["token"]
         return token
 
+    async def enrolled_vault(self, email: str, slug: str, vault: str = "prod") -> tuple[User, int, str, str, str]:
+        """A new owner of org ``slug``, enrolled at the store, with ``vault``.
+
+        Returns ``(owner, org, authority bundle, root store token, store bundle)``.
+        """
+        owner = await self.new_user(email)
+        org = await self.create_org(owner, slug)
+        auth = await self.authority_bundle(owner, org)
+        root = await self.enroll(auth, org, slug)
+        bundle = await self.store_bundle(root, auth)
+        r = await self.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": vault})
+        assert r.status == 201, r
+        return owner, org, auth, root, bundle
+
     async def mint(self, bundle: str, org: int, **body: Any) -> str:
         r = await self.store("POST", f"/v1/orgs/{org}/tokens", bundle, body)
         assert r.status == 201, r

@@ -17,14 +17,13 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import unused_port
 
 from vault.config import Config
 from vault.web.connections import RateLimitedLog
-from vault.web.runner import serve_app
 
 from .cli import PROJECT_ROOT, cvault_command, cvault_env
+from .serving import serving
 
 # Generous bounds: the machine is shared; only "closed at all, well before aiohttp's 3,630 s" matters.
 CLOSE_BOUND = 10.0
@@ -33,29 +32,10 @@ SMALL = replace(
 )
 
 
-async def _hello(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 @contextlib.asynccontextmanager
 async def _serving(config: Config) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_get("/healthz", _hello)
-    port = unused_port()
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve_app(app, f"127.0.0.1:{port}", stop, config))
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            with contextlib.suppress(aiohttp.ClientConnectionError):
-                async with session.get(url + "/healthz"):
-                    break
-            await asyncio.sleep(0.02)
-    try:
-        yield url
-    finally:
-        stop.set()
-        await task
+    async with serving(config) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 async def _idle(port: int, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -44,12 +44,7 @@ def captured(log_format: str) -> Iterator[io.StringIO]:
 async def _journey(database_url: str) -> list[str]:
     """The main journeys with known credentials and values; returns every credential seen."""
     async with running_services(database_url) as h:
-        owner = await h.new_user("logs@example.com")
-        org = await h.create_org(owner, "logs")
-        auth = await h.authority_bundle(owner, org)
-        root = await h.enroll(auth, org, "logs")
-        bundle = await h.store_bundle(root, auth)
-        assert (await h.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": "prod"})).status == 201
+        owner, org, auth, root, bundle = await h.enrolled_vault("logs@example.com", "logs")
         path = f"/v1/orgs/{org}/vaults/prod/secrets/api/key"
         assert (await h.store("PUT", path, bundle, {"value": SECRET_VALUE})).status == 200
         read = await h.store("GET", path, bundle)

@@ -43,12 +43,7 @@ async def _scrape(h: Harness, base: str, auth: str | None = f"Bearer {TOKEN}") -
 
 async def test_both_services_count_requests_audit_discharges_pool_and_cache(database_url: str) -> None:
     async with running_services(database_url, metrics_token=TOKEN) as h:
-        owner = await h.new_user("metrics@example.com")
-        org = await h.create_org(owner, "metrics")
-        auth = await h.authority_bundle(owner, org)
-        root = await h.enroll(auth, org, "metrics")
-        bundle = await h.store_bundle(root, auth)
-        assert (await h.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": "prod"})).status == 201
+        _owner, org, _auth, _root, bundle = await h.enrolled_vault("metrics@example.com", "metrics")
         path = f"/v1/orgs/{org}/vaults/prod/secrets/db/url"
         assert (await h.store("PUT", path, bundle, {"value": "metrics-secret-value"})).status == 200
         for _ in range(3):

@@ -51,12 +51,7 @@ async def test_dump_drop_restore_read_every_secret_back(
     written: dict[tuple[str, int], str] = {}
 
     async with running_services(database_url, master_key=master_key) as h:
-        owner = await h.new_user("drill@example.com")
-        org = await h.create_org(owner, "drill")
-        auth = await h.authority_bundle(owner, org)
-        root = await h.enroll(auth, org, "drill")
-        bundle = await h.store_bundle(root, auth)
-        assert (await h.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": "prod"})).status == 201
+        owner, org, auth, root, bundle = await h.enrolled_vault("drill@example.com", "drill")
         for name in SECRETS:
             for version in (1, 2):
                 value = secrets.token_urlsafe(24)

@@ -35,6 +35,7 @@ from vault.web.runner import serve_app
 from vault.web.tls import TLSFiles, load_context
 
 from .cli import cvault_command, cvault_env
+from .serving import serving
 
 BOUND = 90.0
 
@@ -193,28 +194,8 @@ async def test_dev_tls_main_journey_cli_client_and_hvac_over_https(tmp_path: Pat
 # --- mutual TLS, reload, refusals: one service in this process.
 
 
-async def _ok(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-@contextlib.asynccontextmanager
-async def _serving(config: Config) -> AsyncIterator[int]:
-    app = web.Application()
-    app.router.add_get("/healthz", _ok)
-    port = unused_port()
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve_app(app, f"127.0.0.1:{port}", stop, config, url=f"https://127.0.0.1:{port}"))
-    for _ in range(200):
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            break
-        await asyncio.sleep(0.02)
-    try:
-        yield port
-    finally:
-        stop.set()
-        await task
+def _serving(config: Config) -> Any:
+    return serving(config, url="https://127.0.0.1:{port}")
 
 
 def _tls_config(pki: dict[str, Any], **more: Any) -> Config:
