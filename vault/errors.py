@@ -20,6 +20,7 @@ contain secret values, keys or whole tokens.
     ├── Conflict                  409 conflict
     ├── RateLimited               429 rate_limited
     ├── Unavailable               503 unavailable        (database down, audit failed)
+    │   ├── TransactionAborted    503 transaction_aborted (serialization failure, deadlock: retry)
     │   └── ConnectionFailed      503 connection_failed  (client side: the service did not answer)
     ├── DecryptionError           500 decryption_failed  (ciphertext does not open)
     ├── ConfigError               config_error           (raised at start, never over HTTP)
@@ -42,6 +43,7 @@ __all__ = [
     "NotFound",
     "RateLimited",
     "TooLarge",
+    "TransactionAborted",
     "Unauthenticated",
     "Unauthorized",
     "Unavailable",
@@ -149,6 +151,15 @@ class Unavailable(VaultError):
     code = "unavailable"
     status = 503
     default_message = "service unavailable; nothing was changed, try again"
+
+
+class TransactionAborted(Unavailable):
+    """The database rolled the transaction back to keep concurrent changes consistent; retrying is safe."""
+
+    code = "transaction_aborted"
+    default_message = (
+        "the database aborted the transaction because of a concurrent change; nothing was changed, try again"
+    )
 
 
 class ConnectionFailed(Unavailable):

@@ -14,26 +14,17 @@ from typing import Any
 
 import asyncpg
 
-from .pool import database_errors
+from .pool import BoundedPool, database_errors
 
 __all__ = ["DedicatedConnection"]
-
-
-def _connect_arguments(pool: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    # asyncpg keeps the arguments the pool was created with (the DSN among them)
-    # but offers no public accessor; reading them here is the one place that
-    # depends on that detail, and it fails loudly if asyncpg changes it.
-    try:
-        return tuple(pool._connect_args), dict(pool._connect_kwargs)
-    except AttributeError as exc:  # pragma: no cover - depends on the asyncpg version
-        raise RuntimeError("cannot read the pool's connection settings; asyncpg changed") from exc
 
 
 class DedicatedConnection:
     """One connection opened with ``pool``'s settings; :meth:`get` reopens it when it was lost."""
 
-    def __init__(self, pool: Any, *, connect_timeout: float = 5.0) -> None:
-        self._args, self._kwargs = _connect_arguments(pool)
+    def __init__(self, pool: BoundedPool, *, connect_timeout: float = 5.0) -> None:
+        dsn, self._kwargs = pool.connect_settings
+        self._args = (dsn,)
         self._kwargs.setdefault("timeout", connect_timeout)
         self._conn: Any = None
         self._lock = asyncio.Lock()

@@ -12,12 +12,17 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from vault.errors import Unavailable
+from vault.errors import BadRequest, TransactionAborted, Unavailable, VaultError
 
-__all__ = ["CONNECTION_ERRORS", "BoundedPool", "Pool", "close_pool", "create_pool", "database_errors"]
-
-# For annotations outside this package, which must not import asyncpg.
-Pool: TypeAlias = asyncpg.Pool
+__all__ = [
+    "CONNECTION_ERRORS",
+    "BoundedPool",
+    "Pool",
+    "close_pool",
+    "create_pool",
+    "database_errors",
+    "error_for_sqlstate",
+]
 
 # Errors meaning "the database is not reachable or not accepting us", as opposed
 # to errors in a statement. They become Unavailable (503: nothing was changed).
@@ -57,8 +62,38 @@ class database_errors:  # lower case: used like contextlib.suppress
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is not None and isinstance(exc, CONNECTION_ERRORS):
+        if exc is None:
+            return
+        if isinstance(exc, CONNECTION_ERRORS):
             raise Unavailable(f"database unavailable ({_describe(exc)}); nothing was changed, try again") from exc
+        if isinstance(exc, asyncpg.PostgresError):
+            mapped = error_for_sqlstate(getattr(exc, "sqlstate", None) or "")
+            if mapped is not None:
+                raise mapped from exc
+
+
+def error_for_sqlstate(sqlstate: str) -> VaultError | None:
+    """Our error for a statement's SQLSTATE, by its class (the first two characters), or None for a bug.
+
+    Repositories catch the errors they expect (a unique violation that means "already exists") inside the
+    block; what reaches here is mapped by class so a caller sees one of our codes, never a 500:
+
+    - ``40`` transaction rollback (serialization failure, deadlock): nothing was changed, retrying is safe;
+    - ``53`` insufficient resources, ``57`` operator intervention (``57014`` a statement timeout, an admin
+      shutdown), ``58`` system error: the database cannot serve now;
+    - ``22`` data exception: a value the database refused, reported without the value.
+
+    Other classes (``42`` a syntax or permission error, ``23`` an unexpected constraint) are bugs or
+    deployment errors: they stay exceptions and become a logged 500 with a request id.
+    """
+    kind = sqlstate[:2]
+    if kind == "40":
+        return TransactionAborted()
+    if kind in ("53", "57", "58"):
+        return Unavailable("the database cannot serve the request now; nothing was changed, try again")
+    if kind == "22":
+        return BadRequest("the database refused a value of the request (out of range or malformed)")
+    return None
 
 
 async def _init_connection(conn: Any) -> None:
@@ -80,17 +115,35 @@ async def _reset_connection(conn: Any) -> None:
 class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type hints
     """A pool whose ``acquire`` (and so ``release``, and ``pool.fetch`` and friends) waits at most
     ``acquire_timeout`` by default: a pool drained by requests stuck on a frozen database makes the
-    next request fail with 503 instead of queueing behind them."""
+    next request fail with 503 instead of queueing behind them.
 
-    def __init__(self, *args: Any, acquire_timeout: float | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    It also keeps the DSN and the per-connection bounds it was opened with (:attr:`connect_settings`), so
+    connections opened beside it (``DedicatedConnection``) use the same ones without reading asyncpg's
+    private attributes.
+    """
+
+    def __init__(
+        self, dsn: str, *, acquire_timeout: float | None = None, bounds: dict[str, Any], **kwargs: Any
+    ) -> None:
+        super().__init__(dsn, **bounds, **kwargs)
         self._acquire_timeout = acquire_timeout
+        self._connect_settings = (dsn, dict(bounds))
+
+    @property
+    def connect_settings(self) -> tuple[str, dict[str, Any]]:
+        """The DSN and the keyword arguments of ``asyncpg.connect`` a connection beside the pool should use."""
+        dsn, bounds = self._connect_settings
+        return dsn, dict(bounds)
 
     def acquire(self, *, timeout: float | None = None) -> Any:
         return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, timeout: float | None = None) -> asyncpg.Pool:
+# For annotations outside this package, which must not import asyncpg.
+Pool: TypeAlias = BoundedPool
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, timeout: float | None = None) -> Pool:
     """Open a pool; json/jsonb columns read and write Python objects.
 
     ``timeout`` (the services pass ``database_timeout``) bounds every wait on the
@@ -104,7 +157,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, timeou
     """
     bounds: dict[str, Any] = {} if timeout is None else {"command_timeout": timeout, "timeout": timeout}
     with database_errors():
-        pool = await BoundedPool(
+        pool: BoundedPool = await BoundedPool(
             dsn,
             min_size=min_size,
             max_size=max_size,
@@ -116,12 +169,12 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, timeou
             connection_class=asyncpg.Connection,
             record_class=asyncpg.Record,
             acquire_timeout=timeout,
-            **bounds,
+            bounds=bounds,
         )
     return pool
 
 
-async def close_pool(pool: asyncpg.Pool, *, timeout: float = 10.0) -> None:
+async def close_pool(pool: Pool, *, timeout: float = 10.0) -> None:
     """Close gracefully, then forcibly: shutdown must not hang on a stuck query."""
     try:
         await asyncio.wait_for(pool.close(), timeout)
