@@ -41,6 +41,27 @@ async def test_audit_query_route(world: World) -> None:
     assert "v1" not in str(r.body) and "v2" not in str(r.body)
 
 
+async def test_audit_query_filters_by_vault_and_pages_newest_first(world: World) -> None:
+    h = world.h
+    r = await h.store("POST", world.path("/vaults"), world.bundle, {"name": "staging"})
+    assert r.status == 201, r
+    await _put(world, "db/url", "v1")
+    r = await h.store("PUT", world.secret("db/url", "staging"), world.bundle, {"value": "s1"})
+    assert r.status == 200, r
+    await _put(world, "db/url", "v2")
+    r = await h.store("GET", world.path("/audit?vault=prod&secret=db/url&order=newest&limit=1"), world.bundle)
+    assert r.status == 200, r
+    [newest] = r.body["events"]
+    assert (newest["vault"], newest["version"]) == ("prod", 2)
+    r = await h.store("GET", world.path(f"/audit?vault=prod&order=newest&cursor={r.body['next_cursor']}"), world.bundle)
+    assert [(e["action"], e["vault"]) for e in r.body["events"]][:2] == [
+        ("secrets.write", "prod"),
+        ("vaults.create", "prod"),
+    ]
+    assert all(e["vault"] == "prod" for e in r.body["events"])
+    assert (await h.store("GET", world.path("/audit?order=sideways"), world.bundle)).status == 400
+
+
 async def test_audit_query_needs_a(world: World) -> None:
     h = world.h
     reader = await h.store_bundle(await h.mint(world.bundle, world.org, mask="r"), world.auth)

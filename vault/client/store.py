@@ -299,6 +299,7 @@ class StoreClient:
     async def audit(
         self,
         *,
+        vault: str | None = None,
         secret: str | None = None,
         actor: str | None = None,
         token: str | None = None,
@@ -309,8 +310,10 @@ class StoreClient:
         cursor: str | None = None,
         limit: int | None = None,
         org: int | None = None,
+        newest_first: bool = False,
     ) -> dict[str, Any]:
         filters = {
+            "vault": vault,
             "secret": secret,
             "actor": actor,
             "token": token,
@@ -320,6 +323,7 @@ class StoreClient:
             "until": until,
             "cursor": cursor,
             "limit": limit,
+            "order": "newest" if newest_first else None,
         }
         params = {k: str(v) for k, v in filters.items() if v is not None}
         reply: dict[str, Any] = await self._call(

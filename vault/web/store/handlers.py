@@ -367,10 +367,14 @@ async def query_audit(request: web.Request, ctx: RequestContext) -> web.StreamRe
         raise BadRequest("cursor is not one this store returned")
     if outcome is not None and outcome not in ("ok", "denied", "error"):
         raise BadRequest("outcome must be ok, denied or error")
+    order = q.get("order", "oldest")
+    if order not in ("oldest", "newest"):
+        raise BadRequest("order must be oldest or newest")
     events, next_cursor = await query_events(
         _svc(request).pool,
         "store",
         org=ctx.org_id,
+        vault=_text_param(request, "vault"),
         secret=_text_param(request, "secret"),
         actor=_text_param(request, "actor"),
         token_id=_text_param(request, "token"),
@@ -380,6 +384,7 @@ async def query_audit(request: web.Request, ctx: RequestContext) -> web.StreamRe
         until=_time_param(request, "until"),
         cursor=cursor,
         limit=limit,
+        newest_first=order == "newest",
     )
     await _svc(request).audit.record(ctx.event("ok", detail={"returned": len(events)}))
     return web.json_response({"events": events, "next_cursor": next_cursor})

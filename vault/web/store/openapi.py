@@ -232,7 +232,7 @@ def spec(store_url: str) -> dict[str, Any]:
                 _obj({"events": {"type": "array", "items": {"type": "object"}}, "next_cursor": _INT}),
                 params=[
                     *_ORG,
-                    *(_query(n) for n in ("secret", "actor", "token", "action", "outcome")),
+                    *(_query(n) for n in ("vault", "secret", "actor", "token", "action", "outcome", "order")),
                     *(_query(n, _INT) for n in ("since", "until", "cursor", "limit")),
                 ],
             ),
