@@ -141,4 +141,6 @@ def master_key() -> MasterKey:
 # The store's end-to-end fixtures (both services on real ports, an enrolled org); see tests/harness.py.
 # Every log line of the suite is checked for credentials (issue 14).
 from .log_guard import log_guard  # noqa: E402, F401
+# The audit console serving a store with a history (tests/console_support.py).
+from .console_support import audited  # noqa: E402, F401
 from .store_fixtures import services, world  # noqa: E402, F401

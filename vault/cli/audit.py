@@ -33,7 +33,7 @@ BROKEN_CHAIN_STATUS = 3
 _PROGRESS_EVERY = 10_000
 
 # Modules whose ``register(audit_subparsers)`` adds one more ``cvault audit`` subcommand.
-SUBCOMMANDS = ["vault.cli.audit_query"]
+SUBCOMMANDS = ["vault.cli.audit_query", "vault.cli.audit_console"]
 
 
 def register(sub: Any) -> None:

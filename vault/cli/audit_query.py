@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from vault.client import Client
-from vault.errors import BadRequest, VaultError
+from vault.errors import BadRequest
 
 from .client_options import add_client_options, client_command
 from .output import print_json, print_table
@@ -62,17 +62,6 @@ def register(audit_sub: Any) -> None:
     p.set_defaults(func=client_command(_query))
 
 
-async def _emails(client: Client) -> dict[str, str]:
-    # Best effort: an owner's session can name the users behind the ids.
-    if not client.credentials.session:
-        return {}
-    try:
-        members = await client.authority.list_members(client.store_org())
-    except VaultError:
-        return {}
-    return {str(m["user_id"]): str(m["email"]) for m in members}
-
-
 async def _query(client: Client, args: argparse.Namespace) -> int:
     now = time.time()
     since = parse_time(args.since, now) if args.since else None
@@ -98,7 +87,7 @@ async def _query(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         print_json(events)
         return 0
-    emails = await _emails(client)
+    emails = await client.member_emails()
     rows = []
     for e in events:
         actor = e.get("actor") or ""

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
-from vault.errors import InvalidToken, MissingDischarge, Unauthenticated
+from vault.errors import InvalidToken, MissingDischarge, Unauthenticated, VaultError
 from vault.macaroon import Bundle, Caveat
 from vault.macaroon.caveats import ValidityWindow
 
@@ -155,6 +155,16 @@ class Client:
             f"the token needs a discharge from {location}, which is not the configured authority "
             f"({self.authority_url}); set CVAULT_AUTHORITY_URL to the authority that issued it",
         )
+
+    async def member_emails(self) -> dict[str, str]:
+        """User id -> email of the store token's org, best effort: only an owner's session may list members."""
+        if not self.credentials.session:
+            return {}
+        try:
+            members = await self.authority.list_members(self.store_org())
+        except VaultError:
+            return {}
+        return {str(m["user_id"]): str(m["email"]) for m in members}
 
     async def authority_token(self, org: int | None) -> TokenBundle:
         """The authority credential: the configured one, or a permission token minted with the session."""

@@ -1,0 +1,125 @@
+"""What the console reads, and with which credentials: the reviewer's, held in this process only.
+
+The store's audit log is read through the store's API with the reviewer's store
+token (mask ``a``) and authority credential, exactly as ``cvault audit query``
+does (:class:`vault.client.Client`, which narrows the token per call). Nothing
+here hands a token to a page: handlers get events, reports and ids.
+
+The chain's integrity is the one thing the API does not answer: it needs every
+row, hashes included, and that is :func:`vault.audit.query.verify_chain` on the
+database, as ``cvault audit verify`` runs it. So the console verifies only when
+it is given a database URL, and says so otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from vault.audit.chain import ChainReport
+from vault.audit.query import verify_chain
+from vault.client import Client
+from vault.errors import VaultError
+
+from .filters import Filters
+
+__all__ = ["Page", "Reviewer", "Scan"]
+
+log = logging.getLogger("cvault.console")
+
+_API_PAGE = 1000
+SCAN_LIMIT = 5000
+"""Events one page's histogram, secret history or lineage graph looks at (newest first)."""
+_REVOCATION_PAGES = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    events: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """The newest events of a filter, at most :data:`SCAN_LIMIT`; ``complete`` when that was all of them."""
+
+    events: list[dict[str, Any]]
+    complete: bool
+
+
+class Reviewer:
+    """The reviewer's view of the store's audit log (one org: the store token's)."""
+
+    def __init__(self, client: Client, pool: Any | None = None) -> None:
+        self._client = client
+        self._pool = pool
+
+    @property
+    def org(self) -> int:
+        return self._client.store_org()
+
+    @property
+    def can_verify(self) -> bool:
+        return self._pool is not None
+
+    async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
+        reply = await self._client.store.audit(**filters.api_params(), cursor=cursor, limit=limit, newest_first=True)
+        return Page(list(reply["events"]), reply.get("next_cursor"))
+
+    async def pages(self, filters: Filters, *, newest_first: bool = False) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every matching event, one API page at a time (for exports)."""
+        cursor: str | None = None
+        while True:
+            reply = await self._client.store.audit(
+                **filters.api_params(), cursor=cursor, limit=_API_PAGE, newest_first=newest_first
+            )
+            events = list(reply["events"])
+            if events:
+                yield events
+            cursor = reply.get("next_cursor")
+            if not cursor or not events:
+                return
+
+    async def scan(self, filters: Filters, limit: int = SCAN_LIMIT) -> Scan:
+        found: list[dict[str, Any]] = []
+        async for events in self.pages(filters, newest_first=True):
+            found.extend(events)
+            if len(found) >= limit:
+                return Scan(found[:limit], False)
+        return Scan(found, True)
+
+    async def emails(self) -> dict[str, str]:
+        return await self._client.member_emails()
+
+    async def revoked(self) -> set[str]:
+        """Ids of revoked tokens: the store's (its ``tokens.revoke`` events) and the authority's (its feed)."""
+        revoked: set[str] = set()
+        async for events in self.pages(Filters(action="tokens.revoke", outcome="ok")):
+            for event in events:
+                detail = event.get("detail") or {}
+                revoked.update(str(t) for t in [detail.get("revoked"), *detail.get("with_descendants", [])] if t)
+        try:
+            since = 0
+            for _ in range(_REVOCATION_PAGES):
+                reply = await self._client.authority.revocations(since)
+                items = reply.get("revocations") or []
+                revoked.update(str(item["token_id"]) for item in items)
+                following = reply.get("next", since)
+                if not items or following == since:
+                    break
+                since = following
+        except (VaultError, KeyError, TypeError):
+            # The graph still shows the store's revocations; the page says the feed was unreadable.
+            log.warning("console: the authority's revocation feed could not be read")
+        return revoked
+
+    async def check_access(self) -> None:
+        """Fail at start, not at the first page, when the credentials cannot read the log."""
+        await self._client.store.audit(limit=1)
+
+    async def verify(self) -> ChainReport | None:
+        if self._pool is None:
+            return None
+        return await verify_chain(self._pool, "store")
