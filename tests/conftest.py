@@ -138,9 +138,11 @@ def master_key() -> MasterKey:
     return MasterKey(generate_key())
 
 
-# The store's end-to-end fixtures (both services on real ports, an enrolled org); see tests/harness.py.
-# Every log line of the suite is checked for credentials (issue 14).
-from .log_guard import log_guard  # noqa: E402, F401
 # The audit console serving a store with a history (tests/console_support.py).
 from .console_support import audited  # noqa: E402, F401
+
+# Every log line of the suite is checked for credentials (issue 14).
+from .log_guard import log_guard  # noqa: E402, F401
+
+# The store's end-to-end fixtures (both services on real ports, an enrolled org); see tests/harness.py.
 from .store_fixtures import services, world  # noqa: E402, F401
