@@ -39,7 +39,11 @@ async def services(database_url: str) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def world(services: Harness) -> World:
-    h = services
+    return await make_world(services)
+
+
+async def make_world(h: Harness) -> World:
+    """Org ``acme`` (slug ``acme``) enrolled, vault ``prod`` created: the ``world`` fixture, for any harness."""
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "acme")
     auth = await h.authority_bundle(owner, org)

@@ -22,8 +22,8 @@ from vault.cli.vault_token import VAULT_OPERATIONS, bundle_expiry, write_atomica
 from vault.errors import ConfigError
 
 from .cli import cvault_command, cvault_env, run_cvault
-from .harness import Harness, running_services
-from .store_fixtures import World
+from .harness import running_services
+from .store_fixtures import World, make_world
 from .test_vault_kv_hvac import MOUNT, call
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -34,17 +34,7 @@ DISCHARGE_TTL = 8
 @pytest.fixture
 async def short_world(database_url: str) -> AsyncIterator[World]:
     async with running_services(database_url, org_discharge_ttl=DISCHARGE_TTL) as h:
-        yield await _world(h)
-
-
-async def _world(h: Harness) -> World:
-    owner = await h.new_user("owner@example.com")
-    org = await h.create_org(owner, "acme")
-    auth = await h.authority_bundle(owner, org)
-    root = await h.enroll(auth, org, "acme")
-    bundle = await h.store_bundle(root, auth)
-    assert (await h.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": "prod"})).status == 201
-    return World(h, owner, org, auth, root, bundle)
+        yield await make_world(h)
 
 
 def _env(w: World) -> dict[str, str]:
