@@ -177,3 +177,28 @@ async def test_cvault_keys_rotate_with_the_wrong_master_key(
     assert status == 1
     assert "CVAULT_MASTER_KEY" in err and "(config_error)" in err
     assert await pool.fetchval("SELECT max(version) FROM store.kek_versions") == 1
+
+
+async def test_stale_writers_holding_every_connection_reload_on_their_own(
+    database_url: str, master_key: MasterKey
+) -> None:
+    # Two writers in transactions on a pool of two, both with a keyring made stale by a
+    # rotation: reloading through the pool would wait for a connection forever.
+    from vault.storage.pool import close_pool, create_pool
+
+    small = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        keys = await KeyRepository.open(small, "store", master_key)
+        await rotate_keys(small, "store", master_key)
+        both_in = asyncio.Barrier(2)
+
+        async def write() -> int:
+            async with small.acquire() as conn, conn.transaction():
+                await both_in.wait()
+                return await keys.add("data-key", b"k" * 32, conn=conn)
+
+        async with asyncio.timeout(30):
+            await asyncio.gather(write(), write())
+        assert keys.keyring.active_version == 2
+    finally:
+        await close_pool(small)

@@ -20,6 +20,9 @@ import base64
 import binascii
 import ipaddress
 import os
+import shlex
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -30,6 +33,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 import vault
+from vault.crypto.keyring import MasterKey, MasterKeys
 from vault.errors import ConfigError
 
 __all__ = [
@@ -37,9 +41,11 @@ __all__ = [
     "Config",
     "default_sql_dir",
     "load_config",
+    "previous_master_keys",
     "read_master_key_file",
     "require_database_url",
     "require_master_key",
+    "require_master_keys",
 ]
 
 PREFIX = "CVAULT_"
@@ -85,6 +91,18 @@ class Config:
     database_url: str | None = field(default=None, repr=False)
     master_key: bytes | None = field(default=None, repr=False)
     master_key_file: Path | None = None
+    # A command whose standard output is the master key (base64), e.g. ``age -d key.age``;
+    # run once, when a service first needs the key (see require_master_key).
+    master_key_command: tuple[str, ...] | None = None
+    master_key_command_timeout: int = 30
+    # The master key being rotated away from, accepted alongside master_key during a
+    # transition window (docs/keys.md); environment or file only, like master_key.
+    master_key_previous: bytes | None = field(default=None, repr=False)
+    master_key_previous_file: Path | None = None
+    # `cvault keys status` warns about keys older than this many seconds (default 365 days).
+    key_max_age: int = 365 * 24 * 3600
+    # How often the store re-reads the authority's published ticket keys (seconds).
+    authority_keys_refresh: int = 60
     dev: bool = False
     data_dir: Path = field(default_factory=default_data_dir)
     authority_listen: str = "127.0.0.1:8201"
@@ -276,10 +294,28 @@ def _metrics_token(value: object, key: str) -> str:
     return text
 
 
+def _command(value: object, key: str) -> tuple[str, ...]:
+    if isinstance(value, list | tuple) and value and all(isinstance(item, str) and item for item in value):
+        return tuple(value)
+    try:
+        argv = tuple(shlex.split(_text(value, key)))
+    except ValueError:
+        raise ConfigError(f"{key} is not a valid command line (check its quotes)") from None
+    if not argv:
+        raise ConfigError(f"{key} must be a command, e.g. 'age -d -i id.txt master.key.age'")
+    return argv
+
+
 _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "database_url": _database_url,
     "master_key": _master_key,
     "master_key_file": _path,
+    "master_key_command": _command,
+    "master_key_command_timeout": _seconds,
+    "master_key_previous": _master_key,
+    "master_key_previous_file": _path,
+    "key_max_age": _seconds,
+    "authority_keys_refresh": _seconds,
     "dev": _bool,
     "data_dir": _path,
     "authority_listen": _listen,
@@ -313,7 +349,7 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak
 # into a production environment; the master key stays out of files (see above).
 _NOT_FROM_ENV = frozenset({"dev"})
-_NOT_FROM_TOML = frozenset({"dev", "master_key"})
+_NOT_FROM_TOML = frozenset({"dev", "master_key", "master_key_previous"})
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -371,11 +407,18 @@ def load_config(
         if raw is not None:
             values[key] = _PARSERS[key](raw, key)
 
+    sources = [k for k in ("master_key", "master_key_file", "master_key_command") if k in values]
+    if len(sources) > 1:
+        names = " and ".join(f"CVAULT_{k.upper()}" for k in sources)
+        raise ConfigError(f"set one master key source: {names}, not {'both' if len(sources) == 2 else 'all three'}")
     key_file = values.get("master_key_file")
     if isinstance(key_file, Path):
-        if "master_key" in values:
-            raise ConfigError("set either CVAULT_MASTER_KEY or CVAULT_MASTER_KEY_FILE, not both")
         values["master_key"] = read_master_key_file(key_file)
+    previous_file = values.get("master_key_previous_file")
+    if isinstance(previous_file, Path):
+        if "master_key_previous" in values:
+            raise ConfigError("set either CVAULT_MASTER_KEY_PREVIOUS or CVAULT_MASTER_KEY_PREVIOUS_FILE, not both")
+        values["master_key_previous"] = read_master_key_file(previous_file, "CVAULT_MASTER_KEY_PREVIOUS_FILE")
 
     # With TLS on, the published URLs (and so the token locations) default to https.
     if "tls_cert_file" in values:
@@ -388,14 +431,65 @@ def load_config(
     return Config(**values)  # type: ignore[arg-type]
 
 
-def require_master_key(config: Config) -> bytes:
-    """The master key, or a :class:`ConfigError` telling the operator how to set one."""
-    if config.master_key is None:
-        raise ConfigError(
-            "no master key: set CVAULT_MASTER_KEY (base64 of 32 random bytes) or "
-            "CVAULT_MASTER_KEY_FILE (a file holding it)"
+# Keys printed by master_key_command, by command line: a process runs each command once
+# (cvault dev opens two services with the same configuration).
+_COMMAND_KEYS: dict[tuple[str, ...], bytes] = {}
+
+
+def run_master_key_command(argv: tuple[str, ...], timeout: float) -> bytes:
+    """Run ``argv`` and return the master key it prints on standard output.
+
+    Its standard error goes to ours (a passphrase prompt or a KMS error reaches the
+    operator); its environment is ours without the ``CVAULT_MASTER_KEY*`` variables,
+    and the key only ever travels through the pipe, never argv or the environment.
+    Every failure is a :class:`ConfigError` saying what to do; none quotes the output.
+    """
+    name = "CVAULT_MASTER_KEY_COMMAND"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CVAULT_MASTER_KEY")}
+    try:
+        done = subprocess.run(  # noqa: S603 (the operator's own command, no shell)
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=sys.stderr, env=env, timeout=timeout
         )
-    return config.master_key
+    except FileNotFoundError:
+        raise ConfigError(f"{name}: command {argv[0]!r} not found; install it or fix the setting") from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"{name}: {argv[0]!r} did not finish within {timeout:g} s; "
+            "raise CVAULT_MASTER_KEY_COMMAND_TIMEOUT or check that it does not wait for input"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot run {argv[0]!r}: {exc.strerror}") from None
+    if done.returncode != 0:
+        raise ConfigError(f"{name}: {argv[0]!r} exited with status {done.returncode} (its messages are above)")
+    try:
+        text = done.stdout.decode("ascii")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}: {argv[0]!r} must print base64 of {MASTER_KEY_SIZE} random bytes") from None
+    return _master_key(text, f"{name} (the output of {argv[0]!r})")
+
+
+def require_master_key(config: Config) -> bytes:
+    """The master key, or a :class:`ConfigError` telling the operator how to set one.
+
+    With ``master_key_command`` this runs the command (once per process and command).
+    """
+    if config.master_key is not None:
+        return config.master_key
+    if config.master_key_command is not None:
+        key = _COMMAND_KEYS.get(config.master_key_command)
+        if key is None:
+            key = run_master_key_command(config.master_key_command, config.master_key_command_timeout)
+            _COMMAND_KEYS[config.master_key_command] = key
+        return key
+    raise ConfigError(
+        "no master key: set CVAULT_MASTER_KEY (base64 of 32 random bytes), "
+        "CVAULT_MASTER_KEY_FILE (a file holding it) or CVAULT_MASTER_KEY_COMMAND (a command printing it)"
+    )
+
+
+def previous_master_keys(config: Config) -> tuple[bytes, ...]:
+    """The master key being rotated away from, if one is configured (a transition window)."""
+    return () if config.master_key_previous is None else (config.master_key_previous,)
 
 
 def require_database_url(config: Config) -> str:
@@ -403,3 +497,9 @@ def require_database_url(config: Config) -> str:
     if config.database_url is None:
         raise ConfigError("no database: set CVAULT_DATABASE_URL (or run `cvault dev` for an embedded PostgreSQL)")
     return config.database_url
+
+
+def require_master_keys(config: Config) -> MasterKeys:
+    """The master key and, during a transition window, the previous one (what services open KEKs with)."""
+    current = MasterKey(require_master_key(config))
+    return MasterKeys(current, tuple(MasterKey(key) for key in previous_master_keys(config)))

@@ -23,8 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vault.config import Config, read_master_key_file
-from vault.crypto.keyring import MasterKey, generate_key
+from vault.config import Config, read_master_key_file, require_master_keys
+from vault.crypto.keyring import generate_key
 from vault.crypto.local_ca import LocalCA
 from vault.errors import ConfigError
 from vault.logs import configure_logging
@@ -112,13 +112,12 @@ async def serve_dev(config: Config) -> int:
     started = time.monotonic()
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
-    if config.master_key is None:
+    if config.master_key is None and config.master_key_command is None:
         key_path = config.data_dir / "master.key"
         key, created = load_or_create_master_key(key_path)
         config = replace(config, master_key=key, master_key_file=key_path)
         _say(f"{'created' if created else 'using'} master key {key_path}")
-    assert config.master_key is not None
-    master_key = MasterKey(config.master_key)
+    master_key = require_master_keys(config)
 
     embedded: EmbeddedPostgres | None = None
     if config.database_url is None:

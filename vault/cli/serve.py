@@ -7,7 +7,7 @@ import asyncio
 import signal
 from typing import Any
 
-from vault.config import Config
+from vault.config import Config, require_master_key
 from vault.logs import configure_logging
 from vault.web.authority import create_authority_app
 from vault.web.runner import serve_app
@@ -52,6 +52,7 @@ async def run_until_signal(main: Any) -> None:
 def run_authority(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _configure_logging(config)
+    require_master_key(config)  # runs master_key_command (once) before anything listens; fails with a clear error
 
     async def main(stop: asyncio.Event) -> None:
         # serve_app logs "listening" once the keys are open and the port is bound.
@@ -65,6 +66,7 @@ def run_authority(args: argparse.Namespace) -> int:
 def run_store(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _configure_logging(config)
+    require_master_key(config)  # as for the authority
     app = create_store_app(config)  # refuses to start without the authority's org public key
 
     async def main(stop: asyncio.Event) -> None:

@@ -30,7 +30,17 @@ from vault.errors import DecryptionError
 
 from .associated_data import encode_associated_data
 
-__all__ = ["KEY_SIZE", "Keyring", "MasterKey", "WrappedKey", "generate_key", "unwrap_kek", "wrap_kek"]
+__all__ = [
+    "KEY_SIZE",
+    "Keyring",
+    "MasterKey",
+    "MasterKeys",
+    "WrappedKey",
+    "generate_key",
+    "master_keys",
+    "unwrap_kek",
+    "wrap_kek",
+]
 
 KEY_SIZE = 32
 FORMAT_VERSION = 1
@@ -70,6 +80,32 @@ class MasterKey:
     def __post_init__(self) -> None:
         if len(self.key) != KEY_SIZE:
             raise ValueError("master key must be 32 bytes")
+
+
+@dataclass(frozen=True)
+class MasterKeys:
+    """The master key, plus the one being rotated away from during a transition window.
+
+    New KEKs are wrapped under ``current`` only; ``previous`` keys only open KEKs a
+    master-key rotation has not re-wrapped yet (docs/keys.md).
+    """
+
+    current: MasterKey
+    previous: tuple[MasterKey, ...] = ()
+
+    def unwrap_kek(self, scope: str, version: int, wrapped: bytes) -> bytes:
+        """Unwrap with the current key, else a previous one; :class:`DecryptionError` if none opens it."""
+        for master in (self.current, *self.previous):
+            try:
+                return unwrap_kek(master, scope, version, wrapped)
+            except DecryptionError:
+                continue
+        raise DecryptionError(f"KEK version {version} opens with none of the configured master keys")
+
+
+def master_keys(keys: MasterKey | MasterKeys) -> MasterKeys:
+    """Callers may pass one :class:`MasterKey` where :class:`MasterKeys` are expected."""
+    return keys if isinstance(keys, MasterKeys) else MasterKeys(keys)
 
 
 def wrap_kek(master: MasterKey, scope: str, version: int, kek: bytes) -> bytes:

@@ -27,14 +27,23 @@ from typing import Any
 
 import asyncpg
 
-from vault.crypto.keyring import Keyring, MasterKey, WrappedKey, generate_key, wrap_kek
-from vault.errors import Conflict, Unavailable
+from vault.crypto.keyring import (
+    Keyring,
+    MasterKey,
+    MasterKeys,
+    WrappedKey,
+    generate_key,
+    master_keys,
+    unwrap_kek,
+    wrap_kek,
+)
+from vault.errors import ConfigError, Conflict, DecryptionError, Unavailable
 
 from .keys import load_keyring
 from .pool import database_errors
 from .schema import check_schema
 
-__all__ = ["RotationReport", "rotate_keys"]
+__all__ = ["MasterRotationReport", "RotationReport", "rotate_keys", "rotate_master_key"]
 
 _MAX_PASSES = 5
 
@@ -48,6 +57,13 @@ class RotationReport:
 
 
 @dataclass(frozen=True)
+class MasterRotationReport:
+    schema: str
+    rewrapped: tuple[int, ...]  # KEK versions moved to the new master key by this run
+    already: tuple[int, ...]  # KEK versions that were under it before (a rerun)
+
+
+@dataclass(frozen=True)
 class _Queries:
     next_version: str
     insert_kek: str
@@ -57,6 +73,8 @@ class _Queries:
     batch: str
     update: str
     retire: str
+    all_keks: str
+    rewrap_kek: str
 
 
 @cache
@@ -84,6 +102,12 @@ def _queries(schema: str) -> _Queries:
         retire=(
             f"UPDATE {s}.kek_versions SET state = 'retired', retired_at = now() "  # noqa: S608
             "WHERE state = 'draining' RETURNING version"
+        ),
+        # Every version, retired ones too: afterwards the old master key must open nothing.
+        all_keks=f"SELECT version, wrapped FROM {s}.kek_versions ORDER BY version FOR UPDATE",  # noqa: S608
+        rewrap_kek=(
+            f"UPDATE {s}.kek_versions AS k SET wrapped = u.wrapped "  # noqa: S608
+            "FROM unnest($1::integer[], $2::bytea[]) AS u(version, wrapped) WHERE k.version = u.version"
         ),
     )
 
@@ -122,7 +146,7 @@ async def _rewrap_pass(
 async def rotate_keys(
     pool: asyncpg.Pool,
     schema: str,
-    master_key: MasterKey,
+    master_key: MasterKey | MasterKeys,
     *,
     batch_size: int = 500,
     progress: Callable[[str], None] = lambda line: None,
@@ -138,7 +162,8 @@ async def rotate_keys(
                 kek = generate_key()
                 async with conn.transaction():
                     version: int = await conn.fetchval(queries.next_version)
-                    await conn.execute(queries.insert_kek, version, wrap_kek(master_key, schema, version, kek))
+                    wrapped_kek = wrap_kek(master_keys(master_key).current, schema, version, kek)
+                    await conn.execute(queries.insert_kek, version, wrapped_kek)
                     await conn.fetchval(queries.drain, version)
                     await conn.execute(queries.activate, version)
                 keyring = keyring.with_kek(version, kek, active=True)
@@ -158,3 +183,63 @@ async def rotate_keys(
                 await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
     progress(f"keys rotate: {schema}: done; retired KEK versions {', '.join(map(str, retired)) or 'none'}")
     return RotationReport(schema, version, done, retired)
+
+
+async def rotate_master_key(
+    pool: asyncpg.Pool,
+    schema: str,
+    keys: MasterKeys,
+    *,
+    progress: Callable[[str], None] = lambda line: None,
+) -> MasterRotationReport:
+    """Re-wrap every KEK version of ``schema`` from a previous master key to ``keys.current``.
+
+    One transaction per schema: the KEK table holds a handful of rows whatever the
+    number of secrets, since only KEKs sit directly under the master key. Running
+    services keep their unwrapped KEKs in memory, so reads and writes go on; a
+    writer's ``FOR SHARE`` on the active KEK row only makes this wait for it. A
+    rerun (after an interruption, or to be sure) re-wraps nothing already done.
+    """
+    if not keys.previous:
+        raise ConfigError(
+            "rotating the master key needs the old one too: set CVAULT_MASTER_KEY (or _FILE, _COMMAND) to the "
+            "new key and CVAULT_MASTER_KEY_PREVIOUS (or _PREVIOUS_FILE) to the old one"
+        )
+    queries = _queries(schema)
+    rewrapped: list[int] = []
+    already: list[int] = []
+    with database_errors():
+        async with pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(schema)):
+                raise Conflict(f"a key rotation is running for schema {schema}; wait for it")
+            try:
+                async with conn.transaction():
+                    wrapped = []
+                    for row in await conn.fetch(queries.all_keks):
+                        version = row["version"]
+                        try:
+                            unwrap_kek(keys.current, schema, version, row["wrapped"])
+                            already.append(version)
+                            continue
+                        except DecryptionError:
+                            pass
+                        try:
+                            kek = MasterKeys(keys.previous[0], keys.previous[1:]).unwrap_kek(
+                                schema, version, row["wrapped"]
+                            )
+                        except DecryptionError:
+                            raise ConfigError(
+                                f"KEK version {version} of schema {schema} opens with neither CVAULT_MASTER_KEY "
+                                "nor CVAULT_MASTER_KEY_PREVIOUS; nothing was changed in this schema"
+                            ) from None
+                        rewrapped.append(version)
+                        wrapped.append(wrap_kek(keys.current, schema, version, kek))
+                    if rewrapped:
+                        await conn.execute(queries.rewrap_kek, rewrapped, wrapped)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+    progress(
+        f"keys rotate-master: {schema}: {len(rewrapped)} KEK version(s) re-wrapped, "
+        f"{len(already)} already under the new master key"
+    )
+    return MasterRotationReport(schema, tuple(rewrapped), tuple(already))

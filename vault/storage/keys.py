@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from vault.crypto.keyring import Keyring, MasterKey, WrappedKey, generate_key, unwrap_kek, wrap_kek
+from vault.crypto.keyring import Keyring, MasterKey, MasterKeys, WrappedKey, generate_key, master_keys, wrap_kek
 from vault.errors import ConfigError, DecryptionError, NotFound, Unavailable
 
 from .pool import database_errors
@@ -81,28 +81,30 @@ def _check_purpose(purpose: str) -> str:
     return purpose
 
 
-async def load_keyring(pool: asyncpg.Pool, schema: str, master_key: MasterKey) -> Keyring:
+async def load_keyring(pool: asyncpg.Pool, schema: str, master_key: MasterKey | MasterKeys) -> Keyring:
     """Unwrap the KEKs of ``schema`` that rows may still use; create KEK 1 on a new database.
 
     A master key that does not open them raises :class:`ConfigError` naming the
-    variables, so a service with the wrong key stops at start.
+    variables, so a service with the wrong key stops at start. During a
+    master-key rotation, a KEK opens with the current or a previous master key.
     """
+    keys = master_keys(master_key)
     queries = _queries(schema)
     with database_errors():
         rows = await pool.fetch(queries.kek_versions)
         if not rows:
-            await pool.execute(queries.insert_first_kek, wrap_kek(master_key, schema, 1, generate_key()))
+            await pool.execute(queries.insert_first_kek, wrap_kek(keys.current, schema, 1, generate_key()))
             rows = await pool.fetch(queries.kek_versions)
     keks: dict[int, bytes] = {}
     active = None
     for row in rows:
         try:
-            keks[row["version"]] = unwrap_kek(master_key, schema, row["version"], row["wrapped"])
+            keks[row["version"]] = keys.unwrap_kek(schema, row["version"], row["wrapped"])
         except DecryptionError:
             raise ConfigError(
-                f"the master key (CVAULT_MASTER_KEY or CVAULT_MASTER_KEY_FILE) does not open key-encryption "
-                f"key version {row['version']} of schema {schema}; "
-                "is it the key this database was set up with?"
+                "the master key (CVAULT_MASTER_KEY, CVAULT_MASTER_KEY_FILE or CVAULT_MASTER_KEY_COMMAND) "
+                f"does not open key-encryption key version {row['version']} of schema {schema}; "
+                "is it the key this database was set up with (or, after `cvault keys rotate-master`, the new one)?"
             ) from None
         if row["state"] == "active":
             active = row["version"]
@@ -121,7 +123,7 @@ class KeyRepository:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, master_key: MasterKey, keyring: Keyring, *, cache_size: int = 10_000
+        self, pool: asyncpg.Pool, master_key: MasterKey | MasterKeys, keyring: Keyring, *, cache_size: int = 10_000
     ) -> None:
         self._pool = pool
         self._master_key = master_key
@@ -136,7 +138,7 @@ class KeyRepository:
 
     @classmethod
     async def open(
-        cls, pool: asyncpg.Pool, schema: str, master_key: MasterKey, *, cache_size: int = 10_000
+        cls, pool: asyncpg.Pool, schema: str, master_key: MasterKey | MasterKeys, *, cache_size: int = 10_000
     ) -> KeyRepository:
         keyring = await load_keyring(pool, schema, master_key)
         return cls(pool, master_key, keyring, cache_size=cache_size)
@@ -153,11 +155,13 @@ class KeyRepository:
             async with self._pool.acquire() as acquired:
                 yield acquired
 
-    async def _reload(self, stale: Keyring) -> None:
+    async def _reload(self, stale: Keyring, conn: Any = None) -> None:
+        # ``conn``: a writer reloads on the connection it holds. Taking another from the
+        # pool could wait forever when every connection is held by a writer doing the same.
         async with self._reload_lock:
             # Another task may have reloaded while this one waited for the lock.
             if self._keyring is stale:
-                self._keyring = await load_keyring(self._pool, self._keyring.scope, self._master_key)
+                self._keyring = await load_keyring(conn or self._pool, self._keyring.scope, self._master_key)
 
     def _remember(self, key_id: int, purpose: str, key: bytes) -> None:
         if self._cache_size <= 0:
@@ -183,7 +187,7 @@ class KeyRepository:
                     if await c.fetchval(self._queries.insert, key_id, purpose, wrapped.kek_version, wrapped.wrapped):
                         self._remember(key_id, purpose, key)
                         return key_id
-                    await self._reload(keyring)
+                    await self._reload(keyring, c)
         raise Unavailable("the active key-encryption key kept changing; try again")
 
     async def generate(self, purpose: str, *, conn: Any = None) -> tuple[int, bytes]:
@@ -207,7 +211,7 @@ class KeyRepository:
         stored = WrappedKey(row["kek_version"], row["wrapped"])
         keyring = self._keyring
         if not keyring.has_version(stored.kek_version):
-            await self._reload(keyring)
+            await self._reload(keyring, conn)
         key = self._keyring.unwrap_key(purpose, key_id, stored)
         self._remember(key_id, purpose, key)
         return key

@@ -26,8 +26,7 @@ from vault.authority.rate_limit import FailureLimiter
 from vault.authority.sessions import Sessions
 from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
-from vault.config import Config, require_database_url, require_master_key
-from vault.crypto.keyring import MasterKey
+from vault.config import Config, require_database_url, require_master_keys
 from vault.crypto.passwords import INTERACTIVE, PasswordCost, hash_password, verify_password
 from vault.storage.accounts import AccountRepository
 from vault.storage.authority_keys import (
@@ -118,7 +117,7 @@ async def open_authority(
     log: AuditLog | None = None
     try:
         await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
-        key_repo = await KeyRepository.open(db, SCHEMA, MasterKey(require_master_key(config)))
+        key_repo = await KeyRepository.open(db, SCHEMA, require_master_keys(config))
         root_keys = await RootKeyRing.open(db, key_repo)
         keys = TicketKeys(
             login=await load_ticket_key_pair(db, key_repo, LOGIN_PURPOSE),

@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from vault.audit.log import AuditLog
-from vault.config import Config, require_database_url, require_master_key
-from vault.crypto.keyring import MasterKey
+from vault.config import Config, require_database_url, require_master_keys
 from vault.errors import ConfigError
 from vault.macaroon.crypto import DEFAULT_RANDOM
 from vault.storage.keys import KeyRepository
@@ -82,7 +81,7 @@ def create_store_app(
         secrets: SecretService | None = None
         try:
             await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
-            key_repo = await KeyRepository.open(db, SCHEMA, MasterKey(require_master_key(config)))
+            key_repo = await KeyRepository.open(db, SCHEMA, require_master_keys(config))
             directory = await StoreKeyDirectory.open(db, key_repo)
             watcher = RevocationWatcher(db, SCHEMA)
             await watcher.start()
