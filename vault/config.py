@@ -101,8 +101,6 @@ class Config:
     master_key_previous_file: Path | None = None
     # `cvault keys status` warns about keys older than this many seconds (default 365 days).
     key_max_age: int = 365 * 24 * 3600
-    # How often the store re-reads the authority's published ticket keys (seconds).
-    authority_keys_refresh: int = 60
     dev: bool = False
     data_dir: Path = field(default_factory=default_data_dir)
     authority_listen: str = "127.0.0.1:8201"
@@ -315,7 +313,6 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "master_key_previous": _master_key,
     "master_key_previous_file": _path,
     "key_max_age": _seconds,
-    "authority_keys_refresh": _seconds,
     "dev": _bool,
     "data_dir": _path,
     "authority_listen": _listen,
