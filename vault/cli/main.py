@@ -55,7 +55,7 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("vault.cli.serve", "run one cvault service"),
     "bootstrap": Command("vault.cli.bootstrap", "create the first owner, org and session on an empty database"),
     "migrate": Command("vault.cli.migrate", "apply pending database migrations (CVAULT_DATABASE_URL)"),
-    "keys": Command("vault.cli.keys", "manage encryption keys"),
+    "keys": Command("vault.cli.keys", "rotate and inspect encryption and signing keys"),
     "vault-token": Command(
         "vault.cli.vault_token", "print a bundle for Vault clients (VAULT_TOKEN), or keep a file holding a fresh one"
     ),
