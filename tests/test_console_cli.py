@@ -46,7 +46,8 @@ async def _serve_once(env: dict[str, str], listen: str) -> tuple[str, str, str]:
             page = await resp.text()
     finally:
         process.terminate()
-        await process.wait()
+        status = await process.wait()
+    assert status == 0  # SIGTERM stops it cleanly
     return line, page, (await process.stderr.read()).decode()
 
 

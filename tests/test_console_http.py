@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import datetime as dt
 import io
 import json
+import math
+import time
 
 import aiohttp
 import pytest
@@ -138,3 +142,24 @@ def test_csv_cells_never_start_a_formula() -> None:
     assert csv_cell({"b": 1, "a": None}) == '{"a":null,"b":1}'
     assert csv_cell(None) == ""
     assert csv_cell(3) == "3"
+
+
+async def test_the_time_range_filter_matches_the_database(audited: Audited, pool: Pool) -> None:
+    # The form has whole seconds: start the next second, then read once more, so events fall on both sides.
+    boundary = dt.datetime.fromtimestamp(math.ceil(time.time()), dt.UTC)
+    await asyncio.sleep(max(0.0, boundary.timestamp() - time.time()) + 0.05)
+    r = await audited.h.store("GET", audited.world.secret("db/url"), audited.world.bundle)
+    assert r.status == 200
+
+    async def seqs_in_db(where: str) -> list[int]:
+        sql = f"SELECT seq FROM store.audit_events WHERE org = $1 AND {where} ORDER BY seq"
+        return [row["seq"] for row in await pool.fetch(sql, audited.world.org, boundary)]
+
+    before, after = await seqs_in_db("at < $2"), await seqs_in_db("at >= $2")
+    assert before and after
+    async with aiohttp.ClientSession() as http:
+        for query, expected in (("since", after), ("until", before)):
+            url = f"{audited.console_url}export.jsonl?{query}={boundary:%Y-%m-%dT%H:%M:%S}"
+            async with http.get(url) as resp:
+                assert resp.status == 200
+                assert [json.loads(line)["seq"] for line in (await resp.text()).splitlines()] == expected, query

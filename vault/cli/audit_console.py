@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import signal
 import sys
 from typing import Any
 
@@ -92,12 +93,18 @@ def _run(args: argparse.Namespace) -> int:
         async with make_client(settings, http=HTTP()) as client:
             await Reviewer(client).check_access()
             app = create_console_app(client, database_url=database_url, allow_hosts=args.allow_host)
+            stop = asyncio.Event()
+            # SIGTERM (a service manager, a test) stops it as Ctrl-C does: the pool and client close cleanly.
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
             await serve_console(
-                app, host, port, started=lambda url: print(f"cvault audit console: open {url}", flush=True)
+                app,
+                host,
+                port,
+                started=lambda url: print(f"cvault audit console: open {url}", flush=True),
+                stop=stop,
             )
         return 0
 
-    try:
-        return asyncio.run(go())
-    except KeyboardInterrupt:
-        return 0
+    return asyncio.run(go())
