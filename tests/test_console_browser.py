@@ -13,7 +13,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from vault.storage.pool import Pool
 
-from .browser import chromium, screenshot_dir
+from .browser import chromium, low_contrast_text, screenshot_dir
 from .console_support import Audited
 
 
@@ -44,10 +44,11 @@ async def test_filter_by_secret_shows_exactly_the_reads_the_database_holds(audit
     assert len(reads) == 2
     shots = screenshot_dir()
 
-    def steps(driver: WebDriver) -> tuple[list[int], list[str], str, list[int], str, str]:
+    def steps(driver: WebDriver) -> tuple[list[int], list[str], str, list[int], str, str, list[object]]:
         driver.get(audited.console_url)
         driver.save_screenshot(str(shots / "console-timeline.png"))
         unlabelled = _unlabelled_controls(driver)
+        poor = low_contrast_text(driver)
         # Keyboard only: the first Tab lands on the skip link, then type the filter and press Enter.
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
         first_focus = driver.switch_to.active_element.text
@@ -61,10 +62,11 @@ async def test_filter_by_secret_shows_exactly_the_reads_the_database_holds(audit
         driver.get(audited.console_url + "?outcome=denied")
         refused = _seqs(driver)
         badge = driver.find_element(By.CSS_SELECTOR, "table#events tbody tr.refused .badge").text
-        return filtered, unlabelled, first_focus, refused, badge, url
+        return filtered, unlabelled, first_focus, refused, badge, url, poor
 
     async with chromium() as browser:
-        filtered, unlabelled, first_focus, refused, badge, url = await browser.run(steps)
+        filtered, unlabelled, first_focus, refused, badge, url, poor = await browser.run(steps)
+    assert poor == []
     assert filtered == reads
     assert "secret=db%2Furl" in url and "action=secrets.read" in url
     assert unlabelled == []
@@ -143,11 +145,23 @@ async def test_the_lineage_graph_names_the_operator_who_stripped_the_token(audit
             "edges": sorted(e.text for e in graph.find_elements(By.CSS_SELECTOR, "g.edge text")),
         }
         driver.save_screenshot(str(shots / "console-token.png"))
+        found["poor"] = low_contrast_text(driver)
+        # Keyboard: Tab reaches the graph's token boxes, and Enter on one follows it.
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+        for _ in range(40):
+            active = driver.switch_to.active_element
+            if (active.get_attribute("aria-label") or "").startswith("permission token"):
+                active.send_keys(Keys.ENTER)
+                break
+            active.send_keys(Keys.TAB)
+        found["after_enter"] = driver.current_url
         return found
 
     async with chromium() as browser:
         found = await browser.run(steps)
     assert str(found["url"]).endswith(f"/tokens/{audited.service_id}")
+    assert found["poor"] == []
+    assert str(found["after_enter"]).endswith(f"/tokens/{audited.permission_id}")
     assert found["service_token"] == audited.service_id
     assert found["service_detail"] == f"stripped by user {operator}"
     assert found["users"][0] == f"user {operator}"
@@ -177,12 +191,18 @@ async def test_a_tampered_row_is_named_as_the_broken_link(audited: Audited, pool
             await conn.execute("SET LOCAL session_replication_role = replica")
             await conn.execute("UPDATE store.audit_events SET client_addr = '203.0.113.9' WHERE seq = $1", victim)
 
-        def broken(driver: WebDriver) -> tuple[str, str, str]:
+        def broken(driver: WebDriver) -> tuple[str, str, str, list[tuple[str, str, float]]]:
             text = status(driver)
             driver.save_screenshot(str(shots / "console-chain.png"))
-            return text, driver.find_element(By.ID, "broken-seq").text, driver.find_element(By.ID, "verified-upto").text
+            return (
+                text,
+                driver.find_element(By.ID, "broken-seq").text,
+                driver.find_element(By.ID, "verified-upto").text,
+                low_contrast_text(driver),
+            )
 
-        text, broken_seq, upto = await browser.run(broken)
+        text, broken_seq, upto, poor = await browser.run(broken)
+    assert poor == []
     assert intact.startswith("Intact.") and f"Verified up to event {head}" in intact
     assert f"BROKEN at event {victim}." in text
     assert f"event {victim}: hash does not match its contents (edited?)" in text
