@@ -39,19 +39,12 @@ async def services(database_url: str) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def world(services: Harness) -> World:
-    return await make_world(services)
+    return await world_of(services)
 
 
-async def make_world(h: Harness) -> World:
+async def world_of(h: Harness) -> World:
     """Org ``acme`` (slug ``acme``) enrolled, vault ``prod`` created: the ``world`` fixture, for any harness."""
-    owner = await h.new_user("owner@example.com")
-    org = await h.create_org(owner, "acme")
-    auth = await h.authority_bundle(owner, org)
-    root = await h.enroll(auth, org, "acme")
-    bundle = await h.store_bundle(root, auth)
-    r = await h.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": "prod"})
-    assert r.status == 201, r
-    return World(h, owner, org, auth, root, bundle)
+    return World(h, *await h.enrolled_vault("owner@example.com", "acme"))
 
 
 async def audit_head(pool: Pool) -> int:

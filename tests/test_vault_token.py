@@ -23,7 +23,7 @@ from vault.errors import ConfigError
 
 from .cli import cvault_command, cvault_env, run_cvault
 from .harness import running_services
-from .store_fixtures import World, make_world
+from .store_fixtures import World, world_of
 from .test_vault_kv_hvac import MOUNT, call
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -34,7 +34,7 @@ DISCHARGE_TTL = 8
 @pytest.fixture
 async def short_world(database_url: str) -> AsyncIterator[World]:
     async with running_services(database_url, org_discharge_ttl=DISCHARGE_TTL) as h:
-        yield await make_world(h)
+        yield await world_of(h)
 
 
 def _env(w: World) -> dict[str, str]:
