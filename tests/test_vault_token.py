@@ -20,6 +20,7 @@ import pytest
 
 from vault.cli.vault_token import VAULT_OPERATIONS, bundle_expiry, write_atomically
 from vault.errors import ConfigError
+from vault.macaroon import decode_token
 
 from .cli import cvault_command, cvault_env, run_cvault
 from .harness import running_services
@@ -130,6 +131,34 @@ async def test_the_sink_keeps_a_vault_client_reading_past_three_discharge_lifeti
         _out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()[-2000:]
     assert b"wrote" in err and w.root.encode() not in err
+
+
+async def test_the_sink_stops_when_the_store_refuses_its_bundle(short_world: World, tmp_path: Path) -> None:
+    w = short_world
+    sink = tmp_path / "bundle"
+    process = await asyncio.create_subprocess_exec(
+        *cvault_command("vault-token", "--sink", str(sink)),
+        env=_env(w),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        for _ in range(300):
+            if sink.exists():
+                break
+            await asyncio.sleep(0.1)
+        assert sink.exists(), "the sink never wrote its file"
+        # The authority still discharges a store token the store revoked; the sink asks the store.
+        root_id = decode_token(w.root).token_id
+        r = await w.h.store("POST", f"/v1/orgs/{w.org}/tokens/{root_id}/revoke", w.bundle)
+        assert r.status == 200, r
+        _out, err = await asyncio.wait_for(process.communicate(), 60)  # within one lifetime, generously
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode != 0 and b"the store refuses the bundle" in err
+    assert sink.exists()  # the last bundle stays until it expires
 
 
 def test_write_atomically_replaces_the_file_with_mode_0600(tmp_path: Path) -> None:

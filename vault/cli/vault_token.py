@@ -5,7 +5,7 @@ The bundle is the store token narrowed to the Vault API's operations (and to
 lives as long as that discharge (the authority's ``org_discharge_ttl``, five
 minutes by default), and nothing can renew it: ``--sink FILE`` is the answer,
 a small long-running helper that rewrites FILE with a new bundle at half of
-each bundle's lifetime — written to a temporary file in the same directory,
+each bundle's lifetime, once the store's ``lookup-self`` accepts it — written to a temporary file in the same directory,
 fsynced, renamed over FILE (mode 0600) — so Vault Agent's ``token_file``,
 consul-template's ``vault_agent_token_file`` and External Secrets Operator's
 token secret always find a live one (docs/vault-compat.md).
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vault.errors import BadRequest, ConfigError, Unavailable
+from vault.errors import BadRequest, ConfigError, Unauthorized, Unavailable, VaultError
 
 from .client_options import add_client_options, client_settings, make_client
 
@@ -129,11 +129,29 @@ def _when(unix: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
 
 
+async def _fresh_bundle(client: Any, caveats: list[Any]) -> str:
+    """A new bundle, checked with the store's Vault API (lookup-self): the authority discharges a store
+    token the store has revoked, so only the store can say the bundle works."""
+    bundle: str = await client.store_bundle(caveats)
+    try:
+        await client.http.request(
+            "GET", client.store_url + "/vault/v1/auth/token/lookup-self", authorization=f"Bearer {bundle}"
+        )
+    except VaultError as exc:
+        if exc.status in (401, 403):
+            raise Unauthorized(
+                "the store refuses the bundle: the store token is revoked or not this store's "
+                "(CVAULT_STORE_TOKEN, CVAULT_STORE_URL); nothing was written"
+            ) from None
+        raise
+    return bundle
+
+
 async def _sink(client: Any, caveats: list[Any], path: Path, stop: asyncio.Event) -> None:
     expires: int | None = None  # of the bundle in the file
     while not stop.is_set():
         try:
-            bundle = await client.store_bundle(caveats)
+            bundle = await _fresh_bundle(client, caveats)
             new_expiry = bundle_expiry(bundle)
             write_atomically(path, bundle)
             expires = new_expiry
@@ -157,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         # discharge, so a sink's rewrite really extends the file's lifetime.
         async with make_client(settings, window=TOKEN_WINDOW, discharge_margin=float("inf")) as client:
             if args.sink is None:
-                bundle = await client.store_bundle(caveats)
+                bundle = await _fresh_bundle(client, caveats)
                 expiry = bundle_expiry(bundle)
                 print(bundle)
                 _say(
