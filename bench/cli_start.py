@@ -143,7 +143,7 @@ def main() -> None:
             ("cvault secrets get app/s042", _cvault("secrets", "get", "app/s042"), wl, 0.250),
         ]
         times: dict[str, list[float]] = {label: [] for label, *_ in commands}
-        for label, cmd, env, _target in commands:  # warm the page cache once
+        for _label, cmd, env, _target in commands:  # warm the page cache once
             _time(cmd, env)
         for _ in range(opts.runs):
             for label, cmd, env, _target in commands:

@@ -157,7 +157,7 @@ async def test_operator_workload_auditor_from_a_fresh_cvault_dev(dev: Dev, tmp_p
 
     # The workload's read-only token cannot write.
     r = await cvault("secrets", "set", "db/url", "--vault", "prod", env=wl, stdin="evil")
-    assert r.status == 1 and "(unauthorized)" in r.err
+    assert r.status == 4 and "(unauthorized)" in r.err  # 4: the server refused
 
     # Store unreachable: the encrypted cache boots the workload, and says so.
     down = {**wl, "CVAULT_STORE_URL": f"http://127.0.0.1:{unused_port()}"}
@@ -200,7 +200,7 @@ async def test_operator_workload_auditor_from_a_fresh_cvault_dev(dev: Dev, tmp_p
         ("run", "--vault", "prod", "--fallback", str(fallback), "--", "env"),
     ):
         r = await cvault(*args, env=wl)
-        assert r.status == 1, r
+        assert r.status == 4, r
         assert "revoked" in r.err and re.search(r"\([a-z_]+\)$", r.err.strip()), r.err
         assert len(r.err.strip().splitlines()) == 1
         assert r.out == "" and "DB_URL" not in r.err

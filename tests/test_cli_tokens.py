@@ -39,7 +39,7 @@ def test_debug_shows_discharge_time_left() -> None:
     _, bundle = _bundle()
     out = cvault("tokens", "debug", bundle)
     assert out.returncode == 0, out.stderr
-    assert "discharge token" in out.stdout and "permission token" in out.stdout
+    assert "discharge token" in out.stdout and "store token" in out.stdout  # its 3P is the authority's /org
     assert "expires in 9 minutes" in out.stdout or "expires in 10 minutes" in out.stdout
 
 
@@ -47,7 +47,7 @@ def test_debug_json_lists_each_macaroon() -> None:
     _, bundle = _bundle()
     out = cvault("tokens", "debug", "--json", "--token", bundle)
     data = json.loads(out.stdout)
-    assert [d["kind"] for d in data] == ["permission", "discharge"]
+    assert [d["kind"] for d in data] == ["store", "discharge"]
     assert data[0]["third_party"] == ["https://auth.test/org"]
     assert data[1]["validity"][0]["status"].startswith("expires in")
 
@@ -66,9 +66,9 @@ def test_debug_reads_env_and_stdin_and_says_which_source_it_used() -> None:
     assert out.returncode == 0
     assert "using the token from the TOKEN argument; ignoring $CVAULT_TOKEN" in out.stderr
     both = cvault("tokens", "debug", bundle, "--token", bundle)
-    assert both.returncode == 1 and "not both" in both.stderr
+    assert both.returncode == 2 and "not both" in both.stderr
     none = cvault("tokens", "debug")
-    assert none.returncode == 1 and "no token given" in none.stderr
+    assert none.returncode == 2 and "no token given" in none.stderr
 
 
 def test_attenuate_appends_to_permission_tokens_and_passes_discharges() -> None:
@@ -88,9 +88,9 @@ def test_attenuate_appends_to_permission_tokens_and_passes_discharges() -> None:
 def test_attenuate_rejects_bad_caveats_json_with_a_clear_message() -> None:
     _, bundle = _bundle()
     out = cvault("tokens", "attenuate", bundle, stdin='[{"type": "Nope", "body": 1}]')
-    assert out.returncode == 1 and "unknown type 'Nope'" in out.stderr
+    assert out.returncode == 2 and "unknown type 'Nope'" in out.stderr
     out = cvault("tokens", "attenuate", bundle, stdin="not json")
-    assert out.returncode == 1 and "must be JSON" in out.stderr
+    assert out.returncode == 2 and "must be JSON" in out.stderr
 
 
 def test_help_explains_commands() -> None:

@@ -66,13 +66,13 @@ async def test_soft_delete_then_undelete(world: World, pool: Pool) -> None:
     await _put(world, "api/key", "one")
     await _put(world, "api/key", "two")
     seq = await audit_head(pool)
-    r = await h.store("POST", world.path("/vaults/prod/delete/api/key"), world.bundle, {"versions": [1]})
-    assert r.status == 204, r
+    r = await h.store("POST", world.path("/vaults/prod/delete/api/key"), world.bundle, {"versions": [1, 99]})
+    assert r.status == 200 and r.body == {"changed": [1]}, r
     assert (await _get(world, "api/key", "?version=1")).status == 404
     meta = await h.store("GET", world.path("/vaults/prod/metadata/api/key"), world.bundle)
     assert [(v["version"], v["state"]) for v in meta.body["versions"]] == [(1, "deleted"), (2, "active")]
     r = await h.store("POST", world.path("/vaults/prod/undelete/api/key"), world.bundle, {"versions": [1]})
-    assert r.status == 204
+    assert r.status == 200 and r.body == {"changed": [1]}
     assert (await _get(world, "api/key", "?version=1")).body["value"] == "one"
     assert summary(await audit_since(pool, seq)) == [
         ("secrets.delete", "ok", "api/key", None),
@@ -93,7 +93,7 @@ async def test_destroy_leaves_no_ciphertext(world: World, pool: Pool) -> None:
     )
     seq = await audit_head(pool)
     r = await h.store("POST", world.path("/vaults/prod/destroy/api/key"), world.bundle, {"versions": [1]})
-    assert r.status == 204, r
+    assert r.status == 200 and r.body == {"changed": [1]}, r
     row = await pool.fetchrow(
         "SELECT v.state, v.ciphertext, v.data_key_id FROM store.secret_versions v "
         "JOIN store.secrets s ON s.id = v.secret_id WHERE s.name = 'api/key' AND v.version = 1"

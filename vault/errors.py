@@ -58,6 +58,8 @@ class VaultError(Exception):
     code: str = "internal"
     status: int = 500
     default_message: str = "internal error"
+    answered_by: str | None = None
+    """The service whose error reply this is (set by the client); ``None`` when raised locally."""
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vault.storage.schema import SCHEMAS
 
+from .errors import EXIT_BROKEN_CHAIN
 from .options import add_config_option, config_from_args
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BROKEN_CHAIN_STATUS", "SUBCOMMANDS", "register"]
 
-BROKEN_CHAIN_STATUS = 3
+BROKEN_CHAIN_STATUS = EXIT_BROKEN_CHAIN
 _PROGRESS_EVERY = 10_000
 
 # Modules whose ``register(audit_subparsers)`` adds one more ``cvault audit`` subcommand.
@@ -51,6 +52,7 @@ def register(sub: Any) -> None:
     verify.add_argument(
         "--file", type=Path, metavar="FILE", help="verify an exported JSON-lines file instead of the database"
     )
+    verify.add_argument("--json", action="store_true", help="print machine-readable JSON")
     verify.set_defaults(func=run_verify)
 
     export = audit_sub.add_parser("export", help="write every audit event as JSON lines")
@@ -67,7 +69,12 @@ def _add_schema_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schema", choices=SCHEMAS, default="store", help="which service's log (default: store)")
 
 
-def _print_report(label: str, report: ChainReport) -> int:
+def _print_report(label: str, report: ChainReport, json_output: bool = False) -> int:
+    if json_output:
+        from .output import print_json
+
+        print_json({"log": label, "ok": report.ok, "checked": report.checked, "message": report.message})
+        return 0 if report.ok else BROKEN_CHAIN_STATUS
     if report.ok:
         print(f"cvault audit verify: {label}: {report.message}")
         return 0
@@ -80,11 +87,11 @@ def run_verify(args: argparse.Namespace) -> int:
 
     if args.file is not None:
         with args.file.open(encoding="utf-8") as lines:
-            return _print_report(str(args.file), verify_lines(lines))
-    return asyncio.run(verify_database(config_from_args(args), args.schema))
+            return _print_report(str(args.file), verify_lines(lines), args.json)
+    return asyncio.run(verify_database(config_from_args(args), args.schema, args.json))
 
 
-async def verify_database(config: Config, schema: str) -> int:
+async def verify_database(config: Config, schema: str, json_output: bool = False) -> int:
     from vault.audit.query import verify_chain
     from vault.config import require_database_url
     from vault.storage.pool import close_pool, create_pool
@@ -94,7 +101,7 @@ async def verify_database(config: Config, schema: str) -> int:
         report = await verify_chain(pool, schema)
     finally:
         await close_pool(pool)
-    return _print_report(f"{schema} audit log", report)
+    return _print_report(f"{schema} audit log", report, json_output)
 
 
 def run_export(args: argparse.Namespace) -> int:

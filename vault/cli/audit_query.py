@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import re
 import time
+import uuid
 from typing import Any
 
 from vault.client import Client
@@ -62,7 +63,24 @@ def register(audit_sub: Any) -> None:
     p.set_defaults(func=client_command(_query))
 
 
+def _check_filters(args: argparse.Namespace) -> None:
+    # The store matches these exactly: a malformed one would silently match nothing.
+    if args.token is not None:
+        try:
+            uuid.UUID(args.token)
+        except ValueError:
+            raise BadRequest(
+                f"--token takes a store token id, a UUID such as 0b9f6c1e-...; {args.token!r} is not one "
+                "(`cvault tokens debug TOKEN` shows a token's id)"
+            ) from None
+    if args.actor is not None and not args.actor.isdigit():
+        raise BadRequest(f"--actor takes a user id (a number, see `cvault orgs members`), not {args.actor!r}")
+    if args.limit < 1:
+        raise BadRequest("--limit must be at least 1")
+
+
 async def _query(client: Client, args: argparse.Namespace) -> int:
+    _check_filters(args)
     now = time.time()
     since = parse_time(args.since, now) if args.since else None
     until = parse_time(args.until, now) if args.until else None

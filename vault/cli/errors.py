@@ -1,24 +1,57 @@
-"""How an error that reaches ``cvault``'s entry point is shown, and the exit status it gives."""
+"""How an error that reaches ``cvault``'s entry point is shown, and the exit status it gives.
+
+Exit status: 1 a local error (configuration, a file, a service that cannot be
+reached), 2 a usage error (a bad argument, caught here or by argparse), 3 a
+broken audit chain (``cvault audit verify``), 4 a server refused the request
+(its code and message are shown). Under ``--json`` the error is printed on
+stdout as ``{"error": {"code", "message"}}``, the shape the services use.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 
-from vault.errors import VaultError
+from vault.errors import BadRequest, VaultError
 
-__all__ = ["report_error"]
+__all__ = ["EXIT_BROKEN_CHAIN", "EXIT_LOCAL", "EXIT_REFUSED", "EXIT_USAGE", "exit_status", "report_error"]
+
+EXIT_LOCAL = 1
+EXIT_USAGE = 2
+EXIT_BROKEN_CHAIN = 3
+EXIT_REFUSED = 4
+
+
+def exit_status(exc: BaseException) -> int:
+    if isinstance(exc, VaultError) and exc.answered_by is not None:
+        return EXIT_REFUSED
+    if isinstance(exc, BadRequest):
+        return EXIT_USAGE
+    return EXIT_LOCAL
+
+
+def _describe(exc: Exception) -> tuple[str, str]:
+    """``(code, message)`` for ``exc``; never a third-party exception's text."""
+    if isinstance(exc, VaultError):
+        return exc.code, exc.message
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return "file_error", f"cannot use {exc.filename}: {exc.strerror or type(exc).__name__}"
+    if isinstance(exc, EOFError):
+        return "no_input", "stdin ended before the input cvault needed; give it with a flag (see --help)"
+    # Only the type: a third-party exception's text may quote a header or a reply,
+    # and those can carry tokens. Our own errors are VaultErrors, handled above.
+    return (
+        "internal",
+        f"unexpected {type(exc).__name__}; the server's reply or a setting is malformed, or this is a bug in cvault",
+    )
 
 
 def report_error(exc: Exception, *, json_output: bool) -> int:
-    """Print ``exc`` as one sentence plus its stable code; the exit status."""
-    if isinstance(exc, VaultError):
-        print(f"cvault: {exc.message} ({exc.code})", file=sys.stderr)
-        return 1
-    # Only the type: a third-party exception's text may quote a header or a reply,
-    # and those can carry tokens. Our own errors are VaultErrors, handled above.
-    print(
-        f"cvault: unexpected {type(exc).__name__}; the server's reply or a setting is malformed, "
-        "or this is a bug in cvault (internal)",
-        file=sys.stderr,
-    )
-    return 1
+    """Print ``exc`` as one sentence plus its stable code (or as JSON); the exit status."""
+    code, message = _describe(exc)
+    if json_output:
+        json.dump({"error": {"code": code, "message": message}}, sys.stdout, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        print(f"cvault: {message} ({code})", file=sys.stderr)
+    return exit_status(exc)

@@ -41,6 +41,8 @@ def register(sub: Any) -> None:
 
 
 def _password(args: argparse.Namespace) -> str:
+    if not args.password_stdin and not sys.stdin.isatty():
+        raise BadRequest("no terminal to ask for the password on: pipe it in with --password-stdin")
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
     if not password:
         raise BadRequest("no password given")
@@ -51,6 +53,8 @@ def login(args: argparse.Namespace) -> int:
     settings = client_settings(args)
     authority_url = (args.authority or settings.authority_url).rstrip("/")
     store_url = (args.store or settings.store_url).rstrip("/")
+    if not args.email and not sys.stdin.isatty():
+        raise BadRequest("no terminal to ask for the email on: give --email (and --password-stdin)")
     email = args.email or input("email: ").strip()
     if not email:
         raise BadRequest("no email given")

@@ -25,12 +25,8 @@ from typing import NamedTuple
 
 from vault import __version__
 
-__all__ = ["COMMANDS", "EXIT_LOCAL", "EXIT_REFUSED", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
-EXIT_LOCAL = 1
-EXIT_USAGE = 2
-EXIT_BROKEN_CHAIN = 3
-EXIT_REFUSED = 4
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process killed by SIGPIPE
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vault.client import Client
-from vault.errors import BadRequest
+from vault.errors import BadRequest, NotFound
 
 from .client_options import add_client_options, client_command, default_vault
 from .output import print_json, print_table
@@ -186,29 +186,45 @@ async def _versions_cmd(client: Client, args: argparse.Namespace) -> int:
 async def _versions_action(client: Client, args: argparse.Namespace) -> int:
     vault = _vault(args)
     kind = args.kind
+    done = kind.replace("destroy", "destroye") + "d"
     if kind == "destroy" and args.all:
         await client.store.destroy_secret(vault, args.name)
-        what = "every version"
-    else:
-        versions = _versions(args.versions)
-        if versions is None:
-            if kind != "delete":
-                raise BadRequest(f"say which versions to {kind} with --versions N,M")
-            current = (await client.store.metadata(vault, args.name)).get("current_version")
-            if not current:
-                raise BadRequest(f"{args.name} has no current version to delete")
-            versions = [int(current)]
-        call = {
-            "delete": client.store.delete_versions,
-            "undelete": client.store.undelete_versions,
-            "destroy": client.store.destroy_versions,
-        }[kind]
-        await call(vault, args.name, versions)
-        what = "version(s) " + ", ".join(str(v) for v in versions)
+        if args.json:
+            print_json({"vault": vault, "name": args.name, "action": kind, "all": True})
+        else:
+            print(f"{vault}/{args.name}: every version {done}")
+        return 0
+    versions = _versions(args.versions)
+    if versions is None:
+        if kind != "delete":
+            raise BadRequest(f"say which versions to {kind} with --versions N,M")
+        current = (await client.store.metadata(vault, args.name)).get("current_version")
+        if not current:
+            raise BadRequest(f"{args.name} has no current version to delete")
+        versions = [int(current)]
+    call = {
+        "delete": client.store.delete_versions,
+        "undelete": client.store.undelete_versions,
+        "destroy": client.store.destroy_versions,
+    }[kind]
+    changed = await call(vault, args.name, versions)
+    unchanged = sorted(set(versions) - set(changed))
+    if not changed:
+        raise NotFound(
+            f"version(s) {', '.join(map(str, versions))} of {args.name} not {done}: they do not exist or already "
+            f"were (`cvault secrets versions {args.name}` lists them)"
+        )
     if args.json:
-        print_json({"vault": vault, "name": args.name, "action": kind, "versions": what})
+        print_json({"vault": vault, "name": args.name, "action": kind, "requested": versions, "changed": changed})
     else:
-        print(f"{vault}/{args.name}: {what} {kind.replace('destroy', 'destroye')}d")
+        if changed:
+            print(f"{vault}/{args.name}: version(s) {', '.join(map(str, changed))} {done}")
+        if unchanged:
+            print(
+                f"cvault: {vault}/{args.name}: version(s) {', '.join(map(str, unchanged))} not {done}: they do not "
+                f"exist or already were (`cvault secrets versions {args.name}` lists them)",
+                file=sys.stderr,
+            )
     return 0
 
 

@@ -18,7 +18,10 @@ from .client_options import add_client_options, client_command
 from .orgs import resolve_org
 from .output import print_json
 
-__all__ = ["print_token", "register"]
+__all__ = ["DEFAULT_MINT_TTL", "print_token", "register"]
+
+DEFAULT_MINT_TTL = 30 * 86400
+"""A minted store token expires unless asked not to: a forgotten workload token should not live forever."""
 
 
 def register(sub: Any) -> None:
@@ -48,7 +51,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--secret", action="append", default=[], metavar="PREFIX", help="limit to names with this prefix (repeatable)"
     )
-    p.add_argument("--ttl", type=int, metavar="SECONDS", help="lifetime (default: the store's)")
+    p.add_argument(
+        "--ttl",
+        type=int,
+        default=DEFAULT_MINT_TTL,
+        metavar="SECONDS",
+        help=f"lifetime in seconds (default: {DEFAULT_MINT_TTL // 86400} days; 0: no expiry)",
+    )
     add_client_options(p)
     p.set_defaults(func=client_command(_mint))
 
@@ -80,7 +89,10 @@ async def _mint(client: Client, args: argparse.Namespace) -> int:
         raise BadRequest(str(exc)) from None
     vaults = {v: args.mask for v in args.vault}
     secrets = {s: args.mask for s in args.secret}
-    reply = await client.store.mint_token(args.mask, vaults=vaults or None, secrets=secrets or None, ttl=args.ttl)
+    if args.ttl < 0:
+        raise BadRequest("--ttl takes seconds (0: no expiry)")
+    ttl = args.ttl or None
+    reply = await client.store.mint_token(args.mask, vaults=vaults or None, secrets=secrets or None, ttl=ttl)
     where = f" on vault(s) {', '.join(args.vault)}" if args.vault else ""
     print_token(reply, args, f"store token with mask {args.mask}{where}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import sys
 import time
 from typing import Any
@@ -51,6 +52,7 @@ def register(sub: Any) -> None:
     )
     _add_token_source(att)
     att.add_argument("-f", "--file", help="read the caveats JSON from FILE instead of stdin")
+    att.add_argument("--json", action="store_true", help="print machine-readable JSON")
     att.set_defaults(func=cmd_attenuate)
 
     create = tsub.add_parser(
@@ -119,15 +121,28 @@ def read_token_source(args: argparse.Namespace, *, stdin_allowed: bool = True) -
         raise BadRequest("give the token either as an argument or with --token, not both")
     if given:
         name, value = given[0]
-        if len(given) > 1:
-            ignored = " and ".join(n for n, _ in given[1:])
-            print(f"cvault: using the token from {name}; ignoring {ignored}", file=sys.stderr)
+        ignored = [n for n, _ in given[1:]]
+        if stdin_allowed and _stdin_has_text():
+            ignored.append("the token on stdin")
+        if ignored:
+            print(f"cvault: using the token from {name}; ignoring {' and '.join(ignored)}", file=sys.stderr)
         return value
     if stdin_allowed and not sys.stdin.isatty():
         text = sys.stdin.read().strip()
         if text:
             return text
     raise BadRequest("no token given: pass it as an argument, with --token, in $CVAULT_TOKEN, or on stdin")
+
+
+def _stdin_has_text() -> bool:
+    """Whether stdin (a pipe or file, not a terminal) holds something right now; it is consumed."""
+    if sys.stdin.isatty():
+        return False
+    try:
+        ready, _, _ = select.select([sys.stdin], [], [], 0.05)
+    except (OSError, ValueError):
+        return False
+    return bool(ready) and bool(sys.stdin.read(64 * 1024).strip())
 
 
 def parse_bundle_text(text: str) -> list[Macaroon]:
@@ -151,6 +166,23 @@ def parse_bundle_text(text: str) -> list[Macaroon]:
     return tokens
 
 
+def token_kind(token: Macaroon) -> str:
+    """What a token is, offline, from the third parties it needs (``docs/api.md``).
+
+    A store token needs the authority's org discharger (``<authority>/org``); a
+    permission token needs a login discharge (``<authority>/login``); a service
+    token needs none; a discharge is a proof.
+    """
+    if token.is_proof:
+        return "discharge"
+    needs = {c.location.rstrip("/").rsplit("/", 1)[-1] for c in token.third_party_tickets()}
+    if "org" in needs:
+        return "store"
+    if "login" in needs:
+        return "permission"
+    return "service" if not needs else "third-party"
+
+
 def describe(token: Macaroon, now: int) -> dict[str, Any]:
     windows = []
     for c in token.unverified_caveats:
@@ -163,7 +195,7 @@ def describe(token: Macaroon, now: int) -> dict[str, Any]:
                 status = f"expires in {duration(c.not_after - now)}"
             windows.append({"not_before": c.not_before, "not_after": c.not_after, "status": status})
     return {
-        "kind": "discharge" if token.is_proof else "permission",
+        "kind": token_kind(token),
         "location": token.location,
         "token_id": token.token_id,
         "caveats": [c.describe() for c in token.unverified_caveats],
@@ -204,7 +236,10 @@ def cmd_attenuate(args: argparse.Namespace) -> int:
         raise BadRequest(str(exc)) from None
     tokens = parse_bundle_text(bundle_text)
     out = Bundle(tuple(t if t.is_proof else t.attenuate(caveats) for t in tokens))
-    print(encode_bundle(out.tokens))
+    if args.json:
+        print_json({"token": encode_bundle(out.tokens)})
+    else:
+        print(encode_bundle(out.tokens))
     return 0
 
 

@@ -58,13 +58,16 @@ def error_from_reply(status: int, payload: Any, *, service: str) -> errors.Vault
         message = f"{service} answered HTTP {status} without an error message"
     cls = _BY_CODE.get(code) if code else None
     if cls is not None:
-        return _make(cls, message)
+        known = _make(cls, message)
+        known.answered_by = service
+        return known
     # An unknown code still gets the class its status implies (so `except
     # Unauthorized` works), but keeps the server's code for the message.
     by_status = _BY_CODE.get(_status_code(status) or "")
     err = _make(by_status, message) if by_status is not None else errors.VaultError(message)
     err.code = code or (by_status.code if by_status is not None else f"http_{status}")
     err.status = status
+    err.answered_by = service
     return err
 
 

@@ -19,6 +19,7 @@ from vault.errors import BadRequest, InvalidToken
 from vault.macaroon import READ, Caveat, decode_token, mask_from_string
 from vault.macaroon.access import AUDIT, CONTROL, CREATE, DELETE, WRITE
 from vault.macaroon.caveats import IfPresent, Operations, Secrets, Vaults
+from vault.store.names import check_secret_name, check_vault_name
 
 from .credentials import TokenBundle
 from .http import HTTP
@@ -33,10 +34,13 @@ class _Owner(Protocol):
 
 
 def _check_name(name: str) -> str:
-    # `$` anchors a Secrets pattern, so a name holding one could widen the narrowing.
-    if not name or "$" in name or name.startswith("/") or name.endswith("/") or len(name) > 256:
-        raise BadRequest(f"{name!r} is not a secret name (letters, digits, . _ - /; no leading or trailing /)")
-    return name
+    # The store's own rule, checked before anything is sent: a name with a space or `%`
+    # would otherwise reach a route that does not exist ("Not Found"), and `$` (which
+    # anchors a Secrets pattern) could widen the narrowing.
+    try:
+        return check_secret_name(name)
+    except BadRequest as exc:
+        raise BadRequest(f"{name!r} is not a secret name: {exc.message}") from None
 
 
 def narrowing(
@@ -51,7 +55,7 @@ def narrowing(
     """The caveats that confine a store token to one call (without the validity window)."""
     caveats: list[Caveat] = [Operations((operation,))]
     if vault is not None:
-        caveats.append(Vaults(((vault, action),)))
+        caveats.append(Vaults(((check_vault_name(vault), action),)))
     if secret is not None:
         caveats.append(Secrets(((f"{_check_name(secret)}$", action),)))
     if body_secrets:
@@ -238,24 +242,37 @@ class StoreClient:
         )
         return reply
 
-    async def _versions_call(self, kind: str, vault: str, name: str, versions: Sequence[int], org: int | None) -> None:
-        await self._call(
+    async def _versions_call(
+        self, kind: str, vault: str, name: str, versions: Sequence[int], org: int | None
+    ) -> list[int]:
+        reply = await self._call(
             "POST",
             self._secret_path(org, vault, kind, name),
             narrowing(f"secrets.{kind}", DELETE, vault=vault, secret=name),
             body={"versions": list(versions)},
         )
+        # An older store answers 204 without saying; then every requested version is assumed changed.
+        if isinstance(reply, dict) and isinstance(reply.get("changed"), list):
+            return [int(v) for v in reply["changed"]]
+        return sorted(set(versions))
 
-    async def delete_versions(self, vault: str, name: str, versions: Sequence[int], *, org: int | None = None) -> None:
-        await self._versions_call("delete", vault, name, versions, org)
+    async def delete_versions(
+        self, vault: str, name: str, versions: Sequence[int], *, org: int | None = None
+    ) -> list[int]:
+        """Soft-delete ``versions``; the ones that changed (not those missing or already deleted)."""
+        return await self._versions_call("delete", vault, name, versions, org)
 
     async def undelete_versions(
         self, vault: str, name: str, versions: Sequence[int], *, org: int | None = None
-    ) -> None:
-        await self._versions_call("undelete", vault, name, versions, org)
+    ) -> list[int]:
+        """Restore soft-deleted ``versions``; the ones that changed."""
+        return await self._versions_call("undelete", vault, name, versions, org)
 
-    async def destroy_versions(self, vault: str, name: str, versions: Sequence[int], *, org: int | None = None) -> None:
-        await self._versions_call("destroy", vault, name, versions, org)
+    async def destroy_versions(
+        self, vault: str, name: str, versions: Sequence[int], *, org: int | None = None
+    ) -> list[int]:
+        """Remove ``versions``' ciphertext for good; the ones that changed."""
+        return await self._versions_call("destroy", vault, name, versions, org)
 
     async def destroy_secret(self, vault: str, name: str, *, org: int | None = None) -> None:
         await self._call(

@@ -298,10 +298,12 @@ async def metadata(request: web.Request, ctx: RequestContext) -> web.StreamRespo
 async def _change(request: web.Request, ctx: RequestContext, change: str) -> web.StreamResponse:
     data = await read_json(request)
     versions = check_versions(data.get("versions"))
-    await _svc(request).secrets.change_versions(
+    changed = await _svc(request).secrets.change_versions(
         ctx, request.match_info["vault"], request.match_info["name"], versions, change
     )
-    return web.Response(status=204)
+    # Which of the requested versions changed: one that does not exist (or was already
+    # in that state) is not reported as done.
+    return web.json_response({"changed": changed})
 
 
 @guarded("secrets.delete", DELETE)

@@ -38,6 +38,7 @@ _VAULT = [*_ORG, _path("vault")]
 _SECRET = [*_VAULT, _path("name")]
 _TOKEN = _obj({"token": _STR, "id": _STR}, ["token", "id"])
 _VERSIONS_BODY = _obj({"versions": _VERSIONS}, ["versions"])
+_CHANGED = _obj({"changed": _VERSIONS}, ["changed"])
 
 
 def _op(
@@ -200,17 +201,17 @@ def spec(store_url: str) -> dict[str, Any]:
             "delete": _op("secrets.destroy", "Destroy the secret and every version", 204, None, params=_SECRET),
         },
         v + "/delete/{name}": {
-            "post": _op("secrets.delete", "Soft-delete versions", 204, None, body=_VERSIONS_BODY, params=_SECRET)
+            "post": _op("secrets.delete", "Soft-delete versions", 200, _CHANGED, body=_VERSIONS_BODY, params=_SECRET)
         },
         v + "/undelete/{name}": {
-            "post": _op("secrets.undelete", "Undelete versions", 204, None, body=_VERSIONS_BODY, params=_SECRET)
+            "post": _op("secrets.undelete", "Undelete versions", 200, _CHANGED, body=_VERSIONS_BODY, params=_SECRET)
         },
         v + "/destroy/{name}": {
             "post": _op(
                 "secrets.destroy_versions",
                 "Destroy versions (ciphertext gone)",
-                204,
-                None,
+                200,
+                _CHANGED,
                 body=_VERSIONS_BODY,
                 params=_SECRET,
             )
