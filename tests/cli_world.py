@@ -119,14 +119,17 @@ def read_until_ready(process: subprocess.Popen[str]) -> list[str]:
 
 
 def make_world(
-    postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+    postgres_server: str,
+    template_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    dev_env: Mapping[str, str] | None = None,
 ) -> Iterator[World]:
     """For a module-scoped fixture: ``yield from make_world(...)``."""
     name = f"cvault_cli_{secrets.token_hex(6)}"
     asyncio.run(create_database(postgres_server, name, template=template_database))
     tmp = tmp_path_factory.mktemp("world")
     database_url = with_database(postgres_server, name)
-    process, _ = start_dev(database_url, tmp)
+    process, _ = start_dev(database_url, tmp, dev_env)
     try:
         lines = read_until_ready(process)
         exports = dict(re.findall(r"^export (\w+)=(\S+)$", "\n".join(lines), re.M))

@@ -1,9 +1,15 @@
 """``cvault run -- CMD``: fetch a vault's secrets in one batch read, put them in the environment, exec.
 
-Secrets reach the command only through its environment (``os.execvpe``): never
-a file, never an argument (so never the process list), never stdout. Names map
+Secrets reach the command through its environment (``os.execvpe``), and through
+a file only when ``--env-file`` or ``--mount`` asks; never an argument (so never
+the process list), never stdout. Names map
 to variables as ``db/url`` -> ``DB_URL`` (after removing ``--prefix``); a mapping
 file overrides that (``db/url=DATABASE_URL`` lines, or a JSON object).
+
+``--watch`` keeps cvault as the command's parent and restarts it (or signals
+it) when a secret gets a new current version; ``--env-file`` / ``--mount``
+also write the secrets to a mode-0600 file removed on exit
+(:mod:`vault.cli.run_watch`). Plain ``cvault run`` execs and is gone.
 
 ``--fallback FILE`` names an encrypted cache, written only with
 ``--write-fallback`` after a successful read; when the store or the authority
@@ -19,16 +25,20 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vault.client import Client
+from vault.client.http import HTTP
 from vault.crypto.fallback_cache import open_fallback, seal_fallback
 from vault.errors import BadRequest, ConfigError, NotFound, Unavailable
 
 from .client_options import ClientSettings, add_client_options, client_settings, default_vault, make_client
+from .run_watch import Supervisor, WatchOptions
 
 __all__ = ["env_name", "register"]
 
@@ -61,6 +71,25 @@ def register(sub: Any) -> None:
     parser.add_argument("--write-fallback", action="store_true", help="(re)write the --fallback cache after a read")
     parser.add_argument(
         "--keep-credentials", action="store_true", help="pass CVAULT_* credentials on to the command (default: removed)"
+    )
+    parser.add_argument(
+        "--watch", action="store_true", help="restart CMD (or --signal it) when a secret gets a new current version"
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --watch: how often to check for new versions (1-3600, default 30)",
+    )
+    parser.add_argument(
+        "--signal", metavar="SIG", help="with --watch: send this signal (e.g. HUP) instead of restarting"
+    )
+    parser.add_argument(
+        "--env-file", type=Path, metavar="FILE", help='also write NAME="value" lines here (mode 0600, removed on exit)'
+    )
+    parser.add_argument(
+        "--mount", type=Path, metavar="FILE", help="also write a JSON object name -> value here (0600, removed on exit)"
     )
     add_client_options(parser, json_flag=False)
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
@@ -161,15 +190,59 @@ def _read_fallback(path: Path, settings: ClientSettings, context: str) -> tuple[
     return dict(data["secrets"]), int(data["written_at"])
 
 
+async def _batch(
+    client: Client, vault: str, names: Sequence[str] | None, prefix: str | None
+) -> tuple[dict[str, str], dict[str, int]]:
+    """One batch read: the secrets' values and their current versions."""
+    reply = await client.store.batch_read(vault, names=names, prefix=prefix)
+    missing = reply.get("missing") or []
+    if missing:
+        raise NotFound(f"secret(s) not found in vault {vault!r}: {', '.join(missing)}; nothing was started")
+    items = reply["secrets"].items()
+    return {name: item["value"] for name, item in items}, {name: int(item["version"]) for name, item in items}
+
+
 async def _fetch(
     settings: ClientSettings, vault: str, names: Sequence[str] | None, prefix: str | None
 ) -> dict[str, str]:
     async with make_client(settings) as client:
-        reply = await client.store.batch_read(vault, names=names, prefix=prefix)
-    missing = reply.get("missing") or []
-    if missing:
-        raise NotFound(f"secret(s) not found in vault {vault!r}: {', '.join(missing)}; nothing was started")
-    return {name: item["value"] for name, item in reply["secrets"].items()}
+        secrets, _versions = await _batch(client, vault, names, prefix)
+    return secrets
+
+
+def _watch_options(args: argparse.Namespace) -> WatchOptions:
+    if not 1.0 <= args.interval <= 3600.0:
+        raise BadRequest("--interval takes 1 to 3600 seconds")
+    sig: signal.Signals | None = None
+    if args.signal is not None:
+        if not args.watch:
+            raise BadRequest("--signal goes with --watch")
+        name = args.signal.upper()
+        try:
+            sig = signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+        except KeyError:
+            raise BadRequest(f"--signal: {args.signal!r} is not a signal name (e.g. HUP, USR1)") from None
+    return WatchOptions(args.watch, args.interval, sig, args.env_file, args.mount)
+
+
+async def _supervise(
+    args: argparse.Namespace,
+    settings: ClientSettings,
+    vault: str,
+    names: Sequence[str] | None,
+    command: list[str],
+    environ: Callable[[Mapping[str, str]], dict[str, str]],
+    first: dict[str, str] | None,
+) -> int:
+    options = _watch_options(args)
+    # A watcher lives long and waits on the child meanwhile: aiohttp, not the blocking transport.
+    transport = {"http": HTTP(ca_cert=settings.ca_cert)} if options.watch else {}
+    async with make_client(settings, **transport) as client:
+        versions: dict[str, int] = {}
+        if first is None:
+            first, versions = await _batch(client, vault, names, args.prefix)
+        supervisor = Supervisor(command, options, lambda: _batch(client, vault, names, args.prefix), environ)
+        return await supervisor.run(first, versions)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     mapping = _read_map(args.map_file) if args.map_file else {}
     context = _context(vault, args)
+    _watch_options(args)  # usage errors before any request
     try:
         secrets = asyncio.run(_fetch(settings, vault, names, args.prefix))
     except Unavailable as exc:
@@ -200,11 +274,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.write_fallback:
             _write_fallback(args.fallback, settings, context, secrets)
-    env = dict(os.environ)
+    base = dict(os.environ)
     if not args.keep_credentials:
         for name in _CREDENTIAL_VARIABLES:
-            env.pop(name, None)
-    env.update(environment_for(secrets, args.prefix, mapping))
+            base.pop(name, None)
+
+    def environ(values: Mapping[str, str]) -> dict[str, str]:
+        return {**base, **environment_for(values, args.prefix, mapping)}
+
+    env = environ(secrets)
+    if args.watch or args.env_file or args.mount:
+        status = asyncio.run(_supervise(args, settings, vault, names, command, environ, secrets))
+        # A command killed by a signal: report it the way a shell does (128 + the signal).
+        return 128 - status if status < 0 else status
     sys.stdout.flush()
     sys.stderr.flush()
     try:

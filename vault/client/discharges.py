@@ -60,6 +60,7 @@ class _Entry:
     discharge: Macaroon
     usable_until: float
     authorization: AuthorizationFor = field(repr=False)
+    lead: float = 0.0
     used: bool = False
     refresher: asyncio.Task[None] | None = None
 
@@ -130,7 +131,12 @@ class Discharges:
         location, ticket, binding_id = key
         discharge = await self.fetch(location, ticket, binding_id, authorization)
         expiry = discharge_expiry(discharge)
-        entry = _Entry(discharge, (expiry - self._margin) if expiry is not None else 0.0, authorization)
+        # A discharge shorter-lived than the margin (a test's, or an authority configured
+        # for minutes) is still worth caching and refreshing: keep the last quarter of it.
+        margin = min(self._margin, (expiry - self._clock()) / 4) if expiry is not None else 0.0
+        usable_until = (expiry - margin) if expiry is not None else 0.0
+        lead = min(self._lead, max(0.0, usable_until - self._clock()) / 2)
+        entry = _Entry(discharge, usable_until, authorization, lead=lead)
         old = self._cache.pop(key, None)
         if old is not None and old.refresher is not None and old.refresher is not asyncio.current_task():
             old.refresher.cancel()
@@ -157,7 +163,7 @@ class Discharges:
         return discharge
 
     async def _refresh_later(self, key: _Key, entry: _Entry) -> None:
-        await asyncio.sleep(max(0.0, entry.usable_until - self._lead - self._clock()))
+        await asyncio.sleep(max(0.0, entry.usable_until - entry.lead - self._clock()))
         if self._cache.get(key) is not entry or not entry.used or self._closed:
             return
         try:

@@ -1,0 +1,139 @@
+"""``cvault run --watch``, ``--env-file`` and ``--mount``, end to end against ``cvault dev`` (issue 16).
+
+The org discharge lives only ``LIFETIME`` seconds here (``CVAULT_ORG_DISCHARGE_TTL``),
+so a watcher running for several lifetimes shows the discharge being renewed
+before it lapses: every poll keeps working and none reports an error.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .cli import cvault_command
+from .cli_world import World, make_world
+
+LIFETIME = 6
+INTERVAL = 1.0
+BOUND = 20.0  # generous: the machine is shared; the promised figure is one interval
+
+
+@pytest.fixture(scope="module")
+def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from make_world(
+        postgres_server, template_database, tmp_path_factory, dev_env={"CVAULT_ORG_DISCHARGE_TTL": str(LIFETIME)}
+    )
+
+
+def _wait_for(check: Callable[[], bool], bound: float = BOUND) -> float:
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > bound:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _rotate(w: World, name: str, value: str) -> None:
+    r = w.cvault("secrets", "rotate", name, "--vault", "prod", stdin=value)
+    assert r.status == 0, r
+    r = w.cvault("secrets", "rotate", name, "--vault", "prod", "--promote")
+    assert r.status == 0, r
+
+
+def _watch(w: World, tmp: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    log = tmp / "cvault-run.err"
+    process = subprocess.Popen(
+        cvault_command("run", "--vault", "prod", "--only", "db/url", *args),
+        env=w.wl,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    return process, log
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    return process.wait(30)
+
+
+def test_rotate_and_promote_restart_the_child_and_the_discharge_never_lapses(w: World, tmp_path: Path) -> None:
+    out = tmp_path / "child.log"
+    script = f'echo "$$ $DB_URL" >> {out}; exec sleep 600'
+    process, log = _watch(w, tmp_path, "--watch", "--interval", str(INTERVAL), "--", "sh", "-c", script)
+    try:
+        _wait_for(lambda: len(_lines(out)) == 1)
+        # Several discharge lifetimes with a poll every second: all answered, nothing restarted.
+        time.sleep(3 * LIFETIME)
+        assert process.poll() is None and len(_lines(out)) == 1
+        assert "cannot check" not in log.read_text(), log.read_text()
+        _rotate(w, "db/url", "postgres://app:rotated-1@db/app")
+        took = _wait_for(lambda: len(_lines(out)) == 2)
+        assert took < INTERVAL + BOUND
+        first_pid, second = _lines(out)[0].split()[0], _lines(out)[1]
+        assert second.endswith("postgres://app:rotated-1@db/app") and not second.startswith(first_pid)
+        assert "new version of db/url; restarting sh" in log.read_text()
+        assert "rotated-1" not in log.read_text()
+    finally:
+        status = _stop(process)
+    assert status == 128 + signal.SIGTERM  # the child's end (killed by the forwarded SIGTERM) is cvault's
+    assert "cannot check" not in log.read_text(), log.read_text()
+
+
+def test_signal_mode_rewrites_the_file_and_signals_instead_of_restarting(w: World, tmp_path: Path) -> None:
+    out, env_file = tmp_path / "child.log", tmp_path / "app.env"
+    script = f'trap "cat {env_file} >> {out}" HUP; echo start >> {out}; while true; do sleep 0.2; done'
+    process, _log = _watch(
+        w, tmp_path, "--watch", "--interval", str(INTERVAL), "--signal", "HUP", "--env-file", str(env_file),
+        "--", "sh", "-c", script,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: _lines(out) == ["start"])
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        _rotate(w, "db/url", "postgres://app:rotated-2@db/app")
+        _wait_for(lambda: any("rotated-2" in line for line in _lines(out)))
+        assert _lines(out).count("start") == 1  # signalled, not restarted
+        assert 'DB_URL="postgres://app:rotated-2@db/app"' in _lines(out)
+    finally:
+        _stop(process)
+    assert not env_file.exists()
+
+
+def test_the_childs_exit_status_is_cvault_runs(w: World, tmp_path: Path) -> None:
+    process, _ = _watch(w, tmp_path, "--watch", "--interval", "1", "--", "sh", "-c", "exit 7")
+    assert process.wait(60) == 7
+
+
+def test_env_file_and_mount_are_private_and_removed_on_exit(w: World, tmp_path: Path) -> None:
+    env_file, mount = tmp_path / "app.env", tmp_path / "secrets.json"
+    script = f"stat -c %a {env_file} {mount}; cat {env_file} {mount}"
+    r = w.cvault(
+        "run", "--vault", "prod", "--only", "api/key", "--env-file", str(env_file), "--mount", str(mount),
+        "--", "sh", "-c", script, env=w.wl,
+    )  # fmt: skip
+    assert r.status == 0, r
+    assert r.out.splitlines()[:2] == ["600", "600"]
+    assert 'API_KEY="k-8f3a9c"' in r.out
+    assert json.loads(r.out[r.out.index("{") :]) == {"api/key": "k-8f3a9c"}
+    assert not env_file.exists() and not mount.exists()
+
+
+def test_watch_options_are_checked_before_anything_starts(w: World) -> None:
+    r = w.cvault("run", "--watch", "--interval", "0", "--", "true", env=w.wl)
+    assert r.status == 2 and "--interval" in r.err
+    r = w.cvault("run", "--watch", "--signal", "NOPE", "--", "true", env=w.wl)
+    assert r.status == 2 and "not a signal name" in r.err
+    r = w.cvault("run", "--signal", "HUP", "--", "true", env=w.wl)
+    assert r.status == 2 and "--signal goes with --watch" in r.err
