@@ -11,6 +11,7 @@ import asyncio
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -62,7 +63,7 @@ async def org(database_url: str) -> AsyncIterator[Org]:
         async with Client(
             store_url=h.store_url, authority_url=h.authority_url, credentials=Credentials(session=owner.session)
         ) as c:
-            root = (await c.store.enroll(org_id, "acme"))["token"]
+            root = (await c.store.enroll(org_id, "acme")).token
         o = Org(h, owner, org_id, root)
         async with o.client() as c:
             await c.store.create_vault("prod")
@@ -73,32 +74,32 @@ async def org(database_url: str) -> AsyncIterator[Org]:
 
 async def test_secret_lifecycle_through_the_client(org: Org) -> None:
     async with org.client() as c:
-        assert (await c.store.read_secret("prod", "db/url"))["value"] == "postgres://db"
+        assert (await c.store.read_secret("prod", "db/url")).value == "postgres://db"
         w = await c.store.write_secret("prod", "db/url", "postgres://db2", cas=1)
-        assert w["version"] == 2
+        assert w.version == 2
         with pytest.raises(Conflict) as conflict:
             await c.store.write_secret("prod", "db/url", "late", cas=1)
         assert conflict.value.code == "conflict" and conflict.value.message  # the server's sentence
         await c.store.write_secret("prod", "db/url", "postgres://db3", pending=True)
-        assert (await c.store.read_secret("prod", "db/url"))["value"] == "postgres://db2"
-        assert (await c.store.read_secret("prod", "db/url", pending=True))["value"] == "postgres://db3"
+        assert (await c.store.read_secret("prod", "db/url")).value == "postgres://db2"
+        assert (await c.store.read_secret("prod", "db/url", pending=True)).value == "postgres://db3"
         promoted = await c.store.promote("prod", "db/url")
-        assert promoted["current"] == 3
-        assert (await c.store.read_secret("prod", "db/url"))["value"] == "postgres://db3"
+        assert promoted.current == 3
+        assert (await c.store.read_secret("prod", "db/url")).value == "postgres://db3"
         meta = await c.store.metadata("prod", "db/url")
-        assert [v["version"] for v in meta["versions"]] == [1, 2, 3]
+        assert [v.version for v in meta.versions] == [1, 2, 3]
         await c.store.delete_versions("prod", "db/url", [3])
         await c.store.undelete_versions("prod", "db/url", [3])
         await c.store.destroy_versions("prod", "db/url", [1])
-        names = [s["name"] async for s in c.store.iter_secrets("prod", prefix="db/")]
+        names = [s.name async for s in c.store.iter_secrets("prod", prefix="db/")]
         assert names == ["db/url", "db/url2"]
         batch = await c.store.batch_read("prod", names=["db/url", "api/key", "nope"])
-        assert batch["secrets"]["api/key"]["value"] == "k-123"
-        assert batch["missing"] == ["nope"]
+        assert batch.secrets["api/key"].value == "k-123"
+        assert batch.missing == ("nope",)
         with pytest.raises(NotFound):
             await c.store.read_secret("prod", "missing/name")
         await c.store.destroy_secret("prod", "db/url2")
-        assert [v["name"] for v in await c.store.list_vaults()] == ["prod"]
+        assert [v.name for v in await c.store.list_vaults()] == ["prod"]
 
 
 async def test_captured_narrowed_token_opens_one_secret_for_at_most_60_seconds(org: Org) -> None:
@@ -225,13 +226,13 @@ async def test_service_token_with_cidr_and_revocation(org: Org) -> None:
     async with org.client() as c:
         permission = await c.authority.create_token(org.id, mask="r")
         service = await c.authority.strip(TokenBundle.parse(permission["token"], what="permission"))
-        workload_store = (await c.store.mint_token("r", vaults={"prod": "r"}))["token"]
+        workload_store = (await c.store.mint_token("r", vaults={"prod": "r"})).token
     bound = TokenBundle.parse(service["token"], what="service")
     local = bound.token.attenuate([ClientCIDR(("127.0.0.1/32",))])
     remote = bound.token.attenuate([ClientCIDR(("10.9.9.0/24",))])
 
     async with org.client(store_token=workload_store, auth=TokenBundle(local).encode(), session=False) as w:
-        assert (await w.store.batch_read("prod"))["secrets"]["api/key"]["value"] == "k-123"
+        assert (await w.store.batch_read("prod")).secrets["api/key"].value == "k-123"
         with pytest.raises(Unauthorized):
             await w.store.write_secret("prod", "api/key", "nope")
     async with org.client(store_token=workload_store, auth=TokenBundle(remote).encode(), session=False) as w:
@@ -277,9 +278,27 @@ async def test_sync_client(org: Org) -> None:
 
     def work() -> str:
         with SyncClient(store_url=org.h.store_url, authority_url=org.h.authority_url, credentials=creds) as c:
-            value: str = c.store.read_secret("prod", "api/key")["value"]
+            value: str = c.store.read_secret("prod", "api/key").value
             with pytest.raises(NotFound):
                 c.store.read_secret("prod", "nope")
             return value
 
     assert await asyncio.to_thread(work) == "k-123"
+
+
+async def test_sync_client_from_env_lists_and_reads(org: Org, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    env = {
+        "CVAULT_STORE_URL": org.h.store_url,
+        "CVAULT_AUTHORITY_URL": org.h.authority_url,
+        "CVAULT_STORE_TOKEN": org.root,
+        "CVAULT_SESSION": org.owner.session,
+    }
+
+    def work() -> tuple[list[str], dict[str, str]]:
+        with SyncClient.from_env(env) as c:
+            names = [s.name for s in c.store.iter_secrets("prod", prefix="db/")]
+            return names, c.store.batch_read("prod", names=names).values()
+
+    names, values = await asyncio.to_thread(work)
+    assert names == ["db/url", "db/url2"] and values == {"db/url": "postgres://db", "db/url2": "other"}

@@ -17,9 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import unused_port
 
 from vault import errors
-from vault.client import HTTP, RetryPolicy
 from vault.client.blocking_http import BlockingHTTP
 from vault.client.errors import error_classes, error_from_reply
+from vault.client.http import HTTP, RetryPolicy
 
 
 class Script:

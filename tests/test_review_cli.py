@@ -10,9 +10,9 @@ import pytest
 
 from vault.cli.client_options import ClientSettings
 from vault.cli.run import _write_fallback
-from vault.cli.session_file import SessionFile
 from vault.client import Credentials
 from vault.client.credentials import TokenBundle
+from vault.client.session_file import SessionFile
 from vault.macaroon import Macaroon
 
 from .authority_support import Client as AuthorityClient

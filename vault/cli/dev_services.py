@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vault.client import Client, Credentials
+from vault.client.session_file import SessionFile
 from vault.config import Config
 from vault.errors import ConfigError, ConnectionFailed, VaultError
 from vault.storage.accounts import AccountRepository
@@ -33,7 +34,6 @@ from vault.web.store import create_store_app
 
 from .bootstrap import run_bootstrap
 from .login import save_session
-from .session_file import SessionFile
 
 __all__ = ["DEV_EMAIL", "DEV_ORG", "DEV_VAULT", "run_dev_services"]
 
@@ -107,7 +107,7 @@ async def _first_start(config: Config, pool: Pool, say: Say) -> dict[str, Any]:
         store_url=config.store_url, authority_url=config.authority_url, credentials=credentials, ca_cert=_ca(config)
     ) as c:
         enrolled = await c.store.enroll(done.org.id, done.org.slug)
-    credentials = Credentials.from_text(store_token=enrolled["token"], session=done.session_secret)
+    credentials = Credentials.from_text(store_token=enrolled.token, session=done.session_secret)
     async with Client(
         store_url=config.store_url, authority_url=config.authority_url, credentials=credentials, ca_cert=_ca(config)
     ) as c:
@@ -120,7 +120,7 @@ async def _first_start(config: Config, pool: Pool, say: Say) -> dict[str, Any]:
         "password": password,
         "org_id": done.org.id,
         "org": done.org.slug,
-        "store_token": enrolled["token"],
+        "store_token": enrolled.token,
         "session": done.session_secret,
         "user_id": done.user.id,
     }

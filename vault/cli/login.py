@@ -17,11 +17,11 @@ from typing import Any
 
 from vault.client import Client
 from vault.client.blocking_http import BlockingHTTP
+from vault.client.session_file import SessionFile
 from vault.errors import BadRequest, Unauthenticated
 
 from .client_options import add_client_options, client_settings
 from .output import print_json
-from .session_file import SessionFile
 
 __all__ = ["register"]
 

@@ -55,6 +55,7 @@ COMMANDS: dict[str, Command] = {
     "vault-token": Command(
         "vault.cli.vault_token", "print a bundle for Vault clients (VAULT_TOKEN), or keep a file holding a fresh one"
     ),
+    "completion": Command("vault.cli.completion", "print a shell completion script (bash, zsh or fish)"),
 }
 
 _EPILOG = (

@@ -194,12 +194,10 @@ async def _batch(
     client: Client, vault: str, names: Sequence[str] | None, prefix: str | None
 ) -> tuple[dict[str, str], dict[str, int]]:
     """One batch read: the secrets' values and their current versions."""
-    reply = await client.store.batch_read(vault, names=names, prefix=prefix)
-    missing = reply.get("missing") or []
-    if missing:
-        raise NotFound(f"secret(s) not found in vault {vault!r}: {', '.join(missing)}; nothing was started")
-    items = reply["secrets"].items()
-    return {name: item["value"] for name, item in items}, {name: int(item["version"]) for name, item in items}
+    read = await client.store.batch_read(vault, names=names, prefix=prefix)
+    if read.missing:
+        raise NotFound(f"secret(s) not found in vault {vault!r}: {', '.join(read.missing)}; nothing was started")
+    return read.values(), read.versions()
 
 
 async def _fetch(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vault.client import Client
+from vault.client.models import to_json
 from vault.errors import BadRequest, NotFound
 
 from .client_options import add_client_options, client_command, default_vault
@@ -141,18 +142,18 @@ async def _set(client: Client, args: argparse.Namespace) -> int:
     vault = _vault(args)
     reply = await client.store.write_secret(vault, args.name, value, cas=args.cas, max_versions=args.max_versions)
     if args.json:
-        print_json(reply)
+        print_json(to_json(reply))
     else:
-        print(f"{vault}/{args.name}: version {reply['version']} written")
+        print(f"{vault}/{args.name}: version {reply.version} written")
     return 0
 
 
 async def _get(client: Client, args: argparse.Namespace) -> int:
     reply = await client.store.read_secret(_vault(args), args.name, version=args.version, pending=args.pending)
     if args.json:
-        print_json(reply)
+        print_json(to_json(reply))
     else:
-        sys.stdout.write(reply["value"])
+        sys.stdout.write(reply.value)
         if sys.stdout.isatty():
             sys.stdout.write("\n")
     return 0
@@ -161,24 +162,19 @@ async def _get(client: Client, args: argparse.Namespace) -> int:
 async def _list(client: Client, args: argparse.Namespace) -> int:
     items = [item async for item in client.store.iter_secrets(_vault(args), prefix=args.prefix)]
     if args.json:
-        print_json(items)
+        print_json(to_json(items))
     else:
-        print_table(
-            ["NAME", "VERSION", "UPDATED"], [[i["name"], i["current_version"], i.get("updated_at")] for i in items]
-        )
+        print_table(["NAME", "VERSION", "UPDATED"], [[i.name, i.current_version, i.updated_at] for i in items])
     return 0
 
 
 async def _versions_cmd(client: Client, args: argparse.Namespace) -> int:
     meta = await client.store.metadata(_vault(args), args.name)
     if args.json:
-        print_json(meta)
+        print_json(to_json(meta))
         return 0
-    print(f"{_vault(args)}/{meta['name']}: current version {meta.get('current_version')}")
-    rows = [
-        [v["version"], v.get("state"), v.get("stage"), v.get("created_at"), v.get("created_by_token")]
-        for v in meta.get("versions", [])
-    ]
+    print(f"{_vault(args)}/{meta.name}: current version {meta.current_version}")
+    rows = [[v.version, v.state, v.stage, v.created_at, v.created_by_token] for v in meta.versions]
     print_table(["VERSION", "STATE", "STAGE", "CREATED", "TOKEN"], rows)
     return 0
 
@@ -198,7 +194,7 @@ async def _versions_action(client: Client, args: argparse.Namespace) -> int:
     if versions is None:
         if kind != "delete":
             raise BadRequest(f"say which versions to {kind} with --versions N,M")
-        current = (await client.store.metadata(vault, args.name)).get("current_version")
+        current = (await client.store.metadata(vault, args.name)).current_version
         if not current:
             raise BadRequest(f"{args.name} has no current version to delete")
         versions = [int(current)]
@@ -233,14 +229,15 @@ async def _rotate(client: Client, args: argparse.Namespace) -> int:
     result: dict[str, Any] = {}
     if not args.promote or args.from_file is not None:
         value = read_value(args, prompt=f"new value for {args.name}: ")
-        result["pending"] = await client.store.write_secret(vault, args.name, value, pending=True)
+        staged = await client.store.write_secret(vault, args.name, value, pending=True)
+        result["pending"] = to_json(staged)
         if not args.json:
-            print(f"{vault}/{args.name}: version {result['pending']['version']} staged as pending")
+            print(f"{vault}/{args.name}: version {staged.version} staged as pending")
     if args.promote:
-        result["promoted"] = await client.store.promote(vault, args.name)
+        promoted = await client.store.promote(vault, args.name)
+        result["promoted"] = to_json(promoted)
         if not args.json:
-            p = result["promoted"]
-            print(f"{vault}/{args.name}: version {p['current']} is current (previous: {p['previous']})")
+            print(f"{vault}/{args.name}: version {promoted.current} is current (previous: {promoted.previous})")
     if args.json:
         print_json(result)
     return 0
@@ -249,15 +246,15 @@ async def _rotate(client: Client, args: argparse.Namespace) -> int:
 async def _vaults_list(client: Client, args: argparse.Namespace) -> int:
     vaults = await client.store.list_vaults()
     if args.json:
-        print_json(vaults)
+        print_json(to_json(vaults))
     else:
-        print_table(["VAULT", "CREATED"], [[v["name"], v.get("created_at")] for v in vaults])
+        print_table(["VAULT", "CREATED"], [[v.name, v.created_at] for v in vaults])
     return 0
 
 
 async def _vaults_create(client: Client, args: argparse.Namespace) -> int:
     reply = await client.store.create_vault(args.name)
-    print_json(reply) if args.json else print(f"vault {reply['name']} created")
+    print_json(to_json(reply)) if args.json else print(f"vault {reply.name} created")
     return 0
 
 

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from vault.client import Client
+from vault.client.models import MintedToken
 from vault.errors import BadRequest
 from vault.macaroon import mask_from_string
 
@@ -67,7 +68,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=client_command(_revoke))
 
 
-def print_token(reply: dict[str, Any], args: argparse.Namespace, what: str) -> None:
+def print_token(reply: dict[str, Any] | MintedToken, args: argparse.Namespace, what: str) -> None:
+    if isinstance(reply, MintedToken):
+        reply = {"token": reply.token, "id": reply.id}
     if args.json:
         print_json(reply)
         return

@@ -1,28 +1,59 @@
 """The cvault client: attenuate-on-use store calls, discharge fetching and caching, retries.
 
-Async first (:class:`Client`), with a thin blocking wrapper (:class:`SyncClient`).
-Errors are :mod:`vault.errors` exceptions carrying the server's code and message;
-a service that cannot be reached is :class:`vault.errors.ConnectionFailed`.
+Async first (:class:`Client`), with a blocking twin (:class:`SyncClient`); both
+can be set up from the same ``CVAULT_*`` variables ``cvault`` reads
+(``Client.from_env()``). Store calls return the typed values of
+:mod:`vault.client.models`. Errors are :mod:`vault.errors` exceptions carrying
+the server's code and message; a service that cannot be reached is
+:class:`vault.errors.ConnectionFailed`. See docs/client.md.
+
+The names below are the public API; the submodules' other names (the
+transports, the discharge cache, the narrowing helpers) are internals.
 """
 
-from .client import DEFAULT_WINDOW, Client, TokenCache
-from .credentials import Credentials, TokenBundle, organization_of
-from .discharges import Discharges, discharge_expiry
-from .http import HTTP, RetryPolicy
-from .store import narrowing
-from .sync import SyncClient
+from .authority import AuthorityClient
+from .client import Client, TokenCache
+from .credentials import Credentials, TokenBundle
+from .environment import ClientSettings, load_settings
+from .http import RetryPolicy
+from .models import (
+    BatchRead,
+    MintedToken,
+    Promoted,
+    Secret,
+    SecretMetadata,
+    SecretPage,
+    SecretSummary,
+    SecretValue,
+    Vault,
+    Version,
+    Written,
+)
+from .store import StoreClient
+from .sync import SyncAuthority, SyncClient, SyncStore
 
 __all__ = [
-    "DEFAULT_WINDOW",
-    "HTTP",
+    "AuthorityClient",
+    "BatchRead",
     "Client",
+    "ClientSettings",
     "Credentials",
-    "Discharges",
+    "MintedToken",
+    "Promoted",
     "RetryPolicy",
+    "Secret",
+    "SecretMetadata",
+    "SecretPage",
+    "SecretSummary",
+    "SecretValue",
+    "StoreClient",
+    "SyncAuthority",
     "SyncClient",
+    "SyncStore",
     "TokenBundle",
     "TokenCache",
-    "discharge_expiry",
-    "narrowing",
-    "organization_of",
+    "Vault",
+    "Version",
+    "Written",
+    "load_settings",
 ]

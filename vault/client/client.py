@@ -19,10 +19,12 @@ credentials.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vault.errors import InvalidToken, MissingDischarge, Unauthenticated, VaultError
 from vault.macaroon import Bundle, Caveat
@@ -94,6 +96,17 @@ class Client:
         self.discharges = Discharges(self.http, margin=discharge_margin, clock=clock)
         self.authority = AuthorityClient(self.http, self.authority_url, self)
         self.store = StoreClient(self.http, self.store_url, self)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, config: Path | None = None, **kwargs: Any) -> Client:
+        """A client set up exactly as ``cvault`` would be, from the ``CVAULT_*`` variables (:mod:`.environment`).
+
+        ``kwargs`` go to the constructor (``timeout``, ``retry``, ``window``...).
+        """
+        from .environment import load_settings
+
+        settings = load_settings(os.environ if env is None else env, config)
+        return cls(**{**settings.client_arguments(), **kwargs})
 
     async def __aenter__(self) -> Client:
         return self

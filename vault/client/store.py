@@ -23,6 +23,17 @@ from vault.store.names import check_secret_name, check_vault_name
 
 from .credentials import TokenBundle
 from .http import HTTP
+from .models import (
+    BatchRead,
+    MintedToken,
+    Promoted,
+    Secret,
+    SecretMetadata,
+    SecretPage,
+    SecretSummary,
+    Vault,
+    Written,
+)
 
 __all__ = ["StoreClient", "narrowing"]
 
@@ -97,17 +108,17 @@ class StoreClient:
 
     # -- enrolment and store tokens ------------------------------------------------
 
-    async def enroll(self, org: int, slug: str) -> dict[str, Any]:
+    async def enroll(self, org: int, slug: str) -> MintedToken:
         """Enrol ``org`` at the store: fetch the challenge, discharge it, answer. Returns ``{token, id}``."""
         challenge = await self._http.request("GET", f"{self.url}/v1/orgs/{org}/enroll")
         text = challenge.get("challenge") if isinstance(challenge, dict) else None
         if not isinstance(text, str):
             raise InvalidToken("the store answered the enrolment request without a challenge")
         held = TokenBundle(decode_token(text))
-        reply: dict[str, Any] = await self._call(
+        reply = await self._call(
             "POST", f"/v1/orgs/{org}/enroll", narrowing("enroll", CONTROL), body={"slug": slug}, token=held
         )
-        return reply
+        return MintedToken.from_json(reply)
 
     async def mint_token(
         self,
@@ -117,7 +128,7 @@ class StoreClient:
         secrets: Mapping[str, str] | None = None,
         ttl: int | None = None,
         org: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> MintedToken:
         mask_from_string(mask)
         body: dict[str, Any] = {"mask": mask}
         if vaults:
@@ -127,10 +138,8 @@ class StoreClient:
         if ttl is not None:
             body["ttl"] = ttl
         o = self._org(org)
-        reply: dict[str, Any] = await self._call(
-            "POST", f"/v1/orgs/{o}/tokens", narrowing("tokens.mint", CONTROL), body=body
-        )
-        return reply
+        reply = await self._call("POST", f"/v1/orgs/{o}/tokens", narrowing("tokens.mint", CONTROL), body=body)
+        return MintedToken.from_json(reply)
 
     async def revoke_token(self, token_id: str, *, org: int | None = None) -> dict[str, Any]:
         o = self._org(org)
@@ -141,15 +150,15 @@ class StoreClient:
 
     # -- vaults -------------------------------------------------------------------
 
-    async def list_vaults(self, *, org: int | None = None) -> list[dict[str, Any]]:
+    async def list_vaults(self, *, org: int | None = None) -> list[Vault]:
         reply = await self._call("GET", f"/v1/orgs/{self._org(org)}/vaults", narrowing("vaults.list", READ))
-        return list(reply["vaults"])
+        return Vault.list_from_json(reply)
 
-    async def create_vault(self, name: str, *, org: int | None = None) -> dict[str, Any]:
-        reply: dict[str, Any] = await self._call(
+    async def create_vault(self, name: str, *, org: int | None = None) -> Vault:
+        reply = await self._call(
             "POST", f"/v1/orgs/{self._org(org)}/vaults", narrowing("vaults.create", CONTROL), body={"name": name}
         )
-        return reply
+        return Vault.from_json(reply)
 
     async def delete_vault(self, name: str, *, org: int | None = None) -> None:
         await self._call(
@@ -167,27 +176,29 @@ class StoreClient:
 
     async def list_secrets(
         self, vault: str, *, prefix: str = "", limit: int = 100, cursor: str | None = None, org: int | None = None
-    ) -> dict[str, Any]:
+    ) -> SecretPage:
+        """One page of names (never values); ``next_cursor`` asks for the next."""
         params = {"prefix": prefix, "limit": str(limit)}
         if cursor:
             params["cursor"] = cursor
-        reply: dict[str, Any] = await self._call(
+        reply = await self._call(
             "GET",
             _path("/v1/orgs", self._org(org), "vaults", vault, "secrets"),
             narrowing("secrets.list", READ, vault=vault),
             params=params,
         )
-        return reply
+        return SecretPage.from_json(reply)
 
     async def iter_secrets(
         self, vault: str, *, prefix: str = "", org: int | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[SecretSummary]:
+        """Every secret of ``vault`` (under ``prefix``), page after page."""
         cursor: str | None = None
         while True:
             page = await self.list_secrets(vault, prefix=prefix, cursor=cursor, org=org)
-            for item in page["secrets"]:
+            for item in page.secrets:
                 yield item
-            cursor = page.get("next_cursor")
+            cursor = page.next_cursor
             if not cursor:
                 return
 
@@ -201,7 +212,7 @@ class StoreClient:
         pending: bool = False,
         max_versions: int | None = None,
         org: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> Written:
         body: dict[str, Any] = {"value": value}
         if cas is not None:
             body["cas"] = cas
@@ -210,37 +221,37 @@ class StoreClient:
         if max_versions is not None:
             body["max_versions"] = max_versions
         # `c` as well as `w`: a new secret needs both, and the narrowing never widens the token.
-        reply: dict[str, Any] = await self._call(
+        reply = await self._call(
             "PUT",
             self._secret_path(org, vault, "secrets", name),
             narrowing("secrets.write", WRITE | CREATE, vault=vault, secret=name),
             body=body,
         )
-        return reply
+        return Written.from_json(reply)
 
     async def read_secret(
         self, vault: str, name: str, *, version: int | None = None, pending: bool = False, org: int | None = None
-    ) -> dict[str, Any]:
+    ) -> Secret:
         params = {}
         if version is not None:
             params["version"] = str(version)
         if pending:
             params["stage"] = "pending"
-        reply: dict[str, Any] = await self._call(
+        reply = await self._call(
             "GET",
             self._secret_path(org, vault, "secrets", name),
             narrowing("secrets.read", READ, vault=vault, secret=name),
             params=params,
         )
-        return reply
+        return Secret.from_json(reply)
 
-    async def metadata(self, vault: str, name: str, *, org: int | None = None) -> dict[str, Any]:
-        reply: dict[str, Any] = await self._call(
+    async def metadata(self, vault: str, name: str, *, org: int | None = None) -> SecretMetadata:
+        reply = await self._call(
             "GET",
             self._secret_path(org, vault, "metadata", name),
             narrowing("secrets.metadata", READ, vault=vault, secret=name),
         )
-        return reply
+        return SecretMetadata.from_json(reply)
 
     async def _versions_call(
         self, kind: str, vault: str, name: str, versions: Sequence[int], org: int | None
@@ -281,13 +292,13 @@ class StoreClient:
             narrowing("secrets.destroy", DELETE, vault=vault, secret=name),
         )
 
-    async def promote(self, vault: str, name: str, *, org: int | None = None) -> dict[str, Any]:
-        reply: dict[str, Any] = await self._call(
+    async def promote(self, vault: str, name: str, *, org: int | None = None) -> Promoted:
+        reply = await self._call(
             "POST",
             self._secret_path(org, vault, "promote", name),
             narrowing("secrets.promote", WRITE, vault=vault, secret=name),
         )
-        return reply
+        return Promoted.from_json(reply)
 
     async def batch_read(
         self,
@@ -296,20 +307,20 @@ class StoreClient:
         names: Sequence[str] | None = None,
         prefix: str | None = None,
         org: int | None = None,
-    ) -> dict[str, Any]:
-        """``{secrets: {name: {version, value}}, missing: [...]}`` in one request."""
+    ) -> BatchRead:
+        """The current version of every secret named (or under ``prefix``, or all), in one request."""
         body: dict[str, Any] = {}
         if names:
             body["names"] = list(names)
         if prefix:
             body["prefix"] = prefix
-        reply: dict[str, Any] = await self._call(
+        reply = await self._call(
             "POST",
             _path("/v1/orgs", self._org(org), "vaults", vault, "read"),
             narrowing("secrets.batch_read", READ, vault=vault, body_secrets=names, body_prefix=prefix),
             body=body,
         )
-        return reply
+        return BatchRead.from_json(reply)
 
     # -- audit --------------------------------------------------------------------
 

@@ -1,25 +1,43 @@
-"""A thin synchronous wrapper: the async :class:`~vault.client.client.Client` on a private event loop.
+"""A blocking client: the async :class:`~vault.client.client.Client` on a private event loop.
 
 The loop runs in a daemon thread so the client's background discharge refresh
-keeps working between calls. Every coroutine method of ``client.store`` and
-``client.authority`` is available with the same name and arguments::
+keeps working between calls. ``SyncClient.store`` and ``SyncClient.authority``
+have the same methods as the async ones, with the same arguments and typed
+results, written out (not proxied) so type checkers and ``help()`` see them::
 
-    with SyncClient(store_url=..., authority_url=..., credentials=...) as c:
-        value = c.store.read_secret("prod", "db/url")["value"]
+    with SyncClient.from_env() as c:
+        print(c.store.read_secret("prod", "db/url").value)
+        for item in c.store.iter_secrets("prod"):
+            print(item.name, item.current_version)
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
+import os
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from .authority import AuthorityClient
 from .client import Client
+from .credentials import TokenBundle
+from .models import (
+    BatchRead,
+    MintedToken,
+    Promoted,
+    Secret,
+    SecretMetadata,
+    SecretPage,
+    SecretSummary,
+    Vault,
+    Written,
+)
+from .store import StoreClient
 
-__all__ = ["SyncClient"]
+__all__ = ["SyncAuthority", "SyncClient", "SyncStore"]
 
 T = TypeVar("T")
 
@@ -39,25 +57,144 @@ class _Loop:
         self.loop.close()
 
 
-class _SyncProxy:
-    """Blocking versions of an async object's coroutine methods."""
+class SyncStore:
+    """Blocking :class:`~vault.client.store.StoreClient`."""
 
-    def __init__(self, target: object, loop: _Loop) -> None:
-        self._target = target
-        self._loop = loop
+    def __init__(self, store: StoreClient, loop: _Loop) -> None:
+        self._store = store
+        self._run = loop.run
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        attr = getattr(self._target, name)
-        if not inspect.iscoroutinefunction(attr):
-            raise AttributeError(f"{name} is not a client call")
+    def enroll(self, org: int, slug: str) -> MintedToken:
+        return self._run(self._store.enroll(org, slug))
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._loop.run(attr(*args, **kwargs))
+    def mint_token(
+        self,
+        mask: str,
+        *,
+        vaults: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        ttl: int | None = None,
+        org: int | None = None,
+    ) -> MintedToken:
+        return self._run(self._store.mint_token(mask, vaults=vaults, secrets=secrets, ttl=ttl, org=org))
 
-        return call
+    def revoke_token(self, token_id: str, *, org: int | None = None) -> dict[str, Any]:
+        return self._run(self._store.revoke_token(token_id, org=org))
+
+    def list_vaults(self, *, org: int | None = None) -> list[Vault]:
+        return self._run(self._store.list_vaults(org=org))
+
+    def create_vault(self, name: str, *, org: int | None = None) -> Vault:
+        return self._run(self._store.create_vault(name, org=org))
+
+    def delete_vault(self, name: str, *, org: int | None = None) -> None:
+        self._run(self._store.delete_vault(name, org=org))
+
+    def list_secrets(
+        self, vault: str, *, prefix: str = "", limit: int = 100, cursor: str | None = None, org: int | None = None
+    ) -> SecretPage:
+        return self._run(self._store.list_secrets(vault, prefix=prefix, limit=limit, cursor=cursor, org=org))
+
+    def iter_secrets(self, vault: str, *, prefix: str = "", org: int | None = None) -> Iterator[SecretSummary]:
+        cursor: str | None = None
+        while True:
+            page = self.list_secrets(vault, prefix=prefix, cursor=cursor, org=org)
+            yield from page.secrets
+            cursor = page.next_cursor
+            if not cursor:
+                return
+
+    def write_secret(
+        self,
+        vault: str,
+        name: str,
+        value: str,
+        *,
+        cas: int | None = None,
+        pending: bool = False,
+        max_versions: int | None = None,
+        org: int | None = None,
+    ) -> Written:
+        return self._run(
+            self._store.write_secret(vault, name, value, cas=cas, pending=pending, max_versions=max_versions, org=org)
+        )
+
+    def read_secret(
+        self, vault: str, name: str, *, version: int | None = None, pending: bool = False, org: int | None = None
+    ) -> Secret:
+        return self._run(self._store.read_secret(vault, name, version=version, pending=pending, org=org))
+
+    def metadata(self, vault: str, name: str, *, org: int | None = None) -> SecretMetadata:
+        return self._run(self._store.metadata(vault, name, org=org))
+
+    def delete_versions(self, vault: str, name: str, versions: Sequence[int], *, org: int | None = None) -> list[int]:
+        return self._run(self._store.delete_versions(vault, name, versions, org=org))
+
+    def undelete_versions(self, vault: str, name: str, versions: Sequence[int], *, org: int | None = None) -> list[int]:
+        return self._run(self._store.undelete_versions(vault, name, versions, org=org))
+
+    def destroy_versions(self, vault: str, name: str, versions: Sequence[int], *, org: int | None = None) -> list[int]:
+        return self._run(self._store.destroy_versions(vault, name, versions, org=org))
+
+    def destroy_secret(self, vault: str, name: str, *, org: int | None = None) -> None:
+        self._run(self._store.destroy_secret(vault, name, org=org))
+
+    def promote(self, vault: str, name: str, *, org: int | None = None) -> Promoted:
+        return self._run(self._store.promote(vault, name, org=org))
+
+    def batch_read(
+        self, vault: str, *, names: Sequence[str] | None = None, prefix: str | None = None, org: int | None = None
+    ) -> BatchRead:
+        return self._run(self._store.batch_read(vault, names=names, prefix=prefix, org=org))
+
+    def audit(self, **filters: Any) -> dict[str, Any]:
+        """The store's audit log: the filters of :meth:`StoreClient.audit` (secret, actor, token, since...)."""
+        return self._run(self._store.audit(**filters))
+
+
+class SyncAuthority:
+    """Blocking :class:`~vault.client.authority.AuthorityClient`."""
+
+    def __init__(self, authority: AuthorityClient, loop: _Loop) -> None:
+        self._authority = authority
+        self._run = loop.run
+
+    def login(self, email: str, password: str) -> dict[str, Any]:
+        return self._run(self._authority.login(email, password))
+
+    def logout(self) -> None:
+        self._run(self._authority.logout())
+
+    def me(self) -> dict[str, Any]:
+        return self._run(self._authority.me())
+
+    def create_org(self, slug: str) -> dict[str, Any]:
+        return self._run(self._authority.create_org(slug))
+
+    def list_orgs(self) -> list[dict[str, Any]]:
+        return self._run(self._authority.list_orgs())
+
+    def list_members(self, org: int) -> list[dict[str, Any]]:
+        return self._run(self._authority.list_members(org))
+
+    def create_token(
+        self, org: int, *, mask: str | None = None, ttl: int | None = None, bundle: TokenBundle | None = None
+    ) -> dict[str, Any]:
+        return self._run(self._authority.create_token(org, mask=mask, ttl=ttl, bundle=bundle))
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return self._run(self._authority.list_tokens())
+
+    def strip(self, permission: TokenBundle) -> dict[str, Any]:
+        return self._run(self._authority.strip(permission))
+
+    def revoke(self, token_id: str) -> list[str]:
+        return self._run(self._authority.revoke(token_id))
 
 
 class SyncClient:
+    """Takes :class:`~vault.client.client.Client`'s arguments; close it (or use ``with``)."""
+
     def __init__(self, **kwargs: Any) -> None:
         self._loop = _Loop()
 
@@ -66,8 +203,16 @@ class SyncClient:
             return Client(**kwargs)
 
         self.client = self._loop.run(build())
-        self.store = _SyncProxy(self.client.store, self._loop)
-        self.authority = _SyncProxy(self.client.authority, self._loop)
+        self.store = SyncStore(self.client.store, self._loop)
+        self.authority = SyncAuthority(self.client.authority, self._loop)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, config: Path | None = None, **kwargs: Any) -> SyncClient:
+        """Set up from the ``CVAULT_*`` variables, as ``cvault`` and :meth:`Client.from_env` are."""
+        from .environment import load_settings
+
+        settings = load_settings(os.environ if env is None else env, config)
+        return cls(**{**settings.client_arguments(), **kwargs})
 
     def close(self) -> None:
         try:
