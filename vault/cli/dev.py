@@ -15,10 +15,12 @@ import argparse
 import asyncio
 import base64
 import os
+import shlex
 import signal
+import socket
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -57,12 +59,47 @@ def register(sub: Any) -> None:
         help="serve both services over TLS with a certificate from a local CA made in the data directory "
         "(prints CVAULT_CACERT for clients)",
     )
+    parser.add_argument(
+        "--authority-listen", metavar="HOST:PORT", help="the authority's address (default: $CVAULT_AUTHORITY_LISTEN)"
+    )
+    parser.add_argument(
+        "--store-listen", metavar="HOST:PORT", help="the store's address (default: $CVAULT_STORE_LISTEN)"
+    )
     add_config_option(parser)
     parser.set_defaults(func=run)
 
 
+def check_ports_free(config: Config) -> None:
+    """Refuse to start when a port is taken, naming the setting that moves it.
+
+    Checked before anything starts: otherwise another program answering on the
+    port (often a ``cvault dev`` started earlier) would look like our service.
+    """
+    for service, listen, variable, flag in (
+        ("authority", config.authority_listen, "CVAULT_AUTHORITY_LISTEN", "--authority-listen"),
+        ("store", config.store_listen, "CVAULT_STORE_LISTEN", "--store-listen"),
+    ):
+        host, _, port = listen.rpartition(":")
+        family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host.strip("[]"), int(port)))
+            except OSError as exc:
+                raise ConfigError(
+                    f"the {service} cannot listen on {listen}: {exc.strerror or exc} (another cvault dev?); "
+                    f"choose another address with {flag} HOST:PORT or {variable}"
+                ) from None
+
+
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args, dev=True, data_dir=args.data_dir)
+    listen = {
+        key: value
+        for key, value in (("authority_listen", args.authority_listen), ("store_listen", args.store_listen))
+        if value
+    }
+    config = config_from_args(args, dev=True, data_dir=args.data_dir, **listen)
+    check_ports_free(config)
     # Logs (the access log included) go to stderr; stdout is for the lines a user copies.
     configure_logging(config.log_level, config.log_format)
     if args.tls:
@@ -103,9 +140,24 @@ def load_or_create_master_key(path: Path) -> tuple[bytes, bool]:
     return key, True
 
 
-async def run_services(config: Config, pool: Pool, stop: asyncio.Event, ready: Callable[[], None]) -> None:
+async def run_services(
+    config: Config, pool: Pool, stop: asyncio.Event, ready: Callable[[], None], operator_exports: Sequence[str] = ()
+) -> None:
     """Run both services on ``pool`` until ``stop`` is set; call ``ready`` once they answer and are set up."""
-    await run_dev_services(config, pool, stop, _say, ready)
+    await run_dev_services(config, pool, stop, _say, ready, operator_exports)
+
+
+def operator_exports(config: Config, embedded: bool) -> list[str]:
+    """What the operator commands (``cvault keys rotate``, ``cvault audit verify``) need in the shell."""
+    lines = []
+    if config.master_key_file is not None:
+        lines.append(f"export CVAULT_MASTER_KEY_FILE={shlex.quote(str(config.master_key_file))}")
+    if embedded and config.database_url is not None:
+        # The embedded server has no password, so its DSN is safe to print.
+        lines.append(f"export CVAULT_DATABASE_URL={shlex.quote(config.database_url)}")
+    elif config.database_url is not None:
+        lines.append("# operator commands (cvault keys rotate) also need CVAULT_DATABASE_URL, as set for cvault dev")
+    return lines
 
 
 async def serve_dev(config: Config) -> int:
@@ -145,7 +197,7 @@ async def serve_dev(config: Config) -> int:
         def ready() -> None:
             _say(f"ready in {time.monotonic() - started:.2f} s; press Ctrl-C to stop")
 
-        await run_services(config, pool, stop, ready)
+        await run_services(config, pool, stop, ready, operator_exports(config, embedded is not None))
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -17,7 +17,7 @@ import os
 import secrets
 import shlex
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -143,7 +143,7 @@ async def _ensure_session(config: Config, state: dict[str, Any], say: Say) -> No
     say(f"logged in as {state['email']} (password in the data directory's dev.json); session saved in {file.path}")
 
 
-def _print_exports(config: Config, state: dict[str, Any]) -> None:
+def _print_exports(config: Config, state: dict[str, Any], operator: Sequence[str] = ()) -> None:
     lines = [
         f"export CVAULT_AUTHORITY_URL={shlex.quote(config.authority_url)}",
         f"export CVAULT_STORE_URL={shlex.quote(config.store_url)}",
@@ -156,6 +156,7 @@ def _print_exports(config: Config, state: dict[str, Any]) -> None:
     lines += [
         f"export CVAULT_STORE_TOKEN={shlex.quote(state['store_token'])}",
         f"export CVAULT_VAULT={DEV_VAULT}",
+        *operator,
         "# then, in that shell:",
         "#   printf %s 'postgres://app:s3cret@db/app' | cvault secrets set db/url",
         "#   cvault run -- sh -c 'echo $DB_URL'",
@@ -164,7 +165,12 @@ def _print_exports(config: Config, state: dict[str, Any]) -> None:
 
 
 async def run_dev_services(
-    config: Config, pool: Pool, stop: asyncio.Event, say: Say, ready: Callable[[], None]
+    config: Config,
+    pool: Pool,
+    stop: asyncio.Event,
+    say: Say,
+    ready: Callable[[], None],
+    operator_exports: Sequence[str] = (),
 ) -> None:
     config = _dev_urls(config)
     inner = asyncio.Event()
@@ -200,7 +206,7 @@ async def run_dev_services(
             await _ensure_session(config, state, say)
             _save_state(state_path, state)
         ready()
-        _print_exports(config, state)
+        _print_exports(config, state, operator_exports)
         await stop.wait()
     finally:
         inner.set()

@@ -32,8 +32,17 @@ class EmbeddedPostgres:
     @classmethod
     def start(cls, pgdata: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
         """Initialise ``pgdata`` if it is new, then start the server (or join a running one)."""
-        # Deferred: importing pgserver inspects the platform and sets up a file lock.
-        from pgserver.postgres_server import get_server
+        # Deferred: importing pgserver inspects the platform and sets up a file lock. It asks
+        # platformdirs for a runtime directory as it is imported, which warns (RuntimeDirWarning)
+        # whenever $XDG_RUNTIME_DIR is unset, as in most containers and `ssh` sessions, and then
+        # falls back to a private directory: nothing for the user of `cvault dev` to act on.
+        import warnings
+
+        import platformdirs
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", platformdirs.RuntimeDirWarning)
+            from pgserver.postgres_server import get_server
 
         pgdata = pgdata.expanduser().resolve()
         pgdata.parent.mkdir(parents=True, exist_ok=True)
