@@ -168,3 +168,25 @@ def test_a_token_on_stdin_ignored_for_the_argument_is_said_so(w: World) -> None:
     r = w.cvault("tokens", "debug", w.service["token"], stdin=w.workload_store["token"])
     assert r.status == 0 and "ignoring the token on stdin" in r.err, r
     assert r.out.startswith("#1 service token")
+
+
+def test_a_denied_request_is_audited_with_the_attested_actor_and_lineage(w: World) -> None:
+    r = w.cvault("secrets", "set", "db/url", "--vault", "prod", env=w.wl, stdin="evil")
+    assert r.status == 4 and "(unauthorized)" in r.err, r
+    r = w.cvault("audit", "query", "--outcome", "denied", "--token", w.workload_store["id"], "--json")
+    assert r.status == 0, r
+    denied = [e for e in json.loads(r.out) if e["action"] == "secrets.write"]
+    assert denied, r.out
+    owner_id = json.loads((w.tmp / "operator" / "cvault" / "session.json").read_text())["user_id"]
+    assert denied[-1]["actor"] == str(owner_id)
+    assert denied[-1]["lineage"][:2] == [w.service["id"], w.service["parent"]]
+
+
+def test_add_member_names_the_flag_a_new_user_needs(w: World) -> None:
+    r = w.cvault("orgs", "add-member", "dev", "bob@example.com", "--role", "reader")
+    assert r.status == 4 and "--password-stdin" in r.err, r
+    r = w.cvault(
+        "orgs", "add-member", "dev", "bob@example.com", "--role", "reader", "--password-stdin",
+        stdin="correct horse battery staple\n",
+    )  # fmt: skip
+    assert r.status == 0 and "bob@example.com" in r.out, r

@@ -97,7 +97,19 @@ async def _add_member(client: Client, args: argparse.Namespace) -> int:
         password = sys.stdin.readline().rstrip("\n")
         if not password:
             raise BadRequest("--password-stdin given but stdin is empty")
-    member = await client.authority.add_member(org["id"], args.email, args.role, password)
+    try:
+        member = await client.authority.add_member(org["id"], args.email, args.role, password)
+    except NotFound as exc:
+        if password is not None:
+            raise
+        # The authority speaks of its API ("send a password"); say which flag sends it.
+        hint = NotFound(
+            f"{exc.message} (with cvault: add --password-stdin and pipe the new user's password, "
+            f'e.g. `printf %s "$PW" | cvault orgs add-member {args.org} {args.email} --role {args.role} '
+            "--password-stdin`)"
+        )
+        hint.answered_by = exc.answered_by
+        raise hint from None
     if args.json:
         print_json(member)
     else:

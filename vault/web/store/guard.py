@@ -18,6 +18,7 @@ from aiohttp import web
 
 from vault.errors import Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Access
+from vault.store.caller import Caller
 from vault.store.events import RequestContext
 from vault.store.names import check_org_id, check_secret_name, check_vault_name
 
@@ -96,6 +97,7 @@ async def run_guarded(
     # The context is built once, after verification (this is the secret read's hot path).
     rid, addr, ip = origin(request)
     credentials: str | None = None
+    identified: Caller | None = None
     try:
         credentials = credentials_of(request.headers)
         access = Access(
@@ -107,14 +109,18 @@ async def run_guarded(
             operation=operation,
             client_addr=ip,
         )
+        # identify + check is what tokens.authenticate does; split here so that a refusal by
+        # the caveats, after the token and its discharge verified, is audited with the
+        # actor and lineage the discharge attested.
+        identified = await services.tokens.identify(credentials, access)
         if live_only:
-            caller = await services.tokens.identify(credentials, access)
-            caller.check_live(access)
+            identified.check_live(access)
         else:
-            caller = await services.tokens.authenticate(credentials, access)
+            identified.check(access)
+        caller = identified
     except VaultError as exc:
         token_id = services.tokens.unverified_token_id(credentials) if credentials is not None else None
-        refused = RequestContext(org_id, operation, addr, ip, rid, token_id=token_id)
+        refused = RequestContext(org_id, operation, addr, ip, rid, identified, token_id)
         await record_failure(request, refused, exc, vault, secret)
         raise
     ctx = RequestContext(org_id, operation, addr, ip, rid, caller)
