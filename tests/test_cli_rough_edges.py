@@ -119,8 +119,11 @@ def _leaves(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[
         yield from _leaves(child, [*path, name])
 
 
-# Commands whose output is not a document: a child process, a server, a stream of JSON lines.
-_NO_JSON = {"run", "dev", "serve authority", "serve store", "audit export", "bootstrap", "migrate"}
+# Commands whose output is not a document: a child process, a server, a stream of JSON lines,
+# a shell script, a bare token for VAULT_TOKEN.
+_NO_JSON = {
+    "run", "dev", "serve authority", "serve store", "audit export", "bootstrap", "migrate", "completion", "vault-token",
+}  # fmt: skip
 
 
 def test_every_command_takes_json() -> None:

@@ -147,9 +147,34 @@ class SyncStore:
     ) -> BatchRead:
         return self._run(self._store.batch_read(vault, names=names, prefix=prefix, org=org))
 
-    def audit(self, **filters: Any) -> dict[str, Any]:
-        """The store's audit log: the filters of :meth:`StoreClient.audit` (secret, actor, token, since...)."""
-        return self._run(self._store.audit(**filters))
+    def audit(
+        self,
+        *,
+        secret: str | None = None,
+        actor: str | None = None,
+        token: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+        org: int | None = None,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._store.audit(
+                secret=secret,
+                actor=actor,
+                token=token,
+                action=action,
+                outcome=outcome,
+                since=since,
+                until=until,
+                cursor=cursor,
+                limit=limit,
+                org=org,
+            )
+        )
 
 
 class SyncAuthority:
@@ -176,6 +201,15 @@ class SyncAuthority:
 
     def list_members(self, org: int) -> list[dict[str, Any]]:
         return self._run(self._authority.list_members(org))
+
+    def add_member(self, org: int, email: str, role: str, password: str | None = None) -> dict[str, Any]:
+        return self._run(self._authority.add_member(org, email, role, password))
+
+    def set_role(self, org: int, user_id: int, role: str) -> dict[str, Any]:
+        return self._run(self._authority.set_role(org, user_id, role))
+
+    def remove_member(self, org: int, user_id: int) -> None:
+        self._run(self._authority.remove_member(org, user_id))
 
     def create_token(
         self, org: int, *, mask: str | None = None, ttl: int | None = None, bundle: TokenBundle | None = None
