@@ -123,6 +123,7 @@ def _leaves(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[
 # a shell script, a bare token for VAULT_TOKEN.
 _NO_JSON = {
     "run", "dev", "serve authority", "serve store", "audit export", "bootstrap", "migrate", "completion", "vault-token",
+    "audit console",
 }  # fmt: skip
 
 

@@ -167,9 +167,9 @@ async def test_the_lineage_graph_names_the_operator_who_stripped_the_token(audit
     assert found["users"][0] == f"user {operator}"
     assert found["permission"] == audited.permission_id
     assert found["store"] == [(audited.read_token_id, True, "REVOKED")]  # revoked at the end of the scenario
-    # The denied write never got an org discharge, so it names no lineage: it is on the store token's page.
-    assert found["scopes"] == ["secrets.read prod/api/key", "secrets.read prod/db/url"]
-    assert found["edges"] == ["created", "discharged", "narrowed", "narrowed", "stripped"]
+    # The denied write came with a verified org discharge, so its row names the lineage too (issue 16).
+    assert found["scopes"] == ["secrets.read prod/api/key", "secrets.read prod/db/url", "secrets.write prod/db/url"]
+    assert found["edges"] == ["created", "discharged", "narrowed", "narrowed", "narrowed", "stripped"]
 
 
 async def test_a_tampered_row_is_named_as_the_broken_link(audited: Audited, pool: Pool) -> None:

@@ -150,6 +150,7 @@ class SyncStore:
     def audit(
         self,
         *,
+        vault: str | None = None,
         secret: str | None = None,
         actor: str | None = None,
         token: str | None = None,
@@ -160,9 +161,11 @@ class SyncStore:
         cursor: str | None = None,
         limit: int | None = None,
         org: int | None = None,
+        newest_first: bool = False,
     ) -> dict[str, Any]:
         return self._run(
             self._store.audit(
+                vault=vault,
                 secret=secret,
                 actor=actor,
                 token=token,
@@ -173,6 +176,7 @@ class SyncStore:
                 cursor=cursor,
                 limit=limit,
                 org=org,
+                newest_first=newest_first,
             )
         )
 
