@@ -101,7 +101,11 @@ def main() -> None:
         "CVAULT_STORE_LISTEN": f"127.0.0.1:{_free_port()}",
     }
     dev = subprocess.Popen(
-        _cvault("dev", "--data-dir", str(tmp / "data")), env=dev_env, stdout=subprocess.PIPE, text=True
+        _cvault("dev", "--data-dir", str(tmp / "data")),
+        env=dev_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # its access log
+        text=True,
     )
     try:
         assert dev.stdout is not None
