@@ -85,13 +85,16 @@ def start_dev(
             **(extra or {}),
         }
     )
-    process = subprocess.Popen(
-        cvault_command("dev", "--data-dir", str(tmp / "dev-data")),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # stderr (the access log) to a file: a pipe nobody reads would fill and stall the services.
+    tmp.mkdir(parents=True, exist_ok=True)
+    with (tmp / "dev.stderr").open("w") as log:
+        process = subprocess.Popen(
+            cvault_command("dev", "--data-dir", str(tmp / "dev-data")),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     return process, []
 
 
@@ -111,8 +114,7 @@ def read_until_ready(process: subprocess.Popen[str]) -> list[str]:
     while True:
         raw = process.stdout.readline()
         if not raw:
-            err = process.stderr.read() if process.stderr else ""
-            raise AssertionError(f"cvault dev exited early: {lines} {err[-2000:]}")
+            raise AssertionError(f"cvault dev exited early: {lines} (its stderr is in dev.stderr)")
         lines.append(raw.rstrip("\n"))
         if lines[-1].startswith("# then"):
             return lines
