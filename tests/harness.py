@@ -29,6 +29,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer, unused_port
 from aiohttp.web_runner import BaseRunner
 
+from vault.authority.revocation_feed import new_feed_token
 from vault.config import Config, load_config
 from vault.crypto.keyring import generate_key
 from vault.crypto.passwords import MINIMUM
@@ -92,6 +93,7 @@ class Harness:
     authority_clock: ShiftedClock
     store_clock: ShiftedClock
     store_app: Any = None
+    feed_token: str = field(default="", repr=False)  # the store's credential for the revocation feed
 
     @property
     def org_location(self) -> str:
@@ -241,6 +243,7 @@ async def running_services(
     authority_url = f"http://127.0.0.1:{authority_port}"
     store_url = f"http://127.0.0.1:{store_port}"
     master = base64.b64encode(generate_key()).decode()
+    feed_token, feed_digest = new_feed_token()
     common: dict[str, Any] = {
         "database_url": database_url,
         "master_key": master,
@@ -249,13 +252,17 @@ async def running_services(
         "database_pool_size": 4,
         **settings,
     }
-    authority_config = load_config({}, **common)
+    authority_config = load_config({}, **{"revocation_feed_token_sha256": [feed_digest], **common})
     authority_clock, store_clock = ShiftedClock(), ShiftedClock()
     authority_app = create_authority_app(authority_config, clock=authority_clock, password_cost=MINIMUM)
     async with TestServer(authority_app, host="127.0.0.1", port=authority_port), aiohttp.ClientSession() as http:
         async with http.get(authority_url + "/.well-known/cvault/keys") as resp:
             keys = await resp.json()
-        store_settings = {**common, "authority_org_public_key": keys["org"]["public_key"]}
+        store_settings = {
+            "revocation_feed_token": feed_token,
+            **common,
+            "authority_org_public_key": keys["org"]["public_key"],
+        }
         if store_database_url is not None:
             store_settings["database_url"] = store_database_url
         store_config = load_config({}, **store_settings)
@@ -271,4 +278,5 @@ async def running_services(
                 authority_clock,
                 store_clock,
                 store_app,
+                feed_token,
             )

@@ -20,6 +20,7 @@ import base64
 import binascii
 import ipaddress
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -72,6 +73,10 @@ CLIENT_VARIABLES = frozenset(
 )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# A revocation feed token: "cvf_" + base64url (no padding) of 32 random bytes (docs/revocation.md).
+FEED_TOKEN = re.compile(r"cvf_[A-Za-z0-9_-]{43}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def default_sql_dir() -> Path:
@@ -144,6 +149,15 @@ class Config:
     # service's port behind this bearer token. Neither set: no metrics at all.
     metrics_listen: str | None = None
     metrics_token: str | None = field(default=None, repr=False)
+    # The revocation feed (docs/revocation.md). The store follows the authority's feed with
+    # revocation_feed_token; the authority accepts tokens whose SHA-256 (hex) is listed in
+    # revocation_feed_token_sha256. Past revocation_feed_max_lag seconds without a reply the
+    # store refuses org discharges older than that. revocation_feed = false (benchmarks of a
+    # store with no authority) turns the follower off, and with it the guarantee.
+    revocation_feed: bool = True
+    revocation_feed_token: str | None = field(default=None, repr=False)
+    revocation_feed_token_sha256: tuple[str, ...] = ()
+    revocation_feed_max_lag: int = 30
 
 
 # --- value parsers: each takes a raw value (str from the environment, any TOML
@@ -258,6 +272,28 @@ def _public_key(value: object, key: str) -> bytes:
     return raw
 
 
+def _feed_token(value: object, key: str) -> str:
+    text = _text(value, key)
+    if not FEED_TOKEN.fullmatch(text):
+        # The value is a credential: the message does not repeat it.
+        raise ConfigError(f"{key} must be 'cvf_' and 43 base64url characters (see docs/revocation.md)")
+    return text
+
+
+def _digests(value: object, key: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{key} must be a list of SHA-256 digests (64 hex digits each)")
+    digests = []
+    for item in items:
+        text = item.strip().lower() if isinstance(item, str) else ""
+        if text and not _SHA256_HEX.fullmatch(text):
+            raise ConfigError(f"{key} must be a list of SHA-256 digests (64 hex digits each)")
+        if text:
+            digests.append(text)
+    return tuple(digests)
+
+
 def _log_level(value: object, key: str) -> str:
     level = _text(value, key).upper()
     if level not in LOG_LEVELS:
@@ -341,6 +377,10 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "listen_insecure": _bool,
     "metrics_listen": _listen,
     "metrics_token": _metrics_token,
+    "revocation_feed": _bool,
+    "revocation_feed_token": _feed_token,
+    "revocation_feed_token_sha256": _digests,
+    "revocation_feed_max_lag": _seconds,
 }
 
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak

@@ -16,6 +16,7 @@ from vault.macaroon import Access, Bundle, Caveat, Macaroon, Ticket, bind, start
 from vault.macaroon.caveats import (
     ConfineOrganization,
     ConfineUser,
+    LoginSession,
     MaxValidity,
     Organization,
     TokenLineage,
@@ -81,7 +82,9 @@ class LoginDischarger:
                 raise Unauthorized("the ticket names no user (ConfineUser), so no login can discharge it")
             expiry = now + _lifetime(opened, self._ttl)
             _check_ticket(opened, Access(now, user_id=user_id, discharge_expiry=expiry))
-            discharge = _finish(d, [ValidityWindow(now, expiry), UserID(user_id)], binding_id)
+            # LoginSession lets a logout stop this discharge and the org discharges it obtains.
+            caveats = [ValidityWindow(now, expiry), UserID(user_id), LoginSession(session.id)]
+            discharge = _finish(d, caveats, binding_id)
         except VaultError as exc:
             await self._audit.record(ctx, "discharge.login", "denied", user_id=user_id, reason=exc.message)
             raise
@@ -153,6 +156,8 @@ class OrgDischarger:
                 *carried,
                 UserID(user_id),
                 TokenLineage(principal.record.id, lineage),
+                # The store refuses the discharge once the feed says this session was revoked.
+                *principal.verified.attested(LoginSession),
             ]
             discharge = _finish(d, caveats, binding_id)
         except VaultError as exc:

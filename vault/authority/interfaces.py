@@ -64,7 +64,11 @@ class SessionStore(Protocol):
     async def find(self, secret_digest: bytes) -> Session | None:
         """The session whose secret hashes to ``secret_digest``, expired or not."""
 
-    async def revoke(self, session_id: int) -> None: ...
+    async def get(self, session_id: int) -> Session | None:
+        """The session with this id, expired or revoked or not."""
+
+    async def revoke(self, session_id: int) -> None:
+        """Revoke it and publish the revocation on the feed (docs/revocation.md), in one transaction."""
 
 
 class TokenStore(Protocol):

@@ -9,7 +9,8 @@ The authority accepts two kinds of its own tokens in ``Authorization``:
   user is the one recorded for it in the tokens table.
 
 Either way the token and each of its ancestors must be unrevoked, both in the
-database and in the revocation watcher's in-memory view.
+database and in the revocation watcher's in-memory view; a login discharge's
+session (its ``LoginSession`` attestation) must not be revoked either.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from dataclasses import dataclass
 from vault.errors import InvalidToken, Unauthenticated
 from vault.macaroon import Access, Bundle, Caveat, Macaroon, Verified, verify
 from vault.macaroon.access import ALL
-from vault.macaroon.caveats import Action, IfPresent, Operations, Organization, Secrets, UserID, Vaults
+from vault.macaroon.caveats import Action, IfPresent, LoginSession, Operations, Organization, Secrets, UserID, Vaults
 from vault.macaroon.verify import check_all
 
-from .interfaces import RevocationList, RootKeys, TokenStore
+from .interfaces import RevocationList, RootKeys, SessionStore, TokenStore
 from .records import TokenKind, TokenRecord
 
 __all__ = ["CARRIED", "BundleVerifier", "Principal"]
@@ -79,8 +80,10 @@ class BundleVerifier:
         root_keys: RootKeys,
         tokens: TokenStore,
         revocations: RevocationList,
+        sessions: SessionStore,
     ) -> None:
         self._location = location
+        self._sessions = sessions
         self._trusted = {login_location: [issuer_login_key]}
         self._root_keys = root_keys
         self._tokens = tokens
@@ -105,7 +108,18 @@ class BundleVerifier:
             attested = {u.id for u in verified.attested(UserID)}
             if attested != {record.user_id}:
                 raise Unauthenticated("the login discharge does not vouch for this token's user; get a new one")
+            await self._check_sessions(verified, record.user_id)
         return Principal(record.user_id, token, record, ancestors, verified)
+
+    async def _check_sessions(self, verified: Verified, user_id: int) -> None:
+        # Read live: a logout stops the session's login discharges on every node at once.
+        sessions = verified.attested(LoginSession)
+        if not sessions:
+            raise Unauthenticated("the login discharge names no session (issued by an older authority); get a new one")
+        for attested in sessions:
+            session = await self._sessions.get(attested.id)
+            if session is None or session.user_id != user_id or session.revoked_at is not None:
+                raise Unauthenticated("the login session behind this discharge was revoked; log in again")
 
 
 def check_not_revoked(chain: tuple[TokenRecord, ...], is_revoked: Callable[[str], bool]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from . import access as acc
 from .access import Access
 from .caveat import Caveat, Refusal, from_flat, from_json, register, to_flat
-from .cvault_caveats import CVAULT_BASE, ClientCIDR, Operations, Secrets, TokenLineage, UserID, Vaults
+from .cvault_caveats import CVAULT_BASE, ClientCIDR, LoginSession, Operations, Secrets, TokenLineage, UserID, Vaults
 from .fields import action_refusal, ago, binary, int64, mask, struct_fields, text, timestamp, uint
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ConfineOrganization",
     "ConfineUser",
     "IfPresent",
+    "LoginSession",
     "MaxValidity",
     "Operations",
     "Organization",

@@ -221,3 +221,28 @@ class TokenLineage(Caveat):
 
     def prohibits(self, access: Access) -> Refusal | None:
         return None
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class LoginSession(Caveat):
+    """Attestation (discharges only): the login session that vouched for the caller.
+
+    Login discharges carry it, and org discharges issued for a permission token copy
+    it, so revoking the session (logging out) stops both at once (docs/revocation.md).
+    """
+
+    TYPE = CVAULT_BASE + 6
+    NAME = "LoginSession"
+    ATTESTATION = True
+    id: int
+
+    def body(self) -> Any:
+        return self.id
+
+    @classmethod
+    def from_body(cls, body: Any) -> LoginSession:
+        return cls(uint(body))
+
+    def prohibits(self, access: Access) -> Refusal | None:
+        return None

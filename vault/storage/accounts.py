@@ -11,6 +11,7 @@ from vault.authority.roles import Role
 from vault.errors import Conflict, NotFound
 
 from .pool import database_errors
+from .revocations import append_revocation
 
 __all__ = ["AccountRepository"]
 
@@ -118,7 +119,14 @@ class AccountRepository:
                 rows = await conn.fetch(
                     "SELECT user_id, role FROM authority.memberships WHERE org_id = $1 FOR UPDATE", org_id
                 )
-                await self._apply(conn, {r["user_id"]: r["role"] for r in rows}, org_id, user_id, role)
+                current = {r["user_id"]: r["role"] for r in rows}
+                await self._apply(conn, current, org_id, user_id, role)
+                # The revocation feed tells the store, so discharges issued before this
+                # moment stop working there within a second (docs/revocation.md).
+                before = Role(current[user_id])
+                if role is None or before.mask & ~role.mask:
+                    kind = "member_removed" if role is None else "role_downgraded"
+                    await append_revocation(conn, "authority", kind, org_id=org_id, user_id=user_id)
 
     @staticmethod
     async def _apply(conn: Any, current: dict[int, str], org_id: int, user_id: int, role: Role | None) -> None:

@@ -18,6 +18,12 @@ table (other writers wait, readers do not) before it draws sequence numbers.
 
 Revoking a token revokes the service tokens stripped from it: the authority
 computes that lineage and passes every id to :meth:`revoke`.
+
+In the authority's schema the same table also holds the other events of the
+revocation feed (revoked login sessions, members removed, roles lowered), written
+by :func:`append_revocation` inside the transaction that makes the change, under
+the same lock; :meth:`RevocationWatcher.feed` and :meth:`~RevocationWatcher.wait_past`
+serve them to ``GET /v1/revocations/feed`` (docs/revocation.md).
 """
 
 from __future__ import annotations
@@ -39,12 +45,60 @@ from .connection import DedicatedConnection
 from .pool import CONNECTION_ERRORS, database_errors
 from .schema import check_schema, quote_identifier
 
-__all__ = ["MAX_SINCE_LIMIT", "RevocationWatcher"]
+__all__ = ["FEED_KINDS", "MAX_SINCE_LIMIT", "RevocationWatcher", "append_revocation"]
 
 log = logging.getLogger("cvault.revocations")
 
 MAX_SINCE_LIMIT = 1000
 _POLL_PAGE = 10_000
+
+FEED_KINDS = ("token", "session", "member_removed", "role_downgraded")
+"""The kinds of event in the authority's revocation feed (the ``kind`` column)."""
+
+
+async def _lock(conn: Any, table: str) -> None:
+    # seq order must be commit order (see the module docstring): writers wait for each other.
+    await conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+
+
+async def _notify(conn: Any, channel: str) -> None:
+    # Sent at commit, so listeners never poll before the rows are visible.
+    await conn.execute("SELECT pg_notify($1, '')", channel)
+
+
+async def append_revocation(
+    conn: Any,
+    schema: str,
+    kind: str,
+    *,
+    user_id: int,
+    org_id: int | None = None,
+    session_id: int | None = None,
+) -> None:
+    """Record a session revocation or a membership cut-off in ``<schema>.revocations``.
+
+    Runs on ``conn`` inside the caller's transaction (the one that revokes the
+    session or changes the membership), so the event commits with the change or
+    not at all. ``revoked_at`` is the statement's clock, taken under the lock: a
+    discharge issued before it was issued before the change.
+    """
+    if kind not in FEED_KINDS[1:]:
+        raise ValueError(f"unknown revocation kind {kind!r}")
+    table = f"{quote_identifier(check_schema(schema))}.revocations"
+    await _lock(conn, table)
+    await conn.execute(
+        f"INSERT INTO {table} (kind, org_id, user_id, session_id, revoked_at) "  # noqa: S608 (checked schema)
+        "VALUES ($1, $2, $3, $4, clock_timestamp())",
+        kind,
+        org_id,
+        user_id,
+        session_id,
+    )
+    await _notify(conn, f"{schema}_revocations")
+
+
+def _iso(value: Any) -> str:
+    return str(value.astimezone(UTC).isoformat())
 
 
 def _token_id(value: str) -> str:
@@ -88,6 +142,8 @@ class RevocationWatcher:
         self._listener = DedicatedConnection(pool) if listen else None
         self._listening_on: Any = None
         self._poke = asyncio.Event()
+        # Set (and replaced) whenever last_seq advances; feed readers wait on it.
+        self._advanced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._poll_failures = 0
 
@@ -115,6 +171,7 @@ class RevocationWatcher:
         if self._listener is not None:
             await self._listener.close()
         self._listening_on = None
+        self._advanced.set()  # a closing watcher releases its feed readers
 
     # --- checks (no I/O) --------------------------------------------------------------------
 
@@ -159,7 +216,7 @@ class RevocationWatcher:
             return []
         with database_errors():
             async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(f"LOCK TABLE {self._table} IN EXCLUSIVE MODE")
+                await _lock(conn, self._table)
                 rows = await conn.fetch(
                     f"INSERT INTO {self._table} (token_id, reason) "  # noqa: S608 (checked schema)
                     "SELECT t, $2 FROM unnest($1::uuid[]) AS t "
@@ -167,9 +224,9 @@ class RevocationWatcher:
                     ids,
                     reason,
                 )
-                # Sent at commit, so listeners never poll before the rows are visible.
-                await conn.execute("SELECT pg_notify($1, '')", self._channel)
+                await _notify(conn, self._channel)
         self._revoked.update(ids)
+        self._poke.set()  # reconcile now, so feed readers of this node hear of it at once
         fresh = {row["token_id"] for row in rows}
         return [token_id for token_id in ids if token_id in fresh]
 
@@ -190,10 +247,35 @@ class RevocationWatcher:
                 limit,
             )
         items = [
-            {"token_id": r["token_id"], "seq": r["seq"], "revoked_at": r["revoked_at"].astimezone(UTC).isoformat()}
+            {"token_id": r["token_id"], "seq": r["seq"], "revoked_at": _iso(r["revoked_at"])}
             for r in rows
+            if r["token_id"] is not None
         ]
         return items, (rows[-1]["seq"] if rows else seq)
+
+    async def feed(self, seq: int, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+        """Every event after ``seq`` (all kinds of the authority's feed), as :meth:`since` pages them.
+
+        Each item is ``{seq, kind, revoked_at}`` plus the kind's fields: ``token_id``;
+        ``session_id`` and ``user_id``; or ``org`` and ``user_id`` for membership cut-offs.
+        """
+        if not 1 <= limit <= MAX_SINCE_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_SINCE_LIMIT}")
+        with database_errors():
+            rows = await self._pool.fetch(
+                f"SELECT seq, kind, token_id::text, org_id, user_id, session_id, revoked_at "  # noqa: S608
+                f"FROM {self._table} WHERE seq > $1 ORDER BY seq LIMIT $2",
+                seq,
+                limit,
+            )
+        return [_feed_item(r) for r in rows], (rows[-1]["seq"] if rows else seq)
+
+    async def wait_past(self, seq: int, timeout: float) -> None:
+        """Return once this node has seen a revocation after ``seq``, or after ``timeout`` seconds."""
+        if self._last_seq > seq or self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._advanced.wait(), timeout)
 
     # --- keeping current ------------------------------------------------------------------
 
@@ -206,9 +288,12 @@ class RevocationWatcher:
                     self._last_seq,
                     _POLL_PAGE,
                 )
-            self._revoked.update(row["token_id"] for row in rows)
+            # Rows of the other feed kinds have no token id.
+            self._revoked.update(row["token_id"] for row in rows if row["token_id"] is not None)
             if rows:
                 self._last_seq = rows[-1]["seq"]
+                advanced, self._advanced = self._advanced, asyncio.Event()
+                advanced.set()
             if len(rows) < _POLL_PAGE:
                 break
         self._synced_at = self._clock()
@@ -246,6 +331,17 @@ class RevocationWatcher:
                 if self._poll_failures:
                     log.info("revocations: reconcile recovered after %d failure(s)", self._poll_failures)
                 self._poll_failures = 0
+
+
+def _feed_item(row: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"seq": row["seq"], "kind": row["kind"], "revoked_at": _iso(row["revoked_at"])}
+    if row["kind"] == "token":
+        item["token_id"] = row["token_id"]
+    elif row["kind"] == "session":
+        item["session_id"], item["user_id"] = row["session_id"], row["user_id"]
+    else:
+        item["org"], item["user_id"] = row["org_id"], row["user_id"]
+    return item
 
 
 def _name(exc: BaseException) -> str:

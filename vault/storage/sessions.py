@@ -10,6 +10,7 @@ import asyncpg
 from vault.authority.records import Session
 
 from .pool import database_errors
+from .revocations import append_revocation
 
 __all__ = ["SessionRepository"]
 
@@ -45,8 +46,21 @@ class SessionRepository:
             )
         return _session(row) if row else None
 
-    async def revoke(self, session_id: int) -> None:
+    async def get(self, session_id: int) -> Session | None:
         with database_errors():
-            await self._pool.execute(
-                "UPDATE authority.sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", session_id
+            row = await self._pool.fetchrow(
+                "SELECT id, user_id, expires_at, revoked_at FROM authority.sessions WHERE id = $1", session_id
             )
+        return _session(row) if row else None
+
+    async def revoke(self, session_id: int) -> None:
+        """Revoke the session and publish that on the revocation feed, in one transaction."""
+        with database_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                user_id = await conn.fetchval(
+                    "UPDATE authority.sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
+                    "RETURNING user_id",
+                    session_id,
+                )
+                if user_id is not None:
+                    await append_revocation(conn, "authority", "session", user_id=user_id, session_id=session_id)

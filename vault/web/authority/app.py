@@ -23,6 +23,7 @@ from vault.authority.dischargers import LoginDischarger, OrgDischarger
 from vault.authority.interfaces import AuthorityEvent
 from vault.authority.principal import BundleVerifier
 from vault.authority.rate_limit import FailureLimiter
+from vault.authority.revocation_feed import RevocationFeed
 from vault.authority.sessions import Sessions
 from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
@@ -158,7 +159,13 @@ def create_authority_app(config: Config, *, pool: Pool | None = None, **options:
             app[SERVICES_KEY] = services
             yield
 
+    async def release_feed_readers(app: web.Application) -> None:
+        # Before the server waits for open requests: long polls of the feed end now.
+        if SERVICES_KEY in app:
+            app[SERVICES_KEY].feed.close()
+
     app.cleanup_ctx.append(resources)
+    app.on_shutdown.append(release_feed_readers)
     handlers.add_routes(app)
     add_openapi(app, spec(config.authority_url))
     return app
@@ -181,9 +188,10 @@ def _services(
     audit = Auditor(AuditAdapter(log))
     account_repo = AccountRepository(db)
     token_repo = TokenRepository(db)
+    session_repo = SessionRepository(db)
     sessions = Sessions(
         accounts=account_repo,
-        sessions=SessionRepository(db),
+        sessions=session_repo,
         passwords=Argon2Passwords(password_cost),
         limiter=limiter or FailureLimiter(),
         ttl=config.session_ttl,
@@ -199,6 +207,7 @@ def _services(
         root_keys=root_keys,
         tokens=token_repo,
         revocations=watcher,
+        sessions=session_repo,
     )
     tokens = TokenService(
         location=location,
@@ -244,5 +253,6 @@ def _services(
         login=login,
         org=org,
         revocations=watcher,
+        feed=RevocationFeed(watcher, config.revocation_feed_token_sha256),
         clock=clock,
     )

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from vault.authority.accounts import check_password
 from vault.authority.records import Member, Membership, RequestContext, Session, TokenRecord
+from vault.authority.revocation_feed import MAX_FEED_WAIT
 from vault.authority.roles import parse_role
 from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.token_service import check_token_id
@@ -255,6 +256,25 @@ async def list_revocations(request: web.Request) -> web.StreamResponse:
     return web.json_response({"revocations": items, "next": next_seq})
 
 
+async def revocation_feed(request: web.Request) -> web.StreamResponse:
+    """The feed stores follow (docs/revocation.md): a long poll, resumed from ``cursor``."""
+    svc = _svc(request)
+    svc.feed.check(_bearer(request))
+    cursor = int_param(request, "cursor", default=0, minimum=0) or 0
+    if cursor > MAX_ID:
+        raise BadRequest("query parameter 'cursor' is too large")
+    wait = int_param(request, "wait", default=0, minimum=0) or 0
+    if wait > MAX_FEED_WAIT:
+        raise BadRequest(f"query parameter 'wait' must be at most {MAX_FEED_WAIT} seconds")
+    limit = int_param(request, "limit", default=MAX_SINCE_LIMIT, minimum=1) or MAX_SINCE_LIMIT
+    if limit > MAX_SINCE_LIMIT:
+        raise BadRequest(f"query parameter 'limit' must be at most {MAX_SINCE_LIMIT}")
+    events, next_cursor = await svc.feed.read(cursor, wait, limit)
+    response = web.json_response({"events": events, "cursor": next_cursor})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 # -- discharges -------------------------------------------------------------------------
 
 
@@ -322,6 +342,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/v1/tokens/strip", strip_token)
     r.add_post("/v1/tokens/{id}/revoke", revoke_token)
     r.add_get("/v1/revocations", list_revocations)
+    r.add_get("/v1/revocations/feed", revocation_feed)
     r.add_post("/login/.well-known/macfly/3p", login_discharge)
     r.add_post("/org/.well-known/macfly/3p", org_discharge)
     r.add_get("/.well-known/cvault/keys", public_keys)

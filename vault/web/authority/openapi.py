@@ -10,6 +10,7 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 _SESSION: list[dict[str, list[str]]] = [{"session": []}]
 _BUNDLE: list[dict[str, list[str]]] = [{"bundle": []}]
 _ANY: list[dict[str, list[str]]] = [{"session": []}, {"bundle": []}]
+_FEED: list[dict[str, list[str]]] = [{"feed": []}]
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -192,6 +193,44 @@ def spec(authority_url: str) -> dict[str, Any]:
                 ],
             )
         },
+        "/v1/revocations/feed": {
+            "get": _op(
+                "The revocation feed stores follow (docs/revocation.md): events after `cursor`, "
+                "waiting up to `wait` seconds for one",
+                200,
+                _obj(
+                    {
+                        "events": {
+                            "type": "array",
+                            "items": _obj(
+                                {
+                                    "seq": _INT,
+                                    "kind": {
+                                        "type": "string",
+                                        "enum": ["token", "session", "member_removed", "role_downgraded"],
+                                    },
+                                    "revoked_at": {"type": "string", "format": "date-time"},
+                                    "token_id": {"type": "string", "format": "uuid"},
+                                    "session_id": _INT,
+                                    "org": _INT,
+                                    "user_id": _INT,
+                                },
+                                ["seq", "kind", "revoked_at"],
+                            ),
+                        },
+                        "cursor": _INT,
+                    },
+                    ["events", "cursor"],
+                ),
+                params=[
+                    {"name": "cursor", "in": "query", "schema": {**_INT, "minimum": 0, "maximum": 2**63 - 1}},
+                    {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 25}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                ],
+                security=_FEED,
+                errors=(400, 401, 503),
+            )
+        },
         "/login/.well-known/macfly/3p": {
             "post": _op(
                 "Login discharger: a session of the ticket's user gets a bound UserID discharge",
@@ -234,6 +273,7 @@ def spec(authority_url: str) -> dict[str, Any]:
             "securitySchemes": {
                 "session": {"type": "http", "scheme": "bearer", "description": "cvs_ session secret"},
                 "bundle": {"type": "http", "scheme": "bearer", "description": "cv1_ token bundle"},
+                "feed": {"type": "http", "scheme": "bearer", "description": "cvf_ revocation feed token"},
             },
         },
     }

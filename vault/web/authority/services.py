@@ -9,6 +9,7 @@ from aiohttp import web
 from vault.authority.accounts import Accounts
 from vault.authority.dischargers import LoginDischarger, OrgDischarger
 from vault.authority.principal import BundleVerifier
+from vault.authority.revocation_feed import RevocationFeed
 from vault.authority.sessions import Sessions
 from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
@@ -37,6 +38,7 @@ class AuthorityServices:
     login: LoginDischarger
     org: OrgDischarger
     revocations: RevocationWatcher
+    feed: RevocationFeed
     clock: Clock
 
 
