@@ -94,6 +94,7 @@ class Harness:
     store_clock: ShiftedClock
     store_app: Any = None
     feed_token: str = field(default="", repr=False)  # the store's credential for the revocation feed
+    authority_server: Any = None  # close it to take the authority away (its port stays reserved)
 
     @property
     def org_location(self) -> str:
@@ -255,7 +256,10 @@ async def running_services(
     authority_config = load_config({}, **{"revocation_feed_token_sha256": [feed_digest], **common})
     authority_clock, store_clock = ShiftedClock(), ShiftedClock()
     authority_app = create_authority_app(authority_config, clock=authority_clock, password_cost=MINIMUM)
-    async with TestServer(authority_app, host="127.0.0.1", port=authority_port), aiohttp.ClientSession() as http:
+    async with (
+        TestServer(authority_app, host="127.0.0.1", port=authority_port) as authority_server,
+        aiohttp.ClientSession() as http,
+    ):
         async with http.get(authority_url + "/.well-known/cvault/keys") as resp:
             keys = await resp.json()
         store_settings = {
@@ -279,4 +283,5 @@ async def running_services(
                 store_clock,
                 store_app,
                 feed_token,
+                authority_server,
             )

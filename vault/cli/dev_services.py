@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from vault.authority.revocation_feed import new_feed_token
 from vault.client import Client, Credentials
 from vault.client.session_file import SessionFile
 from vault.config import Config
@@ -55,12 +56,16 @@ def _ca(config: Config) -> str | None:
 
 
 def _dev_urls(config: Config) -> Config:
-    # Local by definition: each service is reached where it listens.
+    # Local by definition: each service is reached where it listens. The store follows the
+    # authority's revocation feed with a token made for this run (docs/revocation.md).
     scheme = "https" if config.tls_cert_file is not None else "http"
+    feed_token, feed_digest = new_feed_token()
     return replace(
         config,
         authority_url=f"{scheme}://{config.authority_listen}",
         store_url=f"{scheme}://{config.store_listen}",
+        revocation_feed_token=feed_token,
+        revocation_feed_token_sha256=(feed_digest,),
     )
 
 

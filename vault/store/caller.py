@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from vault.errors import Unauthorized
 from vault.macaroon import Access, Verified
-from vault.macaroon.caveats import Action, Operations, Organization, Secrets, TokenLineage, UserID, Vaults
+from vault.macaroon.caveats import Action, LoginSession, Operations, Organization, Secrets, TokenLineage, UserID, Vaults
 from vault.macaroon.verify import check_all
 
 __all__ = ["Caller"]
@@ -30,10 +30,16 @@ class Caller:
     # Every audit event of the caller names these; found once, not per event.
     actor: str | None = field(init=False)
     lineage: tuple[str, ...] = field(init=False)
+    # What the revocation feed can revoke (vault.store.authority_revocations).
+    user_id: int | None = field(init=False)
+    session_id: int | None = field(init=False)
 
     def __post_init__(self) -> None:
         users = self.verified.attested(UserID)
+        object.__setattr__(self, "user_id", users[0].id if users else None)
         object.__setattr__(self, "actor", str(users[0].id) if users else None)
+        sessions = self.verified.attested(LoginSession)
+        object.__setattr__(self, "session_id", sessions[0].id if sessions else None)
         found = self.verified.attested(TokenLineage)
         object.__setattr__(self, "lineage", (found[0].token_id, *found[0].ancestors) if found else ())
 

@@ -35,6 +35,7 @@ from vault.macaroon.caveats import (
 from vault.macaroon.crypto import DEFAULT_RANDOM
 from vault.types import Random
 
+from .authority_revocations import AuthorityRevocations
 from .caller import Caller
 from .interfaces import KeyDirectory, RevocationList
 from .models import RootKey
@@ -87,6 +88,7 @@ class StoreTokens:
         keys: KeyDirectory,
         revocations: RevocationList,
         org_discharge_ttl: int,
+        authority_revocations: AuthorityRevocations | None,
         random: Random = DEFAULT_RANDOM,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -98,6 +100,8 @@ class StoreTokens:
         self._keys = keys
         self._revocations = revocations
         self._discharge_ttl = org_discharge_ttl
+        # None only when the operator turned the feed off (revocation_feed = false).
+        self._authority_revocations = authority_revocations
         self._random = random
         self._monotonic = monotonic
         self._cache: OrderedDict[str, _Verification] = OrderedDict()
@@ -188,10 +192,14 @@ class StoreTokens:
             raise Unauthorized(f"token is for organization {root.org_id}, not {access.org_id}")
         if self._revocations.is_revoked(entry.token_id):
             raise InvalidToken("invalid token: this token was revoked")
-        if entry.caller is not None:
-            return entry.caller  # its org is access.org_id: checked above
-        assert access.org_id is not None
-        return Caller(access.org_id, entry.token_id, entry.verified)
+        caller = entry.caller  # its org is access.org_id: checked above
+        if caller is None:
+            assert access.org_id is not None
+            caller = Caller(access.org_id, entry.token_id, entry.verified)
+        if self._authority_revocations is not None:
+            # Checked on every request, cached verification or not: a revocation lands within the feed's delay.
+            self._authority_revocations.check(caller, entry.discharges_from, access.now)
+        return caller
 
     async def _verify(self, bundle: Bundle, now: int, monotonic_now: float) -> _Verification:
         token = bundle.permission_token(self.location)

@@ -26,6 +26,7 @@ from vault.storage.store_kv import KVStore
 from vault.storage.store_orgs import OrgStore
 from vault.storage.store_reads import BatchReader
 from vault.storage.store_secrets import SecretStore
+from vault.store.authority_revocations import AuthorityRevocations
 from vault.store.control import ControlService
 from vault.store.kv_metadata import KVService
 from vault.store.secrets import SecretService
@@ -36,6 +37,7 @@ from ..common import add_openapi, middlewares
 from ..metrics import add_metrics
 from . import handlers
 from .openapi import spec
+from .revocation_follower import MAX_WAIT, RevocationFollower
 from .services import SERVICES_KEY, StoreServices
 from .vault_kv import create_vault_kv_app
 
@@ -62,6 +64,11 @@ def create_store_app(
             "(the 'org.public_key' of GET <authority>/.well-known/cvault/keys)"
         )
     authority_key = config.authority_org_public_key
+    if config.revocation_feed and config.revocation_feed_token is None:
+        raise ConfigError(
+            "no revocation feed token: set CVAULT_REVOCATION_FEED_TOKEN to a token whose SHA-256 the authority "
+            "lists in CVAULT_REVOCATION_FEED_TOKEN_SHA256 (docs/revocation.md says how to make one)"
+        )
     # No aiohttp access log under any runner: it prints query strings, which can carry tokens.
     app = web.Application(
         middlewares=middlewares(config.trusted_proxies),
@@ -79,6 +86,7 @@ def create_store_app(
         log: AuditLog | None = None
         reads: BatchReader | None = None
         secrets: SecretService | None = None
+        follower: RevocationFollower | None = None
         try:
             await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
             key_repo = await KeyRepository.open(db, SCHEMA, require_master_keys(config))
@@ -87,6 +95,19 @@ def create_store_app(
             await watcher.start()
             log = AuditLog(db, SCHEMA, timeout=config.database_timeout)
             await log.start()
+            authority_revocations = None
+            if config.revocation_feed and config.revocation_feed_token is not None:
+                authority_revocations = AuthorityRevocations(
+                    org_location=org_location(config), max_lag=config.revocation_feed_max_lag, clock=clock
+                )
+                follower = RevocationFollower(
+                    feed_url=f"{config.authority_url}/v1/revocations/feed",
+                    token=config.revocation_feed_token,
+                    state=authority_revocations,
+                    # A healthy feed answers well within the bound, even when nothing happens.
+                    wait=max(1, min(MAX_WAIT, config.revocation_feed_max_lag // 3)),
+                )
+                await follower.start()
             tokens = StoreTokens(
                 location=config.store_url,
                 org_location=org_location(config),
@@ -95,6 +116,7 @@ def create_store_app(
                 keys=directory,
                 revocations=watcher,
                 org_discharge_ttl=config.org_discharge_ttl,
+                authority_revocations=authority_revocations,
                 random=random,
             )
             reads = BatchReader(db)
@@ -125,6 +147,8 @@ def create_store_app(
             )
             yield
         finally:
+            if follower is not None:
+                await follower.close()
             if secrets is not None:
                 await secrets.close()
             if reads is not None:
