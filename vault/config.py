@@ -158,6 +158,11 @@ class Config:
     revocation_feed_token: str | None = field(default=None, repr=False)
     revocation_feed_token_sha256: tuple[str, ...] = ()
     revocation_feed_max_lag: int = 30
+    # Where the store reads the feed (default <authority_url>/v1/revocations/feed, when the
+    # public URL is not reachable from the store), and the CA file it trusts for that
+    # connection's TLS (default: the system's CAs).
+    revocation_feed_url: str | None = None
+    revocation_feed_ca_file: Path | None = None
 
 
 # --- value parsers: each takes a raw value (str from the environment, any TOML
@@ -381,6 +386,8 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "revocation_feed_token": _feed_token,
     "revocation_feed_token_sha256": _digests,
     "revocation_feed_max_lag": _seconds,
+    "revocation_feed_url": _url,
+    "revocation_feed_ca_file": _path,
 }
 
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak

@@ -66,6 +66,7 @@ def _dev_urls(config: Config) -> Config:
         store_url=f"{scheme}://{config.store_listen}",
         revocation_feed_token=feed_token,
         revocation_feed_token_sha256=(feed_digest,),
+        revocation_feed_ca_file=dev_ca_file(config.data_dir) if config.tls_cert_file is not None else None,
     )
 
 

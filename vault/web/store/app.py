@@ -101,9 +101,10 @@ def create_store_app(
                     org_location=org_location(config), max_lag=config.revocation_feed_max_lag, clock=clock
                 )
                 follower = RevocationFollower(
-                    feed_url=f"{config.authority_url}/v1/revocations/feed",
+                    feed_url=config.revocation_feed_url or f"{config.authority_url}/v1/revocations/feed",
                     token=config.revocation_feed_token,
                     state=authority_revocations,
+                    ca_file=config.revocation_feed_ca_file,
                     # A healthy feed answers well within the bound, even when nothing happens.
                     wait=max(1, min(MAX_WAIT, config.revocation_feed_max_lag // 3)),
                 )

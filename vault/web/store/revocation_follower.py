@@ -16,10 +16,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from vault.errors import ConfigError
 from vault.store.authority_revocations import AuthorityRevocations
 
 __all__ = ["MAX_WAIT", "RevocationFollower"]
@@ -40,12 +43,20 @@ class RevocationFollower:
         token: str,
         state: AuthorityRevocations,
         wait: int,
+        ca_file: Path | None = None,
         retry_delays: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0),
     ) -> None:
         self._url = feed_url
         self._headers = {"Authorization": f"Bearer {token}"}
         self._state = state
         self._wait = wait
+        # Verified TLS always (https); a private CA when the operator names one.
+        self._ssl: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            try:
+                self._ssl = ssl.create_default_context(cafile=str(ca_file))
+            except (OSError, ssl.SSLError):
+                raise ConfigError(f"CVAULT_REVOCATION_FEED_CA_FILE: cannot read CA certificates from {ca_file}") from None
         self._delays = retry_delays
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -54,7 +65,9 @@ class RevocationFollower:
 
     async def start(self) -> None:
         """Start following; wait up to a few seconds for the first reply (without it, only fresh discharges pass)."""
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._wait + 10))
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self._wait + 10), connector=aiohttp.TCPConnector(ssl=self._ssl)
+        )
         self._task = asyncio.create_task(self._run(), name="revocation-feed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._synced.wait(), FIRST_SYNC_SECONDS)
