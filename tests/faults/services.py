@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer, unused_port
 
 from tests.harness import Harness, ShiftedClock
+from vault.authority.revocation_feed import new_feed_token
 from vault.config import load_config
 from vault.crypto.keyring import generate_key
 from vault.crypto.passwords import MINIMUM
@@ -108,6 +109,7 @@ async def fault_services(
     authority_url = f"http://127.0.0.1:{authority_port}"
     store_url = f"http://127.0.0.1:{store_port}"
     master = base64.b64encode(generate_key()).decode()
+    feed_token, feed_digest = new_feed_token()
     common: dict[str, Any] = {
         "database_url": database_url,
         "master_key": master,
@@ -115,7 +117,7 @@ async def fault_services(
         "store_url": store_url,
         "database_pool_size": 4,
     }
-    authority_config = load_config({}, **common)
+    authority_config = load_config({}, revocation_feed_token_sha256=[feed_digest], **common)
     authority_app = create_authority_app(authority_config, clock=ShiftedClock(), password_cost=MINIMUM)
     async with TestServer(authority_app, host="127.0.0.1", port=authority_port), aiohttp.ClientSession() as http:
         async with http.get(authority_url + "/.well-known/cvault/keys") as resp:
@@ -124,6 +126,7 @@ async def fault_services(
             **common,
             "store_listen": f"127.0.0.1:{store_port}",
             "authority_org_public_key": keys["org"]["public_key"],
+            "revocation_feed_token": feed_token,
             "log_level": "WARNING",
             **store_settings,
         }
