@@ -82,6 +82,8 @@ class RevocationFeed:
         finally:
             waiting.cancel()
             closing.cancel()
+        if self._closing.is_set():
+            return [], cursor  # shutting down: the reader resumes from the same cursor elsewhere
         return await self._source.feed(cursor, limit)
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ revocation, whatever happens to the feed (docs/revocation.md).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -38,17 +39,21 @@ def _timestamp(text: str) -> float:
 
 
 class AuthorityRevocations:
-    """The feed's state on this node (see the module docstring); ``clock`` is wall-clock seconds."""
+    """The feed's state on this node (see the module docstring).
 
-    def __init__(self, *, org_location: str, max_lag: float, clock: Clock) -> None:
+    Issue times and cut-offs are wall-clock seconds (the authority's); how long the feed has
+    been quiet is measured on ``monotonic``, so a wall clock that jumps cannot hide an outage.
+    """
+
+    def __init__(self, *, org_location: str, max_lag: float, monotonic: Clock = time.monotonic) -> None:
         self._location = org_location
         self._max_lag = max_lag
-        self._clock = clock
+        self._monotonic = monotonic
         self._tokens: set[str] = set()
         self._sessions: set[int] = set()
         self._cutoffs: dict[tuple[int, int], float] = {}
         self.cursor = 0
-        self.synced_at: float | None = None
+        self.synced_at: float | None = None  # monotonic
 
     def apply(self, events: Iterable[Mapping[str, Any]], cursor: int) -> None:
         """Take in one reply of the feed: its events, then its cursor; the feed is fresh as of now."""
@@ -63,11 +68,11 @@ class AuthorityRevocations:
                 self._cutoffs[key] = max(self._cutoffs.get(key, 0.0), _timestamp(event["revoked_at"]))
             # Kinds this store does not know yet revoke nothing it could check; skipped.
         self.cursor = max(self.cursor, cursor)
-        self.synced_at = self._clock()
+        self.synced_at = self._monotonic()
 
     def check(self, caller: Caller, issued_at: int, now: float) -> None:
         """Refuse (:class:`MissingDischarge`) an org discharge issued at ``issued_at`` the feed revoked."""
-        feed_quiet = self.synced_at is None or now - self.synced_at > self._max_lag
+        feed_quiet = self.synced_at is None or self._monotonic() - self.synced_at > self._max_lag
         if feed_quiet and now - issued_at > self._max_lag:
             raise MissingDischarge(
                 self._location,

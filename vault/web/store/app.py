@@ -98,7 +98,7 @@ def create_store_app(
             authority_revocations = None
             if config.revocation_feed and config.revocation_feed_token is not None:
                 authority_revocations = AuthorityRevocations(
-                    org_location=org_location(config), max_lag=config.revocation_feed_max_lag, clock=clock
+                    org_location=org_location(config), max_lag=config.revocation_feed_max_lag
                 )
                 follower = RevocationFollower(
                     feed_url=config.revocation_feed_url or f"{config.authority_url}/v1/revocations/feed",

@@ -56,7 +56,7 @@ class RevocationFollower:
             try:
                 self._ssl = ssl.create_default_context(cafile=str(ca_file))
             except (OSError, ssl.SSLError):
-                raise ConfigError(f"CVAULT_REVOCATION_FEED_CA_FILE: cannot read CA certificates from {ca_file}") from None
+                raise ConfigError(f"CVAULT_REVOCATION_FEED_CA_FILE: cannot read CA certificates in {ca_file}") from None
         self._delays = retry_delays
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
