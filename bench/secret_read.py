@@ -231,11 +231,13 @@ def compare_deployments(
     tls = {"CVAULT_TLS_CERT_FILE": str(issued.cert_file), "CVAULT_TLS_KEY_FILE": str(issued.key_file)}
     variants = {"plain": {}, "metrics": metrics, "tls": tls, "tls+metrics": {**tls, **metrics}}
     urls: dict[str, str] = {}
+    pids: dict[str, int] = {}
     for label, extra in variants.items():
         port = free_port()
         scheme = "https" if "tls" in label else "http"
         variant_env = {**env, **extra, "CVAULT_STORE_LISTEN": f"127.0.0.1:{port}"}
         procs.append(subprocess.Popen([sys.executable, "-m", "vault.cli", "serve", "store"], env=variant_env))
+        pids[label] = procs[-1].pid
         urls[label] = read_url.replace(read_url.split("/v1/")[0], f"{scheme}://127.0.0.1:{port}")
         wait_ready(f"{scheme}://127.0.0.1:{port}/healthz", insecure=scheme == "https")
     runs: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
@@ -243,9 +245,11 @@ def compare_deployments(
     for i in range(args.rounds):
         # Each round starts with the next variant, so no variant always runs first (or after a pause).
         for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
-            runs[label].append(
-                wrk(urls[label], {"Authorization": f"Bearer {bundle}"}, args.duration, args.connections, args.threads)
-            )
+            cpu = cpu_seconds(pids[label])
+            run = wrk(urls[label], {"Authorization": f"Bearer {bundle}"}, args.duration, args.connections, args.threads)
+            # CPU per read of the store process: far steadier than requests/s on a loaded machine.
+            run["cpu_us"] = (cpu_seconds(pids[label]) - cpu) / run["requests"] * 1e6
+            runs[label].append(run)
     print(
         f"secret read, store as deployed ({args.connections} connections, {args.duration} s per run, "
         f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs shared with PostgreSQL)"
@@ -253,13 +257,14 @@ def compare_deployments(
     print("rounds (requests/s):  " + "  ".join(f"{label:>12}" for label in variants))
     for i in range(args.rounds):
         print(f"  {i + 1}:{'':16}" + "  ".join(f"{runs[label][i]['rps']:>12.0f}" for label in variants))
-    print(f"\n{'':14}{'requests/s':>12}{'p99 ms':>10}{'vs plain, median of rounds (range)':>40}")
+    print(f"\n{'':14}{'requests/s':>12}{'p99 ms':>10}{'CPU us/read':>13}{'req/s vs plain: median (range)':>36}")
     for label, results in runs.items():
         ratios = sorted(r["rps"] / p["rps"] for r, p in zip(results, runs["plain"], strict=True))
         rps = sorted(r["rps"] for r in results)[len(results) // 2]
         p99 = sorted(r["p99"] for r in results)[len(results) // 2]
+        cpu_us = sorted(r["cpu_us"] for r in results)[len(results) // 2]
         spread = f"{ratios[len(ratios) // 2]:.1%} ({ratios[0]:.1%} to {ratios[-1]:.1%})"
-        print(f"{label:14}{rps:>12.0f}{p99:>10.2f}{spread:>40}")
+        print(f"{label:14}{rps:>12.0f}{p99:>10.2f}{cpu_us:>13.0f}{spread:>36}")
     print("(each ratio compares runs made seconds apart in one round; medians of requests/s and p99 over rounds)")
     return 0
 

@@ -139,3 +139,19 @@ async def test_metrics_listen_serves_them_on_a_separate_address_only(database_ur
     finally:
         stop.set()
         await task
+
+
+async def test_label_values_stay_bounded_whatever_the_client_sends(database_url: str) -> None:
+    async with running_services(database_url, metrics_token=TOKEN) as h:
+        async with h.http.get(f"{h.store_url}/no/such/path") as resp:
+            assert resp.status == 404
+        async with h.http.request("PATCH", f"{h.store_url}/healthz") as resp:
+            assert resp.status == 405
+        for i in range(20):
+            async with h.http.request(f"X{i}", f"{h.store_url}/no/such/path/{i}") as resp:
+                assert resp.status in (400, 404, 405)
+        _, _, text = await _scrape(h, h.store_url)
+    samples = _parse(text)["cvault_http_requests_total"]
+    assert {labels["method"] for labels, _ in samples} <= {"GET", "PATCH", "other"}
+    assert {labels["route"] for labels, _ in samples} == {"unmatched"}
+    assert all("/no/such" not in labels["route"] for labels, _ in samples)

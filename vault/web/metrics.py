@@ -38,6 +38,8 @@ __all__ = ["METRICS_KEY", "Metrics", "add_metrics", "metrics_app"]
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "LIST"})
+
 # Discharge endpoints of the authority, by route template.
 _DISCHARGERS = {"/login/.well-known/macfly/3p": "login", "/org/.well-known/macfly/3p": "org"}
 
@@ -134,6 +136,10 @@ class Metrics:
 
     def middleware(self) -> Any:
         requests, latency, discharges = self.requests, self.latency, self.discharges
+        # Labelled children by label values: prometheus_client's labels() takes a lock and
+        # builds a key on every call; routes, methods and statuses are few.
+        counted: dict[tuple[str, str, int], Any] = {}
+        timed: dict[tuple[str, str], Any] = {}
 
         @web.middleware
         async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -150,10 +156,20 @@ class Metrics:
                 status, reason = exc.status, "http_error"
                 raise
             finally:
-                route = request.match_info.route.resource
-                template = route.canonical if route is not None else "unmatched"
-                requests.labels(template, request.method, str(status)).inc()
-                latency.labels(template, request.method).observe(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                resource = request.match_info.route.resource
+                template = resource.canonical if resource is not None else "unmatched"
+                # Label values stay bounded: any method token reaches an unmatched route.
+                method = request.method if request.method in _METHODS else "other"
+                key = (template, method, status)
+                child = counted.get(key)
+                if child is None:
+                    child = counted[key] = requests.labels(template, method, str(status))
+                child.inc()
+                timer = timed.get(key[:2])
+                if timer is None:
+                    timer = timed[key[:2]] = latency.labels(template, method)
+                timer.observe(elapsed)
                 discharger = _DISCHARGERS.get(template)
                 if discharger is not None:
                     if status < 400:
