@@ -107,7 +107,8 @@ class Metrics:
             ["discharger", "outcome", "reason"],
             registry=r,
         )
-        # Set by the store's revocation-feed follower (docs/revocation.md); NaN until it reports.
+        # Seconds since the store's revocation-feed follower last heard from the feed
+        # (docs/revocation.md); NaN when the store does not follow a feed or has not yet heard.
         self.revocation_feed_lag = Gauge(
             "cvault_revocation_feed_lag_seconds",
             "How far the revocations this node knows trail the authority's feed.",
@@ -117,8 +118,16 @@ class Metrics:
         self.sources = _Sources()
         r.register(self.sources)
 
-    def watch(self, *, audit: Any = None, pool: Any = None, data_keys: Any = None) -> None:
+    def watch(self, *, audit: Any = None, pool: Any = None, data_keys: Any = None, revocation_feed: Any = None) -> None:
         """Read these services' figures at scrape time; ``audit`` also reports each batch."""
+        if revocation_feed is not None:
+
+            def lag() -> float:
+                # Seconds since the feed last answered (its ``synced_at`` is monotonic time).
+                synced = revocation_feed.synced_at
+                return float("nan") if synced is None else time.monotonic() - float(synced)
+
+            self.revocation_feed_lag.set_function(lag)
         if audit is not None:
             self.sources.audit_logs.append(audit)
             audit.observer = self.observe_audit_batch

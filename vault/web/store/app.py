@@ -125,7 +125,9 @@ def create_store_app(
             secrets = SecretService(secret_repo, key_repo, log)
             await secrets.start()
             if metrics is not None:
-                metrics.watch(audit=log, pool=db, data_keys=secrets.data_key_cache)
+                metrics.watch(
+                    audit=log, pool=db, data_keys=secrets.data_key_cache, revocation_feed=authority_revocations
+                )
             control = ControlService(
                 tokens=tokens,
                 keys=directory,
