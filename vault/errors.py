@@ -19,9 +19,11 @@ contain secret values, keys or whole tokens.
     ├── NotFound                  404 not_found
     ├── Conflict                  409 conflict
     ├── RateLimited               429 rate_limited
-    ├── Unavailable               503 unavailable        (database down, audit failed)
+    ├── Unavailable               503 unavailable        (database down, audit failed; nothing was changed)
     │   ├── TransactionAborted    503 transaction_aborted (serialization failure, deadlock: retry)
     │   └── ConnectionFailed      503 connection_failed  (client side: the service did not answer)
+    ├── OutcomeUnknown            503 outcome_unknown    (lost during COMMIT: the change may have been applied)
+    ├── DatabaseError             500 database_error     (the database refused a statement or the COMMIT)
     ├── DecryptionError           500 decryption_failed  (ciphertext does not open)
     ├── ConfigError               config_error           (raised at start, never over HTTP)
     └── MigrationError            migration_error        (raised at start, never over HTTP)
@@ -36,11 +38,13 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
+    "DatabaseError",
     "DecryptionError",
     "InvalidToken",
     "MigrationError",
     "MissingDischarge",
     "NotFound",
+    "OutcomeUnknown",
     "RateLimited",
     "TooLarge",
     "TransactionAborted",
@@ -169,6 +173,29 @@ class ConnectionFailed(Unavailable):
 
     code = "connection_failed"
     default_message = "the service could not be reached; check the URL and that it is running"
+
+
+class OutcomeUnknown(VaultError):
+    """The connection was lost (or the database stopped answering) during COMMIT: the change may have committed.
+
+    Not an :class:`Unavailable`: that one promises nothing was changed, so anyone may
+    retry it; this one may be retried only with the same ``Idempotency-Key``.
+    """
+
+    code = "outcome_unknown"
+    status = 503
+    default_message = (
+        "the database stopped answering while the change was being committed, so it may have been applied; "
+        "retry with the same Idempotency-Key (the store answers with the first outcome), or check the versions"
+    )
+
+
+class DatabaseError(VaultError):
+    """The database refused a statement or the COMMIT for a reason other than being unreachable; rolled back."""
+
+    code = "database_error"
+    status = 500
+    default_message = "the database refused the change; nothing was changed (the server log has the details)"
 
 
 class DecryptionError(VaultError):

@@ -11,6 +11,10 @@ when the log is idle.
 
 The writer has a connection of its own (not one of the pool's), so a request
 holding a pool connection while it waits for its audit event cannot starve it.
+
+State changes do not use the writer: :meth:`AuditLog.record_in` appends their
+events inside the change's own transaction, so an event exists exactly when its
+change does (docs/audit.md, "Events of state changes").
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vault.errors import Unavailable
-from vault.storage.audit import append_records
+from vault.storage.audit import append_in_transaction, append_records
 from vault.storage.connection import DedicatedConnection
 
 from .event import AuditEvent, AuditRecord, chain
@@ -145,6 +149,20 @@ class AuditLog:
             # A caller that gives up (client gone) cancels only its own future: its events stay
             # queued and are committed with the others, and the writer skips resolving that future.
             await self.submit(*events)
+
+    async def record_in(self, transaction: object, *events: AuditEvent) -> None:
+        """Append ``events`` inside a state change's open transaction (an asyncpg connection in one).
+
+        They commit exactly when the change does: no ``ok`` event for a change that
+        rolled back, no change without its event. The change's transaction takes the
+        chain's head lock, as every batch of :meth:`record` does, so there stays one
+        chain; the writer's next batch finds the head moved and places itself after it.
+        """
+        if not events:
+            return
+        at = self._clock()
+        items = [(at, event) for event in events]
+        await append_in_transaction(transaction, self._schema, lambda seq, last: list(chain(items, seq, last)))
 
     def submit(self, *events: AuditEvent) -> asyncio.Future[None]:
         """Queue ``events`` as :meth:`record` does, without waiting: the future is done once they are

@@ -28,6 +28,7 @@ from .schema import check_schema, quote_identifier
 
 __all__ = [
     "FILTER_COLUMNS",
+    "append_in_transaction",
     "append_records",
     "fetch_head",
     "fetch_rows",
@@ -126,21 +127,41 @@ async def append_records(
             if status == f"INSERT 0 {len(records)}":
                 return records
         async with conn.transaction():
-            head = await conn.fetchrow(
-                f"SELECT seq, hash FROM {_table(schema, 'audit_head')} FOR UPDATE"  # noqa: S608
-            )
-            if head is None:
-                raise Unavailable("audit log unavailable (its head row is missing); the request was not served")
-            records = place(head["seq"], bytes(head["hash"]))
-            if records:
-                await conn.execute(_insert_sql(schema), *_parameters(records))
-                await conn.execute(
-                    f"UPDATE {_table(schema, 'audit_head')} SET seq = $1, hash = $2",  # noqa: S608
-                    records[-1].seq,
-                    records[-1].hash,
-                )
+            records = await append_in_transaction(conn, schema, place)
     except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
         raise Unavailable("audit log unavailable; the request was not served") from exc
+    return records
+
+
+async def append_in_transaction(
+    conn: Any, schema: str, place: Callable[[int, bytes], Sequence[AuditRecord]]
+) -> Sequence[AuditRecord]:
+    """Append inside the transaction already open on ``conn``: the records commit or roll back with it.
+
+    Locks the head row (``FOR UPDATE``, the lock every appender takes, the group
+    committer included), places the records after it, inserts them and moves the
+    head. A state change calls this last, just before its ``COMMIT``, so it holds
+    the head for one round trip. A statement the database refuses (a privilege
+    taken away, a trigger) raises :class:`Unavailable`: the change cannot be
+    audited, so it rolls back. Connection errors propagate unchanged, for the
+    caller's transaction to map.
+    """
+    try:
+        head = await conn.fetchrow(
+            f"SELECT seq, hash FROM {_table(schema, 'audit_head')} FOR UPDATE"  # noqa: S608
+        )
+        if head is None:
+            raise Unavailable("audit log unavailable (its head row is missing); the request was not served")
+        records = place(head["seq"], bytes(head["hash"]))
+        if records:
+            await conn.execute(_insert_sql(schema), *_parameters(records))
+            await conn.execute(
+                f"UPDATE {_table(schema, 'audit_head')} SET seq = $1, hash = $2",  # noqa: S608
+                records[-1].seq,
+                records[-1].hash,
+            )
+    except asyncpg.PostgresError as exc:
+        raise Unavailable("audit log unavailable; nothing was changed, try again") from exc
     return records
 
 

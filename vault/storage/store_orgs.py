@@ -9,8 +9,8 @@ from vault.errors import NotFound
 from vault.store.interfaces import BeforeCommit
 from vault.store.models import OrgRecord, RootKey, TokenRecord
 
+from .change import change_transaction
 from .keys import KeyRepository
-from .pool import database_errors
 from .store_keys import ROOT_KEY_PURPOSE
 
 __all__ = ["OrgStore"]
@@ -57,25 +57,22 @@ class OrgStore:
         token: Callable[[RootKey], TokenRecord],
         before_commit: BeforeCommit[TokenRecord],
     ) -> tuple[OrgRecord, RootKey]:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(_LOCK_ORG, org_id)
+        async with change_transaction(self._pool) as conn:
+            row = await conn.fetchrow(_LOCK_ORG, org_id)
+            if row is None:
+                key_id, _key = await self._keys.generate(ROOT_KEY_PURPOSE, conn=conn)
+                row = await conn.fetchrow(_INSERT_ORG, org_id, slug, key_id)
                 if row is None:
-                    key_id, _key = await self._keys.generate(ROOT_KEY_PURPOSE, conn=conn)
-                    row = await conn.fetchrow(_INSERT_ORG, org_id, slug, key_id)
-                    if row is None:
-                        # Another node enrolled the org first; use its key, drop ours.
-                        await conn.execute(_DROP_KEY, key_id)
-                        row = await conn.fetchrow(_LOCK_ORG, org_id)
-                elif row["slug"] != slug:
-                    await conn.execute(_SET_SLUG, org_id, slug)
-                org = OrgRecord(org_id, slug, row["root_key_id"])
-                root = RootKey(
-                    org.root_key_id, org_id, await self._keys.get(org.root_key_id, ROOT_KEY_PURPOSE, conn=conn)
-                )
-                record = token(root)
-                await self._insert_token(conn, record)
-                await before_commit(record)
+                    # Another node enrolled the org first; use its key, drop ours.
+                    await conn.execute(_DROP_KEY, key_id)
+                    row = await conn.fetchrow(_LOCK_ORG, org_id)
+            elif row["slug"] != slug:
+                await conn.execute(_SET_SLUG, org_id, slug)
+            org = OrgRecord(org_id, slug, row["root_key_id"])
+            root = RootKey(org.root_key_id, org_id, await self._keys.get(org.root_key_id, ROOT_KEY_PURPOSE, conn=conn))
+            record = token(root)
+            await self._insert_token(conn, record)
+            await before_commit(record, conn)
         return org, root
 
     async def _insert_token(self, conn: Any, r: TokenRecord) -> None:
@@ -93,17 +90,15 @@ class OrgStore:
         )
 
     async def record_token(self, record: TokenRecord, before_commit: BeforeCommit[TokenRecord]) -> None:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                await self._insert_token(conn, record)
-                await before_commit(record)
+        async with change_transaction(self._pool) as conn:
+            await self._insert_token(conn, record)
+            await before_commit(record, conn)
 
     async def revoke_token(self, org_id: int, token_id: str, before_commit: BeforeCommit[list[str]]) -> list[str]:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(_REVOKE, org_id, token_id)
-                if not rows:
-                    raise NotFound(f"store token {token_id} not found in organization {org_id}")
-                ids = sorted(str(r["id"]) for r in rows)
-                await before_commit(ids)
+        async with change_transaction(self._pool) as conn:
+            rows = await conn.fetch(_REVOKE, org_id, token_id)
+            if not rows:
+                raise NotFound(f"store token {token_id} not found in organization {org_id}")
+            ids = sorted(str(r["id"]) for r in rows)
+            await before_commit(ids, conn)
         return ids

@@ -25,6 +25,7 @@ from vault.store.models import (
     WriteOutcome,
 )
 
+from .change import change_transaction
 from .keys import KeyRepository
 from .pool import database_errors
 from .store_keys import DATA_KEY_PURPOSE
@@ -175,11 +176,10 @@ class SecretStore:
 
     async def create_vault(self, org_id: int, name: str, before_commit: BeforeCommit[VaultInfo]) -> VaultInfo:
         try:
-            with database_errors():
-                async with self._pool.acquire() as conn, conn.transaction():
-                    row = await conn.fetchrow(_CREATE_VAULT, org_id, name)
-                    info = VaultInfo(row["name"], row["created_at"])
-                    await before_commit(info)
+            async with change_transaction(self._pool) as conn:
+                row = await conn.fetchrow(_CREATE_VAULT, org_id, name)
+                info = VaultInfo(row["name"], row["created_at"])
+                await before_commit(info, conn)
         except asyncpg.UniqueViolationError:
             raise Conflict(f"vault {name!r} already exists") from None
         return info
@@ -190,13 +190,12 @@ class SecretStore:
         return [VaultInfo(r["name"], r["created_at"]) for r in rows]
 
     async def delete_vault(self, org_id: int, name: str, before_commit: BeforeCommit[str]) -> None:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                vault_id = await self._vault_id(conn, org_id, name)
-                if await conn.fetchval(_VAULT_HAS_SECRETS, vault_id):
-                    raise Conflict(f"vault {name!r} still holds secrets; destroy them first")
-                await conn.execute(_DELETE_VAULT, vault_id)
-                await before_commit(name)
+        async with change_transaction(self._pool) as conn:
+            vault_id = await self._vault_id(conn, org_id, name)
+            if await conn.fetchval(_VAULT_HAS_SECRETS, vault_id):
+                raise Conflict(f"vault {name!r} still holds secrets; destroy them first")
+            await conn.execute(_DELETE_VAULT, vault_id)
+            await before_commit(name, conn)
 
     async def list_secrets(
         self, org_id: int, vault: str, *, prefix: str, after: str | None, limit: int
@@ -225,41 +224,40 @@ class SecretStore:
         token_id: str,
         before_commit: BeforeCommit[WriteOutcome],
     ) -> WriteOutcome:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                vault_id = await self._vault_id(conn, org_id, vault)
-                row = await conn.fetchrow(_LOCK_SECRET, vault_id, name)
-                created = False
-                if row is None:
-                    if not may_create:
-                        raise Unauthorized(f"secret {name!r} does not exist, and creating it needs 'c'")
-                    row = await conn.fetchrow(_INSERT_SECRET, vault_id, name, max_versions)
-                    created = row is not None
-                    if row is None:  # created concurrently; now it exists, lock it
-                        row = await conn.fetchrow(_LOCK_SECRET, vault_id, name)
-                secret_id = row["id"]
-                current = row["current_version"]
-                if cas is not None and cas != (current or 0):
-                    raise Conflict(f"check-and-set failed: current version of {name!r} is {current or 0}, not {cas}")
-                version = row["last_version"] + 1
-                key_id = await self._keys.add(DATA_KEY_PURPOSE, data_key, conn=conn)
-                ciphertext = seal(version, key_id)
-                if pending:
-                    stage = "pending"
-                    await conn.execute(_CLEAR_STAGE, secret_id, "pending")
-                else:
-                    stage = "current"
-                    await conn.execute(_CLEAR_STAGE, secret_id, "previous")
-                    await conn.execute(_RESTAGE, secret_id, "current", "previous")
-                    current = version
-                await conn.execute(_INSERT_VERSION, secret_id, version, stage, ciphertext, key_id, token_id)
-                await conn.execute(_UPDATE_SECRET, secret_id, version, current, max_versions)
-                keep = max_versions or row["max_versions"]
-                trimmed = await conn.fetch(_TRIM, secret_id, keep)
-                if trimmed:
-                    await conn.execute(_DROP_KEYS, [r["data_key_id"] for r in trimmed if r["data_key_id"]])
-                outcome = WriteOutcome(version, stage, created, tuple(sorted(r["version"] for r in trimmed)))
-                await before_commit(outcome)
+        async with change_transaction(self._pool) as conn:
+            vault_id = await self._vault_id(conn, org_id, vault)
+            row = await conn.fetchrow(_LOCK_SECRET, vault_id, name)
+            created = False
+            if row is None:
+                if not may_create:
+                    raise Unauthorized(f"secret {name!r} does not exist, and creating it needs 'c'")
+                row = await conn.fetchrow(_INSERT_SECRET, vault_id, name, max_versions)
+                created = row is not None
+                if row is None:  # created concurrently; now it exists, lock it
+                    row = await conn.fetchrow(_LOCK_SECRET, vault_id, name)
+            secret_id = row["id"]
+            current = row["current_version"]
+            if cas is not None and cas != (current or 0):
+                raise Conflict(f"check-and-set failed: current version of {name!r} is {current or 0}, not {cas}")
+            version = row["last_version"] + 1
+            key_id = await self._keys.add(DATA_KEY_PURPOSE, data_key, conn=conn)
+            ciphertext = seal(version, key_id)
+            if pending:
+                stage = "pending"
+                await conn.execute(_CLEAR_STAGE, secret_id, "pending")
+            else:
+                stage = "current"
+                await conn.execute(_CLEAR_STAGE, secret_id, "previous")
+                await conn.execute(_RESTAGE, secret_id, "current", "previous")
+                current = version
+            await conn.execute(_INSERT_VERSION, secret_id, version, stage, ciphertext, key_id, token_id)
+            await conn.execute(_UPDATE_SECRET, secret_id, version, current, max_versions)
+            keep = max_versions or row["max_versions"]
+            trimmed = await conn.fetch(_TRIM, secret_id, keep)
+            if trimmed:
+                await conn.execute(_DROP_KEYS, [r["data_key_id"] for r in trimmed if r["data_key_id"]])
+            outcome = WriteOutcome(version, stage, created, tuple(sorted(r["version"] for r in trimmed)))
+            await before_commit(outcome, conn)
         return outcome
 
     async def read_lookups(self, lookups: Sequence[SecretLookup]) -> list[StoredVersion | None]:
@@ -314,40 +312,37 @@ class SecretStore:
         before_commit: BeforeCommit[list[int]],
     ) -> list[int]:
         query = {"delete": _DELETE, "undelete": _UNDELETE, "destroy": _DESTROY}[change]
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                secret = await self._lock_secret(conn, org_id, vault, name)
-                rows = await conn.fetch(query, secret["id"], list(versions))
-                if change == "destroy":
-                    await conn.execute(_DROP_KEYS, [r["data_key_id"] for r in rows if r["data_key_id"]])
-                changed = sorted(r["version"] for r in rows)
-                await before_commit(changed)
+        async with change_transaction(self._pool) as conn:
+            secret = await self._lock_secret(conn, org_id, vault, name)
+            rows = await conn.fetch(query, secret["id"], list(versions))
+            if change == "destroy":
+                await conn.execute(_DROP_KEYS, [r["data_key_id"] for r in rows if r["data_key_id"]])
+            changed = sorted(r["version"] for r in rows)
+            await before_commit(changed, conn)
         return changed
 
     async def destroy_secret(self, org_id: int, vault: str, name: str, before_commit: BeforeCommit[str]) -> None:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                secret = await self._lock_secret(conn, org_id, vault, name)
-                key_ids = [r["data_key_id"] for r in await conn.fetch(_ALL_KEYS, secret["id"])]
-                await conn.execute(_DELETE_SECRET, secret["id"])
-                await conn.execute(_DROP_KEYS, key_ids)
-                await before_commit(name)
+        async with change_transaction(self._pool) as conn:
+            secret = await self._lock_secret(conn, org_id, vault, name)
+            key_ids = [r["data_key_id"] for r in await conn.fetch(_ALL_KEYS, secret["id"])]
+            await conn.execute(_DELETE_SECRET, secret["id"])
+            await conn.execute(_DROP_KEYS, key_ids)
+            await before_commit(name, conn)
 
     async def promote(
         self, org_id: int, vault: str, name: str, before_commit: BeforeCommit[tuple[int, int | None]]
     ) -> tuple[int, int | None]:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                secret = await self._lock_secret(conn, org_id, vault, name)
-                pending = await conn.fetchrow(_PENDING, secret["id"])
-                if pending is None:
-                    raise Conflict(f"secret {name!r} has no pending version to promote")
-                if pending["state"] != "active":
-                    raise Conflict(f"pending version {pending['version']} of {name!r} is {pending['state']}")
-                await conn.execute(_CLEAR_STAGE, secret["id"], "previous")
-                previous = await conn.fetchval(_RESTAGE, secret["id"], "current", "previous")
-                await conn.execute(_SET_STAGE, secret["id"], pending["version"], "current")
-                await conn.execute(_SET_CURRENT, secret["id"], pending["version"])
-                result = (pending["version"], previous)
-                await before_commit(result)
+        async with change_transaction(self._pool) as conn:
+            secret = await self._lock_secret(conn, org_id, vault, name)
+            pending = await conn.fetchrow(_PENDING, secret["id"])
+            if pending is None:
+                raise Conflict(f"secret {name!r} has no pending version to promote")
+            if pending["state"] != "active":
+                raise Conflict(f"pending version {pending['version']} of {name!r} is {pending['state']}")
+            await conn.execute(_CLEAR_STAGE, secret["id"], "previous")
+            previous = await conn.fetchval(_RESTAGE, secret["id"], "current", "previous")
+            await conn.execute(_SET_STAGE, secret["id"], pending["version"], "current")
+            await conn.execute(_SET_CURRENT, secret["id"], pending["version"])
+            result = (pending["version"], previous)
+            await before_commit(result, conn)
         return result

@@ -87,8 +87,8 @@ class ControlService:
             minted.append(MintedToken(encode_token(token), token.token_id))
             return TokenRecord(token.token_id, ctx.org_id, "root", mask_to_string(ALL), actor=caller.actor)
 
-        async def audited(record: TokenRecord) -> None:
-            await self._audit.record(ctx.event("ok", detail={"minted": record.id, "slug": slug}))
+        async def audited(record: TokenRecord, tx: object) -> None:
+            await self._audit.record_in(tx, ctx.event("ok", detail={"minted": record.id, "slug": slug}))
 
         _org, root = await self._orgs.enroll(ctx.org_id, slug, mint, audited)
         self._keys.remember(root)
@@ -129,7 +129,7 @@ class ControlService:
             expires_at=expires_at,
         )
 
-        async def audited(r: TokenRecord) -> None:
+        async def audited(r: TokenRecord, tx: object) -> None:
             detail: dict[str, object] = {"minted": r.id, "mask": r.mask}
             if r.vaults:
                 detail["vaults"] = r.vaults
@@ -137,7 +137,7 @@ class ControlService:
                 detail["secrets"] = r.secrets
             if request.ttl is not None:
                 detail["ttl"] = request.ttl
-            await self._audit.record(ctx.event("ok", detail=detail))
+            await self._audit.record_in(tx, ctx.event("ok", detail=detail))
 
         await self._orgs.record_token(record, audited)
         return MintedToken(encode_token(token), token.token_id)
@@ -145,8 +145,8 @@ class ControlService:
     async def revoke(self, ctx: RequestContext, token_id: str) -> list[str]:
         """Revoke the token and every token minted from it; every store node sees it within a second."""
 
-        async def audited(ids: list[str]) -> None:
-            await self._audit.record(ctx.event("ok", detail={"revoked": token_id, "with_descendants": ids}))
+        async def audited(ids: list[str], tx: object) -> None:
+            await self._audit.record_in(tx, ctx.event("ok", detail={"revoked": token_id, "with_descendants": ids}))
 
         ids = await self._orgs.revoke_token(ctx.org_id, token_id, audited)
         await self._revocations.revoke(ids)
@@ -155,8 +155,8 @@ class ControlService:
     # -- vaults -------------------------------------------------------------------
 
     async def create_vault(self, ctx: RequestContext, name: str) -> VaultInfo:
-        async def audited(info: VaultInfo) -> None:
-            await self._audit.record(ctx.event("ok", vault=name))
+        async def audited(info: VaultInfo, tx: object) -> None:
+            await self._audit.record_in(tx, ctx.event("ok", vault=name))
 
         return await self._secrets.create_vault(ctx.org_id, name, audited)
 
@@ -166,7 +166,7 @@ class ControlService:
         return found
 
     async def delete_vault(self, ctx: RequestContext, name: str) -> None:
-        async def audited(_name: str) -> None:
-            await self._audit.record(ctx.event("ok", vault=name))
+        async def audited(_name: str, tx: object) -> None:
+            await self._audit.record_in(tx, ctx.event("ok", vault=name))
 
         await self._secrets.delete_vault(ctx.org_id, name, audited)

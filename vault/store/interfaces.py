@@ -46,13 +46,14 @@ T = TypeVar("T", contravariant=True)
 
 
 class BeforeCommit(Protocol[T]):
-    """Called inside a write's transaction, just before it commits; raising rolls the write back.
+    """Called inside a change's transaction, just before it commits; raising rolls the change back.
 
-    The store records the write's audit event here, so a write that cannot be
-    audited does not happen.
+    ``transaction`` is the repository's open transaction (opaque to the service):
+    the service appends the change's audit event with :meth:`AuditSink.record_in`,
+    so the event commits exactly when the change does.
     """
 
-    def __call__(self, outcome: T, /) -> Awaitable[None]: ...
+    def __call__(self, outcome: T, transaction: object, /) -> Awaitable[None]: ...
 
 
 Sealer = Callable[[int, int], bytes]
@@ -62,6 +63,9 @@ Sealer = Callable[[int, int], bytes]
 class AuditSink(Protocol):
     async def record(self, *events: AuditEvent) -> None:
         """Durably append the events; raises :class:`~vault.errors.Unavailable` when they are not committed."""
+
+    async def record_in(self, transaction: object, *events: AuditEvent) -> None:
+        """Append the events inside ``transaction`` (a :class:`BeforeCommit`'s): they commit or roll back with it."""
 
     def submit(self, *events: AuditEvent) -> asyncio.Future[None]:
         """Queue the events without waiting: the future is done once they are committed, and fails

@@ -200,11 +200,13 @@ class SecretService:
         def seal(version: int, data_key_id: int) -> bytes:
             return seal_value(data_key, value, SecretBinding(org, vault, name, version, data_key_id))
 
-        async def audited(outcome: WriteOutcome) -> None:
+        async def audited(outcome: WriteOutcome, tx: object) -> None:
             detail: dict[str, object] = {"stage": outcome.stage, "created": outcome.created}
             if outcome.trimmed:
                 detail["trimmed"] = list(outcome.trimmed)
-            await self._audit.record(ctx.event("ok", vault=vault, secret=name, version=outcome.version, detail=detail))
+            await self._audit.record_in(
+                tx, ctx.event("ok", vault=vault, secret=name, version=outcome.version, detail=detail)
+            )
 
         outcome = await self._repo.write(
             ctx.org_id,
@@ -228,9 +230,9 @@ class SecretService:
     ) -> list[int]:
         """Soft delete, undelete or destroy versions; one event naming the versions changed."""
 
-        async def audited(changed: list[int]) -> None:
-            await self._audit.record(
-                ctx.event("ok", vault=vault, secret=name, detail={"requested": list(versions), "changed": changed})
+        async def audited(changed: list[int], tx: object) -> None:
+            await self._audit.record_in(
+                tx, ctx.event("ok", vault=vault, secret=name, detail={"requested": list(versions), "changed": changed})
             )
 
         changed = await self._repo.change_versions(ctx.org_id, vault, name, versions, change, audited)
@@ -239,17 +241,17 @@ class SecretService:
         return changed
 
     async def destroy_secret(self, ctx: RequestContext, vault: str, name: str) -> None:
-        async def audited(_name: str) -> None:
-            await self._audit.record(ctx.event("ok", vault=vault, secret=name, detail={"all_versions": True}))
+        async def audited(_name: str, tx: object) -> None:
+            await self._audit.record_in(tx, ctx.event("ok", vault=vault, secret=name, detail={"all_versions": True}))
 
         await self._repo.destroy_secret(ctx.org_id, vault, name, audited)
         self._data_keys.clear()
 
     async def promote(self, ctx: RequestContext, vault: str, name: str) -> tuple[int, int | None]:
-        async def audited(result: tuple[int, int | None]) -> None:
+        async def audited(result: tuple[int, int | None], tx: object) -> None:
             current, previous = result
-            await self._audit.record(
-                ctx.event("ok", vault=vault, secret=name, version=current, detail={"previous": previous})
+            await self._audit.record_in(
+                tx, ctx.event("ok", vault=vault, secret=name, version=current, detail={"previous": previous})
             )
 
         return await self._repo.promote(ctx.org_id, vault, name, audited)

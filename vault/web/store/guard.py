@@ -129,6 +129,12 @@ async def run_guarded(
     except VaultError as exc:
         await record_failure(request, ctx, exc, vault, secret)
         raise
+    except web.HTTPException:
+        raise  # aiohttp's own replies (e.g. a body over the size cap), not a failure of the store
+    except Exception as exc:
+        # A bug or an unmapped error: audited as "error" too (issue 20), then the middleware's 500.
+        await record_failure(request, ctx, VaultError(f"internal error ({type(exc).__name__})"), vault, secret)
+        raise
 
 
 def guarded(
