@@ -163,6 +163,8 @@ class Config:
     # connection's TLS (default: the system's CAs).
     revocation_feed_url: str | None = None
     revocation_feed_ca_file: Path | None = None
+    # Seconds the store remembers a write's Idempotency-Key and its first outcome.
+    idempotency_key_ttl: int = 24 * 3600
 
 
 # --- value parsers: each takes a raw value (str from the environment, any TOML
@@ -388,6 +390,7 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "revocation_feed_max_lag": _seconds,
     "revocation_feed_url": _url,
     "revocation_feed_ca_file": _path,
+    "idempotency_key_ttl": _seconds,
 }
 
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak

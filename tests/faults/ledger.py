@@ -118,7 +118,9 @@ async def count_faults(database_url: str, master_key: bytes, ledger: Ledger, *, 
             "JOIN store.vaults va ON va.id = s.vault_id"
         )
         events = await pool.fetch(
-            "SELECT secret, version FROM store.audit_events WHERE action = 'secrets.write' AND outcome = 'ok'"
+            # A replayed key's event answers the first write again; it is not a second write.
+            "SELECT secret, version FROM store.audit_events WHERE action = 'secrets.write' AND outcome = 'ok' "
+            "AND NOT coalesce((detail->>'replayed')::boolean, false)"
         )
         values: dict[tuple[str, int], str] = {}
         for r in rows:

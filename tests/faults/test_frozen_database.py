@@ -65,4 +65,7 @@ async def test_frozen_database_answers_503_within_the_bound(
     )
     assert counts["over_bound"] == 0, ledger.over(BOUND)
     assert counts["lost"] == 0
+    assert counts["stored_twice"] == 0
+    assert counts["ok_without_change"] == 0
+    assert counts["change_without_event"] == 0
     assert counts["chain_intact"], counts["verify"]

@@ -8,14 +8,16 @@ a version deletes the ciphertext and that row, in the same transaction.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
-from vault.errors import Conflict, NotFound, Unauthorized
+from vault.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from vault.store.interfaces import BeforeCommit, Sealer
 from vault.store.models import (
+    IdempotencyClaim,
     SecretLookup,
     SecretMetadata,
     SecretSummary,
@@ -31,7 +33,7 @@ from .pool import database_errors
 from .store_keys import DATA_KEY_PURPOSE
 from .store_reads import BatchReader
 
-__all__ = ["SecretStore"]
+__all__ = ["SecretStore", "purge_expired_keys"]
 
 _VAULT_ID = "SELECT id FROM store.vaults WHERE org_id = $1 AND name = $2"
 _CREATE_VAULT = "INSERT INTO store.vaults (org_id, name) VALUES ($1, $2) RETURNING name, created_at"
@@ -83,6 +85,25 @@ WHERE v.secret_id = $1 AND v.version = d.version
 RETURNING v.version, v.data_key_id
 """
 _DROP_KEYS = "DELETE FROM store.wrapped_keys WHERE id = ANY($1::bigint[])"
+
+# Claims the key for this transaction: a concurrent write with the same key waits on the
+# primary key until this one commits (then finds the reply) or rolls back (then claims it).
+# An expired row is taken over as if it were not there.
+_CLAIM_KEY = """
+INSERT INTO store.idempotency_keys AS k (org_id, scope, key, request_hash, expires_at)
+VALUES ($1, $2, $3, $4, now() + $5 * interval '1 second')
+ON CONFLICT (org_id, scope, key) DO UPDATE
+    SET request_hash = EXCLUDED.request_hash, reply = NULL, expires_at = EXCLUDED.expires_at
+    WHERE k.expires_at <= now()
+RETURNING true
+"""
+_CLAIMED_KEY = "SELECT request_hash, reply FROM store.idempotency_keys WHERE org_id = $1 AND scope = $2 AND key = $3"
+_KEY_REPLY = "UPDATE store.idempotency_keys SET reply = $4 WHERE org_id = $1 AND scope = $2 AND key = $3"
+_PURGE_KEYS = """
+DELETE FROM store.idempotency_keys WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM store.idempotency_keys WHERE expires_at <= now() LIMIT 1000))
+"""
+_PURGE_EVERY = 256  # keyed writes between two purges of expired keys (each deletes at most 1000)
 
 _READ_COLUMNS = """
 SELECT s.name, v.version, v.state, v.stage, v.created_at, v.ciphertext, v.data_key_id, k.kek_version, k.wrapped
@@ -146,6 +167,33 @@ def _stored(row: Any) -> StoredVersion:
     )
 
 
+def _reply(outcome: WriteOutcome) -> dict[str, Any]:
+    return {"version": outcome.version, "stage": outcome.stage, "created": outcome.created, "trimmed": outcome.trimmed}
+
+
+def _replayed(reply: Any) -> WriteOutcome:
+    return WriteOutcome(reply["version"], reply["stage"], reply["created"], tuple(reply["trimmed"]), replayed=True)
+
+
+async def purge_expired_keys(conn: Any) -> int:
+    """Delete up to 1000 expired idempotency keys (keyed writes call it every ``_PURGE_EVERY``); how many went."""
+    status: str = await conn.execute(_PURGE_KEYS)
+    return int(status.split()[-1])
+
+
+async def _claim(conn: Any, org_id: int, claim: IdempotencyClaim) -> WriteOutcome | None:
+    """Claim ``claim.key`` in this transaction; the first outcome if an earlier write holds it."""
+    if await conn.fetchval(_CLAIM_KEY, org_id, claim.scope, claim.key, claim.request_hash, claim.ttl):
+        return None
+    row = await conn.fetchrow(_CLAIMED_KEY, org_id, claim.scope, claim.key)
+    if not hmac.compare_digest(bytes(row["request_hash"]), claim.request_hash):
+        raise Unprocessable(
+            "this Idempotency-Key was used for a different request (another secret, value or option); "
+            "send a new key for a new write"
+        )
+    return _replayed(row["reply"])
+
+
 def _missing(vault: str, name: str) -> NotFound:
     return NotFound(f"secret {name!r} not found in vault {vault!r}")
 
@@ -158,6 +206,7 @@ class SecretStore:
         self._keys = keys
         # Single-version lookups run batched, as one query on the batch reader's connection.
         self._reads = reads
+        self._keyed_writes = 0
 
     async def _vault_id(self, conn: Any, org_id: int, vault: str) -> int:
         vault_id: int | None = await conn.fetchval(_VAULT_ID, org_id, vault)
@@ -223,8 +272,17 @@ class SecretStore:
         may_create: bool,
         token_id: str,
         before_commit: BeforeCommit[WriteOutcome],
+        idempotency: IdempotencyClaim | None = None,
     ) -> WriteOutcome:
         async with change_transaction(self._pool) as conn:
+            if idempotency is not None:
+                replay = await _claim(conn, org_id, idempotency)
+                if replay is not None:
+                    await before_commit(replay, conn)
+                    return replay
+                self._keyed_writes += 1
+                if self._keyed_writes % _PURGE_EVERY == 0:
+                    await purge_expired_keys(conn)
             vault_id = await self._vault_id(conn, org_id, vault)
             row = await conn.fetchrow(_LOCK_SECRET, vault_id, name)
             created = False
@@ -257,6 +315,8 @@ class SecretStore:
             if trimmed:
                 await conn.execute(_DROP_KEYS, [r["data_key_id"] for r in trimmed if r["data_key_id"]])
             outcome = WriteOutcome(version, stage, created, tuple(sorted(r["version"] for r in trimmed)))
+            if idempotency is not None:
+                await conn.execute(_KEY_REPLY, org_id, idempotency.scope, idempotency.key, _reply(outcome))
             await before_commit(outcome, conn)
         return outcome
 

@@ -16,6 +16,7 @@ from vault.audit.event import AuditEvent
 from vault.types import Clock
 
 from .models import (
+    IdempotencyClaim,
     KVConfig,
     MetadataUpdate,
     OrgRecord,
@@ -139,8 +140,15 @@ class SecretRepository(Protocol):
         may_create: bool,
         token_id: str,
         before_commit: BeforeCommit[WriteOutcome],
+        idempotency: IdempotencyClaim | None = None,
     ) -> WriteOutcome:
-        """Add a version. Conflict on a CAS mismatch; Unauthorized if new and not ``may_create``."""
+        """Add a version. Conflict on a CAS mismatch; Unauthorized if new and not ``may_create``.
+
+        With ``idempotency``, the key is claimed and the outcome recorded in the write's
+        transaction; a key an earlier write holds returns that write's outcome
+        (``replayed``, nothing written; ``before_commit`` still runs, to audit the replay),
+        and Unprocessable if that write's request hash differs.
+        """
 
     async def read_lookups(self, lookups: Sequence[SecretLookup]) -> list[StoredVersion | None]:
         """Each lookup's version row with its wrapped data key, in one round trip; ``None`` where there is none."""

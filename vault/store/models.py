@@ -9,6 +9,7 @@ from typing import NamedTuple
 from vault.errors import NotFound
 
 __all__ = [
+    "IdempotencyClaim",
     "KVConfig",
     "MetadataUpdate",
     "OrgRecord",
@@ -157,6 +158,7 @@ class WriteOutcome:
     stage: str
     created: bool  # the write created the secret
     trimmed: tuple[int, ...] = ()  # old versions removed to respect max_versions
+    replayed: bool = False  # the first outcome of a repeated Idempotency-Key; nothing was written
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +167,13 @@ class WriteRules:
 
     cas_required: bool  # the secret's or its vault's cas_required
     new_max_versions: int | None  # the vault's max_versions for a secret that does not exist yet
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """A write's ``Idempotency-Key``: ``scope`` is the caller's token id, ``request_hash`` an HMAC of the request."""
+
+    scope: str
+    key: str
+    request_hash: bytes = field(repr=False)
+    ttl: int  # seconds the first outcome is remembered

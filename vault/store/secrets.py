@@ -10,6 +10,9 @@ raises :class:`~vault.errors.Unavailable` and returns no value (fail closed).
 
 from __future__ import annotations
 
+import hmac
+import json
+import secrets
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -23,10 +26,10 @@ from vault.macaroon import READ
 
 from .events import RequestContext
 from .interfaces import AuditSink, SecretRepository
-from .models import SecretLookup, SecretMetadata, SecretSummary, StoredVersion, WriteOutcome
+from .models import IdempotencyClaim, RootKey, SecretLookup, SecretMetadata, SecretSummary, StoredVersion, WriteOutcome
 from .read_batcher import ReadBatcher
 
-__all__ = ["DATA_KEY_PURPOSE", "BatchResult", "DataKeys", "Revealed", "SecretService"]
+__all__ = ["DATA_KEY_PURPOSE", "BatchResult", "DataKeys", "Revealed", "SecretService", "idempotency_hash_key"]
 
 DATA_KEY_PURPOSE = "store-dek"
 MAX_BATCH = 1000
@@ -64,11 +67,30 @@ def _unix(stored: StoredVersion) -> int:
     return int(stored.created_at.timestamp())
 
 
+def idempotency_hash_key(enroll_key: RootKey) -> bytes:
+    """The HMAC key of keyed writes' request hashes, derived from the store's enrolment key (one per store,
+    on every node, kept across restarts) with a label of its own, so it is never the signing key itself."""
+    return hmac.digest(enroll_key.key, b"cvault idempotency request hash v1", "sha256")
+
+
 class SecretService:
-    def __init__(self, repo: SecretRepository, keys: DataKeys, audit: AuditSink) -> None:
+    def __init__(
+        self,
+        repo: SecretRepository,
+        keys: DataKeys,
+        audit: AuditSink,
+        *,
+        request_hash_key: bytes | None = None,
+        idempotency_ttl: int = 24 * 3600,
+    ) -> None:
+        """``request_hash_key`` keys the HMAC that fingerprints a keyed write's request; it must be the same
+        on every node and across restarts (the app derives it from the store's enrolment key), or a retry
+        after a restart is refused as a different request. ``None`` (tests): a random key."""
         self._repo = repo
         self._keys = keys
         self._audit = audit
+        self._request_hash_key = request_hash_key if request_hash_key is not None else secrets.token_bytes(32)
+        self._idempotency_ttl = idempotency_ttl
         self._data_keys = DataKeyCache(DATA_KEY_PURPOSE)
         self._reads = ReadBatcher(repo.read_lookups, self._reveal, audit)
 
@@ -193,7 +215,19 @@ class SecretService:
         pending: bool,
         max_versions: int | None,
         may_create: bool,
+        idempotency_key: str | None = None,
     ) -> WriteOutcome:
+        """Add a version. With ``idempotency_key`` (the request's ``Idempotency-Key``), a retry of the same
+        request by the same token is answered with the first outcome instead of writing again
+        (``outcome.replayed``); the key with another request is Unprocessable (422)."""
+        claim = None
+        if idempotency_key is not None:
+            claim = IdempotencyClaim(
+                ctx.verified_caller.token_id,
+                idempotency_key,
+                self._request_hash(vault, name, value, cas=cas, pending=pending, max_versions=max_versions),
+                self._idempotency_ttl,
+            )
         data_key = generate_data_key()
         org = str(ctx.org_id)
 
@@ -204,6 +238,8 @@ class SecretService:
             detail: dict[str, object] = {"stage": outcome.stage, "created": outcome.created}
             if outcome.trimmed:
                 detail["trimmed"] = list(outcome.trimmed)
+            if outcome.replayed:
+                detail["replayed"] = True  # the first write's outcome, answered again; nothing written
             await self._audit.record_in(
                 tx, ctx.event("ok", vault=vault, secret=name, version=outcome.version, detail=detail)
             )
@@ -220,10 +256,20 @@ class SecretService:
             may_create=may_create,
             token_id=ctx.verified_caller.token_id,
             before_commit=audited,
+            idempotency=claim,
         )
         if outcome.trimmed:
             self._data_keys.clear()  # the trimmed versions' keys leave memory with their rows
         return outcome
+
+    def _request_hash(
+        self, vault: str, name: str, value: bytes, *, cas: int | None, pending: bool, max_versions: int | None
+    ) -> bytes:
+        # Keyed: a plain hash of a low-entropy value stored beside the key would let anyone who
+        # reads the table test guesses of the secret.
+        options = json.dumps([vault, name, cas, pending, max_versions]).encode()
+        message = len(options).to_bytes(4, "big") + options + value
+        return hmac.digest(self._request_hash_key, message, "sha256")
 
     async def change_versions(
         self, ctx: RequestContext, vault: str, name: str, versions: Sequence[int], change: str

@@ -29,7 +29,7 @@ from vault.storage.store_secrets import SecretStore
 from vault.store.authority_revocations import AuthorityRevocations
 from vault.store.control import ControlService
 from vault.store.kv_metadata import KVService
-from vault.store.secrets import SecretService
+from vault.store.secrets import SecretService, idempotency_hash_key
 from vault.store.tokens import StoreTokens
 from vault.types import Clock, Random
 
@@ -122,7 +122,13 @@ def create_store_app(
             )
             reads = BatchReader(db)
             secret_repo = SecretStore(db, key_repo, reads)
-            secrets = SecretService(secret_repo, key_repo, log)
+            secrets = SecretService(
+                secret_repo,
+                key_repo,
+                log,
+                request_hash_key=idempotency_hash_key(directory.enroll_key),
+                idempotency_ttl=config.idempotency_key_ttl,
+            )
             await secrets.start()
             if metrics is not None:
                 metrics.watch(

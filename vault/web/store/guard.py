@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 
 from aiohttp import web
 
-from vault.errors import Unauthenticated, Unavailable, VaultError
+from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Access
 from vault.store.caller import Caller
 from vault.store.events import RequestContext
@@ -25,7 +26,7 @@ from vault.store.names import check_org_id, check_secret_name, check_vault_name
 from ..common import origin
 from .services import services_of
 
-__all__ = ["GuardedHandler", "bearer_credentials", "guarded", "run_guarded"]
+__all__ = ["GuardedHandler", "bearer_credentials", "guarded", "idempotency_key", "run_guarded"]
 
 log = logging.getLogger("cvault.store")
 
@@ -43,6 +44,19 @@ def bearer_credentials(headers: Mapping[str, str]) -> str:
     if scheme.lower() not in ("bearer", "flyv1") or not rest:
         raise Unauthenticated("Authorization must be 'Bearer <token bundle>'")
     return rest
+
+
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def idempotency_key(headers: Mapping[str, str]) -> str | None:
+    """The request's ``Idempotency-Key`` (1 to 255 printable ASCII characters), or ``None`` without one."""
+    value = headers.get("Idempotency-Key")
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters (a UUID is a good one)")
+    return value
 
 
 def _storable(text: str) -> str:

@@ -33,7 +33,7 @@ from vault.store.names import (
 from vault.store.secrets import Revealed
 
 from ..common import field, int_param, json_error, read_json
-from .guard import guarded
+from .guard import guarded, idempotency_key
 from .services import SERVICES_KEY, StoreServices, services_of
 
 __all__ = ["add_routes"]
@@ -208,7 +208,15 @@ async def write_secret(request: web.Request, ctx: RequestContext) -> web.StreamR
         raise BadRequest("max_versions must be between 1 and 1000")
     may_create = ctx.verified_caller.allows(ctx.access(_now(request), WRITE | CREATE, vault=vault, secret=name))
     outcome = await _svc(request).secrets.write(
-        ctx, vault, name, value, cas=cas, pending=stage == "pending", max_versions=max_versions, may_create=may_create
+        ctx,
+        vault,
+        name,
+        value,
+        cas=cas,
+        pending=stage == "pending",
+        max_versions=max_versions,
+        may_create=may_create,
+        idempotency_key=idempotency_key(request.headers),
     )
     return web.json_response({"name": name, "version": outcome.version, "stage": outcome.stage})
 

@@ -34,7 +34,7 @@ from vault.store.mounts import MountDirectory
 from vault.store.names import check_prefix, check_secret_name, check_value, check_versions
 
 from ..common import RENDERER_KEY, int_param, read_json
-from .guard import record_failure
+from .guard import idempotency_key, record_failure
 from .services import StoreServices, services_of
 from .vault_kv_openapi import MERGE_PATCH
 from .vault_reply import MOUNTS_KEY, envelope, guard, render_vault_error, rfc3339, vault_json
@@ -116,6 +116,7 @@ async def _store(
         pending=False,
         max_versions=rules.new_max_versions,
         may_create=may_create,
+        idempotency_key=idempotency_key(request.headers),
     )
     return vault_json(envelope(request, _version_metadata(now, outcome.version)))
 
