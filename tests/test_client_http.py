@@ -31,12 +31,14 @@ class Script:
         self.delay = delay
         self.peers: list[object] = []
         self.queries: list[dict[str, str]] = []
+        self.keys: list[str | None] = []
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         reply = self.replies[min(self.hits, len(self.replies) - 1)]
         self.hits += 1
         self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
         self.queries.append(dict(request.query))
+        self.keys.append(request.headers.get("Idempotency-Key"))
         if self.delay:
             await asyncio.sleep(self.delay)
         return reply()
@@ -108,6 +110,50 @@ async def test_retries_503_with_backoff_then_succeeds(serve: Serve, transport: t
         await http.close()
     assert script.hits == 3
     assert sleeps == [0.1, 0.2]  # full jitter scaled by uniform() == 1.0: the cap of each step
+
+
+async def test_outcome_unknown_is_retried_only_with_the_same_idempotency_key(
+    serve: Serve, transport: type[HTTP]
+) -> None:
+    unknown = error(503, "outcome_unknown", "the write may have been applied")
+    script = Script([unknown, ok({"version": 1})])
+    url = serve(script)
+    http, _sleeps = _http(transport)
+    try:
+        # Without a key, a write that may have committed is not sent again.
+        with pytest.raises(errors.OutcomeUnknown):
+            await http.request("PUT", url + "/v1/secret", body={"value": "v"})
+        assert script.hits == 1 and script.keys == [None]
+        script.hits = 0
+        assert await http.request("PUT", url + "/v1/secret", body={"value": "v"}, idempotency_key="k-1") == {
+            "version": 1
+        }
+    finally:
+        await http.close()
+    assert script.keys == [None, "k-1", "k-1"]
+
+
+async def test_the_store_client_sends_one_key_per_write(serve: Serve) -> None:
+    from vault.client.store import StoreClient
+
+    class Owner:
+        def store_org(self) -> int:
+            return 7
+
+        async def store_bundle(self, caveats: object, token: object = None) -> str:
+            return "cv1_x"
+
+    script = Script([error(503, "outcome_unknown", "maybe"), ok({"name": "n", "version": 1, "stage": "current"})])
+    url = serve(script)
+    http, _sleeps = _http(HTTP)
+    store = StoreClient(http, url, Owner())
+    try:
+        await store.write_secret("v", "n", "one")
+        await store.write_secret("v", "n", "two")
+    finally:
+        await http.close()
+    first, retry, second = script.keys
+    assert first is not None and first == retry and second not in (None, first)
 
 
 async def test_gives_up_after_bounded_attempts(serve: Serve, transport: type[HTTP]) -> None:

@@ -1,9 +1,12 @@
 """The client's HTTP transport: timeouts, bounded retries with full jitter, capped replies.
 
-Retries happen only where repeating cannot do harm: a ``503`` (the services
-promise nothing was half-written), a connection that never opened, and, for
-requests marked idempotent, a timeout or a connection dropped mid-request.
-Never on another 4xx or 5xx: those are answers, not accidents. Error replies
+Retries happen only where repeating cannot do harm: a ``503 unavailable`` (the
+services promise nothing was changed), a connection that never opened, and, for
+requests that are idempotent (GET, or a write sent with an ``Idempotency-Key``,
+which the store answers with the first outcome), a ``503 outcome_unknown`` (lost
+during COMMIT: it may have been applied), a timeout or a connection dropped
+mid-request. A write without a key is never retried after it may have reached
+the database. Never on another 4xx or 5xx: those are answers, not accidents. Error replies
 become :mod:`vault.errors` exceptions with the server's code and message
 (:mod:`vault.client.errors`).
 
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from vault.errors import ConfigError, ConnectionFailed, Unavailable, VaultError
+from vault.errors import ConfigError, ConnectionFailed, OutcomeUnknown, Unavailable, VaultError
 
 from .errors import error_from_reply
 
@@ -166,13 +169,20 @@ class HTTP:
         body: Any = None,
         params: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
-        """Send one request (retrying as above); the decoded JSON reply, or ``None`` for an empty one."""
+        """Send one request (retrying as above); the decoded JSON reply, or ``None`` for an empty one.
+
+        ``idempotency_key`` goes out as ``Idempotency-Key`` on every attempt (one key per logical
+        write, the same on each retry), which makes the request idempotent.
+        """
         if idempotent is None:
-            idempotent = method in ("GET", "HEAD")
+            idempotent = method in ("GET", "HEAD") or idempotency_key is not None
         headers = {"Accept": "application/json"}
         if authorization is not None:
             headers["Authorization"] = authorization
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         service = _service(url)
         attempt = 0
         while True:
@@ -181,6 +191,9 @@ class HTTP:
             except Unavailable as exc:
                 error: VaultError = exc
                 retryable = True
+            except OutcomeUnknown as exc:
+                error = exc
+                retryable = idempotent
             except TransportError as exc:
                 if exc.untrusted:
                     # Not retried: the same certificate will be refused again.

@@ -11,6 +11,7 @@ while its route check (which names no secret) takes the ``else`` branch.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -97,10 +98,16 @@ class StoreClient:
         body: Any = None,
         params: Mapping[str, str] | None = None,
         token: TokenBundle | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         bundle = await self._owner.store_bundle(caveats, token)
         return await self._http.request(
-            method, self.url + path, authorization=f"Bearer {bundle}", body=body, params=params
+            method,
+            self.url + path,
+            authorization=f"Bearer {bundle}",
+            body=body,
+            params=params,
+            idempotency_key=idempotency_key,
         )
 
     def _org(self, org: int | None) -> int:
@@ -221,11 +228,14 @@ class StoreClient:
         if max_versions is not None:
             body["max_versions"] = max_versions
         # `c` as well as `w`: a new secret needs both, and the narrowing never widens the token.
+        # One key for this logical write, the same on every retry: the store answers a retry
+        # whose first attempt committed with that attempt's outcome instead of a second version.
         reply = await self._call(
             "PUT",
             self._secret_path(org, vault, "secrets", name),
             narrowing("secrets.write", WRITE | CREATE, vault=vault, secret=name),
             body=body,
+            idempotency_key=str(uuid.uuid4()),
         )
         return Written.from_json(reply)
 
