@@ -50,6 +50,7 @@ class Ledger:
     unknown: list[Write] = field(default_factory=list)
     answers: list[tuple[float, int, str | None, float]] = field(default_factory=list)
     counter: int = 0
+    retried: int = 0  # writes whose answer was lost or not a 200, retried with their key by settle()
 
     def next_write(self, name: str) -> Write:
         self.counter += 1
@@ -91,6 +92,7 @@ async def settle(
 ) -> None:
     """Retry every write whose outcome is unknown with its own key until the store answers it."""
     until = time.monotonic() + deadline
+    ledger.retried += len(ledger.unknown)
     for write in ledger.unknown:
         url = f"{base}/v1/orgs/{org}/vaults/v/secrets/{write.name}"
         while True:
@@ -117,6 +119,10 @@ async def count_faults(database_url: str, master_key: bytes, ledger: Ledger, *, 
             "FROM store.secret_versions v JOIN store.secrets s ON s.id = v.secret_id "
             "JOIN store.vaults va ON va.id = s.vault_id"
         )
+        replayed = await pool.fetchval(
+            "SELECT count(*) FROM store.audit_events WHERE action = 'secrets.write' AND outcome = 'ok' "
+            "AND coalesce((detail->>'replayed')::boolean, false)"
+        )
         events = await pool.fetch(
             # A replayed key's event answers the first write again; it is not a second write.
             "SELECT secret, version FROM store.audit_events WHERE action = 'secrets.write' AND outcome = 'ok' "
@@ -142,6 +148,9 @@ async def count_faults(database_url: str, master_key: bytes, ledger: Ledger, *, 
     verify = run_cli("audit", "verify", database_url=database_url)
     return {
         "acknowledged": len(ledger.acknowledged),
+        # Retries with a key, and how many of them found their first attempt committed (answered from the key).
+        "retried": ledger.retried,
+        "replayed": replayed,
         "versions": len(values),
         "lost": lost,
         "stored_twice": stored_twice,

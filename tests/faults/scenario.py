@@ -55,7 +55,15 @@ async def _read(http: aiohttp.ClientSession, url: str, bundle: str, ledger: Ledg
 
 
 async def mixed_load(
-    http: aiohttp.ClientSession, base: str, org: Org, ledger: Ledger, stop: asyncio.Event, *, workers: int = 6
+    http: aiohttp.ClientSession,
+    base: str,
+    org: Org,
+    ledger: Ledger,
+    stop: asyncio.Event,
+    *,
+    workers: int = 6,
+    writes: float = 0.5,
+    names: list[str] = NAMES,
 ) -> None:
     """Workers alternating writes (each a fresh logical write with its own key) and reads until ``stop``.
 
@@ -66,8 +74,8 @@ async def mixed_load(
 
     async def worker() -> None:
         while not stop.is_set():
-            name = rng.choice(NAMES)
-            if rng.random() < 0.5:
+            name = rng.choice(names)
+            if rng.random() < writes:
                 write = ledger.next_write(name)
                 status = await send_write(http, org.secret_url(base, name), org.bundle, write, ledger)
                 (ledger.acknowledged if status == 200 else ledger.unknown).append(write)
