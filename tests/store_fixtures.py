@@ -47,6 +47,21 @@ async def world_of(h: Harness) -> World:
     return World(h, *await h.enrolled_vault("owner@example.com", "acme"))
 
 
+# A COMMIT that fails (issue 20): deferred, the trigger runs at COMMIT, after the write's statements
+# (its audit event included) went through. Refuses versions of secrets named doomed*.
+FAIL_AT_COMMIT = """
+CREATE FUNCTION store.fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT name FROM store.secrets WHERE id = NEW.secret_id) LIKE 'doomed%' THEN
+        RAISE EXCEPTION 'refused at commit';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON store.secret_versions
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION store.fail_at_commit();
+"""
+
+
 async def audit_head(pool: Pool) -> int:
     seq: int = await pool.fetchval("SELECT seq FROM store.audit_head")
     return seq

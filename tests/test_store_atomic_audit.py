@@ -7,24 +7,11 @@ from __future__ import annotations
 from vault.audit.query import verify_chain
 from vault.storage.pool import Pool
 
-from .store_fixtures import World, audit_head, audit_since, summary
-
-# Deferred: it runs at COMMIT, after the write's statements (and its audit event) went through.
-_FAIL_AT_COMMIT = """
-CREATE FUNCTION store.fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF (SELECT name FROM store.secrets WHERE id = NEW.secret_id) LIKE 'doomed%' THEN
-        RAISE EXCEPTION 'refused at commit';
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON store.secret_versions
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION store.fail_at_commit();
-"""
+from .store_fixtures import FAIL_AT_COMMIT, World, audit_head, audit_since, summary
 
 
 async def test_a_commit_that_fails_is_a_json_error_audited_as_error(world: World, pool: Pool) -> None:
-    await pool.execute(_FAIL_AT_COMMIT)
+    await pool.execute(FAIL_AT_COMMIT)
     seq = await audit_head(pool)
     r = await world.h.store("PUT", world.secret("doomed"), world.bundle, {"value": "v"})
     assert r.status == 500 and r.code == "database_error", r

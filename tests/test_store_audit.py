@@ -12,8 +12,8 @@ import pytest
 from vault.audit.query import verify_chain
 from vault.storage.pool import Pool
 
-from .harness import Harness, running_services
-from .store_fixtures import World
+from .harness import running_services
+from .store_fixtures import World, make_world
 
 
 async def _put(w: World, name: str, value: str) -> None:
@@ -128,7 +128,7 @@ async def test_audit_insert_failure_returns_503_without_value(database_url: str,
     finally:
         await conn.close()
     async with running_services(database_url, store_database_url=store_url) as h:
-        w = await _enrolled(h)
+        w = await make_world(h)
         await _put(w, "db/url", "postgres://the-value")
         await pool.execute(f"REVOKE INSERT ON store.audit_events FROM {store_role}")
         r = await h.store("GET", w.secret("db/url"), w.bundle)
@@ -142,13 +142,3 @@ async def test_audit_insert_failure_returns_503_without_value(database_url: str,
         r = await h.store("GET", w.secret("db/url"), w.bundle)
         # Nothing was written while the audit log was down.
         assert r.status == 200 and r.body["value"] == "postgres://the-value" and r.body["version"] == 1
-
-
-async def _enrolled(h: Harness) -> World:
-    owner = await h.new_user("owner@example.com")
-    org = await h.create_org(owner, "acme")
-    auth = await h.authority_bundle(owner, org)
-    root = await h.enroll(auth, org, "acme")
-    bundle = await h.store_bundle(root, auth)
-    assert (await h.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": "prod"})).status == 201
-    return World(h, owner, org, auth, root, bundle)

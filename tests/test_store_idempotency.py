@@ -9,18 +9,8 @@ from typing import Any
 from vault.storage.pool import Pool
 from vault.storage.store_secrets import purge_expired_keys
 
-from .harness import Harness, Reply, running_services
-from .store_fixtures import World, audit_head, audit_since, summary
-
-
-async def enrolled_world(h: Harness) -> World:
-    owner = await h.new_user("owner@example.com")
-    org = await h.create_org(owner, "acme")
-    auth = await h.authority_bundle(owner, org)
-    root = await h.enroll(auth, org, "acme")
-    bundle = await h.store_bundle(root, auth)
-    assert (await h.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": "prod"})).status == 201
-    return World(h, owner, org, auth, root, bundle)
+from .harness import Reply, running_services
+from .store_fixtures import World, audit_head, audit_since, make_world, summary
 
 
 async def _put(w: World, name: str, body: dict[str, Any], key: str | None, *, token: str | None = None) -> Reply:
@@ -108,7 +98,7 @@ async def test_the_vault_api_write_honours_the_key(world: World, pool: Pool) -> 
 
 async def test_keys_expire_and_are_purged(database_url: str, pool: Pool) -> None:
     async with running_services(database_url, idempotency_key_ttl=1) as h:
-        w = await enrolled_world(h)
+        w = await make_world(h)
         key = str(uuid.uuid4())
         assert (await _put(w, "e", {"value": "v"}, key)).body["version"] == 1
         await asyncio.sleep(1.5)

@@ -30,7 +30,7 @@ from vault.storage.pool import close_pool, create_pool
 
 from .services import run_cli
 
-__all__ = ["Ledger", "Write", "count_faults"]
+__all__ = ["Ledger", "Write", "assert_no_faults", "count_faults"]
 
 
 @dataclass
@@ -160,3 +160,13 @@ async def count_faults(database_url: str, master_key: bytes, ledger: Ledger, *, 
         "chain_intact": verify.returncode == 0,
         "verify": (verify.stdout + verify.stderr).strip(),
     }
+
+
+def assert_no_faults(counts: dict[str, Any], ledger: Ledger, bound: float) -> None:
+    """Every count the issue asks for is zero, and the chain verifies."""
+    assert counts["lost"] == 0
+    assert counts["stored_twice"] == 0
+    assert counts["ok_without_change"] == 0
+    assert counts["change_without_event"] == 0
+    assert counts["over_bound"] == 0, ledger.over(bound)
+    assert counts["chain_intact"], counts["verify"]

@@ -29,13 +29,7 @@ class Org:
 
 async def setup_org(h: Harness) -> Org:
     """An enrolled org with vault ``v`` and the root store bundle (valid for the org discharge's 5 minutes)."""
-    owner = await h.new_user("owner@example.com")
-    org = await h.create_org(owner, "acme")
-    auth = await h.authority_bundle(owner, org)
-    root = await h.enroll(auth, org, "acme")
-    bundle = await h.store_bundle(root, auth)
-    r = await h.store("POST", f"/v1/orgs/{org}/vaults", bundle, {"name": "v"})
-    assert r.status == 201, r
+    _owner, org, _auth, _root, bundle = await h.enrolled_vault("owner@example.com", "acme", "v")
     return Org(org, bundle)
 
 

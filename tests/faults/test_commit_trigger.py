@@ -14,32 +14,21 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.store_fixtures import FAIL_AT_COMMIT
 from vault.storage.pool import close_pool, create_pool
 
 from .cluster import Cluster
-from .ledger import Ledger, count_faults
+from .ledger import Ledger, assert_no_faults, count_faults
 from .scenario import NAMES, mixed_load, setup_org
 from .services import fault_services
 
 BOUND = 3 * 3.0 + 2.0  # the default database_timeout (docs/store.md), with a margin
 
-_FAIL_AT_COMMIT = """
-CREATE FUNCTION store.fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF (SELECT name FROM store.secrets WHERE id = NEW.secret_id) LIKE 'doomed%' THEN
-        RAISE EXCEPTION 'refused at commit';
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON store.secret_versions
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION store.fail_at_commit();
-"""
-
 
 async def test_commit_failing_in_a_trigger(fault_cluster: Cluster, fault_database: str, tmp_path: Path) -> None:
     pool = await create_pool(fault_database, max_size=1)
     try:
-        await pool.execute(_FAIL_AT_COMMIT)
+        await pool.execute(FAIL_AT_COMMIT)
     finally:
         await close_pool(pool)
     ledger = Ledger()
@@ -74,8 +63,4 @@ async def test_commit_failing_in_a_trigger(fault_cluster: Cluster, fault_databas
     counts = await count_faults(fault_database, master, ledger, bound=BOUND)
     print(f"\nCOMMIT failing in a deferred trigger ({len(doomed)} doomed writes) under mixed load: {counts}")
     assert errors == len(doomed) and oks == 0
-    assert counts["lost"] == 0
-    assert counts["ok_without_change"] == 0
-    assert counts["change_without_event"] == 0
-    assert counts["over_bound"] == 0, ledger.over(BOUND)
-    assert counts["chain_intact"], counts["verify"]
+    assert_no_faults(counts, ledger, BOUND)
