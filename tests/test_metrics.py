@@ -71,9 +71,10 @@ async def test_both_services_count_requests_audit_discharges_pool_and_cache(data
     assert _value(store, "cvault_http_requests_total", route=read_route, method="GET", status="404") == 1
     assert _value(store, "cvault_http_request_duration_seconds_count", route=read_route, method="GET") == 4
     assert _value(store, "cvault_http_request_duration_seconds_bucket", route=read_route, method="PUT", le="+Inf") == 1
-    # Audit: every read and the write were committed in batches.
+    # Audit: the three reads and the 404's error event were committed in batches (the write's event
+    # commits in the write's own transaction, not through the group commit: docs/audit.md).
     assert _value(store, "cvault_audit_batch_size_count") >= 1
-    assert _value(store, "cvault_audit_batch_size_sum") >= 5
+    assert _value(store, "cvault_audit_batch_size_sum") >= 4
     assert _value(store, "cvault_audit_commit_seconds_count") == _value(store, "cvault_audit_batch_size_count")
     assert "cvault_audit_queue_depth" in store
     assert _value(store, "cvault_audit_failed_batches_total") == 0
