@@ -4,11 +4,16 @@ A failure before ``COMMIT`` leaves nothing changed (``Unavailable``, 503: try
 again). A failure *during* ``COMMIT`` is different: when the connection is lost
 or the database stops answering then, the server may have committed, so the
 caller hears ``OutcomeUnknown`` (503 ``outcome_unknown``: retry with the same
-``Idempotency-Key``, or check). A ``COMMIT`` the server refuses (a deferred
-constraint or trigger) rolled back: ``DatabaseError`` (500 ``database_error``),
-or ``Unavailable`` for the transaction-rollback class (40: serialization
-failure, deadlock), which a retry may cure. A committed change whose connection
-then fails to go back to the pool is committed: no error.
+``Idempotency-Key``, or check). A ``COMMIT`` the server answers with an error (a
+deferred constraint or trigger) rolled back: the SQLSTATE's class mapping of
+:func:`~vault.storage.pool.error_for_sqlstate` (``40``, a serialization failure or
+deadlock: 503 ``transaction_aborted``), else ``DatabaseError`` (500
+``database_error``). Classes that speak of the connection or the server rather
+than the transaction are unknown outcomes: ``08`` (asyncpg raises it itself when
+the connection closed mid-operation), ``53``, ``57`` (a crash or admin shutdown
+may end a backend after its commit record is on disk but before it answered),
+``58`` and ``XX``. A committed change whose connection then fails to go back to
+the pool is committed: no error.
 """
 
 from __future__ import annotations
@@ -20,20 +25,27 @@ from typing import Any
 
 import asyncpg
 
-from vault.errors import DatabaseError, OutcomeUnknown, Unavailable
+from vault.errors import DatabaseError, OutcomeUnknown, VaultError
 
-from .pool import CONNECTION_ERRORS, database_errors
+from .pool import CONNECTION_ERRORS, database_errors, error_for_sqlstate
 
 __all__ = ["change_transaction"]
 
 log = logging.getLogger("cvault.storage")
 
+# SQLSTATE classes that, at COMMIT, do not prove the transaction rolled back (module docstring).
+_UNKNOWN_CLASSES = frozenset({"08", "53", "57", "58", "XX"})
 
-def _refused(exc: asyncpg.PostgresError) -> Exception:
-    sqlstate = getattr(exc, "sqlstate", None) or "?"
-    if sqlstate.startswith("40"):
-        return Unavailable(f"the database rolled the change back (SQLSTATE {sqlstate}); nothing was changed, try again")
-    return DatabaseError(f"the database refused to commit the change (SQLSTATE {sqlstate}); nothing was changed")
+
+def _commit_failure(exc: Exception) -> Exception:
+    """What a failed ``COMMIT`` means: refused by the server (rolled back), or an unknown outcome."""
+    cause = exc.__cause__ if isinstance(exc, VaultError) else exc
+    sqlstate = getattr(cause, "sqlstate", None) or ""
+    if isinstance(cause, asyncpg.PostgresError) and sqlstate and sqlstate[:2] not in _UNKNOWN_CLASSES:
+        return error_for_sqlstate(sqlstate) or DatabaseError(
+            f"the database refused to commit the change (SQLSTATE {sqlstate}); nothing was changed"
+        )
+    return OutcomeUnknown()
 
 
 @contextlib.asynccontextmanager
@@ -67,8 +79,5 @@ async def change_transaction(pool: Any) -> AsyncIterator[Any]:
             log.warning("change committed; its connection was dropped afterwards (%s)", type(exc).__name__)
             return
         if step == "commit":
-            if isinstance(exc, Unavailable):
-                raise OutcomeUnknown() from exc
-            if isinstance(exc, asyncpg.PostgresError):
-                raise _refused(exc) from exc
+            raise _commit_failure(exc) from exc
         raise
