@@ -14,6 +14,7 @@ from vault.errors import NotFound, Unauthorized
 from vault.store.interfaces import BeforeCommit
 from vault.store.models import KVConfig, MetadataUpdate, WriteRules
 
+from .change import change_transaction
 from .pool import database_errors
 
 __all__ = ["KVStore"]
@@ -69,14 +70,13 @@ class KVStore:
     async def set_config(
         self, org_id: int, vault: str, update: KVConfig | MetadataUpdate, before_commit: BeforeCommit[KVConfig]
     ) -> KVConfig:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                row = await self._vault(conn, org_id, vault, lock=True)
-                await conn.execute(
-                    _SET_CONFIG, row["id"], update.max_versions, update.cas_required, update.delete_version_after
-                )
-                config = _config(await self._vault(conn, org_id, vault))
-                await before_commit(config)
+        async with change_transaction(self._pool) as conn:
+            row = await self._vault(conn, org_id, vault, lock=True)
+            await conn.execute(
+                _SET_CONFIG, row["id"], update.max_versions, update.cas_required, update.delete_version_after
+            )
+            config = _config(await self._vault(conn, org_id, vault))
+            await before_commit(config, conn)
         return config
 
     async def write_rules(self, org_id: int, vault: str, name: str) -> WriteRules:
@@ -104,43 +104,39 @@ class KVStore:
 
         Returns whether it was created. Unauthorized if new and not ``may_create``.
         """
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                row = await self._vault(conn, org_id, vault)
-                secret = await conn.fetchrow(_SECRET + " FOR UPDATE", row["id"], name)
-                created = False
-                if secret is None:
-                    if not may_create:
-                        raise Unauthorized(f"secret {name!r} does not exist, and creating it needs 'c'")
-                    default = row["kv_max_versions"] or _DEFAULT_MAX_VERSIONS
-                    secret = await conn.fetchrow(_INSERT_SECRET, row["id"], name, default)
-                    created = secret is not None
-                    if secret is None:  # created concurrently
-                        secret = await conn.fetchrow(_SECRET + " FOR UPDATE", row["id"], name)
-                await conn.execute(
-                    _UPDATE_METADATA,
-                    secret["id"],
-                    update.max_versions or None,  # Vault: 0 keeps the mount's (here: the current) setting
-                    update.cas_required,
-                    update.delete_version_after,
-                    replace_custom,
-                    update.custom_metadata,
-                )
-                await before_commit(created)
+        async with change_transaction(self._pool) as conn:
+            row = await self._vault(conn, org_id, vault)
+            secret = await conn.fetchrow(_SECRET + " FOR UPDATE", row["id"], name)
+            created = False
+            if secret is None:
+                if not may_create:
+                    raise Unauthorized(f"secret {name!r} does not exist, and creating it needs 'c'")
+                default = row["kv_max_versions"] or _DEFAULT_MAX_VERSIONS
+                secret = await conn.fetchrow(_INSERT_SECRET, row["id"], name, default)
+                created = secret is not None
+                if secret is None:  # created concurrently
+                    secret = await conn.fetchrow(_SECRET + " FOR UPDATE", row["id"], name)
+            await conn.execute(
+                _UPDATE_METADATA,
+                secret["id"],
+                update.max_versions or None,  # Vault: 0 keeps the mount's (here: the current) setting
+                update.cas_required,
+                update.delete_version_after,
+                replace_custom,
+                update.custom_metadata,
+            )
+            await before_commit(created, conn)
         return created
 
     async def delete_current(
         self, org_id: int, vault: str, name: str, before_commit: BeforeCommit[list[int]]
     ) -> list[int]:
         """Soft-delete the current version; returns ``[version]``, or ``[]`` if it was not active."""
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                row = await self._vault(conn, org_id, vault)
-                secret = await conn.fetchrow(_SECRET + " FOR UPDATE", row["id"], name)
-                if secret is None or secret["current_version"] is None:
-                    raise NotFound(f"secret {name!r} not found in vault {vault!r}")
-                changed = [
-                    r["version"] for r in await conn.fetch(_DELETE_CURRENT, secret["id"], secret["current_version"])
-                ]
-                await before_commit(changed)
+        async with change_transaction(self._pool) as conn:
+            row = await self._vault(conn, org_id, vault)
+            secret = await conn.fetchrow(_SECRET + " FOR UPDATE", row["id"], name)
+            if secret is None or secret["current_version"] is None:
+                raise NotFound(f"secret {name!r} not found in vault {vault!r}")
+            changed = [r["version"] for r in await conn.fetch(_DELETE_CURRENT, secret["id"], secret["current_version"])]
+            await before_commit(changed, conn)
         return changed

@@ -28,8 +28,8 @@ class KVService:
         return config
 
     async def set_config(self, ctx: RequestContext, vault: str, update: KVConfig | MetadataUpdate) -> KVConfig:
-        async def audited(config: KVConfig) -> None:
-            await self._audit.record(ctx.event("ok", vault=vault, detail=asdict(config)))
+        async def audited(config: KVConfig, tx: object) -> None:
+            await self._audit.record_in(tx, ctx.event("ok", vault=vault, detail=asdict(config)))
 
         return await self._repo.set_config(ctx.org_id, vault, update, audited)
 
@@ -41,9 +41,9 @@ class KVService:
         # Field names only: custom metadata values are the caller's and may say anything.
         fields = sorted(k for k, v in asdict(update).items() if v is not None)
 
-        async def audited(created: bool) -> None:
-            await self._audit.record(
-                ctx.event("ok", vault=vault, secret=name, detail={"fields": fields, "created": created})
+        async def audited(created: bool, tx: object) -> None:
+            await self._audit.record_in(
+                tx, ctx.event("ok", vault=vault, secret=name, detail={"fields": fields, "created": created})
             )
 
         return await self._repo.update_metadata(
@@ -57,9 +57,9 @@ class KVService:
         )
 
     async def delete_latest(self, ctx: RequestContext, vault: str, name: str) -> list[int]:
-        async def audited(changed: list[int]) -> None:
-            await self._audit.record(
-                ctx.event("ok", vault=vault, secret=name, detail={"requested": "current", "changed": changed})
+        async def audited(changed: list[int], tx: object) -> None:
+            await self._audit.record_in(
+                tx, ctx.event("ok", vault=vault, secret=name, detail={"requested": "current", "changed": changed})
             )
 
         return await self._repo.delete_current(ctx.org_id, vault, name, audited)
