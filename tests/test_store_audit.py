@@ -13,7 +13,7 @@ from vault.audit.query import verify_chain
 from vault.storage.pool import Pool
 
 from .harness import running_services
-from .store_fixtures import World, make_world
+from .store_fixtures import World, world_of
 
 
 async def _put(w: World, name: str, value: str) -> None:
@@ -128,7 +128,7 @@ async def test_audit_insert_failure_returns_503_without_value(database_url: str,
     finally:
         await conn.close()
     async with running_services(database_url, store_database_url=store_url) as h:
-        w = await make_world(h)
+        w = await world_of(h)
         await _put(w, "db/url", "postgres://the-value")
         await pool.execute(f"REVOKE INSERT ON store.audit_events FROM {store_role}")
         r = await h.store("GET", w.secret("db/url"), w.bundle)

@@ -10,7 +10,7 @@ from vault.storage.pool import Pool
 from vault.storage.store_secrets import purge_expired_keys
 
 from .harness import Reply, running_services
-from .store_fixtures import World, audit_head, audit_since, make_world, summary
+from .store_fixtures import World, audit_head, audit_since, summary, world_of
 
 
 async def _put(w: World, name: str, body: dict[str, Any], key: str | None, *, token: str | None = None) -> Reply:
@@ -98,7 +98,7 @@ async def test_the_vault_api_write_honours_the_key(world: World, pool: Pool) -> 
 
 async def test_keys_expire_and_are_purged(database_url: str, pool: Pool) -> None:
     async with running_services(database_url, idempotency_key_ttl=1) as h:
-        w = await make_world(h)
+        w = await world_of(h)
         key = str(uuid.uuid4())
         assert (await _put(w, "e", {"value": "v"}, key)).body["version"] == 1
         await asyncio.sleep(1.5)
