@@ -25,8 +25,11 @@ _INT = {"type": "integer", "format": "int64"}
 _TIME = {"type": "string", "format": "date-time", "nullable": True}
 _MASK = {"type": "string", "pattern": "^[rwcdCa]+$", "description": "permission letters, e.g. rw"}
 _ROLE = {"type": "string", "enum": ["owner", "operator", "reader", "auditor"]}
-_ORG_PATH = {"name": "org", "in": "path", "required": True, "schema": _INT}
-_USER_PATH = {"name": "user_id", "in": "path", "required": True, "schema": _INT}
+_ID = {**_INT, "minimum": 1, "maximum": 2**63 - 1}
+_ORG_PATH = {"name": "org", "in": "path", "required": True, "schema": _ID}
+_USER_PATH = {"name": "user_id", "in": "path", "required": True, "schema": _ID}
+# Server constraints, as vault/authority/roles.py and accounts.py check them.
+_SLUG = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{1,62}$"}
 _DISCHARGE_BODY = _obj(
     {"ticket": {"type": "string", "format": "byte"}, "binding_id": {"type": "string", "format": "byte"}},
     ["ticket", "binding_id"],
@@ -41,7 +44,7 @@ def _op(
     body: dict[str, Any] | None = None,
     security: list[dict[str, list[str]]] | None = None,
     params: list[dict[str, Any]] | None = None,
-    errors: tuple[int, ...] = (400, 401, 403, 404, 413, 429, 503),
+    errors: tuple[int, ...] = (400, 401, 403, 404, 409, 413, 429, 503),
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {
         str(status): {"description": "success"}
@@ -98,7 +101,7 @@ def spec(authority_url: str) -> dict[str, Any]:
                 "Create an organization (the caller becomes its owner)",
                 201,
                 _obj({"id": _INT, "slug": _STR}),
-                body=_obj({"slug": _STR}, ["slug"]),
+                body=_obj({"slug": _SLUG}, ["slug"]),
                 security=_SESSION,
             ),
             "get": _op(
@@ -147,7 +150,14 @@ def spec(authority_url: str) -> dict[str, Any]:
                 "Mint a permission token (mask never above the caller's role)",
                 201,
                 _obj({"token": _STR, "id": _STR, "expires_at": _TIME}),
-                body=_obj({"org": _INT, "mask": _MASK, "ttl": {"type": "integer"}}, ["org"]),
+                body=_obj(
+                    {
+                        "org": _ID,
+                        "mask": {**_MASK, "nullable": True},
+                        "ttl": {"type": "integer", "minimum": 1, "maximum": 90 * 24 * 3600, "nullable": True},
+                    },
+                    ["org"],
+                ),
                 security=_ANY,
             ),
             "get": _op(
@@ -188,8 +198,16 @@ def spec(authority_url: str) -> dict[str, Any]:
                     }
                 ),
                 params=[
-                    {"name": "since", "in": "query", "schema": _INT},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}},
+                    {"name": "since", "in": "query", "schema": {**_INT, "minimum": 0, "maximum": 2**63 - 1}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "values above 1000 are read as 1000",
+                        },
+                    },
                 ],
             )
         },

@@ -15,7 +15,22 @@ _INT = {"type": "integer", "format": "int64"}
 _TIME = {"type": "string", "format": "date-time", "nullable": True}
 _MASK = {"type": "string", "pattern": "^[rwcdCa]+$", "description": "permission letters, e.g. rw"}
 _MASKS = {"type": "object", "additionalProperties": _MASK}
-_VERSIONS = {"type": "array", "items": {"type": "integer"}}
+# Server constraints, as vault/store/names.py and the handlers check them.
+_VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_VERSIONS = {"type": "array", "items": _VERSION, "minItems": 1, "maxItems": 1000}
+_VAULT_NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
+_SECRET_NAME = {"type": "string", "pattern": "^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", "maxLength": 256}
+_PREFIX = {"type": "string", "pattern": "^[A-Za-z0-9._/-]*$", "maxLength": 256}
+_SLUG = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}
+_VALUE = {"type": "string", "maxLength": 64 * 1024, "description": "at most 64 KiB of UTF-8 (413 beyond)"}
+_STAGE = {"type": "string", "enum": ["current", "pending", "previous"]}
+_LIMIT = {"type": "integer", "minimum": 1, "description": "values above 1000 are read as 1000"}
+# Fields the server sends as null: no next page, no stage, no previous or current version.
+_WHEN = {"type": "string", "description": "Unix seconds or an ISO 8601 time (empty: no bound)"}
+_FILTER = {"type": "string", "maxLength": 1000}
+_NULL_INT = {"type": "integer", "format": "int64", "nullable": True}
+_NULL_STR = {"type": "string", "nullable": True}
+_NULL_STAGE = {**_STAGE, "nullable": True}
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -33,9 +48,9 @@ def _query(name: str, schema: dict[str, Any] = _STR) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
-_ORG = [_path("org", _INT)]
-_VAULT = [*_ORG, _path("vault")]
-_SECRET = [*_VAULT, _path("name")]
+_ORG = [_path("org", {**_INT, "minimum": 0, "maximum": 2**63 - 1})]
+_VAULT = [*_ORG, _path("vault", _VAULT_NAME)]
+_SECRET = [*_VAULT, _path("name", _SECRET_NAME)]
 _TOKEN = _obj({"token": _STR, "id": _STR}, ["token", "id"])
 _VERSIONS_BODY = _obj({"versions": _VERSIONS}, ["versions"])
 _CHANGED = _obj({"changed": _VERSIONS}, ["changed"])
@@ -73,8 +88,10 @@ def _op(
 
 def spec(store_url: str) -> dict[str, Any]:
     o, v = "/v1/orgs/{org}", "/v1/orgs/{org}/vaults/{vault}"
-    revealed = _obj({"name": _STR, "version": _INT, "value": _STR, "stage": _STR, "created_at": _TIME})
-    version_info = _obj({"version": _INT, "state": _STR, "stage": _STR, "created_at": _TIME, "created_by_token": _STR})
+    revealed = _obj({"name": _STR, "version": _INT, "value": _STR, "stage": _NULL_STAGE, "created_at": _TIME})
+    version_info = _obj(
+        {"version": _INT, "state": _STR, "stage": _NULL_STAGE, "created_at": _TIME, "created_by_token": _NULL_STR}
+    )
     paths: dict[str, Any] = {
         o + "/enroll": {
             "get": _op(
@@ -90,7 +107,7 @@ def spec(store_url: str) -> dict[str, Any]:
                 "Enrol the org (challenge + org discharge with C)",
                 201,
                 _TOKEN,
-                body=_obj({"slug": _STR}, ["slug"]),
+                body=_obj({"slug": _SLUG}, ["slug"]),
                 params=_ORG,
             ),
         },
@@ -100,7 +117,15 @@ def spec(store_url: str) -> dict[str, Any]:
                 "Mint a store token no wider than the caller's",
                 201,
                 _TOKEN,
-                body=_obj({"mask": _MASK, "vaults": _MASKS, "secrets": _MASKS, "ttl": _INT}, ["mask"]),
+                body=_obj(
+                    {
+                        "mask": _MASK,
+                        "vaults": {**_MASKS, "nullable": True},
+                        "secrets": {**_MASKS, "nullable": True},
+                        "ttl": {"type": "integer", "minimum": 1, "maximum": 10 * 365 * 86400, "nullable": True},
+                    },
+                    ["mask"],
+                ),
                 params=_ORG,
             ),
         },
@@ -126,7 +151,7 @@ def spec(store_url: str) -> dict[str, Any]:
                 "Create a vault",
                 201,
                 _obj({"name": _STR, "created_at": _TIME}),
-                body=_obj({"name": _STR}, ["name"]),
+                body=_obj({"name": _VAULT_NAME}, ["name"]),
                 params=_ORG,
             ),
         },
@@ -140,12 +165,12 @@ def spec(store_url: str) -> dict[str, Any]:
                     {
                         "secrets": {
                             "type": "array",
-                            "items": _obj({"name": _STR, "current_version": _INT, "updated_at": _TIME}),
+                            "items": _obj({"name": _STR, "current_version": _NULL_INT, "updated_at": _TIME}),
                         },
-                        "next_cursor": _STR,
+                        "next_cursor": _NULL_STR,
                     }
                 ),
-                params=[*_VAULT, _query("prefix"), _query("limit", _INT), _query("cursor")],
+                params=[*_VAULT, _query("prefix", _PREFIX), _query("limit", _LIMIT), _query("cursor")],
             ),
         },
         v + "/secrets/{name}": {
@@ -153,13 +178,13 @@ def spec(store_url: str) -> dict[str, Any]:
                 "secrets.write",
                 "Write a new version (w; c too when new)",
                 200,
-                _obj({"name": _STR, "version": _INT, "stage": _STR}),
+                _obj({"name": _STR, "version": _INT, "stage": _NULL_STAGE}),
                 body=_obj(
                     {
-                        "value": _STR,
-                        "cas": _INT,
-                        "stage": {"type": "string", "enum": ["pending"]},
-                        "max_versions": _INT,
+                        "value": _VALUE,
+                        "cas": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "nullable": True},
+                        "stage": {"type": "string", "enum": ["pending"], "nullable": True},
+                        "max_versions": {"type": "integer", "minimum": 1, "maximum": 1000, "nullable": True},
                     },
                     ["value"],
                 ),
@@ -170,7 +195,7 @@ def spec(store_url: str) -> dict[str, Any]:
                 "Read the current, a pinned or a staged version",
                 200,
                 revealed,
-                params=[*_SECRET, _query("version", _INT), _query("stage")],
+                params=[*_SECRET, _query("version", _VERSION), _query("stage", _STAGE)],
             ),
         },
         v + "/read": {
@@ -179,7 +204,19 @@ def spec(store_url: str) -> dict[str, Any]:
                 "Read many secrets in one request",
                 200,
                 _obj({"secrets": {"type": "object"}, "missing": {"type": "array", "items": _STR}}),
-                body=_obj({"names": {"type": "array", "items": _STR}, "prefix": _STR}),
+                body=_obj(
+                    {
+                        "names": {
+                            "type": "array",
+                            "items": _SECRET_NAME,
+                            "minItems": 1,
+                            "maxItems": 1000,
+                            "nullable": True,
+                            "description": "or a prefix, not both",
+                        },
+                        "prefix": {**_PREFIX, "nullable": True},
+                    }
+                ),
                 params=_VAULT,
             ),
         },
@@ -191,7 +228,7 @@ def spec(store_url: str) -> dict[str, Any]:
                 _obj(
                     {
                         "name": _STR,
-                        "current_version": _INT,
+                        "current_version": _NULL_INT,
                         "max_versions": _INT,
                         "versions": {"type": "array", "items": version_info},
                     }
@@ -221,7 +258,7 @@ def spec(store_url: str) -> dict[str, Any]:
                 "secrets.promote",
                 "Make the pending version current",
                 200,
-                _obj({"name": _STR, "current": _INT, "previous": _INT}),
+                _obj({"name": _STR, "current": _INT, "previous": _NULL_INT}),
                 params=_SECRET,
             )
         },
@@ -230,11 +267,15 @@ def spec(store_url: str) -> dict[str, Any]:
                 "audit.query",
                 "Query the org's audit events",
                 200,
-                _obj({"events": {"type": "array", "items": {"type": "object"}}, "next_cursor": _INT}),
+                _obj({"events": {"type": "array", "items": {"type": "object"}}, "next_cursor": _NULL_INT}),
                 params=[
                     *_ORG,
-                    *(_query(n) for n in ("vault", "secret", "actor", "token", "action", "outcome", "order")),
-                    *(_query(n, _INT) for n in ("since", "until", "cursor", "limit")),
+                    *(_query(n, _FILTER) for n in ("vault", "secret", "actor", "token", "action")),
+                    _query("outcome", {"type": "string", "enum": ["ok", "denied", "error"]}),
+                    _query("order", {"type": "string", "enum": ["oldest", "newest"]}),
+                    *(_query(n, _WHEN) for n in ("since", "until")),
+                    _query("cursor", {**_INT, "minimum": 0, "maximum": 2**63 - 1}),
+                    _query("limit", _LIMIT),
                 ],
             ),
         },
