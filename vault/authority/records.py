@@ -68,6 +68,7 @@ class TokenRecord:
     created_at: dt.datetime
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None = None
+    root_key_id: int | None = None  # the key that signed it (kid), so retiring a kid can count what it kills
 
 
 @dataclass(frozen=True, slots=True)

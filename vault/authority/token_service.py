@@ -130,7 +130,15 @@ class TokenService:
             [ConfineUser(user_id), MaxValidity(self._login_ttl)],
         )
         record = TokenRecord(
-            token.token_id, user_id, org_id, TokenKind.PERMISSION, parent, mask, _at(now), _at(expires)
+            token.token_id,
+            user_id,
+            org_id,
+            TokenKind.PERMISSION,
+            parent,
+            mask,
+            _at(now),
+            _at(expires),
+            root_key_id=int.from_bytes(kid, "big"),
         )
         await self._tokens.record(record)
         await self._audit.record(
@@ -181,6 +189,7 @@ class TokenService:
             principal.org_mask(parent.org_id),
             _at(now),
             None,
+            root_key_id=int.from_bytes(kid, "big"),
         )
         await self._tokens.record(record)
         await self._audit.record(

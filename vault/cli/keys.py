@@ -2,7 +2,8 @@
 
 * ``rotate``: a new key-encryption key per schema, every stored key re-wrapped under it;
 * ``rotate-master``: every KEK re-wrapped from the previous master key to the new one;
-* ``status``: every key with its id, state, age and what it protects (``keys_status.py``).
+* ``status``: every key with its id, state, age and what it protects (``keys_status.py``);
+* ``rotate-tokens`` / ``retire-tokens``: token root keys by kid (``keys_tokens.py``).
 
 Heavy modules (asyncpg, the storage layer) are imported by the command that runs,
 so ``cvault --help`` and other commands do not pay for them.
@@ -49,8 +50,10 @@ def register(sub: Any) -> None:
     master.set_defaults(func=run_rotate_master)
 
     from .keys_status import register_status
+    from .keys_tokens import register_tokens
 
     register_status(commands)
+    register_tokens(commands)
 
 
 def _schemas(choice: str) -> tuple[str, ...]:

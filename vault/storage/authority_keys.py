@@ -14,8 +14,9 @@ import hashlib
 import asyncpg
 
 from vault.crypto.ticket_keys import TicketKeyPair
-from vault.errors import DecryptionError, InvalidToken, NotFound
+from vault.errors import InvalidToken
 
+from .key_watch import SharedReload
 from .keys import KeyRepository
 from .pool import database_errors
 
@@ -64,32 +65,65 @@ def kid_for(key_id: int) -> bytes:
     return key_id.to_bytes(_KID_SIZE, "big")
 
 
-class RootKeyRing:
-    """Implements :class:`vault.authority.interfaces.RootKeys`: kid = the key's row id, 8 bytes big-endian."""
+_ROOT_IDS = "SELECT id FROM authority.wrapped_keys WHERE purpose = $1 AND retired_at IS NULL ORDER BY id"
 
-    def __init__(self, keys: KeyRepository, current_id: int, current_key: bytes) -> None:
+
+class RootKeyRing:
+    """Implements :class:`vault.authority.interfaces.RootKeys`: kid = the key's row id, 8 bytes big-endian.
+
+    Every unretired root key is in memory: loaded at start, reloaded when keys change
+    (the :class:`~vault.storage.key_watch.KeyWatcher` calls :meth:`reload`), so
+    verifying never reads a key from the database. The newest mints.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, keys: KeyRepository, loaded: dict[int, bytes]) -> None:
+        self._pool = pool
         self._keys = keys
-        self._current = (kid_for(current_id), current_key)
+        self._by_kid: dict[bytes, bytes] = {}
+        self._current = (b"", b"")
+        self._install(loaded)
+        self._miss = SharedReload(self.reload)
 
     def __repr__(self) -> str:
-        return f"RootKeyRing(current_kid={self._current[0].hex()})"
+        return f"RootKeyRing(current_kid={self._current[0].hex()}, kids={len(self._by_kid)})"
+
+    def _install(self, loaded: dict[int, bytes]) -> None:
+        newest = max(loaded)
+        self._by_kid = {kid_for(key_id): key for key_id, key in loaded.items()}
+        self._current = (kid_for(newest), loaded[newest])
 
     @classmethod
     async def open(cls, pool: asyncpg.Pool, keys: KeyRepository) -> RootKeyRing:
         key_id, key = await ensure_key(pool, keys, ROOT_PURPOSE)
-        return cls(keys, key_id, key)
+        ring = cls(pool, keys, {key_id: key})
+        await ring.reload()
+        return ring
+
+    async def reload(self) -> None:
+        """The unretired root keys from the database; retired ones stop verifying here and now."""
+        with database_errors():
+            ids = [row["id"] for row in await self._pool.fetch(_ROOT_IDS, ROOT_PURPOSE)]
+        if not ids:
+            return  # retire-tokens never retires the minting key; keep minting with it rather than with nothing
+        loaded = {}
+        for key_id in ids:
+            known = self._by_kid.get(kid_for(key_id))
+            loaded[key_id] = known if known is not None else await self._keys.get(key_id, ROOT_PURPOSE)
+        self._install(loaded)
 
     async def current(self) -> tuple[bytes, bytes]:
         return self._current
 
     async def get(self, kid: bytes) -> bytes:
-        # The kid is read before any signature can be checked: only row ids a bigint can hold reach the database.
-        key_id = int.from_bytes(kid, "big")
-        if len(kid) != _KID_SIZE or key_id >= 1 << 63:
+        # The kid is read before any signature can be checked: only an unknown one of the
+        # right shape waits for the shared reload (a key minted on a node that heard of a
+        # rotation first); it never queries that id.
+        if len(kid) != _KID_SIZE or int.from_bytes(kid, "big") >= 1 << 63:
             raise InvalidToken()
-        if kid == self._current[0]:
-            return self._current[1]
-        try:
-            return await self._keys.get(key_id, ROOT_PURPOSE)
-        except (NotFound, DecryptionError):
-            raise InvalidToken() from None
+        key = self._by_kid.get(kid)
+        if key is None:
+            await self._miss()
+            key = self._by_kid.get(kid)
+        if key is None:
+            raise InvalidToken()
+        return key

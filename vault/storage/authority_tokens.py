@@ -58,7 +58,8 @@ class TokenRepository:
         with database_errors():
             try:
                 await self._pool.execute(
-                    f"INSERT INTO authority.tokens ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",  # noqa: S608
+                    f"INSERT INTO authority.tokens ({_COLUMNS}, root_key_id) "  # noqa: S608
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     uuid.UUID(token.id),
                     token.user_id,
                     token.org_id,
@@ -68,6 +69,7 @@ class TokenRepository:
                     token.created_at,
                     token.expires_at,
                     token.revoked_at,
+                    token.root_key_id,
                 )
             except asyncpg.UniqueViolationError:
                 raise Conflict(f"token {token.id} is already recorded") from None

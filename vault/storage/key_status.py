@@ -61,7 +61,7 @@ class _Queries:
 @cache
 def _queries(schema: str) -> _Queries:
     s = check_schema(schema)  # a closed set: safe to build SQL from
-    org_of = "(SELECT o.id FROM store.orgs AS o WHERE o.root_key_id = k.id)" if s == "store" else "NULL::bigint"
+    org_of = "(SELECT o.org_id FROM store.org_root_keys AS o WHERE o.key_id = k.id)" if s == "store" else "NULL::bigint"
     return _Queries(
         keks=(
             "SELECT v.version, v.state, v.created_at, extract(epoch FROM now() - v.created_at)::float8 AS age, "  # noqa: S608

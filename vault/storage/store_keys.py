@@ -9,9 +9,6 @@ both then use the oldest, so they agree.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 from typing import Any
 
 from vault.crypto.keyring import generate_key
@@ -19,20 +16,30 @@ from vault.crypto.ticket_keys import TicketKeyPair
 from vault.errors import NotFound
 from vault.store.models import RootKey
 
+from .key_watch import RELOAD_INTERVAL, SharedReload
 from .keys import KeyRepository
 from .pool import database_errors
 
-RELOAD_INTERVAL = 1.0
-"""Seconds between reloads of the org table triggered by unknown key ids."""
-
-__all__ = ["DATA_KEY_PURPOSE", "ENROLL_KEY_PURPOSE", "ROOT_KEY_PURPOSE", "TICKET_KEY_PURPOSE", "StoreKeyDirectory"]
+__all__ = [
+    "DATA_KEY_PURPOSE",
+    "ENROLL_KEY_PURPOSE",
+    "RELOAD_INTERVAL",
+    "ROOT_KEY_PURPOSE",
+    "TICKET_KEY_PURPOSE",
+    "StoreKeyDirectory",
+]
 
 ROOT_KEY_PURPOSE = "store-root"
 ENROLL_KEY_PURPOSE = "store-enroll"
 TICKET_KEY_PURPOSE = "store-ticket"
 DATA_KEY_PURPOSE = "store-dek"
 
-_ALL_ORGS = "SELECT id, root_key_id FROM store.orgs"
+# Every unretired root key of every org, and whether it is the one the org mints with.
+_ROOT_KEYS = (
+    "SELECT r.key_id, r.org_id, o.root_key_id = r.key_id AS minting FROM store.org_root_keys AS r "
+    "JOIN store.orgs AS o ON o.id = r.org_id JOIN store.wrapped_keys AS k ON k.id = r.key_id "
+    "WHERE k.retired_at IS NULL"
+)
 _ROOT_OF_ORG = "SELECT root_key_id FROM store.orgs WHERE id = $1"
 
 
@@ -45,7 +52,12 @@ async def _single_key(keys: KeyRepository, purpose: str, make: Any) -> tuple[int
 
 
 class StoreKeyDirectory:
-    """Implements :class:`vault.store.interfaces.KeyDirectory` over ``store.orgs`` and the key repository."""
+    """Implements :class:`vault.store.interfaces.KeyDirectory` over ``store.org_root_keys`` and the key repository.
+
+    Every unretired root key of every org is in memory (loaded at start, reloaded by
+    the :class:`~vault.storage.key_watch.KeyWatcher` when keys change); ``by_org``
+    holds the one each org mints with.
+    """
 
     def __init__(self, pool: Any, keys: KeyRepository, enroll_key: RootKey, ticket_keys: TicketKeyPair) -> None:
         self._pool = pool
@@ -54,32 +66,44 @@ class StoreKeyDirectory:
         self.ticket_keys = ticket_keys
         self._by_id: dict[int, RootKey] = {enroll_key.key_id: enroll_key}
         self._by_org: dict[int, RootKey] = {}
-        self._reload: asyncio.Future[None] | None = None
-        self._last_reload = float("-inf")
-        self.reloads = 0
+        self._miss = SharedReload(self.reload)
 
     def __repr__(self) -> str:
         return f"StoreKeyDirectory(cached={len(self._by_id)})"
 
+    @property
+    def reloads(self) -> int:
+        """Reloads run because of unknown key ids."""
+        return self._miss.runs
+
     @classmethod
     async def open(cls, pool: Any, keys: KeyRepository) -> StoreKeyDirectory:
-        """Create the single-row keys if needed and load every org's root key into memory."""
+        """Create the single-row keys if needed and load every org's root keys into memory."""
         enroll_id, enroll = await _single_key(keys, ENROLL_KEY_PURPOSE, generate_key)
         _ticket_id, private = await _single_key(
             keys, TICKET_KEY_PURPOSE, lambda: TicketKeyPair.generate().private_key_bytes
         )
         directory = cls(pool, keys, RootKey(enroll_id, None, enroll), TicketKeyPair.from_private_key_bytes(private))
-        with database_errors():
-            rows = await pool.fetch(_ALL_ORGS)
-        for row in rows:
-            await directory._remember(row["id"], row["root_key_id"])
+        await directory.reload()
         return directory
 
-    async def _remember(self, org_id: int, key_id: int) -> RootKey:
-        root = RootKey(key_id, org_id, await self._keys.get(key_id, ROOT_KEY_PURPOSE))
-        self._by_id[key_id] = root
-        self._by_org[org_id] = root
-        return root
+    async def reload(self) -> None:
+        """Every unretired org root key from the database; retired ones drop out of memory."""
+        with database_errors():
+            rows = await self._pool.fetch(_ROOT_KEYS)
+        by_id: dict[int, RootKey] = {self.enroll_key.key_id: self.enroll_key}
+        by_org: dict[int, RootKey] = {}
+        for row in rows:
+            root = self._by_id.get(row["key_id"])
+            if root is None:
+                try:
+                    root = RootKey(row["key_id"], row["org_id"], await self._keys.get(row["key_id"], ROOT_KEY_PURPOSE))
+                except NotFound:
+                    continue
+            by_id[root.key_id] = root
+            if row["minting"]:
+                by_org[row["org_id"]] = root
+        self._by_id, self._by_org = by_id, by_org
 
     def remember(self, root: RootKey) -> None:
         """Cache a root key just created (by enrolment on this node)."""
@@ -91,39 +115,30 @@ class StoreKeyDirectory:
         return self._by_id.get(key_id)
 
     async def load(self, key_id: int) -> RootKey | None:
-        """The root key with this id, if an org has it; unknown ids wait for a shared reload.
+        """The root key with this id, if an org has it unretired; unknown ids wait for a shared reload.
 
         Key ids arrive before any signature can be checked, so they are untrusted: a
-        miss does not query that id but waits for one reload of the org table, shared
-        by every concurrent miss and run at most once per :data:`RELOAD_INTERVAL`. Made-up
-        kids thus cost at most one query a second; an org enrolled through another node
-        is found after at most that long.
+        miss does not query that id but waits for one reload, shared by every
+        concurrent miss and run at most once per :data:`RELOAD_INTERVAL`. Made-up kids
+        thus cost at most one query a second; a key made on another node (an org
+        enrolled there, a rotation this node has not heard of yet) is found after at
+        most that long.
         """
         found = self._by_id.get(key_id)
         if found is not None:
             return found
-        if self._reload is None or self._reload.done():
-            self._reload = asyncio.ensure_future(self._reload_orgs())
-        await asyncio.shield(self._reload)
+        await self._miss()
         return self._by_id.get(key_id)
 
-    async def _reload_orgs(self) -> None:
-        wait = self._last_reload + RELOAD_INTERVAL - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._last_reload = time.monotonic()
-        self.reloads += 1
-        with database_errors():
-            rows = await self._pool.fetch(_ALL_ORGS)
-        for row in rows:
-            if row["root_key_id"] not in self._by_id:
-                with contextlib.suppress(NotFound):
-                    await self._remember(row["id"], row["root_key_id"])
-
     async def root_key_for(self, org_id: int) -> RootKey | None:
+        """The key ``org_id``'s new tokens are signed with."""
         found = self._by_org.get(org_id)
         if found is not None:
             return found
         with database_errors():
             key_id = await self._pool.fetchval(_ROOT_OF_ORG, org_id)
-        return None if key_id is None else await self._remember(org_id, key_id)
+        if key_id is None:
+            return None
+        root = RootKey(key_id, org_id, await self._keys.get(key_id, ROOT_KEY_PURPOSE))
+        self.remember(root)
+        return root

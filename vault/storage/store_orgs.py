@@ -23,8 +23,8 @@ _INSERT_ORG = (
 _SET_SLUG = "UPDATE store.orgs SET slug = $2 WHERE id = $1"
 _DROP_KEY = "DELETE FROM store.wrapped_keys WHERE id = $1"
 _INSERT_TOKEN = (
-    "INSERT INTO store.tokens (id, org_id, kind, mask, vaults, secrets, parent, actor, expires_at) "  # noqa: S105
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    "INSERT INTO store.tokens (id, org_id, kind, mask, vaults, secrets, parent, actor, expires_at, root_key_id) "  # noqa: S105
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 )
 # The token and everything minted from it, however deep.
 _REVOKE = """
@@ -87,6 +87,7 @@ class OrgStore:
             r.parent,
             r.actor,
             r.expires_at,
+            r.root_key_id,
         )
 
     async def record_token(self, record: TokenRecord, before_commit: BeforeCommit[TokenRecord]) -> None:

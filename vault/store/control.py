@@ -85,7 +85,9 @@ class ControlService:
         def mint(root: RootKey) -> TokenRecord:
             token = self._tokens.mint(root, ctx.org_id, ALL)
             minted.append(MintedToken(encode_token(token), token.token_id))
-            return TokenRecord(token.token_id, ctx.org_id, "root", mask_to_string(ALL), actor=caller.actor)
+            return TokenRecord(
+                token.token_id, ctx.org_id, "root", mask_to_string(ALL), actor=caller.actor, root_key_id=root.key_id
+            )
 
         async def audited(record: TokenRecord, tx: object) -> None:
             await self._audit.record_in(tx, ctx.event("ok", detail={"minted": record.id, "slug": slug}))
@@ -127,6 +129,7 @@ class ControlService:
             parent=caller.token_id,
             actor=caller.actor,
             expires_at=expires_at,
+            root_key_id=root.key_id,
         )
 
         async def audited(r: TokenRecord, tx: object) -> None:

@@ -54,6 +54,7 @@ class TokenRecord:
     expires_at: dt.datetime | None = None
     created_at: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
+    root_key_id: int | None = None  # the key that signed it, so retiring a kid can count what it kills
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,6 +183,10 @@ class StoreTokens:
             if len(self._cache) > VERIFIED_CACHE_SIZE:
                 self._cache.popitem(last=False)
         root = entry.root
+        if self._keys.cached(root.key_id) is None:
+            # Its key was retired since this bundle was verified (`cvault keys retire-tokens`).
+            self._cache.pop(credentials, None)
+            raise InvalidToken()
         if root.org_id is None:
             # The enrolment key signs challenges only; refuse it anywhere else
             # even if a caveat were somehow missing.

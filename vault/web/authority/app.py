@@ -38,6 +38,7 @@ from vault.storage.authority_keys import (
     load_ticket_key_pair,
 )
 from vault.storage.authority_tokens import TokenRepository
+from vault.storage.key_watch import KeyWatcher
 from vault.storage.keys import KeyRepository
 from vault.storage.migrations import require_migrated
 from vault.storage.pool import Pool, close_pool, create_pool
@@ -115,11 +116,16 @@ async def open_authority(
         require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
     )
     watcher: RevocationWatcher | None = None
+    key_watcher: KeyWatcher | None = None
     log: AuditLog | None = None
     try:
         await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
         key_repo = await KeyRepository.open(db, SCHEMA, require_master_keys(config))
         root_keys = await RootKeyRing.open(db, key_repo)
+        # Rotations and retirements of root keys reach every node through LISTEN (docs/keys.md).
+        key_watcher = KeyWatcher(db, SCHEMA)
+        key_watcher.on_change(root_keys.reload)
+        await key_watcher.start()
         keys = TicketKeys(
             login=await load_ticket_key_pair(db, key_repo, LOGIN_PURPOSE),
             org=await load_ticket_key_pair(db, key_repo, ORG_PURPOSE),
@@ -140,6 +146,8 @@ async def open_authority(
             await log.close()
         if watcher is not None:
             await watcher.close()
+        if key_watcher is not None:
+            await key_watcher.close()
         if own_pool:
             await close_pool(db)
 

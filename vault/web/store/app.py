@@ -17,6 +17,7 @@ from vault.audit.log import AuditLog
 from vault.config import Config, require_database_url, require_master_keys
 from vault.errors import ConfigError
 from vault.macaroon.crypto import DEFAULT_RANDOM
+from vault.storage.key_watch import KeyWatcher
 from vault.storage.keys import KeyRepository
 from vault.storage.migrations import require_migrated
 from vault.storage.pool import Pool, close_pool, create_pool
@@ -83,6 +84,7 @@ def create_store_app(
             require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
         )
         watcher: RevocationWatcher | None = None
+        key_watcher: KeyWatcher | None = None
         log: AuditLog | None = None
         reads: BatchReader | None = None
         secrets: SecretService | None = None
@@ -91,6 +93,10 @@ def create_store_app(
             await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
             key_repo = await KeyRepository.open(db, SCHEMA, require_master_keys(config))
             directory = await StoreKeyDirectory.open(db, key_repo)
+            # Root-key rotations and retirements reach every node through LISTEN (docs/keys.md).
+            key_watcher = KeyWatcher(db, SCHEMA)
+            key_watcher.on_change(directory.reload)
+            await key_watcher.start()
             watcher = RevocationWatcher(db, SCHEMA)
             await watcher.start()
             log = AuditLog(db, SCHEMA, timeout=config.database_timeout)
@@ -166,6 +172,8 @@ def create_store_app(
                 await log.close()
             if watcher is not None:
                 await watcher.close()
+            if key_watcher is not None:
+                await key_watcher.close()
             if own_pool:
                 await close_pool(db)
 

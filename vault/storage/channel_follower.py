@@ -1,0 +1,118 @@
+"""Keeping in-memory state current from a table: LISTEN for a channel's notifications, poll as a fallback.
+
+The pattern of :class:`~vault.storage.revocations.RevocationWatcher`, made reusable for
+:class:`~vault.storage.key_watch.KeyWatcher` (the revocation watcher, which grew a feed
+of its own meanwhile, is to move onto it next): a writer changes rows and sends
+``pg_notify(channel)`` in the same transaction; every follower LISTENs over a
+connection of its own (:class:`~vault.storage.connection.DedicatedConnection`),
+and a notification wakes its loop, which calls :meth:`ChannelFollower.reconcile`.
+The loop also wakes every ``interval`` seconds, so a lost notification or a
+dropped LISTEN connection (reopened by the loop) costs at most one interval.
+A subclass says what reconciling means; nothing here runs on a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+
+from vault.errors import Unavailable
+
+from .connection import DedicatedConnection
+from .pool import CONNECTION_ERRORS
+
+__all__ = ["ChannelFollower"]
+
+log = logging.getLogger("cvault.follow")
+
+
+class ChannelFollower:
+    """Runs :meth:`reconcile` at start, on every notification on ``channel``, and every ``interval`` seconds."""
+
+    def __init__(self, pool: Any, channel: str, *, interval: float, listen: bool = True, name: str) -> None:
+        self._channel = channel
+        self._interval = interval
+        self._name = name
+        self._listener = DedicatedConnection(pool) if listen else None
+        self._listening_on: asyncpg.Connection | None = None
+        self._poke = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._poll_failures = 0
+
+    async def reconcile(self) -> None:
+        """Bring the in-memory state up to date with the table (the subclass's job)."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """LISTEN, reconcile once, and start the loop.
+
+        Raises ``Unavailable`` if the first reconcile fails: a node that cannot load
+        the state must not start serving. A LISTEN connection that cannot be opened
+        is only logged; the loop retries it and polls meanwhile.
+        """
+        if self._task is not None:
+            raise RuntimeError(f"{type(self).__name__} already started")
+        await self._ensure_listening()
+        await self.reconcile()
+        self._task = asyncio.create_task(self._run(), name=f"{self._name}-follower")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._listener is not None:
+            await self._listener.close()
+        self._listening_on = None
+
+    def poke(self) -> None:
+        """Reconcile soon, as if a notification had arrived."""
+        self._poke.set()
+
+    @property
+    def listening(self) -> bool:
+        return self._listening_on is not None and not self._listening_on.is_closed()
+
+    def _notified(self, *_: object) -> None:
+        self._poke.set()
+
+    async def _ensure_listening(self) -> None:
+        if self._listener is None or self.listening:
+            return
+        self._listening_on = None
+        try:
+            conn = await self._listener.get()
+            await conn.add_listener(self._channel, self._notified)
+        except (Unavailable, asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
+            self._listener.discard()
+            log.warning("%s: cannot LISTEN on %s (%s); polling meanwhile", self._name, self._channel, _name(exc))
+            return
+        self._listening_on = conn
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self._interval)
+            self._poke.clear()
+            try:
+                await self._ensure_listening()
+                await self.reconcile()
+            except Exception as exc:
+                self._poll_failures += 1
+                # Once per burst, not once per tick, so an outage does not flood the log.
+                if self._poll_failures == 1 or self._poll_failures % 120 == 0:
+                    log.warning("%s: reconcile failed (%s); retrying", self._name, _name(exc))
+            else:
+                if self._poll_failures:
+                    log.info("%s: reconcile recovered after %d failure(s)", self._name, self._poll_failures)
+                self._poll_failures = 0
+
+
+def _name(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    return type(cause).__name__
