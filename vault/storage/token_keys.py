@@ -55,7 +55,7 @@ async def rotate_token_keys(pool: asyncpg.Pool, keys: KeyRepository, service: st
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(service))
                 for row in await conn.fetch("SELECT id FROM store.orgs ORDER BY id FOR UPDATE"):
                     key_id, _key = await keys.generate(STORE_ROOT, conn=conn)
-                    # The trigger of sql/store/0060 records the key in store.org_root_keys.
+                    # The trigger of sql/store/0070 records the key in store.org_root_keys.
                     await conn.execute("UPDATE store.orgs SET root_key_id = $2 WHERE id = $1", row["id"], key_id)
                     new.append(key_id)
             else:
