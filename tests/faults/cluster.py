@@ -133,9 +133,42 @@ class Cluster:
             return ""
 
 
+_PREFIX = "cvault-faults-pg-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale_clusters() -> None:
+    """Stop and delete clusters left by a test run that was killed before its teardown (its owner is gone)."""
+    for root in Path(tempfile.gettempdir()).glob(_PREFIX + "*"):
+        try:
+            owner = int((root / "owner.pid").read_text())
+        except (OSError, ValueError):
+            # No owner recorded: a run older than this rule, or one a moment from writing it.
+            if time.time() - root.stat().st_mtime < 3600:
+                continue
+            owner = 0
+        if owner and _alive(owner):
+            continue
+        stale = Cluster(root)
+        if (stale.pgdata / "postmaster.pid").exists():
+            stale.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @contextmanager
 def temporary_cluster() -> Iterator[Cluster]:
-    root = Path(tempfile.mkdtemp(prefix="cvault-faults-pg-"))
+    reap_stale_clusters()
+    root = Path(tempfile.mkdtemp(prefix=_PREFIX))
+    (root / "owner.pid").write_text(str(os.getpid()))
     cluster = Cluster(root)
     try:
         cluster.init()
