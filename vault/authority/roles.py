@@ -29,7 +29,7 @@ ROLE_MASKS: dict[Role, int] = {
     Role.AUDITOR: AUDIT,
 }
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 
 
 def parse_role(text: object) -> Role:
@@ -42,6 +42,6 @@ def parse_role(text: object) -> Role:
 
 
 def check_slug(slug: object) -> str:
-    if not isinstance(slug, str) or not _SLUG.match(slug):
+    if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
         raise BadRequest("slug must be 2 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit")
     return slug

@@ -20,7 +20,7 @@ __all__ = ["SESSION_PREFIX", "new_session_secret", "session_digest"]
 SESSION_PREFIX = "cvs_"
 _SECRET_BYTES = 32
 # Unpadded base64url of 32 bytes: 43 characters, the last one from a 16-letter subset.
-_FORMAT = re.compile(r"^cvs_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]\Z")
+_FORMAT = re.compile(r"cvs_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 
 
 def new_session_secret(random: Callable[[int], bytes]) -> tuple[str, bytes]:
@@ -32,6 +32,6 @@ def new_session_secret(random: Callable[[int], bytes]) -> tuple[str, bytes]:
 
 def session_digest(secret: str) -> bytes:
     """The digest of a presented secret; a malformed one is :class:`Unauthenticated`."""
-    if not _FORMAT.match(secret):
+    if not _FORMAT.fullmatch(secret):
         raise Unauthenticated("invalid session; log in again with POST /v1/sessions")
     return hashlib.sha256(secret.encode()).digest()

@@ -23,7 +23,7 @@ from .output import print_json, print_table
 
 __all__ = ["parse_time", "register"]
 
-_RELATIVE = re.compile(r"^(\d+)([smhdw])$")
+_RELATIVE = re.compile(r"([0-9]+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PAGE = 500
 
@@ -33,7 +33,7 @@ def parse_time(text: str, now: float) -> int:
     text = text.strip()
     if text.isdigit():
         return int(text)
-    m = _RELATIVE.match(text)
+    m = _RELATIVE.fullmatch(text)
     if m:
         return int(now) - int(m.group(1)) * _UNITS[m.group(2)]
     try:

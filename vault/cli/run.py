@@ -49,7 +49,7 @@ _CREDENTIAL_VARIABLES = (
     "CVAULT_AUTH_TOKEN_FILE",
     "CVAULT_SESSION",
 )
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_MAP_BYTES = 1024 * 1024
 _MAX_FALLBACK_BYTES = 64 * 1024 * 1024
 
@@ -131,7 +131,7 @@ def _read_map(path: Path) -> dict[str, str]:
                 raise ConfigError(f"{path}:{n}: expected secret/name=VARIABLE")
             items.append((name.strip(), var.strip()))
     for name, var in items:
-        if not isinstance(var, str) or not _ENV_NAME.match(var):
+        if not isinstance(var, str) or not _ENV_NAME.fullmatch(var):
             raise ConfigError(f"{path}: {var!r} (for {name!r}) is not an environment variable name")
         mapping[str(name)] = var
     return mapping

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
 
 from vault.errors import BadRequest
@@ -47,4 +48,9 @@ class TicketKeyPair:
         """The 32-byte key both sides derive (``crypto_box_beforenm``)."""
         if len(peer_public) != PUBLIC_KEY_SIZE:
             raise BadRequest("a public key is 32 bytes")
-        return bytes(Box(self._private, PublicKey(peer_public)).shared_key())
+        try:
+            return bytes(Box(self._private, PublicKey(peer_public)).shared_key())
+        except CryptoError:
+            # A point of small order gives an all-zero shared secret, which libsodium refuses;
+            # the peer key comes from the network (a ticket's sender), so this is bad input.
+            raise BadRequest("the public key is not a usable X25519 key (a point of small order)") from None

@@ -12,7 +12,7 @@ from .schema import quote_identifier
 
 __all__ = ["create_database", "database_exists", "database_name", "drop_database", "with_database"]
 
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -26,7 +26,7 @@ def database_name(dsn: str) -> str:
 
 
 def _check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError(f"database name {name!r} must match {_NAME.pattern}")
     return quote_identifier(name)
 

@@ -33,7 +33,7 @@ from .schema import check_schema
 
 __all__ = ["KeyRepository", "load_keyring"]
 
-_PURPOSE = re.compile(r"^[a-z0-9][a-z0-9:._-]{0,63}$")
+_PURPOSE = re.compile(r"[a-z0-9][a-z0-9:._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _queries(schema: str) -> _Queries:
 
 
 def _check_purpose(purpose: str) -> str:
-    if not _PURPOSE.match(purpose):
+    if not _PURPOSE.fullmatch(purpose):
         raise ValueError(f"key purpose {purpose!r} must match {_PURPOSE.pattern}")
     return purpose
 

@@ -29,7 +29,7 @@ from .schema import SCHEMAS, check_schema, quote_identifier
 
 __all__ = ["Migration", "load_migrations", "migrate", "pending_migrations", "require_migrated"]
 
-_FILE_NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
+_FILE_NAME = re.compile(r"[0-9]{4}_[a-z0-9_]+\.sql")
 # Any fixed 64-bit number works; deriving it from a name documents what it locks.
 _LOCK_KEY = int.from_bytes(hashlib.sha256(b"cvault.migrations").digest()[:8], "big", signed=True)
 
@@ -55,7 +55,7 @@ def load_migrations(sql_dir: Path, schema: str) -> list[Migration]:
     for path in sorted(directory.iterdir()):
         if path.name.startswith(".") or path.is_dir():
             continue
-        if not _FILE_NAME.match(path.name):
+        if not _FILE_NAME.fullmatch(path.name):
             raise MigrationError(f"{schema}/{path.name} is not named NNNN_name.sql; rename or remove it")
         data = path.read_bytes()
         try:

@@ -35,10 +35,10 @@ _VERSIONS_MESSAGE = (
     '(numbers, numeric strings, or comma-separated strings such as "1,2")'
 )
 
-_VAULT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_SECRET = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
-_PREFIX = re.compile(r"^[A-Za-z0-9._/-]*$")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_VAULT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_SECRET = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+_PREFIX = re.compile(r"[A-Za-z0-9._/-]*")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 def check_org_id(text: str) -> int:
@@ -49,13 +49,13 @@ def check_org_id(text: str) -> int:
 
 
 def check_vault_name(name: str) -> str:
-    if not _VAULT.match(name):
+    if not _VAULT.fullmatch(name):
         raise BadRequest("vault names are 1-63 characters of a-z 0-9 _ - starting with a letter or digit")
     return name
 
 
 def check_secret_name(name: str) -> str:
-    if len(name) > MAX_SECRET_NAME or not _SECRET.match(name):
+    if len(name) > MAX_SECRET_NAME or not _SECRET.fullmatch(name):
         raise BadRequest(
             f"secret names are at most {MAX_SECRET_NAME} characters of A-Z a-z 0-9 . _ - /, "
             "without a leading, trailing or doubled '/'"
@@ -64,13 +64,13 @@ def check_secret_name(name: str) -> str:
 
 
 def check_prefix(prefix: str) -> str:
-    if len(prefix) > MAX_SECRET_NAME or not _PREFIX.match(prefix):
+    if len(prefix) > MAX_SECRET_NAME or not _PREFIX.fullmatch(prefix):
         raise BadRequest(f"prefix must be at most {MAX_SECRET_NAME} characters of A-Z a-z 0-9 . _ - /")
     return prefix
 
 
 def check_slug(slug: str) -> str:
-    if not _SLUG.match(slug):
+    if not _SLUG.fullmatch(slug):
         raise BadRequest("slug must be 1-63 characters of a-z 0-9 - starting with a letter or digit")
     return slug
 

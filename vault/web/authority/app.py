@@ -263,4 +263,5 @@ def _services(
         revocations=watcher,
         feed=RevocationFeed(watcher, config.revocation_feed_token_sha256),
         clock=clock,
+        audit=audit,
     )

@@ -5,17 +5,21 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from vault.audit.refusal import refusal_detail, refusal_outcome
 from vault.authority.accounts import check_password
 from vault.authority.records import Member, Membership, RequestContext, Session, TokenRecord
 from vault.authority.revocation_feed import MAX_FEED_WAIT
 from vault.authority.roles import parse_role
 from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.token_service import check_token_id
-from vault.errors import BadRequest, Unauthenticated
+from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import bundle_from_headers, encode_token, mask_from_string, mask_to_string
 from vault.storage.health import database_ready
 from vault.storage.revocations import MAX_SINCE_LIMIT
@@ -25,8 +29,49 @@ from .services import SERVICES_KEY, AuthorityServices
 
 __all__ = ["add_routes"]
 
+log = logging.getLogger("cvault.authority")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 MAX_ID = 2**63 - 1
 MAX_TICKET_BYTES = 32 * 1024
+
+
+async def _record_refusal(request: web.Request, action: str, exc: VaultError) -> None:
+    """Record a failed request (``denied`` for 401/403, ``error`` otherwise); it fails anyway if this cannot."""
+    org = request.match_info.get("org", "")
+    try:
+        await _svc(request).audit.record(
+            _ctx(request),
+            action,
+            refusal_outcome(exc),
+            org=int(org) if org.isascii() and org.isdigit() and len(org) <= 18 else None,
+            **refusal_detail(exc),
+        )
+    except Unavailable:
+        # The operator sees the audit outage in the log.
+        log.warning("request %s: audit event for a failed request not committed", _ctx(request).request_id)
+
+
+def refusals_audited(action: str) -> Callable[[Handler], Handler]:
+    """Audit every failure of a route whose service does not audit its own refusals.
+
+    Whatever a caller can make a route raise leaves an event (the dischargers and the
+    login audit their decisions themselves, with more detail, and their parsing here).
+    """
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def audited(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except VaultError as exc:
+                await _record_refusal(request, action, exc)
+                raise
+
+        return audited
+
+    return wrap
 
 
 def _svc(request: web.Request) -> AuthorityServices:
@@ -105,21 +150,27 @@ def _mask(value: Any) -> int | None:
 
 
 async def create_session(request: web.Request) -> web.StreamResponse:
-    data = await read_json(request)
-    email = field(data, "email", str)
-    password = field(data, "password", str)
+    try:
+        data = await read_json(request)
+        email = field(data, "email", str)
+        password = field(data, "password", str)
+    except VaultError as exc:
+        await _record_refusal(request, "login", exc)
+        raise
     secret, session = await _svc(request).sessions.login(email, password, _ctx(request))
     return web.json_response(
         {"session": secret, "user_id": session.user_id, "expires_at": _time(session.expires_at)}, status=201
     )
 
 
+@refusals_audited("logout")
 async def delete_session(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     await _svc(request).sessions.logout(session, _ctx(request))
     return web.Response(status=204)
 
 
+@refusals_audited("me")
 async def me(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     svc = _svc(request)
@@ -131,6 +182,7 @@ async def me(request: web.Request) -> web.StreamResponse:
 # -- orgs and members -------------------------------------------------------------------
 
 
+@refusals_audited("org.create")
 async def create_org(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     data = await read_json(request)
@@ -138,18 +190,21 @@ async def create_org(request: web.Request) -> web.StreamResponse:
     return web.json_response({"id": org.id, "slug": org.slug}, status=201)
 
 
+@refusals_audited("orgs.list")
 async def list_orgs(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     orgs = await _svc(request).accounts.memberships(session.user_id)
     return web.json_response({"orgs": [_membership(m) for m in orgs]})
 
 
+@refusals_audited("members.list")
 async def list_members(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     members = await _svc(request).accounts.members(session.user_id, _path_id(request, "org"))
     return web.json_response({"members": [_member(m) for m in members]})
 
 
+@refusals_audited("member.add")
 async def add_member(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     org_id = _path_id(request, "org")
@@ -163,6 +218,7 @@ async def add_member(request: web.Request) -> web.StreamResponse:
     return web.json_response(_member(member), status=201)
 
 
+@refusals_audited("member.change")
 async def change_member(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     org_id, user_id = _path_id(request, "org"), _path_id(request, "user_id")
@@ -172,6 +228,7 @@ async def change_member(request: web.Request) -> web.StreamResponse:
     return web.json_response({"user_id": user_id, "role": role.value})
 
 
+@refusals_audited("member.remove")
 async def remove_member(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     org_id, user_id = _path_id(request, "org"), _path_id(request, "user_id")
@@ -182,6 +239,7 @@ async def remove_member(request: web.Request) -> web.StreamResponse:
 # -- tokens -----------------------------------------------------------------------------
 
 
+@refusals_audited("token.mint")
 async def create_token(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     credential = _bearer(request)
@@ -226,6 +284,7 @@ def _token_json(record: TokenRecord, by_id: dict[str, TokenRecord]) -> dict[str,
     }
 
 
+@refusals_audited("tokens.list")
 async def list_tokens(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     records = await _svc(request).tokens.for_user(session.user_id)
@@ -233,6 +292,7 @@ async def list_tokens(request: web.Request) -> web.StreamResponse:
     return web.json_response({"tokens": [_token_json(r, by_id) for r in records]})
 
 
+@refusals_audited("token.strip")
 async def strip_token(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     principal = await svc.verifier.verify(bundle_from_headers(request.headers), now=int(svc.clock()))
@@ -240,6 +300,7 @@ async def strip_token(request: web.Request) -> web.StreamResponse:
     return web.json_response({"token": encode_token(token), "id": record.id, "parent": record.parent}, status=201)
 
 
+@refusals_audited("token.revoke")
 async def revoke_token(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     token_id = check_token_id(request.match_info["id"])
@@ -247,6 +308,7 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
     return web.json_response({"revoked": revoked})
 
 
+@refusals_audited("revocations.list")
 async def list_revocations(request: web.Request) -> web.StreamResponse:
     since = int_param(request, "since", default=0, minimum=0) or 0
     limit = int_param(request, "limit", default=MAX_SINCE_LIMIT, minimum=1) or MAX_SINCE_LIMIT
@@ -286,15 +348,23 @@ async def _discharge_request(request: web.Request) -> tuple[bytes, bytes]:
 
 
 async def login_discharge(request: web.Request) -> web.StreamResponse:
-    secret = _session_secret(request)
-    ticket, binding_id = await _discharge_request(request)
+    try:
+        secret = _session_secret(request)
+        ticket, binding_id = await _discharge_request(request)
+    except VaultError as exc:
+        await _record_refusal(request, "discharge.login", exc)
+        raise
     discharge = await _svc(request).login.discharge(ticket, binding_id, secret, _ctx(request))
     return web.json_response({"discharge": encode_token(discharge)}, status=201)
 
 
 async def org_discharge(request: web.Request) -> web.StreamResponse:
-    bundle = bundle_from_headers(request.headers)
-    ticket, binding_id = await _discharge_request(request)
+    try:
+        bundle = bundle_from_headers(request.headers)
+        ticket, binding_id = await _discharge_request(request)
+    except VaultError as exc:
+        await _record_refusal(request, "discharge.org", exc)
+        raise
     discharge = await _svc(request).org.discharge(ticket, binding_id, bundle, origin(request).client_ip, _ctx(request))
     return web.json_response({"discharge": encode_token(discharge)}, status=201)
 

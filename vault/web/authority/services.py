@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from vault.authority.accounts import Accounts
+from vault.authority.audit import Auditor
 from vault.authority.dischargers import LoginDischarger, OrgDischarger
 from vault.authority.principal import BundleVerifier
 from vault.authority.revocation_feed import RevocationFeed
@@ -40,6 +41,7 @@ class AuthorityServices:
     revocations: RevocationWatcher
     feed: RevocationFeed
     clock: Clock
+    audit: Auditor
 
 
 SERVICES_KEY: web.AppKey[AuthorityServices] = web.AppKey("authority_services", AuthorityServices)

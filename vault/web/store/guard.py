@@ -17,6 +17,7 @@ from functools import wraps
 
 from aiohttp import web
 
+from vault.audit.refusal import refusal_detail, refusal_outcome
 from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Access
 from vault.store.caller import Caller
@@ -31,7 +32,6 @@ __all__ = ["GuardedHandler", "bearer_credentials", "guarded", "idempotency_key",
 log = logging.getLogger("cvault.store")
 
 GuardedHandler = Callable[[web.Request, RequestContext], Awaitable[web.StreamResponse]]
-_MAX_REASON = 1000
 
 
 def bearer_credentials(headers: Mapping[str, str]) -> str:
@@ -59,19 +59,11 @@ def idempotency_key(headers: Mapping[str, str]) -> str | None:
     return value
 
 
-def _storable(text: str) -> str:
-    # Reasons quote caller-chosen text (a token's own caveats); an audit event refuses NUL
-    # and unpaired surrogates, and a refusal must be recorded whatever it quotes.
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-
-
 async def record_failure(
     request: web.Request, ctx: RequestContext, exc: VaultError, vault: str | None, secret: str | None
 ) -> None:
     services = services_of(request)
-    outcome = "denied" if exc.status in (401, 403) else "error"
-    detail = {"code": exc.code, "status": exc.status, "reason": _storable(exc.message[:_MAX_REASON])}
-    event = ctx.event(outcome, vault=vault, secret=secret, detail=detail)
+    event = ctx.event(refusal_outcome(exc), vault=vault, secret=secret, detail=refusal_detail(exc))
     try:
         committed = services.audit.submit(event)
     except Unavailable:
@@ -160,14 +152,23 @@ def guarded(
         @wraps(handler)
         async def gate(request: web.Request) -> web.StreamResponse:
             match = request.match_info
+            # A path whose org is not an org id names no org to audit under: a plain 404.
+            org_id = check_org_id(match["org"])
+            try:
+                vault = check_vault_name(match["vault"]) if "vault" in match else None
+                secret = check_secret_name(match["name"]) if "name" in match else None
+            except VaultError as exc:
+                rid, addr, ip = origin(request)
+                await record_failure(request, RequestContext(org_id, operation, addr, ip, rid), exc, None, None)
+                raise
             return await run_guarded(
                 request,
                 handler,
-                org_id=check_org_id(match["org"]),
+                org_id=org_id,
                 operation=operation,
                 action=action,
-                vault=check_vault_name(match["vault"]) if "vault" in match else None,
-                secret=check_secret_name(match["name"]) if "name" in match else None,
+                vault=vault,
+                secret=secret,
                 enrolled=enrolled,
             )
 
