@@ -4,8 +4,9 @@ A *permission token* is ``Organization{org, mask}`` + ``ValidityWindow`` + a 3P
 caveat to ``<authority>/login`` whose ticket holds ``ConfineUser{user}``: it is
 worth nothing without a fresh login discharge. *Strip* turns one (with its
 discharge) into a *service token*: a new token, signed with the current root
-key, with the same caveats minus the login caveat and minus every
-``ValidityWindow``, recorded with its parent. Revoking a token revokes every
+key, with the same caveats minus the login caveat and minus the authority's own
+issuance ``ValidityWindow`` (every caveat the holder appended stays), recorded
+with its parent. Revoking a token revokes every
 token recorded below it.
 """
 
@@ -168,11 +169,16 @@ class TokenService:
         principal.check_here(Access(now, org_id=parent.org_id, client_addr=client_addr))
         await self._accounts.require_role(principal.user_id, parent.org_id)
         caveats = []
+        # The authority minted everything before its login caveat; the holder appended
+        # everything after it. Only the issuance window and the login caveat go: a window
+        # the holder added stays (attenuation never widens, and neither does strip).
+        issued = True
         for c in principal.token.unverified_caveats:
-            if isinstance(c, ValidityWindow):
+            if issued and isinstance(c, ValidityWindow):
                 continue
             if isinstance(c, ThirdParty):
-                if c.location == self._login_location:
+                if c.location == self._login_location and issued:
+                    issued = False
                     continue
                 # Its discharge key is sealed under the old chain; carrying it over would make the
                 # new token undischargeable, dropping it would widen the token.

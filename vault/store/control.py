@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from vault.errors import NotFound, Unauthorized
 from vault.macaroon import ALL, Caveat, encode_token, mask_to_string
 from vault.macaroon.access import is_subset
-from vault.macaroon.caveats import Action, ClientCIDR, IfPresent, Secrets, ValidityWindow, Vaults
+from vault.macaroon.caveats import Action, ClientCIDR, IfPresent, Organization, Secrets, ValidityWindow, Vaults
 
+from .caller import Caller
 from .events import RequestContext
 from .interfaces import AuditSink, KeyDirectory, OrgRepository, RevocationList, SecretRepository
 from .models import RootKey, TokenRecord, VaultInfo
-from .tokens import StoreTokens
+from .tokens import StoreTokens, key_id_from_kid
 
 __all__ = ["ControlService", "MintRequest", "MintedToken"]
 
@@ -44,6 +45,27 @@ class MintedToken:
 
     def __repr__(self) -> str:
         return f"MintedToken(id={self.id!r})"
+
+
+def _granted_at_enrolment(caller: Caller, enroll_key: RootKey) -> int:
+    """What the caller may hold in the org, leaving out a challenge's own ``Organization{org, C}``.
+
+    The store mints every challenge with that caveat first; it limits the challenge to
+    enrolling, not what enrolling may grant. Every other ``Organization`` and ``Action``
+    mask (the org discharge's, any the holder appended, and all of an org token's) counts.
+    """
+    token = caller.verified.token
+    is_challenge = key_id_from_kid(token.nonce.kid) == enroll_key.key_id
+    challenge_org = token.unverified_caveats[0] if is_challenge else None
+    mask = ALL
+    for c in caller.verified.restrictions:
+        if c is challenge_org:
+            continue
+        if isinstance(c, Organization):
+            mask &= c.mask if c.id == caller.org_id else 0
+        elif isinstance(c, Action):
+            mask &= c.mask
+    return mask
 
 
 class ControlService:
@@ -80,6 +102,14 @@ class ControlService:
     async def enroll(self, ctx: RequestContext, slug: str) -> MintedToken:
         """A fresh root store token (``rwcdCa``) for the org; the org and its root key on first use."""
         caller = ctx.verified_caller
+        granted = _granted_at_enrolment(caller, self._enroll_key)
+        if not is_subset(ALL, granted):
+            # Minting never widens, and neither does enrolment: the root token's mask must be
+            # what the discharge (and anything the holder appended) allows, all of it.
+            raise Unauthorized(
+                f"enrolment mints a root token ('{mask_to_string(ALL)}'); your token and discharge allow only "
+                f"'{mask_to_string(granted)}' in organization {ctx.org_id}: enrol with an owner's unrestricted token"
+            )
         minted: list[MintedToken] = []
 
         def mint(root: RootKey) -> TokenRecord:
