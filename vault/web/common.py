@@ -104,6 +104,27 @@ def _error_response(request: web.Request, exc: BaseException) -> web.StreamRespo
     return _render(request, 500, "internal", f"internal error (request id {rid})")
 
 
+_SECURITY_HEADERS = {
+    # Replies carry sessions, tokens, bundles, discharges and secret values; no cache along
+    # the way may keep one, so every reply says so (simpler and safer than picking routes).
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    # aiohttp fills in "Python/3.x aiohttp/3.x" unless the header is set; a version string
+    # only helps an attacker pick an exploit.
+    "Server": "cvault",
+}
+_CHALLENGE = 'Bearer realm="cvault"'
+
+
+def security_headers(response: web.StreamResponse, exc: BaseException | None = None) -> None:
+    """Headers every reply carries, plus ``WWW-Authenticate`` on a 401 and ``Allow`` on a 405."""
+    response.headers.update(_SECURITY_HEADERS)
+    if response.status == 401:
+        response.headers["WWW-Authenticate"] = _CHALLENGE
+    elif isinstance(exc, web.HTTPMethodNotAllowed):
+        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+
+
 def _request_id() -> str:
     # A correlation id, not a secret: the process's PRNG (reseeded in forked children)
     # avoids a getrandom system call per request.
@@ -126,14 +147,17 @@ def middlewares(trusted_proxies: tuple[str, ...] = ()) -> list[Any]:
         request[ORIGIN_KEY] = Origin(rid, addr, _parse_ip(addr))
         status = 500
         try:
+            failure: Exception | None = None
             try:
                 response = await handler(request)
             except Exception as exc:
                 if isinstance(exc, web.HTTPException) and exc.status < 400:
                     status = exc.status
+                failure = exc
                 response = _error_response(request, exc)
             status = response.status
             response.headers["X-Request-Id"] = rid
+            security_headers(response, failure)
             return response
         finally:
             REQUEST_ID.reset(rid_token)
