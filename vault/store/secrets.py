@@ -161,30 +161,51 @@ class SecretService:
     ) -> BatchResult:
         """Current versions of ``names`` (or of every name under ``prefix``): one query, one audit batch.
 
-        A listed name the caller's caveats refuse fails the whole request; with a
-        prefix, secrets the caveats refuse are left out, as if they did not exist.
+        Only the secrets the caller's caveats allow are returned; every other one is left
+        out and recorded as a ``denied`` read. A listed name that is refused is reported in
+        ``missing`` like an absent one, so the reply does not say whether it exists.
         """
         caller = ctx.verified_caller
+        refused: list[str] = []
+
+        def allowed(name: str) -> bool:
+            if caller.allows(ctx.access(now, READ, vault=vault, secret=name)):
+                return True
+            refused.append(name)
+            return False
+
+        listed = names
         if names is not None:
-            for n in names:
-                caller.check(ctx.access(now, READ, vault=vault, secret=n))
-        rows = await self._repo.read_many(ctx.org_id, vault, names=names, prefix=prefix, limit=MAX_BATCH)
+            names = [n for n in names if allowed(n)]
+        rows = []
+        if names is None or names:
+            rows = await self._repo.read_many(ctx.org_id, vault, names=names, prefix=prefix, limit=MAX_BATCH)
         found: list[Revealed] = []
         for stored in rows:
-            if names is None and not caller.allows(ctx.access(now, READ, vault=vault, secret=stored.name)):
+            if names is None and not allowed(stored.name):
                 continue
             if stored.state != "active":
                 continue
             value = await self._open(ctx.org_id, vault, stored)
             found.append(Revealed(stored.name, stored.version, stored.stage, _unix(stored), value))
         returned = {r.name for r in found}
-        missing = tuple(n for n in names if n not in returned) if names is not None else ()
+        missing = tuple(n for n in listed if n not in returned) if listed is not None else ()
         events = [
             ctx.event(
                 "ok", action="secrets.read", vault=vault, secret=r.name, version=r.version, detail={"batch": True}
             )
             for r in found
         ]
+        events.extend(
+            ctx.event(
+                "denied",
+                action="secrets.read",
+                vault=vault,
+                secret=name,
+                detail={"batch": True, "reason": "the token's caveats do not allow reading this secret"},
+            )
+            for name in refused
+        )
         if not events:
             events = [ctx.event("ok", vault=vault, detail={"returned": 0})]
         await self._audit.record(*events)

@@ -90,6 +90,7 @@ async def run_guarded(
     enrolled: bool = True,
     credentials_of: Callable[[Mapping[str, str]], str] = bearer_credentials,
     live_only: bool = False,
+    secrets_later: bool = False,
 ) -> web.StreamResponse:
     """The gate itself, for callers that find the org, vault and secret elsewhere than the native path.
 
@@ -121,6 +122,8 @@ async def run_guarded(
         identified = await services.tokens.identify(credentials, access)
         if live_only:
             identified.check_live(access)
+        elif secrets_later:
+            identified.check_secrets_later(access)
         else:
             identified.check(access)
         caller = identified
@@ -144,9 +147,13 @@ async def run_guarded(
 
 
 def guarded(
-    operation: str, action: int, *, enrolled: bool = True
+    operation: str, action: int, *, enrolled: bool = True, secrets_later: bool = False
 ) -> Callable[[GuardedHandler], Callable[..., Awaitable[web.StreamResponse]]]:
-    """Wrap an org route: ``operation`` and ``action`` are docs/api.md's for the route."""
+    """Wrap an org route: ``operation`` and ``action`` are docs/api.md's for the route.
+
+    ``secrets_later``: the route names its secrets in the body and its service checks each
+    one (:meth:`~vault.store.caller.Caller.check_secrets_later`).
+    """
 
     def wrap(handler: GuardedHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         @wraps(handler)
@@ -170,6 +177,7 @@ def guarded(
                 vault=vault,
                 secret=secret,
                 enrolled=enrolled,
+                secrets_later=secrets_later,
             )
 
         return gate

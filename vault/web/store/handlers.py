@@ -256,7 +256,7 @@ async def read_secret(request: web.Request, ctx: RequestContext) -> web.StreamRe
     return web.Response(body=revealed_json(revealed), content_type="application/json", headers=_NO_STORE)
 
 
-@guarded("secrets.batch_read", READ)
+@guarded("secrets.batch_read", READ, secrets_later=True)
 async def batch_read(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     data = await read_json(request)
     names = field(data, "names", list, required=False)
