@@ -56,7 +56,7 @@ class ShiftedClock:
 
 
 class StoreTestServer(TestServer):
-    """A test server whose connections accept the ``LIST`` method, as ``cvault serve`` does."""
+    """A test server with the runner ``cvault serve`` uses (``LIST``, header limits, parser errors as JSON)."""
 
     async def _make_runner(self, **kwargs: Any) -> BaseRunner:
         return VaultAppRunner(self.app, **kwargs)
@@ -257,7 +257,7 @@ async def running_services(
     authority_clock, store_clock = ShiftedClock(), ShiftedClock()
     authority_app = create_authority_app(authority_config, clock=authority_clock, password_cost=MINIMUM)
     async with (
-        TestServer(authority_app, host="127.0.0.1", port=authority_port) as authority_server,
+        StoreTestServer(authority_app, host="127.0.0.1", port=authority_port) as authority_server,
         aiohttp.ClientSession() as http,
     ):
         async with http.get(authority_url + "/.well-known/cvault/keys") as resp:

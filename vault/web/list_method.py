@@ -33,6 +33,8 @@ from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 from aiohttp.http_parser import HttpRequestParserPy
 from aiohttp.web_protocol import MAX_MSG_QUEUE_SIZE, RequestPayloadError
 
+from .protocol import SERVER_LIMITS, CvaultRequestHandler
+
 __all__ = ["ListMethodRequestHandler", "ListMethodServer", "VaultAppRunner"]
 
 METHOD = b"LIST "
@@ -92,7 +94,7 @@ class _FallbackParser:
         return exc.message.endswith(f"\n\n  {first_line!r}\n  {' ' * 4}^")
 
 
-class ListMethodRequestHandler(web.RequestHandler):
+class ListMethodRequestHandler(CvaultRequestHandler):
     """aiohttp's connection handler, with a parser that lets ``LIST`` through (see the module docs)."""
 
     def __init__(self, manager: web.Server, *, loop: Any, **kwargs: Any) -> None:
@@ -116,7 +118,13 @@ class ListMethodServer(web.Server):
 
 
 class VaultAppRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections accept the ``LIST`` method."""
+    """``web.AppRunner`` whose connections accept the ``LIST`` method and answer parser errors as cvault does.
+
+    Header limits are cvault's (:data:`vault.web.protocol.SERVER_LIMITS`) unless the caller sets them.
+    """
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        super().__init__(app, **{**SERVER_LIMITS, **kwargs})
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
