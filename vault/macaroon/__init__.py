@@ -29,7 +29,7 @@ types decode and re-encode byte-exact but never authorize anything.
 
 from . import caveats
 from .access import ALL, AUDIT, CONTROL, CREATE, DELETE, READ, WRITE, Access, mask_from_string, mask_to_string
-from .bundle import Bundle, bundle_from_headers, decode_token, encode_bundle, encode_token, parse_bundle
+from .bundle import Bundle, decode_token, encode_bundle, encode_token, parse_bundle
 from .caveat import Caveat, Refusal, UnknownCaveat, from_json
 from .macaroon import Macaroon, Nonce, decode
 from .third_party import Ticket, add_third_party, bind, open_ticket, start_discharge, ticket_sender
@@ -55,7 +55,6 @@ __all__ = [
     "Verified",
     "add_third_party",
     "bind",
-    "bundle_from_headers",
     "caveats",
     "check_signature",
     "decode",

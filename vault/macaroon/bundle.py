@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from vault.errors import InvalidToken, Unauthenticated
+from vault.errors import InvalidToken
 
 from . import wire
 from .macaroon import Macaroon, decode
@@ -83,16 +83,3 @@ def parse_bundle(text: str) -> Bundle:
     if len(parts) > MAX_BUNDLE_TOKENS:
         raise InvalidToken(f"invalid token: a bundle holds at most {MAX_BUNDLE_TOKENS} tokens")
     return Bundle(tuple(decode_token(p) for p in parts))
-
-
-def bundle_from_headers(headers: Mapping[str, str], *, vault_header: bool = False) -> Bundle:
-    """The bundle in ``Authorization: Bearer|FlyV1 ...`` (or ``X-Vault-Token`` if allowed)."""
-    value = headers.get("Authorization")
-    if value:
-        scheme, _, rest = value.strip().partition(" ")
-        if scheme.lower() not in ("bearer", "flyv1") or not rest.strip():
-            raise Unauthenticated("Authorization must be 'Bearer <token bundle>'")
-        return parse_bundle(rest)
-    if vault_header and headers.get("X-Vault-Token"):
-        return parse_bundle(headers["X-Vault-Token"])
-    raise Unauthenticated("no token: send 'Authorization: Bearer <token bundle>'")

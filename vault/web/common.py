@@ -14,13 +14,13 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from random import getrandbits as _random_bits
 from typing import Any, NamedTuple
 
 from aiohttp import web
 
-from vault.errors import BadRequest, RateLimited, TooLarge, Unavailable, VaultError
+from vault.errors import BadRequest, RateLimited, TooLarge, Unauthenticated, Unavailable, VaultError
 from vault.logs import REQUEST_ID
 from vault.types import IPAddress, IPNetwork
 
@@ -224,6 +224,40 @@ def client_address(request: web.Request, trusted_proxies: Iterable[str]) -> str:
         if not any(ip in n for n in nets):
             return str(ip)
     return peer
+
+
+AUTHORIZATION_SCHEMES = ("bearer", "flyv1")
+"""``Authorization`` schemes that carry a credential (a session or a token bundle); Fly's ``FlyV1`` too."""
+
+
+def credential(headers: Mapping[str, str], *, vault_token: bool = False) -> str | None:
+    """The credential a request presents, or ``None`` if it presents none: the one ``Authorization`` parser.
+
+    ``Authorization: Bearer <credential>`` (or ``FlyV1``; any case, spaces around ignored);
+    with ``vault_token`` (the Vault-compatible API) ``X-Vault-Token`` is read first. Another
+    scheme, or a scheme with nothing after it, is :class:`Unauthenticated` (whose message
+    never quotes the header: it may hold a credential sent to the wrong place).
+    """
+    if vault_token:
+        token = headers.get("X-Vault-Token", "").strip()
+        if token:
+            return token
+    value = headers.get("Authorization", "").strip()
+    if not value:
+        return None
+    scheme, _, rest = value.partition(" ")
+    rest = rest.strip()
+    if scheme.lower() not in AUTHORIZATION_SCHEMES or not rest:
+        raise Unauthenticated("Authorization must be 'Bearer <credential>' (a cvs_ session or a cv1_ token bundle)")
+    return rest
+
+
+def required_credential(headers: Mapping[str, str], *, vault_token: bool = False) -> str:
+    """:func:`credential`, with no credential at all a 401 that says what to send."""
+    found = credential(headers, vault_token=vault_token)
+    if found is None:
+        raise Unauthenticated("no token: send 'Authorization: Bearer <token bundle>'")
+    return found
 
 
 async def read_json(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:

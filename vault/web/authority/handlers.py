@@ -20,11 +20,11 @@ from vault.authority.roles import parse_role
 from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.token_service import check_token_id
 from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
-from vault.macaroon import bundle_from_headers, encode_token, mask_from_string, mask_to_string
+from vault.macaroon import Bundle, encode_token, mask_from_string, mask_to_string, parse_bundle
 from vault.storage.health import database_ready
 from vault.storage.revocations import MAX_SINCE_LIMIT
 
-from ..common import field, int_param, json_error, origin, read_json
+from ..common import credential, field, int_param, json_error, origin, read_json, required_credential
 from .services import SERVICES_KEY, AuthorityServices
 
 __all__ = ["add_routes"]
@@ -84,13 +84,11 @@ def _ctx(request: web.Request) -> RequestContext:
 
 
 def _bearer(request: web.Request) -> str | None:
-    value = request.headers.get("Authorization")
-    if not value:
-        return None
-    scheme, _, rest = value.strip().partition(" ")
-    if scheme.lower() != "bearer" or not rest.strip():
-        raise Unauthenticated("Authorization must be 'Bearer <session or token bundle>'")
-    return rest.strip()
+    return credential(request.headers)
+
+
+def _bundle(request: web.Request) -> Bundle:
+    return parse_bundle(required_credential(request.headers))
 
 
 def _session_secret(request: web.Request) -> str:
@@ -255,7 +253,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
         session = await svc.sessions.authenticate(credential)
         token, record = await svc.tokens.mint(session.user_id, org_id, mask, ttl, _ctx(request))
     else:
-        principal = await svc.verifier.verify(bundle_from_headers(request.headers), now=int(svc.clock()))
+        principal = await svc.verifier.verify(_bundle(request), now=int(svc.clock()))
         token, record = await svc.tokens.mint(
             principal.user_id, org_id, mask, ttl, _ctx(request), via=principal, client_addr=origin(request).client_ip
         )
@@ -295,7 +293,7 @@ async def list_tokens(request: web.Request) -> web.StreamResponse:
 @refusals_audited("token.strip")
 async def strip_token(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
-    principal = await svc.verifier.verify(bundle_from_headers(request.headers), now=int(svc.clock()))
+    principal = await svc.verifier.verify(_bundle(request), now=int(svc.clock()))
     token, record = await svc.tokens.strip(principal, origin(request).client_ip, _ctx(request))
     return web.json_response({"token": encode_token(token), "id": record.id, "parent": record.parent}, status=201)
 
@@ -360,7 +358,7 @@ async def login_discharge(request: web.Request) -> web.StreamResponse:
 
 async def org_discharge(request: web.Request) -> web.StreamResponse:
     try:
-        bundle = bundle_from_headers(request.headers)
+        bundle = _bundle(request)
         ticket, binding_id = await _discharge_request(request)
     except VaultError as exc:
         await _record_refusal(request, "discharge.org", exc)

@@ -18,32 +18,20 @@ from functools import wraps
 from aiohttp import web
 
 from vault.audit.refusal import refusal_detail, refusal_outcome
-from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
+from vault.errors import BadRequest, Unavailable, VaultError
 from vault.macaroon import Access
 from vault.store.caller import Caller
 from vault.store.events import RequestContext
 from vault.store.names import check_org_id, check_secret_name, check_vault_name
 
-from ..common import origin
+from ..common import origin, required_credential
 from .services import services_of
 
-__all__ = ["GuardedHandler", "bearer_credentials", "guarded", "idempotency_key", "run_guarded"]
+__all__ = ["GuardedHandler", "guarded", "idempotency_key", "run_guarded"]
 
 log = logging.getLogger("cvault.store")
 
 GuardedHandler = Callable[[web.Request, RequestContext], Awaitable[web.StreamResponse]]
-
-
-def bearer_credentials(headers: Mapping[str, str]) -> str:
-    """The bundle text of ``Authorization: Bearer <bundle>`` (Fly's ``FlyV1`` scheme too)."""
-    value = headers.get("Authorization")
-    if not value:
-        raise Unauthenticated("no token: send 'Authorization: Bearer <token bundle>'")
-    scheme, _, rest = value.strip().partition(" ")
-    rest = rest.strip()
-    if scheme.lower() not in ("bearer", "flyv1") or not rest:
-        raise Unauthenticated("Authorization must be 'Bearer <token bundle>'")
-    return rest
 
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -88,7 +76,7 @@ async def run_guarded(
     vault: str | None = None,
     secret: str | None = None,
     enrolled: bool = True,
-    credentials_of: Callable[[Mapping[str, str]], str] = bearer_credentials,
+    credentials_of: Callable[[Mapping[str, str]], str] = required_credential,
     live_only: bool = False,
     secrets_later: bool = False,
 ) -> web.StreamResponse:

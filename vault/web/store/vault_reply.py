@@ -22,8 +22,8 @@ from vault.store.mounts import MountDirectory
 from vault.store.names import check_vault_name
 from vault.store.tokens import key_id_from_kid
 
-from ..common import origin
-from .guard import GuardedHandler, bearer_credentials, run_guarded
+from ..common import origin, required_credential
+from .guard import GuardedHandler, run_guarded
 from .services import StoreServices, services_of
 
 __all__ = [
@@ -83,8 +83,7 @@ def rfc3339(value: dt.datetime | int | None) -> str:
 
 def vault_credentials(headers: Mapping[str, str]) -> str:
     """The bundle in ``X-Vault-Token``, else in ``Authorization: Bearer``."""
-    token = headers.get("X-Vault-Token", "").strip()
-    return token if token else bearer_credentials(headers)
+    return required_credential(headers, vault_token=True)
 
 
 async def token_org(services: StoreServices, headers: Mapping[str, str]) -> int | None:

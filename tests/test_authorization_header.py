@@ -1,0 +1,106 @@
+"""Issue 13: one ``Authorization`` parser (``vault.web.common.credential``) for every route of both services.
+
+The same header means the same thing at the authority, the store and the Vault API:
+``Bearer`` and Fly's ``FlyV1`` schemes (any case), surrounding spaces ignored, any
+other scheme or an empty credential a 401 ``unauthenticated`` with the same message.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from vault.errors import Unauthenticated
+from vault.web.common import credential, required_credential
+
+from .store_fixtures import World
+
+VAULT = Path(__file__).resolve().parent.parent / "vault"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Bearer cv1_abc", "cv1_abc"),
+        ("bearer cv1_abc", "cv1_abc"),
+        ("BEARER   cv1_abc  ", "cv1_abc"),
+        ("FlyV1 cv1_a,cv1_b", "cv1_a,cv1_b"),
+        ("  Bearer cvs_x", "cvs_x"),
+    ],
+)
+def test_the_schemes_it_accepts(header: str, expected: str) -> None:
+    assert credential({"Authorization": header}) == expected
+    assert required_credential({"Authorization": header}) == expected
+
+
+@pytest.mark.parametrize(
+    "header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "cv1_abc", "Token cv1_abc", "Bearer\tx"]
+)
+def test_the_headers_it_refuses(header: str) -> None:
+    with pytest.raises(Unauthenticated) as caught:
+        credential({"Authorization": header})
+    assert "Authorization must be 'Bearer <credential>'" in caught.value.message
+    assert "dXNlcjpwYXNz" not in caught.value.message and "cv1_abc" not in caught.value.message
+
+
+def test_no_header_is_none_or_a_401() -> None:
+    assert credential({}) is None
+    assert credential({"Authorization": ""}) is None
+    with pytest.raises(Unauthenticated, match="no token"):
+        required_credential({})
+
+
+def test_the_vault_token_header_comes_first_where_it_is_allowed() -> None:
+    headers = {"X-Vault-Token": " cv1_v ", "Authorization": "Bearer cv1_a"}
+    assert credential(headers, vault_token=True) == "cv1_v"
+    assert credential(headers) == "cv1_a"
+    assert required_credential({"Authorization": "Bearer cv1_a"}, vault_token=True) == "cv1_a"
+
+
+def test_no_other_module_parses_authorization() -> None:
+    # The header's name appears in code only where it is parsed (and in the metrics
+    # endpoint, which compares the whole header with its configured value).
+    readers = []
+    for path in sorted(VAULT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in ("Authorization", "X-Vault-Token"):
+                readers.append(path.relative_to(VAULT).as_posix())
+    allowed = {"web/common.py", "web/metrics.py", "web/store/openapi.py", "client/http.py"}
+    assert sorted(set(readers) - allowed) == []
+
+
+@pytest.mark.parametrize("scheme", ["FlyV1", "bearer"])
+async def test_every_service_reads_the_header_the_same_way(world: World, scheme: str) -> None:
+    w = world
+    h = w.h
+    assert (await h.store("PUT", w.secret("a"), w.bundle, {"value": "x"})).status == 200
+
+    async def get(base: str, path: str, header: str) -> tuple[int, object]:
+        async with h.http.get(base + path, headers={"Authorization": header}) as resp:
+            return resp.status, await resp.json()
+
+    assert (await get(h.authority_url, "/v1/me", f"{scheme} {w.owner.session}"))[0] == 200
+    assert (await get(h.store_url, w.secret("a"), f"{scheme} {w.bundle}"))[0] == 200
+    assert (await get(h.store_url, "/vault/v1/acme/prod/data/a", f"{scheme} {w.bundle}"))[0] == 200
+    async with h.http.post(h.authority_url + "/v1/tokens/strip", headers={"Authorization": f"{scheme} {w.auth}"}) as r:
+        assert r.status == 201
+
+
+async def test_every_service_refuses_a_foreign_scheme_with_the_same_401(world: World) -> None:
+    w = world
+    h = w.h
+    messages = set()
+    for base, path in [
+        (h.authority_url, "/v1/me"),
+        (h.authority_url, "/v1/tokens/strip"),
+        (h.store_url, w.path("/vaults")),
+    ]:
+        method = "POST" if path.endswith("strip") else "GET"
+        async with h.http.request(method, base + path, headers={"Authorization": "Basic dXNlcjpwYXNz"}) as resp:
+            assert resp.status == 401, (path, resp.status)
+            body = await resp.json()
+            assert body["error"]["code"] == "unauthenticated"
+            messages.add(body["error"]["message"])
+    assert len(messages) == 1, messages
