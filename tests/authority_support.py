@@ -121,16 +121,23 @@ async def login(client: Client, email: str, password: str = PASSWORD) -> str:
 
 
 async def add_member(client: Client, owner: Owner, email: str, role: str) -> tuple[int, str]:
-    """Create a user as a member of the owner's org; returns (user id, session)."""
-    body = await call(
+    """Invite ``email`` into the owner's org and accept with the code (creating the user); (user id, session)."""
+    invitation = await call(
         client,
         "POST",
-        f"/v1/orgs/{owner.org_id}/members",
-        json={"email": email, "role": role, "password": PASSWORD},
+        f"/v1/orgs/{owner.org_id}/invitations",
+        json={"email": email, "role": role},
         headers=bearer(owner.session),
         expect=201,
     )
-    return body["user_id"], await login(client, email)
+    accepted = await call(
+        client,
+        "POST",
+        f"/v1/invitations/{invitation['id']}/accept",
+        json={"code": invitation["code"], "password": PASSWORD},
+        expect=200,
+    )
+    return accepted["user_id"], await login(client, email)
 
 
 async def permission_token(client: Client, session: str, org_id: int, **body: Any) -> Macaroon:

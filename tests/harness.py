@@ -134,11 +134,16 @@ class Harness:
         return org_id
 
     async def add_member(self, owner: User, org: int, email: str, role: str) -> User:
-        r = await self.authority(
-            "POST", f"/v1/orgs/{org}/members", owner.session, {"email": email, "role": role, "password": PASSWORD}
-        )
+        """Invite ``email`` into ``org`` and accept as that user (created, as by :meth:`new_user`, if new)."""
+        r = await self.authority("POST", f"/v1/orgs/{org}/invitations", owner.session, {"email": email, "role": role})
         assert r.status == 201, r
-        return await self.login(email, r.body["user_id"])
+        invitation = r.body["id"]
+        services = self.authority_app[AUTHORITY_SERVICES]
+        existing = await services.account_store.user_by_email(email)
+        user = await self.login(email) if existing else await self.new_user(email)
+        r = await self.authority("POST", f"/v1/invitations/{invitation}/accept", user.session)
+        assert r.status == 200, r
+        return user
 
     async def remove_member(self, owner: User, org: int, user: User) -> None:
         r = await self.authority("DELETE", f"/v1/orgs/{org}/members/{user.id}", owner.session)

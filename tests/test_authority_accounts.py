@@ -211,22 +211,14 @@ async def test_members_are_managed_by_owners_only(client: Client) -> None:
     )
     assert "at least one owner" in last["error"]["message"]
     await call(client, "DELETE", f"{path}/{owner.user_id}", headers=bearer(owner.session), expect=409)
-    # Adding an existing user, an unknown one without a password, twice.
+    # Members join by invitation only (tests/test_invitations.py); the old adding route is gone.
     await call(
         client,
         "POST",
         path,
         json={"email": "x@example.com", "role": "reader"},
         headers=bearer(owner.session),
-        expect=404,
-    )
-    await call(
-        client,
-        "POST",
-        path,
-        json={"email": "m@example.com", "role": "reader"},
-        headers=bearer(owner.session),
-        expect=409,
+        expect=405,
     )
     await call(client, "DELETE", f"{path}/{member_id}", headers=bearer(owner.session), expect=204)
     await call(client, "DELETE", f"{path}/{member_id}", headers=bearer(owner.session), expect=404)
@@ -235,7 +227,7 @@ async def test_members_are_managed_by_owners_only(client: Client) -> None:
     actions = [
         r["action"] for r in await services(client).pool.fetch("SELECT action FROM authority.audit_events ORDER BY seq")
     ]
-    assert {"member.add", "member.remove"} <= set(actions)
+    assert {"invitation.create", "invitation.accept", "member.remove"} <= set(actions)
 
 
 async def test_orgs_are_created_and_listed(client: Client) -> None:

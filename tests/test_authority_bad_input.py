@@ -70,7 +70,9 @@ ROUTES: list[tuple[str, str, str | None, bool]] = [
     ("POST", "/v1/orgs", "session", True),
     ("GET", "/v1/orgs", "session", False),
     ("GET", "/v1/orgs/{org}/members", "session", False),
-    ("POST", "/v1/orgs/{org}/members", "session", True),
+    ("POST", "/v1/orgs/{org}/invitations", "session", True),
+    ("GET", "/v1/invitations", "session", False),
+    ("POST", "/v1/invitations/{invitation}/accept", "session", True),
     ("PATCH", "/v1/orgs/{org}/members/{user}", "session", True),
     ("DELETE", "/v1/orgs/{org}/members/{user}", "session", False),
     ("POST", "/v1/tokens", "either", True),
@@ -87,6 +89,7 @@ BAD_PATHS = {
     "{org}": ["abc", "0", "-1", "99999999999999999999999", "1e5"],
     "{user}": ["abc", "0", "18446744073709551616"],
     "{token}": ["not-a-uuid", "1234", "%00"],
+    "{invitation}": ["not-a-uuid", "1234", "%00"],
 }
 
 
@@ -104,7 +107,12 @@ async def _expect_4xx(client: Client, method: str, path: str, **kwargs: Any) -> 
 
 
 def _fill(path: str, owner: Owner) -> str:
-    return path.format(org=owner.org_id, user=owner.user_id, token="00000000-0000-0000-0000-000000000000")
+    return path.format(
+        org=owner.org_id,
+        user=owner.user_id,
+        token="00000000-0000-0000-0000-000000000000",
+        invitation="00000000-0000-0000-0000-000000000000",
+    )
 
 
 def _credential(kind: str | None, owner: Owner) -> dict[str, str]:

@@ -9,6 +9,7 @@ from vault.macaroon import encode_bundle
 
 from .authority_support import (
     AppFactory,
+    add_member,
     bearer,
     bootstrap_owner,
     call,
@@ -89,24 +90,7 @@ async def test_revoked_token_is_listed_and_published(make_client: AppFactory) ->
 async def test_only_the_user_or_an_owner_may_revoke(make_client: AppFactory) -> None:
     client = await make_client()
     owner = await bootstrap_owner(client)
-    body = await call(
-        client,
-        "POST",
-        f"/v1/orgs/{owner.org_id}/members",
-        json={"email": "r@example.com", "role": "reader", "password": "correct horse battery"},
-        headers=bearer(owner.session),
-        expect=201,
-    )
-    reader_session = (
-        await call(
-            client,
-            "POST",
-            "/v1/sessions",
-            json={"email": "r@example.com", "password": "correct horse battery"},
-            expect=201,
-        )
-    )["session"]
-    assert body["role"] == "reader"
+    _reader_id, reader_session = await add_member(client, owner, "r@example.com", "reader")
     owners_token = await permission_token(client, owner.session, owner.org_id)
     readers_token = await permission_token(client, reader_session, owner.org_id)
     refused = await call(

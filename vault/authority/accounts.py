@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vault.errors import BadRequest, Conflict, NotFound, Unauthorized
+from vault.errors import BadRequest, NotFound, Unauthorized
 from vault.types import Random
 
 from .audit import Auditor
@@ -76,24 +76,6 @@ class Accounts:
     async def members(self, user_id: int, org_id: int) -> list[Member]:
         await self.require_role(user_id, org_id, Role.OWNER)
         return await self._store.members(org_id)
-
-    async def add_member(
-        self, owner_id: int, org_id: int, email: str, role: Role, password: str | None, ctx: RequestContext
-    ) -> Member:
-        await self.require_role(owner_id, org_id, Role.OWNER)
-        email = check_email(email)
-        user = await self._store.user_by_email(email)
-        if password is not None:
-            password = check_password(password)
-        if user is None:
-            if password is None:
-                raise NotFound(f"no user with email {email}; send a password to create one")
-            user = await self._store.create_user(email, await self._sessions.hash_password(password))
-        elif password is not None:
-            raise Conflict(f"a user with email {email} exists; leave out the password to add them")
-        await self._store.add_member(org_id, user.id, role)
-        await self._audit.record(ctx, "member.add", "ok", org=org_id, user_id=owner_id, member=user.id, role=role.value)
-        return Member(user.id, user.email, role)
 
     async def change_role(self, owner_id: int, org_id: int, member_id: int, role: Role, ctx: RequestContext) -> None:
         await self.require_role(owner_id, org_id, Role.OWNER)

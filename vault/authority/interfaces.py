@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .records import Member, Membership, Org, Session, TokenRecord, User
+from .records import Invitation, Member, Membership, Org, Session, TokenRecord, User
 from .roles import Role
 
 __all__ = [
     "AccountStore",
     "AuditSink",
     "AuthorityEvent",
+    "InvitationRepository",
     "RevocationList",
     "RootKeys",
     "SessionStore",
@@ -48,14 +49,46 @@ class AccountStore(Protocol):
 
     async def members(self, org_id: int) -> list[Member]: ...
 
-    async def add_member(self, org_id: int, user_id: int, role: Role) -> None:
-        """:class:`Conflict` when already a member."""
-
     async def change_role(self, org_id: int, user_id: int, role: Role) -> None:
         """:class:`NotFound` when not a member; :class:`Conflict` when it would leave no owner."""
 
     async def remove_member(self, org_id: int, user_id: int) -> None:
         """:class:`NotFound` when not a member; :class:`Conflict` when it would leave no owner."""
+
+
+class InvitationRepository(Protocol):
+    async def create(
+        self,
+        invitation_id: str,
+        org_id: int,
+        email: str,
+        role: Role,
+        invited_by: int,
+        code_digest: bytes,
+        expires_at: dt.datetime,
+    ) -> Invitation: ...
+
+    async def pending_for(self, email: str, now: dt.datetime) -> list[Invitation]:
+        """Unaccepted, unexpired invitations of ``email``, oldest first."""
+
+    async def accept(
+        self,
+        invitation_id: str,
+        now: dt.datetime,
+        *,
+        user_id: int | None = None,
+        email: str | None = None,
+        code_digest: bytes | None = None,
+        new_user_password_hash: str | None = None,
+    ) -> tuple[Invitation, int]:
+        """Accept a pending invitation in one transaction; returns it and the member's user id.
+
+        Either ``user_id`` with that user's ``email`` (must be the invitation's), or
+        ``code_digest`` (must be the invitation's) with ``new_user_password_hash``, which
+        creates the invited email's account. :class:`NotFound` when no such pending
+        invitation matches; :class:`Conflict` when already a member, or when the code is
+        used for an email that already has an account.
+        """
 
 
 class SessionStore(Protocol):

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from .roles import Role
 
-__all__ = ["Member", "Membership", "Org", "RequestContext", "Session", "TokenKind", "TokenRecord", "User"]
+__all__ = ["Invitation", "Member", "Membership", "Org", "RequestContext", "Session", "TokenKind", "TokenRecord", "User"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,18 @@ class Membership:
     org_id: int
     slug: str
     role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """An owner's invitation of an email into an org, with a role; pending until accepted or expired."""
+
+    id: str
+    org_id: int
+    slug: str
+    email: str
+    role: Role
+    expires_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,13 +34,26 @@ def register(sub: Any) -> None:
     add_client_options(p)
     p.set_defaults(func=client_command(_members))
 
-    p = osub.add_parser("add-member", help="add a member (creates the user with --password-stdin)")
+    p = osub.add_parser("invite", help="invite an email into an organization (it joins only when the invitee accepts)")
     p.add_argument("org", help="org id or slug")
     p.add_argument("email")
     p.add_argument("--role", required=True, choices=["owner", "operator", "reader", "auditor"])
-    p.add_argument("--password-stdin", action="store_true", help="new user's password on stdin")
     add_client_options(p)
-    p.set_defaults(func=client_command(_add_member))
+    p.set_defaults(func=client_command(_invite))
+
+    p = osub.add_parser("invitations", help="invitations waiting for you (the logged-in email)")
+    add_client_options(p)
+    p.set_defaults(func=client_command(_invitations))
+
+    p = osub.add_parser(
+        "accept",
+        help="accept an invitation: logged in as the invited email, or with --code (creates your account)",
+    )
+    p.add_argument("invitation", help="invitation id (from `cvault orgs invitations` or the org's owner)")
+    p.add_argument("--code", help="the cvi_ code the org's owner gave you, if you have no account yet")
+    p.add_argument("--password-stdin", action="store_true", help="with --code: your new account's password on stdin")
+    add_client_options(p)
+    p.set_defaults(func=client_command(_accept))
 
     p = osub.add_parser("set-role", help="change a member's role")
     p.add_argument("org", help="org id or slug")
@@ -90,30 +103,42 @@ async def _members(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _add_member(client: Client, args: argparse.Namespace) -> int:
+async def _invite(client: Client, args: argparse.Namespace) -> int:
     org = await resolve_org(client, args.org)
+    invitation = await client.authority.invite(org["id"], args.email, args.role)
+    if args.json:
+        print_json(invitation)
+    else:
+        print(
+            f"invited {invitation['email']} as {invitation['role']} of {org['slug']} "
+            f"(invitation {invitation['id']}, expires {invitation['expires_at']})\n"
+            f"they accept with `cvault orgs accept {invitation['id']}` when logged in, or, without an account yet,\n"
+            f"`cvault orgs accept {invitation['id']} --code {invitation['code']} --password-stdin`"
+        )
+    return 0
+
+
+async def _invitations(client: Client, args: argparse.Namespace) -> int:
+    pending = await client.authority.invitations()
+    if args.json:
+        print_json(pending)
+    else:
+        print_table(
+            ["ID", "ORG", "ROLE", "EXPIRES"], [[i["id"], i["slug"], i["role"], i["expires_at"]] for i in pending]
+        )
+    return 0
+
+
+async def _accept(client: Client, args: argparse.Namespace) -> int:
     password = None
-    if args.password_stdin:
+    if args.code is not None:
+        if not args.password_stdin:
+            raise BadRequest("--code creates your account: give its password with --password-stdin")
         password = sys.stdin.readline().rstrip("\n")
         if not password:
             raise BadRequest("--password-stdin given but stdin is empty")
-    try:
-        member = await client.authority.add_member(org["id"], args.email, args.role, password)
-    except NotFound as exc:
-        if password is not None:
-            raise
-        # The authority speaks of its API ("send a password"); say which flag sends it.
-        hint = NotFound(
-            f"{exc.message} (with cvault: add --password-stdin and pipe the new user's password, "
-            f'e.g. `printf %s "$PW" | cvault orgs add-member {args.org} {args.email} --role {args.role} '
-            "--password-stdin`)"
-        )
-        hint.answered_by = exc.answered_by
-        raise hint from None
-    if args.json:
-        print_json(member)
-    else:
-        print(f"{member['email']} (user {member['user_id']}) is {member['role']} of {org['slug']}")
+    reply = await client.authority.accept(args.invitation, code=args.code, password=password)
+    print_json(reply) if args.json else print(f"you are now {reply['role']} of {reply['slug']} (org {reply['org']})")
     return 0
 
 

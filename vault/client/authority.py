@@ -61,11 +61,27 @@ class AuthorityClient:
         reply = await self._session_call("GET", f"/v1/orgs/{org}/members")
         return list(reply["members"])
 
-    async def add_member(self, org: int, email: str, role: str, password: str | None = None) -> dict[str, Any]:
-        body = {"email": email, "role": role}
-        if password is not None:
-            body["password"] = password
-        reply: dict[str, Any] = await self._session_call("POST", f"/v1/orgs/{org}/members", body)
+    async def invite(self, org: int, email: str, role: str) -> dict[str, Any]:
+        """``{id, org, slug, email, role, expires_at, code}``; the invitee accepts it (see :meth:`accept`)."""
+        reply: dict[str, Any] = await self._session_call(
+            "POST", f"/v1/orgs/{org}/invitations", {"email": email, "role": role}
+        )
+        return reply
+
+    async def invitations(self) -> list[dict[str, Any]]:
+        """Pending invitations of the logged-in user's email."""
+        reply = await self._session_call("GET", "/v1/invitations")
+        return list(reply["invitations"])
+
+    async def accept(
+        self, invitation_id: str, *, code: str | None = None, password: str | None = None
+    ) -> dict[str, Any]:
+        """Accept with the session, or (no account yet) with the invitation code and a new password."""
+        path = f"/v1/invitations/{quote(invitation_id, safe='')}/accept"
+        if code is None:
+            reply: dict[str, Any] = await self._session_call("POST", path)
+        else:
+            reply = await self._http.request("POST", self.url + path, body={"code": code, "password": password})
         return reply
 
     async def set_role(self, org: int, user_id: int, role: str) -> dict[str, Any]:

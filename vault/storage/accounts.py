@@ -91,20 +91,6 @@ class AccountRepository:
             )
         return [Member(r["id"], r["email"], Role(r["role"])) for r in rows]
 
-    async def add_member(self, org_id: int, user_id: int, role: Role) -> None:
-        with database_errors():
-            try:
-                await self._pool.execute(
-                    "INSERT INTO authority.memberships (org_id, user_id, role) VALUES ($1, $2, $3)",
-                    org_id,
-                    user_id,
-                    role.value,
-                )
-            except asyncpg.UniqueViolationError:
-                raise Conflict(f"user {user_id} is already a member; change their role instead") from None
-            except asyncpg.ForeignKeyViolationError:
-                raise NotFound(f"organization {org_id} or user {user_id} not found") from None
-
     async def change_role(self, org_id: int, user_id: int, role: Role) -> None:
         await self._change(org_id, user_id, role)
 

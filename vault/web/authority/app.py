@@ -21,6 +21,7 @@ from vault.authority.accounts import Accounts
 from vault.authority.audit import Auditor
 from vault.authority.dischargers import LoginDischarger, OrgDischarger
 from vault.authority.interfaces import AuthorityEvent
+from vault.authority.invitations import Invitations
 from vault.authority.principal import BundleVerifier
 from vault.authority.rate_limit import FailureLimiter
 from vault.authority.revocation_feed import RevocationFeed
@@ -38,6 +39,7 @@ from vault.storage.authority_keys import (
     load_ticket_key_pair,
 )
 from vault.storage.authority_tokens import TokenRepository
+from vault.storage.invitations import PgInvitationRepository
 from vault.storage.key_watch import KeyWatcher
 from vault.storage.keys import KeyRepository
 from vault.storage.migrations import require_migrated
@@ -208,6 +210,14 @@ def _services(
         audit=audit,
     )
     accounts = Accounts(accounts=account_repo, sessions=sessions, random=random, audit=audit)
+    invitations = Invitations(
+        repository=PgInvitationRepository(db),
+        accounts=accounts,
+        sessions=sessions,
+        clock=clock,
+        random=random,
+        audit=audit,
+    )
     verifier = BundleVerifier(
         location=location,
         login_location=login_location,
@@ -256,6 +266,7 @@ def _services(
         account_store=account_repo,
         sessions=sessions,
         accounts=accounts,
+        invitations=invitations,
         tokens=tokens,
         verifier=verifier,
         login=login,

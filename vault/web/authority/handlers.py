@@ -13,8 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from vault.audit.refusal import refusal_detail, refusal_outcome
-from vault.authority.accounts import check_password
-from vault.authority.records import Member, Membership, RequestContext, Session, TokenRecord
+from vault.authority.records import Invitation, Member, Membership, RequestContext, Session, TokenRecord
 from vault.authority.revocation_feed import MAX_FEED_WAIT
 from vault.authority.roles import parse_role
 from vault.authority.session_secret import SESSION_PREFIX
@@ -202,18 +201,51 @@ async def list_members(request: web.Request) -> web.StreamResponse:
     return web.json_response({"members": [_member(m) for m in members]})
 
 
-@refusals_audited("member.add")
-async def add_member(request: web.Request) -> web.StreamResponse:
+def _invitation(i: Invitation) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "org": i.org_id,
+        "slug": i.slug,
+        "email": i.email,
+        "role": i.role.value,
+        "expires_at": _time(i.expires_at),
+    }
+
+
+@refusals_audited("invitation.create")
+async def create_invitation(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     org_id = _path_id(request, "org")
     data = await read_json(request)
     email = field(data, "email", str)
     role = parse_role(field(data, "role", str))
-    password = field(data, "password", str, required=False)
-    if password is not None:
-        password = check_password(password)
-    member = await _svc(request).accounts.add_member(session.user_id, org_id, email, role, password, _ctx(request))
-    return web.json_response(_member(member), status=201)
+    invitation, code = await _svc(request).invitations.invite(session.user_id, org_id, email, role, _ctx(request))
+    # The same reply whether or not the email has an account: inviting is no way to probe for one.
+    return web.json_response({**_invitation(invitation), "code": code}, status=201)
+
+
+@refusals_audited("invitations.list")
+async def list_invitations(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    pending = await _svc(request).invitations.pending(session.user_id)
+    return web.json_response({"invitations": [_invitation(i) for i in pending]})
+
+
+@refusals_audited("invitation.accept")
+async def accept_invitation(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    invitation_id = request.match_info["id"]
+    if _bearer(request) is not None:
+        session = await _session(request)
+        invitation = await svc.invitations.accept_as(session.user_id, invitation_id, _ctx(request))
+        user_id = session.user_id
+    else:
+        data = await read_json(request)
+        code, password = field(data, "code", str), field(data, "password", str)
+        invitation, user_id = await svc.invitations.accept_with_code(invitation_id, code, password, _ctx(request))
+    return web.json_response(
+        {"org": invitation.org_id, "slug": invitation.slug, "role": invitation.role.value, "user_id": user_id}
+    )
 
 
 @refusals_audited("member.change")
@@ -402,7 +434,9 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/v1/orgs", create_org)
     r.add_get("/v1/orgs", list_orgs)
     r.add_get("/v1/orgs/{org}/members", list_members)
-    r.add_post("/v1/orgs/{org}/members", add_member)
+    r.add_post("/v1/orgs/{org}/invitations", create_invitation)
+    r.add_get("/v1/invitations", list_invitations)
+    r.add_post("/v1/invitations/{id}/accept", accept_invitation)
     r.add_patch("/v1/orgs/{org}/members/{user_id}", change_member)
     r.add_delete("/v1/orgs/{org}/members/{user_id}", remove_member)
     r.add_post("/v1/tokens", create_token)

@@ -64,6 +64,7 @@ def _op(
 def spec(authority_url: str) -> dict[str, Any]:
     membership = _obj({"id": _INT, "slug": _STR, "role": _ROLE})
     member = _obj({"user_id": _INT, "email": _STR, "role": _ROLE})
+    invitation = _obj({"id": _STR, "org": _INT, "slug": _STR, "email": _STR, "role": _ROLE, "expires_at": _TIME})
     token_info = _obj(
         {
             "id": _STR,
@@ -119,13 +120,35 @@ def spec(authority_url: str) -> dict[str, Any]:
                 security=_SESSION,
                 params=[_ORG_PATH],
             ),
+        },
+        "/v1/orgs/{org}/invitations": {
             "post": _op(
-                "Add a member (owner only); creates the user when a password is given for a new email",
+                "Invite an email into the organization (owner only); the same reply whether or not it has an account",
                 201,
-                member,
-                body=_obj({"email": _STR, "role": _ROLE, "password": _STR}, ["email", "role"]),
+                _obj({**invitation["properties"], "code": _STR}),
+                body=_obj({"email": _STR, "role": _ROLE}, ["email", "role"]),
                 security=_SESSION,
                 params=[_ORG_PATH],
+            ),
+        },
+        "/v1/invitations": {
+            "get": _op(
+                "Pending invitations of the session's email",
+                200,
+                _obj({"invitations": {"type": "array", "items": invitation}}),
+                security=_SESSION,
+            ),
+        },
+        "/v1/invitations/{id}/accept": {
+            "post": _op(
+                "Accept an invitation: with a session of the invited email, or with its code and a new password "
+                "(creates the account)",
+                200,
+                _obj({"org": _INT, "slug": _STR, "role": _ROLE, "user_id": _INT}),
+                body=_obj({"code": _STR, "password": _STR}),
+                security=[{"session": []}, {}],
+                params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
+                errors=(400, 401, 404, 409, 413, 429, 503),
             ),
         },
         "/v1/orgs/{org}/members/{user_id}": {

@@ -9,6 +9,7 @@ from aiohttp import web
 from vault.authority.accounts import Accounts
 from vault.authority.audit import Auditor
 from vault.authority.dischargers import LoginDischarger, OrgDischarger
+from vault.authority.invitations import Invitations
 from vault.authority.principal import BundleVerifier
 from vault.authority.revocation_feed import RevocationFeed
 from vault.authority.sessions import Sessions
@@ -34,6 +35,7 @@ class AuthorityServices:
     account_store: AccountRepository
     sessions: Sessions
     accounts: Accounts
+    invitations: Invitations
     tokens: TokenService
     verifier: BundleVerifier
     login: LoginDischarger

@@ -1,0 +1,127 @@
+"""Invitations: membership only with the invitee's consent.
+
+An org's owner invites an email with a role (``POST /v1/orgs/{org}/invitations``).
+The reply is the same whether or not the email has an account, so inviting cannot
+probe for accounts; it carries a one-time invitation code (``cvi_``, stored only as
+its SHA-256) for the owner to hand to the invitee. The invitee then accepts:
+
+* with an account: logged in as the invited email, from ``GET /v1/invitations``;
+* without one: with the code and a new password, which creates the account.
+
+Nothing changes in the org until then. Invitations expire after
+:data:`INVITATION_TTL`; accepting one is a single transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Callable
+
+from vault.errors import BadRequest
+
+from .accounts import Accounts, check_email, check_password
+from .audit import Auditor
+from .interfaces import InvitationRepository
+from .records import Invitation, RequestContext
+from .roles import Role
+from .sessions import Sessions
+
+__all__ = ["CODE_PREFIX", "INVITATION_TTL", "Invitations", "code_digest"]
+
+Clock = Callable[[], float]
+Random = Callable[[int], bytes]
+
+INVITATION_TTL = 7 * 86400
+CODE_PREFIX = "cvi_"
+_MAX_CODE = 64
+
+
+def code_digest(code: str) -> bytes:
+    return hashlib.sha256(code.encode()).digest()
+
+
+def check_invitation_id(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise BadRequest("an invitation id is a UUID, as GET /v1/invitations lists them") from None
+
+
+class Invitations:
+    def __init__(
+        self,
+        *,
+        repository: InvitationRepository,
+        accounts: Accounts,
+        sessions: Sessions,
+        clock: Clock,
+        random: Random,
+        audit: Auditor,
+    ) -> None:
+        self._repo = repository
+        self._accounts = accounts
+        self._sessions = sessions
+        self._clock = clock
+        self._random = random
+        self._audit = audit
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+
+    async def invite(
+        self, owner_id: int, org_id: int, email: str, role: Role, ctx: RequestContext
+    ) -> tuple[Invitation, str]:
+        """A new invitation and its code; the same whether or not ``email`` has an account."""
+        await self._accounts.require_role(owner_id, org_id, Role.OWNER)
+        email = check_email(email)
+        code = CODE_PREFIX + base64.urlsafe_b64encode(self._random(32)).rstrip(b"=").decode()
+        invitation_id = str(uuid.UUID(bytes=self._random(16), version=4))
+        expires = self._now() + dt.timedelta(seconds=INVITATION_TTL)
+        invitation = await self._repo.create(invitation_id, org_id, email, role, owner_id, code_digest(code), expires)
+        await self._audit.record(
+            ctx, "invitation.create", "ok", org=org_id, user_id=owner_id, invitation=invitation_id, role=role.value
+        )
+        return invitation, code
+
+    async def pending(self, user_id: int) -> list[Invitation]:
+        user = await self._accounts.user(user_id)
+        return await self._repo.pending_for(user.email, self._now())
+
+    async def accept_as(self, user_id: int, invitation_id: str, ctx: RequestContext) -> Invitation:
+        """Accept as a logged-in user, whose email must be the invited one."""
+        user = await self._accounts.user(user_id)
+        invitation, _ = await self._repo.accept(
+            check_invitation_id(invitation_id), self._now(), user_id=user.id, email=user.email
+        )
+        await self._accepted(invitation, user.id, ctx)
+        return invitation
+
+    async def accept_with_code(
+        self, invitation_id: str, code: str, password: str, ctx: RequestContext
+    ) -> tuple[Invitation, int]:
+        """Accept with the invitation code, creating the invited email's account with ``password``."""
+        if not code.startswith(CODE_PREFIX) or len(code) > _MAX_CODE:
+            raise BadRequest("code must be the cvi_ invitation code the org's owner gave you")
+        password_hash = await self._sessions.hash_password(check_password(password))
+        invitation, user_id = await self._repo.accept(
+            check_invitation_id(invitation_id),
+            self._now(),
+            code_digest=code_digest(code),
+            new_user_password_hash=password_hash,
+        )
+        await self._accepted(invitation, user_id, ctx)
+        return invitation, user_id
+
+    async def _accepted(self, invitation: Invitation, user_id: int, ctx: RequestContext) -> None:
+        await self._audit.record(
+            ctx,
+            "invitation.accept",
+            "ok",
+            org=invitation.org_id,
+            user_id=user_id,
+            invitation=invitation.id,
+            role=invitation.role.value,
+        )

@@ -1,0 +1,122 @@
+"""Invitations into organizations (schema ``authority``, table ``invitations``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from typing import Any
+
+import asyncpg
+
+from vault.authority.records import Invitation
+from vault.authority.roles import Role
+from vault.errors import Conflict, NotFound
+
+from .pool import database_errors
+
+__all__ = ["PgInvitationRepository"]
+
+_SELECT = (
+    "SELECT i.id, i.org_id, o.slug, i.email, i.role, i.expires_at, i.code_digest"
+    " FROM authority.invitations i JOIN authority.orgs o ON o.id = i.org_id"
+)
+_NOT_FOUND = "invitation not found (it may have expired or been accepted); ask the org's owner for a new one"
+
+
+def _invitation(row: Any) -> Invitation:
+    return Invitation(str(row["id"]), row["org_id"], row["slug"], row["email"], Role(row["role"]), row["expires_at"])
+
+
+class PgInvitationRepository:
+    """Implements :class:`vault.authority.interfaces.InvitationRepository`."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(
+        self,
+        invitation_id: str,
+        org_id: int,
+        email: str,
+        role: Role,
+        invited_by: int,
+        code_digest: bytes,
+        expires_at: dt.datetime,
+    ) -> Invitation:
+        with database_errors():
+            slug = await self._pool.fetchval(
+                "WITH new AS (INSERT INTO authority.invitations (id, org_id, email, role, invited_by, code_digest,"
+                " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING org_id)"
+                " SELECT o.slug FROM new JOIN authority.orgs o ON o.id = new.org_id",
+                invitation_id,
+                org_id,
+                email,
+                role.value,
+                invited_by,
+                code_digest,
+                expires_at,
+            )
+        return Invitation(invitation_id, org_id, slug, email, role, expires_at)
+
+    async def pending_for(self, email: str, now: dt.datetime) -> list[Invitation]:
+        with database_errors():
+            rows = await self._pool.fetch(
+                _SELECT + " WHERE i.email = $1 AND i.accepted_at IS NULL AND i.expires_at > $2 ORDER BY i.created_at",
+                email,
+                now,
+            )
+        return [_invitation(r) for r in rows]
+
+    async def accept(
+        self,
+        invitation_id: str,
+        now: dt.datetime,
+        *,
+        user_id: int | None = None,
+        email: str | None = None,
+        code_digest: bytes | None = None,
+        new_user_password_hash: str | None = None,
+    ) -> tuple[Invitation, int]:
+        with database_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    _SELECT + " WHERE i.id = $1 AND i.accepted_at IS NULL AND i.expires_at > $2 FOR UPDATE OF i",
+                    invitation_id,
+                    now,
+                )
+                if row is None or (user_id is not None and row["email"] != email):
+                    raise NotFound(_NOT_FOUND)
+                if user_id is None:
+                    if code_digest is None or not hmac.compare_digest(bytes(row["code_digest"]), code_digest):
+                        raise NotFound(_NOT_FOUND)
+                    try:
+                        async with conn.transaction():
+                            user_id = await conn.fetchval(
+                                "INSERT INTO authority.users (email, password_hash) VALUES ($1, $2) RETURNING id",
+                                row["email"],
+                                new_user_password_hash,
+                            )
+                    except asyncpg.UniqueViolationError:
+                        raise Conflict(
+                            f"{row['email']} already has an account: log in and accept with your session"
+                        ) from None
+                try:
+                    async with conn.transaction():
+                        await conn.execute(
+                            "INSERT INTO authority.memberships (org_id, user_id, role) VALUES ($1, $2, $3)",
+                            row["org_id"],
+                            user_id,
+                            row["role"],
+                        )
+                except asyncpg.UniqueViolationError:
+                    raise Conflict(
+                        f"you are already a member of {row['slug']}; ask an owner to change your role"
+                    ) from None
+                await conn.execute(
+                    "UPDATE authority.invitations SET accepted_at = $2, accepted_by = $3 WHERE id = $1",
+                    invitation_id,
+                    now,
+                    user_id,
+                )
+        assert user_id is not None
+        return _invitation(row), user_id
