@@ -186,11 +186,14 @@ def test_a_denied_request_is_audited_with_the_attested_actor_and_lineage(w: Worl
     assert denied[-1]["lineage"][:2] == [w.service["id"], w.service["parent"]]
 
 
-def test_add_member_names_the_flag_a_new_user_needs(w: World) -> None:
-    r = w.cvault("orgs", "add-member", "dev", "bob@example.com", "--role", "reader")
-    assert r.status == 4 and "--password-stdin" in r.err, r
+def test_accepting_with_a_code_names_the_flag_the_password_needs(w: World) -> None:
+    r = w.cvault("orgs", "invite", "dev", "bob@example.com", "--role", "reader", "--json")
+    assert r.status == 0, r
+    invitation = json.loads(r.out)
+    r = w.cvault("orgs", "accept", invitation["id"], "--code", invitation["code"])
+    assert r.status != 0 and "--password-stdin" in r.err, r
     r = w.cvault(
-        "orgs", "add-member", "dev", "bob@example.com", "--role", "reader", "--password-stdin",
+        "orgs", "accept", invitation["id"], "--code", invitation["code"], "--password-stdin",
         stdin="correct horse battery staple\n",
     )  # fmt: skip
-    assert r.status == 0 and "bob@example.com" in r.out, r
+    assert r.status == 0 and "reader of dev" in r.out, r

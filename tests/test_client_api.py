@@ -62,7 +62,7 @@ def test_the_sync_client_has_each_call_written_out_with_the_same_signature(
         assert list(mine.parameters) == list(signature.parameters), name
         assert [p.default for p in mine.parameters.values()] == [p.default for p in signature.parameters.values()]
     assert inspect.isgeneratorfunction(SyncStore.iter_secrets)
-    assert {"login", "list_orgs", "add_member", "create_token", "strip", "revoke"} <= set(vars(SyncAuthority))
+    assert {"login", "list_orgs", "invite", "accept", "create_token", "strip", "revoke"} <= set(vars(SyncAuthority))
 
 
 def test_models_never_show_a_value() -> None:

@@ -206,8 +206,14 @@ class SyncAuthority:
     def list_members(self, org: int) -> list[dict[str, Any]]:
         return self._run(self._authority.list_members(org))
 
-    def add_member(self, org: int, email: str, role: str, password: str | None = None) -> dict[str, Any]:
-        return self._run(self._authority.add_member(org, email, role, password))
+    def invite(self, org: int, email: str, role: str) -> dict[str, Any]:
+        return self._run(self._authority.invite(org, email, role))
+
+    def invitations(self) -> list[dict[str, Any]]:
+        return self._run(self._authority.invitations())
+
+    def accept(self, invitation_id: str, *, code: str | None = None, password: str | None = None) -> dict[str, Any]:
+        return self._run(self._authority.accept(invitation_id, code=code, password=password))
 
     def set_role(self, org: int, user_id: int, role: str) -> dict[str, Any]:
         return self._run(self._authority.set_role(org, user_id, role))
