@@ -1,7 +1,7 @@
 """How cvault's processes log: ``log_format = "text"`` (the default) or ``"json"``.
 
 JSON is one object per line with ``time`` (UTC, ISO 8601), ``level``,
-``logger`` and ``message``, plus the request's ``request_id``, ``route``
+``logger``, ``message`` and ``pid`` (the process, one per ``--workers``), plus the request's ``request_id``, ``route``
 (the route template), ``method``, ``status`` and ``duration_ms`` when the line
 belongs to a request (the access log line of every request has them all), and
 ``exception`` (the traceback) for errors. Text lines carry the same
@@ -47,6 +47,7 @@ class JSONFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker of `cvault serve --workers N` wrote it
         }
         for name in _REQUEST_FIELDS:
             value = getattr(record, name, None)

@@ -114,11 +114,13 @@ async def serve_app(
     *,
     name: str | None = None,
     url: str | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Open ``app``'s resources, bind ``listen``, serve until ``stop`` is set, clean up.
 
     ``name`` (e.g. "authority") makes it log "<name> listening on ... as <url>" once bound;
     ``url`` is the service's published URL, whose scheme must match whether it serves TLS.
+    ``reuse_port`` binds with ``SO_REUSEPORT`` so several processes share the port (``--workers``).
     Raises :class:`~vault.errors.ConfigError` when a TLS file is unusable, plain HTTP is
     not allowed, or the address cannot be bound.
     """
@@ -134,7 +136,7 @@ async def serve_app(
     metrics_runner: web.AppRunner | None = None
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=tls.context if tls else None)
+        site = web.TCPSite(runner, host, port, ssl_context=tls.context if tls else None, reuse_port=reuse_port)
         try:
             await site.start()
         except OSError as exc:
@@ -145,8 +147,13 @@ async def serve_app(
             await metrics_runner.setup()
             metrics_host, metrics_port = _split(config.metrics_listen)
             try:
+                # With several workers each serves its own figures on the shared port.
                 await web.TCPSite(
-                    metrics_runner, metrics_host, metrics_port, ssl_context=tls.context if tls else None
+                    metrics_runner,
+                    metrics_host,
+                    metrics_port,
+                    ssl_context=tls.context if tls else None,
+                    reuse_port=reuse_port,
                 ).start()
             except OSError as exc:
                 raise ConfigError(f"cannot listen on {config.metrics_listen}: {exc.strerror or exc}") from None

@@ -1,0 +1,161 @@
+"""``cvault serve authority --workers N``: real processes sharing one port with SO_REUSEPORT (issue 18)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import unused_port
+
+from .cli import cvault_command, cvault_env
+
+BOUND = 60.0  # a generous functional bound: the machine is shared
+
+
+def _env(database_url: str, port: int) -> dict[str, str]:
+    return cvault_env(
+        {
+            "CVAULT_DATABASE_URL": database_url,
+            "CVAULT_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "CVAULT_AUTHORITY_LISTEN": f"127.0.0.1:{port}",
+            "CVAULT_AUTHORITY_URL": f"http://127.0.0.1:{port}",
+            "CVAULT_LOG_FORMAT": "json",
+        }
+    )
+
+
+def _parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+class Workers:
+    """The parent process and every JSON line its children write to the shared stderr."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.entries: list[dict[str, Any]] = []
+        self.changed = asyncio.Event()
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stderr is not None
+        while line := await self.process.stderr.readline():
+            try:
+                self.entries.append(json.loads(line))
+            except ValueError:
+                self.entries.append({"message": line.decode(errors="replace"), "pid": None})
+            self.changed.set()
+
+    async def wait_for(self, predicate: Any) -> None:
+        async with asyncio.timeout(BOUND):
+            while not predicate():
+                if self.reader.done():
+                    raise AssertionError(f"the service exited early:\n{self.text()}")
+                self.changed.clear()
+                await self.changed.wait()
+
+    def listening_pids(self) -> set[int]:
+        return {e["pid"] for e in self.entries if "listening on" in e.get("message", "")}
+
+    def answered_by(self) -> set[int]:
+        return {e["pid"] for e in self.entries if e.get("logger") == "cvault.access" and e.get("route") == "/healthz"}
+
+    def text(self) -> str:
+        return "\n".join(json.dumps(e) for e in self.entries)
+
+
+async def _start(database_url: str, port: int, workers: int) -> Workers:
+    process = await asyncio.create_subprocess_exec(
+        *cvault_command("serve", "authority", "--workers", str(workers)),
+        env=_env(database_url, port),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    service = Workers(process)
+    await service.wait_for(lambda: len(service.listening_pids()) == workers)
+    return service
+
+
+async def test_two_workers_share_the_port_and_stop_on_sigterm(database_url: str) -> None:
+    port = unused_port()
+    service = await _start(database_url, port, 2)
+    try:
+        pids = service.listening_pids()
+        assert len(pids) == 2 and service.process.pid not in pids
+        assert {_parent_of(pid) for pid in pids} == {service.process.pid}
+        assert all(f"authority worker {n}/2" in service.text() for n in (1, 2))
+        # A new connection per request: the kernel spreads connections, not requests, across the workers.
+        async with asyncio.timeout(BOUND):
+            while service.answered_by() != pids:
+                connector = aiohttp.TCPConnector(force_close=True)
+                async with aiohttp.ClientSession(connector=connector) as http:
+                    for _ in range(10):
+                        async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                            assert resp.status == 200
+                await asyncio.sleep(0.05)
+        service.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(service.process.wait(), BOUND) == 0
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        if service.process.returncode is None:
+            service.process.kill()
+            await service.process.wait()
+        await service.reader
+
+
+async def test_a_worker_that_dies_stops_the_service(database_url: str) -> None:
+    port = unused_port()
+    service = await _start(database_url, port, 2)
+    try:
+        victim, survivor = sorted(service.listening_pids())
+        os.kill(victim, signal.SIGKILL)
+        assert await asyncio.wait_for(service.process.wait(), BOUND) == 1
+        assert not _alive(survivor)
+        await service.reader
+        assert f"(pid {victim}) exited with status -9; stopping the others" in service.text()
+    finally:
+        if service.process.returncode is None:
+            service.process.kill()
+            await service.process.wait()
+
+
+def test_a_worker_that_cannot_start_fails_the_service(database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            cvault_command("serve", "authority", "--workers", "2"),
+            env=_env(database_url, port),
+            capture_output=True,
+            text=True,
+            timeout=BOUND,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "listening on" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_workers_must_be_a_positive_count() -> None:
+    result = subprocess.run(
+        cvault_command("serve", "store", "--workers", "0"), capture_output=True, text=True, timeout=BOUND, check=False
+    )
+    assert result.returncode == 2
+    assert "whole number of processes from 1 to 64" in result.stderr
