@@ -140,8 +140,12 @@ class Authority:
         return encode_bundle([token, bind_discharge(d, token.binding_id()).finalize()])
 
 
-def wrk(url: str, headers: dict[str, str], duration: int, connections: int, threads: int) -> dict[str, float]:
+def wrk(
+    url: str, headers: dict[str, str], duration: int, connections: int, threads: int, *, script: Path | None = None
+) -> dict[str, float]:
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script is not None:  # a Lua script setting the method, body and headers (bench/discharge.py)
+        cmd += ["-s", str(script)]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout

@@ -1,0 +1,210 @@
+"""Org discharges per second: ``cvault serve authority`` with one and two workers vs a bare handler.
+
+Usage (PostgreSQL from ``CVAULT_TEST_DATABASE_URL``, ``wrk`` on the PATH)::
+
+    PYTHONPATH=$PWD python bench/discharge.py [--rounds 3] [--duration 3] [--connections 16]
+
+What it does:
+
+1. creates a fresh database on that server, migrates it, bootstraps an owner
+   and an org (in-process, as ``cvault bootstrap`` does);
+2. starts ``cvault serve authority`` and ``cvault serve store``, logs in,
+   enrols the org at the store (which gives the store's root token, with its
+   third-party caveat for ``<authority>/org``), strips a service token from the
+   owner's permission token, and stops the store: from here on only the
+   authority is measured;
+3. builds the one request a client makes for every org discharge:
+   ``POST /org/.well-known/macfly/3p`` with the root token's ticket and binding
+   id, authorised by the service token. Each such discharge verifies the
+   service token, checks it and its ancestors are unrevoked, reads the
+   membership live from the database, and audits the discharge
+   (docs/authority.md);
+4. each round drives, with ``wrk`` (a separate process) for ``--duration``
+   seconds each: a bare aiohttp handler (one process, reads the body and answers
+   a fixed JSON body of the discharge reply's size), the authority with
+   ``--workers 1`` and with ``--workers 2``. Every non-2xx answer fails the run;
+5. prints each round's figures and, for the median, discharges/s, p50/p99
+   latency, the server's CPU per request (all its processes) and the ratios
+   (to the bare handler, and two workers to one).
+
+The machine's cores are shared by the authority, PostgreSQL and ``wrk``: two
+workers can only gain what the other core has left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+# The script's own directory is on sys.path: the helpers of the read benchmark.
+from revocation import PASSWORD, Services, _keys
+from secret_read import cpu_seconds, free_port, make_database, wait_ready, wrk
+
+from vault.authority.revocation_feed import new_feed_token
+from vault.cli.bootstrap import run_bootstrap
+from vault.config import load_config
+from vault.crypto.keyring import generate_key
+from vault.macaroon import decode_token
+from vault.storage.database import drop_database
+
+BARE_APP = """
+import sys
+from aiohttp import web
+body = sys.stdin.buffer.read()
+async def handler(request):
+    await request.read()
+    return web.Response(status=201, body=body, content_type="application/json")
+app = web.Application()
+app.router.add_post("/bare", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+LUA = """
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = {auth}
+"""
+
+
+def serve(command: str, env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "vault.cli", "serve", command, *extra], env=env)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+async def prepare(authority: str, store: str, org: int, session: str) -> tuple[dict[str, str], str]:
+    """The discharge request's JSON body and its Authorization value, and one discharge reply's text."""
+    async with aiohttp.ClientSession() as http:
+        s = Services(http, authority, store)
+        status, minted = await s.call("POST", f"{authority}/v1/tokens", session, {"org": org})
+        assert status == 201, minted
+        auth = await s.discharge(f"{authority}/login", minted["token"], session)
+        status, challenge = await s.call("GET", f"{store}/v1/orgs/{org}/enroll")
+        assert status == 200, challenge
+        enroll = await s.discharge(f"{authority}/org", challenge["challenge"], auth)
+        status, enrolled = await s.call("POST", f"{store}/v1/orgs/{org}/enroll", enroll, {"slug": "bench"})
+        assert status == 201, enrolled
+        status, stripped = await s.call("POST", f"{authority}/v1/tokens/strip", auth)
+        assert status == 201, stripped
+        root = decode_token(enrolled["token"])
+        [caveat] = root.third_party_tickets(f"{authority}/org")
+        body = {
+            "ticket": base64.b64encode(caveat.ticket).decode(),
+            "binding_id": base64.b64encode(root.binding_id()).decode(),
+        }
+        status, reply = await s.call("POST", f"{authority}/org/.well-known/macfly/3p", stripped["token"], body)
+        assert status == 201, reply
+        return {"body": json.dumps(body), "auth": f"Bearer {stripped['token']}"}, json.dumps(reply)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=3, help="seconds per run")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    admin = os.environ.get("CVAULT_TEST_DATABASE_URL")
+    if not admin:
+        raise SystemExit("needs CVAULT_TEST_DATABASE_URL (a PostgreSQL server the bench may create a database on)")
+
+    name = f"cvault_bench_discharge_{os.getpid()}"
+    dsn = asyncio.run(make_database(admin, name))
+    authority_port, store_port, bare_port = free_port(), free_port(), free_port()
+    authority_url, store_url = f"http://127.0.0.1:{authority_port}", f"http://127.0.0.1:{store_port}"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CVAULT_")}
+    feed_token, feed_digest = new_feed_token()  # the store (set-up only) follows the authority's feed
+    env = {
+        **base,
+        "CVAULT_DATABASE_URL": dsn,
+        "CVAULT_MASTER_KEY": base64.b64encode(generate_key()).decode(),
+        "CVAULT_AUTHORITY_URL": authority_url,
+        "CVAULT_STORE_URL": store_url,
+        "CVAULT_AUTHORITY_LISTEN": f"127.0.0.1:{authority_port}",
+        "CVAULT_STORE_LISTEN": f"127.0.0.1:{store_port}",
+        "CVAULT_LOG_LEVEL": "WARNING",
+        "CVAULT_REVOCATION_FEED_TOKEN_SHA256": feed_digest,
+    }
+    results: dict[str, list[dict[str, float]]] = {"bare": [], "workers=1": [], "workers=2": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            done = asyncio.run(run_bootstrap(load_config(env), "owner@bench.test", "bench", PASSWORD))
+            authority = serve("authority", env)
+            try:
+                wait_ready(authority_url + "/readyz")
+                keys = asyncio.run(_keys(authority_url))
+                store = serve(
+                    "store",
+                    {**env, "CVAULT_AUTHORITY_ORG_PUBLIC_KEY": keys, "CVAULT_REVOCATION_FEED_TOKEN": feed_token},
+                )
+                try:
+                    wait_ready(store_url + "/readyz")
+                    request, reply = asyncio.run(prepare(authority_url, store_url, done.org.id, done.session_secret))
+                finally:
+                    stop(store)
+            finally:
+                stop(authority)
+            script = Path(tmp, "discharge.lua")
+            script.write_text(LUA.format(body=json.dumps(request["body"]), auth=json.dumps(request["auth"])))
+            bare = subprocess.Popen([sys.executable, "-c", BARE_APP, str(bare_port)], stdin=subprocess.PIPE)
+            assert bare.stdin is not None
+            bare.stdin.write(reply.encode())
+            bare.stdin.close()
+            try:
+                time.sleep(1.0)  # the bare app binds quickly; wrk fails loudly if it has not
+                for n in range(args.rounds):
+                    results["bare"].append(_drive(f"http://127.0.0.1:{bare_port}/bare", script, args, bare.pid))
+                    for workers in (1, 2):
+                        proc = serve("authority", env, "--workers", str(workers))
+                        try:
+                            wait_ready(authority_url + "/readyz")
+                            url = f"{authority_url}/org/.well-known/macfly/3p"
+                            results[f"workers={workers}"].append(_drive(url, script, args, proc.pid))
+                        finally:
+                            stop(proc)
+                    print(
+                        f"round {n + 1}: " + ", ".join(f"{k} {v[-1]['rps']:,.0f}/s" for k, v in results.items()),
+                        flush=True,
+                    )
+            finally:
+                stop(bare)
+        finally:
+            asyncio.run(drop_database(admin, name))
+
+    medians = {k: statistics.median(r["rps"] for r in v) for k, v in results.items()}
+    print(f"\n{args.rounds} rounds of {args.duration} s, {args.connections} connections; medians:")
+    for k, v in results.items():
+        p50 = statistics.median(r["p50"] for r in v)
+        p99 = statistics.median(r["p99"] for r in v)
+        cpu = statistics.median(r["cpu_us"] for r in v)
+        print(f"  {k:10} {medians[k]:9,.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:7.2f} ms   CPU {cpu:5.0f} us/request")
+    print(f"org discharges, 1 worker / bare handler:  {medians['workers=1'] / medians['bare']:.1%}")
+    print(f"org discharges, 2 workers / bare handler: {medians['workers=2'] / medians['bare']:.1%}")
+    print(f"2 workers / 1 worker: {medians['workers=2'] / medians['workers=1']:.2f}x")
+    return 0
+
+
+def _drive(url: str, script: Path, args: argparse.Namespace, pid: int) -> dict[str, float]:
+    """One ``wrk`` run, with the server's CPU per request (``pid`` and its worker processes)."""
+    before = cpu_seconds(pid)
+    figures = wrk(url, {}, args.duration, args.connections, 2, script=script)
+    figures["cpu_us"] = (cpu_seconds(pid) - before) / max(figures["requests"], 1.0) * 1e6
+    return figures
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
