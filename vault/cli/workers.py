@@ -55,9 +55,12 @@ def run_workers(count: int, serve_one: Callable[[int, int], int], *, name: str) 
     """Fork ``count`` children running ``serve_one(index, count)``; wait for them; the exit status."""
     children: dict[int, int] = {}
     stopping = False
+    parent = os.getpid()
 
     def forward(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
+        if os.getpid() != parent:  # a child between fork and resetting its handlers: not its siblings' business
+            return
         if signum != signal.SIGHUP:
             stopping = True
         for pid in list(children):
