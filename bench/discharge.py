@@ -48,13 +48,12 @@ from pathlib import Path
 import aiohttp
 
 # The script's own directory is on sys.path: the helpers of the read benchmark.
-from revocation import PASSWORD, Services, _keys
+from revocation import PASSWORD, Services, _keys, services_env
 from secret_read import cpu_seconds, free_port, make_database, wait_ready, wrk
 
 from vault.authority.revocation_feed import new_feed_token
 from vault.cli.bootstrap import run_bootstrap
 from vault.config import load_config
-from vault.crypto.keyring import generate_key
 from vault.macaroon import decode_token
 from vault.storage.database import drop_database
 
@@ -126,19 +125,8 @@ def main() -> int:
     dsn = asyncio.run(make_database(admin, name))
     authority_port, store_port, bare_port = free_port(), free_port(), free_port()
     authority_url, store_url = f"http://127.0.0.1:{authority_port}", f"http://127.0.0.1:{store_port}"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CVAULT_")}
     feed_token, feed_digest = new_feed_token()  # the store (set-up only) follows the authority's feed
-    env = {
-        **base,
-        "CVAULT_DATABASE_URL": dsn,
-        "CVAULT_MASTER_KEY": base64.b64encode(generate_key()).decode(),
-        "CVAULT_AUTHORITY_URL": authority_url,
-        "CVAULT_STORE_URL": store_url,
-        "CVAULT_AUTHORITY_LISTEN": f"127.0.0.1:{authority_port}",
-        "CVAULT_STORE_LISTEN": f"127.0.0.1:{store_port}",
-        "CVAULT_LOG_LEVEL": "WARNING",
-        "CVAULT_REVOCATION_FEED_TOKEN_SHA256": feed_digest,
-    }
+    env = {**services_env(dsn, authority_port, store_port), "CVAULT_REVOCATION_FEED_TOKEN_SHA256": feed_digest}
     results: dict[str, list[dict[str, float]]] = {"bare": [], "workers=1": [], "workers=2": []}
     with tempfile.TemporaryDirectory() as tmp:
         try:

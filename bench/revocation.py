@@ -105,6 +105,21 @@ async def measure(services: Services, org: int, session: str, count: int) -> tup
     return delays, round_trips
 
 
+def services_env(dsn: str, authority_port: int, store_port: int) -> dict[str, str]:
+    """The environment of ``cvault serve authority`` and ``store`` on loopback ports, one fresh master key."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CVAULT_")}
+    return {
+        **base,
+        "CVAULT_DATABASE_URL": dsn,
+        "CVAULT_MASTER_KEY": base64.b64encode(generate_key()).decode(),
+        "CVAULT_AUTHORITY_URL": f"http://127.0.0.1:{authority_port}",
+        "CVAULT_STORE_URL": f"http://127.0.0.1:{store_port}",
+        "CVAULT_AUTHORITY_LISTEN": f"127.0.0.1:{authority_port}",
+        "CVAULT_STORE_LISTEN": f"127.0.0.1:{store_port}",
+        "CVAULT_LOG_LEVEL": "WARNING",
+    }
+
+
 def start(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "vault.cli", "serve", command], env=env)
 
@@ -122,17 +137,7 @@ def main() -> int:
     authority_port, store_port = free_port(), free_port()
     authority_url, store_url = f"http://127.0.0.1:{authority_port}", f"http://127.0.0.1:{store_port}"
     feed_token, feed_digest = new_feed_token()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CVAULT_")}
-    env = {
-        **base,
-        "CVAULT_DATABASE_URL": dsn,
-        "CVAULT_MASTER_KEY": base64.b64encode(generate_key()).decode(),
-        "CVAULT_AUTHORITY_URL": authority_url,
-        "CVAULT_STORE_URL": store_url,
-        "CVAULT_AUTHORITY_LISTEN": f"127.0.0.1:{authority_port}",
-        "CVAULT_STORE_LISTEN": f"127.0.0.1:{store_port}",
-        "CVAULT_LOG_LEVEL": "WARNING",
-    }
+    env = services_env(dsn, authority_port, store_port)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         done = asyncio.run(run_bootstrap(load_config(env), "owner@bench.test", "bench", PASSWORD))
