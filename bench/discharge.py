@@ -38,6 +38,7 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -75,6 +76,18 @@ wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = {auth}
 """
+
+
+def wait_listening(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the bare handler did not listen on port {port}") from None
+            time.sleep(0.1)
 
 
 def serve(command: str, env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
@@ -153,7 +166,7 @@ def main() -> int:
             bare.stdin.write(reply.encode())
             bare.stdin.close()
             try:
-                time.sleep(1.0)  # the bare app binds quickly; wrk fails loudly if it has not
+                wait_listening(bare_port)
                 for n in range(args.rounds):
                     results["bare"].append(_drive(f"http://127.0.0.1:{bare_port}/bare", script, args, bare.pid))
                     for workers in (1, 2):
