@@ -96,8 +96,11 @@ class ChannelFollower:
 
     async def _run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that arrives as the
+            # event is set, and close() then waits forever on a loop that keeps running (seen under load).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._poke.wait()
             self._poke.clear()
             try:
                 await self._ensure_listening()
