@@ -34,14 +34,14 @@ from collections.abc import Awaitable, Callable
 from vault.crypto.keyring import MasterKey, MasterKeys, WrappedKey, generate_key
 from vault.storage.database import create_database, drop_database, with_database
 from vault.storage.key_rotation import rotate_keys, rotate_master_key
-from vault.storage.keys import KeyRepository
+from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.store_keys import DATA_KEY_PURPOSE, ROOT_KEY_PURPOSE
 from vault.storage.token_keys import rotate_token_keys
 
 
-async def fill(pool: Pool, keys: KeyRepository, count: int, orgs: int) -> list[int]:
+async def fill(pool: Pool, keys: PgKeyRepository, count: int, orgs: int) -> list[int]:
     ids: list[int] = []
 
     async def writer(n: int) -> None:
@@ -56,7 +56,7 @@ async def fill(pool: Pool, keys: KeyRepository, count: int, orgs: int) -> list[i
     return ids
 
 
-async def baseline(pool: Pool, keys: KeyRepository) -> float:
+async def baseline(pool: Pool, keys: PgKeyRepository) -> float:
     started = time.perf_counter()
     rows = await pool.fetch("SELECT id, purpose, kek_version, wrapped FROM store.wrapped_keys")
     for row in rows:
@@ -65,12 +65,12 @@ async def baseline(pool: Pool, keys: KeyRepository) -> float:
 
 
 async def measure(
-    name: str, rotation: Callable[[], Awaitable[object]], readers: list[KeyRepository], ids: list[int], base: float
+    name: str, rotation: Callable[[], Awaitable[object]], readers: list[PgKeyRepository], ids: list[int], base: float
 ) -> None:
     stop = asyncio.Event()
     reads = failures = 0
 
-    async def read(keys: KeyRepository) -> None:
+    async def read(keys: PgKeyRepository) -> None:
         nonlocal reads, failures
         while not stop.is_set():
             try:
@@ -98,16 +98,16 @@ async def run(admin_dsn: str, count: int, readers: int, orgs: int) -> None:
     try:
         await migrate(pool)
         old, new = MasterKey(generate_key()), MasterKey(generate_key())
-        keys = await KeyRepository.open(pool, "store", old, cache_size=0)
+        keys = await PgKeyRepository.open(pool, "store", old, cache_size=0)
         ids = await fill(pool, keys, count, orgs)
         base = await baseline(pool, keys)
         print(f"{count} data keys, {orgs} orgs, {readers} readers (own keyring, no cache)")
         print(f"{'baseline (read + unwrap all)':<28} {base:7.2f} s")
         both = MasterKeys(new, (old,))
-        group = [await KeyRepository.open(pool, "store", both, cache_size=0) for _ in range(readers)]
+        group = [await PgKeyRepository.open(pool, "store", both, cache_size=0) for _ in range(readers)]
         await measure("keys rotate (KEK)", lambda: rotate_keys(pool, "store", old), group, ids, base)
         await measure("keys rotate-master", lambda: rotate_master_key(pool, "store", both), group, ids, base)
-        token_keys = await KeyRepository.open(pool, "store", new, cache_size=0)
+        token_keys = await PgKeyRepository.open(pool, "store", new, cache_size=0)
         await measure(
             "keys rotate-tokens (store)", lambda: rotate_token_keys(pool, token_keys, "store"), group, ids, base
         )

@@ -116,3 +116,27 @@ def test_each_rule_catches_a_planted_import(rule: Rule, tmp_path: Path) -> None:
     planted = f"from {parent} import {leaf}\n" if parent else f"import {forbidden}\n"
     (root / package / "planted.py").write_text(planted)
     assert f"{package}/planted.py imports {forbidden}" in rule.violations(root)
+
+
+def test_repository_naming_rule() -> None:
+    """A port ``XRepository`` in a domain's interfaces, its PostgreSQL adapter ``PgXRepository``."""
+    wrong = []
+    for path in sorted((VAULT / "storage").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            doc = ast.get_docstring(node) or ""
+            if doc.startswith("Implements :class:`vault.") and ".interfaces." in doc.split("`")[1]:
+                port = doc.split("`")[1].rsplit(".", 1)[1]
+                if port.endswith("Repository") and node.name != f"Pg{port}":
+                    wrong.append(f"{path.name}: {node.name} implements {port}")
+            if node.name.endswith("Repository") and not node.name.startswith("Pg"):
+                wrong.append(f"{path.name}: {node.name} is an adapter; call it Pg{node.name}")
+    for domain in ("authority", "store", "audit"):
+        interfaces = VAULT / domain / "interfaces.py"
+        if not interfaces.exists():
+            continue
+        for node in ast.parse(interfaces.read_text()).body:
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Store"):
+                wrong.append(f"{domain}/interfaces.py: {node.name}; a port is named XRepository")
+    assert wrong == []

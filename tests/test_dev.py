@@ -13,7 +13,7 @@ from aiohttp.test_utils import unused_port
 
 from vault.config import default_sql_dir, read_master_key_file
 from vault.crypto.keyring import MasterKey
-from vault.storage.keys import KeyRepository
+from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import load_migrations
 from vault.storage.pool import close_pool, create_pool
 from vault.storage.schema import SCHEMAS
@@ -98,7 +98,7 @@ async def test_dev_starts_embedded_database_and_reuses_it(tmp_path: Path, capsys
         # Leave something in the database to find after the restart.
         pool = await create_pool(dsn, max_size=1)
         try:
-            key_id, key = await (await KeyRepository.open(pool, "store", master_key)).generate("data-key")
+            key_id, key = await (await PgKeyRepository.open(pool, "store", master_key)).generate("data-key")
         finally:
             await close_pool(pool)
     finally:
@@ -114,7 +114,7 @@ async def test_dev_starts_embedded_database_and_reuses_it(tmp_path: Path, capsys
         assert read_master_key_file(key_file) == master_key.key
         pool = await create_pool(dsn, max_size=1)
         try:
-            assert await (await KeyRepository.open(pool, "store", master_key)).get(key_id, "data-key") == key
+            assert await (await PgKeyRepository.open(pool, "store", master_key)).get(key_id, "data-key") == key
         finally:
             await close_pool(pool)
     finally:

@@ -9,7 +9,7 @@ import pytest
 from vault.config import load_config, require_master_key
 from vault.crypto.keyring import Keyring, MasterKey, WrappedKey, generate_key, unwrap_kek, wrap_kek
 from vault.errors import ConfigError, DecryptionError, NotFound
-from vault.storage.keys import KeyRepository, load_keyring
+from vault.storage.keys import PgKeyRepository, load_keyring
 from vault.storage.pool import Pool
 
 
@@ -99,32 +99,32 @@ async def test_wrong_master_key_fails_at_start_naming_the_variable(pool: Pool, m
     await load_keyring(pool, "store", master_key)
     wrong = load_config({"CVAULT_MASTER_KEY": base64.b64encode(generate_key()).decode()})
     with pytest.raises(ConfigError, match="CVAULT_MASTER_KEY") as info:
-        await KeyRepository.open(pool, "store", MasterKey(require_master_key(wrong)))
+        await PgKeyRepository.open(pool, "store", MasterKey(require_master_key(wrong)))
     assert "schema store" in info.value.message
 
 
 async def test_add_and_get(pool: Pool, master_key: MasterKey) -> None:
-    keys = await KeyRepository.open(pool, "store", master_key)
+    keys = await PgKeyRepository.open(pool, "store", master_key)
     key_id, key = await keys.generate("data-key")
     assert await keys.get(key_id, "data-key") == key
     # A second process (empty cache) reads and unwraps the row.
-    other = await KeyRepository.open(pool, "store", master_key)
+    other = await PgKeyRepository.open(pool, "store", master_key)
     assert await other.get(key_id, "data-key") == key
     stored = await pool.fetchval("SELECT wrapped FROM store.wrapped_keys WHERE id = $1", key_id)
     assert key not in stored
 
 
 async def test_wrong_purpose_is_refused_cached_or_not(pool: Pool, master_key: MasterKey) -> None:
-    keys = await KeyRepository.open(pool, "authority", master_key)
+    keys = await PgKeyRepository.open(pool, "authority", master_key)
     key_id, _ = await keys.generate("root-key")
-    fresh = await KeyRepository.open(pool, "authority", master_key, cache_size=0)
+    fresh = await PgKeyRepository.open(pool, "authority", master_key, cache_size=0)
     for repository in (keys, fresh):
         with pytest.raises(DecryptionError):
             await repository.get(key_id, "ticket-key")
 
 
 async def test_wrapped_key_copied_to_another_row_fails(pool: Pool, master_key: MasterKey) -> None:
-    keys = await KeyRepository.open(pool, "store", master_key, cache_size=0)
+    keys = await PgKeyRepository.open(pool, "store", master_key, cache_size=0)
     first, _ = await keys.generate("data-key")
     second, _ = await keys.generate("data-key")
     await pool.execute(
@@ -138,13 +138,13 @@ async def test_wrapped_key_copied_to_another_row_fails(pool: Pool, master_key: M
 
 
 async def test_missing_key_is_not_found(pool: Pool, master_key: MasterKey) -> None:
-    keys = await KeyRepository.open(pool, "store", master_key)
+    keys = await PgKeyRepository.open(pool, "store", master_key)
     with pytest.raises(NotFound):
         await keys.get(123456, "data-key")
 
 
 async def test_add_inside_a_rolled_back_transaction_leaves_nothing(pool: Pool, master_key: MasterKey) -> None:
-    keys = await KeyRepository.open(pool, "store", master_key)
+    keys = await PgKeyRepository.open(pool, "store", master_key)
 
     class Rollback(Exception):
         pass
@@ -157,7 +157,7 @@ async def test_add_inside_a_rolled_back_transaction_leaves_nothing(pool: Pool, m
 
 
 async def test_retire_and_active_ids(pool: Pool, master_key: MasterKey) -> None:
-    keys = await KeyRepository.open(pool, "authority", master_key)
+    keys = await PgKeyRepository.open(pool, "authority", master_key)
     old, old_key = await keys.generate("root-key")
     new, _ = await keys.generate("root-key")
     await keys.generate("ticket-key")
@@ -169,7 +169,7 @@ async def test_retire_and_active_ids(pool: Pool, master_key: MasterKey) -> None:
 
 
 async def test_cache_is_bounded(pool: Pool, master_key: MasterKey) -> None:
-    keys = await KeyRepository.open(pool, "store", master_key, cache_size=2)
+    keys = await PgKeyRepository.open(pool, "store", master_key, cache_size=2)
     ids = [(await keys.generate("data-key"))[0] for _ in range(3)]
     assert "cached=2" in repr(keys)
     await keys.get(ids[0], "data-key")

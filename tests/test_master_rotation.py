@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from vault.crypto.keyring import MasterKey, MasterKeys, generate_key, unwrap_kek
 from vault.errors import ConfigError, DecryptionError
 from vault.storage.key_rotation import rotate_keys, rotate_master_key
-from vault.storage.keys import KeyRepository, load_keyring
+from vault.storage.keys import PgKeyRepository, load_keyring
 from vault.storage.pool import Pool
 from vault.web.store import create_store_app
 
@@ -109,7 +109,7 @@ async def test_rotate_master_needs_the_previous_key(database_url: str) -> None:
 
 
 async def test_rotate_master_with_a_key_that_fits_nothing_changes_nothing(pool: Pool, master_key: MasterKey) -> None:
-    await KeyRepository.open(pool, "store", master_key)
+    await PgKeyRepository.open(pool, "store", master_key)
     before = await _wrapped_keks(pool, "store")
     strangers = MasterKeys(MasterKey(generate_key()), (MasterKey(generate_key()),))
     with pytest.raises(ConfigError, match="neither"):
@@ -121,7 +121,7 @@ async def test_interrupted_rotation_is_finished_by_a_rerun(
     pool: Pool, database_url: str, master_key: MasterKey
 ) -> None:
     for schema in ("store", "authority"):
-        keys = await KeyRepository.open(pool, schema, master_key)
+        keys = await PgKeyRepository.open(pool, schema, master_key)
         for _ in range(3):
             await keys.generate("data-key")
     new = MasterKey(generate_key())
@@ -163,6 +163,6 @@ async def test_interrupted_rotation_is_finished_by_a_rerun(
     for schema in ("store", "authority"):
         rows = await _wrapped_keks(pool, schema)
         assert _opens_all(new, schema, rows) and not _opens_any(master_key, schema, rows)
-        keys = await KeyRepository.open(pool, schema, new, cache_size=0)
+        keys = await PgKeyRepository.open(pool, schema, new, cache_size=0)
         for key_id in await keys.active_ids("data-key"):
             await keys.get(key_id, "data-key")

@@ -108,12 +108,12 @@ async def settle(
 async def count_faults(database_url: str, master_key: bytes, ledger: Ledger, *, bound: float) -> dict[str, Any]:
     """The issue's counts, from the database itself and the real ``cvault audit verify``."""
     from vault.crypto.envelope import DataKey, SecretBinding
-    from vault.storage.keys import KeyRepository
+    from vault.storage.keys import PgKeyRepository
     from vault.storage.store_keys import DATA_KEY_PURPOSE
 
     pool = await create_pool(database_url, max_size=2)
     try:
-        keys = await KeyRepository.open(pool, "store", MasterKey(master_key))
+        keys = await PgKeyRepository.open(pool, "store", MasterKey(master_key))
         rows = await pool.fetch(
             "SELECT va.org_id, va.name AS vault, s.name, v.version, v.ciphertext, v.data_key_id "
             "FROM store.secret_versions v JOIN store.secrets s ON s.id = v.secret_id "

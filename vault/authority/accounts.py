@@ -6,7 +6,7 @@ from vault.errors import BadRequest, NotFound, Unauthorized
 from vault.types import Random
 
 from .audit import Auditor
-from .interfaces import AccountStore
+from .interfaces import AccountRepository
 from .records import Member, Membership, Org, RequestContext, User
 from .roles import Role, check_slug
 from .sessions import MAX_PASSWORD_CHARS, Sessions, normalize_email
@@ -39,7 +39,7 @@ def check_password(password: object) -> str:
 
 
 class Accounts:
-    def __init__(self, *, accounts: AccountStore, sessions: Sessions, random: Random, audit: Auditor) -> None:
+    def __init__(self, *, accounts: AccountRepository, sessions: Sessions, random: Random, audit: Auditor) -> None:
         self._store = accounts
         self._sessions = sessions
         self._random = random

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from vault.errors import Conflict
 
 from .accounts import Accounts
-from .interfaces import AccountStore
+from .interfaces import AccountRepository
 from .records import Org, RequestContext, Session, User
 from .sessions import Sessions
 
@@ -23,7 +23,7 @@ class Bootstrapped:
 
 
 async def bootstrap(
-    store: AccountStore, accounts: Accounts, sessions: Sessions, email: str, password: str, slug: str
+    store: AccountRepository, accounts: Accounts, sessions: Sessions, email: str, password: str, slug: str
 ) -> Bootstrapped:
     """Create the owner, the org and a session; :class:`Conflict` unless the database has no users."""
     if await store.has_users():

@@ -27,7 +27,7 @@ from vault.macaroon.verify import check_all
 from vault.types import Clock, IPAddress
 
 from .audit import Auditor
-from .interfaces import AccountStore
+from .interfaces import AccountRepository
 from .principal import BundleVerifier
 from .records import RequestContext, TokenKind
 from .sessions import Sessions
@@ -101,7 +101,7 @@ class OrgDischarger:
         location: str,
         keys: SharedKeyCache,
         verifier: BundleVerifier,
-        accounts: AccountStore,
+        accounts: AccountRepository,
         ttl: int,
         clock: Clock,
         audit: Auditor,

@@ -18,18 +18,18 @@ from .records import Invitation, Member, Membership, Org, Session, TokenRecord, 
 from .roles import Role
 
 __all__ = [
-    "AccountStore",
+    "AccountRepository",
     "AuditSink",
     "AuthorityEvent",
     "InvitationRepository",
     "RevocationList",
     "RootKeys",
-    "SessionStore",
-    "TokenStore",
+    "SessionRepository",
+    "TokenRepository",
 ]
 
 
-class AccountStore(Protocol):
+class AccountRepository(Protocol):
     async def create_user(self, email: str, password_hash: str) -> User:
         """Raises :class:`~vault.errors.Conflict` when the email is taken."""
 
@@ -91,7 +91,7 @@ class InvitationRepository(Protocol):
         """
 
 
-class SessionStore(Protocol):
+class SessionRepository(Protocol):
     async def create(self, user_id: int, secret_digest: bytes, expires_at: dt.datetime) -> Session: ...
 
     async def find(self, secret_digest: bytes) -> Session | None:
@@ -104,7 +104,7 @@ class SessionStore(Protocol):
         """Revoke it and publish the revocation on the feed (docs/revocation.md), in one transaction."""
 
 
-class TokenStore(Protocol):
+class TokenRepository(Protocol):
     async def record(self, token: TokenRecord) -> None: ...
 
     async def get(self, token_id: str) -> TokenRecord | None: ...

@@ -24,7 +24,7 @@ from vault.macaroon.access import ALL
 from vault.macaroon.caveats import Action, IfPresent, LoginSession, Operations, Organization, Secrets, UserID, Vaults
 from vault.macaroon.verify import check_all
 
-from .interfaces import RevocationList, RootKeys, SessionStore, TokenStore
+from .interfaces import RevocationList, RootKeys, SessionRepository, TokenRepository
 from .records import TokenKind, TokenRecord
 
 __all__ = ["CARRIED", "BundleVerifier", "Principal"]
@@ -78,9 +78,9 @@ class BundleVerifier:
         login_location: str,
         issuer_login_key: bytes,
         root_keys: RootKeys,
-        tokens: TokenStore,
+        tokens: TokenRepository,
         revocations: RevocationList,
-        sessions: SessionStore,
+        sessions: SessionRepository,
     ) -> None:
         self._location = location
         self._sessions = sessions

@@ -10,7 +10,7 @@ from vault.errors import Unauthenticated
 from vault.types import Clock, Random
 
 from .audit import Auditor
-from .interfaces import AccountStore, SessionStore
+from .interfaces import AccountRepository, SessionRepository
 from .rate_limit import FailureLimiter
 from .records import RequestContext, Session, User
 from .session_secret import new_session_secret, session_digest
@@ -40,8 +40,8 @@ class Sessions:
     def __init__(
         self,
         *,
-        accounts: AccountStore,
-        sessions: SessionStore,
+        accounts: AccountRepository,
+        sessions: SessionRepository,
         passwords: PasswordHasher,
         limiter: FailureLimiter,
         ttl: int,

@@ -22,7 +22,7 @@ from vault.types import Clock, IPAddress
 
 from .accounts import Accounts
 from .audit import Auditor
-from .interfaces import RevocationList, RootKeys, TokenStore
+from .interfaces import RevocationList, RootKeys, TokenRepository
 from .principal import CARRIED, Principal
 from .records import RequestContext, TokenKind, TokenRecord
 from .roles import Role
@@ -55,7 +55,7 @@ class TokenService:
         login_ttl: int,
         keys: TicketKeys,
         root_keys: RootKeys,
-        tokens: TokenStore,
+        tokens: TokenRepository,
         revocations: RevocationList,
         accounts: Accounts,
         clock: Clock,

@@ -27,7 +27,7 @@ from vault.client import Client, Credentials
 from vault.client.session_file import SessionFile
 from vault.config import Config
 from vault.errors import ConfigError, ConnectionFailed, VaultError
-from vault.storage.accounts import AccountRepository
+from vault.storage.accounts import PgAccountRepository
 from vault.storage.pool import Pool
 from vault.web.authority import create_authority_app
 from vault.web.runner import serve_app
@@ -203,7 +203,7 @@ async def run_dev_services(
         state_path = config.data_dir / "dev.json"
         state = _load_state(state_path)
         if not state:
-            if await AccountRepository(pool).has_users():
+            if await PgAccountRepository(pool).has_users():
                 say("the database already has users (not made by this data directory): no bootstrap; use cvault login")
             else:
                 state = await _first_start(config, pool, say)

@@ -46,7 +46,7 @@ def run_rotate_tokens(args: argparse.Namespace) -> int:
 
 async def _rotate(config: Any, service: str) -> int:
     from vault.config import require_database_url, require_master_keys
-    from vault.storage.keys import KeyRepository
+    from vault.storage.keys import PgKeyRepository
     from vault.storage.migrations import require_migrated
     from vault.storage.pool import close_pool, create_pool
     from vault.storage.token_keys import rotate_token_keys
@@ -54,7 +54,7 @@ async def _rotate(config: Any, service: str) -> int:
     pool = await create_pool(require_database_url(config), min_size=1, max_size=2)
     try:
         await require_migrated(pool, service, sql_dir=config.sql_dir)
-        keys = await KeyRepository.open(pool, service, require_master_keys(config), cache_size=0)
+        keys = await PgKeyRepository.open(pool, service, require_master_keys(config), cache_size=0)
         new = await rotate_token_keys(pool, keys, service)
     finally:
         await close_pool(pool)

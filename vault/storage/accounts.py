@@ -13,11 +13,11 @@ from vault.errors import Conflict, NotFound
 from .pool import database_errors
 from .revocations import append_revocation
 
-__all__ = ["AccountRepository"]
+__all__ = ["PgAccountRepository"]
 
 
-class AccountRepository:
-    """Implements :class:`vault.authority.interfaces.AccountStore`. Roles are always read live."""
+class PgAccountRepository:
+    """Implements :class:`vault.authority.interfaces.AccountRepository`. Roles are always read live."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

@@ -1,7 +1,7 @@
 """The authority's keys at rest: macaroon root keys by kid and its three X25519 key pairs.
 
 All of them are rows of ``authority.wrapped_keys`` (wrapped under the KEK by
-:class:`~vault.storage.keys.KeyRepository`, which also caches unwrapped keys in
+:class:`~vault.storage.keys.PgKeyRepository`, which also caches unwrapped keys in
 memory, so verification reads a key from the database at most once). Keys are
 created on first start; an advisory lock makes concurrent first starts of
 several nodes agree on one key per purpose.
@@ -17,7 +17,7 @@ from vault.crypto.ticket_keys import TicketKeyPair
 from vault.errors import InvalidToken
 
 from .key_watch import SharedReload
-from .keys import KeyRepository
+from .keys import PgKeyRepository
 from .pool import database_errors
 
 __all__ = [
@@ -41,7 +41,7 @@ def _lock_key(purpose: str) -> int:
     return int.from_bytes(hashlib.sha256(b"cvault.key:" + purpose.encode()).digest()[:8], "big", signed=True)
 
 
-async def ensure_key(pool: asyncpg.Pool, keys: KeyRepository, purpose: str) -> tuple[int, bytes]:
+async def ensure_key(pool: asyncpg.Pool, keys: PgKeyRepository, purpose: str) -> tuple[int, bytes]:
     """The newest unretired key of ``purpose``, generated if there is none."""
     with database_errors():
         async with pool.acquire() as conn, conn.transaction():
@@ -56,7 +56,7 @@ async def ensure_key(pool: asyncpg.Pool, keys: KeyRepository, purpose: str) -> t
             return key_id, await keys.get(key_id, purpose, conn=conn)
 
 
-async def load_ticket_key_pair(pool: asyncpg.Pool, keys: KeyRepository, purpose: str) -> TicketKeyPair:
+async def load_ticket_key_pair(pool: asyncpg.Pool, keys: PgKeyRepository, purpose: str) -> TicketKeyPair:
     _, private = await ensure_key(pool, keys, purpose)
     return TicketKeyPair.from_private_key_bytes(private)
 
@@ -76,7 +76,7 @@ class RootKeyRing:
     verifying never reads a key from the database. The newest mints.
     """
 
-    def __init__(self, pool: asyncpg.Pool, keys: KeyRepository, loaded: dict[int, bytes]) -> None:
+    def __init__(self, pool: asyncpg.Pool, keys: PgKeyRepository, loaded: dict[int, bytes]) -> None:
         self._pool = pool
         self._keys = keys
         self._by_kid: dict[bytes, bytes] = {}
@@ -93,7 +93,7 @@ class RootKeyRing:
         self._current = (kid_for(newest), loaded[newest])
 
     @classmethod
-    async def open(cls, pool: asyncpg.Pool, keys: KeyRepository) -> RootKeyRing:
+    async def open(cls, pool: asyncpg.Pool, keys: PgKeyRepository) -> RootKeyRing:
         key_id, key = await ensure_key(pool, keys, ROOT_PURPOSE)
         ring = cls(pool, keys, {key_id: key})
         await ring.reload()

@@ -14,7 +14,7 @@ from vault.errors import Conflict
 
 from .pool import database_errors
 
-__all__ = ["TokenRepository"]
+__all__ = ["PgTokenRepository"]
 
 _COLUMNS = "id, user_id, org_id, kind, parent, mask, created_at, expires_at, revoked_at"
 # Lineage is short (a permission token, its service tokens); the depth cap only
@@ -48,8 +48,8 @@ def _record(row: Any) -> TokenRecord:
     )
 
 
-class TokenRepository:
-    """Implements :class:`vault.authority.interfaces.TokenStore`."""
+class PgTokenRepository:
+    """Implements :class:`vault.authority.interfaces.TokenRepository`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

@@ -31,7 +31,7 @@ from vault.errors import ConfigError, DecryptionError, NotFound, Unavailable
 from .pool import database_errors
 from .schema import check_schema
 
-__all__ = ["KeyRepository", "load_keyring"]
+__all__ = ["PgKeyRepository", "load_keyring"]
 
 _PURPOSE = re.compile(r"[a-z0-9][a-z0-9:._-]{0,63}")
 
@@ -113,7 +113,7 @@ async def load_keyring(pool: asyncpg.Pool, schema: str, master_key: MasterKey | 
     return Keyring(schema, keks, active)
 
 
-class KeyRepository:
+class PgKeyRepository:
     """Wrapped keys of one schema, with an LRU cache of unwrapped keys.
 
     One instance per process and schema, built at start by :meth:`open`. Keys are
@@ -134,12 +134,12 @@ class KeyRepository:
         self._reload_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        return f"KeyRepository({self._keyring!r}, cached={len(self._cache)})"
+        return f"PgKeyRepository({self._keyring!r}, cached={len(self._cache)})"
 
     @classmethod
     async def open(
         cls, pool: asyncpg.Pool, schema: str, master_key: MasterKey | MasterKeys, *, cache_size: int = 10_000
-    ) -> KeyRepository:
+    ) -> PgKeyRepository:
         keyring = await load_keyring(pool, schema, master_key)
         return cls(pool, master_key, keyring, cache_size=cache_size)
 

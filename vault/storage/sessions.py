@@ -12,15 +12,15 @@ from vault.authority.records import Session
 from .pool import database_errors
 from .revocations import append_revocation
 
-__all__ = ["SessionRepository"]
+__all__ = ["PgSessionRepository"]
 
 
 def _session(row: Any) -> Session:
     return Session(row["id"], row["user_id"], row["expires_at"], row["revoked_at"])
 
 
-class SessionRepository:
-    """Implements :class:`vault.authority.interfaces.SessionStore`."""
+class PgSessionRepository:
+    """Implements :class:`vault.authority.interfaces.SessionRepository`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

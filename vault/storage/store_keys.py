@@ -17,7 +17,7 @@ from vault.errors import NotFound
 from vault.store.models import RootKey
 
 from .key_watch import RELOAD_INTERVAL, SharedReload
-from .keys import KeyRepository
+from .keys import PgKeyRepository
 from .pool import database_errors
 
 __all__ = [
@@ -43,7 +43,7 @@ _ROOT_KEYS = (
 _ROOT_OF_ORG = "SELECT root_key_id FROM store.orgs WHERE id = $1"
 
 
-async def _single_key(keys: KeyRepository, purpose: str, make: Any) -> tuple[int, bytes]:
+async def _single_key(keys: PgKeyRepository, purpose: str, make: Any) -> tuple[int, bytes]:
     ids = await keys.active_ids(purpose)
     if not ids:
         await keys.add(purpose, make())
@@ -59,7 +59,7 @@ class StoreKeyDirectory:
     holds the one each org mints with.
     """
 
-    def __init__(self, pool: Any, keys: KeyRepository, enroll_key: RootKey, ticket_keys: TicketKeyPair) -> None:
+    def __init__(self, pool: Any, keys: PgKeyRepository, enroll_key: RootKey, ticket_keys: TicketKeyPair) -> None:
         self._pool = pool
         self._keys = keys
         self.enroll_key = enroll_key
@@ -77,7 +77,7 @@ class StoreKeyDirectory:
         return self._miss.runs
 
     @classmethod
-    async def open(cls, pool: Any, keys: KeyRepository) -> StoreKeyDirectory:
+    async def open(cls, pool: Any, keys: PgKeyRepository) -> StoreKeyDirectory:
         """Create the single-row keys if needed and load every org's root keys into memory."""
         enroll_id, enroll = await _single_key(keys, ENROLL_KEY_PURPOSE, generate_key)
         _ticket_id, private = await _single_key(

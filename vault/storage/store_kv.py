@@ -17,7 +17,7 @@ from vault.store.models import KVConfig, MetadataUpdate, WriteRules
 from .change import change_transaction
 from .pool import database_errors
 
-__all__ = ["KVStore"]
+__all__ = ["PgKVRepository"]
 
 _VAULT = "SELECT id, kv_max_versions, kv_cas_required, kv_delete_version_after FROM store.vaults "
 _VAULT_BY_NAME = _VAULT + "WHERE org_id = $1 AND name = $2"
@@ -49,7 +49,7 @@ def _config(row: Any) -> KVConfig:
     return KVConfig(row["kv_max_versions"], row["kv_cas_required"], row["kv_delete_version_after"])
 
 
-class KVStore:
+class PgKVRepository:
     """Implements :class:`vault.store.interfaces.KVRepository`."""
 
     def __init__(self, pool: Any) -> None:

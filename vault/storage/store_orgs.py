@@ -10,10 +10,10 @@ from vault.store.interfaces import BeforeCommit
 from vault.store.models import OrgRecord, RootKey, TokenRecord
 
 from .change import change_transaction
-from .keys import KeyRepository
+from .keys import PgKeyRepository
 from .store_keys import ROOT_KEY_PURPOSE
 
-__all__ = ["OrgStore"]
+__all__ = ["PgOrgRepository"]
 
 _LOCK_ORG = "SELECT id, slug, root_key_id FROM store.orgs WHERE id = $1 FOR UPDATE"
 _INSERT_ORG = (
@@ -43,10 +43,10 @@ def _org(row: Any) -> OrgRecord:
     return OrgRecord(row["id"], row["slug"], row["root_key_id"])
 
 
-class OrgStore:
+class PgOrgRepository:
     """Implements :class:`vault.store.interfaces.OrgRepository`."""
 
-    def __init__(self, pool: Any, keys: KeyRepository) -> None:
+    def __init__(self, pool: Any, keys: PgKeyRepository) -> None:
         self._pool = pool
         self._keys = keys
 

@@ -28,12 +28,12 @@ from vault.store.models import (
 )
 
 from .change import change_transaction
-from .keys import KeyRepository
+from .keys import PgKeyRepository
 from .pool import database_errors
 from .store_keys import DATA_KEY_PURPOSE
 from .store_reads import BatchReader
 
-__all__ = ["SecretStore", "purge_expired_keys"]
+__all__ = ["PgSecretRepository", "purge_expired_keys"]
 
 _VAULT_ID = "SELECT id FROM store.vaults WHERE org_id = $1 AND name = $2"
 _CREATE_VAULT = "INSERT INTO store.vaults (org_id, name) VALUES ($1, $2) RETURNING name, created_at"
@@ -198,10 +198,10 @@ def _missing(vault: str, name: str) -> NotFound:
     return NotFound(f"secret {name!r} not found in vault {vault!r}")
 
 
-class SecretStore:
+class PgSecretRepository:
     """Implements :class:`vault.store.interfaces.SecretRepository`."""
 
-    def __init__(self, pool: Any, keys: KeyRepository, reads: BatchReader) -> None:
+    def __init__(self, pool: Any, keys: PgKeyRepository, reads: BatchReader) -> None:
         self._pool = pool
         self._keys = keys
         # Single-version lookups run batched, as one query on the batch reader's connection.

@@ -22,7 +22,7 @@ from vault.errors import Conflict, NotFound
 
 from .authority_keys import ROOT_PURPOSE as AUTHORITY_ROOT
 from .key_watch import announce_key_change
-from .keys import KeyRepository
+from .keys import PgKeyRepository
 from .pool import database_errors
 from .store_keys import ROOT_KEY_PURPOSE as STORE_ROOT
 
@@ -42,7 +42,7 @@ def _authority_lock() -> int:
     return int.from_bytes(hashlib.sha256(b"cvault.key:" + AUTHORITY_ROOT.encode()).digest()[:8], "big", signed=True)
 
 
-async def rotate_token_keys(pool: asyncpg.Pool, keys: KeyRepository, service: str) -> tuple[int, ...]:
+async def rotate_token_keys(pool: asyncpg.Pool, keys: PgKeyRepository, service: str) -> tuple[int, ...]:
     """A new root key that mints from now on (one per enrolled org for the store); returns the new key ids."""
     new: list[int] = []
     with database_errors():

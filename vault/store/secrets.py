@@ -36,7 +36,7 @@ MAX_BATCH = 1000
 
 
 class DataKeys(Protocol):
-    """The KEK keyring that wraps data keys (:class:`vault.storage.keys.KeyRepository`)."""
+    """The KEK keyring that wraps data keys (:class:`vault.storage.keys.PgKeyRepository`)."""
 
     @property
     def keyring(self) -> Keyring: ...

@@ -30,7 +30,7 @@ from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
 from vault.config import Config, require_database_url, require_master_keys
 from vault.crypto.passwords import INTERACTIVE, PasswordCost, hash_password, verify_password
-from vault.storage.accounts import AccountRepository
+from vault.storage.accounts import PgAccountRepository
 from vault.storage.authority_keys import (
     ISSUER_PURPOSE,
     LOGIN_PURPOSE,
@@ -38,14 +38,14 @@ from vault.storage.authority_keys import (
     RootKeyRing,
     load_ticket_key_pair,
 )
-from vault.storage.authority_tokens import TokenRepository
+from vault.storage.authority_tokens import PgTokenRepository
 from vault.storage.invitations import PgInvitationRepository
 from vault.storage.key_watch import KeyWatcher
-from vault.storage.keys import KeyRepository
+from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import require_migrated
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.revocations import RevocationWatcher
-from vault.storage.sessions import SessionRepository
+from vault.storage.sessions import PgSessionRepository
 from vault.types import Clock, Random
 
 from ..common import MAX_BODY_BYTES, add_openapi, middlewares
@@ -122,7 +122,7 @@ async def open_authority(
     log: AuditLog | None = None
     try:
         await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
-        key_repo = await KeyRepository.open(db, SCHEMA, require_master_keys(config))
+        key_repo = await PgKeyRepository.open(db, SCHEMA, require_master_keys(config))
         root_keys = await RootKeyRing.open(db, key_repo)
         # Rotations and retirements of root keys reach every node through LISTEN (docs/keys.md).
         key_watcher = KeyWatcher(db, SCHEMA)
@@ -196,9 +196,9 @@ def _services(
     location = config.authority_url
     login_location, org_location = f"{location}/login", f"{location}/org"
     audit = Auditor(AuditAdapter(log))
-    account_repo = AccountRepository(db)
-    token_repo = TokenRepository(db)
-    session_repo = SessionRepository(db)
+    account_repo = PgAccountRepository(db)
+    token_repo = PgTokenRepository(db)
+    session_repo = PgSessionRepository(db)
     sessions = Sessions(
         accounts=account_repo,
         sessions=session_repo,

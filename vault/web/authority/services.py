@@ -16,7 +16,7 @@ from vault.authority.sessions import Sessions
 from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
 from vault.config import Config
-from vault.storage.accounts import AccountRepository
+from vault.storage.accounts import PgAccountRepository
 from vault.storage.pool import Pool
 from vault.storage.revocations import RevocationWatcher
 from vault.types import Clock
@@ -32,7 +32,7 @@ class AuthorityServices:
     login_location: str
     org_location: str
     keys: TicketKeys
-    account_store: AccountRepository
+    account_store: PgAccountRepository
     sessions: Sessions
     accounts: Accounts
     invitations: Invitations

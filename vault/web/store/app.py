@@ -18,15 +18,15 @@ from vault.config import Config, require_database_url, require_master_keys
 from vault.errors import ConfigError
 from vault.macaroon.crypto import DEFAULT_RANDOM
 from vault.storage.key_watch import KeyWatcher
-from vault.storage.keys import KeyRepository
+from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import require_migrated
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.store_keys import StoreKeyDirectory
-from vault.storage.store_kv import KVStore
-from vault.storage.store_orgs import OrgStore
+from vault.storage.store_kv import PgKVRepository
+from vault.storage.store_orgs import PgOrgRepository
 from vault.storage.store_reads import BatchReader
-from vault.storage.store_secrets import SecretStore
+from vault.storage.store_secrets import PgSecretRepository
 from vault.store.authority_revocations import AuthorityRevocations
 from vault.store.control import ControlService
 from vault.store.kv_metadata import KVService
@@ -91,7 +91,7 @@ def create_store_app(
         follower: RevocationFollower | None = None
         try:
             await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
-            key_repo = await KeyRepository.open(db, SCHEMA, require_master_keys(config))
+            key_repo = await PgKeyRepository.open(db, SCHEMA, require_master_keys(config))
             directory = await StoreKeyDirectory.open(db, key_repo)
             # Root-key rotations and retirements reach every node through LISTEN (docs/keys.md).
             key_watcher = KeyWatcher(db, SCHEMA)
@@ -127,7 +127,7 @@ def create_store_app(
                 random=random,
             )
             reads = BatchReader(db)
-            secret_repo = SecretStore(db, key_repo, reads)
+            secret_repo = PgSecretRepository(db, key_repo, reads)
             secrets = SecretService(
                 secret_repo,
                 key_repo,
@@ -144,7 +144,7 @@ def create_store_app(
                 tokens=tokens,
                 keys=directory,
                 enroll_key=directory.enroll_key,
-                orgs=OrgStore(db, key_repo),
+                orgs=PgOrgRepository(db, key_repo),
                 secrets=secret_repo,
                 revocations=watcher,
                 audit=log,
@@ -158,7 +158,7 @@ def create_store_app(
                 audit=log,
                 keys=directory,
                 clock=clock,
-                kv=KVService(KVStore(db), secret_repo, log),
+                kv=KVService(PgKVRepository(db), secret_repo, log),
             )
             yield
         finally:
