@@ -221,3 +221,27 @@ def test_feed_settings_are_checked_without_echoing_the_token() -> None:
     assert token not in str(bad.value)
     with pytest.raises(ConfigError, match="SHA-256"):
         load_config({"CVAULT_REVOCATION_FEED_TOKEN_SHA256": digest[:-1]})
+
+
+@pytest.mark.parametrize(
+    ("settings", "refused"),
+    [
+        ({"revocation_feed_url": "http://10.1.2.3:8201/v1/revocations/feed"}, True),
+        ({"authority_url": "http://authority.internal:8201"}, True),
+        ({"revocation_feed_url": "https://authority.internal:8201/v1/revocations/feed"}, False),
+        ({"revocation_feed_url": "http://127.0.0.1:8201/v1/revocations/feed"}, False),
+        ({"authority_url": "http://localhost:8201"}, False),
+    ],
+)
+def test_a_plain_http_feed_to_another_machine_is_refused(settings: dict[str, str], refused: bool) -> None:
+    # The feed token would cross the network in clear, and a forged empty feed would keep the store "synced".
+    token, _ = new_feed_token()
+    config = load_config(
+        {}, authority_org_public_key=base64.b64encode(bytes(32)).decode(), revocation_feed_token=token, **settings
+    )
+    if refused:
+        with pytest.raises(ConfigError, match="plain HTTP to another machine") as bad:
+            create_store_app(config)
+        assert token not in str(bad.value)
+    else:
+        create_store_app(config)

@@ -59,7 +59,8 @@ def _split(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (where plain HTTP never leaves the machine)."""
     if host == "localhost":
         return True
     try:
@@ -92,7 +93,7 @@ def _open_tls(config: Config, listen: str, url: str | None) -> ServerTLS | None:
         )
     if config.dev:
         return None
-    if not config.listen_insecure and not _is_loopback(host):
+    if not config.listen_insecure and not is_loopback(host):
         raise ConfigError(
             f"refusing plain HTTP on {listen}: tokens and passwords would cross the network unencrypted. "
             "Set tls_cert_file and tls_key_file (CVAULT_TLS_CERT_FILE, CVAULT_TLS_KEY_FILE), or "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -36,6 +37,7 @@ from vault.types import Clock, Random
 
 from ..common import add_openapi, middlewares
 from ..metrics import add_metrics
+from ..runner import is_loopback
 from . import handlers
 from .openapi import spec
 from .revocation_follower import MAX_WAIT, RevocationFollower
@@ -49,6 +51,22 @@ SCHEMA = "store"
 
 def org_location(config: Config) -> str:
     return f"{config.authority_url}/org"
+
+
+def _feed_url(config: Config) -> str:
+    """The revocation feed's URL; plain HTTP only to this machine (or in ``cvault dev``).
+
+    Over plain HTTP off the machine the feed token would cross the network in clear, and anyone on the path could
+    answer an empty feed that keeps the store "synced" while it misses every revocation.
+    """
+    url = config.revocation_feed_url or f"{config.authority_url}/v1/revocations/feed"
+    parts = urlsplit(url)
+    if config.revocation_feed and parts.scheme != "https" and not config.dev and not is_loopback(parts.hostname or ""):
+        raise ConfigError(
+            f"the revocation feed URL {url} is plain HTTP to another machine: make it https:// "
+            "(CVAULT_REVOCATION_FEED_URL, or CVAULT_AUTHORITY_URL it defaults from)"
+        )
+    return url
 
 
 def create_store_app(
@@ -70,6 +88,7 @@ def create_store_app(
             "no revocation feed token: set CVAULT_REVOCATION_FEED_TOKEN to a token whose SHA-256 the authority "
             "lists in CVAULT_REVOCATION_FEED_TOKEN_SHA256 (docs/revocation.md says how to make one)"
         )
+    feed_url = _feed_url(config)
     # No aiohttp access log under any runner: it prints query strings, which can carry tokens.
     app = web.Application(
         middlewares=middlewares(config.trusted_proxies),
@@ -107,7 +126,7 @@ def create_store_app(
                     org_location=org_location(config), max_lag=config.revocation_feed_max_lag
                 )
                 follower = RevocationFollower(
-                    feed_url=config.revocation_feed_url or f"{config.authority_url}/v1/revocations/feed",
+                    feed_url=feed_url,
                     token=config.revocation_feed_token,
                     state=authority_revocations,
                     ca_file=config.revocation_feed_ca_file,
