@@ -137,11 +137,11 @@ class Harness:
         """Invite ``email`` into ``org`` and accept as that user (created, as by :meth:`new_user`, if new)."""
         r = await self.authority("POST", f"/v1/orgs/{org}/invitations", owner.session, {"email": email, "role": role})
         assert r.status == 201, r
-        invitation = r.body["id"]
+        invitation, code = r.body["id"], r.body["code"]
         services = self.authority_app[AUTHORITY_SERVICES]
         existing = await services.account_store.user_by_email(email)
         user = await self.login(email) if existing else await self.new_user(email)
-        r = await self.authority("POST", f"/v1/invitations/{invitation}/accept", user.session)
+        r = await self.authority("POST", f"/v1/invitations/{invitation}/accept", user.session, {"code": code})
         assert r.status == 200, r
         return user
 

@@ -46,9 +46,10 @@ async def test_an_invited_user_is_not_a_member_until_they_accept(client: Client)
     assert [(i["id"], i["org"], i["slug"], i["role"]) for i in pending["invitations"]] == [
         (invitation["id"], owner.org_id, "acme", "operator")
     ]
-    accepted = await call(
-        client, "POST", f"/v1/invitations/{invitation['id']}/accept", headers=bearer(victim), expect=200
-    )
+    path = f"/v1/invitations/{invitation['id']}/accept"
+    # The session alone is not consent to this invitation: the code the owner handed over is needed too.
+    await call(client, "POST", path, headers=bearer(victim), json={"code": "cvi_" + "A" * 43}, expect=404)
+    accepted = await call(client, "POST", path, headers=bearer(victim), json={"code": invitation["code"]}, expect=200)
     assert (accepted["org"], accepted["role"]) == (owner.org_id, "operator")
     me = await call(client, "GET", "/v1/me", headers=bearer(victim), expect=200)
     assert me["orgs"] == [{"id": owner.org_id, "slug": "acme", "role": "operator"}]
@@ -56,7 +57,11 @@ async def test_an_invited_user_is_not_a_member_until_they_accept(client: Client)
     rows = await services(client).pool.fetch(
         "SELECT action, outcome FROM authority.audit_events WHERE action LIKE 'invitation.%' ORDER BY seq"
     )
-    assert [(r["action"], r["outcome"]) for r in rows] == [("invitation.create", "ok"), ("invitation.accept", "ok")]
+    assert [(r["action"], r["outcome"]) for r in rows] == [
+        ("invitation.create", "ok"),
+        ("invitation.accept", "error"),  # the attempt without the right code
+        ("invitation.accept", "ok"),
+    ]
 
 
 async def test_the_reply_is_the_same_for_a_registered_and_an_unknown_email(client: Client) -> None:
@@ -78,7 +83,8 @@ async def test_only_the_invited_email_can_accept(client: Client) -> None:
     invitation = await _invite(client, owner, "alice@example.com")
     mallory = await _new_user(client, "mallory@example.com")
     path = f"/v1/invitations/{invitation['id']}/accept"
-    refused = await call(client, "POST", path, headers=bearer(mallory), expect=404)
+    # Another email's session is refused even with the invitation's own code.
+    refused = await call(client, "POST", path, headers=bearer(mallory), json={"code": invitation["code"]}, expect=404)
     assert refused["error"]["code"] == "not_found"
     assert (await call(client, "GET", "/v1/invitations", headers=bearer(mallory), expect=200))["invitations"] == []
     # The code of another invitation does not open this one.
@@ -104,10 +110,15 @@ async def test_a_code_for_an_email_with_an_account_says_log_in(client: Client) -
     await _new_user(client, "known@example.com")
     invitation = await _invite(client, owner, "known@example.com")
     path = f"/v1/invitations/{invitation['id']}/accept"
+    # A 404 like a wrong code's (the inviter holds the code and must not learn that the email is registered),
+    # whose message still says what an invitee with an account does.
     reply = await call(
-        client, "POST", path, json={"code": invitation["code"], "password": "another password"}, expect=409
+        client, "POST", path, json={"code": invitation["code"], "password": "another password"}, expect=404
     )
-    assert "log in" in reply["error"]["message"]
+    wrong = await call(
+        client, "POST", path, json={"code": "cvi_" + "A" * 43, "password": "another password"}, expect=404
+    )
+    assert reply == wrong and "log in" in reply["error"]["message"]
 
 
 async def test_only_owners_invite_and_members_cannot_be_added_without_consent(client: Client) -> None:
@@ -152,7 +163,7 @@ async def test_an_expired_invitation_cannot_be_accepted(services: Harness) -> No
     assert r.status == 201, r
     h.authority_clock.offset = 8 * 86400
     invitee = await h.login("late@example.com")
-    r = await h.authority("POST", f"/v1/invitations/{r.body['id']}/accept", invitee.session)
+    r = await h.authority("POST", f"/v1/invitations/{r.body['id']}/accept", invitee.session, {"code": r.body["code"]})
     assert r.status == 404, r
 
 
@@ -197,7 +208,7 @@ async def test_the_cli_invites_lists_and_accepts(services: Harness, tmp_path: Pa
     assert status == 0 and json.loads(out) == [], (out, err)
     status, out, err = await cvault("bob", "orgs", "invitations")
     assert status == 0 and invitation["id"] in out and "acme" in out, (out, err)
-    status, out, err = await cvault("bob", "orgs", "accept", invitation["id"])
+    status, out, err = await cvault("bob", "orgs", "accept", invitation["id"], "--code", invitation["code"])
     assert status == 0 and "reader of acme" in out, (out, err)
     status, out, err = await cvault("bob", "orgs", "list", "--json")
     assert [o["slug"] for o in json.loads(out)] == ["acme"], (out, err)
@@ -216,3 +227,35 @@ async def test_the_cli_invites_lists_and_accepts(services: Harness, tmp_path: Pa
         "carol", "login", "--email", "carol@example.com", "--password-stdin", stdin=HARNESS_PASSWORD + "\n"
     )
     assert status == 0, (out, err)
+
+
+async def test_an_account_squatted_with_an_inviters_own_code_accepts_no_other_invitation(client: Client) -> None:
+    # Mallory invites alice's email into her own org and accepts with her code, creating "alice's" account.
+    # Acme's later invitation of that email must not be hers to accept: she does not hold acme's code.
+    owner = await bootstrap_owner(client)
+    mallory_session = await _new_user(client, "mallory@example.com")
+    mallory_org = await call(
+        client, "POST", "/v1/orgs", headers=bearer(mallory_session), json={"slug": "mallory"}, expect=201
+    )
+    own = await call(
+        client,
+        "POST",
+        f"/v1/orgs/{mallory_org['id']}/invitations",
+        headers=bearer(mallory_session),
+        json={"email": "alice@example.com", "role": "reader"},
+        expect=201,
+    )
+    await call(
+        client,
+        "POST",
+        f"/v1/invitations/{own['id']}/accept",
+        json={"code": own["code"], "password": PASSWORD},
+        expect=200,
+    )
+    squatter = await login(client, "alice@example.com")
+    acme = await _invite(client, owner, "alice@example.com", "operator")
+    path = f"/v1/invitations/{acme['id']}/accept"
+    await call(client, "POST", path, headers=bearer(squatter), json={"code": own["code"]}, expect=404)
+    await call(client, "POST", path, headers=bearer(squatter), json={}, expect=400)
+    members = await call(client, "GET", f"/v1/orgs/{owner.org_id}/members", headers=bearer(owner.session), expect=200)
+    assert "alice@example.com" not in [m["email"] for m in members["members"]]

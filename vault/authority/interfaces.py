@@ -83,12 +83,16 @@ class InvitationRepository(Protocol):
     ) -> tuple[Invitation, int]:
         """Accept a pending invitation in one transaction; returns it and the member's user id.
 
-        Either ``user_id`` with that user's ``email`` (must be the invitation's), or
-        ``code_digest`` (must be the invitation's) with ``new_user_password_hash``, which
+        ``code_digest`` must be the invitation's, always; with it either ``user_id`` with that
+        user's ``email`` (must be the invitation's), or ``new_user_password_hash``, which
         creates the invited email's account. :class:`NotFound` when no such pending
-        invitation matches; :class:`Conflict` when already a member, or when the code is
-        used for an email that already has an account.
+        invitation matches, and when the code is used for an email that already has an
+        account (the same answer, so the inviter learns nothing); :class:`Conflict` when
+        already a member.
         """
+
+    async def code_matches(self, invitation_id: str, now: dt.datetime, code_digest: bytes) -> bool:
+        """Whether a pending invitation has this code (checked before a password is hashed)."""
 
 
 class SessionRepository(Protocol):

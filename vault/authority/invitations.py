@@ -20,7 +20,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 
-from vault.errors import BadRequest
+from vault.errors import BadRequest, NotFound
 
 from .accounts import Accounts, check_email, check_password
 from .audit import Auditor
@@ -37,6 +37,17 @@ Random = Callable[[int], bytes]
 INVITATION_TTL = 7 * 86400
 CODE_PREFIX = "cvi_"
 _MAX_CODE = 64
+# One answer for every way an acceptance can miss, so it tells nobody whether an email is registered.
+NOT_FOUND = (
+    "no pending invitation with this id and code (it may have expired or been accepted, or, with no session, the "
+    "email may already have an account: then log in and accept with your session and the code); with no account "
+    "yet, create it as you accept (`cvault orgs accept ID --code CODE --password-stdin`)"
+)
+
+
+def _check_code(code: str) -> None:
+    if not code.startswith(CODE_PREFIX) or len(code) > _MAX_CODE:
+        raise BadRequest("code must be the cvi_ invitation code the org's owner gave you")
 
 
 def code_digest(code: str) -> bytes:
@@ -90,11 +101,16 @@ class Invitations:
         user = await self._accounts.user(user_id)
         return await self._repo.pending_for(user.email, self._now())
 
-    async def accept_as(self, user_id: int, invitation_id: str, ctx: RequestContext) -> Invitation:
-        """Accept as a logged-in user, whose email must be the invited one."""
+    async def accept_as(self, user_id: int, invitation_id: str, code: str, ctx: RequestContext) -> Invitation:
+        """Accept as a logged-in user, whose email must be the invited one, with the invitation's code."""
+        _check_code(code)
         user = await self._accounts.user(user_id)
         invitation, _ = await self._repo.accept(
-            check_invitation_id(invitation_id), self._now(), user_id=user.id, email=user.email
+            check_invitation_id(invitation_id),
+            self._now(),
+            user_id=user.id,
+            email=user.email,
+            code_digest=code_digest(code),
         )
         await self._accepted(invitation, user.id, ctx)
         return invitation
@@ -103,11 +119,14 @@ class Invitations:
         self, invitation_id: str, code: str, password: str, ctx: RequestContext
     ) -> tuple[Invitation, int]:
         """Accept with the invitation code, creating the invited email's account with ``password``."""
-        if not code.startswith(CODE_PREFIX) or len(code) > _MAX_CODE:
-            raise BadRequest("code must be the cvi_ invitation code the org's owner gave you")
+        _check_code(code)
+        invitation_id = check_invitation_id(invitation_id)
+        # The code before the password hash: an unauthenticated caller must not make the authority hash for nothing.
+        if not await self._repo.code_matches(invitation_id, self._now(), code_digest(code)):
+            raise NotFound(NOT_FOUND)
         password_hash = await self._sessions.hash_password(check_password(password))
         invitation, user_id = await self._repo.accept(
-            check_invitation_id(invitation_id),
+            invitation_id,
             self._now(),
             code_digest=code_digest(code),
             new_user_password_hash=password_hash,

@@ -47,11 +47,15 @@ def register(sub: Any) -> None:
 
     p = osub.add_parser(
         "accept",
-        help="accept an invitation: logged in as the invited email, or with --code (creates your account)",
+        help="accept an invitation with the code its owner gave you (logged in, or creating your account)",
     )
     p.add_argument("invitation", help="invitation id (from `cvault orgs invitations` or the org's owner)")
-    p.add_argument("--code", help="the cvi_ code the org's owner gave you, if you have no account yet")
-    p.add_argument("--password-stdin", action="store_true", help="with --code: your new account's password on stdin")
+    p.add_argument("--code", required=True, help="the cvi_ code the org's owner gave you")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="no account yet: create it, with its password on stdin (otherwise your saved session accepts)",
+    )
     add_client_options(p)
     p.set_defaults(func=client_command(_accept))
 
@@ -112,8 +116,9 @@ async def _invite(client: Client, args: argparse.Namespace) -> int:
         print(
             f"invited {invitation['email']} as {invitation['role']} of {org['slug']} "
             f"(invitation {invitation['id']}, expires {invitation['expires_at']})\n"
-            f"they accept with `cvault orgs accept {invitation['id']}` when logged in, or, without an account yet,\n"
-            f"`cvault orgs accept {invitation['id']} --code {invitation['code']} --password-stdin`"
+            f"give them the id and the code; logged in, they accept with\n"
+            f"  cvault orgs accept {invitation['id']} --code {invitation['code']}\n"
+            f"adding --password-stdin (their new password on stdin) if they have no account yet"
         )
     return 0
 
@@ -131,9 +136,7 @@ async def _invitations(client: Client, args: argparse.Namespace) -> int:
 
 async def _accept(client: Client, args: argparse.Namespace) -> int:
     password = None
-    if args.code is not None:
-        if not args.password_stdin:
-            raise BadRequest("--code creates your account: give its password with --password-stdin")
+    if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
         if not password:
             raise BadRequest("--password-stdin given but stdin is empty")

@@ -73,13 +73,11 @@ class AuthorityClient:
         reply = await self._session_call("GET", "/v1/invitations")
         return list(reply["invitations"])
 
-    async def accept(
-        self, invitation_id: str, *, code: str | None = None, password: str | None = None
-    ) -> dict[str, Any]:
-        """Accept with the session, or (no account yet) with the invitation code and a new password."""
+    async def accept(self, invitation_id: str, *, code: str, password: str | None = None) -> dict[str, Any]:
+        """Accept with the invitation code: with the session, or (no account yet) with a new account's password."""
         path = f"/v1/invitations/{quote(invitation_id, safe='')}/accept"
-        if code is None:
-            reply: dict[str, Any] = await self._session_call("POST", path)
+        if password is None:
+            reply: dict[str, Any] = await self._session_call("POST", path, {"code": code})
         else:
             reply = await self._http.request("POST", self.url + path, body={"code": code, "password": password})
         return reply

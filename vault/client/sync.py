@@ -212,7 +212,7 @@ class SyncAuthority:
     def invitations(self) -> list[dict[str, Any]]:
         return self._run(self._authority.invitations())
 
-    def accept(self, invitation_id: str, *, code: str | None = None, password: str | None = None) -> dict[str, Any]:
+    def accept(self, invitation_id: str, *, code: str, password: str | None = None) -> dict[str, Any]:
         return self._run(self._authority.accept(invitation_id, code=code, password=password))
 
     def set_role(self, org: int, user_id: int, role: str) -> dict[str, Any]:

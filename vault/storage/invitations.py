@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from vault.authority.invitations import NOT_FOUND
 from vault.authority.records import Invitation
 from vault.authority.roles import Role
 from vault.errors import Conflict, NotFound
@@ -20,7 +21,6 @@ _SELECT = (
     "SELECT i.id, i.org_id, o.slug, i.email, i.role, i.expires_at, i.code_digest"
     " FROM authority.invitations i JOIN authority.orgs o ON o.id = i.org_id"
 )
-_NOT_FOUND = "invitation not found (it may have expired or been accepted); ask the org's owner for a new one"
 
 
 def _invitation(row: Any) -> Invitation:
@@ -58,6 +58,16 @@ class PgInvitationRepository:
             )
         return Invitation(invitation_id, org_id, slug, email, role, expires_at)
 
+    async def code_matches(self, invitation_id: str, now: dt.datetime, code_digest: bytes) -> bool:
+        with database_errors():
+            stored = await self._pool.fetchval(
+                "SELECT code_digest FROM authority.invitations"
+                " WHERE id = $1 AND accepted_at IS NULL AND expires_at > $2",
+                invitation_id,
+                now,
+            )
+        return stored is not None and hmac.compare_digest(bytes(stored), code_digest)
+
     async def pending_for(self, email: str, now: dt.datetime) -> list[Invitation]:
         with database_errors():
             rows = await self._pool.fetch(
@@ -84,11 +94,16 @@ class PgInvitationRepository:
                     invitation_id,
                     now,
                 )
-                if row is None or (user_id is not None and row["email"] != email):
-                    raise NotFound(_NOT_FOUND)
+                # The code is required on both paths: it is what the invitee got from the inviter, so an account
+                # that merely has the invited email (one an inviter created with their own code) accepts nothing.
+                if (
+                    row is None
+                    or (user_id is not None and row["email"] != email)
+                    or code_digest is None
+                    or not hmac.compare_digest(bytes(row["code_digest"]), code_digest)
+                ):
+                    raise NotFound(NOT_FOUND)
                 if user_id is None:
-                    if code_digest is None or not hmac.compare_digest(bytes(row["code_digest"]), code_digest):
-                        raise NotFound(_NOT_FOUND)
                     try:
                         async with conn.transaction():
                             user_id = await conn.fetchval(
@@ -97,9 +112,9 @@ class PgInvitationRepository:
                                 new_user_password_hash,
                             )
                     except asyncpg.UniqueViolationError:
-                        raise Conflict(
-                            f"{row['email']} already has an account: log in and accept with your session"
-                        ) from None
+                        # The same answer as a wrong code: the inviter holds the code, and must not learn from it
+                        # whether the email is registered.
+                        raise NotFound(NOT_FOUND) from None
                 try:
                     async with conn.transaction():
                         await conn.execute(

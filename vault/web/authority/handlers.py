@@ -235,13 +235,14 @@ async def list_invitations(request: web.Request) -> web.StreamResponse:
 async def accept_invitation(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     invitation_id = request.match_info["id"]
+    data = await read_json(request)
+    code = field(data, "code", str)
     if _bearer(request) is not None:
         session = await _session(request)
-        invitation = await svc.invitations.accept_as(session.user_id, invitation_id, _ctx(request))
+        invitation = await svc.invitations.accept_as(session.user_id, invitation_id, code, _ctx(request))
         user_id = session.user_id
     else:
-        data = await read_json(request)
-        code, password = field(data, "code", str), field(data, "password", str)
+        password = field(data, "password", str)
         invitation, user_id = await svc.invitations.accept_with_code(invitation_id, code, password, _ctx(request))
     return web.json_response(
         {"org": invitation.org_id, "slug": invitation.slug, "role": invitation.role.value, "user_id": user_id}

@@ -141,11 +141,11 @@ def spec(authority_url: str) -> dict[str, Any]:
         },
         "/v1/invitations/{id}/accept": {
             "post": _op(
-                "Accept an invitation: with a session of the invited email, or with its code and a new password "
+                "Accept an invitation with its code: with a session of the invited email, or with a new password "
                 "(creates the account)",
                 200,
                 _obj({"org": _INT, "slug": _STR, "role": _ROLE, "user_id": _INT}),
-                body=_obj({"code": _STR, "password": _STR}),
+                body=_obj({"code": _STR, "password": _STR}, ["code"]),
                 security=[{"session": []}, {}],
                 params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
                 errors=(400, 401, 404, 409, 413, 429, 503),
