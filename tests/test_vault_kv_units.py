@@ -13,7 +13,7 @@ from aiohttp.test_utils import unused_port
 from vault.errors import BadRequest, NotFound, Unauthorized
 from vault.store.kv import kv_keys, kv_value, stored_value
 from vault.store.kv_fields import check_custom_metadata, format_duration, merge_patch, parse_duration
-from vault.store.mounts import MountDirectory
+from vault.store.mounts import mount_org
 from vault.store.names import check_versions
 from vault.web.list_method import VaultAppRunner
 
@@ -54,30 +54,14 @@ def test_kv_keys_are_direct_children() -> None:
     assert kv_keys(names, "zz/") == []
 
 
-async def test_mount_directory_caches_and_picks_the_tokens_org() -> None:
-    now = [0.0]
-    calls: list[str] = []
-    table = {"acme": (7,), "dup": (3, 9)}
-
-    async def lookup(slug: str) -> tuple[int, ...]:
-        calls.append(slug)
-        return table.get(slug, ())
-
-    mounts = MountDirectory(lambda: now[0], ttl=60, miss_ttl=5)
-    assert await mounts.org_for("acme", None, lookup) == 7
-    assert await mounts.org_for("acme", 99, lookup) == 7  # the guard then refuses org 99's token
-    assert calls == ["acme"]  # no second lookup within the TTL
-    assert await mounts.org_for("dup", 9, lookup) == 9
+def test_a_mount_picks_the_tokens_org_among_those_with_its_slug() -> None:
+    assert mount_org("acme", None, (7,)) == 7
+    assert mount_org("acme", 99, (7,)) == 7  # the guard then refuses org 99's token
+    assert mount_org("dup", 9, (3, 9)) == 9
     with pytest.raises(Unauthorized):
-        await mounts.org_for("dup", 4, lookup)
+        mount_org("dup", 4, (3, 9))
     with pytest.raises(NotFound):
-        await mounts.org_for("new", None, lookup)
-    table["new"] = (11,)
-    now[0] = 6.0  # a miss is remembered only briefly
-    assert await mounts.org_for("new", None, lookup) == 11
-    now[0] = 61.0
-    await mounts.org_for("acme", None, lookup)
-    assert calls.count("acme") == 2
+        mount_org("new", None, ())
 
 
 @pytest.mark.parametrize(

@@ -1,27 +1,70 @@
-"""Org slugs as the Vault-compatible API names them (``<slug>/<vault>`` mounts)."""
+"""Org slugs as the Vault-compatible API names them (``<slug>/<vault>`` mounts), held in memory.
+
+Every enrolled org's slug is loaded at start and reloaded when an enrolment on any
+node adds an org or changes a slug: enrolment commits with
+:func:`~vault.storage.key_watch.announce_key_change` (it adds the org's root key too),
+and the store's :class:`~vault.storage.key_watch.KeyWatcher` reloads this table with
+the keys. A request thus reads no org row. A slug arriving on a request is untrusted,
+so a miss does not query it: like an unknown key id it waits for one shared reload,
+run at most once per :data:`~vault.storage.key_watch.RELOAD_INTERVAL`, which covers
+the moment between another node's enrolment and its notification.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .key_watch import SharedReload
 from .pool import database_errors
 
-__all__ = ["org_slug", "orgs_with_slug"]
+__all__ = ["OrgTable"]
 
-# Slugs are what enrolment recorded; the authority keeps them unique, but the store
-# only records what each enrolment said, so a slug may name more than one org here.
-_BY_SLUG = "SELECT id FROM store.orgs WHERE slug = $1 ORDER BY id LIMIT 16"
-_SLUG = "SELECT slug FROM store.orgs WHERE id = $1"
+_ORGS = "SELECT id, slug FROM store.orgs ORDER BY id"
 
 
-async def orgs_with_slug(pool: Any, slug: str) -> tuple[int, ...]:
-    with database_errors():
-        rows = await pool.fetch(_BY_SLUG, slug)
-    return tuple(int(r["id"]) for r in rows)
+class OrgTable:
+    """Slug to org ids and org id to slug, for every enrolled org.
 
+    Slugs are what enrolment recorded; the authority keeps them unique, but the store
+    only records what each enrolment said, so a slug may name more than one org here.
+    """
 
-async def org_slug(pool: Any, org_id: int) -> str | None:
-    """The slug an org's mounts are named by (``None`` if it is not enrolled)."""
-    with database_errors():
-        slug: str | None = await pool.fetchval(_SLUG, org_id)
-    return slug
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._slugs: dict[int, str] = {}
+        self._by_slug: dict[str, tuple[int, ...]] = {}
+        self._miss = SharedReload(self.reload)
+
+    def __repr__(self) -> str:
+        return f"OrgTable(orgs={len(self._slugs)})"
+
+    @classmethod
+    async def open(cls, pool: Any) -> OrgTable:
+        table = cls(pool)
+        await table.reload()
+        return table
+
+    async def reload(self) -> None:
+        with database_errors():
+            rows = await self._pool.fetch(_ORGS)
+        slugs = {int(r["id"]): str(r["slug"]) for r in rows}
+        by_slug: dict[str, list[int]] = {}
+        for org_id, slug in slugs.items():
+            by_slug.setdefault(slug, []).append(org_id)
+        self._slugs, self._by_slug = slugs, {s: tuple(ids) for s, ids in by_slug.items()}
+
+    async def orgs_with_slug(self, slug: str) -> tuple[int, ...]:
+        """The ids of the orgs whose enrolment recorded ``slug`` (empty if none did)."""
+        found = self._by_slug.get(slug)
+        if found is None:
+            await self._miss()
+            found = self._by_slug.get(slug, ())
+        return found
+
+    async def slug_of(self, org_id: int) -> str | None:
+        """The slug an org's mounts are named by (``None`` if it is not enrolled)."""
+        found = self._slugs.get(org_id)
+        if found is None:
+            await self._miss()
+            found = self._slugs.get(org_id)
+        return found

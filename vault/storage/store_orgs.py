@@ -10,6 +10,7 @@ from vault.store.interfaces import BeforeCommit
 from vault.store.models import OrgRecord, RootKey, TokenRecord
 
 from .change import change_transaction
+from .key_watch import announce_key_change
 from .keys import PgKeyRepository
 from .store_keys import ROOT_KEY_PURPOSE
 
@@ -66,8 +67,11 @@ class PgOrgRepository:
                     # Another node enrolled the org first; use its key, drop ours.
                     await conn.execute(_DROP_KEY, key_id)
                     row = await conn.fetchrow(_LOCK_ORG, org_id)
+                # Every node's key directory and org table reload once this commits (a new key, a new slug).
+                await announce_key_change(conn, "store")
             elif row["slug"] != slug:
                 await conn.execute(_SET_SLUG, org_id, slug)
+                await announce_key_change(conn, "store")
             org = OrgRecord(org_id, slug, row["root_key_id"])
             root = RootKey(org.root_key_id, org_id, await self._keys.get(org.root_key_id, ROOT_KEY_PURPOSE, conn=conn))
             record = token(root)

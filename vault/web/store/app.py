@@ -25,6 +25,7 @@ from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.store_keys import StoreKeyDirectory
 from vault.storage.store_kv import PgKVRepository
+from vault.storage.store_mounts import OrgTable
 from vault.storage.store_orgs import PgOrgRepository
 from vault.storage.store_reads import BatchReader
 from vault.storage.store_secrets import PgSecretRepository
@@ -112,9 +113,12 @@ def create_store_app(
             await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
             key_repo = await PgKeyRepository.open(db, SCHEMA, require_master_keys(config))
             directory = await StoreKeyDirectory.open(db, key_repo)
-            # Root-key rotations and retirements reach every node through LISTEN (docs/keys.md).
+            org_table = await OrgTable.open(db)
+            # Root-key rotations and retirements, and enrolments (a new org, a changed slug), reach every node
+            # through LISTEN (docs/keys.md).
             key_watcher = KeyWatcher(db, SCHEMA)
             key_watcher.on_change(directory.reload)
+            key_watcher.on_change(org_table.reload)
             await key_watcher.start()
             watcher = RevocationWatcher(db, SCHEMA)
             await watcher.start()
@@ -176,6 +180,7 @@ def create_store_app(
                 secrets=secrets,
                 audit=log,
                 keys=directory,
+                orgs=org_table,
                 clock=clock,
                 kv=KVService(PgKVRepository(db), secret_repo, log),
             )

@@ -10,6 +10,7 @@ from vault.audit.log import AuditLog
 from vault.config import Config
 from vault.storage.pool import Pool
 from vault.storage.store_keys import StoreKeyDirectory
+from vault.storage.store_mounts import OrgTable
 from vault.store.control import ControlService
 from vault.store.kv_metadata import KVService
 from vault.store.secrets import SecretService
@@ -28,6 +29,7 @@ class StoreServices:
     secrets: SecretService
     audit: AuditLog
     keys: StoreKeyDirectory
+    orgs: OrgTable  # every enrolled org's slug, for the Vault API's mounts
     clock: Clock
     kv: KVService  # the Vault API's metadata and mount configuration
 

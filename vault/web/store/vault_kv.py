@@ -12,7 +12,6 @@ bodies and the error shapes are Vault's (:mod:`.vault_reply`); ``sys/`` and
 from __future__ import annotations
 
 import datetime as dt
-import time
 from functools import partial
 from typing import Any
 
@@ -30,17 +29,16 @@ from vault.store.kv_fields import (
     parse_duration,
 )
 from vault.store.models import KVConfig, MetadataUpdate, VersionInfo
-from vault.store.mounts import MountDirectory
 from vault.store.names import check_prefix, check_secret_name, check_value, check_versions
 
 from ..common import RENDERER_KEY, int_param, read_json
 from .guard import idempotency_key, record_failure
 from .services import StoreServices, services_of
 from .vault_kv_openapi import MERGE_PATCH
-from .vault_reply import MOUNTS_KEY, envelope, guard, render_vault_error, rfc3339, vault_json
+from .vault_reply import envelope, guard, render_vault_error, rfc3339, vault_json
 from .vault_sys import add_sys_routes
 
-__all__ = ["CAS_MISMATCH", "CAS_REQUIRED", "MOUNTS_KEY", "create_vault_kv_app", "render_vault_error"]
+__all__ = ["CAS_MISMATCH", "CAS_REQUIRED", "create_vault_kv_app", "render_vault_error"]
 
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 CAS_REQUIRED = "check-and-set parameter required for this call"
@@ -327,11 +325,10 @@ async def no_route(request: web.Request) -> web.StreamResponse:
     raise NotFound()
 
 
-def create_vault_kv_app(*, monotonic: Any = time.monotonic) -> web.Application:
+def create_vault_kv_app() -> web.Application:
     """The sub-application; the store app mounts it at ``/vault`` and shares its services."""
     app = web.Application()
     app[RENDERER_KEY] = render_vault_error
-    app[MOUNTS_KEY] = MountDirectory(monotonic)
     r = app.router
     add_sys_routes(r)
     kinds = "{kind:data|metadata|delete|undelete|destroy}"

@@ -17,8 +17,7 @@ from aiohttp import web
 
 from vault.errors import VaultError
 from vault.macaroon import parse_bundle
-from vault.storage.store_mounts import orgs_with_slug
-from vault.store.mounts import MountDirectory
+from vault.store.mounts import mount_org
 from vault.store.names import check_vault_name
 from vault.store.tokens import key_id_from_kid
 
@@ -27,7 +26,6 @@ from .guard import GuardedHandler, run_guarded
 from .services import StoreServices, services_of
 
 __all__ = [
-    "MOUNTS_KEY",
     "envelope",
     "guard",
     "mount_of",
@@ -38,7 +36,6 @@ __all__ = [
     "vault_json",
 ]
 
-MOUNTS_KEY: web.AppKey[MountDirectory] = web.AppKey("vault_mounts", MountDirectory)
 _JSON = "application/json"
 
 
@@ -100,9 +97,7 @@ async def token_org(services: StoreServices, headers: Mapping[str, str]) -> int 
 async def mount_of(request: web.Request, slug: str) -> int:
     """The org a mount's slug names for this request's token (NotFound for a slug no enrolment recorded)."""
     services = services_of(request)
-    return await request.app[MOUNTS_KEY].org_for(
-        slug, await token_org(services, request.headers), partial(orgs_with_slug, services.pool)
-    )
+    return mount_org(slug, await token_org(services, request.headers), await services.orgs.orgs_with_slug(slug))
 
 
 async def guard(

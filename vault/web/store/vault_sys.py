@@ -17,7 +17,6 @@ from vault.errors import BadRequest, InvalidToken, NotFound, Unauthorized
 from vault.macaroon import CREATE, DELETE, READ, WRITE, mask_to_string
 from vault.macaroon.caveats import Secrets, ValidityWindow, Vaults
 from vault.storage.health import database_ready
-from vault.storage.store_mounts import org_slug
 from vault.store.events import RequestContext
 from vault.store.names import check_slug, check_vault_name
 
@@ -146,7 +145,7 @@ async def ui_mount(request: web.Request) -> web.StreamResponse:
 
 async def _visible_mounts(request: web.Request, ctx: RequestContext) -> dict[str, Any]:
     services = services_of(request)
-    slug = await org_slug(services.pool, ctx.org_id)
+    slug = await services.orgs.slug_of(ctx.org_id)
     vaults = await services.control.list_vaults(ctx)
     now = int(services.clock())
     caller = ctx.verified_caller
