@@ -2,8 +2,8 @@
 
 Every follower polls once an hour here (:func:`tests.nodes.notify_only`), so a change seen within the test's
 bound was delivered by LISTEN/NOTIFY. The bound is generous (shared machines); the measured latency is recorded
-as a test property (``--junitxml``) and printed (``-s``). Key rotation and retirement across nodes are covered by
-tests/test_key_rotation.py.
+as a test property (``--junitxml``) and printed (``-s``). Key rotation and retirement across nodes are the key
+rotation tests' (docs/keys.md).
 """
 
 from __future__ import annotations
