@@ -113,8 +113,8 @@ class TokenRepository(Protocol):
 
     async def get(self, token_id: str) -> TokenRecord | None: ...
 
-    async def ancestors(self, token_id: str) -> list[TokenRecord]:
-        """The token's parent, grandparent, ... (nearest first)."""
+    async def lineage(self, token_id: str) -> list[TokenRecord]:
+        """The token, then its parent, grandparent, ... (empty if there is no record of the token)."""
 
     async def descendants(self, token_id: str) -> list[str]:
         """Ids of the token and everything stripped from it, recursively."""

@@ -99,10 +99,11 @@ class BundleVerifier:
         token = bundle.permission_token(self._location)
         key = await self._root_keys.get(token.nonce.kid)
         verified = verify(token, key, bundle.discharges, now=now, trusted=self._trusted)
-        record = await self._tokens.get(token.token_id)
-        if record is None:
+        lineage = await self._tokens.lineage(token.token_id)
+        if not lineage:
             raise InvalidToken("invalid token: this authority has no record of it")
-        ancestors = tuple(await self._tokens.ancestors(record.id))
+        record, *older = lineage
+        ancestors = tuple(older)
         check_not_revoked((record, *ancestors), self._revocations.is_revoked)
         if record.kind is TokenKind.PERMISSION:
             attested = {u.id for u in verified.attested(UserID)}

@@ -22,10 +22,11 @@ _COLUMNS = "id, user_id, org_id, kind, parent, mask, created_at, expires_at, rev
 _MAX_DEPTH = 64
 
 
-_ANCESTORS = (
+# The token itself (depth 0), then its parent, grandparent, ...: one round trip for what every
+# request authorised by an authority token checks.
+_LINEAGE = (
     "WITH RECURSIVE up AS ("  # noqa: S608 (fixed column list)
-    f" SELECT {_COLUMNS}, 0 AS depth FROM authority.tokens"
-    "  WHERE id = (SELECT parent FROM authority.tokens WHERE id = $1)"
+    f" SELECT {_COLUMNS}, 0 AS depth FROM authority.tokens WHERE id = $1"
     " UNION ALL"
     " SELECT t.id, t.user_id, t.org_id, t.kind, t.parent, t.mask, t.created_at, t.expires_at,"
     "  t.revoked_at, up.depth + 1 FROM authority.tokens t JOIN up ON t.id = up.parent"
@@ -82,13 +83,9 @@ class PgTokenRepository:
             )
         return _record(row) if row else None
 
-    async def ancestors(self, token_id: str) -> list[TokenRecord]:
+    async def lineage(self, token_id: str) -> list[TokenRecord]:
         with database_errors():
-            rows = await self._pool.fetch(
-                _ANCESTORS,
-                uuid.UUID(token_id),
-                _MAX_DEPTH,
-            )
+            rows = await self._pool.fetch(_LINEAGE, uuid.UUID(token_id), _MAX_DEPTH)
         return [_record(r) for r in rows]
 
     async def descendants(self, token_id: str) -> list[str]:
