@@ -3,6 +3,7 @@
 Usage (PostgreSQL from ``CVAULT_TEST_DATABASE_URL``, ``wrk`` on the PATH)::
 
     PYTHONPATH=$PWD python bench/secret_read.py [--rounds 5] [--duration 5] [--connections 32] [--deployment]
+        [--workers 1,2]
 
 What it does:
 
@@ -30,6 +31,12 @@ deployed: four store processes on the same database and token, plain (the
 baseline), with metrics on (``metrics_token``), with TLS (a certificate from a
 throwaway local CA), and with both; each round runs all four, and each
 variant's ratio to plain is taken within the round.
+
+With ``--workers 1,2`` the store is served once per count (``cvault serve store
+--workers N``, each on its own port, same database, key and token); each round
+drives every one of them and the bare handler, in an order that rotates from
+round to round, and the bench prints each count's ratio to the bare handler
+and each count's factor over the first (median of the rounds' factors).
 """
 
 from __future__ import annotations
@@ -273,6 +280,92 @@ def compare_deployments(
     return 0
 
 
+def start_bare(body: bytes, procs: list[subprocess.Popen[bytes]]) -> tuple[subprocess.Popen[bytes], str]:
+    """The bare handler, answering ``body``, in a process of its own; returns it and its URL once it answers."""
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(BARE_APP)
+    bare = subprocess.Popen([sys.executable, f.name, str(port)], stdin=subprocess.PIPE)
+    procs.append(bare)
+    assert bare.stdin is not None
+    bare.stdin.write(body)
+    bare.stdin.close()
+    url = f"http://127.0.0.1:{port}/bare"
+    wait_ready(url)
+    return bare, url
+
+
+def compare_workers(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+    read_url: str,
+    bundle: str,
+    body: bytes,
+) -> int:
+    """The same read against the store served with each ``--workers`` count, and the bare handler (one process)."""
+    bare, bare_url = start_bare(body, procs)
+    targets: dict[str, tuple[str, int, dict[str, str]]] = {"bare": (bare_url, bare.pid, {})}
+    auth = {"Authorization": f"Bearer {bundle}"}
+    for count in args.workers:
+        port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "vault.cli", "serve", "store", "--workers", str(count)],
+                env={**env, "CVAULT_STORE_LISTEN": f"127.0.0.1:{port}"},
+            )
+        )
+        wait_ready(f"http://127.0.0.1:{port}/readyz")
+        url = read_url.replace(read_url.split("/v1/")[0], f"http://127.0.0.1:{port}")
+        status, reply = http("GET", url, bundle)
+        assert status == 200 and reply["value"] == VALUE, reply
+        targets[f"workers={count}"] = (url, procs[-1].pid, auth)
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label in targets}
+    labels = list(targets)
+    for i in range(args.rounds):
+        # Each round starts with the next target, so none always runs first (or right after another).
+        for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
+            url, pid, headers = targets[label]
+            cpu = cpu_seconds(pid)
+            run = wrk(url, headers, args.duration, args.connections, args.threads)
+            run["cpu_us"] = (cpu_seconds(pid) - cpu) / run["requests"] * 1e6  # every worker process's CPU
+            runs[label].append(run)
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    print(
+        f"secret read, store with --workers {','.join(map(str, args.workers))} vs the bare handler (one process; "
+        f"{args.connections} connections, {args.duration} s per run, wrk -t{args.threads}, {args.rounds} "
+        f"interleaved rounds, {os.cpu_count()} CPUs shared with PostgreSQL and wrk)"
+    )
+    print("rounds (requests/s):  " + "".join(f"{label:>12}" for label in labels))
+    for i in range(args.rounds):
+        print(f"  {i + 1:>2}:{'':17}" + "".join(f"{runs[label][i]['rps']:>12.0f}" for label in labels))
+    first = f"workers={args.workers[0]}"
+    print(f"\n{'':12}{'requests/s':>12}{'p99 ms':>9}{'CPU us/read':>13}{'vs bare':>9}{'vs ' + first:>16}")
+    for label in labels:
+        results = runs[label]
+        to_bare = median([r["rps"] / b["rps"] for r, b in zip(results, runs["bare"], strict=True)])
+        factor = median([r["rps"] / f["rps"] for r, f in zip(results, runs[first], strict=True)])
+        print(
+            f"{label:12}{median([r['rps'] for r in results]):>12.0f}{median([r['p99'] for r in results]):>9.2f}"
+            f"{median([r['cpu_us'] for r in results]):>13.0f}{to_bare:>9.1%}{factor:>15.2f}x"
+        )
+    print("(ratios and factors: medians of each round's, runs seconds apart; requests/s, p99, CPU: medians)")
+    return 0
+
+
+def _worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("a comma-separated list of worker counts, like 1,2") from None
+    if not counts or any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError("worker counts are 1 or more")
+    return counts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=5)
@@ -296,6 +389,13 @@ def main() -> int:
         help="instead of the bare handler, compare the store as deployed: plain (baseline), with metrics on "
         "(metrics_token), with TLS, and with both; same database, same token, rounds interleaved",
     )
+    parser.add_argument(
+        "--workers",
+        type=_worker_counts,
+        metavar="N,M",
+        help="serve the store once per worker count (cvault serve store --workers N) and compare each with the "
+        "bare handler and with the first count; rounds interleaved",
+    )
     args = parser.parse_args()
     admin = os.environ.get("CVAULT_TEST_DATABASE_URL")
     if not admin or not shutil.which("wrk"):
@@ -303,7 +403,7 @@ def main() -> int:
 
     name = f"cvault_bench_{os.getpid()}"
     dsn = asyncio.run(make_database(admin, name))
-    store_port, bare_port = free_port(), free_port()
+    store_port = free_port()
     store_url = f"http://127.0.0.1:{store_port}"
     # --deployment: every variant publishes the same https URL (the tokens' location); the plain
     # ones serve HTTP on loopback behind it, as behind a TLS-terminating proxy.
@@ -363,16 +463,10 @@ def main() -> int:
 
         if args.deployment:
             return compare_deployments(args, env, procs, read_url, bundle)
+        if args.workers:
+            return compare_workers(args, env, procs, read_url, bundle, body)
 
-        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-            f.write(BARE_APP)
-        bare = subprocess.Popen([sys.executable, f.name, str(bare_port)], stdin=subprocess.PIPE)
-        procs.append(bare)
-        assert bare.stdin is not None
-        bare.stdin.write(body)
-        bare.stdin.close()
-        bare_url = f"http://127.0.0.1:{bare_port}/bare"
-        wait_ready(bare_url)
+        bare, bare_url = start_bare(body, procs)
 
         store_runs: list[dict[str, float]] = []
         bare_runs: list[dict[str, float]] = []
