@@ -15,6 +15,8 @@ __all__ = ["Accounts", "check_email", "check_password", "new_org_id"]
 
 
 MIN_PASSWORD_CHARS = 8
+# Who creates an account outside a request: the operator, on this machine (``cvault bootstrap``).
+_LOCAL = RequestContext(client_addr="local")
 
 
 def new_org_id(random: Random) -> int:
@@ -45,9 +47,14 @@ class Accounts:
         self._random = random
         self._audit = audit
 
-    async def create_user(self, email: str, password: str) -> User:
+    async def create_user(self, email: str, password: str, ctx: RequestContext = _LOCAL) -> User:
+        """A new account (``cvault bootstrap``; invitees' accounts are created as they accept)."""
         email, password = check_email(email), check_password(password)
-        return await self._store.create_user(email, await self._sessions.hash_password(password))
+
+        async def audited(user: User, tx: object) -> None:
+            await self._audit.record_in(tx, ctx, "user.create", user_id=user.id)
+
+        return await self._store.create_user(email, await self._sessions.hash_password(password), audited)
 
     async def user(self, user_id: int) -> User:
         user = await self._store.user_by_id(user_id)
@@ -60,9 +67,11 @@ class Accounts:
 
     async def create_org(self, user_id: int, slug: str, ctx: RequestContext) -> Org:
         slug = check_slug(slug)
-        org = await self._store.create_org(new_org_id(self._random), slug, user_id)
-        await self._audit.record(ctx, "org.create", "ok", org=org.id, user_id=user_id, slug=slug)
-        return org
+
+        async def audited(org: Org, tx: object) -> None:
+            await self._audit.record_in(tx, ctx, "org.create", org=org.id, user_id=user_id, slug=slug)
+
+        return await self._store.create_org(new_org_id(self._random), slug, user_id, audited)
 
     async def require_role(self, user_id: int, org_id: int, *roles: Role) -> Role:
         role = await self._store.role_of(user_id, org_id)
@@ -79,12 +88,27 @@ class Accounts:
 
     async def change_role(self, owner_id: int, org_id: int, member_id: int, role: Role, ctx: RequestContext) -> None:
         await self.require_role(owner_id, org_id, Role.OWNER)
-        await self._store.change_role(org_id, member_id, role)
-        await self._audit.record(
-            ctx, "member.change", "ok", org=org_id, user_id=owner_id, member=member_id, role=role.value
-        )
+
+        async def audited(before: Role, tx: object) -> None:
+            await self._audit.record_in(
+                tx,
+                ctx,
+                "member.change",
+                org=org_id,
+                user_id=owner_id,
+                member=member_id,
+                role=role.value,
+                was=before.value,
+            )
+
+        await self._store.change_role(org_id, member_id, role, audited)
 
     async def remove_member(self, owner_id: int, org_id: int, member_id: int, ctx: RequestContext) -> None:
         await self.require_role(owner_id, org_id, Role.OWNER)
-        await self._store.remove_member(org_id, member_id)
-        await self._audit.record(ctx, "member.remove", "ok", org=org_id, user_id=owner_id, member=member_id)
+
+        async def audited(before: Role, tx: object) -> None:
+            await self._audit.record_in(
+                tx, ctx, "member.remove", org=org_id, user_id=owner_id, member=member_id, was=before.value
+            )
+
+        await self._store.remove_member(org_id, member_id, audited)

@@ -29,7 +29,7 @@ async def bootstrap(
     if await store.has_users():
         raise Conflict("the authority already has users; bootstrap only runs on an empty database")
     ctx = RequestContext(client_addr="local", request_id="bootstrap")
-    user = await accounts.create_user(email, password)
+    user = await accounts.create_user(email, password, ctx)
     org = await accounts.create_org(user.id, slug, ctx)
     secret, session = await sessions.start(user, ctx)
     return Bootstrapped(user, org, session, secret)

@@ -5,6 +5,13 @@ Storage implements the repositories (``vault/storage/accounts.py``,
 watcher and the audit log; the web app factory is the only place that builds
 concrete objects. Each method says what it raises; every repository method may
 also raise :class:`~vault.errors.Unavailable` when the database is unreachable.
+
+A method that changes state takes a ``before_commit`` (:class:`~vault.types.BeforeCommit`):
+the repository calls it inside the change's transaction, just before ``COMMIT``, with
+what it changed, and the service appends the change's audit event there
+(:meth:`AuditSink.record_in`), so the event exists exactly when the change does. A
+``COMMIT`` the database refuses raises :class:`~vault.errors.DatabaseError`; one lost
+on the way, :class:`~vault.errors.OutcomeUnknown` (``vault/storage/change.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from vault.types import BeforeCommit
 
 from .records import Invitation, Member, Membership, Org, Session, TokenRecord, User
 from .roles import Role
@@ -30,7 +39,7 @@ __all__ = [
 
 
 class AccountRepository(Protocol):
-    async def create_user(self, email: str, password_hash: str) -> User:
+    async def create_user(self, email: str, password_hash: str, before_commit: BeforeCommit[User]) -> User:
         """Raises :class:`~vault.errors.Conflict` when the email is taken."""
 
     async def user_by_email(self, email: str) -> User | None: ...
@@ -39,7 +48,7 @@ class AccountRepository(Protocol):
 
     async def has_users(self) -> bool: ...
 
-    async def create_org(self, org_id: int, slug: str, owner_id: int) -> Org:
+    async def create_org(self, org_id: int, slug: str, owner_id: int, before_commit: BeforeCommit[Org]) -> Org:
         """Create the org with ``owner_id`` as its owner; :class:`Conflict` when the slug or id is taken."""
 
     async def memberships(self, user_id: int) -> list[Membership]: ...
@@ -49,10 +58,13 @@ class AccountRepository(Protocol):
 
     async def members(self, org_id: int) -> list[Member]: ...
 
-    async def change_role(self, org_id: int, user_id: int, role: Role) -> None:
-        """:class:`NotFound` when not a member; :class:`Conflict` when it would leave no owner."""
+    async def change_role(self, org_id: int, user_id: int, role: Role, before_commit: BeforeCommit[Role]) -> None:
+        """:class:`NotFound` when not a member; :class:`Conflict` when it would leave no owner.
 
-    async def remove_member(self, org_id: int, user_id: int) -> None:
+        ``before_commit`` is told the member's role before the change.
+        """
+
+    async def remove_member(self, org_id: int, user_id: int, before_commit: BeforeCommit[Role]) -> None:
         """:class:`NotFound` when not a member; :class:`Conflict` when it would leave no owner."""
 
 
@@ -66,6 +78,7 @@ class InvitationRepository(Protocol):
         invited_by: int,
         code_digest: bytes,
         expires_at: dt.datetime,
+        before_commit: BeforeCommit[Invitation],
     ) -> Invitation: ...
 
     async def pending_for(self, email: str, now: dt.datetime) -> list[Invitation]:
@@ -75,6 +88,7 @@ class InvitationRepository(Protocol):
         self,
         invitation_id: str,
         now: dt.datetime,
+        before_commit: BeforeCommit[tuple[Invitation, int]],
         *,
         user_id: int | None = None,
         email: str | None = None,
@@ -96,7 +110,9 @@ class InvitationRepository(Protocol):
 
 
 class SessionRepository(Protocol):
-    async def create(self, user_id: int, secret_digest: bytes, expires_at: dt.datetime) -> Session: ...
+    async def create(
+        self, user_id: int, secret_digest: bytes, expires_at: dt.datetime, before_commit: BeforeCommit[Session]
+    ) -> Session: ...
 
     async def find(self, secret_digest: bytes) -> Session | None:
         """The session whose secret hashes to ``secret_digest``, expired or not."""
@@ -104,22 +120,24 @@ class SessionRepository(Protocol):
     async def get(self, session_id: int) -> Session | None:
         """The session with this id, expired or revoked or not."""
 
-    async def revoke(self, session_id: int) -> None:
-        """Revoke it and publish the revocation on the feed (docs/revocation.md), in one transaction."""
+    async def revoke(self, session_id: int, before_commit: BeforeCommit[bool]) -> None:
+        """Revoke it and publish the revocation on the feed (docs/revocation.md), in one transaction.
+
+        ``before_commit`` is told whether the session was live (a second logout changes nothing).
+        """
 
 
 class TokenRepository(Protocol):
-    async def record(self, token: TokenRecord) -> None: ...
+    async def record(self, token: TokenRecord, before_commit: BeforeCommit[TokenRecord]) -> None: ...
 
     async def get(self, token_id: str) -> TokenRecord | None: ...
 
     async def lineage(self, token_id: str) -> list[TokenRecord]:
         """The token, then its parent, grandparent, ... (empty if there is no record of the token)."""
 
-    async def descendants(self, token_id: str) -> list[str]:
-        """Ids of the token and everything stripped from it, recursively."""
-
-    async def mark_revoked(self, token_ids: Sequence[str], at: dt.datetime) -> None: ...
+    async def revoke(self, token_id: str, at: dt.datetime, before_commit: BeforeCommit[list[str]]) -> list[str]:
+        """Mark the token and everything stripped from it (recursively) revoked and publish their ids on the
+        revocation list, in one transaction; returns the ids, the token's first."""
 
     async def for_user(self, user_id: int) -> list[TokenRecord]: ...
 
@@ -129,7 +147,8 @@ class RevocationList(Protocol):
 
     def is_revoked(self, token_id: str) -> bool: ...
 
-    async def revoke(self, token_ids: Sequence[str]) -> Any: ...
+    def remember(self, token_ids: Sequence[str]) -> None:
+        """Ids this node just revoked (committed): refused here at once, before the next reconcile."""
 
 
 class RootKeys(Protocol):
@@ -160,3 +179,6 @@ class AuthorityEvent:
 class AuditSink(Protocol):
     async def record(self, event: AuthorityEvent) -> None:
         """Durably record ``event``; raise :class:`~vault.errors.Unavailable` when it cannot."""
+
+    async def record_in(self, transaction: object, event: AuthorityEvent) -> None:
+        """Append ``event`` inside ``transaction`` (a :class:`BeforeCommit`'s): it commits or rolls back with it."""

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 
 from vault.errors import BadRequest, NotFound
+from vault.types import BeforeCommit
 
 from .accounts import Accounts, check_email, check_password
 from .audit import Auditor
@@ -91,9 +92,14 @@ class Invitations:
         code = CODE_PREFIX + base64.urlsafe_b64encode(self._random(32)).rstrip(b"=").decode()
         invitation_id = str(uuid.UUID(bytes=self._random(16), version=4))
         expires = self._now() + dt.timedelta(seconds=INVITATION_TTL)
-        invitation = await self._repo.create(invitation_id, org_id, email, role, owner_id, code_digest(code), expires)
-        await self._audit.record(
-            ctx, "invitation.create", "ok", org=org_id, user_id=owner_id, invitation=invitation_id, role=role.value
+
+        async def audited(invitation: Invitation, tx: object) -> None:
+            await self._audit.record_in(
+                tx, ctx, "invitation.create", org=org_id, user_id=owner_id, invitation=invitation.id, role=role.value
+            )
+
+        invitation = await self._repo.create(
+            invitation_id, org_id, email, role, owner_id, code_digest(code), expires, audited
         )
         return invitation, code
 
@@ -108,11 +114,11 @@ class Invitations:
         invitation, _ = await self._repo.accept(
             check_invitation_id(invitation_id),
             self._now(),
+            self._audited(ctx, created=False),
             user_id=user.id,
             email=user.email,
             code_digest=code_digest(code),
         )
-        await self._accepted(invitation, user.id, ctx)
         return invitation
 
     async def accept_with_code(
@@ -125,22 +131,28 @@ class Invitations:
         if not await self._repo.code_matches(invitation_id, self._now(), code_digest(code)):
             raise NotFound(NOT_FOUND)
         password_hash = await self._sessions.hash_password(check_password(password))
-        invitation, user_id = await self._repo.accept(
+        return await self._repo.accept(
             invitation_id,
             self._now(),
+            self._audited(ctx, created=True),
             code_digest=code_digest(code),
             new_user_password_hash=password_hash,
         )
-        await self._accepted(invitation, user_id, ctx)
-        return invitation, user_id
 
-    async def _accepted(self, invitation: Invitation, user_id: int, ctx: RequestContext) -> None:
-        await self._audit.record(
-            ctx,
-            "invitation.accept",
-            "ok",
-            org=invitation.org_id,
-            user_id=user_id,
-            invitation=invitation.id,
-            role=invitation.role.value,
-        )
+    def _audited(self, ctx: RequestContext, *, created: bool) -> BeforeCommit[tuple[Invitation, int]]:
+        """The acceptance's event, in its transaction; ``account_created`` when the account was made with it."""
+
+        async def audited(accepted: tuple[Invitation, int], tx: object) -> None:
+            invitation, user_id = accepted
+            await self._audit.record_in(
+                tx,
+                ctx,
+                "invitation.accept",
+                org=invitation.org_id,
+                user_id=user_id,
+                invitation=invitation.id,
+                role=invitation.role.value,
+                account_created=True if created else None,
+            )
+
+        return audited

@@ -87,9 +87,11 @@ class Sessions:
         """A session for ``user`` without a password (bootstrap, and after :meth:`login`)."""
         secret, digest = new_session_secret(self._random)
         expires = dt.datetime.fromtimestamp(self._clock() + self._ttl, dt.UTC)
-        session = await self._sessions.create(user.id, digest, expires)
-        await self._audit.record(ctx, "login", "ok", user_id=user.id, session=session.id)
-        return secret, session
+
+        async def audited(session: Session, tx: object) -> None:
+            await self._audit.record_in(tx, ctx, "login", user_id=user.id, session=session.id)
+
+        return secret, await self._sessions.create(user.id, digest, expires, audited)
 
     async def authenticate(self, secret: str) -> Session:
         """The live session for ``secret``; :class:`Unauthenticated` when unknown, expired or revoked."""
@@ -102,5 +104,11 @@ class Sessions:
         return session
 
     async def logout(self, session: Session, ctx: RequestContext) -> None:
-        await self._sessions.revoke(session.id)
-        await self._audit.record(ctx, "logout", "ok", user_id=session.user_id, session=session.id)
+
+        async def audited(was_live: bool, tx: object) -> None:
+            # A second logout of the same session changes nothing, and says so.
+            await self._audit.record_in(
+                tx, ctx, "logout", user_id=session.user_id, session=session.id, already=None if was_live else True
+            )
+
+        await self._sessions.revoke(session.id, audited)

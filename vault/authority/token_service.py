@@ -141,18 +141,21 @@ class TokenService:
             _at(expires),
             root_key_id=int.from_bytes(kid, "big"),
         )
-        await self._tokens.record(record)
-        await self._audit.record(
-            ctx,
-            "token.mint",
-            "ok",
-            org=org_id,
-            token_id=record.id,
-            lineage=(parent,) if parent else (),
-            user_id=user_id,
-            mask=mask_to_string(mask),
-            expires=expires,
-        )
+
+        async def audited(minted: TokenRecord, tx: object) -> None:
+            await self._audit.record_in(
+                tx,
+                ctx,
+                "token.mint",
+                org=org_id,
+                token_id=minted.id,
+                lineage=(parent,) if parent else (),
+                user_id=user_id,
+                mask=mask_to_string(mask),
+                expires=expires,
+            )
+
+        await self._tokens.record(record, audited)
         return token, record
 
     async def for_user(self, user_id: int) -> list[TokenRecord]:
@@ -197,16 +200,19 @@ class TokenService:
             None,
             root_key_id=int.from_bytes(kid, "big"),
         )
-        await self._tokens.record(record)
-        await self._audit.record(
-            ctx,
-            "token.strip",
-            "ok",
-            org=parent.org_id,
-            token_id=record.id,
-            lineage=(parent.id, *principal.lineage),
-            user_id=principal.user_id,
-        )
+
+        async def audited(stripped: TokenRecord, tx: object) -> None:
+            await self._audit.record_in(
+                tx,
+                ctx,
+                "token.strip",
+                org=parent.org_id,
+                token_id=stripped.id,
+                lineage=(parent.id, *principal.lineage),
+                user_id=principal.user_id,
+            )
+
+        await self._tokens.record(record, audited)
         return token, record
 
     async def revoke(self, user_id: int, token_id: str, ctx: RequestContext) -> list[str]:
@@ -218,10 +224,12 @@ class TokenService:
             role = await self._accounts.require_role(user_id, record.org_id)
             if role is not Role.OWNER:
                 raise Unauthorized("only the token's user or an owner of its organization may revoke it")
-        ids = await self._tokens.descendants(record.id)
-        await self._tokens.mark_revoked(ids, _at(self._clock()))
-        await self._revocations.revoke(ids)
-        await self._audit.record(
-            ctx, "token.revoke", "ok", org=record.org_id, token_id=record.id, user_id=user_id, revoked=ids
-        )
+
+        async def audited(ids: list[str], tx: object) -> None:
+            await self._audit.record_in(
+                tx, ctx, "token.revoke", org=record.org_id, token_id=record.id, user_id=user_id, revoked=ids
+            )
+
+        ids = await self._tokens.revoke(record.id, _at(self._clock()), audited)
+        self._revocations.remember(ids)
         return ids

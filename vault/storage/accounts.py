@@ -9,7 +9,9 @@ import asyncpg
 from vault.authority.records import Member, Membership, Org, User
 from vault.authority.roles import Role
 from vault.errors import Conflict, NotFound
+from vault.types import BeforeCommit
 
+from .change import change_transaction
 from .pool import database_errors
 from .revocations import append_revocation
 
@@ -22,17 +24,19 @@ class PgAccountRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def create_user(self, email: str, password_hash: str) -> User:
-        with database_errors():
+    async def create_user(self, email: str, password_hash: str, before_commit: BeforeCommit[User]) -> User:
+        async with change_transaction(self._pool) as conn:
             try:
-                row = await self._pool.fetchrow(
+                user_id = await conn.fetchval(
                     "INSERT INTO authority.users (email, password_hash) VALUES ($1, $2) RETURNING id",
                     email,
                     password_hash,
                 )
             except asyncpg.UniqueViolationError:
                 raise Conflict(f"a user with email {email} already exists") from None
-        return User(row["id"], email, password_hash)
+            user = User(user_id, email, password_hash)
+            await before_commit(user, conn)
+        return user
 
     async def user_by_email(self, email: str) -> User | None:
         with database_errors():
@@ -52,19 +56,20 @@ class PgAccountRepository:
         with database_errors():
             return bool(await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM authority.users)"))
 
-    async def create_org(self, org_id: int, slug: str, owner_id: int) -> Org:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                try:
-                    await conn.execute("INSERT INTO authority.orgs (id, slug) VALUES ($1, $2)", org_id, slug)
-                except asyncpg.UniqueViolationError:
-                    raise Conflict(f"organization slug {slug!r} is taken; pick another") from None
-                await conn.execute(
-                    "INSERT INTO authority.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')",
-                    org_id,
-                    owner_id,
-                )
-        return Org(org_id, slug)
+    async def create_org(self, org_id: int, slug: str, owner_id: int, before_commit: BeforeCommit[Org]) -> Org:
+        async with change_transaction(self._pool) as conn:
+            try:
+                await conn.execute("INSERT INTO authority.orgs (id, slug) VALUES ($1, $2)", org_id, slug)
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"organization slug {slug!r} is taken; pick another") from None
+            await conn.execute(
+                "INSERT INTO authority.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')",
+                org_id,
+                owner_id,
+            )
+            org = Org(org_id, slug)
+            await before_commit(org, conn)
+        return org
 
     async def memberships(self, user_id: int) -> list[Membership]:
         with database_errors():
@@ -91,28 +96,28 @@ class PgAccountRepository:
             )
         return [Member(r["id"], r["email"], Role(r["role"])) for r in rows]
 
-    async def change_role(self, org_id: int, user_id: int, role: Role) -> None:
-        await self._change(org_id, user_id, role)
+    async def change_role(self, org_id: int, user_id: int, role: Role, before_commit: BeforeCommit[Role]) -> None:
+        await self._change(org_id, user_id, role, before_commit)
 
-    async def remove_member(self, org_id: int, user_id: int) -> None:
-        await self._change(org_id, user_id, None)
+    async def remove_member(self, org_id: int, user_id: int, before_commit: BeforeCommit[Role]) -> None:
+        await self._change(org_id, user_id, None, before_commit)
 
-    async def _change(self, org_id: int, user_id: int, role: Role | None) -> None:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                # Locking the org's rows serializes concurrent changes, so two owners
-                # demoting each other cannot leave the org without one.
-                rows = await conn.fetch(
-                    "SELECT user_id, role FROM authority.memberships WHERE org_id = $1 FOR UPDATE", org_id
-                )
-                current = {r["user_id"]: r["role"] for r in rows}
-                await self._apply(conn, current, org_id, user_id, role)
-                # The revocation feed tells the store, so discharges issued before this
-                # moment stop working there within a second (docs/revocation.md).
-                before = Role(current[user_id])
-                if role is None or before.mask & ~role.mask:
-                    kind = "member_removed" if role is None else "role_downgraded"
-                    await append_revocation(conn, "authority", kind, org_id=org_id, user_id=user_id)
+    async def _change(self, org_id: int, user_id: int, role: Role | None, before_commit: BeforeCommit[Role]) -> None:
+        async with change_transaction(self._pool) as conn:
+            # Locking the org's rows serializes concurrent changes, so two owners
+            # demoting each other cannot leave the org without one.
+            rows = await conn.fetch(
+                "SELECT user_id, role FROM authority.memberships WHERE org_id = $1 FOR UPDATE", org_id
+            )
+            current = {r["user_id"]: r["role"] for r in rows}
+            await self._apply(conn, current, org_id, user_id, role)
+            # The revocation feed tells the store, so discharges issued before this
+            # moment stop working there within a second (docs/revocation.md).
+            before = Role(current[user_id])
+            if role is None or before.mask & ~role.mask:
+                kind = "member_removed" if role is None else "role_downgraded"
+                await append_revocation(conn, "authority", kind, org_id=org_id, user_id=user_id)
+            await before_commit(before, conn)
 
     @staticmethod
     async def _apply(conn: Any, current: dict[int, str], org_id: int, user_id: int, role: Role | None) -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from vault.authority.records import TokenKind, TokenRecord
-from vault.errors import Conflict
+from vault.errors import Conflict, NotFound
+from vault.types import BeforeCommit
 
+from .change import change_transaction
 from .pool import database_errors
+from .revocations import append_token_revocations
 
 __all__ = ["PgTokenRepository"]
 
@@ -32,6 +34,17 @@ _LINEAGE = (
     "  t.revoked_at, up.depth + 1 FROM authority.tokens t JOIN up ON t.id = up.parent"
     "  WHERE up.depth < $2"
     f") SELECT {_COLUMNS} FROM up ORDER BY depth"
+)
+
+
+# The token and everything stripped from it (recursively), the token first.
+_DESCENDANTS = (
+    "WITH RECURSIVE down AS ("
+    " SELECT id, 0 AS depth FROM authority.tokens WHERE id = $1"
+    " UNION ALL"
+    " SELECT t.id, down.depth + 1 FROM authority.tokens t JOIN down ON t.parent = down.id"
+    "  WHERE down.depth < $2"
+    ") SELECT id FROM down ORDER BY depth, id"
 )
 
 
@@ -55,10 +68,10 @@ class PgTokenRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def record(self, token: TokenRecord) -> None:
-        with database_errors():
+    async def record(self, token: TokenRecord, before_commit: BeforeCommit[TokenRecord]) -> None:
+        async with change_transaction(self._pool) as conn:
             try:
-                await self._pool.execute(
+                await conn.execute(
                     f"INSERT INTO authority.tokens ({_COLUMNS}, root_key_id) "  # noqa: S608
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     uuid.UUID(token.id),
@@ -74,6 +87,7 @@ class PgTokenRepository:
                 )
             except asyncpg.UniqueViolationError:
                 raise Conflict(f"token {token.id} is already recorded") from None
+            await before_commit(token, conn)
 
     async def get(self, token_id: str) -> TokenRecord | None:
         with database_errors():
@@ -88,27 +102,23 @@ class PgTokenRepository:
             rows = await self._pool.fetch(_LINEAGE, uuid.UUID(token_id), _MAX_DEPTH)
         return [_record(r) for r in rows]
 
-    async def descendants(self, token_id: str) -> list[str]:
-        with database_errors():
-            rows = await self._pool.fetch(
-                "WITH RECURSIVE down AS ("
-                " SELECT id, 0 AS depth FROM authority.tokens WHERE id = $1"
-                " UNION ALL"
-                " SELECT t.id, down.depth + 1 FROM authority.tokens t JOIN down ON t.parent = down.id"
-                "  WHERE down.depth < $2"
-                ") SELECT id FROM down ORDER BY depth, id",
-                uuid.UUID(token_id),
-                _MAX_DEPTH,
-            )
-        return [str(r["id"]) for r in rows]
-
-    async def mark_revoked(self, token_ids: Sequence[str], at: dt.datetime) -> None:
-        with database_errors():
-            await self._pool.execute(
+    async def revoke(self, token_id: str, at: dt.datetime, before_commit: BeforeCommit[list[str]]) -> list[str]:
+        async with change_transaction(self._pool) as conn:
+            rows = await conn.fetch(_DESCENDANTS, uuid.UUID(token_id), _MAX_DEPTH)
+            if not rows:
+                raise NotFound(f"token {token_id} not found")
+            ids = [r["id"] for r in rows]
+            await conn.execute(
                 "UPDATE authority.tokens SET revoked_at = $2 WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL",
-                [uuid.UUID(t) for t in token_ids],
+                ids,
                 at,
             )
+            revoked = [str(i) for i in ids]
+            # The list every node and store follows, in the same transaction: a token marked revoked here is
+            # on it, and the audit event appended by before_commit says so exactly when both are.
+            await append_token_revocations(conn, "authority", revoked)
+            await before_commit(revoked, conn)
+        return revoked
 
     async def for_user(self, user_id: int) -> list[TokenRecord]:
         with database_errors():

@@ -12,7 +12,9 @@ from vault.authority.invitations import NOT_FOUND
 from vault.authority.records import Invitation
 from vault.authority.roles import Role
 from vault.errors import Conflict, NotFound
+from vault.types import BeforeCommit
 
+from .change import change_transaction
 from .pool import database_errors
 
 __all__ = ["PgInvitationRepository"]
@@ -42,9 +44,10 @@ class PgInvitationRepository:
         invited_by: int,
         code_digest: bytes,
         expires_at: dt.datetime,
+        before_commit: BeforeCommit[Invitation],
     ) -> Invitation:
-        with database_errors():
-            slug = await self._pool.fetchval(
+        async with change_transaction(self._pool) as conn:
+            slug = await conn.fetchval(
                 "WITH new AS (INSERT INTO authority.invitations (id, org_id, email, role, invited_by, code_digest,"
                 " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING org_id)"
                 " SELECT o.slug FROM new JOIN authority.orgs o ON o.id = new.org_id",
@@ -56,7 +59,9 @@ class PgInvitationRepository:
                 code_digest,
                 expires_at,
             )
-        return Invitation(invitation_id, org_id, slug, email, role, expires_at)
+            invitation = Invitation(invitation_id, org_id, slug, email, role, expires_at)
+            await before_commit(invitation, conn)
+        return invitation
 
     async def code_matches(self, invitation_id: str, now: dt.datetime, code_digest: bytes) -> bool:
         with database_errors():
@@ -81,57 +86,56 @@ class PgInvitationRepository:
         self,
         invitation_id: str,
         now: dt.datetime,
+        before_commit: BeforeCommit[tuple[Invitation, int]],
         *,
         user_id: int | None = None,
         email: str | None = None,
         code_digest: bytes | None = None,
         new_user_password_hash: str | None = None,
     ) -> tuple[Invitation, int]:
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    _SELECT + " WHERE i.id = $1 AND i.accepted_at IS NULL AND i.expires_at > $2 FOR UPDATE OF i",
-                    invitation_id,
-                    now,
-                )
-                # The code is required on both paths: it is what the invitee got from the inviter, so an account
-                # that merely has the invited email (one an inviter created with their own code) accepts nothing.
-                if (
-                    row is None
-                    or (user_id is not None and row["email"] != email)
-                    or code_digest is None
-                    or not hmac.compare_digest(bytes(row["code_digest"]), code_digest)
-                ):
-                    raise NotFound(NOT_FOUND)
-                if user_id is None:
-                    try:
-                        async with conn.transaction():
-                            user_id = await conn.fetchval(
-                                "INSERT INTO authority.users (email, password_hash) VALUES ($1, $2) RETURNING id",
-                                row["email"],
-                                new_user_password_hash,
-                            )
-                    except asyncpg.UniqueViolationError:
-                        # The same answer as a wrong code: the inviter holds the code, and must not learn from it
-                        # whether the email is registered.
-                        raise NotFound(NOT_FOUND) from None
+        async with change_transaction(self._pool) as conn:
+            row = await conn.fetchrow(
+                _SELECT + " WHERE i.id = $1 AND i.accepted_at IS NULL AND i.expires_at > $2 FOR UPDATE OF i",
+                invitation_id,
+                now,
+            )
+            # The code is required on both paths: it is what the invitee got from the inviter, so an account
+            # that merely has the invited email (one an inviter created with their own code) accepts nothing.
+            if (
+                row is None
+                or (user_id is not None and row["email"] != email)
+                or code_digest is None
+                or not hmac.compare_digest(bytes(row["code_digest"]), code_digest)
+            ):
+                raise NotFound(NOT_FOUND)
+            if user_id is None:
                 try:
                     async with conn.transaction():
-                        await conn.execute(
-                            "INSERT INTO authority.memberships (org_id, user_id, role) VALUES ($1, $2, $3)",
-                            row["org_id"],
-                            user_id,
-                            row["role"],
+                        user_id = await conn.fetchval(
+                            "INSERT INTO authority.users (email, password_hash) VALUES ($1, $2) RETURNING id",
+                            row["email"],
+                            new_user_password_hash,
                         )
                 except asyncpg.UniqueViolationError:
-                    raise Conflict(
-                        f"you are already a member of {row['slug']}; ask an owner to change your role"
-                    ) from None
-                await conn.execute(
-                    "UPDATE authority.invitations SET accepted_at = $2, accepted_by = $3 WHERE id = $1",
-                    invitation_id,
-                    now,
-                    user_id,
-                )
-        assert user_id is not None
-        return _invitation(row), user_id
+                    # The same answer as a wrong code: the inviter holds the code, and must not learn from it
+                    # whether the email is registered.
+                    raise NotFound(NOT_FOUND) from None
+            try:
+                async with conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO authority.memberships (org_id, user_id, role) VALUES ($1, $2, $3)",
+                        row["org_id"],
+                        user_id,
+                        row["role"],
+                    )
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"you are already a member of {row['slug']}; ask an owner to change your role") from None
+            await conn.execute(
+                "UPDATE authority.invitations SET accepted_at = $2, accepted_by = $3 WHERE id = $1",
+                invitation_id,
+                now,
+                user_id,
+            )
+            accepted = _invitation(row), user_id
+            await before_commit(accepted, conn)
+        return accepted

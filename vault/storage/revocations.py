@@ -45,7 +45,7 @@ from .connection import DedicatedConnection
 from .pool import CONNECTION_ERRORS, database_errors
 from .schema import check_schema, quote_identifier
 
-__all__ = ["FEED_KINDS", "MAX_SINCE_LIMIT", "RevocationWatcher", "append_revocation"]
+__all__ = ["FEED_KINDS", "MAX_SINCE_LIMIT", "RevocationWatcher", "append_revocation", "append_token_revocations"]
 
 log = logging.getLogger("cvault.revocations")
 
@@ -54,6 +54,10 @@ _POLL_PAGE = 10_000
 
 FEED_KINDS = ("token", "session", "member_removed", "role_downgraded")
 """The kinds of event in the authority's revocation feed (the ``kind`` column)."""
+
+
+def _table_of(schema: str) -> str:
+    return f"{quote_identifier(check_schema(schema))}.revocations"
 
 
 async def _lock(conn: Any, table: str) -> None:
@@ -84,7 +88,7 @@ async def append_revocation(
     """
     if kind not in FEED_KINDS[1:]:
         raise ValueError(f"unknown revocation kind {kind!r}")
-    table = f"{quote_identifier(check_schema(schema))}.revocations"
+    table = _table_of(schema)
     await _lock(conn, table)
     await conn.execute(
         f"INSERT INTO {table} (kind, org_id, user_id, session_id, revoked_at) "  # noqa: S608 (checked schema)
@@ -95,6 +99,26 @@ async def append_revocation(
         session_id,
     )
     await _notify(conn, f"{schema}_revocations")
+
+
+async def append_token_revocations(conn: Any, schema: str, token_ids: list[str], reason: str | None = None) -> set[str]:
+    """Revoke ``token_ids`` (UUIDs) in ``<schema>.revocations`` inside the caller's transaction.
+
+    Returns the ids that were not revoked before. The caller's transaction is the
+    one that marks the tokens revoked and records the audit event, so all three
+    commit together; listeners hear of it at that commit.
+    """
+    table = _table_of(schema)
+    await _lock(conn, table)
+    rows = await conn.fetch(
+        f"INSERT INTO {table} (token_id, reason) "  # noqa: S608 (checked schema)
+        "SELECT t, $2 FROM unnest($1::uuid[]) AS t "
+        "ON CONFLICT (token_id) DO NOTHING RETURNING token_id::text",
+        token_ids,
+        reason,
+    )
+    await _notify(conn, f"{schema}_revocations")
+    return {row["token_id"] for row in rows}
 
 
 def _iso(value: Any) -> str:
@@ -130,7 +154,7 @@ class RevocationWatcher:
     ) -> None:
         self._pool = pool
         self._schema = check_schema(schema)
-        self._table = f"{quote_identifier(schema)}.revocations"
+        self._table = _table_of(schema)
         self._channel = f"{schema}_revocations"
         self._interval = reconcile_interval
         self._listen = listen
@@ -216,19 +240,14 @@ class RevocationWatcher:
             return []
         with database_errors():
             async with self._pool.acquire() as conn, conn.transaction():
-                await _lock(conn, self._table)
-                rows = await conn.fetch(
-                    f"INSERT INTO {self._table} (token_id, reason) "  # noqa: S608 (checked schema)
-                    "SELECT t, $2 FROM unnest($1::uuid[]) AS t "
-                    "ON CONFLICT (token_id) DO NOTHING RETURNING token_id::text",
-                    ids,
-                    reason,
-                )
-                await _notify(conn, self._channel)
-        self._revoked.update(ids)
-        self._poke.set()  # reconcile now, so feed readers of this node hear of it at once
-        fresh = {row["token_id"] for row in rows}
+                fresh = await append_token_revocations(conn, self._schema, ids, reason)
+        self.remember(ids)
         return [token_id for token_id in ids if token_id in fresh]
+
+    def remember(self, token_ids: Iterable[str]) -> None:
+        """Ids whose revocation this node just committed: refused here at once, before the next reconcile."""
+        self._revoked.update(t.lower() for t in token_ids)
+        self._poke.set()  # reconcile now, so feed readers of this node hear of it at once
 
     async def since(self, seq: int, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
         """Revocations after ``seq`` in seq order, for ``GET /v1/revocations?since=``.

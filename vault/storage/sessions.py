@@ -8,7 +8,9 @@ from typing import Any
 import asyncpg
 
 from vault.authority.records import Session
+from vault.types import BeforeCommit
 
+from .change import change_transaction
 from .pool import database_errors
 from .revocations import append_revocation
 
@@ -25,16 +27,21 @@ class PgSessionRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def create(self, user_id: int, secret_digest: bytes, expires_at: dt.datetime) -> Session:
-        with database_errors():
-            row = await self._pool.fetchrow(
-                "INSERT INTO authority.sessions (user_id, secret_digest, expires_at) VALUES ($1, $2, $3) "
-                "RETURNING id, user_id, expires_at, revoked_at",
-                user_id,
-                secret_digest,
-                expires_at,
+    async def create(
+        self, user_id: int, secret_digest: bytes, expires_at: dt.datetime, before_commit: BeforeCommit[Session]
+    ) -> Session:
+        async with change_transaction(self._pool) as conn:
+            session = _session(
+                await conn.fetchrow(
+                    "INSERT INTO authority.sessions (user_id, secret_digest, expires_at) VALUES ($1, $2, $3) "
+                    "RETURNING id, user_id, expires_at, revoked_at",
+                    user_id,
+                    secret_digest,
+                    expires_at,
+                )
             )
-        return _session(row)
+            await before_commit(session, conn)
+        return session
 
     async def find(self, secret_digest: bytes) -> Session | None:
         # An equality lookup through the unique index: the secret's digest is the key,
@@ -53,14 +60,14 @@ class PgSessionRepository:
             )
         return _session(row) if row else None
 
-    async def revoke(self, session_id: int) -> None:
+    async def revoke(self, session_id: int, before_commit: BeforeCommit[bool]) -> None:
         """Revoke the session and publish that on the revocation feed, in one transaction."""
-        with database_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
-                user_id = await conn.fetchval(
-                    "UPDATE authority.sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
-                    "RETURNING user_id",
-                    session_id,
-                )
-                if user_id is not None:
-                    await append_revocation(conn, "authority", "session", user_id=user_id, session_id=session_id)
+        async with change_transaction(self._pool) as conn:
+            user_id = await conn.fetchval(
+                "UPDATE authority.sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
+                "RETURNING user_id",
+                session_id,
+            )
+            if user_id is not None:
+                await append_revocation(conn, "authority", "session", user_id=user_id, session_id=session_id)
+            await before_commit(user_id is not None, conn)

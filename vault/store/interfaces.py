@@ -9,11 +9,11 @@ the database cannot be reached.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from vault.audit.event import AuditEvent
-from vault.types import Clock
+from vault.types import BeforeCommit, Clock
 
 from .models import (
     IdempotencyClaim,
@@ -42,20 +42,6 @@ __all__ = [
     "Sealer",
     "SecretRepository",
 ]
-
-T = TypeVar("T", contravariant=True)
-
-
-class BeforeCommit(Protocol[T]):
-    """Called inside a change's transaction, just before it commits; raising rolls the change back.
-
-    ``transaction`` is the repository's open transaction (opaque to the service):
-    the service appends the change's audit event with :meth:`AuditSink.record_in`,
-    so the event commits exactly when the change does.
-    """
-
-    def __call__(self, outcome: T, transaction: object, /) -> Awaitable[None]: ...
-
 
 Sealer = Callable[[int, int], bytes]
 """``seal(version, data_key_id) -> ciphertext``: encrypts the value for the row being written."""

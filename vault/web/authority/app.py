@@ -79,20 +79,25 @@ class AuditAdapter:
         self._log = log
 
     async def record(self, event: AuthorityEvent) -> None:
-        await self._log.record(
-            AuditEvent(
-                service="authority",
-                action=event.action,
-                outcome=event.outcome,
-                org=event.org,
-                token_id=event.token_id,
-                lineage=event.lineage,
-                actor=event.actor,
-                client_addr=event.client_addr,
-                request_id=event.request_id,
-                detail=event.detail,
-            )
-        )
+        await self._log.record(_audit_event(event))
+
+    async def record_in(self, transaction: object, event: AuthorityEvent) -> None:
+        await self._log.record_in(transaction, _audit_event(event))
+
+
+def _audit_event(event: AuthorityEvent) -> AuditEvent:
+    return AuditEvent(
+        service="authority",
+        action=event.action,
+        outcome=event.outcome,
+        org=event.org,
+        token_id=event.token_id,
+        lineage=event.lineage,
+        actor=event.actor,
+        client_addr=event.client_addr,
+        request_id=event.request_id,
+        detail=event.detail,
+    )
 
 
 @asynccontextmanager

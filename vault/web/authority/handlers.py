@@ -17,6 +17,7 @@ from vault.authority.records import Invitation, Member, Membership, RequestConte
 from vault.authority.revocation_feed import MAX_FEED_WAIT
 from vault.authority.roles import parse_role
 from vault.authority.session_secret import SESSION_PREFIX
+from vault.authority.sessions import InvalidCredentials
 from vault.authority.token_service import check_token_id
 from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Bundle, encode_token, mask_from_string, mask_to_string, parse_bundle
@@ -66,6 +67,12 @@ def refusals_audited(action: str) -> Callable[[Handler], Handler]:
                 return await handler(request)
             except VaultError as exc:
                 await _record_refusal(request, action, exc)
+                raise
+            except web.HTTPException:
+                raise  # aiohttp's own replies (e.g. a body over the size cap)
+            except Exception as exc:
+                # A bug or an unmapped error: audited as "error" too (issue 20), then the middleware's 500.
+                await _record_refusal(request, action, VaultError(f"internal error ({type(exc).__name__})"))
                 raise
 
         return audited
@@ -154,7 +161,14 @@ async def create_session(request: web.Request) -> web.StreamResponse:
     except VaultError as exc:
         await _record_refusal(request, "login", exc)
         raise
-    secret, session = await _svc(request).sessions.login(email, password, _ctx(request))
+    try:
+        secret, session = await _svc(request).sessions.login(email, password, _ctx(request))
+    except InvalidCredentials:
+        raise  # audited by the login itself, with who tried
+    except VaultError as exc:
+        # Rate limited, or the session's transaction failed (its "ok" event rolled back with it).
+        await _record_refusal(request, "login", exc)
+        raise
     return web.json_response(
         {"session": secret, "user_id": session.user_id, "expires_at": _time(session.expires_at)}, status=201
     )
