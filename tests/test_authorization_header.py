@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from vault.errors import Unauthenticated
+from tests.tokenkit import Setup
+from vault.authorization import authorization_credential, pasted_credential
+from vault.cli.tokens import parse_bundle_text
+from vault.errors import InvalidToken, Unauthenticated
+from vault.macaroon import encode_bundle
 from vault.web.common import credential, required_credential
 
 from .store_fixtures import World
@@ -57,6 +61,35 @@ def test_the_vault_token_header_comes_first_where_it_is_allowed() -> None:
     assert credential(headers, vault_token=True) == "cv1_v"
     assert credential(headers) == "cv1_a"
     assert required_credential({"Authorization": "Bearer cv1_a"}, vault_token=True) == "cv1_a"
+
+
+@pytest.mark.parametrize(
+    ("pasted", "expected"),
+    [
+        ("cv1_abc", "cv1_abc"),
+        ("  cv1_a,cv1_b\n", "cv1_a,cv1_b"),
+        ("Bearer cv1_abc", "cv1_abc"),
+        ("bearer   cv1_abc ", "cv1_abc"),
+        ("FLYV1 cv1_a,cv1_b", "cv1_a,cv1_b"),
+        ("Bearer", ""),
+        ("", ""),
+    ],
+)
+def test_a_pasted_credential_is_read_with_the_same_grammar(pasted: str, expected: str) -> None:
+    assert pasted_credential(pasted) == expected
+    if pasted.strip() and " " in pasted.strip():
+        assert authorization_credential(pasted) == expected
+
+
+def test_the_cli_reads_a_pasted_header_as_the_services_do() -> None:
+    token = encode_bundle([Setup().token()])
+    for pasted in (token, f"Bearer {token}", f"flyv1 {token}\n", f"  BEARER  {token}"):
+        assert [t.encode() for t in parse_bundle_text(pasted)] == [t.encode() for t in parse_bundle_text(token)]
+    for empty in ("Bearer", "  ", "FlyV1   "):
+        with pytest.raises(InvalidToken, match="empty"):
+            parse_bundle_text(empty)
+    with pytest.raises(InvalidToken, match="truncated or corrupt"):
+        parse_bundle_text(f"Basic {token}")
 
 
 def _reads_header(node: ast.AST) -> bool:

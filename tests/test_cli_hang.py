@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from vault.client.discharges import Discharges
+from vault.client.blocking_http import BlockingHTTP, run_blocking
+from vault.client.discharges import _FETCHING, Discharges
 from vault.client.http import HTTP
 from vault.errors import InvalidToken
 from vault.macaroon.caveats import ThirdParty
@@ -59,3 +60,28 @@ async def test_a_discharge_that_needs_itself_fails_at_once() -> None:
         await asyncio.wait_for(discharges.get(caveat, b"binding", authorization), 10)
     assert time.monotonic() - started < 5
     await discharges.close()
+
+
+def test_a_discharge_that_needs_itself_fails_at_once_without_an_event_loop() -> None:
+    """The CLI's path: the blocking transport, driven by run_blocking (no loop that could wait)."""
+    discharges = Discharges(BlockingHTTP(timeout=5.0))
+    caveat = ThirdParty("http://authority.invalid/org", b"verifier-key", b"ticket")
+
+    async def authorization(location: str) -> str:
+        await discharges.get(caveat, b"binding", authorization)
+        return "Bearer x"
+
+    started = time.monotonic()
+    with pytest.raises(InvalidToken, match="needs that same discharge"):
+        run_blocking(discharges.get(caveat, b"binding", authorization))
+    assert time.monotonic() - started < 5
+    # The cycle mark does not outlive the failed fetch: a later fetch is not refused for it.
+    assert discharges.cached() == 0 and not _FETCHING.get()
+
+
+def test_run_blocking_refuses_a_coroutine_that_waits_on_a_loop() -> None:
+    async def waits() -> None:
+        await asyncio.sleep(0.01)
+
+    with pytest.raises(RuntimeError, match="event loop"):
+        run_blocking(waits())

@@ -10,24 +10,31 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
 import vault
 from tests.cli import cvault_command, cvault_env
+from tests.cli_world import STEP_BOUND, World, make_world
 from vault.cli.main import COMMANDS, build_parser
 
 HEAVY = ("aiohttp", "asyncpg", "vault.web", "vault.storage.pool", "vault.authority", "vault.store", "cryptography")
 
 
-def imported_modules(*args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+def imported_modules(
+    *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None
+) -> tuple[set[str], subprocess.CompletedProcess[str]]:
     command = cvault_command(*args)
     done = subprocess.run(
         [command[0], "-X", "importtime", *command[1:]],
-        env=cvault_env(),
+        env=dict(cvault_env() if env is None else env),
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=STEP_BOUND,
         check=False,
     )
     modules = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
@@ -89,3 +96,63 @@ def test_the_full_parser_registers_every_module_once() -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == set(COMMANDS)
     assert sys.modules.get("vault.cli.main") is not None
+
+
+# -- the client commands, against a real `cvault dev` ------------------------------------
+#
+# What each needs is HTTP (http.client), the token core's HMAC and SHA-256, and its own
+# module: not the event loop (the blocking transport's calls are driven without one), not
+# aiohttp, not `cryptography` (only sealing or opening a ticket or a fallback file needs it).
+
+NOT_FOR_A_CLIENT_COMMAND = ("asyncio", "aiohttp", "cryptography", "asyncpg", "vault.web", "vault.storage")
+
+
+@pytest.fixture(scope="module")
+def world(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from make_world(postgres_server, template_database, tmp_path_factory)
+
+
+def _not_needed(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in NOT_FOR_A_CLIENT_COMMAND))
+
+
+@pytest.mark.parametrize(
+    ("who", "args", "stdin"),
+    [
+        ("wl", ["run", "--vault", "prod", "--", "true"], None),
+        ("wl", ["secrets", "list", "--vault", "prod"], None),
+        ("wl", ["secrets", "get", "db/url", "--vault", "prod"], None),
+        ("op", ["vaults", "list"], None),
+        ("op", ["secrets", "set", "imports/probe", "--vault", "prod"], "v"),
+        ("op", ["orgs", "list"], None),
+        ("op", ["tokens", "list"], None),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_a_client_command_imports_no_event_loop_aiohttp_or_cryptography(
+    world: World, who: str, args: list[str], stdin: str | None
+) -> None:
+    modules, done = imported_modules(*args, env=world.wl if who == "wl" else world.op, stdin=stdin)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "http.client" in modules and "vault.client.blocking_http" in modules  # it did send its requests
+    assert _not_needed(modules) == []
+
+
+def test_tokens_debug_offline_imports_no_http_at_all(world: World) -> None:
+    modules, done = imported_modules("tokens", "debug", world.workload_store["token"], env=world.wl)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _not_needed(modules) == [] and "http.client" not in modules
+
+
+def test_what_needs_the_event_loop_or_aes_still_gets_it(world: World, tmp_path: Path) -> None:
+    """The lazy imports are where the work is: `--watch` runs on asyncio, `--fallback` seals with AES-GCM."""
+    cache = tmp_path / "fallback.bin"
+    args = ["run", "--vault", "prod", "--fallback", str(cache), "--write-fallback", "--", "true"]
+    modules, done = imported_modules(*args, env=world.wl)
+    assert done.returncode == 0 and cache.exists(), done.stderr[-2000:]
+    assert "cryptography" in modules and "asyncio" not in modules
+    modules, done = imported_modules(
+        "run", "--vault", "prod", "--env-file", str(tmp_path / "env"), "--", "true", env=world.wl
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "asyncio" in modules and "aiohttp" not in modules

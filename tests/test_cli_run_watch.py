@@ -63,6 +63,11 @@ def _watch(w: World, tmp: Path, *args: str) -> tuple[subprocess.Popen[bytes], Pa
     return process, log
 
 
+def _org_discharges(w: World) -> int:
+    """Org discharges the authority has handed out so far (its access log, in `cvault dev`'s stderr)."""
+    return (w.tmp / "dev.stderr").read_text().count("POST /org/.well-known/macfly/3p 201")
+
+
 def _stop(process: subprocess.Popen[bytes]) -> int:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -75,10 +80,13 @@ def test_rotate_and_promote_restart_the_child_and_the_discharge_never_lapses(w: 
     process, log = _watch(w, tmp_path, "--watch", "--interval", str(INTERVAL), "--", "sh", "-c", script)
     try:
         _wait_for(lambda: len(_lines(out)) == 1)
-        # Several discharge lifetimes with a poll every second: all answered, nothing restarted.
+        fetched = _org_discharges(w)
+        # Several discharge lifetimes with a poll every second: all answered, nothing restarted,
+        # and the org discharge fetched anew along the way (only the watcher runs meanwhile).
         time.sleep(3 * LIFETIME)
         assert process.poll() is None and len(_lines(out)) == 1
         assert "cannot check" not in log.read_text(), log.read_text()
+        assert _org_discharges(w) - fetched >= 2
         _rotate(w, "db/url", "postgres://app:rotated-1@db/app")
         took = _wait_for(lambda: len(_lines(out)) == 2)
         assert took < INTERVAL + BOUND

@@ -226,9 +226,9 @@ def _key_of(c: Client, entry: Any) -> Any:
 async def test_service_token_with_cidr_and_revocation(org: Org) -> None:
     async with org.client() as c:
         permission = await c.authority.create_token(org.id, mask="r")
-        service = await c.authority.strip(TokenBundle.parse(permission["token"], what="permission"))
+        service = await c.authority.strip(TokenBundle.parse(permission.token, what="permission"))
         workload_store = (await c.store.mint_token("r", vaults={"prod": "r"})).token
-    bound = TokenBundle.parse(service["token"], what="service")
+    bound = TokenBundle.parse(service.token, what="service")
     local = bound.token.attenuate([ClientCIDR(("127.0.0.1/32",))])
     remote = bound.token.attenuate([ClientCIDR(("10.9.9.0/24",))])
 
@@ -242,8 +242,8 @@ async def test_service_token_with_cidr_and_revocation(org: Org) -> None:
         assert "127.0.0.1" in refused.value.message
 
     async with org.client() as c:
-        revoked = await c.authority.revoke(service["id"])
-        assert service["id"] in revoked
+        revoked = await c.authority.revoke(service.id)
+        assert service.id in revoked
     async with org.client(store_token=workload_store, auth=TokenBundle(local).encode(), session=False) as w:
         with pytest.raises((Unauthorized, Unauthenticated, InvalidToken)) as err:
             await w.store.batch_read("prod")

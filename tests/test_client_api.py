@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import tomllib
 import types
 from pathlib import Path
@@ -11,8 +12,25 @@ import pytest
 
 import vault.client
 from tests.tokenkit import Setup
+from vault import errors
 from vault.cli.client_options import client_settings
 from vault.client import AuthorityClient, Client, Secret, StoreClient, SyncAuthority, SyncClient, SyncStore
+from vault.client.authority_models import (
+    Accepted,
+    Account,
+    AuthorityKeys,
+    Invitation,
+    Member,
+    Membership,
+    Organization,
+    PermissionToken,
+    Revocations,
+    RoleChanged,
+    ServiceToken,
+    Session,
+    TokenInfo,
+)
+from vault.client.models import to_json
 from vault.macaroon import encode_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,10 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_all_is_sorted_and_complete() -> None:
     names = vault.client.__all__
     assert names == sorted(names)
-    public = {n for n, v in vars(vault.client).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
-    assert public == set(names)
+    # Each name is imported from its submodule on first use (vault/client/__init__.py).
     for name in names:
         assert getattr(vault.client, name).__module__.startswith("vault.client.")
+    public = {n for n, v in vars(vault.client).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert public == set(names)
+    assert {n for n in dir(vault.client) if not n.startswith("_")} >= set(names)
+    with pytest.raises(AttributeError):
+        vault.client.HTTP  # noqa: B018 - the access is the test
 
 
 def test_internals_are_not_exported() -> None:
@@ -65,6 +87,13 @@ def test_the_sync_client_has_each_call_written_out_with_the_same_signature(
     assert {"login", "list_orgs", "invite", "accept", "create_token", "strip", "revoke"} <= set(vars(SyncAuthority))
 
 
+@pytest.mark.parametrize("reply", [{"name": "db/url", "version": 3}, {"name": 7, "version": 3, "value": "v"}, [], None])
+def test_a_reply_missing_a_field_is_a_bad_reply_where_it_is_read(reply: object) -> None:
+    with pytest.raises(errors.BadReply) as err:
+        Secret.from_json(reply)
+    assert err.value.code == "bad_reply" and err.value.status == 502 and "secret" in err.value.message
+
+
 def test_models_never_show_a_value() -> None:
     secret = Secret("db/url", 3, "postgres://app:hunter2@db/app")
     assert "hunter2" not in repr(secret) and "db/url" in repr(secret)
@@ -97,3 +126,65 @@ def test_from_env_refuses_both_a_variable_and_its_file(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="not both"):
         Client.from_env({"CVAULT_STORE_TOKEN": "x", "CVAULT_STORE_TOKEN_FILE": str(tmp_path / "t")})
+
+
+# The authority's replies as its handlers write them (vault/web/authority/handlers.py).
+AUTHORITY_REPLIES: list[tuple[type, dict[str, object]]] = [
+    (Session, {"session": "cvs_secret-session", "user_id": 7, "expires_at": "2026-01-01T00:00:00Z"}),
+    (Account, {"user_id": 7, "email": "a@x.dev", "orgs": [{"id": 1, "slug": "acme", "role": "owner"}]}),
+    (Organization, {"id": 1, "slug": "acme"}),
+    (Membership, {"id": 1, "slug": "acme", "role": "owner"}),
+    (Member, {"user_id": 7, "email": "a@x.dev", "role": "admin"}),
+    (
+        Invitation,
+        {
+            "id": "inv-1",
+            "org": 1,
+            "slug": "acme",
+            "email": "b@x.dev",
+            "role": "member",
+            "expires_at": "2026-01-01T00:00:00Z",
+            "code": "secret-code",
+        },
+    ),
+    (Accepted, {"org": 1, "slug": "acme", "role": "member", "user_id": 8}),
+    (RoleChanged, {"user_id": 8, "role": "admin"}),
+    (PermissionToken, {"token": "cv1_secret-token", "id": "t-1", "expires_at": "2026-01-01T00:00:00Z"}),
+    (ServiceToken, {"token": "cv1_secret-token", "id": "t-2", "parent": "t-1"}),
+    (
+        TokenInfo,
+        {
+            "id": "t-2",
+            "org": 1,
+            "kind": "service",
+            "mask": "r",
+            "parent": "t-1",
+            "lineage": ["t-1"],
+            "created_at": "2025-01-01T00:00:00Z",
+            "expires_at": None,
+            "revoked_at": None,
+        },
+    ),
+    (Revocations, {"revocations": [{"token_id": "t-9", "seq": 3, "revoked_at": "2025-01-01T00:00:00Z"}], "next": 3}),
+    (
+        AuthorityKeys,
+        {
+            "location": "http://a",
+            "login": {"location": "http://a/login", "public_key": "AAAA"},
+            "org": {"location": "http://a/org", "public_key": "BBBB"},
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("model", "reply"), AUTHORITY_REPLIES, ids=lambda v: getattr(v, "__name__", ""))
+def test_authority_results_are_typed_and_print_as_the_reply(model: type, reply: dict[str, object]) -> None:
+    value = model.from_json(reply)
+    assert json.loads(json.dumps(to_json(value))) == reply  # what `--json` prints: the service's document
+    assert not any(secret in repr(value) for secret in ("cvs_secret", "cv1_secret", "secret-code"))
+    assert model.__name__ in vault.client.__all__ and getattr(vault.client, model.__name__) is model
+    first = next(iter(reply))
+    with pytest.raises(errors.BadReply):
+        model.from_json({k: v for k, v in reply.items() if k != first})
+    with pytest.raises(errors.BadReply):
+        model.from_json({**reply, first: object()})

@@ -18,7 +18,7 @@ from aiohttp.test_utils import unused_port
 
 from vault import errors
 from vault.client.blocking_http import BlockingHTTP
-from vault.client.errors import error_classes, error_from_reply
+from vault.client.errors import UnknownCode, error_classes, error_from_reply
 from vault.client.http import HTTP, RetryPolicy
 
 
@@ -205,6 +205,25 @@ async def test_unknown_code_keeps_the_server_code(serve: Serve, transport: type[
     finally:
         await http.close()
     assert err.value.code == "token_revoked" and err.value.message == "token 1234 was revoked"
+    assert isinstance(err.value, UnknownCode) and err.value.status == 403
+    assert err.value.reasons == ["token 1234 was revoked"]
+
+
+def test_an_unknown_code_is_its_own_value_and_no_class_changes() -> None:
+    """The server's code lives on the one exception: the classes (and other errors) keep theirs."""
+    first = error_from_reply(403, {"error": {"code": "token_revoked", "message": "m"}}, service="store")
+    second = error_from_reply(403, {"error": {"code": "org_suspended", "message": "n"}}, service="store")
+    known = error_from_reply(403, {"error": {"code": "unauthorized", "message": "o"}}, service="store")
+    assert (first.code, second.code, known.code) == ("token_revoked", "org_suspended", "unauthorized")
+    assert type(first) is type(second) and isinstance(first, errors.Unauthorized | UnknownCode)
+    assert type(known) is errors.Unauthorized and not isinstance(known, UnknownCode)
+    assert errors.Unauthorized.code == "unauthorized" and UnknownCode.code == "unknown_code"
+    teapot = error_from_reply(418, {"error": {"code": "teapot", "message": "short and stout"}}, service="store")
+    assert type(teapot) is UnknownCode and (teapot.code, teapot.status) == ("teapot", 418)
+    bare = error_from_reply(418, None, service="store")
+    assert (bare.code, bare.status, bare.answered_by) == ("http_418", 418, "store") and "418" in bare.message
+    no_code = error_from_reply(404, {"error": {"message": "gone"}}, service="store")
+    assert isinstance(no_code, errors.NotFound) and (no_code.code, no_code.status) == ("not_found", 404)
 
 
 async def test_connection_refused_is_retried_then_connection_failed(transport: type[HTTP]) -> None:
@@ -224,11 +243,23 @@ async def test_reply_size_is_capped(serve: Serve, transport: type[HTTP]) -> None
     url = serve(script)
     http, _ = _http(transport, max_reply_bytes=1000)
     try:
-        with pytest.raises(errors.VaultError) as err:
+        with pytest.raises(errors.BadReply) as err:
             await http.request("GET", url + "/x")
     finally:
         await http.close()
-    assert err.value.code == "bad_reply" and script.hits == 1
+    assert err.value.code == "bad_reply" and err.value.status == 502 and script.hits == 1
+
+
+async def test_a_reply_that_is_not_json_is_a_bad_reply_not_retried(serve: Serve, transport: type[HTTP]) -> None:
+    script = Script([lambda: web.Response(text="<html>a proxy's page</html>", content_type="text/html")])
+    url = serve(script)
+    http, sleeps = _http(transport)
+    try:
+        with pytest.raises(errors.BadReply) as err:
+            await http.request("GET", url + "/x")
+    finally:
+        await http.close()
+    assert script.hits == 1 and sleeps == [] and "not JSON" in err.value.message
 
 
 def test_every_error_class_maps_back_from_its_code() -> None:
@@ -245,11 +276,10 @@ async def test_deeply_nested_reply_is_a_bad_reply(serve: Serve, transport: type[
     url = serve(script)
     http, _ = _http(transport)
     try:
-        with pytest.raises(errors.VaultError) as err:
+        with pytest.raises(errors.BadReply):
             await http.request("GET", url + "/x")
     finally:
         await http.close()
-    assert err.value.code == "bad_reply"
 
 
 async def test_a_slow_server_times_out_within_the_bound_and_get_is_retried(serve: Serve, transport: type[HTTP]) -> None:

@@ -22,20 +22,23 @@ import ipaddress
 import os
 import re
 import shlex
-import subprocess
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import platformdirs
 
 import vault
-from vault.crypto.keyring import MasterKey, MasterKeys
 from vault.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vault.crypto.keyring import MasterKeys
+
+# The key ring (and with it `cryptography`), tomllib and subprocess are imported where used:
+# every `cvault` client command reads its settings here and needs none of them.
 
 __all__ = [
     "CLIENT_VARIABLES",
@@ -400,6 +403,8 @@ _NOT_FROM_TOML = frozenset({"dev", "master_key", "master_key_previous"})
 
 
 def _read_toml(path: Path) -> dict[str, object]:
+    import tomllib
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -491,6 +496,8 @@ def run_master_key_command(argv: tuple[str, ...], timeout: float) -> bytes:
     and the key only ever travels through the pipe, never argv or the environment.
     Every failure is a :class:`ConfigError` saying what to do; none quotes the output.
     """
+    import subprocess
+
     name = "CVAULT_MASTER_KEY_COMMAND"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CVAULT_MASTER_KEY")}
     try:
@@ -548,5 +555,7 @@ def require_database_url(config: Config) -> str:
 
 def require_master_keys(config: Config) -> MasterKeys:
     """The master key and, during a transition window, the previous one (what services open KEKs with)."""
+    from vault.crypto.keyring import MasterKey, MasterKeys
+
     current = MasterKey(require_master_key(config))
     return MasterKeys(current, tuple(MasterKey(key) for key in previous_master_keys(config)))

@@ -22,6 +22,7 @@ contain secret values, keys or whole tokens.
     ├── Unavailable               503 unavailable        (database down, audit failed; nothing was changed)
     │   ├── TransactionAborted    503 transaction_aborted (serialization failure, deadlock: retry)
     │   └── ConnectionFailed      503 connection_failed  (client side: the service did not answer)
+    ├── BadReply                  502 bad_reply          (client side: not JSON, too large, a field missing)
     ├── OutcomeUnknown            503 outcome_unknown    (lost during COMMIT: the change may have been applied)
     ├── DatabaseError             500 database_error     (the database refused a statement or the COMMIT)
     ├── DecryptionError           500 decryption_failed  (ciphertext does not open)
@@ -34,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BadReply",
     "BadRequest",
     "ConfigError",
     "Conflict",
@@ -173,6 +175,17 @@ class ConnectionFailed(Unavailable):
 
     code = "connection_failed"
     default_message = "the service could not be reached; check the URL and that it is running"
+
+
+class BadReply(VaultError):
+    """Raised by the client when a service's reply cannot be used: not JSON, too large, a field missing.
+
+    Never retried (a server that sends such a reply will send it again); never sent over HTTP.
+    """
+
+    code = "bad_reply"
+    status = 502
+    default_message = "the service sent a reply that could not be read; is the URL right and the service up to date?"
 
 
 class OutcomeUnknown(VaultError):

@@ -7,12 +7,10 @@ job (the same reader :meth:`vault.client.Client.from_env` uses).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping
 
 from vault.client import Client
-from vault.client.blocking_http import BlockingHTTP
 from vault.client.environment import ClientSettings, load_settings, read_secret_variable
 
 from .options import add_config_option
@@ -52,7 +50,10 @@ def client_settings(args: argparse.Namespace, env: Mapping[str, str] = os.enviro
 
 def make_client(settings: ClientSettings, **kwargs: object) -> Client:
     # A command sends a handful of requests one after another: the standard library's
-    # http.client does that without aiohttp's import cost (bench/cli_start.py).
+    # http.client does that without aiohttp's import cost (bench/cli_start.py). Imported
+    # here, not above: an offline command (`tokens debug`) needs no HTTP at all.
+    from vault.client.blocking_http import BlockingHTTP
+
     kwargs.setdefault("http", BlockingHTTP(ca_cert=settings.ca_cert))
     return Client(**{**settings.client_arguments(), **kwargs})
 
@@ -70,6 +71,9 @@ def client_command(action: ClientAction) -> Callable[[argparse.Namespace], int]:
             async with make_client(settings) as client:
                 return await action(client, args)
 
-        return asyncio.run(go())
+        from vault.client.blocking_http import run_blocking
+
+        # The blocking transport never suspends: no event loop, and no asyncio import.
+        return run_blocking(go())
 
     return func

@@ -24,6 +24,7 @@ from typing import Any
 
 from vault.authority.revocation_feed import new_feed_token
 from vault.client import Client, Credentials
+from vault.client.authority_models import Session
 from vault.client.session_file import SessionFile
 from vault.config import Config
 from vault.errors import ConfigError, ConnectionFailed, VaultError
@@ -134,18 +135,17 @@ async def _first_start(config: Config, pool: Pool, say: Say) -> dict[str, Any]:
 
 async def _ensure_session(config: Config, state: dict[str, Any], say: Say) -> None:
     """Save a working session for the dev owner (logging in again if the saved one expired)."""
-    reply: dict[str, Any] = {"session": state["session"], "user_id": state.get("user_id")}
     credentials = Credentials(session=state["session"])
     async with Client(
         store_url=config.store_url, authority_url=config.authority_url, credentials=credentials, ca_cert=_ca(config)
     ) as c:
         try:
-            await c.authority.me()
+            session = Session(state["session"], (await c.authority.me()).user_id)
         except VaultError:
-            reply = await c.authority.login(state["email"], state["password"])
-            state["session"] = reply["session"]
+            session = await c.authority.login(state["email"], state["password"])
+            state["session"] = session.session
     file = SessionFile()
-    save_session(file, config.authority_url, config.store_url, state["email"], reply)
+    save_session(file, config.authority_url, config.store_url, state["email"], session)
     say(f"logged in as {state['email']} (password in the data directory's dev.json); session saved in {file.path}")
 
 
@@ -191,7 +191,7 @@ async def run_dev_services(
             keys = await c.authority.keys()
         # metrics_listen is the authority's: one address cannot serve two registries.
         store_config = replace(
-            config, authority_org_public_key=base64.b64decode(keys["org"]["public_key"]), metrics_listen=None
+            config, authority_org_public_key=base64.b64decode(keys.org.public_key), metrics_listen=None
         )
         store = asyncio.create_task(
             serve_app(create_store_app(store_config, pool=pool), config.store_listen, inner, store_config)

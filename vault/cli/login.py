@@ -8,7 +8,6 @@ user's config directory with mode 0600.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import getpass
 import sys
@@ -16,7 +15,8 @@ import time
 from typing import Any
 
 from vault.client import Client
-from vault.client.blocking_http import BlockingHTTP
+from vault.client.authority_models import Session
+from vault.client.blocking_http import BlockingHTTP, run_blocking
 from vault.client.session_file import SessionFile
 from vault.errors import BadRequest, Unauthenticated
 
@@ -60,30 +60,30 @@ def login(args: argparse.Namespace) -> int:
         raise BadRequest("no email given")
     password = _password(args)
 
-    async def go() -> dict[str, Any]:
+    async def go() -> Session:
         async with Client(
             store_url=store_url, authority_url=authority_url, http=BlockingHTTP(ca_cert=settings.ca_cert)
         ) as client:
             return await client.authority.login(email, password)
 
-    reply = asyncio.run(go())
+    reply = run_blocking(go())
     save_session(SessionFile(), authority_url, store_url, email, reply)
     if args.json:
-        print_json({"email": email, "user_id": reply.get("user_id"), "authority_url": authority_url})
+        print_json({"email": email, "user_id": reply.user_id, "authority_url": authority_url})
     else:
         print(f"logged in to {authority_url} as {email}; session saved in {settings.session_file.path}")
     return 0
 
 
-def save_session(file: SessionFile, authority_url: str, store_url: str, email: str, reply: dict[str, Any]) -> None:
+def save_session(file: SessionFile, authority_url: str, store_url: str, email: str, session: Session) -> None:
     file.save(
         {
             "authority_url": authority_url,
             "store_url": store_url,
             "email": email,
-            "user_id": reply.get("user_id"),
-            "session": reply["session"],
-            "expires_at": reply.get("expires_at"),
+            "user_id": session.user_id,
+            "session": session.session,
+            "expires_at": session.expires_at,
             "saved_at": int(time.time()),
         }
     )
@@ -105,7 +105,7 @@ def logout(args: argparse.Namespace) -> int:
         # A session the authority no longer accepts (expired, revoked) is already dead:
         # forget it anyway, or no command could get rid of it.
         with contextlib.suppress(Unauthenticated):
-            asyncio.run(go())
+            run_blocking(go())
     removed = settings.session_file.delete()
     print("logged out" if removed or settings.credentials.session else "not logged in")
     return 0

@@ -7,6 +7,8 @@ import sys
 from typing import Any
 
 from vault.client import Client
+from vault.client.authority_models import Membership
+from vault.client.models import to_json
 from vault.errors import BadRequest, NotFound
 
 from .client_options import add_client_options, client_command
@@ -73,11 +75,11 @@ def register(sub: Any) -> None:
     p.set_defaults(func=client_command(_remove_member))
 
 
-async def resolve_org(client: Client, text: str) -> dict[str, Any]:
-    """``{id, slug, role}`` of one of the caller's orgs, named by id or slug."""
+async def resolve_org(client: Client, text: str) -> Membership:
+    """One of the caller's orgs (and their role in it), named by id or slug."""
     orgs = await client.authority.list_orgs()
     for org in orgs:
-        if str(org["id"]) == text or org["slug"] == text:
+        if str(org.id) == text or org.slug == text:
             return org
     raise NotFound(f"you are not a member of an organization {text!r}; `cvault orgs list` shows yours")
 
@@ -85,39 +87,39 @@ async def resolve_org(client: Client, text: str) -> dict[str, Any]:
 async def _list(client: Client, args: argparse.Namespace) -> int:
     orgs = await client.authority.list_orgs()
     if args.json:
-        print_json(orgs)
+        print_json(to_json(orgs))
     else:
-        print_table(["ID", "SLUG", "ROLE"], [[o["id"], o["slug"], o["role"]] for o in orgs])
+        print_table(["ID", "SLUG", "ROLE"], [[o.id, o.slug, o.role] for o in orgs])
     return 0
 
 
 async def _create(client: Client, args: argparse.Namespace) -> int:
     org = await client.authority.create_org(args.slug)
-    print_json(org) if args.json else print(f"organization {org['slug']} created (id {org['id']})")
+    print_json(to_json(org)) if args.json else print(f"organization {org.slug} created (id {org.id})")
     return 0
 
 
 async def _members(client: Client, args: argparse.Namespace) -> int:
     org = await resolve_org(client, args.org)
-    members = await client.authority.list_members(org["id"])
+    members = await client.authority.list_members(org.id)
     if args.json:
-        print_json(members)
+        print_json(to_json(members))
     else:
-        print_table(["USER", "EMAIL", "ROLE"], [[m["user_id"], m["email"], m["role"]] for m in members])
+        print_table(["USER", "EMAIL", "ROLE"], [[m.user_id, m.email, m.role] for m in members])
     return 0
 
 
 async def _invite(client: Client, args: argparse.Namespace) -> int:
     org = await resolve_org(client, args.org)
-    invitation = await client.authority.invite(org["id"], args.email, args.role)
+    invitation = await client.authority.invite(org.id, args.email, args.role)
     if args.json:
-        print_json(invitation)
+        print_json(to_json(invitation))
     else:
         print(
-            f"invited {invitation['email']} as {invitation['role']} of {org['slug']} "
-            f"(invitation {invitation['id']}, expires {invitation['expires_at']})\n"
+            f"invited {invitation.email} as {invitation.role} of {org.slug} "
+            f"(invitation {invitation.id}, expires {invitation.expires_at})\n"
             f"give them the id and the code; logged in, they accept with\n"
-            f"  cvault orgs accept {invitation['id']} --code {invitation['code']}\n"
+            f"  cvault orgs accept {invitation.id} --code {invitation.code}\n"
             f"adding --password-stdin (their new password on stdin) if they have no account yet"
         )
     return 0
@@ -126,11 +128,9 @@ async def _invite(client: Client, args: argparse.Namespace) -> int:
 async def _invitations(client: Client, args: argparse.Namespace) -> int:
     pending = await client.authority.invitations()
     if args.json:
-        print_json(pending)
+        print_json(to_json(pending))
     else:
-        print_table(
-            ["ID", "ORG", "ROLE", "EXPIRES"], [[i["id"], i["slug"], i["role"], i["expires_at"]] for i in pending]
-        )
+        print_table(["ID", "ORG", "ROLE", "EXPIRES"], [[i.id, i.slug, i.role, i.expires_at] for i in pending])
     return 0
 
 
@@ -141,19 +141,19 @@ async def _accept(client: Client, args: argparse.Namespace) -> int:
         if not password:
             raise BadRequest("--password-stdin given but stdin is empty")
     reply = await client.authority.accept(args.invitation, code=args.code, password=password)
-    print_json(reply) if args.json else print(f"you are now {reply['role']} of {reply['slug']} (org {reply['org']})")
+    print_json(to_json(reply)) if args.json else print(f"you are now {reply.role} of {reply.slug} (org {reply.org})")
     return 0
 
 
 async def _set_role(client: Client, args: argparse.Namespace) -> int:
     org = await resolve_org(client, args.org)
-    reply = await client.authority.set_role(org["id"], args.user_id, args.role)
-    print_json(reply) if args.json else print(f"user {args.user_id} is now {args.role} of {org['slug']}")
+    reply = await client.authority.set_role(org.id, args.user_id, args.role)
+    print_json(to_json(reply)) if args.json else print(f"user {args.user_id} is now {args.role} of {org.slug}")
     return 0
 
 
 async def _remove_member(client: Client, args: argparse.Namespace) -> int:
     org = await resolve_org(client, args.org)
-    await client.authority.remove_member(org["id"], args.user_id)
-    print_json({"removed": args.user_id}) if args.json else print(f"user {args.user_id} removed from {org['slug']}")
+    await client.authority.remove_member(org.id, args.user_id)
+    print_json({"removed": args.user_id}) if args.json else print(f"user {args.user_id} removed from {org.slug}")
     return 0

@@ -20,7 +20,6 @@ stderr says so. A refusal (revoked token, missing permission) never falls back.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -30,15 +29,20 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vault.client import Client
-from vault.client.http import HTTP
-from vault.crypto.fallback_cache import open_fallback, seal_fallback
+from vault.client.blocking_http import run_blocking
 from vault.errors import BadRequest, ConfigError, NotFound, Unavailable
 
 from .client_options import ClientSettings, add_client_options, client_settings, default_vault, make_client
-from .run_watch import Supervisor, WatchOptions
+
+if TYPE_CHECKING:
+    from vault.client import Client
+
+    from .run_watch import WatchOptions
+
+# Imported where used: plain `cvault run` (read, exec) needs neither the watcher with its
+# event loop and aiohttp, nor the fallback cache's AES-GCM (bench/cli_start.py).
 
 __all__ = ["env_name", "register"]
 
@@ -163,6 +167,8 @@ def _key_material(settings: ClientSettings) -> bytes:
 
 
 def _write_fallback(path: Path, settings: ClientSettings, context: str, secrets: Mapping[str, str]) -> None:
+    from vault.crypto.fallback_cache import seal_fallback
+
     plaintext = json.dumps({"written_at": int(time.time()), "secrets": dict(secrets)}).encode()
     sealed = seal_fallback(_key_material(settings), plaintext, context)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
@@ -186,6 +192,8 @@ def _read_fallback(path: Path, settings: ClientSettings, context: str) -> tuple[
             sealed = handle.read(_MAX_FALLBACK_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read the fallback file {path}: {exc.strerror}") from None
+    from vault.crypto.fallback_cache import open_fallback
+
     data = json.loads(open_fallback(_key_material(settings), sealed, context))
     return dict(data["secrets"]), int(data["written_at"])
 
@@ -208,19 +216,25 @@ async def _fetch(
     return secrets
 
 
-def _watch_options(args: argparse.Namespace) -> WatchOptions:
+def _watch_signal(args: argparse.Namespace) -> signal.Signals | None:
+    """``--signal`` as a signal, after checking it and ``--interval`` (usage errors, before any request)."""
     if not 1.0 <= args.interval <= 3600.0:
         raise BadRequest("--interval takes 1 to 3600 seconds")
-    sig: signal.Signals | None = None
-    if args.signal is not None:
-        if not args.watch:
-            raise BadRequest("--signal goes with --watch")
-        name = args.signal.upper()
-        try:
-            sig = signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
-        except KeyError:
-            raise BadRequest(f"--signal: {args.signal!r} is not a signal name (e.g. HUP, USR1)") from None
-    return WatchOptions(args.watch, args.interval, sig, args.env_file, args.mount)
+    if args.signal is None:
+        return None
+    if not args.watch:
+        raise BadRequest("--signal goes with --watch")
+    name = args.signal.upper()
+    try:
+        return signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    except KeyError:
+        raise BadRequest(f"--signal: {args.signal!r} is not a signal name (e.g. HUP, USR1)") from None
+
+
+def _watch_options(args: argparse.Namespace) -> WatchOptions:
+    from .run_watch import WatchOptions
+
+    return WatchOptions(args.watch, args.interval, _watch_signal(args), args.env_file, args.mount)
 
 
 async def _supervise(
@@ -232,6 +246,10 @@ async def _supervise(
     environ: Callable[[Mapping[str, str]], dict[str, str]],
     first: dict[str, str] | None,
 ) -> int:
+    from vault.client.http import HTTP
+
+    from .run_watch import Supervisor
+
     options = _watch_options(args)
     # A watcher lives long and waits on the child meanwhile: aiohttp, not the blocking transport.
     transport = {"http": HTTP(ca_cert=settings.ca_cert)} if options.watch else {}
@@ -256,9 +274,9 @@ def run(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     mapping = _read_map(args.map_file) if args.map_file else {}
     context = _context(vault, args)
-    _watch_options(args)  # usage errors before any request
+    _watch_signal(args)  # usage errors before any request
     try:
-        secrets = asyncio.run(_fetch(settings, vault, names, args.prefix))
+        secrets = run_blocking(_fetch(settings, vault, names, args.prefix))
     except Unavailable as exc:
         if args.fallback is None or not args.fallback.exists():
             raise
@@ -282,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
 
     env = environ(secrets)
     if args.watch or args.env_file or args.mount:
+        import asyncio
+
         status = asyncio.run(_supervise(args, settings, vault, names, command, environ, secrets))
         # A command killed by a signal: report it the way a shell does (128 + the signal).
         return 128 - status if status < 0 else status

@@ -11,7 +11,8 @@ import sys
 from typing import Any
 
 from vault.client import Client
-from vault.client.models import MintedToken
+from vault.client.authority_models import PermissionToken, ServiceToken
+from vault.client.models import MintedToken, to_json
 from vault.errors import BadRequest
 from vault.macaroon import mask_from_string
 
@@ -68,20 +69,19 @@ def register(sub: Any) -> None:
     p.set_defaults(func=client_command(_revoke))
 
 
-def print_token(reply: dict[str, Any] | MintedToken, args: argparse.Namespace, what: str) -> None:
-    if isinstance(reply, MintedToken):
-        reply = {"token": reply.token, "id": reply.id}
+def print_token(reply: MintedToken | PermissionToken | ServiceToken, args: argparse.Namespace, what: str) -> None:
+    """The token alone on stdout (so `$(...)` takes it), what it is on stderr; ``--json``: the whole reply."""
     if args.json:
-        print_json(reply)
+        print_json(to_json(reply))
         return
-    print(reply["token"])
-    print(f"cvault: {what}, id {reply.get('id')}", file=sys.stderr)
+    print(reply.token)
+    print(f"cvault: {what}, id {reply.id}", file=sys.stderr)
 
 
 async def _enroll(client: Client, args: argparse.Namespace) -> int:
     org = await resolve_org(client, args.org)
-    reply = await client.store.enroll(int(org["id"]), org["slug"])
-    print_token(reply, args, f"root store token of {org['slug']} (org {org['id']}); keep it like a password")
+    reply = await client.store.enroll(org.id, org.slug)
+    print_token(reply, args, f"root store token of {org.slug} (org {org.id}); keep it like a password")
     return 0
 
 

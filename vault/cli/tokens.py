@@ -8,9 +8,13 @@ import os
 import select
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
+from vault.authorization import pasted_credential
 from vault.client import Client, TokenBundle
+from vault.client.authority_models import PermissionToken, ServiceToken
+from vault.client.models import to_json
 from vault.errors import BadRequest, InvalidToken
 from vault.macaroon import Bundle, Macaroon, decode_token, encode_bundle, from_json
 from vault.macaroon.caveats import ClientCIDR, ThirdParty, ValidityWindow
@@ -146,11 +150,11 @@ def _stdin_has_text() -> bool:
 
 
 def parse_bundle_text(text: str) -> list[Macaroon]:
-    """Parse a bundle for humans: say which token is broken, and that it is truncated or corrupt."""
-    text = text.strip()
-    for scheme in ("FlyV1 ", "Bearer "):
-        if text.startswith(scheme):
-            text = text[len(scheme) :]
+    """Parse a bundle for humans: say which token is broken, and that it is truncated or corrupt.
+
+    Pasted bare or as an ``Authorization`` value (``Bearer cv1_...``), read by the services' grammar.
+    """
+    text = pasted_credential(text)
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
         raise InvalidToken("the token is empty")
@@ -256,13 +260,13 @@ def _with_cidr(token_text: str, networks: list[str]) -> str:
 
 async def _create(client: Client, args: argparse.Namespace) -> int:
     org = await resolve_org(client, args.org)
-    reply = await client.authority.create_token(int(org["id"]), mask=args.mask, ttl=args.ttl)
-    what = f"permission token for {org['slug']}"
+    reply: PermissionToken | ServiceToken = await client.authority.create_token(org.id, mask=args.mask, ttl=args.ttl)
+    what = f"permission token for {org.slug}"
     if args.service:
-        permission = TokenBundle.parse(reply["token"], what="permission token")
+        permission = TokenBundle.parse(reply.token, what="permission token")
         reply = await client.authority.strip(permission)
-        what = f"service token for {org['slug']} (stripped from {permission.token_id})"
-    reply["token"] = _with_cidr(reply["token"], args.cidr)
+        what = f"service token for {org.slug} (stripped from {permission.token_id})"
+    reply = replace(reply, token=_with_cidr(reply.token, args.cidr))
     if args.cidr:
         what += f", usable only from {', '.join(args.cidr)}"
     print_token(reply, args, what)
@@ -272,7 +276,7 @@ async def _create(client: Client, args: argparse.Namespace) -> int:
 async def _strip(client: Client, args: argparse.Namespace) -> int:
     permission = TokenBundle.parse(read_token_source(args), what="permission token")
     reply = await client.authority.strip(permission)
-    reply["token"] = _with_cidr(reply["token"], args.cidr)
+    reply = replace(reply, token=_with_cidr(reply.token, args.cidr))
     print_token(reply, args, f"service token stripped from {permission.token_id}")
     return 0
 
@@ -289,18 +293,8 @@ async def _revoke(client: Client, args: argparse.Namespace) -> int:
 async def _list(client: Client, args: argparse.Namespace) -> int:
     tokens = await client.authority.list_tokens()
     if args.json:
-        print_json(tokens)
+        print_json(to_json(tokens))
         return 0
-    rows = [
-        [
-            t["id"],
-            t.get("org"),
-            t.get("kind"),
-            t.get("parent") or "",
-            t.get("expires_at") or "",
-            t.get("revoked_at") or "",
-        ]
-        for t in tokens
-    ]
+    rows = [[t.id, t.org, t.kind, t.parent or "", t.expires_at or "", t.revoked_at or ""] for t in tokens]
     print_table(["ID", "ORG", "KIND", "PARENT", "EXPIRES", "REVOKED"], rows)
     return 0

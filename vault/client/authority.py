@@ -10,8 +10,24 @@ from __future__ import annotations
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from .authority_models import (
+    Accepted,
+    Account,
+    AuthorityKeys,
+    Invitation,
+    Member,
+    Membership,
+    Organization,
+    PermissionToken,
+    Revocations,
+    RoleChanged,
+    ServiceToken,
+    Session,
+    TokenInfo,
+)
 from .credentials import TokenBundle
 from .http import HTTP
+from .models import _parse, _str
 
 __all__ = ["AuthorityClient"]
 
@@ -33,58 +49,49 @@ class AuthorityClient:
 
     # -- sessions -------------------------------------------------------------------
 
-    async def login(self, email: str, password: str) -> dict[str, Any]:
-        """``{session, user_id, expires_at}``; the password is sent once and not kept."""
-        reply: dict[str, Any] = await self._http.request(
-            "POST", self.url + "/v1/sessions", body={"email": email, "password": password}
-        )
-        return reply
+    async def login(self, email: str, password: str) -> Session:
+        """A new session; the password is sent once and not kept."""
+        reply = await self._http.request("POST", self.url + "/v1/sessions", body={"email": email, "password": password})
+        return Session.from_json(reply)
 
     async def logout(self) -> None:
         await self._session_call("DELETE", "/v1/sessions/current")
 
-    async def me(self) -> dict[str, Any]:
-        reply: dict[str, Any] = await self._session_call("GET", "/v1/me")
-        return reply
+    async def me(self) -> Account:
+        return Account.from_json(await self._session_call("GET", "/v1/me"))
 
     # -- orgs and members -----------------------------------------------------------
 
-    async def create_org(self, slug: str) -> dict[str, Any]:
-        reply: dict[str, Any] = await self._session_call("POST", "/v1/orgs", {"slug": slug})
-        return reply
+    async def create_org(self, slug: str) -> Organization:
+        return Organization.from_json(await self._session_call("POST", "/v1/orgs", {"slug": slug}))
 
-    async def list_orgs(self) -> list[dict[str, Any]]:
-        reply = await self._session_call("GET", "/v1/orgs")
-        return list(reply["orgs"])
+    async def list_orgs(self) -> list[Membership]:
+        return Membership.list_from_json(await self._session_call("GET", "/v1/orgs"))
 
-    async def list_members(self, org: int) -> list[dict[str, Any]]:
-        reply = await self._session_call("GET", f"/v1/orgs/{org}/members")
-        return list(reply["members"])
+    async def list_members(self, org: int) -> list[Member]:
+        return Member.list_from_json(await self._session_call("GET", f"/v1/orgs/{org}/members"))
 
-    async def invite(self, org: int, email: str, role: str) -> dict[str, Any]:
-        """``{id, org, slug, email, role, expires_at, code}``; the invitee accepts it (see :meth:`accept`)."""
-        reply: dict[str, Any] = await self._session_call(
-            "POST", f"/v1/orgs/{org}/invitations", {"email": email, "role": role}
-        )
-        return reply
+    async def invite(self, org: int, email: str, role: str) -> Invitation:
+        """The invitation, with its ``code``; the invitee accepts it with both (see :meth:`accept`)."""
+        reply = await self._session_call("POST", f"/v1/orgs/{org}/invitations", {"email": email, "role": role})
+        return Invitation.from_json(reply)
 
-    async def invitations(self) -> list[dict[str, Any]]:
-        """Pending invitations of the logged-in user's email."""
-        reply = await self._session_call("GET", "/v1/invitations")
-        return list(reply["invitations"])
+    async def invitations(self) -> list[Invitation]:
+        """Pending invitations of the logged-in user's email (without their codes)."""
+        return Invitation.list_from_json(await self._session_call("GET", "/v1/invitations"))
 
-    async def accept(self, invitation_id: str, *, code: str, password: str | None = None) -> dict[str, Any]:
+    async def accept(self, invitation_id: str, *, code: str, password: str | None = None) -> Accepted:
         """Accept with the invitation code: with the session, or (no account yet) with a new account's password."""
         path = f"/v1/invitations/{quote(invitation_id, safe='')}/accept"
         if password is None:
-            reply: dict[str, Any] = await self._session_call("POST", path, {"code": code})
+            reply = await self._session_call("POST", path, {"code": code})
         else:
             reply = await self._http.request("POST", self.url + path, body={"code": code, "password": password})
-        return reply
+        return Accepted.from_json(reply)
 
-    async def set_role(self, org: int, user_id: int, role: str) -> dict[str, Any]:
-        reply: dict[str, Any] = await self._session_call("PATCH", f"/v1/orgs/{org}/members/{user_id}", {"role": role})
-        return reply
+    async def set_role(self, org: int, user_id: int, role: str) -> RoleChanged:
+        reply = await self._session_call("PATCH", f"/v1/orgs/{org}/members/{user_id}", {"role": role})
+        return RoleChanged.from_json(reply)
 
     async def remove_member(self, org: int, user_id: int) -> None:
         await self._session_call("DELETE", f"/v1/orgs/{org}/members/{user_id}")
@@ -93,8 +100,8 @@ class AuthorityClient:
 
     async def create_token(
         self, org: int, *, mask: str | None = None, ttl: int | None = None, bundle: TokenBundle | None = None
-    ) -> dict[str, Any]:
-        """A permission token ``{token, id, expires_at}``, with the session or (``bundle``) a permission bundle."""
+    ) -> PermissionToken:
+        """A permission token, minted with the session or (``bundle``) a permission bundle with ``C`` on the org."""
         body: dict[str, Any] = {"org": org}
         if mask is not None:
             body["mask"] = mask
@@ -104,33 +111,25 @@ class AuthorityClient:
             authorization = self._owner.session_header()
         else:
             authorization = f"Bearer {await self._owner.authority_bundle(org, bundle)}"
-        reply: dict[str, Any] = await self._http.request(
-            "POST", self.url + "/v1/tokens", authorization=authorization, body=body
-        )
-        return reply
+        reply = await self._http.request("POST", self.url + "/v1/tokens", authorization=authorization, body=body)
+        return PermissionToken.from_json(reply)
 
-    async def list_tokens(self) -> list[dict[str, Any]]:
-        reply = await self._session_call("GET", "/v1/tokens")
-        return list(reply["tokens"])
+    async def list_tokens(self) -> list[TokenInfo]:
+        return TokenInfo.list_from_json(await self._session_call("GET", "/v1/tokens"))
 
-    async def strip(self, permission: TokenBundle) -> dict[str, Any]:
-        """A service token ``{token, id, parent}`` from a permission token (its login discharge fetched here)."""
+    async def strip(self, permission: TokenBundle) -> ServiceToken:
+        """A service token from a permission token (its login discharge fetched here)."""
         bundle = await self._owner.authority_bundle(None, permission)
-        reply: dict[str, Any] = await self._http.request(
-            "POST", self.url + "/v1/tokens/strip", authorization=f"Bearer {bundle}"
-        )
-        return reply
+        reply = await self._http.request("POST", self.url + "/v1/tokens/strip", authorization=f"Bearer {bundle}")
+        return ServiceToken.from_json(reply)
 
     async def revoke(self, token_id: str) -> list[str]:
         reply = await self._session_call("POST", f"/v1/tokens/{quote(token_id, safe='')}/revoke")
-        return list(reply["revoked"])
+        return _parse("revoke reply", lambda d: [_str(t) for t in d["revoked"]], reply)
 
-    async def revocations(self, since: int = 0) -> dict[str, Any]:
-        reply: dict[str, Any] = await self._http.request(
-            "GET", self.url + "/v1/revocations", params={"since": str(since)}
-        )
-        return reply
+    async def revocations(self, since: int = 0) -> Revocations:
+        reply = await self._http.request("GET", self.url + "/v1/revocations", params={"since": str(since)})
+        return Revocations.from_json(reply)
 
-    async def keys(self) -> dict[str, Any]:
-        reply: dict[str, Any] = await self._http.request("GET", self.url + "/.well-known/cvault/keys")
-        return reply
+    async def keys(self) -> AuthorityKeys:
+        return AuthorityKeys.from_json(await self._http.request("GET", self.url + "/.well-known/cvault/keys"))

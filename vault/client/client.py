@@ -19,6 +19,7 @@ credentials.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +31,6 @@ from vault.errors import InvalidToken, MissingDischarge, Unauthenticated, VaultE
 from vault.macaroon import Bundle, Caveat
 from vault.macaroon.caveats import ValidityWindow
 
-from .authority import AuthorityClient
 from .credentials import Credentials, TokenBundle, organization_of
 from .discharges import Discharges
 from .http import HTTP, RetryPolicy
@@ -38,6 +38,8 @@ from .store import StoreClient
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from .authority import AuthorityClient
 
 __all__ = ["CLOCK_SKEW", "DEFAULT_WINDOW", "Client", "TokenCache"]
 
@@ -94,8 +96,15 @@ class Client:
         # margin: a cached discharge is used until this many seconds before it ends
         # (infinite: never cached, as `cvault vault-token` wants a fresh one each time).
         self.discharges = Discharges(self.http, margin=discharge_margin, clock=clock)
-        self.authority = AuthorityClient(self.http, self.authority_url, self)
         self.store = StoreClient(self.http, self.store_url, self)
+
+    @functools.cached_property
+    def authority(self) -> AuthorityClient:
+        # Built (and its module, with its result types, imported) on first use: a workload's
+        # `cvault run` talks to the authority only for a discharge, which needs neither.
+        from .authority import AuthorityClient
+
+        return AuthorityClient(self.http, self.authority_url, self)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, config: Path | None = None, **kwargs: Any) -> Client:
@@ -177,7 +186,7 @@ class Client:
             members = await self.authority.list_members(self.store_org())
         except VaultError:
             return {}
-        return {str(m["user_id"]): str(m["email"]) for m in members}
+        return {str(m.user_id): m.email for m in members}
 
     async def authority_token(self, org: int | None) -> TokenBundle:
         """The authority credential: the configured one, or a permission token minted with the session."""
@@ -205,7 +214,7 @@ class Client:
             self._minted[org] = held
             return held
         reply = await self.authority.create_token(org, ttl=AUTO_TOKEN_TTL)
-        minted = TokenBundle.parse(reply["token"], what="permission token from the authority")
+        minted = TokenBundle.parse(reply.token, what="permission token from the authority")
         self._minted[org] = minted
         if self._token_cache is not None:
             self._token_cache.put(org, minted.encode())

@@ -15,18 +15,22 @@ request, and the tickets of one token are fetched in parallel.
 No wait is unbounded: a fetch that (through the credential it needs) asks for
 the very discharge it is fetching fails at once instead of waiting on itself,
 and a shared fetch is waited for at most ``wait`` seconds.
+
+On a blocking transport (``http.blocking``: the CLI's one-shot commands) there is
+nobody to share with and no loop to refresh in the background: discharges are
+fetched one after another, in line, and asyncio is never imported (it is
+imported inside the methods that need it, for that reason).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vault.errors import ConnectionFailed, InvalidToken, VaultError
 from vault.macaroon import Macaroon, decode_token
@@ -34,9 +38,10 @@ from vault.macaroon.caveats import ThirdParty, ValidityWindow
 
 from .http import HTTP
 
-__all__ = ["AuthorizationFor", "Discharges", "discharge_expiry"]
+if TYPE_CHECKING:
+    import asyncio
 
-log = logging.getLogger("cvault.client")
+__all__ = ["AuthorizationFor", "Discharges", "discharge_expiry"]
 
 AuthorizationFor = Callable[[str], Awaitable[str]]
 """``location -> Authorization header value`` for that third party; raises if the caller has none."""
@@ -99,7 +104,12 @@ class Discharges:
         held = {d.nonce.kid for d in have}
         binding = token.binding_id()
         wanted = [c for c in token.third_party_tickets() if c.ticket not in held]
-        found = await asyncio.gather(*(self.get(c, binding, authorization) for c in wanted))
+        if self._http.blocking:
+            found = [await self.get(c, binding, authorization) for c in wanted]
+        else:
+            import asyncio
+
+            found = await asyncio.gather(*(self.get(c, binding, authorization) for c in wanted))
         return [d for d in have if d.nonce.kid in {c.ticket for c in token.third_party_tickets()}] + list(found)
 
     async def get(self, caveat: ThirdParty, binding_id: bytes, authorization: AuthorizationFor) -> Macaroon:
@@ -114,22 +124,34 @@ class Discharges:
                 "sent to the authority is the token being discharged (are CVAULT_STORE_TOKEN and "
                 "CVAULT_AUTH_TOKEN swapped?)"
             )
+        if self._http.blocking:
+            return (await self._fetch_and_store(key, authorization)).discharge
+        return (await self._shared(key, authorization, caveat.location)).discharge
+
+    async def _shared(self, key: _Key, authorization: AuthorizationFor, location: str) -> _Entry:
+        """Join the fetch of ``key`` in flight, or start it; bounded by ``wait``."""
+        import asyncio
+
         pending = self._inflight.get(key)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch_and_store(key, authorization))
             self._inflight[key] = pending
             pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
         try:
-            return (await asyncio.wait_for(asyncio.shield(pending), self._wait)).discharge
+            return await asyncio.wait_for(asyncio.shield(pending), self._wait)
         except TimeoutError:
             raise ConnectionFailed(
-                f"no discharge from {caveat.location} after {self._wait:g} s; check that the authority is up"
+                f"no discharge from {location} after {self._wait:g} s; check that the authority is up"
             ) from None
 
     async def _fetch_and_store(self, key: _Key, authorization: AuthorizationFor) -> _Entry:
-        _FETCHING.set(_FETCHING.get() | {key})
-        location, ticket, binding_id = key
-        discharge = await self.fetch(location, ticket, binding_id, authorization)
+        # While `key` is being fetched here, a fetch it leads to that wants `key` again fails at once.
+        marked = _FETCHING.set(_FETCHING.get() | {key})
+        try:
+            location, ticket, binding_id = key
+            discharge = await self.fetch(location, ticket, binding_id, authorization)
+        finally:
+            _FETCHING.reset(marked)
         expiry = discharge_expiry(discharge)
         # A discharge shorter-lived than the margin (a test's, or an authority configured
         # for minutes) is still worth caching and refreshing: keep the last quarter of it.
@@ -138,11 +160,14 @@ class Discharges:
         lead = min(self._lead, max(0.0, usable_until - self._clock()) / 2)
         entry = _Entry(discharge, usable_until, authorization, lead=lead)
         old = self._cache.pop(key, None)
-        if old is not None and old.refresher is not None and old.refresher is not asyncio.current_task():
-            old.refresher.cancel()
+        if old is not None and old.refresher is not None:
+            _cancel_unless_current(old.refresher)
         if entry.usable_until > self._clock() and not self._closed:
             self._cache[key] = entry
-            entry.refresher = asyncio.get_running_loop().create_task(self._refresh_later(key, entry))
+            if not self._http.blocking:
+                import asyncio
+
+                entry.refresher = asyncio.get_running_loop().create_task(self._refresh_later(key, entry))
         return entry
 
     async def fetch(self, location: str, ticket: bytes, binding_id: bytes, authorization: AuthorizationFor) -> Macaroon:
@@ -163,6 +188,8 @@ class Discharges:
         return discharge
 
     async def _refresh_later(self, key: _Key, entry: _Entry) -> None:
+        import asyncio
+
         await asyncio.sleep(max(0.0, entry.usable_until - entry.lead - self._clock()))
         if self._cache.get(key) is not entry or not entry.used or self._closed:
             return
@@ -171,7 +198,11 @@ class Discharges:
         except VaultError as exc:
             # The cached discharge stays usable until its cut-off; a caller after
             # that fetches synchronously and sees the error itself.
-            log.warning("background refresh of the discharge from %s failed: %s (%s)", key[0], exc.message, exc.code)
+            import logging
+
+            logging.getLogger("cvault.client").warning(
+                "background refresh of the discharge from %s failed: %s (%s)", key[0], exc.message, exc.code
+            )
 
     def cached(self) -> int:
         return len(self._cache)
@@ -180,8 +211,20 @@ class Discharges:
         self._closed = True
         tasks = [e.refresher for e in self._cache.values() if e.refresher is not None]
         self._cache.clear()
+        if not tasks:
+            return
+        import asyncio
+
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _cancel_unless_current(task: asyncio.Task[None]) -> None:
+    """Cancel a replaced entry's refresher, unless it is the one replacing it."""
+    import asyncio
+
+    if task is not asyncio.current_task():
+        task.cancel()

@@ -4,16 +4,28 @@ A reply ``{"error": {"code": "...", "message": "..."}}`` becomes the
 :class:`~vault.errors.VaultError` subclass with that ``code``, carrying the
 server's message unchanged, so a caller can ``except Unauthorized`` whether the
 refusal happened locally or on the server. A code this client does not know
-still raises a :class:`VaultError` whose ``code`` is the server's.
+raises an :class:`UnknownCode` carrying the server's code and status, mixed
+into the class the status implies (``except Unauthorized`` still catches a 403).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from vault import errors
 
-__all__ = ["error_classes", "error_from_reply"]
+__all__ = ["UnknownCode", "error_classes", "error_from_reply"]
+
+
+class UnknownCode(errors.VaultError):
+    """An error reply whose code this client does not know; ``code`` and ``status`` are the server's."""
+
+    code = "unknown_code"
+
+    def __init__(self, message: str, *, code: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
 
 
 def _subclasses(cls: type[errors.VaultError]) -> list[type[errors.VaultError]]:
@@ -26,7 +38,8 @@ def _subclasses(cls: type[errors.VaultError]) -> list[type[errors.VaultError]]:
 
 def error_classes() -> dict[str, type[errors.VaultError]]:
     """Every error class of :mod:`vault.errors`, by its stable code."""
-    return {cls.code: cls for cls in _subclasses(errors.VaultError) if cls.__module__ == errors.__name__}
+    found: list[type[errors.VaultError]] = [errors.VaultError, *_subclasses(errors.VaultError)]  # `internal` too
+    return {cls.code: cls for cls in found if cls.__module__ == errors.__name__}
 
 
 _BY_CODE = error_classes()
@@ -63,23 +76,27 @@ def error_from_reply(status: int, payload: Any, *, service: str) -> errors.Vault
         return known
     # An unknown code still gets the class its status implies (so `except
     # Unauthorized` works), but keeps the server's code for the message.
-    by_status = _BY_CODE.get(_status_code(status) or "")
-    err = _make(by_status, message) if by_status is not None else errors.VaultError(message)
-    err.code = code or (by_status.code if by_status is not None else f"http_{status}")
-    err.status = status
-    err.answered_by = service
-    return err
+    kind = _UNKNOWN_BY_STATUS.get(status, UnknownCode)
+    unknown = kind(message, code=code or _STATUS_CODES.get(status, f"http_{status}"), status=status)
+    unknown.answered_by = service
+    return unknown
 
 
-def _status_code(status: int) -> str | None:
-    return {
-        400: "bad_request",
-        401: "unauthenticated",
-        403: "unauthorized",
-        404: "not_found",
-        409: "conflict",
-        413: "too_large",
-        422: "unprocessable",
-        429: "rate_limited",
-        503: "unavailable",
-    }.get(status)
+def _unknown_kind(base: type[errors.VaultError]) -> type[UnknownCode]:
+    name = f"Unknown{base.__name__}"
+    doc = f"An error reply with an unknown code and the status of :class:`~vault.errors.{base.__name__}`."
+    return cast(type[UnknownCode], type(name, (UnknownCode, base), {"__module__": __name__, "__doc__": doc}))
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "unauthorized",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    422: "unprocessable",
+    429: "rate_limited",
+    503: "unavailable",
+}
+_UNKNOWN_BY_STATUS = {status: _unknown_kind(_BY_CODE[code]) for status, code in _STATUS_CODES.items()}

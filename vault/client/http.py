@@ -14,12 +14,13 @@ become :mod:`vault.errors` exceptions with the server's code and message
 (:mod:`vault.client.blocking_http`) sends the same requests with the standard
 library's ``http.client``, for one-shot commands that should not pay aiohttp's
 import. Both share the retry loop and reply handling here; a transport only
-implements :meth:`HTTP._send`.
+implements :meth:`HTTP._send`. Nothing here imports asyncio: a blocking transport's
+calls are driven without an event loop (:func:`vault.client.blocking_http.run_blocking`),
+so a one-shot command does not pay for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from vault.errors import ConfigError, ConnectionFailed, OutcomeUnknown, Unavailable, VaultError
+from vault.errors import BadReply, ConfigError, ConnectionFailed, OutcomeUnknown, Unavailable, VaultError
 
 from .errors import error_from_reply
 
@@ -101,16 +102,12 @@ def ssl_context(ca_cert: str | None) -> ssl.SSLContext | None:
     return context
 
 
-def _bad_reply(message: str) -> VaultError:
-    # Not retried: a server that sends garbage will send it again.
-    err = VaultError(message)
-    err.code = "bad_reply"
-    err.status = 502
-    return err
-
-
 class HTTP:
     """cvault's retry, timeout and error rules over one aiohttp session. Close it with :meth:`close`."""
+
+    blocking = False
+    """True when :meth:`_send` never suspends: calls may then be driven without an event loop, and the
+    discharge cache fetches one discharge at a time with no background refresh (nothing would run it)."""
 
     def __init__(
         self,
@@ -120,7 +117,7 @@ class HTTP:
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         uniform: Callable[[], float] = random.random,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         ca_cert: str | None = None,
     ) -> None:
         self._ca_cert = ca_cert
@@ -130,7 +127,7 @@ class HTTP:
         self._max_reply = max_reply_bytes
         self._trace_configs = list(trace_configs)
         self._uniform = uniform
-        self._sleep = sleep
+        self._sleep = sleep  # None: asyncio.sleep, imported when a retry first waits
         self._session: aiohttp.ClientSession | None = None
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -210,7 +207,14 @@ class HTTP:
             attempt += 1
             if not retryable or attempt >= self._retry.attempts:
                 raise error
-            await self._sleep(self._retry.delay(attempt - 1, self._uniform))
+            await self._pause(self._retry.delay(attempt - 1, self._uniform))
+
+    async def _pause(self, seconds: float) -> None:
+        if self._sleep is None:
+            import asyncio
+
+            self._sleep = asyncio.sleep
+        await self._sleep(seconds)
 
     async def _once(
         self,
@@ -231,11 +235,12 @@ class HTTP:
         if status >= 400:
             raise error_from_reply(status, payload, service=service)
         if raw and payload is None:
-            raise _bad_reply(f"{service} sent a reply that is not JSON (HTTP {status})")
+            raise BadReply(f"{service} sent a reply that is not JSON (HTTP {status})")
         return payload
 
-    def _too_large(self) -> VaultError:
-        return _bad_reply(f"the reply is larger than {self._max_reply} bytes; refusing to read it")
+    def _too_large(self) -> BadReply:
+        # Not retried: a server that sends too much will send it again.
+        return BadReply(f"the reply is larger than {self._max_reply} bytes; refusing to read it")
 
     async def _send(
         self, method: str, url: str, headers: dict[str, str], body: Any, params: Mapping[str, str] | None

@@ -1,7 +1,7 @@
 """What the store's calls return: frozen, typed values built from its JSON replies (docs/api.md).
 
-A reply that lacks a field or has one of the wrong type is a ``bad_reply``
-:class:`~vault.errors.VaultError`, raised where the reply is read, never a
+A reply that lacks a field or has one of the wrong type is a
+:class:`~vault.errors.BadReply` (``bad_reply``), raised where the reply is read, never a
 ``KeyError`` later. Values of secrets are left out of every ``repr``.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from vault.errors import VaultError
+from vault.errors import BadReply
 
 __all__ = [
     "BatchRead",
@@ -31,11 +31,8 @@ __all__ = [
 T = TypeVar("T")
 
 
-def _bad_reply(what: str) -> VaultError:
-    err = VaultError(f"the store's reply is not a valid {what}; is the store URL right and up to date?")
-    err.code = "bad_reply"
-    err.status = 502
-    return err
+def _bad_reply(what: str) -> BadReply:
+    return BadReply(f"the reply is not a valid {what}; is the service's URL right and the service up to date?")
 
 
 def _parse(what: str, build: Callable[[Mapping[str, Any]], T], data: object) -> T:

@@ -22,6 +22,19 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .authority import AuthorityClient
+from .authority_models import (
+    Accepted,
+    Account,
+    Invitation,
+    Member,
+    Membership,
+    Organization,
+    PermissionToken,
+    RoleChanged,
+    ServiceToken,
+    Session,
+    TokenInfo,
+)
 from .client import Client
 from .credentials import TokenBundle
 from .models import (
@@ -188,34 +201,34 @@ class SyncAuthority:
         self._authority = authority
         self._run = loop.run
 
-    def login(self, email: str, password: str) -> dict[str, Any]:
+    def login(self, email: str, password: str) -> Session:
         return self._run(self._authority.login(email, password))
 
     def logout(self) -> None:
         self._run(self._authority.logout())
 
-    def me(self) -> dict[str, Any]:
+    def me(self) -> Account:
         return self._run(self._authority.me())
 
-    def create_org(self, slug: str) -> dict[str, Any]:
+    def create_org(self, slug: str) -> Organization:
         return self._run(self._authority.create_org(slug))
 
-    def list_orgs(self) -> list[dict[str, Any]]:
+    def list_orgs(self) -> list[Membership]:
         return self._run(self._authority.list_orgs())
 
-    def list_members(self, org: int) -> list[dict[str, Any]]:
+    def list_members(self, org: int) -> list[Member]:
         return self._run(self._authority.list_members(org))
 
-    def invite(self, org: int, email: str, role: str) -> dict[str, Any]:
+    def invite(self, org: int, email: str, role: str) -> Invitation:
         return self._run(self._authority.invite(org, email, role))
 
-    def invitations(self) -> list[dict[str, Any]]:
+    def invitations(self) -> list[Invitation]:
         return self._run(self._authority.invitations())
 
-    def accept(self, invitation_id: str, *, code: str, password: str | None = None) -> dict[str, Any]:
+    def accept(self, invitation_id: str, *, code: str, password: str | None = None) -> Accepted:
         return self._run(self._authority.accept(invitation_id, code=code, password=password))
 
-    def set_role(self, org: int, user_id: int, role: str) -> dict[str, Any]:
+    def set_role(self, org: int, user_id: int, role: str) -> RoleChanged:
         return self._run(self._authority.set_role(org, user_id, role))
 
     def remove_member(self, org: int, user_id: int) -> None:
@@ -223,13 +236,13 @@ class SyncAuthority:
 
     def create_token(
         self, org: int, *, mask: str | None = None, ttl: int | None = None, bundle: TokenBundle | None = None
-    ) -> dict[str, Any]:
+    ) -> PermissionToken:
         return self._run(self._authority.create_token(org, mask=mask, ttl=ttl, bundle=bundle))
 
-    def list_tokens(self) -> list[dict[str, Any]]:
+    def list_tokens(self) -> list[TokenInfo]:
         return self._run(self._authority.list_tokens())
 
-    def strip(self, permission: TokenBundle) -> dict[str, Any]:
+    def strip(self, permission: TokenBundle) -> ServiceToken:
         return self._run(self._authority.strip(permission))
 
     def revoke(self, token_id: str) -> list[str]:

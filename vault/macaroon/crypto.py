@@ -12,9 +12,6 @@ import hmac
 import os
 from collections.abc import Iterable
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
 from vault.errors import InvalidToken
 from vault.types import Random
 
@@ -54,8 +51,15 @@ def equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
+# `cryptography` is imported by seal/unseal only: holding, attenuating and binding a
+# token (all a client does) is HMAC and SHA-256, and the import is a good part of a
+# `cvault` command's start-up.
+
+
 def seal(key: bytes, plaintext: bytes, random: Random = DEFAULT_RANDOM) -> bytes:
     """ChaCha20-Poly1305 with a random 12-byte nonce prepended."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     nonce = random(SEAL_NONCE_SIZE)
     return nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, None)
 
@@ -64,6 +68,9 @@ def unseal(key: bytes, sealed: bytes) -> bytes:
     """Open what :func:`seal` made; any failure is :class:`InvalidToken`."""
     if len(key) != KEY_SIZE or len(sealed) < SEAL_NONCE_SIZE + 16:
         raise InvalidToken()
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     try:
         return ChaCha20Poly1305(key).decrypt(sealed[:SEAL_NONCE_SIZE], sealed[SEAL_NONCE_SIZE:], None)
     except InvalidTag as exc:

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from aiohttp import web
 
+from vault.authorization import authorization_credential
 from vault.errors import BadRequest, RateLimited, TooLarge, Unauthenticated, Unavailable, VaultError
 from vault.logs import REQUEST_ID
 from vault.types import IPAddress, IPNetwork
@@ -226,30 +227,20 @@ def client_address(request: web.Request, trusted_proxies: Iterable[str]) -> str:
     return peer
 
 
-AUTHORIZATION_SCHEMES = ("bearer", "flyv1")
-"""``Authorization`` schemes that carry a credential (a session or a token bundle); Fly's ``FlyV1`` too."""
-
-
 def credential(headers: Mapping[str, str], *, vault_token: bool = False) -> str | None:
-    """The credential a request presents, or ``None`` if it presents none: the one ``Authorization`` parser.
+    """The credential a request presents, or ``None`` if it presents none: the one ``Authorization`` reader.
 
-    ``Authorization: Bearer <credential>`` (or ``FlyV1``; any case, spaces around ignored);
-    with ``vault_token`` (the Vault-compatible API) ``X-Vault-Token`` is read first. Another
-    scheme, or a scheme with nothing after it, is :class:`Unauthenticated` (whose message
-    never quotes the header: it may hold a credential sent to the wrong place).
+    ``Authorization: Bearer <credential>`` (or ``FlyV1``; any case, spaces around ignored;
+    :func:`vault.authorization.authorization_credential` is the grammar); with ``vault_token``
+    (the Vault-compatible API) ``X-Vault-Token`` is read first. Another scheme, or a scheme
+    with nothing after it, is :class:`Unauthenticated` (whose message never quotes the
+    header: it may hold a credential sent to the wrong place).
     """
     if vault_token:
         token = headers.get("X-Vault-Token", "").strip()
         if token:
             return token
-    value = headers.get("Authorization", "").strip()
-    if not value:
-        return None
-    scheme, _, rest = value.partition(" ")
-    rest = rest.strip()
-    if scheme.lower() not in AUTHORIZATION_SCHEMES or not rest:
-        raise Unauthenticated("Authorization must be 'Bearer <credential>' (a cvs_ session or a cv1_ token bundle)")
-    return rest
+    return authorization_credential(headers.get("Authorization", ""))
 
 
 def required_credential(headers: Mapping[str, str], *, vault_token: bool = False) -> str:

@@ -104,10 +104,9 @@ class Reviewer:
             since = 0
             for _ in range(_REVOCATION_PAGES):
                 reply = await self._client.authority.revocations(since)
-                items = reply.get("revocations") or []
-                revoked.update(str(item["token_id"]) for item in items)
-                following = reply.get("next", since)
-                if not items or following == since:
+                revoked.update(item.token_id for item in reply.revocations)
+                following = reply.next
+                if not reply.revocations or following == since:
                     break
                 since = following
         except (VaultError, KeyError, TypeError):

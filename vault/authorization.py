@@ -1,0 +1,43 @@
+"""The ``Authorization`` header's grammar, defined once: pure, so the CLI can read a pasted header too.
+
+``Bearer <credential>`` or Fly's ``FlyV1 <credential>``, the scheme in any case,
+spaces around ignored. The services read it through
+:func:`vault.web.common.credential` (which picks the header); ``cvault tokens``
+reads a token a person pasted, bare or as it was sent (:func:`pasted_credential`).
+"""
+
+from __future__ import annotations
+
+from vault.errors import Unauthenticated
+
+__all__ = ["AUTHORIZATION_SCHEMES", "authorization_credential", "pasted_credential"]
+
+AUTHORIZATION_SCHEMES = ("bearer", "flyv1")
+"""``Authorization`` schemes that carry a credential (a session or a token bundle); Fly's ``FlyV1`` too."""
+
+
+def authorization_credential(value: str) -> str | None:
+    """The credential of an ``Authorization`` value, ``None`` for an empty one.
+
+    Another scheme, or a scheme with nothing after it, is :class:`Unauthenticated`, whose
+    message never quotes the value: it may hold a credential sent to the wrong place.
+    """
+    value = value.strip()
+    if not value:
+        return None
+    scheme, _, rest = value.partition(" ")
+    rest = rest.strip()
+    if scheme.lower() not in AUTHORIZATION_SCHEMES or not rest:
+        raise Unauthenticated("Authorization must be 'Bearer <credential>' (a cvs_ session or a cv1_ token bundle)")
+    return rest
+
+
+def pasted_credential(text: str) -> str:
+    """A credential as a person pastes it: bare (``cv1_...``) or as sent (``Bearer cv1_...``); ``""`` if none."""
+    text = text.strip()
+    if text.partition(" ")[0].lower() not in AUTHORIZATION_SCHEMES:
+        return text
+    try:
+        return authorization_credential(text) or ""
+    except Unauthenticated:  # the scheme alone
+        return ""
