@@ -34,7 +34,7 @@ from vault.storage.connection import DedicatedConnection
 
 from .event import AuditEvent, AuditRecord, chain
 
-__all__ = ["AuditLog", "AuditStats"]
+__all__ = ["AuditLog", "AuditStats", "record_in_transaction"]
 
 log = logging.getLogger("cvault.audit")
 
@@ -158,11 +158,7 @@ class AuditLog:
         chain's head lock, as every batch of :meth:`record` does, so there stays one
         chain; the writer's next batch finds the head moved and places itself after it.
         """
-        if not events:
-            return
-        at = self._clock()
-        items = [(at, event) for event in events]
-        await append_in_transaction(transaction, self._schema, lambda seq, last: list(chain(items, seq, last)))
+        await record_in_transaction(transaction, self._schema, *events, clock=self._clock)
 
     def submit(self, *events: AuditEvent) -> asyncio.Future[None]:
         """Queue ``events`` as :meth:`record` does, without waiting: the future is done once they are
@@ -249,6 +245,21 @@ class AuditLog:
                 pending.done.set_exception(Unavailable(UNAVAILABLE_MESSAGE))
                 # Callers that gave up never read the exception; do not warn about it.
                 pending.done.exception()
+
+
+async def record_in_transaction(
+    transaction: object, schema: str, *events: AuditEvent, clock: Callable[[], datetime] = _utc_now
+) -> None:
+    """:meth:`AuditLog.record_in` for a process that runs no log of its own (the CLI's key rotations).
+
+    The events join ``schema``'s one chain under its head lock, inside ``transaction``
+    (an asyncpg connection in one), and commit or roll back with it.
+    """
+    if not events:
+        return
+    at = clock()
+    items = [(at, event) for event in events]
+    await append_in_transaction(transaction, schema, lambda seq, last: list(chain(items, seq, last)))
 
 
 def _describe(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ import asyncio
 import sys
 from typing import Any
 
-from .options import add_config_option, config_from_args
+from .options import add_config_option, config_from_args, local_actor
 
 SCHEMAS = ("store", "authority")
 
@@ -79,7 +79,9 @@ async def rotate(config: Any, schemas: tuple[str, ...], batch_size: int) -> int:
     try:
         for schema in schemas:
             await require_migrated(pool, schema, sql_dir=config.sql_dir)
-            report = await rotate_keys(pool, schema, master_keys, batch_size=batch_size, progress=_progress)
+            report = await rotate_keys(
+                pool, schema, master_keys, batch_size=batch_size, progress=_progress, actor=local_actor()
+            )
             print(f"{schema}: KEK version {report.new_version} active, {report.rewrapped} keys re-wrapped")
     finally:
         await close_pool(pool)
@@ -101,7 +103,7 @@ async def rotate_master(config: Any, schemas: tuple[str, ...]) -> int:
     try:
         for schema in schemas:
             await require_migrated(pool, schema, sql_dir=config.sql_dir)
-            report = await rotate_master_key(pool, schema, master_keys, progress=_progress)
+            report = await rotate_master_key(pool, schema, master_keys, progress=_progress, actor=local_actor())
             print(
                 f"{schema}: {len(report.rewrapped)} KEK version(s) re-wrapped under the new master key, "
                 f"{len(report.already)} already were"

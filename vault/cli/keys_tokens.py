@@ -7,7 +7,7 @@ import asyncio
 import re
 from typing import Any
 
-from .options import add_config_option, config_from_args
+from .options import add_config_option, config_from_args, local_actor
 
 __all__ = ["register_tokens"]
 
@@ -55,7 +55,7 @@ async def _rotate(config: Any, service: str) -> int:
     try:
         await require_migrated(pool, service, sql_dir=config.sql_dir)
         keys = await PgKeyRepository.open(pool, service, require_master_keys(config), cache_size=0)
-        new = await rotate_token_keys(pool, keys, service)
+        new = await rotate_token_keys(pool, keys, service, actor=local_actor())
     finally:
         await close_pool(pool)
     kids = ", ".join(f"{key_id:016x}" for key_id in new) or "none (no org is enrolled)"
@@ -88,7 +88,7 @@ async def _retire(config: Any, service: str | None, key_id: int, confirm: bool) 
             if len(found) > 1:
                 raise BadRequest(f"both services have a key {key_id:016x}; say which with --service")
             service = found[0]
-        done = await retire_token_key(pool, service, key_id, confirm=confirm)
+        done = await retire_token_key(pool, service, key_id, confirm=confirm, actor=local_actor())
     finally:
         await close_pool(pool)
     whose = f" of org {done.org_id}" if done.org_id is not None else ""

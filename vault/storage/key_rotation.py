@@ -15,6 +15,9 @@ Procedure (``cvault keys rotate``), per schema:
 
 A rotation interrupted at any point is finished by running it again: the next
 run drains every non-retired version, not just the one it replaced.
+
+Steps 2 and 4 each record a ``keys.rotate`` audit event in their own transaction,
+in the schema's chain (:func:`record_key_change`): the versions, never a key.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 
 import asyncpg
 
+from vault.audit.event import AuditEvent
+from vault.audit.log import record_in_transaction
 from vault.crypto.keyring import (
     Keyring,
     MasterKey,
@@ -43,7 +48,7 @@ from .keys import load_keyring
 from .pool import database_errors
 from .schema import check_schema
 
-__all__ = ["MasterRotationReport", "RotationReport", "rotate_keys", "rotate_master_key"]
+__all__ = ["MasterRotationReport", "RotationReport", "record_key_change", "rotate_keys", "rotate_master_key"]
 
 _MAX_PASSES = 5
 
@@ -87,7 +92,7 @@ def _queries(schema: str) -> _Queries:
         drain=(
             f"WITH old AS (UPDATE {s}.kek_versions SET state = 'draining' "  # noqa: S608
             "WHERE state = 'active' AND version <> $1 RETURNING version) "
-            "SELECT count(*) FROM old"
+            "SELECT coalesce(array_agg(version ORDER BY version), '{}') FROM old"
         ),
         activate=f"UPDATE {s}.kek_versions SET state = 'active' WHERE version = $1",  # noqa: S608
         count_old=f"SELECT count(*) FROM {s}.wrapped_keys WHERE kek_version <> $1",  # noqa: S608
@@ -110,6 +115,21 @@ def _queries(schema: str) -> _Queries:
             "FROM unnest($1::integer[], $2::bytea[]) AS u(version, wrapped) WHERE k.version = u.version"
         ),
     )
+
+
+async def record_key_change(
+    conn: Any, schema: str, action: str, actor: str | None, *, org: int | None = None, **detail: Any
+) -> None:
+    """The audit event of a key change, in ``schema``'s chain, inside the change's transaction on ``conn``.
+
+    ``detail`` names keys by id and version only. ``actor`` is who ran the command
+    (``local:<login>`` from the CLI); ``client_addr`` says it ran on the database's side, not over HTTP.
+    """
+    facts = {k: v for k, v in detail.items() if v is not None}
+    event = AuditEvent(
+        service=schema, action=action, outcome="ok", org=org, actor=actor, client_addr="local", detail=facts
+    )
+    await record_in_transaction(conn, schema, event)
 
 
 def _lock_key(schema: str) -> int:
@@ -150,8 +170,9 @@ async def rotate_keys(
     *,
     batch_size: int = 500,
     progress: Callable[[str], None] = lambda line: None,
+    actor: str | None = None,
 ) -> RotationReport:
-    """Rotate the KEK of ``schema`` while services keep reading and writing."""
+    """Rotate the KEK of ``schema`` while services keep reading and writing; ``actor`` goes in its audit events."""
     queries = _queries(schema)
     with database_errors():
         async with pool.acquire() as conn:
@@ -164,8 +185,11 @@ async def rotate_keys(
                     version: int = await conn.fetchval(queries.next_version)
                     wrapped_kek = wrap_kek(master_keys(master_key).current, schema, version, kek)
                     await conn.execute(queries.insert_kek, version, wrapped_kek)
-                    await conn.fetchval(queries.drain, version)
+                    draining: list[int] = await conn.fetchval(queries.drain, version)
                     await conn.execute(queries.activate, version)
+                    await record_key_change(
+                        conn, schema, "keys.rotate", actor, phase="activated", kek_version=version, draining=draining
+                    )
                 keyring = keyring.with_kek(version, kek, active=True)
                 total: int = await conn.fetchval(queries.count_old, version)
                 progress(f"keys rotate: {schema}: KEK version {version} active; re-wrapping {total} keys")
@@ -176,6 +200,16 @@ async def rotate_keys(
                     async with conn.transaction():
                         if await conn.fetchval(queries.count_old, version) == 0:
                             retired = tuple(sorted(r["version"] for r in await conn.fetch(queries.retire)))
+                            await record_key_change(
+                                conn,
+                                schema,
+                                "keys.rotate",
+                                actor,
+                                phase="finished",
+                                kek_version=version,
+                                rewrapped=done,
+                                retired=list(retired),
+                            )
                             break
                 else:
                     raise Unavailable(f"keys of schema {schema} kept appearing on old KEK versions; run again")
@@ -191,6 +225,7 @@ async def rotate_master_key(
     keys: MasterKeys,
     *,
     progress: Callable[[str], None] = lambda line: None,
+    actor: str | None = None,
 ) -> MasterRotationReport:
     """Re-wrap every KEK version of ``schema`` from a previous master key to ``keys.current``.
 
@@ -199,6 +234,7 @@ async def rotate_master_key(
     services keep their unwrapped KEKs in memory, so reads and writes go on; a
     writer's ``FOR SHARE`` on the active KEK row only makes this wait for it. A
     rerun (after an interruption, or to be sure) re-wraps nothing already done.
+    The transaction records a ``keys.rotate_master`` audit event with the versions.
     """
     if not keys.previous:
         raise ConfigError(
@@ -236,6 +272,10 @@ async def rotate_master_key(
                         wrapped.append(wrap_kek(keys.current, schema, version, kek))
                     if rewrapped:
                         await conn.execute(queries.rewrap_kek, rewrapped, wrapped)
+                    # A rerun that re-wraps nothing is recorded too: it says the old master key opens nothing.
+                    await record_key_change(
+                        conn, schema, "keys.rotate_master", actor, rewrapped=rewrapped, already=already
+                    )
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
     progress(

@@ -9,6 +9,10 @@ Both commit with :func:`~vault.storage.key_watch.announce_key_change`, so every 
 :class:`~vault.storage.key_watch.KeyWatcher` reloads at once. Tokens record the key
 that signed them (``tokens.root_key_id``), so retiring a kid can say first how many
 live tokens it kills. The key that mints cannot be retired: rotate first.
+
+Each rotation and retirement records its audit event (``keys.rotate_tokens``,
+``keys.retire_tokens``, with the key ids in hex) in the same transaction, in the
+service's chain; a store org's carry the org, so the org's ``cvault audit query`` shows them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncpg
 from vault.errors import Conflict, NotFound
 
 from .authority_keys import ROOT_PURPOSE as AUTHORITY_ROOT
+from .key_rotation import record_key_change
 from .key_watch import announce_key_change
 from .keys import PgKeyRepository
 from .pool import database_errors
@@ -42,7 +47,13 @@ def _authority_lock() -> int:
     return int.from_bytes(hashlib.sha256(b"cvault.key:" + AUTHORITY_ROOT.encode()).digest()[:8], "big", signed=True)
 
 
-async def rotate_token_keys(pool: asyncpg.Pool, keys: PgKeyRepository, service: str) -> tuple[int, ...]:
+def _kid(key_id: int) -> str:
+    return f"{key_id:016x}"  # as `cvault keys status` prints it
+
+
+async def rotate_token_keys(
+    pool: asyncpg.Pool, keys: PgKeyRepository, service: str, *, actor: str | None = None
+) -> tuple[int, ...]:
     """A new root key that mints from now on (one per enrolled org for the store); returns the new key ids."""
     new: list[int] = []
     with database_errors():
@@ -51,13 +62,24 @@ async def rotate_token_keys(pool: asyncpg.Pool, keys: PgKeyRepository, service: 
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _authority_lock())
                 key_id, _key = await keys.generate(AUTHORITY_ROOT, conn=conn)
                 new.append(key_id)
+                await record_key_change(conn, service, "keys.rotate_tokens", actor, key_id=_kid(key_id))
             elif service == "store":
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(service))
-                for row in await conn.fetch("SELECT id FROM store.orgs ORDER BY id FOR UPDATE"):
+                for row in await conn.fetch("SELECT id, root_key_id FROM store.orgs ORDER BY id FOR UPDATE"):
                     key_id, _key = await keys.generate(STORE_ROOT, conn=conn)
                     # The trigger of sql/store/0070 records the key in store.org_root_keys.
                     await conn.execute("UPDATE store.orgs SET root_key_id = $2 WHERE id = $1", row["id"], key_id)
                     new.append(key_id)
+                    replaced = _kid(row["root_key_id"])
+                    await record_key_change(
+                        conn,
+                        service,
+                        "keys.rotate_tokens",
+                        actor,
+                        org=row["id"],
+                        key_id=_kid(key_id),
+                        replaced=replaced,
+                    )
             else:
                 raise ValueError(f"service must be one of {SERVICES}")
             await announce_key_change(conn, service)
@@ -108,7 +130,9 @@ async def find_root_key(pool: asyncpg.Pool, service: str, key_id: int) -> bool:
         return await pool.fetchrow(_FIND[service], key_id) is not None
 
 
-async def retire_token_key(pool: asyncpg.Pool, service: str, key_id: int, *, confirm: bool) -> Retirement:
+async def retire_token_key(
+    pool: asyncpg.Pool, service: str, key_id: int, *, confirm: bool, actor: str | None = None
+) -> Retirement:
     """Count what retiring ``key_id`` kills and, with ``confirm``, retire it and tell every node."""
     with database_errors():
         async with pool.acquire() as conn, conn.transaction():
@@ -127,4 +151,14 @@ async def retire_token_key(pool: asyncpg.Pool, service: str, key_id: int, *, con
             if confirm:
                 await conn.execute(f"UPDATE {service}.wrapped_keys SET retired_at = now() WHERE id = $1", key_id)  # noqa: S608
                 await announce_key_change(conn, service)
+                await record_key_change(
+                    conn,
+                    service,
+                    "keys.retire_tokens",
+                    actor,
+                    org=row["org_id"],
+                    key_id=_kid(key_id),
+                    live_tokens=counts["live"],
+                    service_tokens=counts["service"] if service == "authority" else None,
+                )
     return Retirement(service, key_id, row["org_id"], counts["live"], counts["service"], confirm)
