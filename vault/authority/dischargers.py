@@ -27,7 +27,6 @@ from vault.macaroon.verify import check_all
 from vault.types import Clock, IPAddress
 
 from .audit import Auditor
-from .interfaces import AccountRepository
 from .principal import BundleVerifier
 from .records import RequestContext, TokenKind
 from .sessions import Sessions
@@ -101,7 +100,6 @@ class OrgDischarger:
         location: str,
         keys: SharedKeyCache,
         verifier: BundleVerifier,
-        accounts: AccountRepository,
         ttl: int,
         clock: Clock,
         audit: Auditor,
@@ -109,7 +107,6 @@ class OrgDischarger:
         self.location = location
         self._keys = keys
         self._verifier = verifier
-        self._accounts = accounts
         self._ttl = ttl
         self._clock = clock
         self._audit = audit
@@ -133,7 +130,8 @@ class OrgDischarger:
             if not orgs:
                 raise Unauthorized("the ticket names no organization (ConfineOrganization)")
             org = orgs[0]
-            principal = await self._verifier.verify(bundle, now=now)
+            # The membership is read live, in the same query as the token's lineage.
+            principal = await self._verifier.verify(bundle, now=now, role_in=org)
             user_id, token_id, lineage = principal.user_id, principal.record.id, principal.lineage
             expiry = now + _lifetime(opened, self._ttl)
             # A discharge never outlives the credential it was issued for.
@@ -142,7 +140,7 @@ class OrgDischarger:
                 expiry = min(expiry, token_expiry)
             _check_ticket(opened, Access(now, org_id=org, user_id=user_id, discharge_expiry=expiry))
             carried = principal.check_here(Access(now, org_id=org, client_addr=client_addr))
-            role = await self._accounts.role_of(user_id, org)
+            role = principal.role
             if role is None:
                 raise Unauthorized(f"user {user_id} is not a member of organization {org}")
             mask = principal.org_mask(org) & role.mask

@@ -132,8 +132,11 @@ class TokenRepository(Protocol):
 
     async def get(self, token_id: str) -> TokenRecord | None: ...
 
-    async def lineage(self, token_id: str) -> list[TokenRecord]:
-        """The token, then its parent, grandparent, ... (empty if there is no record of the token)."""
+    async def lineage(self, token_id: str, *, role_in: int | None = None) -> tuple[list[TokenRecord], Role | None]:
+        """The token, then its parent, grandparent, ... (empty if there is no record of the token).
+
+        With ``role_in``, also the role of the token's user in that org, read live (None if not a member).
+        """
 
     async def revoke(self, token_id: str, at: dt.datetime, before_commit: BeforeCommit[list[str]]) -> list[str]:
         """Mark the token and everything stripped from it (recursively) revoked and publish their ids on the

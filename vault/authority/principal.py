@@ -26,6 +26,7 @@ from vault.macaroon.verify import check_all
 
 from .interfaces import RevocationList, RootKeys, SessionRepository, TokenRepository
 from .records import TokenKind, TokenRecord
+from .roles import Role
 
 __all__ = ["CARRIED", "BundleVerifier", "Principal"]
 
@@ -43,6 +44,7 @@ class Principal:
     record: TokenRecord
     ancestors: tuple[TokenRecord, ...]
     verified: Verified
+    role: Role | None = None  # the user's role in the org ``verify`` was asked about (None: not a member)
 
     @property
     def kind(self) -> TokenKind:
@@ -89,8 +91,8 @@ class BundleVerifier:
         self._tokens = tokens
         self._revocations = revocations
 
-    async def verify(self, bundle: Bundle, *, now: int) -> Principal:
-        """Verify the bundle's authority token and its discharges; find its user.
+    async def verify(self, bundle: Bundle, *, now: int, role_in: int | None = None) -> Principal:
+        """Verify the bundle's authority token and its discharges; find its user (and their role in ``role_in``).
 
         Raises :class:`InvalidToken` (bad bytes or signature, unknown or revoked
         token), :class:`~vault.errors.MissingDischarge` (no valid login discharge),
@@ -99,7 +101,7 @@ class BundleVerifier:
         token = bundle.permission_token(self._location)
         key = await self._root_keys.get(token.nonce.kid)
         verified = verify(token, key, bundle.discharges, now=now, trusted=self._trusted)
-        lineage = await self._tokens.lineage(token.token_id)
+        lineage, role = await self._tokens.lineage(token.token_id, role_in=role_in)
         if not lineage:
             raise InvalidToken("invalid token: this authority has no record of it")
         record, *older = lineage
@@ -110,7 +112,7 @@ class BundleVerifier:
             if attested != {record.user_id}:
                 raise Unauthenticated("the login discharge does not vouch for this token's user; get a new one")
             await self._check_sessions(verified, record.user_id)
-        return Principal(record.user_id, token, record, ancestors, verified)
+        return Principal(record.user_id, token, record, ancestors, verified, role)
 
     async def _check_sessions(self, verified: Verified, user_id: int) -> None:
         # Read live: a logout stops the session's login discharges on every node at once.

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from vault.authority.records import TokenKind, TokenRecord
+from vault.authority.roles import Role
 from vault.errors import Conflict, NotFound
 from vault.types import BeforeCommit
 
@@ -33,7 +34,10 @@ _LINEAGE = (
     " SELECT t.id, t.user_id, t.org_id, t.kind, t.parent, t.mask, t.created_at, t.expires_at,"
     "  t.revoked_at, up.depth + 1 FROM authority.tokens t JOIN up ON t.id = up.parent"
     "  WHERE up.depth < $2"
-    f") SELECT {_COLUMNS} FROM up ORDER BY depth"
+    f") SELECT {_COLUMNS}, CASE WHEN depth = 0 AND $3::bigint IS NOT NULL THEN"
+    # The token's user's role in org $3, read live in the same round trip (an org discharge needs it).
+    "  (SELECT m.role FROM authority.memberships m WHERE m.org_id = $3 AND m.user_id = up.user_id) END AS role"
+    " FROM up ORDER BY depth"
 )
 
 
@@ -97,10 +101,11 @@ class PgTokenRepository:
             )
         return _record(row) if row else None
 
-    async def lineage(self, token_id: str) -> list[TokenRecord]:
+    async def lineage(self, token_id: str, *, role_in: int | None = None) -> tuple[list[TokenRecord], Role | None]:
         with database_errors():
-            rows = await self._pool.fetch(_LINEAGE, uuid.UUID(token_id), _MAX_DEPTH)
-        return [_record(r) for r in rows]
+            rows = await self._pool.fetch(_LINEAGE, uuid.UUID(token_id), _MAX_DEPTH, role_in)
+        role = rows[0]["role"] if rows else None
+        return [_record(r) for r in rows], Role(role) if role is not None else None
 
     async def revoke(self, token_id: str, at: dt.datetime, before_commit: BeforeCommit[list[str]]) -> list[str]:
         async with change_transaction(self._pool) as conn:

@@ -256,7 +256,6 @@ def _services(
         location=org_location,
         keys=keys.org,
         verifier=verifier,
-        accounts=account_repo,
         ttl=config.org_discharge_ttl,
         clock=clock,
         audit=audit,
