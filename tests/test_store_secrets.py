@@ -12,9 +12,10 @@ from vault.audit.log import AuditLog
 from vault.errors import Unavailable
 from vault.storage.pool import Pool
 from vault.storage.store_reads import BatchReader
-from vault.store.events import RequestContext
+from vault.store.caller import Caller
 from vault.store.models import SecretLookup
 from vault.store.read_batcher import ReadBatcher
+from vault.types import RequestContext
 
 from .store_fixtures import World, audit_head, audit_since, summary
 
@@ -284,11 +285,11 @@ async def test_a_batcher_that_is_not_running_refuses_reads_at_once(pool: Pool) -
     """Before start and after close, a read fails when it is asked (no future to wait on)."""
     reader = BatchReader(pool)
 
-    async def reveal(ctx: RequestContext, lookup: SecretLookup, stored: Any) -> tuple[Any, Any]:
+    async def reveal(ctx: RequestContext[Caller], lookup: SecretLookup, stored: Any) -> tuple[Any, Any]:
         raise AssertionError("nothing is read")
 
     batcher = ReadBatcher(reader.fetch, reveal, AuditLog(pool, "store"))
-    ctx, lookup = RequestContext(1, "secrets.read"), SecretLookup(1, "prod", "db/url", None, None)
+    ctx, lookup = RequestContext(org_id=1, operation="secrets.read"), SecretLookup(1, "prod", "db/url", None, None)
     with pytest.raises(Unavailable):
         batcher.read(ctx, lookup)
     await batcher.start()

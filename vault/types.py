@@ -1,16 +1,17 @@
-"""Type aliases shared by every layer, defined once.
+"""Types shared by every layer, defined once.
 
 Time and randomness are parameters (STYLE.md): production passes ``time.time`` and ``os.urandom``, tests pass
-their own. These aliases are what those parameters are typed as, wherever they appear.
+their own. These aliases are what those parameters are typed as, wherever they appear. :class:`RequestContext`
+is the one request context both domains' services take.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeAlias, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeAlias, TypeVar
 
-__all__ = ["BeforeCommit", "Clock", "IPAddress", "IPNetwork", "Random"]
+__all__ = ["BeforeCommit", "Clock", "IPAddress", "IPNetwork", "Random", "RequestContext"]
 
 Clock: TypeAlias = Callable[[], float]
 """Seconds since the epoch (``time.time`` in production)."""
@@ -33,3 +34,32 @@ class BeforeCommit(Protocol[_Outcome]):
     """
 
     def __call__(self, outcome: _Outcome, transaction: object, /) -> Awaitable[None]: ...
+
+
+CallerT = TypeVar("CallerT")
+
+
+class RequestContext(NamedTuple, Generic[CallerT]):
+    """One request as the services and the audit log see it, built once by the web layer.
+
+    Both domains fill where it came from (``client_addr``, ``client_ip``, ``request_id``). The store also fills
+    the org and operation its route names and, once the bundle verified, ``caller`` (a
+    :class:`vault.store.caller.Caller`; the store's services take ``RequestContext[Caller]``). The authority's
+    services are told their user and org explicitly and take ``RequestContext[None]``.
+
+    Immutable; a named tuple because every request builds one, and it is cheaper than a frozen dataclass.
+    """
+
+    client_addr: str | None = None
+    request_id: str | None = None
+    client_ip: IPAddress | None = None
+    org_id: int | None = None
+    operation: str | None = None
+    caller: CallerT | None = None
+    # The store token's id even when verification failed (taken from the unverified nonce), for auditing a refusal.
+    token_id: str | None = None
+
+    @property
+    def verified_caller(self) -> CallerT:
+        assert self.caller is not None, "service called without an authenticated caller"
+        return self.caller

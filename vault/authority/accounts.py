@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from vault.errors import BadRequest, NotFound, Unauthorized
-from vault.types import Random
+from vault.types import Random, RequestContext
 
 from .audit import Auditor
 from .interfaces import AccountRepository
-from .records import Member, Membership, Org, RequestContext, User
+from .records import Member, Membership, Org, User
 from .roles import Role, check_slug
 from .sessions import MAX_PASSWORD_CHARS, Sessions, normalize_email
 
@@ -16,7 +16,7 @@ __all__ = ["Accounts", "check_email", "check_password", "new_org_id"]
 
 MIN_PASSWORD_CHARS = 8
 # Who creates an account outside a request: the operator, on this machine (``cvault bootstrap``).
-_LOCAL = RequestContext(client_addr="local")
+_LOCAL: RequestContext[None] = RequestContext(client_addr="local")
 
 
 def new_org_id(random: Random) -> int:
@@ -47,7 +47,7 @@ class Accounts:
         self._random = random
         self._audit = audit
 
-    async def create_user(self, email: str, password: str, ctx: RequestContext = _LOCAL) -> User:
+    async def create_user(self, email: str, password: str, ctx: RequestContext[None] = _LOCAL) -> User:
         """A new account (``cvault bootstrap``; invitees' accounts are created as they accept)."""
         email, password = check_email(email), check_password(password)
 
@@ -65,7 +65,7 @@ class Accounts:
     async def memberships(self, user_id: int) -> list[Membership]:
         return await self._store.memberships(user_id)
 
-    async def create_org(self, user_id: int, slug: str, ctx: RequestContext) -> Org:
+    async def create_org(self, user_id: int, slug: str, ctx: RequestContext[None]) -> Org:
         slug = check_slug(slug)
 
         async def audited(org: Org, tx: object) -> None:
@@ -86,7 +86,9 @@ class Accounts:
         await self.require_role(user_id, org_id, Role.OWNER)
         return await self._store.members(org_id)
 
-    async def change_role(self, owner_id: int, org_id: int, member_id: int, role: Role, ctx: RequestContext) -> None:
+    async def change_role(
+        self, owner_id: int, org_id: int, member_id: int, role: Role, ctx: RequestContext[None]
+    ) -> None:
         await self.require_role(owner_id, org_id, Role.OWNER)
 
         async def audited(before: Role, tx: object) -> None:
@@ -103,7 +105,7 @@ class Accounts:
 
         await self._store.change_role(org_id, member_id, role, audited)
 
-    async def remove_member(self, owner_id: int, org_id: int, member_id: int, ctx: RequestContext) -> None:
+    async def remove_member(self, owner_id: int, org_id: int, member_id: int, ctx: RequestContext[None]) -> None:
         await self.require_role(owner_id, org_id, Role.OWNER)
 
         async def audited(before: Role, tx: object) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from vault.types import RequestContext
+
 from .interfaces import AuditSink, AuthorityEvent
-from .records import RequestContext
 
 __all__ = ["Auditor"]
 
@@ -24,7 +25,7 @@ class Auditor:
 
     async def record(
         self,
-        ctx: RequestContext,
+        ctx: RequestContext[None],
         action: str,
         outcome: str,
         *,
@@ -40,7 +41,7 @@ class Auditor:
     async def record_in(
         self,
         transaction: object,
-        ctx: RequestContext,
+        ctx: RequestContext[None],
         action: str,
         *,
         org: int | None = None,
@@ -54,7 +55,7 @@ class Auditor:
 
 
 def _event(
-    ctx: RequestContext,
+    ctx: RequestContext[None],
     action: str,
     outcome: str,
     org: int | None,

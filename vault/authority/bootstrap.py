@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vault.errors import Conflict
+from vault.types import RequestContext
 
 from .accounts import Accounts
 from .interfaces import AccountRepository
-from .records import Org, RequestContext, Session, User
+from .records import Org, Session, User
 from .sessions import Sessions
 
 __all__ = ["Bootstrapped", "bootstrap"]

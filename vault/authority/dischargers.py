@@ -24,11 +24,11 @@ from vault.macaroon.caveats import (
     ValidityWindow,
 )
 from vault.macaroon.verify import check_all
-from vault.types import Clock, IPAddress
+from vault.types import Clock, IPAddress, RequestContext
 
 from .audit import Auditor
 from .principal import BundleVerifier
-from .records import RequestContext, TokenKind
+from .records import TokenKind
 from .sessions import Sessions
 from .ticket_keys import SharedKeyCache
 
@@ -70,7 +70,9 @@ class LoginDischarger:
         self._clock = clock
         self._audit = audit
 
-    async def discharge(self, ticket: bytes, binding_id: bytes, session_secret: str, ctx: RequestContext) -> Macaroon:
+    async def discharge(
+        self, ticket: bytes, binding_id: bytes, session_secret: str, ctx: RequestContext[None]
+    ) -> Macaroon:
         now = int(self._clock())
         user_id: int | None = None
         try:
@@ -117,7 +119,7 @@ class OrgDischarger:
         binding_id: bytes,
         bundle: Bundle,
         client_addr: IPAddress | None,
-        ctx: RequestContext,
+        ctx: RequestContext[None],
     ) -> Macaroon:
         now = int(self._clock())
         org: int | None = None

@@ -21,12 +21,12 @@ import uuid
 from collections.abc import Callable
 
 from vault.errors import BadRequest, NotFound
-from vault.types import BeforeCommit
+from vault.types import BeforeCommit, RequestContext
 
 from .accounts import Accounts, check_email, check_password
 from .audit import Auditor
 from .interfaces import InvitationRepository
-from .records import Invitation, RequestContext
+from .records import Invitation
 from .roles import Role
 from .sessions import Sessions
 
@@ -84,7 +84,7 @@ class Invitations:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     async def invite(
-        self, owner_id: int, org_id: int, email: str, role: Role, ctx: RequestContext
+        self, owner_id: int, org_id: int, email: str, role: Role, ctx: RequestContext[None]
     ) -> tuple[Invitation, str]:
         """A new invitation and its code; the same whether or not ``email`` has an account."""
         await self._accounts.require_role(owner_id, org_id, Role.OWNER)
@@ -107,7 +107,7 @@ class Invitations:
         user = await self._accounts.user(user_id)
         return await self._repo.pending_for(user.email, self._now())
 
-    async def accept_as(self, user_id: int, invitation_id: str, code: str, ctx: RequestContext) -> Invitation:
+    async def accept_as(self, user_id: int, invitation_id: str, code: str, ctx: RequestContext[None]) -> Invitation:
         """Accept as a logged-in user, whose email must be the invited one, with the invitation's code."""
         _check_code(code)
         user = await self._accounts.user(user_id)
@@ -122,7 +122,7 @@ class Invitations:
         return invitation
 
     async def accept_with_code(
-        self, invitation_id: str, code: str, password: str, ctx: RequestContext
+        self, invitation_id: str, code: str, password: str, ctx: RequestContext[None]
     ) -> tuple[Invitation, int]:
         """Accept with the invitation code, creating the invited email's account with ``password``."""
         _check_code(code)
@@ -139,7 +139,7 @@ class Invitations:
             new_user_password_hash=password_hash,
         )
 
-    def _audited(self, ctx: RequestContext, *, created: bool) -> BeforeCommit[tuple[Invitation, int]]:
+    def _audited(self, ctx: RequestContext[None], *, created: bool) -> BeforeCommit[tuple[Invitation, int]]:
         """The acceptance's event, in its transaction; ``account_created`` when the account was made with it."""
 
         async def audited(accepted: tuple[Invitation, int], tx: object) -> None:

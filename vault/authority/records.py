@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from .roles import Role
 
-__all__ = ["Invitation", "Member", "Membership", "Org", "RequestContext", "Session", "TokenKind", "TokenRecord", "User"]
+__all__ = ["Invitation", "Member", "Membership", "Org", "Session", "TokenKind", "TokenRecord", "User"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +81,3 @@ class TokenRecord:
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None = None
     root_key_id: int | None = None  # the key that signed it (kid), so retiring a kid can count what it kills
-
-
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """Who is asking, for the audit log: the caller's address and the request id."""
-
-    client_addr: str | None = None
-    request_id: str | None = None

@@ -7,12 +7,12 @@ import datetime as dt
 from typing import Protocol
 
 from vault.errors import Unauthenticated
-from vault.types import Clock, Random
+from vault.types import Clock, Random, RequestContext
 
 from .audit import Auditor
 from .interfaces import AccountRepository, SessionRepository
 from .rate_limit import FailureLimiter
-from .records import RequestContext, Session, User
+from .records import Session, User
 from .session_secret import new_session_secret, session_digest
 
 __all__ = ["InvalidCredentials", "PasswordHasher", "Sessions"]
@@ -64,7 +64,7 @@ class Sessions:
     async def hash_password(self, password: str) -> str:
         return await asyncio.to_thread(self._passwords.hash, password)
 
-    async def login(self, email: str, password: str, ctx: RequestContext) -> tuple[str, Session]:
+    async def login(self, email: str, password: str, ctx: RequestContext[None]) -> tuple[str, Session]:
         """A new ``(secret, session)``; :class:`InvalidCredentials` or :class:`~vault.errors.RateLimited` otherwise."""
         email = normalize_email(email)
         keys = [f"email:{email}", f"addr:{ctx.client_addr}"]
@@ -83,7 +83,7 @@ class Sessions:
         self._limiter.succeeded(keys[:1])
         return await self.start(user, ctx)
 
-    async def start(self, user: User, ctx: RequestContext) -> tuple[str, Session]:
+    async def start(self, user: User, ctx: RequestContext[None]) -> tuple[str, Session]:
         """A session for ``user`` without a password (bootstrap, and after :meth:`login`)."""
         secret, digest = new_session_secret(self._random)
         expires = dt.datetime.fromtimestamp(self._clock() + self._ttl, dt.UTC)
@@ -103,7 +103,7 @@ class Sessions:
             raise Unauthenticated("session expired; log in again with POST /v1/sessions")
         return session
 
-    async def logout(self, session: Session, ctx: RequestContext) -> None:
+    async def logout(self, session: Session, ctx: RequestContext[None]) -> None:
 
         async def audited(was_live: bool, tx: object) -> None:
             # A second logout of the same session changes nothing, and says so.

@@ -18,13 +18,13 @@ import uuid
 from vault.errors import BadRequest, NotFound, Unauthorized, Unprocessable
 from vault.macaroon import CONTROL, Access, Caveat, Macaroon, add_third_party, mask_to_string
 from vault.macaroon.caveats import ConfineUser, MaxValidity, Organization, ThirdParty, ValidityWindow
-from vault.types import Clock, IPAddress
+from vault.types import Clock, IPAddress, RequestContext
 
 from .accounts import Accounts
 from .audit import Auditor
 from .interfaces import RevocationList, RootKeys, TokenRepository
 from .principal import CARRIED, Principal
-from .records import RequestContext, TokenKind, TokenRecord
+from .records import TokenKind, TokenRecord
 from .roles import Role
 from .ticket_keys import TicketKeys
 
@@ -78,7 +78,7 @@ class TokenService:
         org_id: int,
         mask: int | None,
         ttl: int | None,
-        ctx: RequestContext,
+        ctx: RequestContext[None],
         *,
         via: Principal | None = None,
         client_addr: IPAddress | None = None,
@@ -162,7 +162,7 @@ class TokenService:
         return await self._tokens.for_user(user_id)
 
     async def strip(
-        self, principal: Principal, client_addr: IPAddress | None, ctx: RequestContext
+        self, principal: Principal, client_addr: IPAddress | None, ctx: RequestContext[None]
     ) -> tuple[Macaroon, TokenRecord]:
         """A service token from a permission token and its login discharge (see the module docstring)."""
         now = int(self._clock())
@@ -215,7 +215,7 @@ class TokenService:
         await self._tokens.record(record, audited)
         return token, record
 
-    async def revoke(self, user_id: int, token_id: str, ctx: RequestContext) -> list[str]:
+    async def revoke(self, user_id: int, token_id: str, ctx: RequestContext[None]) -> list[str]:
         """Revoke ``token_id`` and its descendants; allowed to the token's user and the org's owners."""
         record = await self._tokens.get(check_token_id(token_id))
         if record is None:

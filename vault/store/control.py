@@ -18,9 +18,10 @@ from vault.errors import NotFound, Unauthorized
 from vault.macaroon import ALL, Caveat, encode_token, mask_to_string
 from vault.macaroon.access import is_subset
 from vault.macaroon.caveats import Action, ClientCIDR, IfPresent, Organization, Secrets, ValidityWindow, Vaults
+from vault.types import RequestContext
 
 from .caller import Caller
-from .events import RequestContext
+from .events import audit_event
 from .interfaces import AuditSink, KeyDirectory, OrgRepository, RevocationList, SecretRepository
 from .models import RootKey, TokenRecord, VaultInfo
 from .tokens import StoreTokens, key_id_from_kid
@@ -99,7 +100,7 @@ class ControlService:
     def challenge(self, org_id: int, now: int) -> str:
         return encode_token(self._tokens.challenge(self._enroll_key, org_id, now))
 
-    async def enroll(self, ctx: RequestContext, slug: str) -> MintedToken:
+    async def enroll(self, ctx: RequestContext[Caller], slug: str) -> MintedToken:
         """A fresh root store token (``rwcdCa``) for the org; the org and its root key on first use."""
         caller = ctx.verified_caller
         granted = _granted_at_enrolment(caller, self._enroll_key)
@@ -108,35 +109,40 @@ class ControlService:
             # what the discharge (and anything the holder appended) allows, all of it.
             raise Unauthorized(
                 f"enrolment mints a root token ('{mask_to_string(ALL)}'); your token and discharge allow only "
-                f"'{mask_to_string(granted)}' in organization {ctx.org_id}: enrol with an owner's unrestricted token"
+                f"'{mask_to_string(granted)}' in organization {caller.org_id}: enrol with an owner's unrestricted token"
             )
         minted: list[MintedToken] = []
 
         def mint(root: RootKey) -> TokenRecord:
-            token = self._tokens.mint(root, ctx.org_id, ALL)
+            token = self._tokens.mint(root, caller.org_id, ALL)
             minted.append(MintedToken(encode_token(token), token.token_id))
             return TokenRecord(
-                token.token_id, ctx.org_id, "root", mask_to_string(ALL), actor=caller.actor, root_key_id=root.key_id
+                token.token_id,
+                caller.org_id,
+                "root",
+                mask_to_string(ALL),
+                actor=caller.actor,
+                root_key_id=root.key_id,
             )
 
         async def audited(record: TokenRecord, tx: object) -> None:
-            await self._audit.record_in(tx, ctx.event("ok", detail={"minted": record.id, "slug": slug}))
+            await self._audit.record_in(tx, audit_event(ctx, "ok", detail={"minted": record.id, "slug": slug}))
 
-        _org, root = await self._orgs.enroll(ctx.org_id, slug, mint, audited)
+        _org, root = await self._orgs.enroll(caller.org_id, slug, mint, audited)
         self._keys.remember(root)
         return minted[0]
 
     # -- tokens -------------------------------------------------------------------
 
-    async def mint(self, ctx: RequestContext, request: MintRequest, now: int) -> MintedToken:
+    async def mint(self, ctx: RequestContext[Caller], request: MintRequest, now: int) -> MintedToken:
         caller = ctx.verified_caller
         allowed = caller.effective_mask()
         if not is_subset(request.mask, allowed):
             raise Unauthorized(
                 f"cannot mint '{mask_to_string(request.mask)}': your token and discharge allow only "
-                f"'{mask_to_string(allowed)}' in organization {ctx.org_id}"
+                f"'{mask_to_string(allowed)}' in organization {caller.org_id}"
             )
-        root = await self.require_enrolled(ctx.org_id)
+        root = await self.require_enrolled(caller.org_id)
         caveats: list[Caveat] = []
         if request.vaults:
             caveats.append(Vaults(tuple(sorted(request.vaults.items()))))
@@ -148,10 +154,10 @@ class ControlService:
         if request.ttl is not None:
             caveats.append(ValidityWindow(now, now + request.ttl))
             expires_at = dt.datetime.fromtimestamp(now + request.ttl, dt.UTC)
-        token = self._tokens.mint(root, ctx.org_id, request.mask, caveats)
+        token = self._tokens.mint(root, caller.org_id, request.mask, caveats)
         record = TokenRecord(
             token.token_id,
-            ctx.org_id,
+            caller.org_id,
             "minted",
             mask_to_string(request.mask),
             vaults={k: mask_to_string(v) for k, v in request.vaults.items()} if request.vaults else None,
@@ -170,36 +176,38 @@ class ControlService:
                 detail["secrets"] = r.secrets
             if request.ttl is not None:
                 detail["ttl"] = request.ttl
-            await self._audit.record_in(tx, ctx.event("ok", detail=detail))
+            await self._audit.record_in(tx, audit_event(ctx, "ok", detail=detail))
 
         await self._orgs.record_token(record, audited)
         return MintedToken(encode_token(token), token.token_id)
 
-    async def revoke(self, ctx: RequestContext, token_id: str) -> list[str]:
+    async def revoke(self, ctx: RequestContext[Caller], token_id: str) -> list[str]:
         """Revoke the token and every token minted from it; every store node sees it within a second."""
 
         async def audited(ids: list[str], tx: object) -> None:
-            await self._audit.record_in(tx, ctx.event("ok", detail={"revoked": token_id, "with_descendants": ids}))
+            await self._audit.record_in(
+                tx, audit_event(ctx, "ok", detail={"revoked": token_id, "with_descendants": ids})
+            )
 
-        ids = await self._orgs.revoke_token(ctx.org_id, token_id, audited)
+        ids = await self._orgs.revoke_token(ctx.verified_caller.org_id, token_id, audited)
         await self._revocations.revoke(ids)
         return ids
 
     # -- vaults -------------------------------------------------------------------
 
-    async def create_vault(self, ctx: RequestContext, name: str) -> VaultInfo:
+    async def create_vault(self, ctx: RequestContext[Caller], name: str) -> VaultInfo:
         async def audited(info: VaultInfo, tx: object) -> None:
-            await self._audit.record_in(tx, ctx.event("ok", vault=name))
+            await self._audit.record_in(tx, audit_event(ctx, "ok", vault=name))
 
-        return await self._secrets.create_vault(ctx.org_id, name, audited)
+        return await self._secrets.create_vault(ctx.verified_caller.org_id, name, audited)
 
-    async def list_vaults(self, ctx: RequestContext) -> list[VaultInfo]:
-        found = await self._secrets.list_vaults(ctx.org_id)
-        await self._audit.record(ctx.event("ok", detail={"returned": len(found)}))
+    async def list_vaults(self, ctx: RequestContext[Caller]) -> list[VaultInfo]:
+        found = await self._secrets.list_vaults(ctx.verified_caller.org_id)
+        await self._audit.record(audit_event(ctx, "ok", detail={"returned": len(found)}))
         return found
 
-    async def delete_vault(self, ctx: RequestContext, name: str) -> None:
+    async def delete_vault(self, ctx: RequestContext[Caller], name: str) -> None:
         async def audited(_name: str, tx: object) -> None:
-            await self._audit.record_in(tx, ctx.event("ok", vault=name))
+            await self._audit.record_in(tx, audit_event(ctx, "ok", vault=name))
 
-        await self._secrets.delete_vault(ctx.org_id, name, audited)
+        await self._secrets.delete_vault(ctx.verified_caller.org_id, name, audited)

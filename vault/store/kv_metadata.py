@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from .events import RequestContext
+from vault.types import RequestContext
+
+from .caller import Caller
+from .events import audit_event
 from .interfaces import AuditSink, KVRepository, SecretRepository
 from .models import KVConfig, MetadataUpdate, VersionInfo, WriteRules
 
@@ -22,19 +25,19 @@ class KVService:
         self._secrets = secrets
         self._audit = audit
 
-    async def config(self, ctx: RequestContext, vault: str) -> KVConfig:
-        config = await self._repo.config(ctx.org_id, vault)
-        await self._audit.record(ctx.event("ok", vault=vault))
+    async def config(self, ctx: RequestContext[Caller], vault: str) -> KVConfig:
+        config = await self._repo.config(ctx.verified_caller.org_id, vault)
+        await self._audit.record(audit_event(ctx, "ok", vault=vault))
         return config
 
-    async def set_config(self, ctx: RequestContext, vault: str, update: KVConfig | MetadataUpdate) -> KVConfig:
+    async def set_config(self, ctx: RequestContext[Caller], vault: str, update: KVConfig | MetadataUpdate) -> KVConfig:
         async def audited(config: KVConfig, tx: object) -> None:
-            await self._audit.record_in(tx, ctx.event("ok", vault=vault, detail=asdict(config)))
+            await self._audit.record_in(tx, audit_event(ctx, "ok", vault=vault, detail=asdict(config)))
 
-        return await self._repo.set_config(ctx.org_id, vault, update, audited)
+        return await self._repo.set_config(ctx.verified_caller.org_id, vault, update, audited)
 
     async def update_metadata(
-        self, ctx: RequestContext, vault: str, name: str, update: MetadataUpdate, *, may_create: bool
+        self, ctx: RequestContext[Caller], vault: str, name: str, update: MetadataUpdate, *, may_create: bool
     ) -> bool:
         """Write the fields given (``custom_metadata`` replaces the stored object when given); True if the
         secret was created."""
@@ -43,11 +46,11 @@ class KVService:
 
         async def audited(created: bool, tx: object) -> None:
             await self._audit.record_in(
-                tx, ctx.event("ok", vault=vault, secret=name, detail={"fields": fields, "created": created})
+                tx, audit_event(ctx, "ok", vault=vault, secret=name, detail={"fields": fields, "created": created})
             )
 
         return await self._repo.update_metadata(
-            ctx.org_id,
+            ctx.verified_caller.org_id,
             vault,
             name,
             update,
@@ -56,23 +59,24 @@ class KVService:
             before_commit=audited,
         )
 
-    async def delete_latest(self, ctx: RequestContext, vault: str, name: str) -> list[int]:
+    async def delete_latest(self, ctx: RequestContext[Caller], vault: str, name: str) -> list[int]:
         async def audited(changed: list[int], tx: object) -> None:
             await self._audit.record_in(
-                tx, ctx.event("ok", vault=vault, secret=name, detail={"requested": "current", "changed": changed})
+                tx,
+                audit_event(ctx, "ok", vault=vault, secret=name, detail={"requested": "current", "changed": changed}),
             )
 
-        return await self._repo.delete_current(ctx.org_id, vault, name, audited)
+        return await self._repo.delete_current(ctx.verified_caller.org_id, vault, name, audited)
 
-    async def write_rules(self, ctx: RequestContext, vault: str, name: str) -> WriteRules:
+    async def write_rules(self, ctx: RequestContext[Caller], vault: str, name: str) -> WriteRules:
         """Checked before a Vault write (the write's own event covers it)."""
-        return await self._repo.write_rules(ctx.org_id, vault, name)
+        return await self._repo.write_rules(ctx.verified_caller.org_id, vault, name)
 
     async def unreadable_version(
-        self, ctx: RequestContext, vault: str, name: str, version: int | None
+        self, ctx: RequestContext[Caller], vault: str, name: str, version: int | None
     ) -> VersionInfo | None:
         """The metadata of a version a read just failed to open (deleted or destroyed), for Vault's 404
         body; ``None`` when there is no such version. The failed read's own event covers it."""
-        meta = await self._secrets.metadata(ctx.org_id, vault, name)
+        meta = await self._secrets.metadata(ctx.verified_caller.org_id, vault, name)
         wanted = version or meta.current_version
         return next((v for v in meta.versions if v.version == wanted and v.state != "active"), None)

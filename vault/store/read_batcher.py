@@ -25,8 +25,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from vault.errors import Unavailable, VaultError
+from vault.types import RequestContext
 
-from .events import RequestContext
+from .caller import Caller
 from .interfaces import AuditSink
 from .models import SecretLookup, StoredVersion
 
@@ -36,13 +37,13 @@ MAX_BATCH = 256
 
 Fetch = Callable[[Sequence[SecretLookup]], Awaitable[Sequence[StoredVersion | None]]]
 # reveal(ctx, lookup, stored) -> (result for the caller, its audit event); raises VaultError.
-Reveal = Callable[[RequestContext, SecretLookup, StoredVersion | None], Awaitable[tuple[Any, Any]]]
+Reveal = Callable[[RequestContext[Caller], SecretLookup, StoredVersion | None], Awaitable[tuple[Any, Any]]]
 
 
 class _Read:
     __slots__ = ("ctx", "done", "lookup")
 
-    def __init__(self, ctx: RequestContext, lookup: SecretLookup, done: asyncio.Future[Any]) -> None:
+    def __init__(self, ctx: RequestContext[Caller], lookup: SecretLookup, done: asyncio.Future[Any]) -> None:
         self.ctx = ctx
         self.lookup = lookup
         self.done = done
@@ -75,7 +76,7 @@ class ReadBatcher:
         self._fail(self._queue, Unavailable("the store is shutting down"))
         self._queue.clear()
 
-    def read(self, ctx: RequestContext, lookup: SecretLookup) -> asyncio.Future[Any]:
+    def read(self, ctx: RequestContext[Caller], lookup: SecretLookup) -> asyncio.Future[Any]:
         """Queue a read: the future is the caller's result once its audit event is committed, or what
         ``reveal`` or the log raised. A plain function returning the future: a coroutine around it
         would cost every read two more frames to create and resume."""

@@ -23,8 +23,10 @@ from vault.crypto.envelope import DataKey, SecretBinding, generate_data_key, sea
 from vault.crypto.keyring import Keyring, WrappedKey
 from vault.errors import DecryptionError, NotFound
 from vault.macaroon import READ
+from vault.types import RequestContext
 
-from .events import RequestContext
+from .caller import Caller
+from .events import access_for, audit_event
 from .interfaces import AuditSink, SecretRepository
 from .models import IdempotencyClaim, RootKey, SecretLookup, SecretMetadata, SecretSummary, StoredVersion, WriteOutcome
 from .read_batcher import ReadBatcher
@@ -137,27 +139,35 @@ class SecretService:
         return plaintext.decode("utf-8")
 
     def read(
-        self, ctx: RequestContext, vault: str, name: str, *, version: int | None = None, stage: str | None = None
+        self,
+        ctx: RequestContext[Caller],
+        vault: str,
+        name: str,
+        *,
+        version: int | None = None,
+        stage: str | None = None,
     ) -> Awaitable[Revealed]:
         """Await it for one version (the current one unless ``version`` or ``stage`` says), once its read is
         audited.
 
         Concurrent reads share one query and one audit commit (:mod:`vault.store.read_batcher`).
         """
-        revealed: Awaitable[Revealed] = self._reads.read(ctx, SecretLookup(ctx.org_id, vault, name, version, stage))
+        revealed: Awaitable[Revealed] = self._reads.read(
+            ctx, SecretLookup(ctx.verified_caller.org_id, vault, name, version, stage)
+        )
         return revealed
 
     async def _reveal(
-        self, ctx: RequestContext, lookup: SecretLookup, stored: StoredVersion | None
+        self, ctx: RequestContext[Caller], lookup: SecretLookup, stored: StoredVersion | None
     ) -> tuple[Revealed, AuditEvent]:
         if stored is None:
             raise lookup.not_found()
-        value = await self._open(ctx.org_id, lookup.vault, stored)
-        event = ctx.event("ok", vault=lookup.vault, secret=lookup.name, version=stored.version)
+        value = await self._open(lookup.org_id, lookup.vault, stored)
+        event = audit_event(ctx, "ok", vault=lookup.vault, secret=lookup.name, version=stored.version)
         return Revealed(stored.name, stored.version, stored.stage, _unix(stored), value), event
 
     async def batch_read(
-        self, ctx: RequestContext, vault: str, *, names: Sequence[str] | None, prefix: str, now: int
+        self, ctx: RequestContext[Caller], vault: str, *, names: Sequence[str] | None, prefix: str, now: int
     ) -> BatchResult:
         """Current versions of ``names`` (or of every name under ``prefix``): one query, one audit batch.
 
@@ -169,7 +179,7 @@ class SecretService:
         refused: list[str] = []
 
         def allowed(name: str) -> bool:
-            if caller.allows(ctx.access(now, READ, vault=vault, secret=name)):
+            if caller.allows(access_for(ctx, now, READ, vault=vault, secret=name)):
                 return True
             refused.append(name)
             return False
@@ -179,25 +189,26 @@ class SecretService:
             names = [n for n in names if allowed(n)]
         rows = []
         if names is None or names:
-            rows = await self._repo.read_many(ctx.org_id, vault, names=names, prefix=prefix, limit=MAX_BATCH)
+            rows = await self._repo.read_many(caller.org_id, vault, names=names, prefix=prefix, limit=MAX_BATCH)
         found: list[Revealed] = []
         for stored in rows:
             if names is None and not allowed(stored.name):
                 continue
             if stored.state != "active":
                 continue
-            value = await self._open(ctx.org_id, vault, stored)
+            value = await self._open(caller.org_id, vault, stored)
             found.append(Revealed(stored.name, stored.version, stored.stage, _unix(stored), value))
         returned = {r.name for r in found}
         missing = tuple(n for n in listed if n not in returned) if listed is not None else ()
         events = [
-            ctx.event(
-                "ok", action="secrets.read", vault=vault, secret=r.name, version=r.version, detail={"batch": True}
+            audit_event(
+                ctx, "ok", action="secrets.read", vault=vault, secret=r.name, version=r.version, detail={"batch": True}
             )
             for r in found
         ]
         events.extend(
-            ctx.event(
+            audit_event(
+                ctx,
                 "denied",
                 action="secrets.read",
                 vault=vault,
@@ -207,27 +218,29 @@ class SecretService:
             for name in refused
         )
         if not events:
-            events = [ctx.event("ok", vault=vault, detail={"returned": 0})]
+            events = [audit_event(ctx, "ok", vault=vault, detail={"returned": 0})]
         await self._audit.record(*events)
         return BatchResult(tuple(found), missing)
 
     async def list_names(
-        self, ctx: RequestContext, vault: str, *, prefix: str, after: str | None, limit: int
+        self, ctx: RequestContext[Caller], vault: str, *, prefix: str, after: str | None, limit: int
     ) -> list[SecretSummary]:
-        found = await self._repo.list_secrets(ctx.org_id, vault, prefix=prefix, after=after, limit=limit)
-        await self._audit.record(ctx.event("ok", vault=vault, detail={"prefix": prefix, "returned": len(found)}))
+        found = await self._repo.list_secrets(
+            ctx.verified_caller.org_id, vault, prefix=prefix, after=after, limit=limit
+        )
+        await self._audit.record(audit_event(ctx, "ok", vault=vault, detail={"prefix": prefix, "returned": len(found)}))
         return found
 
-    async def metadata(self, ctx: RequestContext, vault: str, name: str) -> SecretMetadata:
-        meta = await self._repo.metadata(ctx.org_id, vault, name)
-        await self._audit.record(ctx.event("ok", vault=vault, secret=name))
+    async def metadata(self, ctx: RequestContext[Caller], vault: str, name: str) -> SecretMetadata:
+        meta = await self._repo.metadata(ctx.verified_caller.org_id, vault, name)
+        await self._audit.record(audit_event(ctx, "ok", vault=vault, secret=name))
         return meta
 
     # -- writing ----------------------------------------------------------------
 
     async def write(
         self,
-        ctx: RequestContext,
+        ctx: RequestContext[Caller],
         vault: str,
         name: str,
         value: bytes,
@@ -250,7 +263,7 @@ class SecretService:
                 self._idempotency_ttl,
             )
         data_key = generate_data_key()
-        org = str(ctx.org_id)
+        org = str(ctx.verified_caller.org_id)
 
         def seal(version: int, data_key_id: int) -> bytes:
             return seal_value(data_key, value, SecretBinding(org, vault, name, version, data_key_id))
@@ -262,11 +275,11 @@ class SecretService:
             if outcome.replayed:
                 detail["replayed"] = True  # the first write's outcome, answered again; nothing written
             await self._audit.record_in(
-                tx, ctx.event("ok", vault=vault, secret=name, version=outcome.version, detail=detail)
+                tx, audit_event(ctx, "ok", vault=vault, secret=name, version=outcome.version, detail=detail)
             )
 
         outcome = await self._repo.write(
-            ctx.org_id,
+            ctx.verified_caller.org_id,
             vault,
             name,
             data_key=data_key,
@@ -293,32 +306,37 @@ class SecretService:
         return hmac.digest(self._request_hash_key, message, "sha256")
 
     async def change_versions(
-        self, ctx: RequestContext, vault: str, name: str, versions: Sequence[int], change: str
+        self, ctx: RequestContext[Caller], vault: str, name: str, versions: Sequence[int], change: str
     ) -> list[int]:
         """Soft delete, undelete or destroy versions; one event naming the versions changed."""
 
         async def audited(changed: list[int], tx: object) -> None:
             await self._audit.record_in(
-                tx, ctx.event("ok", vault=vault, secret=name, detail={"requested": list(versions), "changed": changed})
+                tx,
+                audit_event(
+                    ctx, "ok", vault=vault, secret=name, detail={"requested": list(versions), "changed": changed}
+                ),
             )
 
-        changed = await self._repo.change_versions(ctx.org_id, vault, name, versions, change, audited)
+        changed = await self._repo.change_versions(ctx.verified_caller.org_id, vault, name, versions, change, audited)
         if change == "destroy":
             self._data_keys.clear()  # the destroyed versions' keys leave memory with their ciphertext
         return changed
 
-    async def destroy_secret(self, ctx: RequestContext, vault: str, name: str) -> None:
+    async def destroy_secret(self, ctx: RequestContext[Caller], vault: str, name: str) -> None:
         async def audited(_name: str, tx: object) -> None:
-            await self._audit.record_in(tx, ctx.event("ok", vault=vault, secret=name, detail={"all_versions": True}))
+            await self._audit.record_in(
+                tx, audit_event(ctx, "ok", vault=vault, secret=name, detail={"all_versions": True})
+            )
 
-        await self._repo.destroy_secret(ctx.org_id, vault, name, audited)
+        await self._repo.destroy_secret(ctx.verified_caller.org_id, vault, name, audited)
         self._data_keys.clear()
 
-    async def promote(self, ctx: RequestContext, vault: str, name: str) -> tuple[int, int | None]:
+    async def promote(self, ctx: RequestContext[Caller], vault: str, name: str) -> tuple[int, int | None]:
         async def audited(result: tuple[int, int | None], tx: object) -> None:
             current, previous = result
             await self._audit.record_in(
-                tx, ctx.event("ok", vault=vault, secret=name, version=current, detail={"previous": previous})
+                tx, audit_event(ctx, "ok", vault=vault, secret=name, version=current, detail={"previous": previous})
             )
 
-        return await self._repo.promote(ctx.org_id, vault, name, audited)
+        return await self._repo.promote(ctx.verified_caller.org_id, vault, name, audited)

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from vault.audit.refusal import refusal_detail, refusal_outcome
-from vault.authority.records import Invitation, Member, Membership, RequestContext, Session, TokenRecord
+from vault.authority.records import Invitation, Member, Membership, Session, TokenRecord
 from vault.authority.revocation_feed import MAX_FEED_WAIT
 from vault.authority.roles import parse_role
 from vault.authority.session_secret import SESSION_PREFIX
@@ -23,6 +23,7 @@ from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Bundle, encode_token, mask_from_string, mask_to_string, parse_bundle
 from vault.storage.health import database_ready
 from vault.storage.revocations import MAX_SINCE_LIMIT
+from vault.types import RequestContext
 
 from ..common import credential, field, int_param, json_error, origin, read_json, required_credential
 from .services import SERVICES_KEY, AuthorityServices
@@ -84,9 +85,9 @@ def _svc(request: web.Request) -> AuthorityServices:
     return request.app[SERVICES_KEY]
 
 
-def _ctx(request: web.Request) -> RequestContext:
+def _ctx(request: web.Request) -> RequestContext[None]:
     seen = origin(request)
-    return RequestContext(seen.client_addr, seen.request_id)
+    return RequestContext(seen.client_addr, seen.request_id, seen.client_ip)
 
 
 def _bearer(request: web.Request) -> str | None:

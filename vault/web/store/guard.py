@@ -1,6 +1,6 @@
 """Every org route's gate: verify the bundle, check the access, audit what was refused.
 
-A guarded handler receives a :class:`~vault.store.events.RequestContext` with a
+A guarded handler receives a :class:`~vault.store.events.RequestContext[Caller]` with a
 verified caller. Whatever the handler or the gate raises is recorded as one
 audit event (``denied`` for 401/403, ``error`` otherwise) before the error
 middleware renders it; the event names the store token's id when the token at
@@ -21,8 +21,9 @@ from vault.audit.refusal import refusal_detail, refusal_outcome
 from vault.errors import BadRequest, Unavailable, VaultError
 from vault.macaroon import Access
 from vault.store.caller import Caller
-from vault.store.events import RequestContext
+from vault.store.events import audit_event
 from vault.store.names import check_org_id, check_secret_name, check_vault_name
+from vault.types import RequestContext
 
 from ..common import origin, required_credential
 from .services import services_of
@@ -31,7 +32,7 @@ __all__ = ["GuardedHandler", "guarded", "idempotency_key", "run_guarded"]
 
 log = logging.getLogger("cvault.store")
 
-GuardedHandler = Callable[[web.Request, RequestContext], Awaitable[web.StreamResponse]]
+GuardedHandler = Callable[[web.Request, RequestContext[Caller]], Awaitable[web.StreamResponse]]
 
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -48,10 +49,10 @@ def idempotency_key(headers: Mapping[str, str]) -> str | None:
 
 
 async def record_failure(
-    request: web.Request, ctx: RequestContext, exc: VaultError, vault: str | None, secret: str | None
+    request: web.Request, ctx: RequestContext[Caller], exc: VaultError, vault: str | None, secret: str | None
 ) -> None:
     services = services_of(request)
-    event = ctx.event(refusal_outcome(exc), vault=vault, secret=secret, detail=refusal_detail(exc))
+    event = audit_event(ctx, refusal_outcome(exc), vault=vault, secret=secret, detail=refusal_detail(exc))
     try:
         committed = services.audit.submit(event)
     except Unavailable:
@@ -117,10 +118,10 @@ async def run_guarded(
         caller = identified
     except VaultError as exc:
         token_id = services.tokens.unverified_token_id(credentials) if credentials is not None else None
-        refused = RequestContext(org_id, operation, addr, ip, rid, identified, token_id)
+        refused = RequestContext(addr, rid, ip, org_id, operation, identified, token_id)
         await record_failure(request, refused, exc, vault, secret)
         raise
-    ctx = RequestContext(org_id, operation, addr, ip, rid, caller)
+    ctx = RequestContext(addr, rid, ip, org_id, operation, caller)
     try:
         return await handler(request, ctx)
     except VaultError as exc:
@@ -154,7 +155,7 @@ def guarded(
                 secret = check_secret_name(match["name"]) if "name" in match else None
             except VaultError as exc:
                 rid, addr, ip = origin(request)
-                await record_failure(request, RequestContext(org_id, operation, addr, ip, rid), exc, None, None)
+                await record_failure(request, RequestContext(addr, rid, ip, org_id, operation), exc, None, None)
                 raise
             return await run_guarded(
                 request,

@@ -17,8 +17,9 @@ from vault.audit.query import MAX_QUERY_LIMIT, query_events
 from vault.errors import BadRequest
 from vault.macaroon import AUDIT, CONTROL, CREATE, DELETE, READ, WRITE, mask_from_string
 from vault.storage.health import database_ready
+from vault.store.caller import Caller
 from vault.store.control import MintRequest
-from vault.store.events import RequestContext
+from vault.store.events import access_for, audit_event
 from vault.store.models import VaultInfo
 from vault.store.names import (
     check_org_id,
@@ -31,6 +32,7 @@ from vault.store.names import (
     check_versions,
 )
 from vault.store.secrets import Revealed
+from vault.types import RequestContext
 
 from ..common import field, int_param, json_error, read_json
 from .guard import guarded, idempotency_key
@@ -95,7 +97,7 @@ async def enroll_challenge(request: web.Request) -> web.StreamResponse:
 
 
 @guarded("enroll", CONTROL, enrolled=False)
-async def enroll(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def enroll(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     data = await read_json(request)
     slug = check_slug(field(data, "slug", str))
     minted = await _svc(request).control.enroll(ctx, slug)
@@ -103,7 +105,7 @@ async def enroll(request: web.Request, ctx: RequestContext) -> web.StreamRespons
 
 
 @guarded("tokens.mint", CONTROL)
-async def mint_token(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def mint_token(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     data = await read_json(request)
     ttl = field(data, "ttl", int, required=False)
     if ttl is not None and not 0 < ttl <= MAX_TTL:
@@ -119,7 +121,7 @@ async def mint_token(request: web.Request, ctx: RequestContext) -> web.StreamRes
 
 
 @guarded("tokens.revoke", CONTROL)
-async def revoke_token(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def revoke_token(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     raw = request.match_info["id"]
     try:
         token_id = str(uuid.UUID(raw))
@@ -137,13 +139,13 @@ def _vault(v: VaultInfo) -> dict[str, Any]:
 
 
 @guarded("vaults.list", READ)
-async def list_vaults(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def list_vaults(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     vaults = await _svc(request).control.list_vaults(ctx)
     return web.json_response({"vaults": [_vault(v) for v in vaults]})
 
 
 @guarded("vaults.create", CONTROL)
-async def create_vault(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def create_vault(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     data = await read_json(request)
     name = check_vault_name(field(data, "name", str))
     info = await _svc(request).control.create_vault(ctx, name)
@@ -151,7 +153,7 @@ async def create_vault(request: web.Request, ctx: RequestContext) -> web.StreamR
 
 
 @guarded("vaults.delete", CONTROL)
-async def delete_vault(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def delete_vault(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     await _svc(request).control.delete_vault(ctx, request.match_info["vault"])
     return web.Response(status=204)
 
@@ -174,7 +176,7 @@ def _next_cursor(name: str) -> str:
 
 
 @guarded("secrets.list", READ)
-async def list_secrets(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def list_secrets(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     prefix = check_prefix(request.query.get("prefix", ""))
     limit = int_param(request, "limit", default=100, minimum=1) or 100
     limit = min(limit, MAX_LIST)
@@ -193,7 +195,7 @@ async def list_secrets(request: web.Request, ctx: RequestContext) -> web.StreamR
 
 
 @guarded("secrets.write", WRITE)
-async def write_secret(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def write_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     vault, name = request.match_info["vault"], request.match_info["name"]
     data = await read_json(request)
     value = check_value(field(data, "value", str, allow_nul=True))
@@ -206,7 +208,7 @@ async def write_secret(request: web.Request, ctx: RequestContext) -> web.StreamR
     max_versions = field(data, "max_versions", int, required=False)
     if max_versions is not None and not 1 <= max_versions <= 1000:
         raise BadRequest("max_versions must be between 1 and 1000")
-    may_create = ctx.verified_caller.allows(ctx.access(_now(request), WRITE | CREATE, vault=vault, secret=name))
+    may_create = ctx.verified_caller.allows(access_for(ctx, _now(request), WRITE | CREATE, vault=vault, secret=name))
     outcome = await _svc(request).secrets.write(
         ctx,
         vault,
@@ -242,7 +244,7 @@ def revealed_json(r: Revealed) -> bytes:
 
 
 @guarded("secrets.read", READ)
-async def read_secret(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def read_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     version = stage = None
     if request.query_string:  # most reads ask for the current version: no query to parse
         version = int_param(request, "version", minimum=1)
@@ -257,7 +259,7 @@ async def read_secret(request: web.Request, ctx: RequestContext) -> web.StreamRe
 
 
 @guarded("secrets.batch_read", READ, secrets_later=True)
-async def batch_read(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def batch_read(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     data = await read_json(request)
     names = field(data, "names", list, required=False)
     prefix = check_prefix(field(data, "prefix", str, required=False) or "")
@@ -280,7 +282,7 @@ async def batch_read(request: web.Request, ctx: RequestContext) -> web.StreamRes
 
 
 @guarded("secrets.metadata", READ)
-async def metadata(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def metadata(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     meta = await _svc(request).secrets.metadata(ctx, request.match_info["vault"], request.match_info["name"])
     return web.json_response(
         {
@@ -303,7 +305,7 @@ async def metadata(request: web.Request, ctx: RequestContext) -> web.StreamRespo
     )
 
 
-async def _change(request: web.Request, ctx: RequestContext, change: str) -> web.StreamResponse:
+async def _change(request: web.Request, ctx: RequestContext[Caller], change: str) -> web.StreamResponse:
     data = await read_json(request)
     versions = check_versions(data.get("versions"))
     changed = await _svc(request).secrets.change_versions(
@@ -315,28 +317,28 @@ async def _change(request: web.Request, ctx: RequestContext, change: str) -> web
 
 
 @guarded("secrets.delete", DELETE)
-async def delete_versions(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def delete_versions(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     return await _change(request, ctx, "delete")
 
 
 @guarded("secrets.undelete", DELETE)
-async def undelete_versions(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def undelete_versions(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     return await _change(request, ctx, "undelete")
 
 
 @guarded("secrets.destroy", DELETE)
-async def destroy_versions(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def destroy_versions(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     return await _change(request, ctx, "destroy")
 
 
 @guarded("secrets.destroy", DELETE)
-async def destroy_secret(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def destroy_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     await _svc(request).secrets.destroy_secret(ctx, request.match_info["vault"], request.match_info["name"])
     return web.Response(status=204)
 
 
 @guarded("secrets.promote", WRITE)
-async def promote(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def promote(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     name = request.match_info["name"]
     current, previous = await _svc(request).secrets.promote(ctx, request.match_info["vault"], name)
     return web.json_response({"name": name, "current": current, "previous": previous})
@@ -368,7 +370,7 @@ def _text_param(request: web.Request, name: str) -> str | None:
 
 
 @guarded("audit.query", AUDIT)
-async def query_audit(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def query_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     q = request.query
     limit = min(int_param(request, "limit", default=100, minimum=1) or 100, MAX_QUERY_LIMIT)
     outcome = q.get("outcome")
@@ -396,7 +398,7 @@ async def query_audit(request: web.Request, ctx: RequestContext) -> web.StreamRe
         limit=limit,
         newest_first=order == "newest",
     )
-    await _svc(request).audit.record(ctx.event("ok", detail={"returned": len(events)}))
+    await _svc(request).audit.record(audit_event(ctx, "ok", detail={"returned": len(events)}))
     return web.json_response({"events": events, "next_cursor": next_cursor})
 
 

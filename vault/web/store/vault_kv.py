@@ -19,7 +19,8 @@ from aiohttp import web
 
 from vault.errors import BadRequest, Conflict, NotFound
 from vault.macaroon import CONTROL, CREATE, DELETE, READ, WRITE
-from vault.store.events import RequestContext
+from vault.store.caller import Caller
+from vault.store.events import access_for
 from vault.store.kv import kv_keys, kv_value, stored_value
 from vault.store.kv_fields import (
     check_custom_metadata,
@@ -30,6 +31,7 @@ from vault.store.kv_fields import (
 )
 from vault.store.models import KVConfig, MetadataUpdate, VersionInfo
 from vault.store.names import check_prefix, check_secret_name, check_value, check_versions
+from vault.types import RequestContext
 
 from ..common import RENDERER_KEY, int_param, read_json
 from .guard import idempotency_key, record_failure
@@ -78,7 +80,7 @@ def _cas(options: object) -> int | None:
 # -- data -------------------------------------------------------------------------------------
 
 
-async def _read(request: web.Request, ctx: RequestContext, *, vault: str, secret: str) -> web.StreamResponse:
+async def _read(request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str) -> web.StreamResponse:
     version = int_param(request, "version", minimum=0) or None  # Vault: 0 is the latest
     services = _svc(request)
     try:
@@ -97,14 +99,14 @@ async def _read(request: web.Request, ctx: RequestContext, *, vault: str, secret
 
 
 async def _store(
-    ctx: RequestContext, request: web.Request, vault: str, secret: str, value: str, cas: int | None
+    ctx: RequestContext[Caller], request: web.Request, vault: str, secret: str, value: str, cas: int | None
 ) -> web.StreamResponse:
     services = _svc(request)
     rules = await services.kv.write_rules(ctx, vault, secret)
     if rules.cas_required and cas is None:
         raise BadRequest(CAS_REQUIRED)
     now = int(services.clock())
-    may_create = ctx.verified_caller.allows(ctx.access(now, WRITE | CREATE, vault=vault, secret=secret))
+    may_create = ctx.verified_caller.allows(access_for(ctx, now, WRITE | CREATE, vault=vault, secret=secret))
     outcome = await services.secrets.write(
         ctx,
         vault,
@@ -119,13 +121,13 @@ async def _store(
     return vault_json(envelope(request, _version_metadata(now, outcome.version)))
 
 
-async def _write(request: web.Request, ctx: RequestContext, *, vault: str, secret: str) -> web.StreamResponse:
+async def _write(request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str) -> web.StreamResponse:
     body = await read_json(request)
     cas = _cas(body.get("options"))
     return await _store(ctx, request, vault, secret, stored_value(body.get("data")), cas)
 
 
-async def _patch(request: web.Request, ctx: RequestContext, *, vault: str, secret: str) -> web.StreamResponse:
+async def _patch(request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str) -> web.StreamResponse:
     """JSON merge patch of the current version: a read (audited as one) and a write with ``cas`` = the version read."""
     body = await read_json(request)
     cas = _cas(body.get("options"))
@@ -134,7 +136,7 @@ async def _patch(request: web.Request, ctx: RequestContext, *, vault: str, secre
         raise BadRequest("data must be a JSON object")
     services = _svc(request)
     reading = ctx._replace(operation="secrets.read")
-    ctx.verified_caller.check(reading.access(int(services.clock()), READ, vault=vault, secret=secret))
+    ctx.verified_caller.check(access_for(reading, int(services.clock()), READ, vault=vault, secret=secret))
     current = await services.secrets.read(reading, vault, secret)
     if cas is not None and cas != current.version:
         raise BadRequest(CAS_MISMATCH)
@@ -143,13 +145,15 @@ async def _patch(request: web.Request, ctx: RequestContext, *, vault: str, secre
     )
 
 
-async def _delete_latest(request: web.Request, ctx: RequestContext, *, vault: str, secret: str) -> web.StreamResponse:
+async def _delete_latest(
+    request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str
+) -> web.StreamResponse:
     await _svc(request).kv.delete_latest(ctx, vault, secret)
     return web.Response(status=204)
 
 
 async def _change(
-    request: web.Request, ctx: RequestContext, *, vault: str, secret: str, change: str
+    request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str, change: str
 ) -> web.StreamResponse:
     versions = check_versions((await read_json(request)).get("versions"))
     await _svc(request).secrets.change_versions(ctx, vault, secret, versions, change)
@@ -159,7 +163,9 @@ async def _change(
 # -- metadata -----------------------------------------------------------------------------------
 
 
-async def _list(request: web.Request, ctx: RequestContext, *, vault: str, secret: str | None) -> web.StreamResponse:
+async def _list(
+    request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str | None
+) -> web.StreamResponse:
     path = request.match_info.get("path", "")
     prefix = check_prefix(path if not path or path.endswith("/") else path + "/")
     names: list[str] = []
@@ -176,7 +182,9 @@ async def _list(request: web.Request, ctx: RequestContext, *, vault: str, secret
     return vault_json(envelope(request, {"keys": keys}))
 
 
-async def _metadata(request: web.Request, ctx: RequestContext, *, vault: str, secret: str) -> web.StreamResponse:
+async def _metadata(
+    request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str
+) -> web.StreamResponse:
     meta = await _svc(request).secrets.metadata(ctx, vault, secret)
     versions = {
         str(v.version): {
@@ -224,16 +232,20 @@ def _bool(body: dict[str, Any], name: str) -> bool | None:
     raise BadRequest(f"{name} must be true or false")
 
 
-async def _write_metadata(request: web.Request, ctx: RequestContext, *, vault: str, secret: str) -> web.StreamResponse:
+async def _write_metadata(
+    request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str
+) -> web.StreamResponse:
     update = _metadata_update(await read_json(request))
     services = _svc(request)
     now = int(services.clock())
-    may_create = ctx.verified_caller.allows(ctx.access(now, WRITE | CREATE, vault=vault, secret=secret))
+    may_create = ctx.verified_caller.allows(access_for(ctx, now, WRITE | CREATE, vault=vault, secret=secret))
     await services.kv.update_metadata(ctx, vault, secret, update, may_create=may_create)
     return web.Response(status=204)
 
 
-async def _destroy_all(request: web.Request, ctx: RequestContext, *, vault: str, secret: str) -> web.StreamResponse:
+async def _destroy_all(
+    request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str
+) -> web.StreamResponse:
     await _svc(request).secrets.destroy_secret(ctx, vault, secret)
     return web.Response(status=204)
 
@@ -249,11 +261,15 @@ def _config_body(config: KVConfig) -> dict[str, Any]:
     }
 
 
-async def _read_config(request: web.Request, ctx: RequestContext, *, vault: str, secret: None) -> web.StreamResponse:
+async def _read_config(
+    request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: None
+) -> web.StreamResponse:
     return vault_json(envelope(request, _config_body(await _svc(request).kv.config(ctx, vault))))
 
 
-async def _write_config(request: web.Request, ctx: RequestContext, *, vault: str, secret: None) -> web.StreamResponse:
+async def _write_config(
+    request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: None
+) -> web.StreamResponse:
     update = _metadata_update(await read_json(request))
     await _svc(request).kv.set_config(ctx, vault, update)
     return web.Response(status=204)

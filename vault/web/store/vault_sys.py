@@ -17,8 +17,10 @@ from vault.errors import BadRequest, InvalidToken, NotFound, Unauthorized
 from vault.macaroon import CREATE, DELETE, READ, WRITE, mask_to_string
 from vault.macaroon.caveats import Secrets, ValidityWindow, Vaults
 from vault.storage.health import database_ready
-from vault.store.events import RequestContext
+from vault.store.caller import Caller
+from vault.store.events import access_for, audit_event
 from vault.store.names import check_slug, check_vault_name
+from vault.types import RequestContext
 
 from .guard import run_guarded
 from .services import services_of
@@ -143,9 +145,9 @@ async def ui_mount(request: web.Request) -> web.StreamResponse:
     return vault_json(envelope(request, {"path": f"{slug}/{vault}/", **_mount_entry(slug, vault)}))
 
 
-async def _visible_mounts(request: web.Request, ctx: RequestContext) -> dict[str, Any]:
+async def _visible_mounts(request: web.Request, ctx: RequestContext[Caller]) -> dict[str, Any]:
     services = services_of(request)
-    slug = await services.orgs.slug_of(ctx.org_id)
+    slug = await services.orgs.slug_of(ctx.verified_caller.org_id)
     vaults = await services.control.list_vaults(ctx)
     now = int(services.clock())
     caller = ctx.verified_caller
@@ -153,7 +155,7 @@ async def _visible_mounts(request: web.Request, ctx: RequestContext) -> dict[str
         f"{slug}/{v.name}/": _mount_entry(slug or "", v.name)
         for v in vaults
         if slug is not None
-        and any(caller.allows(ctx.access(now, action, vault=v.name)) for action in (READ, WRITE, CREATE, DELETE))
+        and any(caller.allows(access_for(ctx, now, action, vault=v.name)) for action in (READ, WRITE, CREATE, DELETE))
     }
 
 
@@ -173,7 +175,7 @@ async def _guarded_by_token(
 async def mounts(request: web.Request) -> web.StreamResponse:
     """``GET /v1/sys/mounts``: the vaults the token can use, as KV version 2 mounts."""
 
-    async def listing(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    async def listing(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
         found = await _visible_mounts(request, ctx)
         return vault_json({**found, **envelope(request, found)})
 
@@ -183,13 +185,13 @@ async def mounts(request: web.Request) -> web.StreamResponse:
 async def ui_mounts(request: web.Request) -> web.StreamResponse:
     """``GET /v1/sys/internal/ui/mounts``: the same, in the UI's ``{secret, auth}`` shape (vault-api reads it)."""
 
-    async def listing(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    async def listing(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
         return vault_json(envelope(request, {"secret": await _visible_mounts(request, ctx), "auth": {}}))
 
     return await _guarded_by_token(request, listing, "vaults.list", 0, live_only=True)
 
 
-async def _lookup(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def _lookup(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     services = services_of(request)
     caller = ctx.verified_caller
     now = int(services.clock())
@@ -203,7 +205,7 @@ async def _lookup(request: web.Request, ctx: RequestContext) -> web.StreamRespon
             meta[label] = ",".join(scopes)
     if caller.actor is not None:
         meta["actor"] = caller.actor
-    await services.audit.record(ctx.event("ok", detail={"expires": expiry}))
+    await services.audit.record(audit_event(ctx, "ok", detail={"expires": expiry}))
     data = {
         # The token itself, as Vault answers: Vault Agent's token_file auto-auth and
         # node-vault-client send data.id as the token from then on.
@@ -233,7 +235,7 @@ async def lookup_self(request: web.Request) -> web.StreamResponse:
     return await _guarded_by_token(request, _lookup, "tokens.lookup", 0, live_only=True)
 
 
-async def _not_renewable(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def _not_renewable(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     # A bundle's lifetime is its org discharge's; only a fresh discharge extends it
     # (`cvault vault-token --sink` keeps a file holding one).
     raise BadRequest("lease is not renewable")
