@@ -7,14 +7,25 @@ is the one request context both domains' services take.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Generic, NamedTuple, Protocol, TypeAlias, TypeVar
 
-__all__ = ["BeforeCommit", "Clock", "IPAddress", "IPNetwork", "Random", "RequestContext"]
+__all__ = ["BeforeCommit", "Clock", "IPAddress", "IPNetwork", "Random", "RequestContext", "utc"]
 
 Clock: TypeAlias = Callable[[], float]
-"""Seconds since the epoch (``time.time`` in production)."""
+"""Seconds since the epoch (``time.time`` in production); a monotonic clock is typed so too (``time.monotonic``).
+
+Services that need "now" take one in their constructor and read it themselves; no domain calls ``time.time``,
+``datetime.now`` or a module-level clock function.
+"""
+
+
+def utc(seconds: float) -> dt.datetime:
+    """A :data:`Clock` reading as the aware UTC datetime that ``timestamptz`` columns take."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
 
 Random: TypeAlias = Callable[[int], bytes]
 """``n`` random bytes (``os.urandom`` in production)."""

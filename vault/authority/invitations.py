@@ -18,10 +18,9 @@ import base64
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Callable
 
 from vault.errors import BadRequest, NotFound
-from vault.types import BeforeCommit, RequestContext
+from vault.types import BeforeCommit, Clock, Random, RequestContext, utc
 
 from .accounts import Accounts, check_email, check_password
 from .audit import Auditor
@@ -31,9 +30,6 @@ from .roles import Role
 from .sessions import Sessions
 
 __all__ = ["CODE_PREFIX", "INVITATION_TTL", "Invitations", "code_digest"]
-
-Clock = Callable[[], float]
-Random = Callable[[int], bytes]
 
 INVITATION_TTL = 7 * 86400
 CODE_PREFIX = "cvi_"
@@ -81,7 +77,7 @@ class Invitations:
         self._audit = audit
 
     def _now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        return utc(self._clock())
 
     async def invite(
         self, owner_id: int, org_id: int, email: str, role: Role, ctx: RequestContext[None]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Protocol
 
 from vault.errors import Unauthenticated
-from vault.types import Clock, Random, RequestContext
+from vault.types import Clock, Random, RequestContext, utc
 
 from .audit import Auditor
 from .interfaces import AccountRepository, SessionRepository
@@ -86,7 +85,7 @@ class Sessions:
     async def start(self, user: User, ctx: RequestContext[None]) -> tuple[str, Session]:
         """A session for ``user`` without a password (bootstrap, and after :meth:`login`)."""
         secret, digest = new_session_secret(self._random)
-        expires = dt.datetime.fromtimestamp(self._clock() + self._ttl, dt.UTC)
+        expires = utc(self._clock() + self._ttl)
 
         async def audited(session: Session, tx: object) -> None:
             await self._audit.record_in(tx, ctx, "login", user_id=user.id, session=session.id)
@@ -96,7 +95,7 @@ class Sessions:
     async def authenticate(self, secret: str) -> Session:
         """The live session for ``secret``; :class:`Unauthenticated` when unknown, expired or revoked."""
         session = await self._sessions.find(session_digest(secret))
-        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        now = utc(self._clock())
         if session is None or session.revoked_at is not None:
             raise Unauthenticated("invalid session; log in again with POST /v1/sessions")
         if session.expires_at <= now:

@@ -12,13 +12,12 @@ token recorded below it.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from vault.errors import BadRequest, NotFound, Unauthorized, Unprocessable
 from vault.macaroon import CONTROL, Access, Caveat, Macaroon, add_third_party, mask_to_string
 from vault.macaroon.caveats import ConfineUser, MaxValidity, Organization, ThirdParty, ValidityWindow
-from vault.types import Clock, IPAddress, RequestContext
+from vault.types import Clock, IPAddress, RequestContext, utc
 
 from .accounts import Accounts
 from .audit import Auditor
@@ -40,10 +39,6 @@ def check_token_id(text: str) -> str:
         return str(uuid.UUID(text))
     except ValueError:
         raise BadRequest("a token id is a UUID like 0f8fad5b-d9cb-469f-a165-70867728950e") from None
-
-
-def _at(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
 class TokenService:
@@ -137,8 +132,8 @@ class TokenService:
             TokenKind.PERMISSION,
             parent,
             mask,
-            _at(now),
-            _at(expires),
+            utc(now),
+            utc(expires),
             root_key_id=int.from_bytes(kid, "big"),
         )
 
@@ -196,7 +191,7 @@ class TokenService:
             TokenKind.SERVICE,
             parent.id,
             principal.org_mask(parent.org_id),
-            _at(now),
+            utc(now),
             None,
             root_key_id=int.from_bytes(kid, "big"),
         )
@@ -230,6 +225,6 @@ class TokenService:
                 tx, ctx, "token.revoke", org=record.org_id, token_id=record.id, user_id=user_id, revoked=ids
             )
 
-        ids = await self._tokens.revoke(record.id, _at(self._clock()), audited)
+        ids = await self._tokens.revoke(record.id, utc(self._clock()), audited)
         self._revocations.remember(ids)
         return ids

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from vault.errors import MissingDischarge
+from vault.types import Clock
 
 from .caller import Caller
 
 __all__ = ["AuthorityRevocations"]
-
-Clock = Callable[[], float]
 
 
 def _timestamp(text: str) -> float:

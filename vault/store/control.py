@@ -10,7 +10,6 @@ to get an expiring token. See ``docs/store.md``.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ from vault.errors import NotFound, Unauthorized
 from vault.macaroon import ALL, Caveat, encode_token, mask_to_string
 from vault.macaroon.access import is_subset
 from vault.macaroon.caveats import Action, ClientCIDR, IfPresent, Organization, Secrets, ValidityWindow, Vaults
-from vault.types import RequestContext
+from vault.types import Clock, RequestContext, utc
 
 from .caller import Caller
 from .events import audit_event
@@ -80,6 +79,7 @@ class ControlService:
         secrets: SecretRepository,
         revocations: RevocationList,
         audit: AuditSink,
+        clock: Clock,
     ) -> None:
         self._tokens = tokens
         self._keys = keys
@@ -88,6 +88,7 @@ class ControlService:
         self._secrets = secrets
         self._revocations = revocations
         self._audit = audit
+        self._clock = clock
 
     async def require_enrolled(self, org_id: int) -> RootKey:
         root = await self._keys.root_key_for(org_id)
@@ -97,8 +98,8 @@ class ControlService:
 
     # -- enrolment --------------------------------------------------------------
 
-    def challenge(self, org_id: int, now: int) -> str:
-        return encode_token(self._tokens.challenge(self._enroll_key, org_id, now))
+    def challenge(self, org_id: int) -> str:
+        return encode_token(self._tokens.challenge(self._enroll_key, org_id, int(self._clock())))
 
     async def enroll(self, ctx: RequestContext[Caller], slug: str) -> MintedToken:
         """A fresh root store token (``rwcdCa``) for the org; the org and its root key on first use."""
@@ -134,7 +135,7 @@ class ControlService:
 
     # -- tokens -------------------------------------------------------------------
 
-    async def mint(self, ctx: RequestContext[Caller], request: MintRequest, now: int) -> MintedToken:
+    async def mint(self, ctx: RequestContext[Caller], request: MintRequest) -> MintedToken:
         caller = ctx.verified_caller
         allowed = caller.effective_mask()
         if not is_subset(request.mask, allowed):
@@ -152,8 +153,9 @@ class ControlService:
         caveats.extend(c for c in caller.verified.token.unverified_caveats if isinstance(c, _COPIED))
         expires_at = None
         if request.ttl is not None:
+            now = int(self._clock())
             caveats.append(ValidityWindow(now, now + request.ttl))
-            expires_at = dt.datetime.fromtimestamp(now + request.ttl, dt.UTC)
+            expires_at = utc(now + request.ttl)
         token = self._tokens.mint(root, caller.org_id, request.mask, caveats)
         record = TokenRecord(
             token.token_id,

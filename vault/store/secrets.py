@@ -23,7 +23,7 @@ from vault.crypto.envelope import DataKey, SecretBinding, generate_data_key, sea
 from vault.crypto.keyring import Keyring, WrappedKey
 from vault.errors import DecryptionError, NotFound
 from vault.macaroon import READ
-from vault.types import RequestContext
+from vault.types import Clock, RequestContext
 
 from .caller import Caller
 from .events import access_for, audit_event
@@ -82,6 +82,7 @@ class SecretService:
         keys: DataKeys,
         audit: AuditSink,
         *,
+        clock: Clock,
         request_hash_key: bytes | None = None,
         idempotency_ttl: int = 24 * 3600,
     ) -> None:
@@ -93,6 +94,7 @@ class SecretService:
         self._audit = audit
         self._request_hash_key = request_hash_key if request_hash_key is not None else secrets.token_bytes(32)
         self._idempotency_ttl = idempotency_ttl
+        self._clock = clock
         self._data_keys = DataKeyCache(DATA_KEY_PURPOSE)
         self._reads = ReadBatcher(repo.read_lookups, self._reveal, audit)
 
@@ -167,7 +169,7 @@ class SecretService:
         return Revealed(stored.name, stored.version, stored.stage, _unix(stored), value), event
 
     async def batch_read(
-        self, ctx: RequestContext[Caller], vault: str, *, names: Sequence[str] | None, prefix: str, now: int
+        self, ctx: RequestContext[Caller], vault: str, *, names: Sequence[str] | None, prefix: str
     ) -> BatchResult:
         """Current versions of ``names`` (or of every name under ``prefix``): one query, one audit batch.
 
@@ -176,6 +178,7 @@ class SecretService:
         ``missing`` like an absent one, so the reply does not say whether it exists.
         """
         caller = ctx.verified_caller
+        now = int(self._clock())
         refused: list[str] = []
 
         def allowed(name: str) -> bool:

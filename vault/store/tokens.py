@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vault.crypto.ticket_keys import TicketKeyPair
@@ -33,7 +33,7 @@ from vault.macaroon.caveats import (
     ValidityWindow,
 )
 from vault.macaroon.crypto import DEFAULT_RANDOM
-from vault.types import Random
+from vault.types import Clock, Random
 
 from .authority_revocations import AuthorityRevocations
 from .caller import Caller
@@ -90,7 +90,7 @@ class StoreTokens:
         org_discharge_ttl: int,
         authority_revocations: AuthorityRevocations | None,
         random: Random = DEFAULT_RANDOM,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Clock = time.monotonic,
     ) -> None:
         self.location = location
         self.org_location = org_location

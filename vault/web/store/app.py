@@ -157,6 +157,7 @@ def create_store_app(
                 log,
                 request_hash_key=idempotency_hash_key(directory.enroll_key),
                 idempotency_ttl=config.idempotency_key_ttl,
+                clock=clock,
             )
             await secrets.start()
             if metrics is not None:
@@ -171,6 +172,7 @@ def create_store_app(
                 secrets=secret_repo,
                 revocations=watcher,
                 audit=log,
+                clock=clock,
             )
             app[SERVICES_KEY] = StoreServices(
                 config=config,

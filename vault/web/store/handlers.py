@@ -93,7 +93,7 @@ def _secret_pattern(pattern: str) -> str:
 
 async def enroll_challenge(request: web.Request) -> web.StreamResponse:
     org_id = check_org_id(request.match_info["org"])
-    return web.json_response({"challenge": _svc(request).control.challenge(org_id, _now(request))})
+    return web.json_response({"challenge": _svc(request).control.challenge(org_id)})
 
 
 @guarded("enroll", CONTROL, enrolled=False)
@@ -116,7 +116,7 @@ async def mint_token(request: web.Request, ctx: RequestContext[Caller]) -> web.S
         secrets=_mask_map(data, "secrets", _secret_pattern),
         ttl=ttl,
     )
-    minted = await _svc(request).control.mint(ctx, mint, _now(request))
+    minted = await _svc(request).control.mint(ctx, mint)
     return web.json_response({"token": minted.token, "id": minted.id}, status=201)
 
 
@@ -269,9 +269,7 @@ async def batch_read(request: web.Request, ctx: RequestContext[Caller]) -> web.S
         names = sorted({check_secret_name(n) for n in names})
         if prefix:
             raise BadRequest("give names or a prefix, not both")
-    result = await _svc(request).secrets.batch_read(
-        ctx, request.match_info["vault"], names=names, prefix=prefix, now=_now(request)
-    )
+    result = await _svc(request).secrets.batch_read(ctx, request.match_info["vault"], names=names, prefix=prefix)
     return web.json_response(
         {
             "secrets": {r.name: {"version": r.version, "value": r.value} for r in result.secrets},
