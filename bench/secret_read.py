@@ -3,7 +3,7 @@
 Usage (PostgreSQL from ``CVAULT_TEST_DATABASE_URL``, ``wrk`` on the PATH)::
 
     PYTHONPATH=$PWD python bench/secret_read.py [--rounds 5] [--duration 5] [--connections 32] [--deployment]
-        [--workers 1,2]
+        [--workers 1,2] [--baseline DIR]
 
 What it does:
 
@@ -37,6 +37,16 @@ With ``--workers 1,2`` the store is served once per count (``cvault serve store
 drives every one of them and the bare handler, in an order that rotates from
 round to round, and the bench prints each count's ratio to the bare handler
 and each count's factor over the first (median of the rounds' factors).
+
+With ``--baseline DIR`` a second store is served from the checkout in DIR
+(``PYTHONPATH=DIR``, started in DIR), on the same database, master key and
+published URL, so the same token reads the same secret from both. Each round
+runs this checkout's store, the baseline's and the bare handler, in an order
+that rotates from round to round; the bench prints each store's ratio to the
+bare handler per round and the median, and the difference in points (this
+checkout minus the baseline) per round and its median. This is how a change
+is shown to keep the secret read's ratio: ``git worktree add /tmp/base main``
+before the change, then ``--baseline /tmp/base`` after it.
 """
 
 from __future__ import annotations
@@ -356,6 +366,49 @@ def compare_workers(
     return 0
 
 
+def start_baseline(directory: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """``cvault serve store`` from the checkout in ``directory``; refuses if it would import this checkout's code."""
+    base_env = {**env, "PYTHONPATH": str(directory), "CVAULT_STORE_LISTEN": f"127.0.0.1:{port}"}
+    found = subprocess.run(
+        [sys.executable, "-c", "import vault; print(vault.__file__)"],
+        env=base_env,
+        cwd=directory,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not Path(found).resolve().is_relative_to(directory.resolve()):
+        raise SystemExit(f"--baseline {directory}: its interpreter imports vault from {found}, not from there")
+    return subprocess.Popen([sys.executable, "-m", "vault.cli", "serve", "store"], env=base_env, cwd=directory)
+
+
+def report_baseline(
+    store_runs: list[dict[str, float]], base_runs: list[dict[str, float]], bare_runs: list[dict[str, float]]
+) -> None:
+    """Each store's ratio to the bare handler, round by round, and this checkout's difference in points."""
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    ours = [s["rps"] / b["rps"] for s, b in zip(store_runs, bare_runs, strict=True)]
+    theirs = [s["rps"] / b["rps"] for s, b in zip(base_runs, bare_runs, strict=True)]
+    points = [(o - t) * 100 for o, t in zip(ours, theirs, strict=True)]
+    print("\nthis checkout vs --baseline (requests/s, ratio to bare; difference in points):")
+    print(f"  {'':4}{'this':>8}{'baseline':>10}{'bare':>8}{'this':>9}{'baseline':>10}{'points':>9}")
+    for i, (s, t, b) in enumerate(zip(store_runs, base_runs, bare_runs, strict=True)):
+        print(
+            f"  {i + 1:>2}: {s['rps']:>7.0f}{t['rps']:>10.0f}{b['rps']:>8.0f}"
+            f"{ours[i]:>9.1%}{theirs[i]:>10.1%}{points[i]:>+9.1f}"
+        )
+    cpu = median([r["cpu_us"] for r in store_runs]), median([r["cpu_us"] for r in base_runs])
+    print(
+        f"median ratio: this checkout {median(ours):.1%}, baseline {median(theirs):.1%}; "
+        f"difference {median(points):+.1f} points (median of the rounds' differences; "
+        f"range {min(points):+.1f} to {max(points):+.1f})"
+    )
+    print(f"store CPU per read (median): this checkout {cpu[0]:.0f} us, baseline {cpu[1]:.0f} us")
+
+
 def _worker_counts(text: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",")]
@@ -395,6 +448,13 @@ def main() -> int:
         metavar="N,M",
         help="serve the store once per worker count (cvault serve store --workers N) and compare each with the "
         "bare handler and with the first count; rounds interleaved",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        type=Path,
+        help="also serve the store from the checkout in DIR (PYTHONPATH=DIR) on the same database and token, "
+        "rounds interleaved, and print both ratios to the bare handler and their difference in points",
     )
     args = parser.parse_args()
     admin = os.environ.get("CVAULT_TEST_DATABASE_URL")
@@ -466,23 +526,47 @@ def main() -> int:
         if args.workers:
             return compare_workers(args, env, procs, read_url, bundle, body)
 
+        baseline: subprocess.Popen[bytes] | None = None
+        base_url = ""
+        if args.baseline is not None:
+            base_port = free_port()
+            baseline = start_baseline(args.baseline, env, base_port)
+            procs.append(baseline)
+            wait_ready(f"http://127.0.0.1:{base_port}/readyz")
+            base_url = read_url.replace(store_url, f"http://127.0.0.1:{base_port}")
+            status, reply = http("GET", base_url, bundle)
+            assert status == 200 and reply["value"] == VALUE, reply
         bare, bare_url = start_bare(body, procs)
 
         store_runs: list[dict[str, float]] = []
+        base_runs: list[dict[str, float]] = []
         bare_runs: list[dict[str, float]] = []
         audited = 0
-        for _ in range(args.rounds):
+
+        def store_run(url: str, pid: int, into: list[dict[str, float]]) -> None:
+            nonlocal audited
             before = asyncio.run(count_reads(dsn))
-            cpu, pg_cpu = cpu_seconds(store.pid), postgres_cpu_seconds()
-            run = wrk(read_url, {"Authorization": f"Bearer {bundle}"}, args.duration, args.connections, args.threads)
-            run["cpu_us"] = (cpu_seconds(store.pid) - cpu) / run["requests"] * 1e6
+            cpu, pg_cpu = cpu_seconds(pid), postgres_cpu_seconds()
+            run = wrk(url, {"Authorization": f"Bearer {bundle}"}, args.duration, args.connections, args.threads)
+            run["cpu_us"] = (cpu_seconds(pid) - cpu) / run["requests"] * 1e6
             run["pg_cpu_us"] = (postgres_cpu_seconds() - pg_cpu) / run["requests"] * 1e6
-            store_runs.append(run)
+            into.append(run)
             audited += asyncio.run(count_reads(dsn)) - before
+
+        def bare_run() -> None:
             cpu = cpu_seconds(bare.pid)
             run = wrk(bare_url, {}, args.duration, args.connections, args.threads)
             run["cpu_us"] = (cpu_seconds(bare.pid) - cpu) / run["requests"] * 1e6
             bare_runs.append(run)
+
+        steps = [lambda: store_run(read_url, store.pid, store_runs), bare_run]
+        if baseline is not None:
+            pid = baseline.pid
+            steps.insert(1, lambda: store_run(base_url, pid, base_runs))
+        for i in range(args.rounds):
+            # Each round starts with the next step, so no store always runs first (or right after the bare one).
+            for step in steps[i % len(steps) :] + steps[: i % len(steps)]:
+                step()
     finally:
         for p in procs:
             p.send_signal(signal.SIGINT)
@@ -514,8 +598,10 @@ def main() -> int:
         f"ratio (store / bare), median of {len(ratios)} rounds: {ratio:.1%} "
         f"(all rounds {min(ratios):.1%} to {max(ratios):.1%})   target >= 25%: {'met' if ratio >= 0.25 else 'NOT met'}"
     )
-    counted = sum(r["requests"] for r in store_runs)
+    counted = sum(r["requests"] for r in store_runs + base_runs)
     print(f"audited reads committed during the store runs: {audited} (wrk counted {counted:.0f} responses)")
+    if base_runs:
+        report_baseline(store_runs, base_runs, bare_runs)
     return 0
 
 
