@@ -31,7 +31,7 @@ from . import caveats
 from .access import ALL, AUDIT, CONTROL, CREATE, DELETE, READ, WRITE, Access, mask_from_string, mask_to_string
 from .bundle import Bundle, decode_token, encode_bundle, encode_token, parse_bundle
 from .caveat import Caveat, Refusal, UnknownCaveat, from_json
-from .macaroon import Macaroon, Nonce, decode
+from .macaroon import Macaroon, Nonce, PartDecoder, decode, decode_caveat, decode_nonce
 from .third_party import Ticket, add_third_party, bind, open_ticket, start_discharge, ticket_sender
 from .verify import TrustedThirdParties, Verified, check_signature, verify
 
@@ -48,6 +48,7 @@ __all__ = [
     "Caveat",
     "Macaroon",
     "Nonce",
+    "PartDecoder",
     "Refusal",
     "Ticket",
     "TrustedThirdParties",
@@ -58,6 +59,8 @@ __all__ = [
     "caveats",
     "check_signature",
     "decode",
+    "decode_caveat",
+    "decode_nonce",
     "decode_token",
     "encode_bundle",
     "encode_token",

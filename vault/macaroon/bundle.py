@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from vault.errors import InvalidToken
 
 from . import wire
-from .macaroon import Macaroon, decode
+from .macaroon import PARTS, Macaroon, PartDecoder, decode
 
 PREFIX = "cv1_"
 FLY_PREFIX = "fm2_"
@@ -32,7 +32,7 @@ def encode_bundle(tokens: Iterable[Macaroon]) -> str:
     return ",".join(encode_token(t) for t in tokens)
 
 
-def decode_token(text: str) -> Macaroon:
+def decode_token(text: str, parts: PartDecoder = PARTS) -> Macaroon:
     text = text.strip()
     try:
         if text.startswith(PREFIX):
@@ -44,7 +44,7 @@ def decode_token(text: str) -> Macaroon:
             raise InvalidToken("invalid token: expected a token starting with cv1_")
     except (binascii.Error, ValueError) as exc:
         raise InvalidToken() from exc
-    return decode(raw)
+    return decode(raw, parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +73,16 @@ class Bundle:
         return encode_bundle(self.tokens)
 
 
-def parse_bundle(text: str) -> Bundle:
-    """Parse a comma-separated bundle; anything malformed is :class:`InvalidToken`."""
+def parse_bundle(text: str, parts: PartDecoder = PARTS) -> Bundle:
+    """Parse a comma-separated bundle; anything malformed is :class:`InvalidToken`.
+
+    ``parts``: see :func:`vault.macaroon.macaroon.decode`.
+    """
     if len(text) > MAX_BUNDLE_CHARS:
         raise InvalidToken("invalid token: bundle too large")
-    parts = [p for p in (s.strip() for s in text.split(",")) if p]
-    if not parts:
+    pieces = [p for p in (s.strip() for s in text.split(",")) if p]
+    if not pieces:
         raise InvalidToken()
-    if len(parts) > MAX_BUNDLE_TOKENS:
+    if len(pieces) > MAX_BUNDLE_TOKENS:
         raise InvalidToken(f"invalid token: a bundle holds at most {MAX_BUNDLE_TOKENS} tokens")
-    return Bundle(tuple(decode_token(p) for p in parts))
+    return Bundle(tuple(decode_token(p, parts) for p in pieces))

@@ -17,7 +17,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from vault.errors import BadRequest, InvalidToken
 from vault.types import Random
@@ -180,8 +180,52 @@ class Macaroon:
         )
 
 
-def decode(data: bytes) -> Macaroon:
-    """Parse one macaroon, keeping every signed byte as received. Any defect is :class:`InvalidToken`."""
+class PartDecoder(Protocol):
+    """How :func:`decode` turns a nonce's and a caveat's bytes into values.
+
+    The core's own (:data:`PARTS`) decodes every time and keeps nothing. A caller that sees the same tokens again
+    and again can pass one that memoizes by the exact bytes, owning its memory (the store's token service does:
+    :class:`vault.store.tokens.DecodeCache`); nonces and caveats are immutable and a pure function of their bytes.
+    """
+
+    def nonce(self, raw: bytes) -> Nonce: ...
+
+    def caveat(self, raw: bytes) -> cav.Caveat: ...
+
+
+def decode_nonce(raw: bytes) -> Nonce:
+    """A nonce from its msgpack bytes (kept in ``raw``: the signature is over them)."""
+    return Nonce.from_wire(wire.unpack_one(raw), raw)
+
+
+def decode_caveat(raw: bytes) -> cav.Caveat:
+    """One caveat from the bytes of its one-caveat CaveatSet ``[type, body]``."""
+    pair = wire.unpack_one(raw)
+    if not isinstance(pair, list) or len(pair) != 2:
+        raise InvalidToken()
+    return cav.from_wire(pair[0], pair[1])
+
+
+class _Plain:
+    """Decodes every part afresh; holds no state."""
+
+    __slots__ = ()
+
+    def nonce(self, raw: bytes) -> Nonce:
+        return decode_nonce(raw)
+
+    def caveat(self, raw: bytes) -> cav.Caveat:
+        return decode_caveat(raw)
+
+
+PARTS: PartDecoder = _Plain()
+
+
+def decode(data: bytes, parts: PartDecoder = PARTS) -> Macaroon:
+    """Parse one macaroon, keeping every signed byte as received. Any defect is :class:`InvalidToken`.
+
+    ``parts`` decodes the nonce and each caveat (:class:`PartDecoder`; a memo of them, if the caller keeps one).
+    """
     if not data or len(data) > wire.MAX_TOKEN_BYTES:
         raise InvalidToken()
     up = wire.unpacker(data)
@@ -190,7 +234,7 @@ def decode(data: bytes) -> Macaroon:
             raise InvalidToken()
         start = up.tell()
         up.skip()
-        nonce = _nonce(data[start : up.tell()])
+        nonce = parts.nonce(data[start : up.tell()])
         location = up.unpack()
         if not isinstance(location, str):
             raise InvalidToken()
@@ -205,7 +249,7 @@ def decode(data: bytes) -> Macaroon:
             up.skip()
             raw = _PAIR_HEADER + data[start : up.tell()]
             raws.append(raw)
-            caveats.append(_caveat(raw))
+            caveats.append(parts.caveat(raw))
         tail = up.unpack()
         if not isinstance(tail, bytes) or len(tail) != 32 or up.tell() != len(data):
             raise InvalidToken()
@@ -214,39 +258,3 @@ def decode(data: bytes) -> Macaroon:
     except Exception as exc:  # msgpack's errors (OutOfData, ValueError, ...) all mean bad bytes
         raise InvalidToken() from exc
     return Macaroon(nonce, location, tuple(caveats), tuple(raws), tail, True)
-
-
-# Nonces and caveats are immutable and a pure function of their bytes, and the
-# same ones arrive again and again (every narrowed copy of a token repeats its
-# parent's nonce and caveats), so small ones are memoized by their exact bytes.
-# Bounded in entries and entry size, so memory stays around a megabyte whatever arrives.
-_CACHE_MAX_ENTRIES = 4096
-_CACHE_MAX_BYTES = 256
-_nonce_cache: dict[bytes, Nonce] = {}
-_caveat_cache: dict[bytes, cav.Caveat] = {}
-
-
-def _remember(cache: dict[bytes, Any], raw: bytes, value: Any) -> None:
-    if len(raw) <= _CACHE_MAX_BYTES:
-        if len(cache) >= _CACHE_MAX_ENTRIES:
-            del cache[next(iter(cache))]
-        cache[raw] = value
-
-
-def _nonce(raw: bytes) -> Nonce:
-    hit = _nonce_cache.get(raw)
-    if hit is None:
-        hit = Nonce.from_wire(wire.unpack_one(raw), raw)
-        _remember(_nonce_cache, raw, hit)
-    return hit
-
-
-def _caveat(raw: bytes) -> cav.Caveat:
-    hit = _caveat_cache.get(raw)
-    if hit is None:
-        pair = wire.unpack_one(raw)
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise InvalidToken()
-        hit = cav.from_wire(pair[0], pair[1])
-        _remember(_caveat_cache, raw, hit)
-    return hit

@@ -21,10 +21,24 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from vault.crypto.ticket_keys import TicketKeyPair
 from vault.errors import InvalidToken, Unauthorized, VaultError
-from vault.macaroon import CONTROL, Access, Bundle, Caveat, Macaroon, Verified, add_third_party, parse_bundle, verify
+from vault.macaroon import (
+    CONTROL,
+    Access,
+    Bundle,
+    Caveat,
+    Macaroon,
+    Nonce,
+    Verified,
+    add_third_party,
+    decode_caveat,
+    decode_nonce,
+    parse_bundle,
+    verify,
+)
 from vault.macaroon.caveats import (
     ConfineOrganization,
     MaxValidity,
@@ -40,13 +54,14 @@ from .caller import Caller
 from .interfaces import KeyDirectory, RevocationList
 from .models import RootKey
 
-__all__ = ["CHALLENGE_TTL", "ENROLL_OPERATION", "StoreTokens", "key_id_from_kid", "kid_for"]
+__all__ = ["CHALLENGE_TTL", "ENROLL_OPERATION", "DecodeCache", "StoreTokens", "key_id_from_kid", "kid_for"]
 
 CHALLENGE_TTL = 300
 VERIFIED_CACHE_SECONDS = 10.0
 VERIFIED_CACHE_SIZE = 4096
 ENROLL_OPERATION = "enroll"
 _KID = struct.Struct(">Q")
+_T = TypeVar("_T")
 
 
 def kid_for(key_id: int) -> bytes:
@@ -60,6 +75,43 @@ def key_id_from_kid(kid: bytes) -> int:
     if value >= 1 << 63:  # key ids are bigint; no key has such an id
         raise InvalidToken()
     return value
+
+
+class DecodeCache:
+    """Decoded nonces and caveats by their exact bytes (a :class:`vault.macaroon.PartDecoder`).
+
+    The same ones arrive again and again (every narrowed copy of a token repeats its parent's nonce and
+    caveats), and they are immutable and a pure function of their bytes. Bounded in entries and entry size,
+    so memory stays around a megabyte whatever arrives; the oldest entry goes first.
+    """
+
+    __slots__ = ("_caveats", "_max_bytes", "_max_entries", "_nonces")
+
+    def __init__(self, *, max_entries: int = 4096, max_bytes: int = 256) -> None:
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._nonces: dict[bytes, Nonce] = {}
+        self._caveats: dict[bytes, Caveat] = {}
+
+    def nonce(self, raw: bytes) -> Nonce:
+        hit = self._nonces.get(raw)
+        if hit is None:
+            hit = decode_nonce(raw)
+            self._remember(self._nonces, raw, hit)
+        return hit
+
+    def caveat(self, raw: bytes) -> Caveat:
+        hit = self._caveats.get(raw)
+        if hit is None:
+            hit = decode_caveat(raw)
+            self._remember(self._caveats, raw, hit)
+        return hit
+
+    def _remember(self, cache: dict[bytes, _T], raw: bytes, value: _T) -> None:
+        if len(raw) <= self._max_bytes:
+            if len(cache) >= self._max_entries:
+                del cache[next(iter(cache))]
+            cache[raw] = value
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +157,7 @@ class StoreTokens:
         self._random = random
         self._monotonic = monotonic
         self._cache: OrderedDict[str, _Verification] = OrderedDict()
+        self._parts = DecodeCache()
 
     def __repr__(self) -> str:
         return f"StoreTokens(location={self.location!r}, org_location={self.org_location!r})"
@@ -143,7 +196,7 @@ class StoreTokens:
     def unverified_token_id(self, credentials: str) -> str | None:
         """The id of the store token in ``credentials``, unverified (for auditing a refusal), if it parses."""
         try:
-            return parse_bundle(credentials).permission_token(self.location).token_id
+            return parse_bundle(credentials, self._parts).permission_token(self.location).token_id
         except VaultError:
             return None
 
@@ -178,7 +231,7 @@ class StoreTokens:
             or not entry.discharges_from <= access.now <= entry.discharges_until
         ):
             # Verifying afresh also turns an expired discharge into 401 discharge_required.
-            entry = await self._verify(parse_bundle(credentials), access.now, now)
+            entry = await self._verify(parse_bundle(credentials, self._parts), access.now, now)
             self._cache[credentials] = entry
             if len(self._cache) > VERIFIED_CACHE_SIZE:
                 self._cache.popitem(last=False)
