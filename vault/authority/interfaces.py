@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from vault.macaroon import SigningKey
 from vault.types import BeforeCommit
 
 from .records import Invitation, Member, Membership, Org, Session, TokenRecord, User
@@ -157,10 +158,10 @@ class RevocationList(Protocol):
 class RootKeys(Protocol):
     """The authority's macaroon root keys by kid (unwrapped keys cached in memory)."""
 
-    async def current(self) -> tuple[bytes, bytes]:
+    async def current(self) -> tuple[bytes, SigningKey]:
         """``(kid, key)`` to sign new tokens with."""
 
-    async def get(self, kid: bytes) -> bytes:
+    async def get(self, kid: bytes) -> SigningKey:
         """The key for ``kid``; :class:`~vault.errors.InvalidToken` for an unknown kid."""
 
 

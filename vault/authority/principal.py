@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vault.errors import InvalidToken, Unauthenticated
-from vault.macaroon import Access, Bundle, Caveat, Macaroon, Verified, verify
+from vault.macaroon import Access, Bundle, Caveat, EncryptionKey, Macaroon, Verified, verify
 from vault.macaroon.access import ALL
 from vault.macaroon.caveats import Action, IfPresent, LoginSession, Operations, Organization, Secrets, UserID, Vaults
 from vault.macaroon.verify import check_all
@@ -78,7 +78,7 @@ class BundleVerifier:
         *,
         location: str,
         login_location: str,
-        issuer_login_key: bytes,
+        issuer_login_key: EncryptionKey,
         root_keys: RootKeys,
         tokens: TokenRepository,
         revocations: RevocationList,

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Protocol
 
+from vault.macaroon import EncryptionKey
+
 __all__ = ["KeyPair", "SharedKeyCache", "TicketKeys"]
 
 
@@ -35,7 +37,7 @@ class SharedKeyCache:
     def __init__(self, pair: KeyPair, *, size: int = 1024) -> None:
         self._pair = pair
         self._size = size
-        self._keys: OrderedDict[bytes, bytes] = OrderedDict()
+        self._keys: OrderedDict[bytes, EncryptionKey] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"SharedKeyCache(public_key={self._pair.public_key.hex()}, cached={len(self._keys)})"
@@ -44,10 +46,10 @@ class SharedKeyCache:
     def public_key(self) -> bytes:
         return self._pair.public_key
 
-    def shared_key(self, sender_public: bytes) -> bytes:
+    def shared_key(self, sender_public: bytes) -> EncryptionKey:
         key = self._keys.get(sender_public)
         if key is None:
-            key = self._pair.shared_key(sender_public)
+            key = EncryptionKey(self._pair.shared_key(sender_public))
             self._keys[sender_public] = key
             while len(self._keys) > self._size:
                 self._keys.popitem(last=False)
@@ -61,7 +63,7 @@ class TicketKeys:
         self.login = SharedKeyCache(login, size=cache_size)
         self.org = SharedKeyCache(org, size=cache_size)
         self.issuer_public_key = issuer.public_key
-        self.issuer_login_key = issuer.shared_key(login.public_key)
+        self.issuer_login_key = EncryptionKey(issuer.shared_key(login.public_key))
         """``KA`` between the authority as first party and its own login discharger."""
 
     def __repr__(self) -> str:

@@ -31,6 +31,7 @@ from . import caveats
 from .access import ALL, AUDIT, CONTROL, CREATE, DELETE, READ, WRITE, Access, mask_from_string, mask_to_string
 from .bundle import Bundle, decode_token, encode_bundle, encode_token, parse_bundle
 from .caveat import Caveat, Refusal, UnknownCaveat, from_json
+from .crypto import EncryptionKey, SigningKey
 from .macaroon import Macaroon, Nonce, PartDecoder, decode, decode_caveat, decode_nonce
 from .third_party import Ticket, add_third_party, bind, open_ticket, start_discharge, ticket_sender
 from .verify import TrustedThirdParties, Verified, check_signature, verify
@@ -46,10 +47,12 @@ __all__ = [
     "Access",
     "Bundle",
     "Caveat",
+    "EncryptionKey",
     "Macaroon",
     "Nonce",
     "PartDecoder",
     "Refusal",
+    "SigningKey",
     "Ticket",
     "TrustedThirdParties",
     "UnknownCaveat",

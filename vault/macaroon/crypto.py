@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterable
+from typing import NewType
 
 from vault.errors import InvalidToken
 from vault.types import Random
@@ -22,6 +23,15 @@ _FINALIZE_KEY = b"proof-signature-finalization"
 
 
 DEFAULT_RANDOM: Random = os.urandom
+
+# Two kinds of key go into the token format, and swapping them is a silent security bug (a ticket sealed to a
+# public key, a chain signed with a sealing key), so they are distinct types, as in superfly/macaroon; mypy
+# refuses one where the other, or plain bytes, is expected.
+SigningKey = NewType("SigningKey", bytes)
+"""An HMAC-SHA256 key a token's chain starts from: a root key, or a discharge's key ``r``."""
+
+EncryptionKey = NewType("EncryptionKey", bytes)
+"""A ChaCha20-Poly1305 key that seals and opens tickets: ``KA``, the X25519 shared key of the two parties."""
 
 
 def sign(key: bytes, message: bytes) -> bytes:

@@ -25,7 +25,7 @@ from vault.types import Random
 from . import caveat as cav
 from . import wire
 from .caveats import ThirdParty
-from .crypto import BINDING_ID_SIZE, DEFAULT_RANDOM, digest, finalize, sign
+from .crypto import BINDING_ID_SIZE, DEFAULT_RANDOM, SigningKey, digest, finalize, sign
 
 NONCE_RND_SIZE = 16
 _KID_NAMESPACE = uuid.UUID("968fc2c6-a94f-4988-a544-2ad72b02f222")
@@ -90,7 +90,7 @@ class Macaroon:
         cls,
         kid: bytes,
         location: str,
-        key: bytes,
+        key: SigningKey,
         caveats: Iterable[cav.Caveat] = (),
         *,
         proof: bool = False,

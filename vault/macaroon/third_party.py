@@ -29,7 +29,7 @@ from vault.types import Random
 from . import caveat as cav
 from . import wire
 from .caveats import BindToParentToken, ThirdParty
-from .crypto import DEFAULT_RANDOM, KEY_SIZE, seal, unseal
+from .crypto import DEFAULT_RANDOM, KEY_SIZE, EncryptionKey, SigningKey, seal, unseal
 from .macaroon import Macaroon
 
 TICKET_VERSION = 1
@@ -39,7 +39,7 @@ _PUBLIC_KEY_SIZE = 32
 def add_third_party(
     token: Macaroon,
     location: str,
-    shared_key: bytes,
+    shared_key: EncryptionKey,
     first_party_public_key: bytes,
     ticket_caveats: Iterable[cav.Caveat] = (),
     *,
@@ -64,11 +64,11 @@ def ticket_sender(ticket: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    discharge_key: bytes
+    discharge_key: SigningKey
     caveats: tuple[cav.Caveat, ...]
 
 
-def open_ticket(ticket: bytes, shared_key: bytes) -> Ticket:
+def open_ticket(ticket: bytes, shared_key: EncryptionKey) -> Ticket:
     """Decrypt a ticket with ``KA``; a ticket sealed for someone else or tampered is :class:`InvalidToken`."""
     ticket_sender(ticket)
     if len(ticket) > wire.MAX_TOKEN_BYTES:
@@ -79,11 +79,11 @@ def open_ticket(ticket: bytes, shared_key: bytes) -> Ticket:
     r, flat = value[0], value[1]
     if not isinstance(r, bytes) or len(r) != KEY_SIZE:
         raise InvalidToken()
-    return Ticket(r, tuple(cav.from_flat(flat)))
+    return Ticket(SigningKey(r), tuple(cav.from_flat(flat)))
 
 
 def start_discharge(
-    ticket: bytes, shared_key: bytes, location: str, *, random: Random = DEFAULT_RANDOM
+    ticket: bytes, shared_key: EncryptionKey, location: str, *, random: Random = DEFAULT_RANDOM
 ) -> tuple[Ticket, Macaroon]:
     """Third-party side: open the ticket and begin an (unfinalized) discharge for it.
 

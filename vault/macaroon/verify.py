@@ -19,22 +19,22 @@ from vault.errors import InvalidToken, MissingDischarge, Unauthorized, VaultErro
 from . import caveat as cav
 from .access import Access
 from .caveats import BindToParentToken, Organization, ThirdParty, ValidityWindow
-from .crypto import BINDING_ID_SIZE, digest, equal, finalize, sign_chain, unseal
+from .crypto import BINDING_ID_SIZE, EncryptionKey, SigningKey, digest, equal, finalize, sign_chain, unseal
 from .macaroon import Macaroon
 from .third_party import open_ticket
 
 C = TypeVar("C", bound=cav.Caveat)
 
-TrustedThirdParties = Mapping[str, Sequence[bytes]]
+TrustedThirdParties = Mapping[str, Sequence[EncryptionKey]]
 """Location -> the shared keys (``KA``) with which this verifier can open its own tickets there."""
 
 
-def chain(token: Macaroon, key: bytes) -> list[bytes]:
+def chain(token: Macaroon, key: SigningKey) -> list[bytes]:
     """Every tail along the token's HMAC chain: ``T0``, then one per caveat."""
     return sign_chain(key, (token.nonce.raw, *token.caveat_bytes))
 
 
-def check_signature(token: Macaroon, key: bytes) -> list[bytes]:
+def check_signature(token: Macaroon, key: SigningKey) -> list[bytes]:
     """Recompute the chain (finalizing proofs) and compare with the tail; return the tails."""
     tails = chain(token, key)
     last = finalize(tails[-1]) if token.is_proof else tails[-1]
@@ -54,8 +54,8 @@ def check_all(caveats: Iterable[cav.Caveat], access: Access, *, label: str = "")
         raise Unauthorized(reasons)
 
 
-def recover_discharge_key(tail_before: bytes, caveat: ThirdParty) -> bytes:
-    return unseal(tail_before, caveat.verifier_key)
+def recover_discharge_key(tail_before: bytes, caveat: ThirdParty) -> SigningKey:
+    return SigningKey(unseal(tail_before, caveat.verifier_key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class Verified:
 
 def verify(
     token: Macaroon,
-    key: bytes,
+    key: SigningKey,
     discharges: Sequence[Macaroon] = (),
     *,
     now: int,
@@ -150,7 +150,7 @@ def verify(
 
 def _verify_discharge(
     d: Macaroon,
-    r: bytes,
+    r: SigningKey,
     location: str,
     binding_ids: list[bytes],
     now: int,
@@ -192,7 +192,7 @@ def _verify_discharge(
     return rest, att
 
 
-def _issued_by_trusted(ticket: bytes, r: bytes, shared_keys: Sequence[bytes]) -> bool:
+def _issued_by_trusted(ticket: bytes, r: SigningKey, shared_keys: Sequence[EncryptionKey]) -> bool:
     """True if we can open the ticket ourselves and it names the same discharge key."""
     for ka in shared_keys:
         try:

@@ -15,6 +15,7 @@ import asyncpg
 
 from vault.crypto.ticket_keys import TicketKeyPair
 from vault.errors import InvalidToken
+from vault.macaroon import SigningKey
 
 from .key_watch import SharedReload
 from .keys import PgKeyRepository
@@ -79,8 +80,8 @@ class RootKeyRing:
     def __init__(self, pool: asyncpg.Pool, keys: PgKeyRepository, loaded: dict[int, bytes]) -> None:
         self._pool = pool
         self._keys = keys
-        self._by_kid: dict[bytes, bytes] = {}
-        self._current = (b"", b"")
+        self._by_kid: dict[bytes, SigningKey] = {}
+        self._current = (b"", SigningKey(b""))
         self._install(loaded)
         self._miss = SharedReload(self.reload)
 
@@ -89,8 +90,8 @@ class RootKeyRing:
 
     def _install(self, loaded: dict[int, bytes]) -> None:
         newest = max(loaded)
-        self._by_kid = {kid_for(key_id): key for key_id, key in loaded.items()}
-        self._current = (kid_for(newest), loaded[newest])
+        self._by_kid = {kid_for(key_id): SigningKey(key) for key_id, key in loaded.items()}
+        self._current = (kid_for(newest), SigningKey(loaded[newest]))
 
     @classmethod
     async def open(cls, pool: asyncpg.Pool, keys: PgKeyRepository) -> RootKeyRing:
@@ -111,10 +112,10 @@ class RootKeyRing:
             loaded[key_id] = known if known is not None else await self._keys.get(key_id, ROOT_PURPOSE)
         self._install(loaded)
 
-    async def current(self) -> tuple[bytes, bytes]:
+    async def current(self) -> tuple[bytes, SigningKey]:
         return self._current
 
-    async def get(self, kid: bytes) -> bytes:
+    async def get(self, kid: bytes) -> SigningKey:
         # The kid is read before any signature can be checked: only an unknown one of the
         # right shape waits for the shared reload (a key minted on a node that heard of a
         # rotation first); it never queries that id.

@@ -14,6 +14,7 @@ from typing import Any
 from vault.crypto.keyring import generate_key
 from vault.crypto.ticket_keys import TicketKeyPair
 from vault.errors import NotFound
+from vault.macaroon import SigningKey
 from vault.store.models import RootKey
 
 from .key_watch import RELOAD_INTERVAL, SharedReload
@@ -83,7 +84,9 @@ class StoreKeyDirectory:
         _ticket_id, private = await _single_key(
             keys, TICKET_KEY_PURPOSE, lambda: TicketKeyPair.generate().private_key_bytes
         )
-        directory = cls(pool, keys, RootKey(enroll_id, None, enroll), TicketKeyPair.from_private_key_bytes(private))
+        directory = cls(
+            pool, keys, RootKey(enroll_id, None, SigningKey(enroll)), TicketKeyPair.from_private_key_bytes(private)
+        )
         await directory.reload()
         return directory
 
@@ -97,7 +100,9 @@ class StoreKeyDirectory:
             root = self._by_id.get(row["key_id"])
             if root is None:
                 try:
-                    root = RootKey(row["key_id"], row["org_id"], await self._keys.get(row["key_id"], ROOT_KEY_PURPOSE))
+                    root = RootKey(
+                        row["key_id"], row["org_id"], SigningKey(await self._keys.get(row["key_id"], ROOT_KEY_PURPOSE))
+                    )
                 except NotFound:
                     continue
             by_id[root.key_id] = root
@@ -139,6 +144,6 @@ class StoreKeyDirectory:
             key_id = await self._pool.fetchval(_ROOT_OF_ORG, org_id)
         if key_id is None:
             return None
-        root = RootKey(key_id, org_id, await self._keys.get(key_id, ROOT_KEY_PURPOSE))
+        root = RootKey(key_id, org_id, SigningKey(await self._keys.get(key_id, ROOT_KEY_PURPOSE)))
         self.remember(root)
         return root

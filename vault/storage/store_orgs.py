@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vault.errors import NotFound
+from vault.macaroon import SigningKey
 from vault.store.interfaces import BeforeCommit
 from vault.store.models import OrgRecord, RootKey, TokenRecord
 
@@ -73,7 +74,9 @@ class PgOrgRepository:
                 await conn.execute(_SET_SLUG, org_id, slug)
                 await announce_key_change(conn, "store")
             org = OrgRecord(org_id, slug, row["root_key_id"])
-            root = RootKey(org.root_key_id, org_id, await self._keys.get(org.root_key_id, ROOT_KEY_PURPOSE, conn=conn))
+            root = RootKey(
+                org.root_key_id, org_id, SigningKey(await self._keys.get(org.root_key_id, ROOT_KEY_PURPOSE, conn=conn))
+            )
             record = token(root)
             await self._insert_token(conn, record)
             await before_commit(record, conn)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from vault.errors import NotFound
+from vault.macaroon import SigningKey
 
 __all__ = [
     "IdempotencyClaim",
@@ -31,7 +32,7 @@ class RootKey:
 
     key_id: int
     org_id: int | None
-    key: bytes = field(repr=False)
+    key: SigningKey = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)

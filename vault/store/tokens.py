@@ -30,6 +30,7 @@ from vault.macaroon import (
     Access,
     Bundle,
     Caveat,
+    EncryptionKey,
     Macaroon,
     Nonce,
     Verified,
@@ -147,7 +148,7 @@ class StoreTokens:
         self.location = location
         self.org_location = org_location
         self._public_key = ticket_keys.public_key
-        self._shared_key = ticket_keys.shared_key(authority_org_public_key)
+        self._shared_key = EncryptionKey(ticket_keys.shared_key(authority_org_public_key))
         self._trusted = {org_location: [self._shared_key]}
         self._keys = keys
         self._revocations = revocations
