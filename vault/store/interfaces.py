@@ -37,6 +37,7 @@ __all__ = [
     "Clock",
     "KVRepository",
     "KeyDirectory",
+    "OrgDirectory",
     "OrgRepository",
     "RevocationList",
     "Sealer",
@@ -81,6 +82,16 @@ class KeyDirectory(Protocol):
 
     def remember(self, root: RootKey) -> None:
         """Cache a root key this node just created."""
+
+
+class OrgDirectory(Protocol):
+    """Every enrolled org's slug, in memory, for naming Vault mounts (``<org slug>/<vault>``)."""
+
+    async def orgs_with_slug(self, slug: str) -> tuple[int, ...]:
+        """The ids of the orgs whose enrolment recorded ``slug`` (empty if none did)."""
+
+    async def slug_of(self, org_id: int) -> str | None:
+        """The slug an org's mounts are named by (``None`` if it is not enrolled)."""
 
 
 class OrgRepository(Protocol):

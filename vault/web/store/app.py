@@ -1,7 +1,8 @@
 """The store's aiohttp application: ``create_store_app(config)``.
 
-Resources (pool, keys, revocation watcher, audit log, services) are opened in
-``cleanup_ctx`` and closed in reverse order. The store refuses to start on a
+Resources (pool, keys, watchers, audit log, revocation feed, services) are opened by :func:`open_store`, the
+app's one ``cleanup_ctx`` as :func:`vault.web.authority.app.open_authority` is the authority's, and closed in
+reverse order. The store refuses to start on a
 database that is not migrated, without a master key, or without the
 authority's org public key (it seals every store token's ticket to it).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -37,7 +39,7 @@ from vault.store.tokens import StoreTokens
 from vault.types import Clock, Random
 
 from ..common import add_openapi, middlewares
-from ..metrics import add_metrics
+from ..metrics import Metrics, add_metrics
 from ..runner import is_loopback
 from . import handlers
 from .openapi import spec
@@ -45,7 +47,7 @@ from .revocation_follower import MAX_WAIT, RevocationFollower
 from .services import SERVICES_KEY, StoreServices
 from .vault_kv import create_vault_kv_app
 
-__all__ = ["SERVICES_KEY", "StoreServices", "create_store_app"]
+__all__ = ["SERVICES_KEY", "StoreServices", "create_store_app", "open_store"]
 
 SCHEMA = "store"
 
@@ -70,6 +72,125 @@ def _feed_url(config: Config) -> str:
     return url
 
 
+def _authority_key(config: Config) -> bytes:
+    """The authority's org public key, once the configuration is known to be one the store can start with."""
+    if config.authority_org_public_key is None:
+        raise ConfigError(
+            "no authority key: set CVAULT_AUTHORITY_ORG_PUBLIC_KEY to the authority's org public key "
+            "(the 'org.public_key' of GET <authority>/.well-known/cvault/keys)"
+        )
+    if config.revocation_feed and config.revocation_feed_token is None:
+        raise ConfigError(
+            "no revocation feed token: set CVAULT_REVOCATION_FEED_TOKEN to a token whose SHA-256 the authority "
+            "lists in CVAULT_REVOCATION_FEED_TOKEN_SHA256 (docs/revocation.md says how to make one)"
+        )
+    _feed_url(config)
+    return config.authority_org_public_key
+
+
+@asynccontextmanager
+async def open_store(
+    config: Config,
+    *,
+    pool: Pool | None = None,
+    clock: Clock = time.time,
+    random: Random = DEFAULT_RANDOM,
+    metrics: Metrics | None = None,
+) -> AsyncIterator[StoreServices]:
+    """Open everything the store needs, each resource closed as soon as a later one fails to open, and all of
+    them in reverse order on the way out. Refuses an unmigrated database and a missing master key; a ``pool``
+    passed in is not closed here."""
+    authority_key = _authority_key(config)
+    async with AsyncExitStack() as stack:
+        if pool is None:
+            db = await create_pool(
+                require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
+            )
+            stack.push_async_callback(close_pool, db)
+        else:
+            db = pool
+        await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
+        key_repo = await PgKeyRepository.open(db, SCHEMA, require_master_keys(config))
+        directory = await StoreKeyDirectory.open(db, key_repo)
+        org_table = await OrgTable.open(db)
+        # Root-key rotations and retirements, and enrolments (a new org, a changed slug), reach every node
+        # through LISTEN (docs/keys.md).
+        key_watcher = KeyWatcher(db, SCHEMA)
+        key_watcher.on_change(directory.reload)
+        key_watcher.on_change(org_table.reload)
+        await key_watcher.start()
+        stack.push_async_callback(key_watcher.close)
+        watcher = RevocationWatcher(db, SCHEMA)
+        await watcher.start()
+        stack.push_async_callback(watcher.close)
+        log = AuditLog(db, SCHEMA, timeout=config.database_timeout)
+        await log.start()
+        stack.push_async_callback(log.close)
+        authority_revocations = None
+        if config.revocation_feed and config.revocation_feed_token is not None:
+            authority_revocations = AuthorityRevocations(
+                org_location=org_location(config), max_lag=config.revocation_feed_max_lag
+            )
+            follower = RevocationFollower(
+                feed_url=_feed_url(config),
+                token=config.revocation_feed_token,
+                state=authority_revocations,
+                ca_file=config.revocation_feed_ca_file,
+                # A healthy feed answers well within the bound, even when nothing happens.
+                wait=max(1, min(MAX_WAIT, config.revocation_feed_max_lag // 3)),
+            )
+            await follower.start()
+            stack.push_async_callback(follower.close)
+        tokens = StoreTokens(
+            location=config.store_url,
+            org_location=org_location(config),
+            ticket_keys=directory.ticket_keys,
+            authority_org_public_key=authority_key,
+            keys=directory,
+            revocations=watcher,
+            org_discharge_ttl=config.org_discharge_ttl,
+            authority_revocations=authority_revocations,
+            random=random,
+        )
+        reads = BatchReader(db)
+        stack.push_async_callback(reads.close)
+        secret_repo = PgSecretRepository(db, key_repo, reads)
+        secrets = SecretService(
+            secret_repo,
+            key_repo,
+            log,
+            clock=clock,
+            request_hash_key=idempotency_hash_key(directory.enroll_key),
+            idempotency_ttl=config.idempotency_key_ttl,
+        )
+        await secrets.start()
+        stack.push_async_callback(secrets.close)
+        if metrics is not None:
+            metrics.watch(audit=log, pool=db, data_keys=secrets.data_key_cache, revocation_feed=authority_revocations)
+        control = ControlService(
+            tokens=tokens,
+            keys=directory,
+            enroll_key=directory.enroll_key,
+            orgs=PgOrgRepository(db, key_repo),
+            secrets=secret_repo,
+            revocations=watcher,
+            audit=log,
+            clock=clock,
+        )
+        yield StoreServices(
+            config=config,
+            pool=db,
+            tokens=tokens,
+            control=control,
+            secrets=secrets,
+            audit=log,
+            keys=directory,
+            orgs=org_table,
+            clock=clock,
+            kv=KVService(PgKVRepository(db), secret_repo, log),
+        )
+
+
 def create_store_app(
     config: Config,
     *,
@@ -78,18 +199,7 @@ def create_store_app(
     random: Random = DEFAULT_RANDOM,
 ) -> web.Application:
     """The store app. Pass ``pool`` to share one (it is then not closed here)."""
-    if config.authority_org_public_key is None:
-        raise ConfigError(
-            "no authority key: set CVAULT_AUTHORITY_ORG_PUBLIC_KEY to the authority's org public key "
-            "(the 'org.public_key' of GET <authority>/.well-known/cvault/keys)"
-        )
-    authority_key = config.authority_org_public_key
-    if config.revocation_feed and config.revocation_feed_token is None:
-        raise ConfigError(
-            "no revocation feed token: set CVAULT_REVOCATION_FEED_TOKEN to a token whose SHA-256 the authority "
-            "lists in CVAULT_REVOCATION_FEED_TOKEN_SHA256 (docs/revocation.md says how to make one)"
-        )
-    feed_url = _feed_url(config)
+    _authority_key(config)  # refused here, before the app exists, rather than when it starts
     # No aiohttp access log under any runner: it prints query strings, which can carry tokens.
     app = web.Application(
         middlewares=middlewares(config.trusted_proxies),
@@ -99,109 +209,9 @@ def create_store_app(
     metrics = add_metrics(app, config, "store")
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        own_pool = pool is None
-        db = pool or await create_pool(
-            require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
-        )
-        watcher: RevocationWatcher | None = None
-        key_watcher: KeyWatcher | None = None
-        log: AuditLog | None = None
-        reads: BatchReader | None = None
-        secrets: SecretService | None = None
-        follower: RevocationFollower | None = None
-        try:
-            await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
-            key_repo = await PgKeyRepository.open(db, SCHEMA, require_master_keys(config))
-            directory = await StoreKeyDirectory.open(db, key_repo)
-            org_table = await OrgTable.open(db)
-            # Root-key rotations and retirements, and enrolments (a new org, a changed slug), reach every node
-            # through LISTEN (docs/keys.md).
-            key_watcher = KeyWatcher(db, SCHEMA)
-            key_watcher.on_change(directory.reload)
-            key_watcher.on_change(org_table.reload)
-            await key_watcher.start()
-            watcher = RevocationWatcher(db, SCHEMA)
-            await watcher.start()
-            log = AuditLog(db, SCHEMA, timeout=config.database_timeout)
-            await log.start()
-            authority_revocations = None
-            if config.revocation_feed and config.revocation_feed_token is not None:
-                authority_revocations = AuthorityRevocations(
-                    org_location=org_location(config), max_lag=config.revocation_feed_max_lag
-                )
-                follower = RevocationFollower(
-                    feed_url=feed_url,
-                    token=config.revocation_feed_token,
-                    state=authority_revocations,
-                    ca_file=config.revocation_feed_ca_file,
-                    # A healthy feed answers well within the bound, even when nothing happens.
-                    wait=max(1, min(MAX_WAIT, config.revocation_feed_max_lag // 3)),
-                )
-                await follower.start()
-            tokens = StoreTokens(
-                location=config.store_url,
-                org_location=org_location(config),
-                ticket_keys=directory.ticket_keys,
-                authority_org_public_key=authority_key,
-                keys=directory,
-                revocations=watcher,
-                org_discharge_ttl=config.org_discharge_ttl,
-                authority_revocations=authority_revocations,
-                random=random,
-            )
-            reads = BatchReader(db)
-            secret_repo = PgSecretRepository(db, key_repo, reads)
-            secrets = SecretService(
-                secret_repo,
-                key_repo,
-                log,
-                request_hash_key=idempotency_hash_key(directory.enroll_key),
-                idempotency_ttl=config.idempotency_key_ttl,
-                clock=clock,
-            )
-            await secrets.start()
-            if metrics is not None:
-                metrics.watch(
-                    audit=log, pool=db, data_keys=secrets.data_key_cache, revocation_feed=authority_revocations
-                )
-            control = ControlService(
-                tokens=tokens,
-                keys=directory,
-                enroll_key=directory.enroll_key,
-                orgs=PgOrgRepository(db, key_repo),
-                secrets=secret_repo,
-                revocations=watcher,
-                audit=log,
-                clock=clock,
-            )
-            app[SERVICES_KEY] = StoreServices(
-                config=config,
-                pool=db,
-                tokens=tokens,
-                control=control,
-                secrets=secrets,
-                audit=log,
-                keys=directory,
-                orgs=org_table,
-                clock=clock,
-                kv=KVService(PgKVRepository(db), secret_repo, log),
-            )
+        async with open_store(config, pool=pool, clock=clock, random=random, metrics=metrics) as services:
+            app[SERVICES_KEY] = services
             yield
-        finally:
-            if follower is not None:
-                await follower.close()
-            if secrets is not None:
-                await secrets.close()
-            if reads is not None:
-                await reads.close()
-            if log is not None:
-                await log.close()
-            if watcher is not None:
-                await watcher.close()
-            if key_watcher is not None:
-                await key_watcher.close()
-            if own_pool:
-                await close_pool(db)
 
     app.cleanup_ctx.append(resources)
     handlers.add_routes(app)

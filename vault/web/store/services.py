@@ -1,4 +1,9 @@
-"""The store app's state: the services its handlers use, under one typed key."""
+"""The store app's state: the services its handlers use, under one typed key.
+
+Typed with the store domain's services and ports (``vault/store/interfaces.py``), not with the adapters the app
+factory wires in, so a handler can use only what a port promises; :func:`vault.web.store.app.open_store` picks
+the implementations.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from vault.audit.log import AuditLog
 from vault.config import Config
 from vault.storage.pool import Pool
-from vault.storage.store_keys import StoreKeyDirectory
-from vault.storage.store_mounts import OrgTable
 from vault.store.control import ControlService
+from vault.store.interfaces import AuditSink, KeyDirectory, OrgDirectory
 from vault.store.kv_metadata import KVService
 from vault.store.secrets import SecretService
 from vault.store.tokens import StoreTokens
@@ -23,13 +26,13 @@ __all__ = ["SERVICES_KEY", "StoreServices", "services_of"]
 @dataclass(frozen=True)
 class StoreServices:
     config: Config
-    pool: Pool
+    pool: Pool  # the audit queries' and readiness's, until they have ports of their own
     tokens: StoreTokens
     control: ControlService
     secrets: SecretService
-    audit: AuditLog
-    keys: StoreKeyDirectory
-    orgs: OrgTable  # every enrolled org's slug, for the Vault API's mounts
+    audit: AuditSink
+    keys: KeyDirectory
+    orgs: OrgDirectory  # every enrolled org's slug, for the Vault API's mounts
     clock: Clock
     kv: KVService  # the Vault API's metadata and mount configuration
 
