@@ -23,7 +23,7 @@ _ORGS = "SELECT id, slug FROM store.orgs ORDER BY id"
 
 
 class OrgTable:
-    """Implements :class:`vault.store.interfaces.OrgDirectory`: slug to org ids and org id to slug, for every enrolled org.
+    """Implements :class:`vault.store.interfaces.OrgDirectory`: slug to org ids and org id to slug, every enrolled org.
 
     Slugs are what enrolment recorded; the authority keeps them unique, but the store
     only records what each enrolment said, so a slug may name more than one org here.
