@@ -1,6 +1,6 @@
 """Every org route's gate: verify the bundle, check the access, audit what was refused.
 
-A guarded handler receives a :class:`~vault.store.events.RequestContext[Caller]` with a
+A guarded handler receives a :class:`~vault.types.RequestContext` (``[Caller]``) with a
 verified caller. Whatever the handler or the gate raises is recorded as one
 audit event (``denied`` for 401/403, ``error`` otherwise) before the error
 middleware renders it; the event names the store token's id when the token at
