@@ -1,13 +1,14 @@
 """The client's transports against small real HTTP servers: retries, timeouts, caps, error mapping.
 
 Each test runs with both transports: :class:`HTTP` (aiohttp) and
-:class:`BlockingHTTP` (``http.client``, the CLI's). The server runs on its own
+:class:`BlockingHTTP` (a socket, the CLI's). The server runs on its own
 event loop in a thread, since the blocking transport holds the test's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import unused_port
 
 from vault import errors
-from vault.client.blocking_http import BlockingHTTP
+from vault.client.blocking_http import BlockingHTTP, run_blocking
 from vault.client.errors import UnknownCode, error_classes, error_from_reply
 from vault.client.http import HTTP, RetryPolicy
 
@@ -84,7 +85,7 @@ def serve() -> Iterator[Serve]:
     loop.close()
 
 
-@pytest.fixture(params=[HTTP, BlockingHTTP], ids=["aiohttp", "http.client"])
+@pytest.fixture(params=[HTTP, BlockingHTTP], ids=["aiohttp", "blocking"])
 def transport(request: pytest.FixtureRequest) -> type[HTTP]:
     cls: type[HTTP] = request.param
     return cls
@@ -329,3 +330,135 @@ async def test_the_blocking_transport_keeps_one_connection_for_a_command(serve: 
     finally:
         await http.close()
     assert script.hits == 3 and len(set(script.peers)) == 1
+
+
+# -- the blocking transport's own HTTP/1.1 reader, against replies aiohttp's server would not send ----
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[bytes], str]]:
+    """A TCP server answering every connection with fixed bytes, then closing it; its base URL."""
+    servers: list[socketserver.TCPServer] = []
+
+    def start(reply: bytes) -> str:
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                self.request.recv(65536)
+                self.request.sendall(reply)
+
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_chunked_reply_is_read_whole(serve: Serve, transport: type[HTTP]) -> None:
+    parts = [b'{"items": [', b'"a", ', b'"b"', b"]}"]
+
+    class Chunked(Script):
+        async def handle(self, request: web.Request) -> web.StreamResponse:
+            self.hits += 1
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for part in parts:
+                await response.write(part)
+            await response.write_eof()
+            return response
+
+    script = Chunked([])
+    url = serve(script)
+    http, _ = _http(transport)
+    try:
+        assert await http.request("GET", url + "/x") == {"items": ["a", "b"]}
+        assert await http.request("GET", url + "/x") == {"items": ["a", "b"]}  # the connection is still usable
+    finally:
+        await http.close()
+    assert script.hits == 2
+
+
+async def test_a_chunked_reply_over_the_cap_is_a_bad_reply(serve: Serve) -> None:
+    class Chunked(Script):
+        async def handle(self, request: web.Request) -> web.StreamResponse:
+            self.hits += 1
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for _ in range(5):
+                await response.write(b" " * 400)
+            await response.write(b"{}")
+            await response.write_eof()
+            return response
+
+    script = Chunked([])
+    url = serve(script)
+    http, _ = _http(BlockingHTTP, max_reply_bytes=1000)
+    try:
+        with pytest.raises(errors.BadReply):
+            await http.request("GET", url + "/x")
+    finally:
+        await http.close()
+    assert script.hits == 1
+
+
+async def test_an_interim_reply_is_skipped_and_a_body_may_end_with_the_connection(
+    raw_server: Callable[[bytes], str],
+) -> None:
+    url = raw_server(b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"a": 1}')
+    http, _ = _http(BlockingHTTP)
+    try:
+        assert await http.request("POST", url + "/x", body={}) == {"a": 1}
+        assert await http.request("POST", url + "/x", body={}) == {"a": 1}  # a new connection each time
+    finally:
+        await http.close()
+
+
+async def test_an_empty_reply_is_none(raw_server: Callable[[bytes], str]) -> None:
+    url = raw_server(b"HTTP/1.1 204 No Content\r\n\r\n")
+    http, _ = _http(BlockingHTTP)
+    try:
+        assert await http.request("DELETE", url + "/x") is None
+    finally:
+        await http.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"a": 1',  # closed mid-body
+        b"SSH-2.0-OpenSSH_9.6\r\n",  # not HTTP
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # a broken chunk size
+        b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        b"",  # closed without a word
+    ],
+    ids=["mid-body", "not-http", "bad-chunk", "bad-header", "silent"],
+)
+async def test_a_broken_reply_is_a_dropped_connection_retried_only_when_safe(
+    raw_server: Callable[[bytes], str], reply: bytes
+) -> None:
+    url = raw_server(reply)
+    http, sleeps = _http(BlockingHTTP)
+    try:
+        with pytest.raises(errors.ConnectionFailed, match="dropped the connection"):
+            await http.request("GET", url + "/x")
+        assert len(sleeps) == 3  # a GET is retried
+        sleeps.clear()
+        with pytest.raises(errors.ConnectionFailed, match="dropped the connection"):
+            await http.request("POST", url + "/x", body={})
+        assert sleeps == []  # a POST without a key is not
+    finally:
+        await http.close()
+
+
+def test_a_header_value_with_a_line_break_is_refused_before_sending(raw_server: Callable[[bytes], str]) -> None:
+    url = raw_server(b"HTTP/1.1 204 No Content\r\n\r\n")
+    http, _ = _http(BlockingHTTP)
+    with pytest.raises(ValueError, match="invalid header"):
+        run_blocking(http.request("GET", url + "/x", authorization="Bearer x\r\nX-Evil: 1"))
+    run_blocking(http.close())

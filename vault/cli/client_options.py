@@ -49,9 +49,9 @@ def client_settings(args: argparse.Namespace, env: Mapping[str, str] = os.enviro
 
 
 def make_client(settings: ClientSettings, **kwargs: object) -> Client:
-    # A command sends a handful of requests one after another: the standard library's
-    # http.client does that without aiohttp's import cost (bench/cli_start.py). Imported
-    # here, not above: an offline command (`tokens debug`) needs no HTTP at all.
+    # A command sends a handful of requests one after another: a blocking socket does that
+    # without aiohttp's import cost (bench/cli_start.py). Imported here, not above: an
+    # offline command (`tokens debug`) needs no HTTP at all.
     from vault.client.blocking_http import BlockingHTTP
 
     kwargs.setdefault("http", BlockingHTTP(ca_cert=settings.ca_cert))
