@@ -14,7 +14,9 @@ random data keys (each with its own keyring and no cache, like separate processe
   re-wrap must do);
 * ``keys rotate`` (KEK): new KEK version, every key re-wrapped in batches of 500;
 * ``keys rotate-master``: every KEK version re-wrapped under a new master key;
-* ``keys rotate-tokens --service store``: a new root key per org.
+* ``keys rotate-tokens --service store``: a new root key per org;
+* ``keys rotate-tickets --service store`` and ``--service authority``: a new X25519 pair
+  (one, and one per authority location plus the issuer's).
 
 Prints, for each: seconds, the ratio to the baseline, reads during it, failed reads.
 Bounded: about half a minute on a quiet machine.
@@ -38,6 +40,7 @@ from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.store_keys import DATA_KEY_PURPOSE, ROOT_KEY_PURPOSE
+from vault.storage.ticket_keys import rotate_ticket_keys
 from vault.storage.token_keys import rotate_token_keys
 
 
@@ -110,6 +113,17 @@ async def run(admin_dsn: str, count: int, readers: int, orgs: int) -> None:
         token_keys = await PgKeyRepository.open(pool, "store", new, cache_size=0)
         await measure(
             "keys rotate-tokens (store)", lambda: rotate_token_keys(pool, token_keys, "store"), group, ids, base
+        )
+        await measure(
+            "keys rotate-tickets (store)", lambda: rotate_ticket_keys(pool, token_keys, "store"), group, ids, base
+        )
+        authority_keys = await PgKeyRepository.open(pool, "authority", new, cache_size=0)
+        await measure(
+            "keys rotate-tickets (auth.)",
+            lambda: rotate_ticket_keys(pool, authority_keys, "authority"),
+            group,
+            ids,
+            base,
         )
     finally:
         await close_pool(pool)

@@ -9,11 +9,40 @@ rotation).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from .cli import cvault_env
 from .harness import Harness
+
+
+def keys_env(h: Harness) -> dict[str, str]:
+    """The environment a `cvault keys ...` run needs against the harness's database."""
+    assert h.store_config.master_key is not None and h.store_config.database_url is not None
+    return cvault_env(
+        {
+            "CVAULT_DATABASE_URL": h.store_config.database_url,
+            "CVAULT_MASTER_KEY": base64.b64encode(h.store_config.master_key).decode(),
+        }
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, *, bound: float = 30.0) -> float:
+    """Seconds until ``check()`` holds, polled every 20 ms; fails past ``bound`` (generous: machines are shared)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not await check():
+        assert loop.time() - started < bound, f"not within {bound} s: {what}"
+        await asyncio.sleep(0.02)
+    return loop.time() - started
+
+
+def report_latency(what: str, seconds: float) -> None:
+    """Printed, not asserted (shared machines): run with ``-s`` to collect the figures."""
+    print(f"\nlatency: {what}: {seconds * 1000:.0f} ms")
+
 
 Operation = Callable[[int, int], Awaitable[str | None]]
 """``(worker, n) -> None`` on success, else what failed."""

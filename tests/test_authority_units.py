@@ -11,7 +11,7 @@ from vault.authority.rate_limit import FailureLimiter
 from vault.authority.roles import Role, check_slug, parse_role
 from vault.authority.session_secret import new_session_secret, session_digest
 from vault.authority.ticket_keys import SharedKeyCache
-from vault.crypto.ticket_keys import TicketKeyPair
+from vault.crypto.ticket_keys import TicketKeyPair, TicketKeyRing
 from vault.errors import BadRequest, RateLimited, Unauthenticated
 from vault.macaroon import mask_to_string
 
@@ -75,9 +75,22 @@ def test_org_ids_fit_bigint() -> None:
 
 def test_shared_key_cache_is_bounded_and_agrees_with_peer() -> None:
     mine = TicketKeyPair.generate()
-    cache = SharedKeyCache(mine, size=2)
+    cache = SharedKeyCache(TicketKeyRing({1: mine}), size=2)
     peers = [TicketKeyPair.generate() for _ in range(3)]
     for peer in peers:
         assert cache.shared_key(peer.public_key) == peer.shared_key(mine.public_key)
     assert len(cache._keys) == 2
     assert mine.public_key.hex() in repr(cache)
+
+
+def test_shared_key_cache_opens_with_every_unretired_pair_and_seals_with_the_newest() -> None:
+    old, new, peer = TicketKeyPair.generate(), TicketKeyPair.generate(), TicketKeyPair.generate()
+    cache = SharedKeyCache(TicketKeyRing({1: old}))
+    before = cache.shared_key(peer.public_key)
+    cache.install(TicketKeyRing({1: old, 2: new}))
+    assert cache.public_key == new.public_key
+    assert cache.published() == [(2, new.public_key), (1, old.public_key)]
+    assert cache.shared_keys(peer.public_key) == [peer.shared_key(new.public_key), before]
+    cache.install(TicketKeyRing({2: new}))
+    assert cache.shared_keys(peer.public_key) == [peer.shared_key(new.public_key)]
+    assert all(pair[0] == new.public_key for pair in cache._keys)  # the retired pair's derivations are dropped

@@ -17,8 +17,9 @@ from vault.storage.keys import PgKeyRepository
 from vault.storage.pool import Pool
 
 from .cli import run_cvault
+from .key_traffic import keys_env
 from .store_fixtures import World
-from .test_token_key_rotation import _env, _kid
+from .test_token_key_rotation import _kid
 
 
 async def _events(pool: Pool, schema: str, action_prefix: str = "keys.") -> list[dict[str, Any]]:
@@ -83,7 +84,7 @@ async def test_a_master_key_rotation_names_the_versions_it_moved(pool: Pool, mas
 async def test_token_key_rotations_and_retirements_are_in_the_org_audit_query(world: World, pool: Pool) -> None:
     """``cvault keys rotate-tokens`` / ``retire-tokens`` record who ran them; the org's audit route lists them."""
     h = world.h
-    env = {**_env(h), "LOGNAME": "rotator", "USER": "rotator"}
+    env = {**keys_env(h), "LOGNAME": "rotator", "USER": "rotator"}
     old_kid = _kid(world.root)
     code, out, err = await run_cvault("keys", "rotate-tokens", "--service", "store", env=env)
     assert code == 0, err

@@ -118,6 +118,14 @@ class Config:
     # The authority's org discharger public key (base64 of 32 bytes), as served at
     # <authority_url>/.well-known/cvault/keys; the store seals its tickets to it.
     authority_org_public_key: bytes | None = None
+    # The store learns the authority's later org keys from <authority_url>/.well-known/cvault/keys
+    # (or authority_keys_url), every authority_keys_interval seconds, taking a list only if a
+    # key it already trusts endorses it (docs/keys.md).
+    authority_keys_url: str | None = None
+    authority_keys_interval: float = 30.0
+    # Seconds between reloads of every node's keys when no notification arrives (the
+    # LISTEN on <schema>_keys delivers changes at once; this is the fallback).
+    key_watch_interval: float = 5.0
     login_discharge_ttl: int = 600
     org_discharge_ttl: int = 300
     session_ttl: int = 12 * 3600
@@ -393,6 +401,9 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "revocation_feed_max_lag": _seconds,
     "revocation_feed_url": _url,
     "revocation_feed_ca_file": _path,
+    "authority_keys_url": _url,
+    "authority_keys_interval": _duration,
+    "key_watch_interval": _duration,
     "idempotency_key_ttl": _seconds,
 }
 

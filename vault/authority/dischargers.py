@@ -36,12 +36,19 @@ __all__ = ["LoginDischarger", "OrgDischarger"]
 
 
 def _open(ticket: bytes, keys: SharedKeyCache, location: str) -> tuple[Ticket, Macaroon]:
+    # The ticket does not say which of our unretired keys sealed it: try each, newest first (a few at most).
     try:
-        return start_discharge(ticket, keys.shared_key(ticket_sender(ticket)), location)
+        for shared_key in keys.shared_keys(ticket_sender(ticket)):
+            try:
+                return start_discharge(ticket, shared_key, location)
+            except InvalidToken:
+                continue
     except (InvalidToken, VaultError, ValueError):
-        raise InvalidToken(
-            f"invalid ticket: it does not open with {location}'s key (sealed for another authority, or altered)"
-        ) from None
+        pass
+    raise InvalidToken(
+        f"invalid ticket: it does not open with any of {location}'s keys (sealed for another authority or to a "
+        "retired key, or altered)"
+    )
 
 
 def _lifetime(ticket: Ticket, configured: int) -> int:

@@ -78,7 +78,7 @@ class BundleVerifier:
         *,
         location: str,
         login_location: str,
-        issuer_login_key: EncryptionKey,
+        issuer_login_keys: list[EncryptionKey],
         root_keys: RootKeys,
         tokens: TokenRepository,
         revocations: RevocationList,
@@ -86,7 +86,8 @@ class BundleVerifier:
     ) -> None:
         self._location = location
         self._sessions = sessions
-        self._trusted = {login_location: [issuer_login_key]}
+        # The list is TicketKeys.issuer_login_keys itself, updated in place when ticket keys rotate.
+        self._trusted = {login_location: issuer_login_keys}
         self._root_keys = root_keys
         self._tokens = tokens
         self._revocations = revocations

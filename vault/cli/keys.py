@@ -4,6 +4,7 @@
 * ``rotate-master``: every KEK re-wrapped from the previous master key to the new one;
 * ``status``: every key with its id, state, age and what it protects (``keys_status.py``);
 * ``rotate-tokens`` / ``retire-tokens``: token root keys by kid (``keys_tokens.py``).
+* ``rotate-tickets`` / ``retire-tickets``: X25519 ticket key pairs by id (``keys_tickets.py``).
 
 Heavy modules (asyncpg, the storage layer) are imported by the command that runs,
 so ``cvault --help`` and other commands do not pay for them.
@@ -50,10 +51,12 @@ def register(sub: Any) -> None:
     master.set_defaults(func=run_rotate_master)
 
     from .keys_status import register_status
+    from .keys_tickets import register_tickets
     from .keys_tokens import register_tokens
 
     register_status(commands)
     register_tokens(commands)
+    register_tickets(commands)
 
 
 def _schemas(choice: str) -> tuple[str, ...]:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from .options import add_config_option, config_from_args, local_actor
 
-__all__ = ["register_tokens"]
+__all__ = ["SERVICES", "parse_key_id", "pick_service", "register_tokens", "with_key_repository", "with_pool"]
 
 SERVICES = ("store", "authority")
+T = TypeVar("T")
 # A kid as `cvault keys status` prints it (`store/store-root/000000000000002a`), or its hex alone.
-_KID = re.compile(r"(?:(store|authority)/[a-z-]+/)?([0-9a-f]{1,16})")
+_KID = re.compile(r"(?:(store|authority)/[a-z0-9-]+/)?([0-9a-f]{1,16})")
 
 
 def register_tokens(commands: Any) -> None:
@@ -44,53 +46,83 @@ def run_rotate_tokens(args: argparse.Namespace) -> int:
     return asyncio.run(_rotate(config_from_args(args), args.service))
 
 
-async def _rotate(config: Any, service: str) -> int:
-    from vault.config import require_database_url, require_master_keys
+async def with_key_repository(config: Any, service: str, action: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """``action(pool, keys)`` with a pool on the database and ``service``'s key repository (no cache)."""
+    from vault.config import require_master_keys
     from vault.storage.keys import PgKeyRepository
     from vault.storage.migrations import require_migrated
+
+    async def run(pool: Any) -> T:
+        await require_migrated(pool, service, sql_dir=config.sql_dir)
+        keys = await PgKeyRepository.open(pool, service, require_master_keys(config), cache_size=0)
+        return await action(pool, keys)
+
+    return await with_pool(config, run)
+
+
+async def with_pool(config: Any, action: Callable[[Any], Awaitable[T]]) -> T:
+    """``action(pool)`` with a small pool on the configured database, closed afterwards."""
+    from vault.config import require_database_url
     from vault.storage.pool import close_pool, create_pool
-    from vault.storage.token_keys import rotate_token_keys
 
     pool = await create_pool(require_database_url(config), min_size=1, max_size=2)
     try:
-        await require_migrated(pool, service, sql_dir=config.sql_dir)
-        keys = await PgKeyRepository.open(pool, service, require_master_keys(config), cache_size=0)
-        new = await rotate_token_keys(pool, keys, service, actor=local_actor())
+        return await action(pool)
     finally:
         await close_pool(pool)
+
+
+async def _rotate(config: Any, service: str) -> int:
+    from vault.storage.token_keys import rotate_token_keys
+
+    new = await with_key_repository(
+        config, service, lambda pool, keys: rotate_token_keys(pool, keys, service, actor=local_actor())
+    )
     kids = ", ".join(f"{key_id:016x}" for key_id in new) or "none (no org is enrolled)"
     print(f"{service}: new tokens are signed with kid {kids}; tokens under older kids verify until retired")
     return 0
 
 
-def run_retire_tokens(args: argparse.Namespace) -> int:
+def parse_key_id(text: str, service: str | None) -> tuple[str | None, int]:
+    """(service, key id) of a key id as `cvault keys status` prints it, or its hex alone."""
     from vault.errors import BadRequest
 
-    match = _KID.fullmatch(args.kid.strip().lower())
+    match = _KID.fullmatch(text.strip().lower())
     if match is None:
-        raise BadRequest(f"{args.kid!r} is not a key id; use the hex id `cvault keys status` shows")
-    service = args.service or match.group(1)
-    return asyncio.run(_retire(config_from_args(args), service, int(match.group(2), 16), args.yes))
+        raise BadRequest(f"{text!r} is not a key id; use the hex id `cvault keys status` shows")
+    return service or match.group(1), int(match.group(2), 16)
+
+
+async def pick_service(
+    pool: Any, service: str | None, key_id: int, found: Callable[[Any, str, int], Awaitable[object]], what: str
+) -> str:
+    """``service`` if given, else the one service ``found`` says has ``key_id``."""
+    from vault.errors import BadRequest, NotFound
+
+    if service is not None:
+        return service
+    having = [s for s in SERVICES if await found(pool, s, key_id)]
+    if not having:
+        raise NotFound(f"no {what} {key_id:016x}; `cvault keys status` lists them")
+    if len(having) > 1:
+        raise BadRequest(f"both services have a key {key_id:016x}; say which with --service")
+    return having[0]
+
+
+def run_retire_tokens(args: argparse.Namespace) -> int:
+    service, key_id = parse_key_id(args.kid, args.service)
+    return asyncio.run(_retire(config_from_args(args), service, key_id, args.yes))
 
 
 async def _retire(config: Any, service: str | None, key_id: int, confirm: bool) -> int:
-    from vault.config import require_database_url
-    from vault.errors import BadRequest, NotFound
-    from vault.storage.pool import close_pool, create_pool
-    from vault.storage.token_keys import find_root_key, retire_token_key
+    from vault.storage.token_keys import Retirement, find_root_key, retire_token_key
 
-    pool = await create_pool(require_database_url(config), min_size=1, max_size=2)
-    try:
-        if service is None:
-            found = [s for s in SERVICES if await find_root_key(pool, s, key_id)]
-            if not found:
-                raise NotFound(f"no token root key {key_id:016x}; `cvault keys status` lists them")
-            if len(found) > 1:
-                raise BadRequest(f"both services have a key {key_id:016x}; say which with --service")
-            service = found[0]
-        done = await retire_token_key(pool, service, key_id, confirm=confirm, actor=local_actor())
-    finally:
-        await close_pool(pool)
+    async def retire(pool: Any) -> Retirement:
+        found = await pick_service(pool, service, key_id, find_root_key, "token root key")
+        return await retire_token_key(pool, found, key_id, confirm=confirm, actor=local_actor())
+
+    done = await with_pool(config, retire)
+    service = done.service
     whose = f" of org {done.org_id}" if done.org_id is not None else ""
     kills = f"{done.live_tokens} live token(s)"
     if service == "authority":

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+
 from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
 
 from vault.errors import BadRequest
 
-__all__ = ["PUBLIC_KEY_SIZE", "TicketKeyPair"]
+__all__ = [
+    "MAX_TICKET_KEYS",
+    "PUBLIC_KEY_SIZE",
+    "TicketKeyPair",
+    "TicketKeyRing",
+    "endorsement",
+    "endorses",
+    "key_list_payload",
+]
 
 PUBLIC_KEY_SIZE = 32
+MAX_TICKET_KEYS = 4
+"""Unretired pairs per purpose at most: a ticket names no key of the third party, so it tries each (bounded)."""
+_ENDORSE = b"cvault key list endorsement v1"
 
 
 class TicketKeyPair:
@@ -54,3 +69,49 @@ class TicketKeyPair:
             # A point of small order gives an all-zero shared secret, which libsodium refuses;
             # the peer key comes from the network (a ticket's sender), so this is bad input.
             raise BadRequest("the public key is not a usable X25519 key (a point of small order)") from None
+
+
+class TicketKeyRing:
+    """The unretired pairs of one purpose by key id (their row ids); the newest seals, every one opens."""
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, pairs: Mapping[int, TicketKeyPair]) -> None:
+        if not pairs:
+            raise ValueError("a ticket key ring needs at least one pair")
+        self._pairs = tuple(sorted(pairs.items(), reverse=True))
+
+    def __repr__(self) -> str:
+        return f"TicketKeyRing(ids={[key_id for key_id, _ in self._pairs]})"
+
+    @property
+    def newest_id(self) -> int:
+        return self._pairs[0][0]
+
+    @property
+    def newest(self) -> TicketKeyPair:
+        return self._pairs[0][1]
+
+    def items(self) -> tuple[tuple[int, TicketKeyPair], ...]:
+        """Newest first."""
+        return self._pairs
+
+
+def endorsement(shared_key: bytes, payload: bytes) -> bytes:
+    """A MAC of ``payload`` under a key derived from ``KA``: only the two holders of ``KA`` can make it.
+
+    The authority endorses the list of its public keys this way for one store (``KA`` of the
+    store's pair and one of its own), so a store takes a new key only from a list a key it
+    already trusts vouches for. The derivation keeps this MAC apart from the tickets ``KA`` seals.
+    """
+    mac_key = hmac.new(shared_key, _ENDORSE, hashlib.sha256).digest()
+    return hmac.new(mac_key, payload, hashlib.sha256).digest()
+
+
+def endorses(shared_key: bytes, payload: bytes, tag: bytes) -> bool:
+    return hmac.compare_digest(endorsement(shared_key, payload), tag)
+
+
+def key_list_payload(location: str, keys: Sequence[tuple[int, bytes]]) -> bytes:
+    """What an endorsement covers: the third party's location and its (key id, public key) list, newest first."""
+    return "\n".join([location, *(f"{key_id:016x} {public.hex()}" for key_id, public in keys)]).encode()

@@ -1,4 +1,4 @@
-"""The authority's keys at rest: macaroon root keys by kid and its three X25519 key pairs.
+"""The authority's keys at rest: macaroon root keys by kid and its three X25519 key rings.
 
 All of them are rows of ``authority.wrapped_keys`` (wrapped under the KEK by
 :class:`~vault.storage.keys.PgKeyRepository`, which also caches unwrapped keys in
@@ -13,7 +13,6 @@ import hashlib
 
 import asyncpg
 
-from vault.crypto.ticket_keys import TicketKeyPair
 from vault.errors import InvalidToken
 from vault.macaroon import SigningKey
 
@@ -28,7 +27,7 @@ __all__ = [
     "ROOT_PURPOSE",
     "RootKeyRing",
     "ensure_key",
-    "load_ticket_key_pair",
+    "purpose_lock",
 ]
 
 ROOT_PURPOSE = "authority-root"
@@ -38,7 +37,8 @@ ISSUER_PURPOSE = "authority-issuer-x25519"
 _KID_SIZE = 8
 
 
-def _lock_key(purpose: str) -> int:
+def purpose_lock(purpose: str) -> int:
+    """The advisory lock that serialises creating keys of ``purpose`` (first starts, rotations)."""
     return int.from_bytes(hashlib.sha256(b"cvault.key:" + purpose.encode()).digest()[:8], "big", signed=True)
 
 
@@ -46,7 +46,7 @@ async def ensure_key(pool: asyncpg.Pool, keys: PgKeyRepository, purpose: str) ->
     """The newest unretired key of ``purpose``, generated if there is none."""
     with database_errors():
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(purpose))
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", purpose_lock(purpose))
             key_id = await conn.fetchval(
                 "SELECT id FROM authority.wrapped_keys WHERE purpose = $1 AND retired_at IS NULL "
                 "ORDER BY id DESC LIMIT 1",
@@ -55,11 +55,6 @@ async def ensure_key(pool: asyncpg.Pool, keys: PgKeyRepository, purpose: str) ->
             if key_id is None:
                 return await keys.generate(purpose, conn=conn)
             return key_id, await keys.get(key_id, purpose, conn=conn)
-
-
-async def load_ticket_key_pair(pool: asyncpg.Pool, keys: PgKeyRepository, purpose: str) -> TicketKeyPair:
-    _, private = await ensure_key(pool, keys, purpose)
-    return TicketKeyPair.from_private_key_bytes(private)
 
 
 def kid_for(key_id: int) -> bytes:
@@ -81,6 +76,7 @@ class RootKeyRing:
         self._pool = pool
         self._keys = keys
         self._by_kid: dict[bytes, SigningKey] = {}
+        self._retired: set[bytes] = set()
         self._current = (b"", SigningKey(b""))
         self._install(loaded)
         self._miss = SharedReload(self.reload)
@@ -90,7 +86,10 @@ class RootKeyRing:
 
     def _install(self, loaded: dict[int, bytes]) -> None:
         newest = max(loaded)
-        self._by_kid = {kid_for(key_id): SigningKey(key) for key_id, key in loaded.items()}
+        by_kid = {kid_for(key_id): SigningKey(key) for key_id, key in loaded.items()}
+        # Kids this node verified with and no longer may: refused at once, not after a reload (a handful at most).
+        self._retired |= self._by_kid.keys() - by_kid.keys()
+        self._by_kid = by_kid
         self._current = (kid_for(newest), SigningKey(loaded[newest]))
 
     @classmethod
@@ -122,7 +121,7 @@ class RootKeyRing:
         if len(kid) != _KID_SIZE or int.from_bytes(kid, "big") >= 1 << 63:
             raise InvalidToken()
         key = self._by_kid.get(kid)
-        if key is None:
+        if key is None and kid not in self._retired:
             await self._miss()
             key = self._by_kid.get(kid)
         if key is None:

@@ -1,8 +1,7 @@
 """Keeping in-memory state current from a table: LISTEN for a channel's notifications, poll as a fallback.
 
-The pattern of :class:`~vault.storage.revocations.RevocationWatcher`, made reusable for
-:class:`~vault.storage.key_watch.KeyWatcher` (the revocation watcher, which grew a feed
-of its own meanwhile, is to move onto it next): a writer changes rows and sends
+Shared by :class:`~vault.storage.revocations.RevocationWatcher` and
+:class:`~vault.storage.key_watch.KeyWatcher`: a writer changes rows and sends
 ``pg_notify(channel)`` in the same transaction; every follower LISTENs over a
 connection of its own (:class:`~vault.storage.connection.DedicatedConnection`),
 and a notification wakes its loop, which calls :meth:`ChannelFollower.reconcile`.
@@ -47,17 +46,22 @@ class ChannelFollower:
         """Bring the in-memory state up to date with the table (the subclass's job)."""
         raise NotImplementedError
 
-    async def start(self) -> None:
+    async def start(self, *, required: bool = True) -> None:
         """LISTEN, reconcile once, and start the loop.
 
         Raises ``Unavailable`` if the first reconcile fails: a node that cannot load
-        the state must not start serving. A LISTEN connection that cannot be opened
-        is only logged; the loop retries it and polls meanwhile.
+        the state must not start serving. With ``required=False`` (state the node can
+        serve without, for a while) the first reconcile runs in the loop instead. A
+        LISTEN connection that cannot be opened is only logged; the loop retries it
+        and polls meanwhile.
         """
         if self._task is not None:
             raise RuntimeError(f"{type(self).__name__} already started")
         await self._ensure_listening()
-        await self.reconcile()
+        if required:
+            await self.reconcile()
+        else:
+            self._poke.set()
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-follower")
 
     async def close(self) -> None:

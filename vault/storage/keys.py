@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 
 from vault.crypto.keyring import Keyring, MasterKey, MasterKeys, WrappedKey, generate_key, master_keys, wrap_kek
+from vault.crypto.ticket_keys import MAX_TICKET_KEYS, TicketKeyPair, TicketKeyRing
 from vault.errors import ConfigError, DecryptionError, NotFound, Unavailable
 
 from .pool import database_errors
@@ -226,3 +227,10 @@ class PgKeyRepository:
         with database_errors():
             rows = await self._pool.fetch(self._queries.active_ids, _check_purpose(purpose))
         return [row["id"] for row in rows]
+
+    async def ticket_ring(self, purpose: str) -> TicketKeyRing:
+        """Every unretired X25519 pair of ``purpose`` (the newest few); services create the first at start."""
+        ids = (await self.active_ids(purpose))[-MAX_TICKET_KEYS:]
+        if not ids:
+            raise NotFound(f"no unretired {purpose} key")
+        return TicketKeyRing({i: TicketKeyPair.from_private_key_bytes(await self.get(i, purpose)) for i in ids})

@@ -6,8 +6,9 @@ keeping the set current is the watcher's job:
 * ``revoke`` inserts the ids and sends ``pg_notify('<schema>_revocations')`` in
   the same transaction, so the notification goes out exactly when the rows are
   visible, and adds the ids to its own set at once;
-* every watcher LISTENs on that channel over a connection of its own; a
-  notification wakes its reconcile loop immediately;
+* every watcher LISTENs on that channel over a connection of its own (it is a
+  :class:`~vault.storage.channel_follower.ChannelFollower`); a notification wakes
+  its reconcile loop immediately;
 * the reconcile loop also wakes every ``reconcile_interval`` seconds and reads
   ``WHERE seq > last_seen``, so a lost notification or a dropped LISTEN
   connection (which it reopens) costs at most one interval.
@@ -30,24 +31,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC
 from typing import Any
 
-import asyncpg
-
 from vault.errors import BadRequest, Unavailable
 
-from .connection import DedicatedConnection
-from .pool import CONNECTION_ERRORS, database_errors
+from .channel_follower import ChannelFollower
+from .pool import database_errors
 from .schema import check_schema, quote_identifier
 
 __all__ = ["FEED_KINDS", "MAX_SINCE_LIMIT", "RevocationWatcher", "append_revocation", "append_token_revocations"]
-
-log = logging.getLogger("cvault.revocations")
 
 MAX_SINCE_LIMIT = 1000
 _POLL_PAGE = 10_000
@@ -132,7 +128,7 @@ def _token_id(value: str) -> str:
         raise BadRequest("token ids are UUIDs") from None
 
 
-class RevocationWatcher:
+class RevocationWatcher(ChannelFollower):
     """The set of revoked token ids of one schema, kept current within ``reconcile_interval``.
 
     ``listen=False`` skips LISTEN/NOTIFY (tests use it to show the poll alone
@@ -152,49 +148,25 @@ class RevocationWatcher:
         max_staleness: float | None = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        channel = f"{check_schema(schema)}_revocations"
+        super().__init__(pool, channel, interval=reconcile_interval, listen=listen, name=f"revocations-{schema}")
         self._pool = pool
-        self._schema = check_schema(schema)
+        self._schema = schema
         self._table = _table_of(schema)
-        self._channel = f"{schema}_revocations"
-        self._interval = reconcile_interval
-        self._listen = listen
         self._max_staleness = max_staleness
         self._clock = clock
         self._revoked: set[str] = set()
         self._last_seq = 0
         self._synced_at: float | None = None
-        self._listener = DedicatedConnection(pool) if listen else None
-        self._listening_on: Any = None
-        self._poke = asyncio.Event()
         # Set (and replaced) whenever last_seq advances; feed readers wait on it.
         self._advanced = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._poll_failures = 0
 
     # --- lifecycle ------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Load every revoked id, LISTEN, and start the reconcile loop.
-
-        Raises ``Unavailable`` if the initial load fails: a node that cannot
-        know what is revoked must not start serving. A LISTEN connection that
-        cannot be opened is only logged; the loop retries it and polls meanwhile.
-        """
-        if self._task is not None:
-            raise RuntimeError("RevocationWatcher already started")
-        await self._ensure_listening()
-        await self._poll()
-        self._task = asyncio.create_task(self._run(), name=f"revocations-{self._schema}")
+    # start() (ChannelFollower's) loads every revoked id, LISTENs and starts the loop; it raises
+    # Unavailable if the first load fails: a node that cannot know what is revoked must not serve.
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._listener is not None:
-            await self._listener.close()
-        self._listening_on = None
+        await super().close()
         self._advanced.set()  # a closing watcher releases its feed readers
 
     # --- checks (no I/O) --------------------------------------------------------------------
@@ -223,10 +195,6 @@ class RevocationWatcher:
         """The highest revocation seq this node has seen."""
         return self._last_seq
 
-    @property
-    def listening(self) -> bool:
-        return self._listening_on is not None and not self._listening_on.is_closed()
-
     # --- writes and reads -----------------------------------------------------------------
 
     async def revoke(self, token_ids: Iterable[str], reason: str | None = None) -> list[str]:
@@ -247,7 +215,7 @@ class RevocationWatcher:
     def remember(self, token_ids: Iterable[str]) -> None:
         """Ids whose revocation this node just committed: refused here at once, before the next reconcile."""
         self._revoked.update(t.lower() for t in token_ids)
-        self._poke.set()  # reconcile now, so feed readers of this node hear of it at once
+        self.poke()  # reconcile now, so feed readers of this node hear of it at once
 
     async def since(self, seq: int, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
         """Revocations after ``seq`` in seq order, for ``GET /v1/revocations?since=``.
@@ -298,7 +266,8 @@ class RevocationWatcher:
 
     # --- keeping current ------------------------------------------------------------------
 
-    async def _poll(self) -> None:
+    async def reconcile(self) -> None:
+        """Read the revocations after the last seen ``seq`` (all of them at start)."""
         while True:
             with database_errors():
                 rows = await self._pool.fetch(
@@ -317,43 +286,6 @@ class RevocationWatcher:
                 break
         self._synced_at = self._clock()
 
-    def _notified(self, *_: Any) -> None:
-        self._poke.set()
-
-    async def _ensure_listening(self) -> None:
-        if self._listener is None or self.listening:
-            return
-        self._listening_on = None
-        try:
-            conn = await self._listener.get()
-            await conn.add_listener(self._channel, self._notified)
-        except (Unavailable, asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
-            self._listener.discard()
-            log.warning("revocations: cannot LISTEN on %s (%s); polling meanwhile", self._channel, _name(exc))
-            return
-        self._listening_on = conn
-
-    async def _run(self) -> None:
-        while True:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that arrives as the
-            # event is set, and close() then waits forever on a loop that keeps running (seen under load).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._poke.wait()
-            self._poke.clear()
-            try:
-                await self._ensure_listening()
-                await self._poll()
-            except Exception as exc:
-                self._poll_failures += 1
-                # Once per burst, not once per tick, so an outage does not flood the log.
-                if self._poll_failures == 1 or self._poll_failures % 120 == 0:
-                    log.warning("revocations: reconcile failed (%s); retrying", _name(exc))
-            else:
-                if self._poll_failures:
-                    log.info("revocations: reconcile recovered after %d failure(s)", self._poll_failures)
-                self._poll_failures = 0
-
 
 def _feed_item(row: Any) -> dict[str, Any]:
     item: dict[str, Any] = {"seq": row["seq"], "kind": row["kind"], "revoked_at": _iso(row["revoked_at"])}
@@ -364,8 +296,3 @@ def _feed_item(row: Any) -> dict[str, Any]:
     else:
         item["org"], item["user_id"] = row["org_id"], row["user_id"]
     return item
-
-
-def _name(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    return type(cause).__name__

@@ -2,9 +2,10 @@
 
 All are rows of ``store.wrapped_keys`` (see :mod:`vault.storage.keys`). Signing
 keys are cached in memory by key id once read, so verifying a request reads no
-key from the database. The single-row keys (enrolment, ticket pair) are
+key from the database. The enrolment key and the first ticket pair are
 created at first start; two nodes starting at once may both create one, and
-both then use the oldest, so they agree.
+both then use the oldest enrolment key (so they agree) and seal with the newest
+ticket pair (every unretired one opens; ``cvault keys rotate-tickets`` adds more).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from vault.crypto.keyring import generate_key
-from vault.crypto.ticket_keys import TicketKeyPair
+from vault.crypto.ticket_keys import TicketKeyPair, TicketKeyRing
 from vault.errors import NotFound
 from vault.macaroon import SigningKey
 from vault.store.models import RootKey
@@ -60,11 +61,11 @@ class StoreKeyDirectory:
     holds the one each org mints with.
     """
 
-    def __init__(self, pool: Any, keys: PgKeyRepository, enroll_key: RootKey, ticket_keys: TicketKeyPair) -> None:
+    def __init__(self, pool: Any, keys: PgKeyRepository, enroll_key: RootKey, ticket_ring: TicketKeyRing) -> None:
         self._pool = pool
         self._keys = keys
         self.enroll_key = enroll_key
-        self.ticket_keys = ticket_keys
+        self.ticket_ring = ticket_ring
         self._by_id: dict[int, RootKey] = {enroll_key.key_id: enroll_key}
         self._by_org: dict[int, RootKey] = {}
         self._miss = SharedReload(self.reload)
@@ -81,19 +82,18 @@ class StoreKeyDirectory:
     async def open(cls, pool: Any, keys: PgKeyRepository) -> StoreKeyDirectory:
         """Create the single-row keys if needed and load every org's root keys into memory."""
         enroll_id, enroll = await _single_key(keys, ENROLL_KEY_PURPOSE, generate_key)
-        _ticket_id, private = await _single_key(
-            keys, TICKET_KEY_PURPOSE, lambda: TicketKeyPair.generate().private_key_bytes
-        )
+        await _single_key(keys, TICKET_KEY_PURPOSE, lambda: TicketKeyPair.generate().private_key_bytes)
         directory = cls(
-            pool, keys, RootKey(enroll_id, None, SigningKey(enroll)), TicketKeyPair.from_private_key_bytes(private)
+            pool, keys, RootKey(enroll_id, None, SigningKey(enroll)), await keys.ticket_ring(TICKET_KEY_PURPOSE)
         )
         await directory.reload()
         return directory
 
     async def reload(self) -> None:
-        """Every unretired org root key from the database; retired ones drop out of memory."""
+        """Every unretired org root key and ticket pair from the database; retired ones drop out of memory."""
         with database_errors():
             rows = await self._pool.fetch(_ROOT_KEYS)
+        self.ticket_ring = await self._keys.ticket_ring(TICKET_KEY_PURPOSE)
         by_id: dict[int, RootKey] = {self.enroll_key.key_id: self.enroll_key}
         by_org: dict[int, RootKey] = {}
         for row in rows:

@@ -3,10 +3,10 @@
 Every store token carries ``Organization{org, mask}`` and a third-party caveat
 to the authority's org discharger (``<authority>/org``) whose ticket holds
 ``ConfineOrganization{org}`` and ``MaxValidity``. The ticket is sealed with
-``KA = X25519(store private key, authority org public key)``, so only the
-authority can discharge it, and the store can re-open its own tickets to trust
-the discharge's attestations (who the caller is). The store never calls the
-authority.
+``KA = X25519(store private key, authority org public key)`` (the newest of each:
+:class:`~vault.store.ticket_sealing.TicketSealing`), so only the authority can
+discharge it, and the store can re-open its own tickets to trust the discharge's
+attestations (who the caller is). No request calls the authority.
 
 Key ids (``kid``) are the 8-byte big-endian id of the signing key's row in
 ``store.wrapped_keys``. Org root keys sign an org's tokens; one store-wide
@@ -23,14 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from vault.crypto.ticket_keys import TicketKeyPair
 from vault.errors import InvalidToken, Unauthorized, VaultError
 from vault.macaroon import (
     CONTROL,
     Access,
     Bundle,
     Caveat,
-    EncryptionKey,
     Macaroon,
     Nonce,
     Verified,
@@ -54,6 +52,7 @@ from .authority_revocations import AuthorityRevocations
 from .caller import Caller
 from .interfaces import KeyDirectory, RevocationList
 from .models import RootKey
+from .ticket_sealing import TicketSealing
 
 __all__ = ["CHALLENGE_TTL", "ENROLL_OPERATION", "DecodeCache", "StoreTokens", "key_id_from_kid", "kid_for"]
 
@@ -136,8 +135,7 @@ class StoreTokens:
         *,
         location: str,
         org_location: str,
-        ticket_keys: TicketKeyPair,
-        authority_org_public_key: bytes,
+        sealing: TicketSealing,
         keys: KeyDirectory,
         revocations: RevocationList,
         org_discharge_ttl: int,
@@ -147,9 +145,8 @@ class StoreTokens:
     ) -> None:
         self.location = location
         self.org_location = org_location
-        self._public_key = ticket_keys.public_key
-        self._shared_key = EncryptionKey(ticket_keys.shared_key(authority_org_public_key))
-        self._trusted = {org_location: [self._shared_key]}
+        self._sealing = sealing
+        self._trusted = {org_location: sealing.trusted}
         self._keys = keys
         self._revocations = revocations
         self._discharge_ttl = org_discharge_ttl
@@ -159,6 +156,10 @@ class StoreTokens:
         self._monotonic = monotonic
         self._cache: OrderedDict[str, _Verification] = OrderedDict()
         self._parts = DecodeCache()
+
+    @property
+    def sealing(self) -> TicketSealing:
+        return self._sealing
 
     def __repr__(self) -> str:
         return f"StoreTokens(location={self.location!r}, org_location={self.org_location!r})"
@@ -174,11 +175,12 @@ class StoreTokens:
             [Organization(org_id, mask), *caveats],
             random=self._random,
         )
+        public_key, shared_key = self._sealing.sealing
         return add_third_party(
             token,
             self.org_location,
-            self._shared_key,
-            self._public_key,
+            shared_key,
+            public_key,
             [ConfineOrganization(org_id), MaxValidity(self._discharge_ttl)],
             random=self._random,
         )

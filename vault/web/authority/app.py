@@ -30,13 +30,14 @@ from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
 from vault.config import Config, require_database_url, require_master_keys
 from vault.crypto.passwords import INTERACTIVE, PasswordCost, hash_password, verify_password
+from vault.crypto.ticket_keys import TicketKeyRing
 from vault.storage.accounts import PgAccountRepository
 from vault.storage.authority_keys import (
     ISSUER_PURPOSE,
     LOGIN_PURPOSE,
     ORG_PURPOSE,
     RootKeyRing,
-    load_ticket_key_pair,
+    ensure_key,
 )
 from vault.storage.authority_tokens import PgTokenRepository
 from vault.storage.invitations import PgInvitationRepository
@@ -130,14 +131,27 @@ async def open_authority(
         key_repo = await PgKeyRepository.open(db, SCHEMA, require_master_keys(config))
         root_keys = await RootKeyRing.open(db, key_repo)
         # Rotations and retirements of root keys reach every node through LISTEN (docs/keys.md).
-        key_watcher = KeyWatcher(db, SCHEMA)
+        for purpose in (LOGIN_PURPOSE, ORG_PURPOSE, ISSUER_PURPOSE):
+            await ensure_key(db, key_repo, purpose)
+
+        async def ticket_rings() -> tuple[TicketKeyRing, TicketKeyRing, TicketKeyRing]:
+            return (
+                await key_repo.ticket_ring(LOGIN_PURPOSE),
+                await key_repo.ticket_ring(ORG_PURPOSE),
+                await key_repo.ticket_ring(ISSUER_PURPOSE),
+            )
+
+        login, org, issuer = await ticket_rings()
+        keys = TicketKeys(login=login, org=org, issuer=issuer)
+
+        async def reload_ticket_keys() -> None:
+            login, org, issuer = await ticket_rings()
+            keys.install(login=login, org=org, issuer=issuer)
+
+        key_watcher = KeyWatcher(db, SCHEMA, interval=config.key_watch_interval)
         key_watcher.on_change(root_keys.reload)
+        key_watcher.on_change(reload_ticket_keys)
         await key_watcher.start()
-        keys = TicketKeys(
-            login=await load_ticket_key_pair(db, key_repo, LOGIN_PURPOSE),
-            org=await load_ticket_key_pair(db, key_repo, ORG_PURPOSE),
-            issuer=await load_ticket_key_pair(db, key_repo, ISSUER_PURPOSE),
-        )
         if reconcile_interval is None:
             watcher = RevocationWatcher(db, SCHEMA)
         else:
@@ -226,7 +240,7 @@ def _services(
     verifier = BundleVerifier(
         location=location,
         login_location=login_location,
-        issuer_login_key=keys.issuer_login_key,
+        issuer_login_keys=keys.issuer_login_keys,
         root_keys=root_keys,
         tokens=token_repo,
         revocations=watcher,

@@ -18,7 +18,9 @@ from vault.authority.revocation_feed import MAX_FEED_WAIT
 from vault.authority.roles import parse_role
 from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.sessions import InvalidCredentials
+from vault.authority.ticket_keys import SharedKeyCache
 from vault.authority.token_service import check_token_id
+from vault.crypto.ticket_keys import PUBLIC_KEY_SIZE
 from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Bundle, encode_token, mask_from_string, mask_to_string, parse_bundle
 from vault.storage.health import database_ready
@@ -419,17 +421,44 @@ async def org_discharge(request: web.Request) -> web.StreamResponse:
 
 
 async def public_keys(request: web.Request) -> web.StreamResponse:
+    """Every unretired ticket public key of both locations, newest first (docs/keys.md).
+
+    ``public_key`` is the newest (what new tickets are sealed to). With
+    ``?first_party=<base64 X25519 public key>`` (a store's), the org list also carries
+    one endorsement per unretired org key, MACs under ``KA`` with that key, so the store
+    can take a new key on the word of one it already trusts.
+    """
     svc = _svc(request)
 
     def b64(key: bytes) -> str:
         return base64.b64encode(key).decode()
 
-    return web.json_response(
-        {
-            "location": svc.location,
-            "login": {"location": svc.login_location, "public_key": b64(svc.keys.login.public_key)},
-            "org": {"location": svc.org_location, "public_key": b64(svc.keys.org.public_key)},
+    def location(cache: SharedKeyCache, where: str) -> dict[str, Any]:
+        keys = cache.published()
+        return {
+            "location": where,
+            "public_key": b64(keys[0][1]),
+            "key_id": f"{keys[0][0]:016x}",
+            "keys": [{"id": f"{key_id:016x}", "public_key": b64(public)} for key_id, public in keys],
         }
+
+    org = location(svc.keys.org, svc.org_location)
+    raw = request.query.get("first_party")
+    if raw is not None:
+        try:
+            first_party = base64.b64decode(
+                raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4), validate=True
+            )
+        except (binascii.Error, ValueError):
+            raise BadRequest("first_party must be a base64 X25519 public key") from None
+        if len(first_party) != PUBLIC_KEY_SIZE:
+            raise BadRequest("first_party must be a base64 X25519 public key (32 bytes)")
+        org["endorsements"] = [
+            {"id": f"{key_id:016x}", "mac": b64(tag)}
+            for key_id, tag in svc.keys.org.endorsements(svc.org_location, first_party)
+        ]
+    return web.json_response(
+        {"location": svc.location, "login": location(svc.keys.login, svc.login_location), "org": org}
     )
 
 

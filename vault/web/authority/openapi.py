@@ -292,10 +292,19 @@ def spec(authority_url: str) -> dict[str, Any]:
         },
         "/.well-known/cvault/keys": {
             "get": _op(
-                "The authority's locations and X25519 ticket public keys",
+                "The authority's locations and unretired X25519 ticket public keys (newest first)",
                 200,
                 _obj({"location": _STR, "login": _obj({}), "org": _obj({})}),
-                errors=(503,),
+                params=[
+                    {
+                        "name": "first_party",
+                        "in": "query",
+                        "required": False,
+                        "description": "a store's X25519 public key (base64): the org keys come endorsed for it",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                errors=(400, 503),
             )
         },
         "/healthz": {"get": _op("The process is up", 200, _obj({"status": _STR}), errors=())},

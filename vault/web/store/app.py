@@ -42,6 +42,7 @@ from ..common import add_openapi, middlewares
 from ..metrics import Metrics, add_metrics
 from ..runner import is_loopback
 from . import handlers
+from .authority_keys import follow_authority_keys
 from .openapi import spec
 from .revocation_follower import MAX_WAIT, RevocationFollower
 from .services import SERVICES_KEY, StoreServices
@@ -100,7 +101,7 @@ async def open_store(
     """Open everything the store needs, each resource closed as soon as a later one fails to open, and all of
     them in reverse order on the way out. Refuses an unmigrated database and a missing master key; a ``pool``
     passed in is not closed here."""
-    authority_key = _authority_key(config)
+    _authority_key(config)
     async with AsyncExitStack() as stack:
         if pool is None:
             db = await create_pool(
@@ -115,11 +116,15 @@ async def open_store(
         org_table = await OrgTable.open(db)
         # Root-key rotations and retirements, and enrolments (a new org, a changed slug), reach every node
         # through LISTEN (docs/keys.md).
-        key_watcher = KeyWatcher(db, SCHEMA)
+        key_watcher = KeyWatcher(db, SCHEMA, interval=config.key_watch_interval)
         key_watcher.on_change(directory.reload)
         key_watcher.on_change(org_table.reload)
         await key_watcher.start()
         stack.push_async_callback(key_watcher.close)
+        sealing, key_follower = follow_authority_keys(config, directory.ticket_ring, org_location(config))
+        key_watcher.on_change(key_follower.resync(lambda: directory.ticket_ring))
+        await key_follower.start()
+        stack.push_async_callback(key_follower.close)
         watcher = RevocationWatcher(db, SCHEMA)
         await watcher.start()
         stack.push_async_callback(watcher.close)
@@ -144,8 +149,7 @@ async def open_store(
         tokens = StoreTokens(
             location=config.store_url,
             org_location=org_location(config),
-            ticket_keys=directory.ticket_keys,
-            authority_org_public_key=authority_key,
+            sealing=sealing,
             keys=directory,
             revocations=watcher,
             org_discharge_ttl=config.org_discharge_ttl,

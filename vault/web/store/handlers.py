@@ -410,6 +410,34 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ready"})
 
 
+async def public_keys(request: web.Request) -> web.StreamResponse:
+    """The store's ticket public keys (newest first) and the authority org key it seals new tickets to."""
+    sealing = _svc(request).tokens.sealing
+
+    def b64(key: bytes) -> str:
+        return base64.b64encode(key).decode()
+
+    def hex_id(key_id: int | None) -> str | None:
+        return None if key_id is None else f"{key_id:016x}"
+
+    own = sealing.own_keys
+    return web.json_response(
+        {
+            "location": _svc(request).tokens.location,
+            "ticket": {
+                "public_key": b64(own[0][1]),
+                "key_id": hex_id(own[0][0]),
+                "keys": [{"id": hex_id(key_id), "public_key": b64(public)} for key_id, public in own],
+            },
+            "authority_org": {
+                "public_key": b64(sealing.authority_keys[0][1]),
+                "key_id": hex_id(sealing.authority_key_id),
+                "keys": [{"id": hex_id(key_id), "public_key": b64(p)} for key_id, p in sealing.authority_keys],
+            },
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     # aiohttp tries the /v1/orgs routes in registration order: the hot one goes first.
@@ -432,3 +460,4 @@ def add_routes(app: web.Application) -> None:
     r.add_post(_VAULT + "/promote/" + _NAME, promote)
     r.add_get(_ORG + "/audit", query_audit)
     r.add_get("/readyz", readyz)
+    r.add_get("/.well-known/cvault/keys", public_keys)

@@ -281,6 +281,15 @@ def spec(store_url: str) -> dict[str, Any]:
         },
         "/healthz": {"get": _op("healthz", "Process is up", 200, _obj({"status": _STR}), security=[])},
         "/readyz": {"get": _op("readyz", "Database reachable, keys loaded", 200, _obj({"status": _STR}), security=[])},
+        "/.well-known/cvault/keys": {
+            "get": _op(
+                "publicKeys",
+                "The store's ticket public keys and the authority org key it seals new tickets to",
+                200,
+                _obj({"location": _STR, "ticket": _obj({}), "authority_org": _obj({})}),
+                security=[],
+            )
+        },
         **vault_kv_paths(),
     }
     return {

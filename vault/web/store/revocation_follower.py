@@ -25,7 +25,7 @@ import aiohttp
 from vault.errors import ConfigError
 from vault.store.authority_revocations import AuthorityRevocations
 
-__all__ = ["MAX_WAIT", "RevocationFollower"]
+__all__ = ["MAX_WAIT", "RevocationFollower", "client_tls"]
 
 log = logging.getLogger("cvault.store.revocations")
 
@@ -33,6 +33,16 @@ PAGE = 1000
 MAX_WAIT = 25  # the longest long poll the authority grants (its MAX_FEED_WAIT)
 MAX_REPLY_BYTES = 4 * 1024 * 1024  # a full page is ~200 KB
 FIRST_SYNC_SECONDS = 5.0
+
+
+def client_tls(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """Verified TLS always (https); a private CA when the operator names one (for the feed and the key list)."""
+    if ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError):
+        raise ConfigError(f"CVAULT_REVOCATION_FEED_CA_FILE: cannot read CA certificates in {ca_file}") from None
 
 
 class RevocationFollower:
@@ -50,13 +60,7 @@ class RevocationFollower:
         self._headers = {"Authorization": f"Bearer {token}"}
         self._state = state
         self._wait = wait
-        # Verified TLS always (https); a private CA when the operator names one.
-        self._ssl: ssl.SSLContext | bool = True
-        if ca_file is not None:
-            try:
-                self._ssl = ssl.create_default_context(cafile=str(ca_file))
-            except (OSError, ssl.SSLError):
-                raise ConfigError(f"CVAULT_REVOCATION_FEED_CA_FILE: cannot read CA certificates in {ca_file}") from None
+        self._ssl = client_tls(ca_file)
         self._delays = retry_delays
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None

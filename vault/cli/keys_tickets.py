@@ -1,0 +1,82 @@
+"""``cvault keys rotate-tickets`` and ``cvault keys retire-tickets``: X25519 ticket key pairs (docs/keys.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from .keys_tokens import SERVICES, parse_key_id, pick_service, with_key_repository, with_pool
+from .options import add_config_option, config_from_args, local_actor
+
+__all__ = ["register_tickets"]
+
+_AFTER_RETIRE = {
+    "authority-org-x25519": "store tokens whose tickets were sealed to it can get no org discharge any more",
+    "authority-login-x25519": "permission tokens whose login tickets were sealed to it can get no login discharge",
+    "authority-issuer-x25519": "login discharges of tokens minted with it no longer vouch for their user",
+    "store-ticket": "discharges of store tokens minted with it no longer carry trusted attestations",
+}
+
+
+def register_tickets(commands: Any) -> None:
+    rotate: argparse.ArgumentParser = commands.add_parser(
+        "rotate-tickets",
+        help="make new X25519 ticket key pairs the ones that seal; older pairs still open tickets until retired",
+        description=(
+            "--service authority adds a login, an org and an issuer pair; --service store adds a store-ticket "
+            "pair. Every node switches at once; stores pick up the authority's new org key from its "
+            "/.well-known/cvault/keys within authority_keys_interval (docs/keys.md)."
+        ),
+    )
+    rotate.add_argument("--service", choices=SERVICES, required=True, help="whose ticket keys")
+    add_config_option(rotate)
+    rotate.set_defaults(func=run_rotate_tickets)
+
+    retire = commands.add_parser(
+        "retire-tickets",
+        help="stop opening tickets sealed to the ticket key ID, on every node (asks for --yes)",
+    )
+    retire.add_argument("key_id", metavar="ID", help="the key id as `cvault keys status` shows it (hex)")
+    retire.add_argument("--service", choices=SERVICES, help="whose key (needed only if both have this id)")
+    retire.add_argument("--yes", action="store_true", help="retire it (without: only say what it does)")
+    add_config_option(retire)
+    retire.set_defaults(func=run_retire_tickets)
+
+
+def run_rotate_tickets(args: argparse.Namespace) -> int:
+    return asyncio.run(_rotate(config_from_args(args), args.service))
+
+
+async def _rotate(config: Any, service: str) -> int:
+    from vault.storage.ticket_keys import rotate_ticket_keys
+
+    new = await with_key_repository(
+        config, service, lambda pool, keys: rotate_ticket_keys(pool, keys, service, actor=local_actor())
+    )
+    for purpose, key_id in new:
+        print(f"{service}/{purpose}/{key_id:016x} now seals new tickets; older pairs open theirs until retired")
+    return 0
+
+
+def run_retire_tickets(args: argparse.Namespace) -> int:
+    service, key_id = parse_key_id(args.key_id, args.service)
+    return asyncio.run(_retire(config_from_args(args), service, key_id, args.yes))
+
+
+async def _retire(config: Any, service: str | None, key_id: int, confirm: bool) -> int:
+    from vault.storage.ticket_keys import TicketRetirement, find_ticket_key, retire_ticket_key
+
+    async def retire(pool: Any) -> TicketRetirement:
+        found = await pick_service(pool, service, key_id, find_ticket_key, "ticket key")
+        return await retire_ticket_key(pool, found, key_id, confirm=confirm, actor=local_actor())
+
+    done = await with_pool(config, retire)
+    service = done.service
+    name = f"{service}/{done.purpose}/{key_id:016x}"
+    if not confirm:
+        print(f"retiring {name}: {_AFTER_RETIRE[done.purpose]}")
+        print("nothing retired: run again with --yes to retire it")
+        return 1
+    print(f"retired {name} on every node: {_AFTER_RETIRE[done.purpose]}")
+    return 0
