@@ -60,11 +60,11 @@ async def _discharge_status(h: Harness, store_token: str, auth: str) -> int:
     return (await h.org_discharge(store_token, auth)).status
 
 
-def _fresh_token_op(h: Harness, world: World, path: str) -> Operation:
-    """Mint a store token (sealed to whatever the store seals with now), get its org discharge, read with it."""
+def _fresh_token_op(h: Harness, world: World, path: str, minter: str) -> Operation:
+    """Mint a store token with ``minter`` (sealed to whatever the store seals with now), discharge it, read with it."""
 
     async def op(worker: int, n: int) -> str | None:
-        r = await h.store("POST", world.path("/tokens"), world.bundle, {"mask": "r"})
+        r = await h.store("POST", world.path("/tokens"), minter, {"mask": "r"})
         if r.status != 201:
             return f"mint {r.status}: {r.body}"
         d = await h.org_discharge(r.body["token"], world.auth)
@@ -85,7 +85,7 @@ async def test_authority_ticket_keys_rotate_and_retire_under_traffic(world: Worl
     before = await _authority_keys(h)
     old_org = int(str(before["org"]["key_id"]), 16)
     old_token = world.root  # its ticket is sealed to the old org key
-    fresh = _fresh_token_op(h, world, path)
+    fresh = _fresh_token_op(h, world, path, world.bundle)
 
     async def mixed(worker: int, n: int) -> str | None:
         if worker % 2:
@@ -124,7 +124,10 @@ async def test_authority_ticket_keys_rotate_and_retire_under_traffic(world: Worl
     assert (await _discharge_status(h, minted, world.auth)) == 201
     assert (await _discharge_status(h, old_token, world.auth)) == 201
 
-    # 2. Retire the old org key during traffic of tokens minted since: none fails; the old token's tickets are dead.
+    # 2. Retire the old org key during traffic of tokens minted since: none fails; the old token's tickets are dead,
+    # at the authority (no discharge) and at the store once it drops the key (not even with a discharge it has).
+    minter = await h.store_bundle(await h.mint(world.bundle, world.org, mask="rC"), world.auth)
+    fresh = _fresh_token_op(h, world, path, minter)
     code, out, err = await run_cvault("keys", "retire-tickets", f"{new_org:x}", env=env)
     assert code == 1 and "seals new tickets" in err
     code, out, err = await run_cvault(
@@ -144,6 +147,14 @@ async def test_authority_ticket_keys_rotate_and_retire_under_traffic(world: Worl
 
         report_latency(
             "authority refuses tickets of the retired org key (NOTIFY)", await eventually(old_refused, "retire")
+        )
+
+        async def store_refuses_old() -> bool:
+            return (await h.store("GET", path, world.bundle)).status == 401
+
+        report_latency(
+            "store refuses tokens sealed to the retired org key (poll 0.5 s)",
+            await eventually(store_refuses_old, "store"),
         )
         await load.wait_for(10)
         during_retirement = load.since(mark)
@@ -183,8 +194,9 @@ async def test_store_ticket_key_rotation_and_the_endorsement_check(world: World)
     env = keys_env(h)
     path = world.secret("db/url")
     assert (await h.store("PUT", path, world.bundle, {"value": "v"})).status == 200
-    old_public = (await _store_keys(h))["ticket"]["public_key"]
-    fresh = _fresh_token_op(h, world, path)
+    old_store_key = await _store_keys(h)
+    old_public = old_store_key["ticket"]["public_key"]
+    fresh = _fresh_token_op(h, world, path, world.bundle)
 
     async with traffic(fresh) as load:
         await load.wait_for(10)
@@ -220,6 +232,19 @@ async def test_store_ticket_key_rotation_and_the_endorsement_check(world: World)
 
     report_latency("store (new pair) seals to a new org key", await eventually(store_seals_to_new, "pickup"))
     assert (await _discharge_status(h, await h.mint(world.bundle, world.org, mask="r"), world.auth)) == 201
+
+    # Retiring the old pair ends the tokens minted with it at the store; those minted since keep working.
+    minted_bundle = await h.store_bundle(minted, world.auth)
+    code, out, err = await run_cvault(
+        "keys", "retire-tickets", f"store/store-ticket/{old_store_key['ticket']['key_id']}", "--yes", env=env
+    )
+    assert code == 0, err
+
+    async def old_refused() -> bool:
+        return (await h.store("GET", path, world.bundle)).status == 401
+
+    report_latency("store refuses tokens of its retired ticket pair (NOTIFY)", await eventually(old_refused, "refuse"))
+    assert (await h.store("GET", path, minted_bundle)).status == 200
 
     # A list no trusted key endorses is refused: whoever answers the URL cannot slip in a key.
     sealing = h.store_app[STORE_SERVICES].tokens.sealing

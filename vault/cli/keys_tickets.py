@@ -12,10 +12,10 @@ from .options import add_config_option, config_from_args, local_actor
 __all__ = ["register_tickets"]
 
 _AFTER_RETIRE = {
-    "authority-org-x25519": "store tokens whose tickets were sealed to it can get no org discharge any more",
+    "authority-org-x25519": "store tokens whose tickets were sealed to it get no org discharge, and stores refuse them",
     "authority-login-x25519": "permission tokens whose login tickets were sealed to it can get no login discharge",
     "authority-issuer-x25519": "login discharges of tokens minted with it no longer vouch for their user",
-    "store-ticket": "discharges of store tokens minted with it no longer carry trusted attestations",
+    "store-ticket": "every store node refuses the store tokens minted with it",
 }
 
 

@@ -8,7 +8,10 @@ a published list is taken only if it carries an endorsement (a MAC under ``KA`` 
 store's pair and the key) from an org key the store already trusts, so whoever answers
 that URL cannot slip in a key of their own; trust passes from key to key as the
 authority rotates. The store re-opens its own tickets (to trust a discharge's
-attestations) with ``KA`` of any unretired pair of its own and any org key it trusts.
+attestations) with ``KA`` of any unretired pair of its own and any org key it trusts; a
+token whose own ticket it cannot re-open is refused (:meth:`opens`), so retiring either key
+ends the tokens sealed with it, rather than leaving them in use with discharges whose
+attestations (and with them the revocation feed's checks) the store could no longer trust.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from vault.crypto.ticket_keys import TicketKeyRing, endorses, key_list_payload
-from vault.macaroon import EncryptionKey
+from vault.errors import InvalidToken
+from vault.macaroon import EncryptionKey, open_ticket
 
 __all__ = ["TicketSealing"]
 
@@ -33,6 +37,8 @@ class TicketSealing:
         self.trusted: list[EncryptionKey] = []
         """``KA`` of every (own pair, trusted org key): updated in place, so a verifier can hold the list."""
         self._sealing = (b"", EncryptionKey(b""))
+        self.generation = 0
+        """Incremented whenever the trusted keys change: verifications cached before are checked afresh."""
         self._derive()
 
     def __repr__(self) -> str:
@@ -62,8 +68,19 @@ class TicketSealing:
     def authority_keys(self) -> list[tuple[int | None, bytes]]:
         return list(self._authority)
 
+    def opens(self, ticket: bytes) -> bool:
+        """True if ``ticket`` was sealed with keys the store still trusts (an unretired pair, a trusted org key)."""
+        for shared_key in self.trusted:
+            try:
+                open_ticket(ticket, shared_key)
+            except InvalidToken:
+                continue
+            return True
+        return False
+
     def install_ring(self, ring: TicketKeyRing) -> None:
-        if ring.items() != self._ring.items():
+        # A reload builds new pair objects every time: compare ids and public keys, not objects.
+        if [(key_id, pair.public_key) for key_id, pair in ring.items()] != self.own_keys:
             self._ring = ring
             self._derive()
 
@@ -90,6 +107,7 @@ class TicketSealing:
     def _derive(self) -> None:
         newest = self._ring.newest
         self._sealing = (newest.public_key, EncryptionKey(newest.shared_key(self._authority[0][1])))
+        self.generation += 1
         self.trusted[:] = [
             EncryptionKey(pair.shared_key(public)) for _, pair in self._ring.items() for _, public in self._authority
         ]

@@ -125,6 +125,8 @@ class _Verification:
     discharges_until: int
     # The caller in the root key's org, built once (None for the enrolment key, which has no org).
     caller: Caller | None
+    # TicketSealing.generation when verified: a ticket key retired since means verifying afresh.
+    sealing_generation: int
 
 
 class StoreTokens:
@@ -232,6 +234,7 @@ class StoreTokens:
             entry is None
             or now - entry.verified_at > VERIFIED_CACHE_SECONDS
             or not entry.discharges_from <= access.now <= entry.discharges_until
+            or entry.sealing_generation != self._sealing.generation
         ):
             # Verifying afresh also turns an expired discharge into 401 discharge_required.
             entry = await self._verify(parse_bundle(credentials, self._parts), access.now, now)
@@ -265,7 +268,9 @@ class StoreTokens:
         token = bundle.permission_token(self.location)
         key_id = key_id_from_kid(token.nonce.kid)
         root = self._keys.cached(key_id) or await self._keys.load(key_id)
-        if root is None or not token.third_party_tickets(self.org_location):
+        tickets = token.third_party_tickets(self.org_location)
+        # The first org caveat is the store's own (an attenuator can only add later ones).
+        if root is None or not tickets or not self._sealing.opens(tickets[0].ticket):
             raise InvalidToken()
         verified = verify(token, root.key, bundle.discharges, now=now, trusted=self._trusted)
         windows = [c for d in verified.discharges for c in d.unverified_caveats if isinstance(c, ValidityWindow)]
@@ -277,4 +282,5 @@ class StoreTokens:
             max((w.not_before for w in windows), default=now),
             min((w.not_after for w in windows), default=now),
             Caller(root.org_id, token.token_id, verified) if root.org_id is not None else None,
+            self._sealing.generation,
         )
