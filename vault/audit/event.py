@@ -22,10 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from json.encoder import encode_basestring_ascii
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 __all__ = [
     "FORMAT_VERSION",
@@ -52,6 +52,11 @@ _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
 _EMPTY_DETAIL: Mapping[str, Any] = MappingProxyType({})
+
+# The one encoder of canonical JSON (and of the detail column): sorted keys, compact, ASCII only.
+# Built once, as json.dumps would build one per call. No circularity check: what it encodes is
+# fields()'s fresh copy, acyclic by construction, and every event logged passes here.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, check_circular=False)
 
 
 def _check_text(value: str, what: str) -> None:
@@ -121,123 +126,69 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class _EventFields(NamedTuple):
-    service: str
-    action: str
-    outcome: str
-    org: int | None
-    vault: str | None
-    secret: str | None
-    version: int | None
-    token_id: str | None
-    lineage: tuple[str, ...]
-    actor: str | None
-    client_addr: str | None
-    request_id: str | None
-    detail: Mapping[str, Any]
-
-
 _OPTIONAL_TEXT = ("vault", "secret", "token_id", "actor", "client_addr", "request_id")
 
 
-def _plain_fields(
-    service: object,
-    action: object,
-    optional: tuple[object, ...],
-    lineage: tuple[object, ...],
-    org: object,
-    version: object,
-) -> bool:
-    """True when every field certainly passes the checks: short ASCII text without NUL, 64-bit ints.
-
-    The common case, decided with a few calls over all the text at once (every request
-    builds an event); anything else gets the field-by-field checks and their messages.
-    """
-    if not (org is None or (type(org) is int and _INT_MIN <= org <= _INT_MAX)):
-        return False
-    if not (version is None or (type(version) is int and _INT_MIN <= version <= _INT_MAX)):
-        return False
-    try:
-        # join refuses anything that is not text (None in the lineage included).
-        joined = "".join([service, action, *[t for t in optional if t is not None], *lineage])  # type: ignore[list-item]
-    except TypeError:
-        return False
-    # Short in all means short in each; a longer event takes the field-by-field path.
-    return bool(service) and bool(action) and len(joined) <= _MAX_TEXT and "\x00" not in joined and joined.isascii()
+def _check_int(value: object, what: str) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not _INT_MIN <= value <= _INT_MAX
+    ):
+        raise ValueError(f"audit {what} must be a 64-bit integer")
 
 
-class AuditEvent(_EventFields):
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
     """Something a service did or refused, as it will appear in the audit log.
 
     Never put a secret value, a key or a whole token in any field: ``token_id``
     is the token's UUID, ``detail`` small facts such as the reasons of a denial.
     Invalid fields raise :class:`ValueError` at construction, where the bug is.
-    Immutable: a named tuple (every request records one, and a frozen dataclass
-    costs several times more to build); ``detail`` is frozen into a read-only copy.
+    Immutable: ``lineage`` is kept as a tuple, ``detail`` frozen into a read-only copy.
     """
 
-    __slots__ = ()
+    service: str
+    action: str
+    outcome: str
+    org: int | None = None
+    vault: str | None = None
+    secret: str | None = None
+    version: int | None = None
+    token_id: str | None = None
+    lineage: tuple[str, ...] = ()
+    actor: str | None = None
+    client_addr: str | None = None
+    request_id: str | None = None
+    # A factory because a mapping proxy counts as a mutable default; it returns the one shared empty proxy.
+    detail: Mapping[str, Any] = field(default_factory=lambda: _EMPTY_DETAIL)
 
-    def __new__(
-        cls,
-        service: str,
-        action: str,
-        outcome: str,
-        org: int | None = None,
-        vault: str | None = None,
-        secret: str | None = None,
-        version: int | None = None,
-        token_id: str | None = None,
-        lineage: Iterable[str] = (),
-        actor: str | None = None,
-        client_addr: str | None = None,
-        request_id: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-    ) -> AuditEvent:
-        if outcome not in OUTCOMES:
-            raise ValueError(f"audit outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
-        optional = (vault, secret, token_id, actor, client_addr, request_id)
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"audit outcome must be one of {', '.join(OUTCOMES)}, not {self.outcome!r}")
+        for name in ("service", "action"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"audit {name} must be a non-empty string")
+            _check_text(value, name)
+        for name in _OPTIONAL_TEXT:
+            value = getattr(self, name)
+            if value is not None:
+                if not isinstance(value, str):
+                    raise ValueError(f"audit {name} must be a string")
+                _check_text(value, name)
+        _check_int(self.org, "org")
+        _check_int(self.version, "version")
+        lineage = self.lineage
         if type(lineage) is not tuple:
+            # A caller's list (or generator) becomes the tuple the event keeps: frozen, hence
+            # object.__setattr__, while the event is still being built.
             lineage = tuple(lineage)
-        if not _plain_fields(service, action, optional, lineage, org, version):
-            # Something is off: find it field by field, to say which one.
-            for name, required in (("service", service), ("action", action)):
-                if not isinstance(required, str) or not required:
-                    raise ValueError(f"audit {name} must be a non-empty string")
-                _check_text(required, name)
-            for name, value in zip(_OPTIONAL_TEXT, optional, strict=True):
-                if value is not None:
-                    if not isinstance(value, str):
-                        raise ValueError(f"audit {name} must be a string")
-                    _check_text(value, name)
-            for name, number in (("org", org), ("version", version)):
-                if number is not None and (
-                    isinstance(number, bool) or not isinstance(number, int) or not _INT_MIN <= number <= _INT_MAX
-                ):
-                    raise ValueError(f"audit {name} must be a 64-bit integer")
-            for item in lineage:
-                if not isinstance(item, str):
-                    raise ValueError("audit lineage must be a sequence of token ids")
-                _check_text(item, "lineage entry")
-        # tuple.__new__ itself: the named tuple's generated __new__ would add a call per event.
-        return tuple.__new__(
-            cls,
-            (
-                service,
-                action,
-                outcome,
-                org,
-                vault,
-                secret,
-                version,
-                token_id,
-                lineage,
-                actor,
-                client_addr,
-                request_id,
-                _frozen_detail(detail),
-            ),
-        )
+            object.__setattr__(self, "lineage", lineage)
+        for item in lineage:
+            if not isinstance(item, str):
+                raise ValueError("audit lineage must be a sequence of token ids")
+            _check_text(item, "lineage entry")
+        if self.detail is not _EMPTY_DETAIL:
+            object.__setattr__(self, "detail", _frozen_detail(self.detail))
 
     def fields(self) -> dict[str, Any]:
         """The event's fields as plain JSON values."""
@@ -254,8 +205,12 @@ class AuditEvent(_EventFields):
             "actor": self.actor,
             "client_addr": self.client_addr,
             "request_id": self.request_id,
-            "detail": _plain(self.detail),
+            "detail": _plain(self.detail) if self.detail else {},
         }
+
+    def detail_json(self) -> str:
+        """``detail`` as the JSON text the canonical bytes hold (for the ``jsonb`` column)."""
+        return _ENCODER.encode(_plain(self.detail)) if self.detail else "{}"
 
 
 def microseconds(at: datetime) -> int:
@@ -269,77 +224,41 @@ def _from_microseconds(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-_json_text = encode_basestring_ascii  # what json.dumps(..., ensure_ascii=True) writes for a str
-
-
-def _json_detail(detail: Mapping[str, Any]) -> str:
-    if not detail:
-        return "{}"
-    return json.dumps(_plain(detail), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
 def canonical_bytes(seq: int, at: datetime, event: AuditEvent) -> bytes:
-    """The bytes a record's hash covers (everything except the hashes).
-
-    Exactly ``json.dumps({**event.fields(), "seq": seq, "at": microseconds(at), "v": 1},
-    sort_keys=True, separators=(",", ":"), ensure_ascii=True)``, written field by field
-    in sorted key order because this runs for every event the store logs.
-    """
+    """The bytes a record's hash covers (everything except the hashes)."""
     return _canonical(seq, microseconds(at), event)
 
 
-def _canonical(seq: int, micros: int, e: AuditEvent) -> bytes:
-    # One unpacking rather than a field access per key: every event logged passes here.
-    service, action, outcome, org, vault, secret, version, token_id, lineage, actor, client_addr, request_id, detail = e
-    null = "null"
-    return (
-        f'{{"action":{_json_text(action)},'
-        f'"actor":{null if actor is None else _json_text(actor)},'
-        f'"at":{micros},'
-        f'"client_addr":{null if client_addr is None else _json_text(client_addr)},'
-        f'"detail":{_json_detail(detail)},'
-        f'"lineage":[{",".join(map(_json_text, lineage))}],'
-        f'"org":{null if org is None else int(org)},'
-        f'"outcome":{_json_text(outcome)},'
-        f'"request_id":{null if request_id is None else _json_text(request_id)},'
-        f'"secret":{null if secret is None else _json_text(secret)},'
-        f'"seq":{int(seq)},'
-        f'"service":{_json_text(service)},'
-        f'"token_id":{null if token_id is None else _json_text(token_id)},'
-        f'"v":{FORMAT_VERSION},'
-        f'"vault":{null if vault is None else _json_text(vault)},'
-        f'"version":{null if version is None else int(version)}}}'
-    ).encode("ascii")
+def _canonical(seq: int, micros: int, event: AuditEvent) -> bytes:
+    body = event.fields()
+    body["seq"] = seq
+    body["at"] = micros
+    body["v"] = FORMAT_VERSION
+    return _ENCODER.encode(body).encode("ascii")
 
 
 def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
     return hashlib.sha256(prev_hash + canonical).digest()
 
 
-class _RecordFields(NamedTuple):
-    seq: int
-    at: datetime
-    event: AuditEvent
-    prev_hash: bytes
-    hash: bytes
-    canonical: bytes
-
-
-class AuditRecord(_RecordFields):
+@dataclass(frozen=True, slots=True, repr=False)
+class AuditRecord:
     """An event at its place in the chain.
 
     ``canonical`` is :func:`canonical_bytes` of the record, computed when not given
     (:func:`chain` gives the bytes it hashed, and the log stores exactly those).
     """
 
-    __slots__ = ()
+    seq: int
+    at: datetime
+    event: AuditEvent
+    prev_hash: bytes
+    hash: bytes
+    canonical: bytes = b""
 
-    def __new__(
-        cls, seq: int, at: datetime, event: AuditEvent, prev_hash: bytes, hash: bytes, canonical: bytes | None = None
-    ) -> AuditRecord:
-        if canonical is None:
-            canonical = canonical_bytes(seq, at, event)
-        return super().__new__(cls, seq, at, event, prev_hash, hash, canonical)
+    def __post_init__(self) -> None:
+        if not self.canonical:  # never empty once computed: the JSON has at least its braces
+            object.__setattr__(self, "canonical", canonical_bytes(self.seq, self.at, self.event))
 
     def __repr__(self) -> str:
         return f"AuditRecord(seq={self.seq}, at={self.at!r}, event={self.event!r}, hash={self.hash.hex()})"
@@ -402,7 +321,5 @@ def chain(items: Iterable[tuple[datetime, AuditEvent]], last_seq: int, last_hash
         at = stored_at
         canonical = _canonical(seq, micros, event)
         digest = chain_hash(prev, canonical)
-        # tuple.__new__ itself: AuditRecord's own __new__ only fills in the canonical bytes,
-        # which are at hand; every event logged passes here.
-        yield tuple.__new__(AuditRecord, (seq, at, event, prev, digest, canonical))
+        yield AuditRecord(seq, at, event, prev, digest, canonical)
         prev = digest

@@ -50,13 +50,11 @@ def _table(schema: str, name: str) -> str:
 
 @functools.cache  # built once per schema, not per batch
 def _insert_sql(schema: str) -> str:
-    # One statement for the whole batch and two parameters: the canonical JSON that was
-    # hashed, one record per line, and the records' hashes (prev_hash then hash, 32 bytes
-    # each). Every column, at included, is read back out of that JSON, so a row holds exactly
-    # what its hash covers; and scalars cost the store a fraction of what arrays cost to
-    # encode (asyncpg checks each array element's type). Canonical JSON holds no newline:
-    # its strings are ASCII-escaped. (ASCII-only JSON needs a UTF8 database for non-ASCII
-    # text, like any jsonb with \u escapes.)
+    # One statement for the whole batch and three typed arrays: each record's canonical JSON (the bytes
+    # that were hashed), its prev_hash and its hash. Every column, at included, is read back out of that
+    # JSON, so a row holds exactly what its hash covers; and three arrays cost the store a fraction of
+    # what one array per column costs to encode (asyncpg encodes each element on its own).
+    # (ASCII-only JSON needs a UTF8 database for non-ASCII text, like any jsonb with \u escapes.)
     return (
         f"INSERT INTO {_table(schema, 'audit_events')} "  # noqa: S608 (checked schema)
         "(seq, at, service, action, outcome, org, vault, secret, version, token_id, lineage, actor, "
@@ -69,20 +67,19 @@ def _insert_sql(schema: str) -> str:
         "u.j->>'service', u.j->>'action', u.j->>'outcome', "
         "(u.j->>'org')::bigint, u.j->>'vault', u.j->>'secret', (u.j->>'version')::bigint, u.j->>'token_id', "
         "ARRAY(SELECT jsonb_array_elements_text(u.j->'lineage')), u.j->>'actor', u.j->>'client_addr', "
-        "u.j->>'request_id', u.j->'detail', "
-        "substring($2::bytea FROM u.i::int * 64 - 63 FOR 32), substring($2::bytea FROM u.i::int * 64 - 31 FOR 32) "
+        "u.j->>'request_id', u.j->'detail', u.prev_hash, u.hash "
         # text[]::jsonb[] parses each record's JSON once, before the columns are taken from it.
-        "FROM unnest(string_to_array($1::text, E'\\n')::jsonb[]) WITH ORDINALITY AS u(j, i)"
+        "FROM unnest($1::text[]::jsonb[], $2::bytea[], $3::bytea[]) AS u(j, prev_hash, hash)"
     )
 
 
-def _parameters(records: Sequence[AuditRecord]) -> tuple[str, bytes]:
-    """The batch as the insert's two parameters: canonical JSON lines and the hashes, in order."""
-    lines = b"\n".join([r.canonical for r in records])
-    if lines.count(b"\n") != len(records) - 1:
-        raise ValueError("canonical audit JSON must not contain a newline")
-    hashes = b"".join([h for r in records for h in (r.prev_hash, r.hash)])
-    return lines.decode("ascii"), hashes
+def _parameters(records: Sequence[AuditRecord]) -> tuple[list[str], list[bytes], list[bytes]]:
+    """The batch as the insert's three arrays: the records' canonical JSON, prev_hash and hash."""
+    return (
+        [r.canonical.decode("ascii") for r in records],
+        [r.prev_hash for r in records],
+        [r.hash for r in records],
+    )
 
 
 @functools.cache
@@ -90,8 +87,8 @@ def _append_if_head_sql(schema: str) -> str:
     # The head moves only if it is still where this writer last left it; the insert
     # happens only if the head moved. One statement, so one round trip and one commit.
     return (
-        f"WITH moved AS (UPDATE {_table(schema, 'audit_head')} SET seq = $5, hash = $6 "  # noqa: S608
-        "WHERE seq = $3 AND hash = $4 RETURNING 1) " + _insert_sql(schema) + " WHERE EXISTS (SELECT 1 FROM moved)"
+        f"WITH moved AS (UPDATE {_table(schema, 'audit_head')} SET seq = $6, hash = $7 "  # noqa: S608
+        "WHERE seq = $4 AND hash = $5 RETURNING 1) " + _insert_sql(schema) + " WHERE EXISTS (SELECT 1 FROM moved)"
     )
 
 

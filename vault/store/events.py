@@ -67,5 +67,5 @@ def audit_event(
         caller.actor if caller is not None else None,
         ctx.client_addr,
         ctx.request_id,
-        detail,
+        detail or {},
     )
