@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 from vault.audit.event import AuditEvent, AuditRecord, chain
 from vault.audit.log import AuditLog
-from vault.storage.audit import append_records
+from vault.storage.audit import PgAuditRepository, append_records
 from vault.storage.database import create_database, drop_database, with_database
 from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
@@ -71,7 +71,7 @@ async def drive(writers: int, events: int, record: Callable[[AuditEvent], Awaita
 
 
 async def with_log(pool: Pool, writers: int, events: int, max_batch: int) -> tuple[float, int]:
-    log = AuditLog(pool, SCHEMA, max_batch=max_batch)
+    log = AuditLog(PgAuditRepository(pool, SCHEMA), max_batch=max_batch)
     await log.start()
     try:
         rate = await drive(writers, events, log.record)

@@ -16,10 +16,10 @@ import pytest
 from vault.audit.chain import ChainVerifier
 from vault.audit.event import GENESIS_HASH, AuditEvent, AuditRecord, canonical_bytes, chain
 from vault.audit.log import AuditLog
-from vault.audit.query import export_lines, query_events, record_from_row, verify_chain, verify_lines
+from vault.audit.query import AuditQueries, record_from_row, verify_lines
 from vault.cli.main import main
 from vault.errors import Unavailable
-from vault.storage.audit import fetch_rows
+from vault.storage.audit import PgAuditRepository, fetch_rows
 from vault.storage.pool import Pool, close_pool, create_pool
 
 SCHEMA = "store"
@@ -42,9 +42,13 @@ def event(n: int = 0, **fields: object) -> AuditEvent:
     return AuditEvent(**values)  # type: ignore[arg-type]
 
 
+def queries(pool: Pool, schema: str = SCHEMA) -> AuditQueries:
+    return AuditQueries(PgAuditRepository(pool, schema))
+
+
 @pytest.fixture
 async def audit_log(pool: Pool) -> AsyncIterator[AuditLog]:
-    log = AuditLog(pool, SCHEMA)
+    log = AuditLog(PgAuditRepository(pool, SCHEMA))
     await log.start()
     try:
         yield log
@@ -217,7 +221,7 @@ async def test_concurrent_records_share_transactions_and_form_one_chain(pool: Po
     assert stats.events == 200
     assert stats.batches < 200, "group commit must put concurrent events in shared transactions"
     assert stats.largest_batch > 1
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert report.ok, report.message
     assert report.checked == 200
     seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM store.audit_events ORDER BY seq")]
@@ -234,7 +238,7 @@ async def test_events_of_one_call_are_consecutive(pool: Pool, audit_log: AuditLo
 
 
 async def test_max_batch_caps_a_transaction(pool: Pool) -> None:
-    log = AuditLog(pool, SCHEMA, max_batch=8)
+    log = AuditLog(PgAuditRepository(pool, SCHEMA), max_batch=8)
     await log.start()
     try:
         await asyncio.gather(*(log.record(event(i)) for i in range(100)))
@@ -242,7 +246,7 @@ async def test_max_batch_caps_a_transaction(pool: Pool) -> None:
         await log.close()
     assert log.stats.largest_batch <= 8
     assert log.stats.batches >= 13
-    assert (await verify_chain(pool, SCHEMA)).ok
+    assert (await queries(pool).verify()).ok
 
 
 async def test_stored_rows_are_the_events_lineages_and_details_included(pool: Pool, audit_log: AuditLog) -> None:
@@ -258,7 +262,7 @@ async def test_stored_rows_are_the_events_lineages_and_details_included(pool: Po
     await audit_log.record(*events)
     rows = await fetch_rows(pool, SCHEMA, after_seq=0, upto_seq=len(events), limit=10)
     assert [record_from_row(row).event for row in rows] == events
-    assert (await verify_chain(pool, SCHEMA)).ok
+    assert (await queries(pool).verify()).ok
 
 
 async def test_stored_times_are_exactly_the_hashed_microseconds(pool: Pool) -> None:
@@ -273,7 +277,7 @@ async def test_stored_times_are_exactly_the_hashed_microseconds(pool: Pool) -> N
         datetime(2026, 12, 1, 21, 30, 0, 654_321, tzinfo=timezone(timedelta(hours=2))),
     ]
     clock = iter(times)
-    log = AuditLog(pool, SCHEMA, clock=lambda: next(clock))
+    log = AuditLog(PgAuditRepository(pool, SCHEMA), clock=lambda: next(clock))
     await log.start()
     try:
         for i in range(len(times)):
@@ -282,14 +286,14 @@ async def test_stored_times_are_exactly_the_hashed_microseconds(pool: Pool) -> N
         await log.close()
     rows = await pool.fetch("SELECT at FROM store.audit_events ORDER BY seq")
     assert [r["at"] for r in rows] == times
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert report.ok, report.message
 
 
 async def test_two_logs_on_one_table_keep_one_chain(pool: Pool, database_url: str) -> None:
     # Two "processes": separate pools, separate writers, one table.
     other_pool = await create_pool(database_url, max_size=4)
-    first, second = AuditLog(pool, SCHEMA), AuditLog(other_pool, SCHEMA)
+    first, second = AuditLog(PgAuditRepository(pool, SCHEMA)), AuditLog(PgAuditRepository(other_pool, SCHEMA))
     await first.start()
     await second.start()
     try:
@@ -301,7 +305,7 @@ async def test_two_logs_on_one_table_keep_one_chain(pool: Pool, database_url: st
         await first.close()
         await second.close()
         await close_pool(other_pool)
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert report.ok, report.message
     assert report.checked == 300
     by_service = await pool.fetch("SELECT service, count(*) AS n FROM store.audit_events GROUP BY service")
@@ -309,7 +313,7 @@ async def test_two_logs_on_one_table_keep_one_chain(pool: Pool, database_url: st
 
 
 async def test_close_commits_what_is_queued_and_refuses_more(pool: Pool) -> None:
-    log = AuditLog(pool, SCHEMA)
+    log = AuditLog(PgAuditRepository(pool, SCHEMA))
     await log.start()
     tasks = [asyncio.create_task(log.record(event(i))) for i in range(50)]
     await asyncio.sleep(0)  # let every task enqueue
@@ -322,11 +326,11 @@ async def test_close_commits_what_is_queued_and_refuses_more(pool: Pool) -> None
 
 async def test_record_before_start_is_unavailable(pool: Pool) -> None:
     with pytest.raises(Unavailable):
-        await AuditLog(pool, SCHEMA).record(event())
+        await AuditLog(PgAuditRepository(pool, SCHEMA)).record(event())
 
 
 async def test_each_schema_has_its_own_chain(pool: Pool) -> None:
-    store, authority = AuditLog(pool, "store"), AuditLog(pool, "authority")
+    store, authority = AuditLog(PgAuditRepository(pool, "store")), AuditLog(PgAuditRepository(pool, "authority"))
     await store.start()
     await authority.start()
     try:
@@ -336,8 +340,8 @@ async def test_each_schema_has_its_own_chain(pool: Pool) -> None:
     finally:
         await store.close()
         await authority.close()
-    assert (await verify_chain(pool, "store")).checked == 1
-    assert (await verify_chain(pool, "authority")).checked == 2
+    assert (await queries(pool, "store").verify()).checked == 1
+    assert (await queries(pool, "authority").verify()).checked == 2
 
 
 # --- append-only and tamper detection ---------------------------------------------------------
@@ -362,7 +366,7 @@ async def test_the_table_refuses_changes_even_from_its_owner(pool: Pool, audit_l
 async def test_verify_names_an_edited_event(pool: Pool, audit_log: AuditLog) -> None:
     await audit_log.record(*(event(i) for i in range(50)))
     await tamper(pool, "UPDATE store.audit_events SET secret = 'other' WHERE seq = 42")
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert not report.ok
     assert report.broken_seq == 42
     assert report.checked == 41
@@ -378,7 +382,7 @@ async def test_verify_names_an_edit_hidden_by_a_recomputed_hash(pool: Pool, audi
         "UPDATE store.audit_events SET outcome = 'denied', hash = $1 WHERE seq = 42",
         forged.expected_hash(),
     )
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert report.broken_seq == 43
     assert report.message == "event 43: prev_hash does not match event 42"
 
@@ -386,7 +390,7 @@ async def test_verify_names_an_edit_hidden_by_a_recomputed_hash(pool: Pool, audi
 async def test_verify_names_a_deleted_event(pool: Pool, audit_log: AuditLog) -> None:
     await audit_log.record(*(event(i) for i in range(50)))
     await tamper(pool, "DELETE FROM store.audit_events WHERE seq = 43")
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert not report.ok
     assert report.broken_seq == 43
     assert report.message == "event 43 missing (deleted?): seq jumps from 42 to 44"
@@ -395,7 +399,7 @@ async def test_verify_names_a_deleted_event(pool: Pool, audit_log: AuditLog) -> 
 async def test_verify_notices_the_newest_events_deleted(pool: Pool, audit_log: AuditLog) -> None:
     await audit_log.record(*(event(i) for i in range(10)))
     await tamper(pool, "DELETE FROM store.audit_events WHERE seq > 8")
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert report.broken_seq == 9
     assert report.message.startswith("events 9-10 missing (deleted?)")
 
@@ -403,20 +407,20 @@ async def test_verify_notices_the_newest_events_deleted(pool: Pool, audit_log: A
 async def test_verify_reports_an_unreadable_row(pool: Pool, audit_log: AuditLog) -> None:
     await audit_log.record(*(event(i) for i in range(5)))
     await tamper(pool, """UPDATE store.audit_events SET detail = '{"x": 1.5}' WHERE seq = 3""")
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert report.broken_seq == 3
     assert "(edited?)" in report.message
 
 
 async def test_verify_of_an_empty_log_is_ok(pool: Pool) -> None:
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert report.ok
     assert report.checked == 0
 
 
 async def test_verify_pages_through_more_than_one_page(pool: Pool, audit_log: AuditLog) -> None:
     await audit_log.record(*(event(i) for i in range(2500)))
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert report.ok
     assert report.checked == 2500
 
@@ -449,7 +453,7 @@ async def test_record_raises_unavailable_when_the_insert_fails(
     pool: Pool, database_url: str, app_role: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     app_pool = await create_pool(_as_role(database_url, app_role), max_size=2)
-    log = AuditLog(app_pool, SCHEMA)
+    log = AuditLog(PgAuditRepository(app_pool, SCHEMA))
     await log.start()
     try:
         await log.record(event(1))  # the grants suffice
@@ -466,13 +470,13 @@ async def test_record_raises_unavailable_when_the_insert_fails(
         await close_pool(app_pool)
     assert "InsufficientPrivilegeError" in caplog.text
     assert "db/password" not in caplog.text
-    assert (await verify_chain(pool, SCHEMA)).checked == 2
+    assert (await queries(pool).verify()).checked == 2
 
 
 async def test_record_raises_unavailable_when_the_database_is_unreachable() -> None:
     # min_size=0: the pool opens nothing until asked; port 1 has no PostgreSQL.
     dead_pool = await create_pool("postgresql://postgres@127.0.0.1:1/nowhere", min_size=0)
-    log = AuditLog(dead_pool, SCHEMA)
+    log = AuditLog(PgAuditRepository(dead_pool, SCHEMA))
     await log.start()
     try:
         with pytest.raises(Unavailable, match="audit log unavailable"):
@@ -487,7 +491,7 @@ async def test_record_raises_unavailable_when_the_database_is_unreachable() -> N
 
 async def test_export_writes_json_lines_that_verify(pool: Pool, audit_log: AuditLog) -> None:
     await audit_log.record(*(event(i, lineage=("parent",), detail={"n": i}) for i in range(30)))
-    lines = [line async for line in export_lines(pool, SCHEMA)]
+    lines = [line async for line in queries(pool).export()]
     assert len(lines) == 30
     bodies = [json.loads(line) for line in lines]
     assert [b["seq"] for b in bodies] == list(range(1, 31))
@@ -505,7 +509,7 @@ async def test_export_writes_json_lines_that_verify(pool: Pool, audit_log: Audit
 async def test_query_filters(pool: Pool) -> None:
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     times = iter(t0 + timedelta(minutes=i) for i in range(100))
-    log = AuditLog(pool, SCHEMA, clock=lambda: next(times))
+    log = AuditLog(PgAuditRepository(pool, SCHEMA), clock=lambda: next(times))
     await log.start()
     try:
         await log.record(event(1, org=1, secret="a", actor="user:1", action="secret.read"))  # t0
@@ -517,7 +521,7 @@ async def test_query_filters(pool: Pool) -> None:
         await log.close()
 
     async def seqs(**filters: object) -> list[int]:
-        events, _ = await query_events(pool, SCHEMA, **filters)  # type: ignore[arg-type]
+        events, _ = await queries(pool).query(**filters)  # type: ignore[arg-type]
         return [e["seq"] for e in events]
 
     assert await seqs(org=1) == [1, 2, 4, 5]
@@ -529,7 +533,7 @@ async def test_query_filters(pool: Pool) -> None:
     assert await seqs(token_id="child") == [4]
     assert await seqs(since=t0 + timedelta(minutes=1), until=t0 + timedelta(minutes=3)) == [2, 3]
     assert await seqs(org=1, newest_first=True) == [5, 4, 2, 1]
-    events, _ = await query_events(pool, SCHEMA, org=2)
+    events, _ = await queries(pool).query(org=2)
     (only,) = events
     assert only["at"] == (t0 + timedelta(minutes=2)).isoformat()
     assert only["outcome"] == "denied"
@@ -541,19 +545,19 @@ async def test_query_cursor_pagination(pool: Pool, audit_log: AuditLog) -> None:
     cursor: int | None = None
     pages = 0
     while True:
-        events, cursor = await query_events(pool, SCHEMA, org=1, cursor=cursor, limit=3)
+        events, cursor = await queries(pool).query(org=1, cursor=cursor, limit=3)
         seen += [e["seq"] for e in events]
         pages += 1
         if cursor is None:
             break
     assert seen == list(range(1, 11))
     assert pages == 4
-    newest, cursor = await query_events(pool, SCHEMA, limit=4, newest_first=True)
-    older, last = await query_events(pool, SCHEMA, limit=4, newest_first=True, cursor=cursor)
+    newest, cursor = await queries(pool).query(limit=4, newest_first=True)
+    older, last = await queries(pool).query(limit=4, newest_first=True, cursor=cursor)
     assert [e["seq"] for e in newest + older] == [10, 9, 8, 7, 6, 5, 4, 3]
     assert last == 3
     with pytest.raises(ValueError):
-        await query_events(pool, SCHEMA, limit=0)
+        await queries(pool).query(limit=0)
 
 
 async def test_query_uses_an_index(pool: Pool) -> None:
@@ -596,7 +600,7 @@ async def test_cli_verify_and_export(
 
 
 async def test_a_crashed_writer_fails_waiting_callers_instead_of_hanging(pool: Pool) -> None:
-    log = AuditLog(pool, SCHEMA)
+    log = AuditLog(PgAuditRepository(pool, SCHEMA))
 
     def broken_take_batch() -> list[object]:
         raise RuntimeError("bug")
@@ -613,7 +617,7 @@ async def test_a_crashed_writer_fails_waiting_callers_instead_of_hanging(pool: P
 
 
 async def test_a_batch_that_hangs_times_out_as_unavailable_and_the_writer_recovers(pool: Pool) -> None:
-    log = AuditLog(pool, SCHEMA, timeout=0.5)
+    log = AuditLog(PgAuditRepository(pool, SCHEMA), timeout=0.5)
     await log.start()
     try:
         async with pool.acquire() as blocker, blocker.transaction():
@@ -624,6 +628,6 @@ async def test_a_batch_that_hangs_times_out_as_unavailable_and_the_writer_recove
         await log.record(event(2))  # on a fresh connection, once the lock is free
     finally:
         await log.close()
-    report = await verify_chain(pool, SCHEMA)
+    report = await queries(pool).verify()
     assert report.ok
     assert report.checked == 1

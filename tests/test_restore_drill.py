@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import unused_port
 
-from vault.audit.query import verify_chain
+from vault.audit.query import AuditQueries
 from vault.errors import ConfigError
+from vault.storage.audit import PgAuditRepository
 from vault.storage.database import create_database, database_exists, database_name, drop_database
 from vault.storage.pool import close_pool, create_pool
 
@@ -81,7 +82,7 @@ async def test_dump_drop_restore_read_every_secret_back(
     pool = await create_pool(database_url, max_size=1)
     try:
         for schema in ("authority", "store"):
-            report = await verify_chain(pool, schema)
+            report = await AuditQueries(PgAuditRepository(pool, schema)).verify()
             assert report.ok, report.message
     finally:
         await close_pool(pool)

@@ -4,7 +4,8 @@ is a JSON error with an ``error`` event, never a ``500 internal`` with an ``ok``
 
 from __future__ import annotations
 
-from vault.audit.query import verify_chain
+from vault.audit.query import AuditQueries
+from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 
 from .store_fixtures import FAIL_AT_COMMIT, World, audit_head, audit_since, summary
@@ -21,7 +22,7 @@ async def test_a_commit_that_fails_is_a_json_error_audited_as_error(world: World
     # No "ok" event for the version that never committed; one "error" event naming the code.
     assert summary(events) == [("secrets.write", "error", "doomed", None)]
     assert events[0]["detail"]["code"] == "database_error"
-    assert (await verify_chain(pool, "store")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
 
 
 async def test_writes_and_reads_interleave_in_one_chain(world: World, pool: Pool) -> None:
@@ -36,7 +37,7 @@ async def test_writes_and_reads_interleave_in_one_chain(world: World, pool: Pool
         for version in (1, 2, 3)
         for item in (("secrets.write", "ok", "a", version), ("secrets.read", "ok", "a", version))
     ]
-    assert (await verify_chain(pool, "store")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
 
 
 async def test_a_change_that_rolls_back_leaves_no_ok_event(world: World, pool: Pool) -> None:

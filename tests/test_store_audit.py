@@ -9,7 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from vault.audit.query import verify_chain
+from vault.audit.query import AuditQueries
+from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 
 from .harness import running_services
@@ -78,10 +79,10 @@ async def _tamper(pool: Pool, sql: str) -> None:
 async def test_audit_verify_names_an_edited_row(world: World, pool: Pool) -> None:
     await _put(world, "db/url", "v1")
     await world.h.store("GET", world.secret("db/url"), world.bundle)
-    assert (await verify_chain(pool, "store")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
     seq = await pool.fetchval("SELECT max(seq) FROM store.audit_events WHERE action = 'secrets.write'")
     await _tamper(pool, f"UPDATE store.audit_events SET actor = 'someone-else' WHERE seq = {seq}")
-    report = await verify_chain(pool, "store")
+    report = await AuditQueries(PgAuditRepository(pool, "store")).verify()
     assert not report.ok and report.broken_seq == seq
 
 
@@ -90,7 +91,7 @@ async def test_audit_verify_names_a_deleted_row(world: World, pool: Pool) -> Non
     await world.h.store("GET", world.secret("db/url"), world.bundle)
     seq = await pool.fetchval("SELECT max(seq) FROM store.audit_events WHERE action = 'secrets.write'")
     await _tamper(pool, f"DELETE FROM store.audit_events WHERE seq = {seq}")
-    report = await verify_chain(pool, "store")
+    report = await AuditQueries(PgAuditRepository(pool, "store")).verify()
     assert not report.ok and report.broken_seq == seq
 
 

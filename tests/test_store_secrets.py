@@ -10,6 +10,7 @@ import pytest
 
 from vault.audit.log import AuditLog
 from vault.errors import Unavailable
+from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 from vault.storage.store_reads import BatchReader
 from vault.store.caller import Caller
@@ -288,7 +289,7 @@ async def test_a_batcher_that_is_not_running_refuses_reads_at_once(pool: Pool) -
     async def reveal(ctx: RequestContext[Caller], lookup: SecretLookup, stored: Any) -> tuple[Any, Any]:
         raise AssertionError("nothing is read")
 
-    batcher = ReadBatcher(reader.fetch, reveal, AuditLog(pool, "store"))
+    batcher = ReadBatcher(reader.fetch, reveal, AuditLog(PgAuditRepository(pool, "store")))
     ctx, lookup = RequestContext(org_id=1, operation="secrets.read"), SecretLookup(1, "prod", "db/url", None, None)
     with pytest.raises(Unavailable):
         batcher.read(ctx, lookup)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -37,6 +37,7 @@ __all__ = [
     "chain",
     "chain_hash",
     "microseconds",
+    "placed_at",
 ]
 
 FORMAT_VERSION = 1
@@ -323,3 +324,9 @@ def chain(items: Iterable[tuple[datetime, AuditEvent]], last_seq: int, last_hash
         digest = chain_hash(prev, canonical)
         yield AuditRecord(seq, at, event, prev, digest, canonical)
         prev = digest
+
+
+def placed_at(at: datetime, events: Iterable[AuditEvent]) -> Callable[[int, bytes], list[AuditRecord]]:
+    """What an appender calls with the chain's head, under its lock: ``events``, all at ``at``, chained after it."""
+    items = [(at, event) for event in events]
+    return lambda last_seq, last_hash: list(chain(items, last_seq, last_hash))

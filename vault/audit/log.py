@@ -9,8 +9,10 @@ one commit), then resolves all the futures. Events that arrive while a commit is
 in flight form the next batch: batching follows the load, with no added delay
 when the log is idle.
 
-The writer has a connection of its own (not one of the pool's), so a request
-holding a pool connection while it waits for its audit event cannot starve it.
+The log keeps its records through an :class:`~vault.audit.interfaces.AuditRepository`
+(on PostgreSQL, :class:`vault.storage.audit.PgAuditRepository`, whose writer has a
+connection of its own, so a request holding a pool connection while it waits for its
+audit event cannot starve it).
 
 State changes do not use the writer: :meth:`AuditLog.record_in` appends their
 events inside the change's own transaction, so an event exists exactly when its
@@ -26,15 +28,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from vault.errors import Unavailable
-from vault.storage.audit import append_in_transaction, append_records
-from vault.storage.connection import DedicatedConnection
 
-from .event import AuditEvent, AuditRecord, chain
+from .event import AuditEvent, AuditRecord, chain, placed_at
+from .interfaces import AuditRepository
 
-__all__ = ["AuditLog", "AuditStats", "record_in_transaction"]
+__all__ = ["AuditLog", "AuditStats"]
 
 log = logging.getLogger("cvault.audit")
 
@@ -62,7 +62,7 @@ class _Pending:
 
 
 class AuditLog:
-    """Appends events to ``<schema>.audit_events``; one per process and schema.
+    """Appends events to one chain (``repository``'s); one per process and chain.
 
     ``max_batch`` caps the events per transaction (a single ``record`` call is
     never split). ``timeout`` bounds one batch's transaction: a database that
@@ -72,8 +72,7 @@ class AuditLog:
 
     def __init__(
         self,
-        pool: Any,
-        schema: str,
+        repository: AuditRepository,
         *,
         max_batch: int = 512,
         timeout: float = 10.0,
@@ -81,11 +80,10 @@ class AuditLog:
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        self._schema = schema
+        self._repository = repository
         self._max_batch = max_batch
         self._timeout = timeout
         self._clock = clock
-        self._conn = DedicatedConnection(pool)
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -98,10 +96,6 @@ class AuditLog:
         # Told (events, seconds) after each committed batch; the metrics set it (vault.web.metrics).
         self.observer: Callable[[int, float], None] | None = None
         self._head: tuple[int, bytes] | None = None
-
-    @property
-    def schema(self) -> str:
-        return self._schema
 
     @property
     def queue_depth(self) -> int:
@@ -120,7 +114,7 @@ class AuditLog:
         self._closing = False
         # Kept: on Python 3.11 every get_running_loop() makes a getpid system call.
         self._loop = asyncio.get_running_loop()
-        self._writer = self._loop.create_task(self._run(), name=f"audit-writer-{self._schema}")
+        self._writer = self._loop.create_task(self._run(), name="audit-writer")
         self._writer.add_done_callback(self._writer_done)
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
@@ -141,7 +135,7 @@ class AuditLog:
             finally:
                 self._fail_all(self._queue)
                 self._queue.clear()
-        await self._conn.close()
+        await self._repository.close()
 
     async def record(self, *events: AuditEvent) -> None:
         """Commit ``events`` (in this order, consecutive in the chain); raise ``Unavailable`` if they were not."""
@@ -158,7 +152,8 @@ class AuditLog:
         chain's head lock, as every batch of :meth:`record` does, so there stays one
         chain; the writer's next batch finds the head moved and places itself after it.
         """
-        await record_in_transaction(transaction, self._schema, *events, clock=self._clock)
+        if events:
+            await self._repository.append_in(transaction, placed_at(self._clock(), events))
 
     def submit(self, *events: AuditEvent) -> asyncio.Future[None]:
         """Queue ``events`` as :meth:`record` does, without waiting: the future is done once they are
@@ -216,19 +211,10 @@ class AuditLog:
             return list(chain(items, last_seq, last_hash))
 
         started = time.perf_counter()
-        conn = await self._conn.get()
         try:
-            async with asyncio.timeout(self._timeout):  # no task per batch, unlike wait_for
-                records = await append_records(conn, self._schema, place, expected_head=self._head)
-        except TimeoutError:
-            self._head = None
-            # The statement may still be running on that connection; start afresh.
-            self._conn.discard()
-            raise Unavailable(UNAVAILABLE_MESSAGE) from None
+            records = await self._repository.append(place, expected_head=self._head, timeout=self._timeout)
         except Unavailable:
-            self._head = None
-            if not self._conn.connected:
-                self._conn.discard()
+            self._head = None  # the next batch finds the head under its lock
             raise
         # Where this writer left the chain: the next batch first tries a one-statement append after it.
         self._head = (records[-1].seq, records[-1].hash) if records else self._head
@@ -245,21 +231,6 @@ class AuditLog:
                 pending.done.set_exception(Unavailable(UNAVAILABLE_MESSAGE))
                 # Callers that gave up never read the exception; do not warn about it.
                 pending.done.exception()
-
-
-async def record_in_transaction(
-    transaction: object, schema: str, *events: AuditEvent, clock: Callable[[], datetime] = _utc_now
-) -> None:
-    """:meth:`AuditLog.record_in` for a process that runs no log of its own (the CLI's key rotations).
-
-    The events join ``schema``'s one chain under its head lock, inside ``transaction``
-    (an asyncpg connection in one), and commit or roll back with it.
-    """
-    if not events:
-        return
-    at = clock()
-    items = [(at, event) for event in events]
-    await append_in_transaction(transaction, schema, lambda seq, last: list(chain(items, seq, last)))
 
 
 def _describe(exc: BaseException) -> str:

@@ -92,13 +92,14 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 async def verify_database(config: Config, schema: str, json_output: bool = False) -> int:
-    from vault.audit.query import verify_chain
+    from vault.audit.query import AuditQueries
     from vault.config import require_database_url
+    from vault.storage.audit import PgAuditRepository
     from vault.storage.pool import close_pool, create_pool
 
     pool = await create_pool(require_database_url(config), min_size=1, max_size=1)
     try:
-        report = await verify_chain(pool, schema)
+        report = await AuditQueries(PgAuditRepository(pool, schema)).verify()
     finally:
         await close_pool(pool)
     return _print_report(f"{schema} audit log", report, json_output)
@@ -113,14 +114,15 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 async def export_database(config: Config, schema: str, out: TextIO, label: str) -> int:
-    from vault.audit.query import export_lines
+    from vault.audit.query import AuditQueries
     from vault.config import require_database_url
+    from vault.storage.audit import PgAuditRepository
     from vault.storage.pool import close_pool, create_pool
 
     pool = await create_pool(require_database_url(config), min_size=1, max_size=1)
     count = 0
     try:
-        async for line in export_lines(pool, schema):
+        async for line in AuditQueries(PgAuditRepository(pool, schema)).export():
             out.write(line)
             count += 1
             if count % _PROGRESS_EVERY == 0:

@@ -12,26 +12,30 @@ made it invalid as an event.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from vault.audit.event import AuditRecord
+from vault.audit.event import AuditEvent, AuditRecord, placed_at
 from vault.errors import Unavailable
 
+from .connection import DedicatedConnection
 from .pool import CONNECTION_ERRORS, database_errors
 from .schema import check_schema, quote_identifier
 
 __all__ = [
     "FILTER_COLUMNS",
+    "PgAuditRepository",
     "append_in_transaction",
     "append_records",
     "fetch_head",
     "fetch_rows",
+    "record_in_transaction",
     "select_rows",
 ]
 
@@ -43,6 +47,8 @@ _COLUMNS = (
 # Columns query_events may filter on by equality; token_id is special (see select_rows).
 FILTER_COLUMNS = ("org", "vault", "secret", "actor", "action", "outcome")
 
+_UNAVAILABLE = "audit log unavailable; the request was not served"
+
 
 def _table(schema: str, name: str) -> str:
     return f"{quote_identifier(check_schema(schema))}.{name}"
@@ -53,7 +59,10 @@ def _insert_sql(schema: str) -> str:
     # One statement for the whole batch and three typed arrays: each record's canonical JSON (the bytes
     # that were hashed), its prev_hash and its hash. Every column, at included, is read back out of that
     # JSON, so a row holds exactly what its hash covers; and three arrays cost the store a fraction of
-    # what one array per column costs to encode (asyncpg encodes each element on its own).
+    # what one array per column costs to encode (asyncpg encodes each element on its own). All three are
+    # text[], the hashes in hex: asyncpg knows text[] without asking the server, while a bytea[] (or
+    # bigint[]) parameter makes it introspect the type on each new connection, and that introspection
+    # leaves a session setting (jit) on a pooled connection (tests/test_pool_session_state.py).
     # (ASCII-only JSON needs a UTF8 database for non-ASCII text, like any jsonb with \u escapes.)
     return (
         f"INSERT INTO {_table(schema, 'audit_events')} "  # noqa: S608 (checked schema)
@@ -67,18 +76,18 @@ def _insert_sql(schema: str) -> str:
         "u.j->>'service', u.j->>'action', u.j->>'outcome', "
         "(u.j->>'org')::bigint, u.j->>'vault', u.j->>'secret', (u.j->>'version')::bigint, u.j->>'token_id', "
         "ARRAY(SELECT jsonb_array_elements_text(u.j->'lineage')), u.j->>'actor', u.j->>'client_addr', "
-        "u.j->>'request_id', u.j->'detail', u.prev_hash, u.hash "
+        "u.j->>'request_id', u.j->'detail', decode(u.prev_hash, 'hex'), decode(u.hash, 'hex') "
         # text[]::jsonb[] parses each record's JSON once, before the columns are taken from it.
-        "FROM unnest($1::text[]::jsonb[], $2::bytea[], $3::bytea[]) AS u(j, prev_hash, hash)"
+        "FROM unnest($1::text[]::jsonb[], $2::text[], $3::text[]) AS u(j, prev_hash, hash)"
     )
 
 
-def _parameters(records: Sequence[AuditRecord]) -> tuple[list[str], list[bytes], list[bytes]]:
-    """The batch as the insert's three arrays: the records' canonical JSON, prev_hash and hash."""
+def _parameters(records: Sequence[AuditRecord]) -> tuple[list[str], list[str], list[str]]:
+    """The batch as the insert's three arrays: the records' canonical JSON, prev_hash and hash (hex)."""
     return (
         [r.canonical.decode("ascii") for r in records],
-        [r.prev_hash for r in records],
-        [r.hash for r in records],
+        [r.prev_hash.hex() for r in records],
+        [r.hash.hex() for r in records],
     )
 
 
@@ -126,7 +135,7 @@ async def append_records(
         async with conn.transaction():
             records = await append_in_transaction(conn, schema, place)
     except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
-        raise Unavailable("audit log unavailable; the request was not served") from exc
+        raise Unavailable(_UNAVAILABLE) from exc
     return records
 
 
@@ -160,6 +169,19 @@ async def append_in_transaction(
     except asyncpg.PostgresError as exc:
         raise Unavailable("audit log unavailable; nothing was changed, try again") from exc
     return records
+
+
+async def record_in_transaction(
+    transaction: Any, schema: str, *events: AuditEvent, clock: Callable[[], datetime] | None = None
+) -> None:
+    """:meth:`vault.audit.log.AuditLog.record_in` for a process that runs no log of its own (the CLI's key rotations).
+
+    The events join ``schema``'s one chain under its head lock, inside ``transaction``
+    (an asyncpg connection in one), and commit or roll back with it.
+    """
+    if events:
+        at = clock() if clock is not None else datetime.now(UTC)
+        await append_in_transaction(transaction, schema, placed_at(at, events))
 
 
 async def fetch_head(pool: Any, schema: str) -> tuple[int, bytes]:
@@ -237,3 +259,79 @@ async def select_rows(
     with database_errors():
         rows = await pool.fetch(sql, *args)
     return [_row(r) for r in rows]
+
+
+class PgAuditRepository:
+    """Implements :class:`vault.audit.interfaces.AuditRepository` on ``<schema>.audit_events``.
+
+    The group-committing writer's batches go over a connection of its own, opened with the pool's
+    settings with the first batch (so a database that is down at start fails the first ``record``,
+    not the service's start), and reopened after it is lost: a request that holds a pool
+    connection while it waits for its audit event can never starve the writer. Queries use the pool.
+    """
+
+    def __init__(self, pool: Any, schema: str) -> None:
+        self._pool = pool
+        self._schema = check_schema(schema)
+        self._conn = DedicatedConnection(pool)
+
+    @property
+    def schema(self) -> str:
+        return self._schema
+
+    async def append(
+        self,
+        place: Callable[[int, bytes], Sequence[AuditRecord]],
+        *,
+        expected_head: tuple[int, bytes] | None,
+        timeout: float,
+    ) -> Sequence[AuditRecord]:
+        conn = await self._conn.get()
+        try:
+            async with asyncio.timeout(timeout):  # no task per batch, unlike wait_for
+                return await append_records(conn, self._schema, place, expected_head=expected_head)
+        except TimeoutError:
+            # The statement may still be running on that connection; start afresh.
+            self._conn.discard()
+            raise Unavailable(_UNAVAILABLE) from None
+        except Unavailable:
+            if not self._conn.connected:
+                self._conn.discard()
+            raise
+
+    async def append_in(
+        self, transaction: object, place: Callable[[int, bytes], Sequence[AuditRecord]]
+    ) -> Sequence[AuditRecord]:
+        return await append_in_transaction(transaction, self._schema, place)
+
+    async def head(self) -> tuple[int, bytes]:
+        return await fetch_head(self._pool, self._schema)
+
+    async def rows(self, *, after_seq: int, upto_seq: int, limit: int) -> list[dict[str, Any]]:
+        return await fetch_rows(self._pool, self._schema, after_seq=after_seq, upto_seq=upto_seq, limit=limit)
+
+    async def select(
+        self,
+        *,
+        equals: Mapping[str, Any],
+        token_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        cursor: int | None,
+        limit: int,
+        newest_first: bool,
+    ) -> list[dict[str, Any]]:
+        return await select_rows(
+            self._pool,
+            self._schema,
+            equals=equals,
+            token_id=token_id,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=limit,
+            newest_first=newest_first,
+        )
+
+    async def close(self) -> None:
+        await self._conn.close()

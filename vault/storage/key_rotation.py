@@ -31,7 +31,6 @@ from typing import Any
 import asyncpg
 
 from vault.audit.event import AuditEvent
-from vault.audit.log import record_in_transaction
 from vault.crypto.keyring import (
     Keyring,
     MasterKey,
@@ -44,6 +43,7 @@ from vault.crypto.keyring import (
 )
 from vault.errors import ConfigError, Conflict, DecryptionError, Unavailable
 
+from .audit import record_in_transaction
 from .keys import load_keyring
 from .pool import database_errors
 from .schema import check_schema

@@ -32,6 +32,7 @@ from vault.config import Config, require_database_url, require_master_keys
 from vault.crypto.passwords import INTERACTIVE, PasswordCost, hash_password, verify_password
 from vault.crypto.ticket_keys import TicketKeyRing
 from vault.storage.accounts import PgAccountRepository
+from vault.storage.audit import PgAuditRepository
 from vault.storage.authority_keys import (
     ISSUER_PURPOSE,
     LOGIN_PURPOSE,
@@ -157,7 +158,7 @@ async def open_authority(
         else:
             watcher = RevocationWatcher(db, SCHEMA, reconcile_interval=reconcile_interval)
         await watcher.start()
-        log = AuditLog(db, SCHEMA, timeout=config.database_timeout)
+        log = AuditLog(PgAuditRepository(db, SCHEMA), timeout=config.database_timeout)
         await log.start()
         if metrics is not None:
             metrics.watch(audit=log, pool=db)

@@ -10,7 +10,9 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from vault.audit.query import AuditQueries
 from vault.client import Client
+from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import close_pool, create_pool
 
 from ..common import RENDERER_KEY, middlewares, origin
@@ -66,7 +68,7 @@ def create_console_app(
 
     async def reviewer_ctx(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(database_url, min_size=1, max_size=2) if database_url else None
-        app[REVIEWER_KEY] = Reviewer(client, pool)
+        app[REVIEWER_KEY] = Reviewer(client, AuditQueries(PgAuditRepository(pool, "store")) if pool else None)
         try:
             yield
         finally:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vault.audit.chain import ChainReport
-from vault.audit.query import verify_chain
+from vault.audit.query import AuditQueries
 from vault.client import Client
 from vault.errors import VaultError
 
@@ -52,9 +52,9 @@ class Scan:
 class Reviewer:
     """The reviewer's view of the store's audit log (one org: the store token's)."""
 
-    def __init__(self, client: Client, pool: Any | None = None) -> None:
+    def __init__(self, client: Client, audit: AuditQueries | None = None) -> None:
         self._client = client
-        self._pool = pool
+        self._audit = audit
 
     @property
     def org(self) -> int:
@@ -62,7 +62,7 @@ class Reviewer:
 
     @property
     def can_verify(self) -> bool:
-        return self._pool is not None
+        return self._audit is not None
 
     async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         reply = await self._client.store.audit(**filters.api_params(), cursor=cursor, limit=limit, newest_first=True)
@@ -119,6 +119,6 @@ class Reviewer:
         await self._client.store.audit(limit=1)
 
     async def verify(self) -> ChainReport | None:
-        if self._pool is None:
+        if self._audit is None:
             return None
-        return await verify_chain(self._pool, "store")
+        return await self._audit.verify()

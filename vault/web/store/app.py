@@ -17,9 +17,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from vault.audit.log import AuditLog
+from vault.audit.query import AuditQueries
 from vault.config import Config, require_database_url, require_master_keys
 from vault.errors import ConfigError
 from vault.macaroon.crypto import DEFAULT_RANDOM
+from vault.storage.audit import PgAuditRepository
 from vault.storage.key_watch import KeyWatcher
 from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import require_migrated
@@ -128,7 +130,8 @@ async def open_store(
         watcher = RevocationWatcher(db, SCHEMA)
         await watcher.start()
         stack.push_async_callback(watcher.close)
-        log = AuditLog(db, SCHEMA, timeout=config.database_timeout)
+        audit_repo = PgAuditRepository(db, SCHEMA)
+        log = AuditLog(audit_repo, timeout=config.database_timeout)
         await log.start()
         stack.push_async_callback(log.close)
         authority_revocations = None
@@ -188,6 +191,7 @@ async def open_store(
             control=control,
             secrets=secrets,
             audit=log,
+            audit_queries=AuditQueries(audit_repo),
             keys=directory,
             orgs=org_table,
             clock=clock,

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vault.audit.query import MAX_QUERY_LIMIT, query_events
+from vault.audit.query import MAX_QUERY_LIMIT
 from vault.errors import BadRequest
 from vault.macaroon import AUDIT, CONTROL, CREATE, DELETE, READ, WRITE, mask_from_string
 from vault.storage.health import database_ready
@@ -380,9 +380,7 @@ async def query_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.
     order = q.get("order", "oldest")
     if order not in ("oldest", "newest"):
         raise BadRequest("order must be oldest or newest")
-    events, next_cursor = await query_events(
-        _svc(request).pool,
-        "store",
+    events, next_cursor = await _svc(request).audit_queries.query(
         org=ctx.org_id,
         vault=_text_param(request, "vault"),
         secret=_text_param(request, "secret"),

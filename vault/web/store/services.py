@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from vault.audit.query import AuditQueries
 from vault.config import Config
 from vault.storage.pool import Pool
 from vault.store.control import ControlService
@@ -31,6 +32,7 @@ class StoreServices:
     control: ControlService
     secrets: SecretService
     audit: AuditSink
+    audit_queries: AuditQueries
     keys: KeyDirectory
     orgs: OrgDirectory  # every enrolled org's slug, for the Vault API's mounts
     clock: Clock
