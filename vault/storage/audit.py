@@ -44,7 +44,7 @@ _COLUMNS = (
     "client_addr, request_id, detail::text AS detail, prev_hash, hash"
 )
 
-# Columns query_events may filter on by equality; token_id is special (see select_rows).
+# Columns AuditQueries.query may filter on by equality; token_id is special (see select_rows).
 FILTER_COLUMNS = ("org", "vault", "secret", "actor", "action", "outcome")
 
 _UNAVAILABLE = "audit log unavailable; the request was not served"

@@ -6,7 +6,7 @@ does (:class:`vault.client.Client`, which narrows the token per call). Nothing
 here hands a token to a page: handlers get events, reports and ids.
 
 The chain's integrity is the one thing the API does not answer: it needs every
-row, hashes included, and that is :func:`vault.audit.query.verify_chain` on the
+row, hashes included, and that is :meth:`vault.audit.query.AuditQueries.verify` on the
 database, as ``cvault audit verify`` runs it. So the console verifies only when
 it is given a database URL, and says so otherwise.
 """
