@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from vault.audit.query import verify_chain
+from vault.audit.query import AuditQueries
 from vault.errors import DatabaseError
 from vault.macaroon import encode_bundle
+from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 
 from .authority_support import (
@@ -222,7 +223,7 @@ async def test_a_change_has_exactly_one_ok_event_in_the_chain(client: Client, po
     assert reply.status == case.status, reply
     assert [(e["action"], e["outcome"]) for e in await _events(pool, seq)] == [(case.action, "ok")]
     assert (await _snapshot(pool))[case.table] != before[case.table]
-    assert (await verify_chain(pool, "authority")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "authority")).verify()).ok
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
@@ -240,7 +241,7 @@ async def test_a_commit_that_fails_leaves_no_change_and_no_ok_event(client: Clie
     # No "ok" event for the change that never committed; one "error" event naming the code.
     assert [(e["action"], e["outcome"]) for e in events] == [(case.action, "error")]
     assert events[0]["detail"]["code"] == "database_error"
-    assert (await verify_chain(pool, "authority")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "authority")).verify()).ok
 
 
 async def test_a_revocation_that_failed_leaves_the_token_working(client: Client, pool: Pool) -> None:
@@ -274,7 +275,7 @@ async def test_an_account_is_created_with_its_event_or_not_at_all(client: Client
         await accounts.create_user("second@example.com", PASSWORD)
     assert await pool.fetchval("SELECT count(*) FROM authority.users WHERE email = 'second@example.com'") == 0
     assert await _events(pool, seq) == []
-    assert (await verify_chain(pool, "authority")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "authority")).verify()).ok
 
 
 async def test_bootstrap_records_the_account_the_org_and_the_session(client: Client, pool: Pool) -> None:
