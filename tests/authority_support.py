@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from vault.authority.bootstrap import bootstrap
@@ -65,9 +66,9 @@ async def make_client(config: Config, pool: Pool) -> AsyncIterator[AppFactory]:
 
     async def make(**options: Any) -> Client:
         options.setdefault("password_cost", MINIMUM)
-        client: Client = TestClient(
-            TestServer(create_authority_app(options.pop("config", config), pool=pool, **options))
-        )
+        app = create_authority_app(options.pop("config", config), pool=pool, **options)
+        app[_POOL] = pool
+        client: Client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)
         return client
@@ -84,6 +85,14 @@ async def client(make_client: AppFactory) -> Client:
 
 def services(client: Client) -> AuthorityServices:
     return client.server.app[SERVICES_KEY]
+
+
+# The pool the test handed the app: its handlers see services only, the tests look at the tables.
+_POOL: web.AppKey[Pool] = web.AppKey("test_pool", Pool)
+
+
+def pool_of(client: Client) -> Pool:
+    return client.server.app[_POOL]
 
 
 @dataclass

@@ -34,6 +34,7 @@ from .authority_support import (
     login_discharge,
     make_config,
     permission_token,
+    pool_of,
     services,
 )
 
@@ -53,7 +54,7 @@ async def test_login_me_logout(client: Client) -> None:
     assert me["email"] == owner.email
     assert me["orgs"] == [{"id": owner.org_id, "slug": "acme", "role": "owner"}]
     # Only the digest is stored.
-    stored = await services(client).pool.fetch("SELECT secret_digest FROM authority.sessions")
+    stored = await pool_of(client).fetch("SELECT secret_digest FROM authority.sessions")
     assert session_digest(session) in [r["secret_digest"] for r in stored]
     assert session.encode() not in b"".join(r["secret_digest"] for r in stored)
 
@@ -90,7 +91,7 @@ async def test_failed_logins_are_rate_limited_per_user_and_address(client: Clien
         expect=429,
     )
     # Failed logins are audited.
-    rows = await services(client).pool.fetch(
+    rows = await pool_of(client).fetch(
         "SELECT outcome FROM authority.audit_events WHERE action = 'login' AND outcome = 'denied'"
     )
     assert len(rows) == 5
@@ -225,7 +226,7 @@ async def test_members_are_managed_by_owners_only(client: Client) -> None:
     orgs = await call(client, "GET", "/v1/orgs", headers=bearer(member), expect=200)
     assert orgs == {"orgs": []}
     actions = [
-        r["action"] for r in await services(client).pool.fetch("SELECT action FROM authority.audit_events ORDER BY seq")
+        r["action"] for r in await pool_of(client).fetch("SELECT action FROM authority.audit_events ORDER BY seq")
     ]
     assert {"invitation.create", "invitation.accept", "member.remove"} <= set(actions)
 

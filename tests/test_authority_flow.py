@@ -21,7 +21,7 @@ from .authority_support import (
     now,
     org_discharge,
     permission_token,
-    services,
+    pool_of,
     strip,
 )
 
@@ -259,7 +259,7 @@ async def test_discharges_are_audited(client: Client) -> None:
     store = await make_store(client)
     await org_discharge(client, store.token(owner.org_id), encode_bundle([service]))
     await org_discharge(client, store.token(owner.org_id), encode_bundle([service]), addr="10.0.0.1")
-    pool = services(client).pool
+    pool = pool_of(client)
     rows = await pool.fetch("SELECT action, outcome, token_id, lineage FROM authority.audit_events ORDER BY seq")
     actions = [(r["action"], r["outcome"]) for r in rows]
     for expected in [("login", "ok"), ("org.create", "ok"), ("token.mint", "ok"), ("discharge.login", "ok")]:

@@ -17,6 +17,7 @@ from .authority_support import (
     make_store,
     org_discharge,
     permission_token,
+    pool_of,
     services,
     strip,
 )
@@ -53,7 +54,7 @@ async def test_reconcile_heals_a_missed_notification(make_client: AppFactory) ->
     owner = await bootstrap_owner(node1)
     token = await permission_token(node1, owner.session, owner.org_id)
     # Written behind every watcher's back: no NOTIFY, only the periodic reconcile can find it.
-    await services(node1).pool.execute("INSERT INTO authority.revocations (token_id) VALUES ($1::uuid)", token.token_id)
+    await pool_of(node1).execute("INSERT INTO authority.revocations (token_id) VALUES ($1::uuid)", token.token_id)
     watcher2 = services(node2).revocations
     started = time.monotonic()
     while not watcher2.is_revoked(token.token_id) and time.monotonic() - started < 1.0:

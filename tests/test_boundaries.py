@@ -94,6 +94,13 @@ RULES = [
         _EDGES,
     ),
     Rule("storage imports no web or client", ("storage",), ("aiohttp", "vault.web", "vault.client", "vault.cli")),
+    # Handlers see services and ports only; the app factories are the one place that builds the adapters.
+    Rule(
+        "web imports storage only in the app wiring",
+        ("web",),
+        ("vault.storage",),
+        frozenset({(f"web/{app}/app.py", "vault.storage") for app in ("store", "authority", "console")}),
+    ),
     Rule("client imports no server side", ("client",), ("asyncpg", "aiohttp.web", "vault.storage", "vault.web")),
 ]
 

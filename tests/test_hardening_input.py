@@ -13,7 +13,7 @@ import pytest
 from vault.macaroon import encode_token
 from vault.storage.pool import Pool
 
-from .authority_support import Client, bearer, bootstrap_owner, call, permission_token, services
+from .authority_support import Client, bearer, bootstrap_owner, call, permission_token, pool_of
 from .harness import Harness
 from .store_fixtures import World, audit_head, audit_since
 
@@ -33,7 +33,7 @@ def _discharge_body(public_key: bytes) -> dict[str, str]:
 
 
 async def _outcomes(client: Client, action: str) -> list[str]:
-    rows = await services(client).pool.fetch(
+    rows = await pool_of(client).fetch(
         "SELECT outcome FROM authority.audit_events WHERE action = $1 ORDER BY seq", action
     )
     return [r["outcome"] for r in rows]

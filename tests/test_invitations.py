@@ -11,7 +11,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from .authority_support import PASSWORD, Client, Owner, bearer, bootstrap_owner, call, login, services
+from .authority_support import PASSWORD, Client, Owner, bearer, bootstrap_owner, call, login, pool_of, services
 from .cli import cvault_command, cvault_env
 from .harness import PASSWORD as HARNESS_PASSWORD
 from .harness import Harness
@@ -54,7 +54,7 @@ async def test_an_invited_user_is_not_a_member_until_they_accept(client: Client)
     me = await call(client, "GET", "/v1/me", headers=bearer(victim), expect=200)
     assert me["orgs"] == [{"id": owner.org_id, "slug": "acme", "role": "operator"}]
     assert (await call(client, "GET", "/v1/invitations", headers=bearer(victim), expect=200))["invitations"] == []
-    rows = await services(client).pool.fetch(
+    rows = await pool_of(client).fetch(
         "SELECT action, outcome FROM authority.audit_events WHERE action LIKE 'invitation.%' ORDER BY seq"
     )
     assert [(r["action"], r["outcome"]) for r in rows] == [

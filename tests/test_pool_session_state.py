@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from vault.web.store.services import SERVICES_KEY
+from vault.web.store.app import POOL_KEY
 
 from .store_fixtures import World
 
@@ -58,14 +58,14 @@ _CLEAN = {"settings": [], "channels": [], "cursors": 0, "advisory_locks": 0}
 
 
 async def test_no_request_leaves_session_state_on_a_pooled_connection(world: World) -> None:
-    pool = world.h.store_app[SERVICES_KEY].pool
+    pool = world.h.store_app[POOL_KEY]
     await _journeys(world)
     assert await _leftovers(pool) == [_CLEAN] * pool.get_max_size()
 
 
 async def test_the_check_sees_a_plain_set(world: World) -> None:
     # The check itself can fail: a session-level SET on one pooled connection is reported.
-    pool = world.h.store_app[SERVICES_KEY].pool
+    pool = world.h.store_app[POOL_KEY]
     async with pool.acquire() as conn:
         await conn.execute("SET work_mem = '8MB'")
     leftovers = await _leftovers(pool)

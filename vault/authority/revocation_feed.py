@@ -25,10 +25,12 @@ from typing import Any, Protocol
 from vault.config import FEED_TOKEN
 from vault.errors import Unauthenticated
 
-__all__ = ["MAX_FEED_WAIT", "FeedSource", "RevocationFeed", "feed_token_sha256", "new_feed_token"]
+__all__ = ["MAX_FEED_WAIT", "MAX_SINCE_LIMIT", "FeedSource", "RevocationFeed", "feed_token_sha256", "new_feed_token"]
 
 MAX_FEED_WAIT = 25
 """Seconds a reader may ask the authority to hold its request open."""
+MAX_SINCE_LIMIT = 1000
+"""The most revocations one page of the list or the feed holds."""
 
 
 def feed_token_sha256(token: str) -> str:
@@ -44,6 +46,9 @@ def new_feed_token(random: Callable[[int], bytes] = os.urandom) -> tuple[str, st
 
 class FeedSource(Protocol):
     """The revocations table, as :class:`vault.storage.revocations.RevocationWatcher` serves it."""
+
+    async def since(self, seq: int, limit: int = ...) -> tuple[list[dict[str, Any]], int]:
+        """Revocations after ``seq`` (``GET /v1/revocations``), at most ``limit`` (up to :data:`MAX_SINCE_LIMIT`)."""
 
     async def feed(self, seq: int, limit: int) -> tuple[list[dict[str, Any]], int]: ...
 

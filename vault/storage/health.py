@@ -8,7 +8,7 @@ import asyncpg
 
 from .pool import CONNECTION_ERRORS
 
-__all__ = ["database_ready"]
+__all__ = ["DatabaseHealth", "database_ready"]
 
 
 def _forget(probe: asyncio.Future[object]) -> None:
@@ -37,3 +37,13 @@ async def database_ready(pool: asyncpg.Pool, *, timeout: float = 2.0) -> bool:
         # InternalClientError: a pooled connection the server terminated mid-use ("cannot
         # switch to state"); the database is just as unusable.
         return False
+
+
+class DatabaseHealth:
+    """Implements :class:`vault.web.common.Readiness` for one pool: the handlers' readiness, without the pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def ready(self, *, timeout: float = 2.0) -> bool:
+        return await database_ready(self._pool, timeout=timeout)

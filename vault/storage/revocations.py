@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC
 from typing import Any
 
+from vault.authority.revocation_feed import MAX_SINCE_LIMIT
 from vault.errors import BadRequest, Unavailable
 
 from .channel_follower import ChannelFollower
@@ -45,7 +46,6 @@ from .schema import check_schema, quote_identifier
 
 __all__ = ["FEED_KINDS", "MAX_SINCE_LIMIT", "RevocationWatcher", "append_revocation", "append_token_revocations"]
 
-MAX_SINCE_LIMIT = 1000
 _POLL_PAGE = 10_000
 
 FEED_KINDS = ("token", "session", "member_removed", "role_downgraded")

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from random import getrandbits as _random_bits
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from aiohttp import web
 
@@ -45,6 +45,14 @@ class Origin(NamedTuple):
 
 _NO_ORIGIN = Origin(None, None, None)
 ORIGIN_KEY = web.RequestKey("origin", Origin)
+
+
+class Readiness(Protocol):
+    """What a readiness probe asks (``/readyz``, Vault's ``sys/health``); the app factory wires the database's."""
+
+    async def ready(self, *, timeout: float = ...) -> bool:
+        """True when the service's database answered within ``timeout`` seconds."""
+        ...
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

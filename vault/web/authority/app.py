@@ -41,6 +41,7 @@ from vault.storage.authority_keys import (
     ensure_key,
 )
 from vault.storage.authority_tokens import PgTokenRepository
+from vault.storage.health import DatabaseHealth
 from vault.storage.invitations import PgInvitationRepository
 from vault.storage.key_watch import KeyWatcher
 from vault.storage.keys import PgKeyRepository
@@ -277,7 +278,7 @@ def _services(
     )
     return AuthorityServices(
         config=config,
-        pool=db,
+        health=DatabaseHealth(db),
         location=location,
         login_location=login_location,
         org_location=org_location,

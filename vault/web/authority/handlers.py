@@ -14,7 +14,7 @@ from aiohttp import web
 
 from vault.audit.refusal import refusal_detail, refusal_outcome
 from vault.authority.records import Invitation, Member, Membership, Session, TokenRecord
-from vault.authority.revocation_feed import MAX_FEED_WAIT
+from vault.authority.revocation_feed import MAX_FEED_WAIT, MAX_SINCE_LIMIT
 from vault.authority.roles import parse_role
 from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.sessions import InvalidCredentials
@@ -23,8 +23,6 @@ from vault.authority.token_service import check_token_id
 from vault.crypto.ticket_keys import PUBLIC_KEY_SIZE
 from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Bundle, encode_token, mask_from_string, mask_to_string, parse_bundle
-from vault.storage.health import database_ready
-from vault.storage.revocations import MAX_SINCE_LIMIT
 from vault.types import RequestContext
 
 from ..common import credential, field, int_param, json_error, origin, read_json, required_credential
@@ -466,7 +464,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     svc = request.app.get(SERVICES_KEY)
     if svc is None:
         return json_error(503, "unavailable", "keys are not loaded yet")
-    if not await database_ready(svc.pool, timeout=svc.config.readiness_timeout):
+    if not await svc.health.ready(timeout=svc.config.readiness_timeout):
         return json_error(503, "unavailable", "database unreachable")
     return web.json_response({"status": "ready"})
 

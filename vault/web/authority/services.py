@@ -9,17 +9,16 @@ from aiohttp import web
 from vault.authority.accounts import Accounts
 from vault.authority.audit import Auditor
 from vault.authority.dischargers import LoginDischarger, OrgDischarger
+from vault.authority.interfaces import AccountRepository
 from vault.authority.invitations import Invitations
 from vault.authority.principal import BundleVerifier
-from vault.authority.revocation_feed import RevocationFeed
+from vault.authority.revocation_feed import FeedSource, RevocationFeed
 from vault.authority.sessions import Sessions
 from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
 from vault.config import Config
-from vault.storage.accounts import PgAccountRepository
-from vault.storage.pool import Pool
-from vault.storage.revocations import RevocationWatcher
 from vault.types import Clock
+from vault.web.common import Readiness
 
 __all__ = ["SERVICES_KEY", "AuthorityServices"]
 
@@ -27,12 +26,12 @@ __all__ = ["SERVICES_KEY", "AuthorityServices"]
 @dataclass(frozen=True)
 class AuthorityServices:
     config: Config
-    pool: Pool
+    health: Readiness  # the database's, for /readyz
     location: str
     login_location: str
     org_location: str
     keys: TicketKeys
-    account_store: PgAccountRepository
+    account_store: AccountRepository
     sessions: Sessions
     accounts: Accounts
     invitations: Invitations
@@ -40,7 +39,7 @@ class AuthorityServices:
     verifier: BundleVerifier
     login: LoginDischarger
     org: OrgDischarger
-    revocations: RevocationWatcher
+    revocations: FeedSource
     feed: RevocationFeed
     clock: Clock
     audit: Auditor

@@ -22,6 +22,7 @@ from vault.config import Config, require_database_url, require_master_keys
 from vault.errors import ConfigError
 from vault.macaroon.crypto import DEFAULT_RANDOM
 from vault.storage.audit import PgAuditRepository
+from vault.storage.health import DatabaseHealth
 from vault.storage.key_watch import KeyWatcher
 from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import require_migrated
@@ -50,9 +51,12 @@ from .revocation_follower import MAX_WAIT, RevocationFollower
 from .services import SERVICES_KEY, StoreServices
 from .vault_kv import create_vault_kv_app
 
-__all__ = ["SERVICES_KEY", "StoreServices", "create_store_app", "open_store"]
+__all__ = ["POOL_KEY", "SERVICES_KEY", "StoreServices", "create_store_app", "open_store"]
 
 SCHEMA = "store"
+# The pool the app runs on, for what inspects its connections (tests/test_pool_session_state.py); handlers see
+# only the services, which never hand out the pool.
+POOL_KEY: web.AppKey[Pool] = web.AppKey("store_pool", Pool)
 
 
 def org_location(config: Config) -> str:
@@ -95,23 +99,17 @@ def _authority_key(config: Config) -> bytes:
 async def open_store(
     config: Config,
     *,
-    pool: Pool | None = None,
+    pool: Pool,
     clock: Clock = time.time,
     random: Random = DEFAULT_RANDOM,
     metrics: Metrics | None = None,
 ) -> AsyncIterator[StoreServices]:
-    """Open everything the store needs, each resource closed as soon as a later one fails to open, and all of
-    them in reverse order on the way out. Refuses an unmigrated database and a missing master key; a ``pool``
-    passed in is not closed here."""
+    """Open everything the store needs on ``pool`` (the caller's, not closed here), each resource closed as soon
+    as a later one fails to open, and all of them in reverse order on the way out. Refuses an unmigrated database
+    and a missing master key."""
     _authority_key(config)
+    db = pool
     async with AsyncExitStack() as stack:
-        if pool is None:
-            db = await create_pool(
-                require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
-            )
-            stack.push_async_callback(close_pool, db)
-        else:
-            db = pool
         await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
         key_repo = await PgKeyRepository.open(db, SCHEMA, require_master_keys(config))
         directory = await StoreKeyDirectory.open(db, key_repo)
@@ -186,7 +184,7 @@ async def open_store(
         )
         yield StoreServices(
             config=config,
-            pool=db,
+            health=DatabaseHealth(db),
             tokens=tokens,
             control=control,
             secrets=secrets,
@@ -217,8 +215,16 @@ def create_store_app(
     metrics = add_metrics(app, config, "store")
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with open_store(config, pool=pool, clock=clock, random=random, metrics=metrics) as services:
-            app[SERVICES_KEY] = services
+        async with AsyncExitStack() as stack:
+            db = pool
+            if db is None:
+                db = await create_pool(
+                    require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
+                )
+                stack.push_async_callback(close_pool, db)
+            app[POOL_KEY] = db
+            opening = open_store(config, pool=db, clock=clock, random=random, metrics=metrics)
+            app[SERVICES_KEY] = await stack.enter_async_context(opening)
             yield
 
     app.cleanup_ctx.append(resources)

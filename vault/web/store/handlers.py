@@ -16,7 +16,6 @@ from aiohttp import web
 from vault.audit.query import MAX_QUERY_LIMIT
 from vault.errors import BadRequest
 from vault.macaroon import AUDIT, CONTROL, CREATE, DELETE, READ, WRITE, mask_from_string
-from vault.storage.health import database_ready
 from vault.store.caller import Caller
 from vault.store.control import MintRequest
 from vault.store.events import access_for, audit_event
@@ -403,7 +402,7 @@ async def query_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.
 
 async def readyz(request: web.Request) -> web.StreamResponse:
     services = request.app.get(SERVICES_KEY)
-    if services is None or not await database_ready(services.pool, timeout=services.config.readiness_timeout):
+    if services is None or not await services.health.ready(timeout=services.config.readiness_timeout):
         return json_error(503, "unavailable", "the store is not ready (database unreachable or keys not loaded)")
     return web.json_response({"status": "ready"})
 

@@ -13,13 +13,13 @@ from aiohttp import web
 
 from vault.audit.query import AuditQueries
 from vault.config import Config
-from vault.storage.pool import Pool
 from vault.store.control import ControlService
 from vault.store.interfaces import AuditSink, KeyDirectory, OrgDirectory
 from vault.store.kv_metadata import KVService
 from vault.store.secrets import SecretService
 from vault.store.tokens import StoreTokens
 from vault.types import Clock
+from vault.web.common import Readiness
 
 __all__ = ["SERVICES_KEY", "StoreServices", "services_of"]
 
@@ -27,7 +27,7 @@ __all__ = ["SERVICES_KEY", "StoreServices", "services_of"]
 @dataclass(frozen=True)
 class StoreServices:
     config: Config
-    pool: Pool  # the audit queries' and readiness's, until they have ports of their own
+    health: Readiness  # the database's, for /readyz and sys/health
     tokens: StoreTokens
     control: ControlService
     secrets: SecretService

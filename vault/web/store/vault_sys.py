@@ -16,7 +16,6 @@ from vault import __version__
 from vault.errors import BadRequest, InvalidToken, NotFound, Unauthorized
 from vault.macaroon import CREATE, DELETE, READ, WRITE, mask_to_string
 from vault.macaroon.caveats import Secrets, ValidityWindow, Vaults
-from vault.storage.health import database_ready
 from vault.store.caller import Caller
 from vault.store.events import access_for, audit_event
 from vault.store.names import check_slug, check_vault_name
@@ -40,7 +39,7 @@ def _cluster_id(request: web.Request) -> str:
 
 
 async def _ready(request: web.Request) -> bool:
-    return await database_ready(services_of(request).pool)
+    return await services_of(request).health.ready()
 
 
 def _status_code(request: web.Request, name: str) -> int:
