@@ -10,8 +10,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from vault.audit.query import verify_chain
+from vault.audit.query import AuditQueries
 from vault.crypto.keyring import MasterKey, MasterKeys, generate_key
+from vault.storage.audit import PgAuditRepository
 from vault.storage.key_rotation import rotate_keys, rotate_master_key
 from vault.storage.keys import PgKeyRepository
 from vault.storage.pool import Pool
@@ -44,7 +45,7 @@ async def test_a_kek_rotation_records_its_activation_and_its_end(pool: Pool, mas
         {"phase": "activated", "kek_version": 2, "draining": [1]},
         {"phase": "finished", "kek_version": 2, "rewrapped": report.rewrapped, "retired": [1]},
     ]
-    assert (await verify_chain(pool, "store")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
 
 
 async def test_a_rotation_that_does_not_commit_leaves_no_event(pool: Pool, master_key: MasterKey) -> None:
@@ -64,7 +65,7 @@ async def test_a_rotation_that_does_not_commit_leaves_no_event(pool: Pool, maste
     assert await pool.fetchval("SELECT max(version) FROM authority.kek_versions") == 1
     assert await pool.fetchval("SELECT seq FROM authority.audit_head") == head
     assert await _events(pool, "authority") == []
-    assert (await verify_chain(pool, "authority")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "authority")).verify()).ok
 
 
 async def test_a_master_key_rotation_names_the_versions_it_moved(pool: Pool, master_key: MasterKey) -> None:
@@ -78,7 +79,7 @@ async def test_a_master_key_rotation_names_the_versions_it_moved(pool: Pool, mas
     assert [e["detail"] for e in events] == [{"rewrapped": [1, 2], "already": []}, {"rewrapped": [], "already": [1, 2]}]
     texts = json.dumps([e["detail"] for e in await _events(pool, "store")])
     assert master_key.key.hex() not in texts and new.key.hex() not in texts
-    assert (await verify_chain(pool, "store")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
 
 
 async def test_token_key_rotations_and_retirements_are_in_the_org_audit_query(world: World, pool: Pool) -> None:
@@ -112,5 +113,5 @@ async def test_token_key_rotations_and_retirements_are_in_the_org_audit_query(wo
     assert [(e["actor"], e["detail"]) for e in await _events(pool, "authority")] == [
         ("local:rotator", {"key_id": authority_kid})
     ]
-    assert (await verify_chain(pool, "store")).ok
-    assert (await verify_chain(pool, "authority")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "authority")).verify()).ok
