@@ -99,7 +99,12 @@ RULES = [
         "web imports storage only in the app wiring",
         ("web",),
         ("vault.storage",),
-        frozenset({(f"web/{app}/app.py", "vault.storage") for app in ("store", "authority", "console")}),
+        frozenset(
+            {(f"web/{app}/app.py", "vault.storage") for app in ("store", "authority", "console")}
+            # Known debt (issue 17's key list follower polls over HTTP on storage's ChannelFollower): the one
+            # exception, until the follower's base class moves out of storage.
+            | {("web/store/authority_keys.py", "vault.storage.channel_follower")}
+        ),
     ),
     Rule("client imports no server side", ("client",), ("asyncpg", "aiohttp.web", "vault.storage", "vault.web")),
 ]

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from vault.audit.query import verify_chain
+from vault.audit.query import AuditQueries
 from vault.macaroon import decode_token, ticket_sender
+from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 from vault.web.store.services import SERVICES_KEY as STORE_SERVICES
 
@@ -280,4 +281,4 @@ async def test_ticket_key_changes_are_audited_in_their_schema(world: World, pool
         ("keys.rotate_tickets", "local:rotator", "local", {"purpose": "store-ticket", "key_id": f"{new:016x}"}),
         ("keys.retire_tickets", "local:rotator", "local", {"purpose": "store-ticket", "key_id": old}),
     ]
-    assert (await verify_chain(pool, "store")).ok
+    assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
