@@ -150,3 +150,51 @@ def test_repository_naming_rule() -> None:
             if isinstance(node, ast.ClassDef) and node.name.endswith("Store"):
                 wrong.append(f"{domain}/interfaces.py: {node.name}; a port is named XRepository")
     assert wrong == []
+
+
+def _package_graph(root: Path) -> dict[str, set[str]]:
+    """Which top-level part of ``vault`` (a package, or a module such as ``types``) imports which other."""
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        importer = path.relative_to(root).parts[0].removesuffix(".py")
+        for name in _imports(path, root):
+            parts = name.split(".")
+            if parts[0] != "vault" or len(parts) == 1 or parts[1] == importer:
+                continue
+            if (root / parts[1]).is_dir() or (root / f"{parts[1]}.py").exists():
+                graph.setdefault(importer, set()).add(parts[1])
+    return graph
+
+
+def _a_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle between packages, as the path that closes it, or ``[]``."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return []
+        for target in sorted(graph.get(node, ())):
+            if found := visit(target, [*path, node]):
+                return found
+        done.add(node)
+        return []
+
+    for start in sorted(graph):
+        if found := visit(start, []):
+            return found
+    return []
+
+
+def test_no_import_cycle_between_packages() -> None:
+    # Function-level and TYPE_CHECKING imports count too: a cycle hidden in a lazy import is still a cycle in design.
+    assert _a_cycle(_package_graph(VAULT)) == []
+
+
+def test_a_planted_cycle_is_found(tmp_path: Path) -> None:
+    root = tmp_path / "vault"
+    for package, target in (("store", "audit"), ("audit", "store")):
+        (root / package).mkdir(parents=True)
+        (root / package / "planted.py").write_text(f"from vault.{target} import planted\n")
+    assert _a_cycle(_package_graph(root)) == ["audit", "store", "audit"]
