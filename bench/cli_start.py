@@ -39,6 +39,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from secret_read import admin_url
+
 from vault.client import Client, Credentials
 from vault.storage.database import create_database, drop_database, with_database
 from vault.storage.migrations import migrate
@@ -247,9 +249,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     opts = parser.parse_args()
-    admin = os.environ.get("CVAULT_TEST_DATABASE_URL")
-    if not admin:
-        raise SystemExit("set CVAULT_TEST_DATABASE_URL (a PostgreSQL DSN whose role may CREATE DATABASE)")
+    admin = admin_url()
     with services(admin) as (base, operator, workload):
         all_cases = cases(base, operator, workload)
         times = measure(all_cases, opts.runs)

@@ -50,7 +50,7 @@ import aiohttp
 
 # The script's own directory is on sys.path: the helpers of the read benchmark.
 from revocation import PASSWORD, Services, _keys, services_env
-from secret_read import cpu_seconds, free_port, make_database, wait_ready, wrk
+from secret_read import admin_url, cpu_seconds, free_port, make_database, wait_ready, wrk
 
 from vault.authority.revocation_feed import new_feed_token
 from vault.cli.bootstrap import run_bootstrap
@@ -130,9 +130,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=3, help="seconds per run")
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    admin = os.environ.get("CVAULT_TEST_DATABASE_URL")
-    if not admin:
-        raise SystemExit("needs CVAULT_TEST_DATABASE_URL (a PostgreSQL server the bench may create a database on)")
+    admin = admin_url()
 
     name = f"cvault_bench_discharge_{os.getpid()}"
     dsn = asyncio.run(make_database(admin, name))

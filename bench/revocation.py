@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 
 # The script's own directory is on sys.path: the helpers of the read benchmark.
-from secret_read import free_port, make_database, wait_ready
+from secret_read import admin_url, free_port, make_database, wait_ready
 
 from vault.authority.revocation_feed import new_feed_token
 from vault.cli.bootstrap import run_bootstrap
@@ -128,9 +128,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--revocations", type=int, default=100)
     args = parser.parse_args()
-    admin = os.environ.get("CVAULT_TEST_DATABASE_URL")
-    if not admin:
-        raise SystemExit("needs CVAULT_TEST_DATABASE_URL (a PostgreSQL server the bench may create a database on)")
+    admin = admin_url()
 
     name = f"cvault_bench_revocation_{os.getpid()}"
     dsn = asyncio.run(make_database(admin, name))

@@ -98,6 +98,14 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 
+def admin_url() -> str:
+    """The PostgreSQL the bench creates its database on: ``CVAULT_TEST_DATABASE_URL``, or exit saying so."""
+    admin = os.environ.get("CVAULT_TEST_DATABASE_URL")
+    if not admin:
+        raise SystemExit("needs CVAULT_TEST_DATABASE_URL (a PostgreSQL server the bench may create a database on)")
+    return admin
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

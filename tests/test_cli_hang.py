@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from vault.client.blocking_http import BlockingHTTP, run_blocking
 from vault.client.discharges import _FETCHING, Discharges
 from vault.client.http import HTTP
 from vault.errors import InvalidToken
+from vault.macaroon import Macaroon
 from vault.macaroon.caveats import ThirdParty
 
 from .cli_world import World, make_world
@@ -46,18 +48,22 @@ def test_a_store_token_as_the_authority_credential_is_named(journey: World, args
     assert journey.workload_store["token"] not in r.err
 
 
-async def test_a_discharge_that_needs_itself_fails_at_once() -> None:
-    discharges = Discharges(HTTP(), wait=5.0)
+def _fetch_needing_itself(discharges: Discharges) -> Coroutine[Any, Any, Macaroon]:
+    """A discharge fetch whose credential needs the same discharge: the swapped-token cycle."""
     caveat = ThirdParty("http://authority.invalid/org", b"verifier-key", b"ticket")
 
     async def authorization(location: str) -> str:
-        # The credential for this discharge needs the same discharge: the swapped-token cycle.
         await discharges.get(caveat, b"binding", authorization)
         return "Bearer x"
 
+    return discharges.get(caveat, b"binding", authorization)
+
+
+async def test_a_discharge_that_needs_itself_fails_at_once() -> None:
+    discharges = Discharges(HTTP(), wait=5.0)
     started = time.monotonic()
     with pytest.raises(InvalidToken, match="needs that same discharge"):
-        await asyncio.wait_for(discharges.get(caveat, b"binding", authorization), 10)
+        await asyncio.wait_for(_fetch_needing_itself(discharges), 10)
     assert time.monotonic() - started < 5
     await discharges.close()
 
@@ -65,15 +71,9 @@ async def test_a_discharge_that_needs_itself_fails_at_once() -> None:
 def test_a_discharge_that_needs_itself_fails_at_once_without_an_event_loop() -> None:
     """The CLI's path: the blocking transport, driven by run_blocking (no loop that could wait)."""
     discharges = Discharges(BlockingHTTP(timeout=5.0))
-    caveat = ThirdParty("http://authority.invalid/org", b"verifier-key", b"ticket")
-
-    async def authorization(location: str) -> str:
-        await discharges.get(caveat, b"binding", authorization)
-        return "Bearer x"
-
     started = time.monotonic()
     with pytest.raises(InvalidToken, match="needs that same discharge"):
-        run_blocking(discharges.get(caveat, b"binding", authorization))
+        run_blocking(_fetch_needing_itself(discharges))
     assert time.monotonic() - started < 5
     # The cycle mark does not outlive the failed fetch: a later fetch is not refused for it.
     assert discharges.cached() == 0 and not _FETCHING.get()

@@ -15,21 +15,7 @@ from tests.tokenkit import Setup
 from vault import errors
 from vault.cli.client_options import client_settings
 from vault.client import AuthorityClient, Client, Secret, StoreClient, SyncAuthority, SyncClient, SyncStore
-from vault.client.authority_models import (
-    Accepted,
-    Account,
-    AuthorityKeys,
-    Invitation,
-    Member,
-    Membership,
-    Organization,
-    PermissionToken,
-    Revocations,
-    RoleChanged,
-    ServiceToken,
-    Session,
-    TokenInfo,
-)
+from vault.client import authority_models as am
 from vault.client.models import to_json
 from vault.macaroon import encode_bundle
 
@@ -130,13 +116,13 @@ def test_from_env_refuses_both_a_variable_and_its_file(tmp_path: Path) -> None:
 
 # The authority's replies as its handlers write them (vault/web/authority/handlers.py).
 AUTHORITY_REPLIES: list[tuple[type, dict[str, object]]] = [
-    (Session, {"session": "cvs_secret-session", "user_id": 7, "expires_at": "2026-01-01T00:00:00Z"}),
-    (Account, {"user_id": 7, "email": "a@x.dev", "orgs": [{"id": 1, "slug": "acme", "role": "owner"}]}),
-    (Organization, {"id": 1, "slug": "acme"}),
-    (Membership, {"id": 1, "slug": "acme", "role": "owner"}),
-    (Member, {"user_id": 7, "email": "a@x.dev", "role": "admin"}),
+    (am.Session, {"session": "cvs_secret-session", "user_id": 7, "expires_at": "2026-01-01T00:00:00Z"}),
+    (am.Account, {"user_id": 7, "email": "a@x.dev", "orgs": [{"id": 1, "slug": "acme", "role": "owner"}]}),
+    (am.Organization, {"id": 1, "slug": "acme"}),
+    (am.Membership, {"id": 1, "slug": "acme", "role": "owner"}),
+    (am.Member, {"user_id": 7, "email": "a@x.dev", "role": "admin"}),
     (
-        Invitation,
+        am.Invitation,
         {
             "id": "inv-1",
             "org": 1,
@@ -147,12 +133,12 @@ AUTHORITY_REPLIES: list[tuple[type, dict[str, object]]] = [
             "code": "secret-code",
         },
     ),
-    (Accepted, {"org": 1, "slug": "acme", "role": "member", "user_id": 8}),
-    (RoleChanged, {"user_id": 8, "role": "admin"}),
-    (PermissionToken, {"token": "cv1_secret-token", "id": "t-1", "expires_at": "2026-01-01T00:00:00Z"}),
-    (ServiceToken, {"token": "cv1_secret-token", "id": "t-2", "parent": "t-1"}),
+    (am.Accepted, {"org": 1, "slug": "acme", "role": "member", "user_id": 8}),
+    (am.RoleChanged, {"user_id": 8, "role": "admin"}),
+    (am.PermissionToken, {"token": "cv1_secret-token", "id": "t-1", "expires_at": "2026-01-01T00:00:00Z"}),
+    (am.ServiceToken, {"token": "cv1_secret-token", "id": "t-2", "parent": "t-1"}),
     (
-        TokenInfo,
+        am.TokenInfo,
         {
             "id": "t-2",
             "org": 1,
@@ -165,9 +151,9 @@ AUTHORITY_REPLIES: list[tuple[type, dict[str, object]]] = [
             "revoked_at": None,
         },
     ),
-    (Revocations, {"revocations": [{"token_id": "t-9", "seq": 3, "revoked_at": "2025-01-01T00:00:00Z"}], "next": 3}),
+    (am.Revocations, {"revocations": [{"token_id": "t-9", "seq": 3, "revoked_at": "2025-01-01T00:00:00Z"}], "next": 3}),
     (
-        AuthorityKeys,
+        am.AuthorityKeys,
         {
             "location": "http://a",
             "login": {"location": "http://a/login", "public_key": "AAAA"},

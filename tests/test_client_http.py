@@ -12,6 +12,7 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 from aiohttp import web
@@ -91,6 +92,9 @@ def transport(request: pytest.FixtureRequest) -> type[HTTP]:
     return cls
 
 
+E = TypeVar("E", bound=errors.VaultError)
+
+
 def _http(transport: type[HTTP], **kw: object) -> tuple[HTTP, list[float]]:
     sleeps: list[float] = []
 
@@ -99,6 +103,19 @@ def _http(transport: type[HTTP], **kw: object) -> tuple[HTTP, list[float]]:
 
     http = transport(retry=RetryPolicy(attempts=4, base=0.1, cap=1.0), sleep=sleep, uniform=lambda: 1.0, **kw)  # type: ignore[arg-type]
     return http, sleeps
+
+
+async def _failed(
+    transport: type[HTTP], cls: type[E], method: str, url: str, body: object = None, **kw: object
+) -> tuple[E, list[float]]:
+    """The error one request ends in, and the back-off sleeps taken before it."""
+    http, sleeps = _http(transport, **kw)
+    try:
+        with pytest.raises(cls) as err:
+            await http.request(method, url, body=body)
+    finally:
+        await http.close()
+    return err.value, sleeps
 
 
 async def test_retries_503_with_backoff_then_succeeds(serve: Serve, transport: type[HTTP]) -> None:
@@ -160,14 +177,9 @@ async def test_the_store_client_sends_one_key_per_write(serve: Serve) -> None:
 async def test_gives_up_after_bounded_attempts(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([error(503, "unavailable", "database unavailable; nothing was changed")])
     url = serve(script)
-    http, sleeps = _http(transport)
-    try:
-        with pytest.raises(errors.Unavailable) as err:
-            await http.request("GET", url + "/x")
-    finally:
-        await http.close()
+    err, sleeps = await _failed(transport, errors.Unavailable, "GET", url + "/x")
     assert script.hits == 4 and len(sleeps) == 3
-    assert err.value.message == "database unavailable; nothing was changed"
+    assert err.message == "database unavailable; nothing was changed"
 
 
 @pytest.mark.parametrize(
@@ -186,28 +198,18 @@ async def test_never_retries_4xx_and_keeps_the_servers_words(
 ) -> None:
     script = Script([error(status, code, f"the server says {code}")])
     url = serve(script)
-    http, sleeps = _http(transport)
-    try:
-        with pytest.raises(cls) as err:
-            await http.request("POST", url + "/x", body={})
-    finally:
-        await http.close()
+    err, sleeps = await _failed(transport, cls, "POST", url + "/x", body={})
     assert script.hits == 1 and sleeps == []
-    assert err.value.code == code and err.value.message == f"the server says {code}"
+    assert err.code == code and err.message == f"the server says {code}"
 
 
 async def test_unknown_code_keeps_the_server_code(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([error(403, "token_revoked", "token 1234 was revoked")])
     url = serve(script)
-    http, _ = _http(transport)
-    try:
-        with pytest.raises(errors.Unauthorized) as err:
-            await http.request("GET", url + "/x")
-    finally:
-        await http.close()
-    assert err.value.code == "token_revoked" and err.value.message == "token 1234 was revoked"
-    assert isinstance(err.value, UnknownCode) and err.value.status == 403
-    assert err.value.reasons == ["token 1234 was revoked"]
+    err, _ = await _failed(transport, errors.Unauthorized, "GET", url + "/x")
+    assert err.code == "token_revoked" and err.message == "token 1234 was revoked"
+    assert isinstance(err, UnknownCode) and err.status == 403
+    assert err.reasons == ["token 1234 was revoked"]
 
 
 def test_an_unknown_code_is_its_own_value_and_no_class_changes() -> None:
@@ -229,38 +231,23 @@ def test_an_unknown_code_is_its_own_value_and_no_class_changes() -> None:
 
 async def test_connection_refused_is_retried_then_connection_failed(transport: type[HTTP]) -> None:
     port = unused_port()
-    http, sleeps = _http(transport)
-    try:
-        with pytest.raises(errors.ConnectionFailed) as err:
-            await http.request("POST", f"http://127.0.0.1:{port}/x", body={})
-    finally:
-        await http.close()
+    err, sleeps = await _failed(transport, errors.ConnectionFailed, "POST", f"http://127.0.0.1:{port}/x", body={})
     assert len(sleeps) == 3
-    assert f"127.0.0.1:{port}" in err.value.message and err.value.code == "connection_failed"
+    assert f"127.0.0.1:{port}" in err.message and err.code == "connection_failed"
 
 
 async def test_reply_size_is_capped(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([ok({"blob": "x" * 5000})])
     url = serve(script)
-    http, _ = _http(transport, max_reply_bytes=1000)
-    try:
-        with pytest.raises(errors.BadReply) as err:
-            await http.request("GET", url + "/x")
-    finally:
-        await http.close()
-    assert err.value.code == "bad_reply" and err.value.status == 502 and script.hits == 1
+    err, _ = await _failed(transport, errors.BadReply, "GET", url + "/x", max_reply_bytes=1000)
+    assert err.code == "bad_reply" and err.status == 502 and script.hits == 1
 
 
 async def test_a_reply_that_is_not_json_is_a_bad_reply_not_retried(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([lambda: web.Response(text="<html>a proxy's page</html>", content_type="text/html")])
     url = serve(script)
-    http, sleeps = _http(transport)
-    try:
-        with pytest.raises(errors.BadReply) as err:
-            await http.request("GET", url + "/x")
-    finally:
-        await http.close()
-    assert script.hits == 1 and sleeps == [] and "not JSON" in err.value.message
+    err, sleeps = await _failed(transport, errors.BadReply, "GET", url + "/x")
+    assert script.hits == 1 and sleeps == [] and "not JSON" in err.message
 
 
 def test_every_error_class_maps_back_from_its_code() -> None:
@@ -275,37 +262,22 @@ async def test_deeply_nested_reply_is_a_bad_reply(serve: Serve, transport: type[
     nested = "[" * 200_000 + "]" * 200_000
     script = Script([lambda: web.Response(text=nested, content_type="application/json")])
     url = serve(script)
-    http, _ = _http(transport)
-    try:
-        with pytest.raises(errors.BadReply):
-            await http.request("GET", url + "/x")
-    finally:
-        await http.close()
+    await _failed(transport, errors.BadReply, "GET", url + "/x")
 
 
 async def test_a_slow_server_times_out_within_the_bound_and_get_is_retried(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([ok({"x": 1})], delay=5.0)
     url = serve(script)
-    http, sleeps = _http(transport, timeout=0.3)
     started = time.monotonic()
-    try:
-        with pytest.raises(errors.ConnectionFailed) as err:
-            await http.request("GET", url + "/slow")
-    finally:
-        await http.close()
-    assert "timed out" in err.value.message and len(sleeps) == 3
+    err, sleeps = await _failed(transport, errors.ConnectionFailed, "GET", url + "/slow", timeout=0.3)
+    assert "timed out" in err.message and len(sleeps) == 3
     assert time.monotonic() - started < 4.0  # four attempts of 0.3 s, not four of 5 s
 
 
 async def test_a_post_that_timed_out_is_not_repeated(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([ok({"x": 1})], delay=5.0)
     url = serve(script)
-    http, sleeps = _http(transport, timeout=0.3)
-    try:
-        with pytest.raises(errors.ConnectionFailed):
-            await http.request("POST", url + "/write", body={})
-    finally:
-        await http.close()
+    _, sleeps = await _failed(transport, errors.ConnectionFailed, "POST", url + "/write", body={}, timeout=0.3)
     assert sleeps == []
 
 
