@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from .keys_tokens import SERVICES, parse_key_id, pick_service, with_key_repository, with_pool
+from .keys_tokens import SERVICES, retire_from_args, with_key_repository
 from .options import add_config_option, config_from_args, local_actor
 
 __all__ = ["register_tickets"]
@@ -60,19 +60,10 @@ async def _rotate(config: Any, service: str) -> int:
 
 
 def run_retire_tickets(args: argparse.Namespace) -> int:
-    service, key_id = parse_key_id(args.key_id, args.service)
-    return asyncio.run(_retire(config_from_args(args), service, key_id, args.yes))
+    from vault.storage.ticket_keys import find_ticket_key, retire_ticket_key
 
-
-async def _retire(config: Any, service: str | None, key_id: int, confirm: bool) -> int:
-    from vault.storage.ticket_keys import TicketRetirement, find_ticket_key, retire_ticket_key
-
-    async def retire(pool: Any) -> TicketRetirement:
-        found = await pick_service(pool, service, key_id, find_ticket_key, "ticket key")
-        return await retire_ticket_key(pool, found, key_id, confirm=confirm, actor=local_actor())
-
-    done = await with_pool(config, retire)
-    service = done.service
+    key_id, done = retire_from_args(args, args.key_id, find_ticket_key, retire_ticket_key, "ticket key")
+    service, confirm = done.service, args.yes
     name = f"{service}/{done.purpose}/{key_id:016x}"
     if not confirm:
         print(f"retiring {name}: {_AFTER_RETIRE[done.purpose]}")

@@ -6,14 +6,35 @@ import argparse
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .options import add_config_option, config_from_args, local_actor
 
-__all__ = ["SERVICES", "parse_key_id", "pick_service", "register_tokens", "with_key_repository", "with_pool"]
+__all__ = [
+    "SERVICES",
+    "parse_key_id",
+    "pick_service",
+    "register_tokens",
+    "retire_from_args",
+    "with_key_repository",
+    "with_pool",
+]
 
 SERVICES = ("store", "authority")
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+# Whether a service has a key id (``find_root_key``, ``find_ticket_key``).
+_Find = Callable[[Any, str, int], Awaitable[object]]
+
+
+class _Retire(Protocol[T_co]):
+    """``retire_token_key``, ``retire_ticket_key``."""
+
+    def __call__(
+        self, pool: Any, service: str, key_id: int, *, confirm: bool, actor: str | None = None
+    ) -> Awaitable[T_co]: ...
+
+
 # A kid as `cvault keys status` prints it (`store/store-root/000000000000002a`), or its hex alone.
 _KID = re.compile(r"(?:(store|authority)/[a-z0-9-]+/)?([0-9a-f]{1,16})")
 
@@ -109,20 +130,27 @@ async def pick_service(
     return having[0]
 
 
+def retire_from_args(
+    args: argparse.Namespace, key_text: str, find: _Find, retire: _Retire[T], what: str
+) -> tuple[int, T]:
+    """(key id, what ``retire`` said) for the key id in ``key_text``, in the service that has it, as the local user.
+
+    Without ``--yes`` ``retire`` only says what retiring would do.
+    """
+    service, key_id = parse_key_id(key_text, args.service)
+
+    async def run(pool: Any) -> T:
+        found = await pick_service(pool, service, key_id, find, what)
+        return await retire(pool, found, key_id, confirm=args.yes, actor=local_actor())
+
+    return key_id, asyncio.run(with_pool(config_from_args(args), run))
+
+
 def run_retire_tokens(args: argparse.Namespace) -> int:
-    service, key_id = parse_key_id(args.kid, args.service)
-    return asyncio.run(_retire(config_from_args(args), service, key_id, args.yes))
+    from vault.storage.token_keys import find_root_key, retire_token_key
 
-
-async def _retire(config: Any, service: str | None, key_id: int, confirm: bool) -> int:
-    from vault.storage.token_keys import Retirement, find_root_key, retire_token_key
-
-    async def retire(pool: Any) -> Retirement:
-        found = await pick_service(pool, service, key_id, find_root_key, "token root key")
-        return await retire_token_key(pool, found, key_id, confirm=confirm, actor=local_actor())
-
-    done = await with_pool(config, retire)
-    service = done.service
+    key_id, done = retire_from_args(args, args.kid, find_root_key, retire_token_key, "token root key")
+    service, confirm = done.service, args.yes
     whose = f" of org {done.org_id}" if done.org_id is not None else ""
     kills = f"{done.live_tokens} live token(s)"
     if service == "authority":
