@@ -330,21 +330,26 @@ def raw_server() -> Iterator[Callable[[bytes], str]]:
         server.server_close()
 
 
+class Chunked(Script):
+    """A server answering every request with one JSON reply sent as the chunks ``parts``."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        super().__init__([])
+        self.parts = parts
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.hits += 1
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for part in self.parts:
+            await response.write(part)
+        await response.write_eof()
+        return response
+
+
 async def test_a_chunked_reply_is_read_whole(serve: Serve, transport: type[HTTP]) -> None:
-    parts = [b'{"items": [', b'"a", ', b'"b"', b"]}"]
-
-    class Chunked(Script):
-        async def handle(self, request: web.Request) -> web.StreamResponse:
-            self.hits += 1
-            response = web.StreamResponse(headers={"Content-Type": "application/json"})
-            response.enable_chunked_encoding()
-            await response.prepare(request)
-            for part in parts:
-                await response.write(part)
-            await response.write_eof()
-            return response
-
-    script = Chunked([])
+    script = Chunked([b'{"items": [', b'"a", ', b'"b"', b"]}"])
     url = serve(script)
     http, _ = _http(transport)
     try:
@@ -356,26 +361,9 @@ async def test_a_chunked_reply_is_read_whole(serve: Serve, transport: type[HTTP]
 
 
 async def test_a_chunked_reply_over_the_cap_is_a_bad_reply(serve: Serve) -> None:
-    class Chunked(Script):
-        async def handle(self, request: web.Request) -> web.StreamResponse:
-            self.hits += 1
-            response = web.StreamResponse(headers={"Content-Type": "application/json"})
-            response.enable_chunked_encoding()
-            await response.prepare(request)
-            for _ in range(5):
-                await response.write(b" " * 400)
-            await response.write(b"{}")
-            await response.write_eof()
-            return response
-
-    script = Chunked([])
+    script = Chunked([b" " * 400] * 5 + [b"{}"])
     url = serve(script)
-    http, _ = _http(BlockingHTTP, max_reply_bytes=1000)
-    try:
-        with pytest.raises(errors.BadReply):
-            await http.request("GET", url + "/x")
-    finally:
-        await http.close()
+    await _failed(BlockingHTTP, errors.BadReply, "GET", url + "/x", max_reply_bytes=1000)
     assert script.hits == 1
 
 

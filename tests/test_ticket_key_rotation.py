@@ -61,6 +61,13 @@ async def _discharge_status(h: Harness, store_token: str, auth: str) -> int:
     return (await h.org_discharge(store_token, auth)).status
 
 
+async def _written_secret(world: World) -> str:
+    """The path of a secret written once, for the traffic to read."""
+    path = world.secret("db/url")
+    assert (await world.h.store("PUT", path, world.bundle, {"value": "v"})).status == 200
+    return path
+
+
 def _fresh_token_op(h: Harness, world: World, path: str, minter: str) -> Operation:
     """Mint a store token with ``minter`` (sealed to whatever the store seals with now), discharge it, read with it."""
 
@@ -81,8 +88,7 @@ def _fresh_token_op(h: Harness, world: World, path: str, minter: str) -> Operati
 async def test_authority_ticket_keys_rotate_and_retire_under_traffic(world: World) -> None:
     h = world.h
     env = keys_env(h)
-    path = world.secret("db/url")
-    assert (await h.store("PUT", path, world.bundle, {"value": "v"})).status == 200
+    path = await _written_secret(world)
     before = await _authority_keys(h)
     old_org = int(str(before["org"]["key_id"]), 16)
     old_token = world.root  # its ticket is sealed to the old org key
@@ -193,8 +199,7 @@ async def test_authority_ticket_keys_rotate_and_retire_under_traffic(world: Worl
 async def test_store_ticket_key_rotation_and_the_endorsement_check(world: World) -> None:
     h = world.h
     env = keys_env(h)
-    path = world.secret("db/url")
-    assert (await h.store("PUT", path, world.bundle, {"value": "v"})).status == 200
+    path = await _written_secret(world)
     old_store_key = await _store_keys(h)
     old_public = old_store_key["ticket"]["public_key"]
     fresh = _fresh_token_op(h, world, path, world.bundle)
