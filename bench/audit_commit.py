@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 from vault.audit.event import AuditEvent, AuditRecord, chain
 from vault.audit.log import AuditLog
-from vault.storage.audit import PgAuditRepository, append_records
+from vault.storage.audit import ChainLease, PgAuditRepository, append_records, writer_name
 from vault.storage.database import create_database, drop_database, with_database
 from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
@@ -81,14 +81,16 @@ async def with_log(pool: Pool, writers: int, events: int, max_batch: int) -> tup
 
 
 async def per_request(pool: Pool, writers: int, events: int) -> float:
+    holder = ChainLease(writer_name("bench"))  # one process: one chain, as a log has
+
     async def record(event: AuditEvent) -> None:
         at = datetime.now(UTC)
 
-        def place(seq: int, prev: bytes) -> list[AuditRecord]:
-            return list(chain([(at, event)], seq, prev))
+        def place(chain_id: int, seq: int, prev: bytes) -> list[AuditRecord]:
+            return list(chain([(at, event)], chain_id, seq, prev))
 
         async with pool.acquire() as conn:
-            await append_records(conn, SCHEMA, place)
+            await append_records(conn, SCHEMA, place, holder)
 
     return await drive(writers, events, record)
 

@@ -63,7 +63,7 @@ CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON store.secret_versions
 
 
 async def audit_head(pool: Pool) -> int:
-    seq: int = await pool.fetchval("SELECT seq FROM store.audit_head")
+    seq: int = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM store.audit_events")
     return seq
 
 

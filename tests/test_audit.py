@@ -1,4 +1,4 @@
-"""The audit log against a real PostgreSQL: group commit, one chain, tamper detection, fail closed."""
+"""The audit log against a real PostgreSQL: group commit, a chain per writer, tamper detection, fail closed."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import asyncpg
 import pytest
 
 from vault.audit.chain import ChainVerifier
-from vault.audit.event import GENESIS_HASH, AuditEvent, AuditRecord, canonical_bytes, chain
+from vault.audit.event import GENESIS_HASH, AuditEvent, AuditRecord, canonical_bytes, chain, chain_hash
 from vault.audit.log import AuditLog
 from vault.audit.query import AuditQueries, record_from_row, verify_lines
 from vault.cli.main import main
 from vault.errors import Unavailable
-from vault.storage.audit import PgAuditRepository, fetch_rows
+from vault.storage.audit import PgAuditRepository, fetch_rows, write_checkpoint
 from vault.storage.pool import Pool, close_pool, create_pool
 
 SCHEMA = "store"
@@ -54,6 +54,16 @@ async def audit_log(pool: Pool) -> AsyncIterator[AuditLog]:
         yield log
     finally:
         await log.close()
+
+
+async def checkpoint(pool: Pool, schema: str = SCHEMA) -> None:
+    """Checkpoint every chain's head now (a log's own checkpoint may hold the lock a moment: wait for it)."""
+    async with pool.acquire() as conn:
+        for _ in range(1000):
+            if await write_checkpoint(conn, schema, every=0):
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("no checkpoint written")
 
 
 async def tamper(pool: Pool, sql: str, *args: object) -> None:
@@ -154,18 +164,39 @@ def test_canonical_bytes_equal_the_format_1_bytes(seq: int, at: datetime, e: Aud
 
 
 def test_a_format_1_chain_hashes_as_before() -> None:
-    records = list(chain([(at, e) for _, at, e, _ in _FORMAT_1], 0, GENESIS_HASH))
-    assert [r.hash.hex() for r in records] == [
+    # Format 1 records are never written any more, but the ones written before chains still verify.
+    hashes, prev = [], GENESIS_HASH
+    for seq, (_, at, e, _) in enumerate(_FORMAT_1, 1):
+        record = AuditRecord(seq, at, e, prev, b"")
+        prev = record.expected_hash()
+        hashes.append(prev.hex())
+    assert hashes == [
         "fd8a694fa2632f1bd764d35c46b63cd2a06747a43b01fc146569d39548c2a129",
         "c5a8c2acc168c7b0565f26e4a80e2753bb12467412d0f4998c7a4b210ded2ba6",
         "84e51f58b44a8ea61fa2fb6e0afa824c762f4dc55389d3401f9ccac7f4111982",
     ]
 
 
+def test_format_2_bytes_hold_the_chain_and_chain_seq_instead_of_seq() -> None:
+    _, at, e, _ = _FORMAT_1[0]
+    (record,) = chain([(at, e)], 5, 41, GENESIS_HASH)
+    assert record.canonical == (
+        b'{"action":"secret.read","actor":"user:1","at":1714564800123456,"chain":5,"chain_seq":42,'
+        b'"client_addr":"10.0.0.1","detail":{},"lineage":["7b6c8a2e-0000-5000-8000-000000000000"],"org":1,'
+        b'"outcome":"ok","request_id":"req-1","secret":"db/url","service":"store",'
+        b'"token_id":"7b6c8a2e-0000-5000-8000-000000000001","v":2,"vault":"prod","version":3}'
+    )
+    assert record.hash == chain_hash(GENESIS_HASH, record.canonical)
+    # The global seq (numbered by the database) is not hashed: the stored record verifies with any.
+    assert AuditRecord(977, at, e, GENESIS_HASH, record.hash, chain=5, chain_seq=42, format=2).expected_hash() == (
+        record.hash
+    )
+
+
 def test_chain_links_each_record_to_the_one_before() -> None:
     at = datetime(2024, 1, 1, tzinfo=UTC)
-    records = list(chain([(at, event(i)) for i in range(3)], 0, GENESIS_HASH))
-    assert [r.seq for r in records] == [1, 2, 3]
+    records = list(chain([(at, event(i)) for i in range(3)], 0, 0, GENESIS_HASH))
+    assert [r.chain_seq for r in records] == [1, 2, 3]
     assert records[0].prev_hash == GENESIS_HASH
     assert records[1].prev_hash == records[0].hash
     assert all(r.hash == r.expected_hash() for r in records)
@@ -208,7 +239,7 @@ def test_detail_is_frozen_at_construction() -> None:
 
 def test_record_json_round_trips() -> None:
     at = datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
-    (record,) = chain([(at, event(lineage=("p",), detail={"k": "v"}))], 0, GENESIS_HASH)
+    (record,) = chain([(at, event(lineage=("p",), detail={"k": "v"}))], 3, 0, GENESIS_HASH)
     assert AuditRecord.from_json(json.loads(json.dumps(record.to_json()))) == record
 
 
@@ -260,7 +291,7 @@ async def test_stored_rows_are_the_events_lineages_and_details_included(pool: Po
         event(4, lineage=("r1",), org=None, version=None, detail={"nested": {"k": [None, True]}}),
     ]
     await audit_log.record(*events)
-    rows = await fetch_rows(pool, SCHEMA, after_seq=0, upto_seq=len(events), limit=10)
+    rows = await fetch_rows(pool, SCHEMA, after_seq=0, heads={0: len(events)}, limit=10)
     assert [record_from_row(row).event for row in rows] == events
     assert (await queries(pool).verify()).ok
 
@@ -290,7 +321,7 @@ async def test_stored_times_are_exactly_the_hashed_microseconds(pool: Pool) -> N
     assert report.ok, report.message
 
 
-async def test_two_logs_on_one_table_keep_one_chain(pool: Pool, database_url: str) -> None:
+async def test_two_logs_on_one_table_keep_a_chain_each(pool: Pool, database_url: str) -> None:
     # Two "processes": separate pools, separate writers, one table.
     other_pool = await create_pool(database_url, max_size=4)
     first, second = AuditLog(PgAuditRepository(pool, SCHEMA)), AuditLog(PgAuditRepository(other_pool, SCHEMA))
@@ -308,6 +339,11 @@ async def test_two_logs_on_one_table_keep_one_chain(pool: Pool, database_url: st
     report = await queries(pool).verify()
     assert report.ok, report.message
     assert report.checked == 300
+    assert [c.checked for c in report.chains if c.chain >= 0] == [150, 150]
+    chains = await pool.fetch(
+        "SELECT chain, array_agg(DISTINCT service) AS services FROM store.audit_events GROUP BY chain"
+    )
+    assert sorted(tuple(r["services"]) for r in chains) == [("node-a",), ("node-b",)]
     by_service = await pool.fetch("SELECT service, count(*) AS n FROM store.audit_events GROUP BY service")
     assert {r["service"]: r["n"] for r in by_service} == {"node-a": 150, "node-b": 150}
 
@@ -353,12 +389,17 @@ async def test_each_schema_has_its_own_chain(pool: Pool) -> None:
         "UPDATE store.audit_events SET secret = 'x' WHERE seq = 1",
         "DELETE FROM store.audit_events WHERE seq = 1",
         "TRUNCATE store.audit_events",
-        "UPDATE store.audit_head SET seq = 0",
-        "DELETE FROM store.audit_head",
+        "UPDATE store.audit_chains SET seq = 0",
+        "UPDATE store.audit_chains SET chain = 7",
+        "DELETE FROM store.audit_chains",
+        "TRUNCATE store.audit_chains",
+        "UPDATE store.audit_checkpoints SET body = '{}'",
+        "DELETE FROM store.audit_checkpoints",
     ],
 )
 async def test_the_table_refuses_changes_even_from_its_owner(pool: Pool, audit_log: AuditLog, sql: str) -> None:
     await audit_log.record(event())
+    await checkpoint(pool)
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="refused"):
         await pool.execute(sql)
 
@@ -370,13 +411,15 @@ async def test_verify_names_an_edited_event(pool: Pool, audit_log: AuditLog) -> 
     assert not report.ok
     assert report.broken_seq == 42
     assert report.checked == 41
-    assert report.message == "event 42: hash does not match its contents (edited?)"
+    assert report.message == "chain 0: event 42: hash does not match its contents (edited?)"
 
 
 async def test_verify_names_an_edit_hidden_by_a_recomputed_hash(pool: Pool, audit_log: AuditLog) -> None:
     await audit_log.record(*(event(i) for i in range(50)))
     row = await pool.fetchrow("SELECT * FROM store.audit_events WHERE seq = 42")
-    forged = AuditRecord(42, row["at"], event(41, outcome="denied"), bytes(row["prev_hash"]), b"")
+    forged = AuditRecord(
+        42, row["at"], event(41, outcome="denied"), bytes(row["prev_hash"]), b"", chain=0, chain_seq=42, format=2
+    )
     await tamper(
         pool,
         "UPDATE store.audit_events SET outcome = 'denied', hash = $1 WHERE seq = 42",
@@ -384,7 +427,7 @@ async def test_verify_names_an_edit_hidden_by_a_recomputed_hash(pool: Pool, audi
     )
     report = await queries(pool).verify()
     assert report.broken_seq == 43
-    assert report.message == "event 43: prev_hash does not match event 42"
+    assert report.message == "chain 0: event 43: prev_hash does not match event 42"
 
 
 async def test_verify_names_a_deleted_event(pool: Pool, audit_log: AuditLog) -> None:
@@ -393,7 +436,7 @@ async def test_verify_names_a_deleted_event(pool: Pool, audit_log: AuditLog) -> 
     report = await queries(pool).verify()
     assert not report.ok
     assert report.broken_seq == 43
-    assert report.message == "event 43 missing (deleted?): seq jumps from 42 to 44"
+    assert report.message == "chain 0: event 43 missing (deleted?): seq jumps from 42 to 44"
 
 
 async def test_verify_notices_the_newest_events_deleted(pool: Pool, audit_log: AuditLog) -> None:
@@ -401,7 +444,7 @@ async def test_verify_notices_the_newest_events_deleted(pool: Pool, audit_log: A
     await tamper(pool, "DELETE FROM store.audit_events WHERE seq > 8")
     report = await queries(pool).verify()
     assert report.broken_seq == 9
-    assert report.message.startswith("events 9-10 missing (deleted?)")
+    assert report.message.startswith("chain 0: events 9-10 missing (deleted?)")
 
 
 async def test_verify_reports_an_unreadable_row(pool: Pool, audit_log: AuditLog) -> None:
@@ -441,7 +484,9 @@ async def app_role(pool: Pool) -> AsyncIterator[str]:
     await pool.execute(f"CREATE ROLE {role} LOGIN")
     await pool.execute(f"GRANT USAGE ON SCHEMA store TO {role}")
     await pool.execute(f"GRANT SELECT, INSERT ON store.audit_events TO {role}")
-    await pool.execute(f"GRANT SELECT, UPDATE ON store.audit_head TO {role}")
+    await pool.execute(f"GRANT SELECT, INSERT, UPDATE ON store.audit_chains TO {role}")
+    await pool.execute(f"GRANT SELECT, INSERT ON store.audit_checkpoints TO {role}")
+    await pool.execute(f"GRANT USAGE ON SEQUENCE store.audit_event_seq, store.audit_chain_ids TO {role}")
     try:
         yield role
     finally:
@@ -462,7 +507,7 @@ async def test_record_raises_unavailable_when_the_insert_fails(
             await log.record(event(2, secret="db/password"))
         assert log.stats.failed_batches == 1
         # Nothing half-written: neither the event nor a moved head.
-        assert await pool.fetchval("SELECT seq FROM store.audit_head") == 1
+        assert await pool.fetchval("SELECT max(seq) FROM store.audit_chains") == 1
         await pool.execute(f"GRANT INSERT ON store.audit_events TO {app_role}")
         await log.record(event(3))  # the writer recovers once the database does
     finally:
@@ -503,7 +548,7 @@ async def test_export_writes_json_lines_that_verify(pool: Pool, audit_log: Audit
     lines[9] = json.dumps(edited) + "\n"
     report = verify_lines(lines)
     assert report.broken_seq == 10
-    assert report.message == "event 10: hash does not match its contents (edited?)"
+    assert report.message == "chain 0: event 10: hash does not match its contents (edited?)"
 
 
 async def test_query_filters(pool: Pool) -> None:
@@ -586,7 +631,7 @@ async def test_cli_verify_and_export(
 ) -> None:
     await audit_log.record(*(event(i) for i in range(12)))
     assert await run_cli(monkeypatch, database_url, "audit", "verify", "--schema", "store") == 0
-    assert "12 events verified; the chain is intact" in capsys.readouterr().out
+    assert "chain 0: 12 events verified; the chain is intact" in capsys.readouterr().out
 
     out = tmp_path / "audit.jsonl"
     assert await run_cli(monkeypatch, database_url, "audit", "export", "--output", str(out)) == 0
@@ -621,8 +666,9 @@ async def test_a_batch_that_hangs_times_out_as_unavailable_and_the_writer_recove
     await log.start()
     try:
         async with pool.acquire() as blocker, blocker.transaction():
-            # Another "process" holds the head lock and does not let go.
-            await blocker.execute("SELECT seq FROM store.audit_head FOR UPDATE")
+            # Something holds the table and does not let go (another chain's head lock would not
+            # stop this writer: it would claim a chain of its own).
+            await blocker.execute("LOCK TABLE store.audit_events IN EXCLUSIVE MODE")
             with pytest.raises(Unavailable):
                 await log.record(event(1))
         await log.record(event(2))  # on a fresh connection, once the lock is free

@@ -55,7 +55,7 @@ END $$;
 
 
 async def _head(pool: Pool) -> int:
-    seq: int = await pool.fetchval("SELECT seq FROM authority.audit_head")
+    seq: int = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM authority.audit_events")
     return seq
 
 

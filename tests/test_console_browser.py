@@ -182,7 +182,7 @@ async def test_a_tampered_row_is_named_as_the_broken_link(audited: Audited, pool
 
     async with chromium() as browser:
         intact = await browser.run(status)
-        head = await pool.fetchval("SELECT seq FROM store.audit_head")
+        head = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM store.audit_events")
         victim = await pool.fetchval(
             "SELECT min(seq) FROM store.audit_events WHERE action = 'secrets.read' AND secret = 'db/url'"
         )

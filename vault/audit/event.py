@@ -9,9 +9,15 @@ record before it and its own hash::
 
 The first record's ``prev_hash`` is 32 zero bytes (:data:`GENESIS_HASH`).
 
+There is one chain per writer (docs/audit.md, "Chains"): a record's place is its
+``chain`` and its ``chain_seq`` there; ``seq`` is only the log's global order, for
+paging, handed out by the database when the row is inserted.
+
 Canonical bytes are the compact JSON (sorted keys, ``","`` and ``":"``
-separators, ASCII only) of every field of the record except the two hashes,
-plus ``"v": 1``, the format version. ``at`` is written as integer
+separators, ASCII only) of every field of the record except the two hashes and,
+in format 2, ``seq``, plus ``"v"``, the format version. Format 1 (records written
+before chains existed, all in chain 0, where ``chain_seq`` is ``seq``) holds
+``seq``; format 2 holds ``chain`` and ``chain_seq`` instead. ``at`` is written as integer
 microseconds since the Unix epoch (UTC): PostgreSQL keeps ``timestamptz`` to the
 microsecond, so the value read back is exactly the value hashed, whatever the
 server's time zone. Nothing here does I/O or reads the clock.
@@ -30,6 +36,7 @@ from typing import Any
 __all__ = [
     "FORMAT_VERSION",
     "GENESIS_HASH",
+    "LEGACY_FORMAT",
     "OUTCOMES",
     "AuditEvent",
     "AuditRecord",
@@ -40,7 +47,8 @@ __all__ = [
     "placed_at",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what new records are written in
+LEGACY_FORMAT = 1  # the single chain's records, before there was one chain per writer; they still verify
 GENESIS_HASH = bytes(32)
 OUTCOMES = ("ok", "denied", "error")
 
@@ -225,14 +233,29 @@ def _from_microseconds(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-def canonical_bytes(seq: int, at: datetime, event: AuditEvent) -> bytes:
-    """The bytes a record's hash covers (everything except the hashes)."""
-    return _canonical(seq, microseconds(at), event)
+def canonical_bytes(
+    seq: int, at: datetime, event: AuditEvent, *, chain: int = 0, chain_seq: int = 0, format: int = LEGACY_FORMAT
+) -> bytes:
+    """The bytes a record's hash covers (everything except the hashes, and in format 2 ``seq``)."""
+    if format == LEGACY_FORMAT:
+        return _canonical(seq, microseconds(at), event)
+    if format == FORMAT_VERSION:
+        return _canonical_v2(chain, chain_seq, microseconds(at), event)
+    raise ValueError(f"unknown audit record format {format!r}")
 
 
 def _canonical(seq: int, micros: int, event: AuditEvent) -> bytes:
     body = event.fields()
     body["seq"] = seq
+    body["at"] = micros
+    body["v"] = LEGACY_FORMAT
+    return _ENCODER.encode(body).encode("ascii")
+
+
+def _canonical_v2(chain: int, chain_seq: int, micros: int, event: AuditEvent) -> bytes:
+    body = event.fields()
+    body["chain"] = chain
+    body["chain_seq"] = chain_seq
     body["at"] = micros
     body["v"] = FORMAT_VERSION
     return _ENCODER.encode(body).encode("ascii")
@@ -244,10 +267,12 @@ def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class AuditRecord:
-    """An event at its place in the chain.
+    """An event at its place in its chain.
 
     ``canonical`` is :func:`canonical_bytes` of the record, computed when not given
     (:func:`chain` gives the bytes it hashed, and the log stores exactly those).
+    A format 1 record is in chain 0 at ``chain_seq == seq``. A format 2 record placed
+    by :func:`chain` has ``seq`` 0 until it is stored (the database numbers it).
     """
 
     seq: int
@@ -256,13 +281,27 @@ class AuditRecord:
     prev_hash: bytes
     hash: bytes
     canonical: bytes = b""
+    chain: int = 0
+    chain_seq: int = 0
+    format: int = LEGACY_FORMAT
 
     def __post_init__(self) -> None:
+        if self.format == LEGACY_FORMAT and not self.chain_seq:
+            object.__setattr__(self, "chain_seq", self.seq)
         if not self.canonical:  # never empty once computed: the JSON has at least its braces
-            object.__setattr__(self, "canonical", canonical_bytes(self.seq, self.at, self.event))
+            object.__setattr__(
+                self,
+                "canonical",
+                canonical_bytes(
+                    self.seq, self.at, self.event, chain=self.chain, chain_seq=self.chain_seq, format=self.format
+                ),
+            )
 
     def __repr__(self) -> str:
-        return f"AuditRecord(seq={self.seq}, at={self.at!r}, event={self.event!r}, hash={self.hash.hex()})"
+        return (
+            f"AuditRecord(seq={self.seq}, chain={self.chain}, chain_seq={self.chain_seq}, at={self.at!r}, "
+            f"event={self.event!r}, hash={self.hash.hex()})"
+        )
 
     def expected_hash(self) -> bytes:
         """What ``hash`` must be if nothing in this record was changed."""
@@ -270,7 +309,13 @@ class AuditRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The record as exported and served: ``at`` in ISO 8601 UTC, hashes in hex."""
-        body: dict[str, Any] = {"seq": self.seq, "at": self.at.astimezone(UTC).isoformat()}
+        body: dict[str, Any] = {
+            "seq": self.seq,
+            "chain": self.chain,
+            "chain_seq": self.chain_seq,
+            "v": self.format,
+            "at": self.at.astimezone(UTC).isoformat(),
+        }
         body.update(self.event.fields())
         body["prev_hash"] = self.prev_hash.hex()
         body["hash"] = self.hash.hex()
@@ -298,16 +343,34 @@ class AuditRecord:
                 request_id=body.get("request_id"),
                 detail=body.get("detail") or {},
             )
-            seq = body["seq"]
-            if isinstance(seq, bool) or not isinstance(seq, int):
-                raise ValueError("seq must be an integer")
-            return cls(seq, at, event, bytes.fromhex(body["prev_hash"]), bytes.fromhex(body["hash"]))
+            numbers = {}
+            # Lines exported before chains existed have neither chain, chain_seq nor v: format 1, chain 0.
+            for name, default in (("seq", None), ("chain", 0), ("chain_seq", 0), ("v", LEGACY_FORMAT)):
+                value = body.get(name, default)
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"{name} must be an integer")
+                numbers[name] = value
+            return cls(
+                numbers["seq"],
+                at,
+                event,
+                bytes.fromhex(body["prev_hash"]),
+                bytes.fromhex(body["hash"]),
+                chain=numbers["chain"],
+                chain_seq=numbers["chain_seq"],
+                format=numbers["v"],
+            )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not an audit record: {type(exc).__name__} {exc}") from None
 
 
-def chain(items: Iterable[tuple[datetime, AuditEvent]], last_seq: int, last_hash: bytes) -> Iterator[AuditRecord]:
-    """Place events after the record ``(last_seq, last_hash)`` (``0, GENESIS_HASH`` for an empty log)."""
+def chain(
+    items: Iterable[tuple[datetime, AuditEvent]], chain_id: int, last_seq: int, last_hash: bytes
+) -> Iterator[AuditRecord]:
+    """Place events in chain ``chain_id`` after its record ``(last_seq, last_hash)``.
+
+    ``0, GENESIS_HASH`` for a new chain; ``last_seq`` counts in the chain (chain_seq).
+    """
     seq, prev = last_seq, last_hash
     last_at: datetime | None = None
     micros, stored_at = 0, _EPOCH
@@ -320,13 +383,16 @@ def chain(items: Iterable[tuple[datetime, AuditEvent]], last_seq: int, last_hash
             # datetime already is that value: its resolution is the microsecond).
             stored_at = at if at.tzinfo is UTC else _from_microseconds(micros)
         at = stored_at
-        canonical = _canonical(seq, micros, event)
+        canonical = _canonical_v2(chain_id, seq, micros, event)
         digest = chain_hash(prev, canonical)
-        yield AuditRecord(seq, at, event, prev, digest, canonical)
+        yield AuditRecord(0, at, event, prev, digest, canonical, chain_id, seq, FORMAT_VERSION)
         prev = digest
 
 
-def placed_at(at: datetime, events: Iterable[AuditEvent]) -> Callable[[int, bytes], list[AuditRecord]]:
-    """What an appender calls with the chain's head, under its lock: ``events``, all at ``at``, chained after it."""
+def placed_at(at: datetime, events: Iterable[AuditEvent]) -> Callable[[int, int, bytes], list[AuditRecord]]:
+    """What an appender calls with its chain and that chain's head, under its lock.
+
+    It returns ``events``, all at ``at``, chained after that head.
+    """
     items = [(at, event) for event in events]
-    return lambda last_seq, last_hash: list(chain(items, last_seq, last_hash))
+    return lambda chain_id, last_seq, last_hash: list(chain(items, chain_id, last_seq, last_hash))

@@ -14,24 +14,26 @@ from .event import AuditRecord
 
 __all__ = ["AuditRepository", "Place"]
 
-# Given the chain's head (last seq, last hash), the records to append after it, already chained.
-Place = Callable[[int, bytes], Sequence[AuditRecord]]
+# Given the writer's chain and its head (chain, last chain_seq, last hash), the records to append after it, chained.
+Place = Callable[[int, int, bytes], Sequence[AuditRecord]]
 
 
 class AuditRepository(Protocol):
-    """One chain's records and its head (one per service: the store's, the authority's).
+    """A service's log (the store's, the authority's): its chains, one per writer, and their checkpoints.
+
+    One repository object is one writer: what it appends goes to the chain it holds.
 
     Rows come back as plain dicts (``at`` a UTC datetime, hashes ``bytes``, ``detail`` parsed
     JSON) so a verifier can look at a row even when tampering has made it invalid as an event.
     """
 
     async def append(
-        self, place: Place, *, expected_head: tuple[int, bytes] | None, timeout: float
+        self, place: Place, *, expected_head: tuple[int, int, bytes] | None, timeout: float
     ) -> Sequence[AuditRecord]:
         """Append one batch in a transaction of its own, on the writer's own connection (not the pool's).
 
-        ``expected_head`` is where this writer left the chain: the adapter may try a one-statement
-        append after it first. Raises :class:`vault.errors.Unavailable` when the batch was not
+        ``expected_head`` is where this writer left its chain (chain, chain_seq, hash): the adapter
+        may try a one-statement append after it first. Raises :class:`vault.errors.Unavailable` when the batch was not
         committed (``timeout`` seconds passed included); then nothing of it was written.
         """
         ...
@@ -40,12 +42,27 @@ class AuditRepository(Protocol):
         """Append inside a state change's open ``transaction``: the records commit or roll back with it."""
         ...
 
-    async def head(self) -> tuple[int, bytes]:
-        """The last seq and hash committed; ``(0, 32 zero bytes)`` for an empty log."""
+    async def checkpoint(self, *, every: float, timeout: float) -> bool:
+        """Record every chain's head in a new checkpoint unless one is younger than ``every`` seconds.
+
+        Returns whether one was written; raises :class:`vault.errors.Unavailable` on failure.
+        """
         ...
 
-    async def rows(self, *, after_seq: int, upto_seq: int, limit: int) -> list[dict[str, Any]]:
-        """Rows with ``after_seq < seq <= upto_seq`` in seq order, at most ``limit``."""
+    async def heads(self) -> list[tuple[int, int, bytes]]:
+        """Every chain's (chain, last chain_seq, last hash), by chain."""
+        ...
+
+    async def chain_rows(self, chain: int, *, after_seq: int, upto_seq: int, limit: int) -> list[dict[str, Any]]:
+        """One chain's rows with ``after_seq < chain_seq <= upto_seq`` in chain_seq order, at most ``limit``."""
+        ...
+
+    async def rows(self, *, after_seq: int, heads: Mapping[int, int], limit: int) -> list[dict[str, Any]]:
+        """Rows with ``seq > after_seq`` in seq order, at most ``limit``, each chain's only up to ``heads[chain]``."""
+        ...
+
+    async def checkpoints(self, *, after_id: int, limit: int) -> list[dict[str, Any]]:
+        """Checkpoint rows (id, body, prev_hash, hash) with ``id > after_id`` in id order, at most ``limit``."""
         ...
 
     async def select(

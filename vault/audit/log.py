@@ -17,6 +17,11 @@ audit event cannot starve it).
 State changes do not use the writer: :meth:`AuditLog.record_in` appends their
 events inside the change's own transaction, so an event exists exactly when its
 change does (docs/audit.md, "Events of state changes").
+
+Each log is one writer with a chain of its own (docs/audit.md, "Chains"): logs in
+other processes append to theirs without waiting for this one. Every
+``checkpoint_every`` seconds, after a batch, the log asks for a checkpoint of
+every chain's head (one writer among all writes it).
 """
 
 from __future__ import annotations
@@ -67,7 +72,8 @@ class AuditLog:
     ``max_batch`` caps the events per transaction (a single ``record`` call is
     never split). ``timeout`` bounds one batch's transaction: a database that
     hangs turns into ``Unavailable`` instead of requests that never finish.
-    ``clock`` stamps each event's ``at`` when it is recorded.
+    ``clock`` stamps each event's ``at`` when it is recorded. ``checkpoint_every`` is
+    how often (seconds) the log checkpoints the chains' heads.
     """
 
     def __init__(
@@ -77,9 +83,14 @@ class AuditLog:
         max_batch: int = 512,
         timeout: float = 10.0,
         clock: Callable[[], datetime] = _utc_now,
+        checkpoint_every: float = 10.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if checkpoint_every <= 0:
+            raise ValueError("checkpoint_every must be positive")
+        self._checkpoint_every = checkpoint_every
+        self._next_checkpoint = 0.0  # monotonic time; the first batch checkpoints
         self._repository = repository
         self._max_batch = max_batch
         self._timeout = timeout
@@ -95,7 +106,7 @@ class AuditLog:
         self._largest = 0
         # Told (events, seconds) after each committed batch; the metrics set it (vault.web.metrics).
         self.observer: Callable[[int, float], None] | None = None
-        self._head: tuple[int, bytes] | None = None
+        self._head: tuple[int, int, bytes] | None = None
 
     @property
     def queue_depth(self) -> int:
@@ -148,9 +159,10 @@ class AuditLog:
         """Append ``events`` inside a state change's open transaction (an asyncpg connection in one).
 
         They commit exactly when the change does: no ``ok`` event for a change that
-        rolled back, no change without its event. The change's transaction takes the
-        chain's head lock, as every batch of :meth:`record` does, so there stays one
-        chain; the writer's next batch finds the head moved and places itself after it.
+        rolled back, no change without its event. They go to this log's chain: the
+        change's transaction locks that chain's head, as every batch of :meth:`record`
+        does (and no other process's appends); the writer's next batch finds the head
+        moved and places itself after it.
         """
         if events:
             await self._repository.append_in(transaction, placed_at(self._clock(), events))
@@ -192,6 +204,7 @@ class AuditLog:
                     for pending in batch:
                         if not pending.done.done():
                             pending.done.set_result(None)
+                    await self._maybe_checkpoint()
             if self._closing:
                 return
 
@@ -204,11 +217,22 @@ class AuditLog:
             batch.append(pending)
         return batch
 
+    async def _maybe_checkpoint(self) -> None:
+        # After the batch's callers were answered: a checkpoint delays only the next batch.
+        now = time.monotonic()
+        if now < self._next_checkpoint:
+            return
+        self._next_checkpoint = now + self._checkpoint_every
+        try:
+            await self._repository.checkpoint(every=self._checkpoint_every, timeout=self._timeout)
+        except Unavailable as exc:
+            log.warning("audit checkpoint not written: %s", _describe(exc))
+
     async def _write(self, batch: Sequence[_Pending]) -> None:
         items = [item for pending in batch for item in pending.items]
 
-        def place(last_seq: int, last_hash: bytes) -> list[AuditRecord]:
-            return list(chain(items, last_seq, last_hash))
+        def place(chain_id: int, last_seq: int, last_hash: bytes) -> list[AuditRecord]:
+            return list(chain(items, chain_id, last_seq, last_hash))
 
         started = time.perf_counter()
         try:
@@ -216,8 +240,9 @@ class AuditLog:
         except Unavailable:
             self._head = None  # the next batch finds the head under its lock
             raise
-        # Where this writer left the chain: the next batch first tries a one-statement append after it.
-        self._head = (records[-1].seq, records[-1].hash) if records else self._head
+        # Where this writer left its chain: the next batch first tries a one-statement append after it.
+        if records:
+            self._head = (records[-1].chain, records[-1].chain_seq, records[-1].hash)
         self._batches += 1
         self._events += len(items)
         self._largest = max(self._largest, len(items))

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .chain import ChainReport, ChainVerifier
-from .event import AuditEvent, AuditRecord
+from .chain import ChainReport, ChainVerifier, CheckpointVerifier, LogReport
+from .event import LEGACY_FORMAT, AuditEvent, AuditRecord
 from .interfaces import AuditRepository
 
 __all__ = ["MAX_QUERY_LIMIT", "AuditQueries", "record_from_row", "row_json", "verify_lines"]
@@ -42,7 +42,16 @@ def record_from_row(row: Mapping[str, Any]) -> AuditRecord:
         request_id=row["request_id"],
         detail=row["detail"],
     )
-    return AuditRecord(row["seq"], row["at"], event, row["prev_hash"], row["hash"])
+    return AuditRecord(
+        row["seq"],
+        row["at"],
+        event,
+        row["prev_hash"],
+        row["hash"],
+        chain=row.get("chain", 0),
+        chain_seq=row.get("chain_seq", 0),
+        format=row.get("v", LEGACY_FORMAT),
+    )
 
 
 def row_json(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,7 +64,7 @@ def row_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class AuditQueries:
-    """Queries, verification and export of one chain (``repository``'s)."""
+    """Queries, verification and export of a service's log (every chain of ``repository``'s)."""
 
     def __init__(self, repository: AuditRepository) -> None:
         self._repository = repository
@@ -112,48 +121,101 @@ class AuditQueries:
         next_cursor = rows[-1]["seq"] if more else None
         return [row_json(row) for row in rows], next_cursor
 
-    async def _rows_upto_head(self, head_seq: int) -> AsyncIterator[dict[str, Any]]:
+    async def _chain_rows(self, chain: int, upto: int) -> AsyncIterator[dict[str, Any]]:
         # Keyset pages, each its own short query: no transaction is held open while
-        # millions of rows stream, and appends go on meanwhile (beyond head_seq).
+        # millions of rows stream, and appends go on meanwhile (beyond the head).
         after = 0
         while True:
-            rows = await self._repository.rows(after_seq=after, upto_seq=head_seq, limit=_PAGE)
+            rows = await self._repository.chain_rows(chain, after_seq=after, upto_seq=upto, limit=_PAGE)
             for row in rows:
                 yield row
             if len(rows) < _PAGE:
                 return
-            after = rows[-1]["seq"]
+            after = rows[-1]["chain_seq"]
 
-    async def verify(self) -> ChainReport:
-        """Recompute every hash of the log, up to its head as of the start; the report names the first broken link."""
-        head = await self._repository.head()
-        verifier = ChainVerifier()
-        async for row in self._rows_upto_head(head[0]):
+    async def _verify_checkpoints(self) -> tuple[ChainReport, dict[int, tuple[int, bytes]]]:
+        verifier = CheckpointVerifier()
+        after = 0
+        while True:
+            rows = await self._repository.checkpoints(after_id=after, limit=_PAGE)
+            for row in rows:
+                if not verifier.feed(row):
+                    return verifier.finish(), verifier.heads
+            if len(rows) < _PAGE:
+                return verifier.finish(), verifier.heads
+            after = rows[-1]["id"]
+
+    async def _verify_chain(
+        self, chain: int, head: tuple[int, bytes], checkpoint: tuple[int, bytes] | None
+    ) -> ChainReport:
+        verifier = ChainVerifier(chain=chain, checkpoint=checkpoint)
+        async for row in self._chain_rows(chain, head[0]):
             try:
                 record = record_from_row(row)
             except ValueError as exc:
-                return verifier.fail(row["seq"], f"event {row['seq']}: {exc} (edited?)")
+                return verifier.fail(row["chain_seq"], f"event {row['chain_seq']} (seq {row['seq']}): {exc} (edited?)")
             if not verifier.feed(record):
                 return verifier.finish()
         return verifier.finish(head)
 
+    async def verify(self) -> LogReport:
+        """Recompute every hash of every chain, each up to its head as of the start, and check the chains
+        against the last checkpoint; the report names each broken chain's first broken link."""
+        # Checkpoints first: a head read afterwards is at or past what any of them recorded.
+        checkpoints, checkpointed = await self._verify_checkpoints()
+        heads = {chain: (seq, digest) for chain, seq, digest in await self._repository.heads()}
+        reports = [checkpoints]
+        for chain in sorted(heads.keys() | checkpointed.keys()):
+            if chain not in heads:
+                seq = checkpointed[chain][0]
+                reports.append(
+                    ChainReport(
+                        False,
+                        0,
+                        0,
+                        1,
+                        f"chain {chain}: missing (deleted?): the last checkpoint records its event {seq}",
+                        chain,
+                    )
+                )
+                continue
+            reports.append(await self._verify_chain(chain, heads[chain], checkpointed.get(chain)))
+        return LogReport(tuple(reports))
+
     async def export(self) -> AsyncIterator[str]:
-        """Every event up to the head as of the start, as JSON lines (each ending in ``\\n``)."""
-        head_seq, _ = await self._repository.head()
-        async for row in self._rows_upto_head(head_seq):
-            yield json.dumps(row_json(row), sort_keys=True, separators=(",", ":")) + "\n"
+        """Every event of every chain up to its head as of the start, in seq order, as JSON lines.
+
+        Each line ends in ``\\n``.
+        """
+        heads = {chain: seq for chain, seq, _ in await self._repository.heads()}
+        after = 0
+        while True:
+            rows = await self._repository.rows(after_seq=after, heads=heads, limit=_PAGE)
+            for row in rows:
+                yield json.dumps(row_json(row), sort_keys=True, separators=(",", ":")) + "\n"
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1]["seq"]
 
 
-def verify_lines(lines: Iterable[str]) -> ChainReport:
-    """Verify an exported file (which must start at event 1); blank lines are ignored."""
-    verifier = ChainVerifier()
+def verify_lines(lines: Iterable[str]) -> LogReport:
+    """Verify an exported file: each chain in it must start at its event 1; blank lines are ignored."""
+    verifiers: dict[int, ChainVerifier] = {}
+    unreadable: ChainReport | None = None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = AuditRecord.from_json(json.loads(line))
         except ValueError as exc:
-            return verifier.fail(verifier.last_seq + 1, f"line {number}: {exc}")
-        if not verifier.feed(record):
+            # Which chain the line was in is unknown: the file is broken from here on.
+            unreadable = ChainReport(False, 0, 0, None, f"line {number}: {exc}", -1)
             break
-    return verifier.finish()
+        verifier = verifiers.get(record.chain)
+        if verifier is None:
+            verifier = verifiers[record.chain] = ChainVerifier(chain=record.chain)
+        verifier.feed(record)
+    reports = [verifiers[chain].finish() for chain in sorted(verifiers)]
+    if unreadable is not None:
+        reports.append(unreadable)
+    return LogReport(tuple(reports))

@@ -6,8 +6,9 @@ the services are down and need no token (the database code is imported only when
 they run). The subcommands that go through the store's API with the caller's token
 (``cvault audit query``) live in their own modules, listed in :data:`SUBCOMMANDS`.
 
-Exit status of ``verify``: 0 intact, 3 broken (tampering or loss; the message
-names the first broken link), 1 for errors such as an unreachable database.
+Exit status of ``verify``: 0 intact, 3 if any chain is broken (tampering or loss;
+one line per chain names its first broken link), 1 for errors such as an
+unreachable database.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .errors import EXIT_BROKEN_CHAIN
 from .options import add_config_option, config_from_args
 
 if TYPE_CHECKING:
-    from vault.audit.chain import ChainReport
+    from vault.audit.chain import LogReport
     from vault.config import Config
 
 __all__ = ["BROKEN_CHAIN_STATUS", "SUBCOMMANDS", "register"]
@@ -69,17 +70,38 @@ def _add_schema_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schema", choices=SCHEMAS, default="store", help="which service's log (default: store)")
 
 
-def _print_report(label: str, report: ChainReport, json_output: bool = False) -> int:
+def _print_report(label: str, report: LogReport, json_output: bool = False) -> int:
+    status = 0 if report.ok else BROKEN_CHAIN_STATUS
     if json_output:
         from .output import print_json
 
-        print_json({"log": label, "ok": report.ok, "checked": report.checked, "message": report.message})
-        return 0 if report.ok else BROKEN_CHAIN_STATUS
-    if report.ok:
-        print(f"cvault audit verify: {label}: {report.message}")
-        return 0
-    print(f"cvault audit verify: {label}: BROKEN: {report.message} ({report.checked} event(s) before it verified)")
-    return BROKEN_CHAIN_STATUS
+        print_json(
+            {
+                "log": label,
+                "ok": report.ok,
+                "checked": report.checked,
+                "message": report.message,
+                # chain -1 is the checkpoints' own chain (or, in a file, a line that could not be read).
+                "chains": [
+                    {
+                        "chain": c.chain,
+                        "ok": c.ok,
+                        "checked": c.checked,
+                        "broken_seq": c.broken_seq,
+                        "message": c.message,
+                    }
+                    for c in report.chains
+                ],
+            }
+        )
+        return status
+    for chain in report.chains:
+        if chain.ok:
+            print(f"cvault audit verify: {label}: {chain.message}")
+        else:
+            print(f"cvault audit verify: {label}: BROKEN: {chain.message} ({chain.checked} before it verified)")
+    print(f"cvault audit verify: {label}: {'intact' if report.ok else 'BROKEN'}: {report.message}")
+    return status
 
 
 def run_verify(args: argparse.Namespace) -> int:

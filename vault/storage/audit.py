@@ -1,9 +1,13 @@
-"""SQL of the audit log: ``<schema>.audit_events`` and its head row.
+"""SQL of the audit log: ``<schema>.audit_events``, its chains' heads and its checkpoints.
 
-Appends lock the head row (``FOR UPDATE``), let the caller place the batch in
-the chain after the head, insert the whole batch with one statement and move
-the head, all in one transaction. Writers in other processes wait for the lock,
-so there is one chain per schema and seq order is commit order.
+Every writer appends to a chain of its own (``audit_chains``, docs/audit.md
+"Chains"): it claims a chain whose lease expired (``FOR UPDATE SKIP LOCKED``, so
+claiming never waits) or starts a new one, and renews the lease with every
+append. An append locks only its chain's row, places the batch after that
+chain's head, inserts the whole batch with one statement and moves the head, all
+in one transaction; a head moves only ``WHERE writer =`` the appender, so a
+writer whose lease was taken over claims a chain again instead of forking one.
+Writers in other processes hold other chains and do not wait for each other.
 
 Rows come back as plain dicts (``at`` a UTC datetime, hashes ``bytes``,
 ``detail`` parsed JSON) so a verifier can look at a row even when tampering has
@@ -14,14 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
+import os
+import socket
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from vault.audit.event import AuditEvent, AuditRecord, placed_at
+from vault.audit.chain import checkpoint_body
+from vault.audit.event import GENESIS_HASH, AuditEvent, AuditRecord, placed_at
+from vault.audit.interfaces import Place
 from vault.errors import Unavailable
 
 from .connection import DedicatedConnection
@@ -29,20 +39,30 @@ from .pool import CONNECTION_ERRORS, database_errors
 from .schema import check_schema, quote_identifier
 
 __all__ = [
+    "DEFAULT_LEASE",
     "FILTER_COLUMNS",
+    "ChainLease",
     "PgAuditRepository",
     "append_in_transaction",
     "append_records",
-    "fetch_head",
+    "fetch_chain_rows",
+    "fetch_checkpoints",
+    "fetch_heads",
     "fetch_rows",
     "record_in_transaction",
+    "release_chain",
     "select_rows",
+    "write_checkpoint",
+    "writer_name",
 ]
 
 _COLUMNS = (
-    "seq, at, service, action, outcome, org, vault, secret, version, token_id, lineage, actor, "
-    "client_addr, request_id, detail::text AS detail, prev_hash, hash"
+    "seq, chain, chain_seq, format AS v, at, service, action, outcome, org, vault, secret, version, token_id, "
+    "lineage, actor, client_addr, request_id, detail::text AS detail, prev_hash, hash"
 )
+
+# How long a writer holds its chain without appending before another writer may take it over.
+DEFAULT_LEASE = 60.0
 
 # Columns AuditQueries.query may filter on by equality; token_id is special (see select_rows).
 FILTER_COLUMNS = ("org", "vault", "secret", "actor", "action", "outcome")
@@ -63,12 +83,14 @@ def _insert_sql(schema: str) -> str:
     # text[], the hashes in hex: asyncpg knows text[] without asking the server, while a bytea[] (or
     # bigint[]) parameter makes it introspect the type on each new connection, and that introspection
     # leaves a session setting (jit) on a pooled connection (tests/test_pool_session_state.py).
+    # seq is the column's default (a sequence: no lock), taken in the batch's order (ORDER BY n), so
+    # within a chain seq grows with chain_seq.
     # (ASCII-only JSON needs a UTF8 database for non-ASCII text, like any jsonb with \u escapes.)
     return (
         f"INSERT INTO {_table(schema, 'audit_events')} "  # noqa: S608 (checked schema)
-        "(seq, at, service, action, outcome, org, vault, secret, version, token_id, lineage, actor, "
-        "client_addr, request_id, detail, prev_hash, hash) "
-        "SELECT (u.j->>'seq')::bigint, "
+        "(chain, chain_seq, format, at, service, action, outcome, org, vault, secret, version, token_id, lineage, "
+        "actor, client_addr, request_id, detail, prev_hash, hash) "
+        "SELECT (u.j->>'chain')::bigint, (u.j->>'chain_seq')::bigint, (u.j->>'v')::smallint, "
         # Integer microseconds to timestamptz, exactly: whole seconds and the rest apart, so
         # each product of an integer and an interval is exact in double precision.
         "timestamptz 'epoch' + ((u.j->>'at')::bigint / 1000000) * interval '1 second' "
@@ -78,7 +100,7 @@ def _insert_sql(schema: str) -> str:
         "ARRAY(SELECT jsonb_array_elements_text(u.j->'lineage')), u.j->>'actor', u.j->>'client_addr', "
         "u.j->>'request_id', u.j->'detail', decode(u.prev_hash, 'hex'), decode(u.hash, 'hex') "
         # text[]::jsonb[] parses each record's JSON once, before the columns are taken from it.
-        "FROM unnest($1::text[]::jsonb[], $2::text[], $3::text[]) AS u(j, prev_hash, hash)"
+        "FROM unnest($1::text[]::jsonb[], $2::text[], $3::text[]) WITH ORDINALITY AS u(j, prev_hash, hash, n) "
     )
 
 
@@ -91,84 +113,147 @@ def _parameters(records: Sequence[AuditRecord]) -> tuple[list[str], list[str], l
     )
 
 
+_LEASE = "now() + {} * interval '1 second'"
+
+
 @functools.cache
 def _append_if_head_sql(schema: str) -> str:
-    # The head moves only if it is still where this writer last left it; the insert
-    # happens only if the head moved. One statement, so one round trip and one commit.
+    # The head moves only if it is still where this writer last left it and the chain is still this
+    # writer's; the insert happens only if the head moved. One statement: one round trip, one commit.
     return (
-        f"WITH moved AS (UPDATE {_table(schema, 'audit_head')} SET seq = $6, hash = $7 "  # noqa: S608
-        "WHERE seq = $4 AND hash = $5 RETURNING 1) " + _insert_sql(schema) + " WHERE EXISTS (SELECT 1 FROM moved)"
+        f"WITH moved AS (UPDATE {_table(schema, 'audit_chains')} "  # noqa: S608
+        f"SET seq = $7, hash = $8, lease_until = {_LEASE.format('$10::float8')} "
+        "WHERE chain = $4 AND seq = $5 AND hash = $6 AND writer = $9 RETURNING 1) "
+        + _insert_sql(schema)
+        + "WHERE EXISTS (SELECT 1 FROM moved) ORDER BY u.n"
     )
+
+
+@functools.cache
+def _chain_sql(schema: str) -> dict[str, str]:
+    chains = _table(schema, "audit_chains")
+    lease = _LEASE.format("$2::float8")
+    return {
+        # This writer's chain, locked, while it still holds it.
+        "lock": f"SELECT chain, seq, hash FROM {chains} WHERE chain = $1 AND writer = $2 FOR UPDATE",  # noqa: S608
+        # A chain nobody holds (its lease expired, or released), skipping those being claimed right now.
+        "claim": (
+            f"UPDATE {chains} AS c SET writer = $1, lease_until = {lease} "  # noqa: S608
+            f"FROM (SELECT chain FROM {chains} WHERE lease_until IS NULL OR lease_until < now() "
+            "ORDER BY chain LIMIT 1 FOR UPDATE SKIP LOCKED) AS free "
+            "WHERE c.chain = free.chain RETURNING c.chain, c.seq, c.hash"
+        ),
+        "new": (
+            f"INSERT INTO {chains} (seq, hash, writer, lease_until) "  # noqa: S608
+            f"VALUES (0, decode(repeat('00', 32), 'hex'), $1, {lease}) RETURNING chain, seq, hash"
+        ),
+        "move": (
+            f"UPDATE {chains} SET seq = $2, hash = $3, lease_until = {_LEASE.format('$4::float8')} "  # noqa: S608
+            "WHERE chain = $1"
+        ),
+        "release": f"UPDATE {chains} SET writer = NULL, lease_until = NULL WHERE chain = $1 AND writer = $2",  # noqa: S608
+    }
+
+
+def writer_name(kind: str) -> str:
+    """A writer's name in ``audit_chains.writer``: which host and process, and a nonce (one process may run two)."""
+    return f"{kind}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class ChainLease:
+    """The chain a writer appends to: its name, its lease, and the chain it holds (None: none yet)."""
+
+    __slots__ = ("chain", "lease", "writer")
+
+    def __init__(self, writer: str, lease: float = DEFAULT_LEASE) -> None:
+        self.writer = writer
+        self.lease = lease
+        self.chain: int | None = None
+
+
+async def _hold(conn: Any, schema: str, holder: ChainLease) -> Any:
+    """Lock the writer's chain row, claiming a chain first if it holds none (any more)."""
+    sql = _chain_sql(schema)
+    head = None
+    if holder.chain is not None:
+        head = await conn.fetchrow(sql["lock"], holder.chain, holder.writer)
+    if head is None:
+        # Lost (taken over after the lease expired) or never held. A claim inside a transaction that
+        # rolls back is undone with it; the next append then finds the chain not ours and claims again.
+        head = await conn.fetchrow(sql["claim"], holder.writer, holder.lease)
+        if head is None:
+            head = await conn.fetchrow(sql["new"], holder.writer, holder.lease)
+        holder.chain = head["chain"]
+    return head
 
 
 async def append_records(
     conn: Any,
     schema: str,
-    place: Callable[[int, bytes], Sequence[AuditRecord]],
+    place: Place,
+    holder: ChainLease,
     *,
-    expected_head: tuple[int, bytes] | None = None,
+    expected_head: tuple[int, int, bytes] | None = None,
 ) -> Sequence[AuditRecord]:
-    """Append one batch in one transaction on ``conn`` (an asyncpg connection).
+    """Append one batch in one transaction on ``conn`` (an asyncpg connection), to ``holder``'s chain.
 
-    ``place(last_seq, last_hash)`` returns the records to insert, already chained
-    after that head. With ``expected_head`` (the head this writer committed last)
-    the batch is first tried as a single compare-and-set statement; if another
-    writer moved the head meanwhile, nothing is written by that attempt and the
-    batch is placed again with the head locked. Raises :class:`Unavailable` when
-    anything fails; then nothing was written.
+    ``place(chain, last_seq, last_hash)`` returns the records to insert, already
+    chained after that head. With ``expected_head`` (the chain and head this writer
+    committed last) the batch is first tried as a single compare-and-set statement;
+    if the head moved meanwhile (this process's own state changes append to the same
+    chain) or the chain is no longer this writer's, nothing is written by that attempt
+    and the batch is placed again with the chain's row locked. Raises
+    :class:`Unavailable` when anything fails; then nothing was written.
     """
     try:
-        if expected_head is not None:
+        if expected_head is not None and expected_head[0] == holder.chain:
             records = place(*expected_head)
             if not records:
                 return records
             status = await conn.execute(
                 _append_if_head_sql(schema),
                 *_parameters(records),
-                expected_head[0],
-                expected_head[1],
-                records[-1].seq,
+                *expected_head,
+                records[-1].chain_seq,
                 records[-1].hash,
+                holder.writer,
+                holder.lease,
             )
             if status == f"INSERT 0 {len(records)}":
                 return records
         async with conn.transaction():
-            records = await append_in_transaction(conn, schema, place)
+            records = await _append_locked(conn, schema, place, holder)
     except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
         raise Unavailable(_UNAVAILABLE) from exc
     return records
 
 
-async def append_in_transaction(
-    conn: Any, schema: str, place: Callable[[int, bytes], Sequence[AuditRecord]]
-) -> Sequence[AuditRecord]:
+async def _append_locked(conn: Any, schema: str, place: Place, holder: ChainLease) -> Sequence[AuditRecord]:
+    head = await _hold(conn, schema, holder)
+    records = place(head["chain"], head["seq"], bytes(head["hash"]))
+    if records:
+        await conn.execute(_insert_sql(schema) + "ORDER BY u.n", *_parameters(records))
+        await conn.execute(
+            _chain_sql(schema)["move"], head["chain"], records[-1].chain_seq, records[-1].hash, holder.lease
+        )
+    return records
+
+
+async def append_in_transaction(conn: Any, schema: str, place: Place, holder: ChainLease) -> Sequence[AuditRecord]:
     """Append inside the transaction already open on ``conn``: the records commit or roll back with it.
 
-    Locks the head row (``FOR UPDATE``, the lock every appender takes, the group
-    committer included), places the records after it, inserts them and moves the
-    head. A state change calls this last, just before its ``COMMIT``, so it holds
-    the head for one round trip. A statement the database refuses (a privilege
-    taken away, a trigger) raises :class:`Unavailable`: the change cannot be
-    audited, so it rolls back. Connection errors propagate unchanged, for the
-    caller's transaction to map.
+    Locks ``holder``'s chain row (claiming one if it holds none), places the records
+    after its head, inserts them and moves the head. Only this process's appends
+    take that row: a state change calls this last, just before its ``COMMIT``, and
+    waits at most for its own process's group commit. A statement the database
+    refuses (a privilege taken away, a trigger) raises :class:`Unavailable`: the
+    change cannot be audited, so it rolls back. Connection errors propagate
+    unchanged, for the caller's transaction to map.
     """
     try:
-        head = await conn.fetchrow(
-            f"SELECT seq, hash FROM {_table(schema, 'audit_head')} FOR UPDATE"  # noqa: S608
-        )
-        if head is None:
-            raise Unavailable("audit log unavailable (its head row is missing); the request was not served")
-        records = place(head["seq"], bytes(head["hash"]))
-        if records:
-            await conn.execute(_insert_sql(schema), *_parameters(records))
-            await conn.execute(
-                f"UPDATE {_table(schema, 'audit_head')} SET seq = $1, hash = $2",  # noqa: S608
-                records[-1].seq,
-                records[-1].hash,
-            )
+        return await _append_locked(conn, schema, place, holder)
     except asyncpg.PostgresError as exc:
         raise Unavailable("audit log unavailable; nothing was changed, try again") from exc
-    return records
 
 
 async def record_in_transaction(
@@ -176,21 +261,82 @@ async def record_in_transaction(
 ) -> None:
     """:meth:`vault.audit.log.AuditLog.record_in` for a process that runs no log of its own (the CLI's key rotations).
 
-    The events join ``schema``'s one chain under its head lock, inside ``transaction``
-    (an asyncpg connection in one), and commit or roll back with it.
+    The events go to a chain claimed for this transaction only (one nobody holds, or a new one;
+    claiming never waits) and released in it: they commit or roll back with ``transaction``
+    (an asyncpg connection in one).
     """
     if events:
         at = clock() if clock is not None else datetime.now(UTC)
-        await append_in_transaction(transaction, schema, placed_at(at, events))
+        holder = ChainLease(writer_name("cli"))
+        await append_in_transaction(transaction, schema, placed_at(at, events), holder)
+        try:
+            await transaction.execute(_chain_sql(schema)["release"], holder.chain, holder.writer)
+        except asyncpg.PostgresError as exc:
+            raise Unavailable("audit log unavailable; nothing was changed, try again") from exc
 
 
-async def fetch_head(pool: Any, schema: str) -> tuple[int, bytes]:
-    """The last seq and hash the log committed ``(0, 32 zero bytes)`` when empty."""
+async def release_chain(conn: Any, schema: str, holder: ChainLease) -> None:
+    """Give ``holder``'s chain up at once (a writer that closes), so the next writer takes it instead of a new one."""
+    if holder.chain is not None:
+        await conn.execute(_chain_sql(schema)["release"], holder.chain, holder.writer)
+        holder.chain = None
+
+
+def _checkpoint_lock(schema: str) -> int:
+    digest = hashlib.sha256(f"cvault.audit.checkpoint.{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def write_checkpoint(conn: Any, schema: str, *, every: float) -> bool:
+    """Record every chain's head in a new checkpoint, unless one was written in the last ``every`` seconds.
+
+    Many writers call this; a transaction-scoped advisory lock taken without waiting lets one
+    of them through, and the others skip. Returns whether a checkpoint was written.
+    """
+    checkpoints = _table(schema, "audit_checkpoints")
+    async with conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _checkpoint_lock(schema)):
+            return False
+        last = await conn.fetchrow(
+            f"SELECT id, hash, at > now() - $1::float8 * interval '1 second' AS fresh "  # noqa: S608
+            f"FROM {checkpoints} ORDER BY id DESC LIMIT 1",
+            every,
+        )
+        if last is not None and last["fresh"]:
+            return False
+        heads = await fetch_heads(conn, schema)
+        number = 1 if last is None else last["id"] + 1
+        prev = GENESIS_HASH if last is None else bytes(last["hash"])
+        body = checkpoint_body(number, heads)
+        await conn.execute(
+            f"INSERT INTO {checkpoints} (id, body, prev_hash, hash) VALUES ($1, $2, $3, $4)",  # noqa: S608
+            number,
+            body,
+            prev,
+            hashlib.sha256(prev + body.encode("utf-8")).digest(),
+        )
+    return True
+
+
+async def fetch_heads(pool: Any, schema: str) -> list[tuple[int, int, bytes]]:
+    """Every chain's (chain, last chain_seq, last hash), by chain."""
     with database_errors():
-        row = await pool.fetchrow(f"SELECT seq, hash FROM {_table(schema, 'audit_head')}")  # noqa: S608
-    if row is None:
-        raise Unavailable("audit log head row is missing; was the database migrated?")
-    return row["seq"], bytes(row["hash"])
+        rows = await pool.fetch(
+            f"SELECT chain, seq, hash FROM {_table(schema, 'audit_chains')} ORDER BY chain"  # noqa: S608
+        )
+    return [(row["chain"], row["seq"], bytes(row["hash"])) for row in rows]
+
+
+async def fetch_checkpoints(pool: Any, schema: str, *, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """Checkpoints with ``id > after_id`` in id order, at most ``limit``."""
+    with database_errors():
+        rows = await pool.fetch(
+            f"SELECT id, body, prev_hash, hash FROM {_table(schema, 'audit_checkpoints')} "  # noqa: S608
+            "WHERE id > $1 ORDER BY id LIMIT $2",
+            after_id,
+            limit,
+        )
+    return [{**row, "prev_hash": bytes(row["prev_hash"]), "hash": bytes(row["hash"])} for row in rows]
 
 
 def _row(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -202,14 +348,40 @@ def _row(record: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-async def fetch_rows(pool: Any, schema: str, *, after_seq: int, upto_seq: int, limit: int) -> list[dict[str, Any]]:
-    """Rows with ``after_seq < seq <= upto_seq`` in seq order, at most ``limit``."""
+async def fetch_chain_rows(
+    pool: Any, schema: str, chain: int, *, after_seq: int, upto_seq: int, limit: int
+) -> list[dict[str, Any]]:
+    """Chain ``chain``'s rows with ``after_seq < chain_seq <= upto_seq`` in chain_seq order, at most ``limit``."""
     with database_errors():
         rows = await pool.fetch(
             f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')} "  # noqa: S608
-            "WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+            "WHERE chain = $1 AND chain_seq > $2 AND chain_seq <= $3 ORDER BY chain_seq LIMIT $4",
+            chain,
             after_seq,
             upto_seq,
+            limit,
+        )
+    return [_row(r) for r in rows]
+
+
+async def fetch_rows(
+    pool: Any, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int
+) -> list[dict[str, Any]]:
+    """Rows with ``seq > after_seq`` in seq order, at most ``limit``, of each chain up to its ``heads`` entry only.
+
+    Bounding each chain by a head read before paging makes the pages a fixed set: an event
+    committed later, even with a lower seq than a page already read, is past its chain's bound.
+    """
+    chains = list(heads)
+    with database_errors():
+        rows = await pool.fetch(
+            f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')} "  # noqa: S608
+            "JOIN unnest($2::text[]::bigint[], $3::text[]::bigint[]) AS h(head_chain, upto) "
+            "ON chain = h.head_chain AND chain_seq <= h.upto "
+            "WHERE seq > $1 ORDER BY seq LIMIT $4",
+            after_seq,
+            [str(chain) for chain in chains],
+            [str(heads[chain]) for chain in chains],
             limit,
         )
     return [_row(r) for r in rows]
@@ -268,28 +440,32 @@ class PgAuditRepository:
     settings with the first batch (so a database that is down at start fails the first ``record``,
     not the service's start), and reopened after it is lost: a request that holds a pool
     connection while it waits for its audit event can never starve the writer. Queries use the pool.
+    One repository is one writer: its batches and the state changes appended through it
+    (:meth:`append_in`) go to the one chain it holds (``lease`` seconds after its last append).
     """
 
-    def __init__(self, pool: Any, schema: str) -> None:
+    def __init__(self, pool: Any, schema: str, *, lease: float = DEFAULT_LEASE) -> None:
         self._pool = pool
         self._schema = check_schema(schema)
         self._conn = DedicatedConnection(pool)
+        self._holder = ChainLease(writer_name(self._schema), lease)
 
     @property
     def schema(self) -> str:
         return self._schema
 
+    @property
+    def chain(self) -> int | None:
+        """The chain this writer holds (None before its first append)."""
+        return self._holder.chain
+
     async def append(
-        self,
-        place: Callable[[int, bytes], Sequence[AuditRecord]],
-        *,
-        expected_head: tuple[int, bytes] | None,
-        timeout: float,
+        self, place: Place, *, expected_head: tuple[int, int, bytes] | None, timeout: float
     ) -> Sequence[AuditRecord]:
         conn = await self._conn.get()
         try:
             async with asyncio.timeout(timeout):  # no task per batch, unlike wait_for
-                return await append_records(conn, self._schema, place, expected_head=expected_head)
+                return await append_records(conn, self._schema, place, self._holder, expected_head=expected_head)
         except TimeoutError:
             # The statement may still be running on that connection; start afresh.
             self._conn.discard()
@@ -299,16 +475,35 @@ class PgAuditRepository:
                 self._conn.discard()
             raise
 
-    async def append_in(
-        self, transaction: object, place: Callable[[int, bytes], Sequence[AuditRecord]]
-    ) -> Sequence[AuditRecord]:
-        return await append_in_transaction(transaction, self._schema, place)
+    async def append_in(self, transaction: object, place: Place) -> Sequence[AuditRecord]:
+        return await append_in_transaction(transaction, self._schema, place, self._holder)
 
-    async def head(self) -> tuple[int, bytes]:
-        return await fetch_head(self._pool, self._schema)
+    async def checkpoint(self, *, every: float, timeout: float) -> bool:
+        conn = await self._conn.get()
+        try:
+            async with asyncio.timeout(timeout):
+                return await write_checkpoint(conn, self._schema, every=every)
+        except TimeoutError:
+            self._conn.discard()
+            raise Unavailable(_UNAVAILABLE) from None
+        except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
+            if not self._conn.connected:
+                self._conn.discard()
+            raise Unavailable(_UNAVAILABLE) from exc
 
-    async def rows(self, *, after_seq: int, upto_seq: int, limit: int) -> list[dict[str, Any]]:
-        return await fetch_rows(self._pool, self._schema, after_seq=after_seq, upto_seq=upto_seq, limit=limit)
+    async def heads(self) -> list[tuple[int, int, bytes]]:
+        return await fetch_heads(self._pool, self._schema)
+
+    async def chain_rows(self, chain: int, *, after_seq: int, upto_seq: int, limit: int) -> list[dict[str, Any]]:
+        return await fetch_chain_rows(
+            self._pool, self._schema, chain, after_seq=after_seq, upto_seq=upto_seq, limit=limit
+        )
+
+    async def rows(self, *, after_seq: int, heads: Mapping[int, int], limit: int) -> list[dict[str, Any]]:
+        return await fetch_rows(self._pool, self._schema, after_seq=after_seq, heads=heads, limit=limit)
+
+    async def checkpoints(self, *, after_id: int, limit: int) -> list[dict[str, Any]]:
+        return await fetch_checkpoints(self._pool, self._schema, after_id=after_id, limit=limit)
 
     async def select(
         self,
@@ -334,4 +529,11 @@ class PgAuditRepository:
         )
 
     async def close(self) -> None:
+        # Give the chain up for the next writer (best effort: only over a connection that is up).
+        if self._conn.connected and self._holder.chain is not None:
+            try:
+                async with asyncio.timeout(5.0):
+                    await release_chain(await self._conn.get(), self._schema, self._holder)
+            except (TimeoutError, asyncpg.PostgresError, *CONNECTION_ERRORS):
+                pass  # its lease runs out instead
         await self._conn.close()

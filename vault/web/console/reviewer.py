@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from vault.audit.chain import ChainReport
+from vault.audit.chain import LogReport
 from vault.audit.query import AuditQueries
 from vault.client import Client
 from vault.errors import VaultError
@@ -118,7 +118,7 @@ class Reviewer:
         """Fail at start, not at the first page, when the credentials cannot read the log."""
         await self._client.store.audit(limit=1)
 
-    async def verify(self) -> ChainReport | None:
+    async def verify(self) -> LogReport | None:
         if self._audit is None:
             return None
         return await self._audit.verify()
