@@ -67,7 +67,7 @@ class _Pending:
 
 
 class AuditLog:
-    """Appends events to one chain (``repository``'s); one per process and chain.
+    """Appends events to the chain its ``repository`` holds: one log per writer (process), one chain per log.
 
     ``max_batch`` caps the events per transaction (a single ``record`` call is
     never split). ``timeout`` bounds one batch's transaction: a database that
