@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import pytest
 
@@ -256,14 +258,29 @@ async def test_store_ticket_key_rotation_and_the_endorsement_check(world: World)
     sealing = h.store_app[STORE_SERVICES].tokens.sealing
     published = [(k, p) for k, p in sealing.authority_keys if k is not None]
     forged_key = bytes(32 * [7])
-    assert not sealing.accept([(999, forged_key), *published], {999: bytes(32)})
-    assert not sealing.accept([(999, forged_key), *published], {published[0][0]: bytes(32)})
+    nonce = os.urandom(16)
+    assert not sealing.accept([(999, forged_key), *published], {999: bytes(32)}, nonce=nonce)
+    assert not sealing.accept([(999, forged_key), *published], {published[0][0]: bytes(32)}, nonce=nonce)
     assert sealing.authority_keys[0][1] != forged_key
 
     r = await h.authority("GET", "/.well-known/cvault/keys?first_party=not-base64!")
     assert r.status == 400, r
     r = await h.authority("GET", "/.well-known/cvault/keys?first_party=" + base64.b64encode(b"short").decode())
     assert r.status == 400, r
+    # The nonce the endorsements cover: 32 hex digits exactly, or a 400 that says so.
+    first_party = base64.urlsafe_b64encode(base64.b64decode(new_public)).decode()
+    for bad in ("zz" * 16, "ab" * 15, "ab" * 17, "ab cd" + "ab" * 13 + "a"):
+        r = await h.authority("GET", f"/.well-known/cvault/keys?first_party={first_party}&nonce={quote(bad)}")
+        assert r.status == 400 and "nonce" in r.body["error"]["message"], (bad, r)
+    r = await h.authority("GET", f"/.well-known/cvault/keys?first_party={first_party}&nonce={nonce.hex()}")
+    assert r.status == 200, r
+    org = r.body["org"]
+    listed = [(int(k["id"], 16), base64.b64decode(k["public_key"])) for k in org["keys"]]
+    tags = {int(e["id"], 16): base64.b64decode(e["mac"]) for e in org["endorsements"]}
+    before = sealing.authority_keys
+    assert sealing.accept(listed, tags, nonce=nonce)
+    assert not sealing.accept(listed, tags, nonce=os.urandom(16))
+    assert sealing.authority_keys == before
     print(f"\nstore ticket key: {during} ops during rotation")
 
 

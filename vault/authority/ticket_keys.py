@@ -66,13 +66,14 @@ class SharedKeyCache:
         """(key id, public key) of every unretired pair, newest first."""
         return [(key_id, pair.public_key) for key_id, pair in self._ring.items()]
 
-    def endorsements(self, location: str, first_party: bytes) -> list[tuple[int, bytes]]:
+    def endorsements(self, location: str, first_party: bytes, nonce: bytes | None = None) -> list[tuple[int, bytes]]:
         """(key id, MAC) of :meth:`published` by each unretired pair, for the holder of ``first_party``.
 
         A store takes a newly published key only if a key it already trusts vouches for the
-        list (:class:`vault.store.ticket_sealing.TicketSealing`).
+        list (:class:`vault.store.ticket_sealing.TicketSealing`), and only for the ``nonce`` it
+        sent with this read (see :func:`~vault.crypto.ticket_keys.key_list_payload`).
         """
-        payload = key_list_payload(location, self.published())
+        payload = key_list_payload(location, self.published(), nonce)
         return [(key_id, endorsement(self._derive(pair, first_party), payload)) for key_id, pair in self._ring.items()]
 
     def install(self, ring: KeyRing) -> None:

@@ -12,6 +12,7 @@ from nacl.public import Box, PrivateKey, PublicKey
 from vault.errors import BadRequest
 
 __all__ = [
+    "LIST_NONCE_SIZE",
     "MAX_TICKET_KEYS",
     "PUBLIC_KEY_SIZE",
     "TicketKeyPair",
@@ -25,6 +26,9 @@ PUBLIC_KEY_SIZE = 32
 MAX_TICKET_KEYS = 4
 """Unretired pairs per purpose at most: a ticket names no key of the third party, so it tries each (bounded)."""
 _ENDORSE = b"cvault key list endorsement v1"
+LIST_NONCE_SIZE = 16
+"""Bytes of the nonce a store sends with each read of the key list, which that reply's endorsements cover."""
+_FRESH_LIST = "cvault key list v2"
 
 
 class TicketKeyPair:
@@ -112,6 +116,18 @@ def endorses(shared_key: bytes, payload: bytes, tag: bytes) -> bool:
     return hmac.compare_digest(endorsement(shared_key, payload), tag)
 
 
-def key_list_payload(location: str, keys: Sequence[tuple[int, bytes]]) -> bytes:
-    """What an endorsement covers: the third party's location and its (key id, public key) list, newest first."""
-    return "\n".join([location, *(f"{key_id:016x} {public.hex()}" for key_id, public in keys)]).encode()
+def key_list_payload(location: str, keys: Sequence[tuple[int, bytes]], nonce: bytes | None = None) -> bytes:
+    """What an endorsement covers: the third party's location and its (key id, public key) list, newest first.
+
+    With ``nonce`` (the asking store's, fresh for each read) it covers that one reply: a reply
+    recorded earlier does not verify for another nonce, so nobody who answers the URL can replay a
+    list that still named a key since retired and make the store trust that key again. Without it
+    (format 1, for stores from before nonces) any earlier reply verifies.
+    """
+    listed = [f"{key_id:016x} {public.hex()}" for key_id, public in keys]
+    if nonce is None:
+        return "\n".join([location, *listed]).encode()
+    if len(nonce) != LIST_NONCE_SIZE:
+        raise ValueError(f"a key list nonce is {LIST_NONCE_SIZE} bytes")
+    # The first line keeps the two formats apart: a format 1 payload starts with a URL.
+    return "\n".join([_FRESH_LIST, location, nonce.hex(), *listed]).encode()

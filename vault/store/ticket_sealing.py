@@ -5,9 +5,10 @@ newest org public key. It starts from the org key it is configured with
 (``CVAULT_AUTHORITY_ORG_PUBLIC_KEY``) and learns the authority's later ones from
 ``<authority>/.well-known/cvault/keys`` (:mod:`vault.web.store.authority_keys` polls it):
 a published list is taken only if it carries an endorsement (a MAC under ``KA`` of this
-store's pair and the key) from an org key the store already trusts, so whoever answers
-that URL cannot slip in a key of their own; trust passes from key to key as the
-authority rotates. The store re-opens its own tickets (to trust a discharge's
+store's pair and the key, over the list and the nonce the store sent for that read) from an
+org key the store already trusts, so whoever answers that URL can neither slip in a key of
+their own nor replay an older list to bring back a retired one; trust passes from key to
+key as the authority rotates. The store re-opens its own tickets (to trust a discharge's
 attestations) with ``KA`` of any unretired pair of its own and any org key it trusts; a
 token whose own ticket it cannot re-open is refused (:meth:`opens`), so retiring either key
 ends the tokens sealed with it, rather than leaving them in use with discharges whose
@@ -84,11 +85,15 @@ class TicketSealing:
             self._ring = ring
             self._derive()
 
-    def accept(self, keys: Sequence[tuple[int, bytes]], endorsements: Mapping[int, bytes]) -> bool:
-        """Take the authority's published org keys (newest first) if a trusted one endorses the list for us."""
+    def accept(self, keys: Sequence[tuple[int, bytes]], endorsements: Mapping[int, bytes], *, nonce: bytes) -> bool:
+        """Take the authority's published org keys (newest first) if a trusted one endorses the list for us.
+
+        ``nonce`` is the one this read sent: only endorsements covering it count, so a reply
+        recorded earlier (which may still list a key retired since) is refused.
+        """
         if not keys:
             return False
-        payload = key_list_payload(self._org_location, keys)
+        payload = key_list_payload(self._org_location, keys, nonce)
         published = dict(keys)
         trusted = {public for _, public in self._authority}
         own = self._ring.newest

@@ -20,7 +20,7 @@ from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.sessions import InvalidCredentials
 from vault.authority.ticket_keys import SharedKeyCache
 from vault.authority.token_service import check_token_id
-from vault.crypto.ticket_keys import PUBLIC_KEY_SIZE
+from vault.crypto.ticket_keys import LIST_NONCE_SIZE, PUBLIC_KEY_SIZE
 from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Bundle, encode_token, mask_from_string, mask_to_string, parse_bundle
 from vault.types import RequestContext
@@ -418,13 +418,28 @@ async def org_discharge(request: web.Request) -> web.StreamResponse:
 # -- keys and health --------------------------------------------------------------------
 
 
+def _list_nonce(raw: str | None) -> bytes | None:
+    if raw is None:
+        return None
+    try:
+        nonce = bytes.fromhex(raw)
+    except ValueError:
+        nonce = b""
+    # 32 characters that decode to 16 bytes: hex digits only (fromhex would skip spaces).
+    if len(raw) != 2 * LIST_NONCE_SIZE or len(nonce) != LIST_NONCE_SIZE:
+        raise BadRequest(f"nonce must be {2 * LIST_NONCE_SIZE} hex digits ({LIST_NONCE_SIZE} random bytes)")
+    return nonce
+
+
 async def public_keys(request: web.Request) -> web.StreamResponse:
     """Every unretired ticket public key of both locations, newest first (docs/keys.md).
 
     ``public_key`` is the newest (what new tickets are sealed to). With
     ``?first_party=<base64 X25519 public key>`` (a store's), the org list also carries
     one endorsement per unretired org key, MACs under ``KA`` with that key, so the store
-    can take a new key on the word of one it already trusts.
+    can take a new key on the word of one it already trusts. With ``&nonce=<32 hex digits>``
+    (the store's, fresh for each read) the endorsements cover that nonce too, so a recorded
+    reply cannot be replayed to the store (docs/keys.md).
     """
     svc = _svc(request)
 
@@ -441,6 +456,7 @@ async def public_keys(request: web.Request) -> web.StreamResponse:
         }
 
     org = location(svc.keys.org, svc.org_location)
+    nonce = _list_nonce(request.query.get("nonce"))  # checked even where unused: bad input is a 400
     raw = request.query.get("first_party")
     if raw is not None:
         try:
@@ -453,7 +469,7 @@ async def public_keys(request: web.Request) -> web.StreamResponse:
             raise BadRequest("first_party must be a base64 X25519 public key (32 bytes)")
         org["endorsements"] = [
             {"id": f"{key_id:016x}", "mac": b64(tag)}
-            for key_id, tag in svc.keys.org.endorsements(svc.org_location, first_party)
+            for key_id, tag in svc.keys.org.endorsements(svc.org_location, first_party, nonce)
         ]
     return web.json_response(
         {"location": svc.location, "login": location(svc.keys.login, svc.login_location), "org": org}

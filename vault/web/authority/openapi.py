@@ -302,7 +302,14 @@ def spec(authority_url: str) -> dict[str, Any]:
                         "required": False,
                         "description": "a store's X25519 public key (base64): the org keys come endorsed for it",
                         "schema": {"type": "string"},
-                    }
+                    },
+                    {
+                        "name": "nonce",
+                        "in": "query",
+                        "required": False,
+                        "description": "with first_party: 32 hex digits, fresh per read, that the endorsements cover",
+                        "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
+                    },
                 ],
                 errors=(400, 503),
             )

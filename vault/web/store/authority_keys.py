@@ -1,12 +1,13 @@
 """The store's follower of the authority's published org keys (docs/keys.md, "Ticket keys").
 
 Every ``interval`` seconds one task reads ``<authority>/.well-known/cvault/keys?first_party=<the
-store's newest ticket public key>`` and hands the org list and its endorsements to
-:class:`~vault.store.ticket_sealing.TicketSealing`, which takes the list only if a key it
-already trusts vouches for it. The endorsement, not the transport, is what makes a key
-trusted, so plain HTTP cannot slip in a key; TLS (with the feed's CA file) still applies
-to https URLs. A failed read is logged once per burst; the store keeps sealing with what
-it has, which the authority accepts until that key is retired. The loop is a
+store's newest ticket public key>&nonce=<16 fresh random bytes, hex>`` and hands the org list
+and its endorsements to :class:`~vault.store.ticket_sealing.TicketSealing`, which takes the
+list only if a key it already trusts vouches for it, for that nonce. The endorsement, not the
+transport, is what makes a key trusted, so plain HTTP can neither slip in a key nor replay an
+older list; TLS (with the feed's CA file) still applies to https URLs. A failed read is logged
+once per burst; the store keeps sealing with what it has, which the authority accepts until
+that key is retired. The loop is a
 :class:`~vault.storage.channel_follower.ChannelFollower` without a channel: a poll.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from vault.config import Config
-from vault.crypto.ticket_keys import TicketKeyRing
+from vault.crypto.ticket_keys import LIST_NONCE_SIZE, TicketKeyRing
 from vault.storage.channel_follower import ChannelFollower
 from vault.store.ticket_sealing import TicketSealing
 
@@ -78,15 +80,18 @@ class AuthorityKeyFollower(ChannelFollower):
         """One read; True if the list was taken (endorsed by a trusted key)."""
         assert self._http is not None
         first_party = base64.b64encode(self._sealing.first_party).decode()
-        async with self._http.get(self._url, params={"first_party": first_party}) as resp:
+        # Fresh for each read: the endorsements must cover it, so no earlier reply can be replayed.
+        nonce = secrets.token_bytes(LIST_NONCE_SIZE)
+        params = {"first_party": first_party, "nonce": nonce.hex()}
+        async with self._http.get(self._url, params=params) as resp:
             body = await resp.content.read(MAX_REPLY_BYTES + 1)
             if resp.status != 200:
                 raise KeyListError(f"HTTP {resp.status}")
         if len(body) > MAX_REPLY_BYTES:
             raise KeyListError("reply too large")
         keys, endorsements = _parse(json.loads(body))
-        if not self._sealing.accept(keys, endorsements):
-            raise KeyListError("no key this store trusts endorses the published list")
+        if not self._sealing.accept(keys, endorsements, nonce=nonce):
+            raise KeyListError("no key this store trusts endorses the published list for this read's nonce")
         return True
 
 
