@@ -83,6 +83,16 @@ def test_shared_key_cache_is_bounded_and_agrees_with_peer() -> None:
     assert mine.public_key.hex() in repr(cache)
 
 
+def test_key_list_endorsements_for_made_up_stores_leave_the_cache_alone() -> None:
+    """``/.well-known/cvault/keys?first_party=`` is public: what it asks for must not evict a discharge's keys."""
+    mine, store = TicketKeyPair.generate(), TicketKeyPair.generate()
+    cache = SharedKeyCache(TicketKeyRing({1: mine}), size=4)
+    used = cache.shared_key(store.public_key)
+    for _ in range(10):
+        cache.endorsements("https://authority.example/org", TicketKeyPair.generate().public_key, bytes(16))
+    assert list(cache._keys) == [(mine.public_key, store.public_key)] and cache.shared_key(store.public_key) is used
+
+
 def test_shared_key_cache_opens_with_every_unretired_pair_and_seals_with_the_newest() -> None:
     old, new, peer = TicketKeyPair.generate(), TicketKeyPair.generate(), TicketKeyPair.generate()
     cache = SharedKeyCache(TicketKeyRing({1: old}))

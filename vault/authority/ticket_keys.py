@@ -74,7 +74,9 @@ class SharedKeyCache:
         sent with this read (see :func:`~vault.crypto.ticket_keys.key_list_payload`).
         """
         payload = key_list_payload(location, self.published(), nonce)
-        return [(key_id, endorsement(self._derive(pair, first_party), payload)) for key_id, pair in self._ring.items()]
+        # Derived afresh, not through the cache: anyone may ask for any first_party, and a flood of
+        # made-up ones would otherwise evict the derivations org discharges use.
+        return [(key_id, endorsement(pair.shared_key(first_party), payload)) for key_id, pair in self._ring.items()]
 
     def install(self, ring: KeyRing) -> None:
         self._ring = ring
