@@ -19,6 +19,7 @@ from vault.macaroon import decode_token, encode_bundle, verify
 from vault.macaroon.caveats import ConfineUser, MaxValidity, Organization, UserID, ValidityWindow
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.web.authority import create_authority_app
+from vault.web.authority.app import open_authority
 
 from .authority_support import (
     LOGIN,
@@ -248,6 +249,38 @@ async def test_bootstrap_runs_once(config: Any, pool: Pool) -> None:
     assert "cvs_" not in repr(done)
     with pytest.raises(Conflict, match="empty database"):
         await run_bootstrap(config, "second@example.com", "second", PASSWORD, pool=pool)
+
+
+async def test_a_bootstrap_cut_short_is_finished_by_running_it_again(config: Any, pool: Pool) -> None:
+    # Cut short after the owner's account committed (a crash before the org): only the user exists.
+    async with open_authority(config, pool=pool) as svc:
+        owner = await svc.accounts.create_user("first@example.com", PASSWORD)
+    with pytest.raises(Conflict, match="same email, password and org"):
+        await run_bootstrap(config, "first@example.com", "first", PASSWORD + "-not-it", pool=pool)
+    with pytest.raises(Conflict, match="empty database"):
+        await run_bootstrap(config, "other@example.com", "first", PASSWORD, pool=pool)
+
+    done = await run_bootstrap(config, "First@Example.com", "first", PASSWORD, pool=pool)
+    assert done.user.id == owner.id and done.org.slug == "first"
+    # Run once more (as after a crash before the session): the same owner and org, a new session.
+    again = await run_bootstrap(config, "first@example.com", "first", PASSWORD, pool=pool)
+    assert (again.user.id, again.org.id) == (owner.id, done.org.id)
+    assert again.session_secret != done.session_secret
+    async with open_authority(config, pool=pool) as svc:
+        assert [m.slug for m in await svc.accounts.memberships(owner.id)] == ["first"]
+        assert (await svc.sessions.authenticate(again.session_secret)).user_id == owner.id
+        # Another org, or another user, and it is no longer a bootstrap to finish.
+        with pytest.raises(Conflict, match="empty database"):
+            await run_bootstrap(config, "first@example.com", "second", PASSWORD, pool=pool)
+        await svc.accounts.create_user("second@example.com", PASSWORD)
+    with pytest.raises(Conflict, match="empty database"):
+        await run_bootstrap(config, "first@example.com", "first", PASSWORD, pool=pool)
+    # Nothing was made twice, and each thing once made has its one event.
+    actions = await pool.fetch(
+        "SELECT action, count(*) AS n FROM authority.audit_events "
+        "WHERE action IN ('user.create', 'org.create') AND outcome = 'ok' GROUP BY action ORDER BY action"
+    )
+    assert [(r["action"], r["n"]) for r in actions] == [("org.create", 1), ("user.create", 2)]
 
 
 async def test_health_ready_keys_and_openapi(client: Client) -> None:

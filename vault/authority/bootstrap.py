@@ -1,4 +1,12 @@
-"""The first owner, org and session of an empty authority database (``cvault bootstrap``)."""
+"""The first owner, org and session of an empty authority database (``cvault bootstrap``).
+
+The three are made one after the other, each committed with its audit event, so a
+bootstrap cut short (a crash, the database going away) can leave an owner without an
+org, or both without a session. Run again with the same email, password and org, it
+finishes: it takes the owner it finds (the database's only user, whose password this
+is) and their org if it was made, and makes what is missing. On a database with users,
+anything else is refused.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +15,18 @@ from dataclasses import dataclass, field
 from vault.errors import Conflict
 from vault.types import RequestContext
 
-from .accounts import Accounts
+from .accounts import Accounts, check_email
 from .interfaces import AccountRepository
 from .records import Org, Session, User
+from .roles import Role, check_slug
 from .sessions import Sessions
 
 __all__ = ["Bootstrapped", "bootstrap"]
+
+_REFUSED = (
+    "the authority already has users; bootstrap only runs on an empty database "
+    "(or again with the same email, password and org, to finish one that was cut short)"
+)
 
 
 @dataclass(frozen=True)
@@ -26,11 +40,35 @@ class Bootstrapped:
 async def bootstrap(
     store: AccountRepository, accounts: Accounts, sessions: Sessions, email: str, password: str, slug: str
 ) -> Bootstrapped:
-    """Create the owner, the org and a session; :class:`Conflict` unless the database has no users."""
-    if await store.has_users():
-        raise Conflict("the authority already has users; bootstrap only runs on an empty database")
+    """Create the owner, the org and a session (or finish a bootstrap cut short); :class:`Conflict` otherwise."""
     ctx = RequestContext(client_addr="local", request_id="bootstrap")
-    user = await accounts.create_user(email, password, ctx)
-    org = await accounts.create_org(user.id, slug, ctx)
+    user = await _unfinished_owner(store, sessions, email, password)
+    if user is None:
+        user = await accounts.create_user(email, password, ctx)
+    org = await _owned_org(store, user, slug)
+    if org is None:
+        org = await accounts.create_org(user.id, slug, ctx)
     secret, session = await sessions.start(user, ctx)
     return Bootstrapped(user, org, session, secret)
+
+
+async def _unfinished_owner(store: AccountRepository, sessions: Sessions, email: str, password: str) -> User | None:
+    """None on an empty database; the owner a bootstrap cut short made; :class:`Conflict` for anything else."""
+    users = await store.count_users()
+    if users == 0:
+        return None
+    user = await store.user_by_email(check_email(email))
+    if users != 1 or user is None or not await sessions.password_matches(user, password):
+        raise Conflict(_REFUSED)
+    return user
+
+
+async def _owned_org(store: AccountRepository, user: User, slug: str) -> Org | None:
+    """The org a bootstrap cut short made for ``user`` (None if it made none yet); :class:`Conflict` otherwise."""
+    memberships = await store.memberships(user.id)
+    if not memberships:
+        return None
+    only = memberships[0]
+    if len(memberships) != 1 or only.role is not Role.OWNER or only.slug != check_slug(slug):
+        raise Conflict(_REFUSED)
+    return Org(only.org_id, only.slug)

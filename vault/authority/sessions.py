@@ -82,6 +82,12 @@ class Sessions:
         self._limiter.succeeded(keys[:1])
         return await self.start(user, ctx)
 
+    async def password_matches(self, user: User, password: str) -> bool:
+        """Whether ``password`` is ``user``'s: no session, no failure counted (``cvault bootstrap`` finishing)."""
+        if len(password) > MAX_PASSWORD_CHARS:
+            return False
+        return await asyncio.to_thread(self._passwords.verify, user.password_hash, password)
+
     async def start(self, user: User, ctx: RequestContext[None]) -> tuple[str, Session]:
         """A session for ``user`` without a password (bootstrap, and after :meth:`login`)."""
         secret, digest = new_session_secret(self._random)

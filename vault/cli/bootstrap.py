@@ -28,7 +28,10 @@ __all__ = ["print_bootstrapped", "register", "run_bootstrap"]
 
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
-        "bootstrap", help="create the first owner, org and session on an empty database"
+        "bootstrap",
+        help="create the first owner, org and session on an empty database",
+        description="Create the first owner, org and session on an empty authority database. Run again with the "
+        "same email, password and org, it finishes a bootstrap that was cut short (and prints a new session).",
     )
     parser.add_argument("--email", required=True, help="the owner's email")
     parser.add_argument("--org", required=True, metavar="SLUG", help="the first organization's slug")

@@ -203,7 +203,7 @@ async def run_dev_services(
         state_path = config.data_dir / "dev.json"
         state = _load_state(state_path)
         if not state:
-            if await PgAccountRepository(pool).has_users():
+            if await PgAccountRepository(pool).count_users():
                 say("the database already has users (not made by this data directory): no bootstrap; use cvault login")
             else:
                 state = await _first_start(config, pool, say)

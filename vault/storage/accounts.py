@@ -52,9 +52,10 @@ class PgAccountRepository:
             )
         return User(row["id"], row["email"], row["password_hash"]) if row else None
 
-    async def has_users(self) -> bool:
+    async def count_users(self) -> int:
         with database_errors():
-            return bool(await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM authority.users)"))
+            count: int = await self._pool.fetchval("SELECT count(*) FROM authority.users")
+        return count
 
     async def create_org(self, org_id: int, slug: str, owner_id: int, before_commit: BeforeCommit[Org]) -> Org:
         async with change_transaction(self._pool) as conn:
