@@ -19,6 +19,7 @@ authority's time, e.g. to mint an already expired discharge.
 from __future__ import annotations
 
 import base64
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiohttp.test_utils import TestServer, unused_port
+from aiohttp.test_utils import TestServer
 from aiohttp.web_runner import BaseRunner
 
 from vault.authority.revocation_feed import new_feed_token
@@ -60,6 +61,23 @@ class StoreTestServer(TestServer):
 
     async def _make_runner(self, **kwargs: Any) -> BaseRunner:
         return VaultAppRunner(self.app, **kwargs)
+
+
+def reserved_socket() -> socket.socket:
+    """A listening-to-be socket bound to a free local port, held until a server takes it.
+
+    A port number found free and bound later can be taken in between (by another test's
+    server, or as the local end of an outgoing connection); a socket held from the start cannot.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def serving_on(sock: socket.socket) -> Any:
+    """A ``socket_factory`` for aiohttp's ``TestServer`` that serves on ``sock``."""
+    return lambda host, port, family: sock
 
 
 @dataclass(frozen=True)
@@ -245,7 +263,8 @@ async def running_services(
     ``store_database_url`` lets the store connect as another role (e.g. one
     whose privileges a test takes away); ``settings`` override configuration.
     """
-    authority_port, store_port = unused_port(), unused_port()
+    authority_socket, store_socket = reserved_socket(), reserved_socket()
+    authority_port, store_port = authority_socket.getsockname()[1], store_socket.getsockname()[1]
     authority_url = f"http://127.0.0.1:{authority_port}"
     store_url = f"http://127.0.0.1:{store_port}"
     master = base64.b64encode(generate_key()).decode()
@@ -262,7 +281,9 @@ async def running_services(
     authority_clock, store_clock = ShiftedClock(), ShiftedClock()
     authority_app = create_authority_app(authority_config, clock=authority_clock, password_cost=MINIMUM)
     async with (
-        StoreTestServer(authority_app, host="127.0.0.1", port=authority_port) as authority_server,
+        StoreTestServer(
+            authority_app, host="127.0.0.1", port=authority_port, socket_factory=serving_on(authority_socket)
+        ) as authority_server,
         aiohttp.ClientSession() as http,
     ):
         async with http.get(authority_url + "/.well-known/cvault/keys") as resp:
@@ -276,7 +297,9 @@ async def running_services(
             store_settings["database_url"] = store_database_url
         store_config = load_config({}, **store_settings)
         store_app = create_store_app(store_config, clock=store_clock)
-        async with StoreTestServer(store_app, host="127.0.0.1", port=store_port):
+        async with StoreTestServer(
+            store_app, host="127.0.0.1", port=store_port, socket_factory=serving_on(store_socket)
+        ):
             yield Harness(
                 authority_url,
                 store_url,

@@ -18,6 +18,7 @@ from vault.errors import Conflict, MigrationError
 from vault.macaroon import decode_token, encode_bundle, verify
 from vault.macaroon.caveats import ConfineUser, MaxValidity, Organization, UserID, ValidityWindow
 from vault.storage.pool import Pool, close_pool, create_pool
+from vault.types import RequestContext
 from vault.web.authority import create_authority_app
 from vault.web.authority.app import open_authority
 
@@ -251,36 +252,47 @@ async def test_bootstrap_runs_once(config: Any, pool: Pool) -> None:
         await run_bootstrap(config, "second@example.com", "second", PASSWORD, pool=pool)
 
 
+LOCAL: RequestContext[None] = RequestContext(client_addr="local", request_id="test")
+
+
 async def test_a_bootstrap_cut_short_is_finished_by_running_it_again(config: Any, pool: Pool) -> None:
     # Cut short after the owner's account committed (a crash before the org): only the user exists.
     async with open_authority(config, pool=pool) as svc:
         owner = await svc.accounts.create_user("first@example.com", PASSWORD)
-    with pytest.raises(Conflict, match="same email, password and org"):
+    with pytest.raises(Conflict, match="another password"):
         await run_bootstrap(config, "first@example.com", "first", PASSWORD + "-not-it", pool=pool)
     with pytest.raises(Conflict, match="empty database"):
         await run_bootstrap(config, "other@example.com", "first", PASSWORD, pool=pool)
 
-    done = await run_bootstrap(config, "First@Example.com", "first", PASSWORD, pool=pool)
-    assert done.user.id == owner.id and done.org.slug == "first"
-    # Run once more (as after a crash before the session): the same owner and org, a new session.
-    again = await run_bootstrap(config, "first@example.com", "first", PASSWORD, pool=pool)
-    assert (again.user.id, again.org.id) == (owner.id, done.org.id)
-    assert again.session_secret != done.session_secret
+    # Cut short after the org too (a crash before the session): the same owner and org, and a session.
     async with open_authority(config, pool=pool) as svc:
-        assert [m.slug for m in await svc.accounts.memberships(owner.id)] == ["first"]
-        assert (await svc.sessions.authenticate(again.session_secret)).user_id == owner.id
-        # Another org, or another user, and it is no longer a bootstrap to finish.
-        with pytest.raises(Conflict, match="empty database"):
+        org = await svc.accounts.create_org(owner.id, "first", LOCAL)
+        with pytest.raises(Conflict, match="empty database"):  # another org is not this bootstrap's
             await run_bootstrap(config, "first@example.com", "second", PASSWORD, pool=pool)
-        await svc.accounts.create_user("second@example.com", PASSWORD)
+    done = await run_bootstrap(config, "First@Example.com", "first", PASSWORD, pool=pool)
+    assert (done.user.id, done.org.id) == (owner.id, org.id)
+    async with open_authority(config, pool=pool) as svc:
+        assert (await svc.sessions.authenticate(done.session_secret)).user_id == owner.id
+        assert [m.slug for m in await svc.accounts.memberships(owner.id)] == ["first"]
+    # Finished now: running it again makes no second owner session.
+    with pytest.raises(Conflict, match="already finished"):
+        await run_bootstrap(config, "first@example.com", "first", PASSWORD, pool=pool)
+    # Nothing was made twice, and each thing made has its one event.
+    actions = await pool.fetch(
+        "SELECT action, count(*) AS n FROM authority.audit_events WHERE action IN ('user.create', 'org.create', "
+        "'login') AND outcome = 'ok' GROUP BY action ORDER BY action"
+    )
+    assert [(r["action"], r["n"]) for r in actions] == [("login", 1), ("org.create", 1), ("user.create", 1)]
+
+
+async def test_a_bootstrap_owner_is_not_taken_from_an_org_they_only_belong_to(config: Any, pool: Pool) -> None:
+    """The one user is a member, not the owner, of the org named: not a bootstrap cut short."""
+    async with open_authority(config, pool=pool) as svc:
+        first = await svc.accounts.create_user("first@example.com", PASSWORD)
+        await svc.accounts.create_org(first.id, "first", LOCAL)
+        await pool.execute("UPDATE authority.memberships SET role = 'reader' WHERE user_id = $1", first.id)
     with pytest.raises(Conflict, match="empty database"):
         await run_bootstrap(config, "first@example.com", "first", PASSWORD, pool=pool)
-    # Nothing was made twice, and each thing once made has its one event.
-    actions = await pool.fetch(
-        "SELECT action, count(*) AS n FROM authority.audit_events "
-        "WHERE action IN ('user.create', 'org.create') AND outcome = 'ok' GROUP BY action ORDER BY action"
-    )
-    assert [(r["action"], r["n"]) for r in actions] == [("org.create", 1), ("user.create", 2)]
 
 
 async def test_health_ready_keys_and_openapi(client: Client) -> None:

@@ -12,7 +12,7 @@ from vault.authority.roles import Role, check_slug, parse_role
 from vault.authority.session_secret import new_session_secret, session_digest
 from vault.authority.ticket_keys import SharedKeyCache
 from vault.crypto.ticket_keys import TicketKeyPair, TicketKeyRing
-from vault.errors import BadRequest, RateLimited, Unauthenticated
+from vault.errors import BadRequest, InvalidToken, RateLimited, Unauthenticated
 from vault.macaroon import mask_to_string
 
 
@@ -91,6 +91,24 @@ def test_key_list_endorsements_for_made_up_stores_leave_the_cache_alone() -> Non
     for _ in range(10):
         cache.endorsements("https://authority.example/org", TicketKeyPair.generate().public_key, bytes(16))
     assert list(cache._keys) == [(mine.public_key, store.public_key)] and cache.shared_key(store.public_key) is used
+
+
+def test_only_a_derivation_that_opened_a_ticket_is_cached() -> None:
+    """Tickets naming made-up senders (anyone can send one) leave the cache to the senders that are real."""
+    old, mine, store = TicketKeyPair.generate(), TicketKeyPair.generate(), TicketKeyPair.generate()
+    cache = SharedKeyCache(TicketKeyRing({1: old, 2: mine}), size=4)
+
+    def refuse(key: object) -> None:
+        raise InvalidToken("does not open")
+
+    for _ in range(10):
+        with pytest.raises(InvalidToken):
+            cache.first_that_opens(TicketKeyPair.generate().public_key, refuse)
+    assert not cache._keys
+    # Sealed to the older pair: the newest is tried first, and only the one that opened is kept.
+    sealed_to_old = store.shared_key(old.public_key)
+    assert cache.first_that_opens(store.public_key, lambda key: key if key == sealed_to_old else refuse(key))
+    assert list(cache._keys) == [(old.public_key, store.public_key)]
 
 
 def test_shared_key_cache_opens_with_every_unretired_pair_and_seals_with_the_newest() -> None:

@@ -4,8 +4,9 @@ The three are made one after the other, each committed with its audit event, so 
 bootstrap cut short (a crash, the database going away) can leave an owner without an
 org, or both without a session. Run again with the same email, password and org, it
 finishes: it takes the owner it finds (the database's only user, whose password this
-is) and their org if it was made, and makes what is missing. On a database with users,
-anything else is refused.
+is) and their org if it was made, and makes what is missing. Once the owner has had a
+session the bootstrap is finished, and running it again is refused like anything else
+on a database with users (a script that reruns it gets no new owner session).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ async def bootstrap(
     org = await _owned_org(store, user, slug)
     if org is None:
         org = await accounts.create_org(user.id, slug, ctx)
+    elif await sessions.ever_started(user):
+        raise Conflict("bootstrap already finished: the owner and org exist; log in instead (cvault login)")
     secret, session = await sessions.start(user, ctx)
     return Bootstrapped(user, org, session, secret)
 
@@ -58,8 +61,10 @@ async def _unfinished_owner(store: AccountRepository, sessions: Sessions, email:
     if users == 0:
         return None
     user = await store.user_by_email(check_email(email))
-    if users != 1 or user is None or not await sessions.password_matches(user, password):
+    if users != 1 or user is None:
         raise Conflict(_REFUSED)
+    if not await sessions.password_matches(user, password):
+        raise Conflict("the owner of the bootstrap cut short has another password; run it again with that one")
     return user
 
 

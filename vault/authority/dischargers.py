@@ -38,11 +38,7 @@ __all__ = ["LoginDischarger", "OrgDischarger"]
 def _open(ticket: bytes, keys: SharedKeyCache, location: str) -> tuple[Ticket, Macaroon]:
     # The ticket does not say which of our unretired keys sealed it: try each, newest first (a few at most).
     try:
-        for shared_key in keys.shared_keys(ticket_sender(ticket)):
-            try:
-                return start_discharge(ticket, shared_key, location)
-            except InvalidToken:
-                continue
+        return keys.first_that_opens(ticket_sender(ticket), lambda ka: start_discharge(ticket, ka, location))
     except (InvalidToken, VaultError, ValueError):
         pass
     raise InvalidToken(

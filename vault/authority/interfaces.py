@@ -121,6 +121,9 @@ class SessionRepository(Protocol):
     async def get(self, session_id: int) -> Session | None:
         """The session with this id, expired or revoked or not."""
 
+    async def any_for(self, user_id: int) -> bool:
+        """Whether the user ever had a session (live, expired or revoked)."""
+
     async def revoke(self, session_id: int, before_commit: BeforeCommit[bool]) -> None:
         """Revoke it and publish the revocation on the feed (docs/revocation.md), in one transaction.
 

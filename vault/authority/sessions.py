@@ -88,6 +88,10 @@ class Sessions:
             return False
         return await asyncio.to_thread(self._passwords.verify, user.password_hash, password)
 
+    async def ever_started(self, user: User) -> bool:
+        """Whether ``user`` ever had a session (``cvault bootstrap``: a finished one made the first)."""
+        return await self._sessions.any_for(user.id)
+
     async def start(self, user: User, ctx: RequestContext[None]) -> tuple[str, Session]:
         """A session for ``user`` without a password (bootstrap, and after :meth:`login`)."""
         secret, digest = new_session_secret(self._random)

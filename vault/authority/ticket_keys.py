@@ -13,17 +13,23 @@ the discharger's keys it was sealed to, so a discharger derives
 ``KA = own_sk x sender_pk`` for each unretired pair, newest first, and keeps the
 first that opens the ticket: at most ``MAX_TICKET_KEYS`` tries. Derivations are cached
 per (pair, sender) (bounded LRU) because every store sends the same public key over
-and over. :meth:`TicketKeys.install` swaps the rings in when keys change, so the
-objects handed out at start stay current.
+and over; only one that opened a ticket is kept, since anyone may send a ticket naming
+any sender, and made-up senders must not evict the keys real stores use.
+:meth:`TicketKeys.install` swaps the rings in when keys change, so the objects handed
+out at start stay current.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from vault.crypto.ticket_keys import endorsement, key_list_payload
+from vault.errors import InvalidToken
 from vault.macaroon import EncryptionKey
+
+T = TypeVar("T")
 
 __all__ = ["KeyPair", "KeyRing", "SharedKeyCache", "TicketKeys"]
 
@@ -92,14 +98,39 @@ class SharedKeyCache:
         """``KA`` of every unretired pair and ``sender_public``, newest pair first."""
         return [self._derive(pair, sender_public) for _, pair in self._ring.items()]
 
+    def first_that_opens(self, sender_public: bytes, attempt: Callable[[EncryptionKey], T]) -> T:
+        """``attempt(KA)`` for each unretired pair, newest first, until one does not raise :class:`InvalidToken`.
+
+        Only the ``KA`` that worked enters the cache; raises the last ``InvalidToken`` when none does.
+        """
+        failure = InvalidToken("no key opens it")
+        for _, pair in self._ring.items():
+            slot = (pair.public_key, sender_public)
+            cached = self._keys.get(slot)
+            key = cached if cached is not None else EncryptionKey(pair.shared_key(sender_public))
+            try:
+                result = attempt(key)
+            except InvalidToken as exc:
+                failure = exc
+                continue
+            if cached is None:
+                self._remember(slot, key)
+            else:
+                self._keys.move_to_end(slot)
+            return result
+        raise failure
+
+    def _remember(self, slot: tuple[bytes, bytes], key: EncryptionKey) -> None:
+        self._keys[slot] = key
+        while len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+
     def _derive(self, pair: KeyPair, sender_public: bytes) -> EncryptionKey:
         slot = (pair.public_key, sender_public)
         key = self._keys.get(slot)
         if key is None:
             key = EncryptionKey(pair.shared_key(sender_public))
-            self._keys[slot] = key
-            while len(self._keys) > self._size:
-                self._keys.popitem(last=False)
+            self._remember(slot, key)
         else:
             self._keys.move_to_end(slot)
         return key

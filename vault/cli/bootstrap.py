@@ -60,10 +60,8 @@ async def run_bootstrap(
         return await bootstrap(svc.account_store, svc.accounts, svc.sessions, email, password, slug)
 
 
-def print_bootstrapped(done: Bootstrapped, password: str | None = None) -> None:
+def print_bootstrapped(done: Bootstrapped) -> None:
     print(f"owner:   {done.user.email} (user id {done.user.id})")
-    if password is not None:
-        print(f"password: {password}")
     print(f"org:     {done.org.slug} (org id {done.org.id})")
     print(f"session: {done.session_secret}")
     print("(shown once: the session and password are stored only as hashes)")
@@ -73,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     password, generated = _password(args)
     check_password(password)
+    if generated:
+        # Before anything is made: a bootstrap cut short is finished by running it again with this password.
+        print(f"password: {password}", flush=True)
     done = asyncio.run(run_bootstrap(config, args.email, args.org, password))
-    print_bootstrapped(done, password if generated else None)
+    print_bootstrapped(done)
     return 0

@@ -53,6 +53,13 @@ class PgSessionRepository:
             )
         return _session(row) if row else None
 
+    async def any_for(self, user_id: int) -> bool:
+        with database_errors():
+            found = await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM authority.sessions WHERE user_id = $1)", user_id
+            )
+        return bool(found)
+
     async def get(self, session_id: int) -> Session | None:
         with database_errors():
             row = await self._pool.fetchrow(

@@ -35,6 +35,8 @@ class TicketSealing:
         self._ring = ring
         # Newest first; the configured key has no id until a published list names it.
         self._authority: list[tuple[int | None, bytes]] = [(None, authority_key)]
+        # Ids of org keys a list taken earlier named and a later one no longer did: retired, never trusted again.
+        self._dropped: set[int] = set()
         self.trusted: list[EncryptionKey] = []
         """``KA`` of every (own pair, trusted org key): updated in place, so a verifier can hold the list."""
         self._sealing = (b"", EncryptionKey(b""))
@@ -89,9 +91,17 @@ class TicketSealing:
         """Take the authority's published org keys (newest first) if a trusted one endorses the list for us.
 
         ``nonce`` is the one this read sent: only endorsements covering it count, so a reply
-        recorded earlier (which may still list a key retired since) is refused.
+        recorded earlier (which may still list a key retired since) is refused. Nor is a list
+        taken that is older than one taken before (from an authority node that has not yet
+        seen the newest change): key ids only grow, so one whose newest key is older than the
+        newest trusted, or that names a key an earlier list dropped, would undo a rotation or
+        bring a retired key back.
         """
         if not keys:
+            return False
+        listed = {key_id for key_id, _ in keys}
+        newest_trusted = max((key_id for key_id, _ in self._authority if key_id is not None), default=None)
+        if listed & self._dropped or (newest_trusted is not None and max(listed) < newest_trusted):
             return False
         payload = key_list_payload(self._org_location, keys, nonce)
         published = dict(keys)
@@ -101,6 +111,7 @@ class TicketSealing:
             public = published.get(key_id)
             if public is not None and public in trusted and endorses(own.shared_key(public), payload, tag):
                 new: list[tuple[int | None, bytes]] = list(keys)
+                self._dropped.update(k for k, _ in self._authority if k is not None and k not in listed)
                 if new != self._authority:
                     if new[0][1] != self._authority[0][1]:
                         log.info("authority org key %016x now seals new tickets", new[0][0])

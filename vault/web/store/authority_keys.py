@@ -13,6 +13,7 @@ that key is retired. The loop is a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -46,6 +47,8 @@ class AuthorityKeyFollower(ChannelFollower):
         self._sealing = sealing
         self._ssl = ssl_context
         self._http: aiohttp.ClientSession | None = None
+        # One read at a time, so replies are taken in the order their reads were made.
+        self._reading = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"AuthorityKeyFollower(url={self._url!r}, interval={self._interval})"
@@ -78,6 +81,10 @@ class AuthorityKeyFollower(ChannelFollower):
 
     async def refresh(self) -> bool:
         """One read; True if the list was taken (endorsed by a trusted key)."""
+        async with self._reading:
+            return await self._read()
+
+    async def _read(self) -> bool:
         assert self._http is not None
         first_party = base64.b64encode(self._sealing.first_party).decode()
         # Fresh for each read: the endorsements must cover it, so no earlier reply can be replayed.
