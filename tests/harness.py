@@ -63,7 +63,7 @@ class StoreTestServer(TestServer):
         return VaultAppRunner(self.app, **kwargs)
 
 
-def reserved_socket() -> socket.socket:
+def reserved_socket(port: int = 0) -> socket.socket:
     """A listening-to-be socket bound to a free local port, held until a server takes it.
 
     A port number found free and bound later can be taken in between (by another test's
@@ -71,7 +71,7 @@ def reserved_socket() -> socket.socket:
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
 
 
@@ -256,14 +256,20 @@ def attenuate(token: str, caveats: list[Any]) -> str:
 
 @asynccontextmanager
 async def running_services(
-    database_url: str, *, store_database_url: str | None = None, **settings: Any
+    database_url: str,
+    *,
+    store_database_url: str | None = None,
+    ports: tuple[int, int] = (0, 0),
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
     """Start the authority, then the store, on free local ports; tear both down after.
 
     ``store_database_url`` lets the store connect as another role (e.g. one
-    whose privileges a test takes away); ``settings`` override configuration.
+    whose privileges a test takes away); ``ports`` (authority, store) pins the
+    ports, for a test that starts the services again at the same addresses;
+    ``settings`` override configuration.
     """
-    authority_socket, store_socket = reserved_socket(), reserved_socket()
+    authority_socket, store_socket = reserved_socket(ports[0]), reserved_socket(ports[1])
     authority_port, store_port = authority_socket.getsockname()[1], store_socket.getsockname()[1]
     authority_url = f"http://127.0.0.1:{authority_port}"
     store_url = f"http://127.0.0.1:{store_port}"

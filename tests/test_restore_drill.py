@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import unused_port
+from yarl import URL
 
 from vault.audit.query import AuditQueries
 from vault.errors import ConfigError
@@ -26,7 +26,6 @@ from vault.storage.audit import PgAuditRepository
 from vault.storage.database import create_database, database_exists, database_name, drop_database
 from vault.storage.pool import close_pool, create_pool
 
-from . import harness
 from .harness import running_services
 
 SECRETS = [f"app/{i}/db-password" for i in range(5)]
@@ -42,16 +41,13 @@ async def _tool(*args: str) -> None:
     assert process.returncode == 0, err.decode()
 
 
-async def test_dump_drop_restore_read_every_secret_back(
-    database_url: str, admin_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Same addresses before and after, as a restored deployment keeps its URLs (the token locations).
-    ports = [unused_port(), unused_port()]
-    monkeypatch.setattr(harness, "unused_port", iter(ports * 3).__next__)
+async def test_dump_drop_restore_read_every_secret_back(database_url: str, admin_dsn: str, tmp_path: Path) -> None:
     master_key = base64.b64encode(os.urandom(32)).decode()
     written: dict[tuple[str, int], str] = {}
 
     async with running_services(database_url, master_key=master_key) as h:
+        # Same addresses after the restore, as a restored deployment keeps its URLs (the token locations).
+        ports = (URL(h.authority_url).port or 0, URL(h.store_url).port or 0)
         owner, org, auth, root, bundle = await h.enrolled_vault("drill@example.com", "drill")
         for name in SECRETS:
             for version in (1, 2):
@@ -68,7 +64,7 @@ async def test_dump_drop_restore_read_every_secret_back(
     await create_database(admin_dsn, name)
     await _tool("pg_restore", "--exit-on-error", "--dbname", database_url, str(dump))
 
-    async with running_services(database_url, master_key=master_key) as h:
+    async with running_services(database_url, master_key=master_key, ports=ports) as h:
         owner = await h.login("drill@example.com")
         auth = await h.authority_bundle(owner, org)
         bundle = await h.store_bundle(root, auth)  # the root store token issued before the dump
@@ -90,5 +86,5 @@ async def test_dump_drop_restore_read_every_secret_back(
     # Restored with another master key: nothing starts, and the error says which key is wrong.
     other = base64.b64encode(os.urandom(32)).decode()
     with pytest.raises(ConfigError, match="master key"):
-        async with running_services(database_url, master_key=other):
+        async with running_services(database_url, master_key=other, ports=ports):
             pass
