@@ -270,52 +270,53 @@ async def running_services(
     ``settings`` override configuration.
     """
     authority_socket, store_socket = reserved_socket(ports[0]), reserved_socket(ports[1])
-    authority_port, store_port = authority_socket.getsockname()[1], store_socket.getsockname()[1]
-    authority_url = f"http://127.0.0.1:{authority_port}"
-    store_url = f"http://127.0.0.1:{store_port}"
-    master = base64.b64encode(generate_key()).decode()
-    feed_token, feed_digest = new_feed_token()
-    common: dict[str, Any] = {
-        "database_url": database_url,
-        "master_key": master,
-        "authority_url": authority_url,
-        "store_url": store_url,
-        "database_pool_size": 4,
-        **settings,
-    }
-    authority_config = load_config({}, **{"revocation_feed_token_sha256": [feed_digest], **common})
-    authority_clock, store_clock = ShiftedClock(), ShiftedClock()
-    authority_app = create_authority_app(authority_config, clock=authority_clock, password_cost=MINIMUM)
-    async with (
-        StoreTestServer(
-            authority_app, host="127.0.0.1", port=authority_port, socket_factory=serving_on(authority_socket)
-        ) as authority_server,
-        aiohttp.ClientSession() as http,
-    ):
-        async with http.get(authority_url + "/.well-known/cvault/keys") as resp:
-            keys = await resp.json()
-        store_settings = {
-            "revocation_feed_token": feed_token,
-            **common,
-            "authority_org_public_key": keys["org"]["public_key"],
+    with authority_socket, store_socket:  # closed even where a server never took them
+        authority_port, store_port = authority_socket.getsockname()[1], store_socket.getsockname()[1]
+        authority_url = f"http://127.0.0.1:{authority_port}"
+        store_url = f"http://127.0.0.1:{store_port}"
+        master = base64.b64encode(generate_key()).decode()
+        feed_token, feed_digest = new_feed_token()
+        common: dict[str, Any] = {
+            "database_url": database_url,
+            "master_key": master,
+            "authority_url": authority_url,
+            "store_url": store_url,
+            "database_pool_size": 4,
+            **settings,
         }
-        if store_database_url is not None:
-            store_settings["database_url"] = store_database_url
-        store_config = load_config({}, **store_settings)
-        store_app = create_store_app(store_config, clock=store_clock)
-        async with StoreTestServer(
-            store_app, host="127.0.0.1", port=store_port, socket_factory=serving_on(store_socket)
+        authority_config = load_config({}, **{"revocation_feed_token_sha256": [feed_digest], **common})
+        authority_clock, store_clock = ShiftedClock(), ShiftedClock()
+        authority_app = create_authority_app(authority_config, clock=authority_clock, password_cost=MINIMUM)
+        async with (
+            StoreTestServer(
+                authority_app, host="127.0.0.1", port=authority_port, socket_factory=serving_on(authority_socket)
+            ) as authority_server,
+            aiohttp.ClientSession() as http,
         ):
-            yield Harness(
-                authority_url,
-                store_url,
-                authority_config,
-                store_config,
-                http,
-                authority_app,
-                authority_clock,
-                store_clock,
-                store_app,
-                feed_token,
-                authority_server,
-            )
+            async with http.get(authority_url + "/.well-known/cvault/keys") as resp:
+                keys = await resp.json()
+            store_settings = {
+                "revocation_feed_token": feed_token,
+                **common,
+                "authority_org_public_key": keys["org"]["public_key"],
+            }
+            if store_database_url is not None:
+                store_settings["database_url"] = store_database_url
+            store_config = load_config({}, **store_settings)
+            store_app = create_store_app(store_config, clock=store_clock)
+            async with StoreTestServer(
+                store_app, host="127.0.0.1", port=store_port, socket_factory=serving_on(store_socket)
+            ):
+                yield Harness(
+                    authority_url,
+                    store_url,
+                    authority_config,
+                    store_config,
+                    http,
+                    authority_app,
+                    authority_clock,
+                    store_clock,
+                    store_app,
+                    feed_token,
+                    authority_server,
+                )
