@@ -96,6 +96,14 @@ def test_a_recorded_list_does_not_bring_back_a_retired_key() -> None:
     legacy = authority.published(), dict(authority.endorsements(ORG, store.public_key))
     assert not sealing.accept(*legacy, nonce=os.urandom(16))
 
+    # A store that restarted remembers no dropped key: there the nonce alone refuses the replay.
+    restarted = TicketSealing(org_location=ORG, ring=TicketKeyRing({1: store}), authority_key=a2.public_key)
+    assert not restarted.accept(*recorded, nonce=os.urandom(16))
+    assert restarted.authority_key_id is None
+    fresh = os.urandom(16)
+    assert restarted.accept(*_published(authority, store.public_key, fresh), nonce=fresh)
+    assert [key_id for key_id, _ in restarted.authority_keys] == [11]
+
 
 def test_a_list_older_than_one_taken_is_refused() -> None:
     """A node that has not seen the newest rotation or retirement yet cannot undo it at the store."""
