@@ -80,6 +80,19 @@ def serving_on(sock: socket.socket) -> Any:
     return lambda host, port, family: sock
 
 
+def shared_settings(database_url: str, authority_port: int, store_port: int) -> tuple[dict[str, Any], str, str]:
+    """What both services are configured with (database, one master key, both URLs), and a feed token and its digest."""
+    feed_token, feed_digest = new_feed_token()
+    common: dict[str, Any] = {
+        "database_url": database_url,
+        "master_key": base64.b64encode(generate_key()).decode(),
+        "authority_url": f"http://127.0.0.1:{authority_port}",
+        "store_url": f"http://127.0.0.1:{store_port}",
+        "database_pool_size": 4,
+    }
+    return common, feed_token, feed_digest
+
+
 @dataclass(frozen=True)
 class User:
     id: int
@@ -272,18 +285,9 @@ async def running_services(
     authority_socket, store_socket = reserved_socket(ports[0]), reserved_socket(ports[1])
     with authority_socket, store_socket:  # closed even where a server never took them
         authority_port, store_port = authority_socket.getsockname()[1], store_socket.getsockname()[1]
-        authority_url = f"http://127.0.0.1:{authority_port}"
-        store_url = f"http://127.0.0.1:{store_port}"
-        master = base64.b64encode(generate_key()).decode()
-        feed_token, feed_digest = new_feed_token()
-        common: dict[str, Any] = {
-            "database_url": database_url,
-            "master_key": master,
-            "authority_url": authority_url,
-            "store_url": store_url,
-            "database_pool_size": 4,
-            **settings,
-        }
+        common, feed_token, feed_digest = shared_settings(database_url, authority_port, store_port)
+        authority_url, store_url = common["authority_url"], common["store_url"]
+        common.update(settings)
         authority_config = load_config({}, **{"revocation_feed_token_sha256": [feed_digest], **common})
         authority_clock, store_clock = ShiftedClock(), ShiftedClock()
         authority_app = create_authority_app(authority_config, clock=authority_clock, password_cost=MINIMUM)

@@ -10,7 +10,6 @@ does). Both use one database on the test's own cluster (``cluster.py``).
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import signal
 import subprocess
@@ -24,10 +23,8 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer, unused_port
 
-from tests.harness import Harness, ShiftedClock
-from vault.authority.revocation_feed import new_feed_token
+from tests.harness import Harness, ShiftedClock, shared_settings
 from vault.config import load_config
-from vault.crypto.keyring import generate_key
 from vault.crypto.passwords import MINIMUM
 from vault.web.authority import create_authority_app
 
@@ -106,17 +103,8 @@ async def fault_services(
 ) -> AsyncIterator[tuple[Harness, StoreProcess]]:
     """The authority (in-process) and the store (a child process), both ready; stopped after."""
     authority_port, store_port = unused_port(), unused_port()
-    authority_url = f"http://127.0.0.1:{authority_port}"
-    store_url = f"http://127.0.0.1:{store_port}"
-    master = base64.b64encode(generate_key()).decode()
-    feed_token, feed_digest = new_feed_token()
-    common: dict[str, Any] = {
-        "database_url": database_url,
-        "master_key": master,
-        "authority_url": authority_url,
-        "store_url": store_url,
-        "database_pool_size": 4,
-    }
+    common, feed_token, feed_digest = shared_settings(database_url, authority_port, store_port)
+    authority_url, store_url = common["authority_url"], common["store_url"]
     authority_config = load_config({}, revocation_feed_token_sha256=[feed_digest], **common)
     authority_app = create_authority_app(authority_config, clock=ShiftedClock(), password_cost=MINIMUM)
     async with TestServer(authority_app, host="127.0.0.1", port=authority_port), aiohttp.ClientSession() as http:

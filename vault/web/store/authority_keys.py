@@ -98,7 +98,9 @@ class AuthorityKeyFollower(ChannelFollower):
             raise KeyListError("reply too large")
         keys, endorsements = _parse(json.loads(body))
         if not self._sealing.accept(keys, endorsements, nonce=nonce):
-            raise KeyListError("no key this store trusts endorses the published list for this read's nonce")
+            raise KeyListError(
+                "list refused: not endorsed for this read's nonce by a key this store trusts, or older than one taken"
+            )
         return True
 
 
