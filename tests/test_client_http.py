@@ -151,6 +151,31 @@ async def test_outcome_unknown_is_retried_only_with_the_same_idempotency_key(
     assert script.keys == [None, "k-1", "k-1"]
 
 
+async def test_an_unknown_outcome_is_not_settled_by_a_later_unavailable(serve: Serve, transport: type[HTTP]) -> None:
+    # The first attempt may have committed; the retries fail before the database ("nothing was changed" is
+    # true of them only). The caller must hear "outcome unknown", with the key to retry with.
+    unavailable = error(503, "unavailable", "database unavailable; nothing was changed, try again")
+    script = Script([error(503, "outcome_unknown", "maybe"), unavailable])
+    url = serve(script)
+    http, sleeps = _http(transport)
+    try:
+        with pytest.raises(errors.OutcomeUnknown) as err:
+            await http.request("PUT", url + "/v1/secret", body={"value": "v"}, idempotency_key="k-7")
+        assert err.value.idempotency_key == "k-7" and "k-7" in err.value.message
+        assert "nothing was changed, try again" in err.value.message  # the last attempt's words, quoted as such
+        # A later answer that settles it: a 4xx after a doubtful attempt is still no proof either way.
+        script.replies, script.hits = [error(503, "outcome_unknown", "maybe"), error(409, "conflict", "cas")], 0
+        with pytest.raises(errors.OutcomeUnknown):
+            await http.request("PUT", url + "/v1/secret", body={"value": "v"}, idempotency_key="k-8")
+        # A read is never "in doubt".
+        script.replies, script.hits = [error(503, "outcome_unknown", "maybe"), unavailable], 0
+        with pytest.raises(errors.Unavailable):
+            await http.request("GET", url + "/v1/secret")
+    finally:
+        await http.close()
+    assert len(sleeps) == 3 + 1 + 3
+
+
 async def test_the_store_client_sends_one_key_per_write(serve: Serve) -> None:
     from vault.client.store import StoreClient
 
@@ -277,8 +302,9 @@ async def test_a_slow_server_times_out_within_the_bound_and_get_is_retried(serve
 async def test_a_post_that_timed_out_is_not_repeated(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([ok({"x": 1})], delay=5.0)
     url = serve(script)
-    _, sleeps = await _failed(transport, errors.ConnectionFailed, "POST", url + "/write", body={}, timeout=0.3)
-    assert sleeps == []
+    # Not "could not connect" (which promises nothing was changed): the POST may have been applied.
+    err, sleeps = await _failed(transport, errors.OutcomeUnknown, "POST", url + "/write", body={}, timeout=0.3)
+    assert sleeps == [] and "timed out during POST /write" in err.message and err.idempotency_key is None
 
 
 async def test_query_parameters_arrive_encoded(serve: Serve, transport: type[HTTP]) -> None:
@@ -409,9 +435,9 @@ async def test_a_broken_reply_is_a_dropped_connection_retried_only_when_safe(
             await http.request("GET", url + "/x")
         assert len(sleeps) == 3  # a GET is retried
         sleeps.clear()
-        with pytest.raises(errors.ConnectionFailed, match="dropped the connection"):
+        with pytest.raises(errors.OutcomeUnknown, match="dropped the connection"):
             await http.request("POST", url + "/x", body={})
-        assert sleeps == []  # a POST without a key is not
+        assert sleeps == []  # a POST without a key is not retried, and may have been applied
     finally:
         await http.close()
 

@@ -201,6 +201,12 @@ class OutcomeUnknown(VaultError):
         "the database stopped answering while the change was being committed, so it may have been applied; "
         "retry with the same Idempotency-Key (the store answers with the first outcome), or check the versions"
     )
+    idempotency_key: str | None = None
+    """Client side: the key the request was sent with (retry with it; ``None``: it was sent without one)."""
+
+    def __init__(self, message: str | None = None, *, idempotency_key: str | None = None) -> None:
+        self.idempotency_key = idempotency_key
+        super().__init__(message)
 
 
 class DatabaseError(VaultError):

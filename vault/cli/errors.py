@@ -3,7 +3,8 @@
 Exit status: 1 a local error (configuration, a file, a service that cannot be
 reached), 2 a usage error (a bad argument, caught here or by argparse), 3 a
 broken audit chain (``cvault audit verify``), 4 a server refused the request
-(its code and message are shown). Under ``--json`` the error is printed on
+(its code and message are shown), 5 the outcome of a change is unknown (it may
+have been applied: an answer was lost; the message says how to retry safely). Under ``--json`` the error is printed on
 stdout as ``{"error": {"code", "message"}}``, the shape the services use.
 """
 
@@ -12,17 +13,28 @@ from __future__ import annotations
 import json
 import sys
 
-from vault.errors import BadRequest, VaultError
+from vault.errors import BadRequest, OutcomeUnknown, VaultError
 
-__all__ = ["EXIT_BROKEN_CHAIN", "EXIT_LOCAL", "EXIT_REFUSED", "EXIT_USAGE", "exit_status", "report_error"]
+__all__ = [
+    "EXIT_BROKEN_CHAIN",
+    "EXIT_LOCAL",
+    "EXIT_OUTCOME_UNKNOWN",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "exit_status",
+    "report_error",
+]
 
 EXIT_LOCAL = 1
 EXIT_USAGE = 2
 EXIT_BROKEN_CHAIN = 3
 EXIT_REFUSED = 4
+EXIT_OUTCOME_UNKNOWN = 5
 
 
 def exit_status(exc: BaseException) -> int:
+    if isinstance(exc, OutcomeUnknown):
+        return EXIT_OUTCOME_UNKNOWN
     if isinstance(exc, VaultError) and exc.answered_by is not None:
         return EXIT_REFUSED
     if isinstance(exc, BadRequest):

@@ -219,7 +219,10 @@ class StoreClient:
         pending: bool = False,
         max_versions: int | None = None,
         org: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Written:
+        """Write a new version; ``idempotency_key``: the key of an earlier call whose outcome was unknown
+        (:class:`~vault.errors.OutcomeUnknown` carries it), to retry that write; default a fresh one."""
         body: dict[str, Any] = {"value": value}
         if cas is not None:
             body["cas"] = cas
@@ -235,7 +238,7 @@ class StoreClient:
             self._secret_path(org, vault, "secrets", name),
             narrowing("secrets.write", WRITE | CREATE, vault=vault, secret=name),
             body=body,
-            idempotency_key=str(uuid.uuid4()),
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
         )
         return Written.from_json(reply)
 

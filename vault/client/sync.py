@@ -127,9 +127,19 @@ class SyncStore:
         pending: bool = False,
         max_versions: int | None = None,
         org: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Written:
         return self._run(
-            self._store.write_secret(vault, name, value, cas=cas, pending=pending, max_versions=max_versions, org=org)
+            self._store.write_secret(
+                vault,
+                name,
+                value,
+                cas=cas,
+                pending=pending,
+                max_versions=max_versions,
+                org=org,
+                idempotency_key=idempotency_key,
+            )
         )
 
     def read_secret(
