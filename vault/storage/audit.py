@@ -45,6 +45,7 @@ __all__ = [
     "PgAuditRepository",
     "append_in_transaction",
     "append_records",
+    "claim_chain",
     "fetch_chain_rows",
     "fetch_checkpoints",
     "fetch_heads",
@@ -68,6 +69,7 @@ DEFAULT_LEASE = 60.0
 FILTER_COLUMNS = ("org", "vault", "secret", "actor", "action", "outcome")
 
 _UNAVAILABLE = "audit log unavailable; the request was not served"
+_CLAIM_TIMEOUT = 5.0  # seconds for a writer's first claim (its own connection and transaction) inside a change
 
 
 def _table(schema: str, name: str) -> str:
@@ -169,6 +171,16 @@ class ChainLease:
         self.writer = writer
         self.lease = lease
         self.chain: int | None = None
+
+
+async def claim_chain(conn: Any, schema: str, holder: ChainLease) -> None:
+    """Claim a chain for ``holder`` in a transaction of its own on ``conn`` (committed when this returns)."""
+    sql = _chain_sql(schema)
+    async with conn.transaction():
+        head = await conn.fetchrow(sql["claim"], holder.writer, holder.lease)
+        if head is None:
+            head = await conn.fetchrow(sql["new"], holder.writer, holder.lease)
+    holder.chain = head["chain"]
 
 
 async def _hold(conn: Any, schema: str, holder: ChainLease) -> Any:
@@ -442,6 +454,10 @@ class PgAuditRepository:
     connection while it waits for its audit event can never starve the writer. Queries use the pool.
     One repository is one writer: its batches and the state changes appended through it
     (:meth:`append_in`) go to the one chain it holds (``lease`` seconds after its last append).
+    Its first append claims that chain in a transaction of its own, committed before any
+    append uses it, one claim at a time: concurrent first appends (a store starting under
+    load) wait for that claim instead of each claiming a chain inside its own transaction,
+    where none can see another's uncommitted claim.
     """
 
     def __init__(self, pool: Any, schema: str, *, lease: float = DEFAULT_LEASE) -> None:
@@ -449,6 +465,27 @@ class PgAuditRepository:
         self._schema = check_schema(schema)
         self._conn = DedicatedConnection(pool)
         self._holder = ChainLease(writer_name(self._schema), lease)
+        self._claiming = asyncio.Lock()
+
+    async def _claimed(self, timeout: float) -> None:
+        """Hold a committed chain before appending (see the class docstring)."""
+        if self._holder.chain is not None:
+            return
+        async with self._claiming:
+            if self._holder.chain is not None:
+                return
+            # A connection of its own, opened for the claim: the group writer's may be mid-batch, and a
+            # state change calling this holds a pool connection already (taking a second could deadlock).
+            claim = DedicatedConnection(self._pool)
+            try:
+                async with asyncio.timeout(timeout):
+                    conn = await claim.get()
+                    with database_errors():
+                        await claim_chain(conn, self._schema, self._holder)
+            except TimeoutError:
+                raise Unavailable(_UNAVAILABLE) from None
+            finally:
+                claim.discard()
 
     @property
     def schema(self) -> str:
@@ -462,6 +499,7 @@ class PgAuditRepository:
     async def append(
         self, place: Place, *, expected_head: tuple[int, int, bytes] | None, timeout: float
     ) -> Sequence[AuditRecord]:
+        await self._claimed(timeout)
         conn = await self._conn.get()
         try:
             async with asyncio.timeout(timeout):  # no task per batch, unlike wait_for
@@ -476,6 +514,7 @@ class PgAuditRepository:
             raise
 
     async def append_in(self, transaction: object, place: Place) -> Sequence[AuditRecord]:
+        await self._claimed(_CLAIM_TIMEOUT)
         return await append_in_transaction(transaction, self._schema, place, self._holder)
 
     async def checkpoint(self, *, every: float, timeout: float) -> bool:
