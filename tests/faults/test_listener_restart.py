@@ -16,8 +16,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from tests.key_traffic import keys_env
 from tests.cli import run_cvault
+from tests.key_traffic import keys_env
 from vault.macaroon import decode_token
 
 from .cluster import Cluster
@@ -36,14 +36,14 @@ async def test_a_key_retired_after_a_postgres_restart_is_refused_at_once(
         assert (await h.store("PUT", path, bundle, {"value": "v"})).status == 200
         old_kid = decode_token(root).nonce.kid.hex()
         env = keys_env(h)
-        code, out, err = await run_cvault("keys", "rotate-tokens", "--service", "store", env=env)
+        code, _out, err = await run_cvault("keys", "rotate-tokens", "--service", "store", env=env)
         assert code == 0, err
         assert (await h.store("GET", path, bundle)).status == 200  # the old kid still verifies
 
         fault_cluster.stop("fast")
         fault_cluster.start()
         restarted = time.monotonic()
-        code, out, err = await run_cvault("keys", "retire-tokens", old_kid, "--yes", env=env)
+        code, _out, err = await run_cvault("keys", "retire-tokens", old_kid, "--yes", env=env)
         assert code == 0, err
         retired = time.monotonic()
         while (reply := await h.store("GET", path, bundle)).status != 401:
