@@ -119,20 +119,24 @@ async def test_two_workers_share_the_port_and_stop_on_sigterm(database_url: str)
         await service.reader
 
 
-async def test_a_worker_that_dies_stops_the_service(database_url: str) -> None:
+async def test_a_worker_that_dies_is_replaced_and_the_others_keep_serving(database_url: str) -> None:
     port = unused_port()
     service = await _start(database_url, port, 2)
     try:
         victim, survivor = sorted(service.listening_pids())
         os.kill(victim, signal.SIGKILL)
-        assert await asyncio.wait_for(service.process.wait(), BOUND) == 1
-        assert not _alive(survivor)
-        await service.reader
-        assert f"(pid {victim}) exited with status -9; stopping the others" in service.text()
+        await service.wait_for(lambda: len(service.listening_pids() - {victim}) == 2)
+        replacement = (service.listening_pids() - {victim, survivor}).pop()
+        assert _alive(survivor) and _parent_of(replacement) == service.process.pid
+        assert service.process.returncode is None
+        assert f"(pid {victim}) exited with status -9; starting another (1 of at most 5" in service.text()
+        service.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(service.process.wait(), BOUND) == 0
     finally:
         if service.process.returncode is None:
             service.process.kill()
             await service.process.wait()
+        await service.reader
 
 
 def test_a_worker_that_cannot_start_fails_the_service(database_url: str) -> None:
@@ -150,6 +154,7 @@ def test_a_worker_that_cannot_start_fails_the_service(database_url: str) -> None
         )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "more than 5 replacements within 60 s: stopping the others" in result.stderr
     assert "listening on" not in result.stderr and "Traceback" not in result.stderr
 
 

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -36,17 +36,18 @@ REPO = Path(__file__).resolve().parents[2]
 class StoreProcess:
     """``python -m vault.cli serve store`` with the given environment; restartable on the same port."""
 
-    def __init__(self, env: dict[str, str], url: str, log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], url: str, log_path: Path, args: Sequence[str] = ()) -> None:
         self.env = env
         self.url = url
         self.log_path = log_path
+        self.args = tuple(args)  # more arguments of `cvault serve store` (``--workers 2``)
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self, *, timeout: float = 60.0) -> None:
         log = self.log_path.open("ab")
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "vault.cli", "serve", "store"],
+                [sys.executable, "-m", "vault.cli", "serve", "store", *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -68,6 +69,16 @@ class StoreProcess:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"the store did not become ready:\n{self.log_tail()}")
                 await asyncio.sleep(0.1)
+
+    def workers(self) -> set[int]:
+        """The pids of the store's forked workers (``--workers N``): the parent's live children."""
+        assert self.process is not None
+        found = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return {int(pid) for pid in found.split()}
+
+    def listening(self, pid: int) -> bool:
+        """Whether worker ``pid`` logged that it listens (the store runs with log_level INFO for this)."""
+        return f"(pid {pid}) listening on" in self.log_path.read_text(errors="replace")
 
     def kill9(self) -> None:
         """SIGKILL: the process ends wherever it is."""
@@ -99,7 +110,7 @@ def _child_env(settings: dict[str, Any]) -> dict[str, str]:
 
 @asynccontextmanager
 async def fault_services(
-    database_url: str, workdir: Path, **store_settings: Any
+    database_url: str, workdir: Path, *, store_args: Sequence[str] = (), **store_settings: Any
 ) -> AsyncIterator[tuple[Harness, StoreProcess]]:
     """The authority (in-process) and the store (a child process), both ready; stopped after."""
     authority_port, store_port = unused_port(), unused_port()
@@ -118,7 +129,7 @@ async def fault_services(
             "log_level": "WARNING",
             **store_settings,
         }
-        store = StoreProcess(_child_env(settings), store_url, workdir / "store.log")
+        store = StoreProcess(_child_env(settings), store_url, workdir / "store.log", store_args)
         await store.start()
         try:
             harness = Harness(

@@ -4,9 +4,13 @@ Python serves requests on one core per process, so a service scales on one
 machine by running several processes. Each child builds its own app (its own
 pool, caches and keys) and binds the port with ``SO_REUSEPORT``; the kernel
 spreads new connections across the children. The parent only forwards signals
-and watches: a child that exits while the service is meant to run (a start
-that fails, a crash) stops the others and the parent exits 1, so a supervisor
-sees one failed service rather than a silently smaller one.
+and watches: a child that exits while the service is meant to run (a crash, a
+kill -9, the OOM killer) is replaced by a new one with the same index, and the
+others keep serving, so a dead worker costs only its own in-flight requests.
+Replacements are bounded: past :data:`MAX_RESTARTS` within
+:data:`RESTART_WINDOW` seconds (a worker that cannot start, a crash that
+repeats) the parent stops the others and exits 1, so a supervisor sees one
+failed service rather than a process that restarts forever.
 
 Forking (not spawning) keeps ``master_key_command`` to one run: the key it
 printed is inherited, and each child opens its keys itself.
@@ -19,16 +23,22 @@ import logging
 import os
 import signal
 import sys
+import time
+from collections import deque
 from collections.abc import Callable
 from types import FrameType
 
-__all__ = ["run_workers"]
+__all__ = ["MAX_RESTARTS", "RESTART_WINDOW", "run_workers"]
 
 log = logging.getLogger("cvault")
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # How a child may end once the parent was told to stop.
 _CLEAN_STOP = {0, 130, -signal.SIGINT, -signal.SIGTERM}
+
+MAX_RESTARTS = 5
+"""Replacements of dead workers allowed within :data:`RESTART_WINDOW`; one more and the service exits 1."""
+RESTART_WINDOW = 60.0
 
 
 def _child(index: int, count: int, serve_one: Callable[[int, int], int]) -> None:
@@ -51,9 +61,18 @@ def _child(index: int, count: int, serve_one: Callable[[int, int], int]) -> None
         os._exit(code)
 
 
-def run_workers(count: int, serve_one: Callable[[int, int], int], *, name: str) -> int:
-    """Fork ``count`` children running ``serve_one(index, count)``; wait for them; the exit status."""
+def run_workers(
+    count: int,
+    serve_one: Callable[[int, int], int],
+    *,
+    name: str,
+    max_restarts: int = MAX_RESTARTS,
+    window: float = RESTART_WINDOW,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Fork ``count`` children running ``serve_one(index, count)``, replacing any that dies; the exit status."""
     children: dict[int, int] = {}
+    restarts: deque[float] = deque()  # when each recent replacement was started
     stopping = False
     parent = os.getpid()
 
@@ -67,6 +86,15 @@ def run_workers(count: int, serve_one: Callable[[int, int], int], *, name: str) 
             with contextlib.suppress(ProcessLookupError):  # it has just exited; os.wait reports it
                 os.kill(pid, signum)
 
+    def start(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            _child(index, count, serve_one)
+        children[pid] = index
+        if stopping:  # told to stop between the fork and the line above: forward missed it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
     # Installed before forking so no signal is lost; each child resets them first thing.
     previous = {signum: signal.signal(signum, forward) for signum in _FORWARDED}
     status = 0
@@ -74,10 +102,7 @@ def run_workers(count: int, serve_one: Callable[[int, int], int], *, name: str) 
         for index in range(count):
             if stopping:
                 break
-            pid = os.fork()
-            if pid == 0:
-                _child(index, count, serve_one)
-            children[pid] = index
+            start(index)
         while children:
             try:
                 pid, wait_status = os.wait()
@@ -85,20 +110,29 @@ def run_workers(count: int, serve_one: Callable[[int, int], int], *, name: str) 
                 break
             index = children.pop(pid, -1)
             code = os.waitstatus_to_exitcode(wait_status)
-            if not stopping:
+            if stopping:
+                if code not in _CLEAN_STOP:
+                    status = 1
+                continue
+            now = clock()
+            while restarts and now - restarts[0] > window:
+                restarts.popleft()
+            what = f"{name} worker {index + 1}/{count} (pid {pid}) exited with status {code}"
+            if len(restarts) < max_restarts:
+                restarts.append(now)
                 log.error(
-                    "%s worker %d/%d (pid %d) exited with status %d; stopping the others",
-                    name,
-                    index + 1,
-                    count,
-                    pid,
-                    code,
+                    "%s; starting another (%d of at most %d replacements within %g s)",
+                    what,
+                    len(restarts),
+                    max_restarts,
+                    window,
                 )
-                stopping = True
-                status = 1
-                forward(signal.SIGTERM, None)
-            elif code not in _CLEAN_STOP:
-                status = 1
+                start(index)
+                continue
+            log.error("%s; more than %d replacements within %g s: stopping the others", what, max_restarts, window)
+            stopping = True
+            status = 1
+            forward(signal.SIGTERM, None)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
