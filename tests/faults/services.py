@@ -28,7 +28,7 @@ from vault.config import load_config
 from vault.crypto.passwords import MINIMUM
 from vault.web.authority import create_authority_app
 
-__all__ = ["StoreProcess", "fault_services", "run_cli"]
+__all__ = ["StoreProcess", "fault_services", "run_cli", "run_sql"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -153,3 +153,14 @@ def run_cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "vault.cli", *args], env=env, capture_output=True, text=True, timeout=120, cwd=REPO
     )
+
+
+async def run_sql(database_url: str, sql: str) -> None:
+    """Run ``sql`` (statements a fault test sets up: a trigger) on its own connection."""
+    from vault.storage.pool import close_pool, create_pool
+
+    pool = await create_pool(database_url, max_size=1)
+    try:
+        await pool.execute(sql)
+    finally:
+        await close_pool(pool)

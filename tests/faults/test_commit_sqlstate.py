@@ -19,7 +19,7 @@ from vault.storage.pool import close_pool, create_pool
 
 from .cluster import Cluster
 from .scenario import setup_org
-from .services import fault_services
+from .services import fault_services, run_sql
 
 # The secret's name picks the SQLSTATE the trigger raises at COMMIT.
 RAISE_AT_COMMIT = """
@@ -50,11 +50,7 @@ EXPECTED = {
 async def test_commit_errors_are_mapped_by_sqlstate_class(
     fault_cluster: Cluster, fault_database: str, tmp_path: Path
 ) -> None:
-    pool = await create_pool(fault_database, max_size=1)
-    try:
-        await pool.execute(RAISE_AT_COMMIT)
-    finally:
-        await close_pool(pool)
+    await run_sql(fault_database, RAISE_AT_COMMIT)
     answers: dict[str, tuple[int, str, str]] = {}
     async with fault_services(fault_database, tmp_path) as (h, _store):
         org = await setup_org(h)

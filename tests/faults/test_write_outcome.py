@@ -27,7 +27,7 @@ from vault.errors import OutcomeUnknown
 from vault.storage.pool import close_pool, create_pool
 
 from .cluster import Cluster
-from .services import fault_services
+from .services import fault_services, run_sql
 
 SLOW_COMMIT = """
 CREATE FUNCTION store.slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -61,11 +61,7 @@ async def _versions(url: str, name: str) -> int:
 async def test_a_write_in_doubt_then_postgres_down_is_outcome_unknown(
     fault_cluster: Cluster, fault_database: str, tmp_path: Path
 ) -> None:
-    pool = await create_pool(fault_database, max_size=1)
-    try:
-        await pool.execute(SLOW_COMMIT)
-    finally:
-        await close_pool(pool)
+    await run_sql(fault_database, SLOW_COMMIT)
     pauses: list[float] = []
 
     async def pause(seconds: float) -> None:
@@ -112,11 +108,7 @@ async def test_a_write_in_doubt_then_postgres_down_is_outcome_unknown(
 async def test_cvault_secrets_set_says_the_outcome_is_unknown(
     fault_cluster: Cluster, fault_database: str, tmp_path: Path
 ) -> None:
-    pool = await create_pool(fault_database, max_size=1)
-    try:
-        await pool.execute(SLOW_COMMIT)
-    finally:
-        await close_pool(pool)
+    await run_sql(fault_database, SLOW_COMMIT)
     # database_timeout below the trigger's sleep: every attempt's COMMIT outlasts the store's wait.
     async with fault_services(fault_database, tmp_path, database_timeout=0.5) as (h, _store):
         _owner, _org, auth, root, _bundle = await h.enrolled_vault("owner@example.com", "acme", "v")
@@ -142,11 +134,7 @@ async def test_cvault_secrets_set_says_the_outcome_is_unknown(
         assert status == 5, (status, out, err)
         assert "may have been stored or not" in err and "(outcome_unknown)" in err and "hunter2" not in err
         key = err.split("--idempotency-key ")[1].split(",")[0]
-        pool = await create_pool(fault_database, max_size=1)
-        try:
-            await pool.execute("DROP TRIGGER slow_commit ON store.secret_versions")
-        finally:
-            await close_pool(pool)
+        await run_sql(fault_database, "DROP TRIGGER slow_commit ON store.secret_versions")
         # Whatever the hung attempts did, the same key stores the value at most once.
         deadline = time.monotonic() + 30
         while True:
