@@ -442,6 +442,28 @@ async def test_a_broken_reply_is_a_dropped_connection_retried_only_when_safe(
         await http.close()
 
 
+async def test_a_batch_read_cut_off_is_retried_and_never_in_doubt(raw_server: Callable[[bytes], str]) -> None:
+    # A read sent as POST (its names in the body): `cvault run --fallback` falls back on Unavailable, so a dropped
+    # batch read must stay one, not become an "outcome unknown" change.
+    from vault.client.store import StoreClient
+
+    class Owner:
+        def store_org(self) -> int:
+            return 7
+
+        async def store_bundle(self, caveats: object, token: object = None) -> str:
+            return "cv1_x"
+
+    url = raw_server(b"")
+    http, sleeps = _http(BlockingHTTP)
+    try:
+        with pytest.raises(errors.ConnectionFailed, match="dropped the connection"):
+            await StoreClient(http, url, Owner()).batch_read("v", names=["a"])
+    finally:
+        await http.close()
+    assert len(sleeps) == 3
+
+
 def test_a_header_value_with_a_line_break_is_refused_before_sending(raw_server: Callable[[bytes], str]) -> None:
     url = raw_server(b"HTTP/1.1 204 No Content\r\n\r\n")
     http, _ = _http(BlockingHTTP)

@@ -99,6 +99,7 @@ class StoreClient:
         params: Mapping[str, str] | None = None,
         token: TokenBundle | None = None,
         idempotency_key: str | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
         bundle = await self._owner.store_bundle(caveats, token)
         return await self._http.request(
@@ -107,6 +108,7 @@ class StoreClient:
             authorization=f"Bearer {bundle}",
             body=body,
             params=params,
+            idempotent=idempotent,
             idempotency_key=idempotency_key,
         )
 
@@ -332,6 +334,7 @@ class StoreClient:
             _path("/v1/orgs", self._org(org), "vaults", vault, "read"),
             narrowing("secrets.batch_read", READ, vault=vault, body_secrets=names, body_prefix=prefix),
             body=body,
+            idempotent=True,  # a read in a POST (its names in the body): retried like a GET, never "in doubt"
         )
         return BatchRead.from_json(reply)
 
