@@ -61,7 +61,7 @@ COMMANDS: dict[str, Command] = {
 _EPILOG = (
     "Run `cvault COMMAND --help` for a command's options. Exit status: 0 success, 1 local error "
     "(configuration, files, a service that cannot be reached), 2 usage error, 3 broken audit chain, "
-    "4 the server refused the request."
+    "4 the server refused the request, 5 the outcome of a change is unknown (it may have been applied)."
 )
 
 
