@@ -200,7 +200,7 @@ class HTTP:
         """
         # A change: what a lost answer leaves in doubt. A request its caller declares idempotent without a key
         # (a discharge request) changes nothing the caller must account for.
-        changes = method not in ("GET", "HEAD") and (idempotent is None or idempotency_key is not None)
+        changes = method not in ("GET", "HEAD") and not (idempotent and idempotency_key is None)
         if idempotent is None:
             idempotent = method in ("GET", "HEAD") or idempotency_key is not None
         headers = {"Accept": "application/json"}
