@@ -1,0 +1,150 @@
+"""``<authority>/org`` for workloads: a platform-signed JWT in place of an authority token.
+
+The ticket is opened as for a token (:mod:`.dischargers`); then the JWT is verified
+against the org's trusted issuer (:mod:`.workload_jwt`, keys from :mod:`.jwks`),
+matched against the org's workload bindings of that issuer (audience and claim
+rules, :mod:`.workload_rules`), counted against the replay bound, and the discharge
+carries the binding's mask and scope and a :class:`WorkloadIdentity` attestation.
+It never outlives the JWT. Every issue and refusal is audited (``discharge.workload``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from vault.errors import InvalidToken, Unauthorized, VaultError
+from vault.macaroon import Access, Caveat, Macaroon
+from vault.macaroon.caveats import ConfineOrganization, Organization, Secrets, ValidityWindow, Vaults
+from vault.macaroon.cvault_caveats import WorkloadIdentity
+from vault.types import Clock, RequestContext
+
+from .audit import Auditor
+from .dischargers import _check_ticket, _finish, _lifetime, _open
+from .interfaces import WorkloadRepository
+from .jwks import JwksCache
+from .ticket_keys import SharedKeyCache
+from .workload_jwt import JwtLimits, has_audience, parse_unverified, replay_digest, verify_jwt
+from .workload_records import WorkloadBinding
+from .workload_rules import mismatched_claims, workload_label
+
+__all__ = ["WorkloadDischarger"]
+
+
+def _scope(binding: WorkloadBinding) -> list[Caveat]:
+    caveats: list[Caveat] = []
+    if binding.vaults:
+        caveats.append(Vaults(tuple(sorted((v, binding.mask) for v in set(binding.vaults)))))
+    if binding.secrets:
+        caveats.append(Secrets(tuple(sorted((s, binding.mask) for s in set(binding.secrets)))))
+    return caveats
+
+
+def _why_not(binding: WorkloadBinding, claims: dict[str, Any]) -> str | None:
+    if not has_audience(claims, binding.audience):
+        return f"its audience is not {binding.audience!r}"
+    failed = mismatched_claims(binding.claims, claims)
+    if failed:
+        return f"claims {', '.join(repr(n) for n in failed)} do not match the binding's rules"
+    return None
+
+
+class WorkloadDischarger:
+    def __init__(
+        self,
+        *,
+        location: str,
+        keys: SharedKeyCache,
+        repository: WorkloadRepository,
+        jwks: JwksCache,
+        limits: JwtLimits,
+        max_uses: int,
+        clock: Clock,
+        audit: Auditor,
+    ) -> None:
+        self.location = location
+        self._keys = keys
+        self._repo = repository
+        self._jwks = jwks
+        self._limits = limits
+        self._max_uses = max_uses
+        self._clock = clock
+        self._audit = audit
+
+    async def discharge(
+        self, ticket: bytes, binding_id: bytes, token: str, binding_name: str | None, ctx: RequestContext[None]
+    ) -> Macaroon:
+        now = int(self._clock())
+        org: int | None = None
+        seen: dict[str, Any] = {}
+        try:
+            opened, d = _open(ticket, self._keys, self.location)
+            orgs = [c.id for c in opened.caveats if isinstance(c, ConfineOrganization)]
+            if not orgs:
+                raise Unauthorized("the ticket names no organization (ConfineOrganization)")
+            org = orgs[0]
+            unverified = parse_unverified(token)
+            seen["issuer"] = unverified.issuer
+            issuer = await self._repo.issuer(org, unverified.issuer)
+            if issuer is None or issuer.issuer != unverified.issuer:
+                raise Unauthorized(f"organization {org} trusts no workload issuer {unverified.issuer[:200]!r}")
+            key = await self._jwks.key(issuer, unverified.kid, unverified.algorithm)
+            claims = verify_jwt(unverified, key, algorithms=issuer.algorithms, now=now, limits=self._limits)
+            seen["subject"] = claims["sub"][:200]
+            binding = await self._match(org, issuer.id, claims, binding_name)
+            seen["binding"] = binding.id
+            expires_at = int(claims["exp"])
+            expiry = min(now + _lifetime(opened, binding.ttl), expires_at)
+            if expiry <= now:
+                raise InvalidToken("invalid workload JWT: it expires now")
+            _check_ticket(opened, Access(now, org_id=org, discharge_expiry=expiry))
+            digest = replay_digest(unverified.issuer, claims, token)
+            uses = await self._repo.count_use(digest, dt.datetime.fromtimestamp(expires_at, dt.UTC), self._max_uses)
+            if uses is None:
+                raise InvalidToken(
+                    f"invalid workload JWT: it was already used for {self._max_uses} discharges; present a fresh one"
+                )
+            label = workload_label(issuer.issuer, claims)
+            caveats: list[Caveat] = [
+                ValidityWindow(now, expiry),
+                Organization(org, binding.mask),
+                *_scope(binding),
+                WorkloadIdentity(issuer.issuer, claims["sub"], binding.id, label),
+            ]
+            discharge = _finish(d, caveats, binding_id)
+        except VaultError as exc:
+            await self._audit.record(ctx, "discharge.workload", "denied", org=org, reason=exc.message, **seen)
+            raise
+        await self._audit.record(
+            ctx,
+            "discharge.workload",
+            "ok",
+            org=org,
+            lineage=(binding.id,),
+            workload=label,
+            uses=uses,
+            expires=expiry,
+            **seen,
+        )
+        return discharge
+
+    async def _match(self, org: int, issuer_id: str, claims: dict[str, Any], name: str | None) -> WorkloadBinding:
+        """The one binding of the issuer that accepts ``claims`` (the named one, if named)."""
+        candidates = [b for b in await self._repo.bindings(org, issuer_id) if name is None or b.name == name]
+        if name is not None and not candidates:
+            raise Unauthorized(f"organization {org} has no workload binding {name!r} for this issuer")
+        reasons = {b.name: _why_not(b, claims) for b in candidates}
+        matching = [b for b in candidates if reasons[b.name] is None]
+        if len(matching) == 1:
+            return matching[0]
+        if matching:
+            names = ", ".join(sorted(b.name for b in matching))
+            raise Unauthorized(f"the workload JWT matches several bindings ({names}); name one")
+        if name is not None:
+            raise Unauthorized(f"workload binding {name!r} refuses this JWT: {reasons[name]}")
+        if not candidates:
+            raise Unauthorized(f"organization {org} has no workload binding for this issuer")
+        raise Unauthorized(
+            f"the workload JWT (sub {str(claims['sub'])[:200]!r}) matches none of organization {org}'s "
+            f"{len(candidates)} binding(s) for this issuer"
+        )
