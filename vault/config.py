@@ -75,7 +75,6 @@ CLIENT_VARIABLES = frozenset(
         "CVAULT_TEST_DATABASE_URL",
         "CVAULT_TOKEN",
         "CVAULT_VAULT",
-        "CVAULT_WORKLOAD_BINDING",
     }
 )
 

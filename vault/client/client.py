@@ -13,7 +13,7 @@ process.
 
 Discharges are only ever requested from the configured authority's two
 locations (``<authority>/login`` with the session, ``<authority>/org`` with the
-authority bundle): a token naming another third party gets an error, never our
+authority bundle, or a workload's JWT): a token naming another third party gets an error, never our
 credentials.
 """
 
@@ -171,6 +171,10 @@ class Client:
         if location == self.login_location:
             return self.session_header()
         if location == self.org_location:
+            identity = self.credentials.workload_identity
+            if identity is not None and self._configured_authority_token() is None:
+                # A workload: its platform's JWT stands in for an authority token (docs/workload-identity.md).
+                return f"Bearer {await identity.token(self.http)}"
             return f"Bearer {await self.authority_bundle(org)}"
         raise MissingDischarge(
             location,
