@@ -8,6 +8,7 @@ here by a small aiohttp app that checks the request token and the audience as Gi
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -236,3 +237,48 @@ template {{
         output = (await process.communicate())[0].decode(errors="replace")
         if not (out.exists() and out.read_text() == "postgres://prod"):
             print(output)
+
+
+# -- the CLI -----------------------------------------------------------------------------
+
+
+async def test_cvault_workloads_manages_issuers_and_bindings(setup: Setup, tmp_path: Path) -> None:
+    s = setup
+    env = cvault_env(
+        {"CVAULT_AUTHORITY_URL": s.h.authority_url, "CVAULT_SESSION": s.world.owner.session, "HOME": str(tmp_path)}
+    )
+    jwks = tmp_path / "keys.json"
+    jwks.write_text(json.dumps(s.issuer.jwks()))
+    code, out, err = await run_cvault(
+        "workloads", "issuers", "add", "acme", "https://k8s.internal.example", "--jwks-file", str(jwks), env=env
+    )
+    assert code == 0, err
+    code, out, err = await run_cvault("workloads", "issuers", "list", "acme", "--json", env=env)
+    assert code == 0, err
+    assert [i["issuer"] for i in json.loads(out)] == [s.issuer.url, "https://k8s.internal.example"]
+    code, out, err = await run_cvault(
+        "workloads", "bind", "acme", "batch",
+        "--issuer", "https://k8s.internal.example",
+        "--claim", "sub=system:serviceaccount:batch:*",
+        "--claim", "kubernetes.io/namespace=batch",
+        "--mask", "r", "--vault", "prod", "--ttl", "120",
+        env=env,
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = await run_cvault("workloads", "show", "acme", "batch", "--json", env=env)
+    shown = json.loads(out)
+    assert shown["claims"] == {"sub": "system:serviceaccount:batch:*", "kubernetes.io/namespace": "batch"}
+    assert shown["vaults"] == ["prod"] and shown["ttl"] == 120 and shown["mask"] == "r"
+    code, out, err = await run_cvault("workloads", "list", "acme", env=env)
+    assert code == 0 and "batch" in out and "api" in out, err
+    code, out, err = await run_cvault(
+        "workloads", "bind", "acme", "x", "--issuer", s.issuer.url, "--claim", "sub", "--mask", "r", env=env
+    )
+    assert code != 0 and "NAME=PATTERN" in err
+    code, out, err = await run_cvault("workloads", "unbind", "acme", "batch", env=env)
+    assert code == 0 and shown["id"] in out, err
+    code, out, err = await run_cvault("workloads", "issuers", "remove", "acme", s.issuer.url, "--json", env=env)
+    assert code == 0, err
+    assert json.loads(out)["revoked_bindings"] == [s.binding["id"]]
+    code, out, err = await run_cvault("workloads", "list", "acme", "--json", env=env)
+    assert json.loads(out) == []
