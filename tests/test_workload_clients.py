@@ -65,6 +65,32 @@ async def test_cvault_run_with_a_kubernetes_token_file(setup: Setup, tmp_path: P
     assert code != 0 and "DB_URL" not in out
 
 
+async def test_cvault_run_holding_nothing_but_the_platforms_token(setup: Setup, tmp_path: Path, pool: Pool) -> None:
+    """No store token, no authority token: the store token and its discharge come from the binding's login."""
+    s = setup
+    token_file = tmp_path / "token"
+    token_file.write_text(s.issuer.kubernetes_token(s.audience))
+    env = cvault_env(
+        {
+            "CVAULT_AUTHORITY_URL": s.h.authority_url,
+            "CVAULT_STORE_URL": s.h.store_url,
+            "CVAULT_OIDC_TOKEN_FILE": str(token_file),
+            "CVAULT_WORKLOAD_ROLE": "acme/api",
+            "HOME": str(tmp_path),
+        }
+    )
+    code, out, err = await run_cvault("run", "--vault", "prod", "--", sys.executable, "-c", _PRINT_ENV, env=env)
+    assert code == 0, err
+    assert "DB_URL=postgres://prod" in out.splitlines() and "CVAULT_WORKLOAD_ROLE" not in out
+    logins = await pool.fetch("SELECT outcome, actor FROM store.audit_events WHERE action = 'vault.login'")
+    assert [(r["outcome"], r["actor"]) for r in logins] == [("ok", "workload:kubernetes: ns/prod sa/api")]
+    # The fallback file needs a stored credential to derive its key from: a clear error, not a weak key.
+    code, out, err = await run_cvault(
+        "run", "--vault", "prod", "--fallback", str(tmp_path / "fb"), "--write-fallback", "--", "true", env=env
+    )
+    assert code == 1 and "--fallback needs a stored credential" in err
+
+
 _PRINT_ENV = "import os; print('\\n'.join(f'{k}={v}' for k, v in sorted(os.environ.items())))"
 
 

@@ -75,6 +75,7 @@ CLIENT_VARIABLES = frozenset(
         "CVAULT_TEST_DATABASE_URL",
         "CVAULT_TOKEN",
         "CVAULT_VAULT",
+        "CVAULT_WORKLOAD_ROLE",
     }
 )
 

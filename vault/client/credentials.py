@@ -62,6 +62,8 @@ class Credentials:
     session: str | None = field(default=None, repr=False)
     # A workload's platform-signed JWT, asked for at each org discharge (docs/workload-identity.md).
     workload_identity: IdentitySource | None = field(default=None, repr=False)
+    # With no store token: log in at the store's Vault JWT login as this role ('<org slug>/<binding>').
+    workload_role: str | None = None
 
     @classmethod
     def from_text(
@@ -71,10 +73,12 @@ class Credentials:
         authority_token: str | None = None,
         session: str | None = None,
         workload_identity: IdentitySource | None = None,
+        workload_role: str | None = None,
     ) -> Credentials:
         return cls(
             TokenBundle.parse(store_token, what="store token") if store_token else None,
             TokenBundle.parse(authority_token, what="authority token") if authority_token else None,
             session.strip() if session else None,
             workload_identity,
+            workload_role.strip() if workload_role else None,
         )

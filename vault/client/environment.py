@@ -98,5 +98,6 @@ def load_settings(
         authority_token=read_secret_variable(env, "CVAULT_AUTH_TOKEN"),
         session=session,
         workload_identity=identity_from_env(env, authority_url),
+        workload_role=env.get("CVAULT_WORKLOAD_ROLE"),
     )
     return ClientSettings(authority_url, store_url, credentials, session_file, from_file, ca_cert)
