@@ -210,6 +210,9 @@ class WorkloadRepository(Protocol):
         """Delete it and its bindings, publishing each binding's id on the revocation feed, in one
         transaction; returns the bindings' ids. :class:`~vault.errors.NotFound` when there is none."""
 
+    async def issuer_bindings(self, org_id: int, issuer: str) -> tuple[WorkloadIssuer | None, list[WorkloadBinding]]:
+        """The org's issuer with this ``iss`` URL and its bindings, in one read (the discharger's)."""
+
     async def bind(self, binding: WorkloadBinding, created_by: int | None, before_commit: BeforeCommit[None]) -> None:
         """:class:`~vault.errors.Conflict` when the name is taken in the org."""
 

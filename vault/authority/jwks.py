@@ -77,6 +77,7 @@ class JwksCache:
         self._max_issuers = max_issuers
         self._monotonic = monotonic
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._static: OrderedDict[str, _Entry] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self.fetches = 0  # fetch attempts, for tests and metrics
 
@@ -87,7 +88,13 @@ class JwksCache:
         when no fresh key set can be had.
         """
         if issuer.static_jwks is not None:
-            entry = _Entry(_key_map(issuer.static_jwks), None, 0.0)
+            # Parsed once per issuer row (a removed and re-added issuer has a new id).
+            entry = self._static.get(issuer.id)
+            if entry is None:
+                entry = _Entry(_key_map(issuer.static_jwks), None, 0.0)
+                self._static[issuer.id] = entry
+                while len(self._static) > self._max_issuers:
+                    self._static.popitem(last=False)
             return self._pick(entry, issuer, kid, algorithm)
         entry = await self._entry(issuer, kid)
         return self._pick(entry, issuer, kid, algorithm)

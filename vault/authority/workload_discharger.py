@@ -85,13 +85,13 @@ class WorkloadDischarger:
             org = orgs[0]
             unverified = parse_unverified(token)
             seen["issuer"] = unverified.issuer
-            issuer = await self._repo.issuer(org, unverified.issuer)
-            if issuer is None or issuer.issuer != unverified.issuer:
+            issuer, bindings = await self._repo.issuer_bindings(org, unverified.issuer)
+            if issuer is None:
                 raise Unauthorized(f"organization {org} trusts no workload issuer {unverified.issuer[:200]!r}")
             key = await self._jwks.key(issuer, unverified.kid, unverified.algorithm)
             claims = verify_jwt(unverified, key, algorithms=issuer.algorithms, now=now, limits=self._limits)
             seen["subject"] = claims["sub"][:200]
-            binding = await self._match(org, issuer.id, claims, binding_name)
+            binding = _match(org, bindings, claims, binding_name)
             seen["binding"] = binding.id
             expires_at = int(claims["exp"])
             expiry = min(now + _lifetime(opened, binding.ttl), expires_at)
@@ -128,23 +128,24 @@ class WorkloadDischarger:
         )
         return discharge
 
-    async def _match(self, org: int, issuer_id: str, claims: dict[str, Any], name: str | None) -> WorkloadBinding:
-        """The one binding of the issuer that accepts ``claims`` (the named one, if named)."""
-        candidates = [b for b in await self._repo.bindings(org, issuer_id) if name is None or b.name == name]
-        if name is not None and not candidates:
-            raise Unauthorized(f"organization {org} has no workload binding {name!r} for this issuer")
-        reasons = {b.name: _why_not(b, claims) for b in candidates}
-        matching = [b for b in candidates if reasons[b.name] is None]
-        if len(matching) == 1:
-            return matching[0]
-        if matching:
-            names = ", ".join(sorted(b.name for b in matching))
-            raise Unauthorized(f"the workload JWT matches several bindings ({names}); name one")
-        if name is not None:
-            raise Unauthorized(f"workload binding {name!r} refuses this JWT: {reasons[name]}")
-        if not candidates:
-            raise Unauthorized(f"organization {org} has no workload binding for this issuer")
-        raise Unauthorized(
-            f"the workload JWT (sub {str(claims['sub'])[:200]!r}) matches none of organization {org}'s "
-            f"{len(candidates)} binding(s) for this issuer"
-        )
+
+def _match(org: int, bindings: list[WorkloadBinding], claims: dict[str, Any], name: str | None) -> WorkloadBinding:
+    """The one binding of the issuer that accepts ``claims`` (the named one, if named)."""
+    candidates = [b for b in bindings if name is None or b.name == name]
+    if name is not None and not candidates:
+        raise Unauthorized(f"organization {org} has no workload binding {name!r} for this issuer")
+    reasons = {b.name: _why_not(b, claims) for b in candidates}
+    matching = [b for b in candidates if reasons[b.name] is None]
+    if len(matching) == 1:
+        return matching[0]
+    if matching:
+        names = ", ".join(sorted(b.name for b in matching))
+        raise Unauthorized(f"the workload JWT matches several bindings ({names}); name one")
+    if name is not None:
+        raise Unauthorized(f"workload binding {name!r} refuses this JWT: {reasons[name]}")
+    if not candidates:
+        raise Unauthorized(f"organization {org} has no workload binding for this issuer")
+    raise Unauthorized(
+        f"the workload JWT (sub {str(claims['sub'])[:200]!r}) matches none of organization {org}'s "
+        f"{len(candidates)} binding(s) for this issuer"
+    )

@@ -66,10 +66,10 @@ def parse_unverified(token: str) -> UnverifiedJwt:
     if len(token) > MAX_JWT_BYTES:
         raise _invalid(f"longer than {MAX_JWT_BYTES} bytes")
     try:
-        header = jwt.get_unverified_header(token)
-        payload = jwt.decode(token, options={"verify_signature": False})
+        unverified = jwt.decode_complete(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         raise _invalid("not a well-formed signed JWT") from None
+    header, payload = unverified["header"], unverified["payload"]
     algorithm, kid, issuer = header.get("alg"), header.get("kid"), payload.get("iss")
     if algorithm not in ALGORITHMS:
         # Quoted with repr: it is text from the caller.

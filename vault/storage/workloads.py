@@ -102,6 +102,40 @@ class PgWorkloadRepository:
                 row = await self._pool.fetchrow(_ISSUER + " WHERE org_id = $1 AND issuer = $2", org_id, issuer)
         return _issuer(row) if row is not None else None
 
+    async def issuer_bindings(self, org_id: int, issuer: str) -> tuple[WorkloadIssuer | None, list[WorkloadBinding]]:
+        with database_errors():
+            rows = await self._pool.fetch(
+                "SELECT i.id, i.org_id, i.issuer, i.jwks_url, i.static_jwks, i.algorithms, i.created_at,"
+                " b.id AS binding_id, b.name, b.audience, b.claims, b.mask, b.vaults, b.secrets, b.ttl,"
+                " b.created_at AS bound_at FROM authority.workload_issuers i"
+                " LEFT JOIN authority.workload_bindings b ON b.issuer_id = i.id"
+                " WHERE i.org_id = $1 AND i.issuer = $2 ORDER BY b.name",
+                org_id,
+                issuer,
+            )
+        if not rows:
+            return None, []
+        found = _issuer(rows[0])
+        bindings = [
+            WorkloadBinding(
+                str(r["binding_id"]),
+                found.org_id,
+                found.id,
+                found.issuer,
+                r["name"],
+                r["audience"],
+                dict(r["claims"]),
+                r["mask"],
+                tuple(r["vaults"]) if r["vaults"] is not None else None,
+                tuple(r["secrets"]) if r["secrets"] is not None else None,
+                r["ttl"],
+                r["bound_at"],
+            )
+            for r in rows
+            if r["binding_id"] is not None
+        ]
+        return found, bindings
+
     async def remove_issuer(self, org_id: int, issuer_id: str, before_commit: BeforeCommit[list[str]]) -> list[str]:
         async with change_transaction(self._pool) as conn:
             rows = await conn.fetch(
