@@ -11,6 +11,8 @@ It never outlives the JWT. Every issue and refusal is audited (``discharge.workl
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections import OrderedDict
 from typing import Any
 
 from vault.errors import InvalidToken, Unauthorized, VaultError
@@ -21,14 +23,54 @@ from vault.types import Clock, RequestContext
 
 from .audit import Auditor
 from .dischargers import _check_ticket, _finish, _lifetime, _open
-from .interfaces import WorkloadRepository
+from .interfaces import RevocationList, WorkloadRepository
 from .jwks import JwksCache
 from .ticket_keys import SharedKeyCache
 from .workload_jwt import JwtLimits, has_audience, parse_unverified, replay_digest, verify_jwt
-from .workload_records import WorkloadBinding
+from .workload_records import WorkloadBinding, WorkloadIssuer
 from .workload_rules import mismatched_claims, workload_label
 
-__all__ = ["WorkloadDischarger"]
+__all__ = ["IssuerBindings", "WorkloadDischarger"]
+
+_Found = tuple[WorkloadIssuer | None, list[WorkloadBinding]]
+
+
+class IssuerBindings:
+    """An org's issuer and its bindings by ``iss``, read from the database at most once per ``ttl`` seconds.
+
+    Safe to cache for a second because removal does not rely on it: unbinding and removing an
+    issuer put the binding ids on the revocation list, which the discharger checks on every
+    request (this node at once, others within milliseconds). What the cache delays is only a new
+    issuer or binding on another node (at most ``ttl``); this node's own changes clear it.
+    """
+
+    def __init__(
+        self, repository: WorkloadRepository, *, ttl: float = 1.0, size: int = 1024, monotonic: Clock = time.monotonic
+    ) -> None:
+        self._repo = repository
+        self._ttl = ttl
+        self._size = size
+        self._monotonic = monotonic
+        self._entries: OrderedDict[tuple[int, str], tuple[float, _Found]] = OrderedDict()
+
+    async def get(self, org: int, issuer: str) -> _Found:
+        key, now = (org, issuer), self._monotonic()
+        hit = self._entries.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        found = await self._repo.issuer_bindings(org, issuer)
+        self._entries[key] = (now, found)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return found
+
+    @property
+    def repository(self) -> WorkloadRepository:
+        return self._repo
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def _scope(binding: WorkloadBinding) -> list[Caveat]:
@@ -55,7 +97,8 @@ class WorkloadDischarger:
         *,
         location: str,
         keys: SharedKeyCache,
-        repository: WorkloadRepository,
+        bindings: IssuerBindings,
+        revocations: RevocationList,
         jwks: JwksCache,
         limits: JwtLimits,
         max_uses: int,
@@ -64,7 +107,8 @@ class WorkloadDischarger:
     ) -> None:
         self.location = location
         self._keys = keys
-        self._repo = repository
+        self._bindings = bindings
+        self._revocations = revocations
         self._jwks = jwks
         self._limits = limits
         self._max_uses = max_uses
@@ -85,7 +129,7 @@ class WorkloadDischarger:
             org = orgs[0]
             unverified = parse_unverified(token)
             seen["issuer"] = unverified.issuer
-            issuer, bindings = await self._repo.issuer_bindings(org, unverified.issuer)
+            issuer, bindings = await self._bindings.get(org, unverified.issuer)
             if issuer is None:
                 raise Unauthorized(f"organization {org} trusts no workload issuer {unverified.issuer[:200]!r}")
             key = await self._jwks.key(issuer, unverified.kid, unverified.algorithm)
@@ -93,13 +137,17 @@ class WorkloadDischarger:
             seen["subject"] = claims["sub"][:200]
             binding = _match(org, bindings, claims, binding_name)
             seen["binding"] = binding.id
+            if self._revocations.is_revoked(binding.id):
+                raise Unauthorized(f"workload binding {binding.name!r} was removed")
             expires_at = int(claims["exp"])
             expiry = min(now + _lifetime(opened, binding.ttl), expires_at)
             if expiry <= now:
                 raise InvalidToken("invalid workload JWT: it expires now")
             _check_ticket(opened, Access(now, org_id=org, discharge_expiry=expiry))
             digest = replay_digest(unverified.issuer, claims, token)
-            uses = await self._repo.count_use(digest, dt.datetime.fromtimestamp(expires_at, dt.UTC), self._max_uses)
+            uses = await self._bindings.repository.count_use(
+                digest, dt.datetime.fromtimestamp(expires_at, dt.UTC), self._max_uses
+            )
             if uses is None:
                 raise InvalidToken(
                     f"invalid workload JWT: it was already used for {self._max_uses} discharges; present a fresh one"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +23,7 @@ from vault.types import Clock, IPAddress, Random, RequestContext
 
 from .accounts import Accounts
 from .audit import Auditor
-from .interfaces import WorkloadRepository
+from .interfaces import RevocationList, WorkloadRepository
 from .principal import CARRIED, Principal
 from .workload_jwt import ALGORITHMS
 from .workload_records import WorkloadBinding, WorkloadIssuer
@@ -101,6 +101,8 @@ class Workloads:
         *,
         repository: WorkloadRepository,
         accounts: Accounts,
+        revocations: RevocationList,
+        on_change: Callable[[], None],
         default_audience: str,
         default_ttl: int,
         clock: Clock,
@@ -109,6 +111,9 @@ class Workloads:
     ) -> None:
         self._repo = repository
         self._accounts = accounts
+        self._revocations = revocations
+        # Clears the discharger's cache of issuers and bindings: this node sees its own changes at once.
+        self._on_change = on_change
         self._default_audience = default_audience
         self._default_ttl = default_ttl
         self._clock = clock
@@ -154,6 +159,7 @@ class Workloads:
             )
 
         await self._repo.add_issuer(issuer, user_id, audited)
+        self._on_change()
         return issuer
 
     async def issuers(self, org_id: int) -> list[WorkloadIssuer]:
@@ -176,7 +182,10 @@ class Workloads:
                 bindings=bindings,
             )
 
-        return await self._repo.remove_issuer(org_id, found.id, audited)
+        revoked = await self._repo.remove_issuer(org_id, found.id, audited)
+        self._revocations.remember(revoked)
+        self._on_change()
+        return revoked
 
     async def bind(
         self, user_id: int, org_id: int, request: BindingRequest, ctx: RequestContext[None], allowed: int
@@ -228,6 +237,7 @@ class Workloads:
             )
 
         await self._repo.bind(binding, user_id, audited)
+        self._on_change()
         return binding
 
     async def bindings(self, org_id: int) -> list[WorkloadBinding]:
@@ -243,4 +253,7 @@ class Workloads:
         async def audited(binding_id: str, tx: object) -> None:
             await self._audit.record_in(tx, ctx, "workload.unbind", org=org_id, user_id=user_id, binding=binding_id)
 
-        return await self._repo.unbind(org_id, name_or_id, audited)
+        revoked = await self._repo.unbind(org_id, name_or_id, audited)
+        self._revocations.remember([revoked])
+        self._on_change()
+        return revoked

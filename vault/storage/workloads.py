@@ -213,12 +213,17 @@ class PgWorkloadRepository:
     async def count_use(self, digest: bytes, expires_at: dt.datetime, max_uses: int) -> int | None:
         # One statement: the row lock of ON CONFLICT makes the count exact across nodes. Expired counts
         # (past exp plus more than any leeway) are deleted, a few at a time, by the same statement.
+        # Its commit does not wait for the WAL flush (synchronous_commit off, for this transaction only):
+        # the discharge is returned only after its audit event commits synchronously, later in the WAL,
+        # and that flush makes this count durable too. So no discharge is ever out with its use uncounted.
         with database_errors():
             uses = await self._pool.fetchval(
-                "WITH pruned AS (DELETE FROM authority.workload_jwt_uses WHERE digest IN ("
+                "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)),"
+                " pruned AS (DELETE FROM authority.workload_jwt_uses WHERE digest IN ("
                 " SELECT digest FROM authority.workload_jwt_uses WHERE expires_at < now() - interval '5 minutes'"
                 " LIMIT 64 FOR UPDATE SKIP LOCKED))"
-                " INSERT INTO authority.workload_jwt_uses AS u (digest, uses, expires_at) VALUES ($1, 1, $2)"
+                " INSERT INTO authority.workload_jwt_uses AS u (digest, uses, expires_at)"
+                " SELECT $1, 1, $2 FROM quick"
                 " ON CONFLICT (digest) DO UPDATE SET uses = u.uses + 1 WHERE u.uses < $3 RETURNING u.uses",
                 digest,
                 expires_at,

@@ -29,7 +29,7 @@ from vault.authority.revocation_feed import RevocationFeed
 from vault.authority.sessions import Sessions
 from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
-from vault.authority.workload_discharger import WorkloadDischarger
+from vault.authority.workload_discharger import IssuerBindings, WorkloadDischarger
 from vault.authority.workload_jwt import JwtLimits
 from vault.authority.workloads import Workloads
 from vault.config import Config, require_database_url, require_master_keys
@@ -288,9 +288,12 @@ def _services(
         audit=audit,
     )
     workload_repo = PgWorkloadRepository(db)
+    issuer_bindings = IssuerBindings(workload_repo)
     workloads = Workloads(
         repository=workload_repo,
         accounts=accounts,
+        revocations=watcher,
+        on_change=issuer_bindings.clear,
         default_audience=location,
         default_ttl=config.org_discharge_ttl,
         clock=clock,
@@ -300,7 +303,8 @@ def _services(
     workload = WorkloadDischarger(
         location=org_location,
         keys=keys.org,
-        repository=workload_repo,
+        bindings=issuer_bindings,
+        revocations=watcher,
         jwks=JwksCache(
             fetcher,
             max_age=config.workload_jwks_max_age,
