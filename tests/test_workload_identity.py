@@ -17,11 +17,15 @@ from typing import Any
 
 import jwt
 import pytest
+from aiohttp.test_utils import TestServer
 
+from vault.crypto.passwords import MINIMUM
 from vault.macaroon import decode_token, encode_bundle
 from vault.macaroon.caveats import Organization, ValidityWindow, Vaults
 from vault.macaroon.cvault_caveats import WorkloadIdentity
 from vault.storage.pool import Pool
+from vault.web.authority import create_authority_app
+from vault.web.authority.services import SERVICES_KEY as AUTHORITY_SERVICES
 
 from .harness import Harness, Reply, running_services
 from .oidc_issuer import OidcIssuer, running_issuer
@@ -482,3 +486,31 @@ async def test_static_keys_serve_an_issuer_the_authority_cannot_reach(setup: Set
     r = await workload_discharge(s.h, s.world.root, s.issuer.sign(claims))
     assert r.status == 201, r
     assert s.issuer.jwks_fetches == fetched
+
+
+async def test_a_binding_removed_on_one_node_is_refused_by_another_that_cached_it(setup: Setup) -> None:
+    s = setup
+    node_b = create_authority_app(s.h.authority_config, password_cost=MINIMUM)
+    async with TestServer(node_b, host="127.0.0.1") as server:
+        url = str(server.make_url("/org/.well-known/macfly/3p"))
+
+        async def discharge_at_b() -> int:
+            t = decode_token(s.world.root)
+            [caveat] = t.third_party_tickets(s.h.org_location)
+            body = {
+                "ticket": base64.b64encode(caveat.ticket).decode(),
+                "binding_id": base64.b64encode(t.binding_id()).decode(),
+            }
+            token = s.issuer.kubernetes_token(s.audience)
+            async with s.h.http.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
+                return resp.status
+
+        # Node B keeps what it read for an hour: only the revocation list can stop the binding there.
+        node_b[AUTHORITY_SERVICES].workload._bindings._ttl = 3600
+        assert await discharge_at_b() == 201  # node B now holds the issuer's bindings in its cache
+        r = await s.h.authority("DELETE", f"/v1/orgs/{s.world.org}/workloads/api", s.world.owner.session)
+        assert r.status == 200, r
+        started = time.monotonic()
+        while (status := await discharge_at_b()) == 201 and time.monotonic() - started < REFUSED_WITHIN:
+            await asyncio.sleep(0.01)
+        assert status == 403
