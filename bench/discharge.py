@@ -85,11 +85,20 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = {auth}
 """
 
-# One JWT after another (each wrk thread walks the list from its own offset).
+# One JWT after another: each wrk thread walks the list from its own offset, which moves with the clock so
+# that successive runs do not reuse the same JWTs (each may obtain 16 discharges in its life).
 JWT_LUA = """
 local auths = {auths}
 local body = {body}
-local i = math.random(#auths)
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+local i = 0
+init = function(args)
+  i = (os.time() * 7919 + (id or 0) * math.floor(#auths / 2)) % #auths
+end
 request = function()
   i = i % #auths + 1
   return wrk.format("POST", nil, {{["Content-Type"] = "application/json", ["Authorization"] = auths[i]}}, body)
