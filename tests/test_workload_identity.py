@@ -514,3 +514,30 @@ async def test_a_binding_removed_on_one_node_is_refused_by_another_that_cached_i
         while (status := await discharge_at_b()) == 201 and time.monotonic() - started < REFUSED_WITHIN:
             await asyncio.sleep(0.01)
         assert status == 403
+
+
+async def test_hostile_input_is_a_4xx_never_a_500(setup: Setup, pool: Pool) -> None:
+    s = setup
+    claims = s.issuer.claims(s.audience, "system:serviceaccount:prod:api")
+    claims["iss"] = "https://evil\x00.example.com"
+    r = await workload_discharge(s.h, s.world.root, s.issuer.sign(claims))
+    assert r.status == 401, r
+    claims = s.issuer.claims(s.audience, "system:serviceaccount:prod:api\x00")
+    claims["kubernetes.io"] = {"namespace": "prod"}
+    r = await workload_discharge(s.h, s.world.root, s.issuer.sign(claims))
+    assert r.status == 401 and "'sub'" in message(r), r
+    for token in ("eyJ.x.y", "eyJhbGciOiJub25lIn0.e30.", "eyJ" + "A" * 20000 + ".a.b"):
+        assert (await workload_discharge(s.h, s.world.root, token)).status in (400, 401, 413), token
+    org, session = s.world.org, s.world.owner.session
+    for path in ("workloads/%00", "workloads/" + "x" * 300, "workload-issuers/%00", "workload-issuers/nope"):
+        method = "DELETE"
+        r = await s.h.authority(method, f"/v1/orgs/{org}/{path}", session)
+        assert r.status == 404, (path, r)
+    assert (await s.h.authority("GET", f"/v1/orgs/{org}/workloads/%00", session)).status == 404
+    r = await bind(s.h, session, org, name="x", issuer="https://\x00", claims={"sub": "x"}, mask="r")
+    assert r.status in (400, 404), r
+    r = await s.h.store("POST", "/vault/v1/auth/jwt/login", body={"role": "acme/api\x00", "jwt": "a.b.c"})
+    assert r.status == 400, r
+    # Every refusal left an event, and none of them is an internal error.
+    internal = await pool.fetchval("SELECT count(*) FROM authority.audit_events WHERE detail->>'code' = 'internal'")
+    assert internal == 0

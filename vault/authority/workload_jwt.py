@@ -76,8 +76,9 @@ def parse_unverified(token: str) -> UnverifiedJwt:
         raise _invalid(f"algorithm {str(algorithm)[:16]!r} is not accepted (only {', '.join(ALGORITHMS)})")
     if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= 256):
         raise _invalid("its 'kid' header is not a short string")
-    if not isinstance(issuer, str) or not 0 < len(issuer) <= 512:
-        raise _invalid("it has no 'iss' claim")
+    if not isinstance(issuer, str) or not 0 < len(issuer) <= 512 or not issuer.isprintable():
+        # Printable: it is looked up in the database and recorded in the audit log before it is verified.
+        raise _invalid("it has no 'iss' claim (a URL)")
     return UnverifiedJwt(token, issuer, algorithm, kid)
 
 
@@ -115,8 +116,9 @@ def verify_jwt(
     except jwt.PyJWTError as exc:
         raise _invalid(f"it does not verify ({type(exc).__name__})") from None
     _check_times(claims, now, limits)
-    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-        raise _invalid("its 'sub' claim is not a string")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not 0 < len(sub) <= 1024 or not sub.isprintable():
+        raise _invalid("its 'sub' claim is not a short printable string")
     return claims
 
 

@@ -75,6 +75,22 @@ def _static_jwks(value: object) -> dict[str, Any] | None:
     return {"keys": keys}
 
 
+def _is_reference(text: str, *, url: bool = False) -> bool:
+    """Whether ``text`` could name a binding (a name or id) or an issuer (``url``: its URL or id) at all.
+
+    Anything else is simply not found, before it reaches the database (which refuses NUL characters).
+    """
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        pass
+    else:
+        return True
+    if url:
+        return 0 < len(text) <= _MAX_URL and text.isprintable()
+    return _NAME.fullmatch(text) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class IssuerRequest:
     issuer: str
@@ -166,9 +182,9 @@ class Workloads:
         return await self._repo.issuers(org_id)
 
     async def remove_issuer(self, user_id: int, org_id: int, issuer: str, ctx: RequestContext[None]) -> list[str]:
-        found = await self._repo.issuer(org_id, issuer)
+        found = await self._repo.issuer(org_id, issuer) if _is_reference(issuer, url=True) else None
         if found is None:
-            raise NotFound(f"organization {org_id} trusts no issuer {issuer!r}")
+            raise NotFound(f"organization {org_id} trusts no issuer {issuer[:200]!r}")
 
         async def audited(bindings: list[str], tx: object) -> None:
             await self._audit.record_in(
@@ -191,9 +207,9 @@ class Workloads:
         self, user_id: int, org_id: int, request: BindingRequest, ctx: RequestContext[None], allowed: int
     ) -> WorkloadBinding:
         name = check_binding_name(request.name)
-        issuer = await self._repo.issuer(org_id, request.issuer)
+        issuer = await self._repo.issuer(org_id, request.issuer) if _is_reference(request.issuer, url=True) else None
         if issuer is None:
-            raise NotFound(f"organization {org_id} trusts no issuer {request.issuer!r}; add it first")
+            raise NotFound(f"organization {org_id} trusts no issuer {request.issuer[:200]!r}; add it first")
         claims = check_claim_rules(request.claims)
         if not request.mask:
             raise BadRequest("mask must name at least one permission")
@@ -244,7 +260,7 @@ class Workloads:
         return await self._repo.bindings(org_id)
 
     async def binding(self, org_id: int, name_or_id: str) -> WorkloadBinding:
-        found = await self._repo.binding(org_id, name_or_id)
+        found = await self._repo.binding(org_id, name_or_id) if _is_reference(name_or_id) else None
         if found is None:
             raise NotFound(f"organization {org_id} has no workload binding {name_or_id!r}")
         return found
@@ -253,6 +269,8 @@ class Workloads:
         async def audited(binding_id: str, tx: object) -> None:
             await self._audit.record_in(tx, ctx, "workload.unbind", org=org_id, user_id=user_id, binding=binding_id)
 
+        if not _is_reference(name_or_id):
+            raise NotFound(f"organization {org_id} has no workload binding {name_or_id[:64]!r}")
         revoked = await self._repo.unbind(org_id, name_or_id, audited)
         self._revocations.remember([revoked])
         self._on_change()
