@@ -201,10 +201,21 @@ def bao_binary() -> str:
     return found
 
 
-async def test_bao_agent_auto_auth_jwt_renders_a_template(setup: Setup, tmp_path: Path) -> None:
+@pytest.mark.parametrize("platform", ["kubernetes", "github"])
+async def test_bao_agent_auto_auth_jwt_renders_a_template(setup: Setup, tmp_path: Path, platform: str) -> None:
     s = setup
     jwt_file = tmp_path / "jwt"
-    jwt_file.write_text(s.issuer.kubernetes_token(s.audience))
+    role = "acme/api"
+    if platform == "kubernetes":
+        jwt_file.write_text(s.issuer.kubernetes_token(s.audience))
+    else:
+        claims = {"sub": "repo:acme/api:ref:refs/heads/main", "repository_owner": "acme"}
+        r = await bind(
+            s.h, s.world.owner.session, s.world.org, name="deploy", issuer=s.issuer.url, claims=claims, mask="r"
+        )
+        assert r.status == 201, r
+        jwt_file.write_text(s.issuer.github_token(s.audience))
+        role = "acme/deploy"
     out = tmp_path / "db-url.txt"
     config = tmp_path / "agent.hcl"
     config.write_text(
@@ -219,7 +230,7 @@ auto_auth {{
     mount_path = "auth/jwt"
     config = {{
       path = "{jwt_file}"
-      role = "acme/api"
+      role = "{role}"
       remove_jwt_after_reading = false
     }}
   }}
