@@ -56,12 +56,13 @@ def _authority_base(services: StoreServices) -> str:
 
 
 async def _org_of(services: StoreServices, name: str) -> int:
-    if name.isdigit():
-        return int(name)
+    """The org a role names: by its slug (as the Vault mounts are), else by its id."""
     ids = await services.orgs.orgs_with_slug(name)
-    if len(ids) != 1:
-        raise Unauthorized(f"role names organization {name!r}, which is not enrolled here (or not uniquely)")
-    return ids[0]
+    if len(ids) == 1:
+        return ids[0]
+    if not ids and name.isdigit() and len(name) <= 19 and 0 < int(name) < 2**63:
+        return int(name)
+    raise Unauthorized(f"role names organization {name!r}, which is not enrolled here (or not uniquely)")
 
 
 async def _discharge(services: StoreServices, ticket: bytes, binding_id: bytes, jwt: str, binding: str) -> str:
