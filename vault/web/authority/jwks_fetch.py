@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from vault.authority.workload_records import WorkloadIssuer
-from vault.errors import Unavailable
+from vault.errors import ConfigError, Unavailable
 
 __all__ = ["HttpsKeySetFetcher"]
 
@@ -28,7 +28,10 @@ TIMEOUT = 5.0
 
 class HttpsKeySetFetcher:
     def __init__(self, ca_file: Path | None = None) -> None:
-        self._ssl = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        try:
+            self._ssl = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        except (OSError, ssl.SSLError):
+            raise ConfigError(f"CVAULT_WORKLOAD_JWKS_CA_FILE: cannot read CA certificates in {ca_file}") from None
         self._http: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
