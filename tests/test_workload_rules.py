@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -211,3 +212,11 @@ def test_the_console_lineage_draws_the_workload() -> None:
         ("binding", "store", "discharged"),
         ("store", "scope", "narrowed"),
     }
+
+
+def test_an_unreadable_jwks_ca_file_is_a_configuration_error(tmp_path: Path) -> None:
+    from vault.errors import ConfigError
+    from vault.web.authority.jwks_fetch import HttpsKeySetFetcher
+
+    with pytest.raises(ConfigError, match="CVAULT_WORKLOAD_JWKS_CA_FILE"):
+        HttpsKeySetFetcher(tmp_path / "missing.pem")
