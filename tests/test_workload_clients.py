@@ -319,3 +319,14 @@ async def test_cvault_workloads_manages_issuers_and_bindings(setup: Setup, tmp_p
     assert json.loads(out)["revoked_bindings"] == [s.binding["id"]]
     code, out, err = await run_cvault("workloads", "list", "acme", "--json", env=env)
     assert json.loads(out) == []
+
+
+async def test_cvault_run_with_the_jwt_in_a_variable(setup: Setup, tmp_path: Path) -> None:
+    s = setup
+    env = workload_env(s.h, s.world.root, CVAULT_OIDC_TOKEN=s.issuer.kubernetes_token(s.audience), HOME=str(tmp_path))
+    code, out, err = await run_cvault("run", "--vault", "prod", "--", sys.executable, "-c", _PRINT_ENV, env=env)
+    assert code == 0, err
+    assert "DB_URL=postgres://prod" in out.splitlines() and "CVAULT_OIDC_TOKEN" not in out
+    env["CVAULT_OIDC_TOKEN_FILE"] = str(tmp_path / "token")
+    code, out, err = await run_cvault("run", "--vault", "prod", "--", "true", env=env)
+    assert code == 1 and "either CVAULT_OIDC_TOKEN or CVAULT_OIDC_TOKEN_FILE" in err

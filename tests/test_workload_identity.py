@@ -541,3 +541,19 @@ async def test_hostile_input_is_a_4xx_never_a_500(setup: Setup, pool: Pool) -> N
     # Every refusal left an event, and none of them is an internal error.
     internal = await pool.fetchval("SELECT count(*) FROM authority.audit_events WHERE detail->>'code' = 'internal'")
     assert internal == 0
+
+
+async def test_keys_come_only_over_https_from_the_issuer_discovery_names(setup: Setup) -> None:
+    s = setup
+    org, session = s.world.org, s.world.owner.session
+    r = await add_issuer(s.h, session, org, "https://other.example.com", jwks_url="http://other.example.com/jwks")
+    assert r.status == 400, r
+    # An issuer URL whose discovery document (served by our test issuer) names another issuer: no keys, 503.
+    lookalike = s.issuer.url + "/"
+    assert (await add_issuer(s.h, session, org, lookalike)).status == 201
+    r = await bind(s.h, session, org, name="lookalike", issuer=lookalike, claims={"sub": "x"}, mask="r")
+    assert r.status == 201, r
+    claims = s.issuer.claims(s.audience, "x")
+    claims["iss"] = lookalike
+    r = await workload_discharge(s.h, s.world.root, s.issuer.sign(claims))
+    assert r.status == 503 and "names another issuer" in message(r), r
