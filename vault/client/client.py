@@ -184,6 +184,7 @@ class Client:
                 "POST",
                 f"{self.store_url}/vault/v1/auth/jwt/login",
                 body={"role": role, "jwt": await identity.token(self.http)},
+                idempotent=True,  # each login mints its own token: a retried one changes nothing else
             )
             auth = reply.get("auth") if isinstance(reply, dict) else None
             token = auth.get("client_token") if isinstance(auth, dict) else None
