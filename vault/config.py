@@ -65,6 +65,9 @@ CLIENT_VARIABLES = frozenset(
         "CVAULT_CLIENT_CERT",
         "CVAULT_CLIENT_KEY",
         "CVAULT_CONFIG",
+        "CVAULT_OIDC_AUDIENCE",
+        "CVAULT_OIDC_TOKEN",
+        "CVAULT_OIDC_TOKEN_FILE",
         "CVAULT_REQUIRE_VECTORS",
         "CVAULT_SESSION",
         "CVAULT_STORE_TOKEN",
@@ -72,6 +75,7 @@ CLIENT_VARIABLES = frozenset(
         "CVAULT_TEST_DATABASE_URL",
         "CVAULT_TOKEN",
         "CVAULT_VAULT",
+        "CVAULT_WORKLOAD_ROLE",
     }
 )
 
@@ -176,6 +180,18 @@ class Config:
     revocation_feed_ca_file: Path | None = None
     # Seconds the store remembers a write's Idempotency-Key and its first outcome.
     idempotency_key_ttl: int = 24 * 3600
+    # Workload identity (docs/workload-identity.md): the authority accepts a workload's JWT
+    # valid for at most workload_jwt_max_lifetime seconds (exp - iat), with
+    # workload_jwt_leeway seconds of clock skew, for at most workload_jwt_max_uses discharges.
+    # Issuers' key sets are fetched over TLS (trusting workload_jwks_ca_file when set, else the
+    # system's CAs), used for workload_jwks_max_age seconds, and fetched again for an unknown
+    # kid at most every workload_jwks_refetch_interval seconds per issuer.
+    workload_jwt_max_lifetime: int = 3600
+    workload_jwt_leeway: int = 60
+    workload_jwt_max_uses: int = 16
+    workload_jwks_ca_file: Path | None = None
+    workload_jwks_max_age: int = 300
+    workload_jwks_refetch_interval: int = 30
 
 
 # --- value parsers: each takes a raw value (str from the environment, any TOML
@@ -405,6 +421,12 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "authority_keys_interval": _duration,
     "key_watch_interval": _duration,
     "idempotency_key_ttl": _seconds,
+    "workload_jwt_max_lifetime": _seconds,
+    "workload_jwt_leeway": _seconds,
+    "workload_jwt_max_uses": _count,
+    "workload_jwks_ca_file": _path,
+    "workload_jwks_max_age": _seconds,
+    "workload_jwks_refetch_interval": _seconds,
 }
 
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak

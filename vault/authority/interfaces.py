@@ -26,6 +26,7 @@ from vault.types import BeforeCommit
 
 from .records import Invitation, Member, Membership, Org, Session, TokenRecord, User
 from .roles import Role
+from .workload_records import WorkloadBinding, WorkloadIssuer
 
 __all__ = [
     "AccountRepository",
@@ -36,6 +37,7 @@ __all__ = [
     "RootKeys",
     "SessionRepository",
     "TokenRepository",
+    "WorkloadRepository",
 ]
 
 
@@ -189,3 +191,41 @@ class AuditSink(Protocol):
 
     async def record_in(self, transaction: object, event: AuthorityEvent) -> None:
         """Append ``event`` inside ``transaction`` (a :class:`BeforeCommit`'s): it commits or rolls back with it."""
+
+
+class WorkloadRepository(Protocol):
+    """Workload issuers, bindings and the JWT replay counts (docs/workload-identity.md)."""
+
+    async def add_issuer(
+        self, issuer: WorkloadIssuer, created_by: int | None, before_commit: BeforeCommit[None]
+    ) -> None:
+        """:class:`~vault.errors.Conflict` when the org already trusts this issuer."""
+
+    async def issuers(self, org_id: int) -> list[WorkloadIssuer]: ...
+
+    async def issuer(self, org_id: int, issuer: str) -> WorkloadIssuer | None:
+        """The org's issuer with this ``iss`` URL or this id."""
+
+    async def remove_issuer(self, org_id: int, issuer_id: str, before_commit: BeforeCommit[list[str]]) -> list[str]:
+        """Delete it and its bindings, publishing each binding's id on the revocation feed, in one
+        transaction; returns the bindings' ids. :class:`~vault.errors.NotFound` when there is none."""
+
+    async def issuer_bindings(self, org_id: int, issuer: str) -> tuple[WorkloadIssuer | None, list[WorkloadBinding]]:
+        """The org's issuer with this ``iss`` URL and its bindings, in one read (the discharger's)."""
+
+    async def bind(self, binding: WorkloadBinding, created_by: int | None, before_commit: BeforeCommit[None]) -> None:
+        """:class:`~vault.errors.Conflict` when the name is taken in the org."""
+
+    async def bindings(self, org_id: int, issuer_id: str | None = None) -> list[WorkloadBinding]: ...
+
+    async def binding(self, org_id: int, name_or_id: str) -> WorkloadBinding | None: ...
+
+    async def unbind(self, org_id: int, name_or_id: str, before_commit: BeforeCommit[str]) -> str:
+        """Delete the binding and publish its id on the revocation feed, in one transaction; returns the id.
+        :class:`~vault.errors.NotFound` when there is none."""
+
+    async def count_use(self, digest: bytes, expires_at: dt.datetime, max_uses: int) -> int | None:
+        """Count one more discharge for the JWT ``digest`` names; its count, or ``None`` past ``max_uses``.
+
+        Remembered until ``expires_at`` (the JWT's ``exp``), atomically across nodes.
+        """

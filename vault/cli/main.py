@@ -39,6 +39,7 @@ COMMANDS: dict[str, Command] = {
     "login": Command("vault.cli.login", "log in to the authority and save the session"),
     "logout": Command("vault.cli.login", "revoke the saved session and delete it"),
     "orgs": Command("vault.cli.orgs", "organizations and their members"),
+    "workloads": Command("vault.cli.workloads", "workload identity: OIDC issuers and bindings"),
     "secrets": Command("vault.cli.secrets", "set, read and manage secrets"),
     "vaults": Command("vault.cli.secrets", "list, create and delete vaults"),
     "store": Command("vault.cli.store", "enrol an org at the store; store tokens"),

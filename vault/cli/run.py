@@ -52,6 +52,9 @@ _CREDENTIAL_VARIABLES = (
     "CVAULT_AUTH_TOKEN",
     "CVAULT_AUTH_TOKEN_FILE",
     "CVAULT_SESSION",
+    "CVAULT_OIDC_TOKEN",
+    "CVAULT_OIDC_TOKEN_FILE",
+    "CVAULT_WORKLOAD_ROLE",
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_MAP_BYTES = 1024 * 1024
@@ -163,6 +166,9 @@ def _context(vault: str, args: argparse.Namespace) -> str:
 def _key_material(settings: ClientSettings) -> bytes:
     creds = settings.credentials
     parts = [t.token.encode() for t in (creds.store_token, creds.authority_token) if t is not None]
+    if not parts:
+        # A workload that holds nothing on disk has nothing stable to derive the file's key from.
+        raise ConfigError("--fallback needs a stored credential (CVAULT_STORE_TOKEN or CVAULT_AUTH_TOKEN) for its key")
     return b"\x00".join(parts)
 
 
@@ -202,6 +208,7 @@ async def _batch(
     client: Client, vault: str, names: Sequence[str] | None, prefix: str | None
 ) -> tuple[dict[str, str], dict[str, int]]:
     """One batch read: the secrets' values and their current versions."""
+    await client.ensure_store_token()  # a workload with no store token logs in for one (docs/workload-identity.md)
     read = await client.store.batch_read(vault, names=names, prefix=prefix)
     if read.missing:
         raise NotFound(f"secret(s) not found in vault {vault!r}: {', '.join(read.missing)}; nothing was started")

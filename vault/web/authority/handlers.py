@@ -20,6 +20,7 @@ from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.sessions import InvalidCredentials
 from vault.authority.ticket_keys import SharedKeyCache
 from vault.authority.token_service import check_token_id
+from vault.authority.workload_jwt import looks_like_jwt
 from vault.crypto.ticket_keys import LIST_NONCE_SIZE, PUBLIC_KEY_SIZE
 from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Bundle, encode_token, mask_from_string, mask_to_string, parse_bundle
@@ -405,6 +406,8 @@ async def login_discharge(request: web.Request) -> web.StreamResponse:
 
 
 async def org_discharge(request: web.Request) -> web.StreamResponse:
+    if looks_like_jwt(_bearer(request) or ""):
+        return await _workload_discharge(request)
     try:
         bundle = _bundle(request)
         ticket, binding_id = await _discharge_request(request)
@@ -412,6 +415,21 @@ async def org_discharge(request: web.Request) -> web.StreamResponse:
         await _record_refusal(request, "discharge.org", exc)
         raise
     discharge = await _svc(request).org.discharge(ticket, binding_id, bundle, origin(request).client_ip, _ctx(request))
+    return web.json_response({"discharge": encode_token(discharge)}, status=201)
+
+
+async def _workload_discharge(request: web.Request) -> web.StreamResponse:
+    """The org discharge for a workload: ``Authorization: Bearer <JWT>`` (docs/workload-identity.md)."""
+    try:
+        token = _bearer(request) or ""
+        data = await read_json(request)
+        ticket = _b64(data, "ticket", min_len=1, max_len=MAX_TICKET_BYTES)
+        binding_id = _b64(data, "binding_id", min_len=16, max_len=32)
+        name = field(data, "binding", str, required=False)
+    except VaultError as exc:
+        await _record_refusal(request, "discharge.workload", exc)
+        raise
+    discharge = await _svc(request).workload.discharge(ticket, binding_id, token, name, _ctx(request))
     return web.json_response({"discharge": encode_token(discharge)}, status=201)
 
 
