@@ -365,9 +365,10 @@ async def fetch_chain_rows(
 
 
 async def fetch_rows(
-    pool: Any, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int
+    pool: Any, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
 ) -> list[dict[str, Any]]:
-    """Rows with ``seq > after_seq`` in seq order, at most ``limit``, of each chain up to its ``heads`` entry only.
+    """Rows with ``seq > after_seq`` in seq order, at most ``limit``, of each chain up to its ``heads`` entry only
+    (and of org ``org`` only, when given).
 
     Bounding each chain by a head read before paging makes the pages a fixed set: an event
     committed later, even with a lower seq than a page already read, is past its chain's bound.
@@ -378,11 +379,12 @@ async def fetch_rows(
             f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')} "  # noqa: S608
             "JOIN unnest($2::text[]::bigint[], $3::text[]::bigint[]) AS h(head_chain, upto) "
             "ON chain = h.head_chain AND chain_seq <= h.upto "
-            "WHERE seq > $1 ORDER BY seq LIMIT $4",
+            "WHERE seq > $1 AND ($5::bigint IS NULL OR org = $5) ORDER BY seq LIMIT $4",
             after_seq,
             [str(chain) for chain in chains],
             [str(heads[chain]) for chain in chains],
             limit,
+            org,
         )
     return [_row(r) for r in rows]
 
@@ -499,8 +501,10 @@ class PgAuditRepository:
             self._pool, self._schema, chain, after_seq=after_seq, upto_seq=upto_seq, limit=limit
         )
 
-    async def rows(self, *, after_seq: int, heads: Mapping[int, int], limit: int) -> list[dict[str, Any]]:
-        return await fetch_rows(self._pool, self._schema, after_seq=after_seq, heads=heads, limit=limit)
+    async def rows(
+        self, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await fetch_rows(self._pool, self._schema, after_seq=after_seq, heads=heads, limit=limit, org=org)
 
     async def checkpoints(self, *, after_id: int, limit: int) -> list[dict[str, Any]]:
         return await fetch_checkpoints(self._pool, self._schema, after_id=after_id, limit=limit)
