@@ -78,8 +78,10 @@ class AuditRepository(Protocol):
         cursor: int | None,
         limit: int,
         newest_first: bool,
+        hide_audit_of: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``."""
+        """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``; without the
+        ``audit.*`` events whose actor or token_id is ``hide_audit_of``'s (a reviewer's own queries)."""
         ...
 
     async def close(self) -> None:

@@ -85,13 +85,15 @@ class AuditQueries:
         cursor: int | None = None,
         limit: int = 100,
         newest_first: bool = False,
+        hide_audit_of: Mapping[str, str] | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Events matching every given filter, oldest first (or newest first), at most ``limit``.
 
         ``token_id`` also matches the events of tokens derived from it (stripped
         service tokens carry their parent in ``lineage``). ``since`` is inclusive,
         ``until`` exclusive. Returns ``(events, next_cursor)``; pass ``next_cursor``
-        back as ``cursor`` for the next page; it is None on the last page.
+        back as ``cursor`` for the next page; it is None on the last page. ``hide_audit_of``
+        (``{"actor": ..., "token_id": ...}``) leaves out the ``audit.*`` events of that actor or token.
         Callers (the HTTP layer) validate user input; here a bad ``limit`` is a bug.
         """
         if not 1 <= limit <= MAX_QUERY_LIMIT:
@@ -116,6 +118,7 @@ class AuditQueries:
             cursor=cursor,
             limit=limit + 1,
             newest_first=newest_first,
+            hide_audit_of=hide_audit_of,
         )
         more = len(rows) > limit
         rows = rows[:limit]

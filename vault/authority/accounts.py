@@ -83,7 +83,8 @@ class Accounts:
         return role
 
     async def members(self, user_id: int, org_id: int) -> list[Member]:
-        await self.require_role(user_id, org_id, Role.OWNER)
+        # Auditors too: an audit trail of user ids is not one a reviewer can read (docs/audit.md).
+        await self.require_role(user_id, org_id, Role.OWNER, Role.AUDITOR)
         return await self._store.members(org_id)
 
     async def change_role(

@@ -349,7 +349,9 @@ class StoreClient:
         limit: int | None = None,
         org: int | None = None,
         newest_first: bool = False,
+        hide_own: bool = False,
     ) -> dict[str, Any]:
+        """One page of the org's audit events; ``hide_own`` leaves out this caller's own ``audit.*`` events."""
         filters = {
             "vault": vault,
             "secret": secret,
@@ -362,6 +364,7 @@ class StoreClient:
             "cursor": cursor,
             "limit": limit,
             "order": "newest" if newest_first else None,
+            "own": "hide" if hide_own else None,
         }
         params = {k: str(v) for k, v in filters.items() if v is not None}
         reply: dict[str, Any] = await self._call(

@@ -400,11 +400,14 @@ async def select_rows(
     cursor: int | None,
     limit: int,
     newest_first: bool,
+    hide_audit_of: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``.
 
     ``token_id`` matches events of that token and of every token derived from it
     (its id in their lineage). ``since`` is inclusive, ``until`` exclusive.
+    ``hide_audit_of`` (``{"actor": ..., "token_id": ...}``) leaves out the ``audit.*`` events
+    any of whose columns equals its value there: a reviewer's own queries.
     """
     where: list[str] = []
     args: list[Any] = []
@@ -426,6 +429,11 @@ async def select_rows(
         where.append(f"at < {arg(until)}")
     if cursor is not None:
         where.append(f"seq {'<' if newest_first else '>'} {arg(cursor)}")
+    if hide_audit_of:
+        if not set(hide_audit_of) <= {"actor", "token_id"}:
+            raise ValueError("hide_audit_of takes actor and token_id")
+        whose = " OR ".join(f"coalesce({column} = {arg(value)}, false)" for column, value in hide_audit_of.items())
+        where.append(f"NOT (action LIKE 'audit.%' AND ({whose}))")
     sql = f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')}"  # noqa: S608 (fixed columns, $n values)
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -519,6 +527,7 @@ class PgAuditRepository:
         cursor: int | None,
         limit: int,
         newest_first: bool,
+        hide_audit_of: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         return await select_rows(
             self._pool,
@@ -530,6 +539,7 @@ class PgAuditRepository:
             cursor=cursor,
             limit=limit,
             newest_first=newest_first,
+            hide_audit_of=hide_audit_of,
         )
 
     async def close(self) -> None:

@@ -114,7 +114,7 @@ def spec(authority_url: str) -> dict[str, Any]:
         },
         "/v1/orgs/{org}/members": {
             "get": _op(
-                "Members of an organization (owner only)",
+                "Members of an organization (owners and auditors)",
                 200,
                 _obj({"members": {"type": "array", "items": member}}),
                 security=_SESSION,

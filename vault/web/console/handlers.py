@@ -94,6 +94,7 @@ async def timeline(request: web.Request) -> web.StreamResponse:
         filters=filters,
         form=filters.form(),
         org=reviewer.org,
+        org_name=await reviewer.org_name(),
         outcomes=OUTCOMES,
         page_sizes=PAGE_SIZES,
         limit=limit,

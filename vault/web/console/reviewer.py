@@ -90,6 +90,11 @@ class Reviewer:
                 return Scan(found[:limit], False)
         return Scan(found, True)
 
+    async def org_name(self) -> str:
+        """``slug (id)`` when the authority says, else the id."""
+        slug = await self._client.org_slug()
+        return f"{slug} ({self.org})" if slug else str(self.org)
+
     async def emails(self) -> dict[str, str]:
         return await self._client.member_emails()
 

@@ -380,6 +380,11 @@ async def query_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.
     order = q.get("order", "oldest")
     if order not in ("oldest", "newest"):
         raise BadRequest("order must be oldest or newest")
+    own = q.get("own", "show")
+    if own not in ("show", "hide"):
+        raise BadRequest("own must be show or hide")
+    caller = ctx.verified_caller
+    mine = {"token_id": caller.token_id} | ({"actor": caller.actor} if caller.actor else {})
     events, next_cursor = await _svc(request).audit_queries.query(
         org=ctx.org_id,
         vault=_text_param(request, "vault"),
@@ -393,6 +398,7 @@ async def query_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.
         cursor=cursor,
         limit=limit,
         newest_first=order == "newest",
+        hide_audit_of=mine if own == "hide" else None,
     )
     await _svc(request).audit.record(audit_event(ctx, "ok", detail={"returned": len(events)}))
     return web.json_response({"events": events, "next_cursor": next_cursor})

@@ -284,6 +284,14 @@ def spec(store_url: str) -> dict[str, Any]:
                     *(_query(n, _FILTER) for n in ("vault", "secret", "actor", "token", "action")),
                     _query("outcome", {"type": "string", "enum": ["ok", "denied", "error"]}),
                     _query("order", {"type": "string", "enum": ["oldest", "newest"]}),
+                    _query(
+                        "own",
+                        {
+                            "type": "string",
+                            "enum": ["show", "hide"],
+                            "description": "hide: leave out the caller's own audit.* events (default show)",
+                        },
+                    ),
                     *(_query(n, _WHEN) for n in ("since", "until")),
                     _query("cursor", {**_INT, "minimum": 0, "maximum": 2**63 - 1}),
                     _query("limit", _LIMIT),
