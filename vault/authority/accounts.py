@@ -62,6 +62,9 @@ class Accounts:
             raise NotFound(f"user {user_id} not found")
         return user
 
+    async def is_registered(self, email: str) -> bool:
+        return await self._store.user_by_email(email) is not None
+
     async def memberships(self, user_id: int) -> list[Membership]:
         return await self._store.memberships(user_id)
 
