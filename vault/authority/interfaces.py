@@ -161,10 +161,13 @@ class TokenRepository(Protocol):
 
     async def get(self, token_id: str) -> TokenRecord | None: ...
 
-    async def lineage(self, token_id: str, *, role_in: int | None = None) -> tuple[list[TokenRecord], Role | None]:
+    async def lineage(
+        self, token_id: str, *, role_in: int | None = None
+    ) -> tuple[list[TokenRecord], Role | None, str | None]:
         """The token, then its parent, grandparent, ... (empty if there is no record of the token).
 
-        With ``role_in``, also the role of the token's user in that org, read live (None if not a member).
+        With ``role_in``, also the role of the token's user in that org, read live (None if not a member),
+        and that org's slug (None if there is no such org).
         """
 
     async def revoke(self, token_id: str, at: dt.datetime, before_commit: BeforeCommit[list[str]]) -> list[str]:

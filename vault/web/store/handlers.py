@@ -99,8 +99,8 @@ async def enroll_challenge(request: web.Request) -> web.StreamResponse:
 @guarded("enroll", CONTROL, enrolled=False)
 async def enroll(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     data = await read_json(request)
-    slug = check_slug(field(data, "slug", str))
-    minted = await _svc(request).control.enroll(ctx, slug)
+    raw = field(data, "slug", str, required=False)
+    minted = await _svc(request).control.enroll(ctx, check_slug(raw) if raw is not None else None)
     return web.json_response({"token": minted.token, "id": minted.id}, status=201)
 
 

@@ -118,7 +118,7 @@ def spec(store_url: str) -> dict[str, Any]:
                 "Enrol the org (challenge + org discharge with C)",
                 201,
                 _TOKEN,
-                body=_obj({"slug": _SLUG}, ["slug"]),
+                body=_obj({"slug": {**_SLUG, "description": "optional; must be the slug the org discharge attests"}}),
                 params=_ORG,
             ),
         },
