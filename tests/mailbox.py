@@ -1,4 +1,5 @@
-"""A real SMTP server in the test process (aiosmtpd), whose received messages the tests read.
+"""A real SMTP server in the test process (aiosmtpd), whose received messages the tests read; and ``cvault dev``'s
+mail directory, read the same way.
 
 ``mail_relay`` starts one on a free loopback port: plain, STARTTLS (with a certificate from a
 local CA, and a login) or implicit TLS. The authority talks to it with ``smtplib`` exactly as it
@@ -11,6 +12,7 @@ import email
 import email.policy
 import re
 import ssl
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from vault.crypto.local_ca import LocalCA
 
-__all__ = ["RELAY_PASSWORD", "RELAY_USER", "Mailbox", "mail_relay"]
+__all__ = ["RELAY_PASSWORD", "RELAY_USER", "Mailbox", "dev_mail_code", "mail_relay"]
 
 RELAY_USER = "cvault-relay"
 RELAY_PASSWORD = "relay-password-1"
@@ -106,3 +108,17 @@ def mail_relay(tmp_path: Path, security: str = "none", *, offer_starttls: bool =
         yield mailbox
     finally:
         controller.stop()
+
+
+def dev_mail_code(mail_dir: Path, address: str, prefix: str = "cvm_") -> str:
+    """The last code with ``prefix`` that ``cvault dev`` (no relay: one ``.eml`` file per message) wrote to
+    ``address``."""
+    codes = []
+    for path in sorted(mail_dir.glob("*.eml")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        if message["To"] == address:
+            codes += re.findall(rf"\b{prefix}[A-Za-z0-9_-]+", message.get_content())
+    assert codes, f"no {prefix} code for {address} in {mail_dir}"
+    return codes[-1]

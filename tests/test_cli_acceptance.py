@@ -22,6 +22,7 @@ import pytest
 from aiohttp.test_utils import unused_port
 
 from .cli import PROJECT_ROOT, cvault_command, cvault_env
+from .mailbox import dev_mail_code
 
 READY_BOUND = 90.0
 SECRETS = {"db/url": "postgres://app:hunter2@db/app", "api/key": "k-8f3a9c", "smtp/password": "mail-pass-77"}
@@ -226,23 +227,6 @@ async def test_usage_errors_exit_2_and_missing_credentials_exit_1(tmp_path: Path
 # -- the auditor's ten minutes (README "Ten minutes as an auditor"), with only an auditor's credentials -----------
 
 
-def _mailed_code(mail_dir: Path, address: str) -> str:
-    """The verification code ``cvault dev`` wrote to ``address`` (its mail directory stands in for a mailbox)."""
-    import email
-    import email.policy
-    from email.message import EmailMessage
-
-    codes = []
-    for path in sorted(mail_dir.glob("*.eml")):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        if message["To"] == address:
-            codes += re.findall(r"\bcvm_[A-Za-z0-9_-]+", message.get_content())
-    assert codes, f"no verification code for {address} in {mail_dir}"
-    return codes[-1]
-
-
 async def test_auditor_journey_with_only_an_auditors_credentials(dev: Dev, tmp_path: Path) -> None:
     import aiohttp
 
@@ -275,7 +259,7 @@ async def test_auditor_journey_with_only_an_auditors_credentials(dev: Dev, tmp_p
     accept = ("orgs", "accept", invitation["id"], "--code", invitation["code"], "--password-stdin")
     r = await cvault(*accept, env=au, stdin=password + "\n")
     assert r.status == 0 and "verification" in r.err, r
-    verification = _mailed_code(dev.data_dir / "mail", "auditor@example.com")
+    verification = dev_mail_code(dev.data_dir / "mail", "auditor@example.com")
     r = await cvault(*accept, "--verification", verification, env=au, stdin=password + "\n")
     assert r.status == 0 and "auditor of dev" in r.out, r
     r = await cvault("login", "--email", "auditor@example.com", "--password-stdin", env=au, stdin=password + "\n")
