@@ -6,6 +6,7 @@ every chain's head and the checkpoints; ``verify --file`` refuses a file that is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from pathlib import Path
@@ -171,3 +172,23 @@ async def test_the_consoles_chain_status_needs_no_database_url(services: Harness
     assert r.status == 200, page
     assert 'class="status intact"' in page
     assert "the store, through its API" in page
+
+
+class _CountingRepository(PgAuditRepository):
+    """The real repository, counting how many verifications read the heads."""
+
+    heads_read = 0
+
+    async def heads(self) -> list[tuple[int, int, bytes]]:
+        self.heads_read += 1
+        return await super().heads()
+
+
+async def test_concurrent_verifications_share_one_pass_over_the_log(services: Harness, pool: Pool) -> None:
+    await _two_orgs(services)
+    repository = _CountingRepository(pool, "store")
+    queries = AuditQueries(repository)
+    reports = await asyncio.gather(*(queries.verify() for _ in range(5)))
+    assert all(r.ok for r in reports) and len({r.checked for r in reports}) == 1
+    assert repository.heads_read == 1
+    assert (await queries.verify()).ok and repository.heads_read == 2  # a later call verifies afresh

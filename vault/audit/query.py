@@ -10,6 +10,7 @@ exported file can therefore be verified offline with :func:`verify_lines`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
@@ -69,6 +70,7 @@ class AuditQueries:
 
     def __init__(self, repository: AuditRepository) -> None:
         self._repository = repository
+        self._verifying: asyncio.Task[LogReport] | None = None
 
     async def query(
         self,
@@ -164,7 +166,17 @@ class AuditQueries:
 
     async def verify(self) -> LogReport:
         """Recompute every hash of every chain, each up to its head as of the start, and check the chains
-        against the last checkpoint; the report names each broken chain's first broken link."""
+        against the last checkpoint; the report names each broken chain's first broken link.
+
+        Callers that ask while a verification runs share its report: the store serves this to any caller
+        with ``a``, and a verification reads the whole log, so N callers cost one pass, not N at once.
+        """
+        if self._verifying is None or self._verifying.done():
+            self._verifying = asyncio.ensure_future(self._verify())
+        # Shielded: one caller going away does not cancel the others' verification.
+        return await asyncio.shield(self._verifying)
+
+    async def _verify(self) -> LogReport:
         # Checkpoints first: a head read afterwards is at or past what any of them recorded.
         checkpoints, checkpointed = await self._verify_checkpoints()
         heads = {chain: (seq, digest) for chain, seq, digest in await self._repository.heads()}
