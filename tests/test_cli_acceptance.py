@@ -22,6 +22,7 @@ import pytest
 from aiohttp.test_utils import unused_port
 
 from .cli import PROJECT_ROOT, cvault_command, cvault_env
+from .mailbox import dev_mail_code
 
 READY_BOUND = 90.0
 SECRETS = {"db/url": "postgres://app:hunter2@db/app", "api/key": "k-8f3a9c", "smtp/password": "mail-pass-77"}
@@ -221,3 +222,95 @@ async def test_usage_errors_exit_2_and_missing_credentials_exit_1(tmp_path: Path
     assert (await cvault("run", "--bogus", env=env)).status == 2
     r = await cvault("run", "--", "env", env=env)
     assert r.status == 1 and "CVAULT_STORE_TOKEN" in r.err and "(unauthenticated)" in r.err
+
+
+# -- the auditor's ten minutes (README "Ten minutes as an auditor"), with only an auditor's credentials -----------
+
+
+async def test_auditor_journey_with_only_an_auditors_credentials(dev: Dev, tmp_path: Path) -> None:
+    import aiohttp
+
+    urls = {k: dev.exports[k] for k in ("CVAULT_AUTHORITY_URL", "CVAULT_STORE_URL")}
+    op_home = tmp_path / "operator"
+    op = _clean_env(
+        op_home,
+        {**urls, "CVAULT_STORE_TOKEN": dev.exports["CVAULT_STORE_TOKEN"], "XDG_CONFIG_HOME": str(op_home / "cfg")},
+    )
+    r = await cvault("login", "--email", "owner@cvault.dev", "--password-stdin", env=op, stdin=dev.password + "\n")
+    assert r.status == 0, r
+    assert (await cvault("vaults", "create", "prod", env=op)).status == 0
+    assert (await cvault("secrets", "set", "db/url", "--vault", "prod", env=op, stdin=SECRETS["db/url"])).status == 0
+    r = await cvault("secrets", "get", "db/url", "--vault", "prod", env=op)
+    assert r.status == 0 and SECRETS["db/url"] in r.out, r
+
+    # The owner invites the auditor and hands over a store token with `a`.
+    r = await cvault("orgs", "invite", "dev", "auditor@example.com", "--role", "auditor", "--json", env=op)
+    assert r.status == 0, r
+    invitation = json.loads(r.out)
+    r = await cvault("store", "tokens", "mint", "--mask", "a", env=op)
+    assert r.status == 0, r
+    token_file = tmp_path / "auditor.store-token"
+    token_file.write_text(r.out)
+
+    # The auditor: a clean environment, no database URL, no owner's anything.
+    home = tmp_path / "auditor"
+    au = _clean_env(home, {**urls, "XDG_CONFIG_HOME": str(home / "cfg")})
+    password = "auditor's own passphrase 1"
+    accept = ("orgs", "accept", invitation["id"], "--code", invitation["code"], "--password-stdin")
+    r = await cvault(*accept, env=au, stdin=password + "\n")
+    assert r.status == 0 and "verification" in r.err, r
+    verification = dev_mail_code(dev.data_dir / "mail", "auditor@example.com")
+    r = await cvault(*accept, "--verification", verification, env=au, stdin=password + "\n")
+    assert r.status == 0 and "auditor of dev" in r.out, r
+    r = await cvault("login", "--email", "auditor@example.com", "--password-stdin", env=au, stdin=password + "\n")
+    assert r.status == 0, r
+    au["CVAULT_STORE_TOKEN"] = token_file.read_text().strip()
+    assert "CVAULT_DATABASE_URL" not in au
+
+    r = await cvault("audit", "query", "--secret", "db/url", env=au)
+    assert r.status == 0 and "secrets.read" in r.out and "owner@cvault.dev" in r.out, r
+    assert SECRETS["db/url"] not in r.out
+    r = await cvault("audit", "query", "--limit", "20", "--json", env=au)
+    assert r.status == 0, r
+    newest = json.loads(r.out)
+    assert 0 < len(newest) <= 20 and [e["seq"] for e in newest] == sorted((e["seq"] for e in newest), reverse=True)
+    r = await cvault("audit", "query", "--outcome", "denied", "--since", "24h", "--json", env=au)
+    assert r.status == 0 and isinstance(json.loads(r.out), list), r
+
+    r = await cvault("audit", "verify", env=au)
+    assert r.status == 0 and "intact" in r.out, r
+    export = home / "audit.jsonl"
+    r = await cvault("audit", "export", "-o", str(export), env=au)
+    assert r.status == 0, r
+    assert stat.S_IMODE(export.stat().st_mode) == 0o600
+    r = await cvault("audit", "verify", "--file", str(export), env=au)
+    assert r.status == 0 and "intact" in r.out, r
+    lines = export.read_text().splitlines(keepends=True)
+    for broken in ([], lines[:-1]):
+        damaged = home / "damaged.jsonl"
+        damaged.write_text("".join(broken))
+        r = await cvault("audit", "verify", "--file", str(damaged), env=au)
+        assert r.status == 3 and "BROKEN" in r.out, r
+
+    # The console, with the same credentials: chain status and names without a database URL.
+    port = unused_port()
+    console = await asyncio.create_subprocess_exec(
+        *cvault_command("audit", "console", "--listen", f"127.0.0.1:{port}"),
+        env=au,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert console.stdout is not None
+    try:
+        line = (await asyncio.wait_for(console.stdout.readline(), READY_BOUND)).decode()
+        assert "open http://" in line, line
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/chain") as resp:
+                chain = await resp.text()
+            async with http.get(f"http://127.0.0.1:{port}/") as resp:
+                timeline = await resp.text()
+        assert 'class="status intact"' in chain
+        assert "owner@cvault.dev" in timeline and 'id="show-own"' in timeline
+    finally:
+        console.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(console.communicate(), READY_BOUND)

@@ -192,6 +192,17 @@ class Config:
     workload_jwks_ca_file: Path | None = None
     workload_jwks_max_age: int = 300
     workload_jwks_refetch_interval: int = 30
+    # The mail relay the authority sends email verification codes through (docs/authority.md,
+    # "Invitations"): smtp://HOST:PORT; smtp_security starttls (default), tls (implicit, e.g.
+    # port 465) or none (a relay on loopback only). Unset: accounts are not created by invitation,
+    # except that `cvault dev` writes the messages to <data_dir>/mail instead.
+    smtp_url: str | None = None
+    smtp_security: str = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "cvault@localhost"
+    smtp_ca_file: Path | None = None
+    smtp_timeout: float = 10.0
 
 
 # --- value parsers: each takes a raw value (str from the environment, any TOML
@@ -266,6 +277,32 @@ def _listen(value: object, key: str) -> str:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{key} must be HOST:PORT, e.g. 127.0.0.1:8201")
+    return text
+
+
+def _smtp_url(value: object, key: str) -> str:
+    text = _text(value, key)
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "smtp" or not parts.hostname or port is None or parts.username or parts.path not in ("", "/"):
+        raise ConfigError(f"{key} must be smtp://HOST:PORT (credentials go in smtp_username / smtp_password)")
+    return text
+
+
+def _smtp_security(value: object, key: str) -> str:
+    text = _text(value, key).lower()
+    if text not in ("starttls", "tls", "none"):
+        raise ConfigError(f"{key} must be starttls, tls or none")
+    return text
+
+
+def _email_address(value: object, key: str) -> str:
+    text = _text(value, key)
+    if len(text) > 254 or "@" not in text or any(c in text for c in "\r\n<>, "):
+        raise ConfigError(f"{key} must be one email address, like cvault@example.com")
     return text
 
 
@@ -427,6 +464,13 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "workload_jwks_ca_file": _path,
     "workload_jwks_max_age": _seconds,
     "workload_jwks_refetch_interval": _seconds,
+    "smtp_url": _smtp_url,
+    "smtp_security": _smtp_security,
+    "smtp_username": _text,
+    "smtp_password": _text,
+    "smtp_from": _email_address,
+    "smtp_ca_file": _path,
+    "smtp_timeout": _duration,
 }
 
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak

@@ -97,19 +97,44 @@ class InvitationRepository(Protocol):
         email: str | None = None,
         code_digest: bytes | None = None,
         new_user_password_hash: str | None = None,
+        verification_digest: bytes | None = None,
     ) -> tuple[Invitation, int]:
         """Accept a pending invitation in one transaction; returns it and the member's user id.
 
         ``code_digest`` must be the invitation's, always; with it either ``user_id`` with that
-        user's ``email`` (must be the invitation's), or ``new_user_password_hash``, which
-        creates the invited email's account. :class:`NotFound` when no such pending
+        user's ``email`` (must be the invitation's), or ``new_user_password_hash`` with the
+        unexpired ``verification_digest`` mailed to the invited email, which creates its account.
+        :class:`NotFound` when no such pending
         invitation matches, and when the code is used for an email that already has an
         account (the same answer, so the inviter learns nothing); :class:`Conflict` when
         already a member.
         """
 
-    async def code_matches(self, invitation_id: str, now: dt.datetime, code_digest: bytes) -> bool:
-        """Whether a pending invitation has this code (checked before a password is hashed)."""
+    async def code_matches(
+        self, invitation_id: str, now: dt.datetime, code_digest: bytes, verification_digest: bytes | None = None
+    ) -> bool:
+        """Whether a pending invitation has this code (and, if given, this unexpired verification code):
+        checked before a password is hashed."""
+
+    async def set_verification(
+        self,
+        invitation_id: str,
+        now: dt.datetime,
+        code_digest: bytes,
+        verification_digest: bytes,
+        expires_at: dt.datetime,
+    ) -> Invitation | None:
+        """Give a pending invitation whose code this is a new email verification code (replacing any);
+        None when there is no such pending invitation."""
+
+
+class Mailer(Protocol):
+    """Sends one email (:mod:`vault.mail`: an SMTP relay, or ``cvault dev``'s directory).
+
+    Raises :class:`vault.errors.Unavailable` when the message was not handed over.
+    """
+
+    async def send(self, to: str, subject: str, body: str) -> None: ...
 
 
 class SessionRepository(Protocol):
@@ -138,10 +163,13 @@ class TokenRepository(Protocol):
 
     async def get(self, token_id: str) -> TokenRecord | None: ...
 
-    async def lineage(self, token_id: str, *, role_in: int | None = None) -> tuple[list[TokenRecord], Role | None]:
+    async def lineage(
+        self, token_id: str, *, role_in: int | None = None
+    ) -> tuple[list[TokenRecord], Role | None, str | None]:
         """The token, then its parent, grandparent, ... (empty if there is no record of the token).
 
-        With ``role_in``, also the role of the token's user in that org, read live (None if not a member).
+        With ``role_in``, also the role of the token's user in that org, read live (None if not a member),
+        and that org's slug (None if there is no such org).
         """
 
     async def revoke(self, token_id: str, at: dt.datetime, before_commit: BeforeCommit[list[str]]) -> list[str]:

@@ -56,8 +56,10 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--password-stdin",
         action="store_true",
-        help="no account yet: create it, with its password on stdin (otherwise your saved session accepts)",
+        help="no account yet: create it, with its password on stdin (otherwise your saved session accepts); "
+        "without --verification, first has the authority mail the invited address a verification code",
     )
+    p.add_argument("--verification", metavar="CODE", help="the cvm_ code the authority mailed to the invited address")
     add_client_options(p)
     p.set_defaults(func=client_command(_accept))
 
@@ -120,7 +122,7 @@ async def _invite(client: Client, args: argparse.Namespace) -> int:
             f"(invitation {invitation.id}, expires {invitation.expires_at})\n"
             f"give them the id and the code; logged in, they accept with\n"
             f"  cvault orgs accept {invitation.id} --code {invitation.code}\n"
-            f"adding --password-stdin (their new password on stdin) if they have no account yet"
+            f"or, with no account yet, add --password-stdin: the authority mails them a verification code to finish"
         )
     return 0
 
@@ -135,12 +137,25 @@ async def _invitations(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _accept(client: Client, args: argparse.Namespace) -> int:
+    if args.verification is not None and not args.password_stdin:
+        raise BadRequest("--verification creates your account: give its new password with --password-stdin")
+    if args.password_stdin and args.verification is None:
+        # No account yet: proof that you read the invited mailbox comes first.
+        message = await client.authority.send_verification(args.invitation, code=args.code)
+        print(
+            f"{message}\nthen: cvault orgs accept {args.invitation} --code CODE --verification cvm_... "
+            "--password-stdin",
+            file=sys.stderr,
+        )
+        return 0
     password = None
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
         if not password:
             raise BadRequest("--password-stdin given but stdin is empty")
-    reply = await client.authority.accept(args.invitation, code=args.code, password=password)
+    reply = await client.authority.accept(
+        args.invitation, code=args.code, password=password, verification=args.verification
+    )
     print_json(to_json(reply)) if args.json else print(f"you are now {reply.role} of {reply.slug} (org {reply.org})")
     return 0
 

@@ -216,8 +216,20 @@ class Client:
             f"({self.authority_url}); set CVAULT_AUTHORITY_URL to the authority that issued it",
         )
 
+    async def org_slug(self) -> str | None:
+        """The store token's org's slug, best effort: from the session's memberships (None without a session)."""
+        if not self.credentials.session:
+            return None
+        org = self.store_org()
+        try:
+            memberships = await self.authority.list_orgs()
+        except VaultError:
+            return None
+        return next((m.slug for m in memberships if m.id == org), None)
+
     async def member_emails(self) -> dict[str, str]:
-        """User id -> email of the store token's org, best effort: only an owner's session may list members."""
+        """User id -> email of the store token's org, best effort: an owner's or auditor's session may list
+        members (docs/audit.md, "Who the actors are")."""
         if not self.credentials.session:
             return {}
         try:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -279,6 +279,48 @@ class HTTP:
         if raw and payload is None:
             raise BadReply(f"{service} sent a reply that is not JSON (HTTP {status})")
         return payload
+
+    async def stream_lines(
+        self, url: str, *, authorization: str, params: Mapping[str, str] | None = None
+    ) -> AsyncIterator[str]:
+        """GET a reply of JSON lines and yield each line (with its ``\\n``) as it arrives: an audit export.
+
+        No cap on the whole reply and no total timeout (each read must come within the timeout); a
+        line longer than the reply cap is refused. Never retried: the caller may have used the first
+        lines. Always the aiohttp transport, so it needs an event loop.
+        """
+        import aiohttp
+
+        headers = {"Accept": "application/x-ndjson", "Authorization": authorization}
+        service = _service(url)
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=self._timeout)
+        try:
+            async with self._client().get(
+                url, headers=headers, params=params, allow_redirects=False, timeout=timeout
+            ) as resp:
+                if resp.status >= 400:
+                    raw = await self._read(resp)
+                    try:
+                        payload = json.loads(raw) if raw else None
+                    except (ValueError, RecursionError):
+                        payload = None
+                    raise error_from_reply(resp.status, payload, service=service)
+                pending = b""
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    if len(pending) > self._max_reply:
+                        raise self._too_large()
+                    for line in lines:
+                        yield line.decode("utf-8") + "\n"
+                if pending:
+                    yield pending.decode("utf-8")
+        except aiohttp.ClientConnectorError:
+            raise ConnectionFailed(f"could not connect to {service}; check the URL and that it is running") from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            what = "timed out" if isinstance(exc, TimeoutError) else "dropped the connection"
+            raise ConnectionFailed(f"{service} {what} during GET {urlsplit(url).path}") from None
+        except UnicodeDecodeError:
+            raise BadReply(f"{service} sent a line that is not UTF-8") from None
 
     def _too_large(self) -> BadReply:
         # Not retried: a server that sends too much will send it again.

@@ -355,7 +355,9 @@ class StoreClient:
         limit: int | None = None,
         org: int | None = None,
         newest_first: bool = False,
+        hide_own: bool = False,
     ) -> dict[str, Any]:
+        """One page of the org's audit events; ``hide_own`` leaves out this caller's own ``audit.*`` events."""
         filters = {
             "vault": vault,
             "secret": secret,
@@ -368,9 +370,25 @@ class StoreClient:
             "cursor": cursor,
             "limit": limit,
             "order": "newest" if newest_first else None,
+            "own": "hide" if hide_own else None,
         }
         params = {k: str(v) for k, v in filters.items() if v is not None}
         reply: dict[str, Any] = await self._call(
             "GET", f"/v1/orgs/{self._org(org)}/audit", narrowing("audit.query", AUDIT), params=params
+        )
+        return reply
+
+    async def audit_export(self, *, org: int | None = None) -> AsyncIterator[str]:
+        """The org's export file (docs/audit.md, "Export"), line by line as the store streams it."""
+        bundle = await self._owner.store_bundle(narrowing("audit.export", AUDIT))
+        async for line in self._http.stream_lines(
+            f"{self.url}/v1/orgs/{self._org(org)}/audit/export", authorization=f"Bearer {bundle}"
+        ):
+            yield line
+
+    async def audit_verify(self, *, org: int | None = None) -> dict[str, Any]:
+        """The store's verification of its whole log (every chain, the checkpoints), as ``LogReport.to_json``."""
+        reply: dict[str, Any] = await self._call(
+            "GET", f"/v1/orgs/{self._org(org)}/audit/verify", narrowing("audit.verify", AUDIT)
         )
         return reply

@@ -284,3 +284,28 @@ class WorkloadIdentity(Caveat):
 
     def prohibits(self, access: Access) -> Refusal | None:
         return None
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class OrgSlug(Caveat):
+    """Attestation (org discharges only): the slug the authority knows the discharge's organization by.
+
+    The store records it at enrolment instead of a slug the enrolling client chose, so no org can
+    enrol under another org's slug (docs/vault-compat.md, "Mounts").
+    """
+
+    TYPE = CVAULT_BASE + 7
+    NAME = "OrgSlug"
+    ATTESTATION = True
+    slug: str
+
+    def body(self) -> Any:
+        return self.slug
+
+    @classmethod
+    def from_body(cls, body: Any) -> OrgSlug:
+        return cls(text(body))
+
+    def prohibits(self, access: Access) -> Refusal | None:
+        return None

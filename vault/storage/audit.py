@@ -377,9 +377,10 @@ async def fetch_chain_rows(
 
 
 async def fetch_rows(
-    pool: Any, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int
+    pool: Any, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
 ) -> list[dict[str, Any]]:
-    """Rows with ``seq > after_seq`` in seq order, at most ``limit``, of each chain up to its ``heads`` entry only.
+    """Rows with ``seq > after_seq`` in seq order, at most ``limit``, of each chain up to its ``heads`` entry only
+    (and of org ``org`` only, when given).
 
     Bounding each chain by a head read before paging makes the pages a fixed set: an event
     committed later, even with a lower seq than a page already read, is past its chain's bound.
@@ -390,11 +391,12 @@ async def fetch_rows(
             f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')} "  # noqa: S608
             "JOIN unnest($2::text[]::bigint[], $3::text[]::bigint[]) AS h(head_chain, upto) "
             "ON chain = h.head_chain AND chain_seq <= h.upto "
-            "WHERE seq > $1 ORDER BY seq LIMIT $4",
+            "WHERE seq > $1 AND ($5::bigint IS NULL OR org = $5) ORDER BY seq LIMIT $4",
             after_seq,
             [str(chain) for chain in chains],
             [str(heads[chain]) for chain in chains],
             limit,
+            org,
         )
     return [_row(r) for r in rows]
 
@@ -410,11 +412,14 @@ async def select_rows(
     cursor: int | None,
     limit: int,
     newest_first: bool,
+    hide_audit_of: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``.
 
     ``token_id`` matches events of that token and of every token derived from it
     (its id in their lineage). ``since`` is inclusive, ``until`` exclusive.
+    ``hide_audit_of`` (``{"actor": ..., "token_id": ...}``) leaves out the ``audit.*`` events
+    any of whose columns equals its value there: a reviewer's own queries.
     """
     where: list[str] = []
     args: list[Any] = []
@@ -436,6 +441,11 @@ async def select_rows(
         where.append(f"at < {arg(until)}")
     if cursor is not None:
         where.append(f"seq {'<' if newest_first else '>'} {arg(cursor)}")
+    if hide_audit_of:
+        if not set(hide_audit_of) <= {"actor", "token_id"}:
+            raise ValueError("hide_audit_of takes actor and token_id")
+        whose = " OR ".join(f"coalesce({column} = {arg(value)}, false)" for column, value in hide_audit_of.items())
+        where.append(f"NOT (action LIKE 'audit.%' AND ({whose}))")
     sql = f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')}"  # noqa: S608 (fixed columns, $n values)
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -538,8 +548,10 @@ class PgAuditRepository:
             self._pool, self._schema, chain, after_seq=after_seq, upto_seq=upto_seq, limit=limit
         )
 
-    async def rows(self, *, after_seq: int, heads: Mapping[int, int], limit: int) -> list[dict[str, Any]]:
-        return await fetch_rows(self._pool, self._schema, after_seq=after_seq, heads=heads, limit=limit)
+    async def rows(
+        self, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await fetch_rows(self._pool, self._schema, after_seq=after_seq, heads=heads, limit=limit, org=org)
 
     async def checkpoints(self, *, after_id: int, limit: int) -> list[dict[str, Any]]:
         return await fetch_checkpoints(self._pool, self._schema, after_id=after_id, limit=limit)
@@ -554,6 +566,7 @@ class PgAuditRepository:
         cursor: int | None,
         limit: int,
         newest_first: bool,
+        hide_audit_of: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         return await select_rows(
             self._pool,
@@ -565,6 +578,7 @@ class PgAuditRepository:
             cursor=cursor,
             limit=limit,
             newest_first=newest_first,
+            hide_audit_of=hide_audit_of,
         )
 
     async def close(self) -> None:

@@ -35,6 +35,7 @@ from vault.authority.workloads import Workloads
 from vault.config import Config, require_database_url, require_master_keys
 from vault.crypto.passwords import INTERACTIVE, PasswordCost, hash_password, verify_password
 from vault.crypto.ticket_keys import TicketKeyRing
+from vault.mail import mailer_from_config
 from vault.storage.accounts import PgAccountRepository
 from vault.storage.audit import PgAuditRepository
 from vault.storage.authority_keys import (
@@ -249,6 +250,7 @@ def _services(
         clock=clock,
         random=random,
         audit=audit,
+        mailer=mailer_from_config(config),
     )
     verifier = BundleVerifier(
         location=location,

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from vault.audit.refusal import refusal_detail, refusal_outcome
+from vault.authority.invitations import VERIFICATION_SENT
 from vault.authority.records import Invitation, Member, Membership, Session, TokenRecord
 from vault.authority.revocation_feed import MAX_FEED_WAIT, MAX_SINCE_LIMIT
 from vault.authority.roles import parse_role
@@ -257,9 +258,16 @@ async def accept_invitation(request: web.Request) -> web.StreamResponse:
         session = await _session(request)
         invitation = await svc.invitations.accept_as(session.user_id, invitation_id, code, _ctx(request))
         user_id = session.user_id
+    elif data.get("verification") is None:
+        # No account and no verification code yet: prove control of the invited address first.
+        await svc.invitations.send_verification(invitation_id, code, _ctx(request))
+        return web.json_response({"status": "verification_sent", "message": VERIFICATION_SENT}, status=202)
     else:
+        verification = field(data, "verification", str)
         password = field(data, "password", str)
-        invitation, user_id = await svc.invitations.accept_with_code(invitation_id, code, password, _ctx(request))
+        invitation, user_id = await svc.invitations.accept_with_code(
+            invitation_id, code, verification, password, _ctx(request)
+        )
     return web.json_response(
         {"org": invitation.org_id, "slug": invitation.slug, "role": invitation.role.value, "user_id": user_id}
     )

@@ -179,6 +179,26 @@ def _workload_paths() -> dict[str, Any]:
     }
 
 
+def _accept_op() -> dict[str, Any]:
+    op = _op(
+        "Accept an invitation with its code: with a session of the invited email; or, with no account, first "
+        "without a verification code (the authority mails one to the invited address: 202), then with it and a "
+        "new password (creates the account)",
+        200,
+        _obj({"org": _INT, "slug": _STR, "role": _ROLE, "user_id": _INT}),
+        body=_obj({"code": _STR, "verification": {**_STR, "nullable": True}, "password": _STR}, ["code"]),
+        security=[{"session": []}, {}],
+        params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
+        errors=(400, 401, 404, 409, 413, 429, 503),
+    )
+    op["responses"]["202"] = {
+        "description": "no session and no verification code: a message went to the invited address (the same reply "
+        "whether or not it has an account)",
+        "content": {"application/json": {"schema": _obj({"status": _STR, "message": _STR}, ["status", "message"])}},
+    }
+    return op
+
+
 def spec(authority_url: str) -> dict[str, Any]:
     membership = _obj({"id": _INT, "slug": _STR, "role": _ROLE})
     member = _obj({"user_id": _INT, "email": _STR, "role": _ROLE})
@@ -232,7 +252,7 @@ def spec(authority_url: str) -> dict[str, Any]:
         },
         "/v1/orgs/{org}/members": {
             "get": _op(
-                "Members of an organization (owner only)",
+                "Members of an organization (owners and auditors)",
                 200,
                 _obj({"members": {"type": "array", "items": member}}),
                 security=_SESSION,
@@ -257,18 +277,7 @@ def spec(authority_url: str) -> dict[str, Any]:
                 security=_SESSION,
             ),
         },
-        "/v1/invitations/{id}/accept": {
-            "post": _op(
-                "Accept an invitation with its code: with a session of the invited email, or with a new password "
-                "(creates the account)",
-                200,
-                _obj({"org": _INT, "slug": _STR, "role": _ROLE, "user_id": _INT}),
-                body=_obj({"code": _STR, "password": _STR}, ["code"]),
-                security=[{"session": []}, {}],
-                params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
-                errors=(400, 401, 404, 409, 413, 429, 503),
-            ),
-        },
+        "/v1/invitations/{id}/accept": {"post": _accept_op()},
         "/v1/orgs/{org}/members/{user_id}": {
             "patch": _op(
                 "Change a member's role (owner only)",

@@ -191,7 +191,9 @@ class _Builder:
             for depth in range(len(lineage) - 2, -1, -1):
                 token = lineage[depth]
                 service = self.node(f"token:{token}", "service", "service token", token, lineage[depth + 1 :])
-                service.detail = f"stripped by {self.who(str(actor))}" if actor else "stripped"
+                # The email alone when known (the user's node shows both): "user 7 (email)" does not fit the box.
+                by = self.emails.get(str(actor)) or self.who(str(actor))
+                service.detail = f"stripped by {by}" if actor else "stripped"
                 self.edge(path[-1], service, "stripped")
                 path.append(service)
         if not path and user is not None:

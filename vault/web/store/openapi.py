@@ -86,6 +86,17 @@ def _op(
     return op
 
 
+def _export_op() -> dict[str, Any]:
+    op = _op("audit.export", "Export the org's audit events with every chain's head and the checkpoints", 200, None)
+    op["parameters"] = _ORG
+    op["responses"]["200"] = {
+        "description": "JSON lines, streamed: checkpoint lines, the heads line, the org's events and skip lines "
+        'for the other orgs\' events between them, the end line (docs/audit.md, "Export")',
+        "content": {"application/x-ndjson": {"schema": _STR}},
+    }
+    return op
+
+
 def spec(store_url: str) -> dict[str, Any]:
     o, v = "/v1/orgs/{org}", "/v1/orgs/{org}/vaults/{vault}"
     revealed = _obj({"name": _STR, "version": _INT, "value": _STR, "stage": _NULL_STAGE, "created_at": _TIME})
@@ -107,7 +118,7 @@ def spec(store_url: str) -> dict[str, Any]:
                 "Enrol the org (challenge + org discharge with C)",
                 201,
                 _TOKEN,
-                body=_obj({"slug": _SLUG}, ["slug"]),
+                body=_obj({"slug": {**_SLUG, "description": "optional; must be the slug the org discharge attests"}}),
                 params=_ORG,
             ),
         },
@@ -273,11 +284,51 @@ def spec(store_url: str) -> dict[str, Any]:
                     *(_query(n, _FILTER) for n in ("vault", "secret", "actor", "token", "action")),
                     _query("outcome", {"type": "string", "enum": ["ok", "denied", "error"]}),
                     _query("order", {"type": "string", "enum": ["oldest", "newest"]}),
+                    _query(
+                        "own",
+                        {
+                            "type": "string",
+                            "enum": ["show", "hide"],
+                            "description": "hide: leave out the caller's own audit.* events (default show)",
+                        },
+                    ),
                     *(_query(n, _WHEN) for n in ("since", "until")),
                     _query("cursor", {**_INT, "minimum": 0, "maximum": 2**63 - 1}),
                     _query("limit", _LIMIT),
                 ],
             ),
+        },
+        o + "/audit/export": {
+            "get": _export_op(),
+        },
+        o + "/audit/verify": {
+            "get": _op(
+                "audit.verify",
+                "Recompute every chain of the store's audit log up to its head and check the checkpoints",
+                200,
+                _obj(
+                    {
+                        "ok": {"type": "boolean"},
+                        "checked": _INT,
+                        "message": _STR,
+                        "chains": {
+                            "type": "array",
+                            "items": _obj(
+                                {
+                                    "chain": {**_INT, "description": "-1: the checkpoints' own chain"},
+                                    "ok": {"type": "boolean"},
+                                    "checked": _INT,
+                                    "last_seq": _INT,
+                                    "broken_seq": _NULL_INT,
+                                    "message": _STR,
+                                }
+                            ),
+                        },
+                    },
+                    ["ok", "checked", "message", "chains"],
+                ),
+                params=_ORG,
+            )
         },
         "/healthz": {"get": _op("healthz", "Process is up", 200, _obj({"status": _STR}), security=[])},
         "/readyz": {"get": _op("readyz", "Database reachable, keys loaded", 200, _obj({"status": _STR}), security=[])},

@@ -95,7 +95,7 @@ async def token_org(services: StoreServices, headers: Mapping[str, str]) -> int 
 
 
 async def mount_of(request: web.Request, slug: str) -> int:
-    """The org a mount's slug names for this request's token (NotFound for a slug no enrolment recorded)."""
+    """The org a mount's slug names for this request's token (:func:`vault.store.mounts.mount_org`)."""
     services = services_of(request)
     return mount_org(slug, await token_org(services, request.headers), await services.orgs.orgs_with_slug(slug))
 

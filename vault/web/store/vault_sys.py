@@ -13,17 +13,18 @@ from typing import Any
 from aiohttp import web
 
 from vault import __version__
-from vault.errors import BadRequest, InvalidToken, NotFound, Unauthorized
+from vault.errors import BadRequest, InvalidToken, Unauthorized
 from vault.macaroon import CREATE, DELETE, READ, WRITE, mask_to_string
 from vault.macaroon.caveats import Secrets, ValidityWindow, Vaults
 from vault.store.caller import Caller
 from vault.store.events import access_for, audit_event
+from vault.store.mounts import own_mount
 from vault.store.names import check_slug, check_vault_name
 from vault.types import RequestContext
 
 from .guard import run_guarded
 from .services import services_of
-from .vault_reply import envelope, mount_of, rfc3339, token_org, vault_credentials, vault_json
+from .vault_reply import envelope, rfc3339, token_org, vault_credentials, vault_json
 
 __all__ = ["VERSION", "add_sys_routes"]
 
@@ -129,18 +130,17 @@ async def ui_mount(request: web.Request) -> web.StreamResponse:
     """``GET /v1/sys/internal/ui/mounts/<path>``: the Vault CLI's and consul-template's "which KV version"
     question.
 
-    Needs no token (every mount is KV version 2, which reveals nothing), but the slug
-    must be one the store has enrolled: an unknown one is Vault's 403 for "no mount here".
-    The vault's existence is checked where its secrets are read.
+    Answers only for a mount of the presented token's own org (by its key; the Vault CLI and
+    consul-template send their token with it): anything else, no token included, is the same
+    403, so the question tells nobody which slugs are enrolled. The vault's existence is checked
+    where its secrets are read.
     """
     parts = request.match_info["path"].split("/")
     if len(parts) < 2:
         raise Unauthorized("no mount at this path")
     slug, vault = check_slug(parts[0]), check_vault_name(parts[1])
-    try:
-        await mount_of(request, slug)
-    except NotFound:
-        raise Unauthorized(f"no org with slug {slug!r} is enrolled at this store") from None
+    services = services_of(request)
+    own_mount(slug, await token_org(services, request.headers), await services.orgs.orgs_with_slug(slug))
     return vault_json(envelope(request, {"path": f"{slug}/{vault}/", **_mount_entry(slug, vault)}))
 
 
