@@ -59,7 +59,7 @@ def register(sub: Any) -> None:
     export = audit_sub.add_parser("export", help="write every audit event as JSON lines")
     add_config_option(export)
     _add_schema_option(export)
-    export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
+    export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout (mode 0600)")
     export.set_defaults(func=run_export)
 
     for module in SUBCOMMANDS:
@@ -118,10 +118,12 @@ async def verify_database(config: Config, schema: str, json_output: bool = False
     from vault.config import require_database_url
     from vault.storage.audit import PgAuditRepository
     from vault.storage.pool import close_pool, create_pool
+    from vault.storage.privileges import privilege_errors
 
     pool = await create_pool(require_database_url(config), min_size=1, max_size=1)
     try:
-        report = await AuditQueries(PgAuditRepository(pool, schema)).verify()
+        async with privilege_errors(pool, schema):
+            report = await AuditQueries(PgAuditRepository(pool, schema)).verify()
     finally:
         await close_pool(pool)
     return _print_report(f"{schema} audit log", report, json_output)
@@ -131,7 +133,9 @@ def run_export(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.output is None:
         return asyncio.run(export_database(config, args.schema, sys.stdout, "stdout"))
-    with args.output.open("w", encoding="utf-8") as out:
+    from .output import open_private
+
+    with open_private(args.output) as out:
         return asyncio.run(export_database(config, args.schema, out, str(args.output)))
 
 
@@ -140,15 +144,17 @@ async def export_database(config: Config, schema: str, out: TextIO, label: str) 
     from vault.config import require_database_url
     from vault.storage.audit import PgAuditRepository
     from vault.storage.pool import close_pool, create_pool
+    from vault.storage.privileges import privilege_errors
 
     pool = await create_pool(require_database_url(config), min_size=1, max_size=1)
     count = 0
     try:
-        async for line in AuditQueries(PgAuditRepository(pool, schema)).export():
-            out.write(line)
-            count += 1
-            if count % _PROGRESS_EVERY == 0:
-                print(f"cvault audit export: {count} events...", file=sys.stderr)
+        async with privilege_errors(pool, schema):
+            async for line in AuditQueries(PgAuditRepository(pool, schema)).export():
+                out.write(line)
+                count += 1
+                if count % _PROGRESS_EVERY == 0:
+                    print(f"cvault audit export: {count} events...", file=sys.stderr)
     finally:
         await close_pool(pool)
     out.flush()

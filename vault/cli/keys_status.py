@@ -97,6 +97,7 @@ async def collect(config: Any) -> tuple[list[KeyLine], list[str]]:
     from vault.errors import DecryptionError
     from vault.storage.key_status import read_key_status
     from vault.storage.pool import close_pool, create_pool
+    from vault.storage.privileges import privilege_errors
 
     masters: MasterKeys | None = None
     if config.master_key is not None or config.master_key_command is not None:
@@ -141,7 +142,8 @@ async def collect(config: Any) -> tuple[list[KeyLine], list[str]]:
     pool = await create_pool(require_database_url(config), min_size=1, max_size=2)
     try:
         for schema in SCHEMAS:
-            found = await read_key_status(pool, schema)
+            async with privilege_errors(pool, schema):
+                found = await read_key_status(pool, schema)
             for kek in found.keks:
                 lines.append(
                     KeyLine(

@@ -1,0 +1,270 @@
+"""docker-compose.yml as shipped, brought up on a real Docker engine and used end to end from this host.
+
+The journey of docs/operations.md ("docker-compose"), step by step: the local base images (Docker Hub cannot be
+reached here: ``deploy/base-images/build`` makes them from Debian's packages, cached by a hash of the recipe),
+``deploy/init``, ``docker-compose up -d`` with the shipped file (the only difference is ``.env`` naming the local
+base images, which the file reads for exactly that), healthy services, ``bootstrap``, ``store enroll``, a secret
+written, workload tokens written to 0600 files, ``cvault run`` from the host over TLS, a revocation at the
+authority seen by the store through the feed, ``/metrics`` scraped, the JSON logs parsed, ``docker-compose
+restart`` keeping the data, ``down -v``.
+
+The engine is Debian's ``docker.io`` (``.ci/run`` starts ``dockerd`` when none runs); a missing engine fails the
+test. Cold (no base images): about 5 minutes on the build machine; warm: about 2 (docs/operations.md has the
+figures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import ssl
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from vault.client import Client
+
+from .cli import PROJECT_ROOT, cvault_command, cvault_env
+
+# What the image needs from the checkout (the rest of it is not part of the build context).
+SHIPPED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "pyproject.toml", "README.md", "vault", "sql", "deploy")
+HEALTHY_WITHIN = 240.0  # seconds; the services' own health checks decide, this only bounds a broken start
+AUTHORITY, STORE = "https://127.0.0.1:8201", "https://127.0.0.1:8202"
+SECRET = "postgres://app:s3cret@db/app"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: scripts/install-test-deps installs it (scripts/apt-packages.txt)")
+    return path
+
+
+def _run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, input: str | None = None) -> str:
+    done = subprocess.run(args, cwd=cwd, env=env, input=input, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(args[:4])}... exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@dataclass
+class Deployment:
+    root: Path
+    compose: list[str]
+    env: dict[str, str]  # the host's client environment
+
+    def run(self, *args: str, input: str | None = None) -> str:
+        return _run([*self.compose, *args], cwd=self.root, input=input)
+
+    def cvault(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
+        return _run(cvault_command(*args), cwd=self.root, env=env or self.env, input=input)
+
+    def container(self, service: str) -> str:
+        return self.run("ps", "-q", service).strip()
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + HEALTHY_WITHIN
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            for service in ("postgres", "authority", "store"):
+                cid = self.container(service)
+                states[service] = "missing" if not cid else _inspect(cid, "{{.State.Health.Status}}")
+            if all(state == "healthy" for state in states.values()):
+                return
+            time.sleep(2)
+        logs = self.run("logs", "--no-color", "--tail", "30")
+        raise AssertionError(f"not healthy within {HEALTHY_WITHIN:.0f} s: {states}\n{logs}")
+
+
+def _inspect(container: str, template: str) -> str:
+    return subprocess.run(
+        ["docker", "inspect", "--format", template, container], capture_output=True, text=True, check=False
+    ).stdout.strip()
+
+
+def _engine() -> None:
+    _tool("docker")
+    _tool("docker-compose")
+    _tool("debootstrap")
+    info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+    if info.returncode != 0:
+        pytest.fail(f"no Docker engine answers (.ci/run starts dockerd in CI): {info.stderr.strip()}")
+
+
+def _base_images() -> dict[str, str]:
+    out = _run([str(PROJECT_ROOT / "deploy/base-images/build")], cwd=PROJECT_ROOT)
+    images = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    assert set(images) == {"POSTGRES_IMAGE", "PYTHON_IMAGE"}, out
+    return images
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    _engine()
+    images = _base_images()
+    root = tmp_path_factory.mktemp("compose")
+    for name in SHIPPED:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "tls", "*.key", "*.token", "*.sha256")
+            shutil.copytree(source, root / name, ignore=ignore)
+        else:
+            shutil.copy2(source, root / name)
+    # The operator's steps: .env from the example with every password changed, then deploy/init.
+    env_text = (root / "deploy/env.example").read_text()
+    for name in ("POSTGRES_PASSWORD", "CVAULT_AUTHORITY_DB_PASSWORD", "CVAULT_STORE_DB_PASSWORD"):
+        env_text = re.sub(rf"^{name}=.*$", f"{name}={secrets.token_urlsafe(12)}", env_text, flags=re.M)
+    # What the registry makes impossible here: the base images are local ones.
+    env_text += f"CVAULT_POSTGRES_IMAGE={images['POSTGRES_IMAGE']}\nCVAULT_PYTHON_IMAGE={images['PYTHON_IMAGE']}\n"
+    (root / ".env").write_text(env_text)
+    _run(["deploy/init"], cwd=root)
+    project = f"cvaulttest{secrets.token_hex(4)}"
+    compose = [_tool("docker-compose"), "--project-name", project, "--no-ansi"]
+    home = root / "home"
+    home.mkdir()
+    env = cvault_env(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "CVAULT_AUTHORITY_URL": AUTHORITY,
+            "CVAULT_STORE_URL": STORE,
+            "CVAULT_CACERT": str(root / "deploy/tls/ca.pem"),
+        }
+    )
+    env.pop("CVAULT_TEST_DATABASE_URL", None)
+    d = Deployment(root, compose, env)
+    try:
+        d.run("build")
+        d.run("up", "-d")
+        d.wait_healthy()
+        yield d
+    finally:
+        subprocess.run([*compose, "down", "-v", "--remove-orphans"], cwd=root, capture_output=True, check=False)
+
+
+def _assert_private(path: Path) -> None:
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path} is mode {oct(path.stat().st_mode)}"
+
+
+def test_init_files_with_secrets_are_private(deployment: Deployment) -> None:
+    deploy = deployment.root / "deploy"
+    for name in ("authority.master.key", "store.master.key", "revocation-feed.token", "tls/ca-key.pem"):
+        _assert_private(deploy / name)
+    token = (deploy / "revocation-feed.token").read_text()
+    assert re.fullmatch(r"cvf_[A-Za-z0-9_-]{43}", token)
+    digest = (deploy / "revocation-feed.sha256").read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+
+
+def test_services_run_as_their_user_with_a_home_it_can_read(deployment: Deployment) -> None:
+    for service in ("authority", "store"):
+        status = deployment.run("exec", "-T", "--user", "10001", service, "cat", "/proc/1/status")
+        assert re.search(r"^Uid:\s+10001\s+10001\s+10001\s+10001$", status, re.M), status
+        environ = deployment.run("exec", "-T", "--user", "10001", service, "cat", "/proc/1/environ")
+        home = dict(v.split("=", 1) for v in environ.split("\0") if "=" in v)["HOME"]
+        assert home == "/var/lib/cvault"
+        deployment.run("exec", "-T", "--user", "10001", service, "test", "-r", home)
+
+
+def test_the_journey_from_bootstrap_to_restart(deployment: Deployment) -> None:
+    d = deployment
+    password = secrets.token_urlsafe(18)
+    out = d.run(
+        "exec", "-T", "authority", "cvault", "bootstrap", "--email", "owner@example.com", "--org", "acme",
+        "--password-stdin", input=password + "\n",
+    )  # fmt: skip
+    session = re.search(r"^session: (\S+)$", out, re.M)
+    assert session is not None, out
+    operator = {**d.env, "CVAULT_SESSION": session[1]}
+
+    root_token = d.cvault("store", "enroll", "acme", env=operator).strip()
+    operator["CVAULT_STORE_TOKEN"] = root_token
+    d.cvault("vaults", "create", "prod", env=operator)
+    assert "version 1 written" in d.cvault("secrets", "set", "db/url", "--vault", "prod", input=SECRET, env=operator)
+
+    # The workload's two credentials, written by cvault itself readable by the owner only.
+    store_file, auth_file = d.root / "workload.store-token", d.root / "workload.auth-token"
+    d.cvault("store", "tokens", "mint", "--mask", "r", "--vault", "prod", "--output", str(store_file), env=operator)
+    created = json.loads(
+        d.cvault("tokens", "create", "--org", "acme", "--mask", "r", "--service", "--json", env=operator)
+    )
+    d.cvault("tokens", "create", "--org", "acme", "--mask", "r", "--service", "--output", str(auth_file), env=operator)
+    for path in (store_file, auth_file):
+        _assert_private(path)
+    workload = {**d.env, "CVAULT_STORE_TOKEN_FILE": str(store_file), "CVAULT_AUTH_TOKEN_FILE": str(auth_file)}
+    out = d.cvault("run", "--vault", "prod", "--", "sh", "-c", 'echo "DB_URL=$DB_URL"', env=workload)
+    assert out.strip() == f"DB_URL={SECRET}"
+
+    # A revocation at the authority reaches the store through the feed: a bundle discharged before it stops.
+    revoked = {**d.env, "CVAULT_STORE_TOKEN": root_token, "CVAULT_AUTH_TOKEN": created["token"]}
+    status = asyncio.run(_revoked_at_the_store(d, revoked, operator, created["id"]))
+    assert status == (401, "discharge_required")
+
+    _scrape_metrics(d)
+    _parse_json_logs(d)
+
+    d.run("restart")
+    d.wait_healthy()
+    assert d.cvault("secrets", "get", "db/url", "--vault", "prod", env=operator).strip() == SECRET
+    out = d.cvault("run", "--vault", "prod", "--", "sh", "-c", 'echo "DB_URL=$DB_URL"', env=workload)
+    assert out.strip() == f"DB_URL={SECRET}"
+
+
+async def _revoked_at_the_store(
+    d: Deployment, env: dict[str, str], operator: dict[str, str], token_id: str
+) -> tuple[int, str]:
+    context = ssl.create_default_context(cafile=env["CVAULT_CACERT"])
+    async with Client.from_env(env) as client, aiohttp.ClientSession() as http:
+        bundle = await client.store_bundle([])
+        url = f"{STORE}/v1/orgs/{client.store_org()}/vaults"
+        headers = {"Authorization": f"Bearer {bundle}"}
+        async with http.get(url, headers=headers, ssl=context) as reply:
+            assert reply.status == 200, await reply.text()
+        await asyncio.to_thread(d.cvault, "tokens", "revoke", token_id, env=operator)
+        deadline = time.monotonic() + 30  # the feed is a long poll; docs/revocation.md has the measured delay
+        while True:
+            async with http.get(url, headers=headers, ssl=context) as reply:
+                body = await reply.json()
+            if reply.status != 200 or time.monotonic() > deadline:
+                return reply.status, body.get("error", {}).get("code", "")
+            await asyncio.sleep(0.2)
+
+
+def _scrape_metrics(d: Deployment) -> None:
+    for service, port in (("authority", 9201), ("store", 9202)):
+        script = (
+            f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics').read().decode())"
+        )
+        text = d.run("exec", "-T", service, "python", "-c", script)
+        requests = [line for line in text.splitlines() if line.startswith("cvault_") and not line.startswith("#")]
+        assert requests, f"{service}: no cvault_ metrics in {text[:500]}"
+
+
+def _parse_json_logs(d: Deployment) -> None:
+    for service in ("authority", "store"):
+        lines = [line.split("| ", 1)[-1] for line in d.run("logs", "--no-color", service).splitlines()]
+        records = [json.loads(line) for line in lines if line.startswith("{")]
+        assert records, f"{service}: no JSON log lines"
+        assert any("listening on" in str(r.get("message", r.get("msg", ""))) for r in records), records[:5]
+        assert all(isinstance(r, dict) and ("level" in r or "levelname" in r) for r in records), records[:3]
+        assert not [line for line in lines if line.strip() and not line.startswith("{") and "Attaching" not in line]
+
+
+def test_the_compose_file_needs_no_secret_mode_support(deployment: Deployment) -> None:
+    """docker-compose 1.29 (Debian's) warns that secret ``mode`` is unsupported; the file does not use it."""
+    done = subprocess.run(
+        [*deployment.compose, "config", "--quiet"], cwd=deployment.root, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "mode" not in done.stderr.lower(), done.stderr
+    assert os.path.exists(deployment.root / "deploy/revocation-feed.token")

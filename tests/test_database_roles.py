@@ -1,0 +1,130 @@
+"""The least privilege the docs grant is enough, and a missing privilege is a config_error that says what to GRANT.
+
+The roles come from ``deploy/postgres/10-cvault-roles.sh`` itself: its SQL runs here with fresh role and
+database names (roles are global to the server the tests share). Each service's role has CONNECT on the
+database and owns its schema, nothing more; the commands run as the real ``cvault``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from vault.storage.database import with_database
+
+from .cli import PROJECT_ROOT, cvault_env, run_cvault
+
+SCRIPT = PROJECT_ROOT / "deploy/postgres/10-cvault-roles.sh"
+
+
+@dataclass(frozen=True)
+class Roles:
+    database: str
+    authority: str  # role names
+    store: str
+    authority_url: str  # DSNs that log in as each role
+    store_url: str
+
+
+def _as_role(dsn: str, role: str, password: str) -> str:
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{role}:{password}@{host}"))
+
+
+def _script_sql(database: str, authority: str, store: str, passwords: dict[str, str]) -> tuple[str, str]:
+    """The script's SQL with these names: what runs in the ``postgres`` database, and what after ``\\connect``."""
+    sql = re.search(r"<<'SQL'\n(.*?)\nSQL\n", SCRIPT.read_text(), re.S)
+    assert sql is not None, "10-cvault-roles.sh no longer feeds psql a <<'SQL' document"
+    text = sql[1]
+    for variable, value in passwords.items():
+        text = text.replace(f":'{variable}'", "'" + value.replace("'", "''") + "'")
+    text = re.sub(r"\bcvault_authority\b", authority, text)
+    text = re.sub(r"\bcvault_store\b", store, text)
+    text = re.sub(r"\bDATABASE cvault\b", f"DATABASE {database}", text)
+    before, connect, after = text.partition("\\connect cvault\n")
+    assert connect, "10-cvault-roles.sh no longer connects to the cvault database"
+    return before, after
+
+
+@pytest.fixture
+async def roles(admin_dsn: str) -> AsyncIterator[Roles]:
+    suffix = secrets.token_hex(5)
+    database, authority, store = f"cvault_roles_{suffix}", f"cvault_authority_{suffix}", f"cvault_store_{suffix}"
+    passwords = {"authority_password": secrets.token_urlsafe(12), "store_password": secrets.token_urlsafe(12)}
+    before, after = _script_sql(database, authority, store, passwords)
+    admin = await asyncpg.connect(with_database(admin_dsn, "postgres"))
+    try:
+        for statement in filter(str.strip, before.split(";")):
+            await admin.execute(statement)
+        inside = await asyncpg.connect(with_database(admin_dsn, database))
+        try:
+            await inside.execute(after)
+        finally:
+            await inside.close()
+        yield Roles(
+            database,
+            authority,
+            store,
+            _as_role(with_database(admin_dsn, database), authority, passwords["authority_password"]),
+            _as_role(with_database(admin_dsn, database), store, passwords["store_password"]),
+        )
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        for role in (authority, store):
+            await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()
+
+
+async def _cvault(url: str, *args: str) -> tuple[int, str, str]:
+    return await run_cvault(*args, env=cvault_env({"CVAULT_DATABASE_URL": url}))
+
+
+async def test_each_service_role_migrates_its_own_schema(roles: Roles) -> None:
+    for url, schema in ((roles.authority_url, "authority"), (roles.store_url, "store")):
+        status, out, err = await _cvault(url, "migrate", "--schema", schema)
+        assert status == 0, err
+        assert "the database is up to date" in out
+        status, out, err = await _cvault(url, "migrate", "--schema", schema)  # again: nothing to do
+        assert (status, "0 migration(s) applied" in out) == (0, True), err
+
+
+async def test_migrating_the_other_schema_names_the_role_the_object_and_the_fix(roles: Roles) -> None:
+    assert (await _cvault(roles.authority_url, "migrate", "--schema", "authority"))[0] == 0
+    status, _, err = await _cvault(roles.store_url, "migrate", "--schema", "authority")
+    assert status == 1
+    assert "(config_error)" in err and "internal" not in err, err
+    assert roles.store in err and "schema authority" in err, err
+    assert f'ALTER SCHEMA "authority" OWNER TO "{roles.store}"' in err, err
+
+
+async def test_a_missing_schema_the_role_cannot_create_says_how_to_make_it(roles: Roles, admin_dsn: str) -> None:
+    admin = await asyncpg.connect(with_database(admin_dsn, roles.database))
+    try:
+        await admin.execute("DROP SCHEMA store")
+    finally:
+        await admin.close()
+    status, _, err = await _cvault(roles.store_url, "migrate", "--schema", "store")
+    assert status == 1
+    assert "(config_error)" in err, err
+    assert f'CREATE SCHEMA "store" AUTHORIZATION "{roles.store}"' in err, err
+    assert f'GRANT CREATE ON DATABASE "{roles.database}" TO "{roles.store}"' in err, err
+
+
+async def test_operator_commands_on_a_schema_the_role_cannot_read_are_config_errors(roles: Roles) -> None:
+    assert (await _cvault(roles.authority_url, "migrate", "--schema", "authority"))[0] == 0
+    assert (await _cvault(roles.store_url, "migrate", "--schema", "store"))[0] == 0
+    for command in (("keys", "status"), ("audit", "verify", "--schema", "authority")):
+        status, _, err = await _cvault(roles.store_url, *command)
+        assert status == 1, (command, err)
+        assert "(config_error)" in err and "internal" not in err, (command, err)
+        assert roles.store in err and "schema authority" in err, (command, err)
+        assert f'GRANT USAGE ON SCHEMA "authority" TO "{roles.store}"' in err, (command, err)
+    status, _, err = await _cvault(roles.store_url, "audit", "verify", "--schema", "store")
+    assert status == 0, err
