@@ -19,7 +19,7 @@ from vault.errors import Unavailable
 
 from .database import with_database
 
-__all__ = ["EmbeddedPostgres", "ensure_system_user"]
+__all__ = ["EmbeddedPostgres", "ensure_system_user", "find_useradd"]
 
 # Run as root, pgserver runs PostgreSQL (which refuses root) as this user, made with useradd when missing.
 SYSTEM_USER = "pgserver"
@@ -27,7 +27,12 @@ SYSTEM_USER = "pgserver"
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
-def ensure_system_user(name: str = SYSTEM_USER, *, path: str | None = None) -> None:
+def find_useradd(path: str, sbin: tuple[str, ...] = _SBIN) -> str | None:
+    """``useradd`` in ``path`` or, failing that, in the system's ``sbin`` directories."""
+    return shutil.which("useradd", path=os.pathsep.join([path, *sbin]))
+
+
+def ensure_system_user(name: str = SYSTEM_USER, *, path: str | None = None, sbin: tuple[str, ...] = _SBIN) -> None:
     """As root, make sure system user ``name`` exists (pgserver's own attempt needs useradd in ``$PATH``)."""
     if os.geteuid() != 0:
         return
@@ -36,12 +41,13 @@ def ensure_system_user(name: str = SYSTEM_USER, *, path: str | None = None) -> N
         return
     except KeyError:
         pass
-    search = os.pathsep.join([os.environ.get("PATH", ""), *_SBIN]) if path is None else path
-    useradd = shutil.which("useradd", path=search)
+    search = os.environ.get("PATH", "") if path is None else path
+    useradd = find_useradd(search, sbin)
     if useradd is None:
         raise Unavailable(
             f"the embedded PostgreSQL cannot run as root, and there is no system user {name!r} to run it as, nor "
-            f"useradd to create one (searched {search}); create the user, or run cvault dev as a normal user"
+            f"useradd to create one (searched {os.pathsep.join([search, *sbin])}); create the user, or run cvault dev "
+            "as a normal user"
         )
     done = subprocess.run(  # noqa: S603 (a fixed command)
         [useradd, "--system", "--shell", "/usr/sbin/nologin", name], capture_output=True, text=True, check=False
