@@ -15,32 +15,26 @@ figures).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import secrets
 import shutil
-import ssl
-import stat
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from vault.client import Client
-
 from .cli import PROJECT_ROOT, cvault_command, cvault_env
+from .deployment_journey import SECRET, assert_private, journey
 
 # What the image needs from the checkout (the rest of it is not part of the build context).
 SHIPPED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "pyproject.toml", "README.md", "vault", "sql", "deploy")
 HEALTHY_WITHIN = 240.0  # seconds; the services' own health checks decide, this only bounds a broken start
 AUTHORITY, STORE = "https://127.0.0.1:8201", "https://127.0.0.1:8202"
-SECRET = "postgres://app:s3cret@db/app"
 # What the entrypoint's steps print at each start besides the JSON logs: `cvault migrate`, the key pin.
 STARTUP_LINE = re.compile(r"applied \w+/\d{4}_\w+\.sql|cvault migrate: |pin-authority-key: ")
 
@@ -154,14 +148,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         subprocess.run([*compose, "down", "-v", "--remove-orphans"], cwd=root, capture_output=True, check=False)
 
 
-def _assert_private(path: Path) -> None:
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path} is mode {oct(path.stat().st_mode)}"
-
-
 def test_init_files_with_secrets_are_private(deployment: Deployment) -> None:
     deploy = deployment.root / "deploy"
     for name in ("authority.master.key", "store.master.key", "revocation-feed.token", "tls/ca-key.pem"):
-        _assert_private(deploy / name)
+        assert_private(deploy / name)
     token = (deploy / "revocation-feed.token").read_text()
     assert re.fullmatch(r"cvf_[A-Za-z0-9_-]{43}", token)
     digest = (deploy / "revocation-feed.sha256").read_text().strip()
@@ -187,30 +177,8 @@ def test_the_journey_from_bootstrap_to_restart(deployment: Deployment) -> None:
     )  # fmt: skip
     session = re.search(r"^session: (\S+)$", out, re.M)
     assert session is not None, out
-    operator = {**d.env, "CVAULT_SESSION": session[1]}
-
-    root_token = d.cvault("store", "enroll", "acme", env=operator).strip()
-    operator["CVAULT_STORE_TOKEN"] = root_token
-    d.cvault("vaults", "create", "prod", env=operator)
-    assert "version 1 written" in d.cvault("secrets", "set", "db/url", "--vault", "prod", input=SECRET, env=operator)
-
-    # The workload's two credentials, written by cvault itself readable by the owner only.
-    store_file, auth_file = d.root / "workload.store-token", d.root / "workload.auth-token"
-    d.cvault("store", "tokens", "mint", "--mask", "r", "--vault", "prod", "--output", str(store_file), env=operator)
-    created = json.loads(
-        d.cvault("tokens", "create", "--org", "acme", "--mask", "r", "--service", "--json", env=operator)
-    )
-    d.cvault("tokens", "create", "--org", "acme", "--mask", "r", "--service", "--output", str(auth_file), env=operator)
-    for path in (store_file, auth_file):
-        _assert_private(path)
-    workload = {**d.env, "CVAULT_STORE_TOKEN_FILE": str(store_file), "CVAULT_AUTH_TOKEN_FILE": str(auth_file)}
-    out = d.cvault("run", "--vault", "prod", "--", "sh", "-c", 'echo "DB_URL=$DB_URL"', env=workload)
-    assert out.strip() == f"DB_URL={SECRET}"
-
-    # A revocation at the authority reaches the store through the feed: a bundle discharged before it stops.
-    revoked = {**d.env, "CVAULT_STORE_TOKEN": root_token, "CVAULT_AUTH_TOKEN": created["token"]}
-    status = asyncio.run(_revoked_at_the_store(d, revoked, operator, created["id"]))
-    assert status == (401, "discharge_required")
+    done = journey(d.cvault, d.env, d.root, session[1], STORE)
+    operator, workload = done.operator, done.workload
 
     _scrape_metrics(d)
     _parse_json_logs(d)
@@ -220,26 +188,6 @@ def test_the_journey_from_bootstrap_to_restart(deployment: Deployment) -> None:
     assert d.cvault("secrets", "get", "db/url", "--vault", "prod", env=operator).strip() == SECRET
     out = d.cvault("run", "--vault", "prod", "--", "sh", "-c", 'echo "DB_URL=$DB_URL"', env=workload)
     assert out.strip() == f"DB_URL={SECRET}"
-
-
-async def _revoked_at_the_store(
-    d: Deployment, env: dict[str, str], operator: dict[str, str], token_id: str
-) -> tuple[int, str]:
-    context = ssl.create_default_context(cafile=env["CVAULT_CACERT"])
-    async with Client.from_env(env, ca_cert=env["CVAULT_CACERT"]) as client, aiohttp.ClientSession() as http:
-        bundle = await client.store_bundle([])
-        url = f"{STORE}/v1/orgs/{client.store_org()}/vaults"
-        headers = {"Authorization": f"Bearer {bundle}"}
-        async with http.get(url, headers=headers, ssl=context) as reply:
-            assert reply.status == 200, await reply.text()
-        await asyncio.to_thread(d.cvault, "tokens", "revoke", token_id, env=operator)
-        deadline = time.monotonic() + 30  # the feed is a long poll; docs/revocation.md has the measured delay
-        while True:
-            async with http.get(url, headers=headers, ssl=context) as reply:
-                body = await reply.json()
-            if reply.status != 200 or time.monotonic() > deadline:
-                return reply.status, body.get("error", {}).get("code", "")
-            await asyncio.sleep(0.2)
 
 
 def _scrape_metrics(d: Deployment) -> None:
