@@ -15,18 +15,23 @@ figures).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import secrets
 import shutil
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from vault.client import Client
 
 from .cli import PROJECT_ROOT, cvault_command, cvault_env
 from .deployment_journey import SECRET, assert_private, journey
@@ -35,6 +40,8 @@ from .deployment_journey import SECRET, assert_private, journey
 SHIPPED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "pyproject.toml", "README.md", "vault", "sql", "deploy")
 HEALTHY_WITHIN = 240.0  # seconds; the services' own health checks decide, this only bounds a broken start
 AUTHORITY, STORE = "https://127.0.0.1:8201", "https://127.0.0.1:8202"
+# The "remote machine" of the client-address check: a /30 of its own (TEST-NET-2 would be routed elsewhere).
+REMOTE_HOST, REMOTE_CLIENT = "10.213.77.1", "10.213.77.2"
 # What the entrypoint's steps print at each start besides the JSON logs: `cvault migrate`, the key pin.
 STARTUP_LINE = re.compile(r"applied \w+/\d{4}_\w+\.sql|cvault migrate: |pin-authority-key: ")
 
@@ -123,7 +130,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     # What the registry makes impossible here: the base images are local ones.
     env_text += f"CVAULT_POSTGRES_IMAGE={images['POSTGRES_IMAGE']}\nCVAULT_PYTHON_IMAGE={images['PYTHON_IMAGE']}\n"
     (root / ".env").write_text(env_text)
-    _run(["deploy/init"], cwd=root)
+    # The Docker host's address as the "remote machine" sees it, for the client-address check below.
+    _run(["deploy/init"], cwd=root, env={**os.environ, "CVAULT_TLS_NAMES": REMOTE_HOST})
     project = f"cvaulttest{secrets.token_hex(4)}"
     compose = [_tool("docker-compose"), "--project-name", project, "--ansi", "never"]
     home = root / "home"
@@ -180,6 +188,7 @@ def test_the_journey_from_bootstrap_to_restart(deployment: Deployment) -> None:
     done = journey(d.cvault, d.env, d.root, session[1], STORE)
     operator, workload = done.operator, done.workload
 
+    _client_address_is_kept(d, operator, workload)
     _scrape_metrics(d)
     _parse_json_logs(d)
 
@@ -188,6 +197,59 @@ def test_the_journey_from_bootstrap_to_restart(deployment: Deployment) -> None:
     assert d.cvault("secrets", "get", "db/url", "--vault", "prod", env=operator).strip() == SECRET
     out = d.cvault("run", "--vault", "prod", "--", "sh", "-c", 'echo "DB_URL=$DB_URL"', env=workload)
     assert out.strip() == f"DB_URL={SECRET}"
+
+
+def _client_address_is_kept(d: Deployment, operator: dict[str, str], workload: dict[str, str]) -> None:
+    """A client on another machine reaching a published port is audited with its own address, not a gateway's
+    (docs/operations.md, "Client addresses"). The other machine is a network namespace joined to this host by a
+    veth pair, so its packets come in from outside Docker, as a remote client's do."""
+    bundle, org = asyncio.run(_read_bundle(workload))
+    script = (
+        "import os, ssl, sys, urllib.request; "
+        f"context = ssl.create_default_context(cafile={str(d.root / 'deploy/tls/ca.pem')!r}); "
+        f"request = urllib.request.Request('https://{REMOTE_HOST}:8202/v1/orgs/{org}/vaults/prod/secrets/db/url', "
+        "headers={'Authorization': 'Bearer ' + os.environ['BUNDLE']}); "
+        "print(urllib.request.urlopen(request, context=context, timeout=10).status)"
+    )
+    with remote_machine() as run_there:
+        out = run_there([sys.executable, "-c", script], {**os.environ, "BUNDLE": bundle})
+    assert out.strip() == "200"
+    events = json.loads(d.cvault("audit", "query", "--secret", "db/url", "--action", "secrets.read", "--json",
+                                 env=operator))  # fmt: skip
+    events = events.get("events", events) if isinstance(events, dict) else events
+    assert REMOTE_CLIENT in {event.get("client_addr") for event in events}, events
+
+
+@contextmanager
+def remote_machine() -> Iterator[Callable[[list[str], dict[str, str]], str]]:
+    """A network namespace at REMOTE_CLIENT whose only way out is this host at REMOTE_HOST; runs commands there."""
+    namespace, outside = f"cvt{secrets.token_hex(3)}", f"cvt{secrets.token_hex(3)}"
+    ip = _tool("ip")
+
+    def sh(*args: str) -> None:
+        _run([ip, *args], cwd=PROJECT_ROOT)
+
+    sh("netns", "add", namespace)
+    try:
+        sh("link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+        sh("addr", "add", f"{REMOTE_HOST}/30", "dev", outside)
+        sh("link", "set", outside, "up")
+        sh("-n", namespace, "addr", "add", f"{REMOTE_CLIENT}/30", "dev", "eth0")
+        sh("-n", namespace, "link", "set", "eth0", "up")
+        sh("-n", namespace, "link", "set", "lo", "up")
+
+        def run_there(args: list[str], env: dict[str, str]) -> str:
+            return _run([ip, "netns", "exec", namespace, *args], cwd=PROJECT_ROOT, env=env)
+
+        yield run_there
+    finally:
+        subprocess.run([ip, "link", "delete", outside], capture_output=True, check=False)
+        subprocess.run([ip, "netns", "delete", namespace], capture_output=True, check=False)
+
+
+async def _read_bundle(env: dict[str, str]) -> tuple[str, int]:
+    async with Client.from_env(env, ca_cert=env["CVAULT_CACERT"]) as client:
+        return await client.store_bundle([]), client.store_org()
 
 
 def _scrape_metrics(d: Deployment) -> None:
