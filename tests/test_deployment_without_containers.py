@@ -69,33 +69,37 @@ def test_two_services_with_their_own_roles_and_deploy_init_tls(roles: Roles, tmp
     authority_port, store_port = unused_port(), unused_port()
     authority_url, store_url = f"https://127.0.0.1:{authority_port}", f"https://127.0.0.1:{store_port}"
     common = {"CVAULT_AUTHORITY_URL": authority_url, "CVAULT_STORE_URL": store_url, "CVAULT_LOG_FORMAT": "json"}
-    authority = cvault_env(
-        {
-            **common,
-            "CVAULT_DATABASE_URL": roles.authority_url,
-            "CVAULT_MASTER_KEY_FILE": str(deploy / "authority.master.key"),
-            "CVAULT_AUTHORITY_LISTEN": f"127.0.0.1:{authority_port}",
-            "CVAULT_TLS_CERT_FILE": str(tls / "authority.pem"),
-            "CVAULT_TLS_KEY_FILE": str(tls / "authority-key.pem"),
-            "CVAULT_REVOCATION_FEED_TOKEN_SHA256": (deploy / "revocation-feed.sha256").read_text().strip(),
-        }
-    )
-    store = cvault_env(
-        {
-            **common,
-            "CVAULT_DATABASE_URL": roles.store_url,
-            "CVAULT_MASTER_KEY_FILE": str(deploy / "store.master.key"),
-            "CVAULT_STORE_LISTEN": f"127.0.0.1:{store_port}",
-            "CVAULT_TLS_CERT_FILE": str(tls / "store.pem"),
-            "CVAULT_TLS_KEY_FILE": str(tls / "store-key.pem"),
-            "CVAULT_REVOCATION_FEED_TOKEN": (deploy / "revocation-feed.token").read_text().strip(),
-            "CVAULT_REVOCATION_FEED_URL": f"{authority_url}/v1/revocations/feed",
-            "CVAULT_REVOCATION_FEED_CA_FILE": str(ca),
-            "CVAULT_AUTHORITY_KEYS_URL": f"{authority_url}/.well-known/cvault/keys",
-        }
-    )
-    for env in (authority, store):
+    ports = {"authority": authority_port, "store": store_port}
+
+    def service(name: str, database_url: str, **extra: str) -> dict[str, str]:
+        """The settings of one service: its role, its master key, its port and certificate from deploy/init."""
+        env = cvault_env(
+            {
+                **common,
+                "CVAULT_DATABASE_URL": database_url,
+                "CVAULT_MASTER_KEY_FILE": str(deploy / f"{name}.master.key"),
+                f"CVAULT_{name.upper()}_LISTEN": f"127.0.0.1:{ports[name]}",
+                "CVAULT_TLS_CERT_FILE": str(tls / f"{name}.pem"),
+                "CVAULT_TLS_KEY_FILE": str(tls / f"{name}-key.pem"),
+                **extra,
+            }
+        )
         env.pop("CVAULT_TEST_DATABASE_URL", None)
+        return env
+
+    authority = service(
+        "authority",
+        roles.authority_url,
+        CVAULT_REVOCATION_FEED_TOKEN_SHA256=(deploy / "revocation-feed.sha256").read_text().strip(),
+    )
+    store = service(
+        "store",
+        roles.store_url,
+        CVAULT_REVOCATION_FEED_TOKEN=(deploy / "revocation-feed.token").read_text().strip(),
+        CVAULT_REVOCATION_FEED_URL=f"{authority_url}/v1/revocations/feed",
+        CVAULT_REVOCATION_FEED_CA_FILE=str(ca),
+        CVAULT_AUTHORITY_KEYS_URL=f"{authority_url}/.well-known/cvault/keys",
+    )
     _run(cvault_command("migrate", "--schema", "authority"), authority)
     _run(cvault_command("migrate", "--schema", "store"), store)
     client = cvault_env({**common, "CVAULT_CACERT": str(ca), "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)})
