@@ -61,5 +61,6 @@ async def test_operator_commands_on_a_schema_the_role_cannot_read_are_config_err
         assert "(config_error)" in err and "internal" not in err, (command, err)
         assert roles.store in err and "schema authority" in err, (command, err)
         assert f'GRANT USAGE ON SCHEMA "authority" TO "{roles.store}"' in err, (command, err)
-    status, _, err = await _cvault(roles.store_url, "audit", "verify", "--schema", "store")
-    assert status == 0, err
+    for command in (("keys", "status", "--schema", "store"), ("audit", "verify", "--schema", "store")):
+        status, _, err = await _cvault(roles.store_url, *command)
+        assert status == 0, (command, err)
