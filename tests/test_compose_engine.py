@@ -9,8 +9,8 @@ authority seen by the store through the feed, ``/metrics`` scraped, the JSON log
 restart`` keeping the data, ``down -v``.
 
 The engine is Debian's ``docker.io`` (``.ci/run`` starts ``dockerd`` when none runs); a missing engine fails the
-test. Cold (no base images): about 5 minutes on the build machine; warm: about 2 (docs/operations.md has the
-figures).
+test. On the shared 2-core build machine: 8.5 minutes with no image built, 1 to 2 minutes with the images cached
+(docs/operations.md has the figures and the image sizes).
 """
 
 from __future__ import annotations
