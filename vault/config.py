@@ -44,6 +44,7 @@ __all__ = [
     "CLIENT_VARIABLES",
     "Config",
     "default_sql_dir",
+    "load_client_config",
     "load_config",
     "previous_master_keys",
     "read_master_key_file",
@@ -558,6 +559,23 @@ def load_config(
     known = {f.name for f in fields(Config)}
     assert set(values) <= known
     return Config(**values)  # type: ignore[arg-type]
+
+
+# What a client reads (vault/client/environment.py): where the services are, nothing of theirs. A server's
+# settings in the client's shell (a relative CVAULT_MASTER_KEY_FILE, a database URL) are not its business.
+CLIENT_SETTINGS = ("authority_url", "store_url")
+
+
+def load_client_config(env: Mapping[str, str] = os.environ, toml_path: Path | None = None) -> Config:
+    """The :class:`Config` of a client: :data:`CLIENT_SETTINGS` from the environment and TOML, the rest defaults."""
+    if toml_path is None and env.get("CVAULT_CONFIG"):
+        toml_path = Path(env["CVAULT_CONFIG"])
+    values = {}
+    if toml_path is not None:
+        table = _read_toml(toml_path)
+        values = {key: _PARSERS[key](table[key], f"{key} (in {toml_path})") for key in CLIENT_SETTINGS if key in table}
+    names = {PREFIX + key.upper() for key in CLIENT_SETTINGS}
+    return load_config({name: raw for name, raw in env.items() if name in names}, None, **values)
 
 
 # Keys printed by master_key_command, by command line: a process runs each command once

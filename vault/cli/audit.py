@@ -148,10 +148,12 @@ async def verify_database(config: Config, schema: str, json_output: bool = False
     from vault.config import require_database_url
     from vault.storage.audit import PgAuditRepository
     from vault.storage.pool import close_pool, create_pool
+    from vault.storage.privileges import privilege_errors
 
     pool = await create_pool(require_database_url(config), min_size=1, max_size=1)
     try:
-        report = await AuditQueries(PgAuditRepository(pool, schema)).verify()
+        async with privilege_errors(pool, schema):
+            report = await AuditQueries(PgAuditRepository(pool, schema)).verify()
     finally:
         await close_pool(pool)
     return _print_report(f"{schema} audit log", report, json_output)
@@ -189,11 +191,13 @@ async def _database_lines(database_url: str, schema: str) -> AsyncIterator[str]:
     from vault.audit.query import AuditQueries
     from vault.storage.audit import PgAuditRepository
     from vault.storage.pool import close_pool, create_pool
+    from vault.storage.privileges import privilege_errors
 
     pool = await create_pool(database_url, min_size=1, max_size=1)
     try:
-        async for line in AuditQueries(PgAuditRepository(pool, schema)).export():
-            yield line
+        async with privilege_errors(pool, schema):
+            async for line in AuditQueries(PgAuditRepository(pool, schema)).export():
+                yield line
     finally:
         await close_pool(pool)
 

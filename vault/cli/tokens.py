@@ -21,7 +21,7 @@ from vault.macaroon.caveats import ClientCIDR, ThirdParty, ValidityWindow
 
 from .client_options import add_client_options, client_command
 from .orgs import resolve_org
-from .output import duration, print_json, print_table
+from .output import add_output_option, duration, print_json, print_table
 from .store import print_token
 
 
@@ -72,6 +72,7 @@ def register(sub: Any) -> None:
     create.add_argument("--ttl", type=int, metavar="SECONDS", help="lifetime of the permission token")
     create.add_argument("--service", action="store_true", help="strip it into a service token")
     _add_cidr(create)
+    add_output_option(create, "the token")
     add_client_options(create)
     create.set_defaults(func=client_command(_create))
 
@@ -82,6 +83,7 @@ def register(sub: Any) -> None:
     )
     _add_token_source(strip)
     _add_cidr(strip)
+    add_output_option(strip, "the token")
     add_client_options(strip)
     strip.set_defaults(func=client_command(_strip))
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault.config import load_config
+from vault.config import load_client_config
 from vault.errors import ConfigError
 
 from .credentials import Credentials
@@ -81,7 +81,7 @@ def load_settings(
     """The settings from ``env`` (and the TOML file ``config``, and the saved session)."""
     session_file = SessionFile()
     saved = session_file.load()
-    loaded = load_config(env, config)
+    loaded = load_client_config(env, config)
     authority_url = loaded.authority_url
     store_url = loaded.store_url
     if not env.get("CVAULT_AUTHORITY_URL") and isinstance(saved.get("authority_url"), str):
