@@ -145,3 +145,15 @@ def test_watch_options_are_checked_before_anything_starts(w: World) -> None:
     assert r.status == 2 and "not a signal name" in r.err
     r = w.cvault("run", "--signal", "HUP", "--", "true", env=w.wl)
     assert r.status == 2 and "--signal goes with --watch" in r.err
+
+
+def test_env_file_holds_only_the_secrets_and_the_mapped_names(w: World, tmp_path: Path) -> None:
+    env_file, mapping = tmp_path / "app.env", tmp_path / "env.map"
+    mapping.write_text("api/key=SERVICE_KEY\n")
+    r = w.cvault(
+        "run", "--vault", "prod", "--map", str(mapping), "--env-file", str(env_file),
+        "--", "sh", "-c", f"cat {env_file}", env={**w.wl, "UNRELATED": "x"},
+    )  # fmt: skip
+    assert r.status == 0, r
+    names = sorted(line.split("=", 1)[0] for line in r.out.splitlines())
+    assert names == ["DB_URL", "SERVICE_KEY"]  # not PATH, HOME, UNRELATED nor the CVAULT_* URLs

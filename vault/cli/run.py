@@ -243,7 +243,8 @@ async def _supervise(
     vault: str,
     names: Sequence[str] | None,
     command: list[str],
-    environ: Callable[[Mapping[str, str]], dict[str, str]],
+    variables: Callable[[Mapping[str, str]], dict[str, str]],
+    base: Mapping[str, str],
     first: dict[str, str] | None,
 ) -> int:
     from vault.client.http import HTTP
@@ -257,7 +258,7 @@ async def _supervise(
         versions: dict[str, int] = {}
         if first is None:
             first, versions = await _batch(client, vault, names, args.prefix)
-        supervisor = Supervisor(command, options, lambda: _batch(client, vault, names, args.prefix), environ)
+        supervisor = Supervisor(command, options, lambda: _batch(client, vault, names, args.prefix), variables, base)
         return await supervisor.run(first, versions)
 
 
@@ -295,14 +296,14 @@ def run(args: argparse.Namespace) -> int:
         for name in _CREDENTIAL_VARIABLES:
             base.pop(name, None)
 
-    def environ(values: Mapping[str, str]) -> dict[str, str]:
-        return {**base, **environment_for(values, args.prefix, mapping)}
+    def variables(values: Mapping[str, str]) -> dict[str, str]:
+        return environment_for(values, args.prefix, mapping)
 
-    env = environ(secrets)
+    env = {**base, **variables(secrets)}
     if args.watch or args.env_file or args.mount:
         import asyncio
 
-        status = asyncio.run(_supervise(args, settings, vault, names, command, environ, secrets))
+        status = asyncio.run(_supervise(args, settings, vault, names, command, variables, base, secrets))
         # A command killed by a signal: report it the way a shell does (128 + the signal).
         return 128 - status if status < 0 else status
     sys.stdout.flush()

@@ -17,7 +17,7 @@ stays as the command's parent instead:
 
 Files are written with mode 0600 through a temporary name and renamed into
 place, so a reader never sees half a file; ``--env-file`` holds
-``NAME="value"`` lines (dotenv quoting), ``--mount`` a JSON object of secret
+``NAME="value"`` lines (dotenv quoting) of the secrets' variables only, ``--mount`` a JSON object of secret
 names to values.
 """
 
@@ -78,16 +78,19 @@ class WatchOptions:
 Fetch = Callable[[], Awaitable[tuple[dict[str, str], dict[str, int]]]]
 """One poll: ``(secrets by name, their current versions)``."""
 
-Environ = Callable[[Mapping[str, str]], dict[str, str]]
-"""Secrets by name -> the command's whole environment."""
+Variables = Callable[[Mapping[str, str]], dict[str, str]]
+"""Secrets by name -> the variables they become (``db/url`` -> ``DB_URL``, or the ``--map`` names)."""
 
 
 class Supervisor:
-    def __init__(self, command: list[str], options: WatchOptions, fetch: Fetch, environ: Environ) -> None:
+    def __init__(
+        self, command: list[str], options: WatchOptions, fetch: Fetch, variables: Variables, base: Mapping[str, str]
+    ) -> None:
         self._command = command
         self._options = options
         self._fetch = fetch
-        self._environ = environ
+        self._variables = variables
+        self._base = dict(base)
         self._child: asyncio.subprocess.Process | None = None
         self._secrets: dict[str, str] = {}
 
@@ -96,7 +99,9 @@ class Supervisor:
 
     def _write_files(self, secrets: Mapping[str, str]) -> None:
         if self._options.env_file is not None:
-            write_private_file(self._options.env_file, dotenv_lines(self._environ(secrets)))
+            # The secrets' variables only: the rest of the environment (PATH, HOME, the CVAULT_* URLs)
+            # is the command's, not something to copy into a file.
+            write_private_file(self._options.env_file, dotenv_lines(self._variables(secrets)))
         if self._options.mount is not None:
             write_private_file(self._options.mount, json.dumps(dict(secrets), indent=2, sort_keys=True) + "\n")
 
@@ -108,7 +113,8 @@ class Supervisor:
 
     async def _start(self, secrets: Mapping[str, str]) -> asyncio.subprocess.Process:
         try:
-            return await asyncio.create_subprocess_exec(*self._command, env=self._environ(secrets))
+            env = {**self._base, **self._variables(secrets)}
+            return await asyncio.create_subprocess_exec(*self._command, env=env)
         except OSError as exc:
             raise ConfigError(f"cannot run {self._command[0]!r}: {exc.strerror}") from None
 
