@@ -1,9 +1,13 @@
 """How an error that reaches ``cvault``'s entry point is shown, and the exit status it gives.
 
-Exit status: 1 a local error (configuration, a file, a service that cannot be
-reached), 2 a usage error (a bad argument, caught here or by argparse), 3 a
-broken audit chain (``cvault audit verify``), 4 a server refused the request
-(its code and message are shown). Under ``--json`` the error is printed on
+Exit status: 1 a local error (configuration, a file, missing credentials, a
+service that cannot be reached), 2 a usage error (a bad argument, caught here or
+by argparse), 3 a broken audit chain (``cvault audit verify``), 4 refused or not
+found: whatever a service answered with an error, and every "not found",
+"refused" or "conflict" cvault concludes from what a service (or, for the
+database-backed admin commands, the database) answered — a wrong org slug, a
+missing ``--only`` name, a version that could not be undeleted — so one rule
+holds whichever side noticed (docs/client.md; tests/test_cli_exit_status.py). Under ``--json`` the error is printed on
 stdout as ``{"error": {"code", "message"}}``, the shape the services use.
 """
 
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 
-from vault.errors import BadRequest, VaultError
+from vault.errors import BadRequest, Conflict, NotFound, Unauthorized, VaultError
 
 __all__ = ["EXIT_BROKEN_CHAIN", "EXIT_LOCAL", "EXIT_REFUSED", "EXIT_USAGE", "exit_status", "report_error"]
 
@@ -22,8 +26,12 @@ EXIT_BROKEN_CHAIN = 3
 EXIT_REFUSED = 4
 
 
+_REFUSALS = (NotFound, Unauthorized, Conflict)
+"""Raised by cvault itself only from a service's (or the database's) answer: refusals, like the service's own."""
+
+
 def exit_status(exc: BaseException) -> int:
-    if isinstance(exc, VaultError) and exc.answered_by is not None:
+    if isinstance(exc, VaultError) and (exc.answered_by is not None or isinstance(exc, _REFUSALS)):
         return EXIT_REFUSED
     if isinstance(exc, BadRequest):
         return EXIT_USAGE

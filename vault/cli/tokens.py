@@ -299,8 +299,10 @@ async def _revoke(client: Client, args: argparse.Namespace) -> int:
     revoked = await client.authority.revoke(args.id)
     if args.json:
         print_json({"revoked": revoked})
-    else:
+    elif revoked:
         print(f"revoked {len(revoked)} token(s): {', '.join(revoked)}")
+    else:
+        print(f"token {args.id} was already revoked (and every token stripped from it); nothing changed")
     return 0
 
 
