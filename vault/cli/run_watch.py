@@ -4,10 +4,13 @@ Plain ``cvault run`` execs the command (nothing of cvault stays behind). With
 ``--watch``, or with a secrets file that must be removed at the end, cvault
 stays as the command's parent instead:
 
-- it polls the store every ``--interval`` seconds (one batch read) and, when
-  any injected secret has a new current version (a rotation was promoted),
-  restarts the command with the new environment, or with ``--signal HUP``
-  rewrites the files and sends that signal instead;
+- it polls the store every ``--interval`` seconds for the secrets' current
+  versions only (``POST .../versions``: no value is read, one
+  ``secrets.versions`` audit event per poll), and reads the values (one batch
+  read) only when a version changed; when any injected secret has a new current
+  version (a rotation was promoted) it restarts the command with the new
+  environment, or with ``--signal HUP`` rewrites the files and sends that
+  signal instead;
 - a failed poll is retried with exponential backoff (up to ten intervals) while
   the command keeps running with what it has;
 - the client's discharge cache refreshes the authority's discharge in the
@@ -76,7 +79,10 @@ class WatchOptions:
 
 
 Fetch = Callable[[], Awaitable[tuple[dict[str, str], dict[str, int]]]]
-"""One poll: ``(secrets by name, their current versions)``."""
+"""One read: ``(secrets by name, their current versions)``."""
+
+Poll = Callable[[], Awaitable[dict[str, int]]]
+"""One poll: the secrets' current versions, without their values."""
 
 Variables = Callable[[Mapping[str, str]], dict[str, str]]
 """Secrets by name -> the variables they become (``db/url`` -> ``DB_URL``, or the ``--map`` names)."""
@@ -84,11 +90,18 @@ Variables = Callable[[Mapping[str, str]], dict[str, str]]
 
 class Supervisor:
     def __init__(
-        self, command: list[str], options: WatchOptions, fetch: Fetch, variables: Variables, base: Mapping[str, str]
+        self,
+        command: list[str],
+        options: WatchOptions,
+        fetch: Fetch,
+        variables: Variables,
+        base: Mapping[str, str],
+        poll: Poll,
     ) -> None:
         self._command = command
         self._options = options
         self._fetch = fetch
+        self._poll = poll
         self._variables = variables
         self._base = dict(base)
         self._child: asyncio.subprocess.Process | None = None
@@ -165,6 +178,11 @@ class Supervisor:
                 return exited.result()
             exited.cancel()
             try:
+                # Versions first (cheap, and not a read of any value); values only when one moved.
+                # Unknown versions (a start from the fallback cache) always read the values.
+                if versions and await self._poll() == versions:
+                    wait = interval
+                    continue
                 secrets, current = await self._fetch()
             except VaultError as exc:
                 wait = min(wait * 2, interval * 10)
