@@ -84,7 +84,7 @@ class Shell:
                 start_new_session=True,  # no controlling terminal: a prompt reads the pty on its stdin
             )
             # Typed once the prompt shows: getpass flushes what was typed before it asks.
-            head = _until_prompt(process, bound) if typed else b""
+            head = _until_prompt(process, primary, bound) if typed else b""
             if typed:
                 os.write(primary, typed.encode())
             try:
@@ -114,18 +114,24 @@ class Shell:
         return ran
 
 
-def _until_prompt(process: subprocess.Popen[bytes], bound: float) -> bytes:
-    """What the process wrote on stderr up to its prompt (text ending in ": "), or until it ended."""
+def _until_prompt(process: subprocess.Popen[bytes], terminal: int, bound: float) -> bytes:
+    """Wait for the prompt (text ending in ": ") on the terminal or stderr; what came on stderr meanwhile.
+
+    ``getpass`` writes its prompt to the terminal when it can open it, else to stderr.
+    """
     assert process.stderr is not None
-    fd, seen, deadline = process.stderr.fileno(), b"", time.monotonic() + bound
-    while not seen.endswith(b": ") and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            seen += chunk
-    return seen
+    err, seen, deadline = process.stderr.fileno(), {}, time.monotonic() + bound
+    while time.monotonic() < deadline and process.poll() is None:
+        ready, _, _ = select.select([err, terminal], [], [], 0.1)
+        for fd in ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the terminal hung up
+                chunk = b""
+            seen[fd] = seen.get(fd, b"") + chunk
+        if any(text.endswith(b": ") for text in seen.values()):
+            break
+    return seen.get(err, b"")
 
 
 def fresh_env(home: Path, bin_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
