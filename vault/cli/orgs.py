@@ -133,7 +133,8 @@ async def _invite(client: Client, args: argparse.Namespace) -> int:
             f"(invitation {invitation.id}, expires {invitation.expires_at})\n"
             f"give them the id and the code; logged in, they accept with\n"
             f"  cvault orgs accept {invitation.id} --code {invitation.code}\n"
-            f"adding --password-stdin (their new password on stdin) if they have no account yet"
+            f"or, with no account yet, in one command that also logs them in:\n"
+            f"  cvault orgs accept {invitation.id} --code {invitation.code} --email {invitation.email} --password-stdin"
         )
     return 0
 
