@@ -30,7 +30,7 @@ def test_versions_that_do_not_exist_are_not_reported_done(w: World) -> None:
     assert w.cvault("secrets", "set", "ver/x", "--vault", "prod", stdin="two").status == 0
     for kind in ("delete", "undelete", "destroy"):
         r = w.cvault("secrets", kind, "ver/x", "--vault", "prod", "--versions", "99")
-        assert r.status == 1 and f"version(s) 99 of ver/x not {kind.replace('destroy', 'destroye')}d" in r.err, r
+        assert r.status == 4 and f"version(s) 99 of ver/x not {kind.replace('destroy', 'destroye')}d" in r.err, r
         assert r.out == ""
     r = w.cvault("secrets", "delete", "ver/x", "--vault", "prod", "--versions", "1,99", "--json")
     assert r.status == 0, r

@@ -174,7 +174,8 @@ class TokenRepository(Protocol):
 
     async def revoke(self, token_id: str, at: dt.datetime, before_commit: BeforeCommit[list[str]]) -> list[str]:
         """Mark the token and everything stripped from it (recursively) revoked and publish their ids on the
-        revocation list, in one transaction; returns the ids, the token's first."""
+        revocation list, in one transaction; returns the ids this call revoked, the token's first (none when
+        all were revoked already)."""
 
     async def for_user(self, user_id: int) -> list[TokenRecord]: ...
 

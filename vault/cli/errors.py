@@ -1,10 +1,15 @@
 """How an error that reaches ``cvault``'s entry point is shown, and the exit status it gives.
 
-Exit status: 1 a local error (configuration, a file, a service that cannot be
-reached), 2 a usage error (a bad argument, caught here or by argparse), 3 a
-broken audit chain (``cvault audit verify``), 4 a server refused the request
-(its code and message are shown), 5 the outcome of a change is unknown (it may
-have been applied: an answer was lost; the message says how to retry safely). Under ``--json`` the error is printed on
+Exit status: 1 a local error (configuration, a file, missing credentials, a
+service that cannot be reached), 2 a usage error (a bad argument, caught here or
+by argparse), 3 a broken audit chain (``cvault audit verify``), 4 refused or not
+found: whatever a service answered with an error, and every "not found",
+"refused" or "conflict" cvault concludes from what a service (or, for the
+database-backed admin commands, the database) answered — a wrong org slug, a
+missing ``--only`` name, a version that could not be undeleted — so one rule
+holds whichever side noticed (docs/client.md; tests/test_cli_exit_status.py), 5 the
+outcome of a change is unknown (it may have been applied: an answer was lost; the
+message says how to retry safely). Under ``--json`` the error is printed on
 stdout as ``{"error": {"code", "message"}}``, the shape the services use.
 """
 
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 
-from vault.errors import BadRequest, OutcomeUnknown, VaultError
+from vault.errors import BadRequest, Conflict, NotFound, OutcomeUnknown, Unauthorized, VaultError
 
 __all__ = [
     "EXIT_BROKEN_CHAIN",
@@ -32,10 +37,14 @@ EXIT_REFUSED = 4
 EXIT_OUTCOME_UNKNOWN = 5
 
 
+_REFUSALS = (NotFound, Unauthorized, Conflict)
+"""Raised by cvault itself only from a service's (or the database's) answer: refusals, like the service's own."""
+
+
 def exit_status(exc: BaseException) -> int:
     if isinstance(exc, OutcomeUnknown):
         return EXIT_OUTCOME_UNKNOWN
-    if isinstance(exc, VaultError) and exc.answered_by is not None:
+    if isinstance(exc, VaultError) and (exc.answered_by is not None or isinstance(exc, _REFUSALS)):
         return EXIT_REFUSED
     if isinstance(exc, BadRequest):
         return EXIT_USAGE

@@ -26,6 +26,7 @@ from .credentials import TokenBundle
 from .http import HTTP
 from .models import (
     BatchRead,
+    CurrentVersions,
     MintedToken,
     Promoted,
     Secret,
@@ -324,19 +325,43 @@ class StoreClient:
         org: int | None = None,
     ) -> BatchRead:
         """The current version of every secret named (or under ``prefix``, or all), in one request."""
+        reply = await self._batch_call("read", "secrets.batch_read", vault, names, prefix, org)
+        return BatchRead.from_json(reply)
+
+    async def current_versions(
+        self,
+        vault: str,
+        *,
+        names: Sequence[str] | None = None,
+        prefix: str | None = None,
+        org: int | None = None,
+    ) -> CurrentVersions:
+        """The current version of each secret :meth:`batch_read` would return, without its value (one cheap
+        request, audited once as ``secrets.versions``); a name it lacks has no version the caller may read."""
+        reply = await self._batch_call("versions", "secrets.versions", vault, names, prefix, org)
+        return CurrentVersions.from_json(reply)
+
+    async def _batch_call(
+        self,
+        kind: str,
+        operation: str,
+        vault: str,
+        names: Sequence[str] | None,
+        prefix: str | None,
+        org: int | None,
+    ) -> Any:
         body: dict[str, Any] = {}
         if names:
             body["names"] = list(names)
         if prefix:
             body["prefix"] = prefix
-        reply = await self._call(
+        return await self._call(
             "POST",
-            _path("/v1/orgs", self._org(org), "vaults", vault, "read"),
-            narrowing("secrets.batch_read", READ, vault=vault, body_secrets=names, body_prefix=prefix),
+            _path("/v1/orgs", self._org(org), "vaults", vault, kind),
+            narrowing(operation, READ, vault=vault, body_secrets=names, body_prefix=prefix),
             body=body,
             idempotent=True,  # a read in a POST (its names in the body): retried like a GET, never "in doubt"
         )
-        return BatchRead.from_json(reply)
 
     # -- audit --------------------------------------------------------------------
 

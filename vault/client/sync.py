@@ -39,6 +39,7 @@ from .client import Client
 from .credentials import TokenBundle
 from .models import (
     BatchRead,
+    CurrentVersions,
     MintedToken,
     Promoted,
     Secret,
@@ -169,6 +170,11 @@ class SyncStore:
         self, vault: str, *, names: Sequence[str] | None = None, prefix: str | None = None, org: int | None = None
     ) -> BatchRead:
         return self._run(self._store.batch_read(vault, names=names, prefix=prefix, org=org))
+
+    def current_versions(
+        self, vault: str, *, names: Sequence[str] | None = None, prefix: str | None = None, org: int | None = None
+    ) -> CurrentVersions:
+        return self._run(self._store.current_versions(vault, names=names, prefix=prefix, org=org))
 
     def audit(
         self,

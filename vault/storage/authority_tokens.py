@@ -119,12 +119,17 @@ class PgTokenRepository:
             if not rows:
                 raise NotFound(f"token {token_id} not found")
             ids = [r["id"] for r in rows]
-            await conn.execute(
-                "UPDATE authority.tokens SET revoked_at = $2 WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL",
-                ids,
-                at,
-            )
-            revoked = [str(i) for i in ids]
+            newly = {
+                r["id"]
+                for r in await conn.fetch(
+                    "UPDATE authority.tokens SET revoked_at = $2 WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL "
+                    "RETURNING id",
+                    ids,
+                    at,
+                )
+            }
+            # Only what this call revoked: revoking a revoked token again changes nothing, and says so.
+            revoked = [str(i) for i in ids if i in newly]
             # The list every node and store follows, in the same transaction: a token marked revoked here is
             # on it, and the audit event appended by before_commit says so exactly when both are.
             await append_token_revocations(conn, "authority", revoked)

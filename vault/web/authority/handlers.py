@@ -352,7 +352,8 @@ async def strip_token(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     principal = await svc.verifier.verify(_bundle(request), now=int(svc.clock()))
     token, record = await svc.tokens.strip(principal, origin(request).client_ip, _ctx(request))
-    return web.json_response({"token": encode_token(token), "id": record.id, "parent": record.parent}, status=201)
+    reply = {"token": encode_token(token), "id": record.id, "parent": record.parent}
+    return web.json_response({**reply, "expires_at": _time(record.expires_at)}, status=201)
 
 
 @refusals_audited("token.revoke")

@@ -321,7 +321,7 @@ def spec(authority_url: str) -> dict[str, Any]:
             "post": _op(
                 "Turn a permission token and its login discharge into a service token",
                 201,
-                _obj({"token": _STR, "id": _STR, "parent": _STR}),
+                _obj({"token": _STR, "id": _STR, "parent": _STR, "expires_at": _TIME}),
                 security=_BUNDLE,
             )
         },

@@ -258,8 +258,8 @@ async def read_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.
     return web.Response(body=revealed_json(revealed), content_type="application/json", headers=_NO_STORE)
 
 
-@guarded("secrets.batch_read", READ, secrets_later=True)
-async def batch_read(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+async def _names_or_prefix(request: web.Request) -> tuple[list[str] | None, str]:
+    """A batch request's body: ``{"names": [...]}``, ``{"prefix": "..."}`` or ``{}`` (every secret)."""
     data = await read_json(request)
     names = field(data, "names", list, required=False)
     prefix = check_prefix(field(data, "prefix", str, required=False) or "")
@@ -269,6 +269,22 @@ async def batch_read(request: web.Request, ctx: RequestContext[Caller]) -> web.S
         names = sorted({check_secret_name(n) for n in names})
         if prefix:
             raise BadRequest("give names or a prefix, not both")
+    return names, prefix
+
+
+@guarded("secrets.versions", READ, secrets_later=True)
+async def current_versions(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+    names, prefix = await _names_or_prefix(request)
+    versions = await _svc(request).secrets.current_versions(
+        ctx, request.match_info["vault"], names=names, prefix=prefix
+    )
+    missing = [n for n in names if n not in versions] if names is not None else []
+    return web.json_response({"versions": versions, "missing": missing})
+
+
+@guarded("secrets.batch_read", READ, secrets_later=True)
+async def batch_read(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+    names, prefix = await _names_or_prefix(request)
     result = await _svc(request).secrets.batch_read(ctx, request.match_info["vault"], names=names, prefix=prefix)
     return web.json_response(
         {
@@ -485,6 +501,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete(_VAULT, delete_vault)
     r.add_get(_VAULT + "/secrets", list_secrets)
     r.add_post(_VAULT + "/read", batch_read)
+    r.add_post(_VAULT + "/versions", current_versions)
     r.add_get(_VAULT + "/metadata/" + _NAME, metadata)
     r.add_delete(_VAULT + "/metadata/" + _NAME, destroy_secret)
     r.add_post(_VAULT + "/delete/" + _NAME, delete_versions)

@@ -100,6 +100,19 @@ def _export_op() -> dict[str, Any]:
 def spec(store_url: str) -> dict[str, Any]:
     o, v = "/v1/orgs/{org}", "/v1/orgs/{org}/vaults/{vault}"
     revealed = _obj({"name": _STR, "version": _INT, "value": _STR, "stage": _NULL_STAGE, "created_at": _TIME})
+    names_or_prefix = _obj(
+        {
+            "names": {
+                "type": "array",
+                "items": _SECRET_NAME,
+                "minItems": 1,
+                "maxItems": 1000,
+                "nullable": True,
+                "description": "or a prefix, not both",
+            },
+            "prefix": {**_PREFIX, "nullable": True},
+        }
+    )
     version_info = _obj(
         {"version": _INT, "state": _STR, "stage": _NULL_STAGE, "created_at": _TIME, "created_by_token": _NULL_STR}
     )
@@ -215,19 +228,22 @@ def spec(store_url: str) -> dict[str, Any]:
                 "Read many secrets in one request",
                 200,
                 _obj({"secrets": {"type": "object"}, "missing": {"type": "array", "items": _STR}}),
-                body=_obj(
+                body=names_or_prefix,
+                params=_VAULT,
+            ),
+        },
+        v + "/versions": {
+            "post": _op(
+                "secrets.versions",
+                "The current versions of many secrets, without their values (one audit event)",
+                200,
+                _obj(
                     {
-                        "names": {
-                            "type": "array",
-                            "items": _SECRET_NAME,
-                            "minItems": 1,
-                            "maxItems": 1000,
-                            "nullable": True,
-                            "description": "or a prefix, not both",
-                        },
-                        "prefix": {**_PREFIX, "nullable": True},
+                        "versions": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "missing": {"type": "array", "items": _STR},
                     }
                 ),
+                body=names_or_prefix,
                 params=_VAULT,
             ),
         },

@@ -2,7 +2,8 @@
 
 Errors are ``{"errors": [...]}`` with ``Content-Type: application/json`` exactly
 (hvac parses error bodies only then): 403 ``["permission denied"]`` for any
-refused or missing token, 404 ``[]`` for anything missing.
+refused or missing token (plus ``"discharge expired"``, ``"token expired"`` or
+``"token revoked"`` when that is why), 404 ``[]`` for anything missing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "envelope",
     "guard",
     "mount_of",
+    "refusal_reason",
     "render_vault_error",
     "rfc3339",
     "token_org",
@@ -46,10 +48,27 @@ def vault_json(body: Any, status: int = 200) -> web.Response:
     )
 
 
+def refusal_reason(code: str, message: str) -> str | None:
+    """The one reason a refusal may give a Vault client: its bundle expired or was revoked.
+
+    Both are about the caller's own bundle, and both tell its owner what to do (fetch a
+    new one; ask why it was revoked); every other reason stays in the audit log.
+    """
+    if "revoked" in message and code in ("invalid_token", "discharge_required"):
+        return "token revoked"
+    if code == "discharge_required" and "expired" in message:
+        return "discharge expired"
+    if code == "unauthorized" and message.startswith("token expired"):
+        return "token expired"
+    return None
+
+
 def render_vault_error(request: web.Request, status: int, code: str, message: str) -> web.StreamResponse:
-    """Every error inside ``/vault``, in Vault's shape. Reasons for refusals go to the audit log only."""
+    """Every error inside ``/vault``, in Vault's shape. Reasons for refusals go to the audit log only,
+    but for an expired or revoked bundle (:func:`refusal_reason`)."""
     if status in (401, 403):
-        return vault_json({"errors": ["permission denied"]}, 403)
+        reason = refusal_reason(code, message)
+        return vault_json({"errors": ["permission denied", *([reason] if reason else [])]}, 403)
     if status == 404:
         return vault_json({"errors": []}, 404)
     if status == 405:
