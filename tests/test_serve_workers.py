@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import multiprocessing
 import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import unused_port
+
+from vault.cli.workers import run_workers
 
 from .cli import cvault_command, cvault_env
 
@@ -164,3 +168,37 @@ def test_workers_must_be_a_positive_count() -> None:
     )
     assert result.returncode == 2
     assert "whole number of processes from 1 to 64" in result.stderr
+
+
+def _supervise_with_a_stop_in_the_fork_window() -> None:
+    """In a process of its own: run_workers with one worker that asks for a stop before its handlers are reset."""
+    os.setpgrp()  # the test ends the whole group if the stop is lost
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid == 0:
+            # The worker, before `_child` resets the handlers it inherited: a stop arrives now, forwarded by
+            # the parent. Hold here until it is pending (blocked) or was taken, by whatever handler is installed.
+            os.kill(os.getppid(), signal.SIGTERM)
+            deadline = time.monotonic() + BOUND / 2
+            while signal.SIGTERM not in signal.sigpending() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return pid
+
+    def serve_one(index: int, count: int) -> int:
+        while True:  # a worker that serves until a signal ends it
+            time.sleep(3600)
+
+    os.fork = fork
+    os._exit(run_workers(1, serve_one, name="test"))
+
+
+def test_a_stop_forwarded_to_a_worker_before_its_handlers_are_reset_still_stops_it() -> None:
+    process = multiprocessing.get_context("fork").Process(target=_supervise_with_a_stop_in_the_fork_window)
+    process.start()
+    process.join(BOUND)
+    if process.exitcode is None:  # the stop was lost: the worker serves on and the parent waits for it
+        os.killpg(process.pid, signal.SIGKILL)
+        process.join()
+    assert process.exitcode == 0

@@ -41,12 +41,14 @@ MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 
 
-def _child(index: int, count: int, serve_one: Callable[[int, int], int]) -> None:
+def _child(index: int, count: int, serve_one: Callable[[int, int], int], mask: set[int | signal.Signals]) -> None:
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        # Only now: a stop the parent forwarded since the fork was held (run_workers' start) and ends us here.
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         code = serve_one(index, count)
     except KeyboardInterrupt:
         code = 130
@@ -87,21 +89,27 @@ def run_workers(
                 os.kill(pid, signum)
 
     def start(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            _child(index, count, serve_one)
-        children[pid] = index
-        if stopping:  # told to stop between the fork and the line above: forward missed it
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        # The forwarded signals wait (blocked) across the fork: the parent's handler runs once the child is in
+        # `children`, so `forward` reaches it, and the child's once it has reset the handlers it inherited (an
+        # inherited `forward` would swallow a stop, and the child would serve on while the parent waits for it).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+        try:
+            if stopping:  # told to stop since the caller looked
+                return
+            pid = os.fork()
+            if pid == 0:
+                _child(index, count, serve_one, mask)
+            children[pid] = index
+            if stopping:  # a signal caught before the block whose Python handler ran only after the fork
+                os.kill(pid, signal.SIGTERM)  # held until the child has reset its handlers
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     # Installed before forking so no signal is lost; each child resets them first thing.
     previous = {signum: signal.signal(signum, forward) for signum in _FORWARDED}
     status = 0
     try:
         for index in range(count):
-            if stopping:
-                break
             start(index)
         while children:
             try:
