@@ -202,3 +202,38 @@ def test_a_stop_forwarded_to_a_worker_before_its_handlers_are_reset_still_stops_
         os.killpg(process.pid, signal.SIGKILL)
         process.join()
     assert process.exitcode == 0
+
+
+def _supervise_with_a_reload_in_the_fork_window() -> None:
+    """In a process of its own: one worker, no replacement allowed, a SIGHUP forwarded as it starts."""
+    os.setpgrp()
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid == 0:
+            os.kill(os.getppid(), signal.SIGHUP)
+            deadline = time.monotonic() + BOUND / 2
+            while signal.SIGHUP not in signal.sigpending() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return pid
+
+    def serve_one(index: int, count: int) -> int:
+        os.kill(os.getppid(), signal.SIGTERM)  # served: now stop, cleanly
+        while True:
+            time.sleep(3600)
+
+    os.fork = fork
+    os._exit(run_workers(1, serve_one, name="test", max_restarts=0))
+
+
+def test_a_reload_signal_does_not_end_a_worker_that_serves_no_tls() -> None:
+    # Without TLS nothing reloads; SIGHUP's default would end the worker, and the parent (allowed no
+    # replacement here) would exit 1.
+    process = multiprocessing.get_context("fork").Process(target=_supervise_with_a_reload_in_the_fork_window)
+    process.start()
+    process.join(BOUND)
+    if process.exitcode is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.join()
+    assert process.exitcode == 0

@@ -46,7 +46,9 @@ def _child(index: int, count: int, serve_one: Callable[[int, int], int], mask: s
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        # A reload (SIGHUP) means something only to a worker serving TLS, whose runner installs its handler; by
+        # default it would end the worker (a plain-HTTP one, or one still starting) and cost a replacement.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         # Only now: a stop the parent forwarded since the fork was held (run_workers' start) and ends us here.
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         code = serve_one(index, count)
