@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import multiprocessing
 import os
@@ -11,13 +12,14 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import unused_port
 
-from vault.cli.workers import run_workers
+from vault.cli.workers import MAX_RESTARTS, run_workers
 
 from .cli import cvault_command, cvault_env
 
@@ -170,70 +172,53 @@ def test_workers_must_be_a_positive_count() -> None:
     assert "whole number of processes from 1 to 64" in result.stderr
 
 
-def _supervise_with_a_stop_in_the_fork_window() -> None:
-    """In a process of its own: run_workers with one worker that asks for a stop before its handlers are reset."""
-    os.setpgrp()  # the test ends the whole group if the stop is lost
+def _supervise(signum: int, serve_one: Callable[[int, int], int], *, max_restarts: int = MAX_RESTARTS) -> None:
+    """In a process of its own: ``run_workers`` with one worker that has the parent forward ``signum`` to it
+    before it resets the handlers it inherited (held there until the signal is pending or was taken)."""
+    os.setpgrp()  # the test ends the whole group if the signal is lost
     real_fork = os.fork
 
     def fork() -> int:
         pid = real_fork()
         if pid == 0:
-            # The worker, before `_child` resets the handlers it inherited: a stop arrives now, forwarded by
-            # the parent. Hold here until it is pending (blocked) or was taken, by whatever handler is installed.
-            os.kill(os.getppid(), signal.SIGTERM)
+            os.kill(os.getppid(), signum)
             deadline = time.monotonic() + BOUND / 2
-            while signal.SIGTERM not in signal.sigpending() and time.monotonic() < deadline:
+            while signum not in signal.sigpending() and time.monotonic() < deadline:
                 time.sleep(0.01)
         return pid
 
-    def serve_one(index: int, count: int) -> int:
-        while True:  # a worker that serves until a signal ends it
-            time.sleep(3600)
-
     os.fork = fork
-    os._exit(run_workers(1, serve_one, name="test"))
+    os._exit(run_workers(1, serve_one, name="test", max_restarts=max_restarts))
 
 
-def test_a_stop_forwarded_to_a_worker_before_its_handlers_are_reset_still_stops_it() -> None:
-    process = multiprocessing.get_context("fork").Process(target=_supervise_with_a_stop_in_the_fork_window)
-    process.start()
-    process.join(BOUND)
-    if process.exitcode is None:  # the stop was lost: the worker serves on and the parent waits for it
-        os.killpg(process.pid, signal.SIGKILL)
-        process.join()
-    assert process.exitcode == 0
-
-
-def _supervise_with_a_reload_in_the_fork_window() -> None:
-    """In a process of its own: one worker, no replacement allowed, a SIGHUP forwarded as it starts."""
-    os.setpgrp()
-    real_fork = os.fork
-
-    def fork() -> int:
-        pid = real_fork()
-        if pid == 0:
-            os.kill(os.getppid(), signal.SIGHUP)
-            deadline = time.monotonic() + BOUND / 2
-            while signal.SIGHUP not in signal.sigpending() and time.monotonic() < deadline:
-                time.sleep(0.01)
-        return pid
-
-    def serve_one(index: int, count: int) -> int:
-        os.kill(os.getppid(), signal.SIGTERM)  # served: now stop, cleanly
-        while True:
-            time.sleep(3600)
-
-    os.fork = fork
-    os._exit(run_workers(1, serve_one, name="test", max_restarts=0))
-
-
-def test_a_reload_signal_does_not_end_a_worker_that_serves_no_tls() -> None:
-    # Without TLS nothing reloads; SIGHUP's default would end the worker, and the parent (allowed no
-    # replacement here) would exit 1.
-    process = multiprocessing.get_context("fork").Process(target=_supervise_with_a_reload_in_the_fork_window)
+def _exit_status(target: Callable[[], None]) -> int | None:
+    """The exit status of ``target`` run in a forked process; ``None`` if it still ran after :data:`BOUND`."""
+    process = multiprocessing.get_context("fork").Process(target=target)
     process.start()
     process.join(BOUND)
     if process.exitcode is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.join()
-    assert process.exitcode == 0
+        return None
+    return process.exitcode
+
+
+def _serve_until_a_signal(index: int, count: int) -> int:
+    while True:
+        time.sleep(3600)
+
+
+def test_a_stop_forwarded_to_a_worker_before_its_handlers_are_reset_still_stops_it() -> None:
+    # Before, the worker's inherited handler took the SIGTERM and did nothing: it served on, the parent waited.
+    assert _exit_status(functools.partial(_supervise, signal.SIGTERM, _serve_until_a_signal)) == 0
+
+
+def _serve_then_stop(index: int, count: int) -> int:
+    os.kill(os.getppid(), signal.SIGTERM)  # served: now stop, cleanly
+    return _serve_until_a_signal(index, count)
+
+
+def test_a_reload_signal_does_not_end_a_worker_that_serves_no_tls() -> None:
+    # Without TLS nothing reloads; SIGHUP's default would end the worker, and the parent (allowed no
+    # replacement here) would exit 1.
+    assert _exit_status(functools.partial(_supervise, signal.SIGHUP, _serve_then_stop, max_restarts=0)) == 0
