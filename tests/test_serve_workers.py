@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import errno
 import functools
 import json
 import multiprocessing
@@ -196,11 +198,11 @@ def _exit_status(target: Callable[[], None]) -> int | None:
     process = multiprocessing.get_context("fork").Process(target=target)
     process.start()
     process.join(BOUND)
-    if process.exitcode is None:
+    status = process.exitcode
+    with contextlib.suppress(ProcessLookupError):  # whatever it left behind (a lost worker), ended
         os.killpg(process.pid, signal.SIGKILL)
-        process.join()
-        return None
-    return process.exitcode
+    process.join()
+    return status
 
 
 def _serve_until_a_signal(index: int, count: int) -> int:
@@ -222,3 +224,32 @@ def test_a_reload_signal_does_not_end_a_worker_that_serves_no_tls() -> None:
     # Without TLS nothing reloads; SIGHUP's default would end the worker, and the parent (allowed no
     # replacement here) would exit 1.
     assert _exit_status(functools.partial(_supervise, signal.SIGHUP, _serve_then_stop, max_restarts=0)) == 0
+
+
+def _supervise_with_a_failing_fork() -> None:
+    """In a process of its own: two workers, the second of which cannot be forked; 4 if a worker is left over."""
+    os.setpgrp()
+    real_fork = os.fork
+    forks = 0
+
+    def fork() -> int:
+        nonlocal forks
+        forks += 1
+        if forks == 2:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_fork()
+
+    os.fork = fork
+    try:
+        status = run_workers(2, _serve_until_a_signal, name="test")
+    except OSError:
+        os._exit(3)  # before: the error escaped and the first worker served on, orphaned
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        os._exit(status)
+    os._exit(4)
+
+
+def test_a_worker_that_cannot_be_forked_stops_the_others_and_fails_the_service() -> None:
+    assert _exit_status(_supervise_with_a_failing_fork) == 1

@@ -78,6 +78,7 @@ def run_workers(
     children: dict[int, int] = {}
     restarts: deque[float] = deque()  # when each recent replacement was started
     stopping = False
+    status = 0
     parent = os.getpid()
 
     def forward(signum: int, frame: FrameType | None) -> None:
@@ -90,15 +91,20 @@ def run_workers(
             with contextlib.suppress(ProcessLookupError):  # it has just exited; os.wait reports it
                 os.kill(pid, signum)
 
-    def start(index: int) -> None:
+    def start(index: int) -> bool:
+        """Fork worker ``index`` unless told to stop; False if it cannot be forked (out of memory or processes)."""
         # The forwarded signals wait (blocked) across the fork: the parent's handler runs once the child is in
         # `children`, so `forward` reaches it, and the child's once it has reset the handlers it inherited (an
         # inherited `forward` would swallow a stop, and the child would serve on while the parent waits for it).
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
         try:
             if stopping:  # told to stop since the caller looked
-                return
-            pid = os.fork()
+                return True
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                log.error("%s worker %d/%d cannot be started: %s", name, index + 1, count, exc.strerror or exc)
+                return False
             if pid == 0:
                 _child(index, count, serve_one, mask)
             children[pid] = index
@@ -106,13 +112,22 @@ def run_workers(
                 os.kill(pid, signal.SIGTERM)  # held until the child has reset its handlers
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return True
+
+    def stop_all() -> None:
+        # The service is failing: the others stop too, and the parent exits 1 once they are reaped (never
+        # orphaned: they would keep the port while a supervisor starts a new service beside them).
+        nonlocal stopping, status
+        stopping = True
+        status = 1
+        forward(signal.SIGTERM, None)
 
     # Installed before forking so no signal is lost; each child resets them first thing.
     previous = {signum: signal.signal(signum, forward) for signum in _FORWARDED}
-    status = 0
     try:
         for index in range(count):
-            start(index)
+            if not start(index):
+                stop_all()
         while children:
             try:
                 pid, wait_status = os.wait()
@@ -137,12 +152,11 @@ def run_workers(
                     max_restarts,
                     window,
                 )
-                start(index)
+                if not start(index):
+                    stop_all()
                 continue
             log.error("%s; more than %d replacements within %g s: stopping the others", what, max_restarts, window)
-            stopping = True
-            status = 1
-            forward(signal.SIGTERM, None)
+            stop_all()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
