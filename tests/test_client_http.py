@@ -12,7 +12,7 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
@@ -21,7 +21,7 @@ from aiohttp.test_utils import unused_port
 from vault import errors
 from vault.client.blocking_http import BlockingHTTP, run_blocking
 from vault.client.errors import UnknownCode, error_classes, error_from_reply
-from vault.client.http import HTTP, RetryPolicy
+from vault.client.http import HTTP, RetryPolicy, TransportError
 
 
 class Script:
@@ -440,6 +440,32 @@ async def test_a_broken_reply_is_a_dropped_connection_retried_only_when_safe(
         assert sleeps == []  # a POST without a key is not retried, and may have been applied
     finally:
         await http.close()
+
+
+async def test_an_unknown_outcome_is_not_hidden_by_a_later_untrusted_certificate(
+    raw_server: Callable[[bytes], str],
+) -> None:
+    # The first attempt really is cut off after sending (it may have been applied); the retry meets a
+    # certificate it does not trust (swapped between attempts: a rotation gone wrong, or someone in between),
+    # which the transport reports as such. "Not trusted" is about that attempt only.
+    class CertificateSwapped(HTTP):
+        sent = 0
+
+        async def _send(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+            self.sent += 1
+            if self.sent > 1:
+                raise TransportError("could not connect", opened=False, untrusted=True)
+            return await super()._send(*args, **kwargs)
+
+    url = raw_server(b"")
+    http, sleeps = _http(CertificateSwapped)
+    try:
+        with pytest.raises(errors.OutcomeUnknown) as err:
+            await http.request("PUT", url + "/v1/secret", body={"value": "v"}, idempotency_key="k-9")
+    finally:
+        await http.close()
+    assert err.value.idempotency_key == "k-9" and "dropped the connection" in err.value.message
+    assert len(sleeps) == 1
 
 
 async def test_a_batch_read_cut_off_is_retried_and_never_in_doubt(raw_server: Callable[[bytes], str]) -> None:

@@ -66,6 +66,12 @@ class VaultError(Exception):
     default_message: str = "internal error"
     answered_by: str | None = None
     """The service whose error reply this is (set by the client); ``None`` when raised locally."""
+    detail: str | None = None
+    """For the operator only: logged by a service, shown by a local command, never sent in a reply.
+
+    A database's connect error names hosts, ports and users of the deployment: the client hears the
+    message, the server log gets the detail.
+    """
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message

@@ -73,8 +73,16 @@ class StoreProcess:
     def workers(self) -> set[int]:
         """The pids of the store's forked workers (``--workers N``): the parent's live children."""
         assert self.process is not None
-        found = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
-        return {int(pid) for pid in found.split()}
+        # From /proc, not pgrep: procps is not in every image the tests run on (scripts/apt-packages.txt).
+        children = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:  # it has just exited
+                continue
+            if int(fields[1]) == self.process.pid:
+                children.add(int(stat.parent.name))
+        return children
 
     def listening(self, pid: int) -> bool:
         """Whether worker ``pid`` logged that it listens (the store runs with log_level INFO for this)."""

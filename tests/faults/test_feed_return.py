@@ -7,8 +7,8 @@ freeze, old org discharges were refused for 10.8 s after the authority returned.
 Here the follower (the store's own ``RevocationFollower``, with a 20 s long poll)
 follows a real authority over HTTP; the authority is stopped past the feed's
 bound (on an injected clock, so the store's state turns stale without waiting),
-started again on the same port, and the follower must have a fresh reply well
-before its long poll could end; the time from the feed's return to the first
+started again on the same port, and the first poll it gets must be one that does
+not wait (so the follower is fresh within a retry pause, not a long poll); the time from the feed's return to the first
 reply that makes old discharges acceptable again is printed.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import unused_port
+from aiohttp.typedefs import Handler
 
 from tests.harness import Harness, ShiftedClock
 from vault.crypto.passwords import MINIMUM
@@ -32,7 +33,7 @@ from .services import fault_services
 
 LONG_POLL = 20
 MAX_LAG = 30.0
-BOUND = 5.0  # the promise is a second; a quarter of the long poll, for a shared machine
+HANG = 60.0  # not a promise (that is a second): how long to wait before calling the feed stale for good
 
 
 class Clock:
@@ -43,9 +44,20 @@ class Clock:
         return self.now
 
 
-async def _authority(h: Harness, port: int) -> web.AppRunner:
-    """A second authority on the test's database, on ``port``: the feed the follower reads."""
+async def _authority(h: Harness, port: int, waits: list[str]) -> web.AppRunner:
+    """A second authority on the test's database, on ``port``: the feed the follower reads.
+
+    ``waits`` gets the ``wait`` of each feed poll it is sent, in order.
+    """
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.endswith("/revocations/feed"):
+            waits.append(request.query.get("wait", ""))
+        return await handler(request)
+
     app = create_authority_app(h.authority_config, clock=ShiftedClock(), password_cost=MINIMUM)
+    app.middlewares.insert(0, record)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
@@ -57,7 +69,7 @@ async def test_the_feed_is_fresh_within_a_second_of_its_return(
 ) -> None:
     async with fault_services(fault_database, tmp_path) as (h, _store):
         port = unused_port()
-        runner = await _authority(h, port)
+        runner = await _authority(h, port, [])
         clock = Clock()
         state = AuthorityRevocations(org_location=h.authority_url, max_lag=MAX_LAG, monotonic=clock)
         token = h.store_config.revocation_feed_token
@@ -73,12 +85,16 @@ async def test_the_feed_is_fresh_within_a_second_of_its_return(
             await asyncio.sleep(1.5)  # polls fail meanwhile
             clock.now += MAX_LAG + 1  # past the bound: old discharges are refused
             assert state.synced_at is not None and clock.now - state.synced_at > MAX_LAG
-            runner = await _authority(h, port)
+            waits: list[str] = []
+            runner = await _authority(h, port, waits)
             returned = time.monotonic()
             while state.synced_at != clock.now:
-                assert time.monotonic() - returned < BOUND, "still stale: the follower waits in a long poll"
+                assert time.monotonic() - returned < HANG, "still stale"
                 await asyncio.sleep(0.01)
             fresh = time.monotonic() - returned
+            # What makes it prompt, whatever the machine's load: the first poll the returned feed gets does not
+            # wait (before, it was a long poll, answered only after LONG_POLL seconds when nothing was revoked).
+            assert waits[0] == "0", waits
         finally:
             await follower.close()
             await runner.cleanup()

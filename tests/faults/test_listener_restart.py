@@ -3,10 +3,10 @@
 Issue 25, item 3: a follower's LISTEN connection dropped by a restart was reopened
 only at its next tick (``key_watch_interval``), so a token key retired right after
 the restart was honoured for seconds (3.3 s with the 5 s default), against the
-"within a second" of docs/keys.md. Here the store runs with a 30 s interval (the
+"within a second" of docs/keys.md. Here the store runs with a 3600 s interval (the
 poll fallback is out of reach within the test), PostgreSQL restarts, the old token
 key is retired at once with the real ``cvault keys retire-tokens``, and the store
-must refuse a token under it well before any tick; the figures (restart to
+must refuse a token under it, which only a reopened LISTEN can make it do; the figures (restart to
 refusal, retire to refusal) are printed.
 """
 
@@ -23,8 +23,8 @@ from vault.macaroon import decode_token
 from .cluster import Cluster
 from .services import fault_services
 
-INTERVAL = 30.0
-BOUND = 10.0  # docs/keys.md promises a second; a third of the interval, for a shared machine
+INTERVAL = 3600.0  # the poll fallback never comes within the test: only the reconnect can refuse the key
+HANG = 60.0  # not a promise (docs/keys.md's is a second): how long to wait before calling the key honoured for good
 
 
 async def test_a_key_retired_after_a_postgres_restart_is_refused_at_once(
@@ -48,7 +48,7 @@ async def test_a_key_retired_after_a_postgres_restart_is_refused_at_once(
         retired = time.monotonic()
         while (reply := await h.store("GET", path, bundle)).status != 401:
             assert reply.status in (200, 503), reply
-            assert time.monotonic() - retired < BOUND, "the retired key is still honoured"
+            assert time.monotonic() - retired < HANG, "the retired key is still honoured: the LISTEN was not reopened"
             await asyncio.sleep(0.02)
         refused = time.monotonic()
     print(

@@ -54,7 +54,8 @@ def exit_status(exc: BaseException) -> int:
 def _describe(exc: Exception) -> tuple[str, str]:
     """``(code, message)`` for ``exc``; never a third-party exception's text."""
     if isinstance(exc, VaultError):
-        return exc.code, exc.message
+        # The operator runs a local command: the detail is theirs (a service's reply never carries one).
+        return exc.code, exc.message if exc.detail is None else f"{exc.message} ({exc.detail})"
     if isinstance(exc, OSError) and exc.filename is not None:
         return "file_error", f"cannot use {exc.filename}: {exc.strerror or type(exc).__name__}"
     if isinstance(exc, EOFError):

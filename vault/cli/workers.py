@@ -41,12 +41,16 @@ MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 
 
-def _child(index: int, count: int, serve_one: Callable[[int, int], int]) -> None:
+def _child(index: int, count: int, serve_one: Callable[[int, int], int], mask: set[int | signal.Signals]) -> None:
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        # A reload (SIGHUP) means something only to a worker serving TLS, whose runner installs its handler; by
+        # default it would end the worker (a plain-HTTP one, or one still starting) and cost a replacement.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # Only now: a stop the parent forwarded since the fork was held (run_workers' start) and ends us here.
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         code = serve_one(index, count)
     except KeyboardInterrupt:
         code = 130
@@ -74,6 +78,7 @@ def run_workers(
     children: dict[int, int] = {}
     restarts: deque[float] = deque()  # when each recent replacement was started
     stopping = False
+    status = 0
     parent = os.getpid()
 
     def forward(signum: int, frame: FrameType | None) -> None:
@@ -86,23 +91,43 @@ def run_workers(
             with contextlib.suppress(ProcessLookupError):  # it has just exited; os.wait reports it
                 os.kill(pid, signum)
 
-    def start(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            _child(index, count, serve_one)
-        children[pid] = index
-        if stopping:  # told to stop between the fork and the line above: forward missed it
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+    def start(index: int) -> bool:
+        """Fork worker ``index`` unless told to stop; False if it cannot be forked (out of memory or processes)."""
+        # The forwarded signals wait (blocked) across the fork: the parent's handler runs once the child is in
+        # `children`, so `forward` reaches it, and the child's once it has reset the handlers it inherited (an
+        # inherited `forward` would swallow a stop, and the child would serve on while the parent waits for it).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+        try:
+            if stopping:  # told to stop since the caller looked
+                return True
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                log.error("%s worker %d/%d cannot be started: %s", name, index + 1, count, exc.strerror or exc)
+                return False
+            if pid == 0:
+                _child(index, count, serve_one, mask)
+            children[pid] = index
+            if stopping:  # a signal caught before the block whose Python handler ran only after the fork
+                os.kill(pid, signal.SIGTERM)  # held until the child has reset its handlers
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return True
+
+    def stop_all() -> None:
+        # The service is failing: the others stop too, and the parent exits 1 once they are reaped (never
+        # orphaned: they would keep the port while a supervisor starts a new service beside them).
+        nonlocal stopping, status
+        stopping = True
+        status = 1
+        forward(signal.SIGTERM, None)
 
     # Installed before forking so no signal is lost; each child resets them first thing.
     previous = {signum: signal.signal(signum, forward) for signum in _FORWARDED}
-    status = 0
     try:
         for index in range(count):
-            if stopping:
-                break
-            start(index)
+            if not start(index):
+                stop_all()
         while children:
             try:
                 pid, wait_status = os.wait()
@@ -127,12 +152,11 @@ def run_workers(
                     max_restarts,
                     window,
                 )
-                start(index)
+                if not start(index):
+                    stop_all()
                 continue
             log.error("%s; more than %d replacements within %g s: stopping the others", what, max_restarts, window)
-            stopping = True
-            status = 1
-            forward(signal.SIGTERM, None)
+            stop_all()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

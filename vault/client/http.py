@@ -230,7 +230,9 @@ class HTTP:
                 raise
             except TransportError as exc:
                 if exc.untrusted:
-                    # Not retried: the same certificate will be refused again.
+                    # Not retried: the same certificate will be refused again. Still no word on an earlier attempt.
+                    if unknown is not None:
+                        raise _outcome_unknown(unknown, None, idempotency_key) from None
                     raise ConnectionFailed(
                         f"the TLS certificate of {service} is not trusted; set CVAULT_CACERT (or --ca-cert) "
                         "to the CA certificate that signed it"

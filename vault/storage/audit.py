@@ -481,21 +481,22 @@ class PgAuditRepository:
         """Hold a committed chain before appending (see the class docstring)."""
         if self._holder.chain is not None:
             return
-        async with self._claiming:
-            if self._holder.chain is not None:
-                return
-            # A connection of its own, opened for the claim: the group writer's may be mid-batch, and a
-            # state change calling this holds a pool connection already (taking a second could deadlock).
-            claim = DedicatedConnection(self._pool)
-            try:
-                async with asyncio.timeout(timeout):
-                    conn = await claim.get()
-                    with database_errors():
-                        await claim_chain(conn, self._schema, self._holder)
-            except TimeoutError:
-                raise Unavailable(_UNAVAILABLE) from None
-            finally:
-                claim.discard()
+        # A connection of its own, opened for the claim: the group writer's may be mid-batch, and a
+        # state change calling this holds a pool connection already (taking a second could deadlock).
+        claim = DedicatedConnection(self._pool)
+        try:
+            # The wait for another's claim counts too: behind a claim hung on a frozen database, each
+            # waiter would otherwise take its whole timeout in turn.
+            async with asyncio.timeout(timeout), self._claiming:
+                if self._holder.chain is not None:
+                    return
+                conn = await claim.get()
+                with database_errors():
+                    await claim_chain(conn, self._schema, self._holder)
+        except TimeoutError:
+            raise Unavailable(_UNAVAILABLE) from None
+        finally:
+            claim.discard()
 
     @property
     def schema(self) -> str:

@@ -50,6 +50,7 @@ class ChannelFollower:
         self._task: asyncio.Task[None] | None = None
         self._poll_failures = 0
         self._retries = 0  # short retries since the follower was last healthy
+        self._listen_failures = 0  # LISTEN attempts failed in a row (logged once per burst)
 
     async def reconcile(self) -> None:
         """Bring the in-memory state up to date with the table (the subclass's job)."""
@@ -118,8 +119,14 @@ class ChannelFollower:
             conn.add_termination_listener(self._lost)
         except (Unavailable, asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
             self._listener.discard()
-            log.warning("%s: cannot LISTEN on %s (%s); polling meanwhile", self._name, self._channel, _name(exc))
+            self._listen_failures += 1
+            # Once per burst, not once per retry (about a second while the database is down).
+            if self._listen_failures == 1 or self._listen_failures % 120 == 0:
+                log.warning("%s: cannot LISTEN on %s (%s); polling meanwhile", self._name, self._channel, _name(exc))
             return
+        if self._listen_failures:
+            log.info("%s: listening on %s again after %d failure(s)", self._name, self._channel, self._listen_failures)
+        self._listen_failures = 0
         self._listening_on = conn
 
     async def _run(self) -> None:

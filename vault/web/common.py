@@ -96,6 +96,8 @@ def _error_response(request: web.Request, exc: BaseException) -> web.StreamRespo
     """The JSON error a handler's exception becomes (a redirect is re-raised: aiohttp sends it)."""
     rid = origin(request).request_id
     if isinstance(exc, VaultError):
+        if exc.detail is not None:
+            log.warning("request %s: %s (%s)", rid, exc.code, exc.detail)
         response = _render(request, exc.status, exc.code, exc.message)
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
