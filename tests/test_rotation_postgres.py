@@ -1,0 +1,150 @@
+"""Managed rotation of PostgreSQL credentials (docs/rotation.md), end to end: the store and the authority on real
+ports, the rotator in process with a rotator's token, the rotated roles real roles on a server that checks
+passwords (tests/rotation_support.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from vault.cli.rotator import Rotator, RotatorSettings
+from vault.store.connection_document import ConnectionDocument
+
+from .rotation_support import PasswordCluster, RotationWorld, can_connect, password_cluster, rotation_world
+
+DAY = 86400
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PasswordCluster]:
+    with password_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def rw(database_url: str, pg: PasswordCluster) -> AsyncIterator[RotationWorld]:
+    async with rotation_world(database_url, pg) as world:
+        yield world
+
+
+async def _current(rw: RotationWorld, name: str = "db/url") -> tuple[int, ConnectionDocument]:
+    async with rw.owner_client() as c:
+        secret = await c.store.read_secret("prod", name)
+    return secret.version, ConnectionDocument.parse(secret.value)
+
+
+async def _policy(rw: RotationWorld, name: str = "db/url", **kw: object) -> None:
+    async with rw.owner_client() as c:
+        await c.rotation.set_policy(
+            "prod",
+            name,
+            target="postgres",
+            every_seconds=30 * DAY,
+            admin_secret="db/admin",
+            **kw,  # type: ignore[arg-type]
+        )
+
+
+async def _rotate_once(rw: RotationWorld, *names: str, holder: str = "rotator-1", **kw: object) -> Rotator:
+    token = await rw.rotator_token(*(names or ("db/url",)))
+    async with rw.client_with(token) as client:
+        rotator = Rotator(client, RotatorSettings(vaults=("prod",), holder=holder, **kw))  # type: ignore[arg-type]
+        await rotator.run_once()
+    return rotator
+
+
+async def test_single_user_rotation_sets_a_new_password_and_the_old_one_stops_working(rw: RotationWorld) -> None:
+    before_version, before = await _current(rw)
+    assert await can_connect(before)
+    await _policy(rw)
+    async with rw.owner_client() as c:
+        await c.rotation.rotate_now("prod", "db/url")
+    rotator = await _rotate_once(rw)
+    assert rotator.promoted == 1
+
+    version, after = await _current(rw)
+    assert version > before_version
+    assert after.user == before.user and after.password != before.password
+    assert after.form == "url" and len(after.password) == 32 and after.password.isalnum()
+    assert await can_connect(after)
+    assert not await can_connect(before)  # single user: the old password is gone
+
+    async with rw.owner_client() as c:
+        status = await c.rotation.show("prod", "db/url")
+        meta = await c.store.metadata("prod", "db/url")
+        events = (await c.store.audit(secret="db/url", limit=100))["events"]
+    assert status.rotations == 1 and status.last_rotated == version and status.step is None and status.attempt == 0
+    assert [v.stage for v in meta.versions if v.stage == "pending"] == []
+    steps = [e for e in events if e["action"].startswith("rotation.step.")]
+    assert [e["action"] for e in steps] == [
+        "rotation.step.create",
+        "rotation.step.set",
+        "rotation.step.test",
+        "rotation.step.promote",
+    ]
+    # Each step is the rotator's act: its store token, none of the owner's.
+    rotator_tokens = {e["token_id"] for e in steps}
+    assert len(rotator_tokens) == 1
+    assert all(e["outcome"] == "ok" and e["version"] == version for e in steps)
+
+
+async def test_alternating_rotation_keeps_the_previous_credential_working_until_the_next(rw: RotationWorld) -> None:
+    _, first = await _current(rw)
+    await _policy(rw, strategy="alternating")
+    seen = [first]
+    for _ in range(3):
+        async with rw.owner_client() as c:
+            await c.rotation.rotate_now("prod", "db/url")
+        assert (await _rotate_once(rw)).promoted == 1
+        _, now = await _current(rw)
+        assert await can_connect(now)
+        assert await can_connect(seen[-1])  # the previous credential still works...
+        if len(seen) >= 2:
+            assert not await can_connect(seen[-2])  # ...until the rotation after it
+        seen.append(now)
+    assert [d.user for d in seen] == [rw.roles.app, rw.roles.clone, rw.roles.app, rw.roles.clone]
+
+
+async def test_a_json_document_is_rotated_as_json(rw: RotationWorld) -> None:
+    async with rw.owner_client() as c:
+        await c.store.write_secret("prod", "db/url", rw.roles.doc(rw.roles.app, rw.roles.app_password, "json").render())
+    await _policy(rw, password_length=48)
+    async with rw.owner_client() as c:
+        await c.rotation.rotate_now("prod", "db/url")
+    await _rotate_once(rw)
+    _, after = await _current(rw)
+    assert after.form == "json" and len(after.password) == 48 and await can_connect(after)
+
+
+async def test_a_scheduled_rotation_happens_when_due_and_not_before(rw: RotationWorld) -> None:
+    await _policy(rw)  # every 30 days, first due in 30 days
+    offset = 0.0
+
+    def shift(seconds: float) -> None:
+        nonlocal offset
+        offset += seconds
+        rw.h.store_clock.offset += seconds
+        rw.h.authority_clock.offset += seconds
+
+    token = await rw.rotator_token("db/url")
+
+    async def poll() -> int:
+        async with rw.client_with(token, clock=lambda: time.time() + offset) as client:
+            rotator = Rotator(client, RotatorSettings(vaults=("prod",), holder="scheduled"))
+            await rotator.run_once()
+            return rotator.promoted
+
+    assert await poll() == 0
+    shift(30 * DAY - 120)
+    assert await poll() == 0  # two minutes early
+    shift(240)
+    assert await poll() == 1
+    assert await poll() == 0  # done once, next in 30 days
+    shift(30 * DAY)
+    assert await poll() == 1
+    rw.owner = await rw.h.login(rw.owner.email, rw.owner.id)  # 60 days on, the first session has expired
+    async with rw.owner_client(clock=lambda: time.time() + offset) as c:
+        status = await c.rotation.show("prod", "db/url")
+    assert status.rotations == 2
