@@ -12,7 +12,8 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,11 +90,17 @@ async def real_roles(pg: PasswordCluster) -> AsyncIterator[Roles]:
     try:
         await conn.execute(f"CREATE ROLE {roles.admin} LOGIN CREATEROLE PASSWORD '{roles.admin_password}'")
         await conn.execute(f"CREATE ROLE {roles.app} LOGIN PASSWORD '{roles.app_password}'")
+    finally:
+        await conn.close()
+    try:
         yield roles
     finally:
-        for role in (roles.clone, roles.app, roles.admin):
-            await conn.execute(f"DROP ROLE IF EXISTS {role}")
-        await conn.close()
+        conn = await pg.superuser()  # a new one: a test may have restarted the server
+        try:
+            for role in (roles.clone, roles.app, roles.admin):
+                await conn.execute(f"DROP ROLE IF EXISTS {role}")
+        finally:
+            await conn.close()
 
 
 async def can_connect(doc: ConnectionDocument) -> bool:
@@ -117,14 +124,17 @@ class RotationWorld:
     root: str
     roles: Roles
     service_token: str  # the rotator's authority credential (a service token)
+    clock: Callable[[], float] = time.time  # every client's, unless one is given (tests move it with the services')
 
     def owner_client(self, **kw: Any) -> Client:
         creds = Credentials.from_text(store_token=self.root, session=self.owner.session)
+        kw.setdefault("clock", self.clock)
         return Client(store_url=self.h.store_url, authority_url=self.h.authority_url, credentials=creds, **kw)
 
     def client_with(self, store_token: str, **kw: Any) -> Client:
         """A workload's client: ``store_token`` and the service token, no session."""
         creds = Credentials.from_text(store_token=store_token, authority_token=self.service_token)
+        kw.setdefault("clock", self.clock)
         return Client(store_url=self.h.store_url, authority_url=self.h.authority_url, credentials=creds, **kw)
 
     async def rotator_token(self, *names: str) -> str:
