@@ -52,6 +52,11 @@ class RotatorSettings:
     pause_after: str | None = None
     pause_file: Path | None = None
 
+    def __post_init__(self) -> None:
+        # A step at the target starts only with a whole step's time of the lease left (see Rotator.rotate).
+        if self.lease_seconds < self.timeout + 2:
+            raise ValueError(f"the lease ({self.lease_seconds} s) must exceed the step timeout by 2 s at least")
+
 
 class LeaseLost(Exception):
     """Too little of the lease is left to start a step at the target: another rotator may take over."""
@@ -75,6 +80,7 @@ class Rotator:
         self._monotonic = monotonic
         self.promoted = 0
         self.failed = 0
+        self.abandoned = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and rotate every ``interval`` seconds until ``stop`` is set."""
@@ -166,11 +172,13 @@ class Rotator:
                 log.warning("cannot record the failure of %s/%s: %s", vault, r.name, report.message)
             return False
         except LeaseLost:
+            self.abandoned += 1
             log.warning("rotation of %s/%s abandoned at %s: its lease is running out", vault, r.name, step)
             return False
         except VaultError as exc:
             # The store refused the step (lease lost, version no longer pending) or could not be reached: the
             # rotation is left to whoever holds it, or to the next claim once the lease expires.
+            self.abandoned += 1
             log.warning("rotation of %s/%s stopped at %s: %s (%s)", vault, r.name, step, exc.message, exc.code)
             return False
         self.promoted += 1

@@ -154,7 +154,7 @@ def run_rotator(args: argparse.Namespace) -> int:
 
     from .rotator import Rotator, RotatorSettings
 
-    configure_logging("info", "text")
+    configure_logging("INFO", "text")
     hooks: dict[str, Path] = {}
     for item in args.hook:
         name, sep, path = item.partition("=")
@@ -162,6 +162,8 @@ def run_rotator(args: argparse.Namespace) -> int:
             raise SystemExit(f"cvault: --hook {item!r}: give NAME=PATH")
         hooks[name] = Path(path)
     holder = args.holder or f"{socket.gethostname()}:{os.getpid()}:{random_names.token_hex(3)}"
+    if args.lease < args.timeout + 2:
+        raise SystemExit(f"cvault: --lease {args.lease} must exceed --timeout {args.timeout:g} by 2 s at least")
     settings = RotatorSettings(
         vaults=tuple(args.vault),
         holder=holder,
