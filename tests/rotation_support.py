@@ -82,8 +82,7 @@ class Roles:
         return self.app + "_clone"
 
 
-@asynccontextmanager
-async def real_roles(pg: PasswordCluster) -> AsyncIterator[Roles]:
+async def create_roles(pg: PasswordCluster) -> Roles:
     suffix = secrets.token_hex(4)
     roles = Roles(pg.port, f"rot_admin_{suffix}", secrets.token_hex(12), f"rot_app_{suffix}", secrets.token_hex(12))
     conn = await pg.superuser()
@@ -92,15 +91,25 @@ async def real_roles(pg: PasswordCluster) -> AsyncIterator[Roles]:
         await conn.execute(f"CREATE ROLE {roles.app} LOGIN PASSWORD '{roles.app_password}'")
     finally:
         await conn.close()
+    return roles
+
+
+async def drop_roles(pg: PasswordCluster, roles: Roles) -> None:
+    conn = await pg.superuser()  # a new connection: a test may have restarted the server
+    try:
+        for role in (roles.clone, roles.app, roles.admin):
+            await conn.execute(f"DROP ROLE IF EXISTS {role}")
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def real_roles(pg: PasswordCluster) -> AsyncIterator[Roles]:
+    roles = await create_roles(pg)
     try:
         yield roles
     finally:
-        conn = await pg.superuser()  # a new one: a test may have restarted the server
-        try:
-            for role in (roles.clone, roles.app, roles.admin):
-                await conn.execute(f"DROP ROLE IF EXISTS {role}")
-        finally:
-            await conn.close()
+        await drop_roles(pg, roles)
 
 
 async def can_connect(doc: ConnectionDocument) -> bool:
