@@ -12,7 +12,7 @@ from vault.errors import BadRequest
 from vault.macaroon import CONTROL, READ, WRITE
 from vault.store.caller import Caller
 from vault.store.names import check_secret_name, check_value
-from vault.store.rotation import MAX_LEASE
+from vault.store.rotation import MAX_CLAIM, MAX_LEASE
 from vault.store.rotation_models import STEPS, Claim, RotationPolicy, RotationStatus
 from vault.types import RequestContext
 
@@ -132,7 +132,7 @@ async def claim(request: web.Request, ctx: RequestContext[Caller]) -> web.Stream
         ctx,
         request.match_info["vault"],
         holder=field(data, "holder", str),
-        limit=_int(data, "limit", 10, 1, 1000),
+        limit=_int(data, "limit", 10, 1, MAX_CLAIM),
         lease_seconds=_int(data, "lease_seconds", DEFAULT_LEASE, 1, MAX_LEASE),
     )
     return web.json_response({"rotations": [_claim_json(c) for c in claims]})
