@@ -148,3 +148,44 @@ async def test_a_scheduled_rotation_happens_when_due_and_not_before(rw: Rotation
     async with rw.owner_client(clock=lambda: time.time() + offset) as c:
         status = await c.rotation.show("prod", "db/url")
     assert status.rotations == 2
+
+
+async def test_the_audit_console_lists_a_rotations_steps_readably(rw: RotationWorld, database_url: str) -> None:
+    import html
+    import re
+
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    from vault.web.console import create_console_app
+
+    await _policy(rw)
+    async with rw.owner_client() as c:
+        await c.store.write_secret("prod", "db/admin", rw.roles.doc(rw.roles.admin, "not-it").render())
+        await c.rotation.rotate_now("prod", "db/url")
+    assert (await _rotate_once(rw, holder="rotator-east")).failed == 1
+    async with rw.owner_client() as c:
+        await c.store.write_secret("prod", "db/admin", rw.roles.doc(rw.roles.admin, rw.roles.admin_password).render())
+        await c.rotation.rotate_now("prod", "db/url")
+    assert (await _rotate_once(rw, holder="rotator-east")).promoted == 1
+
+    async with (
+        rw.owner_client() as reviewer,
+        TestServer(create_console_app(reviewer), host="127.0.0.1") as server,
+        aiohttp.ClientSession() as http,
+        http.get(str(server.make_url("/?secret=db/url&limit=100"))) as r,
+    ):
+        page = await r.text()
+    assert r.status == 200
+    rows = [
+        " ".join(html.unescape(re.sub(r"<[^>]+>", " ", row)).split())
+        for row in re.findall(r"<tr class=[^>]*>(.*?)</tr>", page, re.S)
+        if "rotation.step." in row
+    ]
+    # Newest first: the successful rotation's four steps, then the failed attempt's set (with its reason).
+    steps = [row.split()[3] for row in rows]
+    assert steps[:4] == ["rotation.step.promote", "rotation.step.test", "rotation.step.set", "rotation.step.create"]
+    assert all("by rotator-east" in row for row in rows)
+    failed = next(row for row in rows[4:] if "ERROR" in row)
+    assert "rotation.step.set" in failed and "password authentication failed" in failed
+    assert "not-it" not in page and rw.roles.admin_password not in page

@@ -214,6 +214,7 @@ class RotationService:
             max_versions=None,
             may_create=False,
             also=record,
+            extra={"holder": holder},
         )
 
     async def advance(

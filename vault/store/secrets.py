@@ -262,13 +262,15 @@ class SecretService:
         may_create: bool,
         idempotency_key: str | None = None,
         also: BeforeCommit[WriteOutcome] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> WriteOutcome:
         """Add a version. With ``idempotency_key`` (the request's ``Idempotency-Key``), a retry of the same
         request by the same token is answered with the first outcome instead of writing again
         (``outcome.replayed``); the key with another request is Unprocessable (422).
 
         ``also`` runs in the write's transaction before its audit event (managed rotation records its step
-        there), so it commits exactly with the version, and raising in it writes nothing."""
+        there), so it commits exactly with the version, and raising in it writes nothing; ``extra`` goes into
+        the event's detail."""
         claim = None
         if idempotency_key is not None:
             claim = IdempotencyClaim(
@@ -286,7 +288,7 @@ class SecretService:
         async def audited(outcome: WriteOutcome, tx: object) -> None:
             if also is not None:
                 await also(outcome, tx)
-            detail: dict[str, object] = {"stage": outcome.stage, "created": outcome.created}
+            detail: dict[str, object] = {**(extra or {}), "stage": outcome.stage, "created": outcome.created}
             if outcome.trimmed:
                 detail["trimmed"] = list(outcome.trimmed)
             if outcome.replayed:
