@@ -8,6 +8,7 @@ log. A failure is a :class:`TargetFailed` whose reason names what went wrong and
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import asyncpg
@@ -66,7 +67,8 @@ class PostgresTarget:
         """``ALTER ROLE role PASSWORD ...`` as ``admin``. With ``member_of`` (the alternating strategy's clone), the
         role is first created if missing, as a login role that is a member of ``member_of`` (so it inherits its
         privileges)."""
-        verifier = scram_sha256_verifier(password, self._random)
+        # PBKDF2 (4096 rounds) off the event loop: hashlib releases the GIL, other rotations and reads go on.
+        verifier = await asyncio.to_thread(scram_sha256_verifier, password, self._random)
         try:
             conn = await self._connect(admin)
         except _FAILURES as exc:
