@@ -219,7 +219,8 @@ async def run(args: argparse.Namespace, url: str, pg: PasswordCluster, users: li
     managed_rate, hand_rate = count / managed_seconds, BY_HAND / hand_seconds
     idle_rate, during_rate = idle["ok"] / idle_seconds, during["ok"] / managed_seconds
     print(f"managed rotation: {count} credentials due at once, {args.rotators} rotators x {args.concurrency}")
-    print(f"  rotations/s               {managed_rate:8.1f}   ({count} in {managed_seconds:.1f} s, the rotators' start included)")
+    managed = f"({count} in {managed_seconds:.1f} s, the rotators' start included)"
+    print(f"  rotations/s               {managed_rate:8.1f}   {managed}")
     hand = f"({BY_HAND} in {hand_seconds:.1f} s, concurrency {args.concurrency})"
     print(f"  by hand (baseline)        {hand_rate:8.1f}   {hand}")
     print(f"  ratio managed / by hand   {managed_rate / hand_rate:8.2f}")
