@@ -155,8 +155,8 @@ async def run(args: argparse.Namespace, url: str, pg: PasswordCluster, users: li
             await asyncio.gather(*(prepare(n, u) for n, u in zip(names + hand_names, users, strict=True)))
             permission = await owner.authority.create_token(org, mask="rw")
             service = (await owner.authority.strip(TokenBundle.parse(permission.token, what="permission"))).token
-            read_token = (await owner.store.mint_token("r", vaults={VAULT: "r"}, secrets={"db/": "r"})).token
-            rotator_tokens = [await owner.rotation.rotator_token(VAULT, names) for _ in range(args.rotators)]
+            read_token = (await owner.store.mint_token("r", vaults={VAULT: "r"}, secrets={"db/c": "r"})).token
+            rotator_tokens = [await owner.rotation.rotator_token(VAULT, prefix="db/c") for _ in range(args.rotators)]
 
             def workload(store_token: str) -> Client:
                 credentials = Credentials.from_text(store_token=store_token, authority_token=service)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from vault.client import Client, Credentials, TokenBundle
 from vault.store.connection_document import ConnectionDocument
@@ -27,7 +28,17 @@ from vault.store.connection_document import ConnectionDocument
 from .faults.cluster import Cluster, reap_stale_clusters
 from .harness import Harness, User, running_services
 
-__all__ = ["PasswordCluster", "Roles", "RotationWorld", "password_cluster", "rotation_world"]
+__all__ = [
+    "PasswordCluster",
+    "Roles",
+    "RotationWorld",
+    "can_connect",
+    "current",
+    "password_cluster",
+    "pg",
+    "rotation_world",
+    "rw",
+]
 
 HBA = """
 local all all trust
@@ -149,6 +160,26 @@ class RotationWorld:
     async def rotator_token(self, *names: str) -> str:
         async with self.owner_client() as c:
             return await c.rotation.rotator_token("prod", names)
+
+
+async def current(rw: RotationWorld, name: str = "db/url") -> tuple[int, ConnectionDocument]:
+    """The secret's current version and its document, read by the owner."""
+    async with rw.owner_client() as c:
+        secret = await c.store.read_secret("prod", name)
+    return secret.version, ConnectionDocument.parse(secret.value)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PasswordCluster]:
+    """One password-checking cluster per test module (initdb costs seconds)."""
+    with password_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def rw(database_url: str, pg: PasswordCluster) -> AsyncIterator[RotationWorld]:
+    async with rotation_world(database_url, pg) as world:
+        yield world
 
 
 @asynccontextmanager

@@ -12,37 +12,20 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from vault.cli.rotator import Rotator, RotatorSettings
-from vault.store.connection_document import ConnectionDocument
 
+from . import rotation_support
 from .cli import cvault_command, cvault_env
-from .rotation_support import PasswordCluster, RotationWorld, can_connect, password_cluster, rotation_world
+from .rotation_support import RotationWorld, can_connect, current
+
+pg, rw = rotation_support.pg, rotation_support.rw  # the fixtures: a password-checking cluster, the world
 
 LEASE = 6
 BOUND = 60.0
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PasswordCluster]:
-    with password_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture
-async def rw(database_url: str, pg: PasswordCluster) -> AsyncIterator[RotationWorld]:
-    async with rotation_world(database_url, pg) as world:
-        yield world
-
-
-async def _current(rw: RotationWorld) -> tuple[int, ConnectionDocument]:
-    async with rw.owner_client() as c:
-        secret = await c.store.read_secret("prod", "db/url")
-    return secret.version, ConnectionDocument.parse(secret.value)
 
 
 def _start_rotator(rw: RotationWorld, token: str, tmp: Path, pause_after: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -85,7 +68,7 @@ async def _wait_for(path: Path, process: subprocess.Popen[bytes], tmp: Path) -> 
 async def test_kill_9_between_steps_then_another_rotator_finishes_one_consistent_rotation(
     rw: RotationWorld, tmp_path: Path, strategy: str, step: str
 ) -> None:
-    first_version, original = await _current(rw)
+    first_version, original = await current(rw)
     async with rw.owner_client() as c:
         await c.rotation.set_policy(
             "prod", "db/url", target="postgres", every_seconds=86400, admin_secret="db/admin", strategy=strategy
@@ -103,7 +86,7 @@ async def test_kill_9_between_steps_then_another_rotator_finishes_one_consistent
             process.wait(10)
     async with rw.owner_client() as c:
         at_kill = await c.rotation.show("prod", "db/url")
-    reader_version, reader = await _current(rw)
+    reader_version, reader = await current(rw)
     if strategy == "alternating" or step == "create":
         assert await can_connect(reader)  # what readers get works, even with the rotator dead mid-way
     if step == "promote":
@@ -121,7 +104,7 @@ async def test_kill_9_between_steps_then_another_rotator_finishes_one_consistent
             await asyncio.sleep(0.2)
         assert rotator.failed == 0 and rotator.abandoned == 0
 
-    version, doc = await _current(rw)
+    version, doc = await current(rw)
     async with rw.owner_client() as c:
         status = await c.rotation.show("prod", "db/url")
         meta = await c.store.metadata("prod", "db/url")

@@ -8,7 +8,6 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,12 @@ from vault.errors import InvalidToken, Unauthenticated, Unauthorized
 from vault.macaroon import decode_token
 from vault.store.connection_document import ConnectionDocument
 
-from .rotation_support import PasswordCluster, RotationWorld, can_connect, password_cluster, rotation_world
+from . import rotation_support
+from .rotation_support import PasswordCluster, RotationWorld, can_connect, current
+
+pg, rw = rotation_support.pg, rotation_support.rw  # the fixtures: a password-checking cluster, the world
 
 DAY = 86400
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PasswordCluster]:
-    with password_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture
-async def rw(database_url: str, pg: PasswordCluster) -> AsyncIterator[RotationWorld]:
-    async with rotation_world(database_url, pg) as world:
-        yield world
 
 
 class Clocks:
@@ -50,12 +40,6 @@ class Clocks:
         self.offset += seconds
         self.rw.h.store_clock.offset += seconds
         self.rw.h.authority_clock.offset += seconds
-
-
-async def _current(rw: RotationWorld, name: str = "db/url") -> tuple[int, ConnectionDocument]:
-    async with rw.owner_client() as c:
-        secret = await c.store.read_secret("prod", name)
-    return secret.version, ConnectionDocument.parse(secret.value)
 
 
 async def _due_now(rw: RotationWorld, name: str = "db/url", **kw: object) -> None:
@@ -76,7 +60,7 @@ async def _poll(client: Client, holder: str = "r1", **kw: object) -> Rotator:
 async def test_a_refusing_target_leaves_current_untouched_is_retried_with_backoff_and_recovers(
     rw: RotationWorld,
 ) -> None:
-    version, working = await _current(rw)
+    version, working = await current(rw)
     admin = rw.roles.doc(rw.roles.admin, rw.roles.admin_password).render()
     async with rw.owner_client() as c:
         await c.store.write_secret("prod", "db/admin", rw.roles.doc(rw.roles.admin, "wrong-password").render())
@@ -86,7 +70,7 @@ async def test_a_refusing_target_leaves_current_untouched_is_retried_with_backof
     async with rw.client_with(token, clock=clocks) as client:
         rotator = await _poll(client)
         assert (rotator.promoted, rotator.failed) == (0, 1)
-        assert await _current(rw) == (version, working) and await can_connect(working)
+        assert await current(rw) == (version, working) and await can_connect(working)
         async with rw.owner_client(clock=clocks) as c:
             status = await c.rotation.show("prod", "db/url")
             failures = (await c.store.audit(secret="db/url", outcome="error"))["events"]
@@ -105,7 +89,7 @@ async def test_a_refusing_target_leaves_current_untouched_is_retried_with_backof
             await c.store.write_secret("prod", "db/admin", admin)  # the operator fixes it
         clocks.shift(61)
         assert (await _poll(client)).promoted == 1
-    new_version, rotated = await _current(rw)
+    new_version, rotated = await current(rw)
     assert new_version > version and await can_connect(rotated) and not await can_connect(working)
     async with rw.owner_client(clock=clocks) as c:
         status = await c.rotation.show("prod", "db/url")
@@ -130,7 +114,7 @@ async def test_a_missing_role_fails_at_set_and_changes_nothing(rw: RotationWorld
 async def test_a_database_that_is_down_fails_at_set_and_the_rotation_recovers_when_it_is_back(
     rw: RotationWorld, pg: PasswordCluster
 ) -> None:
-    version, working = await _current(rw)
+    version, working = await current(rw)
     await _due_now(rw)
     clocks = Clocks(rw)
     async with rw.client_with(await rw.rotator_token("db/url"), clock=clocks) as client:
@@ -139,13 +123,13 @@ async def test_a_database_that_is_down_fails_at_set_and_the_rotation_recovers_wh
             assert (await _poll(client, timeout=3)).failed == 1
         finally:
             pg.cluster.start()
-        assert await _current(rw) == (version, working)
+        assert await current(rw) == (version, working)
         clocks.shift(31)
         assert (await _poll(client)).promoted == 1
     async with rw.owner_client(clock=clocks) as c:
         status = await c.rotation.show("prod", "db/url")
     assert status.rotations == 1 and status.last_failure is not None and "cannot connect" in status.last_failure
-    assert await can_connect((await _current(rw))[1])
+    assert await can_connect((await current(rw))[1])
 
 
 async def test_two_rotators_rotate_every_due_secret_exactly_once(rw: RotationWorld, pg: PasswordCluster) -> None:
@@ -205,7 +189,7 @@ async def test_a_dead_rotators_lease_expires_and_another_finishes_the_rotation(r
             )
         assert getattr(late.value, "status", None) == 409
     assert claimed.name == "db/url"
-    version, doc = await _current(rw)
+    version, doc = await current(rw)
     assert version > pending.version and doc.password != "x" * 20 and await can_connect(doc)
 
 

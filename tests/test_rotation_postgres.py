@@ -5,34 +5,15 @@ passwords (tests/rotation_support.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
-
-import pytest
 
 from vault.cli.rotator import Rotator, RotatorSettings
-from vault.store.connection_document import ConnectionDocument
 
-from .rotation_support import PasswordCluster, RotationWorld, can_connect, password_cluster, rotation_world
+from . import rotation_support
+from .rotation_support import RotationWorld, can_connect, current
+
+pg, rw = rotation_support.pg, rotation_support.rw  # the fixtures: a password-checking cluster, the world
 
 DAY = 86400
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PasswordCluster]:
-    with password_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture
-async def rw(database_url: str, pg: PasswordCluster) -> AsyncIterator[RotationWorld]:
-    async with rotation_world(database_url, pg) as world:
-        yield world
-
-
-async def _current(rw: RotationWorld, name: str = "db/url") -> tuple[int, ConnectionDocument]:
-    async with rw.owner_client() as c:
-        secret = await c.store.read_secret("prod", name)
-    return secret.version, ConnectionDocument.parse(secret.value)
 
 
 async def _policy(rw: RotationWorld, name: str = "db/url", **kw: object) -> None:
@@ -56,7 +37,7 @@ async def _rotate_once(rw: RotationWorld, *names: str, holder: str = "rotator-1"
 
 
 async def test_single_user_rotation_sets_a_new_password_and_the_old_one_stops_working(rw: RotationWorld) -> None:
-    before_version, before = await _current(rw)
+    before_version, before = await current(rw)
     assert await can_connect(before)
     await _policy(rw)
     async with rw.owner_client() as c:
@@ -64,7 +45,7 @@ async def test_single_user_rotation_sets_a_new_password_and_the_old_one_stops_wo
     rotator = await _rotate_once(rw)
     assert rotator.promoted == 1
 
-    version, after = await _current(rw)
+    version, after = await current(rw)
     assert version > before_version
     assert after.user == before.user and after.password != before.password
     assert after.form == "url" and len(after.password) == 32 and after.password.isalnum()
@@ -91,14 +72,14 @@ async def test_single_user_rotation_sets_a_new_password_and_the_old_one_stops_wo
 
 
 async def test_alternating_rotation_keeps_the_previous_credential_working_until_the_next(rw: RotationWorld) -> None:
-    _, first = await _current(rw)
+    _, first = await current(rw)
     await _policy(rw, strategy="alternating")
     seen = [first]
     for _ in range(3):
         async with rw.owner_client() as c:
             await c.rotation.rotate_now("prod", "db/url")
         assert (await _rotate_once(rw)).promoted == 1
-        _, now = await _current(rw)
+        _, now = await current(rw)
         assert await can_connect(now)
         assert await can_connect(seen[-1])  # the previous credential still works...
         if len(seen) >= 2:
@@ -114,7 +95,7 @@ async def test_a_json_document_is_rotated_as_json(rw: RotationWorld) -> None:
     async with rw.owner_client() as c:
         await c.rotation.rotate_now("prod", "db/url")
     await _rotate_once(rw)
-    _, after = await _current(rw)
+    _, after = await current(rw)
     assert after.form == "json" and len(after.password) == 48 and await can_connect(after)
 
 

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from . import rotation_support
 from .cli import cvault_command
 from .cli_world import World, clean_env, make_world
-from .rotation_support import PasswordCluster, create_roles, drop_roles, password_cluster
+from .rotation_support import PasswordCluster, create_roles, drop_roles
+
+pg = rotation_support.pg  # the fixture: a password-checking cluster
 
 BOUND = 60.0
 
@@ -47,12 +50,6 @@ asyncio.run(main())
 @pytest.fixture(scope="module")
 def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     yield from make_world(postgres_server, template_database, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PasswordCluster]:
-    with password_cluster() as cluster:
-        yield cluster
 
 
 def _wait_for(check: Callable[[], bool], what: str, logs: Path) -> None:

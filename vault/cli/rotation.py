@@ -85,7 +85,8 @@ def register(sub: Any) -> None:
         "token",
         help="mint the store token a rotator needs for these secrets (write them, read their admin secrets)",
     )
-    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--prefix", help="every secret whose name starts with this (for many rotated secrets)")
     p.add_argument("--ttl", type=parse_every, metavar="PERIOD", help="the token's lifetime (default: none)")
     _common(p)
     p.set_defaults(func=client_command(_token))
@@ -182,6 +183,6 @@ async def _status(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _token(client: Client, args: argparse.Namespace) -> int:
-    token = await client.rotation.rotator_token(_vault(args), args.names, ttl=args.ttl)
+    token = await client.rotation.rotator_token(_vault(args), args.names, prefix=args.prefix, ttl=args.ttl)
     print_json({"token": token}) if args.json else print(token)
     return 0

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from vault.errors import BadRequest
 from vault.macaroon import READ, Caveat, decode_token, encode_token
 from vault.macaroon.access import CONTROL, WRITE
 from vault.macaroon.caveats import Operations
@@ -171,15 +172,21 @@ class RotationClient:
         )
         return Rotation.from_json(reply)
 
-    async def rotator_token(self, vault: str, names: Sequence[str], *, ttl: int | None = None) -> str:
-        """A store token for a rotator of ``names``: write on them, read on their admin secrets, and only the
-        operations rotation needs (claim, step, read). Minted by the store, then attenuated here."""
-        secrets: dict[str, str] = {}
-        for name in names:
-            policy = await self.show(vault, name)
-            secrets[f"{_check_name(name)}$"] = "w"
-            if policy.admin_secret is not None:
-                secrets[f"{policy.admin_secret}$"] = "r"
+    async def rotator_token(
+        self, vault: str, names: Sequence[str] = (), *, prefix: str | None = None, ttl: int | None = None
+    ) -> str:
+        """A store token for a rotator of ``names`` (or of every secret under ``prefix``): write on them, read on
+        their admin secrets, and only the operations rotation needs (claim, step, read). Minted by the store, then
+        attenuated here. Writing is possible only through rotation steps (``Operations``), which need a policy and
+        a lease, so a prefix grants no write on a secret without a policy."""
+        secrets: dict[str, str] = {f"{_check_name(name)}$": "w" for name in names}
+        admins = {(await self.show(vault, name)).admin_secret for name in names}
+        if prefix is not None:
+            secrets[prefix] = "w"
+            admins |= {p.admin_secret for p in await self.list_policies(vault) if p.name.startswith(prefix)}
+        if not secrets:
+            raise BadRequest("name the rotated secrets (or a prefix) the rotator's token is for")
+        secrets.update({f"{admin}$": "r" for admin in admins if admin is not None})
         reply = await self._call(
             "POST",
             _path("/v1/orgs", self._owner.store_org(), "tokens"),
