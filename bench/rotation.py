@@ -96,7 +96,9 @@ async def by_hand(owner: Client, pg: PasswordCluster, admin: ConnectionDocument,
 
     started = time.perf_counter()
     await asyncio.gather(*(one(n, u) for n, u in zip(names, users, strict=True)))
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    await target.close()
+    return elapsed
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -215,6 +217,7 @@ async def run(args: argparse.Namespace, url: str, pg: PasswordCluster, users: li
                 current = ConnectionDocument.parse((await owner.store.read_secret(VAULT, name)).value)
                 await target.test(current)
                 working += 1
+            await target.close()
 
     managed_rate, hand_rate = count / managed_seconds, BY_HAND / hand_seconds
     idle_rate, during_rate = idle["ok"] / idle_seconds, during["ok"] / managed_seconds

@@ -102,6 +102,7 @@ async def test_kill_9_between_steps_then_another_rotator_finishes_one_consistent
         while (step != "promote" and rotator.promoted == 0) and time.monotonic() - started < BOUND:
             await rotator.run_once()
             await asyncio.sleep(0.2)
+        await rotator.close()
         assert rotator.failed == 0 and rotator.abandoned == 0
 
     version, doc = await current(rw)

@@ -19,7 +19,7 @@ from vault.macaroon import decode_token
 from vault.store.connection_document import ConnectionDocument
 
 from . import rotation_support
-from .rotation_support import PasswordCluster, RotationWorld, can_connect, current
+from .rotation_support import PasswordCluster, RotationWorld, can_connect, current, rotation_world
 
 pg, rw = rotation_support.pg, rotation_support.rw  # the fixtures: a password-checking cluster, the world
 
@@ -53,7 +53,10 @@ async def _due_now(rw: RotationWorld, name: str = "db/url", **kw: object) -> Non
 
 async def _poll(client: Client, holder: str = "r1", **kw: object) -> Rotator:
     rotator = Rotator(client, RotatorSettings(vaults=("prod",), holder=holder, **kw))  # type: ignore[arg-type]
-    await rotator.run_once()
+    try:
+        await rotator.run_once()
+    finally:
+        await rotator.close()
     return rotator
 
 
@@ -151,6 +154,8 @@ async def test_two_rotators_rotate_every_due_secret_exactly_once(rw: RotationWor
             b = Rotator(two, RotatorSettings(vaults=("prod",), holder="rotator-b", batch=3))
             while sum(await asyncio.gather(a.run_once(), b.run_once())):
                 pass
+            await a.close()
+            await b.close()
         assert a.promoted + b.promoted == count and a.failed == b.failed == 0
         async with rw.owner_client() as c:
             statuses = {s.name: s for s in await c.rotation.list_policies("prod")}
@@ -268,3 +273,26 @@ async def test_the_command_hook_is_run_for_set_and_test_with_the_pending_value(
     steps = [(line.split(" ", 1)[0], json.loads(line.split(" ", 1)[1])) for line in lines]
     assert [s for s, _ in steps] == ["set", "set", "test"]
     assert steps[-1][1]["value"] == value and steps[-1][1]["secret"] == "api/key" and len(value) == 32
+
+
+async def test_a_failed_step_is_counted_in_the_stores_metrics(database_url: str, pg: PasswordCluster) -> None:
+    import aiohttp
+
+    async with rotation_world(database_url, pg, metrics_token="scrape-me-0123456789") as world:
+        async with world.owner_client() as c:
+            await c.store.write_secret("prod", "db/admin", world.roles.doc(world.roles.admin, "wrong").render())
+        await _due_now(world)
+        async with world.client_with(await world.rotator_token("db/url")) as client:
+            assert (await _poll(client)).failed == 1
+        headers = {"Authorization": "Bearer scrape-me-0123456789"}
+        async with aiohttp.ClientSession() as http, http.get(world.h.store_url + "/metrics", headers=headers) as r:
+            text = await r.text()
+    counted = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("cvault_rotation_steps_total{")
+    }
+    assert counted == {
+        'cvault_rotation_steps_total{outcome="ok",step="create"}': 1.0,
+        'cvault_rotation_steps_total{outcome="error",step="set"}': 1.0,
+    }

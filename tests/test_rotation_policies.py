@@ -174,3 +174,15 @@ async def test_rotator_routes_refuse_bad_input_with_4xx_and_steps_without_a_leas
         assert r.status == 409, (body, r)
     r = await world.h.store("GET", world.path("/vaults/prod/metadata/db/url"), world.bundle)
     assert [v["version"] for v in r.body["versions"]] == [1]  # the refused create wrote nothing
+
+
+async def test_only_a_token_that_may_read_the_admin_secret_can_name_it(world: World) -> None:
+    for name, value in (("db/url", URL), ("db/admin", ADMIN)):
+        await world.h.store("PUT", world.secret(name), world.bundle, {"value": value})
+    limited = await world.h.store_bundle(
+        await world.h.mint(world.bundle, world.org, mask="rwcdC", secrets={"db/url": "rwcdC"}), world.auth
+    )
+    body = {"target": "postgres", "every_seconds": 3600, "admin_secret": "db/admin"}
+    r = await _put(world, "db/url", body, limited)
+    assert r.status == 403 and "db/admin" in r.body["error"]["message"]
+    assert (await _put(world, "db/url", body)).status == 200

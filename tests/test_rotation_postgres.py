@@ -32,7 +32,10 @@ async def _rotate_once(rw: RotationWorld, *names: str, holder: str = "rotator-1"
     token = await rw.rotator_token(*(names or ("db/url",)))
     async with rw.client_with(token) as client:
         rotator = Rotator(client, RotatorSettings(vaults=("prod",), holder=holder, **kw))  # type: ignore[arg-type]
-        await rotator.run_once()
+        try:
+            await rotator.run_once()
+        finally:
+            await rotator.close()
     return rotator
 
 
@@ -115,6 +118,7 @@ async def test_a_scheduled_rotation_happens_when_due_and_not_before(rw: Rotation
         async with rw.client_with(token, clock=lambda: time.time() + offset) as client:
             rotator = Rotator(client, RotatorSettings(vaults=("prod",), holder="scheduled"))
             await rotator.run_once()
+            await rotator.close()
             return rotator.promoted
 
     assert await poll() == 0

@@ -81,6 +81,11 @@ class Rotator:
         self.promoted = 0
         self.failed = 0
         self.abandoned = 0
+        # Admin secrets read during one poll, shared by its rotations (one read per admin secret, not per rotation).
+        self._admins: dict[tuple[str, str], asyncio.Task[ConnectionDocument]] = {}
+
+    async def close(self) -> None:
+        await self._target.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and rotate every ``interval`` seconds until ``stop`` is set."""
@@ -111,7 +116,10 @@ class Rotator:
                 vault, holder=settings.holder, limit=settings.batch, lease_seconds=settings.lease_seconds
             )
             claimed += len(rotations)
-            await asyncio.gather(*(one(vault, r) for r in rotations))
+            try:
+                await asyncio.gather(*(one(vault, r) for r in rotations))
+            finally:
+                self._admins.clear()
         return claimed
 
     async def _pause(self, step: str, name: str) -> None:
@@ -197,11 +205,17 @@ class Rotator:
 
     async def _admin(self, vault: str, r: Rotation) -> ConnectionDocument:
         assert r.admin_secret is not None
+        key = (vault, r.admin_secret)
+        if key not in self._admins:
+            self._admins[key] = asyncio.ensure_future(self._read_admin(vault, r.admin_secret))
+        return await asyncio.shield(self._admins[key])
+
+    async def _read_admin(self, vault: str, name: str) -> ConnectionDocument:
         try:
-            secret = await self._client.store.read_secret(vault, r.admin_secret)
+            secret = await self._client.store.read_secret(vault, name)
             return ConnectionDocument.parse(secret.value)
         except VaultError as exc:
-            raise TargetFailed(f"cannot read the admin secret {r.admin_secret!r}: {exc.message}") from None
+            raise TargetFailed(f"cannot read the admin secret {name!r}: {exc.message}") from None
 
     async def _set(self, vault: str, r: Rotation, doc: ConnectionDocument | None, value: str, version: int) -> None:
         if doc is None:

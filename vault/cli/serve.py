@@ -180,7 +180,11 @@ def run_rotator(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> None:
         async with Client(**client_args) as client:
-            await Rotator(client, settings).run(stop)
+            rotator = Rotator(client, settings)
+            try:
+                await rotator.run(stop)
+            finally:
+                await rotator.close()
 
     asyncio.run(run_until_signal(main))
     return 0

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from vault.errors import BadRequest
 from vault.macaroon import READ, Caveat, decode_token, encode_token
 from vault.macaroon.access import CONTROL, WRITE
-from vault.macaroon.caveats import Operations
+from vault.macaroon.caveats import Operations, Secrets, Vaults
 
 from .credentials import TokenBundle
 from .http import HTTP
@@ -140,11 +140,17 @@ class RotationClient:
             "hook": hook,
             "password_length": password_length,
         }
+        # Narrowed to this secret (C) and, when named, its admin secret (r): the store checks that whoever sets
+        # a policy may read the admin secret it makes rotators read.
+        caveats = narrowing("rotation.set_policy", CONTROL, vault=vault, secret=name)
+        if admin_secret is not None:
+            caveats = [
+                Operations(("rotation.set_policy",)),
+                Vaults(((vault, CONTROL | READ),)),
+                Secrets(((f"{_check_name(name)}$", CONTROL), (f"{_check_name(admin_secret)}$", READ))),
+            ]
         reply = await self._call(
-            "PUT",
-            self._named(vault, "rotation", name),
-            narrowing("rotation.set_policy", CONTROL, vault=vault, secret=name),
-            {k: v for k, v in body.items() if v is not None},
+            "PUT", self._named(vault, "rotation", name), caveats, {k: v for k, v in body.items() if v is not None}
         )
         return Rotation.from_json(reply)
 

@@ -47,6 +47,37 @@ class PostgresTarget:
     def __init__(self, *, timeout: float = 10.0, random: Random = os.urandom) -> None:
         self._timeout = timeout
         self._random = random
+        # Admin connections, pooled per admin credential: many rotations due at once share a few logins (each a
+        # SCRAM exchange on both sides). Idle ones close after a while; a changed admin secret is a new pool.
+        self._admin_pools: dict[ConnectionDocument, asyncio.Task[asyncpg.Pool]] = {}
+
+    async def close(self) -> None:
+        pools, self._admin_pools = list(self._admin_pools.values()), {}
+        for pool in pools:
+            await (await pool).close()
+
+    async def _admin_pool(self, admin: ConnectionDocument) -> asyncpg.Pool:
+        pool = self._admin_pools.get(admin)
+        if pool is None:
+            # min_size=0: creating the pool connects nothing, so it cannot fail; logins happen on acquire.
+            pool = self._admin_pools[admin] = asyncio.ensure_future(self._create_pool(admin))
+        return await asyncio.shield(pool)
+
+    async def _create_pool(self, admin: ConnectionDocument) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            host=admin.host,
+            port=admin.port,
+            user=admin.user,
+            password=admin.password,
+            database=admin.dbname,
+            ssl=admin.sslmode or "prefer",
+            timeout=self._timeout,
+            command_timeout=self._timeout,
+            statement_cache_size=0,
+            min_size=0,
+            max_size=8,
+            max_inactive_connection_lifetime=30,
+        )
 
     async def _connect(self, doc: ConnectionDocument) -> asyncpg.Connection:
         return await asyncpg.connect(
@@ -69,8 +100,9 @@ class PostgresTarget:
         privileges)."""
         # PBKDF2 (4096 rounds) off the event loop: hashlib releases the GIL, other rotations and reads go on.
         verifier = await asyncio.to_thread(scram_sha256_verifier, password, self._random)
+        pool = await self._admin_pool(admin)
         try:
-            conn = await self._connect(admin)
+            conn = await pool.acquire(timeout=self._timeout)
         except _FAILURES as exc:
             raise TargetFailed(f"cannot connect as the admin {admin.user!r}: {_reason(exc, admin.password)}") from None
         try:
@@ -83,9 +115,10 @@ class PostgresTarget:
             # Utility statements take no parameters; the verifier is base64 and '$', quoted as a literal.
             await conn.execute(f"ALTER ROLE {quote_identifier(role)} WITH LOGIN PASSWORD '{verifier}'")
         except _FAILURES as exc:
+            conn.terminate()  # a connection that failed is not given back in an unknown state
             raise TargetFailed(f"cannot set the password of {role!r}: {_reason(exc, admin.password)}") from None
         finally:
-            await conn.close(timeout=self._timeout)
+            await pool.release(conn)
 
     async def test(self, doc: ConnectionDocument) -> None:
         """Open a connection with ``doc``'s credential and run a statement."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from vault.errors import BadRequest, Conflict
+from vault.errors import BadRequest, Conflict, Unauthorized
 from vault.macaroon import READ, WRITE
 from vault.types import Clock, RequestContext, utc
 
@@ -93,6 +93,10 @@ class RotationService:
             assert policy.admin_secret is not None
             if policy.admin_secret == name:
                 raise BadRequest("the admin secret must be another secret than the one rotated")
+            # The policy makes rotators read the admin secret: only someone who may read it can name it.
+            access = access_for(ctx, int(self._now()), READ, vault=vault, secret=policy.admin_secret)
+            if not ctx.verified_caller.allows(access):
+                raise Unauthorized(f"this token may not read the admin secret {policy.admin_secret!r}")
             await self._document(org, vault, name, "secret")
             await self._document(org, vault, policy.admin_secret, "admin secret")
         now = self._now()
