@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import asyncpg
 
@@ -63,34 +64,26 @@ class PostgresTarget:
             pool = self._admin_pools[admin] = asyncio.ensure_future(self._create_pool(admin))
         return await asyncio.shield(pool)
 
+    def _options(self, doc: ConnectionDocument) -> dict[str, Any]:
+        return {
+            "host": doc.host,
+            "port": doc.port,
+            "user": doc.user,
+            "password": doc.password,
+            "database": doc.dbname,
+            "ssl": doc.sslmode or "prefer",
+            "timeout": self._timeout,
+            "command_timeout": self._timeout,
+            "statement_cache_size": 0,
+        }
+
     async def _create_pool(self, admin: ConnectionDocument) -> asyncpg.Pool:
         return await asyncpg.create_pool(
-            host=admin.host,
-            port=admin.port,
-            user=admin.user,
-            password=admin.password,
-            database=admin.dbname,
-            ssl=admin.sslmode or "prefer",
-            timeout=self._timeout,
-            command_timeout=self._timeout,
-            statement_cache_size=0,
-            min_size=0,
-            max_size=8,
-            max_inactive_connection_lifetime=30,
+            **self._options(admin), min_size=0, max_size=8, max_inactive_connection_lifetime=30
         )
 
     async def _connect(self, doc: ConnectionDocument) -> asyncpg.Connection:
-        return await asyncpg.connect(
-            host=doc.host,
-            port=doc.port,
-            user=doc.user,
-            password=doc.password,
-            database=doc.dbname,
-            ssl=doc.sslmode or "prefer",
-            timeout=self._timeout,
-            command_timeout=self._timeout,
-            statement_cache_size=0,
-        )
+        return await asyncpg.connect(**self._options(doc))
 
     async def set_password(
         self, admin: ConnectionDocument, role: str, password: str, *, member_of: str | None = None
