@@ -47,8 +47,8 @@ def register(sub: Any) -> None:
     rotator.add_argument("--vault", action="append", required=True, help="a vault to rotate in (repeatable)")
     rotator.add_argument("--interval", type=float, default=5.0, metavar="S", help="seconds between polls (5)")
     rotator.add_argument("--lease", type=int, default=60, metavar="S", help="lease of each claimed rotation (60)")
-    rotator.add_argument("--batch", type=int, default=10, metavar="N", help="rotations claimed per poll (10)")
-    rotator.add_argument("--concurrency", type=int, default=8, metavar="N", help="rotations at once (8)")
+    rotator.add_argument("--batch", type=_bounded(1, 100), default=10, metavar="N", help="claimed per poll (10)")
+    rotator.add_argument("--concurrency", type=_bounded(1, 64), default=8, metavar="N", help="rotations at once (8)")
     rotator.add_argument("--timeout", type=float, default=10.0, metavar="S", help="bound of each target step (10)")
     rotator.add_argument("--hook", action="append", default=[], metavar="NAME=PATH", help="a command hook")
     rotator.add_argument("--holder", help="this rotator's name in leases and the audit log (default: host:pid)")
@@ -66,6 +66,19 @@ def _workers(text: str) -> int:
     if not 1 <= count <= 64:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of processes from 1 to 64")
     return count
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number from {low} to {high}")
+        return value
+
+    return parse
 
 
 def _add_workers_option(parser: argparse.ArgumentParser) -> None:
