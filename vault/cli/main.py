@@ -43,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     "workloads": Command("vault.cli.workloads", "workload identity: OIDC issuers and bindings"),
     "secrets": Command("vault.cli.secrets", "set, read and manage secrets"),
     "vaults": Command("vault.cli.secrets", "list, create and delete vaults"),
+    "rotation": Command("vault.cli.rotation", "rotate secrets on a schedule (PostgreSQL credentials, hooks)"),
     "store": Command("vault.cli.store", "enrol an org at the store; store tokens"),
     "tokens": Command("vault.cli.tokens", "inspect, attenuate and manage tokens"),
     "run": Command("vault.cli.run", "run a command with a vault's secrets in its environment"),

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from .authority import AuthorityClient
+    from .rotation import RotationClient
 
 __all__ = ["CLOCK_SKEW", "DEFAULT_WINDOW", "Client", "TokenCache"]
 
@@ -108,6 +109,13 @@ class Client:
         from .authority import AuthorityClient
 
         return AuthorityClient(self.http, self.authority_url, self)
+
+    @functools.cached_property
+    def rotation(self) -> RotationClient:
+        """Managed rotation's routes (docs/rotation.md); its module is imported on first use."""
+        from .rotation import RotationClient
+
+        return RotationClient(self.http, self.store_url, self)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, config: Path | None = None, **kwargs: Any) -> Client:

@@ -9,6 +9,7 @@ the database cannot be reached.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
@@ -30,6 +31,7 @@ from .models import (
     WriteOutcome,
     WriteRules,
 )
+from .rotation_models import RotationPolicy, RotationStatus
 
 __all__ = [
     "AuditSink",
@@ -40,6 +42,7 @@ __all__ = [
     "OrgDirectory",
     "OrgRepository",
     "RevocationList",
+    "RotationRepository",
     "Sealer",
     "SecretRepository",
 ]
@@ -215,3 +218,100 @@ class KVRepository(Protocol):
         self, org_id: int, vault: str, name: str, before_commit: BeforeCommit[list[int]]
     ) -> list[int]:
         """Soft-delete the current version; NotFound if the secret has none."""
+
+
+class RotationRepository(Protocol):
+    """Rotation policies and the state of each rotation (``store.rotation_policies``; docs/rotation.md).
+
+    Every method naming a secret raises NotFound when the secret (or, but for :meth:`set_policy`, its policy)
+    does not exist. The step methods raise Conflict when ``holder`` does not hold a live lease on the rotation
+    (another rotator took it over) or when ``pending_version`` is not the rotation's pending version: a rotator
+    that lost its lease can change nothing.
+    """
+
+    async def set_policy(
+        self,
+        org_id: int,
+        vault: str,
+        name: str,
+        policy: RotationPolicy,
+        next_due: dt.datetime,
+        before_commit: BeforeCommit[RotationStatus],
+    ) -> RotationStatus:
+        """Create or replace the secret's policy (enabled, due at ``next_due``); a rotation in progress stays."""
+
+    async def status(self, org_id: int, vault: str, name: str) -> RotationStatus: ...
+
+    async def statuses(self, org_id: int, vault: str) -> list[RotationStatus]:
+        """Every policy of the vault, by secret name."""
+
+    async def update(
+        self,
+        org_id: int,
+        vault: str,
+        name: str,
+        *,
+        enabled: bool | None,
+        due: dt.datetime | None,
+        before_commit: BeforeCommit[RotationStatus],
+    ) -> RotationStatus:
+        """Enable or disable the policy, or make it due at ``due``."""
+
+    async def due(self, org_id: int, vault: str, now: dt.datetime, limit: int) -> list[str]:
+        """Names of the vault's enabled rotations due at ``now`` and not leased (soonest first)."""
+
+    async def claim(
+        self,
+        org_id: int,
+        vault: str,
+        names: Sequence[str],
+        holder: str,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        limit: int,
+    ) -> list[RotationStatus]:
+        """Lease up to ``limit`` of ``names`` that are still due and free (rows another claim holds are skipped)."""
+
+    async def record_created(
+        self,
+        transaction: object,
+        org_id: int,
+        vault: str,
+        name: str,
+        holder: str,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        version: int,
+    ) -> None:
+        """In the pending write's transaction: the rotation's pending version is ``version`` (step ``created``)."""
+
+    async def advance(
+        self,
+        org_id: int,
+        vault: str,
+        name: str,
+        holder: str,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        step: str,
+        pending_version: int,
+        before_commit: BeforeCommit[RotationStatus],
+    ) -> RotationStatus:
+        """Record ``step`` (``set`` or ``test``) done for ``pending_version``, which must still be pending."""
+
+    async def record_promoted(
+        self, transaction: object, org_id: int, vault: str, name: str, holder: str, now: dt.datetime, version: int
+    ) -> None:
+        """In the promotion's transaction: the rotation succeeded; the next is due one period from ``now``."""
+
+    async def record_failure(
+        self,
+        org_id: int,
+        vault: str,
+        name: str,
+        holder: str,
+        now: dt.datetime,
+        reason: str,
+        before_commit: BeforeCommit[RotationStatus],
+    ) -> RotationStatus:
+        """The attempt failed: release the lease, keep the step reached, retry after a backoff."""

@@ -23,7 +23,7 @@ from vault.crypto.envelope import DataKey, SecretBinding, generate_data_key, sea
 from vault.crypto.keyring import Keyring, WrappedKey
 from vault.errors import DecryptionError, NotFound
 from vault.macaroon import READ
-from vault.types import Clock, RequestContext
+from vault.types import BeforeCommit, Clock, RequestContext
 
 from .caller import Caller
 from .events import access_for, audit_event
@@ -261,6 +261,14 @@ class SecretService:
         await self._audit.record(audit_event(ctx, "ok", vault=vault, secret=name))
         return meta
 
+    async def open_current(self, org_id: int, vault: str, name: str) -> str | None:
+        """The current value, for the store's own checks (a rotation policy's target); never handed to a caller,
+        and not audited as a read (the operation that needed it is). ``None`` without a current version."""
+        rows = await self._repo.read_many(org_id, vault, names=[name], prefix="", limit=1)
+        if not rows or rows[0].state != "active":
+            return None
+        return await self._open(org_id, vault, rows[0])
+
     # -- writing ----------------------------------------------------------------
 
     async def write(
@@ -275,10 +283,16 @@ class SecretService:
         max_versions: int | None,
         may_create: bool,
         idempotency_key: str | None = None,
+        also: BeforeCommit[WriteOutcome] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> WriteOutcome:
         """Add a version. With ``idempotency_key`` (the request's ``Idempotency-Key``), a retry of the same
         request by the same token is answered with the first outcome instead of writing again
-        (``outcome.replayed``); the key with another request is Unprocessable (422)."""
+        (``outcome.replayed``); the key with another request is Unprocessable (422).
+
+        ``also`` runs in the write's transaction before its audit event (managed rotation records its step
+        there), so it commits exactly with the version, and raising in it writes nothing; ``extra`` goes into
+        the event's detail."""
         claim = None
         if idempotency_key is not None:
             claim = IdempotencyClaim(
@@ -294,7 +308,9 @@ class SecretService:
             return seal_value(data_key, value, SecretBinding(org, vault, name, version, data_key_id))
 
         async def audited(outcome: WriteOutcome, tx: object) -> None:
-            detail: dict[str, object] = {"stage": outcome.stage, "created": outcome.created}
+            if also is not None:
+                await also(outcome, tx)
+            detail: dict[str, object] = {**(extra or {}), "stage": outcome.stage, "created": outcome.created}
             if outcome.trimmed:
                 detail["trimmed"] = list(outcome.trimmed)
             if outcome.replayed:
@@ -357,11 +373,23 @@ class SecretService:
         await self._repo.destroy_secret(ctx.verified_caller.org_id, vault, name, audited)
         self._data_keys.clear()
 
-    async def promote(self, ctx: RequestContext[Caller], vault: str, name: str) -> tuple[int, int | None]:
+    async def promote(
+        self,
+        ctx: RequestContext[Caller],
+        vault: str,
+        name: str,
+        *,
+        also: BeforeCommit[tuple[int, int | None]] | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> tuple[int, int | None]:
+        """Pending becomes current; ``also`` runs in the same transaction first, as for :meth:`write`."""
+
         async def audited(result: tuple[int, int | None], tx: object) -> None:
+            if also is not None:
+                await also(result, tx)
             current, previous = result
-            await self._audit.record_in(
-                tx, audit_event(ctx, "ok", vault=vault, secret=name, version=current, detail={"previous": previous})
-            )
+            detail = {**(extra or {}), "previous": previous}
+            event = audit_event(ctx, "ok", vault=vault, secret=name, version=current, detail=detail)
+            await self._audit.record_in(tx, event)
 
         return await self._repo.promote(ctx.verified_caller.org_id, vault, name, audited)

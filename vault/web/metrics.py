@@ -115,6 +115,13 @@ class Metrics:
             registry=r,
         )
         self.revocation_feed_lag.set(float("nan"))
+        # Managed rotation (docs/rotation.md): each step a rotator reports, and whether it failed at the target.
+        self.rotation_steps = Counter(
+            "cvault_rotation_steps",
+            "Rotation steps rotators reported, by step and outcome (ok or error).",
+            ["step", "outcome"],
+            registry=r,
+        )
         self.sources = _Sources()
         r.register(self.sources)
 

@@ -33,10 +33,12 @@ from vault.storage.store_kv import PgKVRepository
 from vault.storage.store_mounts import OrgTable
 from vault.storage.store_orgs import PgOrgRepository
 from vault.storage.store_reads import BatchReader
+from vault.storage.store_rotations import PgRotationRepository
 from vault.storage.store_secrets import PgSecretRepository
 from vault.store.authority_revocations import AuthorityRevocations
 from vault.store.control import ControlService
 from vault.store.kv_metadata import KVService
+from vault.store.rotation import RotationService
 from vault.store.secrets import SecretService, idempotency_hash_key
 from vault.store.tokens import StoreTokens
 from vault.types import Clock, Random
@@ -44,7 +46,7 @@ from vault.types import Clock, Random
 from ..common import add_openapi, middlewares
 from ..metrics import Metrics, add_metrics
 from ..runner import is_loopback
-from . import handlers
+from . import handlers, rotation_handlers
 from .authority_keys import follow_authority_keys
 from .openapi import spec
 from .revocation_follower import MAX_WAIT, RevocationFollower
@@ -194,6 +196,7 @@ async def open_store(
             orgs=org_table,
             clock=clock,
             kv=KVService(PgKVRepository(db), secret_repo, log),
+            rotation=RotationService(PgRotationRepository(db), secrets, log, clock=clock),
         )
 
 
@@ -229,6 +232,7 @@ def create_store_app(
 
     app.cleanup_ctx.append(resources)
     handlers.add_routes(app)
+    rotation_handlers.add_routes(app)
     add_openapi(app, spec(config.store_url))
     # The Vault-compatible API (docs/vault-compat.md): same guard, services and audit.
     app.add_subapp("/vault", create_vault_kv_app())

@@ -56,6 +56,108 @@ _VERSIONS_BODY = _obj({"versions": _VERSIONS}, ["versions"])
 _CHANGED = _obj({"changed": _VERSIONS}, ["changed"])
 
 
+_NULL_TIME = _TIME
+_ROTATION = _obj(
+    {
+        "vault": _STR,
+        "name": _STR,
+        "target": {"type": "string", "enum": ["postgres", "command"]},
+        "strategy": {"type": "string", "enum": ["single", "alternating"]},
+        "every_seconds": _INT,
+        "admin_secret": _NULL_STR,
+        "hook": _NULL_STR,
+        "password_length": _INT,
+        "enabled": {"type": "boolean"},
+        "next_due_at": {"type": "string", "format": "date-time"},
+        "holder": _NULL_STR,
+        "lease_expires_at": _NULL_TIME,
+        "step": {"type": "string", "enum": ["created", "set", "tested"], "nullable": True},
+        "pending_version": _NULL_INT,
+        "attempt": _INT,
+        "rotations": _INT,
+        "last_success_at": _NULL_TIME,
+        "last_rotated": _NULL_INT,
+        "last_failure_at": _NULL_TIME,
+        "last_failure": _NULL_STR,
+    },
+    ["vault", "name", "target", "strategy", "every_seconds", "enabled", "next_due_at", "attempt", "rotations"],
+)
+_POLICY_BODY = _obj(
+    {
+        "target": {"type": "string", "enum": ["postgres", "command"]},
+        "strategy": {"type": "string", "enum": ["single", "alternating"]},
+        "every_seconds": {"type": "integer", "minimum": 60, "maximum": 10 * 365 * 86400},
+        "admin_secret": _SECRET_NAME,
+        "hook": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+        "password_length": {"type": "integer", "minimum": 16, "maximum": 128},
+    },
+    ["target", "every_seconds"],
+)
+_HOLDER = {"type": "string", "pattern": "^[!-~]{1,128}$"}
+_LEASE = {"type": "integer", "minimum": 1, "maximum": 3600}
+_STEP_BODY = _obj(
+    {
+        "step": {"type": "string", "enum": ["create", "set", "test", "promote"]},
+        "holder": _HOLDER,
+        "value": {**_VALUE, "description": "create: the new value"},
+        "pending_version": {**_VERSION, "description": "set, test, promote: the rotation's pending version"},
+        "lease_seconds": _LEASE,
+        "error": {"type": "string", "maxLength": 2000, "description": "the step failed at the target: why"},
+    },
+    ["step", "holder"],
+)
+
+
+def _rotation_paths(v: str) -> dict[str, Any]:
+    """Managed rotation (docs/rotation.md)."""
+    rotations = _obj({"rotations": {"type": "array", "items": _ROTATION}}, ["rotations"])
+    return {
+        v + "/rotation/{name}": {
+            "put": _op(
+                "rotation.set_policy",
+                "Rotate the secret on a schedule",
+                200,
+                _ROTATION,
+                body=_POLICY_BODY,
+                params=_SECRET,
+            ),
+            "get": _op("rotation.show", "The secret's rotation policy and state", 200, _ROTATION, params=_SECRET),
+            "delete": _op("rotation.disable", "Stop rotating the secret", 200, _ROTATION, params=_SECRET),
+        },
+        v + "/rotate/{name}": {
+            "post": _op("rotation.now", "Make the secret's rotation due now", 200, _ROTATION, params=_SECRET)
+        },
+        v + "/rotations": {"get": _op("rotation.list", "The vault's rotation policies", 200, rotations, params=_VAULT)},
+        v + "/rotations/claim": {
+            "post": _op(
+                "rotation.claim",
+                "Lease due rotations (rotators)",
+                200,
+                rotations,
+                body=_obj(
+                    {
+                        "holder": _HOLDER,
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "lease_seconds": _LEASE,
+                    },
+                    ["holder"],
+                ),
+                params=_VAULT,
+            )
+        },
+        v + "/rotation-step/{name}": {
+            "post": _op(
+                "rotation.step",
+                "Report a step of a leased rotation, or its failure (rotators)",
+                200,
+                {"type": "object"},
+                body=_STEP_BODY,
+                params=_SECRET,
+            )
+        },
+    }
+
+
 def _op(
     operation: str,
     summary: str,
@@ -289,6 +391,7 @@ def spec(store_url: str) -> dict[str, Any]:
                 params=_SECRET,
             )
         },
+        **_rotation_paths(v),
         o + "/audit": {
             "get": _op(
                 "audit.query",

@@ -16,6 +16,7 @@ from vault.config import Config
 from vault.store.control import ControlService
 from vault.store.interfaces import AuditSink, KeyDirectory, OrgDirectory
 from vault.store.kv_metadata import KVService
+from vault.store.rotation import RotationService
 from vault.store.secrets import SecretService
 from vault.store.tokens import StoreTokens
 from vault.types import Clock
@@ -37,6 +38,7 @@ class StoreServices:
     orgs: OrgDirectory  # every enrolled org's slug, for the Vault API's mounts
     clock: Clock
     kv: KVService  # the Vault API's metadata and mount configuration
+    rotation: RotationService  # managed rotation's policies and steps (docs/rotation.md)
 
 
 SERVICES_KEY: web.AppKey[StoreServices] = web.AppKey("store_services", StoreServices)
