@@ -404,6 +404,37 @@ async def test_a_binding_mask_wider_than_the_binders_is_refused(setup: Setup) ->
     assert r.status == 201, r
 
 
+async def test_a_binding_stops_granting_when_its_binder_is_no_longer_an_owner(setup: Setup) -> None:
+    s = setup
+    h, org = s.h, s.world.org
+    for email, leave in (("demoted@example.com", "demote"), ("removed@example.com", "remove")):
+        binder = await h.add_member(s.world.owner, org, email, "owner")
+        name = f"by-{leave}"
+        rules = {"sub": "system:serviceaccount:prod:api"}
+        r = await bind(h, binder.session, org, name=name, issuer=s.issuer.url, claims=rules, mask="r")
+        assert r.status == 201, r
+        token = s.issuer.kubernetes_token(s.audience)
+        assert (await workload_discharge(h, s.world.root, token, binding=name)).status == 201
+        if leave == "demote":
+            r = await h.authority(
+                "PATCH", f"/v1/orgs/{org}/members/{binder.id}", s.world.owner.session, {"role": "reader"}
+            )
+            assert r.status == 200, r
+        else:
+            await h.remove_member(s.world.owner, org, binder)
+        started = time.monotonic()
+        while time.monotonic() - started < REFUSED_WITHIN:
+            r = await workload_discharge(h, s.world.root, s.issuer.kubernetes_token(s.audience), binding=name)
+            if r.status != 201:
+                break
+            await asyncio.sleep(0.05)
+        assert r.status == 403 and "no longer an owner" in message(r), (leave, r)
+    # The bindings of the owner who stayed still grant.
+    assert (
+        await workload_discharge(h, s.world.root, s.issuer.kubernetes_token(s.audience), binding="api")
+    ).status == 201
+
+
 async def test_only_an_owner_manages_workloads(setup: Setup) -> None:
     s = setup
     reader = await s.h.add_member(s.world.owner, s.world.org, "reader@example.com", "reader")
