@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from vault.authority.jwks import JwksCache
+from vault.authority.workload_jwt import JwtLimits, parse_unverified, verify_jwt
 from vault.authority.workload_records import WorkloadIssuer
 from vault.authority.workload_rules import (
     check_claim_rules,
@@ -220,3 +222,18 @@ def test_an_unreadable_jwks_ca_file_is_a_configuration_error(tmp_path: Path) -> 
 
     with pytest.raises(ConfigError, match="CVAULT_WORKLOAD_JWKS_CA_FILE"):
         HttpsKeySetFetcher(tmp_path / "missing.pem")
+
+
+# -- the JWT's time claims ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e300, "1000000"])
+def test_time_claims_that_are_not_finite_numbers_are_refused(claim: str, value: Any) -> None:
+    # JSON as Python reads it allows NaN and Infinity: a signed token carrying them is refused, not a 500.
+    key, now = new_key("ES256"), 1_000_000
+    claims = {"iss": "https://issuer", "sub": "s", "aud": "a", "iat": now, "exp": now + 60, claim: value}
+    token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k"})
+    verifier = jwt.PyJWK(public_jwk("k", "ES256", key), "ES256")
+    with pytest.raises(InvalidToken, match=claim):
+        verify_jwt(parse_unverified(token), verifier, algorithms=("ES256",), now=now, limits=JwtLimits())

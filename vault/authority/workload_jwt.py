@@ -34,6 +34,7 @@ __all__ = [
 
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
 MAX_JWT_BYTES = 16 * 1024
+_MAX_TIME = 2**40
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +135,9 @@ def _time_claim(claims: Mapping[str, Any], name: str) -> int | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _invalid(f"its {name!r} claim is not a number")
+    # Python's JSON reads NaN and Infinity too, which int() would turn into a 500; a time is 0 .. ~year 36000.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < _MAX_TIME:
+        raise _invalid(f"its {name!r} claim is not a time (seconds since 1970)")
     return int(value)
 
 
