@@ -374,6 +374,18 @@ async def test_a_jwt_replayed_past_its_use_bound_is_refused(database_url: str, o
         assert (await workload_discharge(h, s.world.root, s.issuer.kubernetes_token(s.audience))).status == 201
 
 
+async def test_a_jwt_without_jti_re_encoded_still_counts_as_the_same_jwt(database_url: str, oidc: OidcIssuer) -> None:
+    # PyJWT accepts the signature segment with base64 padding, and an ECDSA signature (r, n - s) verifies too:
+    # other texts of the same signed JWT. Without a jti, the bound counts the signed part, not the text.
+    async with running_services(database_url, workload_jwks_ca_file=oidc.ca_file, workload_jwt_max_uses=1) as h:
+        s = await start(h, oidc)
+        token = s.issuer.kubernetes_token(s.audience)
+        assert "jti" not in jwt.decode(token, options={"verify_signature": False})
+        assert (await workload_discharge(h, s.world.root, token)).status == 201
+        r = await workload_discharge(h, s.world.root, token + "==")
+        assert r.status == 401 and "already used for 1 discharges" in message(r), r
+
+
 async def test_the_use_bound_holds_across_authority_nodes(database_url: str, oidc: OidcIssuer) -> None:
     async with running_services(database_url, workload_jwks_ca_file=oidc.ca_file, workload_jwt_max_uses=3) as h:
         s = await start(h, oidc)

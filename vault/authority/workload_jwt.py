@@ -155,8 +155,13 @@ def _check_times(claims: Mapping[str, Any], now: int, limits: JwtLimits) -> None
 
 
 def replay_digest(issuer: str, claims: Mapping[str, Any], token: str) -> bytes:
-    """What identifies one JWT for the replay bound: its ``jti`` (per issuer), or the whole token."""
+    """What identifies one JWT for the replay bound: its ``jti`` (per issuer), or its signed part.
+
+    Not the whole text: one signed JWT has several texts that verify (the signature segment with base64
+    padding, which PyJWT accepts; an ECDSA signature ``(r, n - s)``), and each would count afresh.
+    """
     jti = claims.get("jti")
     if isinstance(jti, str) and jti:
         return hashlib.sha256(b"jti\x00" + issuer.encode() + b"\x00" + jti.encode()).digest()
-    return hashlib.sha256(b"jwt\x00" + token.encode()).digest()
+    signed = token.rsplit(".", 1)[0]
+    return hashlib.sha256(b"jwt\x00" + signed.encode()).digest()
