@@ -23,7 +23,7 @@ from vault.authority.workload_rules import (
 from vault.errors import BadRequest, InvalidToken, Unavailable
 from vault.web.console.lineage import lineage_graph
 
-from .oidc_issuer import new_key, public_jwk
+from .oidc_issuer import new_key, public_jwk, running_issuer
 
 
 @pytest.mark.parametrize(
@@ -222,6 +222,20 @@ def test_an_unreadable_jwks_ca_file_is_a_configuration_error(tmp_path: Path) -> 
 
     with pytest.raises(ConfigError, match="CVAULT_WORKLOAD_JWKS_CA_FILE"):
         HttpsKeySetFetcher(tmp_path / "missing.pem")
+
+
+async def test_a_key_set_that_arrives_in_pieces_is_read_whole(tmp_path: Path) -> None:
+    from vault.web.authority.jwks_fetch import HttpsKeySetFetcher
+
+    async with running_issuer(tmp_path) as oidc:
+        oidc.chunked = True
+        fetcher = HttpsKeySetFetcher(oidc.ca_file)
+        try:
+            issuer = WorkloadIssuer("00000000-0000-4000-8000-000000000002", 1, oidc.url, None, None, ("RS256",))
+            document = await fetcher.fetch(issuer)
+        finally:
+            await fetcher.close()
+        assert document == oidc.jwks()
 
 
 # -- the JWT's time claims ---------------------------------------------------------------

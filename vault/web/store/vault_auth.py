@@ -33,7 +33,7 @@ from vault.macaroon.caveats import ValidityWindow
 from vault.macaroon.cvault_caveats import WorkloadIdentity
 from vault.store.events import SERVICE
 
-from ..common import origin, read_json
+from ..common import origin, read_capped, read_json
 from .revocation_follower import client_tls
 from .services import StoreServices, services_of
 from .vault_reply import envelope, vault_json
@@ -82,7 +82,7 @@ async def _discharge(services: StoreServices, ticket: bytes, binding_id: bytes, 
                 allow_redirects=False,
             ) as resp,
         ):
-            raw = await resp.content.read(_MAX_REPLY_BYTES + 1)
+            raw = await read_capped(resp.content, _MAX_REPLY_BYTES)
             status = resp.status
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise Unavailable(f"the authority is unreachable ({type(exc).__name__})") from None
