@@ -569,6 +569,9 @@ async def test_hostile_input_is_a_4xx_never_a_500(setup: Setup, pool: Pool) -> N
     claims["kubernetes.io"] = {"namespace": "prod"}
     r = await workload_discharge(s.h, s.world.root, s.issuer.sign(claims))
     assert r.status == 401 and "'sub'" in message(r), r
+    # A binding name is checked before it is echoed in the refusal and the audit event.
+    r = await workload_discharge(s.h, s.world.root, s.issuer.kubernetes_token(s.audience), binding="x" * 100_000)
+    assert r.status == 400 and len(message(r)) < 300, r
     for token in ("eyJ.x.y", "eyJhbGciOiJub25lIn0.e30.", "eyJ" + "A" * 20000 + ".a.b"):
         assert (await workload_discharge(s.h, s.world.root, token)).status in (400, 401, 413), token
     org, session = s.world.org, s.world.owner.session
