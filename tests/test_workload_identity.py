@@ -407,6 +407,30 @@ async def test_a_token_from_org_as_issuer_is_refused_for_org_b(setup: Setup) -> 
     assert r.status == 403 and f"organization {org_b} trusts no workload issuer" in message(r), r
 
 
+async def test_another_org_trusting_the_same_issuer_url_cannot_use_up_this_orgs_jtis(
+    database_url: str, oidc: OidcIssuer, tmp_path: Path
+) -> None:
+    # Org B's owner registers the same issuer URL with static keys of their own: JWTs they sign with a jti
+    # this org's issuer will use count in org B only, not against this org's replay bound.
+    async with running_services(database_url, workload_jwks_ca_file=oidc.ca_file, workload_jwt_max_uses=1) as h:
+        s = await start(h, oidc)
+        other = await h.new_user("b-owner@example.com")
+        org_b = await h.create_org(other, "beta")
+        root_b = await h.enroll(await h.authority_bundle(other, org_b), org_b, "beta")
+        (tmp_path / "b").mkdir()
+        async with running_issuer(tmp_path / "b") as forger:
+            r = await add_issuer(h, other.session, org_b, oidc.url, jwks=forger.jwks())
+            assert r.status == 201, r
+            r = await bind(h, other.session, org_b, name="x", issuer=oidc.url, claims={"sub": "system:*"}, mask="r")
+            assert r.status == 201, r
+            claims = oidc.claims(s.audience, "system:serviceaccount:prod:api")
+            claims["kubernetes.io"] = {"namespace": "prod"}
+            claims["iss"] = oidc.url
+            assert (await workload_discharge(h, root_b, forger.sign(claims))).status == 201
+        r = await workload_discharge(h, s.world.root, oidc.sign(claims))
+        assert r.status == 201, r
+
+
 async def test_a_binding_mask_wider_than_the_binders_is_refused(setup: Setup) -> None:
     s = setup
     narrow = await s.h.authority_bundle(s.world.owner, s.world.org, mask="rC")

@@ -157,7 +157,7 @@ class WorkloadDischarger:
             if expiry <= now:
                 raise InvalidToken("invalid workload JWT: it expires now")
             _check_ticket(opened, Access(now, org_id=org, discharge_expiry=expiry))
-            digest = replay_digest(unverified.issuer, claims, token)
+            digest = replay_digest(issuer.id, claims, token)
             uses = await self._bindings.repository.count_use(
                 digest, dt.datetime.fromtimestamp(expires_at, dt.UTC), self._max_uses
             )

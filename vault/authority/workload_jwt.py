@@ -154,14 +154,17 @@ def _check_times(claims: Mapping[str, Any], now: int, limits: JwtLimits) -> None
         raise _invalid(f"it is valid for {exp - iat} s, more than the {limits.max_lifetime} s this authority accepts")
 
 
-def replay_digest(issuer: str, claims: Mapping[str, Any], token: str) -> bytes:
-    """What identifies one JWT for the replay bound: its ``jti`` (per issuer), or its signed part.
+def replay_digest(issuer_id: str, claims: Mapping[str, Any], token: str) -> bytes:
+    """What identifies one JWT for the replay bound: its ``jti``, or its signed part; per org's issuer.
+
+    Per ``issuer_id`` (an org's trusted issuer), not per ``iss`` URL: another org may register the same
+    URL with keys of its own, and the JWTs it signs must not use up this org's jtis.
 
     Not the whole text: one signed JWT has several texts that verify (the signature segment with base64
     padding, which PyJWT accepts; an ECDSA signature ``(r, n - s)``), and each would count afresh.
     """
     jti = claims.get("jti")
     if isinstance(jti, str) and jti:
-        return hashlib.sha256(b"jti\x00" + issuer.encode() + b"\x00" + jti.encode()).digest()
+        return hashlib.sha256(b"jti\x00" + issuer_id.encode() + b"\x00" + jti.encode()).digest()
     signed = token.rsplit(".", 1)[0]
-    return hashlib.sha256(b"jwt\x00" + signed.encode()).digest()
+    return hashlib.sha256(b"jwt\x00" + issuer_id.encode() + b"\x00" + signed.encode()).digest()
