@@ -606,6 +606,10 @@ async def test_hostile_input_is_a_4xx_never_a_500(setup: Setup, pool: Pool) -> N
     assert (await s.h.authority("GET", f"/v1/orgs/{org}/workloads/%00", session)).status == 404
     r = await bind(s.h, session, org, name="x", issuer="https://\x00", claims={"sub": "x"}, mask="r")
     assert r.status in (400, 404), r
+    r = await bind(s.h, session, org, name="y", issuer=s.issuer.url, claims={"sub": "x"}, mask="r", audience="a\x00")
+    assert r.status == 400, r
+    r = await add_issuer(s.h, session, org, "https://nul.example.com", jwks={"keys": [{"kty": "EC", "x": "\x00"}]})
+    assert r.status == 400, r
     r = await s.h.store("POST", "/vault/v1/auth/jwt/login", body={"role": "acme/api\x00", "jwt": "a.b.c"})
     assert r.status == 400, r
     # Every refusal left an event, and none of them is an internal error.
