@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from vault.authority.jwks import JwksCache
-from vault.authority.workload_jwt import JwtLimits, parse_unverified, verify_jwt
+from vault.authority.workload_jwt import JwtLimits, has_audience, parse_unverified, verify_jwt
 from vault.authority.workload_records import WorkloadIssuer
 from vault.authority.workload_rules import (
     check_claim_rules,
@@ -251,3 +251,20 @@ def test_time_claims_that_are_not_finite_numbers_are_refused(claim: str, value: 
     verifier = jwt.PyJWK(public_jwk("k", "ES256", key), "ES256")
     with pytest.raises(InvalidToken, match=claim):
         verify_jwt(parse_unverified(token), verifier, algorithms=("ES256",), now=now, limits=JwtLimits())
+
+
+def test_an_algorithm_the_issuer_does_not_allow_is_refused_even_with_a_matching_key() -> None:
+    key, now = new_key("RS256"), 1_000_000
+    claims = {"iss": "https://issuer", "sub": "s", "aud": "a", "iat": now, "exp": now + 60}
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k"})
+    verifier = jwt.PyJWK(public_jwk("k", "RS256", key), "RS256")
+    assert verify_jwt(parse_unverified(token), verifier, algorithms=("RS256",), now=now, limits=JwtLimits())
+    with pytest.raises(InvalidToken, match="not allowed for this issuer"):
+        verify_jwt(parse_unverified(token), verifier, algorithms=("ES256",), now=now, limits=JwtLimits())
+
+
+def test_the_audience_is_one_string_or_one_of_a_list_of_strings() -> None:
+    assert has_audience({"aud": "https://a"}, "https://a")
+    assert has_audience({"aud": ["https://b", "https://a"]}, "https://a")
+    for aud in ("https://a/", ["https://b"], [], [["https://a"]], {"https://a": 1}, None, 1):
+        assert not has_audience({"aud": aud}, "https://a"), aud
