@@ -11,6 +11,8 @@ tokens and GitHub Actions ID tokens.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import ssl
 import time
 import uuid
@@ -55,6 +57,7 @@ class OidcIssuer:
     jwks_fetches: int = 0
     discovery_fetches: int = 0
     down: bool = False
+    chunked: bool = False  # serve the key set in two writes, the second a moment later
 
     def add_key(self, alg: str = "RS256") -> str:
         kid = uuid.uuid4().hex[:16]
@@ -149,11 +152,20 @@ async def running_issuer(directory: Path, *, alg: str = "RS256") -> AsyncIterato
         issuer.discovery_fetches += 1
         return web.json_response({"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"})
 
-    async def jwks(request: web.Request) -> web.Response:
+    async def jwks(request: web.Request) -> web.StreamResponse:
         if issuer.down:
             return web.Response(status=503)
         issuer.jwks_fetches += 1
-        return web.json_response(issuer.jwks())
+        if not issuer.chunked:
+            return web.json_response(issuer.jwks())
+        body = json.dumps(issuer.jwks()).encode()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        await asyncio.sleep(0.05)  # so the client sees the first half arrive alone
+        await response.write(body[len(body) // 2 :])
+        await response.write_eof()
+        return response
 
     app = web.Application()
     app.router.add_get("/.well-known/openid-configuration", discovery)

@@ -180,7 +180,7 @@ async def test_vault_jwt_login_returns_a_bundle_good_for_the_discharges_life(set
             assert (await resp.json())["data"]["data"] == {"value": "postgres://prod"}
 
 
-async def test_vault_jwt_login_refusals_are_permission_denied(setup: Setup) -> None:
+async def test_vault_jwt_login_refusals_are_permission_denied(setup: Setup, pool: Pool) -> None:
     s = setup
     cases = [
         {"role": "acme/api", "jwt": s.issuer.kubernetes_token(s.audience, namespace="staging")},
@@ -192,6 +192,17 @@ async def test_vault_jwt_login_refusals_are_permission_denied(setup: Setup) -> N
         assert r.status == 403 and r.body == {"errors": ["permission denied"]}, (body, r)
     r = await s.h.store("POST", "/vault/v1/auth/jwt/login", body={"role": "acme/api", "jwt": "not-a-jwt"})
     assert r.status == 400, r
+    # Each refusal is audited with what the store had learnt of it: the role, and the org when it exists.
+    rows = await pool.fetch(
+        "SELECT outcome, org, detail FROM store.audit_events WHERE action = 'vault.login' ORDER BY seq"
+    )
+    details = [r["detail"] if isinstance(r["detail"], dict) else json.loads(r["detail"]) for r in rows]
+    assert [(r["outcome"], r["org"], d["role"]) for r, d in zip(rows, details, strict=True)] == [
+        ("denied", s.world.org, "acme/api"),
+        ("denied", s.world.org, "acme/nope"),
+        ("denied", None, "nobody/api"),
+        ("denied", None, "acme/api"),  # a malformed JWT: refused before the org is looked up
+    ]
 
 
 def bao_binary() -> str:

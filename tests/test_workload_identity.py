@@ -374,6 +374,18 @@ async def test_a_jwt_replayed_past_its_use_bound_is_refused(database_url: str, o
         assert (await workload_discharge(h, s.world.root, s.issuer.kubernetes_token(s.audience))).status == 201
 
 
+async def test_a_jwt_without_jti_re_encoded_still_counts_as_the_same_jwt(database_url: str, oidc: OidcIssuer) -> None:
+    # PyJWT accepts the signature segment with base64 padding, and an ECDSA signature (r, n - s) verifies too:
+    # other texts of the same signed JWT. Without a jti, the bound counts the signed part, not the text.
+    async with running_services(database_url, workload_jwks_ca_file=oidc.ca_file, workload_jwt_max_uses=1) as h:
+        s = await start(h, oidc)
+        token = s.issuer.kubernetes_token(s.audience)
+        assert "jti" not in jwt.decode(token, options={"verify_signature": False})
+        assert (await workload_discharge(h, s.world.root, token)).status == 201
+        r = await workload_discharge(h, s.world.root, token + "==")
+        assert r.status == 401 and "already used for 1 discharges" in message(r), r
+
+
 async def test_the_use_bound_holds_across_authority_nodes(database_url: str, oidc: OidcIssuer) -> None:
     async with running_services(database_url, workload_jwks_ca_file=oidc.ca_file, workload_jwt_max_uses=3) as h:
         s = await start(h, oidc)
@@ -395,6 +407,30 @@ async def test_a_token_from_org_as_issuer_is_refused_for_org_b(setup: Setup) -> 
     assert r.status == 403 and f"organization {org_b} trusts no workload issuer" in message(r), r
 
 
+async def test_another_org_trusting_the_same_issuer_url_cannot_use_up_this_orgs_jtis(
+    database_url: str, oidc: OidcIssuer, tmp_path: Path
+) -> None:
+    # Org B's owner registers the same issuer URL with static keys of their own: JWTs they sign with a jti
+    # this org's issuer will use count in org B only, not against this org's replay bound.
+    async with running_services(database_url, workload_jwks_ca_file=oidc.ca_file, workload_jwt_max_uses=1) as h:
+        s = await start(h, oidc)
+        other = await h.new_user("b-owner@example.com")
+        org_b = await h.create_org(other, "beta")
+        root_b = await h.enroll(await h.authority_bundle(other, org_b), org_b, "beta")
+        (tmp_path / "b").mkdir()
+        async with running_issuer(tmp_path / "b") as forger:
+            r = await add_issuer(h, other.session, org_b, oidc.url, jwks=forger.jwks())
+            assert r.status == 201, r
+            r = await bind(h, other.session, org_b, name="x", issuer=oidc.url, claims={"sub": "system:*"}, mask="r")
+            assert r.status == 201, r
+            claims = oidc.claims(s.audience, "system:serviceaccount:prod:api")
+            claims["kubernetes.io"] = {"namespace": "prod"}
+            claims["iss"] = oidc.url
+            assert (await workload_discharge(h, root_b, forger.sign(claims))).status == 201
+        r = await workload_discharge(h, s.world.root, oidc.sign(claims))
+        assert r.status == 201, r
+
+
 async def test_a_binding_mask_wider_than_the_binders_is_refused(setup: Setup) -> None:
     s = setup
     narrow = await s.h.authority_bundle(s.world.owner, s.world.org, mask="rC")
@@ -402,6 +438,37 @@ async def test_a_binding_mask_wider_than_the_binders_is_refused(setup: Setup) ->
     assert r.status == 403 and "at most 'rC'" in message(r), r
     r = await bind(s.h, narrow, s.world.org, name="fits", issuer=s.issuer.url, claims={"sub": "x"}, mask="r")
     assert r.status == 201, r
+
+
+async def test_a_binding_stops_granting_when_its_binder_is_no_longer_an_owner(setup: Setup) -> None:
+    s = setup
+    h, org = s.h, s.world.org
+    for email, leave in (("demoted@example.com", "demote"), ("removed@example.com", "remove")):
+        binder = await h.add_member(s.world.owner, org, email, "owner")
+        name = f"by-{leave}"
+        rules = {"sub": "system:serviceaccount:prod:api"}
+        r = await bind(h, binder.session, org, name=name, issuer=s.issuer.url, claims=rules, mask="r")
+        assert r.status == 201, r
+        token = s.issuer.kubernetes_token(s.audience)
+        assert (await workload_discharge(h, s.world.root, token, binding=name)).status == 201
+        if leave == "demote":
+            r = await h.authority(
+                "PATCH", f"/v1/orgs/{org}/members/{binder.id}", s.world.owner.session, {"role": "reader"}
+            )
+            assert r.status == 200, r
+        else:
+            await h.remove_member(s.world.owner, org, binder)
+        started = time.monotonic()
+        while time.monotonic() - started < REFUSED_WITHIN:
+            r = await workload_discharge(h, s.world.root, s.issuer.kubernetes_token(s.audience), binding=name)
+            if r.status != 201:
+                break
+            await asyncio.sleep(0.05)
+        assert r.status == 403 and "no longer an owner" in message(r), (leave, r)
+    # The bindings of the owner who stayed still grant.
+    assert (
+        await workload_discharge(h, s.world.root, s.issuer.kubernetes_token(s.audience), binding="api")
+    ).status == 201
 
 
 async def test_only_an_owner_manages_workloads(setup: Setup) -> None:
@@ -526,6 +593,9 @@ async def test_hostile_input_is_a_4xx_never_a_500(setup: Setup, pool: Pool) -> N
     claims["kubernetes.io"] = {"namespace": "prod"}
     r = await workload_discharge(s.h, s.world.root, s.issuer.sign(claims))
     assert r.status == 401 and "'sub'" in message(r), r
+    # A binding name is checked before it is echoed in the refusal and the audit event.
+    r = await workload_discharge(s.h, s.world.root, s.issuer.kubernetes_token(s.audience), binding="x" * 100_000)
+    assert r.status == 400 and len(message(r)) < 300, r
     for token in ("eyJ.x.y", "eyJhbGciOiJub25lIn0.e30.", "eyJ" + "A" * 20000 + ".a.b"):
         assert (await workload_discharge(s.h, s.world.root, token)).status in (400, 401, 413), token
     org, session = s.world.org, s.world.owner.session
@@ -536,6 +606,10 @@ async def test_hostile_input_is_a_4xx_never_a_500(setup: Setup, pool: Pool) -> N
     assert (await s.h.authority("GET", f"/v1/orgs/{org}/workloads/%00", session)).status == 404
     r = await bind(s.h, session, org, name="x", issuer="https://\x00", claims={"sub": "x"}, mask="r")
     assert r.status in (400, 404), r
+    r = await bind(s.h, session, org, name="y", issuer=s.issuer.url, claims={"sub": "x"}, mask="r", audience="a\x00")
+    assert r.status == 400, r
+    r = await add_issuer(s.h, session, org, "https://nul.example.com", jwks={"keys": [{"kty": "EC", "x": "\x00"}]})
+    assert r.status == 400, r
     r = await s.h.store("POST", "/vault/v1/auth/jwt/login", body={"role": "acme/api\x00", "jwt": "a.b.c"})
     assert r.status == 400, r
     # Every refusal left an event, and none of them is an internal error.

@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from vault.authority.jwks import JwksCache
+from vault.authority.workload_jwt import JwtLimits, has_audience, parse_unverified, verify_jwt
 from vault.authority.workload_records import WorkloadIssuer
 from vault.authority.workload_rules import (
     check_claim_rules,
@@ -21,7 +23,7 @@ from vault.authority.workload_rules import (
 from vault.errors import BadRequest, InvalidToken, Unavailable
 from vault.web.console.lineage import lineage_graph
 
-from .oidc_issuer import new_key, public_jwk
+from .oidc_issuer import new_key, public_jwk, running_issuer
 
 
 @pytest.mark.parametrize(
@@ -220,3 +222,49 @@ def test_an_unreadable_jwks_ca_file_is_a_configuration_error(tmp_path: Path) -> 
 
     with pytest.raises(ConfigError, match="CVAULT_WORKLOAD_JWKS_CA_FILE"):
         HttpsKeySetFetcher(tmp_path / "missing.pem")
+
+
+async def test_a_key_set_that_arrives_in_pieces_is_read_whole(tmp_path: Path) -> None:
+    from vault.web.authority.jwks_fetch import HttpsKeySetFetcher
+
+    async with running_issuer(tmp_path) as oidc:
+        oidc.chunked = True
+        fetcher = HttpsKeySetFetcher(oidc.ca_file)
+        try:
+            issuer = WorkloadIssuer("00000000-0000-4000-8000-000000000002", 1, oidc.url, None, None, ("RS256",))
+            document = await fetcher.fetch(issuer)
+        finally:
+            await fetcher.close()
+        assert document == oidc.jwks()
+
+
+# -- the JWT's time claims ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e300, "1000000"])
+def test_time_claims_that_are_not_finite_numbers_are_refused(claim: str, value: Any) -> None:
+    # JSON as Python reads it allows NaN and Infinity: a signed token carrying them is refused, not a 500.
+    key, now = new_key("ES256"), 1_000_000
+    claims = {"iss": "https://issuer", "sub": "s", "aud": "a", "iat": now, "exp": now + 60, claim: value}
+    token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k"})
+    verifier = jwt.PyJWK(public_jwk("k", "ES256", key), "ES256")
+    with pytest.raises(InvalidToken, match=claim):
+        verify_jwt(parse_unverified(token), verifier, algorithms=("ES256",), now=now, limits=JwtLimits())
+
+
+def test_an_algorithm_the_issuer_does_not_allow_is_refused_even_with_a_matching_key() -> None:
+    key, now = new_key("RS256"), 1_000_000
+    claims = {"iss": "https://issuer", "sub": "s", "aud": "a", "iat": now, "exp": now + 60}
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k"})
+    verifier = jwt.PyJWK(public_jwk("k", "RS256", key), "RS256")
+    assert verify_jwt(parse_unverified(token), verifier, algorithms=("RS256",), now=now, limits=JwtLimits())
+    with pytest.raises(InvalidToken, match="not allowed for this issuer"):
+        verify_jwt(parse_unverified(token), verifier, algorithms=("ES256",), now=now, limits=JwtLimits())
+
+
+def test_the_audience_is_one_string_or_one_of_a_list_of_strings() -> None:
+    assert has_audience({"aud": "https://a"}, "https://a")
+    assert has_audience({"aud": ["https://b", "https://a"]}, "https://a")
+    for aud in ("https://a/", ["https://b"], [], [["https://a"]], {"https://a": 1}, None, 1):
+        assert not has_audience({"aud": aud}, "https://a"), aud

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import Any
 
 from vault.errors import InvalidToken, Unauthorized, VaultError
-from vault.macaroon import Access, Caveat, Macaroon
+from vault.macaroon import CONTROL, Access, Caveat, Macaroon
 from vault.macaroon.caveats import ConfineOrganization, Organization, Secrets, ValidityWindow, Vaults
 from vault.macaroon.cvault_caveats import WorkloadIdentity
 from vault.types import Clock, RequestContext
@@ -73,13 +73,25 @@ class IssuerBindings:
         self._entries.clear()
 
 
-def _scope(binding: WorkloadBinding) -> list[Caveat]:
+def _scope(binding: WorkloadBinding, mask: int) -> list[Caveat]:
     caveats: list[Caveat] = []
     if binding.vaults:
-        caveats.append(Vaults(tuple(sorted((v, binding.mask) for v in set(binding.vaults)))))
+        caveats.append(Vaults(tuple(sorted((v, mask) for v in set(binding.vaults)))))
     if binding.secrets:
-        caveats.append(Secrets(tuple(sorted((s, binding.mask) for s in set(binding.secrets)))))
+        caveats.append(Secrets(tuple(sorted((s, mask) for s in set(binding.secrets)))))
     return caveats
+
+
+def _granted(org: int, binding: WorkloadBinding) -> int:
+    """What ``binding`` grants now: only while its binder still manages the org's workloads, within their role."""
+    role = binding.binder_role
+    if role is None or not role.mask & CONTROL:
+        # As an authority token stops with its user's membership: demoted or removed, their bindings stop too.
+        raise Unauthorized(
+            f"workload binding {binding.name!r} was made by someone who is no longer an owner of organization "
+            f"{org}; an owner must bind it again"
+        )
+    return binding.mask & role.mask
 
 
 def _why_not(binding: WorkloadBinding, claims: dict[str, Any]) -> str | None:
@@ -139,12 +151,13 @@ class WorkloadDischarger:
             seen["binding"] = binding.id
             if self._revocations.is_revoked(binding.id):
                 raise Unauthorized(f"workload binding {binding.name!r} was removed")
+            mask = _granted(org, binding)
             expires_at = int(claims["exp"])
             expiry = min(now + _lifetime(opened, binding.ttl), expires_at)
             if expiry <= now:
                 raise InvalidToken("invalid workload JWT: it expires now")
             _check_ticket(opened, Access(now, org_id=org, discharge_expiry=expiry))
-            digest = replay_digest(unverified.issuer, claims, token)
+            digest = replay_digest(issuer.id, claims, token)
             uses = await self._bindings.repository.count_use(
                 digest, dt.datetime.fromtimestamp(expires_at, dt.UTC), self._max_uses
             )
@@ -155,8 +168,8 @@ class WorkloadDischarger:
             label = workload_label(issuer.issuer, claims)
             caveats: list[Caveat] = [
                 ValidityWindow(now, expiry),
-                Organization(org, binding.mask),
-                *_scope(binding),
+                Organization(org, mask),
+                *_scope(binding, mask),
                 WorkloadIdentity(issuer.issuer, claims["sub"], binding.id, label),
             ]
             discharge = _finish(d, caveats, binding_id)

@@ -34,6 +34,7 @@ __all__ = [
 
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
 MAX_JWT_BYTES = 16 * 1024
+_MAX_TIME = 2**40
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +135,9 @@ def _time_claim(claims: Mapping[str, Any], name: str) -> int | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _invalid(f"its {name!r} claim is not a number")
+    # Python's JSON reads NaN and Infinity too, which int() would turn into a 500; a time is 0 .. ~year 36000.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < _MAX_TIME:
+        raise _invalid(f"its {name!r} claim is not a time (seconds since 1970)")
     return int(value)
 
 
@@ -152,9 +154,17 @@ def _check_times(claims: Mapping[str, Any], now: int, limits: JwtLimits) -> None
         raise _invalid(f"it is valid for {exp - iat} s, more than the {limits.max_lifetime} s this authority accepts")
 
 
-def replay_digest(issuer: str, claims: Mapping[str, Any], token: str) -> bytes:
-    """What identifies one JWT for the replay bound: its ``jti`` (per issuer), or the whole token."""
+def replay_digest(issuer_id: str, claims: Mapping[str, Any], token: str) -> bytes:
+    """What identifies one JWT for the replay bound: its ``jti``, or its signed part; per org's issuer.
+
+    Per ``issuer_id`` (an org's trusted issuer), not per ``iss`` URL: another org may register the same
+    URL with keys of its own, and the JWTs it signs must not use up this org's jtis.
+
+    Not the whole text: one signed JWT has several texts that verify (the signature segment with base64
+    padding, which PyJWT accepts; an ECDSA signature ``(r, n - s)``), and each would count afresh.
+    """
     jti = claims.get("jti")
     if isinstance(jti, str) and jti:
-        return hashlib.sha256(b"jti\x00" + issuer.encode() + b"\x00" + jti.encode()).digest()
-    return hashlib.sha256(b"jwt\x00" + token.encode()).digest()
+        return hashlib.sha256(b"jti\x00" + issuer_id.encode() + b"\x00" + jti.encode()).digest()
+    signed = token.rsplit(".", 1)[0]
+    return hashlib.sha256(b"jwt\x00" + issuer_id.encode() + b"\x00" + signed.encode()).digest()

@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from .roles import Role
+
 __all__ = ["WorkloadBinding", "WorkloadIssuer"]
 
 
@@ -38,3 +40,5 @@ class WorkloadBinding:
     secrets: tuple[str, ...] | None
     ttl: int
     created_at: dt.datetime | None = None
+    # The binder's role in the org now (read live by the discharger; None: no longer a member, or not read).
+    binder_role: Role | None = None

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from vault.authority.roles import Role
 from vault.authority.workload_records import WorkloadBinding, WorkloadIssuer
 from vault.errors import Conflict, NotFound
 from vault.types import BeforeCommit
@@ -107,8 +108,10 @@ class PgWorkloadRepository:
             rows = await self._pool.fetch(
                 "SELECT i.id, i.org_id, i.issuer, i.jwks_url, i.static_jwks, i.algorithms, i.created_at,"
                 " b.id AS binding_id, b.name, b.audience, b.claims, b.mask, b.vaults, b.secrets, b.ttl,"
-                " b.created_at AS bound_at FROM authority.workload_issuers i"
+                " b.created_at AS bound_at, m.role AS binder_role FROM authority.workload_issuers i"
                 " LEFT JOIN authority.workload_bindings b ON b.issuer_id = i.id"
+                # The binder's role now: a binding grants only while its binder could still make it.
+                " LEFT JOIN authority.memberships m ON m.org_id = b.org_id AND m.user_id = b.created_by"
                 " WHERE i.org_id = $1 AND i.issuer = $2 ORDER BY b.name",
                 org_id,
                 issuer,
@@ -130,6 +133,7 @@ class PgWorkloadRepository:
                 tuple(r["secrets"]) if r["secrets"] is not None else None,
                 r["ttl"],
                 r["bound_at"],
+                Role(r["binder_role"]) if r["binder_role"] is not None else None,
             )
             for r in rows
             if r["binding_id"] is not None

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from random import getrandbits as _random_bits
 from typing import Any, NamedTuple, Protocol
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from vault.authorization import authorization_credential
 from vault.errors import BadRequest, RateLimited, TooLarge, Unauthenticated, Unavailable, VaultError
@@ -264,6 +264,22 @@ def required_credential(headers: Mapping[str, str], *, vault_token: bool = False
     if found is None:
         raise Unauthenticated("no token: send 'Authorization: Bearer <token bundle>'")
     return found
+
+
+async def read_capped(content: StreamReader, max_bytes: int) -> bytes:
+    """A body, whole, or its first ``max_bytes + 1`` bytes when it is longer (the caller refuses those).
+
+    ``content.read(n)`` alone returns what has arrived so far, which for a body sent in pieces is
+    only its beginning.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in content.iter_any():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            break
+    return b"".join(chunks)[: max_bytes + 1]
 
 
 async def read_json(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:

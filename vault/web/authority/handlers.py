@@ -22,6 +22,7 @@ from vault.authority.sessions import InvalidCredentials
 from vault.authority.ticket_keys import SharedKeyCache
 from vault.authority.token_service import check_token_id
 from vault.authority.workload_jwt import looks_like_jwt
+from vault.authority.workloads import check_binding_name
 from vault.crypto.ticket_keys import LIST_NONCE_SIZE, PUBLIC_KEY_SIZE
 from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Bundle, encode_token, mask_from_string, mask_to_string, parse_bundle
@@ -435,6 +436,9 @@ async def _workload_discharge(request: web.Request) -> web.StreamResponse:
         ticket = _b64(data, "ticket", min_len=1, max_len=MAX_TICKET_BYTES)
         binding_id = _b64(data, "binding_id", min_len=16, max_len=32)
         name = field(data, "binding", str, required=False)
+        if name is not None:
+            # Checked before the discharger echoes it in its refusal and its audit event.
+            check_binding_name(name)
     except VaultError as exc:
         await _record_refusal(request, "discharge.workload", exc)
         raise

@@ -20,6 +20,8 @@ import aiohttp
 from vault.authority.workload_records import WorkloadIssuer
 from vault.errors import ConfigError, Unavailable
 
+from ..common import read_capped
+
 __all__ = ["HttpsKeySetFetcher"]
 
 MAX_DOCUMENT_BYTES = 64 * 1024
@@ -61,7 +63,7 @@ class HttpsKeySetFetcher:
             async with self._http.get(url, allow_redirects=False) as resp:
                 if resp.status != 200:
                     raise Unavailable(f"fetching the keys of {issuer.issuer}: HTTP {resp.status}")
-                body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
+                body = await read_capped(resp.content, MAX_DOCUMENT_BYTES)
         except (aiohttp.ClientError, TimeoutError, ssl.SSLError) as exc:
             raise Unavailable(f"cannot fetch the keys of {issuer.issuer} ({type(exc).__name__})") from None
         if len(body) > MAX_DOCUMENT_BYTES:

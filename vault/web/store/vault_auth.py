@@ -33,7 +33,7 @@ from vault.macaroon.caveats import ValidityWindow
 from vault.macaroon.cvault_caveats import WorkloadIdentity
 from vault.store.events import SERVICE
 
-from ..common import origin, read_json
+from ..common import origin, read_capped, read_json
 from .revocation_follower import client_tls
 from .services import StoreServices, services_of
 from .vault_reply import envelope, vault_json
@@ -82,7 +82,7 @@ async def _discharge(services: StoreServices, ticket: bytes, binding_id: bytes, 
                 allow_redirects=False,
             ) as resp,
         ):
-            raw = await resp.content.read(_MAX_REPLY_BYTES + 1)
+            raw = await read_capped(resp.content, _MAX_REPLY_BYTES)
             status = resp.status
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise Unavailable(f"the authority is unreachable ({type(exc).__name__})") from None
@@ -100,14 +100,15 @@ async def _discharge(services: StoreServices, ticket: bytes, binding_id: bytes, 
     raise Unavailable(f"the authority answered {status} to the workload's discharge")
 
 
-async def _login(request: web.Request, services: StoreServices) -> tuple[web.StreamResponse, dict[str, Any]]:
+async def _login(request: web.Request, services: StoreServices, seen: dict[str, Any]) -> web.StreamResponse:
+    """The login's reply; ``seen`` collects what the audit event records, refused or not."""
     data = await read_json(request)
     role, jwt = data.get("role"), data.get("jwt")
     if not isinstance(role, str) or not (match := _ROLE.fullmatch(role)):
         raise BadRequest("role must be '<org slug>/<workload binding name>'")
+    seen["role"] = role
     if not isinstance(jwt, str) or len(jwt) > _MAX_JWT_CHARS or jwt.count(".") != 2:
         raise BadRequest("jwt must be a signed JWT")
-    seen: dict[str, Any] = {"role": role}
     org_id = await _org_of(services, match["org"])
     seen["org"] = org_id
     root = await services.keys.root_key_for(org_id)
@@ -138,7 +139,7 @@ async def _login(request: web.Request, services: StoreServices) -> tuple[web.Str
         "orphan": True,
         "num_uses": 0,
     }
-    return vault_json({**envelope(request, None), "auth": auth}), seen
+    return vault_json({**envelope(request, None), "auth": auth})
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -146,7 +147,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     seen: dict[str, Any] = {}
     outcome, detail = "ok", {}
     try:
-        response, seen = await _login(request, services)
+        response = await _login(request, services, seen)
     except VaultError as exc:
         outcome = "denied" if exc.status in (400, 401, 403, 404) else "error"
         detail = {"code": exc.code, "status": exc.status, "reason": exc.message}
