@@ -44,6 +44,7 @@ AUTHORITY, STORE = "https://127.0.0.1:8201", "https://127.0.0.1:8202"
 REMOTE_HOST, REMOTE_CLIENT = "10.213.77.1", "10.213.77.2"
 # What the entrypoint's steps print at each start besides the JSON logs: `cvault migrate`, the key pin.
 STARTUP_LINE = re.compile(r"applied \w+/\d{4}_\w+\.sql|cvault migrate: |pin-authority-key: ")
+PROJECT_PREFIX = "cvaulttest"  # every run's compose project name starts so (a new one each run)
 
 
 def _tool(name: str) -> str:
@@ -104,6 +105,20 @@ def _engine() -> None:
         pytest.fail(f"no Docker engine answers (.ci/run starts dockerd in CI): {info.stderr.strip()}")
 
 
+def _remove_leftover_projects() -> None:
+    """An interrupted run (killed before its ``down -v``) leaves its project behind, and ``restart: unless-stopped``
+    brings those containers back with the engine, holding ports 8201 and 8202: the next ``up`` would fail. Remove
+    every earlier run's containers, networks and volumes first (compose names them all ``<project>_...``)."""
+    for kind, listing, remove in (
+        ("container", ["ls", "--all", "--format", "{{.Names}}"], ["rm", "--force", "--volumes"]),
+        ("network", ["ls", "--format", "{{.Name}}"], ["rm"]),
+        ("volume", ["ls", "--format", "{{.Name}}"], ["rm", "--force"]),
+    ):
+        names = [n for n in _run(["docker", kind, *listing], cwd=PROJECT_ROOT).split() if n.startswith(PROJECT_PREFIX)]
+        if names:
+            _run(["docker", kind, *remove, *names], cwd=PROJECT_ROOT)
+
+
 def _base_images() -> str:
     """The ``.env`` lines naming the local base images (built unless a run with the same recipe made them)."""
     out = _run([str(PROJECT_ROOT / "deploy/base-images/build")], cwd=PROJECT_ROOT)
@@ -116,6 +131,7 @@ def _base_images() -> str:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     _engine()
+    _remove_leftover_projects()
     images = _base_images()
     root = tmp_path_factory.mktemp("compose")
     for name in SHIPPED:
@@ -134,7 +150,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     (root / ".env").write_text(env_text)
     # The Docker host's address as the "remote machine" sees it, for the client-address check below.
     _run(["deploy/init"], cwd=root, env={**os.environ, "CVAULT_TLS_NAMES": REMOTE_HOST})
-    project = f"cvaulttest{secrets.token_hex(4)}"
+    project = f"{PROJECT_PREFIX}{secrets.token_hex(4)}"
     compose = [_tool("docker-compose"), "--project-name", project, "--ansi", "never"]
     home = root / "home"
     home.mkdir()
