@@ -38,6 +38,9 @@ from .deployment_journey import SECRET, assert_private, journey
 
 # What the image needs from the checkout (the rest of it is not part of the build context).
 SHIPPED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "pyproject.toml", "README.md", "vault", "sql", "deploy")
+# Any one command (the longest: building the base images from nothing, then the image with pip): CI has no
+# per-test timeout, so a wedged engine or a stalled download must fail the test rather than hang the run.
+COMMAND_WITHIN = 900.0
 HEALTHY_WITHIN = 240.0  # seconds; the services' own health checks decide, this only bounds a broken start
 AUTHORITY, STORE = "https://127.0.0.1:8201", "https://127.0.0.1:8202"
 # The "remote machine" of the client-address check: a /30 of its own (TEST-NET-2 would be routed elsewhere).
@@ -55,7 +58,12 @@ def _tool(name: str) -> str:
 
 
 def _run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, input: str | None = None) -> str:
-    done = subprocess.run(args, cwd=cwd, env=env, input=input, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(
+            args, cwd=cwd, env=env, input=input, capture_output=True, text=True, check=False, timeout=COMMAND_WITHIN
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{' '.join(args[:4])}... still running after {COMMAND_WITHIN:.0f} s") from exc
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(args[:4])}... exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done.stdout
@@ -91,9 +99,14 @@ class Deployment:
 
 
 def _inspect(container: str, template: str) -> str:
-    return subprocess.run(
-        ["docker", "inspect", "--format", template, container], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    done = subprocess.run(
+        ["docker", "inspect", "--format", template, container],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=COMMAND_WITHIN,
+    )
+    return done.stdout.strip()
 
 
 def _engine() -> None:
