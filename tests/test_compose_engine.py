@@ -260,6 +260,9 @@ def remote_machine() -> Iterator[Callable[[list[str], dict[str, str]], str]]:
     def sh(*args: str) -> None:
         _run([ip, *args], cwd=PROJECT_ROOT)
 
+    # An interrupted run's namespace outlives it, still at REMOTE_CLIENT and routed from this host: remove it.
+    for name in re.findall(r"^(cvt[0-9a-f]{6})\b", _run([ip, "netns", "list"], cwd=PROJECT_ROOT), re.M):
+        sh("netns", "delete", name)  # its veth goes with it, and so does the peer on this host
     sh("netns", "add", namespace)
     try:
         sh("link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace)
