@@ -59,8 +59,10 @@ def _tool(name: str) -> str:
 
 def _run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, input: str | None = None) -> str:
     try:
+        # Without input, stdin is empty rather than the runner's: `exec -T` forwards stdin to the container.
+        stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         done = subprocess.run(
-            args, cwd=cwd, env=env, input=input, capture_output=True, text=True, check=False, timeout=COMMAND_WITHIN
+            args, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=COMMAND_WITHIN, **stdin
         )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"{' '.join(args[:4])}... still running after {COMMAND_WITHIN:.0f} s") from exc
