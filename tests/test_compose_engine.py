@@ -38,12 +38,16 @@ from .deployment_journey import SECRET, assert_private, journey
 
 # What the image needs from the checkout (the rest of it is not part of the build context).
 SHIPPED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "pyproject.toml", "README.md", "vault", "sql", "deploy")
+# Any one command (the longest: building the base images from nothing, then the image with pip): CI has no
+# per-test timeout, so a wedged engine or a stalled download must fail the test rather than hang the run.
+COMMAND_WITHIN = 900.0
 HEALTHY_WITHIN = 240.0  # seconds; the services' own health checks decide, this only bounds a broken start
 AUTHORITY, STORE = "https://127.0.0.1:8201", "https://127.0.0.1:8202"
 # The "remote machine" of the client-address check: a /30 of its own (TEST-NET-2 would be routed elsewhere).
 REMOTE_HOST, REMOTE_CLIENT = "10.213.77.1", "10.213.77.2"
 # What the entrypoint's steps print at each start besides the JSON logs: `cvault migrate`, the key pin.
 STARTUP_LINE = re.compile(r"applied \w+/\d{4}_\w+\.sql|cvault migrate: |pin-authority-key: ")
+PROJECT_PREFIX = "cvaulttest"  # every run's compose project name starts so (a new one each run)
 
 
 def _tool(name: str) -> str:
@@ -54,7 +58,14 @@ def _tool(name: str) -> str:
 
 
 def _run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, input: str | None = None) -> str:
-    done = subprocess.run(args, cwd=cwd, env=env, input=input, capture_output=True, text=True, check=False)
+    try:
+        # Without input, stdin is empty rather than the runner's: `exec -T` forwards stdin to the container.
+        stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+        done = subprocess.run(
+            args, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=COMMAND_WITHIN, **stdin
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{' '.join(args[:4])}... still running after {COMMAND_WITHIN:.0f} s") from exc
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(args[:4])}... exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done.stdout
@@ -90,9 +101,14 @@ class Deployment:
 
 
 def _inspect(container: str, template: str) -> str:
-    return subprocess.run(
-        ["docker", "inspect", "--format", template, container], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    done = subprocess.run(
+        ["docker", "inspect", "--format", template, container],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=COMMAND_WITHIN,
+    )
+    return done.stdout.strip()
 
 
 def _engine() -> None:
@@ -102,6 +118,20 @@ def _engine() -> None:
     info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
     if info.returncode != 0:
         pytest.fail(f"no Docker engine answers (.ci/run starts dockerd in CI): {info.stderr.strip()}")
+
+
+def _remove_leftover_projects() -> None:
+    """An interrupted run (killed before its ``down -v``) leaves its project behind, and ``restart: unless-stopped``
+    brings those containers back with the engine, holding ports 8201 and 8202: the next ``up`` would fail. Remove
+    every earlier run's containers, networks and volumes first (compose names them all ``<project>_...``)."""
+    for kind, listing, remove in (
+        ("container", ["ls", "--all", "--format", "{{.Names}}"], ["rm", "--force", "--volumes"]),
+        ("network", ["ls", "--format", "{{.Name}}"], ["rm"]),
+        ("volume", ["ls", "--format", "{{.Name}}"], ["rm", "--force"]),
+    ):
+        names = [n for n in _run(["docker", kind, *listing], cwd=PROJECT_ROOT).split() if n.startswith(PROJECT_PREFIX)]
+        if names:
+            _run(["docker", kind, *remove, *names], cwd=PROJECT_ROOT)
 
 
 def _base_images() -> str:
@@ -116,6 +146,7 @@ def _base_images() -> str:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     _engine()
+    _remove_leftover_projects()
     images = _base_images()
     root = tmp_path_factory.mktemp("compose")
     for name in SHIPPED:
@@ -134,7 +165,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     (root / ".env").write_text(env_text)
     # The Docker host's address as the "remote machine" sees it, for the client-address check below.
     _run(["deploy/init"], cwd=root, env={**os.environ, "CVAULT_TLS_NAMES": REMOTE_HOST})
-    project = f"cvaulttest{secrets.token_hex(4)}"
+    project = f"{PROJECT_PREFIX}{secrets.token_hex(4)}"
     compose = [_tool("docker-compose"), "--project-name", project, "--ansi", "never"]
     home = root / "home"
     home.mkdir()
@@ -231,6 +262,9 @@ def remote_machine() -> Iterator[Callable[[list[str], dict[str, str]], str]]:
     def sh(*args: str) -> None:
         _run([ip, *args], cwd=PROJECT_ROOT)
 
+    # An interrupted run's namespace outlives it, still at REMOTE_CLIENT and routed from this host: remove it.
+    for name in re.findall(r"^(cvt[0-9a-f]{6})\b", _run([ip, "netns", "list"], cwd=PROJECT_ROOT), re.M):
+        sh("netns", "delete", name)  # its veth goes with it, and so does the peer on this host
     sh("netns", "add", namespace)
     try:
         sh("link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace)

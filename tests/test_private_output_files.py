@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import stat
 from pathlib import Path
 
+import pytest
+
 from vault.cli.output import open_private
+from vault.cli.store import print_token
 from vault.client.environment import load_settings
+from vault.client.models import MintedToken
 
 from .cli import cvault_env, run_cvault
 
@@ -49,3 +55,14 @@ def test_a_client_does_not_read_the_services_settings(tmp_path: Path) -> None:
     }
     settings = load_settings(env)
     assert settings.store_url == "https://store.example:8202"
+
+
+def test_a_token_asked_for_as_json_goes_to_the_output_file_not_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "workload.json"
+    reply = MintedToken(token="FlyV1 fm2_secret-token-body", id="tok-1")
+    print_token(reply, argparse.Namespace(json=True, output=out), "a store token")
+    assert "fm2_secret-token-body" not in capsys.readouterr().out
+    assert json.loads(out.read_text())["token"] == reply.token
+    assert _mode(out) == 0o600

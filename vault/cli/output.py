@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 
-def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
+def print_json(value: Any, out: TextIO | None = None) -> None:
+    out = sys.stdout if out is None else out
+    json.dump(value, out, indent=2, sort_keys=True)
+    out.write("\n")
 
 
 def duration(seconds: int) -> str:

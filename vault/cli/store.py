@@ -72,16 +72,22 @@ def register(sub: Any) -> None:
 
 
 def print_token(reply: MintedToken | PermissionToken | ServiceToken, args: argparse.Namespace, what: str) -> None:
-    """The token alone on stdout (so `$(...)` takes it), what it is on stderr; ``--json``: the whole reply."""
-    if args.json:
-        print_json(to_json(reply))
-        return
+    """The token alone on stdout (so `$(...)` takes it), what it is on stderr; ``--json``: the whole reply.
+
+    ``--output FILE``: the same (the token, or with ``--json`` the reply) in FILE, mode 0600, nothing on stdout.
+    """
     output = getattr(args, "output", None)
     if output is None:
+        if args.json:
+            print_json(to_json(reply))
+            return
         print(reply.token)
     else:
         with open_private(output) as handle:
-            handle.write(reply.token + "\n")
+            if args.json:
+                print_json(to_json(reply), handle)
+            else:
+                handle.write(reply.token + "\n")
         what += f", written to {output} (mode 0600)"
     print(f"cvault: {what}, id {reply.id}", file=sys.stderr)
 
