@@ -107,6 +107,8 @@ SLOW: dict[str, str] = {
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Here, not in pyproject.toml: pytest imports a warning filter's class (aiohttp's) before any conftest.
+    config.addinivalue_line("filterwarnings", "error::aiohttp.web_exceptions.NotAppKeyWarning")
     config.addinivalue_line("markers", "serial: run alone, after the parallel run (scripts/check)")
     config.addinivalue_line("markers", "slow: seconds per test; `-m 'not slow'` is the fast set")
     for table in (SERIAL, SLOW):

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from vault import __version__
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "SERVING", "build_parser", "main"]
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process killed by SIGPIPE
 
@@ -92,9 +92,20 @@ def build_parser(command: str | None = None, *, full: bool = False) -> argparse.
     return parser
 
 
+SERVING = frozenset({"serve", "dev"})
+"""Commands that serve HTTP: aiohttp runs on its pure-Python parser there, which accepts Vault's ``LIST``
+method (llhttp, its C parser, answers it 400). aiohttp reads ``AIOHTTP_NO_EXTENSIONS`` once, when it is
+first imported: before the command's module is (docs/vault-compat.md, "The LIST method")."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_chosen(args_list))
+    command = _chosen(args_list)
+    if command in SERVING:
+        import os
+
+        os.environ["AIOHTTP_NO_EXTENSIONS"] = "1"
+    parser = build_parser(command)
     args = parser.parse_args(args_list)
     func = getattr(args, "func", None)
     if func is None:  # a placeholder parser: cannot happen, the chosen command's module is registered
