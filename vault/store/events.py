@@ -53,19 +53,18 @@ def audit_event(
 ) -> AuditEvent:
     """The request's audit event; the caller's token, lineage and actor once verified, else the unverified id."""
     caller = ctx.caller
-    # Positional, in AuditEvent's field order: every request builds one.
     return AuditEvent(
-        SERVICE,
-        action or ctx.operation or "",
-        outcome,
-        ctx.org_id,
-        vault,
-        secret,
-        version,
-        caller.token_id if caller is not None else ctx.token_id,
-        caller.lineage if caller is not None else (),
-        caller.actor if caller is not None else None,
-        ctx.client_addr,
-        ctx.request_id,
-        detail or {},
+        service=SERVICE,
+        action=action or ctx.operation or "",
+        outcome=outcome,
+        org=ctx.org_id,
+        vault=vault,
+        secret=secret,
+        version=version,
+        token_id=caller.token_id if caller is not None else ctx.token_id,
+        lineage=caller.lineage if caller is not None else (),
+        actor=caller.actor if caller is not None else None,
+        client_addr=ctx.client_addr,
+        request_id=ctx.request_id,
+        detail=detail or {},
     )
