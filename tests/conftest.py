@@ -32,7 +32,7 @@ Markers (given here by path, in one table, so a file's marker is not an edit of 
     ``serial``  must not share the machine with other tests: ``scripts/check`` runs these in
                 a second, serial pytest after the parallel one (``-m "not serial"``).
     ``slow``    seconds each (subprocesses, a browser, real waits), and every serial test:
-                ``pytest -n 2 -m "not slow"`` is the fast set a developer runs in under a minute.
+                ``pytest -n 2 -m "not slow"`` is the fast set (docs/testing.md has its timings).
 """
 
 from __future__ import annotations
