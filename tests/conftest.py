@@ -67,6 +67,8 @@ SERIAL: dict[str, str] = {
     "faults": "kills, stops and freezes its own PostgreSQL cluster and store processes, on fixed ports it reuses;"
     " its bounds assume the CPU is not shared with the rest of the suite",
     "test_restore_drill.py": "restarts both services on the ports they had; a parallel test may take one meanwhile",
+    "test_dev.py": "starts `cvault dev` on an embedded PostgreSQL (pgserver), which once failed to start while the"
+    " parallel run loaded the machine (unexplained: `cvault dev` exited after creating its master key)",
 }
 
 # Measured with --durations (docs/testing.md): the files whose tests take seconds each, and why.

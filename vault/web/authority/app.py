@@ -46,7 +46,7 @@ from vault.storage.invitations import PgInvitationRepository
 from vault.storage.key_watch import KeyWatcher
 from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import require_migrated
-from vault.storage.pool import Pool, close_pool, create_pool
+from vault.storage.pool import Pool, pool_in
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.sessions import PgSessionRepository
 from vault.types import Clock, Random
@@ -123,12 +123,9 @@ async def open_authority(
     """
     async with AsyncExitStack() as stack:
         # Each resource is closed as soon as a later one fails to open, all in reverse order on the way out.
-        db = pool
-        if db is None:
-            db = await create_pool(
-                require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
-            )
-            stack.push_async_callback(close_pool, db)
+        db = pool or await pool_in(
+            stack, require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
+        )
         await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
         key_repo = await PgKeyRepository.open(db, SCHEMA, require_master_keys(config))
         root_keys = await RootKeyRing.open(db, key_repo)
