@@ -13,7 +13,7 @@ Template (once per session, fixture ``template_database``):
     a later run; the template is dropped at session end.
 
 Per test (function scope; use these):
-    ``database_url``        DSN of a fresh, migrated database, dropped after the test.
+    ``database_url``        DSN of a fresh, migrated database (cloned ahead, dropped after the test).
     ``empty_database_url``  DSN of a fresh database with no migrations (migration tests).
     ``pool``                a pool from :func:`vault.storage.pool.create_pool` on
                             ``database_url``; closed before the database is dropped.
@@ -23,16 +23,28 @@ Per test (function scope; use these):
 Each test owns its database, so tests may commit, use several connections, and
 run DDL freely. Session fixtures are synchronous (``asyncio.run``) so they do
 not tie every test to one event loop.
+
+In parallel (``pytest -n 2``, pytest-xdist) every worker is a process with its own
+session: its own template (random names keep them apart) and, without
+``CVAULT_TEST_DATABASE_URL``, its own embedded server.
+
+Markers (given here by path, in one table, so a file's marker is not an edit of the file):
+    ``serial``  must not share the machine with other tests: ``scripts/check`` runs these in
+                a second, serial pytest after the parallel one (``-m "not serial"``).
+    ``slow``    seconds each (subprocesses, a browser, real waits), and every serial test:
+                ``pytest -n 2 -m "not slow"`` is the fast set (docs/testing.md has its timings).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -48,6 +60,72 @@ from vault.storage.pool import Pool, close_pool, create_pool
 pytest_plugins = ["tests.authority_support"]
 
 SQL_DIR = default_sql_dir()
+TESTS = Path(__file__).parent
+
+# Why each is serial: what it does that a test running beside it would break, or be broken by.
+SERIAL: dict[str, str] = {
+    "faults": "kills, stops and freezes its own PostgreSQL cluster and store processes, on fixed ports it reuses;"
+    " its bounds assume the CPU is not shared with the rest of the suite",
+    "test_restore_drill.py": "restarts both services on the ports they had; a parallel test may take one meanwhile",
+    "test_dev.py": "starts `cvault dev` on an embedded PostgreSQL (pgserver), which once failed to start while the"
+    " parallel run loaded the machine (unexplained: `cvault dev` exited after creating its master key)",
+}
+
+# Measured with --durations (docs/testing.md): the files whose tests take seconds each, and why.
+_CLI = "runs `cvault` (and mostly `cvault dev`) as processes"
+SLOW: dict[str, str] = {
+    "test_schemathesis.py": "hundreds of generated requests against both documents (about two minutes)",
+    "test_review_token_fuzz.py": "property-based fuzzing of the token parser",
+    "test_token_properties.py": "property-based token checks",
+    "test_vault_token.py": "a sink running through three discharge lifetimes",
+    "test_cli_run_watch.py": "a watcher running through two discharge renewals; " + _CLI,
+    "test_cli_acceptance.py": _CLI,
+    "test_cli_completion.py": _CLI,
+    "test_cli_dev_edges.py": _CLI,
+    "test_cli_hang.py": _CLI,
+    "test_cli_imports.py": _CLI,
+    "test_cli_rough_edges.py": _CLI,
+    "test_cli_tokens.py": _CLI,
+    "test_console_cli.py": _CLI,
+    "test_dev.py": _CLI,
+    "test_invitations.py": _CLI,
+    "test_keys_status.py": _CLI,
+    "test_master_key_command.py": _CLI,
+    "test_review_cli.py": _CLI,
+    "test_batch_read_scope.py": _CLI,
+    "test_tls.py": "a certificate authority, `cvault dev --tls` and hvac over HTTPS",
+    "test_serve_workers.py": "`cvault serve` with worker processes",
+    "test_logs.py": "`cvault serve` as a process",
+    "test_connection_limits.py": "servers as processes, one out of file descriptors",
+    "test_console_browser.py": "a real Chromium",
+    "test_vault_kv_node.py": "the Node.js clients as processes",
+    "test_compose.py": "docker-compose as a process",
+    "test_key_rotation.py": "rotations under concurrent traffic",
+    "test_ticket_key_rotation.py": "rotations under traffic on two nodes",
+    "test_token_key_rotation.py": "rotations on two nodes",
+    "test_master_rotation.py": "a master key rotation under load",
+    "test_two_nodes.py": "two store nodes",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Here, not in pyproject.toml: pytest imports a warning filter's class (aiohttp's) before any conftest.
+    config.addinivalue_line("filterwarnings", "error::aiohttp.web_exceptions.NotAppKeyWarning")
+    config.addinivalue_line("markers", "serial: run alone, after the parallel run (scripts/check)")
+    config.addinivalue_line("markers", "slow: seconds per test; `-m 'not slow'` is the fast set")
+    for table in (SERIAL, SLOW):
+        for name in table:
+            assert (TESTS / name).exists(), f"tests/conftest.py names tests/{name}, which does not exist"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        part = item.path.relative_to(TESTS).parts
+        for name in (part[0], "/".join(part)):
+            if name in SERIAL:
+                item.add_marker(pytest.mark.serial)
+            if name in SERIAL or name in SLOW:
+                item.add_marker(pytest.mark.slow)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,14 +188,59 @@ def admin_dsn(postgres_server: str) -> str:
     return postgres_server
 
 
+class _Databases:
+    """Fresh databases cloned from the template: the next one made while a test runs, each dropped behind it.
+
+    A clone and a drop cost about a second together on a busy server (WAL and fsync, not CPU),
+    as much as many a test itself; made ahead and dropped behind, in threads, they overlap the tests.
+    """
+
+    def __init__(self, admin_dsn: str, template: str) -> None:
+        self._admin = admin_dsn
+        self._template = template
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cvault-test-databases")
+        self._next = self._threads.submit(self._create)
+        self._drops: list[Future[None]] = []
+
+    def _create(self) -> str:
+        name = _random_name("cvault_test")
+        asyncio.run(create_database(self._admin, name, template=self._template))
+        return name
+
+    def take(self) -> str:
+        """A database no test has used (made ahead), and the next one started."""
+        ready, self._next = self._next, self._threads.submit(self._create)
+        return ready.result()
+
+    def drop(self, name: str) -> None:
+        self._drops.append(self._threads.submit(asyncio.run, drop_database(self._admin, name)))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # the spare may have failed as the server went away
+            self.drop(self._next.result())
+        try:
+            for done in self._drops:
+                done.result()  # a drop that failed is reported, not left behind silently
+        finally:
+            self._threads.shutdown()
+
+
+@pytest.fixture(scope="session")
+def _databases(postgres_server: str, template_database: str) -> Iterator[_Databases]:
+    databases = _Databases(postgres_server, template_database)
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
 @pytest.fixture
-async def database_url(postgres_server: str, template_database: str) -> AsyncIterator[str]:
-    name = _random_name("cvault_test")
-    await create_database(postgres_server, name, template=template_database)
+def database_url(postgres_server: str, _databases: _Databases) -> Iterator[str]:
+    name = _databases.take()
     try:
         yield with_database(postgres_server, name)
     finally:
-        await drop_database(postgres_server, name)
+        _databases.drop(name)
 
 
 @pytest.fixture

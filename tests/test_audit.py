@@ -653,7 +653,7 @@ async def test_a_crashed_writer_fails_waiting_callers_instead_of_hanging(pool: P
     def broken_take_batch() -> list[object]:
         raise RuntimeError("bug")
 
-    log._take_batch = broken_take_batch  # type: ignore[method-assign]
+    log._writer._take = broken_take_batch  # type: ignore[method-assign]
     await log.start()
     try:
         with pytest.raises(Unavailable):

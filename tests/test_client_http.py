@@ -69,7 +69,8 @@ def serve() -> Iterator[Serve]:
         async def go() -> str:
             app = web.Application()
             app.router.add_route("*", "/{tail:.*}", script.handle)
-            runner = web.AppRunner(app)
+            # A slow handler whose client timed out and hung up is cancelled, not waited for at cleanup.
+            runner = web.AppRunner(app, handler_cancellation=True)
             await runner.setup()
             port = unused_port()
             await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -346,7 +347,7 @@ def raw_server() -> Iterator[Callable[[bytes], str]]:
 
         server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()  # shutdown() polls
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
 

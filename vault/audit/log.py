@@ -29,11 +29,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from vault.batcher import Batcher, Job
 from vault.errors import Unavailable
 
 from .event import AuditEvent, AuditRecord, chain, placed_at
@@ -60,10 +60,8 @@ class AuditStats:
     largest_batch: int
 
 
-@dataclass(slots=True)
-class _Pending:
-    items: list[tuple[datetime, AuditEvent]]
-    done: asyncio.Future[None]
+Items = list[tuple[datetime, AuditEvent]]
+"""One ``record`` call's events with the time each was recorded: never split across transactions."""
 
 
 class AuditLog:
@@ -85,21 +83,21 @@ class AuditLog:
         clock: Callable[[], datetime] = _utc_now,
         checkpoint_every: float = 10.0,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
         if checkpoint_every <= 0:
             raise ValueError("checkpoint_every must be positive")
         self._checkpoint_every = checkpoint_every
         self._next_checkpoint = 0.0  # monotonic time; the first batch checkpoints
         self._repository = repository
-        self._max_batch = max_batch
         self._timeout = timeout
         self._clock = clock
-        self._queue: deque[_Pending] = deque()
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closing = False
+        self._writer: Batcher[Items, None] = Batcher(
+            self._write,
+            name="audit-writer",
+            max_batch=max_batch,
+            stopped=_unavailable,
+            weight=len,
+            failure=self._failed_batch,
+        )
         self._events = 0
         self._batches = 0
         self._failed = 0
@@ -111,7 +109,7 @@ class AuditLog:
     @property
     def queue_depth(self) -> int:
         """Calls waiting for the writer (read by the metrics at scrape time)."""
-        return len(self._queue)
+        return self._writer.queue_depth
 
     @property
     def stats(self) -> AuditStats:
@@ -120,32 +118,11 @@ class AuditLog:
     async def start(self) -> None:
         """Start the writer. The connection opens with the first batch, so a database that is down
         at start makes the first ``record`` fail (503), not the service's start."""
-        if self._writer is not None:
-            raise RuntimeError("AuditLog already started")
-        self._closing = False
-        # Kept: on Python 3.11 every get_running_loop() makes a getpid system call.
-        self._loop = asyncio.get_running_loop()
-        self._writer = self._loop.create_task(self._run(), name="audit-writer")
-        self._writer.add_done_callback(self._writer_done)
-
-    def _writer_done(self, task: asyncio.Task[None]) -> None:
-        # The writer only ends on close; if a bug ends it early, nobody may wait forever.
-        if not task.cancelled() and task.exception() is not None:
-            log.error("audit writer stopped: %s", _describe(task.exception() or RuntimeError()))
-        self._fail_all(self._queue)
-        self._queue.clear()
+        self._writer.start()
 
     async def close(self) -> None:
         """Commit everything already queued, then stop; later ``record`` calls raise ``Unavailable``."""
-        self._closing = True
-        self._wakeup.set()
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            try:
-                await asyncio.wait([writer])  # never raises; a crash was logged by _writer_done
-            finally:
-                self._fail_all(self._queue)
-                self._queue.clear()
+        await self._writer.stop(drain=True)
         await self._repository.close()
 
     async def record(self, *events: AuditEvent) -> None:
@@ -170,66 +147,17 @@ class AuditLog:
     def submit(self, *events: AuditEvent) -> asyncio.Future[None]:
         """Queue ``events`` as :meth:`record` does, without waiting: the future is done once they are
         committed. Raises ``Unavailable`` at once when the log is not running."""
-        if self._writer is None or self._writer.done() or self._closing or self._loop is None:
-            raise Unavailable(UNAVAILABLE_MESSAGE)
-        done: asyncio.Future[None] = self._loop.create_future()
         if not events:
+            if not self._writer.running:
+                raise _unavailable()
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
         at = self._clock()
-        self._queue.append(_Pending([(at, event) for event in events], done))
-        self._wakeup.set()
-        return done
+        return self._writer.submit([(at, event) for event in events])
 
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                batch = self._take_batch()
-                try:
-                    await self._write(batch)
-                except asyncio.CancelledError:
-                    self._fail_all(batch)
-                    raise
-                except Exception as exc:
-                    self._failed += 1
-                    log.warning(
-                        "audit batch of %d event(s) not committed: %s",
-                        sum(len(p.items) for p in batch),
-                        _describe(exc),
-                    )
-                    self._fail_all(batch)
-                else:
-                    for pending in batch:
-                        if not pending.done.done():
-                            pending.done.set_result(None)
-                    await self._maybe_checkpoint()
-            if self._closing:
-                return
-
-    def _take_batch(self) -> list[_Pending]:
-        batch = [self._queue.popleft()]
-        size = len(batch[0].items)
-        while self._queue and size + len(self._queue[0].items) <= self._max_batch:
-            pending = self._queue.popleft()
-            size += len(pending.items)
-            batch.append(pending)
-        return batch
-
-    async def _maybe_checkpoint(self) -> None:
-        # After the batch's callers were answered: a checkpoint delays only the next batch.
-        now = time.monotonic()
-        if now < self._next_checkpoint:
-            return
-        self._next_checkpoint = now + self._checkpoint_every
-        try:
-            await self._repository.checkpoint(every=self._checkpoint_every, timeout=self._timeout)
-        except Unavailable as exc:
-            log.warning("audit checkpoint not written: %s", _describe(exc))
-
-    async def _write(self, batch: Sequence[_Pending]) -> None:
-        items = [item for pending in batch for item in pending.items]
+    async def _write(self, batch: list[Job[Items, None]]) -> None:
+        items = [item for job in batch for item in job.item]
 
         def place(chain_id: int, last_seq: int, last_hash: bytes) -> list[AuditRecord]:
             return list(chain(items, chain_id, last_seq, last_hash))
@@ -248,14 +176,29 @@ class AuditLog:
         self._largest = max(self._largest, len(items))
         if self.observer is not None:
             self.observer(len(items), time.perf_counter() - started)
+        for job in batch:
+            job.resolve(None)
+        await self._maybe_checkpoint()
 
-    @staticmethod
-    def _fail_all(batch: Sequence[_Pending] | deque[_Pending]) -> None:
-        for pending in batch:
-            if not pending.done.done():
-                pending.done.set_exception(Unavailable(UNAVAILABLE_MESSAGE))
-                # Callers that gave up never read the exception; do not warn about it.
-                pending.done.exception()
+    def _failed_batch(self, batch: list[Job[Items, None]], exc: Exception) -> Unavailable:
+        self._failed += 1
+        log.warning("audit batch of %d event(s) not committed: %s", sum(len(j.item) for j in batch), _describe(exc))
+        return _unavailable()
+
+    async def _maybe_checkpoint(self) -> None:
+        # After the batch's callers were answered: a checkpoint delays only the next batch.
+        now = time.monotonic()
+        if now < self._next_checkpoint:
+            return
+        self._next_checkpoint = now + self._checkpoint_every
+        try:
+            await self._repository.checkpoint(every=self._checkpoint_every, timeout=self._timeout)
+        except Unavailable as exc:
+            log.warning("audit checkpoint not written: %s", _describe(exc))
+
+
+def _unavailable() -> Unavailable:
+    return Unavailable(UNAVAILABLE_MESSAGE)
 
 
 def _describe(exc: BaseException) -> str:

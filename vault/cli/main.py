@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from vault import __version__
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "SERVING", "build_parser", "main"]
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process killed by SIGPIPE
 
@@ -111,9 +111,20 @@ def build_parser(command: str | None = None, *, full: bool = False) -> argparse.
     return parser
 
 
+SERVING = frozenset({"serve", "dev"})
+"""Commands that serve HTTP: aiohttp runs on its pure-Python parser there, which accepts Vault's ``LIST``
+method (llhttp, its C parser, answers it 400). aiohttp reads ``AIOHTTP_NO_EXTENSIONS`` once, when it is
+first imported: before the command's module is (docs/vault-compat.md, "The LIST method")."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_chosen(args_list))
+    command = _chosen(args_list)
+    if command in SERVING:
+        import os
+
+        os.environ["AIOHTTP_NO_EXTENSIONS"] = "1"
+    parser = build_parser(command)
     args, unknown = parser.parse_known_args(args_list)
     innermost: argparse.ArgumentParser = getattr(args, _INNERMOST, parser)
     if unknown:  # a typo'd flag: the usage of the command it was given to, not cvault's

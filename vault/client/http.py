@@ -20,8 +20,8 @@ connection refused) speaks for that attempt only, and raising it would tell the
 caller "nothing was changed" about a change that may be stored.
 
 :class:`HTTP` sends with aiohttp (imported on first use); :class:`BlockingHTTP`
-(:mod:`vault.client.blocking_http`) sends the same requests over a plain socket,
-for one-shot commands that should not pay aiohttp's (or ``http.client``'s)
+(:mod:`vault.client.blocking_http`) sends the same requests with the standard
+library's ``http.client``, for one-shot commands that should not pay aiohttp's
 import. Both share the retry loop and reply handling here; a transport only
 implements :meth:`HTTP._send`. Nothing here imports asyncio: a blocking transport's
 calls are driven without an event loop (:func:`vault.client.blocking_http.run_blocking`),

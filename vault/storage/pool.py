@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import AsyncExitStack
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -22,6 +23,7 @@ __all__ = [
     "create_pool",
     "database_errors",
     "error_for_sqlstate",
+    "pool_in",
 ]
 
 # Errors meaning "the database is not reachable or not accepting us", as opposed
@@ -174,6 +176,13 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, timeou
             acquire_timeout=timeout,
             bounds=bounds,
         )
+    return pool
+
+
+async def pool_in(stack: AsyncExitStack, dsn: str, *, max_size: int, timeout: float | None) -> Pool:
+    """:func:`create_pool`, closed when ``stack`` closes (the app factories open their resources on one)."""
+    pool = await create_pool(dsn, max_size=max_size, timeout=timeout)
+    stack.push_async_callback(close_pool, pool)
     return pool
 
 

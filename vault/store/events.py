@@ -59,19 +59,18 @@ def audit_event(
         w = caller.workload
         who = {"issuer": w.issuer, "subject": w.subject, "binding": w.binding_id, "label": w.label}
         detail = {**(detail or {}), "workload": who}
-    # Positional, in AuditEvent's field order: every request builds one.
     return AuditEvent(
-        SERVICE,
-        action or ctx.operation or "",
-        outcome,
-        ctx.org_id,
-        vault,
-        secret,
-        version,
-        caller.token_id if caller is not None else ctx.token_id,
-        caller.lineage if caller is not None else (),
-        caller.actor if caller is not None else None,
-        ctx.client_addr,
-        ctx.request_id,
-        detail or {},
+        service=SERVICE,
+        action=action or ctx.operation or "",
+        outcome=outcome,
+        org=ctx.org_id,
+        vault=vault,
+        secret=secret,
+        version=version,
+        token_id=caller.token_id if caller is not None else ctx.token_id,
+        lineage=caller.lineage if caller is not None else (),
+        actor=caller.actor if caller is not None else None,
+        client_addr=ctx.client_addr,
+        request_id=ctx.request_id,
+        detail=detail or {},
     )

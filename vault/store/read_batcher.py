@@ -13,17 +13,17 @@ log refuses the batch, every read in it fails with
 :class:`~vault.errors.Unavailable`. A read that finds nothing, or whose value
 fails to open, fails at once with that error (the guard audits the failure).
 Reads that arrive while a batch is being processed form the next batch, so
-batching follows the load and an idle store adds no delay.
+batching follows the load and an idle store adds no delay. The queue, the task and
+the failing of waiters are :class:`vault.batcher.Batcher`'s, the audit log's too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from vault.batcher import Batcher, Job, fail_all
 from vault.errors import Unavailable, VaultError
 from vault.types import RequestContext
 
@@ -38,15 +38,11 @@ MAX_BATCH = 256
 Fetch = Callable[[Sequence[SecretLookup]], Awaitable[Sequence[StoredVersion | None]]]
 # reveal(ctx, lookup, stored) -> (result for the caller, its audit event); raises VaultError.
 Reveal = Callable[[RequestContext[Caller], SecretLookup, StoredVersion | None], Awaitable[tuple[Any, Any]]]
+Read = tuple[RequestContext[Caller], SecretLookup]
 
 
-class _Read:
-    __slots__ = ("ctx", "done", "lookup")
-
-    def __init__(self, ctx: RequestContext[Caller], lookup: SecretLookup, done: asyncio.Future[Any]) -> None:
-        self.ctx = ctx
-        self.lookup = lookup
-        self.done = done
+def _stopped() -> Unavailable:
+    return Unavailable("the store is not serving reads (starting or shutting down)")
 
 
 class ReadBatcher:
@@ -56,89 +52,48 @@ class ReadBatcher:
         self._fetch = fetch
         self._reveal = reveal
         self._audit = audit
-        self._max_batch = max_batch
-        self._queue: deque[_Read] = deque()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._batcher: Batcher[Read, Any] = Batcher(
+            self._serve, name="store-read-batcher", max_batch=max_batch, stopped=_stopped
+        )
 
     async def start(self) -> None:
-        # Kept: on Python 3.11 every get_running_loop() makes a getpid system call.
-        self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self._run(), name="store-read-batcher")
+        self._batcher.start()
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._fail(self._queue, Unavailable("the store is shutting down"))
-        self._queue.clear()
+        await self._batcher.stop(drain=False)
 
     def read(self, ctx: RequestContext[Caller], lookup: SecretLookup) -> asyncio.Future[Any]:
         """Queue a read: the future is the caller's result once its audit event is committed, or what
-        ``reveal`` or the log raised. A plain function returning the future: a coroutine around it
-        would cost every read two more frames to create and resume."""
-        if self._task is None or self._task.done() or self._loop is None:
-            raise Unavailable("the store is not serving reads")
-        done: asyncio.Future[Any] = self._loop.create_future()
-        self._queue.append(_Read(ctx, lookup, done))
-        self._wakeup.set()
-        # A caller that gives up cancels only its own future; its read is still audited.
-        return done
+        ``reveal`` or the log raised."""
+        return self._batcher.submit((ctx, lookup))
 
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
-                try:
-                    await self._serve(batch)
-                except asyncio.CancelledError:
-                    self._fail(batch, Unavailable("the store is shutting down"))
-                    raise
-                except Exception as exc:  # every waiter gets the error, the loop goes on
-                    self._fail(batch, exc)
-
-    async def _serve(self, batch: list[_Read]) -> None:
-        rows = await self._fetch([r.lookup for r in batch])
-        served: list[tuple[_Read, Any]] = []
+    async def _serve(self, batch: list[Job[Read, Any]]) -> None:
+        rows = await self._fetch([job.item[1] for job in batch])
+        served: list[tuple[Job[Read, Any], Any]] = []
         events: list[Any] = []
-        for read, stored in zip(batch, rows, strict=True):
+        for job, stored in zip(batch, rows, strict=True):
             try:
-                result, event = await self._reveal(read.ctx, read.lookup, stored)
+                result, event = await self._reveal(*job.item, stored)
             except VaultError as exc:
-                self._fail((read,), exc)
+                job.fail(exc)
                 continue
-            served.append((read, result))
+            served.append((job, result))
             events.append(event)
         if not served:
             return
         try:
             committed = self._audit.submit(*events)
         except Unavailable as exc:
-            self._fail([read for read, _ in served], exc)
+            fail_all((job for job, _ in served), exc)
             return
 
         def deliver(future: asyncio.Future[None]) -> None:
             # Fail closed: no committed event, no value.
             failure = future.exception() if not future.cancelled() else Unavailable()
-            for read, result in served:
-                if read.done.done():
-                    continue
+            for job, result in served:
                 if failure is None:
-                    read.done.set_result(result)
+                    job.resolve(result)
                 else:
-                    read.done.set_exception(failure)
-                    read.done.exception()
+                    job.fail(failure)
 
         committed.add_done_callback(deliver)
-
-    @staticmethod
-    def _fail(reads: Sequence[_Read] | deque[_Read], exc: BaseException) -> None:
-        for read in reads:
-            if not read.done.done():
-                read.done.set_exception(exc)
-                read.done.exception()  # a waiter that gave up never reads it; do not warn

@@ -34,7 +34,8 @@ from aiohttp import web
 
 from vault.config import Config
 
-from .list_method import ListMethodRequestHandler, ListMethodServer
+from .list_method import CvaultServer
+from .protocol import CvaultRequestHandler
 
 __all__ = ["ConnectionGate", "ConnectionLimits", "GatedAppRunner", "RateLimitedLog"]
 
@@ -136,8 +137,8 @@ class ConnectionGate:
             del self._per_client[peer]
 
 
-class GatedRequestHandler(ListMethodRequestHandler):
-    """aiohttp's connection handler (with ``LIST``), admitted by a :class:`ConnectionGate`, with a header deadline."""
+class GatedRequestHandler(CvaultRequestHandler):
+    """aiohttp's connection handler (cvault's), admitted by a :class:`ConnectionGate`, with a header deadline."""
 
     def __init__(self, manager: web.Server, *, loop: Any, gate: ConnectionGate, **kwargs: Any) -> None:
         super().__init__(manager, loop=loop, keepalive_timeout=gate.limits.keepalive_timeout, **kwargs)
@@ -183,7 +184,7 @@ class GatedRequestHandler(ListMethodRequestHandler):
         super().connection_lost(exc)
 
 
-class GatedServer(ListMethodServer):
+class GatedServer(CvaultServer):
     gate: ConnectionGate
 
     def __call__(self) -> web.RequestHandler:
@@ -191,7 +192,7 @@ class GatedServer(ListMethodServer):
 
 
 class GatedAppRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections accept ``LIST`` and obey :class:`ConnectionLimits`."""
+    """``web.AppRunner`` whose connections answer parser errors as cvault does and obey :class:`ConnectionLimits`."""
 
     def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -51,7 +51,7 @@ from vault.storage.invitations import PgInvitationRepository
 from vault.storage.key_watch import KeyWatcher
 from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import require_migrated
-from vault.storage.pool import Pool, close_pool, create_pool
+from vault.storage.pool import Pool, pool_in
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.sessions import PgSessionRepository
 from vault.storage.workloads import PgWorkloadRepository
@@ -129,15 +129,13 @@ async def open_authority(
     missing master key (:class:`~vault.errors.ConfigError`). A ``pool`` passed
     in is not closed here.
     """
-    own_pool = pool is None
-    db = pool or await create_pool(
-        require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
-    )
-    watcher: RevocationWatcher | None = None
-    key_watcher: KeyWatcher | None = None
-    log: AuditLog | None = None
-    fetcher = HttpsKeySetFetcher(config.workload_jwks_ca_file)
-    try:
+    async with AsyncExitStack() as stack:
+        # Each resource is closed as soon as a later one fails to open, all in reverse order on the way out.
+        db = pool or await pool_in(
+            stack, require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
+        )
+        fetcher = HttpsKeySetFetcher(config.workload_jwks_ca_file)
+        stack.push_async_callback(fetcher.close)
         await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
         key_repo = await PgKeyRepository.open(db, SCHEMA, require_master_keys(config))
         root_keys = await RootKeyRing.open(db, key_repo)
@@ -163,26 +161,19 @@ async def open_authority(
         key_watcher.on_change(root_keys.reload)
         key_watcher.on_change(reload_ticket_keys)
         await key_watcher.start()
+        stack.push_async_callback(key_watcher.close)
         if reconcile_interval is None:
             watcher = RevocationWatcher(db, SCHEMA)
         else:
             watcher = RevocationWatcher(db, SCHEMA, reconcile_interval=reconcile_interval)
         await watcher.start()
+        stack.push_async_callback(watcher.close)
         log = AuditLog(PgAuditRepository(db, SCHEMA), timeout=config.database_timeout)
         await log.start()
+        stack.push_async_callback(log.close)
         if metrics is not None:
             metrics.watch(audit=log, pool=db)
         yield _services(config, db, keys, root_keys, watcher, log, clock, random, password_cost, limiter, fetcher)
-    finally:
-        await fetcher.close()
-        if log is not None:
-            await log.close()
-        if watcher is not None:
-            await watcher.close()
-        if key_watcher is not None:
-            await key_watcher.close()
-        if own_pool:
-            await close_pool(db)
 
 
 def create_authority_app(config: Config, *, pool: Pool | None = None, **options: Any) -> web.Application:

@@ -26,7 +26,7 @@ from vault.storage.health import DatabaseHealth
 from vault.storage.key_watch import KeyWatcher
 from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import require_migrated
-from vault.storage.pool import Pool, close_pool, create_pool
+from vault.storage.pool import Pool, pool_in
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.store_keys import StoreKeyDirectory
 from vault.storage.store_kv import PgKVRepository
@@ -219,12 +219,9 @@ def create_store_app(
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            db = pool
-            if db is None:
-                db = await create_pool(
-                    require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
-                )
-                stack.push_async_callback(close_pool, db)
+            db = pool or await pool_in(
+                stack, require_database_url(config), max_size=config.database_pool_size, timeout=config.database_timeout
+            )
             app[POOL_KEY] = db
             opening = open_store(config, pool=db, clock=clock, random=random, metrics=metrics)
             app[SERVICES_KEY] = await stack.enter_async_context(opening)
