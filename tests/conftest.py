@@ -69,6 +69,9 @@ SERIAL: dict[str, str] = {
     "test_restore_drill.py": "restarts both services on the ports they had; a parallel test may take one meanwhile",
     "test_dev.py": "starts `cvault dev` on an embedded PostgreSQL (pgserver), which once failed to start while the"
     " parallel run loaded the machine (unexplained: `cvault dev` exited after creating its master key)",
+    "test_compose_engine.py": "the shipped compose file publishes the fixed ports 8201/8202 on a Docker engine",
+    "test_readme_main_job.py": "the README's main job runs `cvault dev` on its default ports 8201/8202",
+    "test_rotation_crash.py": "kills the rotator with kill -9 between steps, on a PostgreSQL cluster of its own",
 }
 
 # Measured with --durations (docs/testing.md): the files whose tests take seconds each, and why.
@@ -99,6 +102,14 @@ SLOW: dict[str, str] = {
     "test_connection_limits.py": "servers as processes, one out of file descriptors",
     "test_console_browser.py": "a real Chromium",
     "test_vault_kv_node.py": "the Node.js clients as processes",
+    "test_cli_exit_status.py": "every command as a process against one `cvault dev`",
+    "test_deployment_without_containers.py": "two `cvault serve` processes with their own roles and TLS",
+    "test_workload_identity.py": "an OIDC issuer over TLS and both services",
+    "test_workload_clients.py": "`cvault run` and `bao agent` as processes",
+    "test_rotation_postgres.py": "a PostgreSQL cluster of its own with real roles",
+    "test_rotation_failures.py": "a PostgreSQL cluster of its own, stopped and started",
+    "test_rotation_watch.py": "`cvault run --watch` across three rotations",
+    "test_invitation_email.py": "an SMTP server in process, with TLS",
     "test_compose.py": "docker-compose as a process",
     "test_key_rotation.py": "rotations under concurrent traffic",
     "test_ticket_key_rotation.py": "rotations under traffic on two nodes",
