@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from vault.config import Config
+from vault.config import Config, load_config
 from vault.crypto.keyring import MasterKey
+from vault.errors import ConfigError
+from vault.mail import SMTPRelay
 
 from .authority_support import (
     PASSWORD,
@@ -217,3 +219,40 @@ async def test_the_cli_creates_an_invited_account_with_the_mailed_code(
             "carol", "login", "--email", "carol@example.com", "--password-stdin", stdin=HARNESS_PASSWORD + "\n"
         )
         assert status == 0, (out, err)
+
+
+@pytest.mark.parametrize("host", ["mail.example.com", "192.0.2.25"])
+def test_plain_text_mail_only_to_a_loopback_relay(host: str) -> None:
+    env = {"CVAULT_SMTP_URL": f"smtp://{host}:25", "CVAULT_SMTP_SECURITY": "none"}
+    with pytest.raises(ConfigError, match="loopback"):
+        load_config(env=env)
+    with pytest.raises(ValueError, match="loopback"):
+        SMTPRelay(host, 25, security="none", sender="cvault@example.com")
+    # On loopback, or with TLS, the same relay settings load.
+    assert load_config(env={**env, "CVAULT_SMTP_URL": "smtp://127.0.0.1:25"}).smtp_security == "none"
+    assert load_config(env={**env, "CVAULT_SMTP_SECURITY": "starttls"}).smtp_url == f"smtp://{host}:25"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "alice@example.com,eve@evil.test",
+        "eve@evil.test<alice@example.com>",
+        "alice@example.com;eve@evil.test",
+        '"eve@evil.test"@example.com',
+        "alice@example.com\x00",
+    ],
+)
+async def test_an_invitation_names_one_bare_address(mail_client: Client, mailbox: Mailbox, email: str) -> None:
+    # Else the verification code goes to an address other than the account's (eve proves hers, gets alice's name).
+    owner = await bootstrap_owner(mail_client)
+    refused = await call(
+        mail_client,
+        "POST",
+        f"/v1/orgs/{owner.org_id}/invitations",
+        json={"email": email, "role": "reader"},
+        headers=bearer(owner.session),
+        expect=400,
+    )
+    assert refused["error"]["code"] == "bad_request"
+    assert mailbox.messages == []

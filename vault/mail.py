@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import os
 import smtplib
 import ssl
@@ -42,6 +43,13 @@ def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
     return message
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class SMTPRelay:
     """One SMTP conversation per message with ``host:port`` (``security``: ``starttls``, ``tls`` or ``none``)."""
 
@@ -59,6 +67,9 @@ class SMTPRelay:
     ) -> None:
         if security not in ("starttls", "tls", "none"):
             raise ValueError("security must be starttls, tls or none")
+        if security == "none" and not _is_loopback(host):
+            # vault.config refuses this too; a relay built directly must not fall back to plain text either.
+            raise ValueError("security none (plain text) only for a relay on loopback")
         self._host = host
         self._port = port
         self._security = security
@@ -71,7 +82,7 @@ class SMTPRelay:
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
 
-    def _send(self, message: EmailMessage) -> None:
+    def _send(self, to: str, message: EmailMessage) -> None:
         if self._security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
                 self._host, self._port, timeout=self._timeout, context=self._context()
@@ -87,12 +98,13 @@ class SMTPRelay:
                 smtp.ehlo()
             if self._username is not None:
                 smtp.login(self._username, self._password or "")
-            smtp.send_message(message)
+            # The one recipient named, never the addresses a header might be parsed into.
+            smtp.send_message(message, from_addr=self._sender, to_addrs=[to])
 
     async def send(self, to: str, subject: str, body: str) -> None:
         message = _message(self._sender, to, subject, body)
         try:
-            await asyncio.wait_for(asyncio.to_thread(self._send, message), self._timeout * 2)
+            await asyncio.wait_for(asyncio.to_thread(self._send, to, message), self._timeout * 2)
         except (OSError, smtplib.SMTPException, TimeoutError) as exc:
             # The type only: smtplib's text can quote the relay's reply to our message.
             raise Unavailable(
