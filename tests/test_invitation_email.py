@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
 
+from vault.authority.invitations import VERIFICATION_RESEND
 from vault.config import Config, load_config
 from vault.crypto.keyring import MasterKey
 from vault.errors import ConfigError
@@ -160,7 +162,10 @@ async def test_the_relay_is_reached_over_tls(
         # The relay's certificate is checked: a CA that did not sign it refuses the conversation.
         other = _config(database_url, master_key, relay, smtp_security=security, **login_settings)
         untrusting = await make_client(config=other)
+        invitation = await _invite(client, owner.session, owner.org_id, "tls2@example.com")
+        path = f"/v1/invitations/{invitation['id']}/accept"
         await call(untrusting, "POST", path, json={"code": invitation["code"]}, expect=503)
+        assert relay.code("tls2@example.com") is None
 
 
 async def test_a_relay_without_starttls_is_not_used_in_plain_text(
@@ -256,3 +261,28 @@ async def test_an_invitation_names_one_bare_address(mail_client: Client, mailbox
     )
     assert refused["error"]["code"] == "bad_request"
     assert mailbox.messages == []
+
+
+async def test_an_invitation_code_buys_one_message_a_minute(
+    make_client: AppFactory, database_url: str, master_key: MasterKey, mailbox: Mailbox
+) -> None:
+    now = [time.time()]
+    client = await make_client(config=_config(database_url, master_key, mailbox), clock=lambda: now[0])
+    owner = await bootstrap_owner(client)
+    invitation = await _invite(client, owner.session, owner.org_id, "flooded@example.com")
+    path = f"/v1/invitations/{invitation['id']}/accept"
+    await call(client, "POST", path, json={"code": invitation["code"]}, expect=202)
+    first = mailbox.code("flooded@example.com")
+    # Asking again at once mails nothing and keeps the code that went out.
+    for _ in range(3):
+        response = await client.post(path, json={"code": invitation["code"]})
+        assert response.status == 429 and response.headers["Retry-After"] == str(VERIFICATION_RESEND)
+    assert len(mailbox.to("flooded@example.com")) == 1
+    now[0] += VERIFICATION_RESEND + 1
+    await call(client, "POST", path, json={"code": invitation["code"]}, expect=202)
+    second = mailbox.code("flooded@example.com")
+    assert len(mailbox.to("flooded@example.com")) == 2 and second != first
+    # Only the newest code creates the account.
+    body = {"code": invitation["code"], "password": PASSWORD, "verification": first}
+    await call(client, "POST", path, json=body, expect=404)
+    await call(client, "POST", path, json={**body, "verification": second}, expect=200)
