@@ -192,3 +192,21 @@ async def test_concurrent_verifications_share_one_pass_over_the_log(services: Ha
     assert all(r.ok for r in reports) and len({r.checked for r in reports}) == 1
     assert repository.heads_read == 1
     assert (await queries.verify()).ok and repository.heads_read == 2  # a later call verifies afresh
+
+
+async def test_a_file_whose_events_run_past_its_heads_is_refused(services: Harness, pool: Pool) -> None:
+    await _two_orgs(services)
+    lines = [line async for line in AuditQueries(PgAuditRepository(pool, "store")).export()]
+    assert verify_lines(lines).ok
+    bodies = [json.loads(line) for line in lines]
+    index = next(i for i, b in enumerate(bodies) if b.get("kind") == "heads")
+    heads = bodies[index]
+    chain, seq, _ = heads["heads"][0]
+    assert seq >= 2
+    # The heads line rewound by one event (to that event's own hash): the file's last event is past it.
+    before = next(b for b in bodies if "kind" not in b and b["chain"] == chain and b["chain_seq"] == seq - 1)
+    rewound = {**heads, "heads": [[chain, seq - 1, before["hash"]], *heads["heads"][1:]]}
+    forged = [*lines]
+    forged[index] = json.dumps(rewound) + "\n"
+    report = verify_lines(forged)
+    assert not report.ok and f"past the log's head, which records event {seq - 1}" in report.message
