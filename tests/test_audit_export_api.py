@@ -20,6 +20,7 @@ from vault.client import Client, Credentials
 from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 from vault.web.console import create_console_app
+from vault.web.store.handlers import VERIFY_REUSE
 
 from .cli import cvault_env, run_cvault
 from .harness import Harness, User
@@ -105,6 +106,10 @@ async def test_the_store_verifies_its_log_for_a_caller_with_a_and_only_for_one(s
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(f"UPDATE store.audit_events SET actor = 'someone-else' WHERE seq = {seq}")
+    # The report of a minute ago is answered again (a caller in a loop costs one pass a minute); then a new pass.
+    r = await services.store("GET", acme.path("/audit/verify"), audit)
+    assert r.status == 200 and r.body["ok"] is True
+    services.store_clock.offset += VERIFY_REUSE
     r = await services.store("GET", acme.path("/audit/verify"), audit)
     assert r.status == 200 and r.body["ok"] is False
     assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).broken_seq in {
@@ -152,6 +157,7 @@ async def test_cvault_audit_export_and_verify_with_only_an_auditors_credentials(
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(f"DELETE FROM store.audit_events WHERE seq = {seq}")
+    services.store_clock.offset += VERIFY_REUSE  # past the served report's reuse window
     status, printed, err = await run_cvault("audit", "verify", env=env)
     assert status == 3, printed + err
     assert "BROKEN" in printed
@@ -192,6 +198,20 @@ async def test_concurrent_verifications_share_one_pass_over_the_log(services: Ha
     assert all(r.ok for r in reports) and len({r.checked for r in reports}) == 1
     assert repository.heads_read == 1
     assert (await queries.verify()).ok and repository.heads_read == 2  # a later call verifies afresh
+
+
+async def test_a_loop_of_verifications_costs_one_pass_per_reuse_window(services: Harness, pool: Pool) -> None:
+    await _two_orgs(services)
+    repository = _CountingRepository(pool, "store")
+    now = [1000.0]
+    queries = AuditQueries(repository, clock=lambda: now[0])
+    for _ in range(3):
+        assert (await queries.verify(reuse_for=60)).ok
+        now[0] += 10
+    assert repository.heads_read == 1
+    now[0] += 60
+    assert (await queries.verify(reuse_for=60)).ok and repository.heads_read == 2
+    assert (await queries.verify()).ok and repository.heads_read == 3  # without reuse_for, always a pass
 
 
 async def test_a_file_whose_events_run_past_its_heads_is_refused(services: Harness, pool: Pool) -> None:

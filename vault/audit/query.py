@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from vault.types import Clock
 
 from .chain import ChainReport, ChainVerifier, CheckpointVerifier, LogReport
 from .event import LEGACY_FORMAT, AuditEvent, AuditRecord
@@ -68,9 +71,11 @@ def row_json(row: Mapping[str, Any]) -> dict[str, Any]:
 class AuditQueries:
     """Queries, verification and export of a service's log (every chain of ``repository``'s)."""
 
-    def __init__(self, repository: AuditRepository) -> None:
+    def __init__(self, repository: AuditRepository, *, clock: Clock = time.time) -> None:
         self._repository = repository
+        self._clock = clock
         self._verifying: asyncio.Task[LogReport] | None = None
+        self._verified: tuple[float, LogReport] | None = None
 
     async def query(
         self,
@@ -164,13 +169,18 @@ class AuditQueries:
                 return verifier.finish()
         return verifier.finish(head)
 
-    async def verify(self) -> LogReport:
+    async def verify(self, *, reuse_for: float = 0) -> LogReport:
         """Recompute every hash of every chain, each up to its head as of the start, and check the chains
         against the last checkpoint; the report names each broken chain's first broken link.
 
         Callers that ask while a verification runs share its report: the store serves this to any caller
         with ``a``, and a verification reads the whole log, so N callers cost one pass, not N at once.
+        With ``reuse_for`` (seconds), a report that finished less than that long ago is answered again
+        instead of starting a pass: callers in a loop cost one pass per ``reuse_for``, not one after another.
         """
+        verified = self._verified
+        if reuse_for > 0 and verified is not None and 0 <= self._clock() - verified[0] < reuse_for:
+            return verified[1]
         if self._verifying is None or self._verifying.done():
             self._verifying = asyncio.ensure_future(self._verify())
         # Shielded: one caller going away does not cancel the others' verification.
@@ -196,7 +206,9 @@ class AuditQueries:
                 )
                 continue
             reports.append(await self._verify_chain(chain, heads[chain], checkpointed.get(chain)))
-        return LogReport(tuple(reports))
+        report = LogReport(tuple(reports))
+        self._verified = (self._clock(), report)
+        return report
 
     async def export(self, org: int | None = None) -> AsyncIterator[str]:
         """The log as an export file's lines (:mod:`vault.audit.export`), each ending in ``\\n``.
