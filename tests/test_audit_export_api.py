@@ -21,6 +21,7 @@ from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 from vault.web.console import create_console_app
 from vault.web.store.handlers import VERIFY_REUSE
+from vault.web.store.services import SERVICES_KEY
 
 from .cli import cvault_env, run_cvault
 from .harness import Harness, User
@@ -230,3 +231,17 @@ async def test_a_file_whose_events_run_past_its_heads_is_refused(services: Harne
     forged[index] = json.dumps(rewound) + "\n"
     report = verify_lines(forged)
     assert not report.ok and f"past the log's head, which records event {seq - 1}" in report.message
+
+
+async def test_exports_at_once_are_bounded(services: Harness) -> None:
+    acme, _ = await _two_orgs(services)
+    _, token = await _auditor(acme)
+    audit = await services.store_bundle(token, acme.auth)
+    queries = services.store_app[SERVICES_KEY].audit_queries
+    # Two exports running (held here as a slow reader would hold them): a third waits its turn.
+    with queries.export_slot(), queries.export_slot():
+        r = await services.store("GET", acme.path("/audit/export"), audit)
+        assert r.status == 429 and r.body["error"]["code"] == "rate_limited"
+    # A slot comes back when its export ends, also one that failed.
+    assert verify_lines(await _export(services, acme, audit)).ok
+    assert verify_lines(await _export(services, acme, audit)).ok

@@ -11,12 +11,14 @@ exported file can therefore be verified offline with :func:`verify_lines`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from vault.errors import RateLimited
 from vault.types import Clock
 
 from .chain import ChainReport, ChainVerifier, CheckpointVerifier, LogReport
@@ -28,6 +30,7 @@ __all__ = ["MAX_QUERY_LIMIT", "AuditQueries", "record_from_row", "row_json", "ve
 
 MAX_QUERY_LIMIT = 1000
 _PAGE = 1000
+_EXPORT_RETRY = 30  # seconds a caller refused an export slot is told to wait
 
 
 def record_from_row(row: Mapping[str, Any]) -> AuditRecord:
@@ -71,9 +74,11 @@ def row_json(row: Mapping[str, Any]) -> dict[str, Any]:
 class AuditQueries:
     """Queries, verification and export of a service's log (every chain of ``repository``'s)."""
 
-    def __init__(self, repository: AuditRepository, *, clock: Clock = time.time) -> None:
+    def __init__(self, repository: AuditRepository, *, clock: Clock = time.time, max_exports: int = 2) -> None:
         self._repository = repository
         self._clock = clock
+        self._max_exports = max_exports
+        self._exporting = 0
         self._verifying: asyncio.Task[LogReport] | None = None
         self._verified: tuple[float, LogReport] | None = None
 
@@ -209,6 +214,24 @@ class AuditQueries:
         report = LogReport(tuple(reports))
         self._verified = (self._clock(), report)
         return report
+
+    @contextlib.contextmanager
+    def export_slot(self) -> Iterator[None]:
+        """Hold one of ``max_exports`` places for an export; :class:`RateLimited` when all are taken.
+
+        Each export is a pass over the log (an org's too: its events are spread through it), and the
+        store serves them to any caller with ``a``: taken before the reply starts, so a refusal is a 429.
+        """
+        if self._exporting >= self._max_exports:
+            raise RateLimited(
+                f"{self._max_exports} audit exports are running on this store; try again when one has finished",
+                retry_after=_EXPORT_RETRY,
+            )
+        self._exporting += 1
+        try:
+            yield
+        finally:
+            self._exporting -= 1
 
     async def export(self, org: int | None = None) -> AsyncIterator[str]:
         """The log as an export file's lines (:mod:`vault.audit.export`), each ending in ``\\n``.

@@ -408,20 +408,22 @@ async def query_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.
 @guarded("audit.export", AUDIT)
 async def export_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     """The org's export file (docs/audit.md, "Export"), streamed: its events, the others' as skip lines."""
-    # Audited before the first byte: an export that cannot be audited is not served.
-    await _svc(request).audit.record(audit_event(ctx, "ok"))
-    response = web.StreamResponse(
-        headers={"Content-Type": "application/x-ndjson; charset=utf-8", "Cache-Control": "no-store"}
-    )
-    await response.prepare(request)
-    batch: list[str] = []
-    async for line in _svc(request).audit_queries.export(org=ctx.org_id):
-        batch.append(line)
-        if len(batch) >= _EXPORT_BATCH:
-            await response.write("".join(batch).encode("utf-8"))
-            batch.clear()
-    await response.write("".join(batch).encode("utf-8"))
-    await response.write_eof()
+    queries = _svc(request).audit_queries
+    with queries.export_slot():
+        # Audited before the first byte: an export that cannot be audited is not served.
+        await _svc(request).audit.record(audit_event(ctx, "ok"))
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/x-ndjson; charset=utf-8", "Cache-Control": "no-store"}
+        )
+        await response.prepare(request)
+        batch: list[str] = []
+        async for line in queries.export(org=ctx.org_id):
+            batch.append(line)
+            if len(batch) >= _EXPORT_BATCH:
+                await response.write("".join(batch).encode("utf-8"))
+                batch.clear()
+        await response.write("".join(batch).encode("utf-8"))
+        await response.write_eof()
     return response
 
 
