@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import os
 import smtplib
 import ssl
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from vault.config import is_loopback_host
 from vault.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -43,13 +43,6 @@ def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
     return message
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class SMTPRelay:
     """One SMTP conversation per message with ``host:port`` (``security``: ``starttls``, ``tls`` or ``none``)."""
 
@@ -67,7 +60,7 @@ class SMTPRelay:
     ) -> None:
         if security not in ("starttls", "tls", "none"):
             raise ValueError("security must be starttls, tls or none")
-        if security == "none" and not _is_loopback(host):
+        if security == "none" and not is_loopback_host(host):
             # vault.config refuses this too; a relay built directly must not fall back to plain text either.
             raise ValueError("security none (plain text) only for a relay on loopback")
         self._host = host
