@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import unused_port
 
 from vault.authority.invitations import VERIFICATION_RESEND
 from vault.config import Config, load_config
@@ -286,3 +287,19 @@ async def test_an_invitation_code_buys_one_message_a_minute(
     body = {"code": invitation["code"], "password": PASSWORD, "verification": first}
     await call(client, "POST", path, json=body, expect=404)
     await call(client, "POST", path, json={**body, "verification": second}, expect=200)
+
+
+async def test_a_message_the_relay_refused_can_be_asked_for_again_at_once(
+    make_client: AppFactory, database_url: str, master_key: MasterKey, mailbox: Mailbox
+) -> None:
+    down = await make_client(
+        config=_config(database_url, master_key, mailbox, smtp_url=f"smtp://127.0.0.1:{unused_port()}")
+    )
+    owner = await bootstrap_owner(down)
+    invitation = await _invite(down, owner.session, owner.org_id, "retry@example.com")
+    path = f"/v1/invitations/{invitation['id']}/accept"
+    await call(down, "POST", path, json={"code": invitation["code"]}, expect=503)
+    # Nothing was sent, so the one-a-minute rule does not apply: the relay back, the next ask is mailed.
+    up = await make_client(config=_config(database_url, master_key, mailbox))
+    await call(up, "POST", path, json={"code": invitation["code"]}, expect=202)
+    assert mailbox.code("retry@example.com") is not None

@@ -187,7 +187,12 @@ class Invitations:
             )
         registered = await self._accounts.is_registered(invitation.email)
         subject, body = _verification_mail(invitation, code, None if registered else verification)
-        await self._mailer.send(invitation.email, subject, body)
+        try:
+            await self._mailer.send(invitation.email, subject, body)
+        except Unavailable:
+            # Nothing went out: the code is void at once, and asking again need not wait VERIFICATION_RESEND.
+            await self._repo.set_verification(invitation_id, now, code_digest(code), code_digest(verification), now)
+            raise
         await self._audit.record(ctx, "invitation.verify", "ok", org=invitation.org_id, invitation=invitation.id)
 
     async def accept_with_code(
