@@ -134,7 +134,13 @@ async def test_cvault_audit_export_and_verify_with_only_an_auditors_credentials(
         }
     )
     out = tmp_path / "audit.jsonl"
+    # Someone else's link where the export writes first: followed, it would truncate and chmod its target.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    victim.chmod(0o644)
+    (tmp_path / ".audit.jsonl.partial").symlink_to(victim)
     status, _, err = await run_cvault("audit", "export", "-o", str(out), env=env)
+    assert victim.read_text() == "keep me\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
     assert status == 0, err
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert "wrote" in err and out.stat().st_size > 0
