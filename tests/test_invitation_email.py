@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -303,3 +305,21 @@ async def test_a_message_the_relay_refused_can_be_asked_for_again_at_once(
     up = await make_client(config=_config(database_url, master_key, mailbox))
     await call(up, "POST", path, json={"code": invitation["code"]}, expect=202)
     assert mailbox.code("retry@example.com") is not None
+
+
+async def test_mail_does_not_wait_for_the_threads_that_hash_passwords(mailbox: Mailbox) -> None:
+    # The default executor (password hashing) busy to the last thread: a message still goes out.
+    busy = threading.Event()
+    default = ThreadPoolExecutor(max_workers=1)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(default)
+    blocker = loop.run_in_executor(None, busy.wait)
+    try:
+        relay = SMTPRelay(mailbox.host, mailbox.port, security="none", sender="cvault@example.com")
+        # The bound only ends the test on a deadlock (the old code's); a send takes milliseconds.
+        await asyncio.wait_for(relay.send("free@example.com", "subject", "body"), 60)
+        assert len(mailbox.to("free@example.com")) == 1
+    finally:
+        busy.set()
+        await blocker
+        default.shutdown()

@@ -17,6 +17,7 @@ import os
 import smtplib
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from vault.config import Config
 
 __all__ = ["MailDirectory", "SMTPRelay", "mailer_from_config"]
+
+_MAIL_THREADS = 4  # SMTP conversations at once; more wait their turn
 
 
 def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
@@ -71,6 +74,9 @@ class SMTPRelay:
         self._password = password
         self._ca_file = ca_file
         self._timeout = timeout
+        # Its own threads: a slow relay (or a flood of invitations' messages) must not take the default
+        # executor's, which hash and check the passwords of every login.
+        self._executor = ThreadPoolExecutor(max_workers=_MAIL_THREADS, thread_name_prefix="cvault-smtp")
 
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
@@ -97,7 +103,8 @@ class SMTPRelay:
     async def send(self, to: str, subject: str, body: str) -> None:
         message = _message(self._sender, to, subject, body)
         try:
-            await asyncio.wait_for(asyncio.to_thread(self._send, to, message), self._timeout * 2)
+            sending = asyncio.get_running_loop().run_in_executor(self._executor, self._send, to, message)
+            await asyncio.wait_for(sending, self._timeout * 2)
         except (OSError, smtplib.SMTPException, TimeoutError) as exc:
             # The type only: smtplib's text can quote the relay's reply to our message.
             raise Unavailable(
