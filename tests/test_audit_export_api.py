@@ -20,6 +20,8 @@ from vault.client import Client, Credentials
 from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 from vault.web.console import create_console_app
+from vault.web.store.handlers import VERIFY_REUSE
+from vault.web.store.services import SERVICES_KEY
 
 from .cli import cvault_env, run_cvault
 from .harness import Harness, User
@@ -105,6 +107,10 @@ async def test_the_store_verifies_its_log_for_a_caller_with_a_and_only_for_one(s
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(f"UPDATE store.audit_events SET actor = 'someone-else' WHERE seq = {seq}")
+    # The report of a minute ago is answered again (a caller in a loop costs one pass a minute); then a new pass.
+    r = await services.store("GET", acme.path("/audit/verify"), audit)
+    assert r.status == 200 and r.body["ok"] is True
+    services.store_clock.offset += VERIFY_REUSE
     r = await services.store("GET", acme.path("/audit/verify"), audit)
     assert r.status == 200 and r.body["ok"] is False
     assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).broken_seq in {
@@ -128,7 +134,13 @@ async def test_cvault_audit_export_and_verify_with_only_an_auditors_credentials(
         }
     )
     out = tmp_path / "audit.jsonl"
+    # Someone else's link where the export writes first: followed, it would truncate and chmod its target.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    victim.chmod(0o644)
+    (tmp_path / ".audit.jsonl.partial").symlink_to(victim)
     status, _, err = await run_cvault("audit", "export", "-o", str(out), env=env)
+    assert victim.read_text() == "keep me\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
     assert status == 0, err
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert "wrote" in err and out.stat().st_size > 0
@@ -152,6 +164,7 @@ async def test_cvault_audit_export_and_verify_with_only_an_auditors_credentials(
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(f"DELETE FROM store.audit_events WHERE seq = {seq}")
+    services.store_clock.offset += VERIFY_REUSE  # past the served report's reuse window
     status, printed, err = await run_cvault("audit", "verify", env=env)
     assert status == 3, printed + err
     assert "BROKEN" in printed
@@ -192,3 +205,49 @@ async def test_concurrent_verifications_share_one_pass_over_the_log(services: Ha
     assert all(r.ok for r in reports) and len({r.checked for r in reports}) == 1
     assert repository.heads_read == 1
     assert (await queries.verify()).ok and repository.heads_read == 2  # a later call verifies afresh
+
+
+async def test_a_loop_of_verifications_costs_one_pass_per_reuse_window(services: Harness, pool: Pool) -> None:
+    await _two_orgs(services)
+    repository = _CountingRepository(pool, "store")
+    now = [1000.0]
+    queries = AuditQueries(repository, clock=lambda: now[0])
+    for _ in range(3):
+        assert (await queries.verify(reuse_for=60)).ok
+        now[0] += 10
+    assert repository.heads_read == 1
+    now[0] += 60
+    assert (await queries.verify(reuse_for=60)).ok and repository.heads_read == 2
+    assert (await queries.verify()).ok and repository.heads_read == 3  # without reuse_for, always a pass
+
+
+async def test_a_file_whose_events_run_past_its_heads_is_refused(services: Harness, pool: Pool) -> None:
+    await _two_orgs(services)
+    lines = [line async for line in AuditQueries(PgAuditRepository(pool, "store")).export()]
+    assert verify_lines(lines).ok
+    bodies = [json.loads(line) for line in lines]
+    index = next(i for i, b in enumerate(bodies) if b.get("kind") == "heads")
+    heads = bodies[index]
+    chain, seq, _ = heads["heads"][0]
+    assert seq >= 2
+    # The heads line rewound by one event (to that event's own hash): the file's last event is past it.
+    before = next(b for b in bodies if "kind" not in b and b["chain"] == chain and b["chain_seq"] == seq - 1)
+    rewound = {**heads, "heads": [[chain, seq - 1, before["hash"]], *heads["heads"][1:]]}
+    forged = [*lines]
+    forged[index] = json.dumps(rewound) + "\n"
+    report = verify_lines(forged)
+    assert not report.ok and f"past the log's head, which records event {seq - 1}" in report.message
+
+
+async def test_exports_at_once_are_bounded(services: Harness) -> None:
+    acme, _ = await _two_orgs(services)
+    _, token = await _auditor(acme)
+    audit = await services.store_bundle(token, acme.auth)
+    queries = services.store_app[SERVICES_KEY].audit_queries
+    # Two exports running (held here as a slow reader would hold them): a third waits its turn.
+    with queries.export_slot(), queries.export_slot():
+        r = await services.store("GET", acme.path("/audit/export"), audit)
+        assert r.status == 429 and r.body["error"]["code"] == "rate_limited"
+    # A slot comes back when its export ends, also one that failed.
+    assert verify_lines(await _export(services, acme, audit)).ok
+    assert verify_lines(await _export(services, acme, audit)).ok

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import unused_port
 
-from vault.config import Config
+from vault.authority.invitations import VERIFICATION_RESEND
+from vault.config import Config, load_config
 from vault.crypto.keyring import MasterKey
+from vault.errors import ConfigError
+from vault.mail import SMTPRelay
 
 from .authority_support import (
     PASSWORD,
@@ -158,7 +165,10 @@ async def test_the_relay_is_reached_over_tls(
         # The relay's certificate is checked: a CA that did not sign it refuses the conversation.
         other = _config(database_url, master_key, relay, smtp_security=security, **login_settings)
         untrusting = await make_client(config=other)
+        invitation = await _invite(client, owner.session, owner.org_id, "tls2@example.com")
+        path = f"/v1/invitations/{invitation['id']}/accept"
         await call(untrusting, "POST", path, json={"code": invitation["code"]}, expect=503)
+        assert relay.code("tls2@example.com") is None
 
 
 async def test_a_relay_without_starttls_is_not_used_in_plain_text(
@@ -217,3 +227,99 @@ async def test_the_cli_creates_an_invited_account_with_the_mailed_code(
             "carol", "login", "--email", "carol@example.com", "--password-stdin", stdin=HARNESS_PASSWORD + "\n"
         )
         assert status == 0, (out, err)
+
+
+@pytest.mark.parametrize("host", ["mail.example.com", "192.0.2.25"])
+def test_plain_text_mail_only_to_a_loopback_relay(host: str) -> None:
+    env = {"CVAULT_SMTP_URL": f"smtp://{host}:25", "CVAULT_SMTP_SECURITY": "none"}
+    with pytest.raises(ConfigError, match="loopback"):
+        load_config(env=env)
+    with pytest.raises(ValueError, match="loopback"):
+        SMTPRelay(host, 25, security="none", sender="cvault@example.com")
+    # On loopback, or with TLS, the same relay settings load.
+    assert load_config(env={**env, "CVAULT_SMTP_URL": "smtp://127.0.0.1:25"}).smtp_security == "none"
+    assert load_config(env={**env, "CVAULT_SMTP_SECURITY": "starttls"}).smtp_url == f"smtp://{host}:25"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "alice@example.com,eve@evil.test",
+        "eve@evil.test<alice@example.com>",
+        "alice@example.com;eve@evil.test",
+        '"eve@evil.test"@example.com',
+        "alice@example.com\x00",
+    ],
+)
+async def test_an_invitation_names_one_bare_address(mail_client: Client, mailbox: Mailbox, email: str) -> None:
+    # Else the verification code goes to an address other than the account's (eve proves hers, gets alice's name).
+    owner = await bootstrap_owner(mail_client)
+    refused = await call(
+        mail_client,
+        "POST",
+        f"/v1/orgs/{owner.org_id}/invitations",
+        json={"email": email, "role": "reader"},
+        headers=bearer(owner.session),
+        expect=400,
+    )
+    assert refused["error"]["code"] == "bad_request"
+    assert mailbox.messages == []
+
+
+async def test_an_invitation_code_buys_one_message_a_minute(
+    make_client: AppFactory, database_url: str, master_key: MasterKey, mailbox: Mailbox
+) -> None:
+    now = [time.time()]
+    client = await make_client(config=_config(database_url, master_key, mailbox), clock=lambda: now[0])
+    owner = await bootstrap_owner(client)
+    invitation = await _invite(client, owner.session, owner.org_id, "flooded@example.com")
+    path = f"/v1/invitations/{invitation['id']}/accept"
+    await call(client, "POST", path, json={"code": invitation["code"]}, expect=202)
+    first = mailbox.code("flooded@example.com")
+    # Asking again at once mails nothing and keeps the code that went out.
+    for _ in range(3):
+        response = await client.post(path, json={"code": invitation["code"]})
+        assert response.status == 429 and response.headers["Retry-After"] == str(VERIFICATION_RESEND)
+    assert len(mailbox.to("flooded@example.com")) == 1
+    now[0] += VERIFICATION_RESEND + 1
+    await call(client, "POST", path, json={"code": invitation["code"]}, expect=202)
+    second = mailbox.code("flooded@example.com")
+    assert len(mailbox.to("flooded@example.com")) == 2 and second != first
+    # Only the newest code creates the account.
+    body = {"code": invitation["code"], "password": PASSWORD, "verification": first}
+    await call(client, "POST", path, json=body, expect=404)
+    await call(client, "POST", path, json={**body, "verification": second}, expect=200)
+
+
+async def test_a_message_the_relay_refused_can_be_asked_for_again_at_once(
+    make_client: AppFactory, database_url: str, master_key: MasterKey, mailbox: Mailbox
+) -> None:
+    down = await make_client(
+        config=_config(database_url, master_key, mailbox, smtp_url=f"smtp://127.0.0.1:{unused_port()}")
+    )
+    owner = await bootstrap_owner(down)
+    invitation = await _invite(down, owner.session, owner.org_id, "retry@example.com")
+    path = f"/v1/invitations/{invitation['id']}/accept"
+    await call(down, "POST", path, json={"code": invitation["code"]}, expect=503)
+    # Nothing was sent, so the one-a-minute rule does not apply: the relay back, the next ask is mailed.
+    up = await make_client(config=_config(database_url, master_key, mailbox))
+    await call(up, "POST", path, json={"code": invitation["code"]}, expect=202)
+    assert mailbox.code("retry@example.com") is not None
+
+
+async def test_mail_does_not_wait_for_the_threads_that_hash_passwords(mailbox: Mailbox) -> None:
+    # The default executor (password hashing) busy to the last thread: a message still goes out.
+    busy = threading.Event()
+    default = ThreadPoolExecutor(max_workers=1)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(default)
+    blocker = loop.run_in_executor(None, busy.wait)
+    try:
+        relay = SMTPRelay(mailbox.host, mailbox.port, security="none", sender="cvault@example.com")
+        # The bound only ends the test on a deadlock (the old code's); a send takes milliseconds.
+        await asyncio.wait_for(relay.send("free@example.com", "subject", "body"), 60)
+        assert len(mailbox.to("free@example.com")) == 1
+    finally:
+        busy.set()
+        await blocker
+        default.shutdown()

@@ -44,6 +44,7 @@ __all__ = [
     "CLIENT_VARIABLES",
     "Config",
     "default_sql_dir",
+    "is_loopback_host",
     "load_client_config",
     "load_config",
     "previous_master_keys",
@@ -307,6 +308,27 @@ def _email_address(value: object, key: str) -> str:
     return text
 
 
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address: traffic to it never leaves the machine."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_smtp_security(values: Mapping[str, object]) -> None:
+    """Plain-text SMTP (the verification codes in clear, and any relay login) only to a relay on loopback."""
+    url = values.get("smtp_url")
+    if not isinstance(url, str) or values.get("smtp_security", Config.smtp_security) != "none":
+        return
+    host = urlsplit(url).hostname or ""
+    if not is_loopback_host(host):
+        raise ConfigError(
+            f"CVAULT_SMTP_SECURITY none sends mail in plain text: only for a relay on loopback, not {host}; "
+            "use starttls or tls"
+        )
+
+
 def _url(value: object, key: str) -> str:
     text = _text(value, key)
     parts = urlsplit(text)
@@ -549,6 +571,8 @@ def load_config(
         if "master_key_previous" in values:
             raise ConfigError("set either CVAULT_MASTER_KEY_PREVIOUS or CVAULT_MASTER_KEY_PREVIOUS_FILE, not both")
         values["master_key_previous"] = read_master_key_file(previous_file, "CVAULT_MASTER_KEY_PREVIOUS_FILE")
+
+    _check_smtp_security(values)
 
     # With TLS on, the published URLs (and so the token locations) default to https.
     if "tls_cert_file" in values:

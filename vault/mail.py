@@ -17,11 +17,13 @@ import os
 import smtplib
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from vault.config import is_loopback_host
 from vault.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from vault.config import Config
 
 __all__ = ["MailDirectory", "SMTPRelay", "mailer_from_config"]
+
+_MAIL_THREADS = 4  # SMTP conversations at once; more wait their turn
 
 
 def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
@@ -59,6 +63,9 @@ class SMTPRelay:
     ) -> None:
         if security not in ("starttls", "tls", "none"):
             raise ValueError("security must be starttls, tls or none")
+        if security == "none" and not is_loopback_host(host):
+            # vault.config refuses this too; a relay built directly must not fall back to plain text either.
+            raise ValueError("security none (plain text) only for a relay on loopback")
         self._host = host
         self._port = port
         self._security = security
@@ -67,11 +74,14 @@ class SMTPRelay:
         self._password = password
         self._ca_file = ca_file
         self._timeout = timeout
+        # Its own threads: a slow relay (or a flood of invitations' messages) must not take the default
+        # executor's, which hash and check the passwords of every login.
+        self._executor = ThreadPoolExecutor(max_workers=_MAIL_THREADS, thread_name_prefix="cvault-smtp")
 
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
 
-    def _send(self, message: EmailMessage) -> None:
+    def _send(self, to: str, message: EmailMessage) -> None:
         if self._security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
                 self._host, self._port, timeout=self._timeout, context=self._context()
@@ -87,12 +97,14 @@ class SMTPRelay:
                 smtp.ehlo()
             if self._username is not None:
                 smtp.login(self._username, self._password or "")
-            smtp.send_message(message)
+            # The one recipient named, never the addresses a header might be parsed into.
+            smtp.send_message(message, from_addr=self._sender, to_addrs=[to])
 
     async def send(self, to: str, subject: str, body: str) -> None:
         message = _message(self._sender, to, subject, body)
         try:
-            await asyncio.wait_for(asyncio.to_thread(self._send, message), self._timeout * 2)
+            sending = asyncio.get_running_loop().run_in_executor(self._executor, self._send, to, message)
+            await asyncio.wait_for(sending, self._timeout * 2)
         except (OSError, smtplib.SMTPException, TimeoutError) as exc:
             # The type only: smtplib's text can quote the relay's reply to our message.
             raise Unavailable(

@@ -234,6 +234,12 @@ class ChainVerifier:
                     f"{gap} missing (deleted?): the log's head records event {head_seq} "
                     f"but the chain ends at event {self._last_seq}",
                 )
+            if head_seq < self._last_seq:
+                # Only a file can do this (the database is read up to the head): its heads line and events disagree.
+                return self.fail(
+                    head_seq + 1,
+                    f"event {head_seq + 1} is past the log's head, which records event {head_seq}",
+                )
             if head_seq == self._last_seq and not hmac.compare_digest(head_hash, self._last_hash):
                 return self.fail(head_seq, f"event {head_seq}: hash does not match the hash the log's head recorded")
         if self._checkpoint is not None and self._checkpoint[0] > self._last_seq:

@@ -11,10 +11,15 @@ exported file can therefore be verified offline with :func:`verify_lines`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from vault.errors import RateLimited
+from vault.types import Clock
 
 from .chain import ChainReport, ChainVerifier, CheckpointVerifier, LogReport
 from .event import LEGACY_FORMAT, AuditEvent, AuditRecord
@@ -25,6 +30,7 @@ __all__ = ["MAX_QUERY_LIMIT", "AuditQueries", "record_from_row", "row_json", "ve
 
 MAX_QUERY_LIMIT = 1000
 _PAGE = 1000
+_EXPORT_RETRY = 30  # seconds a caller refused an export slot is told to wait
 
 
 def record_from_row(row: Mapping[str, Any]) -> AuditRecord:
@@ -68,9 +74,13 @@ def row_json(row: Mapping[str, Any]) -> dict[str, Any]:
 class AuditQueries:
     """Queries, verification and export of a service's log (every chain of ``repository``'s)."""
 
-    def __init__(self, repository: AuditRepository) -> None:
+    def __init__(self, repository: AuditRepository, *, clock: Clock = time.time, max_exports: int = 2) -> None:
         self._repository = repository
+        self._clock = clock
+        self._max_exports = max_exports
+        self._exporting = 0
         self._verifying: asyncio.Task[LogReport] | None = None
+        self._verified: tuple[float, LogReport] | None = None
 
     async def query(
         self,
@@ -164,13 +174,18 @@ class AuditQueries:
                 return verifier.finish()
         return verifier.finish(head)
 
-    async def verify(self) -> LogReport:
+    async def verify(self, *, reuse_for: float = 0) -> LogReport:
         """Recompute every hash of every chain, each up to its head as of the start, and check the chains
         against the last checkpoint; the report names each broken chain's first broken link.
 
         Callers that ask while a verification runs share its report: the store serves this to any caller
         with ``a``, and a verification reads the whole log, so N callers cost one pass, not N at once.
+        With ``reuse_for`` (seconds), a report that finished less than that long ago is answered again
+        instead of starting a pass: callers in a loop cost one pass per ``reuse_for``, not one after another.
         """
+        verified = self._verified
+        if reuse_for > 0 and verified is not None and 0 <= self._clock() - verified[0] < reuse_for:
+            return verified[1]
         if self._verifying is None or self._verifying.done():
             self._verifying = asyncio.ensure_future(self._verify())
         # Shielded: one caller going away does not cancel the others' verification.
@@ -196,7 +211,27 @@ class AuditQueries:
                 )
                 continue
             reports.append(await self._verify_chain(chain, heads[chain], checkpointed.get(chain)))
-        return LogReport(tuple(reports))
+        report = LogReport(tuple(reports))
+        self._verified = (self._clock(), report)
+        return report
+
+    @contextlib.contextmanager
+    def export_slot(self) -> Iterator[None]:
+        """Hold one of ``max_exports`` places for an export; :class:`RateLimited` when all are taken.
+
+        Each export is a pass over the log (an org's too: its events are spread through it), and the
+        store serves them to any caller with ``a``: taken before the reply starts, so a refusal is a 429.
+        """
+        if self._exporting >= self._max_exports:
+            raise RateLimited(
+                f"{self._max_exports} audit exports are running on this store; try again when one has finished",
+                retry_after=_EXPORT_RETRY,
+            )
+        self._exporting += 1
+        try:
+            yield
+        finally:
+            self._exporting -= 1
 
     async def export(self, org: int | None = None) -> AsyncIterator[str]:
         """The log as an export file's lines (:mod:`vault.audit.export`), each ending in ``\\n``.

@@ -15,6 +15,7 @@ __all__ = ["Accounts", "check_email", "check_password", "new_org_id"]
 
 
 MIN_PASSWORD_CHARS = 8
+_ADDRESS_SYNTAX = frozenset('()<>[]:;,\\"')
 # Who creates an account outside a request: the operator, on this machine (``cvault bootstrap``).
 _LOCAL: RequestContext[None] = RequestContext(client_addr="local")
 
@@ -29,7 +30,15 @@ def check_email(email: object) -> str:
         raise BadRequest("email must be an address like someone@example.com")
     email = normalize_email(email)
     local, at, domain = email.partition("@")
-    if not at or not local or "." not in domain or any(ch.isspace() for ch in email):
+    if (
+        not at
+        or not local
+        or "." not in domain
+        or "@" in domain
+        # One bare address: what the mail relay is told to deliver to must be the address an account is
+        # created for, so no lists, display names, comments, quotes or control characters.
+        or any(ch.isspace() or not ch.isprintable() or ch in _ADDRESS_SYNTAX for ch in email)
+    ):
         raise BadRequest("email must be an address like someone@example.com")
     return email
 

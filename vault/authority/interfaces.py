@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from vault.macaroon import SigningKey
 from vault.types import BeforeCommit
@@ -123,9 +123,12 @@ class InvitationRepository(Protocol):
         code_digest: bytes,
         verification_digest: bytes,
         expires_at: dt.datetime,
-    ) -> Invitation | None:
+        *,
+        resend_after: dt.datetime | None = None,
+    ) -> Invitation | Literal["recent"] | None:
         """Give a pending invitation whose code this is a new email verification code (replacing any);
-        None when there is no such pending invitation."""
+        None when there is no such pending invitation; ``"recent"``, changing nothing, when its current
+        code expires after ``resend_after`` (it was mailed too recently to mail another)."""
 
 
 class Mailer(Protocol):

@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import uuid
 
-from vault.errors import BadRequest, NotFound, Unavailable
+from vault.errors import BadRequest, NotFound, RateLimited, Unavailable
 from vault.types import BeforeCommit, Clock, Random, RequestContext, utc
 
 from .accounts import Accounts, check_email, check_password
@@ -34,10 +34,21 @@ from .records import Invitation
 from .roles import Role
 from .sessions import Sessions
 
-__all__ = ["CODE_PREFIX", "INVITATION_TTL", "VERIFICATION_PREFIX", "VERIFICATION_TTL", "Invitations", "code_digest"]
+__all__ = [
+    "CODE_PREFIX",
+    "INVITATION_TTL",
+    "VERIFICATION_PREFIX",
+    "VERIFICATION_RESEND",
+    "VERIFICATION_TTL",
+    "Invitations",
+    "code_digest",
+]
 
 INVITATION_TTL = 7 * 86400
 VERIFICATION_TTL = 3600
+# Seconds before the same invitation's code may be mailed again: whoever holds the invitation code
+# (its inviter too) must not turn the authority into a mail cannon aimed at the invited address.
+VERIFICATION_RESEND = 60
 CODE_PREFIX = "cvi_"
 VERIFICATION_PREFIX = "cvm_"
 NO_MAIL = (
@@ -155,15 +166,33 @@ class Invitations:
         if self._mailer is None:
             raise Unavailable(NO_MAIL)
         verification = _new_code(VERIFICATION_PREFIX, self._random)
-        expires = self._now() + dt.timedelta(seconds=VERIFICATION_TTL)
+        now = self._now()
+        expires = now + dt.timedelta(seconds=VERIFICATION_TTL)
         invitation = await self._repo.set_verification(
-            invitation_id, self._now(), code_digest(code), code_digest(verification), expires
+            invitation_id,
+            now,
+            code_digest(code),
+            code_digest(verification),
+            expires,
+            # A code mailed less than VERIFICATION_RESEND ago expires after this: keep it, send nothing.
+            resend_after=expires - dt.timedelta(seconds=VERIFICATION_RESEND),
         )
         if invitation is None:
             raise NotFound(NOT_FOUND)
+        if invitation == "recent":
+            raise RateLimited(
+                f"a verification message for this invitation went out less than {VERIFICATION_RESEND} seconds ago; "
+                "check the mailbox, or ask again later",
+                retry_after=VERIFICATION_RESEND,
+            )
         registered = await self._accounts.is_registered(invitation.email)
         subject, body = _verification_mail(invitation, code, None if registered else verification)
-        await self._mailer.send(invitation.email, subject, body)
+        try:
+            await self._mailer.send(invitation.email, subject, body)
+        except Unavailable:
+            # Nothing went out: the code is void at once, and asking again need not wait VERIFICATION_RESEND.
+            await self._repo.set_verification(invitation_id, now, code_digest(code), code_digest(verification), now)
+            raise
         await self._audit.record(ctx, "invitation.verify", "ok", org=invitation.org_id, invitation=invitation.id)
 
     async def accept_with_code(

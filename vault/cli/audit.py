@@ -176,7 +176,10 @@ def run_export(args: argparse.Namespace) -> int:
     # Written beside the target and renamed once whole: a failed export leaves no file that looks like one,
     # and the log (who read what) is readable by its owner only.
     partial = args.output.with_name(f".{args.output.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A fresh file, never one already there: in a shared directory `.FILE.partial` could be another user's
+    # symlink, which O_TRUNC and fchmod would follow to a file of ours.
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:

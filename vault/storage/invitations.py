@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -95,7 +95,9 @@ class PgInvitationRepository:
         code_digest: bytes,
         verification_digest: bytes,
         expires_at: dt.datetime,
-    ) -> Invitation | None:
+        *,
+        resend_after: dt.datetime | None = None,
+    ) -> Invitation | Literal["recent"] | None:
         async with change_transaction(self._pool) as conn:
             row = await conn.fetchrow(
                 _SELECT + " WHERE i.id = $1 AND i.accepted_at IS NULL AND i.expires_at > $2 FOR UPDATE OF i",
@@ -104,6 +106,9 @@ class PgInvitationRepository:
             )
             if row is None or not hmac.compare_digest(bytes(row["code_digest"]), code_digest):
                 return None
+            current = row["verification_expires_at"]
+            if resend_after is not None and current is not None and current > resend_after:
+                return "recent"
             await conn.execute(
                 "UPDATE authority.invitations SET verification_digest = $2, verification_expires_at = $3 WHERE id = $1",
                 invitation_id,

@@ -191,7 +191,7 @@ async def open_store(
             control=control,
             secrets=secrets,
             audit=log,
-            audit_queries=AuditQueries(audit_repo),
+            audit_queries=AuditQueries(audit_repo, clock=clock),
             keys=directory,
             orgs=org_table,
             clock=clock,
