@@ -226,3 +226,35 @@ def test_every_vault_route_is_in_the_openapi_paths() -> None:
         assert path in paths, path
         if route.method != "*":  # the KV routes dispatch on the method themselves (LIST too)
             assert route.method.lower() in paths[path], (path, route.method)
+
+
+def test_kv_paths_under_both_mounts() -> None:
+    from vault.store.mounts import KVPath, kv_path
+
+    assert kv_path("acme/prod/data/db/creds", "acme") == KVPath("prod", "data", "db/creds")
+    assert kv_path("prod/data/db/creds", "acme") == KVPath("prod", "data", "db/creds")
+    assert kv_path("/prod/metadata/", "acme") == KVPath("prod", "metadata", "")
+    assert kv_path("acme/prod/config", "acme") == KVPath("prod", "config", "")
+    # Another org's slug is not this token's: read as a one-segment vault "other", with no KV kind after it.
+    assert kv_path("other/prod/data/x", "acme") is None
+    assert kv_path("sys/data/x", "acme") is None and kv_path("prod", "acme") is None
+    assert kv_path("prod/config/x", None) is None
+
+
+def test_subkeys_keep_keys_not_values() -> None:
+    from vault.store.kv_fields import subkeys
+
+    value = {"a": "1", "b": {"c": {"d": "x"}, "e": []}, "f": {}}
+    assert subkeys(value) == {"a": None, "b": {"c": {"d": None}, "e": None}, "f": None}
+    assert subkeys(value, 1) == {"a": None, "b": None, "f": None}
+    assert subkeys(value, 2) == {"a": None, "b": {"c": None, "e": None}, "f": None}
+
+
+def test_max_versions_as_text() -> None:
+    from vault.errors import BadRequest
+    from vault.store.kv_fields import check_max_versions
+
+    assert check_max_versions("7") == 7 and check_max_versions(0) == 0
+    for bad in ("7x", "1001", "-1", "", True, 1.5):
+        with pytest.raises(BadRequest):
+            check_max_versions(bad)

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vault.errors import VaultError
+from vault.errors import InvalidToken, NotFound, Unauthorized, VaultError
 from vault.macaroon import parse_bundle
 from vault.store.mounts import mount_org
 from vault.store.names import check_vault_name
@@ -94,10 +94,20 @@ async def token_org(services: StoreServices, headers: Mapping[str, str]) -> int 
     return root.org_id if root is not None else None
 
 
-async def mount_of(request: web.Request, slug: str) -> int:
-    """The org a mount's slug names for this request's token (NotFound for a slug no enrolment recorded)."""
+async def mount_of(request: web.Request, slug: str | None) -> int:
+    """The org a mount names for this request's token: the slug's (``<slug>/<vault>``), or the token's own for a
+    one-segment mount (``<vault>``). No such org is Vault's 403 for "no mount here"."""
     services = services_of(request)
-    return mount_org(slug, await token_org(services, request.headers), await services.orgs.orgs_with_slug(slug))
+    own = await token_org(services, request.headers)
+    if slug is None:
+        if own is None:
+            vault_credentials(request.headers)  # a missing token says so (still a 403 to Vault clients)
+            raise InvalidToken()
+        return own
+    try:
+        return mount_org(slug, own, await services.orgs.orgs_with_slug(slug))
+    except NotFound:
+        raise Unauthorized(f"no org with slug {slug!r} is enrolled at this store") from None
 
 
 async def guard(
@@ -108,17 +118,24 @@ async def guard(
     *,
     secret: str | None = None,
 ) -> web.StreamResponse:
-    """Run a KV handler for ``<slug>/<vault>`` through the store's guard, with ``vault=`` and ``secret=``."""
+    """Run a KV handler for ``<slug>/<vault>`` or ``<vault>`` through the store's guard, with ``vault=`` and
+    ``secret=``. A missing vault is Vault's 403 for a missing mount; a missing secret in it stays a 404."""
     vault = check_vault_name(request.match_info["vault"])
-    org_id = await mount_of(request, request.match_info["slug"])
+    org_id = await mount_of(request, request.match_info.get("slug"))
     bound: GuardedHandler = partial(handler, vault=vault, secret=secret)
-    return await run_guarded(
-        request,
-        bound,
-        org_id=org_id,
-        operation=operation,
-        action=action,
-        vault=vault,
-        secret=secret,
-        credentials_of=vault_credentials,
-    )
+    try:
+        return await run_guarded(
+            request,
+            bound,
+            org_id=org_id,
+            operation=operation,
+            action=action,
+            vault=vault,
+            secret=secret,
+            credentials_of=vault_credentials,
+        )
+    except NotFound:
+        # Only after the token verified (the guard raises no NotFound before): the refusal is audited.
+        if not await services_of(request).kv.has_vault(org_id, vault):
+            raise Unauthorized(f"no vault {vault!r}") from None
+        raise
