@@ -225,11 +225,14 @@ def create_store_app(
             app[POOL_KEY] = db
             opening = open_store(config, pool=db, clock=clock, random=random, metrics=metrics)
             app[SERVICES_KEY] = await stack.enter_async_context(opening)
+            # On the sub-app too: services_of finds them there without a chained lookup (the Vault read's path).
+            vault_app[SERVICES_KEY] = app[SERVICES_KEY]
             yield
 
+    vault_app = create_vault_kv_app()
     app.cleanup_ctx.append(resources)
     handlers.add_routes(app)
     add_openapi(app, spec(config.store_url))
     # The Vault-compatible API (docs/vault-compat.md): same guard, services and audit.
-    app.add_subapp("/vault", create_vault_kv_app())
+    app.add_subapp("/vault", vault_app)
     return app

@@ -10,16 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from aiohttp import web
 
 from vault.errors import InvalidToken, NotFound, Unauthorized, VaultError
-from vault.macaroon import parse_bundle
 from vault.store.mounts import mount_org
 from vault.store.names import check_vault_name
-from vault.store.tokens import key_id_from_kid
 
 from ..common import origin, required_credential
 from .guard import GuardedHandler, run_guarded
@@ -37,13 +35,13 @@ __all__ = [
 ]
 
 _JSON = "application/json"
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def vault_json(body: Any, status: int = 200) -> web.Response:
-    # Exactly "application/json": hvac reads an error body only when the header is that string.
-    return web.Response(
-        body=json.dumps(body).encode(), status=status, headers={"Content-Type": _JSON, "Cache-Control": "no-store"}
-    )
+    # Exactly "application/json" (a bytes body gets no charset): hvac reads an error body only when the header
+    # is that string.
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type=_JSON, headers=_NO_STORE)
 
 
 def render_vault_error(request: web.Request, status: int, code: str, message: str) -> web.StreamResponse:
@@ -74,8 +72,14 @@ def rfc3339(value: dt.datetime | int | None) -> str:
     if value is None:
         return ""
     if isinstance(value, int):
-        value = dt.datetime.fromtimestamp(value, dt.UTC)
+        return _rfc3339_seconds(value)
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@lru_cache(maxsize=256)
+def _rfc3339_seconds(value: int) -> str:
+    # Every read formats its version's creation time: the same few secrets' times, over and over.
+    return dt.datetime.fromtimestamp(value, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def vault_credentials(headers: Mapping[str, str]) -> str:
@@ -86,12 +90,10 @@ def vault_credentials(headers: Mapping[str, str]) -> str:
 async def token_org(services: StoreServices, headers: Mapping[str, str]) -> int | None:
     """The org whose root key signed the request's store token, unverified: it only picks the org to verify in."""
     try:
-        token = parse_bundle(vault_credentials(headers)).permission_token(services.tokens.location)
-        key_id = key_id_from_kid(token.nonce.kid)
+        credentials = vault_credentials(headers)
     except VaultError:
         return None
-    root = services.keys.cached(key_id) or await services.keys.load(key_id)
-    return root.org_id if root is not None else None
+    return await services.tokens.claimed_org(credentials)
 
 
 async def mount_of(request: web.Request, slug: str | None) -> int:
