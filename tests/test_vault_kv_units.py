@@ -258,3 +258,23 @@ def test_max_versions_as_text() -> None:
     for bad in ("7x", "1001", "-1", "", True, 1.5):
         with pytest.raises(BadRequest):
             check_max_versions(bad)
+
+
+def test_the_read_reply_is_the_envelope_written_out() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from vault.web.store.vault_reply import envelope, read_reply
+
+    request = make_mocked_request("GET", "/vault/v1/acme/prod/data/x")
+    data = {"password": 'a"b\\c\u00e9', "n": {"k": [1, None]}}
+    reply = read_reply(request, data, "2026-01-02T03:04:05Z", 7)
+    assert reply.content_type == "application/json" and reply.headers["Cache-Control"] == "no-store"
+    assert reply.body is not None
+    metadata = {
+        "created_time": "2026-01-02T03:04:05Z",
+        "custom_metadata": None,
+        "deletion_time": "",
+        "destroyed": False,
+        "version": 7,
+    }
+    assert json.loads(bytes(reply.body)) == envelope(request, {"data": data, "metadata": metadata})

@@ -39,7 +39,7 @@ from ..common import RENDERER_KEY, int_param, read_json
 from .guard import idempotency_key, record_failure
 from .services import StoreServices, services_of
 from .vault_kv_openapi import MERGE_PATCH
-from .vault_reply import envelope, guard, render_vault_error, rfc3339, vault_json
+from .vault_reply import envelope, guard, read_reply, render_vault_error, rfc3339, vault_json
 from .vault_sys import add_sys_routes
 
 __all__ = ["CAS_MISMATCH", "CAS_REQUIRED", "create_vault_kv_app", "render_vault_error"]
@@ -87,7 +87,8 @@ def _cas(options: object) -> int | None:
 
 
 async def _read(request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str) -> web.StreamResponse:
-    version = int_param(request, "version", minimum=0) or None  # Vault: 0 is the latest
+    # Vault: 0 is the latest. Most reads ask for it: no query to parse.
+    version = (int_param(request, "version", minimum=0) or None) if request.query_string else None
     services = _svc(request)
     try:
         r = await services.secrets.read(ctx, vault, secret, version=version)
@@ -100,8 +101,7 @@ async def _read(request: web.Request, ctx: RequestContext[Caller], *, vault: str
         await record_failure(request, ctx, exc, vault, secret)
         body = {"data": None, "metadata": _version_metadata(info.created_at, info.version, info)}
         return vault_json(envelope(request, body), 404)
-    data = {"data": kv_value(r.value), "metadata": _version_metadata(r.created_at_unix, r.version)}
-    return vault_json(envelope(request, data))
+    return read_reply(request, kv_value(r.value), rfc3339(r.created_at_unix), r.version)
 
 
 async def _store(
@@ -369,7 +369,9 @@ async def kv_route(request: web.Request) -> web.StreamResponse:
     """``/v1/[<slug>/]<vault>/<kind>/<path>``: dispatch on kind and method (``LIST`` included)."""
     kind, method = request.match_info["kind"], request.method
     path = request.match_info.get("path", "")
-    is_list = method == "LIST" or (method == "GET" and request.query.get("list") in ("true", "1"))
+    is_list = method == "LIST" or (
+        method == "GET" and bool(request.query_string) and request.query.get("list") in ("true", "1")
+    )
     if kind == "metadata" and is_list:
         return await guard(request, _list, "secrets.list", READ)
     if not path:

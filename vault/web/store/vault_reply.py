@@ -27,6 +27,8 @@ __all__ = [
     "envelope",
     "guard",
     "mount_of",
+    "presented",
+    "read_reply",
     "render_vault_error",
     "rfc3339",
     "token_org",
@@ -68,6 +70,17 @@ def envelope(request: web.Request, data: Any) -> dict[str, Any]:
     }
 
 
+def read_reply(request: web.Request, data: dict[str, Any], created: str, version: int) -> web.Response:
+    """A KV read's reply: :func:`envelope` around ``{data, metadata}``, written out directly (the hot path)."""
+    body = (
+        f'{{"request_id": {json.dumps(origin(request).request_id or "")}, "lease_id": "", "renewable": false, '
+        f'"lease_duration": 0, "data": {{"data": {json.dumps(data)}, "metadata": {{"created_time": "{created}", '
+        f'"custom_metadata": null, "deletion_time": "", "destroyed": false, "version": {int(version)}}}}}, '
+        '"wrap_info": null, "warnings": null, "auth": null}'
+    )
+    return web.Response(body=body.encode(), content_type=_JSON, headers=_NO_STORE)
+
+
 def rfc3339(value: dt.datetime | int | None) -> str:
     if value is None:
         return ""
@@ -87,27 +100,32 @@ def vault_credentials(headers: Mapping[str, str]) -> str:
     return required_credential(headers, vault_token=True)
 
 
-async def token_org(services: StoreServices, headers: Mapping[str, str]) -> int | None:
-    """The org whose root key signed the request's store token, unverified: it only picks the org to verify in."""
+def presented(headers: Mapping[str, str]) -> str | None:
+    """The bundle the request presents, or ``None`` (missing or malformed: the guard says which, and audits it)."""
     try:
-        credentials = vault_credentials(headers)
+        return vault_credentials(headers)
     except VaultError:
         return None
-    return await services.tokens.claimed_org(credentials)
 
 
-async def mount_of(request: web.Request, slug: str | None) -> int:
+async def token_org(services: StoreServices, credentials: str | None) -> int | None:
+    """The org whose root key signed the request's store token, unverified: it only picks the org to verify in."""
+    return None if credentials is None else await services.tokens.claimed_org(credentials)
+
+
+async def mount_of(request: web.Request, slug: str | None, credentials: str | None) -> int:
     """The org a mount names for this request's token: the slug's (``<slug>/<vault>``), or the token's own for a
     one-segment mount (``<vault>``). No such org is Vault's 403 for "no mount here"."""
     services = services_of(request)
-    own = await token_org(services, request.headers)
+    own = await token_org(services, credentials)
     if slug is None:
         if own is None:
             vault_credentials(request.headers)  # a missing token says so (still a 403 to Vault clients)
             raise InvalidToken()
         return own
+    ids = services.orgs.cached_orgs_with_slug(slug)
     try:
-        return mount_org(slug, own, await services.orgs.orgs_with_slug(slug))
+        return mount_org(slug, own, ids if ids is not None else await services.orgs.orgs_with_slug(slug))
     except NotFound:
         raise Unauthorized(f"no org with slug {slug!r} is enrolled at this store") from None
 
@@ -123,7 +141,8 @@ async def guard(
     """Run a KV handler for ``<slug>/<vault>`` or ``<vault>`` through the store's guard, with ``vault=`` and
     ``secret=``. A missing vault is Vault's 403 for a missing mount; a missing secret in it stays a 404."""
     vault = check_vault_name(request.match_info["vault"])
-    org_id = await mount_of(request, request.match_info.get("slug"))
+    credentials = presented(request.headers)
+    org_id = await mount_of(request, request.match_info.get("slug"), credentials)
     bound: GuardedHandler = partial(handler, vault=vault, secret=secret)
     try:
         return await run_guarded(
@@ -134,7 +153,8 @@ async def guard(
             action=action,
             vault=vault,
             secret=secret,
-            credentials_of=vault_credentials,
+            # Read once above; a missing or malformed one is read again there, to be refused and audited.
+            credentials_of=vault_credentials if credentials is None else lambda _headers: credentials,
         )
     except NotFound:
         # Only after the token verified (the guard raises no NotFound before): the refusal is audited.

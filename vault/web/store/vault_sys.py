@@ -25,7 +25,7 @@ from vault.types import RequestContext
 from ..common import read_json
 from .guard import run_guarded
 from .services import services_of
-from .vault_reply import envelope, mount_of, rfc3339, token_org, vault_credentials, vault_json
+from .vault_reply import envelope, mount_of, presented, rfc3339, token_org, vault_credentials, vault_json
 
 __all__ = ["VERSION", "add_sys_routes"]
 
@@ -141,7 +141,7 @@ async def ui_mount(request: web.Request) -> web.StreamResponse:
     parts = request.match_info["path"].strip("/").split("/")
     if len(parts) >= 2 and await services_of(request).orgs.orgs_with_slug(parts[0]):
         slug, vault = check_slug(parts[0]), check_vault_name(parts[1])
-        await mount_of(request, slug)
+        await mount_of(request, slug, presented(request.headers))
         return vault_json(envelope(request, {"path": f"{slug}/{vault}/", **_mount_entry(slug, vault)}))
     vault = check_vault_name(parts[0])
     if vault in RESERVED_VAULT_NAMES:
@@ -176,7 +176,7 @@ async def _guarded_by_token(
     request: web.Request, handler: Any, operation: str, action: int, **options: Any
 ) -> web.StreamResponse:
     """For routes that name no mount: the org is the one whose key signed the token."""
-    org_id = await token_org(services_of(request), request.headers)
+    org_id = await token_org(services_of(request), presented(request.headers))
     if org_id is None:
         vault_credentials(request.headers)  # a missing token says so (still a 403 to Vault clients)
         raise InvalidToken()
