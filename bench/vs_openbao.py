@@ -127,7 +127,7 @@ def start_openbao(dsn: str, work: Path, pool: int, procs: list[subprocess.Popen[
     config = work / "openbao.hcl"
     config.write_text(
         f'storage "postgresql" {{\n  connection_url = "{dsn}?sslmode=disable"\n'
-        f'  max_idle_connections = "{pool}"\n  max_parallel = "{pool * 2}"\n}}\n'
+        f'  max_idle_connections = "{pool}"\n  max_parallel = "{pool}"\n}}\n'
         f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
         f'api_addr = "{addr}"\ndisable_mlock = true\nlog_level = "warn"\n'
         # OpenBao 2.x configures audit devices here only (not through the API).

@@ -214,13 +214,17 @@ async def test_list_is_refused_where_the_switch_would_not_be_exact() -> None:
 
 
 def test_every_vault_route_is_in_the_openapi_paths() -> None:
-    from vault.web.store.vault_kv import create_vault_kv_app
+    from vault.web.store.vault_kv import add_vault_kv_routes, create_vault_kv_app
     from vault.web.store.vault_kv_openapi import vault_kv_paths
 
     paths = vault_kv_paths()
-    for route in create_vault_kv_app().router.routes():
+    kv = web.Application()
+    add_vault_kv_routes(kv.router, "/vault")
+    routes = [("/vault", r) for r in create_vault_kv_app().router.routes()] + [("", r) for r in kv.router.routes()]
+    assert len(routes) > 20
+    for prefix, route in routes:
         info = route.resource.get_info() if route.resource else {}
-        path = "/vault" + (info.get("path") or info.get("formatter", ""))
+        path = prefix + (info.get("path") or info.get("formatter", ""))
         if path == "/vault/{tail}" or (route.method == "HEAD" and path != "/vault/v1/sys/health"):
             continue
         assert path in paths, path

@@ -42,10 +42,18 @@ from .vault_kv_openapi import MERGE_PATCH
 from .vault_reply import envelope, guard, read_reply, render_vault_error, rfc3339, vault_json
 from .vault_sys import add_sys_routes
 
-__all__ = ["CAS_MISMATCH", "CAS_REQUIRED", "create_vault_kv_app", "render_vault_error"]
+__all__ = [
+    "CAS_MISMATCH",
+    "CAS_REQUIRED",
+    "VAULT_PREFIX",
+    "add_vault_kv_routes",
+    "create_vault_kv_app",
+    "render_vault_error",
+]
 
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 CAS_REQUIRED = "check-and-set parameter required for this call"
+VAULT_PREFIX = "/vault"
 LIST_PAGE = 1000
 MAX_LIST_PAGES = 10
 
@@ -405,18 +413,27 @@ async def no_route(request: web.Request) -> web.StreamResponse:
     raise NotFound()
 
 
+def add_vault_kv_routes(r: web.UrlDispatcher, prefix: str = VAULT_PREFIX) -> None:
+    """The KV routes, on the store app itself under ``prefix``: a request routed through a sub-application
+    costs aiohttp about as many instructions again as the whole Vault-API translation (docs/performance.md).
+    Errors under ``prefix`` are rendered by :func:`render_vault_error` all the same (``PATH_RENDERERS_KEY``).
+    Every path they match has a KV kind (or ``config``) after a mount, which no ``sys/`` or ``auth/`` route of
+    the sub-application has, so they take nothing from it."""
+    kinds = "{kind:" + "|".join(sorted(KV_KINDS)) + "}"
+    # The two-segment mount first: a path that reads both ways is <slug>/<vault>/... (docs/vault-compat.md).
+    for mount in (_MOUNT, _ONE_SEGMENT_MOUNT):
+        r.add_route("*", f"{prefix}{mount}/{kinds}/{{path:[A-Za-z0-9._/-]+}}", kv_route)
+        r.add_route("*", f"{prefix}{mount}/{{kind:metadata}}/", kv_route)
+        r.add_route("*", f"{prefix}{mount}/{{kind:metadata}}", kv_route)
+        r.add_route("*", f"{prefix}{mount}/config", config_route)
+
+
 def create_vault_kv_app() -> web.Application:
-    """The sub-application; the store app mounts it at ``/vault`` and shares its services."""
+    """The sub-application of the other routes (``sys/``, ``auth/``, unknown paths); the store app mounts it at
+    ``/vault`` and shares its services."""
     app = web.Application()
     app[RENDERER_KEY] = render_vault_error
     r = app.router
     add_sys_routes(r)
-    kinds = "{kind:" + "|".join(sorted(KV_KINDS)) + "}"
-    # The two-segment mount first: a path that reads both ways is <slug>/<vault>/... (docs/vault-compat.md).
-    for mount in (_MOUNT, _ONE_SEGMENT_MOUNT):
-        r.add_route("*", f"{mount}/{kinds}/{{path:[A-Za-z0-9._/-]+}}", kv_route)
-        r.add_route("*", f"{mount}/{{kind:metadata}}/", kv_route)
-        r.add_route("*", f"{mount}/{{kind:metadata}}", kv_route)
-        r.add_route("*", f"{mount}/config", config_route)
     r.add_route("*", "/{tail:.*}", no_route)
     return app
