@@ -27,7 +27,6 @@ async def run_node(w: World, script: str) -> dict[str, Any]:
         "VAULT_ADDR": w.h.store_url + "/vault",
         "VAULT_TOKEN": w.bundle,
         "MOUNT": "acme/prod",
-        "SLUG": "acme",
         "VAULT_NAME": "prod",
         "PATH": "/usr/bin:/bin",
     }
