@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,11 +57,12 @@ from secret_read import (
     http,
     make_database,
     start_bare,
+    stop,
+    store_env,
     wait_ready,
     wrk,
 )
 
-from vault.crypto.keyring import generate_key
 from vault.macaroon import READ, decode_token, encode_token
 from vault.macaroon.caveats import Secrets, ValidityWindow, Vaults
 from vault.storage.database import create_database, drop_database, with_database
@@ -73,24 +73,10 @@ READ_POLICY = f'path "{SLUG}/{VAULT}/data/*" {{ capabilities = ["read"] }}'
 
 
 def start_store(dsn: str, authority: Authority, procs: list[subprocess.Popen[bytes]]) -> tuple[int, str]:
-    import base64
-
+    """``cvault serve store`` on a free port (its pid and URL, once ready)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "CVAULT_DATABASE_URL": dsn,
-        "CVAULT_MASTER_KEY": base64.b64encode(generate_key()).decode(),
-        "CVAULT_STORE_URL": url,
-        "CVAULT_LISTEN_INSECURE": "true",
-        "CVAULT_STORE_LISTEN": f"127.0.0.1:{port}",
-        "CVAULT_AUTHORITY_URL": "http://127.0.0.1:1",
-        "CVAULT_AUTHORITY_ORG_PUBLIC_KEY": base64.b64encode(authority.keys.public_key).decode(),
-        "CVAULT_ORG_DISCHARGE_TTL": "3600",
-        "CVAULT_REVOCATION_FEED": "false",
-        "CVAULT_LOG_LEVEL": "WARNING",
-    }
-    env.pop("CVAULT_TEST_DATABASE_URL", None)
+    env = store_env(dsn, authority, url, port)
     procs.append(subprocess.Popen([sys.executable, "-m", "vault.cli", "serve", "store"], env=env))
     wait_ready(url + "/readyz")
     return procs[-1].pid, url
@@ -228,13 +214,7 @@ def main() -> int:
         audited["cvault"] = asyncio.run(count_reads(dsn)) - counted_before[0]
         audited["openbao"] = audited_openbao_reads(work / "audit.log") - counted_before[1]
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         asyncio.run(drop_database(admin, name))
         asyncio.run(drop_database(admin, bao_db))
         shutil.rmtree(work, ignore_errors=True)
