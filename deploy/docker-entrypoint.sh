@@ -12,7 +12,8 @@ service="$1"; shift
 uid="${CVAULT_UID:-10001}"
 secrets="${CVAULT_SECRETS_DIR:-/run/secrets}"
 private="${CVAULT_PRIVATE_DIR:-/run/cvault}"
-# The entrypoint's own variables: cvault would call them unknown settings.
+# The entrypoint's own variables: cvault would call them unknown settings (and
+# CVAULT_REVOCATION_FEED_DIGEST_FILE below).
 unset CVAULT_UID CVAULT_SECRETS_DIR CVAULT_PRIVATE_DIR
 
 case "$service" in authority|store) ;; *) echo "usage: $0 authority|store" >&2; exit 2 ;; esac
@@ -34,6 +35,23 @@ if [ -n "${CVAULT_TLS_KEY_FILE:-}" ]; then
   export CVAULT_TLS_KEY_FILE="$private/tls-key.pem"
 fi
 
+# The revocation feed (docs/revocation.md): the store reads with the token deploy/init made (a secret),
+# the authority accepts its SHA-256 (a public file); a value set in the environment wins.
+if [ "$service" = store ] && [ -z "${CVAULT_REVOCATION_FEED_TOKEN:-}" ] && [ -r "$secrets/revocation_feed_token" ]; then
+  CVAULT_REVOCATION_FEED_TOKEN="$(cat "$secrets/revocation_feed_token")"
+  export CVAULT_REVOCATION_FEED_TOKEN
+fi
+digest="${CVAULT_REVOCATION_FEED_DIGEST_FILE:-/etc/cvault/revocation-feed.sha256}"
+unset CVAULT_REVOCATION_FEED_DIGEST_FILE
+if [ "$service" = authority ] && [ -z "${CVAULT_REVOCATION_FEED_TOKEN_SHA256:-}" ] && [ -r "$digest" ]; then
+  CVAULT_REVOCATION_FEED_TOKEN_SHA256="$(cat "$digest")"
+  export CVAULT_REVOCATION_FEED_TOKEN_SHA256
+fi
+
+# setpriv changes the ids only: HOME would stay root's (mode 0700), where asyncpg looks for client
+# certificates and fails with "Permission denied". The service user's own home (its state directory).
+HOME="$(getent passwd "$uid" | cut -d: -f6)"
+export HOME="${HOME:-/nonexistent}"
 run() { exec setpriv --reuid="$uid" --regid="$uid" --clear-groups -- "$@"; }
 if [ "$(id -u)" != 0 ]; then
   run() { exec "$@"; }  # already the service user (e.g. docker run --user)

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from vault.authority.bootstrap import bootstrap
+from vault.authority.invitations import code_digest
 from vault.config import Config, load_config
 from vault.crypto.keyring import MasterKey
 from vault.crypto.passwords import MINIMUM
@@ -130,7 +131,8 @@ async def login(client: Client, email: str, password: str = PASSWORD) -> str:
 
 
 async def add_member(client: Client, owner: Owner, email: str, role: str) -> tuple[int, str]:
-    """Invite ``email`` into the owner's org and accept with the code (creating the user); (user id, session)."""
+    """Invite ``email`` into the owner's org, create the user and accept with its session and the code;
+    (user id, session)."""
     invitation = await call(
         client,
         "POST",
@@ -139,14 +141,29 @@ async def add_member(client: Client, owner: Owner, email: str, role: str) -> tup
         headers=bearer(owner.session),
         expect=201,
     )
+    await services(client).accounts.create_user(email, PASSWORD)
+    session = await login(client, email)
     accepted = await call(
         client,
         "POST",
         f"/v1/invitations/{invitation['id']}/accept",
-        json={"code": invitation["code"], "password": PASSWORD},
+        json={"code": invitation["code"]},
+        headers=bearer(session),
         expect=200,
     )
-    return accepted["user_id"], await login(client, email)
+    return accepted["user_id"], session
+
+
+async def mailed_verification(client: Client, invitation_id: str) -> str:
+    """Give a pending invitation a verification code, as if mailed (tests without a relay); the code."""
+    code = "cvm_" + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    await pool_of(client).execute(
+        "UPDATE authority.invitations SET verification_digest = $2, verification_expires_at = now() + interval '1 hour'"
+        " WHERE id = $1",
+        invitation_id,
+        code_digest(code),
+    )
+    return code
 
 
 async def permission_token(client: Client, session: str, org_id: int, **body: Any) -> Macaroon:

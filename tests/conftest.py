@@ -57,6 +57,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=2,
         help="kill -9 cycles of the store in tests/faults (default 2; the issue's acceptance run uses 5 or more)",
     )
+    parser.addoption(
+        "--soak-seconds",
+        type=float,
+        default=0.0,
+        help="run tests/faults/test_memory_soak.py for this long (default 0: skipped; the issue's run: 300)",
+    )
 
 
 def _random_name(prefix: str) -> str:

@@ -224,14 +224,17 @@ async def test_export_holds_every_chain_and_the_file_names_each_broken_chain(
         *(second.record(event(i, service="b")) for i in range(1, 6)),
     )
     lines = [line async for line in queries(pool).export()]
-    assert len(lines) == 12
-    assert [json.loads(line)["seq"] for line in lines] == sorted(json.loads(line)["seq"] for line in lines)
+    events = [json.loads(line) for line in lines if '"kind":' not in line]
+    assert len(events) == 12 and json.loads(lines[-1]) == {"kind": "end", "events": 12}
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
     assert verify_lines(lines).ok
     bodies = [json.loads(line) for line in lines]
     chain_a, chain_b = await _chain_of(pool, "a"), await _chain_of(pool, "b")
     # One edit in each chain: each chain's report names its own first broken link.
     for chain, chain_seq in ((chain_a, 3), (chain_b, 5)):
-        (index,) = [i for i, b in enumerate(bodies) if b["chain"] == chain and b["chain_seq"] == chain_seq]
+        (index,) = [
+            i for i, b in enumerate(bodies) if "kind" not in b and (b["chain"], b["chain_seq"]) == (chain, chain_seq)
+        ]
         lines[index] = json.dumps(dict(bodies[index], secret="elsewhere")) + "\n"
     report = verify_lines(lines)
     assert sorted((c.chain, c.broken_seq) for c in report.broken) == sorted([(chain_a, 3), (chain_b, 5)])

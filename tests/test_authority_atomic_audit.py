@@ -28,6 +28,7 @@ from .authority_support import (
     bootstrap_owner,
     login,
     login_discharge,
+    mailed_verification,
     permission_token,
     services,
 )
@@ -131,11 +132,12 @@ async def _create_invitation(client: Client, owner: Owner) -> Act:
 
 async def _accept_with_code(client: Client, owner: Owner) -> Act:
     invitation = await _invite(client, owner, "new@example.com")
+    verification = await mailed_verification(client, invitation["id"])
     return lambda: _request(
         client,
         "POST",
         f"/v1/invitations/{invitation['id']}/accept",
-        json={"code": invitation["code"], "password": PASSWORD},
+        json={"code": invitation["code"], "password": PASSWORD, "verification": verification},
     )
 
 

@@ -73,6 +73,9 @@ async def test_revoked_token_is_listed_and_published(make_client: AppFactory) ->
     # Revoking the child leaves the parent alone.
     reply = await call(client, "POST", f"/v1/tokens/{child.token_id}/revoke", headers=bearer(owner.session), expect=200)
     assert reply["revoked"] == [child.token_id]
+    # Again: nothing left to revoke, and the reply says so (an empty list), not the same ids again.
+    again = await call(client, "POST", f"/v1/tokens/{child.token_id}/revoke", headers=bearer(owner.session), expect=200)
+    assert again["revoked"] == []
     listed = await call(client, "GET", "/v1/tokens", headers=bearer(owner.session), expect=200)
     by_id = {t["id"]: t for t in listed["tokens"]}
     assert by_id[child.token_id]["revoked_at"] is not None

@@ -145,3 +145,48 @@ def test_watch_options_are_checked_before_anything_starts(w: World) -> None:
     assert r.status == 2 and "not a signal name" in r.err
     r = w.cvault("run", "--signal", "HUP", "--", "true", env=w.wl)
     assert r.status == 2 and "--signal goes with --watch" in r.err
+
+
+def test_env_file_holds_only_the_secrets_and_the_mapped_names(w: World, tmp_path: Path) -> None:
+    env_file, mapping = tmp_path / "app.env", tmp_path / "env.map"
+    mapping.write_text("api/key=SERVICE_KEY\n")
+    r = w.cvault(
+        "run", "--vault", "prod", "--map", str(mapping), "--env-file", str(env_file),
+        "--", "sh", "-c", f"cat {env_file}", env={**w.wl, "UNRELATED": "x"},
+    )  # fmt: skip
+    assert r.status == 0, r
+    names = sorted(line.split("=", 1)[0] for line in r.out.splitlines())
+    assert names == ["DB_URL", "SERVICE_KEY"]  # not PATH, HOME, UNRELATED nor the CVAULT_* URLs
+
+
+def test_watch_polls_versions_and_reads_values_only_when_one_changed(w: World, tmp_path: Path) -> None:
+    assert w.cvault("secrets", "set", "watch/poll", "--vault", "prod", stdin="first").status == 0
+    r = w.cvault("store", "tokens", "mint", "--mask", "r", "--vault", "prod", "--json")
+    assert r.status == 0, r
+    minted = json.loads(r.out)
+    env = {**w.wl, "CVAULT_STORE_TOKEN": minted["token"]}
+
+    def events(action: str) -> int:
+        r = w.cvault("audit", "query", "--token", minted["id"], "--action", action, "--json")
+        assert r.status == 0, r
+        return len(json.loads(r.out))
+
+    out, log = tmp_path / "child.log", tmp_path / "cvault-run.err"
+    script = f'echo "$WATCH_POLL" >> {out}; exec sleep 600'
+    process = subprocess.Popen(
+        cvault_command(
+            "run", "--vault", "prod", "--only", "watch/poll", "--watch", "--interval", str(INTERVAL),
+            "--", "sh", "-c", script,
+        ),
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: _lines(out) == ["first"])
+        _wait_for(lambda: events("secrets.versions") >= 3)
+        assert events("secrets.read") == 1  # the start only: polls read no value
+        _rotate(w, "watch/poll", "second")
+        _wait_for(lambda: _lines(out) == ["first", "second"])
+        assert events("secrets.read") == 2  # one read, for the version that changed
+    finally:
+        _stop(process)
+    assert "cannot check" not in log.read_text(), log.read_text()

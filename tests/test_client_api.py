@@ -136,7 +136,7 @@ AUTHORITY_REPLIES: list[tuple[type, dict[str, object]]] = [
     (am.Accepted, {"org": 1, "slug": "acme", "role": "member", "user_id": 8}),
     (am.RoleChanged, {"user_id": 8, "role": "admin"}),
     (am.PermissionToken, {"token": "cv1_secret-token", "id": "t-1", "expires_at": "2026-01-01T00:00:00Z"}),
-    (am.ServiceToken, {"token": "cv1_secret-token", "id": "t-2", "parent": "t-1"}),
+    (am.ServiceToken, {"token": "cv1_secret-token", "id": "t-2", "parent": "t-1", "expires_at": None}),
     (
         am.TokenInfo,
         {

@@ -12,7 +12,7 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
@@ -21,7 +21,7 @@ from aiohttp.test_utils import unused_port
 from vault import errors
 from vault.client.blocking_http import BlockingHTTP, run_blocking
 from vault.client.errors import UnknownCode, error_classes, error_from_reply
-from vault.client.http import HTTP, RetryPolicy
+from vault.client.http import HTTP, RetryPolicy, TransportError
 
 
 class Script:
@@ -151,6 +151,31 @@ async def test_outcome_unknown_is_retried_only_with_the_same_idempotency_key(
     assert script.keys == [None, "k-1", "k-1"]
 
 
+async def test_an_unknown_outcome_is_not_settled_by_a_later_unavailable(serve: Serve, transport: type[HTTP]) -> None:
+    # The first attempt may have committed; the retries fail before the database ("nothing was changed" is
+    # true of them only). The caller must hear "outcome unknown", with the key to retry with.
+    unavailable = error(503, "unavailable", "database unavailable; nothing was changed, try again")
+    script = Script([error(503, "outcome_unknown", "maybe"), unavailable])
+    url = serve(script)
+    http, sleeps = _http(transport)
+    try:
+        with pytest.raises(errors.OutcomeUnknown) as err:
+            await http.request("PUT", url + "/v1/secret", body={"value": "v"}, idempotency_key="k-7")
+        assert err.value.idempotency_key == "k-7" and "k-7" in err.value.message
+        assert "nothing was changed, try again" in err.value.message  # the last attempt's words, quoted as such
+        # A later answer that settles it: a 4xx after a doubtful attempt is still no proof either way.
+        script.replies, script.hits = [error(503, "outcome_unknown", "maybe"), error(409, "conflict", "cas")], 0
+        with pytest.raises(errors.OutcomeUnknown):
+            await http.request("PUT", url + "/v1/secret", body={"value": "v"}, idempotency_key="k-8")
+        # A read is never "in doubt".
+        script.replies, script.hits = [error(503, "outcome_unknown", "maybe"), unavailable], 0
+        with pytest.raises(errors.Unavailable):
+            await http.request("GET", url + "/v1/secret")
+    finally:
+        await http.close()
+    assert len(sleeps) == 3 + 1 + 3
+
+
 async def test_the_store_client_sends_one_key_per_write(serve: Serve) -> None:
     from vault.client.store import StoreClient
 
@@ -277,8 +302,9 @@ async def test_a_slow_server_times_out_within_the_bound_and_get_is_retried(serve
 async def test_a_post_that_timed_out_is_not_repeated(serve: Serve, transport: type[HTTP]) -> None:
     script = Script([ok({"x": 1})], delay=5.0)
     url = serve(script)
-    _, sleeps = await _failed(transport, errors.ConnectionFailed, "POST", url + "/write", body={}, timeout=0.3)
-    assert sleeps == []
+    # Not "could not connect" (which promises nothing was changed): the POST may have been applied.
+    err, sleeps = await _failed(transport, errors.OutcomeUnknown, "POST", url + "/write", body={}, timeout=0.3)
+    assert sleeps == [] and "timed out during POST /write" in err.message and err.idempotency_key is None
 
 
 async def test_query_parameters_arrive_encoded(serve: Serve, transport: type[HTTP]) -> None:
@@ -409,11 +435,59 @@ async def test_a_broken_reply_is_a_dropped_connection_retried_only_when_safe(
             await http.request("GET", url + "/x")
         assert len(sleeps) == 3  # a GET is retried
         sleeps.clear()
-        with pytest.raises(errors.ConnectionFailed, match="dropped the connection"):
+        with pytest.raises(errors.OutcomeUnknown, match="dropped the connection"):
             await http.request("POST", url + "/x", body={})
-        assert sleeps == []  # a POST without a key is not
+        assert sleeps == []  # a POST without a key is not retried, and may have been applied
     finally:
         await http.close()
+
+
+async def test_an_unknown_outcome_is_not_hidden_by_a_later_untrusted_certificate(
+    raw_server: Callable[[bytes], str],
+) -> None:
+    # The first attempt really is cut off after sending (it may have been applied); the retry meets a
+    # certificate it does not trust (swapped between attempts: a rotation gone wrong, or someone in between),
+    # which the transport reports as such. "Not trusted" is about that attempt only.
+    class CertificateSwapped(HTTP):
+        sent = 0
+
+        async def _send(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+            self.sent += 1
+            if self.sent > 1:
+                raise TransportError("could not connect", opened=False, untrusted=True)
+            return await super()._send(*args, **kwargs)
+
+    url = raw_server(b"")
+    http, sleeps = _http(CertificateSwapped)
+    try:
+        with pytest.raises(errors.OutcomeUnknown) as err:
+            await http.request("PUT", url + "/v1/secret", body={"value": "v"}, idempotency_key="k-9")
+    finally:
+        await http.close()
+    assert err.value.idempotency_key == "k-9" and "dropped the connection" in err.value.message
+    assert len(sleeps) == 1
+
+
+async def test_a_batch_read_cut_off_is_retried_and_never_in_doubt(raw_server: Callable[[bytes], str]) -> None:
+    # A read sent as POST (its names in the body): `cvault run --fallback` falls back on Unavailable, so a dropped
+    # batch read must stay one, not become an "outcome unknown" change.
+    from vault.client.store import StoreClient
+
+    class Owner:
+        def store_org(self) -> int:
+            return 7
+
+        async def store_bundle(self, caveats: object, token: object = None) -> str:
+            return "cv1_x"
+
+    url = raw_server(b"")
+    http, sleeps = _http(BlockingHTTP)
+    try:
+        with pytest.raises(errors.ConnectionFailed, match="dropped the connection"):
+            await StoreClient(http, url, Owner()).batch_read("v", names=["a"])
+    finally:
+        await http.close()
+    assert len(sleeps) == 3
 
 
 def test_a_header_value_with_a_line_break_is_refused_before_sending(raw_server: Callable[[bytes], str]) -> None:

@@ -163,7 +163,8 @@ async def test_the_lineage_graph_names_the_operator_who_stripped_the_token(audit
     assert found["poor"] == []
     assert str(found["after_enter"]).endswith(f"/tokens/{audited.permission_id}")
     assert found["service_token"] == audited.service_id
-    assert found["service_detail"] == f"stripped by user {operator}"
+    # Names, not numbers: the reviewer (an auditor) may list the org's members (docs/audit.md, "Who the actors are").
+    assert found["service_detail"] == "stripped by ops@example.com"
     assert found["users"][0] == f"user {operator}"
     assert found["permission"] == audited.permission_id
     assert found["store"] == [(audited.read_token_id, True, "REVOKED")]  # revoked at the end of the scenario

@@ -76,7 +76,7 @@ def test_lineage_spells_user_permission_service_store_scopes() -> None:
         "scope:token:store:secrets.read prod/x": "scope",
     }
     by_key = {n.key: n for n in graph.nodes}
-    assert by_key["token:svc"].detail == "stripped by user 3 (ops@example.com)"
+    assert by_key["token:svc"].detail == "stripped by ops@example.com"
     assert by_key["token:svc"].revoked == "revoked with its parent" and by_key["token:svc"].focus
     assert by_key["token:perm"].revoked == "revoked"
     assert (by_key["token:store"].events, by_key["token:store"].refused) == (4, 1)

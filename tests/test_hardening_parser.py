@@ -77,6 +77,7 @@ async def test_a_bad_byte_in_authorization_is_a_json_400_and_logs_nothing_of_it(
     assert status == 400
     assert _json_error(status, headers, body) == "bad_request"
     assert headers.get("cache-control") == "no-store"
+    assert len(headers.get("x-request-id", "")) == 16  # like every other reply (docs/api.md)
     _assert_quiet(caplog, secret, body)
 
 

@@ -158,3 +158,17 @@ async def test_label_values_stay_bounded_whatever_the_client_sends(database_url:
     assert {labels["method"] for labels, _ in samples} <= {"GET", "PATCH", "other"}
     assert {labels["route"] for labels, _ in samples} == {"unmatched"}
     assert all("/no/such" not in labels["route"] for labels, _ in samples)
+
+
+async def test_a_vault_api_refusal_is_counted_with_the_status_the_client_saw(database_url: str) -> None:
+    async with running_services(database_url, metrics_token=TOKEN) as h:
+        _owner, _org, _auth, _root, _bundle = await h.enrolled_vault("vaultapi@example.com", "vaultapi")
+        seen = [(await h.store("GET", "/vault/v1/vaultapi/prod/data/k", token)).status for token in ("cv1_x", None)]
+        _, _, text = await _scrape(h, h.store_url)
+    assert seen == [403, 403]
+    counted = {
+        labels["status"]: v
+        for labels, v in _parse(text)["cvault_http_requests_total"]
+        if labels["route"].startswith("/vault/") and v
+    }
+    assert counted == {"403": 2}, counted  # not "401", which is what the guard raised

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import errno
+import functools
 import json
+import multiprocessing
 import os
 import signal
 import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import unused_port
+
+from vault.cli.workers import MAX_RESTARTS, run_workers
 
 from .cli import cvault_command, cvault_env
 
@@ -119,20 +127,24 @@ async def test_two_workers_share_the_port_and_stop_on_sigterm(database_url: str)
         await service.reader
 
 
-async def test_a_worker_that_dies_stops_the_service(database_url: str) -> None:
+async def test_a_worker_that_dies_is_replaced_and_the_others_keep_serving(database_url: str) -> None:
     port = unused_port()
     service = await _start(database_url, port, 2)
     try:
         victim, survivor = sorted(service.listening_pids())
         os.kill(victim, signal.SIGKILL)
-        assert await asyncio.wait_for(service.process.wait(), BOUND) == 1
-        assert not _alive(survivor)
-        await service.reader
-        assert f"(pid {victim}) exited with status -9; stopping the others" in service.text()
+        await service.wait_for(lambda: len(service.listening_pids() - {victim}) == 2)
+        replacement = (service.listening_pids() - {victim, survivor}).pop()
+        assert _alive(survivor) and _parent_of(replacement) == service.process.pid
+        assert service.process.returncode is None
+        assert f"(pid {victim}) exited with status -9; starting another (1 of at most 5" in service.text()
+        service.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(service.process.wait(), BOUND) == 0
     finally:
         if service.process.returncode is None:
             service.process.kill()
             await service.process.wait()
+        await service.reader
 
 
 def test_a_worker_that_cannot_start_fails_the_service(database_url: str) -> None:
@@ -150,6 +162,7 @@ def test_a_worker_that_cannot_start_fails_the_service(database_url: str) -> None
         )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "more than 5 replacements within 60 s: stopping the others" in result.stderr
     assert "listening on" not in result.stderr and "Traceback" not in result.stderr
 
 
@@ -159,3 +172,84 @@ def test_workers_must_be_a_positive_count() -> None:
     )
     assert result.returncode == 2
     assert "whole number of processes from 1 to 64" in result.stderr
+
+
+def _supervise(signum: int, serve_one: Callable[[int, int], int], *, max_restarts: int = MAX_RESTARTS) -> None:
+    """In a process of its own: ``run_workers`` with one worker that has the parent forward ``signum`` to it
+    before it resets the handlers it inherited (held there until the signal is pending or was taken)."""
+    os.setpgrp()  # the test ends the whole group if the signal is lost
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid == 0:
+            os.kill(os.getppid(), signum)
+            deadline = time.monotonic() + BOUND / 2
+            while signum not in signal.sigpending() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return pid
+
+    os.fork = fork
+    os._exit(run_workers(1, serve_one, name="test", max_restarts=max_restarts))
+
+
+def _exit_status(target: Callable[[], None]) -> int | None:
+    """The exit status of ``target`` run in a forked process; ``None`` if it still ran after :data:`BOUND`."""
+    process = multiprocessing.get_context("fork").Process(target=target)
+    process.start()
+    process.join(BOUND)
+    status = process.exitcode
+    with contextlib.suppress(ProcessLookupError):  # whatever it left behind (a lost worker), ended
+        os.killpg(process.pid, signal.SIGKILL)
+    process.join()
+    return status
+
+
+def _serve_until_a_signal(index: int, count: int) -> int:
+    while True:
+        time.sleep(3600)
+
+
+def test_a_stop_forwarded_to_a_worker_before_its_handlers_are_reset_still_stops_it() -> None:
+    # Before, the worker's inherited handler took the SIGTERM and did nothing: it served on, the parent waited.
+    assert _exit_status(functools.partial(_supervise, signal.SIGTERM, _serve_until_a_signal)) == 0
+
+
+def _serve_then_stop(index: int, count: int) -> int:
+    os.kill(os.getppid(), signal.SIGTERM)  # served: now stop, cleanly
+    return _serve_until_a_signal(index, count)
+
+
+def test_a_reload_signal_does_not_end_a_worker_that_serves_no_tls() -> None:
+    # Without TLS nothing reloads; SIGHUP's default would end the worker, and the parent (allowed no
+    # replacement here) would exit 1.
+    assert _exit_status(functools.partial(_supervise, signal.SIGHUP, _serve_then_stop, max_restarts=0)) == 0
+
+
+def _supervise_with_a_failing_fork() -> None:
+    """In a process of its own: two workers, the second of which cannot be forked; 4 if a worker is left over."""
+    os.setpgrp()
+    real_fork = os.fork
+    forks = 0
+
+    def fork() -> int:
+        nonlocal forks
+        forks += 1
+        if forks == 2:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_fork()
+
+    os.fork = fork
+    try:
+        status = run_workers(2, _serve_until_a_signal, name="test")
+    except OSError:
+        os._exit(3)  # before: the error escaped and the first worker served on, orphaned
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        os._exit(status)
+    os._exit(4)
+
+
+def test_a_worker_that_cannot_be_forked_stops_the_others_and_fails_the_service() -> None:
+    assert _exit_status(_supervise_with_a_failing_fork) == 1

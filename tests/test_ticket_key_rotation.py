@@ -138,7 +138,7 @@ async def test_authority_ticket_keys_rotate_and_retire_under_traffic(world: Worl
     minter = await h.store_bundle(await h.mint(world.bundle, world.org, mask="rC"), world.auth)
     fresh = _fresh_token_op(h, world, path, minter)
     code, out, err = await run_cvault("keys", "retire-tickets", f"{new_org:x}", env=env)
-    assert code == 1 and "seals new tickets" in err
+    assert code == 4 and "seals new tickets" in err  # refused (docs/client.md)
     code, out, err = await run_cvault(
         "keys", "retire-tickets", f"authority/authority-org-x25519/{old_org:016x}", env=env
     )

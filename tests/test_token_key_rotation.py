@@ -111,7 +111,7 @@ async def test_store_token_keys_rotate_and_retire_on_two_nodes(world: World) -> 
         assert await _status(h, h.store_url, path, world.bundle) == 200
 
         code, out, err = await run_cvault("keys", "retire-tokens", new_kid, "--yes", env=env)
-        assert code == 1 and "the one that mints" in err
+        assert code == 4 and "the one that mints" in err  # refused (docs/client.md)
 
         code, out, err = await run_cvault("keys", "retire-tokens", f"store/store-root/{old_kid}", "--yes", env=env)
         assert code == 0, err

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from vault.macaroon import decode_token, parse_bundle
@@ -103,13 +104,19 @@ async def _mount(node: Node, slug: str, bundle: str) -> int:
 
 
 async def test_an_enrolment_on_one_store_is_seen_by_the_other(
-    nodes: tuple[Harness, Node, Node], record_property: Recorder
+    nodes: tuple[Harness, Node, Node], record_property: Recorder, database_url: str
 ) -> None:
     h, store_b, _ = nodes
     world = await world_of(h)
     assert await _mount(store_b, "acme", world.bundle) == 200  # node B holds slug "acme" in memory now
 
-    # A re-enrolment that renames the org: B answers from memory, so only the notification can change its answer.
+    # A re-enrolment that renames the org (renamed at the authority first: the store takes the slug the org
+    # discharge attests): B answers from memory, so only the notification can change its answer.
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE authority.orgs SET slug = 'acme-renamed' WHERE id = $1", world.org)
+    finally:
+        await conn.close()
     renamed = await h.enroll(world.auth, world.org, "acme-renamed")
 
     async def renamed_on_b() -> bool:

@@ -264,7 +264,9 @@ async def test_mounts_paths_and_methods(world: World) -> None:
     for token in (None, ""):
         status, _, body = await raw(world, "GET", "/v1/sys/internal/ui/mounts/nosuchorg/prod/db/url", token)
         assert (status, body) == (403, {"errors": ["permission denied"]})
-    # A path under no mount (no such slug, no such vault): Vault's 403 for a token without access there.
+    # A path under no mount (no such slug, no such vault) is Vault's 403 for a token without access there; a
+    # slug this token's org does not have is the same 403 as for a token of another org: mounts do not tell
+    # enrolled slugs apart (tests/test_org_slugs.py).
     for path in ("/v1/nosuchorg/prod/data/x", "/v1/acme/nosuchvault/data/x", "/v1/nosuchvault/data/x"):
         status, content_type, body = await raw(world, "GET", path)
         assert (status, content_type, body) == (403, "application/json", {"errors": ["permission denied"]}), path

@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import unused_port
 
-from vault.errors import BadRequest, NotFound, Unauthorized
+from vault.errors import BadRequest, Unauthorized
 from vault.store.kv import kv_keys, kv_value, stored_value
 from vault.store.kv_fields import check_custom_metadata, format_duration, merge_patch, parse_duration
-from vault.store.mounts import mount_org
+from vault.store.mounts import mount_org, own_mount
 from vault.store.names import check_versions
 from vault.web.list_method import VaultAppRunner
 
@@ -55,13 +55,17 @@ def test_kv_keys_are_direct_children() -> None:
 
 
 def test_a_mount_picks_the_tokens_org_among_those_with_its_slug() -> None:
-    assert mount_org("acme", None, (7,)) == 7
-    assert mount_org("acme", 99, (7,)) == 7  # the guard then refuses org 99's token
+    assert mount_org("acme", None, (7,)) == 7  # no token: the guard refuses it and audits the attempt in org 7
     assert mount_org("dup", 9, (3, 9)) == 9
-    with pytest.raises(Unauthorized):
-        mount_org("dup", 4, (3, 9))
-    with pytest.raises(NotFound):
-        mount_org("new", None, ())
+    # Everything else is one refusal: a token of another org, a slug no enrolment recorded.
+    for slug, org, ids in (("acme", 99, (7,)), ("dup", 4, (3, 9)), ("new", None, ()), ("new", 7, ())):
+        with pytest.raises(Unauthorized) as refused:
+            mount_org(slug, org, ids)
+        assert refused.value.status == 403
+    assert own_mount("acme", 7, (7,)) == 7
+    for org in (None, 99):
+        with pytest.raises(Unauthorized):
+            own_mount("acme", org, (7,))
 
 
 @pytest.mark.parametrize(

@@ -170,3 +170,46 @@ def test_write_atomically_replaces_the_file_with_mode_0600(tmp_path: Path) -> No
     assert target.read_text() == "cv1_new\n" and stat.S_IMODE(target.stat().st_mode) == 0o600
     with pytest.raises(ConfigError, match="cannot write the sink file"):
         write_atomically(tmp_path / "missing-dir" / "bundle", "cv1_x")
+
+
+async def test_each_sink_rewrite_carries_a_fresh_bundle(short_world: World, tmp_path: Path) -> None:
+    """Every rewrite holds a newly discharged bundle: no rewrite keeps the previous one's expiry."""
+    process = await asyncio.create_subprocess_exec(
+        *cvault_command("vault-token", "--sink", str(tmp_path / "bundle")),
+        env=_env(short_world),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    expiries: list[str] = []
+    try:
+        while len(expiries) < 4:
+            line = (await asyncio.wait_for(process.stderr.readline(), 6 * DISCHARGE_TTL)).decode()
+            assert line, "the sink stopped"
+            if "wrote" in line:
+                expiries.append(line.rsplit("valid until ", 1)[1].rstrip(")\n"))
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.communicate(), 30)
+    # Written at half of each lifetime, a fresh discharge's end is later than the one before it.
+    assert expiries == sorted(set(expiries)), expiries
+
+
+async def test_the_vault_api_says_why_a_bundle_is_refused(short_world: World) -> None:
+    w = short_world
+    path = "/vault/v1/acme/prod/data/app/key"
+    r = await w.h.store("POST", path, w.bundle, {"data": {"k": "v"}})
+    assert r.status == 200, r
+    w.h.store_clock.offset = DISCHARGE_TTL + 5  # the org discharge has expired
+    try:
+        r = await w.h.store("GET", path, w.bundle)
+    finally:
+        w.h.store_clock.offset = 0
+    assert r.status == 403 and r.body == {"errors": ["permission denied", "discharge expired"]}, r
+    bundle = await w.h.store_bundle(w.root, w.auth)
+    root_id = decode_token(w.root).token_id
+    assert (await w.h.store("POST", f"/v1/orgs/{w.org}/tokens/{root_id}/revoke", bundle)).status == 200
+    r = await w.h.store("GET", path, bundle)
+    assert r.status == 403 and r.body == {"errors": ["permission denied", "token revoked"]}, r
+    r = await w.h.store("GET", path, "cv1_garbage")
+    assert r.status == 403 and r.body == {"errors": ["permission denied"]}, r  # other reasons stay in the audit log

@@ -44,6 +44,7 @@ __all__ = [
     "CLIENT_VARIABLES",
     "Config",
     "default_sql_dir",
+    "load_client_config",
     "load_config",
     "previous_master_keys",
     "read_master_key_file",
@@ -65,6 +66,9 @@ CLIENT_VARIABLES = frozenset(
         "CVAULT_CLIENT_CERT",
         "CVAULT_CLIENT_KEY",
         "CVAULT_CONFIG",
+        "CVAULT_OIDC_AUDIENCE",
+        "CVAULT_OIDC_TOKEN",
+        "CVAULT_OIDC_TOKEN_FILE",
         "CVAULT_REQUIRE_VECTORS",
         "CVAULT_SESSION",
         "CVAULT_STORE_TOKEN",
@@ -72,6 +76,7 @@ CLIENT_VARIABLES = frozenset(
         "CVAULT_TEST_DATABASE_URL",
         "CVAULT_TOKEN",
         "CVAULT_VAULT",
+        "CVAULT_WORKLOAD_ROLE",
     }
 )
 
@@ -176,6 +181,29 @@ class Config:
     revocation_feed_ca_file: Path | None = None
     # Seconds the store remembers a write's Idempotency-Key and its first outcome.
     idempotency_key_ttl: int = 24 * 3600
+    # Workload identity (docs/workload-identity.md): the authority accepts a workload's JWT
+    # valid for at most workload_jwt_max_lifetime seconds (exp - iat), with
+    # workload_jwt_leeway seconds of clock skew, for at most workload_jwt_max_uses discharges.
+    # Issuers' key sets are fetched over TLS (trusting workload_jwks_ca_file when set, else the
+    # system's CAs), used for workload_jwks_max_age seconds, and fetched again for an unknown
+    # kid at most every workload_jwks_refetch_interval seconds per issuer.
+    workload_jwt_max_lifetime: int = 3600
+    workload_jwt_leeway: int = 60
+    workload_jwt_max_uses: int = 16
+    workload_jwks_ca_file: Path | None = None
+    workload_jwks_max_age: int = 300
+    workload_jwks_refetch_interval: int = 30
+    # The mail relay the authority sends email verification codes through (docs/authority.md,
+    # "Invitations"): smtp://HOST:PORT; smtp_security starttls (default), tls (implicit, e.g.
+    # port 465) or none (a relay on loopback only). Unset: accounts are not created by invitation,
+    # except that `cvault dev` writes the messages to <data_dir>/mail instead.
+    smtp_url: str | None = None
+    smtp_security: str = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "cvault@localhost"
+    smtp_ca_file: Path | None = None
+    smtp_timeout: float = 10.0
 
 
 # --- value parsers: each takes a raw value (str from the environment, any TOML
@@ -250,6 +278,32 @@ def _listen(value: object, key: str) -> str:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{key} must be HOST:PORT, e.g. 127.0.0.1:8201")
+    return text
+
+
+def _smtp_url(value: object, key: str) -> str:
+    text = _text(value, key)
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "smtp" or not parts.hostname or port is None or parts.username or parts.path not in ("", "/"):
+        raise ConfigError(f"{key} must be smtp://HOST:PORT (credentials go in smtp_username / smtp_password)")
+    return text
+
+
+def _smtp_security(value: object, key: str) -> str:
+    text = _text(value, key).lower()
+    if text not in ("starttls", "tls", "none"):
+        raise ConfigError(f"{key} must be starttls, tls or none")
+    return text
+
+
+def _email_address(value: object, key: str) -> str:
+    text = _text(value, key)
+    if len(text) > 254 or "@" not in text or any(c in text for c in "\r\n<>, "):
+        raise ConfigError(f"{key} must be one email address, like cvault@example.com")
     return text
 
 
@@ -405,6 +459,19 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "authority_keys_interval": _duration,
     "key_watch_interval": _duration,
     "idempotency_key_ttl": _seconds,
+    "workload_jwt_max_lifetime": _seconds,
+    "workload_jwt_leeway": _seconds,
+    "workload_jwt_max_uses": _count,
+    "workload_jwks_ca_file": _path,
+    "workload_jwks_max_age": _seconds,
+    "workload_jwks_refetch_interval": _seconds,
+    "smtp_url": _smtp_url,
+    "smtp_security": _smtp_security,
+    "smtp_username": _text,
+    "smtp_password": _text,
+    "smtp_from": _email_address,
+    "smtp_ca_file": _path,
+    "smtp_timeout": _duration,
 }
 
 # ``dev`` is chosen by running ``cvault dev``, not by a variable that could leak
@@ -492,6 +559,23 @@ def load_config(
     known = {f.name for f in fields(Config)}
     assert set(values) <= known
     return Config(**values)  # type: ignore[arg-type]
+
+
+# What a client reads (vault/client/environment.py): where the services are, nothing of theirs. A server's
+# settings in the client's shell (a relative CVAULT_MASTER_KEY_FILE, a database URL) are not its business.
+CLIENT_SETTINGS = ("authority_url", "store_url")
+
+
+def load_client_config(env: Mapping[str, str] = os.environ, toml_path: Path | None = None) -> Config:
+    """The :class:`Config` of a client: :data:`CLIENT_SETTINGS` from the environment and TOML, the rest defaults."""
+    if toml_path is None and env.get("CVAULT_CONFIG"):
+        toml_path = Path(env["CVAULT_CONFIG"])
+    values = {}
+    if toml_path is not None:
+        table = _read_toml(toml_path)
+        values = {key: _PARSERS[key](table[key], f"{key} (in {toml_path})") for key in CLIENT_SETTINGS if key in table}
+    names = {PREFIX + key.upper() for key in CLIENT_SETTINGS}
+    return load_config({name: raw for name, raw in env.items() if name in names}, None, **values)
 
 
 # Keys printed by master_key_command, by command line: a process runs each command once

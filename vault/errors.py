@@ -66,6 +66,12 @@ class VaultError(Exception):
     default_message: str = "internal error"
     answered_by: str | None = None
     """The service whose error reply this is (set by the client); ``None`` when raised locally."""
+    detail: str | None = None
+    """For the operator only: logged by a service, shown by a local command, never sent in a reply.
+
+    A database's connect error names hosts, ports and users of the deployment: the client hears the
+    message, the server log gets the detail.
+    """
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -201,6 +207,12 @@ class OutcomeUnknown(VaultError):
         "the database stopped answering while the change was being committed, so it may have been applied; "
         "retry with the same Idempotency-Key (the store answers with the first outcome), or check the versions"
     )
+    idempotency_key: str | None = None
+    """Client side: the key the request was sent with (retry with it; ``None``: it was sent without one)."""
+
+    def __init__(self, message: str | None = None, *, idempotency_key: str | None = None) -> None:
+        self.idempotency_key = idempotency_key
+        super().__init__(message)
 
 
 class DatabaseError(VaultError):

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from vault.config import load_config
 from vault.crypto.passwords import MINIMUM
 from vault.web.authority import create_authority_app
 
-__all__ = ["StoreProcess", "fault_services", "run_cli"]
+__all__ = ["StoreProcess", "fault_services", "run_cli", "run_sql"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,17 +36,18 @@ REPO = Path(__file__).resolve().parents[2]
 class StoreProcess:
     """``python -m vault.cli serve store`` with the given environment; restartable on the same port."""
 
-    def __init__(self, env: dict[str, str], url: str, log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], url: str, log_path: Path, args: Sequence[str] = ()) -> None:
         self.env = env
         self.url = url
         self.log_path = log_path
+        self.args = tuple(args)  # more arguments of `cvault serve store` (``--workers 2``)
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self, *, timeout: float = 60.0) -> None:
         log = self.log_path.open("ab")
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "vault.cli", "serve", "store"],
+                [sys.executable, "-m", "vault.cli", "serve", "store", *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -68,6 +69,24 @@ class StoreProcess:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"the store did not become ready:\n{self.log_tail()}")
                 await asyncio.sleep(0.1)
+
+    def workers(self) -> set[int]:
+        """The pids of the store's forked workers (``--workers N``): the parent's live children."""
+        assert self.process is not None
+        # From /proc, not pgrep: procps is not in every image the tests run on (scripts/apt-packages.txt).
+        children = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:  # it has just exited
+                continue
+            if int(fields[1]) == self.process.pid:
+                children.add(int(stat.parent.name))
+        return children
+
+    def listening(self, pid: int) -> bool:
+        """Whether worker ``pid`` logged that it listens (the store runs with log_level INFO for this)."""
+        return f"(pid {pid}) listening on" in self.log_path.read_text(errors="replace")
 
     def kill9(self) -> None:
         """SIGKILL: the process ends wherever it is."""
@@ -99,7 +118,7 @@ def _child_env(settings: dict[str, Any]) -> dict[str, str]:
 
 @asynccontextmanager
 async def fault_services(
-    database_url: str, workdir: Path, **store_settings: Any
+    database_url: str, workdir: Path, *, store_args: Sequence[str] = (), **store_settings: Any
 ) -> AsyncIterator[tuple[Harness, StoreProcess]]:
     """The authority (in-process) and the store (a child process), both ready; stopped after."""
     authority_port, store_port = unused_port(), unused_port()
@@ -118,7 +137,7 @@ async def fault_services(
             "log_level": "WARNING",
             **store_settings,
         }
-        store = StoreProcess(_child_env(settings), store_url, workdir / "store.log")
+        store = StoreProcess(_child_env(settings), store_url, workdir / "store.log", store_args)
         await store.start()
         try:
             harness = Harness(
@@ -142,3 +161,14 @@ def run_cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "vault.cli", *args], env=env, capture_output=True, text=True, timeout=120, cwd=REPO
     )
+
+
+async def run_sql(database_url: str, sql: str) -> None:
+    """Run ``sql`` (statements a fault test sets up: a trigger) on its own connection."""
+    from vault.storage.pool import close_pool, create_pool
+
+    pool = await create_pool(database_url, max_size=1)
+    try:
+        await pool.execute(sql)
+    finally:
+        await close_pool(pool)

@@ -75,6 +75,47 @@ class LogReport:
         broken = self.broken
         return broken[0].broken_seq if broken else None
 
+    def to_json(self) -> dict[str, Any]:
+        """The report as the store's ``/audit/verify`` serves it and ``cvault audit verify --json`` prints it."""
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "message": self.message,
+            "chains": [
+                {
+                    "chain": c.chain,
+                    "ok": c.ok,
+                    "checked": c.checked,
+                    "last_seq": c.last_seq,
+                    "broken_seq": c.broken_seq,
+                    "message": c.message,
+                }
+                for c in self.chains
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> LogReport:
+        """Parse :meth:`to_json` (a store's reply); :class:`ValueError` if it is not one."""
+        try:
+            chains = tuple(
+                ChainReport(
+                    ok=bool(c["ok"]),
+                    checked=int(c["checked"]),
+                    last_seq=int(c.get("last_seq", 0)),
+                    broken_seq=None if c.get("broken_seq") is None else int(c["broken_seq"]),
+                    message=str(c["message"]),
+                    chain=int(c["chain"]),
+                )
+                for c in body["chains"]
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a verification report ({type(exc).__name__})") from None
+        report = cls(chains)
+        if report.ok != body.get("ok"):
+            raise ValueError("not a verification report (its chains and its verdict disagree)")
+        return report
+
     @property
     def message(self) -> str:
         if self.ok:
@@ -106,6 +147,8 @@ class ChainVerifier:
         self._checkpoint = checkpoint
         self._checked = 0
         self._broken: ChainReport | None = None
+        self.skipped = 0
+        """How many runs of other orgs' events :meth:`skip` passed over."""
 
     @property
     def broken(self) -> bool:
@@ -157,6 +200,25 @@ class ChainVerifier:
         self._checked += 1
         return True
 
+    def skip(self, position: int, digest: bytes) -> bool:
+        """Accept, unseen, the chain's events up to ``position`` whose last hash is ``digest``.
+
+        An org's export (docs/audit.md, "Export") leaves out the other orgs' events between its
+        own; their hashes cannot be recomputed here, but the next event's ``prev_hash`` must be
+        ``digest``, and a head or checkpoint that falls on ``position`` must record it.
+        """
+        if self._broken is not None:
+            return False
+        if position <= self._last_seq:
+            return self._fail(position, f"a skip to event {position} goes back from event {self._last_seq}")
+        checkpoint = self._checkpoint
+        if checkpoint is not None and position == checkpoint[0] and not hmac.compare_digest(digest, checkpoint[1]):
+            return self._fail(position, f"event {position}: hash does not match the hash the last checkpoint recorded")
+        self._last_seq = position
+        self._last_hash = digest
+        self.skipped += 1
+        return True
+
     def finish(self, head: tuple[int, bytes] | None = None) -> ChainReport:
         """The report; ``head`` is the log's recorded (last seq, last hash), if known."""
         if self._broken is not None:
@@ -183,12 +245,13 @@ class ChainVerifier:
                 f"but the chain ends at event {self._last_seq}",
             )
         noun = "event" if self._checked == 1 else "events"
+        others = f", {self._last_seq - self._checked} of other orgs passed over by their hashes" if self.skipped else ""
         return ChainReport(
             True,
             self._checked,
             self._last_seq,
             None,
-            f"{self._prefix}{self._checked} {noun} verified; the chain is intact",
+            f"{self._prefix}{self._checked} {noun} verified{others}; the chain is intact",
             self._chain,
         )
 

@@ -57,8 +57,11 @@ class AuditRepository(Protocol):
         """One chain's rows with ``after_seq < chain_seq <= upto_seq`` in chain_seq order, at most ``limit``."""
         ...
 
-    async def rows(self, *, after_seq: int, heads: Mapping[int, int], limit: int) -> list[dict[str, Any]]:
-        """Rows with ``seq > after_seq`` in seq order, at most ``limit``, each chain's only up to ``heads[chain]``."""
+    async def rows(
+        self, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows with ``seq > after_seq`` in seq order, at most ``limit``, each chain's only up to ``heads[chain]``
+        (and only org ``org``'s, if given)."""
         ...
 
     async def checkpoints(self, *, after_id: int, limit: int) -> list[dict[str, Any]]:
@@ -75,8 +78,10 @@ class AuditRepository(Protocol):
         cursor: int | None,
         limit: int,
         newest_first: bool,
+        hide_audit_of: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``."""
+        """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``; without the
+        ``audit.*`` events whose actor or token_id is ``hide_audit_of``'s (a reviewer's own queries)."""
         ...
 
     async def close(self) -> None:

@@ -10,13 +10,15 @@ exported file can therefore be verified offline with :func:`verify_lines`.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from .chain import ChainReport, ChainVerifier, CheckpointVerifier, LogReport
 from .event import LEGACY_FORMAT, AuditEvent, AuditRecord
+from .export import checkpoint_line, end_line, heads_line, skip_line, verify_lines
 from .interfaces import AuditRepository
 
 __all__ = ["MAX_QUERY_LIMIT", "AuditQueries", "record_from_row", "row_json", "verify_lines"]
@@ -68,6 +70,7 @@ class AuditQueries:
 
     def __init__(self, repository: AuditRepository) -> None:
         self._repository = repository
+        self._verifying: asyncio.Task[LogReport] | None = None
 
     async def query(
         self,
@@ -84,13 +87,15 @@ class AuditQueries:
         cursor: int | None = None,
         limit: int = 100,
         newest_first: bool = False,
+        hide_audit_of: Mapping[str, str] | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Events matching every given filter, oldest first (or newest first), at most ``limit``.
 
         ``token_id`` also matches the events of tokens derived from it (stripped
         service tokens carry their parent in ``lineage``). ``since`` is inclusive,
         ``until`` exclusive. Returns ``(events, next_cursor)``; pass ``next_cursor``
-        back as ``cursor`` for the next page; it is None on the last page.
+        back as ``cursor`` for the next page; it is None on the last page. ``hide_audit_of``
+        (``{"actor": ..., "token_id": ...}``) leaves out the ``audit.*`` events of that actor or token.
         Callers (the HTTP layer) validate user input; here a bad ``limit`` is a bug.
         """
         if not 1 <= limit <= MAX_QUERY_LIMIT:
@@ -115,6 +120,7 @@ class AuditQueries:
             cursor=cursor,
             limit=limit + 1,
             newest_first=newest_first,
+            hide_audit_of=hide_audit_of,
         )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -160,7 +166,17 @@ class AuditQueries:
 
     async def verify(self) -> LogReport:
         """Recompute every hash of every chain, each up to its head as of the start, and check the chains
-        against the last checkpoint; the report names each broken chain's first broken link."""
+        against the last checkpoint; the report names each broken chain's first broken link.
+
+        Callers that ask while a verification runs share its report: the store serves this to any caller
+        with ``a``, and a verification reads the whole log, so N callers cost one pass, not N at once.
+        """
+        if self._verifying is None or self._verifying.done():
+            self._verifying = asyncio.ensure_future(self._verify())
+        # Shielded: one caller going away does not cancel the others' verification.
+        return await asyncio.shield(self._verifying)
+
+    async def _verify(self) -> LogReport:
         # Checkpoints first: a head read afterwards is at or past what any of them recorded.
         checkpoints, checkpointed = await self._verify_checkpoints()
         heads = {chain: (seq, digest) for chain, seq, digest in await self._repository.heads()}
@@ -182,40 +198,40 @@ class AuditQueries:
             reports.append(await self._verify_chain(chain, heads[chain], checkpointed.get(chain)))
         return LogReport(tuple(reports))
 
-    async def export(self) -> AsyncIterator[str]:
-        """Every event of every chain up to its head as of the start, in seq order, as JSON lines.
+    async def export(self, org: int | None = None) -> AsyncIterator[str]:
+        """The log as an export file's lines (:mod:`vault.audit.export`), each ending in ``\\n``.
 
-        Each line ends in ``\\n``.
+        Every checkpoint, then every chain's head as of the start, then every event up to the
+        heads in seq order (``org``: only that org's, with skip lines for the others' in between),
+        then the end line.
         """
-        heads = {chain: seq for chain, seq, _ in await self._repository.heads()}
+        after_id = 0
+        while True:
+            checkpoints = await self._repository.checkpoints(after_id=after_id, limit=_PAGE)
+            for row in checkpoints:
+                yield checkpoint_line(row)
+            if len(checkpoints) < _PAGE:
+                break
+            after_id = checkpoints[-1]["id"]
+        heads = await self._repository.heads()
+        yield heads_line(heads, org)
+        bounds = {chain: seq for chain, seq, _ in heads}
+        reached = dict.fromkeys(bounds, 0)
+        count = 0
         after = 0
         while True:
-            rows = await self._repository.rows(after_seq=after, heads=heads, limit=_PAGE)
+            rows = await self._repository.rows(after_seq=after, heads=bounds, limit=_PAGE, org=org)
             for row in rows:
+                chain, position = row["chain"], row["chain_seq"]
+                if position > reached[chain] + 1:
+                    yield skip_line(chain, position - 1, row["prev_hash"])
+                reached[chain] = position
+                count += 1
                 yield json.dumps(row_json(row), sort_keys=True, separators=(",", ":")) + "\n"
             if len(rows) < _PAGE:
-                return
+                break
             after = rows[-1]["seq"]
-
-
-def verify_lines(lines: Iterable[str]) -> LogReport:
-    """Verify an exported file: each chain in it must start at its event 1; blank lines are ignored."""
-    verifiers: dict[int, ChainVerifier] = {}
-    unreadable: ChainReport | None = None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = AuditRecord.from_json(json.loads(line))
-        except ValueError as exc:
-            # Which chain the line was in is unknown: the file is broken from here on.
-            unreadable = ChainReport(False, 0, 0, None, f"line {number}: {exc}", -1)
-            break
-        verifier = verifiers.get(record.chain)
-        if verifier is None:
-            verifier = verifiers[record.chain] = ChainVerifier(chain=record.chain)
-        verifier.feed(record)
-    reports = [verifiers[chain].finish() for chain in sorted(verifiers)]
-    if unreadable is not None:
-        reports.append(unreadable)
-    return LogReport(tuple(reports))
+        for chain, seq, digest in heads:
+            if reached[chain] < seq:
+                yield skip_line(chain, seq, digest)
+        yield end_line(count)

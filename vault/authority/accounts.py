@@ -62,6 +62,9 @@ class Accounts:
             raise NotFound(f"user {user_id} not found")
         return user
 
+    async def is_registered(self, email: str) -> bool:
+        return await self._store.user_by_email(email) is not None
+
     async def memberships(self, user_id: int) -> list[Membership]:
         return await self._store.memberships(user_id)
 
@@ -83,7 +86,8 @@ class Accounts:
         return role
 
     async def members(self, user_id: int, org_id: int) -> list[Member]:
-        await self.require_role(user_id, org_id, Role.OWNER)
+        # Auditors too: an audit trail of user ids is not one a reviewer can read (docs/audit.md).
+        await self.require_role(user_id, org_id, Role.OWNER, Role.AUDITOR)
         return await self._store.members(org_id)
 
     async def change_role(

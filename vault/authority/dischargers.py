@@ -19,6 +19,7 @@ from vault.macaroon.caveats import (
     LoginSession,
     MaxValidity,
     Organization,
+    OrgSlug,
     TokenLineage,
     UserID,
     ValidityWindow,
@@ -161,6 +162,8 @@ class OrgDischarger:
                 TokenLineage(principal.record.id, lineage),
                 # The store refuses the discharge once the feed says this session was revoked.
                 *principal.verified.attested(LoginSession),
+                # The store enrols the org under this slug, never one the enrolling client chose.
+                *([OrgSlug(principal.org_slug)] if principal.org_slug else []),
             ]
             discharge = _finish(d, caveats, binding_id)
         except VaultError as exc:

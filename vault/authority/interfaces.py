@@ -26,6 +26,7 @@ from vault.types import BeforeCommit
 
 from .records import Invitation, Member, Membership, Org, Session, TokenRecord, User
 from .roles import Role
+from .workload_records import WorkloadBinding, WorkloadIssuer
 
 __all__ = [
     "AccountRepository",
@@ -36,6 +37,7 @@ __all__ = [
     "RootKeys",
     "SessionRepository",
     "TokenRepository",
+    "WorkloadRepository",
 ]
 
 
@@ -95,19 +97,44 @@ class InvitationRepository(Protocol):
         email: str | None = None,
         code_digest: bytes | None = None,
         new_user_password_hash: str | None = None,
+        verification_digest: bytes | None = None,
     ) -> tuple[Invitation, int]:
         """Accept a pending invitation in one transaction; returns it and the member's user id.
 
         ``code_digest`` must be the invitation's, always; with it either ``user_id`` with that
-        user's ``email`` (must be the invitation's), or ``new_user_password_hash``, which
-        creates the invited email's account. :class:`NotFound` when no such pending
+        user's ``email`` (must be the invitation's), or ``new_user_password_hash`` with the
+        unexpired ``verification_digest`` mailed to the invited email, which creates its account.
+        :class:`NotFound` when no such pending
         invitation matches, and when the code is used for an email that already has an
         account (the same answer, so the inviter learns nothing); :class:`Conflict` when
         already a member.
         """
 
-    async def code_matches(self, invitation_id: str, now: dt.datetime, code_digest: bytes) -> bool:
-        """Whether a pending invitation has this code (checked before a password is hashed)."""
+    async def code_matches(
+        self, invitation_id: str, now: dt.datetime, code_digest: bytes, verification_digest: bytes | None = None
+    ) -> bool:
+        """Whether a pending invitation has this code (and, if given, this unexpired verification code):
+        checked before a password is hashed."""
+
+    async def set_verification(
+        self,
+        invitation_id: str,
+        now: dt.datetime,
+        code_digest: bytes,
+        verification_digest: bytes,
+        expires_at: dt.datetime,
+    ) -> Invitation | None:
+        """Give a pending invitation whose code this is a new email verification code (replacing any);
+        None when there is no such pending invitation."""
+
+
+class Mailer(Protocol):
+    """Sends one email (:mod:`vault.mail`: an SMTP relay, or ``cvault dev``'s directory).
+
+    Raises :class:`vault.errors.Unavailable` when the message was not handed over.
+    """
+
+    async def send(self, to: str, subject: str, body: str) -> None: ...
 
 
 class SessionRepository(Protocol):
@@ -136,15 +163,19 @@ class TokenRepository(Protocol):
 
     async def get(self, token_id: str) -> TokenRecord | None: ...
 
-    async def lineage(self, token_id: str, *, role_in: int | None = None) -> tuple[list[TokenRecord], Role | None]:
+    async def lineage(
+        self, token_id: str, *, role_in: int | None = None
+    ) -> tuple[list[TokenRecord], Role | None, str | None]:
         """The token, then its parent, grandparent, ... (empty if there is no record of the token).
 
-        With ``role_in``, also the role of the token's user in that org, read live (None if not a member).
+        With ``role_in``, also the role of the token's user in that org, read live (None if not a member),
+        and that org's slug (None if there is no such org).
         """
 
     async def revoke(self, token_id: str, at: dt.datetime, before_commit: BeforeCommit[list[str]]) -> list[str]:
         """Mark the token and everything stripped from it (recursively) revoked and publish their ids on the
-        revocation list, in one transaction; returns the ids, the token's first."""
+        revocation list, in one transaction; returns the ids this call revoked, the token's first (none when
+        all were revoked already)."""
 
     async def for_user(self, user_id: int) -> list[TokenRecord]: ...
 
@@ -189,3 +220,41 @@ class AuditSink(Protocol):
 
     async def record_in(self, transaction: object, event: AuthorityEvent) -> None:
         """Append ``event`` inside ``transaction`` (a :class:`BeforeCommit`'s): it commits or rolls back with it."""
+
+
+class WorkloadRepository(Protocol):
+    """Workload issuers, bindings and the JWT replay counts (docs/workload-identity.md)."""
+
+    async def add_issuer(
+        self, issuer: WorkloadIssuer, created_by: int | None, before_commit: BeforeCommit[None]
+    ) -> None:
+        """:class:`~vault.errors.Conflict` when the org already trusts this issuer."""
+
+    async def issuers(self, org_id: int) -> list[WorkloadIssuer]: ...
+
+    async def issuer(self, org_id: int, issuer: str) -> WorkloadIssuer | None:
+        """The org's issuer with this ``iss`` URL or this id."""
+
+    async def remove_issuer(self, org_id: int, issuer_id: str, before_commit: BeforeCommit[list[str]]) -> list[str]:
+        """Delete it and its bindings, publishing each binding's id on the revocation feed, in one
+        transaction; returns the bindings' ids. :class:`~vault.errors.NotFound` when there is none."""
+
+    async def issuer_bindings(self, org_id: int, issuer: str) -> tuple[WorkloadIssuer | None, list[WorkloadBinding]]:
+        """The org's issuer with this ``iss`` URL and its bindings, in one read (the discharger's)."""
+
+    async def bind(self, binding: WorkloadBinding, created_by: int | None, before_commit: BeforeCommit[None]) -> None:
+        """:class:`~vault.errors.Conflict` when the name is taken in the org."""
+
+    async def bindings(self, org_id: int, issuer_id: str | None = None) -> list[WorkloadBinding]: ...
+
+    async def binding(self, org_id: int, name_or_id: str) -> WorkloadBinding | None: ...
+
+    async def unbind(self, org_id: int, name_or_id: str, before_commit: BeforeCommit[str]) -> str:
+        """Delete the binding and publish its id on the revocation feed, in one transaction; returns the id.
+        :class:`~vault.errors.NotFound` when there is none."""
+
+    async def count_use(self, digest: bytes, expires_at: dt.datetime, max_uses: int) -> int | None:
+        """Count one more discharge for the JWT ``digest`` names; its count, or ``None`` past ``max_uses``.
+
+        Remembered until ``expires_at`` (the JWT's ``exp``), atomically across nodes.
+        """

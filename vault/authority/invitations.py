@@ -6,10 +6,15 @@ probe for accounts; it carries a one-time invitation code (``cvi_``, stored only
 its SHA-256) for the owner to hand to the invitee. The invitee then accepts:
 
 * with an account: logged in as the invited email, from ``GET /v1/invitations``;
-* without one: with the code and a new password, which creates the account.
+* without one: with the code, the authority first mails a verification code (``cvm_``,
+  stored only as its SHA-256, valid :data:`VERIFICATION_TTL`) to the invited email; the
+  code, that verification code and a new password then create the account. Whoever holds
+  only the invitation code (its inviter, too) cannot create the email's account.
 
-Nothing changes in the org until then. Invitations expire after
-:data:`INVITATION_TTL`; accepting one is a single transaction.
+Asking for the verification gets the same reply whether or not the email has an account
+(a registered email is mailed "log in and accept" instead of a code), so the inviter, who
+holds the code, learns nothing. Nothing changes in the org until the acceptance.
+Invitations expire after :data:`INVITATION_TTL`; accepting one is a single transaction.
 """
 
 from __future__ import annotations
@@ -19,20 +24,31 @@ import datetime as dt
 import hashlib
 import uuid
 
-from vault.errors import BadRequest, NotFound
+from vault.errors import BadRequest, NotFound, Unavailable
 from vault.types import BeforeCommit, Clock, Random, RequestContext, utc
 
 from .accounts import Accounts, check_email, check_password
 from .audit import Auditor
-from .interfaces import InvitationRepository
+from .interfaces import InvitationRepository, Mailer
 from .records import Invitation
 from .roles import Role
 from .sessions import Sessions
 
-__all__ = ["CODE_PREFIX", "INVITATION_TTL", "Invitations", "code_digest"]
+__all__ = ["CODE_PREFIX", "INVITATION_TTL", "VERIFICATION_PREFIX", "VERIFICATION_TTL", "Invitations", "code_digest"]
 
 INVITATION_TTL = 7 * 86400
+VERIFICATION_TTL = 3600
 CODE_PREFIX = "cvi_"
+VERIFICATION_PREFIX = "cvm_"
+NO_MAIL = (
+    "this authority sends no mail (CVAULT_SMTP_URL is not set), so an invitation cannot create an account here: "
+    "ask its operator"
+)
+VERIFICATION_SENT = (
+    "if the invitation is pending, a message went to the invited address: it holds a verification code (cvm_...) "
+    "to accept with, with your new password, within an hour, or, if that address already has an account, says to "
+    "log in and accept"
+)
 _MAX_CODE = 64
 # One answer for every way an acceptance can miss, so it tells nobody whether an email is registered.
 NOT_FOUND = (
@@ -45,6 +61,15 @@ NOT_FOUND = (
 def _check_code(code: str) -> None:
     if not code.startswith(CODE_PREFIX) or len(code) > _MAX_CODE:
         raise BadRequest("code must be the cvi_ invitation code the org's owner gave you")
+
+
+def _check_verification(code: str) -> None:
+    if not code.startswith(VERIFICATION_PREFIX) or len(code) > _MAX_CODE:
+        raise BadRequest("verification must be the cvm_ code mailed to the invited address")
+
+
+def _new_code(prefix: str, random: Random) -> str:
+    return prefix + base64.urlsafe_b64encode(random(32)).rstrip(b"=").decode()
 
 
 def code_digest(code: str) -> bytes:
@@ -68,7 +93,9 @@ class Invitations:
         clock: Clock,
         random: Random,
         audit: Auditor,
+        mailer: Mailer | None = None,
     ) -> None:
+        self._mailer = mailer
         self._repo = repository
         self._accounts = accounts
         self._sessions = sessions
@@ -85,7 +112,7 @@ class Invitations:
         """A new invitation and its code; the same whether or not ``email`` has an account."""
         await self._accounts.require_role(owner_id, org_id, Role.OWNER)
         email = check_email(email)
-        code = CODE_PREFIX + base64.urlsafe_b64encode(self._random(32)).rstrip(b"=").decode()
+        code = _new_code(CODE_PREFIX, self._random)
         invitation_id = str(uuid.UUID(bytes=self._random(16), version=4))
         expires = self._now() + dt.timedelta(seconds=INVITATION_TTL)
 
@@ -117,14 +144,38 @@ class Invitations:
         )
         return invitation
 
-    async def accept_with_code(
-        self, invitation_id: str, code: str, password: str, ctx: RequestContext[None]
-    ) -> tuple[Invitation, int]:
-        """Accept with the invitation code, creating the invited email's account with ``password``."""
+    async def send_verification(self, invitation_id: str, code: str, ctx: RequestContext[None]) -> None:
+        """Mail the invited address a new verification code (or, if it has an account, "log in and accept").
+
+        The caller learns only that the invitation and code match (:class:`NotFound` otherwise), never
+        whether the email is registered: the reply, and what is written, are the same either way.
+        """
         _check_code(code)
         invitation_id = check_invitation_id(invitation_id)
-        # The code before the password hash: an unauthenticated caller must not make the authority hash for nothing.
-        if not await self._repo.code_matches(invitation_id, self._now(), code_digest(code)):
+        if self._mailer is None:
+            raise Unavailable(NO_MAIL)
+        verification = _new_code(VERIFICATION_PREFIX, self._random)
+        expires = self._now() + dt.timedelta(seconds=VERIFICATION_TTL)
+        invitation = await self._repo.set_verification(
+            invitation_id, self._now(), code_digest(code), code_digest(verification), expires
+        )
+        if invitation is None:
+            raise NotFound(NOT_FOUND)
+        registered = await self._accounts.is_registered(invitation.email)
+        subject, body = _verification_mail(invitation, code, None if registered else verification)
+        await self._mailer.send(invitation.email, subject, body)
+        await self._audit.record(ctx, "invitation.verify", "ok", org=invitation.org_id, invitation=invitation.id)
+
+    async def accept_with_code(
+        self, invitation_id: str, code: str, verification: str, password: str, ctx: RequestContext[None]
+    ) -> tuple[Invitation, int]:
+        """Accept with the invitation code and the verification code mailed to the invited email, creating its
+        account with ``password``."""
+        _check_code(code)
+        _check_verification(verification)
+        invitation_id = check_invitation_id(invitation_id)
+        # The codes before the password hash: an unauthenticated caller must not make the authority hash for nothing.
+        if not await self._repo.code_matches(invitation_id, self._now(), code_digest(code), code_digest(verification)):
             raise NotFound(NOT_FOUND)
         password_hash = await self._sessions.hash_password(check_password(password))
         return await self._repo.accept(
@@ -133,6 +184,7 @@ class Invitations:
             self._audited(ctx, created=True),
             code_digest=code_digest(code),
             new_user_password_hash=password_hash,
+            verification_digest=code_digest(verification),
         )
 
     def _audited(self, ctx: RequestContext[None], *, created: bool) -> BeforeCommit[tuple[Invitation, int]]:
@@ -152,3 +204,21 @@ class Invitations:
             )
 
         return audited
+
+
+def _verification_mail(invitation: Invitation, code: str, verification: str | None) -> tuple[str, str]:
+    """The message to the invited address: the verification code, or (it has an account) how to accept."""
+    subject = f"Your invitation to {invitation.slug} on cvault"
+    if verification is None:
+        return subject, (
+            f"Someone asked to create a cvault account for {invitation.email} to accept an invitation to "
+            f"{invitation.slug} ({invitation.role.value}). This address already has an account: log in and accept "
+            f"with\n\n  cvault login --email {invitation.email}\n  cvault orgs accept {invitation.id} --code {code}\n\n"
+            "If you did not ask, ignore this message.\n"
+        )
+    return subject, (
+        f"To create your cvault account for {invitation.email} and join {invitation.slug} as "
+        f"{invitation.role.value}, use this verification code within an hour:\n\n  {verification}\n\n"
+        f"  cvault orgs accept {invitation.id} --code {code} --verification {verification} --password-stdin\n\n"
+        "If you did not ask, ignore this message: without the code no account is created.\n"
+    )

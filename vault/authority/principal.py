@@ -45,6 +45,7 @@ class Principal:
     ancestors: tuple[TokenRecord, ...]
     verified: Verified
     role: Role | None = None  # the user's role in the org ``verify`` was asked about (None: not a member)
+    org_slug: str | None = None  # that org's slug (the org discharge attests it)
 
     @property
     def kind(self) -> TokenKind:
@@ -102,7 +103,7 @@ class BundleVerifier:
         token = bundle.permission_token(self._location)
         key = await self._root_keys.get(token.nonce.kid)
         verified = verify(token, key, bundle.discharges, now=now, trusted=self._trusted)
-        lineage, role = await self._tokens.lineage(token.token_id, role_in=role_in)
+        lineage, role, org_slug = await self._tokens.lineage(token.token_id, role_in=role_in)
         if not lineage:
             raise InvalidToken("invalid token: this authority has no record of it")
         record, *older = lineage
@@ -113,7 +114,7 @@ class BundleVerifier:
             if attested != {record.user_id}:
                 raise Unauthenticated("the login discharge does not vouch for this token's user; get a new one")
             await self._check_sessions(verified, record.user_id)
-        return Principal(record.user_id, token, record, ancestors, verified, role)
+        return Principal(record.user_id, token, record, ancestors, verified, role, org_slug)
 
     async def _check_sessions(self, verified: Verified, user_id: int) -> None:
         # Read live: a logout stops the session's login discharges on every node at once.

@@ -184,6 +184,8 @@ class TokenService:
             caveats.append(c)
         kid, key = await self._root_keys.current()
         token = Macaroon.mint(kid, self._location, key, caveats)
+        # The holder's own windows bound the service token: `tokens list` shows the narrowest.
+        ends = [c.not_after for c in caveats if isinstance(c, ValidityWindow)]
         record = TokenRecord(
             token.token_id,
             principal.user_id,
@@ -192,7 +194,7 @@ class TokenService:
             parent.id,
             principal.org_mask(parent.org_id),
             utc(now),
-            None,
+            utc(min(ends)) if ends else None,
             root_key_id=int.from_bytes(kid, "big"),
         )
 

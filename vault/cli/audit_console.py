@@ -2,8 +2,9 @@
 
 The credentials are read as ``cvault audit query`` reads them (``CVAULT_STORE_TOKEN``
 with ``a``, and ``CVAULT_AUTH_TOKEN`` or the login session) and stay in this
-process; the browser only ever sees pages. ``CVAULT_DATABASE_URL``, when set,
-lets the console verify the hash chain as ``cvault audit verify`` does.
+process; the browser only ever sees pages. The chain status page asks the store to
+verify its log; with ``CVAULT_DATABASE_URL`` set, the console recomputes the chains
+on the database itself.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def register(audit_sub: Any) -> None:
         help="browse the store's audit log in a local web console (timeline, secrets, token lineage, chain)",
         description=(
             "Serves a read-only web console on this machine. Needs CVAULT_STORE_TOKEN with 'a' (audit) and an "
-            "authority credential, as `cvault audit query` does; they never reach the browser. With "
-            "CVAULT_DATABASE_URL set, the console also verifies the hash chain."
+            "authority credential, as `cvault audit query` does; they never reach the browser. The store "
+            "verifies the hash chains for it; with CVAULT_DATABASE_URL set, the console recomputes them itself."
         ),
     )
     p.add_argument(
@@ -74,11 +75,6 @@ def _run(args: argparse.Namespace) -> int:
         print(
             f"cvault audit console: WARNING: listening on {host}, not loopback: anyone who can reach it reads "
             "the audit log with your credentials",
-            file=sys.stderr,
-        )
-    if database_url is None:
-        print(
-            "cvault audit console: CVAULT_DATABASE_URL is not set: the chain status page cannot verify the log",
             file=sys.stderr,
         )
 

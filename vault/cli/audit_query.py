@@ -3,7 +3,8 @@
 Answers "who read this secret, when, with which token, on whose authority":
 each row shows the store token used, the user the authority attested (the
 operator behind a service token) and the lineage of the authority token.
-Needs a store token with ``a`` (audit) on the org.
+Needs a store token with ``a`` (audit) on the org. ``--limit N`` shows the newest N
+events, newest first, as the console does; ``--reverse`` the oldest N, oldest first.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def register(audit_sub: Any) -> None:
     p.add_argument("--outcome", choices=["ok", "denied", "error"])
     p.add_argument("--since", metavar="T")
     p.add_argument("--until", metavar="T")
-    p.add_argument("--limit", type=int, default=1000, help="at most this many events (default 1000)")
+    p.add_argument("--limit", type=int, default=1000, help="the newest N events, newest first (default 1000)")
+    p.add_argument("--reverse", action="store_true", help="the oldest N events instead, oldest first")
     add_client_options(p)
     p.set_defaults(func=client_command(_query))
 
@@ -97,6 +99,7 @@ async def _query(client: Client, args: argparse.Namespace) -> int:
             until=until,
             cursor=cursor,
             limit=min(_PAGE, args.limit - len(events)),
+            newest_first=not args.reverse,
         )
         events.extend(page["events"])
         cursor = page.get("next_cursor")

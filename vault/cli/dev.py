@@ -98,13 +98,23 @@ def run(args: argparse.Namespace) -> int:
         for key, value in (("authority_listen", args.authority_listen), ("store_listen", args.store_listen))
         if value
     }
-    config = config_from_args(args, dev=True, data_dir=args.data_dir, **listen)
+    config = absolute_paths(config_from_args(args, dev=True, data_dir=args.data_dir, **listen))
     check_ports_free(config)
     # Logs (the access log included) go to stderr; stdout is for the lines a user copies.
     configure_logging(config.log_level, config.log_format)
     if args.tls:
         config = dev_tls(config)
     return asyncio.run(serve_dev(config))
+
+
+def absolute_paths(config: Config) -> Config:
+    """``config`` with its data directory and key file absolute: the exports it prints work after a ``cd``."""
+    key_file = config.master_key_file
+    return replace(
+        config,
+        data_dir=config.data_dir.expanduser().absolute(),
+        master_key_file=None if key_file is None else key_file.expanduser().absolute(),
+    )
 
 
 def dev_tls(config: Config) -> Config:

@@ -199,6 +199,9 @@ async def run_dev_services(
         tasks.append(store)
         await _wait_ready(config.store_url, store, _ca(config))
         say(f"authority on {config.authority_url}, store on {config.store_url}")
+        if config.smtp_url is None:
+            # No relay in development: the messages an invitee needs (verification codes) are files.
+            say(f"mail the authority sends is written to {config.data_dir / 'mail'} (set CVAULT_SMTP_URL to send it)")
 
         state_path = config.data_dir / "dev.json"
         state = _load_state(state_path)

@@ -59,12 +59,16 @@ def register_status(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     status.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    status.add_argument(
+        "--schema", choices=SCHEMAS, help="only this service's keys (a service's database role reads only its own)"
+    )
     add_config_option(status)
     status.set_defaults(func=run_status)
 
 
 def run_status(args: argparse.Namespace) -> int:
-    lines, warnings = asyncio.run(collect(config_from_args(args)))
+    schemas = SCHEMAS if args.schema is None else (args.schema,)
+    lines, warnings = asyncio.run(collect(config_from_args(args), schemas))
     if args.json:
         print(json.dumps({"keys": [asdict(line) for line in lines], "warnings": warnings}, indent=2))
     else:
@@ -91,12 +95,13 @@ def master_key_id(key: bytes) -> str:
     return hashlib.sha256(b"cvault/master-key-id/v1" + key).hexdigest()[:12]
 
 
-async def collect(config: Any) -> tuple[list[KeyLine], list[str]]:
+async def collect(config: Any, schemas: tuple[str, ...] = SCHEMAS) -> tuple[list[KeyLine], list[str]]:
     from vault.config import require_database_url, require_master_keys
     from vault.crypto.keyring import MasterKeys, unwrap_kek
     from vault.errors import DecryptionError
     from vault.storage.key_status import read_key_status
     from vault.storage.pool import close_pool, create_pool
+    from vault.storage.privileges import privilege_errors
 
     masters: MasterKeys | None = None
     if config.master_key is not None or config.master_key_command is not None:
@@ -140,8 +145,9 @@ async def collect(config: Any) -> tuple[list[KeyLine], list[str]]:
 
     pool = await create_pool(require_database_url(config), min_size=1, max_size=2)
     try:
-        for schema in SCHEMAS:
-            found = await read_key_status(pool, schema)
+        for schema in schemas:
+            async with privilege_errors(pool, schema):
+                found = await read_key_status(pool, schema)
             for kek in found.keks:
                 lines.append(
                     KeyLine(

@@ -12,7 +12,8 @@ top-level imports to what parsing needs; import heavy things inside ``func``.
 
 Exit status (docs/client.md): 0 success, 1 a local error (configuration, a
 file, a service that cannot be reached), 2 a usage error, 3 a broken audit
-chain, 4 a server refused the request (its code and message are printed).
+chain, 4 refused or not found, whether a service said so or cvault concluded it
+from a service's answer (its code and message are printed).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ COMMANDS: dict[str, Command] = {
     "login": Command("vault.cli.login", "log in to the authority and save the session"),
     "logout": Command("vault.cli.login", "revoke the saved session and delete it"),
     "orgs": Command("vault.cli.orgs", "organizations and their members"),
+    "workloads": Command("vault.cli.workloads", "workload identity: OIDC issuers and bindings"),
     "secrets": Command("vault.cli.secrets", "set, read and manage secrets"),
     "vaults": Command("vault.cli.secrets", "list, create and delete vaults"),
     "store": Command("vault.cli.store", "enrol an org at the store; store tokens"),
@@ -61,8 +63,24 @@ COMMANDS: dict[str, Command] = {
 _EPILOG = (
     "Run `cvault COMMAND --help` for a command's options. Exit status: 0 success, 1 local error "
     "(configuration, files, a service that cannot be reached), 2 usage error, 3 broken audit chain, "
-    "4 the server refused the request."
+    "4 refused or not found, 5 the outcome of a change is unknown (it may have been applied; docs/client.md)."
 )
+
+
+class _Parser(argparse.ArgumentParser):
+    """Remembers the innermost (sub)command parser that ran, so a usage error shows that command's usage."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        # A subcommand's parser returns before its parent's, so the first one to set it is the innermost.
+        if getattr(parsed, _INNERMOST, None) is None:
+            setattr(parsed, _INNERMOST, self)
+        return parsed, extras
+
+
+_INNERMOST = "_cvault_parser"
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -72,7 +90,7 @@ def _chosen(argv: Sequence[str]) -> str | None:
 
 def build_parser(command: str | None = None, *, full: bool = False) -> argparse.ArgumentParser:
     """The parser for ``command`` (its module registered, the others listed by name only), or every module."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cvault",
         description="cvault: a secret store whose tokens need the token authority's discharge to open anything.",
         epilog=_EPILOG,
@@ -95,7 +113,11 @@ def build_parser(command: str | None = None, *, full: bool = False) -> argparse.
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_chosen(args_list))
-    args = parser.parse_args(args_list)
+    args, unknown = parser.parse_known_args(args_list)
+    innermost: argparse.ArgumentParser = getattr(args, _INNERMOST, parser)
+    if unknown:  # a typo'd flag: the usage of the command it was given to, not cvault's
+        innermost.error(f"unrecognized arguments: {' '.join(unknown)}")
+    delattr(args, _INNERMOST)
     func = getattr(args, "func", None)
     if func is None:  # a placeholder parser: cannot happen, the chosen command's module is registered
         parser.error(f"{args.command}: no such command")

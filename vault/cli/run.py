@@ -52,6 +52,9 @@ _CREDENTIAL_VARIABLES = (
     "CVAULT_AUTH_TOKEN",
     "CVAULT_AUTH_TOKEN_FILE",
     "CVAULT_SESSION",
+    "CVAULT_OIDC_TOKEN",
+    "CVAULT_OIDC_TOKEN_FILE",
+    "CVAULT_WORKLOAD_ROLE",
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_MAP_BYTES = 1024 * 1024
@@ -163,6 +166,9 @@ def _context(vault: str, args: argparse.Namespace) -> str:
 def _key_material(settings: ClientSettings) -> bytes:
     creds = settings.credentials
     parts = [t.token.encode() for t in (creds.store_token, creds.authority_token) if t is not None]
+    if not parts:
+        # A workload that holds nothing on disk has nothing stable to derive the file's key from.
+        raise ConfigError("--fallback needs a stored credential (CVAULT_STORE_TOKEN or CVAULT_AUTH_TOKEN) for its key")
     return b"\x00".join(parts)
 
 
@@ -202,6 +208,7 @@ async def _batch(
     client: Client, vault: str, names: Sequence[str] | None, prefix: str | None
 ) -> tuple[dict[str, str], dict[str, int]]:
     """One batch read: the secrets' values and their current versions."""
+    await client.ensure_store_token()  # a workload with no store token logs in for one (docs/workload-identity.md)
     read = await client.store.batch_read(vault, names=names, prefix=prefix)
     if read.missing:
         raise NotFound(f"secret(s) not found in vault {vault!r}: {', '.join(read.missing)}; nothing was started")
@@ -210,10 +217,9 @@ async def _batch(
 
 async def _fetch(
     settings: ClientSettings, vault: str, names: Sequence[str] | None, prefix: str | None
-) -> dict[str, str]:
+) -> tuple[dict[str, str], dict[str, int]]:
     async with make_client(settings) as client:
-        secrets, _versions = await _batch(client, vault, names, prefix)
-    return secrets
+        return await _batch(client, vault, names, prefix)
 
 
 def _watch_signal(args: argparse.Namespace) -> signal.Signals | None:
@@ -243,8 +249,10 @@ async def _supervise(
     vault: str,
     names: Sequence[str] | None,
     command: list[str],
-    environ: Callable[[Mapping[str, str]], dict[str, str]],
-    first: dict[str, str] | None,
+    variables: Callable[[Mapping[str, str]], dict[str, str]],
+    base: Mapping[str, str],
+    first: dict[str, str],
+    versions: dict[str, int],
 ) -> int:
     from vault.client.http import HTTP
 
@@ -254,10 +262,12 @@ async def _supervise(
     # A watcher lives long and waits on the child meanwhile: aiohttp, not the blocking transport.
     transport = {"http": HTTP(ca_cert=settings.ca_cert)} if options.watch else {}
     async with make_client(settings, **transport) as client:
-        versions: dict[str, int] = {}
-        if first is None:
-            first, versions = await _batch(client, vault, names, args.prefix)
-        supervisor = Supervisor(command, options, lambda: _batch(client, vault, names, args.prefix), environ)
+
+        async def poll() -> dict[str, int]:
+            return dict((await client.store.current_versions(vault, names=names, prefix=args.prefix)).versions)
+
+        fetch = lambda: _batch(client, vault, names, args.prefix)  # noqa: E731
+        supervisor = Supervisor(command, options, fetch, variables, base, poll)
         return await supervisor.run(first, versions)
 
 
@@ -275,8 +285,9 @@ def run(args: argparse.Namespace) -> int:
     mapping = _read_map(args.map_file) if args.map_file else {}
     context = _context(vault, args)
     _watch_signal(args)  # usage errors before any request
+    versions: dict[str, int] = {}  # unknown when the secrets come from the fallback cache
     try:
-        secrets = run_blocking(_fetch(settings, vault, names, args.prefix))
+        secrets, versions = run_blocking(_fetch(settings, vault, names, args.prefix))
     except Unavailable as exc:
         if args.fallback is None or not args.fallback.exists():
             raise
@@ -295,14 +306,14 @@ def run(args: argparse.Namespace) -> int:
         for name in _CREDENTIAL_VARIABLES:
             base.pop(name, None)
 
-    def environ(values: Mapping[str, str]) -> dict[str, str]:
-        return {**base, **environment_for(values, args.prefix, mapping)}
+    def variables(values: Mapping[str, str]) -> dict[str, str]:
+        return environment_for(values, args.prefix, mapping)
 
-    env = environ(secrets)
+    env = {**base, **variables(secrets)}
     if args.watch or args.env_file or args.mount:
         import asyncio
 
-        status = asyncio.run(_supervise(args, settings, vault, names, command, environ, secrets))
+        status = asyncio.run(_supervise(args, settings, vault, names, command, variables, base, secrets, versions))
         # A command killed by a signal: report it the way a shell does (128 + the signal).
         return 128 - status if status < 0 else status
     sys.stdout.flush()

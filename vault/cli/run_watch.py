@@ -4,10 +4,13 @@ Plain ``cvault run`` execs the command (nothing of cvault stays behind). With
 ``--watch``, or with a secrets file that must be removed at the end, cvault
 stays as the command's parent instead:
 
-- it polls the store every ``--interval`` seconds (one batch read) and, when
-  any injected secret has a new current version (a rotation was promoted),
-  restarts the command with the new environment, or with ``--signal HUP``
-  rewrites the files and sends that signal instead;
+- it polls the store every ``--interval`` seconds for the secrets' current
+  versions only (``POST .../versions``: no value is read, one
+  ``secrets.versions`` audit event per poll), and reads the values (one batch
+  read) only when a version changed; when any injected secret has a new current
+  version (a rotation was promoted) it restarts the command with the new
+  environment, or with ``--signal HUP`` rewrites the files and sends that
+  signal instead;
 - a failed poll is retried with exponential backoff (up to ten intervals) while
   the command keeps running with what it has;
 - the client's discharge cache refreshes the authority's discharge in the
@@ -17,7 +20,7 @@ stays as the command's parent instead:
 
 Files are written with mode 0600 through a temporary name and renamed into
 place, so a reader never sees half a file; ``--env-file`` holds
-``NAME="value"`` lines (dotenv quoting), ``--mount`` a JSON object of secret
+``NAME="value"`` lines (dotenv quoting) of the secrets' variables only, ``--mount`` a JSON object of secret
 names to values.
 """
 
@@ -76,18 +79,31 @@ class WatchOptions:
 
 
 Fetch = Callable[[], Awaitable[tuple[dict[str, str], dict[str, int]]]]
-"""One poll: ``(secrets by name, their current versions)``."""
+"""One read: ``(secrets by name, their current versions)``."""
 
-Environ = Callable[[Mapping[str, str]], dict[str, str]]
-"""Secrets by name -> the command's whole environment."""
+Poll = Callable[[], Awaitable[dict[str, int]]]
+"""One poll: the secrets' current versions, without their values."""
+
+Variables = Callable[[Mapping[str, str]], dict[str, str]]
+"""Secrets by name -> the variables they become (``db/url`` -> ``DB_URL``, or the ``--map`` names)."""
 
 
 class Supervisor:
-    def __init__(self, command: list[str], options: WatchOptions, fetch: Fetch, environ: Environ) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        options: WatchOptions,
+        fetch: Fetch,
+        variables: Variables,
+        base: Mapping[str, str],
+        poll: Poll,
+    ) -> None:
         self._command = command
         self._options = options
         self._fetch = fetch
-        self._environ = environ
+        self._poll = poll
+        self._variables = variables
+        self._base = dict(base)
         self._child: asyncio.subprocess.Process | None = None
         self._secrets: dict[str, str] = {}
 
@@ -96,7 +112,9 @@ class Supervisor:
 
     def _write_files(self, secrets: Mapping[str, str]) -> None:
         if self._options.env_file is not None:
-            write_private_file(self._options.env_file, dotenv_lines(self._environ(secrets)))
+            # The secrets' variables only: the rest of the environment (PATH, HOME, the CVAULT_* URLs)
+            # is the command's, not something to copy into a file.
+            write_private_file(self._options.env_file, dotenv_lines(self._variables(secrets)))
         if self._options.mount is not None:
             write_private_file(self._options.mount, json.dumps(dict(secrets), indent=2, sort_keys=True) + "\n")
 
@@ -108,7 +126,8 @@ class Supervisor:
 
     async def _start(self, secrets: Mapping[str, str]) -> asyncio.subprocess.Process:
         try:
-            return await asyncio.create_subprocess_exec(*self._command, env=self._environ(secrets))
+            env = {**self._base, **self._variables(secrets)}
+            return await asyncio.create_subprocess_exec(*self._command, env=env)
         except OSError as exc:
             raise ConfigError(f"cannot run {self._command[0]!r}: {exc.strerror}") from None
 
@@ -159,6 +178,11 @@ class Supervisor:
                 return exited.result()
             exited.cancel()
             try:
+                # Versions first (cheap, and not a read of any value); values only when one moved.
+                # Unknown versions (a start from the fallback cache) always read the values.
+                if versions and await self._poll() == versions:
+                    wait = interval
+                    continue
                 secrets, current = await self._fetch()
             except VaultError as exc:
                 wait = min(wait * 2, interval * 10)

@@ -15,7 +15,7 @@ from typing import Any
 
 from vault.client import Client
 from vault.client.models import to_json
-from vault.errors import BadRequest, NotFound
+from vault.errors import BadRequest, NotFound, OutcomeUnknown
 
 from .client_options import add_client_options, client_command, default_vault
 from .output import print_json, print_table
@@ -76,6 +76,11 @@ def register(sub: Any) -> None:
     p.add_argument("--from-file", metavar="F", help="read the value from this file")
     p.add_argument("--cas", type=int, metavar="N", help="only if the current version is N (0: only if new)")
     p.add_argument("--max-versions", type=int, metavar="N", help="keep at most N versions")
+    p.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="retry a write whose outcome was unknown (exit status 5) with the key it printed: stored at most once",
+    )
     _common(p)
     p.set_defaults(func=client_command(_set))
 
@@ -140,7 +145,18 @@ def register(sub: Any) -> None:
 async def _set(client: Client, args: argparse.Namespace) -> int:
     value = read_value(args, prompt=f"value for {args.name}: ")
     vault = _vault(args)
-    reply = await client.store.write_secret(vault, args.name, value, cas=args.cas, max_versions=args.max_versions)
+    try:
+        reply = await client.store.write_secret(
+            vault, args.name, value, cas=args.cas, max_versions=args.max_versions, idempotency_key=args.idempotency_key
+        )
+    except OutcomeUnknown as exc:
+        key = exc.idempotency_key
+        raise OutcomeUnknown(
+            f"the write of {vault}/{args.name} may have been stored or not: an answer was lost and the retries "
+            f"could not tell. Do not simply write it again (that could store it twice): run the same command with "
+            f"--idempotency-key {key}, which stores it at most once and prints its version",
+            idempotency_key=key,
+        ) from exc
     if args.json:
         print_json(to_json(reply))
     else:

@@ -18,7 +18,7 @@ from vault.macaroon import mask_from_string
 
 from .client_options import add_client_options, client_command
 from .orgs import resolve_org
-from .output import print_json
+from .output import add_output_option, open_private, print_json
 
 __all__ = ["DEFAULT_MINT_TTL", "print_token", "register"]
 
@@ -38,6 +38,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("org", help="org id or slug")
     add_client_options(p)
+    add_output_option(p, "the token")
     p.set_defaults(func=client_command(_enroll))
 
     tparser = ssub.add_parser("tokens", help="mint and revoke store tokens")
@@ -60,6 +61,7 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help=f"lifetime in seconds (default: {DEFAULT_MINT_TTL // 86400} days; 0: no expiry)",
     )
+    add_output_option(p, "the token")
     add_client_options(p)
     p.set_defaults(func=client_command(_mint))
 
@@ -74,7 +76,13 @@ def print_token(reply: MintedToken | PermissionToken | ServiceToken, args: argpa
     if args.json:
         print_json(to_json(reply))
         return
-    print(reply.token)
+    output = getattr(args, "output", None)
+    if output is None:
+        print(reply.token)
+    else:
+        with open_private(output) as handle:
+            handle.write(reply.token + "\n")
+        what += f", written to {output} (mode 0600)"
     print(f"cvault: {what}, id {reply.id}", file=sys.stderr)
 
 

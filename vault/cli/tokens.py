@@ -14,6 +14,7 @@ from typing import Any
 from vault.authorization import pasted_credential
 from vault.client import Client, TokenBundle
 from vault.client.authority_models import PermissionToken, ServiceToken
+from vault.client.client import CLOCK_SKEW
 from vault.client.models import to_json
 from vault.errors import BadRequest, InvalidToken
 from vault.macaroon import Bundle, Macaroon, decode_token, encode_bundle, from_json
@@ -21,7 +22,7 @@ from vault.macaroon.caveats import ClientCIDR, ThirdParty, ValidityWindow
 
 from .client_options import add_client_options, client_command
 from .orgs import resolve_org
-from .output import duration, print_json, print_table
+from .output import add_output_option, duration, print_json, print_table
 from .store import print_token
 
 
@@ -69,9 +70,15 @@ def register(sub: Any) -> None:
     )
     create.add_argument("--org", required=True, help="org id or slug")
     create.add_argument("--mask", help="permission letters (default: your role's)")
-    create.add_argument("--ttl", type=int, metavar="SECONDS", help="lifetime of the permission token")
+    create.add_argument(
+        "--ttl",
+        type=int,
+        metavar="SECONDS",
+        help="lifetime of the token (with --service: of the service token, a window strip keeps)",
+    )
     create.add_argument("--service", action="store_true", help="strip it into a service token")
     _add_cidr(create)
+    add_output_option(create, "the token")
     add_client_options(create)
     create.set_defaults(func=client_command(_create))
 
@@ -82,6 +89,7 @@ def register(sub: Any) -> None:
     )
     _add_token_source(strip)
     _add_cidr(strip)
+    add_output_option(strip, "the token")
     add_client_options(strip)
     strip.set_defaults(func=client_command(_strip))
 
@@ -264,11 +272,19 @@ async def _create(client: Client, args: argparse.Namespace) -> int:
     what = f"permission token for {org.slug}"
     if args.service:
         permission = TokenBundle.parse(reply.token, what="permission token")
+        if args.ttl is not None:
+            # Strip drops the authority's issuance window, so the lifetime asked for is bound as the
+            # holder's own window (appended after the login caveat), which strip keeps. It starts a
+            # little early, like every window the client appends (the authority's clock may lag ours).
+            now = int(time.time())
+            window = ValidityWindow(now - CLOCK_SKEW, now + args.ttl)
+            permission = replace(permission, token=permission.token.attenuate([window]))
         reply = await client.authority.strip(permission)
         what = f"service token for {org.slug} (stripped from {permission.token_id})"
     reply = replace(reply, token=_with_cidr(reply.token, args.cidr))
     if args.cidr:
         what += f", usable only from {', '.join(args.cidr)}"
+    what += f", expires {reply.expires_at}" if reply.expires_at else ", no expiry (revoke it when done)"
     print_token(reply, args, what)
     return 0
 
@@ -285,8 +301,10 @@ async def _revoke(client: Client, args: argparse.Namespace) -> int:
     revoked = await client.authority.revoke(args.id)
     if args.json:
         print_json({"revoked": revoked})
-    else:
+    elif revoked:
         print(f"revoked {len(revoked)} token(s): {', '.join(revoked)}")
+    else:
+        print(f"token {args.id} was already revoked (and every token stripped from it); nothing changed")
     return 0
 
 

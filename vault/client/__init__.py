@@ -43,6 +43,7 @@ if typing.TYPE_CHECKING:
     from .http import RetryPolicy
     from .models import (
         BatchRead,
+        CurrentVersions,
         MintedToken,
         Promoted,
         Secret,
@@ -66,6 +67,7 @@ __all__ = [
     "Client",
     "ClientSettings",
     "Credentials",
+    "CurrentVersions",
     "DischargerKey",
     "Invitation",
     "Member",
@@ -107,6 +109,7 @@ _HOME = {
     "Client": "client",
     "ClientSettings": "environment",
     "Credentials": "credentials",
+    "CurrentVersions": "models",
     "DischargerKey": "authority_models",
     "Invitation": "authority_models",
     "Member": "authority_models",

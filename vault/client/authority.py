@@ -80,14 +80,26 @@ class AuthorityClient:
         """Pending invitations of the logged-in user's email (without their codes)."""
         return Invitation.list_from_json(await self._session_call("GET", "/v1/invitations"))
 
-    async def accept(self, invitation_id: str, *, code: str, password: str | None = None) -> Accepted:
-        """Accept with the invitation code: with the session, or (no account yet) with a new account's password."""
+    async def accept(
+        self, invitation_id: str, *, code: str, password: str | None = None, verification: str | None = None
+    ) -> Accepted:
+        """Accept with the invitation code: with the session, or (no account yet) with the verification code
+        mailed to the invited address (:meth:`send_verification`) and a new account's password."""
         path = f"/v1/invitations/{quote(invitation_id, safe='')}/accept"
         if password is None:
             reply = await self._session_call("POST", path, {"code": code})
         else:
-            reply = await self._http.request("POST", self.url + path, body={"code": code, "password": password})
+            body = {"code": code, "password": password, "verification": verification}
+            reply = await self._http.request("POST", self.url + path, body=body)
         return Accepted.from_json(reply)
+
+    async def send_verification(self, invitation_id: str, *, code: str) -> str:
+        """Have the authority mail the invited address a verification code (no account yet); its reply's message,
+        the same whether or not the address has an account."""
+        path = f"/v1/invitations/{quote(invitation_id, safe='')}/accept"
+        reply = await self._http.request("POST", self.url + path, body={"code": code})
+        message = reply.get("message") if isinstance(reply, dict) else None
+        return message if isinstance(message, str) else "a verification code was sent to the invited address"
 
     async def set_role(self, org: int, user_id: int, role: str) -> RoleChanged:
         reply = await self._session_call("PATCH", f"/v1/orgs/{org}/members/{user_id}", {"role": role})

@@ -194,10 +194,16 @@ class ServiceToken:
     token: str = field(repr=False)
     id: str
     parent: str | None = None
+    expires_at: str | None = None
+    """The end of the narrowest window the holder appended before strip (``None``: no expiry)."""
 
     @classmethod
     def from_json(cls, data: object) -> ServiceToken:
-        return _parse("strip reply", lambda d: cls(_str(d["token"]), _str(d["id"]), _opt_str(d.get("parent"))), data)
+        return _parse(
+            "strip reply",
+            lambda d: cls(_str(d["token"]), _str(d["id"]), _opt_str(d.get("parent")), _opt_str(d.get("expires_at"))),
+            data,
+        )
 
 
 @dataclass(frozen=True, slots=True)

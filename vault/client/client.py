@@ -13,7 +13,7 @@ process.
 
 Discharges are only ever requested from the configured authority's two
 locations (``<authority>/login`` with the session, ``<authority>/org`` with the
-authority bundle): a token naming another third party gets an error, never our
+authority bundle, or a workload's JWT): a token naming another third party gets an error, never our
 credentials.
 """
 
@@ -89,6 +89,9 @@ class Client:
         self._clock = clock
         self._token_cache = token_cache
         self._minted: dict[int, TokenBundle] = {}
+        # A store token and discharge from the store's Vault JWT login (a workload with no store token).
+        self._login_token: TokenBundle | None = None
+        self._login_until = 0.0
         # `http`: another transport (the CLI's BlockingHTTP); it then owns timeout and retry.
         self.http = http or HTTP(
             timeout=timeout, retry=retry or RetryPolicy(), trace_configs=trace_configs, ca_cert=ca_cert
@@ -140,8 +143,10 @@ class Client:
         return f"Bearer {self.credentials.session}"
 
     def store_token(self) -> TokenBundle:
-        held = self.credentials.store_token
+        held = self.credentials.store_token or self._login_token
         if held is None:
+            if self.credentials.workload_role is not None:
+                raise Unauthenticated("no store token yet: call `await client.ensure_store_token()` first")
             raise Unauthenticated("no store token: set CVAULT_STORE_TOKEN or CVAULT_STORE_TOKEN_FILE")
         if not held.token.third_party_tickets(self.org_location) and held.token.location == self.authority_url:
             raise Unauthenticated(
@@ -161,6 +166,35 @@ class Client:
             )
         return held
 
+    async def ensure_store_token(self) -> TokenBundle:
+        """The store token: the configured one; else, for a workload with ``workload_role``, one from the
+        store's Vault JWT login, logged in again when a quarter of its discharge's life is left
+        (docs/workload-identity.md: the workload holds nothing on disk but its platform's JWT)."""
+        role = self.credentials.workload_role
+        if self.credentials.store_token is not None or role is None:
+            return self.store_token()
+        if self._login_token is None or self._clock() >= self._login_until:
+            identity = self.credentials.workload_identity
+            if identity is None:
+                raise Unauthenticated(
+                    "CVAULT_WORKLOAD_ROLE needs the workload's JWT: CVAULT_OIDC_TOKEN_FILE, CVAULT_OIDC_TOKEN, "
+                    "or GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL"
+                )
+            reply = await self.http.request(
+                "POST",
+                f"{self.store_url}/vault/v1/auth/jwt/login",
+                body={"role": role, "jwt": await identity.token(self.http)},
+                idempotent=True,  # each login mints its own token: a retried one changes nothing else
+            )
+            auth = reply.get("auth") if isinstance(reply, dict) else None
+            token = auth.get("client_token") if isinstance(auth, dict) else None
+            lease = auth.get("lease_duration") if isinstance(auth, dict) else None
+            if not isinstance(token, str) or not isinstance(lease, int) or lease <= 0:
+                raise InvalidToken("the store's workload login answered without a token")
+            self._login_token = TokenBundle.parse(token, what="store token from the workload login")
+            self._login_until = self._clock() + lease * 3 / 4
+        return self._login_token
+
     def store_org(self) -> int:
         org = organization_of(self.store_token().token)
         if org is None:
@@ -171,6 +205,10 @@ class Client:
         if location == self.login_location:
             return self.session_header()
         if location == self.org_location:
+            identity = self.credentials.workload_identity
+            if identity is not None and self._configured_authority_token() is None:
+                # A workload: its platform's JWT stands in for an authority token (docs/workload-identity.md).
+                return f"Bearer {await identity.token(self.http)}"
             return f"Bearer {await self.authority_bundle(org)}"
         raise MissingDischarge(
             location,
@@ -178,8 +216,20 @@ class Client:
             f"({self.authority_url}); set CVAULT_AUTHORITY_URL to the authority that issued it",
         )
 
+    async def org_slug(self) -> str | None:
+        """The store token's org's slug, best effort: from the session's memberships (None without a session)."""
+        if not self.credentials.session:
+            return None
+        org = self.store_org()
+        try:
+            memberships = await self.authority.list_orgs()
+        except VaultError:
+            return None
+        return next((m.slug for m in memberships if m.id == org), None)
+
     async def member_emails(self) -> dict[str, str]:
-        """User id -> email of the store token's org, best effort: only an owner's session may list members."""
+        """User id -> email of the store token's org, best effort: an owner's or auditor's session may list
+        members (docs/audit.md, "Who the actors are")."""
         if not self.credentials.session:
             return {}
         try:
@@ -230,7 +280,7 @@ class Client:
 
     async def store_bundle(self, caveats: Sequence[Caveat], token: TokenBundle | None = None) -> str:
         """A narrowed copy of the store token (``caveats`` + a short window) with its bound discharges."""
-        held = token or self.store_token()
+        held = token or await self.ensure_store_token()
         org = organization_of(held.token)
         discharges = await self.discharges.for_token(
             held.token, lambda loc: self._authorization_for(loc, org), held.discharges

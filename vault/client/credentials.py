@@ -8,10 +8,14 @@ session. Nothing here is ever printed: reprs show token ids, never tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vault.errors import InvalidToken
 from vault.macaroon import Bundle, Macaroon, parse_bundle
 from vault.macaroon.caveats import Organization
+
+if TYPE_CHECKING:
+    from .workload_identity import IdentitySource
 
 __all__ = ["Credentials", "TokenBundle", "organization_of"]
 
@@ -56,13 +60,25 @@ class Credentials:
     store_token: TokenBundle | None = None
     authority_token: TokenBundle | None = None
     session: str | None = field(default=None, repr=False)
+    # A workload's platform-signed JWT, asked for at each org discharge (docs/workload-identity.md).
+    workload_identity: IdentitySource | None = field(default=None, repr=False)
+    # With no store token: log in at the store's Vault JWT login as this role ('<org slug>/<binding>').
+    workload_role: str | None = None
 
     @classmethod
     def from_text(
-        cls, *, store_token: str | None = None, authority_token: str | None = None, session: str | None = None
+        cls,
+        *,
+        store_token: str | None = None,
+        authority_token: str | None = None,
+        session: str | None = None,
+        workload_identity: IdentitySource | None = None,
+        workload_role: str | None = None,
     ) -> Credentials:
         return cls(
             TokenBundle.parse(store_token, what="store token") if store_token else None,
             TokenBundle.parse(authority_token, what="authority token") if authority_token else None,
             session.strip() if session else None,
+            workload_identity,
+            workload_role.strip() if workload_role else None,
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -153,10 +154,14 @@ class Discharges:
         finally:
             _FETCHING.reset(marked)
         expiry = discharge_expiry(discharge)
-        # A discharge shorter-lived than the margin (a test's, or an authority configured
-        # for minutes) is still worth caching and refreshing: keep the last quarter of it.
-        margin = min(self._margin, (expiry - self._clock()) / 4) if expiry is not None else 0.0
-        usable_until = (expiry - margin) if expiry is not None else 0.0
+        if expiry is None or self._margin == math.inf:
+            # An infinite margin means "never cache": `cvault vault-token --sink` wants each bundle to
+            # carry a discharge fetched for it, not one cached for part of its life (issue 29).
+            usable_until = 0.0
+        else:
+            # A discharge shorter-lived than the margin (a test's, or an authority configured
+            # for minutes) is still worth caching and refreshing: keep the last quarter of it.
+            usable_until = expiry - min(self._margin, (expiry - self._clock()) / 4)
         lead = min(self._lead, max(0.0, usable_until - self._clock()) / 2)
         entry = _Entry(discharge, usable_until, authorization, lead=lead)
         old = self._cache.pop(key, None)

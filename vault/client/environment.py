@@ -8,8 +8,10 @@ URLs: ``CVAULT_AUTHORITY_URL`` / ``CVAULT_STORE_URL`` (or the TOML file named by
 else the defaults. Credentials, each from the variable or from the file its
 ``_FILE`` variable names: ``CVAULT_STORE_TOKEN``, ``CVAULT_AUTH_TOKEN`` (a
 service or permission token); the login session from ``CVAULT_SESSION`` or the
-saved session (only for the authority it was made for). ``CVAULT_CACERT``: a PEM
-file of the CA that signed the services' certificates.
+saved session (only for the authority it was made for); a workload's JWT from
+``CVAULT_OIDC_TOKEN_FILE``, ``CVAULT_OIDC_TOKEN`` or GitHub Actions
+(:mod:`.workload_identity`). ``CVAULT_CACERT``: a PEM file of the CA that signed the
+services' certificates.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault.config import load_config
+from vault.config import load_client_config
 from vault.errors import ConfigError
 
 from .credentials import Credentials
 from .session_file import SessionFile
+from .workload_identity import identity_from_env
 
 __all__ = ["ClientSettings", "load_settings", "read_secret_variable"]
 
@@ -78,7 +81,7 @@ def load_settings(
     """The settings from ``env`` (and the TOML file ``config``, and the saved session)."""
     session_file = SessionFile()
     saved = session_file.load()
-    loaded = load_config(env, config)
+    loaded = load_client_config(env, config)
     authority_url = loaded.authority_url
     store_url = loaded.store_url
     if not env.get("CVAULT_AUTHORITY_URL") and isinstance(saved.get("authority_url"), str):
@@ -94,5 +97,7 @@ def load_settings(
         store_token=read_secret_variable(env, "CVAULT_STORE_TOKEN"),
         authority_token=read_secret_variable(env, "CVAULT_AUTH_TOKEN"),
         session=session,
+        workload_identity=identity_from_env(env, authority_url),
+        workload_role=env.get("CVAULT_WORKLOAD_ROLE"),
     )
     return ClientSettings(authority_url, store_url, credentials, session_file, from_file, ca_cert)

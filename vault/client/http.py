@@ -10,6 +10,15 @@ the database. Never on another 4xx or 5xx: those are answers, not accidents. Err
 become :mod:`vault.errors` exceptions with the server's code and message
 (:mod:`vault.client.errors`).
 
+A request that changes something (any method but GET and HEAD, unless its caller
+declares it idempotent without a key, as discharge requests are) whose outcome one
+attempt left unknown (``503 outcome_unknown``, a timeout, a connection dropped
+mid-request) ends in :class:`~vault.errors.OutcomeUnknown` carrying its
+``Idempotency-Key`` unless a later attempt settled it with a reply: the error of a
+later attempt that failed before reaching the database (``503 unavailable``, a
+connection refused) speaks for that attempt only, and raising it would tell the
+caller "nothing was changed" about a change that may be stored.
+
 :class:`HTTP` sends with aiohttp (imported on first use); :class:`BlockingHTTP`
 (:mod:`vault.client.blocking_http`) sends the same requests over a plain socket,
 for one-shot commands that should not pay aiohttp's (or ``http.client``'s)
@@ -24,7 +33,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -59,6 +68,22 @@ class RetryPolicy:
 def _service(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _outcome_unknown(why: str, last: VaultError | None, idempotency_key: str | None) -> OutcomeUnknown:
+    """The error of a change whose outcome an attempt left unknown and no later attempt settled.
+
+    ``last``: the error of a later attempt (``None`` when the last attempt is the one in doubt).
+    """
+    if idempotency_key is not None:
+        retry = f"retry with the same Idempotency-Key ({idempotency_key}): the store answers with the first outcome"
+    else:
+        retry = "it was sent without an Idempotency-Key, so check before sending it again"
+    later = "" if last is None else f"; no later attempt settled it (the last: {last.message})"
+    return OutcomeUnknown(
+        f"the change may have been applied: an attempt's answer was lost ({why}){later}; {retry}",
+        idempotency_key=idempotency_key,
+    )
 
 
 class TransportError(Exception):
@@ -173,6 +198,9 @@ class HTTP:
         ``idempotency_key`` goes out as ``Idempotency-Key`` on every attempt (one key per logical
         write, the same on each retry), which makes the request idempotent.
         """
+        # A change: what a lost answer leaves in doubt. A request its caller declares idempotent without a key
+        # (a discharge request) changes nothing the caller must account for.
+        changes = method not in ("GET", "HEAD") and not (idempotent and idempotency_key is None)
         if idempotent is None:
             idempotent = method in ("GET", "HEAD") or idempotency_key is not None
         headers = {"Accept": "application/json"}
@@ -181,6 +209,8 @@ class HTTP:
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
         service = _service(url)
+        unknown: str | None = None  # what left an attempt's outcome unknown (a change only)
+        in_doubt: VaultError | None = None  # that attempt's error
         attempt = 0
         while True:
             try:
@@ -191,9 +221,18 @@ class HTTP:
             except OutcomeUnknown as exc:
                 error = exc
                 retryable = idempotent
+                if changes:
+                    unknown, in_doubt = "the service lost the database while committing it", exc
+            except VaultError as exc:
+                # An answer: it settles the request only if nothing before it is in doubt.
+                if unknown is not None:
+                    raise _outcome_unknown(unknown, exc, idempotency_key) from exc
+                raise
             except TransportError as exc:
                 if exc.untrusted:
-                    # Not retried: the same certificate will be refused again.
+                    # Not retried: the same certificate will be refused again. Still no word on an earlier attempt.
+                    if unknown is not None:
+                        raise _outcome_unknown(unknown, None, idempotency_key) from None
                     raise ConnectionFailed(
                         f"the TLS certificate of {service} is not trusted; set CVAULT_CACERT (or --ca-cert) "
                         "to the CA certificate that signed it"
@@ -204,8 +243,13 @@ class HTTP:
                 else:
                     error = ConnectionFailed(f"{service} {exc.what} during {method} {urlsplit(url).path}")
                     retryable = idempotent
+                    if changes:
+                        unknown, in_doubt = error.message, error
             attempt += 1
             if not retryable or attempt >= self._retry.attempts:
+                if unknown is not None:
+                    later = None if error is in_doubt else error
+                    raise _outcome_unknown(unknown, later, idempotency_key) from error
                 raise error
             await self._pause(self._retry.delay(attempt - 1, self._uniform))
 
@@ -237,6 +281,48 @@ class HTTP:
         if raw and payload is None:
             raise BadReply(f"{service} sent a reply that is not JSON (HTTP {status})")
         return payload
+
+    async def stream_lines(
+        self, url: str, *, authorization: str, params: Mapping[str, str] | None = None
+    ) -> AsyncIterator[str]:
+        """GET a reply of JSON lines and yield each line (with its ``\\n``) as it arrives: an audit export.
+
+        No cap on the whole reply and no total timeout (each read must come within the timeout); a
+        line longer than the reply cap is refused. Never retried: the caller may have used the first
+        lines. Always the aiohttp transport, so it needs an event loop.
+        """
+        import aiohttp
+
+        headers = {"Accept": "application/x-ndjson", "Authorization": authorization}
+        service = _service(url)
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=self._timeout)
+        try:
+            async with self._client().get(
+                url, headers=headers, params=params, allow_redirects=False, timeout=timeout
+            ) as resp:
+                if resp.status >= 400:
+                    raw = await self._read(resp)
+                    try:
+                        payload = json.loads(raw) if raw else None
+                    except (ValueError, RecursionError):
+                        payload = None
+                    raise error_from_reply(resp.status, payload, service=service)
+                pending = b""
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    if len(pending) > self._max_reply:
+                        raise self._too_large()
+                    for line in lines:
+                        yield line.decode("utf-8") + "\n"
+                if pending:
+                    yield pending.decode("utf-8")
+        except aiohttp.ClientConnectorError:
+            raise ConnectionFailed(f"could not connect to {service}; check the URL and that it is running") from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            what = "timed out" if isinstance(exc, TimeoutError) else "dropped the connection"
+            raise ConnectionFailed(f"{service} {what} during GET {urlsplit(url).path}") from None
+        except UnicodeDecodeError:
+            raise BadReply(f"{service} sent a line that is not UTF-8") from None
 
     def _too_large(self) -> BadReply:
         # Not retried: a server that sends too much will send it again.

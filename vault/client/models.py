@@ -15,6 +15,7 @@ from vault.errors import BadReply
 
 __all__ = [
     "BatchRead",
+    "CurrentVersions",
     "MintedToken",
     "Promoted",
     "Secret",
@@ -222,6 +223,24 @@ class BatchRead:
             lambda d: cls(
                 {_str(n): SecretValue(_int(i["version"]), _str(i["value"])) for n, i in d["secrets"].items()},
                 tuple(_str(m) for m in d.get("missing") or ()),
+            ),
+            data,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentVersions:
+    """The current versions of many secrets, without their values (``POST .../versions``)."""
+
+    versions: Mapping[str, int]
+    missing: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: object) -> CurrentVersions:
+        return _parse(
+            "versions reply",
+            lambda d: cls(
+                {_str(n): _int(v) for n, v in d["versions"].items()}, tuple(_str(m) for m in d.get("missing") or ())
             ),
             data,
         )

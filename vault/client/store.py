@@ -26,6 +26,7 @@ from .credentials import TokenBundle
 from .http import HTTP
 from .models import (
     BatchRead,
+    CurrentVersions,
     MintedToken,
     Promoted,
     Secret,
@@ -99,6 +100,7 @@ class StoreClient:
         params: Mapping[str, str] | None = None,
         token: TokenBundle | None = None,
         idempotency_key: str | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
         bundle = await self._owner.store_bundle(caveats, token)
         return await self._http.request(
@@ -107,6 +109,7 @@ class StoreClient:
             authorization=f"Bearer {bundle}",
             body=body,
             params=params,
+            idempotent=idempotent,
             idempotency_key=idempotency_key,
         )
 
@@ -219,7 +222,10 @@ class StoreClient:
         pending: bool = False,
         max_versions: int | None = None,
         org: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Written:
+        """Write a new version; ``idempotency_key``: the key of an earlier call whose outcome was unknown
+        (:class:`~vault.errors.OutcomeUnknown` carries it), to retry that write; default a fresh one."""
         body: dict[str, Any] = {"value": value}
         if cas is not None:
             body["cas"] = cas
@@ -235,7 +241,7 @@ class StoreClient:
             self._secret_path(org, vault, "secrets", name),
             narrowing("secrets.write", WRITE | CREATE, vault=vault, secret=name),
             body=body,
-            idempotency_key=str(uuid.uuid4()),
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
         )
         return Written.from_json(reply)
 
@@ -319,18 +325,43 @@ class StoreClient:
         org: int | None = None,
     ) -> BatchRead:
         """The current version of every secret named (or under ``prefix``, or all), in one request."""
+        reply = await self._batch_call("read", "secrets.batch_read", vault, names, prefix, org)
+        return BatchRead.from_json(reply)
+
+    async def current_versions(
+        self,
+        vault: str,
+        *,
+        names: Sequence[str] | None = None,
+        prefix: str | None = None,
+        org: int | None = None,
+    ) -> CurrentVersions:
+        """The current version of each secret :meth:`batch_read` would return, without its value (one cheap
+        request, audited once as ``secrets.versions``); a name it lacks has no version the caller may read."""
+        reply = await self._batch_call("versions", "secrets.versions", vault, names, prefix, org)
+        return CurrentVersions.from_json(reply)
+
+    async def _batch_call(
+        self,
+        kind: str,
+        operation: str,
+        vault: str,
+        names: Sequence[str] | None,
+        prefix: str | None,
+        org: int | None,
+    ) -> Any:
         body: dict[str, Any] = {}
         if names:
             body["names"] = list(names)
         if prefix:
             body["prefix"] = prefix
-        reply = await self._call(
+        return await self._call(
             "POST",
-            _path("/v1/orgs", self._org(org), "vaults", vault, "read"),
-            narrowing("secrets.batch_read", READ, vault=vault, body_secrets=names, body_prefix=prefix),
+            _path("/v1/orgs", self._org(org), "vaults", vault, kind),
+            narrowing(operation, READ, vault=vault, body_secrets=names, body_prefix=prefix),
             body=body,
+            idempotent=True,  # a read in a POST (its names in the body): retried like a GET, never "in doubt"
         )
-        return BatchRead.from_json(reply)
 
     # -- audit --------------------------------------------------------------------
 
@@ -349,7 +380,9 @@ class StoreClient:
         limit: int | None = None,
         org: int | None = None,
         newest_first: bool = False,
+        hide_own: bool = False,
     ) -> dict[str, Any]:
+        """One page of the org's audit events; ``hide_own`` leaves out this caller's own ``audit.*`` events."""
         filters = {
             "vault": vault,
             "secret": secret,
@@ -362,9 +395,25 @@ class StoreClient:
             "cursor": cursor,
             "limit": limit,
             "order": "newest" if newest_first else None,
+            "own": "hide" if hide_own else None,
         }
         params = {k: str(v) for k, v in filters.items() if v is not None}
         reply: dict[str, Any] = await self._call(
             "GET", f"/v1/orgs/{self._org(org)}/audit", narrowing("audit.query", AUDIT), params=params
+        )
+        return reply
+
+    async def audit_export(self, *, org: int | None = None) -> AsyncIterator[str]:
+        """The org's export file (docs/audit.md, "Export"), line by line as the store streams it."""
+        bundle = await self._owner.store_bundle(narrowing("audit.export", AUDIT))
+        async for line in self._http.stream_lines(
+            f"{self.url}/v1/orgs/{self._org(org)}/audit/export", authorization=f"Bearer {bundle}"
+        ):
+            yield line
+
+    async def audit_verify(self, *, org: int | None = None) -> dict[str, Any]:
+        """The store's verification of its whole log (every chain, the checkpoints), as ``LogReport.to_json``."""
+        reply: dict[str, Any] = await self._call(
+            "GET", f"/v1/orgs/{self._org(org)}/audit/verify", narrowing("audit.verify", AUDIT)
         )
         return reply

@@ -39,6 +39,7 @@ from .client import Client
 from .credentials import TokenBundle
 from .models import (
     BatchRead,
+    CurrentVersions,
     MintedToken,
     Promoted,
     Secret,
@@ -127,9 +128,19 @@ class SyncStore:
         pending: bool = False,
         max_versions: int | None = None,
         org: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Written:
         return self._run(
-            self._store.write_secret(vault, name, value, cas=cas, pending=pending, max_versions=max_versions, org=org)
+            self._store.write_secret(
+                vault,
+                name,
+                value,
+                cas=cas,
+                pending=pending,
+                max_versions=max_versions,
+                org=org,
+                idempotency_key=idempotency_key,
+            )
         )
 
     def read_secret(
@@ -159,6 +170,11 @@ class SyncStore:
         self, vault: str, *, names: Sequence[str] | None = None, prefix: str | None = None, org: int | None = None
     ) -> BatchRead:
         return self._run(self._store.batch_read(vault, names=names, prefix=prefix, org=org))
+
+    def current_versions(
+        self, vault: str, *, names: Sequence[str] | None = None, prefix: str | None = None, org: int | None = None
+    ) -> CurrentVersions:
+        return self._run(self._store.current_versions(vault, names=names, prefix=prefix, org=org))
 
     def audit(
         self,

@@ -14,7 +14,17 @@ from typing import Any
 from . import access as acc
 from .access import Access
 from .caveat import Caveat, Refusal, from_flat, from_json, register, to_flat
-from .cvault_caveats import CVAULT_BASE, ClientCIDR, LoginSession, Operations, Secrets, TokenLineage, UserID, Vaults
+from .cvault_caveats import (
+    CVAULT_BASE,
+    ClientCIDR,
+    LoginSession,
+    Operations,
+    OrgSlug,
+    Secrets,
+    TokenLineage,
+    UserID,
+    Vaults,
+)
 from .fields import action_refusal, ago, binary, int64, mask, struct_fields, text, timestamp, uint
 
 __all__ = [
@@ -28,6 +38,7 @@ __all__ = [
     "LoginSession",
     "MaxValidity",
     "Operations",
+    "OrgSlug",
     "Organization",
     "Secrets",
     "ThirdParty",

@@ -246,3 +246,66 @@ class LoginSession(Caveat):
 
     def prohibits(self, access: Access) -> Refusal | None:
         return None
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class WorkloadIdentity(Caveat):
+    """Attestation (discharges only): the workload whose platform-signed JWT obtained this discharge.
+
+    ``issuer`` and ``subject`` are the JWT's ``iss`` and ``sub``, ``binding_id`` the authority's
+    workload binding that accepted it, ``label`` a short readable name
+    (``kubernetes: ns/prod sa/api``, ``github: acme/api@refs/heads/main``). Type ``CVAULT_BASE + 9``
+    stays reserved for workload identity too (docs/workload-identity.md).
+    """
+
+    TYPE = CVAULT_BASE + 8
+    NAME = "WorkloadIdentity"
+    ATTESTATION = True
+    issuer: str
+    subject: str
+    binding_id: str
+    label: str
+
+    def body(self) -> Any:
+        return [self.issuer, self.subject, self.binding_id, self.label]
+
+    @classmethod
+    def from_body(cls, body: Any) -> WorkloadIdentity:
+        f = struct_fields(body, 4)
+        return cls(text(f[0]), text(f[1]), text(f[2]), text(f[3]))
+
+    def to_json(self) -> Any:
+        return {"issuer": self.issuer, "subject": self.subject, "binding_id": self.binding_id, "label": self.label}
+
+    @classmethod
+    def from_json(cls, body: Any) -> WorkloadIdentity:
+        return cls(text(body["issuer"]), text(body["subject"]), text(body["binding_id"]), text(body["label"]))
+
+    def prohibits(self, access: Access) -> Refusal | None:
+        return None
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class OrgSlug(Caveat):
+    """Attestation (org discharges only): the slug the authority knows the discharge's organization by.
+
+    The store records it at enrolment instead of a slug the enrolling client chose, so no org can
+    enrol under another org's slug (docs/vault-compat.md, "Mounts").
+    """
+
+    TYPE = CVAULT_BASE + 7
+    NAME = "OrgSlug"
+    ATTESTATION = True
+    slug: str
+
+    def body(self) -> Any:
+        return self.slug
+
+    @classmethod
+    def from_body(cls, body: Any) -> OrgSlug:
+        return cls(text(body))
+
+    def prohibits(self, access: Access) -> Refusal | None:
+        return None

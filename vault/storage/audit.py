@@ -45,6 +45,7 @@ __all__ = [
     "PgAuditRepository",
     "append_in_transaction",
     "append_records",
+    "claim_chain",
     "fetch_chain_rows",
     "fetch_checkpoints",
     "fetch_heads",
@@ -68,6 +69,7 @@ DEFAULT_LEASE = 60.0
 FILTER_COLUMNS = ("org", "vault", "secret", "actor", "action", "outcome")
 
 _UNAVAILABLE = "audit log unavailable; the request was not served"
+_CLAIM_TIMEOUT = 5.0  # seconds for a writer's first claim (its own connection and transaction) inside a change
 
 
 def _table(schema: str, name: str) -> str:
@@ -169,6 +171,16 @@ class ChainLease:
         self.writer = writer
         self.lease = lease
         self.chain: int | None = None
+
+
+async def claim_chain(conn: Any, schema: str, holder: ChainLease) -> None:
+    """Claim a chain for ``holder`` in a transaction of its own on ``conn`` (committed when this returns)."""
+    sql = _chain_sql(schema)
+    async with conn.transaction():
+        head = await conn.fetchrow(sql["claim"], holder.writer, holder.lease)
+        if head is None:
+            head = await conn.fetchrow(sql["new"], holder.writer, holder.lease)
+    holder.chain = head["chain"]
 
 
 async def _hold(conn: Any, schema: str, holder: ChainLease) -> Any:
@@ -365,9 +377,10 @@ async def fetch_chain_rows(
 
 
 async def fetch_rows(
-    pool: Any, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int
+    pool: Any, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
 ) -> list[dict[str, Any]]:
-    """Rows with ``seq > after_seq`` in seq order, at most ``limit``, of each chain up to its ``heads`` entry only.
+    """Rows with ``seq > after_seq`` in seq order, at most ``limit``, of each chain up to its ``heads`` entry only
+    (and of org ``org`` only, when given).
 
     Bounding each chain by a head read before paging makes the pages a fixed set: an event
     committed later, even with a lower seq than a page already read, is past its chain's bound.
@@ -378,11 +391,12 @@ async def fetch_rows(
             f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')} "  # noqa: S608
             "JOIN unnest($2::text[]::bigint[], $3::text[]::bigint[]) AS h(head_chain, upto) "
             "ON chain = h.head_chain AND chain_seq <= h.upto "
-            "WHERE seq > $1 ORDER BY seq LIMIT $4",
+            "WHERE seq > $1 AND ($5::bigint IS NULL OR org = $5) ORDER BY seq LIMIT $4",
             after_seq,
             [str(chain) for chain in chains],
             [str(heads[chain]) for chain in chains],
             limit,
+            org,
         )
     return [_row(r) for r in rows]
 
@@ -398,11 +412,14 @@ async def select_rows(
     cursor: int | None,
     limit: int,
     newest_first: bool,
+    hide_audit_of: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``.
 
     ``token_id`` matches events of that token and of every token derived from it
     (its id in their lineage). ``since`` is inclusive, ``until`` exclusive.
+    ``hide_audit_of`` (``{"actor": ..., "token_id": ...}``) leaves out the ``audit.*`` events
+    any of whose columns equals its value there: a reviewer's own queries.
     """
     where: list[str] = []
     args: list[Any] = []
@@ -424,6 +441,11 @@ async def select_rows(
         where.append(f"at < {arg(until)}")
     if cursor is not None:
         where.append(f"seq {'<' if newest_first else '>'} {arg(cursor)}")
+    if hide_audit_of:
+        if not set(hide_audit_of) <= {"actor", "token_id"}:
+            raise ValueError("hide_audit_of takes actor and token_id")
+        whose = " OR ".join(f"coalesce({column} = {arg(value)}, false)" for column, value in hide_audit_of.items())
+        where.append(f"NOT (action LIKE 'audit.%' AND ({whose}))")
     sql = f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')}"  # noqa: S608 (fixed columns, $n values)
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -442,6 +464,10 @@ class PgAuditRepository:
     connection while it waits for its audit event can never starve the writer. Queries use the pool.
     One repository is one writer: its batches and the state changes appended through it
     (:meth:`append_in`) go to the one chain it holds (``lease`` seconds after its last append).
+    Its first append claims that chain in a transaction of its own, committed before any
+    append uses it, one claim at a time: concurrent first appends (a store starting under
+    load) wait for that claim instead of each claiming a chain inside its own transaction,
+    where none can see another's uncommitted claim.
     """
 
     def __init__(self, pool: Any, schema: str, *, lease: float = DEFAULT_LEASE) -> None:
@@ -449,6 +475,28 @@ class PgAuditRepository:
         self._schema = check_schema(schema)
         self._conn = DedicatedConnection(pool)
         self._holder = ChainLease(writer_name(self._schema), lease)
+        self._claiming = asyncio.Lock()
+
+    async def _claimed(self, timeout: float) -> None:
+        """Hold a committed chain before appending (see the class docstring)."""
+        if self._holder.chain is not None:
+            return
+        # A connection of its own, opened for the claim: the group writer's may be mid-batch, and a
+        # state change calling this holds a pool connection already (taking a second could deadlock).
+        claim = DedicatedConnection(self._pool)
+        try:
+            # The wait for another's claim counts too: behind a claim hung on a frozen database, each
+            # waiter would otherwise take its whole timeout in turn.
+            async with asyncio.timeout(timeout), self._claiming:
+                if self._holder.chain is not None:
+                    return
+                conn = await claim.get()
+                with database_errors():
+                    await claim_chain(conn, self._schema, self._holder)
+        except TimeoutError:
+            raise Unavailable(_UNAVAILABLE) from None
+        finally:
+            claim.discard()
 
     @property
     def schema(self) -> str:
@@ -462,6 +510,7 @@ class PgAuditRepository:
     async def append(
         self, place: Place, *, expected_head: tuple[int, int, bytes] | None, timeout: float
     ) -> Sequence[AuditRecord]:
+        await self._claimed(timeout)
         conn = await self._conn.get()
         try:
             async with asyncio.timeout(timeout):  # no task per batch, unlike wait_for
@@ -476,6 +525,7 @@ class PgAuditRepository:
             raise
 
     async def append_in(self, transaction: object, place: Place) -> Sequence[AuditRecord]:
+        await self._claimed(_CLAIM_TIMEOUT)
         return await append_in_transaction(transaction, self._schema, place, self._holder)
 
     async def checkpoint(self, *, every: float, timeout: float) -> bool:
@@ -499,8 +549,10 @@ class PgAuditRepository:
             self._pool, self._schema, chain, after_seq=after_seq, upto_seq=upto_seq, limit=limit
         )
 
-    async def rows(self, *, after_seq: int, heads: Mapping[int, int], limit: int) -> list[dict[str, Any]]:
-        return await fetch_rows(self._pool, self._schema, after_seq=after_seq, heads=heads, limit=limit)
+    async def rows(
+        self, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await fetch_rows(self._pool, self._schema, after_seq=after_seq, heads=heads, limit=limit, org=org)
 
     async def checkpoints(self, *, after_id: int, limit: int) -> list[dict[str, Any]]:
         return await fetch_checkpoints(self._pool, self._schema, after_id=after_id, limit=limit)
@@ -515,6 +567,7 @@ class PgAuditRepository:
         cursor: int | None,
         limit: int,
         newest_first: bool,
+        hide_audit_of: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         return await select_rows(
             self._pool,
@@ -526,6 +579,7 @@ class PgAuditRepository:
             cursor=cursor,
             limit=limit,
             newest_first=newest_first,
+            hide_audit_of=hide_audit_of,
         )
 
     async def close(self) -> None:

@@ -36,7 +36,10 @@ _LINEAGE = (
     "  WHERE up.depth < $2"
     f") SELECT {_COLUMNS}, CASE WHEN depth = 0 AND $3::bigint IS NOT NULL THEN"
     # The token's user's role in org $3, read live in the same round trip (an org discharge needs it).
-    "  (SELECT m.role FROM authority.memberships m WHERE m.org_id = $3 AND m.user_id = up.user_id) END AS role"
+    "  (SELECT m.role FROM authority.memberships m WHERE m.org_id = $3 AND m.user_id = up.user_id) END AS role,"
+    # And the org's slug, which the org discharge attests (the store enrols the org under it).
+    " CASE WHEN depth = 0 AND $3::bigint IS NOT NULL THEN"
+    "  (SELECT o.slug FROM authority.orgs o WHERE o.id = $3) END AS org_slug"
     " FROM up ORDER BY depth"
 )
 
@@ -101,11 +104,14 @@ class PgTokenRepository:
             )
         return _record(row) if row else None
 
-    async def lineage(self, token_id: str, *, role_in: int | None = None) -> tuple[list[TokenRecord], Role | None]:
+    async def lineage(
+        self, token_id: str, *, role_in: int | None = None
+    ) -> tuple[list[TokenRecord], Role | None, str | None]:
         with database_errors():
             rows = await self._pool.fetch(_LINEAGE, uuid.UUID(token_id), _MAX_DEPTH, role_in)
         role = rows[0]["role"] if rows else None
-        return [_record(r) for r in rows], Role(role) if role is not None else None
+        slug = rows[0]["org_slug"] if rows else None
+        return [_record(r) for r in rows], Role(role) if role is not None else None, slug
 
     async def revoke(self, token_id: str, at: dt.datetime, before_commit: BeforeCommit[list[str]]) -> list[str]:
         async with change_transaction(self._pool) as conn:
@@ -113,12 +119,17 @@ class PgTokenRepository:
             if not rows:
                 raise NotFound(f"token {token_id} not found")
             ids = [r["id"] for r in rows]
-            await conn.execute(
-                "UPDATE authority.tokens SET revoked_at = $2 WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL",
-                ids,
-                at,
-            )
-            revoked = [str(i) for i in ids]
+            newly = {
+                r["id"]
+                for r in await conn.fetch(
+                    "UPDATE authority.tokens SET revoked_at = $2 WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL "
+                    "RETURNING id",
+                    ids,
+                    at,
+                )
+            }
+            # Only what this call revoked: revoking a revoked token again changes nothing, and says so.
+            revoked = [str(i) for i in ids if i in newly]
             # The list every node and store follows, in the same transaction: a token marked revoked here is
             # on it, and the audit event appended by before_commit says so exactly when both are.
             await append_token_revocations(conn, "authority", revoked)

@@ -4,16 +4,18 @@ A failure before ``COMMIT`` leaves nothing changed (``Unavailable``, 503: try
 again). A failure *during* ``COMMIT`` is different: when the connection is lost
 or the database stops answering then, the server may have committed, so the
 caller hears ``OutcomeUnknown`` (503 ``outcome_unknown``: retry with the same
-``Idempotency-Key``, or check). A ``COMMIT`` the server answers with an error (a
-deferred constraint or trigger) rolled back: the SQLSTATE's class mapping of
-:func:`~vault.storage.pool.error_for_sqlstate` (``40``, a serialization failure or
-deadlock: 503 ``transaction_aborted``), else ``DatabaseError`` (500
-``database_error``). Classes that speak of the connection or the server rather
-than the transaction are unknown outcomes: ``08`` (asyncpg raises it itself when
-the connection closed mid-operation), ``53``, ``57`` (a crash or admin shutdown
-may end a backend after its commit record is on disk but before it answered),
-``58`` and ``XX``. A committed change whose connection then fails to go back to
-the pool is committed: no error.
+``Idempotency-Key``, or check). A ``COMMIT`` the server *answers* with an error
+(severity ``ERROR``: a deferred constraint or trigger, a statement timeout or an
+out-of-memory inside one) rolled back, and is mapped by its SQLSTATE class like
+every other statement (:func:`~vault.storage.pool.error_for_sqlstate`): ``40``
+(serialization failure, deadlock) 503 ``transaction_aborted``; ``53``
+(insufficient resources), ``57`` (operator intervention, a statement timeout) and
+``58`` 503 ``unavailable`` (nothing was changed); ``22`` 400; any other class 500
+``database_error``. What the server did not answer as an ``ERROR`` is an unknown
+outcome: a ``FATAL`` or ``PANIC`` (an admin shutdown or crash may end a backend
+after its commit record is durable), and errors asyncpg raises itself when the
+connection closed mid-operation. A committed change whose connection then fails
+to go back to the pool is committed: no error.
 """
 
 from __future__ import annotations
@@ -33,15 +35,20 @@ __all__ = ["change_transaction"]
 
 log = logging.getLogger("cvault.storage")
 
-# SQLSTATE classes that, at COMMIT, do not prove the transaction rolled back (module docstring).
-_UNKNOWN_CLASSES = frozenset({"08", "53", "57", "58", "XX"})
+
+def _answered(exc: BaseException) -> bool:
+    """Whether the server answered the statement with an ERROR (it then rolled the transaction back)."""
+    if not isinstance(exc, asyncpg.PostgresError) or not getattr(exc, "sqlstate", None):
+        return False
+    severity = getattr(exc, "severity_en", None) or getattr(exc, "severity", None)
+    return severity == "ERROR"
 
 
 def _commit_failure(exc: Exception) -> Exception:
     """What a failed ``COMMIT`` means: refused by the server (rolled back), or an unknown outcome."""
     cause = exc.__cause__ if isinstance(exc, VaultError) else exc
-    sqlstate = getattr(cause, "sqlstate", None) or ""
-    if isinstance(cause, asyncpg.PostgresError) and sqlstate and sqlstate[:2] not in _UNKNOWN_CLASSES:
+    if cause is not None and _answered(cause):
+        sqlstate: str = getattr(cause, "sqlstate", "")
         return error_for_sqlstate(sqlstate) or DatabaseError(
             f"the database refused to commit the change (SQLSTATE {sqlstate}); nothing was changed"
         )

@@ -5,8 +5,13 @@ Shared by :class:`~vault.storage.revocations.RevocationWatcher` and
 ``pg_notify(channel)`` in the same transaction; every follower LISTENs over a
 connection of its own (:class:`~vault.storage.connection.DedicatedConnection`),
 and a notification wakes its loop, which calls :meth:`ChannelFollower.reconcile`.
-The loop also wakes every ``interval`` seconds, so a lost notification or a
-dropped LISTEN connection (reopened by the loop) costs at most one interval.
+The loop also wakes every ``interval`` seconds, so a lost notification costs at
+most one interval. A LISTEN connection that drops (a database restart) wakes the
+loop at once (asyncpg's termination callback): it reopens the connection and
+reconciles, re-reading whatever changed while nobody listened, and while the
+database stays unreachable it retries after short, growing pauses
+(:data:`RETRY_DELAYS`, never longer than ``interval``), so a change made right
+after the database returns is followed within about a second, not an interval.
 A subclass says what reconciling means; nothing here runs on a request.
 """
 
@@ -24,9 +29,12 @@ from vault.errors import Unavailable
 from .connection import DedicatedConnection
 from .pool import CONNECTION_ERRORS
 
-__all__ = ["ChannelFollower"]
+__all__ = ["RETRY_DELAYS", "ChannelFollower"]
 
 log = logging.getLogger("cvault.follow")
+
+RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0)
+"""Seconds before each retry of a follower that is not listening or failed to reconcile (then the last, repeated)."""
 
 
 class ChannelFollower:
@@ -41,6 +49,8 @@ class ChannelFollower:
         self._poke = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._poll_failures = 0
+        self._retries = 0  # short retries since the follower was last healthy
+        self._listen_failures = 0  # LISTEN attempts failed in a row (logged once per burst)
 
     async def reconcile(self) -> None:
         """Bring the in-memory state up to date with the table (the subclass's job)."""
@@ -85,6 +95,20 @@ class ChannelFollower:
     def _notified(self, *_: object) -> None:
         self._poke.set()
 
+    def _lost(self, conn: object) -> None:
+        # The LISTEN connection closed (the server restarted or ended it): reopen and re-read now.
+        if conn is self._listening_on:
+            self._listening_on = None
+            self._poke.set()
+
+    def _pause(self) -> float:
+        """How long the loop sleeps before its next pass: an interval when all is well, else a short retry."""
+        healthy = self._poll_failures == 0 and (self._listener is None or self.listening)
+        if healthy:
+            return self._interval
+        self._retries += 1
+        return min(self._interval, RETRY_DELAYS[min(self._retries, len(RETRY_DELAYS)) - 1])
+
     async def _ensure_listening(self) -> None:
         if self._listener is None or self.listening:
             return
@@ -92,10 +116,17 @@ class ChannelFollower:
         try:
             conn = await self._listener.get()
             await conn.add_listener(self._channel, self._notified)
+            conn.add_termination_listener(self._lost)
         except (Unavailable, asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
             self._listener.discard()
-            log.warning("%s: cannot LISTEN on %s (%s); polling meanwhile", self._name, self._channel, _name(exc))
+            self._listen_failures += 1
+            # Once per burst, not once per retry (about a second while the database is down).
+            if self._listen_failures == 1 or self._listen_failures % 120 == 0:
+                log.warning("%s: cannot LISTEN on %s (%s); polling meanwhile", self._name, self._channel, _name(exc))
             return
+        if self._listen_failures:
+            log.info("%s: listening on %s again after %d failure(s)", self._name, self._channel, self._listen_failures)
+        self._listen_failures = 0
         self._listening_on = conn
 
     async def _run(self) -> None:
@@ -103,7 +134,7 @@ class ChannelFollower:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that arrives as the
             # event is set, and close() then waits forever on a loop that keeps running (seen under load).
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
+                async with asyncio.timeout(self._pause()):
                     await self._poke.wait()
             self._poke.clear()
             try:
@@ -118,6 +149,8 @@ class ChannelFollower:
                 if self._poll_failures:
                     log.info("%s: reconcile recovered after %d failure(s)", self._name, self._poll_failures)
                 self._poll_failures = 0
+                if self.listening or self._listener is None:
+                    self._retries = 0
 
 
 def _name(exc: BaseException) -> str:

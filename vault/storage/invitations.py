@@ -20,13 +20,23 @@ from .pool import database_errors
 __all__ = ["PgInvitationRepository"]
 
 _SELECT = (
-    "SELECT i.id, i.org_id, o.slug, i.email, i.role, i.expires_at, i.code_digest"
+    "SELECT i.id, i.org_id, o.slug, i.email, i.role, i.expires_at, i.code_digest,"
+    " i.verification_digest, i.verification_expires_at"
     " FROM authority.invitations i JOIN authority.orgs o ON o.id = i.org_id"
 )
 
 
 def _invitation(row: Any) -> Invitation:
     return Invitation(str(row["id"]), row["org_id"], row["slug"], row["email"], Role(row["role"]), row["expires_at"])
+
+
+def _verified(row: Any, now: dt.datetime, verification_digest: bytes) -> bool:
+    stored = row["verification_digest"]
+    return (
+        stored is not None
+        and row["verification_expires_at"] > now
+        and hmac.compare_digest(bytes(stored), verification_digest)
+    )
 
 
 class PgInvitationRepository:
@@ -63,15 +73,44 @@ class PgInvitationRepository:
             await before_commit(invitation, conn)
         return invitation
 
-    async def code_matches(self, invitation_id: str, now: dt.datetime, code_digest: bytes) -> bool:
+    async def code_matches(
+        self, invitation_id: str, now: dt.datetime, code_digest: bytes, verification_digest: bytes | None = None
+    ) -> bool:
         with database_errors():
-            stored = await self._pool.fetchval(
-                "SELECT code_digest FROM authority.invitations"
-                " WHERE id = $1 AND accepted_at IS NULL AND expires_at > $2",
+            row = await self._pool.fetchrow(
+                _SELECT + " WHERE i.id = $1 AND i.accepted_at IS NULL AND i.expires_at > $2",
                 invitation_id,
                 now,
             )
-        return stored is not None and hmac.compare_digest(bytes(stored), code_digest)
+        return (
+            row is not None
+            and hmac.compare_digest(bytes(row["code_digest"]), code_digest)
+            and (verification_digest is None or _verified(row, now, verification_digest))
+        )
+
+    async def set_verification(
+        self,
+        invitation_id: str,
+        now: dt.datetime,
+        code_digest: bytes,
+        verification_digest: bytes,
+        expires_at: dt.datetime,
+    ) -> Invitation | None:
+        async with change_transaction(self._pool) as conn:
+            row = await conn.fetchrow(
+                _SELECT + " WHERE i.id = $1 AND i.accepted_at IS NULL AND i.expires_at > $2 FOR UPDATE OF i",
+                invitation_id,
+                now,
+            )
+            if row is None or not hmac.compare_digest(bytes(row["code_digest"]), code_digest):
+                return None
+            await conn.execute(
+                "UPDATE authority.invitations SET verification_digest = $2, verification_expires_at = $3 WHERE id = $1",
+                invitation_id,
+                verification_digest,
+                expires_at,
+            )
+        return _invitation(row)
 
     async def pending_for(self, email: str, now: dt.datetime) -> list[Invitation]:
         with database_errors():
@@ -92,6 +131,7 @@ class PgInvitationRepository:
         email: str | None = None,
         code_digest: bytes | None = None,
         new_user_password_hash: str | None = None,
+        verification_digest: bytes | None = None,
     ) -> tuple[Invitation, int]:
         async with change_transaction(self._pool) as conn:
             row = await conn.fetchrow(
@@ -106,6 +146,8 @@ class PgInvitationRepository:
                 or (user_id is not None and row["email"] != email)
                 or code_digest is None
                 or not hmac.compare_digest(bytes(row["code_digest"]), code_digest)
+                # A new account needs the code mailed to the invited email: proof its holder reads that mailbox.
+                or (user_id is None and (verification_digest is None or not _verified(row, now, verification_digest)))
             ):
                 raise NotFound(NOT_FOUND)
             if user_id is None:

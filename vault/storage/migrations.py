@@ -25,6 +25,7 @@ from vault.config import default_sql_dir
 from vault.errors import MigrationError
 
 from .pool import database_errors
+from .privileges import privilege_errors
 from .schema import SCHEMAS, check_schema, quote_identifier
 
 __all__ = ["Migration", "load_migrations", "migrate", "pending_migrations", "require_migrated"]
@@ -126,9 +127,28 @@ async def _apply(conn: Any, migration: Migration) -> None:
                 migration.checksum,
             )
     except asyncpg.PostgresError as exc:
-        if isinstance(exc, asyncpg.exceptions.PostgresConnectionError):
+        # A missing privilege is the deployment's error, told by privilege_errors, not the file's.
+        if isinstance(exc, asyncpg.exceptions.PostgresConnectionError | asyncpg.exceptions.InsufficientPrivilegeError):
             raise
         raise MigrationError(f"migration {migration.label} failed and was rolled back: {exc}") from exc
+
+
+async def _migrate_schema(conn: Any, schema: str, migrations: list[Migration]) -> list[Migration]:
+    # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists; a
+    # service's role owns its schema and has no more (deploy/postgres/10-cvault-roles.sh).
+    if not await conn.fetchval("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema):
+        await conn.execute(f"CREATE SCHEMA {quote_identifier(schema)}")
+    await conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {_table(schema)} ("
+        " name text PRIMARY KEY,"
+        " checksum text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    done = []
+    for migration in _check_history(schema, migrations, await _applied(conn, schema) or {}):
+        await _apply(conn, migration)
+        done.append(migration)
+    return done
 
 
 async def migrate(
@@ -142,16 +162,8 @@ async def migrate(
             await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
             try:
                 for schema, migrations in plans.items():
-                    await conn.execute(
-                        f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)};"
-                        f"CREATE TABLE IF NOT EXISTS {_table(schema)} ("
-                        " name text PRIMARY KEY,"
-                        " checksum text NOT NULL,"
-                        " applied_at timestamptz NOT NULL DEFAULT now())"
-                    )
-                    for migration in _check_history(schema, migrations, await _applied(conn, schema) or {}):
-                        await _apply(conn, migration)
-                        done.append(migration)
+                    async with privilege_errors(conn, schema, migrating=True):
+                        done += await _migrate_schema(conn, schema, migrations)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return done

@@ -40,8 +40,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def _describe(exc: BaseException) -> str:
-    # Server messages and socket errors name hosts and users, never passwords;
-    # the DSN itself is never part of the message.
+    # Server messages and socket errors name hosts and users, never passwords (the DSN itself is
+    # never part of the message): an operator's detail (VaultError.detail), never a client's message.
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     if isinstance(exc, TimeoutError):
@@ -65,7 +65,10 @@ class database_errors:  # lower case: used like contextlib.suppress
         if exc is None:
             return
         if isinstance(exc, CONNECTION_ERRORS):
-            raise Unavailable(f"database unavailable ({_describe(exc)}); nothing was changed, try again") from exc
+            # The description names hosts and users of the deployment: the log's, not the client's (detail).
+            unavailable = Unavailable("database unavailable; nothing was changed, try again")
+            unavailable.detail = _describe(exc)
+            raise unavailable from exc
         if isinstance(exc, asyncpg.PostgresError):
             mapped = error_for_sqlstate(getattr(exc, "sqlstate", None) or "")
             if mapped is not None:

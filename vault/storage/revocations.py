@@ -218,27 +218,26 @@ class RevocationWatcher(ChannelFollower):
         self.poke()  # reconcile now, so feed readers of this node hear of it at once
 
     async def since(self, seq: int, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
-        """Revocations after ``seq`` in seq order, for ``GET /v1/revocations?since=``.
+        """Token revocations after ``seq`` in their own numbering, for ``GET /v1/revocations?since=`` (the
+        authority's table only).
 
-        Returns ``([{token_id, seq, revoked_at}], next)``; ``next`` is the last
-        seq returned (``seq`` itself when there is nothing new), to pass as
-        ``since`` next time. Reasons are not included: the list is public.
+        Returns ``([{token_id, seq, revoked_at}], next)``; ``seq`` is the row's ``list_seq``
+        (1, 2, 3, ... over token revocations only: the feed's numbers would show how many
+        session and membership events came between), ``next`` the last one returned
+        (``seq`` itself when there is nothing new), to pass as ``since`` next time.
+        Reasons are not included: the list is public.
         """
         if not 1 <= limit <= MAX_SINCE_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_SINCE_LIMIT}")
         with database_errors():
             rows = await self._pool.fetch(
-                f"SELECT seq, token_id::text, revoked_at FROM {self._table} "  # noqa: S608
-                "WHERE seq > $1 ORDER BY seq LIMIT $2",
+                f"SELECT list_seq, token_id::text, revoked_at FROM {self._table} "  # noqa: S608
+                "WHERE list_seq > $1 ORDER BY list_seq LIMIT $2",
                 seq,
                 limit,
             )
-        items = [
-            {"token_id": r["token_id"], "seq": r["seq"], "revoked_at": _iso(r["revoked_at"])}
-            for r in rows
-            if r["token_id"] is not None
-        ]
-        return items, (rows[-1]["seq"] if rows else seq)
+        items = [{"token_id": r["token_id"], "seq": r["list_seq"], "revoked_at": _iso(r["revoked_at"])} for r in rows]
+        return items, (rows[-1]["list_seq"] if rows else seq)
 
     async def feed(self, seq: int, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
         """Every event after ``seq`` (all kinds of the authority's feed), as :meth:`since` pages them.

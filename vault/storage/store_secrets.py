@@ -119,6 +119,15 @@ _READ_PREFIX = (
     + " ORDER BY s.name LIMIT $4"
 )
 
+_VERSIONS_COLUMNS = """
+SELECT s.name, s.current_version FROM store.vaults va
+JOIN store.secrets s ON s.vault_id = va.id
+JOIN store.secret_versions v ON v.secret_id = s.id AND v.version = s.current_version AND v.state = 'active'
+WHERE va.org_id = $1 AND va.name = $2 AND {names}
+"""
+_VERSIONS_OF_NAMES = _VERSIONS_COLUMNS.format(names="s.name = ANY($3::text[])")
+_VERSIONS_UNDER_PREFIX = _VERSIONS_COLUMNS.format(names="starts_with(s.name, $3)") + " ORDER BY s.name LIMIT $4"
+
 _SECRET_META = """
 SELECT s.id, s.current_version, s.max_versions, s.created_at, s.updated_at,
        s.cas_required, s.delete_version_after, s.custom_metadata FROM store.vaults va
@@ -332,6 +341,19 @@ class PgSecretRepository:
             else:
                 rows = await self._pool.fetch(_READ_PREFIX, org_id, vault, prefix, limit)
         return [_stored(r) for r in rows]
+
+    async def current_versions(
+        self, org_id: int, vault: str, *, names: Sequence[str] | None, prefix: str, limit: int
+    ) -> dict[str, int]:
+        with database_errors():
+            async with self._pool.acquire() as conn:
+                if names is not None:
+                    rows = await conn.fetch(_VERSIONS_OF_NAMES, org_id, vault, list(names))
+                else:
+                    rows = await conn.fetch(_VERSIONS_UNDER_PREFIX, org_id, vault, prefix, limit)
+                if not rows:
+                    await self._vault_id(conn, org_id, vault)
+        return {r["name"]: r["current_version"] for r in rows}
 
     async def metadata(self, org_id: int, vault: str, name: str) -> SecretMetadata:
         with database_errors():

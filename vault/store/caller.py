@@ -6,7 +6,18 @@ from dataclasses import dataclass, field
 
 from vault.errors import Unauthorized
 from vault.macaroon import Access, Verified
-from vault.macaroon.caveats import Action, LoginSession, Operations, Organization, Secrets, TokenLineage, UserID, Vaults
+from vault.macaroon.caveats import (
+    Action,
+    LoginSession,
+    Operations,
+    Organization,
+    OrgSlug,
+    Secrets,
+    TokenLineage,
+    UserID,
+    Vaults,
+)
+from vault.macaroon.cvault_caveats import WorkloadIdentity
 from vault.macaroon.verify import check_all
 
 __all__ = ["Caller"]
@@ -33,6 +44,10 @@ class Caller:
     # What the revocation feed can revoke (vault.store.authority_revocations).
     user_id: int | None = field(init=False)
     session_id: int | None = field(init=False)
+    # The org's slug as the authority attested it (enrolment records it).
+    org_slug: str | None = field(init=False)
+    # The workload whose JWT obtained the discharge (docs/workload-identity.md), if it was one.
+    workload: WorkloadIdentity | None = field(init=False)
 
     def __post_init__(self) -> None:
         users = self.verified.attested(UserID)
@@ -40,8 +55,16 @@ class Caller:
         object.__setattr__(self, "actor", str(users[0].id) if users else None)
         sessions = self.verified.attested(LoginSession)
         object.__setattr__(self, "session_id", sessions[0].id if sessions else None)
+        slugs = self.verified.attested(OrgSlug)
+        object.__setattr__(self, "org_slug", slugs[0].slug if slugs else None)
         found = self.verified.attested(TokenLineage)
         object.__setattr__(self, "lineage", (found[0].token_id, *found[0].ancestors) if found else ())
+        workloads = self.verified.attested(WorkloadIdentity)
+        object.__setattr__(self, "workload", workloads[0] if workloads else None)
+        if workloads and not users and not found:
+            # The binding stands where an authority token would: the revocation feed revokes it by id.
+            object.__setattr__(self, "actor", f"workload:{workloads[0].label}")
+            object.__setattr__(self, "lineage", (workloads[0].binding_id,))
 
     def check(self, access: Access) -> None:
         """Raise :class:`Unauthorized` listing every refusing caveat."""

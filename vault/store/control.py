@@ -102,9 +102,25 @@ class ControlService:
     def challenge(self, org_id: int) -> str:
         return encode_token(self._tokens.challenge(self._enroll_key, org_id, int(self._clock())))
 
-    async def enroll(self, ctx: RequestContext[Caller], slug: str) -> MintedToken:
-        """A fresh root store token (``rwcdCa``) for the org; the org and its root key on first use."""
+    async def enroll(self, ctx: RequestContext[Caller], slug: str | None = None) -> MintedToken:
+        """A fresh root store token (``rwcdCa``) for the org; the org and its root key on first use.
+
+        The org is recorded under the slug the authority attested in the discharge; ``slug``, if
+        given, must be that one (a client cannot enrol an org under another org's slug).
+        """
         caller = ctx.verified_caller
+        attested = caller.org_slug
+        if attested is None:
+            raise Unauthorized(
+                "the org discharge attests no slug for this organization (an authority older than this store): "
+                "upgrade the authority, then enrol again"
+            )
+        if slug is not None and slug != attested:
+            raise Unauthorized(
+                f"the authority knows organization {caller.org_id} as {attested!r}, not {slug!r}: "
+                "an organization is enrolled under its own slug"
+            )
+        slug = attested
         granted = _granted_at_enrolment(caller, self._enroll_key)
         if not is_subset(ALL, granted):
             # Minting never widens, and neither does enrolment: the root token's mask must be

@@ -7,7 +7,9 @@ whatever its outcome: services record ``ok`` events themselves, before the
 write commits or before the value is returned; the web layer records the
 ``denied``/``error`` event of a request that raised. Events never carry a
 secret value or a whole token: ``token_id`` is the store token's id, ``actor``
-and ``lineage`` come from the org discharge's attestations.
+and ``lineage`` come from the org discharge's attestations. A discharge a workload
+obtained with its JWT makes ``actor`` ``workload:<label>``, ``lineage`` the binding's
+id, and ``detail["workload"]`` its issuer, subject, binding and label.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ def audit_event(
 ) -> AuditEvent:
     """The request's audit event; the caller's token, lineage and actor once verified, else the unverified id."""
     caller = ctx.caller
+    if caller is not None and caller.workload is not None:
+        w = caller.workload
+        who = {"issuer": w.issuer, "subject": w.subject, "binding": w.binding_id, "label": w.label}
+        detail = {**(detail or {}), "workload": who}
     # Positional, in AuditEvent's field order: every request builds one.
     return AuditEvent(
         SERVICE,

@@ -158,6 +158,12 @@ class SecretRepository(Protocol):
     ) -> list[StoredVersion]:
         """The current versions of many secrets in one round trip (any state; the caller filters)."""
 
+    async def current_versions(
+        self, org_id: int, vault: str, *, names: Sequence[str] | None, prefix: str, limit: int
+    ) -> dict[str, int]:
+        """Name -> current version of the secrets whose current version is readable (active); no ciphertext.
+        NotFound if the vault is missing."""
+
     async def metadata(self, org_id: int, vault: str, name: str) -> SecretMetadata: ...
 
     async def change_versions(

@@ -1,18 +1,21 @@
-"""Which org a Vault mount (``<org slug>/<vault>``) names.
+"""Which org a Vault mount (``<org slug>/<vault>``, or ``<vault>`` alone for the token's own org) names,
+whether a vault name can be a one-segment mount, and where a Vault path points.
 
-The store records each org's slug at enrolment. Slugs come from the enrolling
-caller, so two orgs may have recorded the same one; a mount then names every
-org with that slug, and the caller's own token picks among them. The slugs
-themselves are in memory (:class:`vault.storage.store_mounts.OrgTable`).
+The store records each org's slug at enrolment, as the authority attests it in the
+org discharge (so two orgs have one slug only in data enrolled before that). A mount
+names the org of the caller's own token when that org has the slug. Every other case
+(no token, a token of another org, a slug no enrolment recorded) is the same refusal,
+so the Vault API tells nobody which slugs are enrolled (docs/vault-compat.md, "Mounts").
+The slugs themselves are in memory (:class:`vault.storage.store_mounts.OrgTable`).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from vault.errors import BadRequest, NotFound, Unauthorized
+from vault.errors import BadRequest, Unauthorized
 
-__all__ = ["KV_KINDS", "RESERVED_VAULT_NAMES", "KVPath", "check_new_vault_name", "kv_path", "mount_org"]
+__all__ = ["KV_KINDS", "RESERVED_VAULT_NAMES", "KVPath", "check_new_vault_name", "kv_path", "mount_org", "own_mount"]
 
 # The Vault API's top-level paths: a vault of these names could not be a one-segment mount.
 RESERVED_VAULT_NAMES = frozenset({"sys", "auth", "identity", "cubbyhole"})
@@ -50,18 +53,18 @@ def kv_path(path: str, slug: str | None) -> KVPath | None:
     return None
 
 
-def mount_org(slug: str, token_org: int | None, ids: tuple[int, ...]) -> int:
-    """The org the mount names: the token's own org if it has this slug, else the only org that has it.
-
-    ``ids`` are the orgs whose enrolment recorded ``slug``. Raises :class:`NotFound`
-    when there are none and :class:`Unauthorized` when several have it and the token
-    belongs to none of them.
-    """
-    if not ids:
-        raise NotFound(f"no organization enrolled at this store has the slug {slug!r}")
+def own_mount(slug: str, token_org: int | None, ids: tuple[int, ...]) -> int:
+    """The token's org if it is one of ``ids`` (the orgs whose enrolment recorded ``slug``), else
+    :class:`Unauthorized`, one answer for every other case."""
     if token_org is not None and token_org in ids:
         return token_org
-    if len(ids) == 1:
-        # The guard then refuses a token of another org, and audits it in this one.
+    raise Unauthorized(f"this token has no mount {slug!r}")
+
+
+def mount_org(slug: str, token_org: int | None, ids: tuple[int, ...]) -> int:
+    """The org a KV request's mount names: as :func:`own_mount`, except that a request whose token
+    names no org (none, or unreadable) goes on to the guard when the slug names one org, which
+    refuses it and audits the attempt there. The reply is Vault's 403 either way."""
+    if token_org is None and len(ids) == 1:
         return ids[0]
-    raise Unauthorized(f"mount {slug!r}: this token belongs to none of the organizations with that slug")
+    return own_mount(slug, token_org, ids)

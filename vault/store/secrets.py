@@ -225,6 +225,28 @@ class SecretService:
         await self._audit.record(*events)
         return BatchResult(tuple(found), missing)
 
+    async def current_versions(
+        self, ctx: RequestContext[Caller], vault: str, *, names: Sequence[str] | None, prefix: str
+    ) -> dict[str, int]:
+        """The current version of each secret :meth:`batch_read` would return, without reading a value.
+
+        For a watcher (``cvault run --watch``): one query, no data key, one audit event
+        (``secrets.versions``, with how many versions it returned) however many secrets
+        it covers, so "who read this secret" stays an answer about values. Secrets the
+        caller's caveats do not allow are left out, as from a batch read.
+        """
+        caller = ctx.verified_caller
+        now = int(self._clock())
+        found = await self._repo.current_versions(caller.org_id, vault, names=names, prefix=prefix, limit=MAX_BATCH)
+        allowed = {
+            name: version
+            for name, version in found.items()
+            if caller.allows(access_for(ctx, now, READ, vault=vault, secret=name))
+        }
+        detail = {"returned": len(allowed), "withheld": len(found) - len(allowed), "prefix": prefix}
+        await self._audit.record(audit_event(ctx, "ok", vault=vault, detail=detail))
+        return allowed
+
     async def list_names(
         self, ctx: RequestContext[Caller], vault: str, *, prefix: str, after: str | None, limit: int
     ) -> list[SecretSummary]:

@@ -102,6 +102,8 @@ def _error_response(request: web.Request, exc: BaseException) -> web.StreamRespo
     """The JSON error a handler's exception becomes (a redirect is re-raised: aiohttp sends it)."""
     rid = origin(request).request_id
     if isinstance(exc, VaultError):
+        if exc.detail is not None:
+            log.warning("request %s: %s (%s)", rid, exc.code, exc.detail)
         response = _render(request, exc.status, exc.code, exc.message)
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
@@ -117,6 +119,11 @@ def _error_response(request: web.Request, exc: BaseException) -> web.StreamRespo
         return _render(request, err.status, err.code, err.message)
     log.exception("request %s failed", rid, exc_info=exc)
     return _render(request, 500, "internal", f"internal error (request id {rid})")
+
+
+def rendered_status(request: web.Request, exc: VaultError | web.HTTPException) -> int:
+    """The status the client gets for ``exc`` (a sub-app's renderer may change it: the Vault API's 401 is 403)."""
+    return _error_response(request, exc).status
 
 
 _SECURITY_HEADERS = {
@@ -140,7 +147,7 @@ def security_headers(response: web.StreamResponse, exc: BaseException | None = N
         response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
 
 
-def _request_id() -> str:
+def new_request_id() -> str:
     # A correlation id, not a secret: the process's PRNG (reseeded in forked children)
     # avoids a getrandom system call per request.
     return f"{_random_bits(64):016x}"
@@ -156,7 +163,7 @@ def middlewares(trusted_proxies: tuple[str, ...] = ()) -> list[Any]:
         One middleware rather than two: each layer costs a coroutine and a call per request.
         """
         started = time.perf_counter()
-        rid = _request_id()
+        rid = new_request_id()
         rid_token = REQUEST_ID.set(rid)
         addr = client_address(request, trusted_proxies)
         request[ORIGIN_KEY] = Origin(rid, addr, _parse_ip(addr))

@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from vault.config import Config
 from vault.errors import VaultError
 
-from .common import Handler
+from .common import Handler, rendered_status
 
 __all__ = ["METRICS_KEY", "Metrics", "add_metrics", "metrics_app"]
 
@@ -159,10 +159,11 @@ class Metrics:
                 status, reason = response.status, ""
                 return response
             except VaultError as exc:
-                status, reason = exc.status, exc.code
+                # What the client and the access log see, not the exception's own status.
+                status, reason = rendered_status(request, exc), exc.code
                 raise
             except web.HTTPException as exc:
-                status, reason = exc.status, "http_error"
+                status, reason = (rendered_status(request, exc) if exc.status >= 400 else exc.status), "http_error"
                 raise
             finally:
                 elapsed = time.perf_counter() - started

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from .common import error_body, security_headers
+from .common import error_body, new_request_id, security_headers
 
 __all__ = ["MAX_HEADER_BYTES", "SERVER_LIMITS", "CvaultRequestHandler"]
 
@@ -49,12 +49,15 @@ class CvaultRequestHandler(web.RequestHandler):
             # Not the parser: an unexpected failure outside the apps' middleware (aiohttp's own
             # handling, which logs the traceback; cvault's exceptions never quote credentials).
             return super().handle_error(request, status, exc, message)
-        log.warning("request from %s refused by the HTTP parser: %s", request.remote, type(exc).__name__)
+        # No middleware ran, so the id docs/api.md promises on every reply is made here (and logged).
+        rid = new_request_id()
+        log.warning("request %s from %s refused by the HTTP parser: %s", rid, request.remote, type(exc).__name__)
         if isinstance(exc, LineTooLong):
             text = f"the request line or a header is longer than {MAX_HEADER_BYTES} bytes"
         else:
             text = "the request is not valid HTTP/1.1 (a malformed request line or header); nothing was done"
         response = web.json_response(error_body("bad_request", text), status=400)
         security_headers(response)
+        response.headers["X-Request-Id"] = rid
         response.force_close()
         return response

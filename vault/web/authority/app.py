@@ -22,15 +22,20 @@ from vault.authority.audit import Auditor
 from vault.authority.dischargers import LoginDischarger, OrgDischarger
 from vault.authority.interfaces import AuthorityEvent
 from vault.authority.invitations import Invitations
+from vault.authority.jwks import JwksCache
 from vault.authority.principal import BundleVerifier
 from vault.authority.rate_limit import FailureLimiter
 from vault.authority.revocation_feed import RevocationFeed
 from vault.authority.sessions import Sessions
 from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
+from vault.authority.workload_discharger import IssuerBindings, WorkloadDischarger
+from vault.authority.workload_jwt import JwtLimits
+from vault.authority.workloads import Workloads
 from vault.config import Config, require_database_url, require_master_keys
 from vault.crypto.passwords import INTERACTIVE, PasswordCost, hash_password, verify_password
 from vault.crypto.ticket_keys import TicketKeyRing
+from vault.mail import mailer_from_config
 from vault.storage.accounts import PgAccountRepository
 from vault.storage.audit import PgAuditRepository
 from vault.storage.authority_keys import (
@@ -49,13 +54,16 @@ from vault.storage.migrations import require_migrated
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.revocations import RevocationWatcher
 from vault.storage.sessions import PgSessionRepository
+from vault.storage.workloads import PgWorkloadRepository
 from vault.types import Clock, Random
 
 from ..common import MAX_BODY_BYTES, add_openapi, middlewares
 from ..metrics import Metrics, add_metrics
 from . import handlers
+from .jwks_fetch import HttpsKeySetFetcher
 from .openapi import spec
 from .services import SERVICES_KEY, AuthorityServices
+from .workload_handlers import add_workload_routes
 
 __all__ = ["SERVICES_KEY", "AuthorityServices", "create_authority_app", "open_authority"]
 
@@ -128,6 +136,7 @@ async def open_authority(
     watcher: RevocationWatcher | None = None
     key_watcher: KeyWatcher | None = None
     log: AuditLog | None = None
+    fetcher = HttpsKeySetFetcher(config.workload_jwks_ca_file)
     try:
         await require_migrated(db, SCHEMA, sql_dir=config.sql_dir)
         key_repo = await PgKeyRepository.open(db, SCHEMA, require_master_keys(config))
@@ -163,8 +172,9 @@ async def open_authority(
         await log.start()
         if metrics is not None:
             metrics.watch(audit=log, pool=db)
-        yield _services(config, db, keys, root_keys, watcher, log, clock, random, password_cost, limiter)
+        yield _services(config, db, keys, root_keys, watcher, log, clock, random, password_cost, limiter, fetcher)
     finally:
+        await fetcher.close()
         if log is not None:
             await log.close()
         if watcher is not None:
@@ -198,6 +208,7 @@ def create_authority_app(config: Config, *, pool: Pool | None = None, **options:
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(release_feed_readers)
     handlers.add_routes(app)
+    add_workload_routes(app)
     add_openapi(app, spec(config.authority_url))
     return app
 
@@ -213,6 +224,7 @@ def _services(
     random: Random,
     password_cost: PasswordCost,
     limiter: FailureLimiter | None,
+    fetcher: HttpsKeySetFetcher,
 ) -> AuthorityServices:
     location = config.authority_url
     login_location, org_location = f"{location}/login", f"{location}/org"
@@ -238,6 +250,7 @@ def _services(
         clock=clock,
         random=random,
         audit=audit,
+        mailer=mailer_from_config(config),
     )
     verifier = BundleVerifier(
         location=location,
@@ -276,6 +289,34 @@ def _services(
         clock=clock,
         audit=audit,
     )
+    workload_repo = PgWorkloadRepository(db)
+    issuer_bindings = IssuerBindings(workload_repo)
+    workloads = Workloads(
+        repository=workload_repo,
+        accounts=accounts,
+        revocations=watcher,
+        on_change=issuer_bindings.clear,
+        default_audience=location,
+        default_ttl=config.org_discharge_ttl,
+        clock=clock,
+        random=random,
+        audit=audit,
+    )
+    workload = WorkloadDischarger(
+        location=org_location,
+        keys=keys.org,
+        bindings=issuer_bindings,
+        revocations=watcher,
+        jwks=JwksCache(
+            fetcher,
+            max_age=config.workload_jwks_max_age,
+            refetch_interval=config.workload_jwks_refetch_interval,
+        ),
+        limits=JwtLimits(leeway=config.workload_jwt_leeway, max_lifetime=config.workload_jwt_max_lifetime),
+        max_uses=config.workload_jwt_max_uses,
+        clock=clock,
+        audit=audit,
+    )
     return AuthorityServices(
         config=config,
         health=DatabaseHealth(db),
@@ -295,4 +336,6 @@ def _services(
         feed=RevocationFeed(watcher, config.revocation_feed_token_sha256),
         clock=clock,
         audit=audit,
+        workloads=workloads,
+        workload=workload,
     )

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from vault.audit.refusal import refusal_detail, refusal_outcome
+from vault.authority.invitations import VERIFICATION_SENT
 from vault.authority.records import Invitation, Member, Membership, Session, TokenRecord
 from vault.authority.revocation_feed import MAX_FEED_WAIT, MAX_SINCE_LIMIT
 from vault.authority.roles import parse_role
@@ -20,6 +21,7 @@ from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.sessions import InvalidCredentials
 from vault.authority.ticket_keys import SharedKeyCache
 from vault.authority.token_service import check_token_id
+from vault.authority.workload_jwt import looks_like_jwt
 from vault.crypto.ticket_keys import LIST_NONCE_SIZE, PUBLIC_KEY_SIZE
 from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Bundle, encode_token, mask_from_string, mask_to_string, parse_bundle
@@ -256,9 +258,16 @@ async def accept_invitation(request: web.Request) -> web.StreamResponse:
         session = await _session(request)
         invitation = await svc.invitations.accept_as(session.user_id, invitation_id, code, _ctx(request))
         user_id = session.user_id
+    elif data.get("verification") is None:
+        # No account and no verification code yet: prove control of the invited address first.
+        await svc.invitations.send_verification(invitation_id, code, _ctx(request))
+        return web.json_response({"status": "verification_sent", "message": VERIFICATION_SENT}, status=202)
     else:
+        verification = field(data, "verification", str)
         password = field(data, "password", str)
-        invitation, user_id = await svc.invitations.accept_with_code(invitation_id, code, password, _ctx(request))
+        invitation, user_id = await svc.invitations.accept_with_code(
+            invitation_id, code, verification, password, _ctx(request)
+        )
     return web.json_response(
         {"org": invitation.org_id, "slug": invitation.slug, "role": invitation.role.value, "user_id": user_id}
     )
@@ -343,7 +352,8 @@ async def strip_token(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     principal = await svc.verifier.verify(_bundle(request), now=int(svc.clock()))
     token, record = await svc.tokens.strip(principal, origin(request).client_ip, _ctx(request))
-    return web.json_response({"token": encode_token(token), "id": record.id, "parent": record.parent}, status=201)
+    reply = {"token": encode_token(token), "id": record.id, "parent": record.parent}
+    return web.json_response({**reply, "expires_at": _time(record.expires_at)}, status=201)
 
 
 @refusals_audited("token.revoke")
@@ -405,6 +415,8 @@ async def login_discharge(request: web.Request) -> web.StreamResponse:
 
 
 async def org_discharge(request: web.Request) -> web.StreamResponse:
+    if looks_like_jwt(_bearer(request) or ""):
+        return await _workload_discharge(request)
     try:
         bundle = _bundle(request)
         ticket, binding_id = await _discharge_request(request)
@@ -412,6 +424,21 @@ async def org_discharge(request: web.Request) -> web.StreamResponse:
         await _record_refusal(request, "discharge.org", exc)
         raise
     discharge = await _svc(request).org.discharge(ticket, binding_id, bundle, origin(request).client_ip, _ctx(request))
+    return web.json_response({"discharge": encode_token(discharge)}, status=201)
+
+
+async def _workload_discharge(request: web.Request) -> web.StreamResponse:
+    """The org discharge for a workload: ``Authorization: Bearer <JWT>`` (docs/workload-identity.md)."""
+    try:
+        token = _bearer(request) or ""
+        data = await read_json(request)
+        ticket = _b64(data, "ticket", min_len=1, max_len=MAX_TICKET_BYTES)
+        binding_id = _b64(data, "binding_id", min_len=16, max_len=32)
+        name = field(data, "binding", str, required=False)
+    except VaultError as exc:
+        await _record_refusal(request, "discharge.workload", exc)
+        raise
+    discharge = await _svc(request).workload.discharge(ticket, binding_id, token, name, _ctx(request))
     return web.json_response({"discharge": encode_token(discharge)}, status=201)
 
 

@@ -61,6 +61,144 @@ def _op(
     return op
 
 
+_CLAIMS = {
+    "type": "object",
+    "additionalProperties": _STR,
+    "description": "claim name (or a '/' path into nested claims) -> pattern ('*' matches any run); 'sub' required",
+}
+
+
+def _workload_paths() -> dict[str, Any]:
+    """Workload issuers and bindings (docs/workload-identity.md): a session or bundle with 'C' on the org."""
+    issuer = _obj(
+        {
+            "id": {**_STR, "format": "uuid"},
+            "org": _INT,
+            "issuer": _STR,
+            "jwks_url": {**_STR, "nullable": True},
+            "static_keys": _INT,
+            "algorithms": {"type": "array", "items": _STR},
+            "created_at": _TIME,
+        }
+    )
+    scope = {"type": "array", "items": _STR, "nullable": True}
+    binding = _obj(
+        {
+            "id": {**_STR, "format": "uuid"},
+            "org": _INT,
+            "name": _STR,
+            "issuer": _STR,
+            "issuer_id": {**_STR, "format": "uuid"},
+            "audience": _STR,
+            "claims": _CLAIMS,
+            "mask": _MASK,
+            "vaults": scope,
+            "secrets": scope,
+            "ttl": _INT,
+            "created_at": _TIME,
+        }
+    )
+    algorithms = {"type": "array", "items": {"type": "string", "enum": ["RS256", "ES256", "EdDSA"]}}
+    name = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,62}$"}
+    binding_path = {"name": "binding", "in": "path", "required": True, "schema": _STR}
+    issuer_path = {"name": "id", "in": "path", "required": True, "schema": {**_STR, "format": "uuid"}}
+    return {
+        "/v1/orgs/{org}/workload-issuers": {
+            "post": _op(
+                "Trust an OIDC issuer (keys by discovery, a JWKS URL, or static keys)",
+                201,
+                issuer,
+                body=_obj(
+                    {
+                        "issuer": {**_STR, "description": "https:// URL, exactly as the JWTs' iss"},
+                        "jwks_url": _STR,
+                        "jwks": _obj({"keys": {"type": "array", "items": {"type": "object"}}}),
+                        "algorithms": algorithms,
+                    },
+                    ["issuer"],
+                ),
+                security=_ANY,
+                params=[_ORG_PATH],
+            ),
+            "get": _op(
+                "The issuers the organization trusts",
+                200,
+                _obj({"issuers": {"type": "array", "items": issuer}}),
+                security=_ANY,
+                params=[_ORG_PATH],
+            ),
+        },
+        "/v1/orgs/{org}/workload-issuers/{id}": {
+            "delete": _op(
+                "Stop trusting an issuer; its bindings are deleted and revoked on the feed",
+                200,
+                _obj({"revoked_bindings": {"type": "array", "items": _STR}}),
+                security=_ANY,
+                params=[_ORG_PATH, issuer_path],
+            ),
+        },
+        "/v1/orgs/{org}/workloads": {
+            "post": _op(
+                "Bind a workload: which JWTs of an issuer discharge the org caveat, with which mask and scope",
+                201,
+                binding,
+                body=_obj(
+                    {
+                        "name": name,
+                        "issuer": {**_STR, "description": "the issuer's URL or id"},
+                        "claims": _CLAIMS,
+                        "mask": _MASK,
+                        "audience": {**_STR, "description": "required aud (default: the authority's URL)"},
+                        "vaults": {"type": "array", "items": _STR},
+                        "secrets": {"type": "array", "items": _STR},
+                        "ttl": {**_INT, "minimum": 1, "maximum": 3600},
+                    },
+                    ["name", "issuer", "claims", "mask"],
+                ),
+                security=_ANY,
+                params=[_ORG_PATH],
+            ),
+            "get": _op(
+                "The organization's workload bindings",
+                200,
+                _obj({"bindings": {"type": "array", "items": binding}}),
+                security=_ANY,
+                params=[_ORG_PATH],
+            ),
+        },
+        "/v1/orgs/{org}/workloads/{binding}": {
+            "get": _op("One binding, by name or id", 200, binding, security=_ANY, params=[_ORG_PATH, binding_path]),
+            "delete": _op(
+                "Delete a binding and revoke it on the feed (stores refuse its discharges within a second)",
+                200,
+                _obj({"revoked": _STR}),
+                security=_ANY,
+                params=[_ORG_PATH, binding_path],
+            ),
+        },
+    }
+
+
+def _accept_op() -> dict[str, Any]:
+    op = _op(
+        "Accept an invitation with its code: with a session of the invited email; or, with no account, first "
+        "without a verification code (the authority mails one to the invited address: 202), then with it and a "
+        "new password (creates the account)",
+        200,
+        _obj({"org": _INT, "slug": _STR, "role": _ROLE, "user_id": _INT}),
+        body=_obj({"code": _STR, "verification": {**_STR, "nullable": True}, "password": _STR}, ["code"]),
+        security=[{"session": []}, {}],
+        params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
+        errors=(400, 401, 404, 409, 413, 429, 503),
+    )
+    op["responses"]["202"] = {
+        "description": "no session and no verification code: a message went to the invited address (the same reply "
+        "whether or not it has an account)",
+        "content": {"application/json": {"schema": _obj({"status": _STR, "message": _STR}, ["status", "message"])}},
+    }
+    return op
+
+
 def spec(authority_url: str) -> dict[str, Any]:
     membership = _obj({"id": _INT, "slug": _STR, "role": _ROLE})
     member = _obj({"user_id": _INT, "email": _STR, "role": _ROLE})
@@ -114,7 +252,7 @@ def spec(authority_url: str) -> dict[str, Any]:
         },
         "/v1/orgs/{org}/members": {
             "get": _op(
-                "Members of an organization (owner only)",
+                "Members of an organization (owners and auditors)",
                 200,
                 _obj({"members": {"type": "array", "items": member}}),
                 security=_SESSION,
@@ -139,18 +277,7 @@ def spec(authority_url: str) -> dict[str, Any]:
                 security=_SESSION,
             ),
         },
-        "/v1/invitations/{id}/accept": {
-            "post": _op(
-                "Accept an invitation with its code: with a session of the invited email, or with a new password "
-                "(creates the account)",
-                200,
-                _obj({"org": _INT, "slug": _STR, "role": _ROLE, "user_id": _INT}),
-                body=_obj({"code": _STR, "password": _STR}, ["code"]),
-                security=[{"session": []}, {}],
-                params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
-                errors=(400, 401, 404, 409, 413, 429, 503),
-            ),
-        },
+        "/v1/invitations/{id}/accept": {"post": _accept_op()},
         "/v1/orgs/{org}/members/{user_id}": {
             "patch": _op(
                 "Change a member's role (owner only)",
@@ -194,7 +321,7 @@ def spec(authority_url: str) -> dict[str, Any]:
             "post": _op(
                 "Turn a permission token and its login discharge into a service token",
                 201,
-                _obj({"token": _STR, "id": _STR, "parent": _STR}),
+                _obj({"token": _STR, "id": _STR, "parent": _STR, "expires_at": _TIME}),
                 security=_BUNDLE,
             )
         },
@@ -283,13 +410,21 @@ def spec(authority_url: str) -> dict[str, Any]:
         },
         "/org/.well-known/macfly/3p": {
             "post": _op(
-                "Org discharger: a live membership check for a store ticket",
+                "Org discharger: a live membership check for a store ticket; or, with 'Bearer <JWT>', a workload's "
+                "platform-signed JWT checked against the org's trusted issuers and bindings",
                 201,
                 discharge,
-                body=_DISCHARGE_BODY,
-                security=_BUNDLE,
+                body=_obj(
+                    {
+                        **_DISCHARGE_BODY["properties"],
+                        "binding": {**_STR, "description": "with a JWT: the workload binding's name (optional)"},
+                    },
+                    ["ticket", "binding_id"],
+                ),
+                security=[{"bundle": []}, {"jwt": []}],
             )
         },
+        **_workload_paths(),
         "/.well-known/cvault/keys": {
             "get": _op(
                 "The authority's locations and unretired X25519 ticket public keys (newest first)",
@@ -331,6 +466,7 @@ def spec(authority_url: str) -> dict[str, Any]:
                 "session": {"type": "http", "scheme": "bearer", "description": "cvs_ session secret"},
                 "bundle": {"type": "http", "scheme": "bearer", "description": "cv1_ token bundle"},
                 "feed": {"type": "http", "scheme": "bearer", "description": "cvf_ revocation feed token"},
+                "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "a workload's JWT"},
             },
         },
     }

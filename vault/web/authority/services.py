@@ -16,6 +16,8 @@ from vault.authority.revocation_feed import FeedSource, RevocationFeed
 from vault.authority.sessions import Sessions
 from vault.authority.ticket_keys import TicketKeys
 from vault.authority.token_service import TokenService
+from vault.authority.workload_discharger import WorkloadDischarger
+from vault.authority.workloads import Workloads
 from vault.config import Config
 from vault.types import Clock
 from vault.web.common import Readiness
@@ -43,6 +45,8 @@ class AuthorityServices:
     feed: RevocationFeed
     clock: Clock
     audit: Auditor
+    workloads: Workloads
+    workload: WorkloadDischarger  # the org discharger's path for a workload's JWT
 
 
 SERVICES_KEY: web.AppKey[AuthorityServices] = web.AppKey("authority_services", AuthorityServices)

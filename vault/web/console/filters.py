@@ -33,10 +33,14 @@ class Filters:
     outcome: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    show_own: str | None = None
+    """``"1"``: also the reviewer's own ``audit.*`` events, which are hidden by default (the console's own queries
+    would otherwise fill the first page)."""
 
     def api_params(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`vault.client.store.StoreClient.audit`."""
         params: dict[str, Any] = {name: getattr(self, name) for name in (*_TEXT_FIELDS, "outcome", "org")}
+        params["hide_own"] = self.show_own is None
         params["since"] = int(self.since.timestamp()) if self.since else None
         params["until"] = int(self.until.timestamp()) if self.until else None
         return params
@@ -102,4 +106,5 @@ def parse_filters(query: Mapping[str, str]) -> Filters:
     if since is not None and until is not None and until <= since:
         raise BadRequest("the until time must be after the since time")
     texts = {name: _text(query, name) for name in _TEXT_FIELDS}
-    return Filters(org=org, outcome=outcome, since=since, until=until, **texts)
+    show_own = "1" if query.get("show_own", "").strip() == "1" else None
+    return Filters(org=org, outcome=outcome, since=since, until=until, show_own=show_own, **texts)

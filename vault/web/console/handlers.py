@@ -94,6 +94,7 @@ async def timeline(request: web.Request) -> web.StreamResponse:
         filters=filters,
         form=filters.form(),
         org=reviewer.org,
+        org_name=await reviewer.org_name(),
         outcomes=OUTCOMES,
         page_sizes=PAGE_SIZES,
         limit=limit,
@@ -163,7 +164,7 @@ async def token_page(request: web.Request) -> web.StreamResponse:
 async def chain_page(request: web.Request) -> web.StreamResponse:
     reviewer = _reviewer(request)
     report = await reviewer.verify()
-    return _render(request, "chain.html", title="Chain status", report=report)
+    return _render(request, "chain.html", title="Chain status", report=report, source=reviewer.verifier)
 
 
 def csv_cell(value: Any) -> str:

@@ -8,6 +8,9 @@ spells out one path::
     user --created--> permission token --stripped--> service token --discharged--> store token --narrowed--> scope
 
 A permission token used directly (no strip) links straight to the store token.
+A discharge a workload obtained with its JWT (docs/workload-identity.md) spells
+``workload --bound--> workload binding --discharged--> store token``: its event's
+actor is ``workload:<label>`` and its lineage the binding's id.
 The last column holds the narrowed copies seen in events: the client narrows the
 store token to one operation, vault and secret per call, and those copies share
 the store token's id, so a copy is named by what it was narrowed to.
@@ -21,8 +24,17 @@ from typing import Any
 
 __all__ = ["Edge", "Graph", "Node", "lineage_graph"]
 
-COLUMNS = ("user", "permission", "service", "store", "scope")
-COLUMN_TITLES = ("User", "Permission token", "Service token", "Store token", "Narrowed copies (scope)")
+COLUMNS = ("user", "workload", "permission", "service", "binding", "store", "scope")
+COLUMN_TITLES = (
+    "User",
+    "Workload",
+    "Permission token",
+    "Service token",
+    "Workload binding",
+    "Store token",
+    "Narrowed copies (scope)",
+)
+WORKLOAD_ACTOR = "workload:"
 NODE_WIDTH = 190
 NODE_HEIGHT = 50
 _COLUMN_STEP = 268
@@ -129,8 +141,37 @@ class _Builder:
         node.detail = email or "as the authority attests"
         return node
 
+    def add_workload(self, event: Mapping[str, Any], label: str, refused: bool) -> list[Node]:
+        detail = event.get("detail")
+        who = detail.get("workload") if isinstance(detail, Mapping) else None
+        workload = self.node(f"workload:{label}", "workload", label)
+        if isinstance(who, Mapping):
+            workload.detail = f"{who.get('subject')} from {who.get('issuer')}"
+        workload.events += 1
+        workload.refused += refused
+        path = [workload]
+        for binding_id in (str(t) for t in event.get("lineage") or ()):
+            binding = self.node(f"token:{binding_id}", "binding", "workload binding", binding_id)
+            binding.detail = "discharges for the workload's JWT"
+            binding.events += 1
+            binding.refused += refused
+            self.edge(workload, binding, "bound")
+            path.append(binding)
+        return path
+
     def add(self, event: Mapping[str, Any]) -> None:
         actor = event.get("actor")
+        if isinstance(actor, str) and actor.startswith(WORKLOAD_ACTOR):
+            refused = event.get("outcome") != "ok"
+            chain = self.add_workload(event, actor.removeprefix(WORKLOAD_ACTOR), refused)
+            store_id = event.get("token_id")
+            if store_id:
+                store = self.node(f"token:{store_id}", "store", "store token", str(store_id))
+                store.events += 1
+                store.refused += refused
+                self.edge(chain[-1], store, "discharged")
+                self.scope(store, event, refused)
+            return
         lineage = tuple(str(t) for t in event.get("lineage") or ())
         store_id = event.get("token_id")
         refused = event.get("outcome") != "ok"
@@ -150,7 +191,9 @@ class _Builder:
             for depth in range(len(lineage) - 2, -1, -1):
                 token = lineage[depth]
                 service = self.node(f"token:{token}", "service", "service token", token, lineage[depth + 1 :])
-                service.detail = f"stripped by {self.who(str(actor))}" if actor else "stripped"
+                # The email alone when known (the user's node shows both): "user 7 (email)" does not fit the box.
+                by = self.emails.get(str(actor)) or self.who(str(actor))
+                service.detail = f"stripped by {by}" if actor else "stripped"
                 self.edge(path[-1], service, "stripped")
                 path.append(service)
         if not path and user is not None:

@@ -5,10 +5,9 @@ token (mask ``a``) and authority credential, exactly as ``cvault audit query``
 does (:class:`vault.client.Client`, which narrows the token per call). Nothing
 here hands a token to a page: handlers get events, reports and ids.
 
-The chain's integrity is the one thing the API does not answer: it needs every
-row, hashes included, and that is :meth:`vault.audit.query.AuditQueries.verify` on the
-database, as ``cvault audit verify`` runs it. So the console verifies only when
-it is given a database URL, and says so otherwise.
+The chain's integrity is checked by the store (``GET /v1/orgs/{org}/audit/verify``, mask ``a``)
+as ``cvault audit verify`` asks it without a database URL; given a database URL, the console
+recomputes the chains itself (:meth:`vault.audit.query.AuditQueries.verify`), trusting no service.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import Any
 from vault.audit.chain import LogReport
 from vault.audit.query import AuditQueries
 from vault.client import Client
-from vault.errors import VaultError
+from vault.errors import BadReply, VaultError
 
 from .filters import Filters
 
@@ -61,8 +60,9 @@ class Reviewer:
         return self._client.store_org()
 
     @property
-    def can_verify(self) -> bool:
-        return self._audit is not None
+    def verifier(self) -> str:
+        """Who recomputes the chains: this console on the database, or the store."""
+        return "this console, on the database" if self._audit is not None else "the store, through its API"
 
     async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         reply = await self._client.store.audit(**filters.api_params(), cursor=cursor, limit=limit, newest_first=True)
@@ -89,6 +89,11 @@ class Reviewer:
             if len(found) >= limit:
                 return Scan(found[:limit], False)
         return Scan(found, True)
+
+    async def org_name(self) -> str:
+        """``slug (id)`` when the authority says, else the id."""
+        slug = await self._client.org_slug()
+        return f"{slug} ({self.org})" if slug else str(self.org)
 
     async def emails(self) -> dict[str, str]:
         return await self._client.member_emails()
@@ -118,7 +123,11 @@ class Reviewer:
         """Fail at start, not at the first page, when the credentials cannot read the log."""
         await self._client.store.audit(limit=1)
 
-    async def verify(self) -> LogReport | None:
-        if self._audit is None:
-            return None
-        return await self._audit.verify()
+    async def verify(self) -> LogReport:
+        if self._audit is not None:
+            return await self._audit.verify()
+        reply = await self._client.store.audit_verify()
+        try:
+            return LogReport.from_json(reply)
+        except ValueError as exc:
+            raise BadReply(f"the store's verification reply is malformed: {exc}") from None

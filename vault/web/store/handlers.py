@@ -43,6 +43,7 @@ MAX_TTL = 10 * 365 * 86400
 MAX_LIST = 1000
 _MAX_FILTER = 1000
 _MAX_SEQ = (1 << 63) - 1
+_EXPORT_BATCH = 500  # lines per write of a streamed export
 _ORG = "/v1/orgs/{org}"
 _VAULT = _ORG + "/vaults/{vault}"
 _NAME = "{name:[A-Za-z0-9._/-]+}"
@@ -98,8 +99,8 @@ async def enroll_challenge(request: web.Request) -> web.StreamResponse:
 @guarded("enroll", CONTROL, enrolled=False)
 async def enroll(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     data = await read_json(request)
-    slug = check_slug(field(data, "slug", str))
-    minted = await _svc(request).control.enroll(ctx, slug)
+    raw = field(data, "slug", str, required=False)
+    minted = await _svc(request).control.enroll(ctx, check_slug(raw) if raw is not None else None)
     return web.json_response({"token": minted.token, "id": minted.id}, status=201)
 
 
@@ -257,8 +258,8 @@ async def read_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.
     return web.Response(body=revealed_json(revealed), content_type="application/json", headers=_NO_STORE)
 
 
-@guarded("secrets.batch_read", READ, secrets_later=True)
-async def batch_read(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+async def _names_or_prefix(request: web.Request) -> tuple[list[str] | None, str]:
+    """A batch request's body: ``{"names": [...]}``, ``{"prefix": "..."}`` or ``{}`` (every secret)."""
     data = await read_json(request)
     names = field(data, "names", list, required=False)
     prefix = check_prefix(field(data, "prefix", str, required=False) or "")
@@ -268,6 +269,22 @@ async def batch_read(request: web.Request, ctx: RequestContext[Caller]) -> web.S
         names = sorted({check_secret_name(n) for n in names})
         if prefix:
             raise BadRequest("give names or a prefix, not both")
+    return names, prefix
+
+
+@guarded("secrets.versions", READ, secrets_later=True)
+async def current_versions(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+    names, prefix = await _names_or_prefix(request)
+    versions = await _svc(request).secrets.current_versions(
+        ctx, request.match_info["vault"], names=names, prefix=prefix
+    )
+    missing = [n for n in names if n not in versions] if names is not None else []
+    return web.json_response({"versions": versions, "missing": missing})
+
+
+@guarded("secrets.batch_read", READ, secrets_later=True)
+async def batch_read(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+    names, prefix = await _names_or_prefix(request)
     result = await _svc(request).secrets.batch_read(ctx, request.match_info["vault"], names=names, prefix=prefix)
     return web.json_response(
         {
@@ -379,6 +396,11 @@ async def query_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.
     order = q.get("order", "oldest")
     if order not in ("oldest", "newest"):
         raise BadRequest("order must be oldest or newest")
+    own = q.get("own", "show")
+    if own not in ("show", "hide"):
+        raise BadRequest("own must be show or hide")
+    caller = ctx.verified_caller
+    mine = {"token_id": caller.token_id} | ({"actor": caller.actor} if caller.actor else {})
     events, next_cursor = await _svc(request).audit_queries.query(
         org=ctx.org_id,
         vault=_text_param(request, "vault"),
@@ -392,9 +414,39 @@ async def query_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.
         cursor=cursor,
         limit=limit,
         newest_first=order == "newest",
+        hide_audit_of=mine if own == "hide" else None,
     )
     await _svc(request).audit.record(audit_event(ctx, "ok", detail={"returned": len(events)}))
     return web.json_response({"events": events, "next_cursor": next_cursor})
+
+
+@guarded("audit.export", AUDIT)
+async def export_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+    """The org's export file (docs/audit.md, "Export"), streamed: its events, the others' as skip lines."""
+    # Audited before the first byte: an export that cannot be audited is not served.
+    await _svc(request).audit.record(audit_event(ctx, "ok"))
+    response = web.StreamResponse(
+        headers={"Content-Type": "application/x-ndjson; charset=utf-8", "Cache-Control": "no-store"}
+    )
+    await response.prepare(request)
+    batch: list[str] = []
+    async for line in _svc(request).audit_queries.export(org=ctx.org_id):
+        batch.append(line)
+        if len(batch) >= _EXPORT_BATCH:
+            await response.write("".join(batch).encode("utf-8"))
+            batch.clear()
+    await response.write("".join(batch).encode("utf-8"))
+    await response.write_eof()
+    return response
+
+
+@guarded("audit.verify", AUDIT)
+async def verify_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+    """Recompute every chain of the store's log (all orgs': the chains interleave them); the report names
+    chains and event numbers, never another org's events."""
+    report = await _svc(request).audit_queries.verify()
+    await _svc(request).audit.record(audit_event(ctx, "ok", detail={"intact": report.ok}))
+    return web.json_response(report.to_json())
 
 
 # -- health ---------------------------------------------------------------------------------
@@ -449,6 +501,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete(_VAULT, delete_vault)
     r.add_get(_VAULT + "/secrets", list_secrets)
     r.add_post(_VAULT + "/read", batch_read)
+    r.add_post(_VAULT + "/versions", current_versions)
     r.add_get(_VAULT + "/metadata/" + _NAME, metadata)
     r.add_delete(_VAULT + "/metadata/" + _NAME, destroy_secret)
     r.add_post(_VAULT + "/delete/" + _NAME, delete_versions)
@@ -456,5 +509,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post(_VAULT + "/destroy/" + _NAME, destroy_versions)
     r.add_post(_VAULT + "/promote/" + _NAME, promote)
     r.add_get(_ORG + "/audit", query_audit)
+    r.add_get(_ORG + "/audit/export", export_audit)
+    r.add_get(_ORG + "/audit/verify", verify_audit)
     r.add_get("/readyz", readyz)
     r.add_get("/.well-known/cvault/keys", public_keys)

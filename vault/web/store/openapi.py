@@ -86,9 +86,33 @@ def _op(
     return op
 
 
+def _export_op() -> dict[str, Any]:
+    op = _op("audit.export", "Export the org's audit events with every chain's head and the checkpoints", 200, None)
+    op["parameters"] = _ORG
+    op["responses"]["200"] = {
+        "description": "JSON lines, streamed: checkpoint lines, the heads line, the org's events and skip lines "
+        'for the other orgs\' events between them, the end line (docs/audit.md, "Export")',
+        "content": {"application/x-ndjson": {"schema": _STR}},
+    }
+    return op
+
+
 def spec(store_url: str) -> dict[str, Any]:
     o, v = "/v1/orgs/{org}", "/v1/orgs/{org}/vaults/{vault}"
     revealed = _obj({"name": _STR, "version": _INT, "value": _STR, "stage": _NULL_STAGE, "created_at": _TIME})
+    names_or_prefix = _obj(
+        {
+            "names": {
+                "type": "array",
+                "items": _SECRET_NAME,
+                "minItems": 1,
+                "maxItems": 1000,
+                "nullable": True,
+                "description": "or a prefix, not both",
+            },
+            "prefix": {**_PREFIX, "nullable": True},
+        }
+    )
     version_info = _obj(
         {"version": _INT, "state": _STR, "stage": _NULL_STAGE, "created_at": _TIME, "created_by_token": _NULL_STR}
     )
@@ -107,7 +131,7 @@ def spec(store_url: str) -> dict[str, Any]:
                 "Enrol the org (challenge + org discharge with C)",
                 201,
                 _TOKEN,
-                body=_obj({"slug": _SLUG}, ["slug"]),
+                body=_obj({"slug": {**_SLUG, "description": "optional; must be the slug the org discharge attests"}}),
                 params=_ORG,
             ),
         },
@@ -204,19 +228,22 @@ def spec(store_url: str) -> dict[str, Any]:
                 "Read many secrets in one request",
                 200,
                 _obj({"secrets": {"type": "object"}, "missing": {"type": "array", "items": _STR}}),
-                body=_obj(
+                body=names_or_prefix,
+                params=_VAULT,
+            ),
+        },
+        v + "/versions": {
+            "post": _op(
+                "secrets.versions",
+                "The current versions of many secrets, without their values (one audit event)",
+                200,
+                _obj(
                     {
-                        "names": {
-                            "type": "array",
-                            "items": _SECRET_NAME,
-                            "minItems": 1,
-                            "maxItems": 1000,
-                            "nullable": True,
-                            "description": "or a prefix, not both",
-                        },
-                        "prefix": {**_PREFIX, "nullable": True},
+                        "versions": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "missing": {"type": "array", "items": _STR},
                     }
                 ),
+                body=names_or_prefix,
                 params=_VAULT,
             ),
         },
@@ -273,11 +300,51 @@ def spec(store_url: str) -> dict[str, Any]:
                     *(_query(n, _FILTER) for n in ("vault", "secret", "actor", "token", "action")),
                     _query("outcome", {"type": "string", "enum": ["ok", "denied", "error"]}),
                     _query("order", {"type": "string", "enum": ["oldest", "newest"]}),
+                    _query(
+                        "own",
+                        {
+                            "type": "string",
+                            "enum": ["show", "hide"],
+                            "description": "hide: leave out the caller's own audit.* events (default show)",
+                        },
+                    ),
                     *(_query(n, _WHEN) for n in ("since", "until")),
                     _query("cursor", {**_INT, "minimum": 0, "maximum": 2**63 - 1}),
                     _query("limit", _LIMIT),
                 ],
             ),
+        },
+        o + "/audit/export": {
+            "get": _export_op(),
+        },
+        o + "/audit/verify": {
+            "get": _op(
+                "audit.verify",
+                "Recompute every chain of the store's audit log up to its head and check the checkpoints",
+                200,
+                _obj(
+                    {
+                        "ok": {"type": "boolean"},
+                        "checked": _INT,
+                        "message": _STR,
+                        "chains": {
+                            "type": "array",
+                            "items": _obj(
+                                {
+                                    "chain": {**_INT, "description": "-1: the checkpoints' own chain"},
+                                    "ok": {"type": "boolean"},
+                                    "checked": _INT,
+                                    "last_seq": _INT,
+                                    "broken_seq": _NULL_INT,
+                                    "message": _STR,
+                                }
+                            ),
+                        },
+                    },
+                    ["ok", "checked", "message", "chains"],
+                ),
+                params=_ORG,
+            )
         },
         "/healthz": {"get": _op("healthz", "Process is up", 200, _obj({"status": _STR}), security=[])},
         "/readyz": {"get": _op("readyz", "Database reachable, keys loaded", 200, _obj({"status": _STR}), security=[])},

@@ -5,7 +5,10 @@ the store's feed token, from the cursor of its last reply, and hands each reply
 to :class:`~vault.store.authority_revocations.AuthorityRevocations`, which the
 verify path consults without I/O. A failed poll is logged (class name only, once
 per burst) and retried after a short, growing pause; while the feed stays
-unreachable the state's fail-closed rule applies. The cursor lives in memory: a
+unreachable the state's fail-closed rule applies. The poll after a failure does
+not wait (``wait=0``, with a short timeout of its own): the feed answers it at
+once, so the store counts the feed as fresh again within a retry pause (at most
+a second) of the feed's return, not a long poll later. The cursor lives in memory: a
 store that restarts reads the feed again from the start (it is small: one row per
 revocation), so nothing revoked while it was down is missed.
 """
@@ -33,6 +36,7 @@ PAGE = 1000
 MAX_WAIT = 25  # the longest long poll the authority grants (its MAX_FEED_WAIT)
 MAX_REPLY_BYTES = 4 * 1024 * 1024  # a full page is ~200 KB
 FIRST_SYNC_SECONDS = 5.0
+SHORT_POLL_TIMEOUT = 5.0  # seconds for a poll that does not wait (the feed answers it at once)
 
 
 def client_tls(ca_file: Path | None) -> ssl.SSLContext | bool:
@@ -99,6 +103,7 @@ class RevocationFollower:
                 if self._failures == 1 or self._failures % 100 == 0:
                     log.warning("revocation feed: poll failed (%s); retrying", _name(exc))
                 await asyncio.sleep(self._delays[min(self._failures, len(self._delays)) - 1])
+                wait = 0  # the feed answers a poll that does not wait at once: fresh again as soon as it is back
                 continue
             if self._failures:
                 log.info("revocation feed: recovered after %d failure(s)", self._failures)
@@ -109,7 +114,8 @@ class RevocationFollower:
         """One request; returns True when the reply was a full page (more is waiting)."""
         assert self._http is not None
         params = {"cursor": str(self._state.cursor), "wait": str(wait), "limit": str(PAGE)}
-        async with self._http.get(self._url, params=params, headers=self._headers) as resp:
+        timeout = aiohttp.ClientTimeout(total=wait + (10 if wait else SHORT_POLL_TIMEOUT))
+        async with self._http.get(self._url, params=params, headers=self._headers, timeout=timeout) as resp:
             body = await resp.content.read(MAX_REPLY_BYTES + 1)
             if resp.status != 200:
                 raise FeedError(f"HTTP {resp.status}")

@@ -38,6 +38,7 @@ from vault.types import RequestContext
 from ..common import RENDERER_KEY, int_param, read_json
 from .guard import idempotency_key, record_failure
 from .services import StoreServices, services_of
+from .vault_auth import add_auth_routes
 from .vault_kv_openapi import MERGE_PATCH
 from .vault_reply import envelope, guard, read_reply, render_vault_error, rfc3339, vault_json
 from .vault_sys import add_sys_routes
@@ -435,5 +436,6 @@ def create_vault_kv_app() -> web.Application:
     app[RENDERER_KEY] = render_vault_error
     r = app.router
     add_sys_routes(r)
+    add_auth_routes(r)
     r.add_route("*", "/{tail:.*}", no_route)
     return app

@@ -96,7 +96,16 @@ def vault_kv_paths() -> dict[str, Any]:
     health = _op("vault.health", "200 serving; 503 (sealedcode) when the database is unreachable", [], token=False)
     capabilities = _op("vault.capabilities_self", "The token's capabilities at each of {paths: [...]}", [], body=True)
     ui_mount = _op("vault.ui_mount", "Mount preflight: KV version 2; 403 for an unknown org slug", [_p("path")])
+    login = _op(
+        "vault.login",
+        "Workload login {role: '<org slug>/<binding>', jwt}: auth.client_token is a store bundle "
+        "(docs/workload-identity.md)",
+        [_p("method", {"type": "string", "enum": ["jwt", "kubernetes"]})],
+        body=True,
+        token=False,
+    )
     return {
+        "/vault/v1/auth/{method}/login": {"post": login, "put": {**login, "operationId": "vault.login_put"}},
         "/vault/v1/auth/token/lookup-self": {
             "get": lookup,
             "post": {**lookup, "operationId": "vault.lookup_self_post"},

@@ -2,7 +2,8 @@
 
 Errors are ``{"errors": [...]}`` with ``Content-Type: application/json`` exactly
 (hvac parses error bodies only then): 403 ``["permission denied"]`` for any
-refused or missing token, 404 ``[]`` for anything missing.
+refused or missing token (plus ``"discharge expired"``, ``"token expired"`` or
+``"token revoked"`` when that is why), 404 ``[]`` for anything missing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "mount_of",
     "presented",
     "read_reply",
+    "refusal_reason",
     "render_vault_error",
     "rfc3339",
     "token_org",
@@ -46,10 +48,27 @@ def vault_json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(body).encode(), status=status, content_type=_JSON, headers=_NO_STORE)
 
 
+def refusal_reason(code: str, message: str) -> str | None:
+    """The one reason a refusal may give a Vault client: its bundle expired or was revoked.
+
+    Both are about the caller's own bundle, and both tell its owner what to do (fetch a
+    new one; ask why it was revoked); every other reason stays in the audit log.
+    """
+    if "revoked" in message and code in ("invalid_token", "discharge_required"):
+        return "token revoked"
+    if code == "discharge_required" and "expired" in message:
+        return "discharge expired"
+    if code == "unauthorized" and message.startswith("token expired"):
+        return "token expired"
+    return None
+
+
 def render_vault_error(request: web.Request, status: int, code: str, message: str) -> web.StreamResponse:
-    """Every error inside ``/vault``, in Vault's shape. Reasons for refusals go to the audit log only."""
+    """Every error inside ``/vault``, in Vault's shape. Reasons for refusals go to the audit log only,
+    but for an expired or revoked bundle (:func:`refusal_reason`)."""
     if status in (401, 403):
-        return vault_json({"errors": ["permission denied"]}, 403)
+        reason = refusal_reason(code, message)
+        return vault_json({"errors": ["permission denied", *([reason] if reason else [])]}, 403)
     if status == 404:
         return vault_json({"errors": []}, 404)
     if status == 405:
@@ -124,10 +143,7 @@ async def mount_of(request: web.Request, slug: str | None, credentials: str | No
             raise InvalidToken()
         return own
     ids = services.orgs.cached_orgs_with_slug(slug)
-    try:
-        return mount_org(slug, own, ids if ids is not None else await services.orgs.orgs_with_slug(slug))
-    except NotFound:
-        raise Unauthorized(f"no org with slug {slug!r} is enrolled at this store") from None
+    return mount_org(slug, own, ids if ids is not None else await services.orgs.orgs_with_slug(slug))
 
 
 async def guard(

@@ -18,14 +18,14 @@ from vault.macaroon import CONTROL, CREATE, DELETE, READ, WRITE, mask_to_string
 from vault.macaroon.caveats import Secrets, ValidityWindow, Vaults
 from vault.store.caller import Caller
 from vault.store.events import access_for, audit_event
-from vault.store.mounts import RESERVED_VAULT_NAMES, kv_path
+from vault.store.mounts import RESERVED_VAULT_NAMES, kv_path, own_mount
 from vault.store.names import check_slug, check_vault_name
 from vault.types import RequestContext
 
 from ..common import read_json
 from .guard import run_guarded
 from .services import services_of
-from .vault_reply import envelope, mount_of, presented, rfc3339, token_org, vault_credentials, vault_json
+from .vault_reply import envelope, presented, rfc3339, token_org, vault_credentials, vault_json
 
 __all__ = ["VERSION", "add_sys_routes"]
 
@@ -133,26 +133,35 @@ async def ui_mount(request: web.Request) -> web.StreamResponse:
     """``GET /v1/sys/internal/ui/mounts/<path>``: the Vault CLI's and consul-template's "which KV version"
     question.
 
-    ``<slug>/<vault>/...`` when the first segment is an enrolled slug and a vault follows: no token needed (every
-    mount is KV version 2, which reveals nothing; the vault's existence is checked where its secrets are read).
-    Otherwise the one-segment mount ``<vault>/...`` of the token's org: the token must be live and the vault
-    exist. Anything else is Vault's 403 for "no mount here".
+    ``<slug>/<vault>/...`` answers only a token of the org with that slug (by its key, unverified: the Vault CLI
+    and consul-template send their token with it; every mount is KV version 2, and the vault's existence is
+    checked where its secrets are read). Every other path, and every other token (none included), is read as
+    the one-segment mount ``<vault>/...`` of the token's own org: the token must be live and the vault exist.
+    So the answer never depends on which slugs other orgs enrolled: no token, another org's token or an unknown
+    slug all get the same 403 (docs/vault-compat.md, "Mounts").
     """
     parts = request.match_info["path"].strip("/").split("/")
-    if len(parts) >= 2 and await services_of(request).orgs.orgs_with_slug(parts[0]):
-        slug, vault = check_slug(parts[0]), check_vault_name(parts[1])
-        await mount_of(request, slug, presented(request.headers))
-        return vault_json(envelope(request, {"path": f"{slug}/{vault}/", **_mount_entry(slug, vault)}))
+    services = services_of(request)
+    credentials = presented(request.headers)
+    if len(parts) >= 2:
+        own = await token_org(services, credentials)
+        try:
+            own_mount(parts[0], own, await services.orgs.orgs_with_slug(parts[0]))
+        except Unauthorized:
+            pass  # not this token's slug: perhaps its own vault of that name
+        else:
+            slug, vault = check_slug(parts[0]), check_vault_name(parts[1])
+            return vault_json(envelope(request, {"path": f"{slug}/{vault}/", **_mount_entry(slug, vault)}))
     vault = check_vault_name(parts[0])
     if vault in RESERVED_VAULT_NAMES:
         raise Unauthorized("no mount at this path")
 
-    async def own_mount(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+    async def one_segment(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
         if not await services_of(request).kv.has_vault(ctx.verified_caller.org_id, vault):
             raise Unauthorized(f"no vault {vault!r}")
         return vault_json(envelope(request, {"path": f"{vault}/", **_mount_entry(None, vault)}))
 
-    return await _guarded_by_token(request, own_mount, "vaults.list", 0, live_only=True)
+    return await _guarded_by_token(request, one_segment, "vaults.list", 0, live_only=True)
 
 
 async def _visible_mounts(request: web.Request, ctx: RequestContext[Caller]) -> dict[str, Any]:
