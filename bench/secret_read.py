@@ -165,6 +165,37 @@ class Authority:
         return encode_bundle([token, bind_discharge(d, token.binding_id()).finalize()])
 
 
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGINT to every process (a clean shutdown), then wait; kill what has not ended in 15 s."""
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def store_env(dsn: str, authority: Authority, published: str, port: int) -> dict[str, str]:
+    """The environment of a bench's ``cvault serve store``: a fresh master key, ``authority``'s key, no feed."""
+    env = {
+        **os.environ,
+        "CVAULT_DATABASE_URL": dsn,
+        "CVAULT_MASTER_KEY": base64.b64encode(generate_key()).decode(),
+        "CVAULT_STORE_URL": published,
+        "CVAULT_LISTEN_INSECURE": "true",
+        "CVAULT_STORE_LISTEN": f"127.0.0.1:{port}",
+        "CVAULT_AUTHORITY_URL": "http://127.0.0.1:1",
+        "CVAULT_AUTHORITY_ORG_PUBLIC_KEY": base64.b64encode(authority.keys.public_key).decode(),
+        "CVAULT_ORG_DISCHARGE_TTL": "3600",
+        # No authority runs here, so no revocation feed to follow (bench/revocation.py measures that path).
+        "CVAULT_REVOCATION_FEED": "false",
+        "CVAULT_LOG_LEVEL": "WARNING",
+    }
+    env.pop("CVAULT_TEST_DATABASE_URL", None)
+    return env
+
+
 def wrk(
     url: str, headers: dict[str, str], duration: int, connections: int, threads: int, *, script: Path | None = None
 ) -> dict[str, float]:
@@ -478,21 +509,7 @@ def main() -> int:
     published = f"https://127.0.0.1:{store_port}" if args.deployment else store_url
     authority = Authority("http://127.0.0.1:1")  # never called: the store only needs its key and location
     store_dsn = dsn if not args.socket_dir else dsn.split("@", 1)[0] + f"@/{name}?host={args.socket_dir}"
-    env = {
-        **os.environ,
-        "CVAULT_DATABASE_URL": store_dsn,
-        "CVAULT_MASTER_KEY": base64.b64encode(generate_key()).decode(),
-        "CVAULT_STORE_URL": published,
-        "CVAULT_LISTEN_INSECURE": "true",
-        "CVAULT_STORE_LISTEN": f"127.0.0.1:{store_port}",
-        "CVAULT_AUTHORITY_URL": "http://127.0.0.1:1",
-        "CVAULT_AUTHORITY_ORG_PUBLIC_KEY": base64.b64encode(authority.keys.public_key).decode(),
-        "CVAULT_ORG_DISCHARGE_TTL": "3600",
-        # No authority runs here, so no revocation feed to follow (bench/revocation.py measures that path).
-        "CVAULT_REVOCATION_FEED": "false",
-        "CVAULT_LOG_LEVEL": "WARNING",
-    }
-    env.pop("CVAULT_TEST_DATABASE_URL", None)
+    env = store_env(store_dsn, authority, published, store_port)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         store = subprocess.Popen([sys.executable, "-m", "vault.cli", "serve", "store"], env=env)
@@ -576,13 +593,7 @@ def main() -> int:
             for step in steps[i % len(steps) :] + steps[: i % len(steps)]:
                 step()
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         asyncio.run(drop_database(admin, name))
 
     ratios = [s["rps"] / b["rps"] for s, b in zip(store_runs, bare_runs, strict=True)]

@@ -68,3 +68,20 @@ async def test_without_the_orgs_token_the_vault_api_does_not_tell_enrolled_slugs
             assert enrolled == unknown == (403, {"errors": ["permission denied"]}), (path, token, enrolled, unknown)
     status, body = await _vault(acme, "GET", "/v1/sys/internal/ui/mounts/acme/prod", acme.bundle)
     assert status == 200 and body["data"]["path"] == "acme/prod/"
+
+
+async def test_a_mount_question_under_another_orgs_slug_reads_the_tokens_own_vault(services: Harness) -> None:
+    """With the one-segment mount (``<vault>`` of the token's org), a preflight whose first segment is not the
+    token's org's slug is read as that org's own vault: another org's slug means nothing there."""
+    acme = await world_of(services)
+    other = World(services, *await services.enrolled_vault("other@example.com", "other", vault="acme"))
+    status, body = await _vault(acme, "GET", "/v1/sys/internal/ui/mounts/prod/db/url", acme.bundle)
+    assert status == 200 and body["data"]["path"] == "prod/"
+    for token in (None, other.bundle):  # no vault "prod" in other's org, no token at all
+        assert await _vault(acme, "GET", "/v1/sys/internal/ui/mounts/prod/db/url", token) == (
+            403,
+            {"errors": ["permission denied"]},
+        )
+    # "acme" is acme's slug and other's vault: other's token is answered about its own vault, not acme's mount.
+    status, body = await _vault(acme, "GET", "/v1/sys/internal/ui/mounts/acme/prod", other.bundle)
+    assert status == 200 and body["data"]["path"] == "acme/", body

@@ -264,10 +264,12 @@ async def test_mounts_paths_and_methods(world: World) -> None:
     for token in (None, ""):
         status, _, body = await raw(world, "GET", "/v1/sys/internal/ui/mounts/nosuchorg/prod/db/url", token)
         assert (status, body) == (403, {"errors": ["permission denied"]})
-    # A slug this token's org does not have is Vault's 403 too, as for a token of another org: mounts do not
-    # tell enrolled slugs apart (tests/test_org_slugs.py).
-    status, content_type, body = await raw(world, "GET", "/v1/nosuchorg/prod/data/x")
-    assert (status, content_type, body) == (403, "application/json", {"errors": ["permission denied"]})
+    # A path under no mount (no such slug, no such vault) is Vault's 403 for a token without access there; a
+    # slug this token's org does not have is the same 403 as for a token of another org: mounts do not tell
+    # enrolled slugs apart (tests/test_org_slugs.py).
+    for path in ("/v1/nosuchorg/prod/data/x", "/v1/acme/nosuchvault/data/x", "/v1/nosuchvault/data/x"):
+        status, content_type, body = await raw(world, "GET", path)
+        assert (status, content_type, body) == (403, "application/json", {"errors": ["permission denied"]}), path
     status, _, body = await raw(world, "GET", "/v1/acme/prod/nope/x")
     assert (status, body) == (404, {"errors": []})
     status, _, body = await raw(world, "OPTIONS", "/v1/acme/prod/data/x")
@@ -327,8 +329,8 @@ async def test_delete_latest_version_and_the_deleted_read_body(world: World) -> 
     assert status == 404 and body["data"]["metadata"]["destroyed"] is True
     # A version that never existed is the plain 404.
     assert await raw(world, "GET", f"/v1/{MOUNT}/data/dl/s?version=9") == (404, "application/json", {"errors": []})
-    with pytest.raises(hvac.exceptions.InvalidPath):
-        await call(kv(c).delete_latest_version_of_secret, "dl/none", mount_point=MOUNT)
+    # Deleting a secret that is not there is done, as in OpenBao (tests/test_vault_conformance.py).
+    assert (await call(kv(c).delete_latest_version_of_secret, "dl/none", mount_point=MOUNT)).status_code == 204
 
 
 async def test_patch_merges_into_the_current_version(world: World, pool: Pool) -> None:
@@ -392,7 +394,7 @@ async def test_update_metadata_and_cas_required(world: World) -> None:
     assert (await put(c, "md/new", {"x": "y"}))["data"]["version"] == 1
     for bad in (
         {"max_versions": -1},
-        {"max_versions": "3"},
+        {"max_versions": "3x"},
         {"cas_required": "yes"},
         {"delete_version_after": "1d"},
         {"custom_metadata": {"k": 1}},

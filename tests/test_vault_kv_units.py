@@ -199,15 +199,71 @@ async def test_list_method_on_a_keep_alive_connection_after_get_and_post() -> No
 
 
 def test_every_vault_route_is_in_the_openapi_paths() -> None:
-    from vault.web.store.vault_kv import create_vault_kv_app
+    from vault.web.store.vault_kv import add_vault_kv_routes, create_vault_kv_app
     from vault.web.store.vault_kv_openapi import vault_kv_paths
 
     paths = vault_kv_paths()
-    for route in create_vault_kv_app().router.routes():
+    kv = web.Application()
+    add_vault_kv_routes(kv.router, "/vault")
+    routes = [("/vault", r) for r in create_vault_kv_app().router.routes()] + [("", r) for r in kv.router.routes()]
+    assert len(routes) > 20
+    for prefix, route in routes:
         info = route.resource.get_info() if route.resource else {}
-        path = "/vault" + (info.get("path") or info.get("formatter", ""))
+        path = prefix + (info.get("path") or info.get("formatter", ""))
         if path == "/vault/{tail}" or (route.method == "HEAD" and path != "/vault/v1/sys/health"):
             continue
         assert path in paths, path
         if route.method != "*":  # the KV routes dispatch on the method themselves (LIST too)
             assert route.method.lower() in paths[path], (path, route.method)
+
+
+def test_kv_paths_under_both_mounts() -> None:
+    from vault.store.mounts import KVPath, kv_path
+
+    assert kv_path("acme/prod/data/db/creds", "acme") == KVPath("prod", "data", "db/creds")
+    assert kv_path("prod/data/db/creds", "acme") == KVPath("prod", "data", "db/creds")
+    assert kv_path("/prod/metadata/", "acme") == KVPath("prod", "metadata", "")
+    assert kv_path("acme/prod/config", "acme") == KVPath("prod", "config", "")
+    # Another org's slug is not this token's: read as a one-segment vault "other", with no KV kind after it.
+    assert kv_path("other/prod/data/x", "acme") is None
+    assert kv_path("sys/data/x", "acme") is None and kv_path("prod", "acme") is None
+    assert kv_path("prod/config/x", None) is None
+
+
+def test_subkeys_keep_keys_not_values() -> None:
+    from vault.store.kv_fields import subkeys
+
+    value = {"a": "1", "b": {"c": {"d": "x"}, "e": []}, "f": {}}
+    assert subkeys(value) == {"a": None, "b": {"c": {"d": None}, "e": None}, "f": None}
+    assert subkeys(value, 1) == {"a": None, "b": None, "f": None}
+    assert subkeys(value, 2) == {"a": None, "b": {"c": None, "e": None}, "f": None}
+
+
+def test_max_versions_as_text() -> None:
+    from vault.errors import BadRequest
+    from vault.store.kv_fields import check_max_versions
+
+    assert check_max_versions("7") == 7 and check_max_versions(0) == 0
+    for bad in ("7x", "1001", "-1", "", True, 1.5):
+        with pytest.raises(BadRequest):
+            check_max_versions(bad)
+
+
+def test_the_read_reply_is_the_envelope_written_out() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from vault.web.store.vault_reply import envelope, read_reply
+
+    request = make_mocked_request("GET", "/vault/v1/acme/prod/data/x")
+    data = {"password": 'a"b\\c\u00e9', "n": {"k": [1, None]}}
+    reply = read_reply(request, data, "2026-01-02T03:04:05Z", 7)
+    assert reply.content_type == "application/json" and reply.headers["Cache-Control"] == "no-store"
+    assert reply.body is not None
+    metadata = {
+        "created_time": "2026-01-02T03:04:05Z",
+        "custom_metadata": None,
+        "deletion_time": "",
+        "destroyed": False,
+        "version": 7,
+    }
+    assert json.loads(bytes(reply.body)) == envelope(request, {"data": data, "metadata": metadata})

@@ -1,6 +1,6 @@
 // npm vault-api against the store's Vault API (its kv2 engine: every method it has).
-// vault-api takes a mount to be the path's first segment; a cvault mount is <slug>/<vault>, so the
-// slug goes into apiVersion ("v1/<slug>") and the engine is given (docs/vault-compat.md).
+// vault-api takes a mount to be the path's first segment and finds its engine in sys/internal/ui/mounts:
+// the one-segment mount <vault> (the token's org) is exactly that (docs/vault-compat.md).
 'use strict';
 
 const { env, steps, statusOf } = require('./common');
@@ -8,9 +8,8 @@ const { vault: base } = require('vault-api');
 
 const vault = base.create({
   address: env('VAULT_ADDR'),
-  apiVersion: `v1/${env('SLUG')}`,
+  apiVersion: 'v1',
   token: env('VAULT_TOKEN'),
-  engine: 'kv2',
 });
 const p = (rest) => `${env('VAULT_NAME')}/${rest}`;
 

@@ -53,6 +53,10 @@ class OrgTable:
             by_slug.setdefault(slug, []).append(org_id)
         self._slugs, self._by_slug = slugs, {s: tuple(ids) for s, ids in by_slug.items()}
 
+    def cached_orgs_with_slug(self, slug: str) -> tuple[int, ...] | None:
+        """:meth:`orgs_with_slug` without waiting: ``None`` when the slug is not in memory (yet)."""
+        return self._by_slug.get(slug)
+
     async def orgs_with_slug(self, slug: str) -> tuple[int, ...]:
         """The ids of the orgs whose enrolment recorded ``slug`` (empty if none did)."""
         found = self._by_slug.get(slug)

@@ -23,6 +23,7 @@ from .caller import Caller
 from .events import audit_event
 from .interfaces import AuditSink, KeyDirectory, OrgRepository, RevocationList, SecretRepository
 from .models import RootKey, TokenRecord, VaultInfo
+from .mounts import check_new_vault_name
 from .tokens import StoreTokens, key_id_from_kid
 
 __all__ = ["ControlService", "MintRequest", "MintedToken"]
@@ -217,7 +218,7 @@ class ControlService:
         async def audited(info: VaultInfo, tx: object) -> None:
             await self._audit.record_in(tx, audit_event(ctx, "ok", vault=name))
 
-        return await self._secrets.create_vault(ctx.verified_caller.org_id, name, audited)
+        return await self._secrets.create_vault(ctx.verified_caller.org_id, check_new_vault_name(name), audited)
 
     async def list_vaults(self, ctx: RequestContext[Caller]) -> list[VaultInfo]:
         found = await self._secrets.list_vaults(ctx.verified_caller.org_id)

@@ -90,6 +90,9 @@ class KeyDirectory(Protocol):
 class OrgDirectory(Protocol):
     """Every enrolled org's slug, in memory, for naming Vault mounts (``<org slug>/<vault>``)."""
 
+    def cached_orgs_with_slug(self, slug: str) -> tuple[int, ...] | None:
+        """The same as :meth:`orgs_with_slug` if the slug is in memory, without waiting; else ``None``."""
+
     async def orgs_with_slug(self, slug: str) -> tuple[int, ...]:
         """The ids of the orgs whose enrolment recorded ``slug`` (empty if none did)."""
 

@@ -15,6 +15,7 @@ __all__ = [
     "format_duration",
     "merge_patch",
     "parse_duration",
+    "subkeys",
 ]
 
 MAX_CUSTOM_KEYS = 64  # Vault's limits on custom_metadata
@@ -55,6 +56,9 @@ def format_duration(seconds: int) -> str:
 
 
 def check_max_versions(value: object) -> int:
+    """0-1000; also as decimal text, which the Vault CLI sends for ``bao write <mount>/metadata/K max_versions=7``."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 4:
+        value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
         raise BadRequest("max_versions must be a whole number from 0 (the default) to 1000")
     return value
@@ -94,3 +98,15 @@ def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any], depth: int 
         else:
             merged[key] = value
     return merged
+
+
+def subkeys(value: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:
+    """Vault's ``subkeys`` of a KV object: its keys, objects descended into, every other value ``null``.
+
+    ``depth`` 0 is unlimited (here: :data:`MAX_PATCH_DEPTH` levels); 1 gives the top-level keys only.
+    """
+    levels = depth if 0 < depth <= MAX_PATCH_DEPTH else MAX_PATCH_DEPTH
+    return {
+        key: subkeys(item, levels - 1) if isinstance(item, dict) and item and levels > 1 else None
+        for key, item in value.items()
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from vault.errors import NotFound
 from vault.types import RequestContext
 
 from .caller import Caller
@@ -67,6 +68,15 @@ class KVService:
             )
 
         return await self._repo.delete_current(ctx.verified_caller.org_id, vault, name, audited)
+
+    async def has_vault(self, org_id: int, vault: str) -> bool:
+        """Whether ``vault`` exists (the Vault API tells a missing mount from a missing secret); not audited:
+        only asked after a verified request failed, whose own event covers it."""
+        try:
+            await self._repo.config(org_id, vault)
+        except NotFound:
+            return False
+        return True
 
     async def write_rules(self, ctx: RequestContext[Caller], vault: str, name: str) -> WriteRules:
         """Checked before a Vault write (the write's own event covers it)."""

@@ -218,6 +218,20 @@ class StoreTokens:
         except VaultError:
             return None
 
+    async def claimed_org(self, credentials: str) -> int | None:
+        """The org whose root key signed the store token in ``credentials``, unverified: it only picks the org
+        to verify the request in (the Vault API's mounts). A bundle verified lately is not parsed again."""
+        entry = self._cache.get(credentials)
+        if entry is not None:
+            return entry.root.org_id
+        try:
+            kid = parse_bundle(credentials, self._parts).permission_token(self.location).nonce.kid
+            key_id = key_id_from_kid(kid)
+        except VaultError:
+            return None
+        root = self._keys.cached(key_id) or await self._keys.load(key_id)
+        return root.org_id if root is not None else None
+
     async def authenticate(self, credentials: str, access: Access) -> Caller:
         """Verify the store token and its org discharge, then check ``access`` against every caveat.
 

@@ -71,6 +71,9 @@ def _default_renderer(request: web.Request, status: int, code: str, message: str
 
 
 RENDERER_KEY: web.AppKey[ErrorRenderer] = web.AppKey("error_renderer")
+# Renderers for the app's own routes under a path prefix (the Vault API's KV routes, served by the store app
+# itself for speed): (prefix, renderer) pairs, the first whose prefix the request's path has wins.
+PATH_RENDERERS_KEY: web.AppKey[tuple[tuple[str, ErrorRenderer], ...]] = web.AppKey("path_error_renderers")
 
 
 def _render(request: web.Request, status: int, code: str, message: str) -> web.StreamResponse:
@@ -81,6 +84,9 @@ def _render(request: web.Request, status: int, code: str, message: str) -> web.S
         renderer = app.get(RENDERER_KEY)
         if renderer is not None:
             return renderer(request, status, code, message)
+        for prefix, by_path in app.get(PATH_RENDERERS_KEY, ()):
+            if request.path.startswith(prefix):
+                return by_path(request, status, code, message)
     return _default_renderer(request, status, code, message)
 
 

@@ -28,8 +28,10 @@ from vault.store.kv_fields import (
     format_duration,
     merge_patch,
     parse_duration,
+    subkeys,
 )
 from vault.store.models import KVConfig, MetadataUpdate, VersionInfo
+from vault.store.mounts import KV_KINDS, RESERVED_VAULT_NAMES
 from vault.store.names import check_prefix, check_secret_name, check_value, check_versions
 from vault.types import RequestContext
 
@@ -38,19 +40,31 @@ from .guard import idempotency_key, record_failure
 from .services import StoreServices, services_of
 from .vault_auth import add_auth_routes
 from .vault_kv_openapi import MERGE_PATCH
-from .vault_reply import envelope, guard, render_vault_error, rfc3339, vault_json
+from .vault_reply import envelope, guard, read_reply, render_vault_error, rfc3339, vault_json
 from .vault_sys import add_sys_routes
 
-__all__ = ["CAS_MISMATCH", "CAS_REQUIRED", "create_vault_kv_app", "render_vault_error"]
+__all__ = [
+    "CAS_MISMATCH",
+    "CAS_REQUIRED",
+    "VAULT_PREFIX",
+    "add_vault_kv_routes",
+    "create_vault_kv_app",
+    "render_vault_error",
+]
 
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 CAS_REQUIRED = "check-and-set parameter required for this call"
+VAULT_PREFIX = "/vault"
 LIST_PAGE = 1000
 MAX_LIST_PAGES = 10
 
 _SLUG = "{slug:[a-z0-9][a-z0-9-]{0,62}}"
 _VAULT = "{vault:[a-z0-9][a-z0-9_-]{0,62}}"
 _MOUNT = f"/v1/{_SLUG}/{_VAULT}"
+# <vault> alone: the token's own org. Not the Vault API's own top-level paths (sys/, auth/, ...).
+_ONE_SEGMENT_MOUNT = (
+    "/v1/{vault:(?!(?:" + "|".join(sorted(RESERVED_VAULT_NAMES)) + ")(?![a-z0-9_-]))[a-z0-9][a-z0-9_-]{0,62}}"
+)
 
 
 def _svc(request: web.Request) -> StoreServices:
@@ -82,7 +96,8 @@ def _cas(options: object) -> int | None:
 
 
 async def _read(request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str) -> web.StreamResponse:
-    version = int_param(request, "version", minimum=0) or None  # Vault: 0 is the latest
+    # Vault: 0 is the latest. Most reads ask for it: no query to parse.
+    version = (int_param(request, "version", minimum=0) or None) if request.query_string else None
     services = _svc(request)
     try:
         r = await services.secrets.read(ctx, vault, secret, version=version)
@@ -95,16 +110,22 @@ async def _read(request: web.Request, ctx: RequestContext[Caller], *, vault: str
         await record_failure(request, ctx, exc, vault, secret)
         body = {"data": None, "metadata": _version_metadata(info.created_at, info.version, info)}
         return vault_json(envelope(request, body), 404)
-    data = {"data": kv_value(r.value), "metadata": _version_metadata(r.created_at_unix, r.version)}
-    return vault_json(envelope(request, data))
+    return read_reply(request, kv_value(r.value), rfc3339(r.created_at_unix), r.version)
 
 
 async def _store(
-    ctx: RequestContext[Caller], request: web.Request, vault: str, secret: str, value: str, cas: int | None
+    ctx: RequestContext[Caller],
+    request: web.Request,
+    vault: str,
+    secret: str,
+    value: str,
+    cas: int | None,
+    *,
+    cas_given: bool,
 ) -> web.StreamResponse:
     services = _svc(request)
     rules = await services.kv.write_rules(ctx, vault, secret)
-    if rules.cas_required and cas is None:
+    if rules.cas_required and not cas_given:
         raise BadRequest(CAS_REQUIRED)
     now = int(services.clock())
     may_create = ctx.verified_caller.allows(access_for(ctx, now, WRITE | CREATE, vault=vault, secret=secret))
@@ -125,7 +146,7 @@ async def _store(
 async def _write(request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str) -> web.StreamResponse:
     body = await read_json(request)
     cas = _cas(body.get("options"))
-    return await _store(ctx, request, vault, secret, stored_value(body.get("data")), cas)
+    return await _store(ctx, request, vault, secret, stored_value(body.get("data")), cas, cas_given=cas is not None)
 
 
 async def _patch(request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str) -> web.StreamResponse:
@@ -141,15 +162,34 @@ async def _patch(request: web.Request, ctx: RequestContext[Caller], *, vault: st
     current = await services.secrets.read(reading, vault, secret)
     if cas is not None and cas != current.version:
         raise BadRequest(CAS_MISMATCH)
-    return await _store(
-        ctx, request, vault, secret, stored_value(merge_patch(kv_value(current.value), patch)), current.version
-    )
+    # The write carries the version read as its cas; cas_required still asks the caller for one (as Vault).
+    value = stored_value(merge_patch(kv_value(current.value), patch))
+    return await _store(ctx, request, vault, secret, value, current.version, cas_given=cas is not None)
+
+
+async def _subkeys(request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str) -> web.StreamResponse:
+    """``GET <mount>/subkeys/<path>``: the value's keys without its values (a read, audited as one)."""
+    version = int_param(request, "version", minimum=0) or None
+    depth = int_param(request, "depth", minimum=0) or 0
+    r = await _svc(request).secrets.read(ctx, vault, secret, version=version)
+    data = {"subkeys": subkeys(kv_value(r.value), depth), "metadata": _version_metadata(r.created_at_unix, r.version)}
+    return vault_json(envelope(request, data))
+
+
+async def _absent_is_done(request: web.Request, ctx: RequestContext[Caller], exc: NotFound, vault: str) -> None:
+    """Vault deletes a missing secret with a 204; a missing vault stays an error (the guard's 403)."""
+    if not await _svc(request).kv.has_vault(ctx.verified_caller.org_id, vault):
+        raise exc
+    await record_failure(request, ctx, exc, vault, request.match_info.get("path"))
 
 
 async def _delete_latest(
     request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str
 ) -> web.StreamResponse:
-    await _svc(request).kv.delete_latest(ctx, vault, secret)
+    try:
+        await _svc(request).kv.delete_latest(ctx, vault, secret)
+    except NotFound as exc:
+        await _absent_is_done(request, ctx, exc, vault)
     return web.Response(status=204)
 
 
@@ -244,10 +284,32 @@ async def _write_metadata(
     return web.Response(status=204)
 
 
+async def _patch_metadata(
+    request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str
+) -> web.StreamResponse:
+    """``PATCH <mount>/metadata/<path>`` (``kv metadata patch``): the fields given; ``custom_metadata`` is
+    merged (a ``null`` value removes a key). The secret must exist (its metadata is read, audited as a read)."""
+    body = await read_json(request)
+    services = _svc(request)
+    reading = ctx._replace(operation="secrets.metadata")
+    ctx.verified_caller.check(access_for(reading, int(services.clock()), READ, vault=vault, secret=secret))
+    current = await services.secrets.metadata(reading, vault, secret)
+    custom = body.get("custom_metadata")
+    if custom is not None:
+        if not isinstance(custom, dict):
+            raise BadRequest("custom_metadata must be a JSON object")
+        body = {**body, "custom_metadata": merge_patch(current.custom_metadata or {}, custom)}
+    await services.kv.update_metadata(ctx, vault, secret, _metadata_update(body), may_create=False)
+    return web.Response(status=204)
+
+
 async def _destroy_all(
     request: web.Request, ctx: RequestContext[Caller], *, vault: str, secret: str
 ) -> web.StreamResponse:
-    await _svc(request).secrets.destroy_secret(ctx, vault, secret)
+    try:
+        await _svc(request).secrets.destroy_secret(ctx, vault, secret)
+    except NotFound as exc:
+        await _absent_is_done(request, ctx, exc, vault)
     return web.Response(status=204)
 
 
@@ -313,10 +375,12 @@ async def _data_route(request: web.Request, method: str, secret: str) -> web.Str
 
 
 async def kv_route(request: web.Request) -> web.StreamResponse:
-    """``/v1/<slug>/<vault>/<kind>/<path>``: dispatch on kind and method (``LIST`` included)."""
+    """``/v1/[<slug>/]<vault>/<kind>/<path>``: dispatch on kind and method (``LIST`` included)."""
     kind, method = request.match_info["kind"], request.method
     path = request.match_info.get("path", "")
-    is_list = method == "LIST" or (method == "GET" and request.query.get("list") in ("true", "1"))
+    is_list = method == "LIST" or (
+        method == "GET" and bool(request.query_string) and request.query.get("list") in ("true", "1")
+    )
     if kind == "metadata" and is_list:
         return await guard(request, _list, "secrets.list", READ)
     if not path:
@@ -329,9 +393,17 @@ async def kv_route(request: web.Request) -> web.StreamResponse:
             return await guard(request, _metadata, "secrets.metadata", READ, secret=secret)
         if method in ("POST", "PUT"):
             return await guard(request, _write_metadata, "secrets.metadata_write", WRITE, secret=secret)
+        if method == "PATCH":
+            if request.content_type != MERGE_PATCH:
+                return vault_json({"errors": [f"PATCH needs Content-Type: {MERGE_PATCH}"]}, 415)
+            return await guard(request, _patch_metadata, "secrets.metadata_write", WRITE, secret=secret)
         if method == "DELETE":
             return await guard(request, _destroy_all, "secrets.destroy", DELETE, secret=secret)
-        raise _not_allowed(request, ("GET", "LIST", "POST", "PUT", "DELETE"))
+        raise _not_allowed(request, ("GET", "LIST", "POST", "PUT", "PATCH", "DELETE"))
+    if kind == "subkeys":
+        if method != "GET":
+            raise _not_allowed(request, ("GET",))
+        return await guard(request, _subkeys, "secrets.read", READ, secret=secret)
     if method not in ("POST", "PUT"):
         raise _not_allowed(request, ("POST", "PUT"))
     operation = {"delete": "secrets.delete", "undelete": "secrets.undelete", "destroy": "secrets.destroy"}[kind]
@@ -342,17 +414,28 @@ async def no_route(request: web.Request) -> web.StreamResponse:
     raise NotFound()
 
 
+def add_vault_kv_routes(r: web.UrlDispatcher, prefix: str = VAULT_PREFIX) -> None:
+    """The KV routes, on the store app itself under ``prefix``: a request routed through a sub-application
+    costs aiohttp about as many instructions again as the whole Vault-API translation (docs/performance.md).
+    Errors under ``prefix`` are rendered by :func:`render_vault_error` all the same (``PATH_RENDERERS_KEY``).
+    Every path they match has a KV kind (or ``config``) after a mount, which no ``sys/`` or ``auth/`` route of
+    the sub-application has, so they take nothing from it."""
+    kinds = "{kind:" + "|".join(sorted(KV_KINDS)) + "}"
+    # The two-segment mount first: a path that reads both ways is <slug>/<vault>/... (docs/vault-compat.md).
+    for mount in (_MOUNT, _ONE_SEGMENT_MOUNT):
+        r.add_route("*", f"{prefix}{mount}/{kinds}/{{path:[A-Za-z0-9._/-]+}}", kv_route)
+        r.add_route("*", f"{prefix}{mount}/{{kind:metadata}}/", kv_route)
+        r.add_route("*", f"{prefix}{mount}/{{kind:metadata}}", kv_route)
+        r.add_route("*", f"{prefix}{mount}/config", config_route)
+
+
 def create_vault_kv_app() -> web.Application:
-    """The sub-application; the store app mounts it at ``/vault`` and shares its services."""
+    """The sub-application of the other routes (``sys/``, ``auth/``, unknown paths); the store app mounts it at
+    ``/vault`` and shares its services."""
     app = web.Application()
     app[RENDERER_KEY] = render_vault_error
     r = app.router
     add_sys_routes(r)
     add_auth_routes(r)
-    kinds = "{kind:data|metadata|delete|undelete|destroy}"
-    r.add_route("*", f"{_MOUNT}/{kinds}/{{path:[A-Za-z0-9._/-]+}}", kv_route)
-    r.add_route("*", f"{_MOUNT}/{{kind:metadata}}/", kv_route)
-    r.add_route("*", f"{_MOUNT}/{{kind:metadata}}", kv_route)
-    r.add_route("*", f"{_MOUNT}/config", config_route)
     r.add_route("*", "/{tail:.*}", no_route)
     return app

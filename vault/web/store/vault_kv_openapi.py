@@ -7,7 +7,7 @@ from typing import Any
 __all__ = ["MERGE_PATCH", "vault_kv_paths"]
 
 _STR = {"type": "string"}
-_KINDS = {"type": "string", "enum": ["data", "metadata", "delete", "undelete", "destroy"]}
+_KINDS = {"type": "string", "enum": ["data", "metadata", "delete", "undelete", "destroy", "subkeys"]}
 _VAULT_ERROR = {
     "type": "object",
     "properties": {"errors": {"type": "array", "items": _STR}},
@@ -49,14 +49,52 @@ def _op(
     return op
 
 
-def vault_kv_paths() -> dict[str, Any]:
-    mount = [_p("slug"), _p("vault")]
+def _mount_paths(prefix: str, mount: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
+    """The KV routes under one form of mount: ``<slug>/<vault>`` or the token's org's ``<vault>``."""
     kv = [*mount, _p("kind", _KINDS), _p("path")]
     listing = [*mount, _p("kind", {"type": "string", "enum": ["metadata"]})]
-    list_op = _op("vault.list", "List keys (GET ?list=true; the LIST method too)", listing)
+    list_op = _op(f"vault.list{suffix}", "List keys (GET ?list=true; the LIST method too)", listing)
+    return {
+        f"{prefix}/{{kind}}/{{path}}": {
+            "get": _op(
+                f"vault.read{suffix}",
+                "Read data (?version=N), metadata, subkeys (?depth=N), or list (?list=true; LIST)",
+                kv,
+            ),
+            "post": _op(
+                f"vault.write{suffix}",
+                "Write data {options: {cas}, data}; metadata {max_versions, cas_required, delete_version_after, "
+                "custom_metadata}; delete/undelete/destroy {versions}",
+                kv,
+                body=True,
+            ),
+            "put": _op(f"vault.write_put{suffix}", "Same as POST", kv, body=True),
+            "patch": _op(
+                f"vault.patch{suffix}",
+                "JSON merge patch of data {options: {cas}, data} or of metadata",
+                kv,
+                body=True,
+                media=MERGE_PATCH,
+            ),
+            "delete": _op(
+                f"vault.delete{suffix}", "data: soft-delete the current version; metadata: the secret, for good", kv
+            ),
+        },
+        f"{prefix}/{{kind}}/": {"get": list_op},
+        f"{prefix}/{{kind}}": {"get": {**list_op, "operationId": f"vault.list_root{suffix}"}},
+        f"{prefix}/config": {
+            "get": _op(f"vault.config{suffix}", "The mount's max_versions, cas_required, delete_version_after", mount),
+            "post": _op(f"vault.configure{suffix}", "Set them (needs 'C')", mount, body=True),
+            "put": _op(f"vault.configure_put{suffix}", "Same as POST", mount, body=True),
+        },
+    }
+
+
+def vault_kv_paths() -> dict[str, Any]:
     lookup = _op("vault.lookup_self", "Describe the token (data.id: the token as sent)", [])
     renew = _op("vault.renew_self", "Always 400 'lease is not renewable' for a live bundle", [], body=True)
     health = _op("vault.health", "200 serving; 503 (sealedcode) when the database is unreachable", [], token=False)
+    capabilities = _op("vault.capabilities_self", "The token's capabilities at each of {paths: [...]}", [], body=True)
     ui_mount = _op("vault.ui_mount", "Mount preflight: KV version 2; 403 for an unknown org slug", [_p("path")])
     login = _op(
         "vault.login",
@@ -84,26 +122,10 @@ def vault_kv_paths() -> dict[str, Any]:
         },
         "/vault/v1/sys/internal/ui/mounts/{path}": {"get": {**ui_mount, "security": []}},
         "/vault/v1/sys/mounts-all/{path}": {"get": {**ui_mount, "operationId": "vault.mounts_all", "security": []}},
-        "/vault/v1/{slug}/{vault}/{kind}/{path}": {
-            "get": _op("vault.read", "Read data (?version=N), metadata, or list (?list=true; LIST)", kv),
-            "post": _op(
-                "vault.write",
-                "Write data {options: {cas}, data}; metadata {max_versions, cas_required, delete_version_after, "
-                "custom_metadata}; delete/undelete/destroy {versions}",
-                kv,
-                body=True,
-            ),
-            "put": _op("vault.write_put", "Same as POST", kv, body=True),
-            "patch": _op(
-                "vault.patch", "JSON merge patch of data {options: {cas}, data}", kv, body=True, media=MERGE_PATCH
-            ),
-            "delete": _op("vault.delete", "data: soft-delete the current version; metadata: the secret, for good", kv),
+        "/vault/v1/sys/capabilities-self": {
+            "post": capabilities,
+            "put": {**capabilities, "operationId": "vault.capabilities_self_put"},
         },
-        "/vault/v1/{slug}/{vault}/{kind}/": {"get": list_op},
-        "/vault/v1/{slug}/{vault}/{kind}": {"get": {**list_op, "operationId": "vault.list_root"}},
-        "/vault/v1/{slug}/{vault}/config": {
-            "get": _op("vault.config", "The mount's max_versions, cas_required, delete_version_after", mount),
-            "post": _op("vault.configure", "Set them (needs 'C')", mount, body=True),
-            "put": _op("vault.configure_put", "Same as POST", mount, body=True),
-        },
+        **_mount_paths("/vault/v1/{slug}/{vault}", [_p("slug"), _p("vault")], ""),
+        **_mount_paths("/vault/v1/{vault}", [_p("vault")], "_own_org"),
     }

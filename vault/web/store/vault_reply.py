@@ -11,16 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from aiohttp import web
 
-from vault.errors import VaultError
-from vault.macaroon import parse_bundle
+from vault.errors import InvalidToken, NotFound, Unauthorized, VaultError
 from vault.store.mounts import mount_org
 from vault.store.names import check_vault_name
-from vault.store.tokens import key_id_from_kid
 
 from ..common import origin, required_credential
 from .guard import GuardedHandler, run_guarded
@@ -30,6 +28,8 @@ __all__ = [
     "envelope",
     "guard",
     "mount_of",
+    "presented",
+    "read_reply",
     "refusal_reason",
     "render_vault_error",
     "rfc3339",
@@ -39,13 +39,13 @@ __all__ = [
 ]
 
 _JSON = "application/json"
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def vault_json(body: Any, status: int = 200) -> web.Response:
-    # Exactly "application/json": hvac reads an error body only when the header is that string.
-    return web.Response(
-        body=json.dumps(body).encode(), status=status, headers={"Content-Type": _JSON, "Cache-Control": "no-store"}
-    )
+    # Exactly "application/json" (a bytes body gets no charset): hvac reads an error body only when the header
+    # is that string.
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type=_JSON, headers=_NO_STORE)
 
 
 def refusal_reason(code: str, message: str) -> str | None:
@@ -89,12 +89,29 @@ def envelope(request: web.Request, data: Any) -> dict[str, Any]:
     }
 
 
+def read_reply(request: web.Request, data: dict[str, Any], created: str, version: int) -> web.Response:
+    """A KV read's reply: :func:`envelope` around ``{data, metadata}``, written out directly (the hot path)."""
+    body = (
+        f'{{"request_id": {json.dumps(origin(request).request_id or "")}, "lease_id": "", "renewable": false, '
+        f'"lease_duration": 0, "data": {{"data": {json.dumps(data)}, "metadata": {{"created_time": "{created}", '
+        f'"custom_metadata": null, "deletion_time": "", "destroyed": false, "version": {int(version)}}}}}, '
+        '"wrap_info": null, "warnings": null, "auth": null}'
+    )
+    return web.Response(body=body.encode(), content_type=_JSON, headers=_NO_STORE)
+
+
 def rfc3339(value: dt.datetime | int | None) -> str:
     if value is None:
         return ""
     if isinstance(value, int):
-        value = dt.datetime.fromtimestamp(value, dt.UTC)
+        return _rfc3339_seconds(value)
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@lru_cache(maxsize=256)
+def _rfc3339_seconds(value: int) -> str:
+    # Every read formats its version's creation time: the same few secrets' times, over and over.
+    return dt.datetime.fromtimestamp(value, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def vault_credentials(headers: Mapping[str, str]) -> str:
@@ -102,21 +119,31 @@ def vault_credentials(headers: Mapping[str, str]) -> str:
     return required_credential(headers, vault_token=True)
 
 
-async def token_org(services: StoreServices, headers: Mapping[str, str]) -> int | None:
-    """The org whose root key signed the request's store token, unverified: it only picks the org to verify in."""
+def presented(headers: Mapping[str, str]) -> str | None:
+    """The bundle the request presents, or ``None`` (missing or malformed: the guard says which, and audits it)."""
     try:
-        token = parse_bundle(vault_credentials(headers)).permission_token(services.tokens.location)
-        key_id = key_id_from_kid(token.nonce.kid)
+        return vault_credentials(headers)
     except VaultError:
         return None
-    root = services.keys.cached(key_id) or await services.keys.load(key_id)
-    return root.org_id if root is not None else None
 
 
-async def mount_of(request: web.Request, slug: str) -> int:
-    """The org a mount's slug names for this request's token (:func:`vault.store.mounts.mount_org`)."""
+async def token_org(services: StoreServices, credentials: str | None) -> int | None:
+    """The org whose root key signed the request's store token, unverified: it only picks the org to verify in."""
+    return None if credentials is None else await services.tokens.claimed_org(credentials)
+
+
+async def mount_of(request: web.Request, slug: str | None, credentials: str | None) -> int:
+    """The org a mount names for this request's token: the slug's (``<slug>/<vault>``), or the token's own for a
+    one-segment mount (``<vault>``). No such org is Vault's 403 for "no mount here"."""
     services = services_of(request)
-    return mount_org(slug, await token_org(services, request.headers), await services.orgs.orgs_with_slug(slug))
+    own = await token_org(services, credentials)
+    if slug is None:
+        if own is None:
+            vault_credentials(request.headers)  # a missing token says so (still a 403 to Vault clients)
+            raise InvalidToken()
+        return own
+    ids = services.orgs.cached_orgs_with_slug(slug)
+    return mount_org(slug, own, ids if ids is not None else await services.orgs.orgs_with_slug(slug))
 
 
 async def guard(
@@ -127,17 +154,26 @@ async def guard(
     *,
     secret: str | None = None,
 ) -> web.StreamResponse:
-    """Run a KV handler for ``<slug>/<vault>`` through the store's guard, with ``vault=`` and ``secret=``."""
+    """Run a KV handler for ``<slug>/<vault>`` or ``<vault>`` through the store's guard, with ``vault=`` and
+    ``secret=``. A missing vault is Vault's 403 for a missing mount; a missing secret in it stays a 404."""
     vault = check_vault_name(request.match_info["vault"])
-    org_id = await mount_of(request, request.match_info["slug"])
+    credentials = presented(request.headers)
+    org_id = await mount_of(request, request.match_info.get("slug"), credentials)
     bound: GuardedHandler = partial(handler, vault=vault, secret=secret)
-    return await run_guarded(
-        request,
-        bound,
-        org_id=org_id,
-        operation=operation,
-        action=action,
-        vault=vault,
-        secret=secret,
-        credentials_of=vault_credentials,
-    )
+    try:
+        return await run_guarded(
+            request,
+            bound,
+            org_id=org_id,
+            operation=operation,
+            action=action,
+            vault=vault,
+            secret=secret,
+            # Read once above; a missing or malformed one is read again there, to be refused and audited.
+            credentials_of=vault_credentials if credentials is None else lambda _headers: credentials,
+        )
+    except NotFound:
+        # Only after the token verified (the guard raises no NotFound before): the refusal is audited.
+        if not await services_of(request).kv.has_vault(org_id, vault):
+            raise Unauthorized(f"no vault {vault!r}") from None
+        raise

@@ -14,17 +14,18 @@ from aiohttp import web
 
 from vault import __version__
 from vault.errors import BadRequest, InvalidToken, Unauthorized
-from vault.macaroon import CREATE, DELETE, READ, WRITE, mask_to_string
+from vault.macaroon import CONTROL, CREATE, DELETE, READ, WRITE, mask_to_string
 from vault.macaroon.caveats import Secrets, ValidityWindow, Vaults
 from vault.store.caller import Caller
 from vault.store.events import access_for, audit_event
-from vault.store.mounts import own_mount
+from vault.store.mounts import RESERVED_VAULT_NAMES, kv_path, own_mount
 from vault.store.names import check_slug, check_vault_name
 from vault.types import RequestContext
 
+from ..common import read_json
 from .guard import run_guarded
 from .services import services_of
-from .vault_reply import envelope, rfc3339, token_org, vault_credentials, vault_json
+from .vault_reply import envelope, presented, rfc3339, token_org, vault_credentials, vault_json
 
 __all__ = ["VERSION", "add_sys_routes"]
 
@@ -32,6 +33,7 @@ VERSION = f"{__version__}+cvault"
 # Vault's sys/health query parameters and the states they name; cvault is never a standby,
 # a DR or performance secondary, or uninitialized, so only these two apply.
 _HEALTH_CODES = {"activecode": 200, "sealedcode": 503}
+MAX_PATH_CHARS = 1024
 
 
 def _cluster_id(request: web.Request) -> str:
@@ -112,11 +114,12 @@ async def leader(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _mount_entry(slug: str, vault: str) -> dict[str, Any]:
+def _mount_entry(slug: str | None, vault: str) -> dict[str, Any]:
+    mount = f"{slug}/{vault}" if slug is not None else vault
     return {
         "type": "kv",
-        "description": "cvault vault",
-        "accessor": f"kv_{uuid.uuid5(uuid.NAMESPACE_URL, f'{slug}/{vault}').hex[:8]}",
+        "description": "cvault vault" if slug is not None else "cvault vault (this token's organization)",
+        "accessor": f"kv_{uuid.uuid5(uuid.NAMESPACE_URL, mount).hex[:8]}",
         "options": {"version": "2"},
         "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False},
         "local": False,
@@ -130,18 +133,35 @@ async def ui_mount(request: web.Request) -> web.StreamResponse:
     """``GET /v1/sys/internal/ui/mounts/<path>``: the Vault CLI's and consul-template's "which KV version"
     question.
 
-    Answers only for a mount of the presented token's own org (by its key; the Vault CLI and
-    consul-template send their token with it): anything else, no token included, is the same
-    403, so the question tells nobody which slugs are enrolled. The vault's existence is checked
-    where its secrets are read.
+    ``<slug>/<vault>/...`` answers only a token of the org with that slug (by its key, unverified: the Vault CLI
+    and consul-template send their token with it; every mount is KV version 2, and the vault's existence is
+    checked where its secrets are read). Every other path, and every other token (none included), is read as
+    the one-segment mount ``<vault>/...`` of the token's own org: the token must be live and the vault exist.
+    So the answer never depends on which slugs other orgs enrolled: no token, another org's token or an unknown
+    slug all get the same 403 (docs/vault-compat.md, "Mounts").
     """
-    parts = request.match_info["path"].split("/")
-    if len(parts) < 2:
-        raise Unauthorized("no mount at this path")
-    slug, vault = check_slug(parts[0]), check_vault_name(parts[1])
+    parts = request.match_info["path"].strip("/").split("/")
     services = services_of(request)
-    own_mount(slug, await token_org(services, request.headers), await services.orgs.orgs_with_slug(slug))
-    return vault_json(envelope(request, {"path": f"{slug}/{vault}/", **_mount_entry(slug, vault)}))
+    credentials = presented(request.headers)
+    if len(parts) >= 2:
+        own = await token_org(services, credentials)
+        try:
+            own_mount(parts[0], own, await services.orgs.orgs_with_slug(parts[0]))
+        except Unauthorized:
+            pass  # not this token's slug: perhaps its own vault of that name
+        else:
+            slug, vault = check_slug(parts[0]), check_vault_name(parts[1])
+            return vault_json(envelope(request, {"path": f"{slug}/{vault}/", **_mount_entry(slug, vault)}))
+    vault = check_vault_name(parts[0])
+    if vault in RESERVED_VAULT_NAMES:
+        raise Unauthorized("no mount at this path")
+
+    async def one_segment(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+        if not await services_of(request).kv.has_vault(ctx.verified_caller.org_id, vault):
+            raise Unauthorized(f"no vault {vault!r}")
+        return vault_json(envelope(request, {"path": f"{vault}/", **_mount_entry(None, vault)}))
+
+    return await _guarded_by_token(request, one_segment, "vaults.list", 0, live_only=True)
 
 
 async def _visible_mounts(request: web.Request, ctx: RequestContext[Caller]) -> dict[str, Any]:
@@ -150,19 +170,22 @@ async def _visible_mounts(request: web.Request, ctx: RequestContext[Caller]) -> 
     vaults = await services.control.list_vaults(ctx)
     now = int(services.clock())
     caller = ctx.verified_caller
-    return {
-        f"{slug}/{v.name}/": _mount_entry(slug or "", v.name)
+    visible = [
+        v.name
         for v in vaults
-        if slug is not None
-        and any(caller.allows(access_for(ctx, now, action, vault=v.name)) for action in (READ, WRITE, CREATE, DELETE))
-    }
+        if any(caller.allows(access_for(ctx, now, action, vault=v.name)) for action in (READ, WRITE, CREATE, DELETE))
+    ]
+    found = {f"{name}/": _mount_entry(None, name) for name in visible if name not in RESERVED_VAULT_NAMES}
+    if slug is not None:
+        found.update({f"{slug}/{name}/": _mount_entry(slug, name) for name in visible})
+    return found
 
 
 async def _guarded_by_token(
     request: web.Request, handler: Any, operation: str, action: int, **options: Any
 ) -> web.StreamResponse:
     """For routes that name no mount: the org is the one whose key signed the token."""
-    org_id = await token_org(services_of(request), request.headers)
+    org_id = await token_org(services_of(request), presented(request.headers))
     if org_id is None:
         vault_credentials(request.headers)  # a missing token says so (still a 403 to Vault clients)
         raise InvalidToken()
@@ -172,9 +195,11 @@ async def _guarded_by_token(
 
 
 async def mounts(request: web.Request) -> web.StreamResponse:
-    """``GET /v1/sys/mounts``: the vaults the token can use, as KV version 2 mounts."""
+    """``GET /v1/sys/mounts``: the vaults the token can use, as KV version 2 mounts. Vault's mount table is
+    for operators: the token needs ``C`` (``sys/internal/ui/mounts`` lists the same for any live token)."""
 
     async def listing(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+        ctx.verified_caller.check(access_for(ctx, int(services_of(request).clock()), CONTROL))
         found = await _visible_mounts(request, ctx)
         return vault_json({**found, **envelope(request, found)})
 
@@ -245,6 +270,72 @@ async def renew_self(request: web.Request) -> web.StreamResponse:
     return await _guarded_by_token(request, _not_renewable, "tokens.renew", 0, live_only=True)
 
 
+# Vault's capabilities on a KV path, each as (the operation, the actions) the store would ask of the token.
+_CAPABILITIES: dict[str, tuple[tuple[str, str, int], ...]] = {
+    "data": (
+        ("create", "secrets.write", WRITE | CREATE),
+        ("delete", "secrets.delete", DELETE),
+        ("patch", "secrets.write", READ | WRITE),
+        ("read", "secrets.read", READ),
+        ("update", "secrets.write", WRITE),
+    ),
+    "metadata": (
+        ("create", "secrets.metadata_write", WRITE | CREATE),
+        ("delete", "secrets.destroy", DELETE),
+        ("list", "secrets.list", READ),
+        ("patch", "secrets.metadata_write", READ | WRITE),
+        ("read", "secrets.metadata", READ),
+        ("update", "secrets.metadata_write", WRITE),
+    ),
+    "delete": (("update", "secrets.delete", DELETE),),
+    "undelete": (("update", "secrets.undelete", DELETE),),
+    "destroy": (("update", "secrets.destroy", DELETE),),
+    "subkeys": (("read", "secrets.read", READ),),
+    "config": (("read", "vaults.config", READ), ("update", "vaults.configure", CONTROL)),
+}
+MAX_CAPABILITY_PATHS = 64
+
+
+def _capabilities(ctx: RequestContext[Caller], now: int, slug: str | None, path: str) -> list[str]:
+    where = kv_path(path, slug)
+    if where is None:
+        return ["deny"]
+    secret = where.rest if where.kind != "metadata" or where.rest else None
+    granted = [
+        name
+        for name, operation, action in _CAPABILITIES[where.kind]
+        if ctx.verified_caller.allows(
+            access_for(ctx._replace(operation=operation), now, action, vault=where.vault, secret=secret or None)
+        )
+    ]
+    return granted or ["deny"]
+
+
+async def _capabilities_self(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
+    body = await read_json(request)
+    paths = body.get("paths", body.get("path"))
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list) or not paths or len(paths) > MAX_CAPABILITY_PATHS:
+        raise BadRequest(f"paths must be a list of 1-{MAX_CAPABILITY_PATHS} paths")
+    if not all(isinstance(p, str) and 0 < len(p) <= MAX_PATH_CHARS for p in paths):
+        raise BadRequest(f"each path is a string of 1-{MAX_PATH_CHARS} characters")
+    services = services_of(request)
+    slug = await services.orgs.slug_of(ctx.verified_caller.org_id)
+    now = int(services.clock())
+    found = {p: _capabilities(ctx, now, slug, p) for p in paths}
+    combined = sorted({c for caps in found.values() for c in caps} - ({"deny"} if len(found) > 1 else set()))
+    data: dict[str, Any] = {**found, "capabilities": combined or ["deny"]}
+    await services.audit.record(audit_event(ctx, "ok", detail={"paths": len(paths)}))
+    return vault_json({**data, **envelope(request, data)})
+
+
+async def capabilities_self(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/sys/capabilities-self`` (``bao token capabilities``): what the token may do at each path,
+    from its caveats (audited as a token lookup)."""
+    return await _guarded_by_token(request, _capabilities_self, "tokens.lookup", 0, live_only=True)
+
+
 def add_sys_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/v1/auth/token/lookup-self", lookup_self)
     r.add_post("/v1/auth/token/lookup-self", lookup_self)
@@ -254,6 +345,8 @@ def add_sys_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/v1/sys/seal-status", seal_status)
     r.add_get("/v1/sys/leader", leader)
     r.add_get("/v1/sys/mounts", mounts)
+    r.add_post("/v1/sys/capabilities-self", capabilities_self)
+    r.add_put("/v1/sys/capabilities-self", capabilities_self)
     r.add_get("/v1/sys/internal/ui/mounts", ui_mounts)
     r.add_get("/v1/sys/internal/ui/mounts/{path:.+}", ui_mount)
     # Newer Vault CLIs ask this path for the same preflight (command/kv_helpers.go).
