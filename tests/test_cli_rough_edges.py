@@ -123,8 +123,8 @@ def _leaves(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[
 # Commands whose output is not a document: a child process, a server, a stream of JSON lines,
 # a shell script, a bare token for VAULT_TOKEN.
 _NO_JSON = {
-    "run", "dev", "serve authority", "serve store", "audit export", "bootstrap", "migrate", "completion", "vault-token",
-    "audit console",
+    "run", "dev", "serve authority", "serve store", "serve rotator", "audit export", "bootstrap", "migrate",
+    "completion", "vault-token", "audit console",
 }  # fmt: skip
 
 

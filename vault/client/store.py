@@ -12,7 +12,7 @@ while its route check (which names no secret) takes the ``else`` branch.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -403,7 +403,7 @@ class StoreClient:
         )
         return reply
 
-    async def audit_export(self, *, org: int | None = None) -> AsyncIterator[str]:
+    async def audit_export(self, *, org: int | None = None) -> AsyncGenerator[str, None]:
         """The org's export file (docs/audit.md, "Export"), line by line as the store streams it."""
         bundle = await self._owner.store_bundle(narrowing("audit.export", AUDIT))
         async for line in self._http.stream_lines(

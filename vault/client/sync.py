@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -191,6 +191,7 @@ class SyncStore:
         limit: int | None = None,
         org: int | None = None,
         newest_first: bool = False,
+        hide_own: bool = False,
     ) -> dict[str, Any]:
         return self._run(
             self._store.audit(
@@ -206,8 +207,28 @@ class SyncStore:
                 limit=limit,
                 org=org,
                 newest_first=newest_first,
+                hide_own=hide_own,
             )
         )
+
+    def audit_export(self, *, org: int | None = None) -> Iterator[str]:
+        """The org's export file, line by line; each line is fetched when the caller asks for it."""
+        lines = self._store.audit_export(org=org)
+        try:
+            while True:
+                try:
+                    yield self._run(_next_line(lines))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._run(lines.aclose())
+
+    def audit_verify(self, *, org: int | None = None) -> dict[str, Any]:
+        return self._run(self._store.audit_verify(org=org))
+
+
+async def _next_line(lines: AsyncGenerator[str, None]) -> str:
+    return await anext(lines)
 
 
 class SyncAuthority:
@@ -241,8 +262,13 @@ class SyncAuthority:
     def invitations(self) -> list[Invitation]:
         return self._run(self._authority.invitations())
 
-    def accept(self, invitation_id: str, *, code: str, password: str | None = None) -> Accepted:
-        return self._run(self._authority.accept(invitation_id, code=code, password=password))
+    def accept(
+        self, invitation_id: str, *, code: str, password: str | None = None, verification: str | None = None
+    ) -> Accepted:
+        return self._run(self._authority.accept(invitation_id, code=code, password=password, verification=verification))
+
+    def send_verification(self, invitation_id: str, *, code: str) -> str:
+        return self._run(self._authority.send_verification(invitation_id, code=code))
 
     def set_role(self, org: int, user_id: int, role: str) -> RoleChanged:
         return self._run(self._authority.set_role(org, user_id, role))

@@ -20,13 +20,14 @@ from .schema import quote_identifier
 
 __all__ = ["missing_privilege", "privilege_errors"]
 
-_DENIED = re.compile(r"permission denied for (?P<kind>[a-z ]+?) (?P<name>\S+)$")
+# Applied with fullmatch (tests/test_hardening_input.py): the message may carry a prefix.
+_DENIED = re.compile(r".*?permission denied for (?P<kind>[a-z ]+?) (?P<name>\S+)", re.S)
 
 
 def missing_privilege(message: str, role: str, schema: str, *, migrating: bool) -> str:
     """The operator's sentence for PostgreSQL's permission error ``message`` of ``role`` working on ``schema``."""
     who, where = quote_identifier(role), quote_identifier(schema)
-    found = _DENIED.search(message)
+    found = _DENIED.fullmatch(message)
     kind, name = (found["kind"], found["name"]) if found else ("object", "")
     if kind == "database":
         grant = (
