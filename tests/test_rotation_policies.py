@@ -49,6 +49,11 @@ def test_a_url_and_a_json_document_parse_and_render_in_their_own_form() -> None:
         ('{"host": "db", "dbname": "app", "user": "a b", "password": "pw"}', "role name"),
         ("[1, 2]", "neither"),
         ('{"host": "db"', "not valid JSON"),
+        ('{"host": "db", "port": "\u00b2", "dbname": "app", "user": "app", "password": "pw"}', "port"),
+        (
+            '{"host": "db", "dbname": "app", "user": "app", "password": "pw", "x": ' + "[" * 2000 + "]" * 2000 + "}",
+            "not valid JSON",
+        ),
     ],
 )
 def test_documents_the_rotator_could_not_use_are_refused_without_quoting_the_password(value: str, says: str) -> None:
