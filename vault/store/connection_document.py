@@ -169,6 +169,15 @@ class ConnectionDocument:
         except (KeyError, TypeError, ValueError):
             raise _bad("the store described the connection incompletely") from None
 
+    def pin(self, strategy: str) -> str:
+        """What a rotation policy fixes when it is set: the endpoint and the role (for ``alternating``, the pair's
+        base role), so that a later value naming another role or server is not rotated (docs/rotation.md)."""
+        role = self.user.removesuffix(CLONE_SUFFIX) if strategy == "alternating" else self.user
+        return json.dumps(
+            {"host": self.host, "port": self.port, "dbname": self.dbname, "sslmode": self.sslmode, "role": role},
+            sort_keys=True,
+        )
+
     def with_credentials(self, user: str, password: str) -> ConnectionDocument:
         return replace(self, user=user, password=password)
 
