@@ -137,6 +137,14 @@ async def test_set_checks_the_secret_and_its_admin_secret_and_show_list_disable_
     writer = await world.h.store_bundle(await world.h.mint(world.bundle, world.org, mask="rw"), world.auth)
     assert (await _put(world, "db/url", policy, writer)).status == 403
     assert (await world.h.store("POST", world.path("/vaults/prod/rotate/db/url"), writer)).status == 200
+    # ...but not undo a disable, which is control: only control enables a disabled policy again.
+    await world.h.store("DELETE", world.path("/vaults/prod/rotation/db/url"), world.bundle)
+    r = await world.h.store("POST", world.path("/vaults/prod/rotate/db/url"), writer)
+    assert r.status == 403 and "disabled" in r.body["error"]["message"]
+    r = await world.h.store("GET", world.path("/vaults/prod/rotation/db/url"), world.bundle)
+    assert r.body["enabled"] is False
+    r = await world.h.store("POST", world.path("/vaults/prod/rotate/db/url"), world.bundle)
+    assert r.status == 200 and r.body["enabled"] is True
 
     r = await world.h.store("GET", world.path("/audit?action=rotation.set_policy"), world.bundle)
     events = [e for e in r.body["events"] if e["outcome"] == "ok"]

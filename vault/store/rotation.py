@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from vault.errors import BadRequest, Conflict, Unauthorized
-from vault.macaroon import READ, WRITE
+from vault.macaroon import CONTROL, READ, WRITE
 from vault.types import Clock, RequestContext, utc
 
 from .caller import Caller
@@ -151,8 +151,14 @@ class RotationService:
         return await self._update(ctx, vault, name, enabled=False, due_now=False)
 
     async def rotate_now(self, ctx: RequestContext[Caller], vault: str, name: str) -> RotationStatus:
-        """Due now (a disabled policy is enabled again: asking for a rotation is asking for rotations)."""
-        return await self._update(ctx, vault, name, enabled=True, due_now=True)
+        """Due now. A disabled policy is enabled again (asking for a rotation is asking for rotations), but only by
+        a caller with control, as disabling it needs: a writer may hurry a rotation, not undo a ``disable``."""
+        caller = ctx.verified_caller
+        may_enable = caller.allows(access_for(ctx, int(self._now()), CONTROL, vault=vault, secret=name))
+        if not may_enable and not (await self._repo.status(caller.org_id, vault, name)).enabled:
+            raise Unauthorized(f"the rotation of {name!r} is disabled: enabling it again needs control (C)")
+        # Without control, enabled stays as it is, so a `disable` racing this check is not undone either.
+        return await self._update(ctx, vault, name, enabled=True if may_enable else None, due_now=True)
 
     # -- rotators -----------------------------------------------------------------------
 
