@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from vault.cli.main import main
+from vault.cli.rotation_hook import CommandHooks
 from vault.cli.rotator import Rotator, RotatorSettings
 from vault.client import Client
 from vault.errors import InvalidToken, Unauthenticated, Unauthorized, VaultError
@@ -295,6 +297,15 @@ async def test_the_command_hook_is_run_for_set_and_test_with_the_pending_value(
     steps = [(line.split(" ", 1)[0], json.loads(line.split(" ", 1)[1])) for line in lines]
     assert [s for s, _ in steps] == ["set", "set", "test"]
     assert steps[-1][1]["value"] == value and steps[-1][1]["secret"] == "api/key" and len(value) == 32
+
+
+def test_a_hook_is_an_absolute_path_never_a_name_looked_up_in_path() -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "rotator", "--vault", "prod", "--hook", "deploy=rotate-key"])
+    assert "absolute path" in str(refused.value.code)
+    with pytest.raises(ValueError, match="absolute path"):
+        CommandHooks({"deploy": Path("bin/rotate-key")}, timeout=1)
+    assert CommandHooks({"deploy": Path("/usr/local/bin/rotate-key")}, timeout=1)
 
 
 async def test_a_failed_step_is_counted_in_the_stores_metrics(database_url: str, pg: PasswordCluster) -> None:
