@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from vault.cli.main import main
+from vault.cli.rotation_hook import CommandHooks
 from vault.cli.rotator import Rotator, RotatorSettings
 from vault.client import Client
-from vault.errors import InvalidToken, Unauthenticated, Unauthorized
+from vault.errors import InvalidToken, Unauthenticated, Unauthorized, VaultError
 from vault.macaroon import decode_token
 from vault.store.connection_document import ConnectionDocument
 
@@ -112,6 +114,28 @@ async def test_a_missing_role_fails_at_set_and_changes_nothing(rw: RotationWorld
         status = await c.rotation.show("prod", "db/ghost")
         assert (await c.store.read_secret("prod", "db/ghost")).value == ghost
     assert status.last_failure is not None and "does not exist" in status.last_failure
+
+
+async def test_a_value_rewritten_to_name_another_role_is_not_rotated_and_the_admin_role_is_refused(
+    rw: RotationWorld,
+) -> None:
+    """Writing the secret needs only ``w``: a writer who points its value at the admin's role (or any other)
+    must not make the rotator set that role's password and store it where the writer can read it."""
+    roles = rw.roles
+    await _due_now(rw)
+    hijack = roles.doc(roles.admin, "anything").render()
+    async with rw.owner_client() as c:
+        await c.store.write_secret("prod", "db/url", hijack)
+    async with rw.client_with(await rw.rotator_token("db/url")) as client:
+        assert (await _poll(client)).failed == 1
+    assert await can_connect(roles.doc(roles.admin, roles.admin_password))  # the admin's password is untouched
+    async with rw.owner_client() as c:
+        status = await c.rotation.show("prod", "db/url")
+        assert (await c.store.read_secret("prod", "db/url")).value == hijack
+        assert status.last_failure is not None and "names another role" in status.last_failure
+        with pytest.raises(VaultError) as refused:  # and setting the policy again for that value is refused
+            await c.rotation.set_policy("prod", "db/url", target="postgres", every_seconds=DAY, admin_secret="db/admin")
+    assert refused.value.status == 400 and "admin secret's role" in refused.value.message
 
 
 async def test_a_database_that_is_down_fails_at_set_and_the_rotation_recovers_when_it_is_back(
@@ -273,6 +297,15 @@ async def test_the_command_hook_is_run_for_set_and_test_with_the_pending_value(
     steps = [(line.split(" ", 1)[0], json.loads(line.split(" ", 1)[1])) for line in lines]
     assert [s for s, _ in steps] == ["set", "set", "test"]
     assert steps[-1][1]["value"] == value and steps[-1][1]["secret"] == "api/key" and len(value) == 32
+
+
+def test_a_hook_is_an_absolute_path_never_a_name_looked_up_in_path() -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "rotator", "--vault", "prod", "--hook", "deploy=rotate-key"])
+    assert "absolute path" in str(refused.value.code)
+    with pytest.raises(ValueError, match="absolute path"):
+        CommandHooks({"deploy": Path("bin/rotate-key")}, timeout=1)
+    assert CommandHooks({"deploy": Path("/usr/local/bin/rotate-key")}, timeout=1)
 
 
 async def test_a_failed_step_is_counted_in_the_stores_metrics(database_url: str, pg: PasswordCluster) -> None:

@@ -49,6 +49,11 @@ def test_a_url_and_a_json_document_parse_and_render_in_their_own_form() -> None:
         ('{"host": "db", "dbname": "app", "user": "a b", "password": "pw"}', "role name"),
         ("[1, 2]", "neither"),
         ('{"host": "db"', "not valid JSON"),
+        ('{"host": "db", "port": "\u00b2", "dbname": "app", "user": "app", "password": "pw"}', "port"),
+        (
+            '{"host": "db", "dbname": "app", "user": "app", "password": "pw", "x": ' + "[" * 2000 + "]" * 2000 + "}",
+            "not valid JSON",
+        ),
     ],
 )
 def test_documents_the_rotator_could_not_use_are_refused_without_quoting_the_password(value: str, says: str) -> None:
@@ -132,6 +137,14 @@ async def test_set_checks_the_secret_and_its_admin_secret_and_show_list_disable_
     writer = await world.h.store_bundle(await world.h.mint(world.bundle, world.org, mask="rw"), world.auth)
     assert (await _put(world, "db/url", policy, writer)).status == 403
     assert (await world.h.store("POST", world.path("/vaults/prod/rotate/db/url"), writer)).status == 200
+    # ...but not undo a disable, which is control: only control enables a disabled policy again.
+    await world.h.store("DELETE", world.path("/vaults/prod/rotation/db/url"), world.bundle)
+    r = await world.h.store("POST", world.path("/vaults/prod/rotate/db/url"), writer)
+    assert r.status == 403 and "disabled" in r.body["error"]["message"]
+    r = await world.h.store("GET", world.path("/vaults/prod/rotation/db/url"), world.bundle)
+    assert r.body["enabled"] is False
+    r = await world.h.store("POST", world.path("/vaults/prod/rotate/db/url"), world.bundle)
+    assert r.status == 200 and r.body["enabled"] is True
 
     r = await world.h.store("GET", world.path("/audit?action=rotation.set_policy"), world.bundle)
     events = [e for e in r.body["events"] if e["outcome"] == "ok"]

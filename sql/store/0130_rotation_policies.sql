@@ -10,6 +10,9 @@ CREATE TABLE rotation_policies (
     admin_secret       text,
     hook               text,
     password_length    integer NOT NULL CHECK (password_length BETWEEN 16 AND 128),
+    -- postgres: the connection (host, port, dbname, sslmode, role) the policy was set for, pinned by someone with
+    -- control; a value written later that names another role or endpoint is not rotated (docs/rotation.md).
+    connection         text,
     enabled            boolean NOT NULL DEFAULT true,
     next_due_at        timestamptz NOT NULL,
     holder             text,

@@ -24,6 +24,11 @@ _REASON = 300
 
 class CommandHooks:
     def __init__(self, hooks: Mapping[str, Path], *, timeout: float) -> None:
+        # Absolute paths only: a bare name would be looked up in PATH, and a relative one against whatever the
+        # working directory is when a rotation runs, rather than naming one executable when the rotator starts.
+        relative = sorted(name for name, path in hooks.items() if not path.is_absolute())
+        if relative:
+            raise ValueError(f"hook {relative[0]!r}: give the executable's absolute path")
         self._hooks = dict(hooks)
         self._timeout = timeout
 

@@ -171,8 +171,8 @@ def run_rotator(args: argparse.Namespace) -> int:
     hooks: dict[str, Path] = {}
     for item in args.hook:
         name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise SystemExit(f"cvault: --hook {item!r}: give NAME=PATH")
+        if not sep or not name or not path or not Path(path).is_absolute():
+            raise SystemExit(f"cvault: --hook {item!r}: give NAME=PATH, PATH the executable's absolute path")
         hooks[name] = Path(path)
     holder = args.holder or f"{socket.gethostname()}:{os.getpid()}:{random_names.token_hex(3)}"
     if args.lease < args.timeout + 2:

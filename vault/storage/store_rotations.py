@@ -23,7 +23,7 @@ __all__ = ["PgRotationRepository"]
 _COLUMNS = """
 va.name AS vault, s.name, p.target, p.strategy, p.every_seconds, p.admin_secret, p.hook, p.password_length,
 p.enabled, p.next_due_at, p.holder, p.lease_expires_at, p.step, p.pending_version, p.attempt, p.rotations,
-p.last_success_at, p.last_rotated, p.last_failure_at, p.last_failure
+p.last_success_at, p.last_rotated, p.last_failure_at, p.last_failure, p.connection
 """
 _FROM = """
 FROM store.vaults va
@@ -40,12 +40,13 @@ _SECRET_ID = (
 )
 _UPSERT = """
 INSERT INTO store.rotation_policies
-    (secret_id, target, strategy, every_seconds, admin_secret, hook, password_length, next_due_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    (secret_id, target, strategy, every_seconds, admin_secret, hook, password_length, next_due_at, connection)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (secret_id) DO UPDATE SET
     target = EXCLUDED.target, strategy = EXCLUDED.strategy, every_seconds = EXCLUDED.every_seconds,
     admin_secret = EXCLUDED.admin_secret, hook = EXCLUDED.hook, password_length = EXCLUDED.password_length,
-    next_due_at = EXCLUDED.next_due_at, enabled = true, attempt = 0, updated_at = now()
+    next_due_at = EXCLUDED.next_due_at, connection = EXCLUDED.connection, enabled = true, attempt = 0,
+    updated_at = now()
 """
 _UPDATE = """
 UPDATE store.rotation_policies SET enabled = coalesce($2, enabled), next_due_at = coalesce($3, next_due_at),
@@ -119,6 +120,7 @@ def _status(row: Any) -> RotationStatus:
         row["last_rotated"],
         row["last_failure_at"],
         row["last_failure"],
+        row["connection"],
     )
 
 
@@ -155,6 +157,7 @@ class PgRotationRepository:
         name: str,
         policy: RotationPolicy,
         next_due: dt.datetime,
+        connection: str | None,
         before_commit: BeforeCommit[RotationStatus],
     ) -> RotationStatus:
         async with change_transaction(self._pool) as conn:
@@ -171,6 +174,7 @@ class PgRotationRepository:
                 policy.hook,
                 policy.password_length,
                 next_due,
+                connection,
             )
             status = _status(await conn.fetchrow(_STATUS, org_id, vault, name))
             await before_commit(status, conn)

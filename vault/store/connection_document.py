@@ -33,6 +33,7 @@ _JSON_FIELDS = frozenset({"host", "port", "dbname", "user", "password", "sslmode
 _ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$.-]{0,56}")  # 63 bytes at most once "_clone" is added
 _HOST = re.compile(r"[A-Za-z0-9._:-]{1,253}")
 _DBNAME = re.compile(r"[A-Za-z0-9_$.-]{1,63}")
+_PORT = re.compile(r"[0-9]{1,5}")
 MAX_DOCUMENT = 4096
 
 
@@ -103,7 +104,7 @@ class ConnectionDocument:
     def _from_json(cls, text: str) -> ConnectionDocument:
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting fits in MAX_DOCUMENT and would be a 500
             raise _bad("not valid JSON") from None
         if not isinstance(data, dict):
             raise _bad("not a JSON object")
@@ -111,7 +112,8 @@ class ConnectionDocument:
         if unknown:
             raise _bad(f"unknown fields {sorted(unknown)!r}; allowed: {sorted(_JSON_FIELDS)!r}")
         port = data.get("port", 5432)
-        if isinstance(port, str) and port.isdigit():
+        # ASCII digits only: str.isdigit() accepts "²", which int() refuses (a 500 at set, and at every claim).
+        if isinstance(port, str) and _PORT.fullmatch(port):
             port = int(port)
         if not isinstance(port, int) or isinstance(port, bool):
             raise _bad("port must be a number")
@@ -166,6 +168,15 @@ class ConnectionDocument:
             )
         except (KeyError, TypeError, ValueError):
             raise _bad("the store described the connection incompletely") from None
+
+    def pin(self, strategy: str) -> str:
+        """What a rotation policy fixes when it is set: the endpoint and the role (for ``alternating``, the pair's
+        base role), so that a later value naming another role or server is not rotated (docs/rotation.md)."""
+        role = self.user.removesuffix(CLONE_SUFFIX) if strategy == "alternating" else self.user
+        return json.dumps(
+            {"host": self.host, "port": self.port, "dbname": self.dbname, "sslmode": self.sslmode, "role": role},
+            sort_keys=True,
+        )
 
     def with_credentials(self, user: str, password: str) -> ConnectionDocument:
         return replace(self, user=user, password=password)

@@ -239,9 +239,11 @@ class RotationRepository(Protocol):
         name: str,
         policy: RotationPolicy,
         next_due: dt.datetime,
+        connection: str | None,
         before_commit: BeforeCommit[RotationStatus],
     ) -> RotationStatus:
-        """Create or replace the secret's policy (enabled, due at ``next_due``); a rotation in progress stays."""
+        """Create or replace the secret's policy (enabled, due at ``next_due``, ``connection`` pinned); a rotation
+        in progress stays."""
 
     async def status(self, org_id: int, vault: str, name: str) -> RotationStatus: ...
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 
 from vault.errors import BadRequest, Conflict, Unauthorized
-from vault.macaroon import READ, WRITE
+from vault.macaroon import CONTROL, READ, WRITE
 from vault.types import Clock, RequestContext, utc
 
 from .caller import Caller
-from .connection_document import ConnectionDocument
+from .connection_document import ConnectionDocument, alternate_user
 from .events import access_for, audit_event
 from .interfaces import AuditSink, RotationRepository
 from .models import WriteOutcome
@@ -89,6 +89,7 @@ class RotationService:
         """Create or replace the policy; a postgres target's value and admin secret must parse (docs/rotation.md)."""
         check_policy(policy)
         org = ctx.verified_caller.org_id
+        connection = None
         if policy.target == "postgres":
             assert policy.admin_secret is not None
             if policy.admin_secret == name:
@@ -97,8 +98,11 @@ class RotationService:
             access = access_for(ctx, int(self._now()), READ, vault=vault, secret=policy.admin_secret)
             if not ctx.verified_caller.allows(access):
                 raise Unauthorized(f"this token may not read the admin secret {policy.admin_secret!r}")
-            await self._document(org, vault, name, "secret")
-            await self._document(org, vault, policy.admin_secret, "admin secret")
+            doc = await self._document(org, vault, name, "secret")
+            admin = await self._document(org, vault, policy.admin_secret, "admin secret")
+            if admin.user in (doc.user, alternate_user(doc.user)):
+                raise BadRequest("the rotated role must not be the admin secret's role (nor its alternate)")
+            connection = doc.pin(policy.strategy)
         now = self._now()
 
         async def audited(status: RotationStatus, tx: object) -> None:
@@ -112,7 +116,8 @@ class RotationService:
             }
             await self._audit.record_in(tx, audit_event(ctx, "ok", vault=vault, secret=name, detail=detail))
 
-        return await self._repo.set_policy(org, vault, name, policy, utc(now + policy.every_seconds), audited)
+        due = utc(now + policy.every_seconds)
+        return await self._repo.set_policy(org, vault, name, policy, due, connection, audited)
 
     async def show(self, ctx: RequestContext[Caller], vault: str, name: str) -> RotationStatus:
         status = await self._repo.status(ctx.verified_caller.org_id, vault, name)
@@ -146,8 +151,14 @@ class RotationService:
         return await self._update(ctx, vault, name, enabled=False, due_now=False)
 
     async def rotate_now(self, ctx: RequestContext[Caller], vault: str, name: str) -> RotationStatus:
-        """Due now (a disabled policy is enabled again: asking for a rotation is asking for rotations)."""
-        return await self._update(ctx, vault, name, enabled=True, due_now=True)
+        """Due now. A disabled policy is enabled again (asking for a rotation is asking for rotations), but only by
+        a caller with control, as disabling it needs: a writer may hurry a rotation, not undo a ``disable``."""
+        caller = ctx.verified_caller
+        may_enable = caller.allows(access_for(ctx, int(self._now()), CONTROL, vault=vault, secret=name))
+        if not may_enable and not (await self._repo.status(caller.org_id, vault, name)).enabled:
+            raise Unauthorized(f"the rotation of {name!r} is disabled: enabling it again needs control (C)")
+        # Without control, enabled stays as it is, so a `disable` racing this check is not undone either.
+        return await self._update(ctx, vault, name, enabled=True if may_enable else None, due_now=True)
 
     # -- rotators -----------------------------------------------------------------------
 
@@ -175,9 +186,19 @@ class RotationService:
             connection, problem = None, None
             if status.policy.target == "postgres":
                 try:
-                    connection = (await self._document(caller.org_id, vault, status.name, "secret")).public()
+                    doc = await self._document(caller.org_id, vault, status.name, "secret")
                 except BadRequest as exc:
                     problem = exc.message
+                else:
+                    # A writer (w, not control) may change the value: a role or server other than the one the
+                    # policy was set for is not rotated, or the admin would set (and hand the writer) its password.
+                    if doc.pin(status.policy.strategy) == status.connection:
+                        connection = doc.public()
+                    else:
+                        problem = (
+                            f"the value of {status.name!r} names another role, server, database or sslmode than its "
+                            "rotation policy was set for: set the policy again (`cvault rotation set`) to rotate it"
+                        )
             claims.append(Claim(status, connection, problem))
         if claims:
             await self._audit.record(

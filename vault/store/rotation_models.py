@@ -44,6 +44,8 @@ class RotationStatus:
     last_rotated: int | None  # the version the last success made current
     last_failure_at: dt.datetime | None
     last_failure: str | None
+    # postgres: the connection the policy was set for (ConnectionDocument.pin), JSON; internal, never shown.
+    connection: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
