@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 import vault
+from vault.authorization import FEED_TOKEN
 from vault.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -83,8 +84,6 @@ CLIENT_VARIABLES = frozenset(
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-# A revocation feed token: "cvf_" + base64url (no padding) of 32 random bytes (docs/revocation.md).
-FEED_TOKEN = re.compile(r"cvf_[A-Za-z0-9_-]{43}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
