@@ -130,6 +130,18 @@ RULES = [
         ("config",),
         ("aiohttp", "asyncpg", *_vault_except(*PURE_CORE, *PURE_SHARED, "config")),
     ),
+    Rule(
+        "logs imports only the pure modules",
+        ("logs",),
+        ("aiohttp", "asyncpg", *_vault_except(*PURE_CORE, *PURE_SHARED, "logs")),
+    ),
+    # The mail adapter implements the authority's Mailer port from the services' settings, and knows nothing else.
+    Rule(
+        "mail imports only the pure modules, config and the authority's ports",
+        ("mail",),
+        ("aiohttp", "asyncpg", *_vault_except(*PURE_CORE, *PURE_SHARED, "config", "mail")),
+        frozenset({("mail.py", "vault.authority.interfaces")}),
+    ),
     Rule("storage imports no web or client", ("storage",), ("aiohttp", "vault.web", "vault.client", "vault.cli")),
     # Handlers see services and ports only; the app factories are the one place that builds the adapters.
     Rule(
