@@ -107,6 +107,8 @@ RULES = [
         frozenset({("macaroon/crypto.py", "cryptography.hazmat")}),
     ),
     Rule("aiohttp.web only in web", _others("web"), ("aiohttp.web",)),
+    # The CLI composes every process; nothing composes the CLI.
+    Rule("no part imports the CLI", _others("cli"), ("vault.cli",)),
     # The pure core: no I/O, nothing of the product but the error tree and the shared type aliases.
     Rule(
         "pure core imports only errors and types, and no edge library",
