@@ -28,8 +28,8 @@ T = TypeVar("T")
 
 
 def screenshot_dir() -> Path:
-    """``$CVAULT_SCREENSHOT_DIR`` (e.g. ``docs/img``, to refresh the docs' pictures), else a temporary directory."""
-    wanted = os.environ.get("CVAULT_SCREENSHOT_DIR")
+    """``$CVAULT_TEST_SCREENSHOT_DIR`` (e.g. ``docs/img``, to refresh the docs' pictures), else a temporary one."""
+    wanted = os.environ.get("CVAULT_TEST_SCREENSHOT_DIR")
     path = Path(wanted) if wanted else Path(tempfile.gettempdir()) / "cvault-console-screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path

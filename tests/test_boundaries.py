@@ -7,6 +7,7 @@ stopped seeing imports (as one did when ``from aiohttp import web`` was recorded
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,10 @@ def _under(name: str, prefix: str) -> bool:
 
 @dataclass(frozen=True)
 class Rule:
-    """Modules under ``packages`` import nothing under any of ``forbidden``, except the ``allowed`` pairs."""
+    """Modules under ``packages`` import nothing under any of ``forbidden``, except the ``allowed`` pairs.
+
+    A part is a package (``vault/store/``) or a top-level module (``vault/mail.py``).
+    """
 
     name: str
     packages: tuple[str, ...]
@@ -50,7 +54,9 @@ class Rule:
     def violations(self, root: Path) -> list[str]:
         found = []
         for package in self.packages:
-            for path in sorted((root / package).rglob("*.py")):
+            module_file = root / f"{package}.py"
+            paths = [module_file] if module_file.is_file() else sorted((root / package).rglob("*.py"))
+            for path in paths:
                 module = path.relative_to(root).as_posix()
                 for name in _imports(path, root):
                     if any(_under(name, prefix) for prefix in self.forbidden) and not any(
@@ -60,12 +66,33 @@ class Rule:
         return found
 
 
-_EDGES = ("aiohttp", "asyncpg", "vault.storage", "vault.web", "vault.client", "vault.cli")
-_ALL = ("macaroon", "crypto", "storage", "authority", "store", "audit", "web", "client", "cli")
+def _parts(root: Path) -> tuple[str, ...]:
+    """Every part of ``vault``: its packages and its top-level modules, as the layout table lists them."""
+    packages = (p.name for p in root.iterdir() if (p / "__init__.py").is_file())
+    modules = (p.stem for p in root.glob("*.py") if p.name != "__init__.py")
+    return tuple(sorted([*packages, *modules]))
+
+
+_ALL = _parts(VAULT)
+# The pure modules every layer may share (docs/architecture.md, "The dependency rule").
+PURE_CORE = ("macaroon", "crypto", "types", "errors")
+PURE_SHARED = ("batcher", "authorization", "names")
+DOMAINS = ("authority", "store", "audit")
 
 
 def _others(*owners: str) -> tuple[str, ...]:
     return tuple(p for p in _ALL if p not in owners)
+
+
+def _vault_except(*allowed: str) -> tuple[str, ...]:
+    """Every part of ``vault`` but ``allowed``, as import prefixes: an allow-list, so a new module is refused."""
+    return tuple(f"vault.{p}" for p in _ALL if p not in allowed)
+
+
+def test_the_layout_table_lists_every_part() -> None:
+    table = (VAULT.parent / "docs" / "architecture.md").read_text().split("## The dependency rule")[0]
+    listed = set(re.findall(r"^\| `vault/(\w+)(?:/|\.py)`", table, re.MULTILINE))
+    assert listed == set(_ALL), "docs/architecture.md's layout table and vault/ differ"
 
 
 RULES = [
@@ -80,18 +107,42 @@ RULES = [
         frozenset({("macaroon/crypto.py", "cryptography.hazmat")}),
     ),
     Rule("aiohttp.web only in web", _others("web"), ("aiohttp.web",)),
+    # The CLI composes every process; nothing composes the CLI.
+    Rule("no part imports the CLI", _others("cli"), ("vault.cli",)),
     # The pure core: no I/O, nothing of the product but the error tree and the shared type aliases.
     Rule(
-        "pure core and crypto import no edge and no domain",
+        "pure core imports only errors and types, and no edge library",
         ("macaroon", "crypto"),
-        (*_EDGES, "vault.authority", "vault.store", "vault.audit", "vault.config"),
+        ("aiohttp", "asyncpg", *_vault_except("macaroon", "crypto", "types", "errors")),
     ),
     Rule("token core does not import crypto", ("macaroon",), ("vault.crypto",)),
-    # Domains depend on the protocols they define; adapters (storage, web) depend on domains, never the reverse.
     Rule(
-        "domains import no adapter",
-        ("authority", "store", "audit"),
-        _EDGES,
+        "pure shared modules import only errors and types, and no edge library",
+        ("types", "errors", *PURE_SHARED),
+        ("aiohttp", "asyncpg", *_vault_except("types", "errors")),
+    ),
+    # Domains depend on the protocols they define; adapters (storage, web, mail) depend on domains, never the reverse.
+    Rule(
+        "domains import only the pure modules and one another",
+        DOMAINS,
+        ("aiohttp", "asyncpg", *_vault_except(*PURE_CORE, *PURE_SHARED, *DOMAINS)),
+    ),
+    Rule(
+        "config imports only the pure modules",
+        ("config",),
+        ("aiohttp", "asyncpg", *_vault_except(*PURE_CORE, *PURE_SHARED, "config")),
+    ),
+    Rule(
+        "logs imports only the pure modules",
+        ("logs",),
+        ("aiohttp", "asyncpg", *_vault_except(*PURE_CORE, *PURE_SHARED, "logs")),
+    ),
+    # The mail adapter implements the authority's Mailer port from the services' settings, and knows nothing else.
+    Rule(
+        "mail imports only the pure modules, config and the authority's ports",
+        ("mail",),
+        ("aiohttp", "asyncpg", *_vault_except(*PURE_CORE, *PURE_SHARED, "config", "mail")),
+        frozenset({("mail.py", "vault.authority.interfaces")}),
     ),
     Rule("storage imports no web or client", ("storage",), ("aiohttp", "vault.web", "vault.client", "vault.cli")),
     # Handlers see services and ports only; the app factories are the one place that builds the adapters.
@@ -106,7 +157,20 @@ RULES = [
             | {("web/store/authority_keys.py", "vault.storage.channel_follower")}
         ),
     ),
-    Rule("client imports no server side", ("client",), ("asyncpg", "aiohttp.web", "vault.storage", "vault.web")),
+    # The console reads the store's audit API with the reviewer's credentials, as `cvault audit` does.
+    Rule(
+        "web imports the client only in the console, and never the CLI",
+        ("web",),
+        ("vault.client", "vault.cli"),
+        frozenset({(f"web/console/{module}.py", "vault.client") for module in ("app", "reviewer")}),
+    ),
+    # The client is the server's peer over HTTP: it shares the pure modules and reads its own settings, nothing else.
+    Rule(
+        "client imports no server side",
+        ("client",),
+        ("asyncpg", "aiohttp.web", *_vault_except(*PURE_CORE, *PURE_SHARED, "client")),
+        frozenset({("client/environment.py", "vault.config")}),
+    ),
 ]
 
 
@@ -116,11 +180,13 @@ def test_rule_holds(rule: Rule) -> None:
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.name)
-def test_each_rule_catches_a_planted_import(rule: Rule, tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", [0, -1], ids=["first", "last"])
+def test_each_rule_catches_a_planted_import(rule: Rule, which: int, tmp_path: Path) -> None:
     root = tmp_path / "vault"
     package = rule.packages[0]
     (root / package).mkdir(parents=True)
-    forbidden = rule.forbidden[0]
+    # The first forbidden name and the last (of an allow-list, a part of vault such as vault.web or vault.types).
+    forbidden = rule.forbidden[which]
     parent, _, leaf = forbidden.rpartition(".")
     # The `from parent import leaf` form, the one that once slipped through.
     planted = f"from {parent} import {leaf}\n" if parent else f"import {forbidden}\n"

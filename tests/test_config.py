@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import base64
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from vault.config import (
     CLIENT_VARIABLES,
+    TOOL_PREFIX,
+    ClientConfig,
+    Config,
     default_sql_dir,
+    load_client_config,
     load_config,
     require_database_url,
     require_master_key,
 )
 from vault.errors import ConfigError
+
+from .test_config_doc import TEST_VARIABLES
 
 KEY = bytes(range(32))
 KEY_B64 = base64.b64encode(KEY).decode()
@@ -55,9 +62,34 @@ def test_environment_values_are_parsed() -> None:
 
 
 def test_client_and_test_variables_are_not_typos() -> None:
-    env = dict.fromkeys(CLIENT_VARIABLES, "x")
+    env = dict.fromkeys([*CLIENT_VARIABLES, *TEST_VARIABLES, "CVAULT_TEST_SOMETHING_NEW"], "x")
     env.pop("CVAULT_CONFIG")
     load_config(env)
+
+
+def test_no_setting_takes_the_prefix_left_to_tools() -> None:
+    assert [f.name for f in fields(Config) if f"CVAULT_{f.name.upper()}".startswith(TOOL_PREFIX)] == []
+
+
+def test_a_client_reads_only_where_the_services_are(tmp_path: Path) -> None:
+    # The services' settings in the same shell, even broken ones, are not the client's business.
+    env = {
+        "CVAULT_STORE_URL": "https://store.example/",
+        "CVAULT_MASTER_KEY_FILE": "missing.key",
+        "CVAULT_DATABASE_URL": "not a url",
+        "CVAULT_TLS_CERT_FILE": "cert.pem",
+    }
+    assert load_client_config(env) == ClientConfig(store_url="https://store.example")
+    assert [f.name for f in fields(ClientConfig)] == ["authority_url", "store_url"]
+    assert ClientConfig() == ClientConfig(Config.authority_url, Config.store_url)
+    toml = tmp_path / "client.toml"
+    toml.write_text('authority_url = "https://auth.example"\nstore_url = "https://s.example"\ndatabase_url = 1\n')
+    # The TOML file's URLs win over the variables' (the client's order since it had one).
+    assert load_client_config({**env, "CVAULT_CONFIG": str(toml)}) == ClientConfig(
+        "https://auth.example", "https://s.example"
+    )
+    with pytest.raises(ConfigError, match="CVAULT_AUTHORITY_URL"):
+        load_client_config({"CVAULT_AUTHORITY_URL": "ftp://auth"})
 
 
 def test_unknown_variable_is_named() -> None:
@@ -166,7 +198,7 @@ def test_required_settings_name_their_variables() -> None:
 
 
 def test_loads_the_real_environment() -> None:
-    # Whatever CI exports (CVAULT_TEST_DATABASE_URL, CVAULT_REQUIRE_VECTORS) must not trip the check.
+    # Whatever CI exports (CVAULT_TEST_DATABASE_URL, CVAULT_TEST_REQUIRE_VECTORS) must not trip the check.
     load_config(os.environ)
 
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 import re
 from dataclasses import MISSING, fields
 
-from vault.config import CLIENT_VARIABLES, Config
+from vault.config import CLIENT_VARIABLES, TOOL_PREFIX, Config
 
 from .cli import PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "config.md"
+
+# The variables the test suite reads: its own, so named under the prefix the servers leave to tools.
+TEST_VARIABLES = (
+    "CVAULT_TEST_DATABASE_URL",
+    "CVAULT_TEST_REQUIRE_VECTORS",
+    "CVAULT_TEST_SCREENSHOT_DIR",
+    "CVAULT_TEST_WORKERS",
+)
+_READ = re.compile(r'environ(?:\.get\(|\[)\s*"(CVAULT_\w+)"')
 ROW = re.compile(r"^\| `(\w+)` \| (.+?) \| (.+?) \| .+ \|$")
 
 
@@ -53,3 +62,18 @@ def test_every_client_variable_is_documented() -> None:
     section = text[text.index("## Client and test variables") :]
     for variable in sorted(CLIENT_VARIABLES):
         assert f"`{variable}`" in section, f"docs/config.md does not describe {variable}"
+
+
+def test_every_test_variable_is_documented_under_the_tools_prefix() -> None:
+    text = DOC.read_text()
+    section = text[text.index("## Client and test variables") :]
+    for variable in TEST_VARIABLES:
+        assert variable.startswith(TOOL_PREFIX), f"{variable}: the test suite's variables are named {TOOL_PREFIX}*"
+        assert f"`{variable}`" in section, f"docs/config.md does not describe {variable}"
+
+
+def test_the_suite_reads_only_settings_client_variables_and_its_own() -> None:
+    """A variable the suite reads that the servers do not know would make them refuse their inherited environment."""
+    settings = {f"CVAULT_{f.name.upper()}" for f in fields(Config)}
+    read = {name for path in (PROJECT_ROOT / "tests").glob("*.py") for name in _READ.findall(path.read_text())}
+    assert read - settings - CLIENT_VARIABLES <= set(TEST_VARIABLES)

@@ -1,7 +1,7 @@
 """Acceptance of ``cvault audit console`` in a real headless Chromium (see tests/browser.py).
 
 Each test compares what the browser shows with the database itself, and saves
-a screenshot of the page it checked (``CVAULT_SCREENSHOT_DIR=docs/img`` refreshes
+a screenshot of the page it checked (``CVAULT_TEST_SCREENSHOT_DIR=docs/img`` refreshes
 the pictures of docs/audit-console.md).
 """
 

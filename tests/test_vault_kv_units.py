@@ -11,10 +11,10 @@ from aiohttp import web
 from aiohttp.test_utils import unused_port
 
 from vault.errors import BadRequest, Unauthorized
+from vault.names import check_versions
 from vault.store.kv import kv_keys, kv_value, stored_value
 from vault.store.kv_fields import check_custom_metadata, format_duration, merge_patch, parse_duration
 from vault.store.mounts import mount_org, own_mount
-from vault.store.names import check_versions
 from vault.web.list_method import VaultAppRunner
 
 

@@ -21,7 +21,7 @@ VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "f
 
 def _load() -> dict[str, Any]:
     if not VECTORS.exists():
-        if os.environ.get("CVAULT_REQUIRE_VECTORS") or os.environ.get("CI"):
+        if os.environ.get("CVAULT_TEST_REQUIRE_VECTORS") or os.environ.get("CI"):
             pytest.fail(f"conformance vectors missing at {VECTORS}; CI must run with ../shared beside the project")
         pytest.skip(f"conformance vectors not found at {VECTORS} (../shared is absent)")
     data: dict[str, Any] = json.loads(VECTORS.read_text())

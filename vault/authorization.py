@@ -8,12 +8,20 @@ reads a token a person pasted, bare or as it was sent (:func:`pasted_credential`
 
 from __future__ import annotations
 
+import re
+
 from vault.errors import Unauthenticated
 
-__all__ = ["AUTHORIZATION_SCHEMES", "authorization_credential", "pasted_credential"]
+__all__ = ["AUTHORIZATION_SCHEMES", "FEED_TOKEN", "authorization_credential", "pasted_credential"]
 
 AUTHORIZATION_SCHEMES = ("bearer", "flyv1")
 """``Authorization`` schemes that carry a credential (a session or a token bundle); Fly's ``FlyV1`` too."""
+
+FEED_TOKEN = re.compile(r"cvf_[A-Za-z0-9_-]{43}")
+"""A revocation feed token: ``cvf_`` and base64url (no padding) of 32 random bytes (docs/revocation.md).
+
+The authority checks a presented one against it, the configuration a configured one, so it lives here, in
+neither the domain nor the configuration."""
 
 
 def authorization_credential(value: str) -> str | None:

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 import vault
+from vault.authorization import FEED_TOKEN
 from vault.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLIENT_VARIABLES",
+    "TOOL_PREFIX",
+    "ClientConfig",
     "Config",
     "default_sql_dir",
     "is_loopback_host",
@@ -57,7 +60,7 @@ __all__ = [
 PREFIX = "CVAULT_"
 MASTER_KEY_SIZE = 32
 
-# Variables that share the prefix but belong to the client or the test suite;
+# Variables that share the prefix but belong to the client (vault/client/environment.py reads them);
 # the server ignores them rather than calling them typos.
 CLIENT_VARIABLES = frozenset(
     {
@@ -70,21 +73,21 @@ CLIENT_VARIABLES = frozenset(
         "CVAULT_OIDC_AUDIENCE",
         "CVAULT_OIDC_TOKEN",
         "CVAULT_OIDC_TOKEN_FILE",
-        "CVAULT_REQUIRE_VECTORS",
         "CVAULT_SESSION",
         "CVAULT_STORE_TOKEN",
         "CVAULT_STORE_TOKEN_FILE",
-        "CVAULT_TEST_DATABASE_URL",
         "CVAULT_TOKEN",
         "CVAULT_VAULT",
         "CVAULT_WORKLOAD_ROLE",
     }
 )
 
+# A prefix no setting takes, reserved for the tools around cvault (the test suite names its variables
+# CVAULT_TEST_*, tests/test_config_doc.py lists them): the servers ignore such variables.
+TOOL_PREFIX = "CVAULT_TEST_"
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-# A revocation feed token: "cvf_" + base64url (no padding) of 32 random bytes (docs/revocation.md).
-FEED_TOKEN = re.compile(r"cvf_[A-Za-z0-9_-]{43}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -97,9 +100,21 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("cvault"))
 
 
+DEFAULT_AUTHORITY_URL = "http://127.0.0.1:8201"
+DEFAULT_STORE_URL = "http://127.0.0.1:8202"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """What a client reads of the configuration: where the services are. Build it with :func:`load_client_config`."""
+
+    authority_url: str = DEFAULT_AUTHORITY_URL
+    store_url: str = DEFAULT_STORE_URL
+
+
 @dataclass(frozen=True)
 class Config:
-    """Typed settings of one cvault process. Build it with :func:`load_config`."""
+    """Typed settings of a service process (and of the CLI's server commands). Build it with :func:`load_config`."""
 
     # The DSN may carry a password, so it stays out of reprs like the key does.
     database_url: str | None = field(default=None, repr=False)
@@ -119,8 +134,8 @@ class Config:
     data_dir: Path = field(default_factory=default_data_dir)
     authority_listen: str = "127.0.0.1:8201"
     store_listen: str = "127.0.0.1:8202"
-    authority_url: str = "http://127.0.0.1:8201"
-    store_url: str = "http://127.0.0.1:8202"
+    authority_url: str = DEFAULT_AUTHORITY_URL
+    store_url: str = DEFAULT_STORE_URL
     # The authority's org discharger public key (base64 of 32 bytes), as served at
     # <authority_url>/.well-known/cvault/keys; the store seals its tickets to it.
     authority_org_public_key: bytes | None = None
@@ -546,7 +561,7 @@ def load_config(
 
     for name, raw in env.items():
         # An empty variable counts as unset, as `VAR= cvault ...` is how shells unset one.
-        if not name.startswith(PREFIX) or name in CLIENT_VARIABLES or not raw.strip():
+        if not name.startswith(PREFIX) or name in CLIENT_VARIABLES or name.startswith(TOOL_PREFIX) or not raw.strip():
             continue
         key = name.removeprefix(PREFIX).lower()
         if key not in _PARSERS or key in _NOT_FROM_ENV:
@@ -587,19 +602,27 @@ def load_config(
 
 # What a client reads (vault/client/environment.py): where the services are, nothing of theirs. A server's
 # settings in the client's shell (a relative CVAULT_MASTER_KEY_FILE, a database URL) are not its business.
-CLIENT_SETTINGS = ("authority_url", "store_url")
+CLIENT_SETTINGS = tuple(f.name for f in fields(ClientConfig))
 
 
-def load_client_config(env: Mapping[str, str] = os.environ, toml_path: Path | None = None) -> Config:
-    """The :class:`Config` of a client: :data:`CLIENT_SETTINGS` from the environment and TOML, the rest defaults."""
+def load_client_config(env: Mapping[str, str] = os.environ, toml_path: Path | None = None) -> ClientConfig:
+    """The :class:`ClientConfig`: :data:`CLIENT_SETTINGS` from the environment and the TOML file, else defaults.
+
+    The TOML file's values win over the environment's (as they always have for the client; the services'
+    order is the other way round, see :func:`load_config`).
+    """
     if toml_path is None and env.get("CVAULT_CONFIG"):
         toml_path = Path(env["CVAULT_CONFIG"])
-    values = {}
+    values: dict[str, str] = {}
+    for key in CLIENT_SETTINGS:
+        name = PREFIX + key.upper()
+        raw = env.get(name, "")
+        if raw.strip():
+            values[key] = _PARSERS[key](raw, name)
     if toml_path is not None:
         table = _read_toml(toml_path)
-        values = {key: _PARSERS[key](table[key], f"{key} (in {toml_path})") for key in CLIENT_SETTINGS if key in table}
-    names = {PREFIX + key.upper() for key in CLIENT_SETTINGS}
-    return load_config({name: raw for name, raw in env.items() if name in names}, None, **values)
+        values |= {key: _PARSERS[key](table[key], f"{key} (in {toml_path})") for key in CLIENT_SETTINGS if key in table}
+    return ClientConfig(**values)
 
 
 # Keys printed by master_key_command, by command line: a process runs each command once

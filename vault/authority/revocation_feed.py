@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from vault.config import FEED_TOKEN
+from vault.authorization import FEED_TOKEN
 from vault.errors import Unauthenticated
 
 __all__ = ["MAX_FEED_WAIT", "MAX_SINCE_LIMIT", "FeedSource", "RevocationFeed", "feed_token_sha256", "new_feed_token"]

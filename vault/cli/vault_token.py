@@ -113,7 +113,7 @@ def write_atomically(path: Path, text: str) -> None:
 def _narrowing(vaults: list[str] | None) -> list[Any]:
     from vault.macaroon.access import ALL
     from vault.macaroon.caveats import Operations, Vaults
-    from vault.store.names import check_vault_name
+    from vault.names import check_vault_name
 
     caveats: list[Any] = [Operations(VAULT_OPERATIONS)]
     if vaults:

@@ -20,7 +20,7 @@ from vault.errors import BadRequest, InvalidToken
 from vault.macaroon import READ, Caveat, decode_token, mask_from_string
 from vault.macaroon.access import AUDIT, CONTROL, CREATE, DELETE, WRITE
 from vault.macaroon.caveats import IfPresent, Operations, Secrets, Vaults
-from vault.store.names import check_secret_name, check_vault_name
+from vault.names import check_secret_name, check_vault_name
 
 from .credentials import TokenBundle
 from .http import HTTP

@@ -20,9 +20,9 @@ from aiohttp import web
 from vault.audit.refusal import refusal_detail, refusal_outcome
 from vault.errors import BadRequest, Unavailable, VaultError
 from vault.macaroon import Access
+from vault.names import check_org_id, check_secret_name, check_vault_name
 from vault.store.caller import Caller
 from vault.store.events import audit_event
-from vault.store.names import check_org_id, check_secret_name, check_vault_name
 from vault.types import RequestContext
 
 from ..common import origin, required_credential

@@ -16,11 +16,7 @@ from aiohttp import web
 from vault.audit.query import MAX_QUERY_LIMIT
 from vault.errors import BadRequest
 from vault.macaroon import AUDIT, CONTROL, CREATE, DELETE, READ, WRITE, mask_from_string
-from vault.store.caller import Caller
-from vault.store.control import MintRequest
-from vault.store.events import access_for, audit_event
-from vault.store.models import VaultInfo
-from vault.store.names import (
+from vault.names import (
     check_org_id,
     check_prefix,
     check_secret_name,
@@ -30,6 +26,10 @@ from vault.store.names import (
     check_vault_name,
     check_versions,
 )
+from vault.store.caller import Caller
+from vault.store.control import MintRequest
+from vault.store.events import access_for, audit_event
+from vault.store.models import VaultInfo
 from vault.store.secrets import Revealed
 from vault.types import RequestContext
 

@@ -15,7 +15,7 @@ _INT = {"type": "integer", "format": "int64"}
 _TIME = {"type": "string", "format": "date-time", "nullable": True}
 _MASK = {"type": "string", "pattern": "^[rwcdCa]+$", "description": "permission letters, e.g. rw"}
 _MASKS = {"type": "object", "additionalProperties": _MASK}
-# Server constraints, as vault/store/names.py and the handlers check them.
+# Server constraints, as vault/names.py and the handlers check them.
 _VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 _VERSIONS = {"type": "array", "items": _VERSION, "minItems": 1, "maxItems": 1000}
 _VAULT_NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from vault.errors import BadRequest
 from vault.macaroon import CONTROL, READ, WRITE
+from vault.names import check_secret_name, check_value
 from vault.store.caller import Caller
-from vault.store.names import check_secret_name, check_value
 from vault.store.rotation import MAX_CLAIM, MAX_LEASE
 from vault.store.rotation_models import STEPS, Claim, RotationPolicy, RotationStatus
 from vault.types import RequestContext

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from vault.errors import BadRequest, Conflict, NotFound
 from vault.macaroon import CONTROL, CREATE, DELETE, READ, WRITE
+from vault.names import check_prefix, check_secret_name, check_value, check_versions
 from vault.store.caller import Caller
 from vault.store.events import access_for
 from vault.store.kv import kv_keys, kv_value, stored_value
@@ -32,7 +33,6 @@ from vault.store.kv_fields import (
 )
 from vault.store.models import KVConfig, MetadataUpdate, VersionInfo
 from vault.store.mounts import KV_KINDS, RESERVED_VAULT_NAMES
-from vault.store.names import check_prefix, check_secret_name, check_value, check_versions
 from vault.types import RequestContext
 
 from ..common import RENDERER_KEY, int_param, read_json

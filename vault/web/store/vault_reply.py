@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from vault.errors import InvalidToken, NotFound, Unauthorized, VaultError
+from vault.names import check_vault_name
 from vault.store.mounts import mount_org
-from vault.store.names import check_vault_name
 
 from ..common import origin, required_credential
 from .guard import GuardedHandler, run_guarded

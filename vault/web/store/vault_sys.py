@@ -16,10 +16,10 @@ from vault import __version__
 from vault.errors import BadRequest, InvalidToken, Unauthorized
 from vault.macaroon import CONTROL, CREATE, DELETE, READ, WRITE, mask_to_string
 from vault.macaroon.caveats import Secrets, ValidityWindow, Vaults
+from vault.names import check_slug, check_vault_name
 from vault.store.caller import Caller
 from vault.store.events import access_for, audit_event
 from vault.store.mounts import RESERVED_VAULT_NAMES, kv_path, own_mount
-from vault.store.names import check_slug, check_vault_name
 from vault.types import RequestContext
 
 from ..common import read_json
