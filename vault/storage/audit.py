@@ -35,7 +35,7 @@ from vault.audit.interfaces import Place
 from vault.errors import Unavailable
 
 from .connection import DedicatedConnection
-from .pool import CONNECTION_ERRORS, database_errors
+from .pool import CONNECTION_ERRORS, Connection, Pool, connection_of, database_errors
 from .schema import check_schema, quote_identifier
 
 __all__ = [
@@ -173,7 +173,7 @@ class ChainLease:
         self.chain: int | None = None
 
 
-async def claim_chain(conn: Any, schema: str, holder: ChainLease) -> None:
+async def claim_chain(conn: Connection, schema: str, holder: ChainLease) -> None:
     """Claim a chain for ``holder`` in a transaction of its own on ``conn`` (committed when this returns)."""
     sql = _chain_sql(schema)
     async with conn.transaction():
@@ -183,7 +183,7 @@ async def claim_chain(conn: Any, schema: str, holder: ChainLease) -> None:
     holder.chain = head["chain"]
 
 
-async def _hold(conn: Any, schema: str, holder: ChainLease) -> Any:
+async def _hold(conn: Connection, schema: str, holder: ChainLease) -> Any:
     """Lock the writer's chain row, claiming a chain first if it holds none (any more)."""
     sql = _chain_sql(schema)
     head = None
@@ -200,7 +200,7 @@ async def _hold(conn: Any, schema: str, holder: ChainLease) -> Any:
 
 
 async def append_records(
-    conn: Any,
+    conn: Connection,
     schema: str,
     place: Place,
     holder: ChainLease,
@@ -240,7 +240,7 @@ async def append_records(
     return records
 
 
-async def _append_locked(conn: Any, schema: str, place: Place, holder: ChainLease) -> Sequence[AuditRecord]:
+async def _append_locked(conn: Connection, schema: str, place: Place, holder: ChainLease) -> Sequence[AuditRecord]:
     head = await _hold(conn, schema, holder)
     records = place(head["chain"], head["seq"], bytes(head["hash"]))
     if records:
@@ -251,7 +251,9 @@ async def _append_locked(conn: Any, schema: str, place: Place, holder: ChainLeas
     return records
 
 
-async def append_in_transaction(conn: Any, schema: str, place: Place, holder: ChainLease) -> Sequence[AuditRecord]:
+async def append_in_transaction(
+    conn: Connection, schema: str, place: Place, holder: ChainLease
+) -> Sequence[AuditRecord]:
     """Append inside the transaction already open on ``conn``: the records commit or roll back with it.
 
     Locks ``holder``'s chain row (claiming one if it holds none), places the records
@@ -287,7 +289,7 @@ async def record_in_transaction(
             raise Unavailable("audit log unavailable; nothing was changed, try again") from exc
 
 
-async def release_chain(conn: Any, schema: str, holder: ChainLease) -> None:
+async def release_chain(conn: Connection, schema: str, holder: ChainLease) -> None:
     """Give ``holder``'s chain up at once (a writer that closes), so the next writer takes it instead of a new one."""
     if holder.chain is not None:
         await conn.execute(_chain_sql(schema)["release"], holder.chain, holder.writer)
@@ -299,7 +301,7 @@ def _checkpoint_lock(schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def write_checkpoint(conn: Any, schema: str, *, every: float) -> bool:
+async def write_checkpoint(conn: Connection, schema: str, *, every: float) -> bool:
     """Record every chain's head in a new checkpoint, unless one was written in the last ``every`` seconds.
 
     Many writers call this; a transaction-scoped advisory lock taken without waiting lets one
@@ -330,16 +332,16 @@ async def write_checkpoint(conn: Any, schema: str, *, every: float) -> bool:
     return True
 
 
-async def fetch_heads(pool: Any, schema: str) -> list[tuple[int, int, bytes]]:
+async def fetch_heads(conn: Connection, schema: str) -> list[tuple[int, int, bytes]]:
     """Every chain's (chain, last chain_seq, last hash), by chain."""
     with database_errors():
-        rows = await pool.fetch(
+        rows = await conn.fetch(
             f"SELECT chain, seq, hash FROM {_table(schema, 'audit_chains')} ORDER BY chain"  # noqa: S608
         )
     return [(row["chain"], row["seq"], bytes(row["hash"])) for row in rows]
 
 
-async def fetch_checkpoints(pool: Any, schema: str, *, after_id: int, limit: int) -> list[dict[str, Any]]:
+async def fetch_checkpoints(pool: Pool, schema: str, *, after_id: int, limit: int) -> list[dict[str, Any]]:
     """Checkpoints with ``id > after_id`` in id order, at most ``limit``."""
     with database_errors():
         rows = await pool.fetch(
@@ -361,7 +363,7 @@ def _row(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def fetch_chain_rows(
-    pool: Any, schema: str, chain: int, *, after_seq: int, upto_seq: int, limit: int
+    pool: Pool, schema: str, chain: int, *, after_seq: int, upto_seq: int, limit: int
 ) -> list[dict[str, Any]]:
     """Chain ``chain``'s rows with ``after_seq < chain_seq <= upto_seq`` in chain_seq order, at most ``limit``."""
     with database_errors():
@@ -377,7 +379,7 @@ async def fetch_chain_rows(
 
 
 async def fetch_rows(
-    pool: Any, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
+    pool: Pool, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
 ) -> list[dict[str, Any]]:
     """Rows with ``seq > after_seq`` in seq order, at most ``limit``, of each chain up to its ``heads`` entry only
     (and of org ``org`` only, when given).
@@ -402,7 +404,7 @@ async def fetch_rows(
 
 
 async def select_rows(
-    pool: Any,
+    pool: Pool,
     schema: str,
     *,
     equals: Mapping[str, Any],
@@ -470,7 +472,7 @@ class PgAuditRepository:
     where none can see another's uncommitted claim.
     """
 
-    def __init__(self, pool: Any, schema: str, *, lease: float = DEFAULT_LEASE) -> None:
+    def __init__(self, pool: Pool, schema: str, *, lease: float = DEFAULT_LEASE) -> None:
         self._pool = pool
         self._schema = check_schema(schema)
         self._conn = DedicatedConnection(pool)
@@ -526,7 +528,7 @@ class PgAuditRepository:
 
     async def append_in(self, transaction: object, place: Place) -> Sequence[AuditRecord]:
         await self._claimed(_CLAIM_TIMEOUT)
-        return await append_in_transaction(transaction, self._schema, place, self._holder)
+        return await append_in_transaction(connection_of(transaction), self._schema, place, self._holder)
 
     async def checkpoint(self, *, every: float, timeout: float) -> bool:
         conn = await self._conn.get()
