@@ -31,7 +31,7 @@ import asyncpg
 
 from vault.audit.chain import checkpoint_body
 from vault.audit.event import GENESIS_HASH, AuditEvent, AuditRecord, placed_at
-from vault.audit.interfaces import Place
+from vault.audit.interfaces import AuditRow, CheckpointRow, Place
 from vault.errors import Unavailable
 
 from .connection import DedicatedConnection
@@ -341,7 +341,7 @@ async def fetch_heads(conn: Connection, schema: str) -> list[tuple[int, int, byt
     return [(row["chain"], row["seq"], bytes(row["hash"])) for row in rows]
 
 
-async def fetch_checkpoints(pool: Pool, schema: str, *, after_id: int, limit: int) -> list[dict[str, Any]]:
+async def fetch_checkpoints(pool: Pool, schema: str, *, after_id: int, limit: int) -> list[CheckpointRow]:
     """Checkpoints with ``id > after_id`` in id order, at most ``limit``."""
     with database_errors():
         rows = await pool.fetch(
@@ -350,21 +350,42 @@ async def fetch_checkpoints(pool: Pool, schema: str, *, after_id: int, limit: in
             after_id,
             limit,
         )
-    return [{**row, "prev_hash": bytes(row["prev_hash"]), "hash": bytes(row["hash"])} for row in rows]
+    return [
+        CheckpointRow(id=row["id"], body=row["body"], prev_hash=bytes(row["prev_hash"]), hash=bytes(row["hash"]))
+        for row in rows
+    ]
 
 
-def _row(record: Mapping[str, Any]) -> dict[str, Any]:
-    row = dict(record)
-    row["lineage"] = list(row["lineage"] or ())
-    row["detail"] = json.loads(row["detail"]) if row["detail"] is not None else None
-    row["prev_hash"] = bytes(row["prev_hash"])
-    row["hash"] = bytes(row["hash"])
-    return row
+def _row(record: Mapping[str, Any]) -> AuditRow:
+    # The keys in _COLUMNS' order, as the record had them.
+    detail = record["detail"]
+    return AuditRow(
+        seq=record["seq"],
+        chain=record["chain"],
+        chain_seq=record["chain_seq"],
+        v=record["v"],
+        at=record["at"],
+        service=record["service"],
+        action=record["action"],
+        outcome=record["outcome"],
+        org=record["org"],
+        vault=record["vault"],
+        secret=record["secret"],
+        version=record["version"],
+        token_id=record["token_id"],
+        lineage=list(record["lineage"] or ()),
+        actor=record["actor"],
+        client_addr=record["client_addr"],
+        request_id=record["request_id"],
+        detail=json.loads(detail) if detail is not None else None,
+        prev_hash=bytes(record["prev_hash"]),
+        hash=bytes(record["hash"]),
+    )
 
 
 async def fetch_chain_rows(
     pool: Pool, schema: str, chain: int, *, after_seq: int, upto_seq: int, limit: int
-) -> list[dict[str, Any]]:
+) -> list[AuditRow]:
     """Chain ``chain``'s rows with ``after_seq < chain_seq <= upto_seq`` in chain_seq order, at most ``limit``."""
     with database_errors():
         rows = await pool.fetch(
@@ -380,7 +401,7 @@ async def fetch_chain_rows(
 
 async def fetch_rows(
     pool: Pool, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
-) -> list[dict[str, Any]]:
+) -> list[AuditRow]:
     """Rows with ``seq > after_seq`` in seq order, at most ``limit``, of each chain up to its ``heads`` entry only
     (and of org ``org`` only, when given).
 
@@ -415,7 +436,7 @@ async def select_rows(
     limit: int,
     newest_first: bool,
     hide_audit_of: Mapping[str, str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[AuditRow]:
     """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``.
 
     ``token_id`` matches events of that token and of every token derived from it
@@ -546,17 +567,17 @@ class PgAuditRepository:
     async def heads(self) -> list[tuple[int, int, bytes]]:
         return await fetch_heads(self._pool, self._schema)
 
-    async def chain_rows(self, chain: int, *, after_seq: int, upto_seq: int, limit: int) -> list[dict[str, Any]]:
+    async def chain_rows(self, chain: int, *, after_seq: int, upto_seq: int, limit: int) -> list[AuditRow]:
         return await fetch_chain_rows(
             self._pool, self._schema, chain, after_seq=after_seq, upto_seq=upto_seq, limit=limit
         )
 
     async def rows(
         self, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditRow]:
         return await fetch_rows(self._pool, self._schema, after_seq=after_seq, heads=heads, limit=limit, org=org)
 
-    async def checkpoints(self, *, after_id: int, limit: int) -> list[dict[str, Any]]:
+    async def checkpoints(self, *, after_id: int, limit: int) -> list[CheckpointRow]:
         return await fetch_checkpoints(self._pool, self._schema, after_id=after_id, limit=limit)
 
     async def select(
@@ -570,7 +591,7 @@ class PgAuditRepository:
         limit: int,
         newest_first: bool,
         hide_audit_of: Mapping[str, str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditRow]:
         return await select_rows(
             self._pool,
             self._schema,
