@@ -126,7 +126,7 @@ async def run_guarded(request: web.Request, handler: GuardedHandler, check: Chec
             vault=vault,
             secret=secret,
             operation=operation,
-            client_addr=seen.client_ip,
+            client_ip=seen.client_ip,
         )
         # identify + check is what tokens.authenticate does; split here so that a refusal by
         # the caveats, after the token and its discharge verified, is audited with the
