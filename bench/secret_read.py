@@ -76,7 +76,7 @@ from vault.crypto.keyring import generate_key
 from vault.crypto.ticket_keys import TicketKeyPair
 from vault.macaroon import ALL, READ, decode_token, encode_bundle, encode_token, start_discharge, ticket_sender
 from vault.macaroon import bind as bind_discharge
-from vault.macaroon.caveats import Organization, Secrets, TokenLineage, UserID, ValidityWindow, Vaults
+from vault.macaroon.caveats import Organization, OrgSlug, Secrets, TokenLineage, UserID, ValidityWindow, Vaults
 from vault.storage.database import create_database, drop_database, with_database
 from vault.storage.migrations import migrate
 from vault.storage.pool import close_pool, create_pool
@@ -158,6 +158,8 @@ class Authority:
             [
                 ValidityWindow(now, now + 3600),
                 Organization(org, ALL),
+                # The store enrols an org under the slug its authority attests (as dischargers.py does).
+                OrgSlug("bench"),
                 UserID(user),
                 TokenLineage("00000000-0000-5000-8000-000000000001"),
             ]

@@ -41,7 +41,7 @@ access_strategy = st.builds(
     vault=st.one_of(st.none(), names),
     secret=st.one_of(st.none(), names),
     operation=st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
-    client_addr=st.one_of(st.none(), st.sampled_from([ipaddress.ip_address("10.1.2.3"), ipaddress.ip_address("::1")])),
+    client_ip=st.one_of(st.none(), st.sampled_from([ipaddress.ip_address("10.1.2.3"), ipaddress.ip_address("::1")])),
 )
 
 SETUP = Setup()

@@ -8,14 +8,52 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from .event import AuditRecord
 
-__all__ = ["AuditRepository", "Place"]
+__all__ = ["AuditRepository", "AuditRow", "CheckpointRow", "Place"]
 
 # Given the writer's chain and its head (chain, last chain_seq, last hash), the records to append after it, chained.
 Place = Callable[[int, int, bytes], Sequence[AuditRecord]]
+
+
+class AuditRow(TypedDict):
+    """One stored event as read, whether or not it is still a valid one (``v`` its record format).
+
+    A dict rather than an :class:`AuditRecord`, so a verifier can look at a row that tampering has made
+    invalid as an event; typed, so what reads one checks its columns.
+    """
+
+    seq: int
+    chain: int
+    chain_seq: int
+    v: int
+    at: datetime
+    service: str
+    action: str
+    outcome: str
+    org: int | None
+    vault: str | None
+    secret: str | None
+    version: int | None
+    token_id: str | None
+    lineage: list[str]
+    actor: str | None
+    client_addr: str | None
+    request_id: str | None
+    detail: Any  # parsed JSON: an object unless edited
+    prev_hash: bytes
+    hash: bytes
+
+
+class CheckpointRow(TypedDict):
+    """One stored checkpoint: its number, its body (the heads it records, as text) and its link in their chain."""
+
+    id: int
+    body: str
+    prev_hash: bytes
+    hash: bytes
 
 
 class AuditRepository(Protocol):
@@ -23,7 +61,7 @@ class AuditRepository(Protocol):
 
     One repository object is one writer: what it appends goes to the chain it holds.
 
-    Rows come back as plain dicts (``at`` a UTC datetime, hashes ``bytes``, ``detail`` parsed
+    Rows come back as :class:`AuditRow` (``at`` a UTC datetime, hashes ``bytes``, ``detail`` parsed
     JSON) so a verifier can look at a row even when tampering has made it invalid as an event.
     """
 
@@ -53,18 +91,18 @@ class AuditRepository(Protocol):
         """Every chain's (chain, last chain_seq, last hash), by chain."""
         ...
 
-    async def chain_rows(self, chain: int, *, after_seq: int, upto_seq: int, limit: int) -> list[dict[str, Any]]:
+    async def chain_rows(self, chain: int, *, after_seq: int, upto_seq: int, limit: int) -> list[AuditRow]:
         """One chain's rows with ``after_seq < chain_seq <= upto_seq`` in chain_seq order, at most ``limit``."""
         ...
 
     async def rows(
         self, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditRow]:
         """Rows with ``seq > after_seq`` in seq order, at most ``limit``, each chain's only up to ``heads[chain]``
         (and only org ``org``'s, if given)."""
         ...
 
-    async def checkpoints(self, *, after_id: int, limit: int) -> list[dict[str, Any]]:
+    async def checkpoints(self, *, after_id: int, limit: int) -> list[CheckpointRow]:
         """Checkpoint rows (id, body, prev_hash, hash) with ``id > after_id`` in id order, at most ``limit``."""
         ...
 
@@ -79,7 +117,7 @@ class AuditRepository(Protocol):
         limit: int,
         newest_first: bool,
         hide_audit_of: Mapping[str, str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditRow]:
         """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``; without the
         ``audit.*`` events whose actor or token_id is ``hide_audit_of``'s (a reviewer's own queries)."""
         ...

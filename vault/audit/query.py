@@ -24,7 +24,7 @@ from vault.types import Clock
 from .chain import ChainReport, ChainVerifier, CheckpointVerifier, LogReport
 from .event import LEGACY_FORMAT, AuditEvent, AuditRecord
 from .export import checkpoint_line, end_line, heads_line, skip_line, verify_lines
-from .interfaces import AuditRepository
+from .interfaces import AuditRepository, AuditRow
 
 __all__ = ["MAX_QUERY_LIMIT", "AuditQueries", "record_from_row", "row_json", "verify_lines"]
 
@@ -137,7 +137,7 @@ class AuditQueries:
         next_cursor = rows[-1]["seq"] if more else None
         return [row_json(row) for row in rows], next_cursor
 
-    async def _chain_rows(self, chain: int, upto: int) -> AsyncIterator[dict[str, Any]]:
+    async def _chain_rows(self, chain: int, upto: int) -> AsyncIterator[AuditRow]:
         # Keyset pages, each its own short query: no transaction is held open while
         # millions of rows stream, and appends go on meanwhile (beyond the head).
         after = 0
@@ -243,8 +243,8 @@ class AuditQueries:
         after_id = 0
         while True:
             checkpoints = await self._repository.checkpoints(after_id=after_id, limit=_PAGE)
-            for row in checkpoints:
-                yield checkpoint_line(row)
+            for checkpoint in checkpoints:
+                yield checkpoint_line(checkpoint)
             if len(checkpoints) < _PAGE:
                 break
             after_id = checkpoints[-1]["id"]

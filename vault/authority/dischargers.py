@@ -122,7 +122,7 @@ class OrgDischarger:
         ticket: bytes,
         binding_id: bytes,
         bundle: Bundle,
-        client_addr: IPAddress | None,
+        client_ip: IPAddress | None,
         ctx: RequestContext[None],
     ) -> Macaroon:
         now = int(self._clock())
@@ -145,7 +145,7 @@ class OrgDischarger:
             if token_expiry is not None:
                 expiry = min(expiry, token_expiry)
             _check_ticket(opened, Access(now, org_id=org, user_id=user_id, discharge_expiry=expiry))
-            carried = principal.check_here(Access(now, org_id=org, client_addr=client_addr))
+            carried = principal.check_here(Access(now, org_id=org, client_ip=client_ip))
             role = principal.role
             if role is None:
                 raise Unauthorized(f"user {user_id} is not a member of organization {org}")

@@ -76,7 +76,7 @@ class TokenService:
         ctx: RequestContext[None],
         *,
         via: Principal | None = None,
-        client_addr: IPAddress | None = None,
+        client_ip: IPAddress | None = None,
     ) -> tuple[Macaroon, TokenRecord]:
         """A permission token for ``user_id`` in ``org_id``, its mask never above the user's role.
 
@@ -96,9 +96,7 @@ class TokenService:
         parent: str | None = None
         carried: list[Caveat] = []
         if via is not None:
-            via.verified.check(
-                Access(now, action=CONTROL, org_id=org_id, client_addr=client_addr, operation="tokens.mint")
-            )
+            via.verified.check(Access(now, action=CONTROL, org_id=org_id, client_ip=client_ip, operation="tokens.mint"))
             allowed &= via.org_mask(org_id)
             own_windows = [c.not_after for c in via.token.unverified_caveats if isinstance(c, ValidityWindow)]
             expires = min([expires, *own_windows])
@@ -157,14 +155,14 @@ class TokenService:
         return await self._tokens.for_user(user_id)
 
     async def strip(
-        self, principal: Principal, client_addr: IPAddress | None, ctx: RequestContext[None]
+        self, principal: Principal, client_ip: IPAddress | None, ctx: RequestContext[None]
     ) -> tuple[Macaroon, TokenRecord]:
         """A service token from a permission token and its login discharge (see the module docstring)."""
         now = int(self._clock())
         parent = principal.record
         if principal.kind is not TokenKind.PERMISSION:
             raise BadRequest("only a permission token (with its login discharge) can be stripped")
-        principal.check_here(Access(now, org_id=parent.org_id, client_addr=client_addr))
+        principal.check_here(Access(now, org_id=parent.org_id, client_ip=client_ip))
         await self._accounts.require_role(principal.user_id, parent.org_id)
         caveats = []
         # The authority minted everything before its login caveat; the holder appended

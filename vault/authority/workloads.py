@@ -137,14 +137,14 @@ class Workloads:
         self._audit = audit
 
     async def allowed_mask(
-        self, user_id: int, org_id: int, via: Principal | None, client_addr: IPAddress | None, operation: str
+        self, user_id: int, org_id: int, via: Principal | None, client_ip: IPAddress | None, operation: str
     ) -> int:
         """What the caller may grant in the org; :class:`Unauthorized` without ``C`` there."""
         role = await self._accounts.require_role(user_id, org_id)
         allowed = role.mask
         if via is not None:
             via.verified.check(
-                Access(int(self._clock()), action=CONTROL, org_id=org_id, client_addr=client_addr, operation=operation)
+                Access(int(self._clock()), action=CONTROL, org_id=org_id, client_ip=client_ip, operation=operation)
             )
             if any(isinstance(c, CARRIED) for c in via.verified.restrictions):
                 raise Unauthorized("a token restricted to some vaults, secrets or operations cannot manage workloads")

@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .options import add_config_option, config_from_args, local_actor
+
+if TYPE_CHECKING:  # the commands import the storage layer only when they run
+    from vault.storage.pool import Pool
 
 __all__ = [
     "SERVICES",
@@ -31,7 +34,7 @@ class _Retire(Protocol[T_co]):
     """``retire_token_key``, ``retire_ticket_key``."""
 
     def __call__(
-        self, pool: Any, service: str, key_id: int, *, confirm: bool, actor: str | None = None
+        self, pool: Pool, service: str, key_id: int, *, confirm: bool, actor: str | None = None
     ) -> Awaitable[T_co]: ...
 
 
@@ -73,7 +76,7 @@ async def with_key_repository(config: Any, service: str, action: Callable[[Any, 
     from vault.storage.keys import PgKeyRepository
     from vault.storage.migrations import require_migrated
 
-    async def run(pool: Any) -> T:
+    async def run(pool: Pool) -> T:
         await require_migrated(pool, service, sql_dir=config.sql_dir)
         keys = await PgKeyRepository.open(pool, service, require_master_keys(config), cache_size=0)
         return await action(pool, keys)
@@ -115,7 +118,7 @@ def parse_key_id(text: str, service: str | None) -> tuple[str | None, int]:
 
 
 async def pick_service(
-    pool: Any, service: str | None, key_id: int, found: Callable[[Any, str, int], Awaitable[object]], what: str
+    pool: Pool, service: str | None, key_id: int, found: Callable[[Any, str, int], Awaitable[object]], what: str
 ) -> str:
     """``service`` if given, else the one service ``found`` says has ``key_id``."""
     from vault.errors import BadRequest, NotFound
@@ -139,7 +142,7 @@ def retire_from_args(
     """
     service, key_id = parse_key_id(key_text, args.service)
 
-    async def run(pool: Any) -> T:
+    async def run(pool: Pool) -> T:
         found = await pick_service(pool, service, key_id, find, what)
         return await retire(pool, found, key_id, confirm=args.yes, actor=local_actor())
 

@@ -58,7 +58,8 @@ class Access(NamedTuple):
     vault: str | None = None
     secret: str | None = None
     operation: str | None = None
-    client_addr: IPAddress | None = None
+    # The parsed address (ClientCIDR checks it); the audit's text form is RequestContext.client_addr.
+    client_ip: IPAddress | None = None
     user_id: int | None = None
     # For discharge requests: when the discharge being asked for would expire.
     discharge_expiry: int | None = None

@@ -160,9 +160,9 @@ class ClientCIDR(Caveat):
         return cls(tuple(text(n) for n in body))
 
     def prohibits(self, access: Access) -> Refusal | None:
-        if access.client_addr is None:
+        if access.client_ip is None:
             return Refusal("the client address is unknown", unspecified=True)
-        addr = access.client_addr
+        addr = access.client_ip
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
         if any(addr in net for net in self._parsed):

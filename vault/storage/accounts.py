@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 
 from vault.authority.records import Member, Membership, Org, User
@@ -12,7 +10,7 @@ from vault.errors import Conflict, NotFound
 from vault.types import BeforeCommit
 
 from .change import change_transaction
-from .pool import database_errors
+from .pool import Connection, database_errors
 from .revocations import append_revocation
 
 __all__ = ["PgAccountRepository"]
@@ -121,7 +119,7 @@ class PgAccountRepository:
             await before_commit(before, conn)
 
     @staticmethod
-    async def _apply(conn: Any, current: dict[int, str], org_id: int, user_id: int, role: Role | None) -> None:
+    async def _apply(conn: Connection, current: dict[int, str], org_id: int, user_id: int, role: Role | None) -> None:
         if user_id not in current:
             raise NotFound(f"user {user_id} is not a member of organization {org_id}")
         owners = [u for u, r in current.items() if r == Role.OWNER.value]

@@ -31,11 +31,11 @@ import asyncpg
 
 from vault.audit.chain import checkpoint_body
 from vault.audit.event import GENESIS_HASH, AuditEvent, AuditRecord, placed_at
-from vault.audit.interfaces import Place
+from vault.audit.interfaces import AuditRow, CheckpointRow, Place
 from vault.errors import Unavailable
 
 from .connection import DedicatedConnection
-from .pool import CONNECTION_ERRORS, database_errors
+from .pool import CONNECTION_ERRORS, Connection, Pool, connection_of, database_errors
 from .schema import check_schema, quote_identifier
 
 __all__ = [
@@ -173,7 +173,7 @@ class ChainLease:
         self.chain: int | None = None
 
 
-async def claim_chain(conn: Any, schema: str, holder: ChainLease) -> None:
+async def claim_chain(conn: Connection, schema: str, holder: ChainLease) -> None:
     """Claim a chain for ``holder`` in a transaction of its own on ``conn`` (committed when this returns)."""
     sql = _chain_sql(schema)
     async with conn.transaction():
@@ -183,7 +183,7 @@ async def claim_chain(conn: Any, schema: str, holder: ChainLease) -> None:
     holder.chain = head["chain"]
 
 
-async def _hold(conn: Any, schema: str, holder: ChainLease) -> Any:
+async def _hold(conn: Connection, schema: str, holder: ChainLease) -> Any:
     """Lock the writer's chain row, claiming a chain first if it holds none (any more)."""
     sql = _chain_sql(schema)
     head = None
@@ -200,7 +200,7 @@ async def _hold(conn: Any, schema: str, holder: ChainLease) -> Any:
 
 
 async def append_records(
-    conn: Any,
+    conn: Connection,
     schema: str,
     place: Place,
     holder: ChainLease,
@@ -240,7 +240,7 @@ async def append_records(
     return records
 
 
-async def _append_locked(conn: Any, schema: str, place: Place, holder: ChainLease) -> Sequence[AuditRecord]:
+async def _append_locked(conn: Connection, schema: str, place: Place, holder: ChainLease) -> Sequence[AuditRecord]:
     head = await _hold(conn, schema, holder)
     records = place(head["chain"], head["seq"], bytes(head["hash"]))
     if records:
@@ -251,7 +251,9 @@ async def _append_locked(conn: Any, schema: str, place: Place, holder: ChainLeas
     return records
 
 
-async def append_in_transaction(conn: Any, schema: str, place: Place, holder: ChainLease) -> Sequence[AuditRecord]:
+async def append_in_transaction(
+    conn: Connection, schema: str, place: Place, holder: ChainLease
+) -> Sequence[AuditRecord]:
     """Append inside the transaction already open on ``conn``: the records commit or roll back with it.
 
     Locks ``holder``'s chain row (claiming one if it holds none), places the records
@@ -287,7 +289,7 @@ async def record_in_transaction(
             raise Unavailable("audit log unavailable; nothing was changed, try again") from exc
 
 
-async def release_chain(conn: Any, schema: str, holder: ChainLease) -> None:
+async def release_chain(conn: Connection, schema: str, holder: ChainLease) -> None:
     """Give ``holder``'s chain up at once (a writer that closes), so the next writer takes it instead of a new one."""
     if holder.chain is not None:
         await conn.execute(_chain_sql(schema)["release"], holder.chain, holder.writer)
@@ -299,7 +301,7 @@ def _checkpoint_lock(schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def write_checkpoint(conn: Any, schema: str, *, every: float) -> bool:
+async def write_checkpoint(conn: Connection, schema: str, *, every: float) -> bool:
     """Record every chain's head in a new checkpoint, unless one was written in the last ``every`` seconds.
 
     Many writers call this; a transaction-scoped advisory lock taken without waiting lets one
@@ -330,16 +332,16 @@ async def write_checkpoint(conn: Any, schema: str, *, every: float) -> bool:
     return True
 
 
-async def fetch_heads(pool: Any, schema: str) -> list[tuple[int, int, bytes]]:
+async def fetch_heads(conn: Connection, schema: str) -> list[tuple[int, int, bytes]]:
     """Every chain's (chain, last chain_seq, last hash), by chain."""
     with database_errors():
-        rows = await pool.fetch(
+        rows = await conn.fetch(
             f"SELECT chain, seq, hash FROM {_table(schema, 'audit_chains')} ORDER BY chain"  # noqa: S608
         )
     return [(row["chain"], row["seq"], bytes(row["hash"])) for row in rows]
 
 
-async def fetch_checkpoints(pool: Any, schema: str, *, after_id: int, limit: int) -> list[dict[str, Any]]:
+async def fetch_checkpoints(pool: Pool, schema: str, *, after_id: int, limit: int) -> list[CheckpointRow]:
     """Checkpoints with ``id > after_id`` in id order, at most ``limit``."""
     with database_errors():
         rows = await pool.fetch(
@@ -348,21 +350,42 @@ async def fetch_checkpoints(pool: Any, schema: str, *, after_id: int, limit: int
             after_id,
             limit,
         )
-    return [{**row, "prev_hash": bytes(row["prev_hash"]), "hash": bytes(row["hash"])} for row in rows]
+    return [
+        CheckpointRow(id=row["id"], body=row["body"], prev_hash=bytes(row["prev_hash"]), hash=bytes(row["hash"]))
+        for row in rows
+    ]
 
 
-def _row(record: Mapping[str, Any]) -> dict[str, Any]:
-    row = dict(record)
-    row["lineage"] = list(row["lineage"] or ())
-    row["detail"] = json.loads(row["detail"]) if row["detail"] is not None else None
-    row["prev_hash"] = bytes(row["prev_hash"])
-    row["hash"] = bytes(row["hash"])
-    return row
+def _row(record: Mapping[str, Any]) -> AuditRow:
+    # The keys in _COLUMNS' order, as the record had them.
+    detail = record["detail"]
+    return AuditRow(
+        seq=record["seq"],
+        chain=record["chain"],
+        chain_seq=record["chain_seq"],
+        v=record["v"],
+        at=record["at"],
+        service=record["service"],
+        action=record["action"],
+        outcome=record["outcome"],
+        org=record["org"],
+        vault=record["vault"],
+        secret=record["secret"],
+        version=record["version"],
+        token_id=record["token_id"],
+        lineage=list(record["lineage"] or ()),
+        actor=record["actor"],
+        client_addr=record["client_addr"],
+        request_id=record["request_id"],
+        detail=json.loads(detail) if detail is not None else None,
+        prev_hash=bytes(record["prev_hash"]),
+        hash=bytes(record["hash"]),
+    )
 
 
 async def fetch_chain_rows(
-    pool: Any, schema: str, chain: int, *, after_seq: int, upto_seq: int, limit: int
-) -> list[dict[str, Any]]:
+    pool: Pool, schema: str, chain: int, *, after_seq: int, upto_seq: int, limit: int
+) -> list[AuditRow]:
     """Chain ``chain``'s rows with ``after_seq < chain_seq <= upto_seq`` in chain_seq order, at most ``limit``."""
     with database_errors():
         rows = await pool.fetch(
@@ -377,8 +400,8 @@ async def fetch_chain_rows(
 
 
 async def fetch_rows(
-    pool: Any, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
-) -> list[dict[str, Any]]:
+    pool: Pool, schema: str, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
+) -> list[AuditRow]:
     """Rows with ``seq > after_seq`` in seq order, at most ``limit``, of each chain up to its ``heads`` entry only
     (and of org ``org`` only, when given).
 
@@ -402,7 +425,7 @@ async def fetch_rows(
 
 
 async def select_rows(
-    pool: Any,
+    pool: Pool,
     schema: str,
     *,
     equals: Mapping[str, Any],
@@ -413,7 +436,7 @@ async def select_rows(
     limit: int,
     newest_first: bool,
     hide_audit_of: Mapping[str, str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[AuditRow]:
     """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``.
 
     ``token_id`` matches events of that token and of every token derived from it
@@ -470,7 +493,7 @@ class PgAuditRepository:
     where none can see another's uncommitted claim.
     """
 
-    def __init__(self, pool: Any, schema: str, *, lease: float = DEFAULT_LEASE) -> None:
+    def __init__(self, pool: Pool, schema: str, *, lease: float = DEFAULT_LEASE) -> None:
         self._pool = pool
         self._schema = check_schema(schema)
         self._conn = DedicatedConnection(pool)
@@ -526,7 +549,7 @@ class PgAuditRepository:
 
     async def append_in(self, transaction: object, place: Place) -> Sequence[AuditRecord]:
         await self._claimed(_CLAIM_TIMEOUT)
-        return await append_in_transaction(transaction, self._schema, place, self._holder)
+        return await append_in_transaction(connection_of(transaction), self._schema, place, self._holder)
 
     async def checkpoint(self, *, every: float, timeout: float) -> bool:
         conn = await self._conn.get()
@@ -544,17 +567,17 @@ class PgAuditRepository:
     async def heads(self) -> list[tuple[int, int, bytes]]:
         return await fetch_heads(self._pool, self._schema)
 
-    async def chain_rows(self, chain: int, *, after_seq: int, upto_seq: int, limit: int) -> list[dict[str, Any]]:
+    async def chain_rows(self, chain: int, *, after_seq: int, upto_seq: int, limit: int) -> list[AuditRow]:
         return await fetch_chain_rows(
             self._pool, self._schema, chain, after_seq=after_seq, upto_seq=upto_seq, limit=limit
         )
 
     async def rows(
         self, *, after_seq: int, heads: Mapping[int, int], limit: int, org: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditRow]:
         return await fetch_rows(self._pool, self._schema, after_seq=after_seq, heads=heads, limit=limit, org=org)
 
-    async def checkpoints(self, *, after_id: int, limit: int) -> list[dict[str, Any]]:
+    async def checkpoints(self, *, after_id: int, limit: int) -> list[CheckpointRow]:
         return await fetch_checkpoints(self._pool, self._schema, after_id=after_id, limit=limit)
 
     async def select(
@@ -568,7 +591,7 @@ class PgAuditRepository:
         limit: int,
         newest_first: bool,
         hide_audit_of: Mapping[str, str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditRow]:
         return await select_rows(
             self._pool,
             self._schema,

@@ -29,7 +29,7 @@ import asyncpg
 
 from vault.errors import DatabaseError, OutcomeUnknown, VaultError
 
-from .pool import CONNECTION_ERRORS, database_errors, error_for_sqlstate
+from .pool import CONNECTION_ERRORS, Pool, database_errors, error_for_sqlstate
 
 __all__ = ["change_transaction"]
 
@@ -56,7 +56,7 @@ def _commit_failure(exc: Exception) -> Exception:
 
 
 @contextlib.asynccontextmanager
-async def change_transaction(pool: Any) -> AsyncIterator[Any]:
+async def change_transaction(pool: Pool) -> AsyncIterator[Any]:
     """``async with change_transaction(pool) as conn:``: a pool connection in a transaction, committed at the end.
 
     Errors of the block itself propagate as :class:`database_errors` maps them

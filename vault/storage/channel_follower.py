@@ -20,14 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import asyncpg
 
 from vault.errors import Unavailable
 
 from .connection import DedicatedConnection
-from .pool import CONNECTION_ERRORS
+from .pool import CONNECTION_ERRORS, Pool
 
 __all__ = ["RETRY_DELAYS", "ChannelFollower"]
 
@@ -40,11 +39,11 @@ RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0)
 class ChannelFollower:
     """Runs :meth:`reconcile` at start, on every notification on ``channel``, and every ``interval`` seconds."""
 
-    def __init__(self, pool: Any, channel: str, *, interval: float, listen: bool = True, name: str) -> None:
+    def __init__(self, pool: Pool | None, channel: str, *, interval: float, listen: bool = True, name: str) -> None:
         self._channel = channel
         self._interval = interval
         self._name = name
-        self._listener = DedicatedConnection(pool) if listen else None
+        self._listener = DedicatedConnection(pool) if listen and pool is not None else None
         self._listening_on: asyncpg.Connection | None = None
         self._poke = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

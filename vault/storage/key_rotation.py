@@ -45,7 +45,7 @@ from vault.errors import ConfigError, Conflict, DecryptionError, Unavailable
 
 from .audit import record_in_transaction
 from .keys import load_keyring
-from .pool import database_errors
+from .pool import Connection, database_errors
 from .schema import check_schema
 
 __all__ = ["MasterRotationReport", "RotationReport", "record_key_change", "rotate_keys", "rotate_master_key"]
@@ -118,7 +118,7 @@ def _queries(schema: str) -> _Queries:
 
 
 async def record_key_change(
-    conn: Any, schema: str, action: str, actor: str | None, *, org: int | None = None, **detail: Any
+    conn: Connection, schema: str, action: str, actor: str | None, *, org: int | None = None, **detail: Any
 ) -> None:
     """The audit event of a key change, in ``schema``'s chain, inside the change's transaction on ``conn``.
 
@@ -138,7 +138,7 @@ def _lock_key(schema: str) -> int:
 
 
 async def _rewrap_pass(
-    conn: Any,
+    conn: Connection,
     queries: _Queries,
     keyring: Keyring,
     batch_size: int,

@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from .channel_follower import ChannelFollower
+from .pool import Connection, Pool
 from .schema import check_schema
 
 __all__ = ["RELOAD_INTERVAL", "KeyWatcher", "SharedReload", "announce_key_change"]
@@ -37,7 +37,7 @@ def channel(schema: str) -> str:
     return f"{check_schema(schema)}_keys"
 
 
-async def announce_key_change(conn: Any, schema: str) -> None:
+async def announce_key_change(conn: Connection, schema: str) -> None:
     """Tell every node of ``schema`` to reload its keys once the caller's transaction commits."""
     await conn.execute("SELECT pg_notify($1, '')", channel(schema))
 
@@ -69,7 +69,7 @@ class SharedReload:
 class KeyWatcher(ChannelFollower):
     """Re-runs the registered reloads on every notification on ``<schema>_keys``, and every ``interval`` s."""
 
-    def __init__(self, pool: Any, schema: str, *, interval: float = 5.0, listen: bool = True) -> None:
+    def __init__(self, pool: Pool, schema: str, *, interval: float = 5.0, listen: bool = True) -> None:
         super().__init__(pool, channel(schema), interval=interval, listen=listen, name=f"keys-{schema}")
         self._reloads: list[Reload] = []
         self._lock = asyncio.Lock()

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 import asyncpg
 
@@ -29,7 +28,7 @@ from vault.crypto.keyring import Keyring, MasterKey, MasterKeys, WrappedKey, gen
 from vault.crypto.ticket_keys import MAX_TICKET_KEYS, TicketKeyPair, TicketKeyRing
 from vault.errors import ConfigError, DecryptionError, NotFound, Unavailable
 
-from .pool import database_errors
+from .pool import Connection, connection_of, database_errors
 from .schema import check_schema
 
 __all__ = ["PgKeyRepository", "load_keyring"]
@@ -149,14 +148,14 @@ class PgKeyRepository:
         return self._keyring
 
     @asynccontextmanager
-    async def _connection(self, conn: Any) -> AsyncIterator[Any]:
+    async def _connection(self, conn: Connection | None) -> AsyncIterator[Connection]:
         if conn is not None:
             yield conn
         else:
             async with self._pool.acquire() as acquired:
                 yield acquired
 
-    async def _reload(self, stale: Keyring, conn: Any = None) -> None:
+    async def _reload(self, stale: Keyring, conn: Connection | None = None) -> None:
         # ``conn``: a writer reloads on the connection it holds. Taking another from the
         # pool could wait forever when every connection is held by a writer doing the same.
         async with self._reload_lock:
@@ -172,7 +171,7 @@ class PgKeyRepository:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def add(self, purpose: str, key: bytes, *, conn: Any = None) -> int:
+    async def add(self, purpose: str, key: bytes, *, conn: Connection | None = None) -> int:
         """Store ``key`` wrapped under the active KEK; return its id.
 
         Pass ``conn`` to insert inside the caller's transaction (a secret version
@@ -191,13 +190,17 @@ class PgKeyRepository:
                     await self._reload(keyring, c)
         raise Unavailable("the active key-encryption key kept changing; try again")
 
-    async def generate(self, purpose: str, *, conn: Any = None) -> tuple[int, bytes]:
+    async def generate(self, purpose: str, *, conn: Connection | None = None) -> tuple[int, bytes]:
         """A fresh random 32-byte key, stored; returns ``(id, key)``."""
         key = generate_key()
         return await self.add(purpose, key, conn=conn), key
 
-    async def get(self, key_id: int, purpose: str, *, conn: Any = None) -> bytes:
-        """The unwrapped key ``key_id``; raises :class:`DecryptionError` if it is not a ``purpose`` key."""
+    async def get(self, key_id: int, purpose: str, *, conn: object = None) -> bytes:
+        """The unwrapped key ``key_id``; raises :class:`DecryptionError` if it is not a ``purpose`` key.
+
+        ``conn``: the transaction the store's domain holds (opaque to it, see :func:`connection_of`).
+        """
+        held = None if conn is None else connection_of(conn)
         cached = self._cache.get(key_id)
         if cached is not None:
             if cached[0] != purpose:
@@ -205,14 +208,14 @@ class PgKeyRepository:
             self._cache.move_to_end(key_id)
             return cached[1]
         with database_errors():
-            async with self._connection(conn) as c:
+            async with self._connection(held) as c:
                 row = await c.fetchrow(self._queries.select, key_id)
         if row is None:
             raise NotFound(f"key {key_id} not found")
         stored = WrappedKey(row["kek_version"], row["wrapped"])
         keyring = self._keyring
         if not keyring.has_version(stored.kek_version):
-            await self._reload(keyring, conn)
+            await self._reload(keyring, held)
         key = self._keyring.unwrap_key(purpose, key_id, stored)
         self._remember(key_id, purpose, key)
         return key

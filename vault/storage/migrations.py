@@ -17,14 +17,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
 from vault.config import default_sql_dir
 from vault.errors import MigrationError
 
-from .pool import database_errors
+from .pool import Connection, database_errors
 from .privileges import privilege_errors
 from .schema import SCHEMAS, check_schema, quote_identifier
 
@@ -71,7 +70,7 @@ def _table(schema: str) -> str:
     return f"{quote_identifier(schema)}.schema_migrations"
 
 
-async def _applied(conn: Any, schema: str) -> dict[str, str] | None:
+async def _applied(conn: Connection, schema: str) -> dict[str, str] | None:
     """name -> checksum of applied migrations, or None if the schema was never migrated."""
     exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.schema_migrations")
     if not exists:
@@ -115,7 +114,7 @@ async def require_migrated(pool: asyncpg.Pool, schema: str, *, sql_dir: Path | N
         raise MigrationError(f"database is not migrated (pending: {names}); run `cvault migrate`")
 
 
-async def _apply(conn: Any, migration: Migration) -> None:
+async def _apply(conn: Connection, migration: Migration) -> None:
     schema = quote_identifier(migration.schema)
     try:
         async with conn.transaction():
@@ -133,7 +132,7 @@ async def _apply(conn: Any, migration: Migration) -> None:
         raise MigrationError(f"migration {migration.label} failed and was rolled back: {exc}") from exc
 
 
-async def _migrate_schema(conn: Any, schema: str, migrations: list[Migration]) -> list[Migration]:
+async def _migrate_schema(conn: Connection, schema: str, migrations: list[Migration]) -> list[Migration]:
     # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists; a
     # service's role owns its schema and has no more (deploy/postgres/10-cvault-roles.sh).
     if not await conn.fetchval("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema):

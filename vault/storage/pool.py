@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import AsyncExitStack
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias, cast
 
 import asyncpg
 
@@ -18,8 +18,10 @@ from vault.errors import BadRequest, TransactionAborted, Unavailable, VaultError
 __all__ = [
     "CONNECTION_ERRORS",
     "BoundedPool",
+    "Connection",
     "Pool",
     "close_pool",
+    "connection_of",
     "create_pool",
     "database_errors",
     "error_for_sqlstate",
@@ -101,12 +103,44 @@ def error_for_sqlstate(sqlstate: str) -> VaultError | None:
     return None
 
 
-async def _init_connection(conn: Any) -> None:
+class Connection(Protocol):
+    """What the repositories call on a connection: the statements of ``asyncpg.Connection`` they use.
+
+    asyncpg ships no type hints (it is ``Any`` to mypy), so this protocol is what lets ``mypy --strict`` check
+    the calls a repository makes on the connection it is handed. The pool answers the same statements (each on a
+    connection of its own), which is why a function that runs one statement may take either; ``transaction``
+    and ``is_in_transaction`` are a connection's only. Rows stay ``Any``: ``asyncpg.Record`` is untyped too,
+    and each repository turns its rows into its domain's values where it reads them.
+    """
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str: ...
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]: ...
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any: ...
+
+    async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any: ...
+
+    def transaction(self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False) -> Any: ...
+
+    def is_in_transaction(self) -> bool: ...
+
+
+def connection_of(transaction: object) -> Connection:
+    """The connection a domain hands back as its opaque ``transaction`` (a hook's argument, ``record_in``).
+
+    The domains may not name asyncpg or this package, so their ports carry the transaction a repository opened as
+    an ``object``; the repository that receives it back knows it is one of its connections.
+    """
+    return cast(Connection, transaction)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def _reset_connection(conn: Any) -> None:
+async def _reset_connection(conn: Connection) -> None:
     # asyncpg's default reset sends "RESET ALL; UNLISTEN *; CLOSE ALL; advisory unlock"
     # on every release: a round trip per query, the largest cost of a secret read.
     # cvault leaves no session state on pooled connections (LISTEN uses dedicated

@@ -10,12 +10,12 @@ into a :class:`ConfigError` that says which GRANT (or ownership) would fix it.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import asyncpg
 
 from vault.errors import ConfigError
 
+from .pool import Connection
 from .schema import quote_identifier
 
 __all__ = ["missing_privilege", "privilege_errors"]
@@ -62,7 +62,7 @@ class privilege_errors:  # lower case: used like contextlib.suppress
 
     __slots__ = ("_conn", "_migrating", "_schema")
 
-    def __init__(self, conn: Any, schema: str, *, migrating: bool = False) -> None:
+    def __init__(self, conn: Connection, schema: str, *, migrating: bool = False) -> None:
         self._conn, self._schema, self._migrating = conn, schema, migrating
 
     async def __aenter__(self) -> None:

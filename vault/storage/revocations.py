@@ -41,7 +41,7 @@ from vault.authority.revocation_feed import MAX_SINCE_LIMIT
 from vault.errors import BadRequest, Unavailable
 
 from .channel_follower import ChannelFollower
-from .pool import database_errors
+from .pool import Connection, Pool, database_errors
 from .schema import check_schema, quote_identifier
 
 __all__ = ["FEED_KINDS", "MAX_SINCE_LIMIT", "RevocationWatcher", "append_revocation", "append_token_revocations"]
@@ -56,18 +56,18 @@ def _table_of(schema: str) -> str:
     return f"{quote_identifier(check_schema(schema))}.revocations"
 
 
-async def _lock(conn: Any, table: str) -> None:
+async def _lock(conn: Connection, table: str) -> None:
     # seq order must be commit order (see the module docstring): writers wait for each other.
     await conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
 
 
-async def _notify(conn: Any, channel: str) -> None:
+async def _notify(conn: Connection, channel: str) -> None:
     # Sent at commit, so listeners never poll before the rows are visible.
     await conn.execute("SELECT pg_notify($1, '')", channel)
 
 
 async def append_revocation(
-    conn: Any,
+    conn: Connection,
     schema: str,
     kind: str,
     *,
@@ -97,7 +97,9 @@ async def append_revocation(
     await _notify(conn, f"{schema}_revocations")
 
 
-async def append_token_revocations(conn: Any, schema: str, token_ids: list[str], reason: str | None = None) -> set[str]:
+async def append_token_revocations(
+    conn: Connection, schema: str, token_ids: list[str], reason: str | None = None
+) -> set[str]:
     """Revoke ``token_ids`` (UUIDs) in ``<schema>.revocations`` inside the caller's transaction.
 
     Returns the ids that were not revoked before. The caller's transaction is the
@@ -140,7 +142,7 @@ class RevocationWatcher(ChannelFollower):
 
     def __init__(
         self,
-        pool: Any,
+        pool: Pool,
         schema: str,
         *,
         reconcile_interval: float = 0.5,

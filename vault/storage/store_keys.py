@@ -20,7 +20,7 @@ from vault.store.models import RootKey
 
 from .key_watch import RELOAD_INTERVAL, SharedReload
 from .keys import PgKeyRepository
-from .pool import database_errors
+from .pool import Pool, database_errors
 
 __all__ = [
     "DATA_KEY_PURPOSE",
@@ -61,7 +61,7 @@ class StoreKeyDirectory:
     holds the one each org mints with.
     """
 
-    def __init__(self, pool: Any, keys: PgKeyRepository, enroll_key: RootKey, ticket_ring: TicketKeyRing) -> None:
+    def __init__(self, pool: Pool, keys: PgKeyRepository, enroll_key: RootKey, ticket_ring: TicketKeyRing) -> None:
         self._pool = pool
         self._keys = keys
         self.enroll_key = enroll_key
@@ -79,7 +79,7 @@ class StoreKeyDirectory:
         return self._miss.runs
 
     @classmethod
-    async def open(cls, pool: Any, keys: PgKeyRepository) -> StoreKeyDirectory:
+    async def open(cls, pool: Pool, keys: PgKeyRepository) -> StoreKeyDirectory:
         """Create the single-row keys if needed and load every org's root keys into memory."""
         enroll_id, enroll = await _single_key(keys, ENROLL_KEY_PURPOSE, generate_key)
         await _single_key(keys, TICKET_KEY_PURPOSE, lambda: TicketKeyPair.generate().private_key_bytes)

@@ -15,7 +15,7 @@ from vault.store.interfaces import BeforeCommit
 from vault.store.models import KVConfig, MetadataUpdate, WriteRules
 
 from .change import change_transaction
-from .pool import database_errors
+from .pool import Connection, Pool, database_errors
 
 __all__ = ["PgKVRepository"]
 
@@ -52,11 +52,11 @@ def _config(row: Any) -> KVConfig:
 class PgKVRepository:
     """Implements :class:`vault.store.interfaces.KVRepository`."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
     @staticmethod
-    async def _vault(conn: Any, org_id: int, vault: str, *, lock: bool = False) -> Any:
+    async def _vault(conn: Connection, org_id: int, vault: str, *, lock: bool = False) -> Any:
         row = await conn.fetchrow(_LOCK_VAULT if lock else _VAULT_BY_NAME, org_id, vault)
         if row is None:
             raise NotFound(f"vault {vault!r} not found; create it first")

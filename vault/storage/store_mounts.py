@@ -12,10 +12,8 @@ the moment between another node's enrolment and its notification.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .key_watch import SharedReload
-from .pool import database_errors
+from .pool import Pool, database_errors
 
 __all__ = ["OrgTable"]
 
@@ -29,7 +27,7 @@ class OrgTable:
     only records what each enrolment said, so a slug may name more than one org here.
     """
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self._slugs: dict[int, str] = {}
         self._by_slug: dict[str, tuple[int, ...]] = {}
@@ -39,7 +37,7 @@ class OrgTable:
         return f"OrgTable(orgs={len(self._slugs)})"
 
     @classmethod
-    async def open(cls, pool: Any) -> OrgTable:
+    async def open(cls, pool: Pool) -> OrgTable:
         table = cls(pool)
         await table.reload()
         return table

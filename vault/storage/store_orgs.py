@@ -13,6 +13,7 @@ from vault.store.models import OrgRecord, RootKey, TokenRecord
 from .change import change_transaction
 from .key_watch import announce_key_change
 from .keys import PgKeyRepository
+from .pool import Connection, Pool
 from .store_keys import ROOT_KEY_PURPOSE
 
 __all__ = ["PgOrgRepository"]
@@ -48,7 +49,7 @@ def _org(row: Any) -> OrgRecord:
 class PgOrgRepository:
     """Implements :class:`vault.store.interfaces.OrgRepository`."""
 
-    def __init__(self, pool: Any, keys: PgKeyRepository) -> None:
+    def __init__(self, pool: Pool, keys: PgKeyRepository) -> None:
         self._pool = pool
         self._keys = keys
 
@@ -82,7 +83,7 @@ class PgOrgRepository:
             await before_commit(record, conn)
         return org, root
 
-    async def _insert_token(self, conn: Any, r: TokenRecord) -> None:
+    async def _insert_token(self, conn: Connection, r: TokenRecord) -> None:
         await conn.execute(
             _INSERT_TOKEN,
             r.id,

@@ -18,7 +18,7 @@ from vault.errors import Unavailable
 from vault.store.models import SecretLookup
 
 from .connection import DedicatedConnection
-from .pool import database_errors
+from .pool import Pool, database_errors
 
 __all__ = ["MAX_VERSION", "BatchReader"]
 
@@ -55,7 +55,7 @@ _READ_ONE = _SELECT + _LOOKUP + _JOINS
 class BatchReader:
     """Runs lookups as one query per call, on a dedicated connection. One call at a time."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Pool) -> None:
         # A connection of its own: no pool acquire and release (with their reset) per
         # batch, and requests keep the whole pool.
         self._conn = DedicatedConnection(pool)

@@ -16,7 +16,7 @@ from vault.store.interfaces import BeforeCommit
 from vault.store.rotation_models import DONE, RotationPolicy, RotationStatus
 
 from .change import change_transaction
-from .pool import database_errors
+from .pool import Connection, Pool, connection_of, database_errors
 
 __all__ = ["PgRotationRepository"]
 
@@ -131,16 +131,16 @@ def _no_policy(vault: str, name: str) -> NotFound:
 class PgRotationRepository:
     """Implements :class:`vault.store.interfaces.RotationRepository`."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
-    async def _locked(self, conn: Any, org_id: int, vault: str, name: str) -> Any:
+    async def _locked(self, conn: Connection, org_id: int, vault: str, name: str) -> Any:
         row = await conn.fetchrow(_LOCK, org_id, vault, name)
         if row is None:
             raise _no_policy(vault, name)
         return row
 
-    async def _leased(self, conn: Any, org_id: int, vault: str, name: str, holder: str, now: dt.datetime) -> Any:
+    async def _leased(self, conn: Connection, org_id: int, vault: str, name: str, holder: str, now: dt.datetime) -> Any:
         """The row locked, if ``holder`` holds a live lease on it; Conflict otherwise."""
         row = await self._locked(conn, org_id, vault, name)
         if row["holder"] != holder or row["lease_expires_at"] is None or row["lease_expires_at"] <= now:
@@ -241,7 +241,7 @@ class PgRotationRepository:
         lease_until: dt.datetime,
         version: int,
     ) -> None:
-        conn: Any = transaction
+        conn = connection_of(transaction)
         row = await self._leased(conn, org_id, vault, name, holder, now)
         await conn.execute(_CREATED, row["secret_id"], version, lease_until)
 
@@ -274,7 +274,7 @@ class PgRotationRepository:
     async def record_promoted(
         self, transaction: object, org_id: int, vault: str, name: str, holder: str, now: dt.datetime, version: int
     ) -> None:
-        conn: Any = transaction
+        conn = connection_of(transaction)
         row = await self._leased(conn, org_id, vault, name, holder, now)
         if row["pending_version"] != version or row["step"] != "tested":
             raise Conflict(

@@ -29,7 +29,7 @@ from vault.store.models import (
 
 from .change import change_transaction
 from .keys import PgKeyRepository
-from .pool import database_errors
+from .pool import Connection, Pool, database_errors
 from .store_keys import DATA_KEY_PURPOSE
 from .store_reads import BatchReader
 
@@ -184,13 +184,13 @@ def _replayed(reply: Any) -> WriteOutcome:
     return WriteOutcome(reply["version"], reply["stage"], reply["created"], tuple(reply["trimmed"]), replayed=True)
 
 
-async def purge_expired_keys(conn: Any) -> int:
+async def purge_expired_keys(conn: Connection) -> int:
     """Delete up to 1000 expired idempotency keys (keyed writes call it every ``_PURGE_EVERY``); how many went."""
     status: str = await conn.execute(_PURGE_KEYS)
     return int(status.split()[-1])
 
 
-async def _claim(conn: Any, org_id: int, claim: IdempotencyClaim) -> WriteOutcome | None:
+async def _claim(conn: Connection, org_id: int, claim: IdempotencyClaim) -> WriteOutcome | None:
     """Claim ``claim.key`` in this transaction; the first outcome if an earlier write holds it."""
     if await conn.fetchval(_CLAIM_KEY, org_id, claim.scope, claim.key, claim.request_hash, claim.ttl):
         return None
@@ -210,20 +210,20 @@ def _missing(vault: str, name: str) -> NotFound:
 class PgSecretRepository:
     """Implements :class:`vault.store.interfaces.SecretRepository`."""
 
-    def __init__(self, pool: Any, keys: PgKeyRepository, reads: BatchReader) -> None:
+    def __init__(self, pool: Pool, keys: PgKeyRepository, reads: BatchReader) -> None:
         self._pool = pool
         self._keys = keys
         # Single-version lookups run batched, as one query on the batch reader's connection.
         self._reads = reads
         self._keyed_writes = 0
 
-    async def _vault_id(self, conn: Any, org_id: int, vault: str) -> int:
+    async def _vault_id(self, conn: Connection, org_id: int, vault: str) -> int:
         vault_id: int | None = await conn.fetchval(_VAULT_ID, org_id, vault)
         if vault_id is None:
             raise NotFound(f"vault {vault!r} not found; create it first")
         return vault_id
 
-    async def _lock_secret(self, conn: Any, org_id: int, vault: str, name: str) -> Any:
+    async def _lock_secret(self, conn: Connection, org_id: int, vault: str, name: str) -> Any:
         row = await conn.fetchrow(_LOCK_SECRET_BY_NAME, org_id, vault, name)
         if row is None:
             await self._vault_id(conn, org_id, vault)

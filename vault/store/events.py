@@ -39,7 +39,7 @@ def access_for(
         vault=vault,
         secret=secret,
         operation=ctx.operation,
-        client_addr=ctx.client_ip,
+        client_ip=ctx.client_ip,
     )
 
 

@@ -112,7 +112,10 @@ def _error_response(request: web.Request, exc: BaseException) -> web.StreamRespo
         if exc.status < 400:
             raise exc
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
-        return _render(request, exc.status, code, exc.reason)
+        response = _render(request, exc.status, code, exc.reason)
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return response
     if isinstance(exc, ConnectionError | OSError):
         log.warning("request %s: backend unavailable: %s", rid, type(exc).__name__)
         err = Unavailable()
@@ -138,13 +141,11 @@ _SECURITY_HEADERS = {
 _CHALLENGE = 'Bearer realm="cvault"'
 
 
-def security_headers(response: web.StreamResponse, exc: BaseException | None = None) -> None:
-    """Headers every reply carries, plus ``WWW-Authenticate`` on a 401 and ``Allow`` on a 405."""
+def security_headers(response: web.StreamResponse) -> None:
+    """Headers every reply carries, plus ``WWW-Authenticate`` on a 401 (a 405's ``Allow`` comes with its error)."""
     response.headers.update(_SECURITY_HEADERS)
     if response.status == 401:
         response.headers["WWW-Authenticate"] = _CHALLENGE
-    elif isinstance(exc, web.HTTPMethodNotAllowed):
-        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
 
 
 def new_request_id() -> str:
@@ -154,57 +155,87 @@ def new_request_id() -> str:
 
 
 def middlewares(trusted_proxies: tuple[str, ...] = ()) -> list[Any]:
-    """The middleware of every cvault app; ``trusted_proxies`` are the CIDRs whose X-Forwarded-For counts."""
+    """The middleware of every cvault app, outermost first, one concern each; ``trusted_proxies`` are the CIDRs
+    whose X-Forwarded-For counts.
+
+    1. the access log: one line per request, with the status the client got (500 if nothing answered);
+    2. the origin: a request id (also on every log line written meanwhile) and the client's address;
+    3. the headers every reply carries (its request id, :func:`security_headers`);
+    4. the errors: a handler's exception becomes its JSON error reply (:func:`_error_response`).
+    """
 
     @web.middleware
-    async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Assign a request id, resolve the client address, render errors, and write one access-log line.
-
-        One middleware rather than two: each layer costs a coroutine and a call per request.
-        """
-        started = time.perf_counter()
+    async def origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = new_request_id()
         rid_token = REQUEST_ID.set(rid)
         addr = client_address(request, trusted_proxies)
         request[ORIGIN_KEY] = Origin(rid, addr, _parse_ip(addr))
-        status = 500
         try:
-            failure: Exception | None = None
-            try:
-                response = await handler(request)
-            except Exception as exc:
-                if isinstance(exc, web.HTTPException) and exc.status < 400:
-                    status = exc.status
-                failure = exc
-                response = _error_response(request, exc)
-            status = response.status
-            response.headers["X-Request-Id"] = rid
-            security_headers(response, failure)
-            return response
+            return await handler(request)
         finally:
             REQUEST_ID.reset(rid_token)
-            # Path only: query strings and headers can carry tokens; they are never logged.
-            if access_log.isEnabledFor(logging.INFO):
-                duration_ms = (time.perf_counter() - started) * 1000
-                resource = request.match_info.route.resource
-                access_log.info(
-                    "%s %s %s %d %.1fms",
-                    rid,
-                    request.method,
-                    request.path,
-                    status,
-                    duration_ms,
-                    # The fields of log_format = "json" (vault.logs).
-                    extra={
-                        "request_id": rid,
-                        "route": resource.canonical if resource is not None else None,
-                        "method": request.method,
-                        "status": status,
-                        "duration_ms": round(duration_ms, 1),
-                    },
-                )
 
-    return [request_middleware]
+    return [
+        access_log_middleware,
+        origin_middleware,
+        headers_middleware,
+        error_middleware,
+    ]
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One access-log line per request: path only, since query strings and headers can carry tokens."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status  # a redirect, which the error middleware leaves to aiohttp to send
+        raise
+    finally:
+        if access_log.isEnabledFor(logging.INFO):
+            rid = origin(request).request_id
+            duration_ms = (time.perf_counter() - started) * 1000
+            resource = request.match_info.route.resource
+            access_log.info(
+                "%s %s %s %d %.1fms",
+                rid,
+                request.method,
+                request.path,
+                status,
+                duration_ms,
+                # The fields of log_format = "json" (vault.logs).
+                extra={
+                    "request_id": rid,
+                    "route": resource.canonical if resource is not None else None,
+                    "method": request.method,
+                    "status": status,
+                    "duration_ms": round(duration_ms, 1),
+                },
+            )
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request id and :func:`security_headers` on every reply, errors included."""
+    response = await handler(request)
+    rid = origin(request).request_id
+    if rid is not None:
+        response.headers["X-Request-Id"] = rid
+    security_headers(response)
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A handler's exception as its error reply (:func:`_error_response`)."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        return _error_response(request, exc)
 
 
 @functools.lru_cache(maxsize=64)

@@ -90,7 +90,7 @@ def _svc(request: web.Request) -> AuthorityServices:
 
 def _ctx(request: web.Request) -> RequestContext[None]:
     seen = origin(request)
-    return RequestContext(seen.client_addr, seen.request_id, seen.client_ip)
+    return RequestContext(client_addr=seen.client_addr, request_id=seen.request_id, client_ip=seen.client_ip)
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -313,7 +313,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     else:
         principal = await svc.verifier.verify(_bundle(request), now=int(svc.clock()))
         token, record = await svc.tokens.mint(
-            principal.user_id, org_id, mask, ttl, _ctx(request), via=principal, client_addr=origin(request).client_ip
+            principal.user_id, org_id, mask, ttl, _ctx(request), via=principal, client_ip=origin(request).client_ip
         )
     return web.json_response(
         {"token": encode_token(token), "id": record.id, "expires_at": _time(record.expires_at)}, status=201

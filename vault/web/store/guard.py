@@ -13,7 +13,9 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from functools import wraps
+from typing import Literal
 
 from aiohttp import web
 
@@ -25,14 +27,37 @@ from vault.store.caller import Caller
 from vault.store.events import audit_event
 from vault.types import RequestContext
 
-from ..common import origin, required_credential
+from ..common import Origin, origin, required_credential
 from .services import services_of
 
-__all__ = ["GuardedHandler", "guarded", "idempotency_key", "run_guarded"]
+__all__ = ["Check", "GuardedHandler", "guarded", "idempotency_key", "run_guarded"]
 
 log = logging.getLogger("cvault.store")
 
 GuardedHandler = Callable[[web.Request, RequestContext[Caller]], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    """What the gate checks for one request: the route's ``operation`` and ``action`` (docs/api.md's) on
+    ``org_id``, and the vault and secret the request names.
+
+    ``extent`` is how much of the access the gate checks before the handler runs: ``"access"`` all of it
+    (:meth:`Caller.check`); ``"live"`` only that the bundle is alive (:meth:`Caller.check_live`), for token
+    lookups that name no vault; ``"secrets_later"`` all but the secrets, which the route names in its body and
+    its service checks one by one (:meth:`Caller.check_secrets_later`). ``enrolled``: the org must have
+    enrolled first. ``credentials_of`` reads the credential from the headers (the Vault-compatible API reads
+    ``X-Vault-Token`` too).
+    """
+
+    org_id: int
+    operation: str
+    action: int
+    vault: str | None = None
+    secret: str | None = None
+    enrolled: bool = True
+    extent: Literal["access", "live", "secrets_later"] = "access"
+    credentials_of: Callable[[Mapping[str, str]], str] = required_credential
 
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -67,61 +92,59 @@ async def record_failure(
     log.warning("request %s: audit event for a failed request not committed", ctx.request_id)
 
 
-async def run_guarded(
-    request: web.Request,
-    handler: GuardedHandler,
-    *,
-    org_id: int,
-    operation: str,
-    action: int,
-    vault: str | None = None,
-    secret: str | None = None,
-    enrolled: bool = True,
-    credentials_of: Callable[[Mapping[str, str]], str] = required_credential,
-    live_only: bool = False,
-    secrets_later: bool = False,
-) -> web.StreamResponse:
-    """The gate itself, for callers that find the org, vault and secret elsewhere than the native path.
+def _context(
+    seen: Origin, org_id: int, operation: str, caller: Caller | None = None, token_id: str | None = None
+) -> RequestContext[Caller]:
+    return RequestContext(
+        client_addr=seen.client_addr,
+        request_id=seen.request_id,
+        client_ip=seen.client_ip,
+        org_id=org_id,
+        operation=operation,
+        caller=caller,
+        token_id=token_id,
+    )
 
-    The Vault-compatible API uses it with its own ``credentials_of`` (``X-Vault-Token``);
-    ``live_only`` checks only that the bundle is alive (see :meth:`Caller.check_live`), for
-    token lookups that name no vault.
-    """
+
+async def run_guarded(request: web.Request, handler: GuardedHandler, check: Check) -> web.StreamResponse:
+    """The gate itself, for callers that find the org, vault and secret elsewhere than the native path
+    (the Vault-compatible API)."""
     services = services_of(request)
-    if enrolled:
+    org_id, operation, vault, secret = check.org_id, check.operation, check.vault, check.secret
+    if check.enrolled:
         await services.control.require_enrolled(org_id)
     # The context is built once, after verification (this is the secret read's hot path).
-    rid, addr, ip = origin(request)
+    seen = origin(request)
     credentials: str | None = None
     identified: Caller | None = None
     try:
-        credentials = credentials_of(request.headers)
+        credentials = check.credentials_of(request.headers)
         access = Access(
             now=int(services.clock()),
-            action=action,
+            action=check.action,
             org_id=org_id,
             vault=vault,
             secret=secret,
             operation=operation,
-            client_addr=ip,
+            client_ip=seen.client_ip,
         )
         # identify + check is what tokens.authenticate does; split here so that a refusal by
         # the caveats, after the token and its discharge verified, is audited with the
         # actor and lineage the discharge attested.
         identified = await services.tokens.identify(credentials, access)
-        if live_only:
-            identified.check_live(access)
-        elif secrets_later:
-            identified.check_secrets_later(access)
-        else:
+        if check.extent == "access":
             identified.check(access)
+        elif check.extent == "live":
+            identified.check_live(access)
+        else:
+            identified.check_secrets_later(access)
         caller = identified
     except VaultError as exc:
         token_id = services.tokens.unverified_token_id(credentials) if credentials is not None else None
-        refused = RequestContext(addr, rid, ip, org_id, operation, identified, token_id)
+        refused = _context(seen, org_id, operation, identified, token_id)
         await record_failure(request, refused, exc, vault, secret)
         raise
-    ctx = RequestContext(addr, rid, ip, org_id, operation, caller)
+    ctx = _context(seen, org_id, operation, caller)
     try:
         return await handler(request, ctx)
     except VaultError as exc:
@@ -154,20 +177,18 @@ def guarded(
                 vault = check_vault_name(match["vault"]) if "vault" in match else None
                 secret = check_secret_name(match["name"]) if "name" in match else None
             except VaultError as exc:
-                rid, addr, ip = origin(request)
-                await record_failure(request, RequestContext(addr, rid, ip, org_id, operation), exc, None, None)
+                await record_failure(request, _context(origin(request), org_id, operation), exc, None, None)
                 raise
-            return await run_guarded(
-                request,
-                handler,
+            check = Check(
                 org_id=org_id,
                 operation=operation,
                 action=action,
                 vault=vault,
                 secret=secret,
                 enrolled=enrolled,
-                secrets_later=secrets_later,
+                extent="secrets_later" if secrets_later else "access",
             )
+            return await run_guarded(request, handler, check)
 
         return gate
 

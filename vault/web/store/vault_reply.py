@@ -21,7 +21,7 @@ from vault.names import check_vault_name
 from vault.store.mounts import mount_org
 
 from ..common import origin, required_credential
-from .guard import GuardedHandler, run_guarded
+from .guard import Check, GuardedHandler, run_guarded
 from .services import StoreServices, services_of
 
 __all__ = [
@@ -161,9 +161,7 @@ async def guard(
     org_id = await mount_of(request, request.match_info.get("slug"), credentials)
     bound: GuardedHandler = partial(handler, vault=vault, secret=secret)
     try:
-        return await run_guarded(
-            request,
-            bound,
+        check = Check(
             org_id=org_id,
             operation=operation,
             action=action,
@@ -172,6 +170,7 @@ async def guard(
             # Read once above; a missing or malformed one is read again there, to be refused and audited.
             credentials_of=vault_credentials if credentials is None else lambda _headers: credentials,
         )
+        return await run_guarded(request, bound, check)
     except NotFound:
         # Only after the token verified (the guard raises no NotFound before): the refusal is audited.
         if not await services_of(request).kv.has_vault(org_id, vault):

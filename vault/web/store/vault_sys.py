@@ -23,7 +23,7 @@ from vault.store.mounts import RESERVED_VAULT_NAMES, kv_path, own_mount
 from vault.types import RequestContext
 
 from ..common import read_json
-from .guard import run_guarded
+from .guard import Check, run_guarded
 from .services import services_of
 from .vault_reply import envelope, presented, rfc3339, token_org, vault_credentials, vault_json
 
@@ -161,7 +161,7 @@ async def ui_mount(request: web.Request) -> web.StreamResponse:
             raise Unauthorized(f"no vault {vault!r}")
         return vault_json(envelope(request, {"path": f"{vault}/", **_mount_entry(None, vault)}))
 
-    return await _guarded_by_token(request, one_segment, "vaults.list", 0, live_only=True)
+    return await _guarded_by_token(request, one_segment, "vaults.list")
 
 
 async def _visible_mounts(request: web.Request, ctx: RequestContext[Caller]) -> dict[str, Any]:
@@ -181,17 +181,15 @@ async def _visible_mounts(request: web.Request, ctx: RequestContext[Caller]) -> 
     return found
 
 
-async def _guarded_by_token(
-    request: web.Request, handler: Any, operation: str, action: int, **options: Any
-) -> web.StreamResponse:
-    """For routes that name no mount: the org is the one whose key signed the token."""
+async def _guarded_by_token(request: web.Request, handler: Any, operation: str) -> web.StreamResponse:
+    """For routes that name no mount: the org is the one whose key signed the token, and the gate checks only
+    that the token is alive (each handler checks what it reads)."""
     org_id = await token_org(services_of(request), presented(request.headers))
     if org_id is None:
         vault_credentials(request.headers)  # a missing token says so (still a 403 to Vault clients)
         raise InvalidToken()
-    return await run_guarded(
-        request, handler, org_id=org_id, operation=operation, action=action, credentials_of=vault_credentials, **options
-    )
+    check = Check(org_id=org_id, operation=operation, action=0, extent="live", credentials_of=vault_credentials)
+    return await run_guarded(request, handler, check)
 
 
 async def mounts(request: web.Request) -> web.StreamResponse:
@@ -203,7 +201,7 @@ async def mounts(request: web.Request) -> web.StreamResponse:
         found = await _visible_mounts(request, ctx)
         return vault_json({**found, **envelope(request, found)})
 
-    return await _guarded_by_token(request, listing, "vaults.list", 0, live_only=True)
+    return await _guarded_by_token(request, listing, "vaults.list")
 
 
 async def ui_mounts(request: web.Request) -> web.StreamResponse:
@@ -212,7 +210,7 @@ async def ui_mounts(request: web.Request) -> web.StreamResponse:
     async def listing(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
         return vault_json(envelope(request, {"secret": await _visible_mounts(request, ctx), "auth": {}}))
 
-    return await _guarded_by_token(request, listing, "vaults.list", 0, live_only=True)
+    return await _guarded_by_token(request, listing, "vaults.list")
 
 
 async def _lookup(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
@@ -256,7 +254,7 @@ async def _lookup(request: web.Request, ctx: RequestContext[Caller]) -> web.Stre
 
 async def lookup_self(request: web.Request) -> web.StreamResponse:
     """``GET|POST /v1/auth/token/lookup-self``: is the bundle alive, and what may it do."""
-    return await _guarded_by_token(request, _lookup, "tokens.lookup", 0, live_only=True)
+    return await _guarded_by_token(request, _lookup, "tokens.lookup")
 
 
 async def _not_renewable(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
@@ -267,7 +265,7 @@ async def _not_renewable(request: web.Request, ctx: RequestContext[Caller]) -> w
 
 async def renew_self(request: web.Request) -> web.StreamResponse:
     """``POST|PUT /v1/auth/token/renew-self``: Vault's answer for a live token that is not renewable."""
-    return await _guarded_by_token(request, _not_renewable, "tokens.renew", 0, live_only=True)
+    return await _guarded_by_token(request, _not_renewable, "tokens.renew")
 
 
 # Vault's capabilities on a KV path, each as (the operation, the actions) the store would ask of the token.
@@ -333,7 +331,7 @@ async def _capabilities_self(request: web.Request, ctx: RequestContext[Caller]) 
 async def capabilities_self(request: web.Request) -> web.StreamResponse:
     """``POST /v1/sys/capabilities-self`` (``bao token capabilities``): what the token may do at each path,
     from its caveats (audited as a token lookup)."""
-    return await _guarded_by_token(request, _capabilities_self, "tokens.lookup", 0, live_only=True)
+    return await _guarded_by_token(request, _capabilities_self, "tokens.lookup")
 
 
 def add_sys_routes(r: web.UrlDispatcher) -> None:
