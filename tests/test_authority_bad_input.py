@@ -154,3 +154,20 @@ async def test_bad_input_gets_a_4xx_json_error(
 async def test_unknown_route_and_method_are_json(client: Client) -> None:
     await _expect_4xx(client, "GET", "/v1/nothing-here")
     await _expect_4xx(client, "PUT", "/v1/sessions")
+
+
+WORKLOAD_BODIES: list[tuple[str, dict[str, Any]]] = [
+    ("workload-issuers", {"issuer": "https://a.example", "algorithms": [{}]}),
+    ("workload-issuers", {"issuer": "https://a.example", "algorithms": [["RS256"]]}),
+    ("workload-issuers", {"issuer": "https://a.example", "algorithms": [None]}),
+    ("workload-issuers", {"issuer": "https://a.example", "jwks": {"keys": [{"kty": "RSA", "n": "a\u0000b"}]}}),
+    ("workloads", {"name": "b", "issuer": "https://a.example", "mask": "r", "claims": {"sub": 5}}),
+    ("workloads", {"name": "b", "issuer": "https://a.example", "mask": "r", "claims": {"sub": "x"}, "ttl": 10**40}),
+]
+
+
+@pytest.mark.parametrize(("route", "body"), WORKLOAD_BODIES, ids=[f"{r} {b}" for r, b in WORKLOAD_BODIES])
+async def test_hostile_workload_bodies_get_a_4xx_json_error(client: Client, route: str, body: dict[str, Any]) -> None:
+    owner = await bootstrap_owner(client)
+    headers = {"Authorization": f"Bearer {owner.session}"}
+    await _expect_4xx(client, "POST", f"/v1/orgs/{owner.org_id}/{route}", json=body, headers=headers)

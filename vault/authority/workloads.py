@@ -162,9 +162,10 @@ class Workloads:
         static = _static_jwks(request.jwks)
         if static is not None and jwks_url is not None:
             raise BadRequest("give jwks_url or jwks (static keys), not both")
-        algorithms = tuple(dict.fromkeys(request.algorithms))
-        if not algorithms or any(a not in ALGORITHMS for a in algorithms):
+        # Membership before dict.fromkeys: a JSON list may hold objects or lists, which do not hash.
+        if not request.algorithms or any(not isinstance(a, str) or a not in ALGORITHMS for a in request.algorithms):
             raise BadRequest(f"algorithms must be some of {', '.join(ALGORITHMS)} (never none or an HMAC)")
+        algorithms = tuple(dict.fromkeys(request.algorithms))
         issuer = WorkloadIssuer(
             str(uuid.UUID(bytes=self._random(16), version=4)), org_id, issuer_url, jwks_url, static, algorithms
         )
