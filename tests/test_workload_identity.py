@@ -612,6 +612,10 @@ async def test_hostile_input_is_a_4xx_never_a_500(setup: Setup, pool: Pool) -> N
     assert r.status == 400, r
     r = await s.h.store("POST", "/vault/v1/auth/jwt/login", body={"role": "acme/api\x00", "jwt": "a.b.c"})
     assert r.status == 400, r
+    # The JWT goes on in a header: a control or non-ASCII character there failed the HTTP client (a 500).
+    for bad in ("a.b.c\r\nX-Injected: 1", "a.b.c\x00", "a.b.\u00e9", "a.b.\ud800"):
+        r = await s.h.store("POST", "/vault/v1/auth/jwt/login", body={"role": "acme/api", "jwt": bad})
+        assert r.status == 400, (bad, r)
     # Every refusal left an event, and none of them is an internal error.
     internal = await pool.fetchval("SELECT count(*) FROM authority.audit_events WHERE detail->>'code' = 'internal'")
     assert internal == 0

@@ -45,6 +45,9 @@ _DISCHARGE_PATH = "/org/.well-known/macfly/3p"
 _MAX_REPLY_BYTES = 64 * 1024
 _TIMEOUT = 10.0
 _MAX_JWT_CHARS = 16 * 1024
+# A compact JWS: three base64url parts. It is sent on as a header, where a control or non-ASCII character is a
+# ValueError of the HTTP client (a 500), so anything else is refused here.
+_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 def _authority_base(services: StoreServices) -> str:
@@ -107,7 +110,7 @@ async def _login(request: web.Request, services: StoreServices, seen: dict[str, 
     if not isinstance(role, str) or not (match := _ROLE.fullmatch(role)):
         raise BadRequest("role must be '<org slug>/<workload binding name>'")
     seen["role"] = role
-    if not isinstance(jwt, str) or len(jwt) > _MAX_JWT_CHARS or jwt.count(".") != 2:
+    if not isinstance(jwt, str) or len(jwt) > _MAX_JWT_CHARS or not _JWT.fullmatch(jwt):
         raise BadRequest("jwt must be a signed JWT")
     org_id = await _org_of(services, match["org"])
     seen["org"] = org_id
