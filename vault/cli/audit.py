@@ -61,7 +61,10 @@ def register(sub: Any) -> None:
     add_client_options(verify)
     _add_schema_option(verify)
     verify.add_argument(
-        "--file", type=Path, metavar="FILE", help="verify an exported JSON-lines file instead of the database"
+        "--file",
+        type=Path,
+        metavar="FILE",
+        help="verify an exported JSON-lines file, offline (neither the store nor the database)",
     )
     verify.set_defaults(func=run_verify)
 

@@ -50,7 +50,13 @@ def register(sub: Any) -> None:
     rotator.add_argument("--batch", type=_bounded(1, 100), default=10, metavar="N", help="claimed per poll (10)")
     rotator.add_argument("--concurrency", type=_bounded(1, 64), default=8, metavar="N", help="rotations at once (8)")
     rotator.add_argument("--timeout", type=float, default=10.0, metavar="S", help="bound of each target step (10)")
-    rotator.add_argument("--hook", action="append", default=[], metavar="NAME=PATH", help="a command hook")
+    rotator.add_argument(
+        "--hook",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="the command hook NAME runs the executable at PATH, an absolute path (repeatable)",
+    )
     rotator.add_argument("--holder", help="this rotator's name in leases and the audit log (default: host:pid)")
     rotator.add_argument("--pause-after", help=argparse.SUPPRESS)  # tests: stop after this step...
     rotator.add_argument("--pause-file", help=argparse.SUPPRESS)  # ...and say so in this file
