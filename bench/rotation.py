@@ -40,9 +40,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from tests.cli import cvault_command, cvault_env
-from tests.harness import running_services
-from tests.rotation_support import PasswordCluster, password_cluster
+from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.harness import running_services
+from tests.support.rotation import PasswordCluster, password_cluster
 from vault.client import Client, Credentials, TokenBundle
 from vault.config import default_sql_dir
 from vault.storage.database import create_database, drop_database, with_database

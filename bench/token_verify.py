@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pymacaroons
 
-from tests.tokenkit import Setup
+from tests.support.tokenkit import Setup
 from vault.macaroon import Macaroon, decode, verify
 from vault.macaroon import caveats as cv
 from vault.macaroon.access import ALL

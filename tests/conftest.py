@@ -57,65 +57,67 @@ from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
 
 # Fixtures of the authority tests (an app on the test database, helpers).
-pytest_plugins = ["tests.authority_support"]
+pytest_plugins = ["tests.support.authority_app"]
 
 SQL_DIR = default_sql_dir()
 TESTS = Path(__file__).parent
 
-# Why each is serial: what it does that a test running beside it would break, or be broken by.
+# Markers by path: a folder (every file under it) or a file, relative to tests/. Why each is serial: what it does
+# that a test running beside it would break, or be broken by.
 SERIAL: dict[str, str] = {
     "faults": "kills, stops and freezes its own PostgreSQL cluster and store processes, on fixed ports it reuses;"
     " its bounds assume the CPU is not shared with the rest of the suite",
-    "test_restore_drill.py": "restarts both services on the ports they had; a parallel test may take one meanwhile",
-    "test_dev.py": "starts `cvault dev` on an embedded PostgreSQL (pgserver), which once failed to start while the"
+    "cli/test_dev.py": "starts `cvault dev` on an embedded PostgreSQL (pgserver), which once failed to start while the"
     " parallel run loaded the machine (unexplained: `cvault dev` exited after creating its master key)",
-    "test_compose_engine.py": "the shipped compose file publishes the fixed ports 8201/8202 on a Docker engine",
-    "test_readme_main_job.py": "the README's main job runs `cvault dev` on its default ports 8201/8202",
-    "test_rotation_crash.py": "kills the rotator with kill -9 between steps, on a PostgreSQL cluster of its own",
+    "operations/test_restore_drill.py": "restarts both services on the ports they had; a parallel test may take one"
+    " meanwhile",
+    "operations/test_compose_engine.py": "the shipped compose file publishes the fixed ports 8201/8202 on a Docker engine",
+    "operations/test_readme_main_job.py": "the README's main job runs `cvault dev` on its default ports 8201/8202",
+    "operations/test_rotation_crash.py": "kills the rotator with kill -9 between steps, on a PostgreSQL cluster of its own",
 }
 
-# Measured with --durations (docs/testing.md): the files whose tests take seconds each, and why.
+# Measured with --durations (docs/testing.md): the folders and files whose tests take seconds each, and why.
 _CLI = "runs `cvault` (and mostly `cvault dev`) as processes"
 SLOW: dict[str, str] = {
-    "test_schemathesis.py": "hundreds of generated requests against both documents (about two minutes)",
-    "test_review_token_fuzz.py": "property-based fuzzing of the token parser",
-    "test_token_properties.py": "property-based token checks",
-    "test_vault_token.py": "a sink running through three discharge lifetimes",
-    "test_cli_run_watch.py": "a watcher running through two discharge renewals; " + _CLI,
-    "test_cli_acceptance.py": _CLI,
-    "test_cli_completion.py": _CLI,
-    "test_cli_dev_edges.py": _CLI,
-    "test_cli_hang.py": _CLI,
-    "test_cli_imports.py": _CLI,
-    "test_cli_rough_edges.py": _CLI,
-    "test_cli_tokens.py": _CLI,
-    "test_console_cli.py": _CLI,
-    "test_dev.py": _CLI,
-    "test_invitations.py": _CLI,
-    "test_keys_status.py": _CLI,
-    "test_master_key_command.py": _CLI,
-    "test_review_cli.py": _CLI,
-    "test_batch_read_scope.py": _CLI,
-    "test_tls.py": "a certificate authority, `cvault dev --tls` and hvac over HTTPS",
-    "test_serve_workers.py": "`cvault serve` with worker processes",
-    "test_logs.py": "`cvault serve` as a process",
-    "test_connection_limits.py": "servers as processes, one out of file descriptors",
-    "test_console_browser.py": "a real Chromium",
-    "test_vault_kv_node.py": "the Node.js clients as processes",
-    "test_cli_exit_status.py": "every command as a process against one `cvault dev`",
-    "test_deployment_without_containers.py": "two `cvault serve` processes with their own roles and TLS",
-    "test_workload_identity.py": "an OIDC issuer over TLS and both services",
-    "test_workload_clients.py": "`cvault run` and `bao agent` as processes",
-    "test_rotation_postgres.py": "a PostgreSQL cluster of its own with real roles",
-    "test_rotation_failures.py": "a PostgreSQL cluster of its own, stopped and started",
-    "test_rotation_watch.py": "`cvault run --watch` across three rotations",
-    "test_invitation_email.py": "an SMTP server in process, with TLS",
-    "test_compose.py": "docker-compose as a process",
-    "test_key_rotation.py": "rotations under concurrent traffic",
-    "test_ticket_key_rotation.py": "rotations under traffic on two nodes",
-    "test_token_key_rotation.py": "rotations on two nodes",
-    "test_master_rotation.py": "a master key rotation under load",
-    "test_two_nodes.py": "two store nodes",
+    "browser": "a real Chromium",
+    "tokens/test_decoder_fuzz.py": "property-based fuzzing of the token parser",
+    "tokens/test_properties.py": "property-based token checks",
+    "store/test_batch_read_scope.py": _CLI,
+    "authority/test_invitations.py": _CLI,
+    "authority/test_invitation_email.py": "an SMTP server in process, with TLS",
+    "authority/test_workload_identity.py": "an OIDC issuer over TLS and both services",
+    "authority/test_workload_clients.py": "`cvault run` and `bao agent` as processes",
+    "vault_api/test_schemathesis.py": "hundreds of generated requests against both documents (about two minutes)",
+    "vault_api/test_kv_node.py": "the Node.js clients as processes",
+    "cli/test_acceptance.py": _CLI,
+    "cli/test_audit_console_command.py": _CLI,
+    "cli/test_completion.py": _CLI,
+    "cli/test_dev.py": _CLI,
+    "cli/test_dev_edges.py": _CLI,
+    "cli/test_exit_status.py": "every command as a process against one `cvault dev`",
+    "cli/test_hang.py": _CLI,
+    "cli/test_imports.py": _CLI,
+    "cli/test_keys_status.py": _CLI,
+    "cli/test_local_files_and_errors.py": _CLI,
+    "cli/test_master_key_command.py": _CLI,
+    "cli/test_rough_edges.py": _CLI,
+    "cli/test_run_watch.py": "a watcher running through two discharge renewals; " + _CLI,
+    "cli/test_tokens.py": _CLI,
+    "cli/test_vault_token.py": "a sink running through three discharge lifetimes",
+    "operations/test_compose.py": "docker-compose as a process",
+    "operations/test_connection_limits.py": "servers as processes, one out of file descriptors",
+    "operations/test_deployment_without_containers.py": "two `cvault serve` processes with their own roles and TLS",
+    "operations/test_key_rotation.py": "rotations under concurrent traffic",
+    "operations/test_logs.py": "`cvault serve` as a process",
+    "operations/test_master_rotation.py": "a master key rotation under load",
+    "operations/test_rotation_failures.py": "a PostgreSQL cluster of its own, stopped and started",
+    "operations/test_rotation_postgres.py": "a PostgreSQL cluster of its own with real roles",
+    "operations/test_rotation_watch.py": "`cvault run --watch` across three rotations",
+    "operations/test_serve_workers.py": "`cvault serve` with worker processes",
+    "operations/test_ticket_key_rotation.py": "rotations under traffic on two nodes",
+    "operations/test_tls.py": "a certificate authority, `cvault dev --tls` and hvac over HTTPS",
+    "operations/test_token_key_rotation.py": "rotations on two nodes",
+    "operations/test_two_nodes.py": "two store nodes",
 }
 
 
@@ -132,7 +134,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         part = item.path.relative_to(TESTS).parts
-        for name in (part[0], "/".join(part)):
+        for name in ("/".join(part[:n]) for n in range(1, len(part) + 1)):  # its folders, then the file
             if name in SERIAL:
                 item.add_marker(pytest.mark.serial)
             if name in SERIAL or name in SLOW:
@@ -278,11 +280,11 @@ def master_key() -> MasterKey:
     return MasterKey(generate_key())
 
 
-# The audit console serving a store with a history (tests/console_support.py).
-from .console_support import audited  # noqa: E402, F401
+# The audit console serving a store with a history (tests/support/audited_store.py).
+from tests.support.audited_store import audited  # noqa: E402, F401
 
 # Every log line of the suite is checked for credentials (issue 14).
-from .log_guard import log_guard  # noqa: E402, F401
+from tests.support.log_guard import log_guard  # noqa: E402, F401
 
-# The store's end-to-end fixtures (both services on real ports, an enrolled org); see tests/harness.py.
-from .store_fixtures import services, world  # noqa: E402, F401
+# The store's end-to-end fixtures (both services on real ports, an enrolled org); see tests/support/harness.py.
+from tests.support.enrolled_org import services, world  # noqa: E402, F401

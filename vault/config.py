@@ -83,7 +83,7 @@ CLIENT_VARIABLES = frozenset(
 )
 
 # A prefix no setting takes, reserved for the tools around cvault (the test suite names its variables
-# CVAULT_TEST_*, tests/test_config_doc.py lists them): the servers ignore such variables.
+# CVAULT_TEST_*, tests/operations/test_config_doc.py lists them): the servers ignore such variables.
 TOOL_PREFIX = "CVAULT_TEST_"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -9,7 +9,7 @@ information in the classic ``time LEVEL logger: message`` shape.
 
 What may be logged is decided where lines are written: paths, route templates,
 ids and codes, never a header, query string, body, token, session, password or
-secret value (the suite checks every line it produces; tests/log_guard.py).
+secret value (the suite checks every line it produces; tests/support/log_guard.py).
 """
 
 from __future__ import annotations

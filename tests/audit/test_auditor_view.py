@@ -8,10 +8,10 @@ from pathlib import Path
 
 import aiohttp
 
-from .cli import cvault_env, run_cvault
-from .console_support import Audited
-from .harness import Harness
-from .store_fixtures import World
+from tests.support.cvault_command import cvault_env, run_cvault
+from tests.support.audited_store import Audited
+from tests.support.harness import Harness
+from tests.support.enrolled_org import World
 
 
 def _rows(page: str) -> list[str]:

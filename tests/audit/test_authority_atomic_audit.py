@@ -19,7 +19,7 @@ from vault.macaroon import encode_bundle
 from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 
-from .authority_support import (
+from tests.support.authority_app import (
     PASSWORD,
     Client,
     Owner,

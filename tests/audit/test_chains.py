@@ -21,7 +21,7 @@ from vault.storage.audit import PgAuditRepository, record_in_transaction
 from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
 
-from .test_audit import checkpoint, event, tamper
+from tests.audit.test_audit_log import checkpoint, event, tamper
 
 SCHEMA = "store"
 

@@ -17,7 +17,7 @@ from vault.storage.pool import Pool
 from vault.web.console.handlers import EXPORT_COLUMNS, csv_cell
 from vault.web.console.security import CONTENT_SECURITY_POLICY, allowed_host
 
-from .console_support import Audited
+from tests.support.audited_store import Audited
 
 _TOKEN_PREFIXES = ("cv1_", "cvs_")
 

@@ -23,9 +23,9 @@ from vault.web.console import create_console_app
 from vault.web.store.handlers import VERIFY_REUSE
 from vault.web.store.services import SERVICES_KEY
 
-from .cli import cvault_env, run_cvault
-from .harness import Harness, User
-from .store_fixtures import World, world_of
+from tests.support.cvault_command import cvault_env, run_cvault
+from tests.support.harness import Harness, User
+from tests.support.enrolled_org import World, world_of
 
 
 async def _put(w: World, name: str, value: str) -> None:

@@ -17,10 +17,10 @@ from vault.storage.key_rotation import rotate_keys, rotate_master_key
 from vault.storage.keys import PgKeyRepository
 from vault.storage.pool import Pool
 
-from .cli import run_cvault
-from .key_traffic import keys_env
-from .store_fixtures import World
-from .test_token_key_rotation import _kid
+from tests.support.cvault_command import run_cvault
+from tests.support.key_traffic import keys_env
+from tests.support.enrolled_org import World
+from tests.operations.test_token_key_rotation import _kid
 
 
 async def _events(pool: Pool, schema: str, action_prefix: str = "keys.") -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from vault.audit.query import AuditQueries
 from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 
-from .store_fixtures import FAIL_AT_COMMIT, World, audit_head, audit_since, summary
+from tests.support.enrolled_org import FAIL_AT_COMMIT, World, audit_head, audit_since, summary
 
 
 async def test_a_commit_that_fails_is_a_json_error_audited_as_error(world: World, pool: Pool) -> None:

@@ -13,8 +13,8 @@ from vault.audit.query import AuditQueries
 from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 
-from .harness import running_services
-from .store_fixtures import World, world_of
+from tests.support.harness import running_services
+from tests.support.enrolled_org import World, world_of
 
 
 async def _put(w: World, name: str, value: str) -> None:

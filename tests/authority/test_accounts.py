@@ -22,7 +22,7 @@ from vault.types import RequestContext
 from vault.web.authority import create_authority_app
 from vault.web.authority.app import open_authority
 
-from .authority_support import (
+from tests.support.authority_app import (
     LOGIN,
     PASSWORD,
     AppFactory,
@@ -215,7 +215,7 @@ async def test_members_are_managed_by_owners_only(client: Client) -> None:
     )
     assert "at least one owner" in last["error"]["message"]
     await call(client, "DELETE", f"{path}/{owner.user_id}", headers=bearer(owner.session), expect=409)
-    # Members join by invitation only (tests/test_invitations.py); the old adding route is gone.
+    # Members join by invitation only (tests/authority/test_invitations.py); the old adding route is gone.
     await call(
         client,
         "POST",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .authority_support import Client, Owner, bootstrap_owner
+from tests.support.authority_app import Client, Owner, bootstrap_owner
 
 JUNK_TOKEN = "cv1_" + base64.urlsafe_b64encode(os.urandom(90)).decode().rstrip("=")
 HUGE = json.dumps({"slug": "x" * (300 * 1024)}).encode()

@@ -7,8 +7,8 @@ import json
 from vault.macaroon import ALL, READ, decode_token, encode_bundle
 from vault.macaroon.caveats import IfPresent, Secrets
 
-from .authority_support import AUTHORITY_URL, Client, bearer, bootstrap_owner, call, login_discharge, permission_token
-from .test_authority_bad_input import _expect_4xx
+from tests.support.authority_app import AUTHORITY_URL, Client, bearer, bootstrap_owner, call, login_discharge, permission_token
+from tests.authority.test_bad_input import _expect_4xx
 
 
 async def test_unicode_digits_in_path_ids_are_a_400(client: Client) -> None:

@@ -8,7 +8,7 @@ from vault.errors import MissingDischarge
 from vault.macaroon import ALL, READ, WRITE, Access, decode_token, encode_bundle, verify
 from vault.macaroon.caveats import ClientCIDR, Organization, TokenLineage, UserID, Vaults
 
-from .authority_support import (
+from tests.support.authority_app import (
     LOGIN,
     ORG,
     Client,

@@ -25,7 +25,7 @@ from vault.crypto.keyring import MasterKey
 from vault.errors import ConfigError
 from vault.mail import SMTPRelay
 
-from .authority_support import (
+from tests.support.authority_app import (
     PASSWORD,
     AppFactory,
     Client,
@@ -37,11 +37,11 @@ from .authority_support import (
     pool_of,
     services,
 )
-from .cli import cvault_env
-from .cli_world import run_cvault
-from .harness import PASSWORD as HARNESS_PASSWORD
-from .harness import running_services
-from .mailbox import RELAY_PASSWORD, RELAY_USER, Mailbox, mail_relay
+from tests.support.cvault_command import cvault_env
+from tests.support.dev_world import run_cvault
+from tests.support.harness import PASSWORD as HARNESS_PASSWORD
+from tests.support.harness import running_services
+from tests.support.mailbox import RELAY_PASSWORD, RELAY_USER, Mailbox, mail_relay
 
 
 @pytest.fixture

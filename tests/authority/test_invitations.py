@@ -2,7 +2,7 @@
 
 An owner invites an email; nothing changes in the org until the invitee accepts
 (logged in as that email, or with the invitation code, the verification code mailed to
-the email (tests/test_invitation_email.py) and a new password). The
+the email (tests/authority/test_invitation_email.py) and a new password). The
 reply to an invitation is the same for a registered and an unknown email.
 """
 
@@ -12,7 +12,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from .authority_support import (
+from tests.support.authority_app import (
     PASSWORD,
     Client,
     Owner,
@@ -24,9 +24,9 @@ from .authority_support import (
     pool_of,
     services,
 )
-from .cli import cvault_command, cvault_env
-from .harness import PASSWORD as HARNESS_PASSWORD
-from .harness import Harness
+from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.harness import PASSWORD as HARNESS_PASSWORD
+from tests.support.harness import Harness
 
 
 async def _invite(client: Client, owner: Owner, email: str, role: str = "reader", expect: int = 201) -> dict:  # type: ignore[type-arg]
@@ -237,7 +237,7 @@ async def test_the_cli_invites_lists_and_accepts(services: Harness, tmp_path: Pa
 
 async def test_an_account_squatted_with_an_inviters_own_code_accepts_no_other_invitation(client: Client) -> None:
     # Mallory invites alice's email into her own org and accepts with her code. Creating "alice's" account needs the
-    # code mailed to alice (tests/test_invitation_email.py); should mallory have it (a mailbox she once held), acme's
+    # code mailed to alice (tests/authority/test_invitation_email.py); should mallory have it (a mailbox she once held), acme's
     # later invitation of that email must still not be hers to accept: she does not hold acme's code.
     owner = await bootstrap_owner(client)
     mallory_session = await _new_user(client, "mallory@example.com")

@@ -7,7 +7,7 @@ carries between them leave no gap to count.
 
 from __future__ import annotations
 
-from .authority_support import (
+from tests.support.authority_app import (
     AppFactory,
     add_member,
     bearer,

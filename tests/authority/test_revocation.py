@@ -7,7 +7,7 @@ import time
 
 from vault.macaroon import encode_bundle
 
-from .authority_support import (
+from tests.support.authority_app import (
     AppFactory,
     add_member,
     bearer,

@@ -9,8 +9,8 @@ from typing import Any
 from vault.authority.revocation_feed import new_feed_token
 from vault.macaroon import decode_token, encode_bundle
 
-from .harness import Harness, Reply
-from .store_fixtures import World, services, world
+from tests.support.harness import Harness, Reply
+from tests.support.enrolled_org import World, services, world
 
 __all__ = ["services", "world"]
 

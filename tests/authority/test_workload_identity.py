@@ -1,7 +1,7 @@
 """Workload identity (docs/workload-identity.md): a platform-signed JWT discharges the org caveat.
 
 Real PostgreSQL, both services over real HTTP, and a real OIDC issuer serving discovery and JWKS over TLS
-(``tests/oidc_issuer.py``). Every refusal the issue lists is its own test.
+(``tests/support/oidc_issuer.py``). Every refusal the issue lists is its own test.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from vault.storage.pool import Pool
 from vault.web.authority import create_authority_app
 from vault.web.authority.services import SERVICES_KEY as AUTHORITY_SERVICES
 
-from .harness import Harness, Reply, running_services
-from .oidc_issuer import OidcIssuer, running_issuer
-from .store_fixtures import World, world_of
+from tests.support.harness import Harness, Reply, running_services
+from tests.support.oidc_issuer import OidcIssuer, running_issuer
+from tests.support.enrolled_org import World, world_of
 
 REFUSED_WITHIN = 5.0  # functional bound, as in test_store_revocation_feed.py; the figure is in the docs
 

@@ -23,7 +23,7 @@ from vault.authority.workload_rules import (
 from vault.errors import BadRequest, InvalidToken, Unavailable
 from vault.web.console.lineage import lineage_graph
 
-from .oidc_issuer import new_key, public_jwk, running_issuer
+from tests.support.oidc_issuer import new_key, public_jwk, running_issuer
 
 
 @pytest.mark.parametrize(

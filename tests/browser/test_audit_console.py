@@ -1,4 +1,4 @@
-"""Acceptance of ``cvault audit console`` in a real headless Chromium (see tests/browser.py).
+"""Acceptance of ``cvault audit console`` in a real headless Chromium (see tests/support/browser.py).
 
 Each test compares what the browser shows with the database itself, and saves
 a screenshot of the page it checked (``CVAULT_TEST_SCREENSHOT_DIR=docs/img`` refreshes
@@ -13,8 +13,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from vault.storage.pool import Pool
 
-from .browser import chromium, low_contrast_text, screenshot_dir
-from .console_support import Audited
+from tests.support.browser import chromium, low_contrast_text, screenshot_dir
+from tests.support.audited_store import Audited
 
 
 def _seqs(driver: WebDriver) -> list[int]:

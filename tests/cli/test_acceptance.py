@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import unused_port
 
-from .cli import PROJECT_ROOT, cvault_command, cvault_env
-from .mailbox import dev_mail_code
-from .readme_journeys import Ran, Shell, cvault_on_path, fresh_env, readme_blocks
+from tests.support.cvault_command import PROJECT_ROOT, cvault_command, cvault_env
+from tests.support.mailbox import dev_mail_code
+from tests.support.readme_journeys import Ran, Shell, cvault_on_path, fresh_env, readme_blocks
 
 READY_BOUND = 90.0
 SECRETS = {"db/url": "postgres://app:hunter2@db/app", "api/key": "k-8f3a9c", "smtp/password": "mail-pass-77"}

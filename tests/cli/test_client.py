@@ -23,8 +23,8 @@ from vault.errors import Conflict, InvalidToken, MissingDischarge, NotFound, Una
 from vault.macaroon import parse_bundle
 from vault.macaroon.caveats import ClientCIDR, IfPresent, Operations, Secrets, ValidityWindow, Vaults
 
-from .cli import cvault_command, cvault_env
-from .harness import Harness, User, running_services
+from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.harness import Harness, User, running_services
 
 
 class Recorder:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import vault.client
-from tests.tokenkit import Setup
+from tests.support.tokenkit import Setup
 from vault import errors
 from vault.cli.client_options import client_settings
 from vault.client import AuthorityClient, Client, Secret, StoreClient, SyncAuthority, SyncClient, SyncStore

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from .cli import cvault_command, cvault_env
+from tests.support.cvault_command import cvault_command, cvault_env
 
 
 def _script(shell: str) -> str:

@@ -18,7 +18,7 @@ from vault.storage.migrations import load_migrations
 from vault.storage.pool import close_pool, create_pool
 from vault.storage.schema import SCHEMAS
 
-from .cli import cvault_command, cvault_env
+from tests.support.cvault_command import cvault_command, cvault_env
 
 # The target is 10 s; the bound is generous so a loaded CI machine does not flake.
 # The measured figure is printed by `cvault dev` itself and reported below.

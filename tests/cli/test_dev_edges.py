@@ -15,8 +15,8 @@ import pytest
 
 from vault.storage.database import create_database, drop_database, with_database
 
-from .cli import PROJECT_ROOT, cvault_command, cvault_env
-from .cli_world import World, make_world, run_cvault
+from tests.support.cvault_command import PROJECT_ROOT, cvault_command, cvault_env
+from tests.support.dev_world import World, make_world, run_cvault
 
 
 @pytest.fixture(scope="module")

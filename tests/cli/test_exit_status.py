@@ -23,8 +23,8 @@ import pytest
 
 from vault.cli.main import build_parser
 
-from .cli_world import World, make_world
-from .mailbox import dev_mail_code
+from tests.support.dev_world import World, make_world
+from tests.support.mailbox import dev_mail_code
 
 MISSING = str(uuid.uuid4())
 

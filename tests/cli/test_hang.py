@@ -16,7 +16,7 @@ from vault.errors import InvalidToken
 from vault.macaroon import Macaroon
 from vault.macaroon.caveats import ThirdParty
 
-from .cli_world import World, make_world
+from tests.support.dev_world import World, make_world
 
 SWAPPED = "CVAULT_AUTH_TOKEN holds a store token; the two may be swapped"
 

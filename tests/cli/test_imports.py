@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import vault
-from tests.cli import cvault_command, cvault_env
-from tests.cli_world import STEP_BOUND, World, make_world
+from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.dev_world import STEP_BOUND, World, make_world
 from vault.cli.main import COMMANDS, build_parser
 
 HEAVY = ("aiohttp", "asyncpg", "vault.web", "vault.storage.pool", "vault.authority", "vault.store", "cryptography")

@@ -8,8 +8,8 @@ import json
 from vault.crypto.keyring import MasterKey, generate_key
 from vault.storage.pool import Pool
 
-from .cli import cvault_env, run_cvault
-from .store_fixtures import World
+from tests.support.cvault_command import cvault_env, run_cvault
+from tests.support.enrolled_org import World
 
 
 async def test_status_lists_every_key_and_warns_about_old_ones(world: World, pool: Pool, database_url: str) -> None:

@@ -15,8 +15,8 @@ from vault.client.credentials import TokenBundle
 from vault.client.session_file import SessionFile
 from vault.macaroon import Macaroon
 
-from .authority_support import Client as AuthorityClient
-from .cli import cvault_env, run_cvault
+from tests.support.authority_app import Client as AuthorityClient
+from tests.support.cvault_command import cvault_env, run_cvault
 
 
 def _plant(target: Path) -> Path:

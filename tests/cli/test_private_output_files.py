@@ -14,7 +14,7 @@ from vault.cli.store import print_token
 from vault.client.environment import load_settings
 from vault.client.models import MintedToken
 
-from .cli import cvault_env, run_cvault
+from tests.support.cvault_command import cvault_env, run_cvault
 
 
 def _mode(path: Path) -> int:

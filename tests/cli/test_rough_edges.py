@@ -11,9 +11,9 @@ import pytest
 
 from vault.cli.main import build_parser
 
-from .cli import cvault_command
-from .cli_world import World, make_world, run_cvault
-from .mailbox import dev_mail_code
+from tests.support.cvault_command import cvault_command
+from tests.support.dev_world import World, make_world, run_cvault
+from tests.support.mailbox import dev_mail_code
 
 
 @pytest.fixture(scope="module")

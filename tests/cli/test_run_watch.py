@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .cli import cvault_command
-from .cli_world import World, make_world
+from tests.support.cvault_command import cvault_command
+from tests.support.dev_world import World, make_world
 
 LIFETIME = 6
 INTERVAL = 1.0

@@ -16,7 +16,7 @@ import pytest
 from vault.macaroon import parse_bundle
 from vault.macaroon.caveats import ValidityWindow
 
-from .cli_world import World, make_world
+from tests.support.dev_world import World, make_world
 
 TTL = 3
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tests.tokenkit import Setup
+from tests.support.tokenkit import Setup
 from vault.macaroon import caveats as cv
 from vault.macaroon import encode_bundle, parse_bundle, verify
 from vault.macaroon.access import READ

@@ -22,10 +22,10 @@ from vault.cli.vault_token import VAULT_OPERATIONS, bundle_expiry, write_atomica
 from vault.errors import ConfigError
 from vault.macaroon import decode_token
 
-from .cli import cvault_command, cvault_env, run_cvault
-from .harness import running_services
-from .store_fixtures import World, world_of
-from .test_vault_kv_hvac import MOUNT, call
+from tests.support.cvault_command import cvault_command, cvault_env, run_cvault
+from tests.support.harness import running_services
+from tests.support.enrolled_org import World, world_of
+from tests.vault_api.test_kv_hvac import MOUNT, call
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from tests.harness import Harness
+from tests.support.harness import Harness
 
 from .ledger import Ledger, send_write
 

@@ -3,7 +3,7 @@
 The store is a child process so ``kill -9`` is real: no ``finally`` runs, no
 connection is closed politely, a transaction in flight is cut wherever it is.
 The authority only hands out tokens and discharges before the faults start; it
-runs in-process so the test can create users directly (as ``tests/harness.py``
+runs in-process so the test can create users directly (as ``tests/support/harness.py``
 does). Both use one database on the test's own cluster (``cluster.py``).
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer, unused_port
 
-from tests.harness import Harness, ShiftedClock, shared_settings
+from tests.support.harness import Harness, ShiftedClock, shared_settings
 from vault.config import load_config
 from vault.crypto.passwords import MINIMUM
 from vault.web.authority import create_authority_app

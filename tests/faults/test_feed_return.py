@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import unused_port
 from aiohttp.typedefs import Handler
 
-from tests.harness import Harness, ShiftedClock
+from tests.support.harness import Harness, ShiftedClock
 from vault.crypto.passwords import MINIMUM
 from vault.store.authority_revocations import AuthorityRevocations
 from vault.web.authority import create_authority_app

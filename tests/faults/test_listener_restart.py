@@ -16,8 +16,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from tests.cli import run_cvault
-from tests.key_traffic import keys_env
+from tests.support.cvault_command import run_cvault
+from tests.support.key_traffic import keys_env
 from vault.macaroon import decode_token
 
 from .cluster import Cluster

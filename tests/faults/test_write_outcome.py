@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import cvault_env, run_cvault
+from tests.support.cvault_command import cvault_env, run_cvault
 from vault.client.http import HTTP, RetryPolicy
 from vault.errors import OutcomeUnknown
 from vault.storage.pool import close_pool, create_pool

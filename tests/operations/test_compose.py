@@ -38,7 +38,7 @@ from vault.web.authority import create_authority_app
 from vault.web.runner import _open_tls, serve_app
 from vault.web.tls import TLSFiles, load_context
 
-from .cli import PROJECT_ROOT
+from tests.support.cvault_command import PROJECT_ROOT
 
 COMPOSE = shutil.which("docker-compose")
 IMAGE_UID = 10001

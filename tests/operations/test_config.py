@@ -22,7 +22,7 @@ from vault.config import (
 )
 from vault.errors import ConfigError
 
-from .test_config_doc import TEST_VARIABLES
+from tests.operations.test_config_doc import TEST_VARIABLES
 
 KEY = bytes(range(32))
 KEY_B64 = base64.b64encode(KEY).decode()

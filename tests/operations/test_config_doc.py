@@ -7,7 +7,7 @@ from dataclasses import MISSING, fields
 
 from vault.config import CLIENT_VARIABLES, TOOL_PREFIX, Config
 
-from .cli import PROJECT_ROOT
+from tests.support.cvault_command import PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "config.md"
 

@@ -22,8 +22,8 @@ from aiohttp.test_utils import unused_port
 from vault.config import Config
 from vault.web.connections import RateLimitedLog
 
-from .cli import PROJECT_ROOT, cvault_command, cvault_env
-from .serving import serving
+from tests.support.cvault_command import PROJECT_ROOT, cvault_command, cvault_env
+from tests.support.serving import serving
 
 # Generous bounds: the machine is shared; only "closed at all, well before aiohttp's 3,630 s" matters.
 CLOSE_BOUND = 10.0

@@ -11,8 +11,8 @@ import asyncpg
 
 from vault.storage.database import with_database
 
-from .cli import cvault_env, run_cvault
-from .database_roles import Roles, roles
+from tests.support.cvault_command import cvault_env, run_cvault
+from tests.support.database_roles import Roles, roles
 
 __all__ = ["roles"]
 

@@ -1,9 +1,9 @@
 """The deployment of docs/operations.md without containers: two ``cvault serve`` processes, each with its own
 database role, TLS from ``deploy/init``'s CA, the revocation feed token ``deploy/init`` made.
 
-The roles are those of ``deploy/postgres/10-cvault-roles.sh`` (``tests/database_roles.py``); each service's
+The roles are those of ``deploy/postgres/10-cvault-roles.sh`` (``tests/support/database_roles.py``); each service's
 role migrates its own schema; the store learns the authority's org public key with ``deploy/pin-authority-key.py``;
-then the journey every deployment test runs (``tests/deployment_journey.py``), and a restart of both services
+then the journey every deployment test runs (``tests/support/deployment_journey.py``), and a restart of both services
 that keeps the data.
 """
 
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from aiohttp.test_utils import unused_port
 
-from .cli import PROJECT_ROOT, cvault_command, cvault_env
-from .database_roles import Roles, roles
-from .deployment_journey import SECRET, journey
+from tests.support.cvault_command import PROJECT_ROOT, cvault_command, cvault_env
+from tests.support.database_roles import Roles, roles
+from tests.support.deployment_journey import SECRET, journey
 
 __all__ = ["roles"]
 

@@ -15,7 +15,7 @@ from vault.storage.key_rotation import rotate_keys
 from vault.storage.keys import PgKeyRepository
 from vault.storage.pool import Pool
 
-from .cli import cvault_env, run_cvault
+from tests.support.cvault_command import cvault_env, run_cvault
 
 ROWS = 600
 READERS = 4

@@ -19,9 +19,9 @@ from vault.config import load_config
 from vault.errors import ConfigError
 from vault.logs import make_handler
 
-from .cli import cvault_command, cvault_env
-from .harness import PASSWORD, running_services
-from .log_guard import _Guard, leaks
+from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.harness import PASSWORD, running_services
+from tests.support.log_guard import _Guard, leaks
 
 SECRET_VALUE = "log-test-secret-value-7c1d"
 

@@ -20,8 +20,8 @@ from vault.macaroon import decode_token
 from vault.macaroon.caveats import Operations
 from vault.macaroon.wire import MAX_TOKEN_BYTES
 
-from .harness import Harness
-from .store_fixtures import World
+from tests.support.harness import Harness
+from tests.support.enrolled_org import World
 
 SESSION = "cvs_" + "S3cr3tSess10n" * 3 + "AAA"
 

@@ -17,9 +17,9 @@ from vault.storage.keys import PgKeyRepository, load_keyring
 from vault.storage.pool import Pool
 from vault.web.store import create_store_app
 
-from .cli import cvault_command, cvault_env, run_cvault
-from .key_traffic import secret_reads_and_writes, traffic
-from .store_fixtures import World
+from tests.support.cvault_command import cvault_command, cvault_env, run_cvault
+from tests.support.key_traffic import secret_reads_and_writes, traffic
+from tests.support.enrolled_org import World
 
 
 def _b64(key: bytes) -> str:

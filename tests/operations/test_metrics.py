@@ -17,7 +17,7 @@ from vault.config import load_config
 from vault.web.authority import create_authority_app
 from vault.web.runner import serve_app
 
-from .harness import Harness, running_services
+from tests.support.harness import Harness, running_services
 
 TOKEN = "metrics-token-for-the-tests-0123"
 

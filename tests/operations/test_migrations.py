@@ -15,8 +15,8 @@ from vault.storage.migrations import load_migrations, migrate, pending_migration
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.schema import SCHEMAS
 
-from .cli import cvault_env, run_cvault
-from .conftest import SQL_DIR
+from tests.support.cvault_command import cvault_env, run_cvault
+from tests.conftest import SQL_DIR
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from .harness import PASSWORD, Harness
-from .store_fixtures import World
+from tests.support.harness import PASSWORD, Harness
+from tests.support.enrolled_org import World
 
 
 def _check_common(resp: aiohttp.ClientResponse) -> None:

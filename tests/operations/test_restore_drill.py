@@ -26,7 +26,7 @@ from vault.storage.audit import PgAuditRepository
 from vault.storage.database import create_database, database_exists, database_name, drop_database
 from vault.storage.pool import close_pool, create_pool
 
-from .harness import running_services
+from tests.support.harness import running_services
 
 SECRETS = [f"app/{i}/db-password" for i in range(5)]
 

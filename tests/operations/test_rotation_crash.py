@@ -18,11 +18,11 @@ import pytest
 
 from vault.cli.rotator import Rotator, RotatorSettings
 
-from . import rotation_support
-from .cli import cvault_command, cvault_env
-from .rotation_support import RotationWorld, can_connect, current
+from tests.support import rotation
+from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.rotation import RotationWorld, can_connect, current
 
-pg, rw = rotation_support.pg, rotation_support.rw  # the fixtures: a password-checking cluster, the world
+pg, rw = rotation.pg, rotation.rw  # the fixtures: a password-checking cluster, the world
 
 LEASE = 6
 BOUND = 60.0

@@ -20,10 +20,10 @@ from vault.errors import InvalidToken, Unauthenticated, Unauthorized, VaultError
 from vault.macaroon import decode_token
 from vault.store.connection_document import ConnectionDocument
 
-from . import rotation_support
-from .rotation_support import PasswordCluster, RotationWorld, can_connect, current, rotation_world
+from tests.support import rotation
+from tests.support.rotation import PasswordCluster, RotationWorld, can_connect, current, rotation_world
 
-pg, rw = rotation_support.pg, rotation_support.rw  # the fixtures: a password-checking cluster, the world
+pg, rw = rotation.pg, rotation.rw  # the fixtures: a password-checking cluster, the world
 
 DAY = 86400
 

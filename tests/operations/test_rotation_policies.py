@@ -17,7 +17,7 @@ from vault.crypto.scram import scram_sha256_verifier
 from vault.errors import BadRequest
 from vault.store.connection_document import PASSWORD_ALPHABET, ConnectionDocument, alternate_user, new_password
 
-from .store_fixtures import World
+from tests.support.enrolled_org import World
 
 URL = "postgresql://app:s3cr%40t@db.internal:6432/app?sslmode=require"
 ADMIN = '{"host": "db.internal", "port": 6432, "dbname": "app", "user": "admin", "password": "root-pw"}'

@@ -1,6 +1,6 @@
 """Managed rotation of PostgreSQL credentials (docs/rotation.md), end to end: the store and the authority on real
 ports, the rotator in process with a rotator's token, the rotated roles real roles on a server that checks
-passwords (tests/rotation_support.py)."""
+passwords (tests/support/rotation.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import time
 
 from vault.cli.rotator import Rotator, RotatorSettings
 
-from . import rotation_support
-from .rotation_support import RotationWorld, can_connect, current
+from tests.support import rotation
+from tests.support.rotation import RotationWorld, can_connect, current
 
-pg, rw = rotation_support.pg, rotation_support.rw  # the fixtures: a password-checking cluster, the world
+pg, rw = rotation.pg, rotation.rw  # the fixtures: a password-checking cluster, the world
 
 DAY = 86400
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from . import rotation_support
-from .cli import cvault_command
-from .cli_world import World, clean_env, make_world
-from .rotation_support import PasswordCluster, create_roles, drop_roles
+from tests.support import rotation
+from tests.support.cvault_command import cvault_command
+from tests.support.dev_world import World, clean_env, make_world
+from tests.support.rotation import PasswordCluster, create_roles, drop_roles
 
-pg = rotation_support.pg  # the fixture: a password-checking cluster
+pg = rotation.pg  # the fixture: a password-checking cluster
 
 BOUND = 60.0
 

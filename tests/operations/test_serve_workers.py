@@ -23,7 +23,7 @@ from aiohttp.test_utils import unused_port
 
 from vault.cli.workers import MAX_RESTARTS, run_workers
 
-from .cli import cvault_command, cvault_env
+from tests.support.cvault_command import cvault_command, cvault_env
 
 BOUND = 60.0  # a generous functional bound: the machine is shared
 

@@ -20,10 +20,10 @@ from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 from vault.web.store.services import SERVICES_KEY as STORE_SERVICES
 
-from .cli import run_cvault
-from .harness import Harness, running_services
-from .key_traffic import Operation, eventually, keys_env, report_latency, traffic
-from .store_fixtures import World, world_of
+from tests.support.cvault_command import run_cvault
+from tests.support.harness import Harness, running_services
+from tests.support.key_traffic import Operation, eventually, keys_env, report_latency, traffic
+from tests.support.enrolled_org import World, world_of
 
 
 @pytest.fixture

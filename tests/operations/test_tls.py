@@ -34,8 +34,8 @@ from vault.errors import ConfigError, ConnectionFailed
 from vault.web.runner import serve_app
 from vault.web.tls import TLSFiles, load_context
 
-from .cli import cvault_command, cvault_env
-from .serving import serving
+from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.serving import serving
 
 BOUND = 90.0
 

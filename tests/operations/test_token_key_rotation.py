@@ -1,7 +1,7 @@
 """Token root keys: rotate (a new kid mints, old kids verify), retire (every node refuses within a second).
 
 Two nodes are two app instances on one database, as in
-tests/test_store_tokens.py::test_revoked_token_refused_on_every_node. They run with
+tests/store/test_tokens.py::test_revoked_token_refused_on_every_node. They run with
 ``key_watch_interval = 300``, so within the test a change reaches a node only through
 LISTEN/NOTIFY; the waits are bounded generously and the latencies printed (``-s``).
 """
@@ -20,10 +20,10 @@ from vault.macaroon.cvault_caveats import Secrets
 from vault.web.authority import create_authority_app
 from vault.web.store import create_store_app
 
-from .cli import run_cvault
-from .harness import Harness, attenuate, running_services
-from .key_traffic import eventually, keys_env, report_latency, secret_reads_and_writes, traffic
-from .store_fixtures import World
+from tests.support.cvault_command import run_cvault
+from tests.support.harness import Harness, attenuate, running_services
+from tests.support.key_traffic import eventually, keys_env, report_latency, secret_reads_and_writes, traffic
+from tests.support.enrolled_org import World
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Two nodes of each service on one real database: what one node changes, the other sees, through NOTIFY alone.
 
-Every follower polls once an hour here (:func:`tests.nodes.notify_only`), so a change seen within the test's
+Every follower polls once an hour here (:func:`tests.support.nodes.notify_only`), so a change seen within the test's
 bound was delivered by LISTEN/NOTIFY. The bound is generous (shared machines); the measured latency is recorded
 as a test property (``--junitxml``) and printed (``-s``). Key rotation and retirement across nodes are the key
 rotation tests' (docs/keys.md).
@@ -19,9 +19,9 @@ import pytest
 
 from vault.macaroon import decode_token, parse_bundle
 
-from .harness import Harness, Reply, running_services
-from .nodes import Node, another_authority, another_store, notify_only, wait_until
-from .store_fixtures import World, world_of
+from tests.support.harness import Harness, Reply, running_services
+from tests.support.nodes import Node, another_authority, another_store, notify_only, wait_until
+from tests.support.enrolled_org import World, world_of
 
 Recorder = Any  # pytest's record_property
 

@@ -10,7 +10,7 @@ from vault.config import load_config
 from vault.errors import ConfigError
 from vault.web.store import create_store_app
 
-from .harness import Harness
+from tests.support.harness import Harness
 
 
 async def test_health_ready_and_openapi(services: Harness) -> None:

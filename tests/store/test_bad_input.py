@@ -10,8 +10,8 @@ from vault.macaroon import Macaroon, encode_token
 from vault.macaroon.caveats import Operations
 from vault.storage.pool import Pool
 
-from .harness import attenuate
-from .store_fixtures import World, audit_head, audit_since
+from tests.support.harness import attenuate
+from tests.support.enrolled_org import World, audit_head, audit_since
 
 
 async def _raw(w: World, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:

@@ -13,9 +13,9 @@ import pytest
 from vault.macaroon import encode_token
 from vault.storage.pool import Pool
 
-from .authority_support import Client, bearer, bootstrap_owner, call, permission_token, pool_of
-from .harness import Harness
-from .store_fixtures import World, audit_head, audit_since
+from tests.support.authority_app import Client, bearer, bootstrap_owner, call, permission_token, pool_of
+from tests.support.harness import Harness
+from tests.support.enrolled_org import World, audit_head, audit_since
 
 # Points of small order on Curve25519: their shared secret with any private key is all
 # zeros, which libsodium refuses (PyNaCl raises its RuntimeError).

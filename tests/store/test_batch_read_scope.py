@@ -12,8 +12,8 @@ from pathlib import Path
 
 from vault.storage.pool import Pool
 
-from .cli import PROJECT_ROOT, run_cvault
-from .store_fixtures import World, audit_head, audit_since
+from tests.support.cvault_command import PROJECT_ROOT, run_cvault
+from tests.support.enrolled_org import World, audit_head, audit_since
 
 SECRETS = {"db/url": "postgres://app:pw@db/app", "db/user": "app", "api/key": "k-123", "smtp/password": "mail"}
 

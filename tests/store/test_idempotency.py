@@ -9,8 +9,8 @@ from typing import Any
 from vault.storage.pool import Pool
 from vault.storage.store_secrets import purge_expired_keys
 
-from .harness import Reply, running_services
-from .store_fixtures import World, audit_head, audit_since, summary, world_of
+from tests.support.harness import Reply, running_services
+from tests.support.enrolled_org import World, audit_head, audit_since, summary, world_of
 
 
 async def _put(w: World, name: str, body: dict[str, Any], key: str | None, *, token: str | None = None) -> Reply:

@@ -13,8 +13,8 @@ from typing import Any
 from vault.macaroon import decode_token
 from vault.macaroon.caveats import OrgSlug
 
-from .harness import Harness
-from .store_fixtures import World, world_of
+from tests.support.harness import Harness
+from tests.support.enrolled_org import World, world_of
 
 
 async def _enroll(h: Harness, auth: str, org: int, body: dict[str, Any]) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from vault.web.store.app import POOL_KEY
 
-from .store_fixtures import World
+from tests.support.enrolled_org import World
 
 _LEFTOVERS = """
 SELECT

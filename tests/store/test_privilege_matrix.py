@@ -11,8 +11,8 @@ from vault.macaroon import ALL, decode_token, encode_bundle
 from vault.macaroon.caveats import Organization, Secrets, UserID, ValidityWindow
 from vault.storage.pool import Pool
 
-from .harness import attenuate
-from .store_fixtures import World, audit_head, audit_since, summary
+from tests.support.harness import attenuate
+from tests.support.enrolled_org import World, audit_head, audit_since, summary
 
 
 async def _put(w: World, name: str, value: str) -> None:

@@ -18,9 +18,9 @@ import pytest
 
 from vault.web.store.services import SERVICES_KEY
 
-from .harness import Harness, running_services
-from .nodes import notify_only
-from .store_fixtures import World, world_of
+from tests.support.harness import Harness, running_services
+from tests.support.nodes import notify_only
+from tests.support.enrolled_org import World, world_of
 
 # The statement kinds a secret read may send: the batch reader's lookup (it joins the secret's wrapped data key,
 # which is part of the secret's row), and the audit writer's append.

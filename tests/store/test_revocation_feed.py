@@ -21,8 +21,8 @@ from vault.macaroon import ALL, decode_token, encode_bundle
 from vault.macaroon.caveats import LoginSession, Organization, TokenLineage, UserID, ValidityWindow
 from vault.web.store import create_store_app
 
-from .harness import Harness, Reply, User, running_services
-from .store_fixtures import World, services, world
+from tests.support.harness import Harness, Reply, User, running_services
+from tests.support.enrolled_org import World, services, world
 
 __all__ = ["services", "world"]
 

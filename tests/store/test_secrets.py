@@ -18,7 +18,7 @@ from vault.store.models import SecretLookup
 from vault.store.read_batcher import ReadBatcher
 from vault.types import RequestContext
 
-from .store_fixtures import World, audit_head, audit_since, summary
+from tests.support.enrolled_org import World, audit_head, audit_since, summary
 
 
 async def _put(w: World, name: str, value: str, **extra: Any) -> Any:

@@ -11,8 +11,8 @@ from vault.macaroon.caveats import ClientCIDR, Operations, Organization
 from vault.storage.pool import Pool
 from vault.web.store import create_store_app
 
-from .harness import Harness, attenuate
-from .store_fixtures import World, audit_head, audit_since, summary
+from tests.support.harness import Harness, attenuate
+from tests.support.enrolled_org import World, audit_head, audit_since, summary
 
 
 async def test_enrolment_challenge_is_worthless_without_discharge(services: Harness, pool: Pool) -> None:

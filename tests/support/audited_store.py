@@ -22,7 +22,7 @@ from vault.errors import Unauthorized
 from vault.web.console import create_console_app
 
 from .harness import Harness, User
-from .store_fixtures import World
+from .enrolled_org import World
 
 __all__ = ["Audited", "audited"]
 

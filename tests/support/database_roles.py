@@ -17,7 +17,7 @@ import pytest
 
 from vault.storage.database import with_database
 
-from .cli import PROJECT_ROOT
+from .cvault_command import PROJECT_ROOT
 
 __all__ = ["Roles", "roles"]
 

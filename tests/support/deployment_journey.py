@@ -1,6 +1,6 @@
 """The operator's and the workload's journey on deployed services (docs/operations.md), shared by the tests that
-deploy them: with docker-compose (tests/test_compose_engine.py) and without containers
-(tests/test_deployment_without_containers.py). Every step is the real ``cvault`` from this host over TLS.
+deploy them: with docker-compose (tests/operations/test_compose_engine.py) and without containers
+(tests/operations/test_deployment_without_containers.py). Every step is the real ``cvault`` from this host over TLS.
 """
 
 from __future__ import annotations

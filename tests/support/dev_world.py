@@ -22,7 +22,7 @@ from aiohttp.test_utils import unused_port
 
 from vault.storage.database import create_database, drop_database, with_database
 
-from .cli import PROJECT_ROOT, cvault_command, cvault_env
+from .cvault_command import PROJECT_ROOT, cvault_command, cvault_env
 
 READY_BOUND = 90.0
 STEP_BOUND = 60.0

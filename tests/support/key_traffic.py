@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from .cli import cvault_env
+from .cvault_command import cvault_env
 from .harness import Harness
 
 

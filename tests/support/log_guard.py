@@ -4,7 +4,7 @@ A session-wide handler on the root logger (at INFO, so the access log is include
 formats every record in both log formats and keeps the lines that carry a token
 (``cv1_``), a session (``cvs_``) or the harness's password. The session fails at
 its end if any was kept. Lines of ``cvault`` subprocesses are checked by the tests
-that start them (tests/test_logs.py, tests/test_tls.py).
+that start them (tests/operations/test_logs.py, tests/operations/test_tls.py).
 """
 
 from __future__ import annotations

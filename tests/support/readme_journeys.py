@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli import PROJECT_ROOT
+from .cvault_command import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 LINE_BOUND = 120.0

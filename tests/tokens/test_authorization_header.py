@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.tokenkit import Setup
+from tests.support.tokenkit import Setup
 from vault.authorization import authorization_credential, pasted_credential
 from vault.cli.tokens import parse_bundle_text
 from vault.errors import InvalidToken, Unauthenticated
 from vault.macaroon import encode_bundle
 from vault.web.common import credential, required_credential
 
-from .store_fixtures import World
+from tests.support.enrolled_org import World
 
 VAULT = Path(__file__).resolve().parent.parent / "vault"
 

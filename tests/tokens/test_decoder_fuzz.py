@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.tokenkit import NOW, Setup
+from tests.support.tokenkit import NOW, Setup
 from vault.errors import VaultError
 from vault.macaroon import Access, Macaroon, decode, parse_bundle, verify
 from vault.macaroon.caveat import registered

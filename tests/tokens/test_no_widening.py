@@ -14,8 +14,8 @@ from vault.macaroon import Macaroon, decode_token, encode_bundle, encode_token
 from vault.macaroon.caveats import ClientCIDR, ValidityWindow
 from vault.storage.pool import Pool
 
-from .harness import Harness
-from .store_fixtures import audit_since
+from tests.support.harness import Harness
+from tests.support.enrolled_org import audit_since
 
 
 async def test_enrolment_with_a_narrowed_owner_bundle_is_refused(services: Harness, pool: Pool) -> None:

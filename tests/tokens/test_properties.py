@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.tokenkit import NOW, Setup
+from tests.support.tokenkit import NOW, Setup
 from vault.errors import InvalidToken, MissingDischarge, Unauthorized
 from vault.macaroon import Access, Macaroon, decode, decode_token, encode_token, verify
 from vault.macaroon import caveats as cv

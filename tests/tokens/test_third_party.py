@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tokenkit import NOW, Party, Setup
+from tests.support.tokenkit import NOW, Party, Setup
 from vault.errors import BadRequest, InvalidToken, MissingDischarge, Unauthorized
 from vault.macaroon import Access, Macaroon, add_third_party, bind, open_ticket, start_discharge, verify
 from vault.macaroon import caveats as cv

@@ -20,10 +20,10 @@ import pytest
 
 from vault.cli.vault_token import bundle_expiry
 
-from .bao import Bao, bao_env, bao_process, free_port, wait_until_serving
-from .cli import cvault_command, cvault_env
-from .harness import running_services
-from .store_fixtures import World, world_of
+from tests.support.bao import Bao, bao_env, bao_process, free_port, wait_until_serving
+from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.harness import running_services
+from tests.support.enrolled_org import World, world_of
 
 DISCHARGE_TTL = 8
 MOUNT = "acme/prod"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .bao import Bao
-from .store_fixtures import World
+from tests.support.bao import Bao
+from tests.support.enrolled_org import World
 
 MOUNT = "acme/prod"
 

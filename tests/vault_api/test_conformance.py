@@ -22,8 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from .bao import dev_server
-from .store_fixtures import World
+from tests.support.bao import dev_server
+from tests.support.enrolled_org import World
 
 MOUNT = "acme/prod"
 MERGE = "application/merge-patch+json"

@@ -21,7 +21,7 @@ import pytest
 from vault.storage.pool import Pool
 from vault.web.store.vault_kv import CAS_MISMATCH
 
-from .store_fixtures import World, audit_head, audit_since, summary
+from tests.support.enrolled_org import World, audit_head, audit_since, summary
 
 T = TypeVar("T")
 MOUNT = "acme/prod"
@@ -266,7 +266,7 @@ async def test_mounts_paths_and_methods(world: World) -> None:
         assert (status, body) == (403, {"errors": ["permission denied"]})
     # A path under no mount (no such slug, no such vault) is Vault's 403 for a token without access there; a
     # slug this token's org does not have is the same 403 as for a token of another org: mounts do not tell
-    # enrolled slugs apart (tests/test_org_slugs.py).
+    # enrolled slugs apart (tests/store/test_org_slugs.py).
     for path in ("/v1/nosuchorg/prod/data/x", "/v1/acme/nosuchvault/data/x", "/v1/nosuchvault/data/x"):
         status, content_type, body = await raw(world, "GET", path)
         assert (status, content_type, body) == (403, "application/json", {"errors": ["permission denied"]}), path
@@ -329,7 +329,7 @@ async def test_delete_latest_version_and_the_deleted_read_body(world: World) -> 
     assert status == 404 and body["data"]["metadata"]["destroyed"] is True
     # A version that never existed is the plain 404.
     assert await raw(world, "GET", f"/v1/{MOUNT}/data/dl/s?version=9") == (404, "application/json", {"errors": []})
-    # Deleting a secret that is not there is done, as in OpenBao (tests/test_vault_conformance.py).
+    # Deleting a secret that is not there is done, as in OpenBao (tests/vault_api/test_conformance.py).
     assert (await call(kv(c).delete_latest_version_of_secret, "dl/none", mount_point=MOUNT)).status_code == 204
 
 

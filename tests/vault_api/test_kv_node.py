@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .store_fixtures import World
+from tests.support.enrolled_org import World
 
 NODE = "/usr/bin/node"
 SCRIPTS = Path(__file__).resolve().parent / "node"

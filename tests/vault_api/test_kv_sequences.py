@@ -5,7 +5,7 @@ their source sends (method, path, query, body, the Go API client's headers) and
 checks the replies the way that source reads them. The source files are named in
 docs/vault-compat.md ("Request sequences"); the comments say which step is which.
 The Vault CLI, Vault Agent and Vault Proxy are not emulated: the real OpenBao programs
-run in tests/test_vault_bao_cli.py and tests/test_vault_bao_agent.py.
+run in tests/vault_api/test_bao_cli.py and tests/vault_api/test_bao_agent.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from .store_fixtures import World
+from tests.support.enrolled_org import World
 
 MOUNT = "acme/prod"
 

@@ -12,8 +12,8 @@ import os
 import subprocess
 import sys
 
-from .cli import PROJECT_ROOT
-from .test_vault_kv_units import H, _exchange, _serve
+from tests.support.cvault_command import PROJECT_ROOT
+from tests.vault_api.test_kv_units import H, _exchange, _serve
 
 # A `cvault serve store` process up to its command's import (the --help exits there), then a server
 # on its runner, asked LIST on a raw socket.

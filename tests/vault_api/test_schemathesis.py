@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .store_fixtures import World, services, world
+from tests.support.enrolled_org import World, services, world
 
 __all__ = ["services", "world"]
 

@@ -11,8 +11,8 @@ import pytest
 from vault.storage.pool import Pool
 from vault.web.store.vault_sys import VERSION
 
-from .store_fixtures import World, audit_head, audit_since, summary
-from .test_vault_kv_hvac import MOUNT, call, client, kv, put, raw
+from tests.support.enrolled_org import World, audit_head, audit_since, summary
+from tests.vault_api.test_kv_hvac import MOUNT, call, client, kv, put, raw
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -7,7 +7,7 @@ found: whatever a service answered with an error, and every "not found",
 "refused" or "conflict" cvault concludes from what a service (or, for the
 database-backed admin commands, the database) answered — a wrong org slug, a
 missing ``--only`` name, a version that could not be undeleted — so one rule
-holds whichever side noticed (docs/client.md; tests/test_cli_exit_status.py), 5 the
+holds whichever side noticed (docs/client.md; tests/cli/test_exit_status.py), 5 the
 outcome of a change is unknown (it may have been applied: an answer was lost; the
 message says how to retry safely). Under ``--json`` the error is printed on
 stdout as ``{"error": {"code", "message"}}``, the shape the services use.

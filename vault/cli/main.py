@@ -3,7 +3,7 @@
 ``cvault --help`` and ``cvault --version`` import no command module at all; any
 other invocation imports only the module that owns the chosen command, so a
 client command never pays for the servers, asyncpg or aiohttp
-(tests/test_cli_imports.py keeps it that way).
+(tests/cli/test_imports.py keeps it that way).
 
 To add a command: write ``vault/cli/<module>.py`` with ``register(subparsers)``,
 which adds the command's parser and sets ``func`` on it (``func(args) -> int``,

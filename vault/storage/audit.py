@@ -84,7 +84,7 @@ def _insert_sql(schema: str) -> str:
     # what one array per column costs to encode (asyncpg encodes each element on its own). All three are
     # text[], the hashes in hex: asyncpg knows text[] without asking the server, while a bytea[] (or
     # bigint[]) parameter makes it introspect the type on each new connection, and that introspection
-    # leaves a session setting (jit) on a pooled connection (tests/test_pool_session_state.py).
+    # leaves a session setting (jit) on a pooled connection (tests/store/test_pool_session_state.py).
     # seq is the column's default (a sequence: no lock), taken in the batch's order (ORDER BY n), so
     # within a chain seq grows with chain_seq.
     # (ASCII-only JSON needs a UTF8 database for non-ASCII text, like any jsonb with \u escapes.)

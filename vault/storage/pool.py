@@ -146,7 +146,7 @@ async def _reset_connection(conn: Connection) -> None:
     # cvault leaves no session state on pooled connections (LISTEN uses dedicated
     # connections; SET is always SET LOCAL; session advisory locks are released in
     # ``finally``), so only an abandoned transaction needs undoing. The rule is enforced by
-    # tests/test_pool_session_state.py, which fails when a request leaves any of that behind.
+    # tests/store/test_pool_session_state.py, which fails when a request leaves any of that behind.
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
 

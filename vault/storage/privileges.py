@@ -20,7 +20,7 @@ from .schema import quote_identifier
 
 __all__ = ["missing_privilege", "privilege_errors"]
 
-# Applied with fullmatch (tests/test_hardening_input.py): the message may carry a prefix.
+# Applied with fullmatch (tests/store/test_bad_input_audited.py): the message may carry a prefix.
 _DENIED = re.compile(r".*?permission denied for (?P<kind>[a-z ]+?) (?P<name>\S+)", re.S)
 
 

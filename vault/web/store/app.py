@@ -56,7 +56,7 @@ from .vault_kv import VAULT_PREFIX, add_vault_kv_routes, create_vault_kv_app, re
 __all__ = ["POOL_KEY", "SERVICES_KEY", "StoreServices", "create_store_app", "open_store"]
 
 SCHEMA = "store"
-# The pool the app runs on, for what inspects its connections (tests/test_pool_session_state.py); handlers see
+# The pool the app runs on, for what inspects its connections (tests/store/test_pool_session_state.py); handlers see
 # only the services, which never hand out the pool.
 POOL_KEY: web.AppKey[Pool] = web.AppKey("store_pool", Pool)
 

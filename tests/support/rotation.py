@@ -25,7 +25,7 @@ import pytest
 from vault.client import Client, Credentials, TokenBundle
 from vault.store.connection_document import ConnectionDocument
 
-from .faults.cluster import Cluster, reap_stale_clusters
+from tests.faults.cluster import Cluster, reap_stale_clusters
 from .harness import Harness, User, running_services
 
 __all__ = [

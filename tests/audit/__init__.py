@@ -1,0 +1,1 @@
+"""The audit log: chains, checkpoints, atomic events, export and verification, the audit console (HTTP and units)."""

@@ -1,0 +1,1 @@
+"""The audit console in a real headless Chromium."""

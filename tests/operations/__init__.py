@@ -1,0 +1,1 @@
+"""Running cvault: serve, TLS, logs, metrics, limits, config, migrations, roles, deployments, nodes, key and managed rotation."""
