@@ -6,7 +6,8 @@ Usage (PostgreSQL from ``CVAULT_TEST_DATABASE_URL``)::
 
 What it does: creates and migrates a fresh database; starts the authority and the store (in this process, on real
 ports, the store following the revocation feed: ``tests/support/harness.py``) and a real OIDC issuer over TLS
-(``tests/support/oidc_issuer.py``); enrols an org and trusts the issuer; then ``--unbinds`` times binds a workload, gets a
+(``tests/support/oidc_issuer.py``); enrols an org and trusts the issuer; then ``--unbinds`` times binds a workload,
+gets a
 discharge with its Kubernetes-shaped JWT, reads a secret once (200), unbinds it, and from the moment the unbind reply
 arrives polls the store with the same bundle until it refuses. Prints the median and maximum of that delay and, as the
 baseline measured in the same run, the median round trip of one store read (the polling's resolution: a delay near it
@@ -25,9 +26,9 @@ from pathlib import Path
 
 from secret_read import admin_url, make_database
 
+from tests.authority.test_workload_identity import bind, bundle_for, read_secret, start
 from tests.support.harness import running_services
 from tests.support.oidc_issuer import running_issuer
-from tests.authority.test_workload_identity import bind, bundle_for, read_secret, start
 from vault.storage.database import drop_database
 
 

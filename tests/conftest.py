@@ -71,9 +71,11 @@ SERIAL: dict[str, str] = {
     " parallel run loaded the machine (unexplained: `cvault dev` exited after creating its master key)",
     "operations/test_restore_drill.py": "restarts both services on the ports they had; a parallel test may take one"
     " meanwhile",
-    "operations/test_compose_engine.py": "the shipped compose file publishes the fixed ports 8201/8202 on a Docker engine",
+    "operations/test_compose_engine.py": "the shipped compose file publishes the fixed ports 8201/8202 on a Docker"
+    " engine",
     "operations/test_readme_main_job.py": "the README's main job runs `cvault dev` on its default ports 8201/8202",
-    "operations/test_rotation_crash.py": "kills the rotator with kill -9 between steps, on a PostgreSQL cluster of its own",
+    "operations/test_rotation_crash.py": "kills the rotator with kill -9 between steps, on a PostgreSQL cluster of its"
+    " own",
 }
 
 # Measured with --durations (docs/testing.md): the folders and files whose tests take seconds each, and why.
@@ -283,8 +285,8 @@ def master_key() -> MasterKey:
 # The audit console serving a store with a history (tests/support/audited_store.py).
 from tests.support.audited_store import audited  # noqa: E402, F401
 
+# The store's end-to-end fixtures (both services on real ports, an enrolled org); see tests/support/harness.py.
+from tests.support.harness import harness  # noqa: E402, F401
+
 # Every log line of the suite is checked for credentials (issue 14).
 from tests.support.log_guard import log_guard  # noqa: E402, F401
-
-# The store's end-to-end fixtures (both services on real ports, an enrolled org); see tests/support/harness.py.
-from tests.support.enrolled_org import services, world  # noqa: E402, F401

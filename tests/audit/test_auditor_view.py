@@ -8,17 +8,17 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.cvault_command import cvault_env, run_cvault
 from tests.support.audited_store import Audited
+from tests.support.cvault_command import cvault_env, run_cvault
+from tests.support.enrolled_org import EnrolledOrg
 from tests.support.harness import Harness
-from tests.support.enrolled_org import World
 
 
 def _rows(page: str) -> list[str]:
     return re.findall(r"<tr class=.*?</tr>", page, flags=re.S)
 
 
-async def test_an_auditor_lists_the_orgs_members_and_a_reader_cannot(world: World) -> None:
+async def test_an_auditor_lists_the_orgs_members_and_a_reader_cannot(world: EnrolledOrg) -> None:
     h = world.h
     auditor = await h.add_member(world.owner, world.org, "auditor@example.com", "auditor")
     reader = await h.add_member(world.owner, world.org, "reader@example.com", "reader")
@@ -47,7 +47,7 @@ async def test_the_console_names_actors_and_the_org_and_hides_the_reviewers_own_
 
 
 async def test_cvault_audit_query_limit_returns_the_newest_and_reverse_the_oldest(
-    world: World, services: Harness, tmp_path: Path
+    world: EnrolledOrg, harness: Harness, tmp_path: Path
 ) -> None:
     for i in range(4):
         r = await world.h.store("PUT", world.secret("db/url"), world.bundle, {"value": f"v{i}"})
@@ -57,8 +57,8 @@ async def test_cvault_audit_query_limit_returns_the_newest_and_reverse_the_oldes
     assert r.status == 201, r
     env = cvault_env(
         {
-            "CVAULT_STORE_URL": services.store_url,
-            "CVAULT_AUTHORITY_URL": services.authority_url,
+            "CVAULT_STORE_URL": harness.store_url,
+            "CVAULT_AUTHORITY_URL": harness.authority_url,
             "CVAULT_STORE_TOKEN": r.body["token"],
             "CVAULT_SESSION": auditor.session,
             "HOME": str(tmp_path),

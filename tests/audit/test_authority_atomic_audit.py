@@ -13,25 +13,24 @@ from typing import Any
 
 import pytest
 
-from vault.audit.query import AuditQueries
-from vault.errors import DatabaseError
-from vault.macaroon import encode_bundle
-from vault.storage.audit import PgAuditRepository
-from vault.storage.pool import Pool
-
 from tests.support.authority_app import (
     PASSWORD,
     Client,
     Owner,
     add_member,
+    authority_services,
     bearer,
     bootstrap_owner,
     login,
     login_discharge,
     mailed_verification,
     permission_token,
-    services,
 )
+from vault.audit.query import AuditQueries
+from vault.errors import DatabaseError
+from vault.macaroon import encode_bundle
+from vault.storage.audit import PgAuditRepository
+from vault.storage.pool import Pool
 
 # Tables a state change writes; FAIL_AT_COMMIT dooms the COMMIT of any transaction that touched one named in
 # authority.doomed, whichever statement did.
@@ -142,7 +141,7 @@ async def _accept_with_code(client: Client, owner: Owner) -> Act:
 
 
 async def _accept_with_session(client: Client, owner: Owner) -> Act:
-    await services(client).accounts.create_user("dev@example.com", PASSWORD)
+    await authority_services(client).accounts.create_user("dev@example.com", PASSWORD)
     session = await login(client, "dev@example.com")
     invitation = await _invite(client, owner, "dev@example.com")
     return lambda: _request(
@@ -254,18 +253,18 @@ async def test_a_revocation_that_failed_leaves_the_token_working(client: Client,
     await pool.execute("INSERT INTO authority.doomed VALUES ('tokens')")
     reply = await _request(client, "POST", f"/v1/tokens/{token.token_id}/revoke", headers=bearer(owner.session))
     assert reply.status == 500, reply
-    assert not services(client).revocations.is_revoked(token.token_id)
+    assert not authority_services(client).revocations.is_revoked(token.token_id)
     await pool.execute("DELETE FROM authority.doomed")
     reply = await _request(client, "POST", f"/v1/tokens/{token.token_id}/revoke", headers=bearer(owner.session))
     assert (reply.status, reply.body) == (200, {"revoked": [token.token_id]})
-    assert services(client).revocations.is_revoked(token.token_id)
+    assert authority_services(client).revocations.is_revoked(token.token_id)
     assert await pool.fetchval("SELECT count(*) FROM authority.revocations WHERE token_id = $1", token.token_id) == 1
 
 
 async def test_an_account_is_created_with_its_event_or_not_at_all(client: Client, pool: Pool) -> None:
     """Accounts made outside a request (``cvault bootstrap``) have their ``user.create`` event too."""
     await pool.execute(FAIL_AT_COMMIT)
-    accounts = services(client).accounts
+    accounts = authority_services(client).accounts
     seq = await _head(pool)
     user = await accounts.create_user("first@example.com", PASSWORD)
     assert [(e["action"], e["outcome"], e["actor"]) for e in await _events(pool, seq)] == [
@@ -309,7 +308,7 @@ async def test_a_failure_that_is_not_ours_is_audited_before_the_500(
     async def broken(user_id: int) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(services(client).accounts, "memberships", broken)
+    monkeypatch.setattr(authority_services(client).accounts, "memberships", broken)
     seq = await _head(pool)
     reply = await _request(client, "GET", "/v1/orgs", headers=bearer(owner.session))
     assert (reply.status, reply.body["error"]["code"]) == (500, "internal"), reply

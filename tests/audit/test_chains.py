@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.audit.test_audit_log import checkpoint, event, tamper
 from vault.audit.event import GENESIS_HASH, AuditEvent, AuditRecord
 from vault.audit.log import AuditLog
 from vault.audit.query import AuditQueries, verify_lines
@@ -20,8 +21,6 @@ from vault.config import default_sql_dir
 from vault.storage.audit import PgAuditRepository, record_in_transaction
 from vault.storage.migrations import migrate
 from vault.storage.pool import Pool, close_pool, create_pool
-
-from tests.audit.test_audit_log import checkpoint, event, tamper
 
 SCHEMA = "store"
 

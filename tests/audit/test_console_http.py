@@ -13,11 +13,10 @@ import time
 import aiohttp
 import pytest
 
+from tests.support.audited_store import Audited
 from vault.storage.pool import Pool
 from vault.web.console.handlers import EXPORT_COLUMNS, csv_cell
 from vault.web.console.security import CONTENT_SECURITY_POLICY, allowed_host
-
-from tests.support.audited_store import Audited
 
 _TOKEN_PREFIXES = ("cv1_", "cvs_")
 

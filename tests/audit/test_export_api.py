@@ -14,6 +14,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from tests.support.cvault_command import cvault_env, run_cvault
+from tests.support.enrolled_org import EnrolledOrg, world_of
+from tests.support.harness import Harness, User
 from vault.audit.export import verify_lines
 from vault.audit.query import AuditQueries
 from vault.client import Client, Credentials
@@ -23,17 +26,13 @@ from vault.web.console import create_console_app
 from vault.web.store.handlers import VERIFY_REUSE
 from vault.web.store.services import SERVICES_KEY
 
-from tests.support.cvault_command import cvault_env, run_cvault
-from tests.support.harness import Harness, User
-from tests.support.enrolled_org import World, world_of
 
-
-async def _put(w: World, name: str, value: str) -> None:
+async def _put(w: EnrolledOrg, name: str, value: str) -> None:
     r = await w.h.store("PUT", w.secret(name), w.bundle, {"value": value})
     assert r.status == 200, r
 
 
-async def _auditor(w: World) -> tuple[User, str]:
+async def _auditor(w: EnrolledOrg) -> tuple[User, str]:
     """An auditor of ``w``'s org: their user and a store token with ``a`` only."""
     auditor = await w.h.add_member(w.owner, w.org, "auditor@example.com", "auditor")
     r = await w.h.store("POST", w.path("/tokens"), w.bundle, {"mask": "a"})
@@ -41,16 +40,16 @@ async def _auditor(w: World) -> tuple[User, str]:
     return auditor, r.body["token"]
 
 
-async def _two_orgs(services: Harness) -> tuple[World, World]:
-    acme = await world_of(services)
-    globex = World(services, *await services.enrolled_vault("boss@globex.example", "globex"))
+async def _two_orgs(harness: Harness) -> tuple[EnrolledOrg, EnrolledOrg]:
+    acme = await world_of(harness)
+    globex = EnrolledOrg(harness, *await harness.enrolled_vault("boss@globex.example", "globex"))
     for i in range(3):
         await _put(acme, "db/url", f"acme-{i}")
         await _put(globex, "db/url", f"globex-{i}")
     return acme, globex
 
 
-async def _export(h: Harness, w: World, audit_bundle: str) -> list[str]:
+async def _export(h: Harness, w: EnrolledOrg, audit_bundle: str) -> list[str]:
     async with (
         aiohttp.ClientSession() as http,
         http.get(h.store_url + w.path("/audit/export"), headers={"Authorization": f"Bearer {audit_bundle}"}) as r,
@@ -61,13 +60,13 @@ async def _export(h: Harness, w: World, audit_bundle: str) -> list[str]:
 
 
 async def test_an_orgs_export_holds_its_events_the_heads_and_checkpoints_and_verifies(
-    services: Harness, pool: Pool
+    harness: Harness, pool: Pool
 ) -> None:
-    acme, _ = await _two_orgs(services)
+    acme, _ = await _two_orgs(harness)
     assert await PgAuditRepository(pool, "store").checkpoint(every=0, timeout=10)
     _, token = await _auditor(acme)
-    audit = await services.store_bundle(token, acme.auth)
-    lines = await _export(services, acme, audit)
+    audit = await harness.store_bundle(token, acme.auth)
+    lines = await _export(harness, acme, audit)
     bodies = [json.loads(line) for line in lines]
     kinds = [b.get("kind", "event") for b in bodies]
     assert kinds[0] == "checkpoint" and kinds[-1] == "end"
@@ -91,27 +90,27 @@ async def test_an_orgs_export_holds_its_events_the_heads_and_checkpoints_and_ver
     assert not verify_lines(lines[: kinds.index("heads")]).ok
 
 
-async def test_the_store_verifies_its_log_for_a_caller_with_a_and_only_for_one(services: Harness, pool: Pool) -> None:
-    acme, _ = await _two_orgs(services)
+async def test_the_store_verifies_its_log_for_a_caller_with_a_and_only_for_one(harness: Harness, pool: Pool) -> None:
+    acme, _ = await _two_orgs(harness)
     _, token = await _auditor(acme)
-    audit = await services.store_bundle(token, acme.auth)
-    r = await services.store("GET", acme.path("/audit/verify"), audit)
+    audit = await harness.store_bundle(token, acme.auth)
+    r = await harness.store("GET", acme.path("/audit/verify"), audit)
     assert r.status == 200, r
     assert r.body["ok"] is True and r.body["checked"] > 0
     assert any(c["chain"] == -1 for c in r.body["chains"])
-    reader = await services.store_bundle(await services.mint(acme.bundle, acme.org, mask="r"), acme.auth)
-    assert (await services.store("GET", acme.path("/audit/verify"), reader)).status == 403
-    assert (await services.store("GET", acme.path("/audit/export"), reader)).status == 403
+    reader = await harness.store_bundle(await harness.mint(acme.bundle, acme.org, mask="r"), acme.auth)
+    assert (await harness.store("GET", acme.path("/audit/verify"), reader)).status == 403
+    assert (await harness.store("GET", acme.path("/audit/export"), reader)).status == 403
 
     seq = await pool.fetchval("SELECT min(seq) FROM store.audit_events WHERE action = 'secrets.write'")
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(f"UPDATE store.audit_events SET actor = 'someone-else' WHERE seq = {seq}")
     # The report of a minute ago is answered again (a caller in a loop costs one pass a minute); then a new pass.
-    r = await services.store("GET", acme.path("/audit/verify"), audit)
+    r = await harness.store("GET", acme.path("/audit/verify"), audit)
     assert r.status == 200 and r.body["ok"] is True
-    services.store_clock.offset += VERIFY_REUSE
-    r = await services.store("GET", acme.path("/audit/verify"), audit)
+    harness.store_clock.offset += VERIFY_REUSE
+    r = await harness.store("GET", acme.path("/audit/verify"), audit)
     assert r.status == 200 and r.body["ok"] is False
     assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).broken_seq in {
         c["broken_seq"] for c in r.body["chains"]
@@ -119,15 +118,15 @@ async def test_the_store_verifies_its_log_for_a_caller_with_a_and_only_for_one(s
 
 
 async def test_cvault_audit_export_and_verify_with_only_an_auditors_credentials(
-    services: Harness, pool: Pool, tmp_path: Path
+    harness: Harness, pool: Pool, tmp_path: Path
 ) -> None:
-    acme, _ = await _two_orgs(services)
+    acme, _ = await _two_orgs(harness)
     auditor, token = await _auditor(acme)
     # No CVAULT_DATABASE_URL: the auditor's store token and login session only.
     env = cvault_env(
         {
-            "CVAULT_STORE_URL": services.store_url,
-            "CVAULT_AUTHORITY_URL": services.authority_url,
+            "CVAULT_STORE_URL": harness.store_url,
+            "CVAULT_AUTHORITY_URL": harness.authority_url,
             "CVAULT_STORE_TOKEN": token,
             "CVAULT_SESSION": auditor.session,
             "HOME": str(tmp_path),
@@ -164,17 +163,17 @@ async def test_cvault_audit_export_and_verify_with_only_an_auditors_credentials(
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(f"DELETE FROM store.audit_events WHERE seq = {seq}")
-    services.store_clock.offset += VERIFY_REUSE  # past the served report's reuse window
+    harness.store_clock.offset += VERIFY_REUSE  # past the served report's reuse window
     status, printed, err = await run_cvault("audit", "verify", env=env)
     assert status == 3, printed + err
     assert "BROKEN" in printed
 
 
-async def test_the_consoles_chain_status_needs_no_database_url(services: Harness) -> None:
-    acme, _ = await _two_orgs(services)
+async def test_the_consoles_chain_status_needs_no_database_url(harness: Harness) -> None:
+    acme, _ = await _two_orgs(harness)
     auditor, token = await _auditor(acme)
     credentials = Credentials.from_text(store_token=token, session=auditor.session)
-    client = Client(store_url=services.store_url, authority_url=services.authority_url, credentials=credentials)
+    client = Client(store_url=harness.store_url, authority_url=harness.authority_url, credentials=credentials)
     async with (
         client,
         TestServer(create_console_app(client), host="127.0.0.1") as server,
@@ -197,8 +196,8 @@ class _CountingRepository(PgAuditRepository):
         return await super().heads()
 
 
-async def test_concurrent_verifications_share_one_pass_over_the_log(services: Harness, pool: Pool) -> None:
-    await _two_orgs(services)
+async def test_concurrent_verifications_share_one_pass_over_the_log(harness: Harness, pool: Pool) -> None:
+    await _two_orgs(harness)
     repository = _CountingRepository(pool, "store")
     queries = AuditQueries(repository)
     reports = await asyncio.gather(*(queries.verify() for _ in range(5)))
@@ -207,8 +206,8 @@ async def test_concurrent_verifications_share_one_pass_over_the_log(services: Ha
     assert (await queries.verify()).ok and repository.heads_read == 2  # a later call verifies afresh
 
 
-async def test_a_loop_of_verifications_costs_one_pass_per_reuse_window(services: Harness, pool: Pool) -> None:
-    await _two_orgs(services)
+async def test_a_loop_of_verifications_costs_one_pass_per_reuse_window(harness: Harness, pool: Pool) -> None:
+    await _two_orgs(harness)
     repository = _CountingRepository(pool, "store")
     now = [1000.0]
     queries = AuditQueries(repository, clock=lambda: now[0])
@@ -221,8 +220,8 @@ async def test_a_loop_of_verifications_costs_one_pass_per_reuse_window(services:
     assert (await queries.verify()).ok and repository.heads_read == 3  # without reuse_for, always a pass
 
 
-async def test_a_file_whose_events_run_past_its_heads_is_refused(services: Harness, pool: Pool) -> None:
-    await _two_orgs(services)
+async def test_a_file_whose_events_run_past_its_heads_is_refused(harness: Harness, pool: Pool) -> None:
+    await _two_orgs(harness)
     lines = [line async for line in AuditQueries(PgAuditRepository(pool, "store")).export()]
     assert verify_lines(lines).ok
     bodies = [json.loads(line) for line in lines]
@@ -239,15 +238,15 @@ async def test_a_file_whose_events_run_past_its_heads_is_refused(services: Harne
     assert not report.ok and f"past the log's head, which records event {seq - 1}" in report.message
 
 
-async def test_exports_at_once_are_bounded(services: Harness) -> None:
-    acme, _ = await _two_orgs(services)
+async def test_exports_at_once_are_bounded(harness: Harness) -> None:
+    acme, _ = await _two_orgs(harness)
     _, token = await _auditor(acme)
-    audit = await services.store_bundle(token, acme.auth)
-    queries = services.store_app[SERVICES_KEY].audit_queries
+    audit = await harness.store_bundle(token, acme.auth)
+    queries = harness.store_app[SERVICES_KEY].audit_queries
     # Two exports running (held here as a slow reader would hold them): a third waits its turn.
     with queries.export_slot(), queries.export_slot():
-        r = await services.store("GET", acme.path("/audit/export"), audit)
+        r = await harness.store("GET", acme.path("/audit/export"), audit)
         assert r.status == 429 and r.body["error"]["code"] == "rate_limited"
     # A slot comes back when its export ends, also one that failed.
-    assert verify_lines(await _export(services, acme, audit)).ok
-    assert verify_lines(await _export(services, acme, audit)).ok
+    assert verify_lines(await _export(harness, acme, audit)).ok
+    assert verify_lines(await _export(harness, acme, audit)).ok

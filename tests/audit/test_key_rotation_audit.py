@@ -10,17 +10,16 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.operations.test_token_key_rotation import _kid
+from tests.support.cvault_command import run_cvault
+from tests.support.enrolled_org import EnrolledOrg
+from tests.support.key_traffic import keys_env
 from vault.audit.query import AuditQueries
 from vault.crypto.keyring import MasterKey, MasterKeys, generate_key
 from vault.storage.audit import PgAuditRepository
 from vault.storage.key_rotation import rotate_keys, rotate_master_key
 from vault.storage.keys import PgKeyRepository
 from vault.storage.pool import Pool
-
-from tests.support.cvault_command import run_cvault
-from tests.support.key_traffic import keys_env
-from tests.support.enrolled_org import World
-from tests.operations.test_token_key_rotation import _kid
 
 
 async def _events(pool: Pool, schema: str, action_prefix: str = "keys.") -> list[dict[str, Any]]:
@@ -82,7 +81,7 @@ async def test_a_master_key_rotation_names_the_versions_it_moved(pool: Pool, mas
     assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
 
 
-async def test_token_key_rotations_and_retirements_are_in_the_org_audit_query(world: World, pool: Pool) -> None:
+async def test_token_key_rotations_and_retirements_are_in_the_org_audit_query(world: EnrolledOrg, pool: Pool) -> None:
     """``cvault keys rotate-tokens`` / ``retire-tokens`` record who ran them; the org's audit route lists them."""
     h = world.h
     env = {**keys_env(h), "LOGNAME": "rotator", "USER": "rotator"}

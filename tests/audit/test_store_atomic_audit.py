@@ -4,14 +4,14 @@ is a JSON error with an ``error`` event, never a ``500 internal`` with an ``ok``
 
 from __future__ import annotations
 
+from tests.support.audit_rows import FAIL_AT_COMMIT, audit_head, audit_since, summary
+from tests.support.enrolled_org import EnrolledOrg
 from vault.audit.query import AuditQueries
 from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 
-from tests.support.enrolled_org import FAIL_AT_COMMIT, World, audit_head, audit_since, summary
 
-
-async def test_a_commit_that_fails_is_a_json_error_audited_as_error(world: World, pool: Pool) -> None:
+async def test_a_commit_that_fails_is_a_json_error_audited_as_error(world: EnrolledOrg, pool: Pool) -> None:
     await pool.execute(FAIL_AT_COMMIT)
     seq = await audit_head(pool)
     r = await world.h.store("PUT", world.secret("doomed"), world.bundle, {"value": "v"})
@@ -25,7 +25,7 @@ async def test_a_commit_that_fails_is_a_json_error_audited_as_error(world: World
     assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
 
 
-async def test_writes_and_reads_interleave_in_one_chain(world: World, pool: Pool) -> None:
+async def test_writes_and_reads_interleave_in_one_chain(world: EnrolledOrg, pool: Pool) -> None:
     seq = await audit_head(pool)
     for i in range(3):
         r = await world.h.store("PUT", world.secret("a"), world.bundle, {"value": f"v{i}"})
@@ -40,7 +40,7 @@ async def test_writes_and_reads_interleave_in_one_chain(world: World, pool: Pool
     assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
 
 
-async def test_a_change_that_rolls_back_leaves_no_ok_event(world: World, pool: Pool) -> None:
+async def test_a_change_that_rolls_back_leaves_no_ok_event(world: EnrolledOrg, pool: Pool) -> None:
     # Promote with nothing pending: the repository raises inside the transaction, after nothing was audited.
     r = await world.h.store("PUT", world.secret("b"), world.bundle, {"value": "v"})
     assert r.status == 200, r

@@ -9,20 +9,19 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from tests.support.enrolled_org import EnrolledOrg, world_of
+from tests.support.harness import running_services
 from vault.audit.query import AuditQueries
 from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 
-from tests.support.harness import running_services
-from tests.support.enrolled_org import World, world_of
 
-
-async def _put(w: World, name: str, value: str) -> None:
+async def _put(w: EnrolledOrg, name: str, value: str) -> None:
     r = await w.h.store("PUT", w.secret(name), w.bundle, {"value": value})
     assert r.status == 200, r
 
 
-async def test_audit_query_route(world: World) -> None:
+async def test_audit_query_route(world: EnrolledOrg) -> None:
     h = world.h
     await _put(world, "db/url", "v1")
     await _put(world, "db/url", "v2")
@@ -42,7 +41,7 @@ async def test_audit_query_route(world: World) -> None:
     assert "v1" not in str(r.body) and "v2" not in str(r.body)
 
 
-async def test_audit_query_filters_by_vault_and_pages_newest_first(world: World) -> None:
+async def test_audit_query_filters_by_vault_and_pages_newest_first(world: EnrolledOrg) -> None:
     h = world.h
     r = await h.store("POST", world.path("/vaults"), world.bundle, {"name": "staging"})
     assert r.status == 201, r
@@ -63,7 +62,7 @@ async def test_audit_query_filters_by_vault_and_pages_newest_first(world: World)
     assert (await h.store("GET", world.path("/audit?order=sideways"), world.bundle)).status == 400
 
 
-async def test_audit_query_needs_a(world: World) -> None:
+async def test_audit_query_needs_a(world: EnrolledOrg) -> None:
     h = world.h
     reader = await h.store_bundle(await h.mint(world.bundle, world.org, mask="r"), world.auth)
     assert (await h.store("GET", world.path("/audit"), reader)).status == 403
@@ -76,7 +75,7 @@ async def _tamper(pool: Pool, sql: str) -> None:
         await conn.execute(sql)
 
 
-async def test_audit_verify_names_an_edited_row(world: World, pool: Pool) -> None:
+async def test_audit_verify_names_an_edited_row(world: EnrolledOrg, pool: Pool) -> None:
     await _put(world, "db/url", "v1")
     await world.h.store("GET", world.secret("db/url"), world.bundle)
     assert (await AuditQueries(PgAuditRepository(pool, "store")).verify()).ok
@@ -86,7 +85,7 @@ async def test_audit_verify_names_an_edited_row(world: World, pool: Pool) -> Non
     assert not report.ok and report.broken_seq == seq
 
 
-async def test_audit_verify_names_a_deleted_row(world: World, pool: Pool) -> None:
+async def test_audit_verify_names_a_deleted_row(world: EnrolledOrg, pool: Pool) -> None:
     await _put(world, "db/url", "v1")
     await world.h.store("GET", world.secret("db/url"), world.bundle)
     seq = await pool.fetchval("SELECT max(seq) FROM store.audit_events WHERE action = 'secrets.write'")

@@ -9,6 +9,23 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.support.authority_app import (
+    LOGIN,
+    PASSWORD,
+    AppFactory,
+    Client,
+    add_member,
+    authority_services,
+    b64,
+    bearer,
+    bootstrap_owner,
+    call,
+    login,
+    login_discharge,
+    make_config,
+    permission_token,
+    pool_of,
+)
 from vault.authority.session_secret import session_digest
 from vault.cli.bootstrap import run_bootstrap
 from vault.crypto.keyring import MasterKey
@@ -21,24 +38,6 @@ from vault.storage.pool import Pool, close_pool, create_pool
 from vault.types import RequestContext
 from vault.web.authority import create_authority_app
 from vault.web.authority.app import open_authority
-
-from tests.support.authority_app import (
-    LOGIN,
-    PASSWORD,
-    AppFactory,
-    Client,
-    add_member,
-    b64,
-    bearer,
-    bootstrap_owner,
-    call,
-    login,
-    login_discharge,
-    make_config,
-    permission_token,
-    pool_of,
-    services,
-)
 
 
 async def test_login_me_logout(client: Client) -> None:
@@ -104,7 +103,7 @@ async def test_session_expires(make_client: AppFactory) -> None:
     client = await make_client(clock=lambda: now[0])
     owner = await bootstrap_owner(client)
     await call(client, "GET", "/v1/me", headers=bearer(owner.session), expect=200)
-    now[0] += services(client).config.session_ttl + 1
+    now[0] += authority_services(client).config.session_ttl + 1
     expired = await call(client, "GET", "/v1/me", headers=bearer(owner.session), expect=401)
     assert "expired" in expired["error"]["message"]
 

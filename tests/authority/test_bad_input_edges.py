@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 
+from tests.authority.test_bad_input import _expect_4xx
+from tests.support.authority_app import (
+    AUTHORITY_URL,
+    Client,
+    bearer,
+    bootstrap_owner,
+    call,
+    login_discharge,
+    permission_token,
+)
 from vault.macaroon import ALL, READ, decode_token, encode_bundle
 from vault.macaroon.caveats import IfPresent, Secrets
-
-from tests.support.authority_app import AUTHORITY_URL, Client, bearer, bootstrap_owner, call, login_discharge, permission_token
-from tests.authority.test_bad_input import _expect_4xx
 
 
 async def test_unicode_digits_in_path_ids_are_a_400(client: Client) -> None:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from vault.errors import MissingDischarge
-from vault.macaroon import ALL, READ, WRITE, Access, decode_token, encode_bundle, verify
-from vault.macaroon.caveats import ClientCIDR, Organization, TokenLineage, UserID, Vaults
-
 from tests.support.authority_app import (
     LOGIN,
     ORG,
@@ -24,6 +20,9 @@ from tests.support.authority_app import (
     pool_of,
     strip,
 )
+from vault.errors import MissingDischarge
+from vault.macaroon import ALL, READ, WRITE, Access, decode_token, encode_bundle, verify
+from vault.macaroon.caveats import ClientCIDR, Organization, TokenLineage, UserID, Vaults
 
 
 async def test_full_flow_strip_and_client_cidr(client: Client) -> None:

@@ -19,29 +19,28 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import unused_port
 
-from vault.authority.invitations import VERIFICATION_RESEND
-from vault.config import Config, load_config
-from vault.crypto.keyring import MasterKey
-from vault.errors import ConfigError
-from vault.mail import SMTPRelay
-
 from tests.support.authority_app import (
     PASSWORD,
     AppFactory,
     Client,
+    authority_services,
     bearer,
     bootstrap_owner,
     call,
     login,
     make_config,
     pool_of,
-    services,
 )
 from tests.support.cvault_command import cvault_env
 from tests.support.dev_world import run_cvault
 from tests.support.harness import PASSWORD as HARNESS_PASSWORD
 from tests.support.harness import running_services
 from tests.support.mailbox import RELAY_PASSWORD, RELAY_USER, Mailbox, mail_relay
+from vault.authority.invitations import VERIFICATION_RESEND
+from vault.config import Config, load_config
+from vault.crypto.keyring import MasterKey
+from vault.errors import ConfigError
+from vault.mail import SMTPRelay
 
 
 @pytest.fixture
@@ -73,13 +72,13 @@ async def _invite(client: Client, session: str, org: int, email: str, role: str 
 
 
 async def _registered(client: Client, email: str) -> bool:
-    return await services(client).account_store.user_by_email(email) is not None
+    return await authority_services(client).account_store.user_by_email(email) is not None
 
 
 async def test_an_inviter_cannot_create_the_invited_emails_account(mail_client: Client, mailbox: Mailbox) -> None:
     client = mail_client
     await bootstrap_owner(client)
-    await services(client).accounts.create_user("mallory@example.com", PASSWORD)
+    await authority_services(client).accounts.create_user("mallory@example.com", PASSWORD)
     mallory = await login(client, "mallory@example.com")
     org = await call(client, "POST", "/v1/orgs", headers=bearer(mallory), json={"slug": "mallory"}, expect=201)
     own = await _invite(client, mallory, org["id"], "alice@example.com")
@@ -114,7 +113,7 @@ async def test_an_inviter_cannot_create_the_invited_emails_account(mail_client: 
 async def test_the_reply_is_the_same_whatever_the_emails_state(mail_client: Client, mailbox: Mailbox) -> None:
     client = mail_client
     owner = await bootstrap_owner(client)
-    await services(client).accounts.create_user("known@example.com", PASSWORD)
+    await authority_services(client).accounts.create_user("known@example.com", PASSWORD)
     replies = []
     for email in ("known@example.com", "nobody@example.com"):
         invitation = await _invite(client, owner.session, owner.org_id, email)

@@ -16,13 +16,13 @@ from tests.support.authority_app import (
     PASSWORD,
     Client,
     Owner,
+    authority_services,
     bearer,
     bootstrap_owner,
     call,
     login,
     mailed_verification,
     pool_of,
-    services,
 )
 from tests.support.cvault_command import cvault_command, cvault_env
 from tests.support.harness import PASSWORD as HARNESS_PASSWORD
@@ -42,7 +42,7 @@ async def _invite(client: Client, owner: Owner, email: str, role: str = "reader"
 
 
 async def _new_user(client: Client, email: str) -> str:
-    await services(client).accounts.create_user(email, PASSWORD)
+    await authority_services(client).accounts.create_user(email, PASSWORD)
     return await login(client, email)
 
 
@@ -104,7 +104,7 @@ async def test_only_the_invited_email_can_accept(client: Client) -> None:
     verification = await mailed_verification(client, other["id"])
     body = {"code": other["code"], "password": PASSWORD, "verification": verification}
     await call(client, "POST", path, json=body, expect=404)
-    assert await services(client).account_store.user_by_email("alice@example.com") is None
+    assert await authority_services(client).account_store.user_by_email("alice@example.com") is None
 
 
 async def test_the_code_creates_the_account_once(client: Client) -> None:
@@ -173,8 +173,8 @@ async def test_only_owners_invite_and_members_cannot_be_added_without_consent(cl
     )
 
 
-async def test_an_expired_invitation_cannot_be_accepted(services: Harness) -> None:
-    h = services
+async def test_an_expired_invitation_cannot_be_accepted(harness: Harness) -> None:
+    h = harness
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "acme")
     await h.new_user("late@example.com")
@@ -188,8 +188,8 @@ async def test_an_expired_invitation_cannot_be_accepted(services: Harness) -> No
     assert r.status == 404, r
 
 
-async def test_the_cli_invites_lists_and_accepts(services: Harness, tmp_path: Path) -> None:
-    h = services
+async def test_the_cli_invites_lists_and_accepts(harness: Harness, tmp_path: Path) -> None:
+    h = harness
     owner = await h.new_user("owner@example.com")
     await h.create_org(owner, "acme")
     await h.new_user("bob@example.com")
@@ -237,7 +237,8 @@ async def test_the_cli_invites_lists_and_accepts(services: Harness, tmp_path: Pa
 
 async def test_an_account_squatted_with_an_inviters_own_code_accepts_no_other_invitation(client: Client) -> None:
     # Mallory invites alice's email into her own org and accepts with her code. Creating "alice's" account needs the
-    # code mailed to alice (tests/authority/test_invitation_email.py); should mallory have it (a mailbox she once held), acme's
+    # code mailed to alice (tests/authority/test_invitation_email.py); should mallory have it (a mailbox she once held),
+    # acme's
     # later invitation of that email must still not be hers to accept: she does not hold acme's code.
     owner = await bootstrap_owner(client)
     mallory_session = await _new_user(client, "mallory@example.com")

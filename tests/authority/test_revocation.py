@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from vault.macaroon import encode_bundle
-
 from tests.support.authority_app import (
     AppFactory,
     add_member,
+    authority_services,
     bearer,
     bootstrap_owner,
     call,
@@ -18,9 +17,9 @@ from tests.support.authority_app import (
     org_discharge,
     permission_token,
     pool_of,
-    services,
     strip,
 )
+from vault.macaroon import encode_bundle
 
 
 async def test_revocation_reaches_second_node_within_1s(make_client: AppFactory) -> None:
@@ -37,7 +36,7 @@ async def test_revocation_reaches_second_node_within_1s(make_client: AppFactory)
     reply = await call(node1, "POST", f"/v1/tokens/{token.token_id}/revoke", headers=bearer(owner.session), expect=200)
     assert set(reply["revoked"]) == {token.token_id, child.token_id}
 
-    watcher2 = services(node2).revocations
+    watcher2 = authority_services(node2).revocations
     started = time.monotonic()
     while not watcher2.is_revoked(child.token_id) and time.monotonic() - started < 1.0:
         await asyncio.sleep(0.01)
@@ -55,7 +54,7 @@ async def test_reconcile_heals_a_missed_notification(make_client: AppFactory) ->
     token = await permission_token(node1, owner.session, owner.org_id)
     # Written behind every watcher's back: no NOTIFY, only the periodic reconcile can find it.
     await pool_of(node1).execute("INSERT INTO authority.revocations (token_id) VALUES ($1::uuid)", token.token_id)
-    watcher2 = services(node2).revocations
+    watcher2 = authority_services(node2).revocations
     started = time.monotonic()
     while not watcher2.is_revoked(token.token_id) and time.monotonic() - started < 1.0:
         await asyncio.sleep(0.01)

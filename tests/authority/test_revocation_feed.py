@@ -6,13 +6,12 @@ import asyncio
 import time
 from typing import Any
 
+from tests.support.enrolled_org import EnrolledOrg, world
+from tests.support.harness import Harness, Reply, harness
 from vault.authority.revocation_feed import new_feed_token
 from vault.macaroon import decode_token, encode_bundle
 
-from tests.support.harness import Harness, Reply
-from tests.support.enrolled_org import World, services, world
-
-__all__ = ["services", "world"]
+__all__ = ["harness", "world"]
 
 FEED = "/v1/revocations/feed"
 
@@ -25,7 +24,7 @@ def kinds(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [(e["kind"], e.get("token_id") or e.get("session_id") or (e.get("org"), e.get("user_id"))) for e in events]
 
 
-async def test_feed_refuses_callers_without_a_feed_token(world: World) -> None:
+async def test_feed_refuses_callers_without_a_feed_token(world: EnrolledOrg) -> None:
     h = world.h
     assert (await h.authority("GET", FEED)).status == 401
     assert (await feed(h, token=new_feed_token()[0])).status == 401  # well-formed, not configured
@@ -39,7 +38,7 @@ async def test_feed_refuses_callers_without_a_feed_token(world: World) -> None:
     assert ok.body == {"events": [], "cursor": 0}
 
 
-async def test_feed_lists_tokens_with_their_lineage_sessions_and_membership_cut_offs(world: World) -> None:
+async def test_feed_lists_tokens_with_their_lineage_sessions_and_membership_cut_offs(world: EnrolledOrg) -> None:
     h, org = world.h, world.org
     reader = await h.add_member(world.owner, org, "reader@example.com", "reader")
     operator = await h.add_member(world.owner, org, "operator@example.com", "operator")
@@ -82,7 +81,7 @@ async def test_feed_lists_tokens_with_their_lineage_sessions_and_membership_cut_
     assert (await feed(h, r.body["cursor"])).body == {"events": [], "cursor": r.body["cursor"]}
 
 
-async def test_long_poll_answers_as_soon_as_a_revocation_commits(world: World) -> None:
+async def test_long_poll_answers_as_soon_as_a_revocation_commits(world: EnrolledOrg) -> None:
     h = world.h
     cursor = (await feed(h)).body["cursor"]
     waiting = asyncio.create_task(feed(h, cursor, wait=25))
@@ -97,14 +96,14 @@ async def test_long_poll_answers_as_soon_as_a_revocation_commits(world: World) -
     assert kinds(reply.body["events"]) == [("member_removed", (world.org, reader.id))]
 
 
-async def test_feed_rejects_bad_parameters(world: World) -> None:
+async def test_feed_rejects_bad_parameters(world: EnrolledOrg) -> None:
     h = world.h
     for query in ("cursor=-1", "cursor=x", "wait=26", "limit=0", "limit=1001", f"cursor={2**63}"):
         r = await h.authority("GET", f"{FEED}?{query}", h.feed_token)
         assert r.status == 400 and r.code == "bad_request", (query, r)
 
 
-async def test_logout_stops_its_login_discharges_at_the_org_discharger_at_once(world: World) -> None:
+async def test_logout_stops_its_login_discharges_at_the_org_discharger_at_once(world: EnrolledOrg) -> None:
     h = world.h
     member = await h.add_member(world.owner, world.org, "op@example.com", "operator")
     auth = await h.authority_bundle(member, world.org)

@@ -1,7 +1,7 @@
 """Workload identity through the real clients: ``cvault run``, Vault's JWT login, and the real ``bao agent``.
 
-Both services and a real OIDC issuer over TLS (``tests/support/oidc_issuer.py``). The Kubernetes-shaped token comes from a
-file the client reads again at each discharge; the GitHub-Actions-shaped one from GitHub's request protocol, served
+Both services and a real OIDC issuer over TLS (``tests/support/oidc_issuer.py``). The Kubernetes-shaped token comes from
+a file the client reads again at each discharge; the GitHub-Actions-shaped one from GitHub's request protocol, served
 here by a small aiohttp app that checks the request token and the audience as GitHub does.
 """
 
@@ -19,14 +19,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from vault.macaroon import parse_bundle
-from vault.macaroon.cvault_caveats import WorkloadIdentity
-from vault.storage.pool import Pool
-
+from tests.authority.test_workload_identity import Setup, bind, start
 from tests.support.cvault_command import cvault_env, run_cvault
 from tests.support.harness import Harness, running_services
 from tests.support.oidc_issuer import OidcIssuer, running_issuer
-from tests.authority.test_workload_identity import Setup, bind, start
+from vault.macaroon import parse_bundle
+from vault.macaroon.cvault_caveats import WorkloadIdentity
+from vault.storage.pool import Pool
 
 
 @pytest.fixture

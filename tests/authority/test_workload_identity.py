@@ -19,6 +19,9 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.support.enrolled_org import EnrolledOrg, world_of
+from tests.support.harness import Harness, Reply, running_services
+from tests.support.oidc_issuer import OidcIssuer, running_issuer
 from vault.crypto.passwords import MINIMUM
 from vault.macaroon import decode_token, encode_bundle
 from vault.macaroon.caveats import Organization, ValidityWindow, Vaults
@@ -27,17 +30,13 @@ from vault.storage.pool import Pool
 from vault.web.authority import create_authority_app
 from vault.web.authority.services import SERVICES_KEY as AUTHORITY_SERVICES
 
-from tests.support.harness import Harness, Reply, running_services
-from tests.support.oidc_issuer import OidcIssuer, running_issuer
-from tests.support.enrolled_org import World, world_of
-
 REFUSED_WITHIN = 5.0  # functional bound, as in test_store_revocation_feed.py; the figure is in the docs
 
 
 @dataclass
 class Setup:
     h: Harness
-    world: World
+    world: EnrolledOrg
     issuer: OidcIssuer
     binding: dict[str, Any]
 

@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
+from tests.support.oidc_issuer import new_key, public_jwk, running_issuer
 from vault.authority.jwks import JwksCache
 from vault.authority.workload_jwt import JwtLimits, has_audience, parse_unverified, verify_jwt
 from vault.authority.workload_records import WorkloadIssuer
@@ -22,8 +23,6 @@ from vault.authority.workload_rules import (
 )
 from vault.errors import BadRequest, InvalidToken, Unavailable
 from vault.web.console.lineage import lineage_graph
-
-from tests.support.oidc_issuer import new_key, public_jwk, running_issuer
 
 
 @pytest.mark.parametrize(

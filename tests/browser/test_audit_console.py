@@ -11,10 +11,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from vault.storage.pool import Pool
-
-from tests.support.browser import chromium, low_contrast_text, screenshot_dir
 from tests.support.audited_store import Audited
+from tests.support.browser import chromium, low_contrast_text, screenshot_dir
+from vault.storage.pool import Pool
 
 
 def _seqs(driver: WebDriver) -> list[int]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.cvault_command import cvault_command, cvault_env, run_cvault
 from tests.support.audited_store import Audited
+from tests.support.cvault_command import cvault_command, cvault_env, run_cvault
 
 
 def _env(a: Audited, tmp_path: Path, database_url: str) -> dict[str, str]:

@@ -18,13 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.harness import Harness, User, running_services
 from vault.client import Client, Credentials, SyncClient, TokenBundle
 from vault.errors import Conflict, InvalidToken, MissingDischarge, NotFound, Unauthenticated, Unauthorized
 from vault.macaroon import parse_bundle
 from vault.macaroon.caveats import ClientCIDR, IfPresent, Operations, Secrets, ValidityWindow, Vaults
-
-from tests.support.cvault_command import cvault_command, cvault_env
-from tests.support.harness import Harness, User, running_services
 
 
 class Recorder:

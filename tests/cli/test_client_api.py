@@ -19,7 +19,7 @@ from vault.client import authority_models as am
 from vault.client.models import to_json
 from vault.macaroon import encode_bundle
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_all_is_sorted_and_complete() -> None:

@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import unused_port
 
+from tests.support.cvault_command import cvault_command, cvault_env
 from vault.config import default_sql_dir, read_master_key_file
 from vault.crypto.keyring import MasterKey
 from vault.storage.keys import PgKeyRepository
 from vault.storage.migrations import load_migrations
 from vault.storage.pool import close_pool, create_pool
 from vault.storage.schema import SCHEMAS
-
-from tests.support.cvault_command import cvault_command, cvault_env
 
 # The target is 10 s; the bound is generous so a loaded CI machine does not flake.
 # The measured figure is printed by `cvault dev` itself and reported below.

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from vault.storage.database import create_database, drop_database, with_database
-
 from tests.support.cvault_command import PROJECT_ROOT, cvault_command, cvault_env
-from tests.support.dev_world import World, make_world, run_cvault
+from tests.support.dev_world import DevWorld, make_dev_world, run_cvault
+from vault.storage.database import create_database, drop_database, with_database
 
 
 @pytest.fixture(scope="module")
-def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    yield from make_world(postgres_server, template_database, tmp_path_factory)
+def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWorld]:
+    yield from make_dev_world(postgres_server, template_database, tmp_path_factory)
 
 
 @pytest.fixture
@@ -66,7 +65,7 @@ def test_a_taken_port_is_named_with_the_setting_that_moves_it(
     assert "listening" not in done.stdout + done.stderr and "ready" not in done.stdout
 
 
-def test_dev_prints_the_exports_its_operator_commands_need(w: World) -> None:
+def test_dev_prints_the_exports_its_operator_commands_need(w: DevWorld) -> None:
     assert w.exports["CVAULT_MASTER_KEY_FILE"] == str(w.data_dir / "master.key")
     operator = {
         **w.op,

@@ -21,10 +21,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from vault.cli.main import build_parser
-
-from tests.support.dev_world import World, make_world
+from tests.support.dev_world import DevWorld, make_dev_world
 from tests.support.mailbox import dev_mail_code
+from vault.cli.main import build_parser
 
 MISSING = str(uuid.uuid4())
 
@@ -130,12 +129,12 @@ def test_every_command_is_covered() -> None:
 
 
 @pytest.fixture(scope="module")
-def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    yield from make_world(postgres_server, template_database, tmp_path_factory)
+def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWorld]:
+    yield from make_dev_world(postgres_server, template_database, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def envs(w: World) -> dict[str, dict[str, str]]:
+def envs(w: DevWorld) -> dict[str, dict[str, str]]:
     r = w.cvault("tokens", "create", "--org", "dev", "--mask", "r", "--service", "--json")
     assert r.status == 0, r
     revoked = json.loads(r.out)
@@ -151,7 +150,7 @@ def envs(w: World) -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize("command", sorted(CASES))
-def test_not_found_and_refused_exit_4(w: World, envs: dict[str, dict[str, str]], command: str) -> None:
+def test_not_found_and_refused_exit_4(w: DevWorld, envs: dict[str, dict[str, str]], command: str) -> None:
     env, args, stdin = CASES[command]
     if stdin == "service":
         stdin = w.service["token"]
@@ -171,7 +170,7 @@ def _flags(command: str) -> set[str]:
     return {s for a in parser._actions for s in a.option_strings}
 
 
-def test_members_are_named_by_email_or_id(w: World) -> None:
+def test_members_are_named_by_email_or_id(w: DevWorld) -> None:
     r = w.cvault("orgs", "invite", "dev", "carol@example.com", "--role", "reader", "--json")
     assert r.status == 0, r
     invitation = json.loads(r.out)
@@ -205,7 +204,7 @@ def test_members_are_named_by_email_or_id(w: World) -> None:
     assert r.status == 4 and "is not a member of dev" in r.err, r
 
 
-def test_a_typo_in_a_subcommand_flag_prints_that_subcommands_usage(w: World) -> None:
+def test_a_typo_in_a_subcommand_flag_prints_that_subcommands_usage(w: DevWorld) -> None:
     r = w.cvault("secrets", "set", "db/url", "--vualt", "prod", stdin="x")
     assert r.status == 2
     assert r.err.startswith("usage: cvault secrets set ") and "unrecognized arguments: --vualt prod" in r.err, r
@@ -213,7 +212,7 @@ def test_a_typo_in_a_subcommand_flag_prints_that_subcommands_usage(w: World) -> 
     assert r.status == 2 and r.err.startswith("usage: cvault tokens create "), r
 
 
-def test_revoking_a_revoked_token_says_so(w: World) -> None:
+def test_revoking_a_revoked_token_says_so(w: DevWorld) -> None:
     r = w.cvault("tokens", "create", "--org", "dev", "--mask", "r", "--service", "--json")
     token_id = json.loads(r.out)["id"]
     r = w.cvault("tokens", "revoke", token_id)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.dev_world import DevWorld, make_dev_world
 from vault.client.blocking_http import BlockingHTTP, run_blocking
 from vault.client.discharges import _FETCHING, Discharges
 from vault.client.http import HTTP
@@ -16,18 +17,18 @@ from vault.errors import InvalidToken
 from vault.macaroon import Macaroon
 from vault.macaroon.caveats import ThirdParty
 
-from tests.support.dev_world import World, make_world
-
 SWAPPED = "CVAULT_AUTH_TOKEN holds a store token; the two may be swapped"
 
 
 @pytest.fixture(scope="module")
-def journey(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    yield from make_world(postgres_server, template_database, tmp_path_factory)
+def journey(
+    postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevWorld]:
+    yield from make_dev_world(postgres_server, template_database, tmp_path_factory)
 
 
 @pytest.mark.parametrize("args", [("secrets", "list", "--vault", "prod"), ("run", "--vault", "prod", "--", "env")])
-def test_swapped_credentials_are_named_not_a_hang(journey: World, args: tuple[str, ...]) -> None:
+def test_swapped_credentials_are_named_not_a_hang(journey: DevWorld, args: tuple[str, ...]) -> None:
     swapped = {
         **journey.wl,
         "CVAULT_STORE_TOKEN": journey.service["token"],
@@ -41,7 +42,7 @@ def test_swapped_credentials_are_named_not_a_hang(journey: World, args: tuple[st
 
 
 @pytest.mark.parametrize("args", [("secrets", "list", "--vault", "prod"), ("run", "--vault", "prod", "--", "env")])
-def test_a_store_token_as_the_authority_credential_is_named(journey: World, args: tuple[str, ...]) -> None:
+def test_a_store_token_as_the_authority_credential_is_named(journey: DevWorld, args: tuple[str, ...]) -> None:
     both_store = {**journey.wl, "CVAULT_AUTH_TOKEN": journey.workload_store["token"]}
     r = journey.cvault(*args, env=both_store)
     assert r.status != 0 and SWAPPED in r.err, r

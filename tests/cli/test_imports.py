@@ -17,7 +17,7 @@ import pytest
 
 import vault
 from tests.support.cvault_command import cvault_command, cvault_env
-from tests.support.dev_world import STEP_BOUND, World, make_world
+from tests.support.dev_world import STEP_BOUND, DevWorld, make_dev_world
 from vault.cli.main import COMMANDS, build_parser
 
 HEAVY = ("aiohttp", "asyncpg", "vault.web", "vault.storage.pool", "vault.authority", "vault.store", "cryptography")
@@ -116,8 +116,8 @@ NOT_FOR_A_CLIENT_COMMAND = (
 
 
 @pytest.fixture(scope="module")
-def world(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    yield from make_world(postgres_server, template_database, tmp_path_factory)
+def dev(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWorld]:
+    yield from make_dev_world(postgres_server, template_database, tmp_path_factory)
 
 
 def _not_needed(modules: set[str]) -> list[str]:
@@ -138,29 +138,29 @@ def _not_needed(modules: set[str]) -> list[str]:
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
 def test_a_client_command_imports_no_event_loop_aiohttp_or_cryptography(
-    world: World, who: str, args: list[str], stdin: str | None
+    dev: DevWorld, who: str, args: list[str], stdin: str | None
 ) -> None:
-    modules, done = imported_modules(*args, env=world.wl if who == "wl" else world.op, stdin=stdin)
+    modules, done = imported_modules(*args, env=dev.wl if who == "wl" else dev.op, stdin=stdin)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "vault.client.blocking_http" in modules and "http.client" in modules  # it did send its requests
     assert _not_needed(modules) == []
 
 
-def test_tokens_debug_offline_imports_no_http_at_all(world: World) -> None:
-    modules, done = imported_modules("tokens", "debug", world.workload_store["token"], env=world.wl)
+def test_tokens_debug_offline_imports_no_http_at_all(dev: DevWorld) -> None:
+    modules, done = imported_modules("tokens", "debug", dev.workload_store["token"], env=dev.wl)
     assert done.returncode == 0, done.stderr[-2000:]
     assert _not_needed(modules) == [] and "vault.client.blocking_http" not in modules and "http.client" not in modules
 
 
-def test_what_needs_the_event_loop_or_aes_still_gets_it(world: World, tmp_path: Path) -> None:
+def test_what_needs_the_event_loop_or_aes_still_gets_it(dev: DevWorld, tmp_path: Path) -> None:
     """The lazy imports are where the work is: `--watch` runs on asyncio, `--fallback` seals with AES-GCM."""
     cache = tmp_path / "fallback.bin"
     args = ["run", "--vault", "prod", "--fallback", str(cache), "--write-fallback", "--", "true"]
-    modules, done = imported_modules(*args, env=world.wl)
+    modules, done = imported_modules(*args, env=dev.wl)
     assert done.returncode == 0 and cache.exists(), done.stderr[-2000:]
     assert "cryptography" in modules and "asyncio" not in modules
     modules, done = imported_modules(
-        "run", "--vault", "prod", "--env-file", str(tmp_path / "env"), "--", "true", env=world.wl
+        "run", "--vault", "prod", "--env-file", str(tmp_path / "env"), "--", "true", env=dev.wl
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "asyncio" in modules and "aiohttp" not in modules

@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import json
 
+from tests.support.cvault_command import cvault_env, run_cvault
+from tests.support.enrolled_org import EnrolledOrg
 from vault.crypto.keyring import MasterKey, generate_key
 from vault.storage.pool import Pool
 
-from tests.support.cvault_command import cvault_env, run_cvault
-from tests.support.enrolled_org import World
 
-
-async def test_status_lists_every_key_and_warns_about_old_ones(world: World, pool: Pool, database_url: str) -> None:
+async def test_status_lists_every_key_and_warns_about_old_ones(
+    world: EnrolledOrg, pool: Pool, database_url: str
+) -> None:
     master = world.h.store_config.master_key
     assert master is not None
     await world.h.store("PUT", world.secret("a"), world.bundle, {"value": "v"})

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.authority_app import Client as AuthorityClient
+from tests.support.cvault_command import cvault_env, run_cvault
 from vault.cli.client_options import ClientSettings
 from vault.cli.run import _write_fallback
 from vault.client import Credentials
 from vault.client.credentials import TokenBundle
 from vault.client.session_file import SessionFile
 from vault.macaroon import Macaroon
-
-from tests.support.authority_app import Client as AuthorityClient
-from tests.support.cvault_command import cvault_env, run_cvault
 
 
 def _plant(target: Path) -> Path:

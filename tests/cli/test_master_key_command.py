@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cvault_command import cvault_command, cvault_env, run_cvault
 from vault.config import load_config, require_master_key
 from vault.crypto.keyring import generate_key
 from vault.errors import ConfigError
-
-from tests.support.cvault_command import cvault_command, cvault_env, run_cvault
 
 
 def _age_encrypted_key(tmp_path: Path) -> tuple[bytes, Path, Path]:

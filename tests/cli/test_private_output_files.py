@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cvault_command import cvault_env, run_cvault
 from vault.cli.output import open_private
 from vault.cli.store import print_token
 from vault.client.environment import load_settings
 from vault.client.models import MintedToken
-
-from tests.support.cvault_command import cvault_env, run_cvault
 
 
 def _mode(path: Path) -> int:

@@ -9,23 +9,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from vault.cli.main import build_parser
-
 from tests.support.cvault_command import cvault_command
-from tests.support.dev_world import World, make_world, run_cvault
+from tests.support.dev_world import DevWorld, make_dev_world, run_cvault
 from tests.support.mailbox import dev_mail_code
+from vault.cli.main import build_parser
 
 
 @pytest.fixture(scope="module")
-def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    yield from make_world(postgres_server, template_database, tmp_path_factory)
+def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWorld]:
+    yield from make_dev_world(postgres_server, template_database, tmp_path_factory)
 
 
 def _no_internal(err: str) -> None:
     assert "unexpected" not in err and "(internal)" not in err and "Traceback" not in err, err
 
 
-def test_versions_that_do_not_exist_are_not_reported_done(w: World) -> None:
+def test_versions_that_do_not_exist_are_not_reported_done(w: DevWorld) -> None:
     assert w.cvault("secrets", "set", "ver/x", "--vault", "prod", stdin="one").status == 0
     assert w.cvault("secrets", "set", "ver/x", "--vault", "prod", stdin="two").status == 0
     for kind in ("delete", "undelete", "destroy"):
@@ -40,14 +39,14 @@ def test_versions_that_do_not_exist_are_not_reported_done(w: World) -> None:
 
 
 @pytest.mark.parametrize("name", ["has space", "per%cent", "a%2Fb"])
-def test_names_with_spaces_or_percent_get_the_invalid_name_message(w: World, name: str) -> None:
+def test_names_with_spaces_or_percent_get_the_invalid_name_message(w: DevWorld, name: str) -> None:
     for args, stdin in ((("secrets", "get", name), None), (("secrets", "set", name), "v")):
         r = w.cvault(*args, "--vault", "prod", stdin=stdin)
         assert r.status == 2 and "is not a secret name" in r.err and "A-Z a-z 0-9" in r.err, r
         assert "not found" not in r.err.lower()
 
 
-def test_login_without_a_terminal_says_which_flags_to_use(w: World) -> None:
+def test_login_without_a_terminal_says_which_flags_to_use(w: DevWorld) -> None:
     env = {**w.op, "XDG_CONFIG_HOME": str(w.tmp / "nologin")}
     r = run_cvault("login", env=env)  # stdin is /dev/null: no terminal
     assert r.status == 2 and "--email" in r.err, r
@@ -57,7 +56,7 @@ def test_login_without_a_terminal_says_which_flags_to_use(w: World) -> None:
     _no_internal(r.err)
 
 
-def test_audit_query_json_into_a_closed_pipe_is_quiet(w: World) -> None:
+def test_audit_query_json_into_a_closed_pipe_is_quiet(w: DevWorld) -> None:
     process = subprocess.Popen(
         cvault_command("audit", "query", "--json"),
         env=w.op,
@@ -74,13 +73,13 @@ def test_audit_query_json_into_a_closed_pipe_is_quiet(w: World) -> None:
     assert err == ""
 
 
-def test_audit_verify_of_a_missing_file_is_a_clear_error(w: World) -> None:
+def test_audit_verify_of_a_missing_file_is_a_clear_error(w: DevWorld) -> None:
     r = w.cvault("audit", "verify", "--file", str(w.tmp / "missing.jsonl"))
     assert r.status == 1 and "missing.jsonl" in r.err and "No such file" in r.err, r
     _no_internal(r.err)
 
 
-def test_audit_verify_exits_3_on_a_broken_chain_and_speaks_json(w: World) -> None:
+def test_audit_verify_exits_3_on_a_broken_chain_and_speaks_json(w: DevWorld) -> None:
     export = w.tmp / "audit.jsonl"
     ops = {**w.op, "CVAULT_DATABASE_URL": w.database_url}
     r = w.cvault("audit", "export", "--output", str(export), env=ops)
@@ -99,7 +98,7 @@ def test_audit_verify_exits_3_on_a_broken_chain_and_speaks_json(w: World) -> Non
     assert r.status == 3 and json.loads(r.out)["ok"] is False
 
 
-def test_errors_under_json_are_json_and_refusals_exit_4(w: World) -> None:
+def test_errors_under_json_are_json_and_refusals_exit_4(w: DevWorld) -> None:
     r = w.cvault("secrets", "get", "no/such", "--vault", "prod", "--json")
     assert r.status == 4, r
     assert json.loads(r.out)["error"]["code"] == "not_found" and r.err == ""
@@ -139,7 +138,7 @@ def test_every_command_takes_json() -> None:
     assert missing == []
 
 
-def test_store_tokens_mint_without_ttl_gets_an_expiry(w: World) -> None:
+def test_store_tokens_mint_without_ttl_gets_an_expiry(w: DevWorld) -> None:
     r = w.cvault("store", "tokens", "mint", "--mask", "r", "--vault", "prod", "--json")
     assert r.status == 0, r
     r = w.cvault("tokens", "debug", "--json", json.loads(r.out)["token"])
@@ -151,14 +150,14 @@ def test_store_tokens_mint_without_ttl_gets_an_expiry(w: World) -> None:
     assert [v for d in json.loads(r.out) for v in d["validity"]] == []
 
 
-def test_audit_query_with_a_malformed_token_id_is_a_usage_error(w: World) -> None:
+def test_audit_query_with_a_malformed_token_id_is_a_usage_error(w: DevWorld) -> None:
     r = w.cvault("audit", "query", "--token", "not-a-uuid")
     assert r.status == 2 and "--token takes a store token id" in r.err, r
     r = w.cvault("audit", "query", "--token", w.workload_store["id"], "--json")
     assert r.status == 0, r
 
 
-def test_tokens_debug_names_each_kind(w: World) -> None:
+def test_tokens_debug_names_each_kind(w: DevWorld) -> None:
     r = w.cvault("tokens", "debug", w.workload_store["token"])
     assert r.status == 0 and r.out.startswith("#1 store token"), r
     r = w.cvault("tokens", "debug", w.service["token"])
@@ -169,13 +168,13 @@ def test_tokens_debug_names_each_kind(w: World) -> None:
     assert r.status == 0 and r.out.startswith("#1 permission token"), r
 
 
-def test_a_token_on_stdin_ignored_for_the_argument_is_said_so(w: World) -> None:
+def test_a_token_on_stdin_ignored_for_the_argument_is_said_so(w: DevWorld) -> None:
     r = w.cvault("tokens", "debug", w.service["token"], stdin=w.workload_store["token"])
     assert r.status == 0 and "ignoring the token on stdin" in r.err, r
     assert r.out.startswith("#1 service token")
 
 
-def test_a_denied_request_is_audited_with_the_attested_actor_and_lineage(w: World) -> None:
+def test_a_denied_request_is_audited_with_the_attested_actor_and_lineage(w: DevWorld) -> None:
     r = w.cvault("secrets", "set", "db/url", "--vault", "prod", env=w.wl, stdin="evil")
     assert r.status == 4 and "(unauthorized)" in r.err, r
     r = w.cvault("audit", "query", "--outcome", "denied", "--token", w.workload_store["id"], "--json")
@@ -187,7 +186,7 @@ def test_a_denied_request_is_audited_with_the_attested_actor_and_lineage(w: Worl
     assert denied[-1]["lineage"][:2] == [w.service["id"], w.service["parent"]]
 
 
-def test_accepting_with_a_code_names_the_flag_the_password_needs(w: World) -> None:
+def test_accepting_with_a_code_names_the_flag_the_password_needs(w: DevWorld) -> None:
     r = w.cvault("orgs", "invite", "dev", "bob@example.com", "--role", "reader", "--json")
     assert r.status == 0, r
     invitation = json.loads(r.out)

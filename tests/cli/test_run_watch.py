@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cvault_command import cvault_command
-from tests.support.dev_world import World, make_world
+from tests.support.dev_world import DevWorld, make_dev_world
 
 LIFETIME = 6
 INTERVAL = 1.0
@@ -25,8 +25,8 @@ BOUND = 20.0  # generous: the machine is shared; the promised figure is one inte
 
 
 @pytest.fixture(scope="module")
-def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    yield from make_world(
+def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWorld]:
+    yield from make_dev_world(
         postgres_server, template_database, tmp_path_factory, dev_env={"CVAULT_ORG_DISCHARGE_TTL": str(LIFETIME)}
     )
 
@@ -44,14 +44,14 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def _rotate(w: World, name: str, value: str) -> None:
+def _rotate(w: DevWorld, name: str, value: str) -> None:
     r = w.cvault("secrets", "rotate", name, "--vault", "prod", stdin=value)
     assert r.status == 0, r
     r = w.cvault("secrets", "rotate", name, "--vault", "prod", "--promote")
     assert r.status == 0, r
 
 
-def _watch(w: World, tmp: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+def _watch(w: DevWorld, tmp: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
     log = tmp / "cvault-run.err"
     process = subprocess.Popen(
         cvault_command("run", "--vault", "prod", "--only", "db/url", *args),
@@ -63,7 +63,7 @@ def _watch(w: World, tmp: Path, *args: str) -> tuple[subprocess.Popen[bytes], Pa
     return process, log
 
 
-def _org_discharges(w: World) -> int:
+def _org_discharges(w: DevWorld) -> int:
     """Org discharges the authority has handed out so far (its access log, in `cvault dev`'s stderr)."""
     return (w.tmp / "dev.stderr").read_text().count("POST /org/.well-known/macfly/3p 201")
 
@@ -74,7 +74,7 @@ def _stop(process: subprocess.Popen[bytes]) -> int:
     return process.wait(30)
 
 
-def test_rotate_and_promote_restart_the_child_and_the_discharge_never_lapses(w: World, tmp_path: Path) -> None:
+def test_rotate_and_promote_restart_the_child_and_the_discharge_never_lapses(w: DevWorld, tmp_path: Path) -> None:
     out = tmp_path / "child.log"
     script = f'echo "$$ $DB_URL" >> {out}; exec sleep 600'
     process, log = _watch(w, tmp_path, "--watch", "--interval", str(INTERVAL), "--", "sh", "-c", script)
@@ -99,7 +99,7 @@ def test_rotate_and_promote_restart_the_child_and_the_discharge_never_lapses(w: 
     assert "cannot check" not in log.read_text(), log.read_text()
 
 
-def test_signal_mode_rewrites_the_file_and_signals_instead_of_restarting(w: World, tmp_path: Path) -> None:
+def test_signal_mode_rewrites_the_file_and_signals_instead_of_restarting(w: DevWorld, tmp_path: Path) -> None:
     out, env_file = tmp_path / "child.log", tmp_path / "app.env"
     script = f'trap "cat {env_file} >> {out}" HUP; echo start >> {out}; while true; do sleep 0.2; done'
     process, _log = _watch(
@@ -118,12 +118,12 @@ def test_signal_mode_rewrites_the_file_and_signals_instead_of_restarting(w: Worl
     assert not env_file.exists()
 
 
-def test_the_childs_exit_status_is_cvault_runs(w: World, tmp_path: Path) -> None:
+def test_the_childs_exit_status_is_cvault_runs(w: DevWorld, tmp_path: Path) -> None:
     process, _ = _watch(w, tmp_path, "--watch", "--interval", "1", "--", "sh", "-c", "exit 7")
     assert process.wait(60) == 7
 
 
-def test_env_file_and_mount_are_private_and_removed_on_exit(w: World, tmp_path: Path) -> None:
+def test_env_file_and_mount_are_private_and_removed_on_exit(w: DevWorld, tmp_path: Path) -> None:
     env_file, mount = tmp_path / "app.env", tmp_path / "secrets.json"
     script = f"stat -c %a {env_file} {mount}; cat {env_file} {mount}"
     r = w.cvault(
@@ -137,7 +137,7 @@ def test_env_file_and_mount_are_private_and_removed_on_exit(w: World, tmp_path: 
     assert not env_file.exists() and not mount.exists()
 
 
-def test_watch_options_are_checked_before_anything_starts(w: World) -> None:
+def test_watch_options_are_checked_before_anything_starts(w: DevWorld) -> None:
     r = w.cvault("run", "--watch", "--interval", "0", "--", "true", env=w.wl)
     assert r.status == 2 and "--interval" in r.err
     r = w.cvault("run", "--watch", "--signal", "NOPE", "--", "true", env=w.wl)
@@ -146,7 +146,7 @@ def test_watch_options_are_checked_before_anything_starts(w: World) -> None:
     assert r.status == 2 and "--signal goes with --watch" in r.err
 
 
-def test_env_file_holds_only_the_secrets_and_the_mapped_names(w: World, tmp_path: Path) -> None:
+def test_env_file_holds_only_the_secrets_and_the_mapped_names(w: DevWorld, tmp_path: Path) -> None:
     env_file, mapping = tmp_path / "app.env", tmp_path / "env.map"
     mapping.write_text("api/key=SERVICE_KEY\n")
     r = w.cvault(
@@ -158,7 +158,7 @@ def test_env_file_holds_only_the_secrets_and_the_mapped_names(w: World, tmp_path
     assert names == ["DB_URL", "SERVICE_KEY"]  # not PATH, HOME, UNRELATED nor the CVAULT_* URLs
 
 
-def test_watch_polls_versions_and_reads_values_only_when_one_changed(w: World, tmp_path: Path) -> None:
+def test_watch_polls_versions_and_reads_values_only_when_one_changed(w: DevWorld, tmp_path: Path) -> None:
     assert w.cvault("secrets", "set", "watch/poll", "--vault", "prod", stdin="first").status == 0
     r = w.cvault("store", "tokens", "mint", "--mask", "r", "--vault", "prod", "--json")
     assert r.status == 0, r

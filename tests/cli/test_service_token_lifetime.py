@@ -13,20 +13,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.dev_world import DevWorld, make_dev_world
 from vault.macaroon import parse_bundle
 from vault.macaroon.caveats import ValidityWindow
-
-from tests.support.dev_world import World, make_world
 
 TTL = 3
 
 
 @pytest.fixture(scope="module")
-def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    yield from make_world(postgres_server, template_database, tmp_path_factory)
+def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWorld]:
+    yield from make_dev_world(postgres_server, template_database, tmp_path_factory)
 
 
-def test_service_token_ttl_binds_the_service_token_and_list_and_debug_show_it(w: World) -> None:
+def test_service_token_ttl_binds_the_service_token_and_list_and_debug_show_it(w: DevWorld) -> None:
     asked = int(time.time())
     r = w.cvault("tokens", "create", "--org", "dev", "--mask", "r", "--service", "--ttl", str(TTL), "--json")
     assert r.status == 0, r
@@ -50,6 +49,6 @@ def test_service_token_ttl_binds_the_service_token_and_list_and_debug_show_it(w:
     assert r.status == 4 and "expired" in r.err, r
 
 
-def test_service_token_without_ttl_still_has_no_expiry(w: World) -> None:
+def test_service_token_without_ttl_still_has_no_expiry(w: DevWorld) -> None:
     r = w.cvault("tokens", "create", "--org", "dev", "--mask", "r", "--service")
     assert r.status == 0 and "no expiry" in r.err, r

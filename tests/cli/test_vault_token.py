@@ -18,14 +18,13 @@ import hvac
 import hvac.exceptions
 import pytest
 
+from tests.support.cvault_command import cvault_command, cvault_env, run_cvault
+from tests.support.enrolled_org import EnrolledOrg, world_of
+from tests.support.harness import running_services
+from tests.vault_api.test_kv_hvac import MOUNT, call
 from vault.cli.vault_token import VAULT_OPERATIONS, bundle_expiry, write_atomically
 from vault.errors import ConfigError
 from vault.macaroon import decode_token
-
-from tests.support.cvault_command import cvault_command, cvault_env, run_cvault
-from tests.support.harness import running_services
-from tests.support.enrolled_org import World, world_of
-from tests.vault_api.test_kv_hvac import MOUNT, call
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -33,12 +32,12 @@ DISCHARGE_TTL = 8
 
 
 @pytest.fixture
-async def short_world(database_url: str) -> AsyncIterator[World]:
+async def short_world(database_url: str) -> AsyncIterator[EnrolledOrg]:
     async with running_services(database_url, org_discharge_ttl=DISCHARGE_TTL) as h:
         yield await world_of(h)
 
 
-def _env(w: World) -> dict[str, str]:
+def _env(w: EnrolledOrg) -> dict[str, str]:
     return cvault_env(
         {
             "CVAULT_STORE_TOKEN": w.root,
@@ -50,11 +49,11 @@ def _env(w: World) -> dict[str, str]:
     )
 
 
-def _kv(token: str, w: World) -> Any:
+def _kv(token: str, w: EnrolledOrg) -> Any:
     return hvac.Client(url=w.h.store_url + "/vault", token=token).secrets.kv.v2
 
 
-async def test_vault_token_prints_a_bundle_narrowed_to_the_vault_api(short_world: World) -> None:
+async def test_vault_token_prints_a_bundle_narrowed_to_the_vault_api(short_world: EnrolledOrg) -> None:
     w = short_world
     status, out, err = await run_cvault("vault-token", env=_env(w))
     assert status == 0, err
@@ -84,7 +83,7 @@ async def test_vault_token_without_credentials_says_what_to_set(tmp_path: Path) 
 
 
 async def test_the_sink_keeps_a_vault_client_reading_past_three_discharge_lifetimes(
-    short_world: World, tmp_path: Path
+    short_world: EnrolledOrg, tmp_path: Path
 ) -> None:
     w = short_world
     sink = tmp_path / "bundle"
@@ -134,7 +133,7 @@ async def test_the_sink_keeps_a_vault_client_reading_past_three_discharge_lifeti
     assert b"wrote" in err and w.root.encode() not in err
 
 
-async def test_the_sink_stops_when_the_store_refuses_its_bundle(short_world: World, tmp_path: Path) -> None:
+async def test_the_sink_stops_when_the_store_refuses_its_bundle(short_world: EnrolledOrg, tmp_path: Path) -> None:
     w = short_world
     sink = tmp_path / "bundle"
     process = await asyncio.create_subprocess_exec(
@@ -172,7 +171,7 @@ def test_write_atomically_replaces_the_file_with_mode_0600(tmp_path: Path) -> No
         write_atomically(tmp_path / "missing-dir" / "bundle", "cv1_x")
 
 
-async def test_each_sink_rewrite_carries_a_fresh_bundle(short_world: World, tmp_path: Path) -> None:
+async def test_each_sink_rewrite_carries_a_fresh_bundle(short_world: EnrolledOrg, tmp_path: Path) -> None:
     """Every rewrite holds a newly discharged bundle: no rewrite keeps the previous one's expiry."""
     process = await asyncio.create_subprocess_exec(
         *cvault_command("vault-token", "--sink", str(tmp_path / "bundle")),
@@ -195,7 +194,7 @@ async def test_each_sink_rewrite_carries_a_fresh_bundle(short_world: World, tmp_
     assert expiries == sorted(set(expiries)), expiries
 
 
-async def test_the_vault_api_says_why_a_bundle_is_refused(short_world: World) -> None:
+async def test_the_vault_api_says_why_a_bundle_is_refused(short_world: EnrolledOrg) -> None:
     w = short_world
     path = "/vault/v1/acme/prod/data/app/key"
     r = await w.h.store("POST", path, w.bundle, {"data": {"k": "v"}})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.enrolled_org import FAIL_AT_COMMIT
+from tests.support.audit_rows import FAIL_AT_COMMIT
 from vault.storage.pool import close_pool, create_pool
 
 from .cluster import Cluster

@@ -1,1 +1,2 @@
-"""Running cvault: serve, TLS, logs, metrics, limits, config, migrations, roles, deployments, nodes, key and managed rotation."""
+"""Running cvault: serve, TLS, logs, metrics, limits, config, migrations, roles, deployments, nodes,
+key rotation and managed rotation."""

@@ -32,13 +32,12 @@ from aiohttp.test_utils import unused_port
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
+from tests.support.cvault_command import PROJECT_ROOT
 from vault.config import load_config
 from vault.crypto.local_ca import LocalCA
 from vault.web.authority import create_authority_app
 from vault.web.runner import _open_tls, serve_app
 from vault.web.tls import TLSFiles, load_context
-
-from tests.support.cvault_command import PROJECT_ROOT
 
 COMPOSE = shutil.which("docker-compose")
 IMAGE_UID = 10001

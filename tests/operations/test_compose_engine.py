@@ -31,10 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from vault.client import Client
-
 from tests.support.cvault_command import PROJECT_ROOT, cvault_command, cvault_env
 from tests.support.deployment_journey import SECRET, assert_private, journey
+from vault.client import Client
 
 # What the image needs from the checkout (the rest of it is not part of the build context).
 SHIPPED = ("Dockerfile", ".dockerignore", "docker-compose.yml", "pyproject.toml", "README.md", "vault", "sql", "deploy")

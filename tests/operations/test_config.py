@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.operations.test_config_doc import TEST_VARIABLES
 from vault.config import (
     CLIENT_VARIABLES,
     TOOL_PREFIX,
@@ -21,8 +22,6 @@ from vault.config import (
     require_master_key,
 )
 from vault.errors import ConfigError
-
-from tests.operations.test_config_doc import TEST_VARIABLES
 
 KEY = bytes(range(32))
 KEY_B64 = base64.b64encode(KEY).decode()

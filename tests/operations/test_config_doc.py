@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import MISSING, fields
 
-from vault.config import CLIENT_VARIABLES, TOOL_PREFIX, Config
-
 from tests.support.cvault_command import PROJECT_ROOT
+from vault.config import CLIENT_VARIABLES, TOOL_PREFIX, Config
 
 DOC = PROJECT_ROOT / "docs" / "config.md"
 
@@ -75,5 +74,5 @@ def test_every_test_variable_is_documented_under_the_tools_prefix() -> None:
 def test_the_suite_reads_only_settings_client_variables_and_its_own() -> None:
     """A variable the suite reads that the servers do not know would make them refuse their inherited environment."""
     settings = {f"CVAULT_{f.name.upper()}" for f in fields(Config)}
-    read = {name for path in (PROJECT_ROOT / "tests").glob("*.py") for name in _READ.findall(path.read_text())}
+    read = {name for path in (PROJECT_ROOT / "tests").rglob("*.py") for name in _READ.findall(path.read_text())}
     assert read - settings - CLIENT_VARIABLES <= set(TEST_VARIABLES)

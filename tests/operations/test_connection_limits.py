@@ -19,11 +19,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import unused_port
 
-from vault.config import Config
-from vault.web.connections import RateLimitedLog
-
 from tests.support.cvault_command import PROJECT_ROOT, cvault_command, cvault_env
 from tests.support.serving import serving
+from vault.config import Config
+from vault.web.connections import RateLimitedLog
 
 # Generous bounds: the machine is shared; only "closed at all, well before aiohttp's 3,630 s" matters.
 CLOSE_BOUND = 10.0

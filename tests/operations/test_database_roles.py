@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from vault.storage.database import with_database
-
 from tests.support.cvault_command import cvault_env, run_cvault
 from tests.support.database_roles import Roles, roles
+from vault.storage.database import with_database
 
 __all__ = ["roles"]
 

@@ -8,14 +8,13 @@ import itertools
 
 import pytest
 
+from tests.support.cvault_command import cvault_env, run_cvault
 from vault.crypto.envelope import SecretBinding, open_value, seal_value
 from vault.crypto.keyring import MasterKey
 from vault.errors import Conflict
 from vault.storage.key_rotation import rotate_keys
 from vault.storage.keys import PgKeyRepository
 from vault.storage.pool import Pool
-
-from tests.support.cvault_command import cvault_env, run_cvault
 
 ROWS = 600
 READERS = 4

@@ -15,13 +15,12 @@ from contextlib import contextmanager
 import pytest
 from aiohttp.test_utils import unused_port
 
-from vault.config import load_config
-from vault.errors import ConfigError
-from vault.logs import make_handler
-
 from tests.support.cvault_command import cvault_command, cvault_env
 from tests.support.harness import PASSWORD, running_services
 from tests.support.log_guard import _Guard, leaks
+from vault.config import load_config
+from vault.errors import ConfigError
+from vault.logs import make_handler
 
 SECRET_VALUE = "log-test-secret-value-7c1d"
 

@@ -16,12 +16,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.enrolled_org import EnrolledOrg
+from tests.support.harness import Harness
 from vault.macaroon import decode_token
 from vault.macaroon.caveats import Operations
 from vault.macaroon.wire import MAX_TOKEN_BYTES
-
-from tests.support.harness import Harness
-from tests.support.enrolled_org import World
 
 SESSION = "cvs_" + "S3cr3tSess10n" * 3 + "AAA"
 
@@ -64,7 +63,7 @@ def _json_error(status: int, headers: dict[str, str], body: bytes) -> str:
 
 @pytest.mark.parametrize("service", ["authority", "store"])
 async def test_a_bad_byte_in_authorization_is_a_json_400_and_logs_nothing_of_it(
-    world: World, caplog: pytest.LogCaptureFixture, service: str
+    world: EnrolledOrg, caplog: pytest.LogCaptureFixture, service: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
     h = world.h
@@ -83,7 +82,7 @@ async def test_a_bad_byte_in_authorization_is_a_json_400_and_logs_nothing_of_it(
 
 @pytest.mark.parametrize("service", ["authority", "store"])
 async def test_a_header_beyond_any_token_is_a_json_400_and_logs_nothing_of_it(
-    world: World, caplog: pytest.LogCaptureFixture, service: str
+    world: EnrolledOrg, caplog: pytest.LogCaptureFixture, service: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
     h = world.h
@@ -95,7 +94,9 @@ async def test_a_header_beyond_any_token_is_a_json_400_and_logs_nothing_of_it(
     _assert_quiet(caplog, huge, body)
 
 
-async def test_a_session_header_over_8190_bytes_reaches_the_app(world: World, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_session_header_over_8190_bytes_reaches_the_app(
+    world: EnrolledOrg, caplog: pytest.LogCaptureFixture
+) -> None:
     # Over aiohttp's default line limit, under cvault's: the app answers (a wrong session is a 401).
     caplog.set_level(logging.DEBUG)
     long_session = "cvs_" + "x" * 12_000
@@ -105,7 +106,7 @@ async def test_a_session_header_over_8190_bytes_reaches_the_app(world: World, ca
     _assert_quiet(caplog, long_session, body)
 
 
-async def test_a_token_at_the_32_kib_cap_can_be_presented(world: World, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_token_at_the_32_kib_cap_can_be_presented(world: EnrolledOrg, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     w = world
     h: Harness = w.h

@@ -10,16 +10,15 @@ from dataclasses import replace
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.support.cvault_command import cvault_command, cvault_env, run_cvault
+from tests.support.enrolled_org import EnrolledOrg
+from tests.support.key_traffic import secret_reads_and_writes, traffic
 from vault.crypto.keyring import MasterKey, MasterKeys, generate_key, unwrap_kek
 from vault.errors import ConfigError, DecryptionError
 from vault.storage.key_rotation import rotate_keys, rotate_master_key
 from vault.storage.keys import PgKeyRepository, load_keyring
 from vault.storage.pool import Pool
 from vault.web.store import create_store_app
-
-from tests.support.cvault_command import cvault_command, cvault_env, run_cvault
-from tests.support.key_traffic import secret_reads_and_writes, traffic
-from tests.support.enrolled_org import World
 
 
 def _b64(key: bytes) -> str:
@@ -44,7 +43,9 @@ def _opens_any(master: MasterKey, schema: str, rows: list[tuple[int, bytes]]) ->
     return any(_opens_all(master, schema, [row]) for row in rows)
 
 
-async def test_rotate_master_under_load_then_old_key_opens_nothing(world: World, pool: Pool, database_url: str) -> None:
+async def test_rotate_master_under_load_then_old_key_opens_nothing(
+    world: EnrolledOrg, pool: Pool, database_url: str
+) -> None:
     h = world.h
     assert h.store_config.master_key is not None
     old = MasterKey(h.store_config.master_key)

@@ -13,11 +13,10 @@ import aiohttp
 from aiohttp.test_utils import unused_port
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.harness import Harness, running_services
 from vault.config import load_config
 from vault.web.authority import create_authority_app
 from vault.web.runner import serve_app
-
-from tests.support.harness import Harness, running_services
 
 TOKEN = "metrics-token-for-the-tests-0123"
 

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SQL_DIR
+from tests.support.cvault_command import cvault_env, run_cvault
 from vault.errors import MigrationError
 from vault.storage.migrations import load_migrations, migrate, pending_migrations, require_migrated
 from vault.storage.pool import Pool, close_pool, create_pool
 from vault.storage.schema import SCHEMAS
-
-from tests.support.cvault_command import cvault_env, run_cvault
-from tests.conftest import SQL_DIR
 
 
 @pytest.fixture

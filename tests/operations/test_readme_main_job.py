@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cvault_command import PROJECT_ROOT
 from vault.errors import Unavailable
 from vault.storage.embedded import ensure_system_user, find_useradd
-
-from tests.support.cvault_command import PROJECT_ROOT
 
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Generous bounds on a broken run: the job's own wait loop gives up only after 120 s.

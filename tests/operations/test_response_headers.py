@@ -10,8 +10,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from tests.support.enrolled_org import EnrolledOrg
 from tests.support.harness import PASSWORD, Harness
-from tests.support.enrolled_org import World
 
 
 def _check_common(resp: aiohttp.ClientResponse) -> None:
@@ -30,7 +30,7 @@ async def _request(
         return resp
 
 
-async def test_every_authority_reply_has_the_security_headers(world: World) -> None:
+async def test_every_authority_reply_has_the_security_headers(world: EnrolledOrg) -> None:
     w = world
     h = w.h
     a = h.authority_url
@@ -49,7 +49,7 @@ async def test_every_authority_reply_has_the_security_headers(world: World) -> N
     assert [r.status for r in replies[:6]] == [201, 401, 201, 200, 401, 404]
 
 
-async def test_every_store_reply_has_the_security_headers(world: World) -> None:
+async def test_every_store_reply_has_the_security_headers(world: EnrolledOrg) -> None:
     w = world
     h = w.h
     s = h.store_url
@@ -68,7 +68,7 @@ async def test_every_store_reply_has_the_security_headers(world: World) -> None:
 
 
 @pytest.mark.parametrize("service", ["authority", "store"])
-async def test_a_401_names_the_scheme_in_www_authenticate(world: World, service: str) -> None:
+async def test_a_401_names_the_scheme_in_www_authenticate(world: EnrolledOrg, service: str) -> None:
     h = world.h
     url = h.authority_url + "/v1/me" if service == "authority" else h.store_url + world.path("/vaults")
     resp = await _request(h, "GET", url)
@@ -77,7 +77,7 @@ async def test_a_401_names_the_scheme_in_www_authenticate(world: World, service:
 
 
 @pytest.mark.parametrize("service", ["authority", "store"])
-async def test_a_405_lists_the_allowed_methods(world: World, service: str) -> None:
+async def test_a_405_lists_the_allowed_methods(world: EnrolledOrg, service: str) -> None:
     h = world.h
     url = h.authority_url + "/v1/sessions" if service == "authority" else h.store_url + world.path("/enroll")
     resp = await _request(h, "PATCH", url)

@@ -20,13 +20,12 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
+from tests.support.harness import running_services
 from vault.audit.query import AuditQueries
 from vault.errors import ConfigError
 from vault.storage.audit import PgAuditRepository
 from vault.storage.database import create_database, database_exists, database_name, drop_database
 from vault.storage.pool import close_pool, create_pool
-
-from tests.support.harness import running_services
 
 SECRETS = [f"app/{i}/db-password" for i in range(5)]
 

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from vault.cli.rotator import Rotator, RotatorSettings
-
 from tests.support import rotation
 from tests.support.cvault_command import cvault_command, cvault_env
 from tests.support.rotation import RotationWorld, can_connect, current
+from vault.cli.rotator import Rotator, RotatorSettings
 
 pg, rw = rotation.pg, rotation.rw  # the fixtures: a password-checking cluster, the world
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import rotation
+from tests.support.rotation import PasswordCluster, RotationWorld, can_connect, current, rotation_world
 from vault.cli.main import main
 from vault.cli.rotation_hook import CommandHooks
 from vault.cli.rotator import Rotator, RotatorSettings
@@ -19,9 +21,6 @@ from vault.client import Client
 from vault.errors import InvalidToken, Unauthenticated, Unauthorized, VaultError
 from vault.macaroon import decode_token
 from vault.store.connection_document import ConnectionDocument
-
-from tests.support import rotation
-from tests.support.rotation import PasswordCluster, RotationWorld, can_connect, current, rotation_world
 
 pg, rw = rotation.pg, rotation.rw  # the fixtures: a password-checking cluster, the world
 

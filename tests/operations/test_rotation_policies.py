@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.enrolled_org import EnrolledOrg
 from vault.crypto.scram import scram_sha256_verifier
 from vault.errors import BadRequest
 from vault.store.connection_document import PASSWORD_ALPHABET, ConnectionDocument, alternate_user, new_password
-
-from tests.support.enrolled_org import World
 
 URL = "postgresql://app:s3cr%40t@db.internal:6432/app?sslmode=require"
 ADMIN = '{"host": "db.internal", "port": 6432, "dbname": "app", "user": "admin", "password": "root-pw"}'
@@ -82,11 +81,11 @@ def test_the_scram_verifier_is_rfc_7677s() -> None:
     assert server_key == "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="  # the RFC's ServerKey, as v= proves
 
 
-async def _put(world: World, name: str, body: dict[str, Any], bundle: str | None = None) -> Any:
+async def _put(world: EnrolledOrg, name: str, body: dict[str, Any], bundle: str | None = None) -> Any:
     return await world.h.store("PUT", world.path(f"/vaults/prod/rotation/{name}"), bundle or world.bundle, body)
 
 
-async def test_set_checks_the_secret_and_its_admin_secret_and_show_list_disable_now_follow(world: World) -> None:
+async def test_set_checks_the_secret_and_its_admin_secret_and_show_list_disable_now_follow(world: EnrolledOrg) -> None:
     for name, value in (("db/url", URL), ("db/admin", ADMIN), ("api/key", "k-123")):
         r = await world.h.store("PUT", world.secret(name), world.bundle, {"value": value})
         assert r.status == 200, r
@@ -152,7 +151,7 @@ async def test_set_checks_the_secret_and_its_admin_secret_and_show_list_disable_
     assert events[0]["detail"]["strategy"] == "alternating" and "s3cr" not in json.dumps(r.body)
 
 
-async def test_rotator_routes_refuse_bad_input_with_4xx_and_steps_without_a_lease(world: World) -> None:
+async def test_rotator_routes_refuse_bad_input_with_4xx_and_steps_without_a_lease(world: EnrolledOrg) -> None:
     for name, value in (("db/url", URL), ("db/admin", ADMIN)):
         await world.h.store("PUT", world.secret(name), world.bundle, {"value": value})
     await _put(world, "db/url", {"target": "postgres", "every_seconds": 3600, "admin_secret": "db/admin"})
@@ -189,7 +188,7 @@ async def test_rotator_routes_refuse_bad_input_with_4xx_and_steps_without_a_leas
     assert [v["version"] for v in r.body["versions"]] == [1]  # the refused create wrote nothing
 
 
-async def test_only_a_token_that_may_read_the_admin_secret_can_name_it(world: World) -> None:
+async def test_only_a_token_that_may_read_the_admin_secret_can_name_it(world: EnrolledOrg) -> None:
     for name, value in (("db/url", URL), ("db/admin", ADMIN)):
         await world.h.store("PUT", world.secret(name), world.bundle, {"value": value})
     limited = await world.h.store_bundle(

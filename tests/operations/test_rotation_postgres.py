@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import time
 
-from vault.cli.rotator import Rotator, RotatorSettings
-
 from tests.support import rotation
 from tests.support.rotation import RotationWorld, can_connect, current
+from vault.cli.rotator import Rotator, RotatorSettings
 
 pg, rw = rotation.pg, rotation.rw  # the fixtures: a password-checking cluster, the world
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import rotation
 from tests.support.cvault_command import cvault_command
-from tests.support.dev_world import World, clean_env, make_world
+from tests.support.dev_world import DevWorld, clean_env, make_dev_world
 from tests.support.rotation import PasswordCluster, create_roles, drop_roles
 
 pg = rotation.pg  # the fixture: a password-checking cluster
@@ -48,8 +48,8 @@ asyncio.run(main())
 
 
 @pytest.fixture(scope="module")
-def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    yield from make_world(postgres_server, template_database, tmp_path_factory)
+def w(postgres_server: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWorld]:
+    yield from make_dev_world(postgres_server, template_database, tmp_path_factory)
 
 
 def _wait_for(check: Callable[[], bool], what: str, logs: Path) -> None:
@@ -76,7 +76,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def test_run_watch_follows_three_alternating_rotations_without_a_failed_connection(
-    w: World, pg: PasswordCluster, tmp_path: Path
+    w: DevWorld, pg: PasswordCluster, tmp_path: Path
 ) -> None:
     roles = asyncio.run(create_roles(pg))
     rotator = watcher = None
@@ -111,7 +111,7 @@ def test_run_watch_follows_three_alternating_rotations_without_a_failed_connecti
         run = ["run", "--vault", "prod", "--only", "db/url", "--watch", "--interval", "1"]
         watcher = subprocess.Popen(
             cvault_command(*run, "--", sys.executable, "-c", CHILD, str(out)),
-            env={**w.wl, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            env={**w.wl, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / "run.log").open("wb"),

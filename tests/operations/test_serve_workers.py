@@ -21,9 +21,8 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import unused_port
 
-from vault.cli.workers import MAX_RESTARTS, run_workers
-
 from tests.support.cvault_command import cvault_command, cvault_env
+from vault.cli.workers import MAX_RESTARTS, run_workers
 
 BOUND = 60.0  # a generous functional bound: the machine is shared
 

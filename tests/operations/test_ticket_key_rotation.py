@@ -14,16 +14,15 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support.cvault_command import run_cvault
+from tests.support.enrolled_org import EnrolledOrg, world_of
+from tests.support.harness import Harness, running_services
+from tests.support.key_traffic import Operation, eventually, keys_env, report_latency, traffic
 from vault.audit.query import AuditQueries
 from vault.macaroon import decode_token, ticket_sender
 from vault.storage.audit import PgAuditRepository
 from vault.storage.pool import Pool
 from vault.web.store.services import SERVICES_KEY as STORE_SERVICES
-
-from tests.support.cvault_command import run_cvault
-from tests.support.harness import Harness, running_services
-from tests.support.key_traffic import Operation, eventually, keys_env, report_latency, traffic
-from tests.support.enrolled_org import World, world_of
 
 
 @pytest.fixture
@@ -33,7 +32,7 @@ async def quiet(database_url: str) -> AsyncIterator[Harness]:
 
 
 @pytest.fixture
-async def world(quiet: Harness) -> World:
+async def world(quiet: Harness) -> EnrolledOrg:
     return await world_of(quiet)
 
 
@@ -63,14 +62,14 @@ async def _discharge_status(h: Harness, store_token: str, auth: str) -> int:
     return (await h.org_discharge(store_token, auth)).status
 
 
-async def _written_secret(world: World) -> str:
+async def _written_secret(world: EnrolledOrg) -> str:
     """The path of a secret written once, for the traffic to read."""
     path = world.secret("db/url")
     assert (await world.h.store("PUT", path, world.bundle, {"value": "v"})).status == 200
     return path
 
 
-def _fresh_token_op(h: Harness, world: World, path: str, minter: str) -> Operation:
+def _fresh_token_op(h: Harness, world: EnrolledOrg, path: str, minter: str) -> Operation:
     """Mint a store token with ``minter`` (sealed to whatever the store seals with now), discharge it, read with it."""
 
     async def op(worker: int, n: int) -> str | None:
@@ -87,7 +86,7 @@ def _fresh_token_op(h: Harness, world: World, path: str, minter: str) -> Operati
     return op
 
 
-async def test_authority_ticket_keys_rotate_and_retire_under_traffic(world: World) -> None:
+async def test_authority_ticket_keys_rotate_and_retire_under_traffic(world: EnrolledOrg) -> None:
     h = world.h
     env = keys_env(h)
     path = await _written_secret(world)
@@ -198,7 +197,7 @@ async def test_authority_ticket_keys_rotate_and_retire_under_traffic(world: Worl
     print(f"\nauthority ticket keys: {during_rotation} ops during rotation, {during_retirement} during retirement")
 
 
-async def test_store_ticket_key_rotation_and_the_endorsement_check(world: World) -> None:
+async def test_store_ticket_key_rotation_and_the_endorsement_check(world: EnrolledOrg) -> None:
     h = world.h
     env = keys_env(h)
     path = await _written_secret(world)
@@ -284,7 +283,7 @@ async def test_store_ticket_key_rotation_and_the_endorsement_check(world: World)
     print(f"\nstore ticket key: {during} ops during rotation")
 
 
-async def test_ticket_key_changes_are_audited_in_their_schema(world: World, pool: Pool) -> None:
+async def test_ticket_key_changes_are_audited_in_their_schema(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     env = {**keys_env(h), "LOGNAME": "rotator", "USER": "rotator"}
     old = (await _store_keys(h))["ticket"]["key_id"]

@@ -27,15 +27,14 @@ from aiohttp import web
 from aiohttp.test_utils import unused_port
 from cryptography import x509
 
+from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.serving import serving
 from vault.client import Client, Credentials
 from vault.config import Config, load_config
 from vault.crypto.local_ca import Issued, LocalCA
 from vault.errors import ConfigError, ConnectionFailed
 from vault.web.runner import serve_app
 from vault.web.tls import TLSFiles, load_context
-
-from tests.support.cvault_command import cvault_command, cvault_env
-from tests.support.serving import serving
 
 BOUND = 90.0
 

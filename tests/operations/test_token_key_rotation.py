@@ -14,20 +14,19 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.support.cvault_command import run_cvault
+from tests.support.enrolled_org import EnrolledOrg
+from tests.support.harness import Harness, attenuate, running_services
+from tests.support.key_traffic import eventually, keys_env, report_latency, secret_reads_and_writes, traffic
 from vault.crypto.passwords import MINIMUM
 from vault.macaroon import decode_token, encode_bundle
 from vault.macaroon.cvault_caveats import Secrets
 from vault.web.authority import create_authority_app
 from vault.web.store import create_store_app
 
-from tests.support.cvault_command import run_cvault
-from tests.support.harness import Harness, attenuate, running_services
-from tests.support.key_traffic import eventually, keys_env, report_latency, secret_reads_and_writes, traffic
-from tests.support.enrolled_org import World
-
 
 @pytest.fixture
-async def services(database_url: str) -> AsyncIterator[Harness]:
+async def harness(database_url: str) -> AsyncIterator[Harness]:
     # Overrides conftest's: the poll fallback is out of reach, only NOTIFY can deliver a key change.
     async with running_services(database_url, key_watch_interval=300) as h:
         yield h
@@ -51,7 +50,7 @@ async def _eventually_refused(h: Harness, bases: list[str], path: str, bundle: s
     return await eventually(refused, "the retired kid still verifies somewhere")
 
 
-async def test_store_token_keys_rotate_and_retire_on_two_nodes(world: World) -> None:
+async def test_store_token_keys_rotate_and_retire_on_two_nodes(world: EnrolledOrg) -> None:
     h = world.h
     env = keys_env(h)
     path = world.secret("db/url")
@@ -126,7 +125,7 @@ async def test_store_token_keys_rotate_and_retire_on_two_nodes(world: World) -> 
         await other.close()
 
 
-async def test_authority_token_keys_rotate_and_retire_on_two_nodes(world: World) -> None:
+async def test_authority_token_keys_rotate_and_retire_on_two_nodes(world: EnrolledOrg) -> None:
     h = world.h
     env = keys_env(h)
     old_auth = world.auth

@@ -17,11 +17,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from vault.macaroon import decode_token, parse_bundle
-
+from tests.support.enrolled_org import EnrolledOrg, world_of
 from tests.support.harness import Harness, Reply, running_services
 from tests.support.nodes import Node, another_authority, another_store, notify_only, wait_until
-from tests.support.enrolled_org import World, world_of
+from vault.macaroon import decode_token, parse_bundle
 
 Recorder = Any  # pytest's record_property
 
@@ -126,7 +125,7 @@ async def test_an_enrolment_on_one_store_is_seen_by_the_other(
     assert await _mount(store_b, "acme-renamed", world.bundle) == 200
 
     # A new org enrolled on A: B verifies its tokens (a root key it has never seen) and knows its slug.
-    other: World = World(h, *await h.enrolled_vault("other@example.com", "beta"))
+    other: EnrolledOrg = EnrolledOrg(h, *await h.enrolled_vault("other@example.com", "beta"))
     assert (await h.store("PUT", other.secret("app/db"), other.bundle, {"value": "b1"})).status == 200
     r = await store_b.call("GET", other.secret("app/db"), other.bundle)
     assert (r.status, r.body["value"]) == (200, "b1"), r

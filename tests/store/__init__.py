@@ -1,1 +1,2 @@
-"""The store: secrets, store tokens, envelope encryption and keys, the pool, what a request sends to PostgreSQL, bad input."""
+"""The store: secrets, store tokens, envelope encryption and keys, the pool, what a request sends to
+PostgreSQL, bad input."""

@@ -6,15 +6,14 @@ import re
 
 import pytest
 
+from tests.support.harness import Harness
 from vault.config import load_config
 from vault.errors import ConfigError
 from vault.web.store import create_store_app
 
-from tests.support.harness import Harness
 
-
-async def test_health_ready_and_openapi(services: Harness) -> None:
-    h = services
+async def test_health_ready_and_openapi(harness: Harness) -> None:
+    h = harness
     assert (await h.store("GET", "/healthz")).body == {"status": "ok"}
     assert (await h.store("GET", "/readyz")).body == {"status": "ready"}
     spec = (await h.store("GET", "/openapi.json")).body
@@ -37,8 +36,8 @@ def test_store_refuses_to_start_without_the_authority_key() -> None:
         create_store_app(load_config({}))
 
 
-async def test_unknown_org_is_404_and_bad_names_are_400(services: Harness) -> None:
-    r = await services.store("GET", "/v1/orgs/12345/vaults", "cv1_garbage")
+async def test_unknown_org_is_404_and_bad_names_are_400(harness: Harness) -> None:
+    r = await harness.store("GET", "/v1/orgs/12345/vaults", "cv1_garbage")
     assert r.status == 404
-    r = await services.store("GET", "/v1/orgs/not-a-number/vaults")
+    r = await harness.store("GET", "/v1/orgs/not-a-number/vaults")
     assert r.status == 404

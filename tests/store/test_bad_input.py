@@ -6,22 +6,22 @@ import json
 
 import pytest
 
+from tests.support.audit_rows import audit_head, audit_since
+from tests.support.enrolled_org import EnrolledOrg
+from tests.support.harness import attenuate
 from vault.macaroon import Macaroon, encode_token
 from vault.macaroon.caveats import Operations
 from vault.storage.pool import Pool
 
-from tests.support.harness import attenuate
-from tests.support.enrolled_org import World, audit_head, audit_since
 
-
-async def _raw(w: World, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+async def _raw(w: EnrolledOrg, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
     headers = {"Authorization": f"Bearer {w.bundle}"}
     async with w.h.http.request(method, w.h.store_url + path, data=body, headers=headers) as resp:
         return resp.status, await resp.read()
 
 
 @pytest.mark.parametrize("version", ["2147483648", "9223372036854775808", "99999999999999999999"])
-async def test_read_of_a_version_beyond_any_stored_one_is_not_found(world: World, version: str) -> None:
+async def test_read_of_a_version_beyond_any_stored_one_is_not_found(world: EnrolledOrg, version: str) -> None:
     w = world
     assert (await w.h.store("PUT", w.secret("a"), w.bundle, {"value": "x"})).status == 200
     # Reads are batched: a lookup the query cannot encode must not fail the other reads of its batch.
@@ -38,7 +38,7 @@ async def test_read_of_a_version_beyond_any_stored_one_is_not_found(world: World
         ("/vault/v1/acme/prod/data/a", b'{"data": {"\\udfff": 1}}'),
     ],
 )
-async def test_values_that_are_not_unicode_text_are_refused(world: World, path: str, body: bytes) -> None:
+async def test_values_that_are_not_unicode_text_are_refused(world: EnrolledOrg, path: str, body: bytes) -> None:
     w = world
     method = "PUT" if path == "native" else "POST"
     status, _ = await _raw(w, method, w.secret("a") if path == "native" else path, body)
@@ -46,7 +46,7 @@ async def test_values_that_are_not_unicode_text_are_refused(world: World, path: 
 
 
 @pytest.mark.parametrize("org", ["%C2%B2", "%D9%A3", "%EF%BC%91"])
-async def test_org_ids_of_non_ascii_digits_are_not_found(world: World, org: str) -> None:
+async def test_org_ids_of_non_ascii_digits_are_not_found(world: EnrolledOrg, org: str) -> None:
     assert (await _raw(world, "GET", f"/v1/orgs/{org}/vaults"))[0] == 404
     assert (await _raw(world, "GET", f"/v1/orgs/{org}/enroll"))[0] == 404
 
@@ -66,12 +66,14 @@ async def test_org_ids_of_non_ascii_digits_are_not_found(world: World, org: str)
         "cursor=99999999999999999999",
     ],
 )
-async def test_bad_audit_query_parameters_are_400(world: World, query: str) -> None:
+async def test_bad_audit_query_parameters_are_400(world: EnrolledOrg, query: str) -> None:
     assert (await _raw(world, "GET", world.path(f"/audit?{query}")))[0] == 400
 
 
 @pytest.mark.parametrize("operation", ["a\x00b", "\x00"])
-async def test_a_refusal_whose_reason_holds_a_nul_is_audited_and_403(world: World, pool: Pool, operation: str) -> None:
+async def test_a_refusal_whose_reason_holds_a_nul_is_audited_and_403(
+    world: EnrolledOrg, pool: Pool, operation: str
+) -> None:
     w = world
     # The holder of a token may attenuate it with any caveat text; refusal reasons quote it.
     bundle = await w.h.store_bundle(attenuate(w.root, [Operations((operation,))]), w.auth)
@@ -84,7 +86,7 @@ async def test_a_refusal_whose_reason_holds_a_nul_is_audited_and_403(world: Worl
 
 
 @pytest.mark.parametrize("kid", [b"\xff" * 8, b"\x80" + b"\x00" * 7])
-async def test_a_key_id_beyond_bigint_is_an_invalid_token(world: World, kid: bytes) -> None:
+async def test_a_key_id_beyond_bigint_is_an_invalid_token(world: EnrolledOrg, kid: bytes) -> None:
     w = world
     # Anyone can write any kid: it is read before any signature can be checked.
     token = encode_token(Macaroon.mint(kid, w.h.store_url, bytes(32), []))

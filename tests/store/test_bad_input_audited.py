@@ -10,12 +10,12 @@ import base64
 
 import pytest
 
+from tests.support.audit_rows import audit_head, audit_since
+from tests.support.authority_app import Client, bearer, bootstrap_owner, call, permission_token, pool_of
+from tests.support.enrolled_org import EnrolledOrg
+from tests.support.harness import Harness
 from vault.macaroon import encode_token
 from vault.storage.pool import Pool
-
-from tests.support.authority_app import Client, bearer, bootstrap_owner, call, permission_token, pool_of
-from tests.support.harness import Harness
-from tests.support.enrolled_org import World, audit_head, audit_since
 
 # Points of small order on Curve25519: their shared secret with any private key is all
 # zeros, which libsodium refuses (PyNaCl raises its RuntimeError).
@@ -67,7 +67,7 @@ async def test_an_org_slug_with_a_newline_is_a_400_at_the_authority(client: Clie
 
 
 @pytest.mark.parametrize("name", ["prod\n", "staging\n"])
-async def test_a_vault_name_with_a_newline_is_a_400_at_the_store(world: World, pool: Pool, name: str) -> None:
+async def test_a_vault_name_with_a_newline_is_a_400_at_the_store(world: EnrolledOrg, pool: Pool, name: str) -> None:
     w = world
     seq = await audit_head(pool)
     r = await w.h.store("POST", w.path("/vaults"), w.bundle, {"name": name})
@@ -76,14 +76,14 @@ async def test_a_vault_name_with_a_newline_is_a_400_at_the_store(world: World, p
 
 
 @pytest.mark.parametrize("body", [{"names": ["a\n"]}, {"names": ["db/password\n"]}, {"prefix": "db\n"}])
-async def test_a_secret_name_with_a_newline_is_a_400_at_the_store(world: World, body: dict[str, object]) -> None:
+async def test_a_secret_name_with_a_newline_is_a_400_at_the_store(world: EnrolledOrg, body: dict[str, object]) -> None:
     w = world
     r = await w.h.store("POST", w.path("/vaults/prod/read"), w.bundle, body)
     assert r.status == 400 and r.code == "bad_request", r
 
 
-async def test_store_enrolment_refuses_a_slug_with_a_newline(services: Harness, pool: Pool) -> None:
-    h = services
+async def test_store_enrolment_refuses_a_slug_with_a_newline(harness: Harness, pool: Pool) -> None:
+    h = harness
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "alpha")
     auth = await h.authority_bundle(owner, org)
@@ -94,7 +94,7 @@ async def test_store_enrolment_refuses_a_slug_with_a_newline(services: Harness, 
     assert await pool.fetchval("SELECT count(*) FROM store.orgs") == 0
 
 
-async def test_a_bad_name_in_a_store_path_is_a_400_and_audited(world: World, pool: Pool) -> None:
+async def test_a_bad_name_in_a_store_path_is_a_400_and_audited(world: EnrolledOrg, pool: Pool) -> None:
     w = world
     seq = await audit_head(pool)
     r = await w.h.store("GET", w.path("/vaults/prod%0A/secrets/a"), w.bundle)
@@ -124,7 +124,7 @@ def test_every_validation_regex_is_anchored_at_both_ends() -> None:
     import ast
     import pathlib
 
-    root = pathlib.Path(__file__).resolve().parent.parent / "vault"
+    root = pathlib.Path(__file__).resolve().parents[2] / "vault"
     offenders = []
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text())

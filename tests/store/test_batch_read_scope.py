@@ -10,26 +10,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vault.storage.pool import Pool
-
+from tests.support.audit_rows import audit_head, audit_since
 from tests.support.cvault_command import PROJECT_ROOT, run_cvault
-from tests.support.enrolled_org import World, audit_head, audit_since
+from tests.support.enrolled_org import EnrolledOrg
+from vault.storage.pool import Pool
 
 SECRETS = {"db/url": "postgres://app:pw@db/app", "db/user": "app", "api/key": "k-123", "smtp/password": "mail"}
 
 
-async def _fill(w: World) -> None:
+async def _fill(w: EnrolledOrg) -> None:
     for name, value in SECRETS.items():
         r = await w.h.store("PUT", w.secret(name), w.bundle, {"value": value})
         assert r.status == 200, r
 
 
-async def _db_only_bundle(w: World) -> str:
+async def _db_only_bundle(w: EnrolledOrg) -> str:
     token = await w.h.mint(w.bundle, w.org, mask="r", secrets={"db/": "r"})
     return await w.h.store_bundle(token, w.auth)
 
 
-async def test_a_prefix_batch_read_with_a_secrets_scoped_token_returns_what_it_allows(world: World, pool: Pool) -> None:
+async def test_a_prefix_batch_read_with_a_secrets_scoped_token_returns_what_it_allows(
+    world: EnrolledOrg, pool: Pool
+) -> None:
     w = world
     await _fill(w)
     bundle = await _db_only_bundle(w)
@@ -46,7 +48,7 @@ async def test_a_prefix_batch_read_with_a_secrets_scoped_token_returns_what_it_a
     ]
 
 
-async def test_listed_names_the_token_refuses_are_left_out_and_audited(world: World, pool: Pool) -> None:
+async def test_listed_names_the_token_refuses_are_left_out_and_audited(world: EnrolledOrg, pool: Pool) -> None:
     w = world
     await _fill(w)
     bundle = await _db_only_bundle(w)
@@ -66,7 +68,7 @@ async def test_listed_names_the_token_refuses_are_left_out_and_audited(world: Wo
     ]
 
 
-async def test_a_secrets_scoped_token_still_cannot_read_outside_its_vault_or_write(world: World) -> None:
+async def test_a_secrets_scoped_token_still_cannot_read_outside_its_vault_or_write(world: EnrolledOrg) -> None:
     w = world
     await _fill(w)
     bundle = await _db_only_bundle(w)
@@ -77,7 +79,7 @@ async def test_a_secrets_scoped_token_still_cannot_read_outside_its_vault_or_wri
     assert r.status == 403, r
 
 
-async def test_cvault_run_boots_with_a_secrets_scoped_store_token(world: World, tmp_path: Path) -> None:
+async def test_cvault_run_boots_with_a_secrets_scoped_store_token(world: EnrolledOrg, tmp_path: Path) -> None:
     w = world
     h = w.h
     await _fill(w)

@@ -6,14 +6,14 @@ import asyncio
 import uuid
 from typing import Any
 
+from tests.support.audit_rows import audit_head, audit_since, summary
+from tests.support.enrolled_org import EnrolledOrg, world_of
+from tests.support.harness import Reply, running_services
 from vault.storage.pool import Pool
 from vault.storage.store_secrets import purge_expired_keys
 
-from tests.support.harness import Reply, running_services
-from tests.support.enrolled_org import World, audit_head, audit_since, summary, world_of
 
-
-async def _put(w: World, name: str, body: dict[str, Any], key: str | None, *, token: str | None = None) -> Reply:
+async def _put(w: EnrolledOrg, name: str, body: dict[str, Any], key: str | None, *, token: str | None = None) -> Reply:
     headers = {"Authorization": f"Bearer {token or w.bundle}"}
     if key is not None:
         headers["Idempotency-Key"] = key
@@ -30,7 +30,7 @@ async def _versions(pool: Pool, name: str) -> list[int]:
     return [r["version"] for r in rows]
 
 
-async def test_a_repeated_key_is_answered_with_the_first_outcome(world: World, pool: Pool) -> None:
+async def test_a_repeated_key_is_answered_with_the_first_outcome(world: EnrolledOrg, pool: Pool) -> None:
     key = str(uuid.uuid4())
     seq = await audit_head(pool)
     first = await _put(world, "k", {"value": "v1"}, key)
@@ -47,7 +47,7 @@ async def test_a_repeated_key_is_answered_with_the_first_outcome(world: World, p
     assert (await _put(world, "k", {"value": "v1"}, str(uuid.uuid4()))).body["version"] == 3
 
 
-async def test_a_key_reused_for_another_request_is_refused(world: World, pool: Pool) -> None:
+async def test_a_key_reused_for_another_request_is_refused(world: EnrolledOrg, pool: Pool) -> None:
     key = str(uuid.uuid4())
     assert (await _put(world, "k", {"value": "v1"}, key)).status == 200
     for body, name in (({"value": "v2"}, "k"), ({"value": "v1"}, "other"), ({"value": "v1", "cas": 0}, "k")):
@@ -58,7 +58,7 @@ async def test_a_key_reused_for_another_request_is_refused(world: World, pool: P
     assert await _versions(pool, "other") == []
 
 
-async def test_concurrent_retries_store_one_version(world: World, pool: Pool) -> None:
+async def test_concurrent_retries_store_one_version(world: EnrolledOrg, pool: Pool) -> None:
     key = str(uuid.uuid4())
     replies = await asyncio.gather(*(_put(world, "c", {"value": "same"}, key) for _ in range(6)))
     assert {r.status for r in replies} == {200}
@@ -66,7 +66,7 @@ async def test_concurrent_retries_store_one_version(world: World, pool: Pool) ->
     assert await _versions(pool, "c") == [1]
 
 
-async def test_keys_are_scoped_to_the_callers_token(world: World, pool: Pool) -> None:
+async def test_keys_are_scoped_to_the_callers_token(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     other = await h.store_bundle(await h.mint(world.bundle, world.org, mask="rwc"), world.auth)
     key = str(uuid.uuid4())
@@ -75,7 +75,7 @@ async def test_keys_are_scoped_to_the_callers_token(world: World, pool: Pool) ->
     assert (await _put(world, "s", {"value": "b"}, key, token=other)).body["version"] == 2
 
 
-async def test_a_bad_key_is_a_400(world: World) -> None:
+async def test_a_bad_key_is_a_400(world: EnrolledOrg) -> None:
     for bad in ("", "x" * 256, "with space", "caf\u00e9"):
         headers = {"Authorization": f"Bearer {world.bundle}", "Idempotency-Key": bad}
         async with world.h.http.put(
@@ -85,7 +85,7 @@ async def test_a_bad_key_is_a_400(world: World) -> None:
             assert (await resp.json())["error"]["code"] == "bad_request"
 
 
-async def test_the_vault_api_write_honours_the_key(world: World, pool: Pool) -> None:
+async def test_the_vault_api_write_honours_the_key(world: EnrolledOrg, pool: Pool) -> None:
     headers = {"X-Vault-Token": world.bundle, "Idempotency-Key": str(uuid.uuid4())}
     for _ in range(2):
         async with world.h.http.post(

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.enrolled_org import EnrolledOrg, world_of
+from tests.support.harness import Harness
 from vault.macaroon import decode_token
 from vault.macaroon.caveats import OrgSlug
-
-from tests.support.harness import Harness
-from tests.support.enrolled_org import World, world_of
 
 
 async def _enroll(h: Harness, auth: str, org: int, body: dict[str, Any]) -> Any:
@@ -24,8 +23,8 @@ async def _enroll(h: Harness, auth: str, org: int, body: dict[str, Any]) -> Any:
     return await h.store("POST", f"/v1/orgs/{org}/enroll", bundle, body)
 
 
-async def test_an_org_cannot_enrol_under_another_orgs_slug(services: Harness) -> None:
-    h = services
+async def test_an_org_cannot_enrol_under_another_orgs_slug(harness: Harness) -> None:
+    h = harness
     acme = await world_of(h)  # enrolled as "acme"
     mallory = await h.new_user("mallory@example.com")
     evil = await h.create_org(mallory, "evil")
@@ -52,15 +51,15 @@ async def test_an_org_cannot_enrol_under_another_orgs_slug(services: Harness) ->
     assert status == 403
 
 
-async def _vault(w: World, method: str, path: str, token: str | None) -> tuple[int, Any]:
+async def _vault(w: EnrolledOrg, method: str, path: str, token: str | None) -> tuple[int, Any]:
     headers = {"X-Vault-Token": token} if token else {}
     async with w.h.http.request(method, w.h.store_url + "/vault" + path, headers=headers) as resp:
         return resp.status, await resp.json()
 
 
-async def test_without_the_orgs_token_the_vault_api_does_not_tell_enrolled_slugs_apart(services: Harness) -> None:
-    acme = await world_of(services)
-    other = World(services, *await services.enrolled_vault("other@example.com", "other"))
+async def test_without_the_orgs_token_the_vault_api_does_not_tell_enrolled_slugs_apart(harness: Harness) -> None:
+    acme = await world_of(harness)
+    other = EnrolledOrg(harness, *await harness.enrolled_vault("other@example.com", "other"))
     for path in ("/v1/sys/internal/ui/mounts/{}/prod", "/v1/sys/mounts-all/{}/prod", "/v1/{}/prod/data/db/url"):
         for token in (None, other.bundle, "cv1_garbage"):
             enrolled = await _vault(acme, "GET", path.format("acme"), token)
@@ -70,11 +69,11 @@ async def test_without_the_orgs_token_the_vault_api_does_not_tell_enrolled_slugs
     assert status == 200 and body["data"]["path"] == "acme/prod/"
 
 
-async def test_a_mount_question_under_another_orgs_slug_reads_the_tokens_own_vault(services: Harness) -> None:
+async def test_a_mount_question_under_another_orgs_slug_reads_the_tokens_own_vault(harness: Harness) -> None:
     """With the one-segment mount (``<vault>`` of the token's org), a preflight whose first segment is not the
     token's org's slug is read as that org's own vault: another org's slug means nothing there."""
-    acme = await world_of(services)
-    other = World(services, *await services.enrolled_vault("other@example.com", "other", vault="acme"))
+    acme = await world_of(harness)
+    other = EnrolledOrg(harness, *await harness.enrolled_vault("other@example.com", "other", vault="acme"))
     status, body = await _vault(acme, "GET", "/v1/sys/internal/ui/mounts/prod/db/url", acme.bundle)
     assert status == 200 and body["data"]["path"] == "prod/"
     for token in (None, other.bundle):  # no vault "prod" in other's org, no token at all

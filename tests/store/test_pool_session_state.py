@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.support.enrolled_org import EnrolledOrg
 from vault.web.store.app import POOL_KEY
-
-from tests.support.enrolled_org import World
 
 _LEFTOVERS = """
 SELECT
@@ -26,7 +25,7 @@ SELECT
 """
 
 
-async def _journeys(world: World) -> None:
+async def _journeys(world: EnrolledOrg) -> None:
     h = world.h
     for i in range(3):
         r = await h.store("PUT", world.secret(f"app/key{i}"), world.bundle, {"value": f"v{i}"})
@@ -57,13 +56,13 @@ async def _leftovers(pool: Any) -> list[dict[str, Any]]:
 _CLEAN = {"settings": [], "channels": [], "cursors": 0, "advisory_locks": 0}
 
 
-async def test_no_request_leaves_session_state_on_a_pooled_connection(world: World) -> None:
+async def test_no_request_leaves_session_state_on_a_pooled_connection(world: EnrolledOrg) -> None:
     pool = world.h.store_app[POOL_KEY]
     await _journeys(world)
     assert await _leftovers(pool) == [_CLEAN] * pool.get_max_size()
 
 
-async def test_the_check_sees_a_plain_set(world: World) -> None:
+async def test_the_check_sees_a_plain_set(world: EnrolledOrg) -> None:
     # The check itself can fail: a session-level SET on one pooled connection is reported.
     pool = world.h.store_app[POOL_KEY]
     async with pool.acquire() as conn:

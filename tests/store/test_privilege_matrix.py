@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import time
 
+from tests.support.audit_rows import audit_head, audit_since, summary
+from tests.support.enrolled_org import EnrolledOrg
+from tests.support.harness import attenuate
 from vault.macaroon import ALL, decode_token, encode_bundle
 from vault.macaroon.caveats import Organization, Secrets, UserID, ValidityWindow
 from vault.storage.pool import Pool
 
-from tests.support.harness import attenuate
-from tests.support.enrolled_org import World, audit_head, audit_since, summary
 
-
-async def _put(w: World, name: str, value: str) -> None:
+async def _put(w: EnrolledOrg, name: str, value: str) -> None:
     r = await w.h.store("PUT", w.secret(name), w.bundle, {"value": value})
     assert r.status == 200, r
 
 
-async def test_store_token_alone_is_401(world: World, pool: Pool) -> None:
+async def test_store_token_alone_is_401(world: EnrolledOrg, pool: Pool) -> None:
     await _put(world, "db/url", "postgres://prod")
     seq = await audit_head(pool)
     r = await world.h.store("GET", world.secret("db/url"), world.root)
@@ -32,7 +32,7 @@ async def test_store_token_alone_is_401(world: World, pool: Pool) -> None:
     assert events[0]["token_id"] is not None and events[0]["detail"]["code"] == "discharge_required"
 
 
-async def test_discharge_from_other_org_member_is_403(world: World, pool: Pool) -> None:
+async def test_discharge_from_other_org_member_is_403(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     await _put(world, "db/url", "postgres://prod")
     mallory = await h.new_user("mallory@example.com")
@@ -50,7 +50,7 @@ async def test_discharge_from_other_org_member_is_403(world: World, pool: Pool) 
     assert summary(await audit_since(pool, seq)) == [("secrets.read", "denied", "db/url", None)]
 
 
-async def test_unbound_discharge_is_401(world: World, pool: Pool) -> None:
+async def test_unbound_discharge_is_401(world: EnrolledOrg, pool: Pool) -> None:
     await _put(world, "db/url", "postgres://prod")
     now = int(time.time())
     forged = world.h.forge_org_discharge(
@@ -64,7 +64,7 @@ async def test_unbound_discharge_is_401(world: World, pool: Pool) -> None:
     assert summary(await audit_since(pool, seq)) == [("secrets.read", "denied", "db/url", None)]
 
 
-async def test_discharge_bound_to_other_token_is_401(world: World, pool: Pool) -> None:
+async def test_discharge_bound_to_other_token_is_401(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     await _put(world, "db/url", "postgres://prod")
     reader = await h.mint(world.bundle, world.org, mask="r")
@@ -78,7 +78,7 @@ async def test_discharge_bound_to_other_token_is_401(world: World, pool: Pool) -
     assert summary(await audit_since(pool, seq)) == [("secrets.read", "denied", "db/url", None)]
 
 
-async def test_expired_discharge_is_401(world: World, pool: Pool) -> None:
+async def test_expired_discharge_is_401(world: EnrolledOrg, pool: Pool) -> None:
     await _put(world, "db/url", "postgres://prod")
     # The discharge is valid for org_discharge_ttl seconds; move the store past it.
     world.h.store_clock.offset = world.h.store_config.org_discharge_ttl + 60
@@ -89,7 +89,7 @@ async def test_expired_discharge_is_401(world: World, pool: Pool) -> None:
     assert summary(await audit_since(pool, seq)) == [("secrets.read", "denied", "db/url", None)]
 
 
-async def test_read_token_cannot_write(world: World, pool: Pool) -> None:
+async def test_read_token_cannot_write(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     await _put(world, "db/url", "postgres://prod")
     reader = await h.store_bundle(await h.mint(world.bundle, world.org, mask="r"), world.auth)
@@ -102,7 +102,7 @@ async def test_read_token_cannot_write(world: World, pool: Pool) -> None:
     assert r.body["value"] == "postgres://prod" and r.body["version"] == 1
 
 
-async def test_write_only_token_cannot_read(world: World, pool: Pool) -> None:
+async def test_write_only_token_cannot_read(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     writer = await h.store_bundle(await h.mint(world.bundle, world.org, mask="wc"), world.auth)
     seq = await audit_head(pool)
@@ -116,7 +116,7 @@ async def test_write_only_token_cannot_read(world: World, pool: Pool) -> None:
     ]
 
 
-async def test_removed_member_next_discharge_refused(world: World, pool: Pool) -> None:
+async def test_removed_member_next_discharge_refused(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     await _put(world, "db/url", "postgres://prod")
     bob = await h.add_member(world.owner, world.org, "bob@example.com", "operator")
@@ -133,7 +133,7 @@ async def test_removed_member_next_discharge_refused(world: World, pool: Pool) -
     assert read["outcome"] == "ok" and read["version"] == 1
 
 
-async def test_token_attenuated_to_one_secret(world: World, pool: Pool) -> None:
+async def test_token_attenuated_to_one_secret(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     for name in ("db/url", "db/url2", "db/password"):
         await _put(world, name, f"value of {name}")

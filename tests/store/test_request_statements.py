@@ -16,11 +16,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from vault.web.store.services import SERVICES_KEY
-
+from tests.support.enrolled_org import EnrolledOrg, world_of
 from tests.support.harness import Harness, running_services
 from tests.support.nodes import notify_only
-from tests.support.enrolled_org import World, world_of
+from vault.web.store.services import SERVICES_KEY
 
 # The statement kinds a secret read may send: the batch reader's lookup (it joins the secret's wrapped data key,
 # which is part of the secret's row), and the audit writer's append.
@@ -63,7 +62,7 @@ async def logged(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
         yield h, log
 
 
-async def _read(world: World, name: str, api: str) -> None:
+async def _read(world: EnrolledOrg, name: str, api: str) -> None:
     # The Vault API resolves the mount's slug through the org table, the native API names the org by id.
     path = world.secret(name) if api == "native" else f"/vault/v1/acme/prod/data/{name}"
     r = await world.h.store("GET", path, world.bundle)

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.support.enrolled_org import EnrolledOrg, world
+from tests.support.harness import Harness, Reply, User, harness, running_services
 from vault.authority.revocation_feed import new_feed_token
 from vault.config import load_config
 from vault.errors import ConfigError
@@ -21,22 +23,19 @@ from vault.macaroon import ALL, decode_token, encode_bundle
 from vault.macaroon.caveats import LoginSession, Organization, TokenLineage, UserID, ValidityWindow
 from vault.web.store import create_store_app
 
-from tests.support.harness import Harness, Reply, User, running_services
-from tests.support.enrolled_org import World, services, world
-
-__all__ = ["services", "world"]
+__all__ = ["harness", "world"]
 
 REFUSED_WITHIN = 5.0  # functional bound; the measured figure is in docs/revocation.md
 
 
-async def read(h: Harness, world: World, bundle: str, base: str | None = None) -> Reply:
+async def read(h: Harness, world: EnrolledOrg, bundle: str, base: str | None = None) -> Reply:
     if base is None:
         return await h.store("GET", world.path("/vaults"), bundle)
     async with h.http.get(base + world.path("/vaults"), headers={"Authorization": f"Bearer {bundle}"}) as resp:
         return Reply(resp.status, await resp.json())
 
 
-async def refused_after(h: Harness, world: World, bundle: str, *, within: float = REFUSED_WITHIN) -> Reply:
+async def refused_after(h: Harness, world: EnrolledOrg, bundle: str, *, within: float = REFUSED_WITHIN) -> Reply:
     """Poll the store with ``bundle`` until it refuses; fail if it still serves it after ``within`` seconds."""
     deadline = time.monotonic() + within
     while True:
@@ -49,7 +48,7 @@ async def refused_after(h: Harness, world: World, bundle: str, *, within: float 
     return r
 
 
-async def member_bundle(world: World, email: str, role: str) -> tuple[User, str, str]:
+async def member_bundle(world: EnrolledOrg, email: str, role: str) -> tuple[User, str, str]:
     """A member, their authority bundle, and the root store token discharged with it."""
     h = world.h
     member = await h.add_member(world.owner, world.org, email, role)
@@ -59,7 +58,7 @@ async def member_bundle(world: World, email: str, role: str) -> tuple[User, str,
     return member, auth, bundle
 
 
-async def service_token(world: World, user: User) -> tuple[str, str]:
+async def service_token(world: EnrolledOrg, user: User) -> tuple[str, str]:
     """``(permission token id, service token bundle)``: a service token stripped from a fresh permission token."""
     h = world.h
     auth = await h.authority_bundle(user, world.org)
@@ -68,7 +67,7 @@ async def service_token(world: World, user: User) -> tuple[str, str]:
     return decode_token(auth.split(",")[0]).token_id, stripped.body["token"]
 
 
-async def test_revoking_a_service_token_stops_its_bundle_at_the_store(world: World) -> None:
+async def test_revoking_a_service_token_stops_its_bundle_at_the_store(world: EnrolledOrg) -> None:
     h = world.h
     _parent, service = await service_token(world, world.owner)
     bundle = await h.store_bundle(world.root, service)
@@ -81,7 +80,7 @@ async def test_revoking_a_service_token_stops_its_bundle_at_the_store(world: Wor
     assert (await read(h, world, world.bundle)).status == 200
 
 
-async def test_revoking_the_parent_stops_the_service_tokens_bundle(world: World) -> None:
+async def test_revoking_the_parent_stops_the_service_tokens_bundle(world: EnrolledOrg) -> None:
     h = world.h
     parent, service = await service_token(world, world.owner)
     bundle = await h.store_bundle(world.root, service)
@@ -91,7 +90,7 @@ async def test_revoking_the_parent_stops_the_service_tokens_bundle(world: World)
     assert (await read(h, world, world.bundle)).status == 200
 
 
-async def test_removing_a_member_stops_their_existing_bundle(world: World) -> None:
+async def test_removing_a_member_stops_their_existing_bundle(world: EnrolledOrg) -> None:
     h = world.h
     member, _auth, bundle = await member_bundle(world, "op@example.com", "operator")
     await h.remove_member(world.owner, world.org, member)
@@ -100,7 +99,7 @@ async def test_removing_a_member_stops_their_existing_bundle(world: World) -> No
     assert (await read(h, world, world.bundle)).status == 200
 
 
-async def test_downgrading_a_role_stops_discharges_issued_before_it(world: World) -> None:
+async def test_downgrading_a_role_stops_discharges_issued_before_it(world: EnrolledOrg) -> None:
     h = world.h
     member, auth, bundle = await member_bundle(world, "op@example.com", "operator")
     assert (await h.store("PUT", world.secret("db/url"), bundle, {"value": "v1"})).status == 200
@@ -115,7 +114,7 @@ async def test_downgrading_a_role_stops_discharges_issued_before_it(world: World
     assert (await h.store("PUT", world.secret("db/url"), fresh, {"value": "v2"})).status == 403
 
 
-async def test_an_upgrade_leaves_existing_bundles_alone(world: World) -> None:
+async def test_an_upgrade_leaves_existing_bundles_alone(world: EnrolledOrg) -> None:
     h = world.h
     member, _auth, bundle = await member_bundle(world, "reader@example.com", "reader")
     r = await h.authority(
@@ -129,7 +128,7 @@ async def test_an_upgrade_leaves_existing_bundles_alone(world: World) -> None:
     assert (await read(h, world, bundle)).status == 200
 
 
-async def test_logging_out_stops_the_bundles_of_that_session(world: World) -> None:
+async def test_logging_out_stops_the_bundles_of_that_session(world: EnrolledOrg) -> None:
     h = world.h
     member, _auth, bundle = await member_bundle(world, "op@example.com", "operator")
     assert (await h.authority("DELETE", "/v1/sessions/current", member.session)).status == 204
@@ -138,7 +137,7 @@ async def test_logging_out_stops_the_bundles_of_that_session(world: World) -> No
     assert (await read(h, world, world.bundle)).status == 200
 
 
-async def test_a_restarted_store_reads_the_feed_from_the_start(world: World) -> None:
+async def test_a_restarted_store_reads_the_feed_from_the_start(world: EnrolledOrg) -> None:
     h = world.h
     member, _auth, removed_bundle = await member_bundle(world, "op@example.com", "operator")
     _parent, service = await service_token(world, world.owner)

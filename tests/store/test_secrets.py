@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.audit_rows import audit_head, audit_since, summary
+from tests.support.enrolled_org import EnrolledOrg
 from vault.audit.log import AuditLog
 from vault.errors import Unavailable
 from vault.storage.audit import PgAuditRepository
@@ -18,20 +20,18 @@ from vault.store.models import SecretLookup
 from vault.store.read_batcher import ReadBatcher
 from vault.types import RequestContext
 
-from tests.support.enrolled_org import World, audit_head, audit_since, summary
 
-
-async def _put(w: World, name: str, value: str, **extra: Any) -> Any:
+async def _put(w: EnrolledOrg, name: str, value: str, **extra: Any) -> Any:
     r = await w.h.store("PUT", w.secret(name), w.bundle, {"value": value, **extra})
     assert r.status == 200, r
     return r.body
 
 
-async def _get(w: World, name: str, query: str = "") -> Any:
+async def _get(w: EnrolledOrg, name: str, query: str = "") -> Any:
     return await w.h.store("GET", w.secret(name) + query, w.bundle)
 
 
-async def test_cas_conflict_409(world: World, pool: Pool) -> None:
+async def test_cas_conflict_409(world: EnrolledOrg, pool: Pool) -> None:
     seq = await audit_head(pool)
     assert (await _put(world, "api/key", "one", cas=0))["version"] == 1
     r = await world.h.store("PUT", world.secret("api/key"), world.bundle, {"value": "two", "cas": 0})
@@ -46,7 +46,7 @@ async def test_cas_conflict_409(world: World, pool: Pool) -> None:
     ]
 
 
-async def test_pinned_version_read(world: World, pool: Pool) -> None:
+async def test_pinned_version_read(world: EnrolledOrg, pool: Pool) -> None:
     await _put(world, "api/key", "one")
     await _put(world, "api/key", "two")
     seq = await audit_head(pool)
@@ -63,7 +63,7 @@ async def test_pinned_version_read(world: World, pool: Pool) -> None:
     ]
 
 
-async def test_soft_delete_then_undelete(world: World, pool: Pool) -> None:
+async def test_soft_delete_then_undelete(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     await _put(world, "api/key", "one")
     await _put(world, "api/key", "two")
@@ -85,7 +85,7 @@ async def test_soft_delete_then_undelete(world: World, pool: Pool) -> None:
     ]
 
 
-async def test_destroy_leaves_no_ciphertext(world: World, pool: Pool) -> None:
+async def test_destroy_leaves_no_ciphertext(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     await _put(world, "api/key", "one")
     await _put(world, "api/key", "two")
@@ -117,7 +117,7 @@ async def test_destroy_leaves_no_ciphertext(world: World, pool: Pool) -> None:
     ]
 
 
-async def test_staged_rotation_end_to_end(world: World, pool: Pool) -> None:
+async def test_staged_rotation_end_to_end(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     await _put(world, "db/password", "old")
     seq = await audit_head(pool)
@@ -147,7 +147,7 @@ async def test_staged_rotation_end_to_end(world: World, pool: Pool) -> None:
     ]
 
 
-async def test_ciphertext_copied_to_another_row_fails_to_decrypt(world: World, pool: Pool) -> None:
+async def test_ciphertext_copied_to_another_row_fails_to_decrypt(world: EnrolledOrg, pool: Pool) -> None:
     await _put(world, "a", "secret A")
     await _put(world, "b", "secret B")
     # Copy a's ciphertext, and even its data key reference, into b's row.
@@ -179,7 +179,7 @@ async def test_ciphertext_copied_to_another_row_fails_to_decrypt(world: World, p
     ]
 
 
-async def test_values_are_encrypted_at_rest(world: World, pool: Pool) -> None:
+async def test_values_are_encrypted_at_rest(world: EnrolledOrg, pool: Pool) -> None:
     await _put(world, "db/url", "postgres://very-secret-value")
     raw = await pool.fetchval("SELECT ciphertext FROM store.secret_versions")
     assert b"very-secret-value" not in raw
@@ -187,7 +187,7 @@ async def test_values_are_encrypted_at_rest(world: World, pool: Pool) -> None:
     assert "very-secret-value" not in dump
 
 
-async def test_batch_read(world: World, pool: Pool) -> None:
+async def test_batch_read(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     for name in ("app/a", "app/b", "other/c"):
         await _put(world, name, f"value {name}")
@@ -211,7 +211,7 @@ async def test_batch_read(world: World, pool: Pool) -> None:
     assert events[0]["request_id"] == events[1]["request_id"] != events[2]["request_id"]
 
 
-async def test_list_with_prefix_and_pagination(world: World, pool: Pool) -> None:
+async def test_list_with_prefix_and_pagination(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     for name in ("app/a", "app/b", "app/c", "zzz"):
         await _put(world, name, "v")
@@ -223,7 +223,7 @@ async def test_list_with_prefix_and_pagination(world: World, pool: Pool) -> None
     assert [s["name"] for s in r.body["secrets"]] == ["app/c"] and r.body["next_cursor"] is None
 
 
-async def test_max_versions_trims_oldest(world: World, pool: Pool) -> None:
+async def test_max_versions_trims_oldest(world: EnrolledOrg, pool: Pool) -> None:
     await _put(world, "k", "1", max_versions=2)
     await _put(world, "k", "2")
     seq = await audit_head(pool)
@@ -236,12 +236,12 @@ async def test_max_versions_trims_oldest(world: World, pool: Pool) -> None:
     assert await pool.fetchval("SELECT count(*) FROM store.wrapped_keys WHERE purpose = 'store-dek'") == 2
 
 
-async def test_value_too_large_is_413(world: World) -> None:
+async def test_value_too_large_is_413(world: EnrolledOrg) -> None:
     r = await world.h.store("PUT", world.secret("big"), world.bundle, {"value": "x" * (64 * 1024 + 1)})
     assert r.status == 413
 
 
-async def test_vault_lifecycle(world: World) -> None:
+async def test_vault_lifecycle(world: EnrolledOrg) -> None:
     h = world.h
     r = await h.store("POST", world.path("/vaults"), world.bundle, {"name": "prod"})
     assert r.status == 409
@@ -255,7 +255,7 @@ async def test_vault_lifecycle(world: World) -> None:
     assert r.status == 404
 
 
-async def test_concurrent_reads_are_batched_and_each_audited(world: World, pool: Pool) -> None:
+async def test_concurrent_reads_are_batched_and_each_audited(world: EnrolledOrg, pool: Pool) -> None:
     """Reads arriving together share queries and audit commits; each gets its own value and its own event."""
     await _put(world, "a", "value-a")
     await _put(world, "b", "value-b")

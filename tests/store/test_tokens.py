@@ -6,17 +6,17 @@ import asyncio
 
 from aiohttp.test_utils import TestServer
 
+from tests.support.audit_rows import audit_head, audit_since, summary
+from tests.support.enrolled_org import EnrolledOrg
+from tests.support.harness import Harness, attenuate
 from vault.macaroon import decode_token
 from vault.macaroon.caveats import ClientCIDR, Operations, Organization
 from vault.storage.pool import Pool
 from vault.web.store import create_store_app
 
-from tests.support.harness import Harness, attenuate
-from tests.support.enrolled_org import World, audit_head, audit_since, summary
 
-
-async def test_enrolment_challenge_is_worthless_without_discharge(services: Harness, pool: Pool) -> None:
-    h = services
+async def test_enrolment_challenge_is_worthless_without_discharge(harness: Harness, pool: Pool) -> None:
+    h = harness
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "acme")
     r = await h.store("GET", f"/v1/orgs/{org}/enroll")
@@ -31,8 +31,8 @@ async def test_enrolment_challenge_is_worthless_without_discharge(services: Harn
     assert summary(await audit_since(pool, 0)) == [("enroll", "denied", None, None)]
 
 
-async def test_enrolment_needs_control(services: Harness) -> None:
-    h = services
+async def test_enrolment_needs_control(harness: Harness) -> None:
+    h = harness
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "acme")
     reader = await h.add_member(owner, org, "reader@example.com", "reader")
@@ -43,8 +43,8 @@ async def test_enrolment_needs_control(services: Harness) -> None:
     assert r.status == 403, r
 
 
-async def test_enrolment_mints_a_fresh_root_token_each_time(services: Harness, pool: Pool) -> None:
-    h = services
+async def test_enrolment_mints_a_fresh_root_token_each_time(harness: Harness, pool: Pool) -> None:
+    h = harness
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "acme")
     auth = await h.authority_bundle(owner, org)
@@ -58,7 +58,7 @@ async def test_enrolment_mints_a_fresh_root_token_each_time(services: Harness, p
     assert [e["detail"]["minted"] for e in events] == [decode_token(first).token_id, decode_token(second).token_id]
 
 
-async def test_a_challenge_opens_nothing_but_enrolment(world: World) -> None:
+async def test_a_challenge_opens_nothing_but_enrolment(world: EnrolledOrg) -> None:
     h = world.h
     challenge = (await h.store("GET", world.path("/enroll"))).body["challenge"]
     bundle = await h.store_bundle(challenge, world.auth)
@@ -66,7 +66,7 @@ async def test_a_challenge_opens_nothing_but_enrolment(world: World) -> None:
     assert r.status == 403
 
 
-async def test_mint_cannot_widen(world: World, pool: Pool) -> None:
+async def test_mint_cannot_widen(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     narrow = await h.store_bundle(await h.mint(world.bundle, world.org, mask="rC"), world.auth)
     seq = await audit_head(pool)
@@ -79,7 +79,7 @@ async def test_mint_cannot_widen(world: World, pool: Pool) -> None:
     ]
 
 
-async def test_minted_token_keeps_the_callers_restrictions(world: World) -> None:
+async def test_minted_token_keeps_the_callers_restrictions(world: EnrolledOrg) -> None:
     h = world.h
     fenced = attenuate(world.root, [ClientCIDR(("127.0.0.0/8",))])
     bundle = await h.store_bundle(fenced, world.auth)
@@ -90,7 +90,7 @@ async def test_minted_token_keeps_the_callers_restrictions(world: World) -> None
     assert any(c.NAME == "ValidityWindow" for c in caveats)
 
 
-async def test_revoked_token_refused_on_every_node(world: World, pool: Pool) -> None:
+async def test_revoked_token_refused_on_every_node(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     r = await h.store("PUT", world.secret("db/url"), world.bundle, {"value": "v"})
     assert r.status == 200
@@ -121,7 +121,7 @@ async def test_revoked_token_refused_on_every_node(world: World, pool: Pool) -> 
     assert (await h.store("GET", world.secret("db/url"), world.bundle)).status == 200
 
 
-async def test_revoking_a_token_revokes_those_minted_from_it(world: World) -> None:
+async def test_revoking_a_token_revokes_those_minted_from_it(world: EnrolledOrg) -> None:
     h = world.h
     parent = await h.mint(world.bundle, world.org, mask="rC")
     parent_bundle = await h.store_bundle(parent, world.auth)

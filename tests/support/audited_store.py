@@ -21,15 +21,15 @@ from vault.client import Client, Credentials
 from vault.errors import Unauthorized
 from vault.web.console import create_console_app
 
+from .enrolled_org import EnrolledOrg
 from .harness import Harness, User
-from .enrolled_org import World
 
 __all__ = ["Audited", "audited"]
 
 
 @dataclass
 class Audited:
-    world: World
+    world: EnrolledOrg
     operator: User
     auditor: User
     permission_id: str  # the operator's permission token
@@ -50,7 +50,7 @@ def _client(h: Harness, **credentials: str) -> Client:
 
 
 @pytest.fixture
-async def audited(world: World, database_url: str) -> AsyncIterator[Audited]:
+async def audited(world: EnrolledOrg, database_url: str) -> AsyncIterator[Audited]:
     h = world.h
     operator = await h.add_member(world.owner, world.org, "ops@example.com", "operator")
     auditor = await h.add_member(world.owner, world.org, "auditor@example.com", "auditor")

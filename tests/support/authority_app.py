@@ -84,7 +84,7 @@ async def client(make_client: AppFactory) -> Client:
     return await make_client()
 
 
-def services(client: Client) -> AuthorityServices:
+def authority_services(client: Client) -> AuthorityServices:
     return client.server.app[SERVICES_KEY]
 
 
@@ -105,7 +105,7 @@ class Owner:
 
 
 async def bootstrap_owner(client: Client, email: str = "owner@example.com", slug: str = "acme") -> Owner:
-    svc = services(client)
+    svc = authority_services(client)
     done = await bootstrap(svc.account_store, svc.accounts, svc.sessions, email, PASSWORD, slug)
     return Owner(done.user.id, done.org.id, done.session_secret, email)
 
@@ -141,7 +141,7 @@ async def add_member(client: Client, owner: Owner, email: str, role: str) -> tup
         headers=bearer(owner.session),
         expect=201,
     )
-    await services(client).accounts.create_user(email, PASSWORD)
+    await authority_services(client).accounts.create_user(email, PASSWORD)
     session = await login(client, email)
     accepted = await call(
         client,

@@ -1,6 +1,6 @@
 """One ``cvault dev`` per test module, an operator logged in and a workload's credentials: the README's journeys.
 
-Every step is a real ``python -m vault.cli`` process (``World.cvault``), each
+Every step is a real ``python -m vault.cli`` process (``DevWorld.cvault``), each
 bounded by a timeout, so a hang fails the test instead of stalling the suite.
 """
 
@@ -56,7 +56,7 @@ def run_cvault(*args: str, env: Mapping[str, str], stdin: str | None = None, tim
 
 
 @dataclass
-class World:
+class DevWorld:
     tmp: Path
     exports: dict[str, str]
     password: str
@@ -120,13 +120,13 @@ def read_until_ready(process: subprocess.Popen[str]) -> list[str]:
             return lines
 
 
-def make_world(
+def make_dev_world(
     postgres_server: str,
     template_database: str,
     tmp_path_factory: pytest.TempPathFactory,
     dev_env: Mapping[str, str] | None = None,
-) -> Iterator[World]:
-    """For a module-scoped fixture: ``yield from make_world(...)``."""
+) -> Iterator[DevWorld]:
+    """For a module-scoped fixture: ``yield from make_dev_world(...)``."""
     name = f"cvault_cli_{secrets.token_hex(6)}"
     asyncio.run(create_database(postgres_server, name, template=template_database))
     tmp = tmp_path_factory.mktemp("world")
@@ -136,7 +136,7 @@ def make_world(
         lines = read_until_ready(process)
         exports = dict(re.findall(r"^export (\w+)=(\S+)$", "\n".join(lines), re.M))
         password = json.loads((tmp / "dev-data" / "dev.json").read_text())["password"]
-        w = World(tmp, exports, password, tmp / "dev-data", database_url)
+        w = DevWorld(tmp, exports, password, tmp / "dev-data", database_url)
         urls = {k: exports[k] for k in ("CVAULT_AUTHORITY_URL", "CVAULT_STORE_URL")}
         w.op = clean_env(
             tmp / "operator",

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 from aiohttp.web_runner import BaseRunner
 
@@ -41,7 +42,7 @@ from vault.web.authority.services import SERVICES_KEY as AUTHORITY_SERVICES
 from vault.web.list_method import VaultAppRunner
 from vault.web.store import create_store_app
 
-__all__ = ["PASSWORD", "Harness", "Reply", "ShiftedClock", "User", "attenuate", "running_services"]
+__all__ = ["PASSWORD", "Harness", "Reply", "ShiftedClock", "User", "attenuate", "harness", "running_services"]
 
 PASSWORD = "correct horse battery staple"
 
@@ -324,3 +325,10 @@ async def running_services(
                     feed_token,
                     authority_server,
                 )
+
+
+@pytest.fixture
+async def harness(database_url: str) -> AsyncIterator[Harness]:
+    """Both services on free ports against the test's database, with the default settings."""
+    async with running_services(database_url) as h:
+        yield h

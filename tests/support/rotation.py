@@ -22,10 +22,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.faults.cluster import Cluster, reap_stale_clusters
 from vault.client import Client, Credentials, TokenBundle
 from vault.store.connection_document import ConnectionDocument
 
-from tests.faults.cluster import Cluster, reap_stale_clusters
 from .harness import Harness, User, running_services
 
 __all__ = [

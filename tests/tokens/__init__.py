@@ -1,1 +1,2 @@
-"""Tokens: the macaroon format and its published vectors, caveats, third-party discharges, ticket sealing, how a token is presented."""
+"""Tokens: the macaroon format and its published vectors, caveats, third-party discharges, ticket
+sealing, and how a request presents a token."""

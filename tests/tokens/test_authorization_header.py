@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.enrolled_org import EnrolledOrg
 from tests.support.tokenkit import Setup
 from vault.authorization import authorization_credential, pasted_credential
 from vault.cli.tokens import parse_bundle_text
@@ -19,9 +20,7 @@ from vault.errors import InvalidToken, Unauthenticated
 from vault.macaroon import encode_bundle
 from vault.web.common import credential, required_credential
 
-from tests.support.enrolled_org import World
-
-VAULT = Path(__file__).resolve().parent.parent / "vault"
+VAULT = Path(__file__).resolve().parents[2] / "vault"
 
 
 @pytest.mark.parametrize(
@@ -114,7 +113,7 @@ def test_no_other_module_parses_authorization() -> None:
 
 
 @pytest.mark.parametrize("scheme", ["FlyV1", "bearer"])
-async def test_every_service_reads_the_header_the_same_way(world: World, scheme: str) -> None:
+async def test_every_service_reads_the_header_the_same_way(world: EnrolledOrg, scheme: str) -> None:
     w = world
     h = w.h
     assert (await h.store("PUT", w.secret("a"), w.bundle, {"value": "x"})).status == 200
@@ -130,7 +129,7 @@ async def test_every_service_reads_the_header_the_same_way(world: World, scheme:
         assert r.status == 201
 
 
-async def test_every_service_refuses_a_foreign_scheme_with_the_same_401(world: World) -> None:
+async def test_every_service_refuses_a_foreign_scheme_with_the_same_401(world: EnrolledOrg) -> None:
     w = world
     h = w.h
     messages = set()

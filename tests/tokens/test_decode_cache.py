@@ -9,7 +9,7 @@ from vault.macaroon import Caveat, Macaroon, decode_token, encode_bundle, encode
 from vault.macaroon.caveats import Organization, Secrets, Vaults
 from vault.store.tokens import DecodeCache
 
-MACAROON = Path(__file__).resolve().parent.parent / "vault" / "macaroon"
+MACAROON = Path(__file__).resolve().parents[2] / "vault" / "macaroon"
 
 
 def _token(*caveats: Caveat) -> Macaroon:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import time
 
+from tests.support.audit_rows import audit_since
+from tests.support.harness import Harness
 from vault.macaroon import Macaroon, decode_token, encode_bundle, encode_token
 from vault.macaroon.caveats import ClientCIDR, ValidityWindow
 from vault.storage.pool import Pool
 
-from tests.support.harness import Harness
-from tests.support.enrolled_org import audit_since
 
-
-async def test_enrolment_with_a_narrowed_owner_bundle_is_refused(services: Harness, pool: Pool) -> None:
-    h = services
+async def test_enrolment_with_a_narrowed_owner_bundle_is_refused(harness: Harness, pool: Pool) -> None:
+    h = harness
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "acme")
     narrowed = await h.authority_bundle(owner, org, mask="rC")
@@ -36,9 +35,9 @@ async def test_enrolment_with_a_narrowed_owner_bundle_is_refused(services: Harne
     assert decode_token(root).token_id
 
 
-async def test_a_narrowed_owner_bundle_cannot_enrol_into_writing(services: Harness) -> None:
+async def test_a_narrowed_owner_bundle_cannot_enrol_into_writing(harness: Harness) -> None:
     # The attack as filed: rC -> root token (rwcdCa) -> writes with an operator's discharge.
-    h = services
+    h = harness
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "acme")
     await h.enroll(await h.authority_bundle(owner, org), org, "acme")
@@ -58,8 +57,8 @@ async def _permission_bundle(h: Harness, session: str, org: int, extra: list[obj
     return token, encode_bundle([token, decode_token(d.body["discharge"])])
 
 
-async def test_strip_keeps_a_validity_window_the_holder_appended(services: Harness) -> None:
-    h = services
+async def test_strip_keeps_a_validity_window_the_holder_appended(harness: Harness) -> None:
+    h = harness
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "acme")
     root = await h.enroll(await h.authority_bundle(owner, org), org, "acme")
@@ -77,8 +76,8 @@ async def test_strip_keeps_a_validity_window_the_holder_appended(services: Harne
     assert r.status == 403, r
 
 
-async def test_strip_drops_the_issuance_window_and_the_login_caveat_only(services: Harness) -> None:
-    h = services
+async def test_strip_drops_the_issuance_window_and_the_login_caveat_only(harness: Harness) -> None:
+    h = harness
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "acme")
     cidr = ClientCIDR(("127.0.0.0/8",))
@@ -91,9 +90,9 @@ async def test_strip_drops_the_issuance_window_and_the_login_caveat_only(service
     assert cidr in service.unverified_caveats
 
 
-async def test_enrolling_again_with_a_control_only_store_token_is_refused(services: Harness) -> None:
+async def test_enrolling_again_with_a_control_only_store_token_is_refused(harness: Harness) -> None:
     # An org store token is accepted by the enrol route too; its own mask counts in full.
-    h = services
+    h = harness
     owner = await h.new_user("owner@example.com")
     org = await h.create_org(owner, "acme")
     auth = await h.authority_bundle(owner, org)

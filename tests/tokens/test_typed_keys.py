@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mypy import api
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
 from vault.macaroon import EncryptionKey, Macaroon, SigningKey, add_third_party, open_ticket, verify

@@ -16,7 +16,7 @@ from vault.macaroon.caveats import ThirdParty
 from vault.macaroon.macaroon import Macaroon
 from vault.macaroon.verify import check_signature, recover_discharge_key
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "flyio-macaroon-vectors.json"
+VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "flyio-macaroon-vectors.json"
 
 
 def _load() -> dict[str, Any]:

@@ -18,19 +18,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from vault.cli.vault_token import bundle_expiry
-
 from tests.support.bao import Bao, bao_env, bao_process, free_port, wait_until_serving
 from tests.support.cvault_command import cvault_command, cvault_env
+from tests.support.enrolled_org import EnrolledOrg, world_of
 from tests.support.harness import running_services
-from tests.support.enrolled_org import World, world_of
+from vault.cli.vault_token import bundle_expiry
 
 DISCHARGE_TTL = 8
 MOUNT = "acme/prod"
 
 
 @pytest.fixture
-async def short_world(database_url: str) -> AsyncIterator[World]:
+async def short_world(database_url: str) -> AsyncIterator[EnrolledOrg]:
     async with running_services(database_url, org_discharge_ttl=DISCHARGE_TTL) as h:
         yield await world_of(h)
 
@@ -44,7 +43,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: flo
 
 
 @asynccontextmanager
-async def sink(w: World, path: Path) -> AsyncIterator[None]:
+async def sink(w: EnrolledOrg, path: Path) -> AsyncIterator[None]:
     """``cvault vault-token --sink path``, the real command, until the block ends."""
     env = cvault_env(
         {
@@ -78,7 +77,7 @@ def _auto_auth(token_file: Path) -> str:
     return f'auto_auth {{\n  method "token_file" {{\n    config = {{ token_file_path = "{token_file}" }}\n  }}\n}}\n'
 
 
-async def test_bao_agent_renders_a_template_across_sink_rotations(short_world: World, tmp_path: Path) -> None:
+async def test_bao_agent_renders_a_template_across_sink_rotations(short_world: EnrolledOrg, tmp_path: Path) -> None:
     w = short_world
     cli = Bao(w.h.store_url + "/vault", w.bundle, tmp_path)
     await cli.ok("kv", "put", f"-mount={MOUNT}", "db/creds", "password=one")
@@ -120,7 +119,7 @@ async def _after(moment: float) -> bool:
     return time.time() > moment
 
 
-async def test_bao_proxy_serves_reads_past_a_discharge_lifetime(short_world: World, tmp_path: Path) -> None:
+async def test_bao_proxy_serves_reads_past_a_discharge_lifetime(short_world: EnrolledOrg, tmp_path: Path) -> None:
     w = short_world
     cli = Bao(w.h.store_url + "/vault", w.bundle, tmp_path)
     await cli.ok("kv", "put", f"-mount={MOUNT}", "app/key", "k=v")

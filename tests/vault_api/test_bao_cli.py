@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.support.bao import Bao
-from tests.support.enrolled_org import World
+from tests.support.enrolled_org import EnrolledOrg
 
 MOUNT = "acme/prod"
 
 
 @pytest.fixture
-def bao(world: World, tmp_path: Path) -> Bao:
+def bao(world: EnrolledOrg, tmp_path: Path) -> Bao:
     return Bao(world.h.store_url + "/vault", world.bundle, tmp_path)
 
 
-async def test_status_and_token_commands(world: World, bao: Bao) -> None:
+async def test_status_and_token_commands(world: EnrolledOrg, bao: Bao) -> None:
     out = await bao.ok("status")
     assert "Sealed          false" in out and "cvault" in out
     me = await bao.json("token", "lookup", "-format=json")
@@ -38,7 +38,7 @@ async def test_status_and_token_commands(world: World, bao: Bao) -> None:
     assert (await bao.ok("token", "capabilities", "nope/x/data/db", token=reader)).strip() == "deny"
 
 
-async def test_kv_commands(world: World, bao: Bao) -> None:
+async def test_kv_commands(world: EnrolledOrg, bao: Bao) -> None:
     await bao.ok("kv", "put", f"-mount={MOUNT}", "db/creds", "password=one")
     put = await bao.json("kv", "put", "-format=json", f"{MOUNT}/db/creds", "password=two")  # no -mount
     assert put["data"]["version"] == 2
@@ -75,7 +75,7 @@ async def test_kv_commands(world: World, bao: Bao) -> None:
     assert sub["data"]["subkeys"] == {"password": None}
 
 
-async def test_kv_metadata_commands(world: World, bao: Bao) -> None:
+async def test_kv_metadata_commands(world: EnrolledOrg, bao: Bao) -> None:
     await bao.ok("kv", "put", f"-mount={MOUNT}", "app/key", "k=v")
     await bao.ok(
         "kv", "metadata", "put", "-max-versions=5", "-delete-version-after=1h", "-custom-metadata=team=a",
@@ -108,7 +108,7 @@ async def test_kv_metadata_commands(world: World, bao: Bao) -> None:
     assert status == 2
 
 
-async def test_one_segment_mount(world: World, bao: Bao) -> None:
+async def test_one_segment_mount(world: EnrolledOrg, bao: Bao) -> None:
     """``prod`` is the token's org's vault: what CLIs that take the first segment as the mount need."""
     await bao.ok("kv", "put", "-mount=prod", "one", "a=1")
     assert (await bao.json("kv", "get", "-format=json", "prod/one"))["data"]["data"] == {"a": "1"}
@@ -129,7 +129,7 @@ async def test_one_segment_mount(world: World, bao: Bao) -> None:
         assert status == 2 and "Code: 403" in err, (path, err)
 
 
-async def test_a_read_only_token(world: World, bao: Bao) -> None:
+async def test_a_read_only_token(world: EnrolledOrg, bao: Bao) -> None:
     await bao.ok("kv", "put", f"-mount={MOUNT}", "db", "a=1")
     reader = await world.h.store_bundle(await world.h.mint(world.bundle, world.org, mask="r"), world.auth)
     assert (await bao.json("kv", "get", "-format=json", f"-mount={MOUNT}", "db", token=reader))["data"]["data"] == {

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 
 from tests.support.bao import dev_server
-from tests.support.enrolled_org import World
+from tests.support.enrolled_org import EnrolledOrg
 
 MOUNT = "acme/prod"
 MERGE = "application/merge-patch+json"
@@ -207,7 +207,7 @@ async def openbao(tmp_path: Path) -> AsyncIterator[Side]:
         yield Side(f"{addr}/v1/", tokens)
 
 
-async def test_the_store_answers_as_openbao(world: World, openbao: Side) -> None:
+async def test_the_store_answers_as_openbao(world: EnrolledOrg, openbao: Side) -> None:
     reader = await world.h.store_bundle(await world.h.mint(world.bundle, world.org, mask="r"), world.auth)
     cvault = Side(world.h.store_url + "/vault/v1/", {"writer": world.bundle, "reader": reader})
     async with aiohttp.ClientSession() as http:
@@ -217,5 +217,5 @@ async def test_the_store_answers_as_openbao(world: World, openbao: Side) -> None
     unexplained = {name: pair for name, pair in differ.items() if name not in DIFFERENCES}
     assert not unexplained, json.dumps(unexplained, indent=1)
     assert set(DIFFERENCES) <= set(differ), set(DIFFERENCES) - set(differ)  # each listed difference still is one
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "vault-compat.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "vault-compat.md").read_text()
     assert all(f"| {name} |" in docs for name in DIFFERENCES)

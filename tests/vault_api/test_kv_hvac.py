@@ -18,10 +18,10 @@ import hvac
 import hvac.exceptions
 import pytest
 
+from tests.support.audit_rows import audit_head, audit_since, summary
+from tests.support.enrolled_org import EnrolledOrg
 from vault.storage.pool import Pool
 from vault.web.store.vault_kv import CAS_MISMATCH
-
-from tests.support.enrolled_org import World, audit_head, audit_since, summary
 
 T = TypeVar("T")
 MOUNT = "acme/prod"
@@ -29,7 +29,7 @@ MOUNT = "acme/prod"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def client(w: World, token: str | None = None, **options: Any) -> hvac.Client:
+def client(w: EnrolledOrg, token: str | None = None, **options: Any) -> hvac.Client:
     return hvac.Client(url=w.h.store_url + "/vault", token=w.bundle if token is None else token, **options)
 
 
@@ -50,7 +50,9 @@ async def put(c: hvac.Client, path: str, secret: dict[str, Any], cas: int | None
     return await call(kv(c).create_or_update_secret, path, secret, cas=cas, mount_point=MOUNT)
 
 
-async def raw(w: World, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, str, Any]:
+async def raw(
+    w: EnrolledOrg, method: str, path: str, token: str | None = None, body: Any = None
+) -> tuple[int, str, Any]:
     headers = {"X-Vault-Token": w.bundle if token is None else token} if token != "" else {}
     url = w.h.store_url + "/vault" + path
     async with w.h.http.request(method, url, json=body, headers=headers) as resp:
@@ -61,7 +63,7 @@ async def raw(w: World, method: str, path: str, token: str | None = None, body: 
 # -- the hvac calls of the acceptance list ----------------------------------------------
 
 
-async def test_is_authenticated_and_lookup_self(world: World) -> None:
+async def test_is_authenticated_and_lookup_self(world: EnrolledOrg) -> None:
     c = client(world)
     assert await call(c.is_authenticated) is True
     info = (await call(c.lookup_token))["data"]
@@ -76,7 +78,7 @@ async def test_is_authenticated_and_lookup_self(world: World) -> None:
     assert info["expire_time"] and 0 < info["ttl"] <= world.h.store_config.org_discharge_ttl
 
 
-async def test_bad_token_is_not_authenticated(world: World) -> None:
+async def test_bad_token_is_not_authenticated(world: EnrolledOrg) -> None:
     root_only = world.root  # the store token without its org discharge
     for token in ("cv1_garbage", root_only, world.auth):
         assert await call(client(world, token).is_authenticated) is False, token
@@ -86,7 +88,7 @@ async def test_bad_token_is_not_authenticated(world: World) -> None:
     assert (status, body) == (403, {"errors": ["permission denied"]})
 
 
-async def test_create_or_update_secret_with_and_without_cas(world: World) -> None:
+async def test_create_or_update_secret_with_and_without_cas(world: EnrolledOrg) -> None:
     c = client(world)
     first = await put(c, "db/creds", {"user": "app", "password": "one"})
     assert first["data"]["version"] == 1 and first["data"]["destroyed"] is False
@@ -104,7 +106,7 @@ async def test_create_or_update_secret_with_and_without_cas(world: World) -> Non
     assert body == {"errors": ["check-and-set parameter did not match the current version"]}
 
 
-async def test_read_secret_version_latest_and_pinned(world: World) -> None:
+async def test_read_secret_version_latest_and_pinned(world: EnrolledOrg) -> None:
     c = client(world)
     await put(c, "api/key", {"token": "v1"})
     await put(c, "api/key", {"token": "v2"})
@@ -120,7 +122,7 @@ async def test_read_secret_version_latest_and_pinned(world: World) -> None:
     assert (status, content_type, body) == (404, "application/json", {"errors": []})
 
 
-async def test_list_secrets_with_the_list_method_and_with_get(world: World) -> None:
+async def test_list_secrets_with_the_list_method_and_with_get(world: EnrolledOrg) -> None:
     c = client(world)
     for name in ("app/db", "app/api/key", "app/api/cert", "top"):
         await put(c, name, {"v": name})
@@ -133,7 +135,7 @@ async def test_list_secrets_with_the_list_method_and_with_get(world: World) -> N
             await call(kv(cl).list_secrets, "nothing", mount_point=MOUNT)
 
 
-async def test_read_secret_metadata(world: World) -> None:
+async def test_read_secret_metadata(world: EnrolledOrg) -> None:
     c = client(world)
     await put(c, "meta/s", {"v": "1"})
     await put(c, "meta/s", {"v": "2"})
@@ -145,7 +147,7 @@ async def test_read_secret_metadata(world: World) -> None:
     assert meta["created_time"].endswith("Z") and meta["updated_time"].endswith("Z")
 
 
-async def test_delete_and_undelete_secret_versions(world: World) -> None:
+async def test_delete_and_undelete_secret_versions(world: EnrolledOrg) -> None:
     c = client(world)
     await put(c, "dv/s", {"v": "1"})
     await put(c, "dv/s", {"v": "2"})
@@ -159,7 +161,7 @@ async def test_delete_and_undelete_secret_versions(world: World) -> None:
     assert back["data"]["data"] == {"v": "1"}
 
 
-async def test_destroy_secret_versions(world: World) -> None:
+async def test_destroy_secret_versions(world: EnrolledOrg) -> None:
     c = client(world)
     await put(c, "ds/s", {"v": "1"})
     await put(c, "ds/s", {"v": "2"})
@@ -174,7 +176,7 @@ async def test_destroy_secret_versions(world: World) -> None:
         await call(kv(c).read_secret_version, "ds/s", version=1, mount_point=MOUNT)
 
 
-async def test_delete_metadata_and_all_versions(world: World) -> None:
+async def test_delete_metadata_and_all_versions(world: EnrolledOrg) -> None:
     c = client(world)
     await put(c, "gone/s", {"v": "1"})
     await put(c, "gone/s", {"v": "2"})
@@ -189,7 +191,7 @@ async def test_delete_metadata_and_all_versions(world: World) -> None:
 # -- the data mapping, audit, caveats ----------------------------------------------------------
 
 
-async def test_values_map_between_vault_and_native(world: World) -> None:
+async def test_values_map_between_vault_and_native(world: EnrolledOrg) -> None:
     h, c = world.h, client(world)
     # A plain string written natively reads as {"value": ...}; a JSON object as itself.
     assert (await h.store("PUT", world.secret("plain"), world.bundle, {"value": "hunter2"})).status == 200
@@ -210,7 +212,7 @@ async def test_values_map_between_vault_and_native(world: World) -> None:
         assert (await call(kv(c).read_secret_version, f"map/{i}", mount_point=MOUNT))["data"]["data"] == data
 
 
-async def test_audit_events_match_the_native_api(world: World, pool: Pool) -> None:
+async def test_audit_events_match_the_native_api(world: EnrolledOrg, pool: Pool) -> None:
     c = client(world)
     await put(c, "aud/s", {"v": "1"})
     seq = await audit_head(pool)
@@ -233,7 +235,7 @@ async def test_audit_events_match_the_native_api(world: World, pool: Pool) -> No
     assert events[3]["detail"]["code"] == "discharge_required"
 
 
-async def test_caveats_apply_a_read_only_bundle_cannot_write(world: World, pool: Pool) -> None:
+async def test_caveats_apply_a_read_only_bundle_cannot_write(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     await put(client(world), "ro/s", {"v": "1"})
     read_only = await h.store_bundle(await h.mint(world.bundle, world.org, mask="r"), world.auth)
@@ -257,7 +259,7 @@ async def test_caveats_apply_a_read_only_bundle_cannot_write(world: World, pool:
         await call(kv(client(world, other)).read_secret_version, "ro/s", mount_point=MOUNT)
 
 
-async def test_mounts_paths_and_methods(world: World) -> None:
+async def test_mounts_paths_and_methods(world: EnrolledOrg) -> None:
     status, _, body = await raw(world, "GET", "/v1/sys/internal/ui/mounts/acme/prod/db/url")
     assert status == 200 and body["data"]["options"] == {"version": "2"} and body["data"]["path"] == "acme/prod/"
     # An org slug no enrolment recorded is no mount: Vault's 403, token or not.
@@ -286,7 +288,7 @@ async def test_mounts_paths_and_methods(world: World) -> None:
 # -- issue 15: the rest of KV version 2 ----------------------------------------------------------
 
 
-async def test_versions_as_strings_and_comma_separated(world: World) -> None:
+async def test_versions_as_strings_and_comma_separated(world: EnrolledOrg) -> None:
     # The Vault CLI sends `kv delete -versions=1` as {"versions": ["1"]}; Vault's field takes "1,2" too.
     c = client(world)
     for v in range(4):
@@ -304,7 +306,7 @@ async def test_versions_as_strings_and_comma_separated(world: World) -> None:
         assert status == 400 and "versions must be" in body["errors"][0], bad
 
 
-async def test_delete_latest_version_and_the_deleted_read_body(world: World) -> None:
+async def test_delete_latest_version_and_the_deleted_read_body(world: EnrolledOrg) -> None:
     c = client(world)
     await put(c, "dl/s", {"v": "1"})
     await put(c, "dl/s", {"v": "2"})
@@ -333,7 +335,7 @@ async def test_delete_latest_version_and_the_deleted_read_body(world: World) -> 
     assert (await call(kv(c).delete_latest_version_of_secret, "dl/none", mount_point=MOUNT)).status_code == 204
 
 
-async def test_patch_merges_into_the_current_version(world: World, pool: Pool) -> None:
+async def test_patch_merges_into_the_current_version(world: EnrolledOrg, pool: Pool) -> None:
     c = client(world)
     await put(c, "pt/s", {"user": "app", "password": "one", "nested": {"a": 1, "b": 2}})
     # hvac's patch: read, merge, write.
@@ -361,7 +363,7 @@ async def test_patch_merges_into_the_current_version(world: World, pool: Pool) -
         assert resp.status == 403
 
 
-async def test_update_metadata_and_cas_required(world: World) -> None:
+async def test_update_metadata_and_cas_required(world: EnrolledOrg) -> None:
     c = client(world)
     await put(c, "md/s", {"v": "1"})
     await call(
@@ -404,7 +406,7 @@ async def test_update_metadata_and_cas_required(world: World) -> None:
         assert status == 400 and body["errors"], bad
 
 
-async def test_mount_config_read_and_write(world: World) -> None:
+async def test_mount_config_read_and_write(world: EnrolledOrg) -> None:
     c = client(world)
     config = (await call(kv(c).read_configuration, mount_point=MOUNT))["data"]
     assert config == {"cas_required": False, "delete_version_after": "0s", "max_versions": 0}

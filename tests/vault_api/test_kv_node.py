@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.enrolled_org import World
+from tests.support.enrolled_org import EnrolledOrg
 
 NODE = "/usr/bin/node"
-SCRIPTS = Path(__file__).resolve().parent / "node"
+SCRIPTS = Path(__file__).resolve().parents[1] / "node"
 
 
-async def run_node(w: World, script: str) -> dict[str, Any]:
+async def run_node(w: EnrolledOrg, script: str) -> dict[str, Any]:
     assert Path(NODE).exists(), f"{NODE} is missing: install Node.js (scripts/install-test-deps)"
     assert (SCRIPTS / "node_modules").is_dir(), "tests/node/node_modules is missing: run scripts/install-test-deps"
     env = {
@@ -45,7 +45,7 @@ async def run_node(w: World, script: str) -> dict[str, Any]:
     return report
 
 
-async def test_node_vault(world: World) -> None:
+async def test_node_vault(world: EnrolledOrg) -> None:
     r = await run_node(world, "node_vault.js")
     assert (r["write"], r["write2"]) == (1, 2)
     assert r["read"] == {"user": "app", "password": "two"} and r["read_v1"] == {"user": "app", "password": "one"}
@@ -63,7 +63,7 @@ async def test_node_vault(world: World) -> None:
     assert r["mounts"] == ["acme/prod/", "prod/"]  # the two-segment mount and the one-segment one
 
 
-async def test_node_vault_client(world: World) -> None:
+async def test_node_vault_client(world: EnrolledOrg) -> None:
     # Its token auth does lookup-self and then sends data.id: every call below used that.
     r = await run_node(world, "node_vault_client.js")
     assert (r["write"], r["write2"]) == (1, 2)
@@ -73,7 +73,7 @@ async def test_node_vault_client(world: World) -> None:
     assert r["destroy"] is True and r["metadata_write"] == {"team": "b"}
 
 
-async def test_vault_api(world: World) -> None:
+async def test_vault_api(world: EnrolledOrg) -> None:
     r = await run_node(world, "vault_api.js")
     assert (r["write"], r["write2"]) == (1, 2)
     assert r["read"] == {"user": "app", "password": "two", "version": 2} and r["read_v1"] == "one"

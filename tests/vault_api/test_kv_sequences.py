@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from tests.support.enrolled_org import World
+from tests.support.enrolled_org import EnrolledOrg
 
 MOUNT = "acme/prod"
 
@@ -22,7 +22,7 @@ MOUNT = "acme/prod"
 class GoClient:
     """Requests as hashicorp/vault's Go API client (``api/``) sends them."""
 
-    def __init__(self, w: World, token: str) -> None:
+    def __init__(self, w: EnrolledOrg, token: str) -> None:
         self.w = w
         self.token = token
 
@@ -43,7 +43,7 @@ class GoClient:
             return resp.status, (json.loads(text) if text else None)
 
 
-async def test_consul_template_with_vault_agent_token_file(world: World) -> None:
+async def test_consul_template_with_vault_agent_token_file(world: EnrolledOrg) -> None:
     # config: vault { address = ".../vault"; vault_agent_token_file = "/run/cvault/bundle" } -- with a token
     # file, renew_token defaults to false (config/vault.go), so no renew-self is sent.
     first = GoClient(world, world.bundle)
@@ -74,7 +74,7 @@ async def test_consul_template_with_vault_agent_token_file(world: World) -> None
     assert (status, renew) == (400, {"errors": ["lease is not renewable"]})
 
 
-async def test_external_secrets_operator_push_and_delete(world: World) -> None:
+async def test_external_secrets_operator_push_and_delete(world: EnrolledOrg) -> None:
     # pkg/provider/vault/client_push.go (PushSecret, DeleteSecret) with a SecretStore of
     # path "acme/prod", version "v2", token auth from a Kubernetes secret the sink keeps fresh.
     eso = GoClient(world, world.bundle)

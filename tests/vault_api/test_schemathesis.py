@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.support.enrolled_org import World, services, world
+from tests.support.enrolled_org import EnrolledOrg, world
+from tests.support.harness import harness
 
-__all__ = ["services", "world"]
+__all__ = ["harness", "world"]
 
 MAX_EXAMPLES = 10
 ST = Path(sys.executable).parent / "st"
@@ -78,7 +79,7 @@ def run_schemathesis(
     return done.returncode, done.stdout + done.stderr
 
 
-async def test_the_store_document_holds_against_the_store(world: World, tmp_path: Path) -> None:
+async def test_the_store_document_holds_against_the_store(world: EnrolledOrg, tmp_path: Path) -> None:
     h = world.h
     spec = (await h.store("GET", "/openapi.json")).body
     headers = {"Authorization": f"Bearer {world.bundle}"}
@@ -86,7 +87,7 @@ async def test_the_store_document_holds_against_the_store(world: World, tmp_path
     assert status == 0, report
 
 
-async def test_the_authority_document_holds_against_the_authority(world: World, tmp_path: Path) -> None:
+async def test_the_authority_document_holds_against_the_authority(world: EnrolledOrg, tmp_path: Path) -> None:
     h = world.h
     spec = (await h.authority("GET", "/openapi.json")).body
     # Logging out gets a session of its own, so the other operations keep a live one.

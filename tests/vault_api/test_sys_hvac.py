@@ -8,16 +8,16 @@ import hvac
 import hvac.exceptions
 import pytest
 
+from tests.support.audit_rows import audit_head, audit_since, summary
+from tests.support.enrolled_org import EnrolledOrg
+from tests.vault_api.test_kv_hvac import MOUNT, call, client, kv, put, raw
 from vault.storage.pool import Pool
 from vault.web.store.vault_sys import VERSION
-
-from tests.support.enrolled_org import World, audit_head, audit_since, summary
-from tests.vault_api.test_kv_hvac import MOUNT, call, client, kv, put, raw
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-async def test_health_and_seal_status_need_no_token(world: World) -> None:
+async def test_health_and_seal_status_need_no_token(world: EnrolledOrg) -> None:
     anonymous = hvac.Client(url=world.h.store_url + "/vault")
     health = await call(anonymous.sys.read_health_status, method="GET")
     assert health["initialized"] is True and health["sealed"] is False and health["standby"] is False
@@ -36,7 +36,7 @@ async def test_health_and_seal_status_need_no_token(world: World) -> None:
     assert leader["ha_enabled"] is False
 
 
-async def test_health_reports_sealed_when_the_database_is_gone(world: World, postgres_server: str) -> None:
+async def test_health_reports_sealed_when_the_database_is_gone(world: EnrolledOrg, postgres_server: str) -> None:
     # The store is "sealed" exactly when it is not ready: here its database refuses every connection.
     name = world.h.store_config.database_url.rsplit("/", 1)[1].split("?")[0]
     admin = await asyncpg.connect(postgres_server)
@@ -54,7 +54,7 @@ async def test_health_reports_sealed_when_the_database_is_gone(world: World, pos
         await admin.close()
 
 
-async def test_mounts_list_the_vaults_the_token_can_see(world: World) -> None:
+async def test_mounts_list_the_vaults_the_token_can_see(world: EnrolledOrg) -> None:
     h = world.h
     assert (await h.store("POST", f"/v1/orgs/{world.org}/vaults", world.bundle, {"name": "staging"})).status == 201
     c = client(world)
@@ -74,7 +74,7 @@ async def test_mounts_list_the_vaults_the_token_can_see(world: World) -> None:
         assert (await raw(world, "GET", "/v1/sys/internal/ui/mounts", token))[0] == 403
 
 
-async def test_lookup_self_id_is_usable_as_the_token(world: World) -> None:
+async def test_lookup_self_id_is_usable_as_the_token(world: EnrolledOrg) -> None:
     # What Vault Agent's token_file auto-auth and node-vault-client do: look up, then use data.id.
     info = (await call(client(world).auth.token.lookup_self))["data"]
     again = client(world, info["id"])
@@ -86,7 +86,7 @@ async def test_lookup_self_id_is_usable_as_the_token(world: World) -> None:
     assert status == 200 and body["data"]["id"] == world.bundle
 
 
-async def test_renew_self_answers_not_renewable(world: World, pool: Pool) -> None:
+async def test_renew_self_answers_not_renewable(world: EnrolledOrg, pool: Pool) -> None:
     seq = await audit_head(pool)
     with pytest.raises(hvac.exceptions.InvalidRequest, match="lease is not renewable"):
         await call(client(world).auth.token.renew_self)
