@@ -285,7 +285,8 @@ def master_key() -> MasterKey:
 # The audit console serving a store with a history (tests/support/audited_store.py).
 from tests.support.audited_store import audited  # noqa: E402, F401
 
-# The store's end-to-end fixtures (both services on real ports, an enrolled org); see tests/support/harness.py.
+# The end-to-end fixtures: ``harness`` (both services on real ports) and ``world`` (an enrolled org on it).
+from tests.support.enrolled_org import world  # noqa: E402, F401
 from tests.support.harness import harness  # noqa: E402, F401
 
 # Every log line of the suite is checked for credentials (issue 14).

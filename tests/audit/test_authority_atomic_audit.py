@@ -1,4 +1,4 @@
-"""Issue 20, items 2 and 5, for the authority: each state change's ``ok`` event commits in the change's own
+"""At the authority, each state change's ``ok`` event commits in the change's own
 transaction, and a ``COMMIT`` that fails leaves neither the change nor an ``ok`` event: the caller gets a JSON
 ``500 database_error`` and the log an ``error`` event. Real PostgreSQL; the ``COMMIT`` fails through a deferred
 constraint trigger, which runs after the change's statements (its audit event included) went through.

@@ -1,4 +1,4 @@
-"""Issue 20 item 2, key rotations: each records its audit event in its own transaction, in the schema's chain,
+"""Key rotations' audit: each records its audit event in its own transaction, in the schema's chain,
 with key ids and versions only; the chain verifies afterwards, and a rotation that does not commit leaves no event.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 20, items 2 and 5: a change's audit event commits in the change's own transaction, and a failing COMMIT
+"""At the store, a change's audit event commits in the change's own transaction, and a failing COMMIT
 is a JSON error with an ``error`` event, never a ``500 internal`` with an ``ok`` event for a change that is not there.
 """
 

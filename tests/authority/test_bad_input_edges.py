@@ -1,4 +1,4 @@
-"""Review findings on the authority's HTTP surface: inputs that once produced a 500."""
+"""Odd input at the authority's HTTP surface that once produced a 500 (or widened a token): each refused cleanly."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12 item 7: membership needs the invitee's consent, and inviting reveals nothing about accounts.
+"""Membership needs the invitee's consent, and inviting reveals nothing about accounts.
 
 An owner invites an email; nothing changes in the org until the invitee accepts
 (logged in as that email, or with the invitation code, the verification code mailed to

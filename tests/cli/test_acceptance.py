@@ -1,4 +1,4 @@
-"""Issue 6's acceptance, through the real ``cvault`` command as a new user would type it.
+"""The first journey, through the real ``cvault`` command as a new user would type it.
 
 A real ``cvault dev`` subprocess (fresh database, free ports) runs both
 services; every step is a separate ``python -m vault.cli`` process with its own

@@ -1,4 +1,5 @@
-"""Review findings on the CLI's files: temporary files must not follow a planted symlink."""
+"""The CLI's local files and failures: temporary files never follow a planted symlink, a dead session is still
+forgotten at logout, and an unexpected error is one sentence, not a traceback."""
 
 from __future__ import annotations
 

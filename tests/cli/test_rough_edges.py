@@ -1,4 +1,4 @@
-"""Issue 16's rough edges, each through the real ``cvault`` command against one ``cvault dev``."""
+"""The CLI's rough edges, each through the real ``cvault`` command against one ``cvault dev``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 20 items 4 and 6: idle connections cannot exhaust descriptors, accept errors are rate-limited,
+"""Idle connections cannot exhaust descriptors, accept errors are rate-limited,
 and ``cvault serve`` says "listening" only once its keys are open and its port is bound."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 14, logs: JSON and text formats, an access line per request, and never a credential or secret value."""
+"""Logs: JSON and text formats, an access line per request, and never a credential or secret value."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12 item 4: no credential in any log or error body, whatever the request looks like.
+"""Malformed requests: no credential in any log or error body, whatever the request looks like.
 
 aiohttp's own parser once logged the whole header line (bundle or session) at ERROR
 with a traceback and answered text/plain. The requests here are raw bytes on a socket,

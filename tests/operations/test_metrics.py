@@ -1,4 +1,4 @@
-"""Issue 14, metrics: ``/metrics`` of both services, scraped and parsed with prometheus_client's own parser."""
+"""Metrics: ``/metrics`` of both services, scraped and parsed with prometheus_client's own parser."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12 item 6: response headers on every reply of both services.
+"""Response headers on every reply of both services.
 
 ``Cache-Control: no-store`` (replies carry sessions, tokens, bundles, discharges and
 secrets; caches along the way must keep none of them), ``X-Content-Type-Options:

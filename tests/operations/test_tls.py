@@ -1,4 +1,4 @@
-"""Issue 14, TLS: both services over real TLS (certificates made with ``cryptography`` here), the CLI,
+"""TLS: both services over real TLS (certificates made with ``cryptography`` here), the CLI,
 the client and hvac verifying them, a wrong CA refused, mutual TLS, SIGHUP reload, clear refusals."""
 
 from __future__ import annotations

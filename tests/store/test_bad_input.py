@@ -1,4 +1,4 @@
-"""Security review: bad input on store and Vault-API routes is a 4xx, never a 500."""
+"""Bad input on store and Vault-API routes is a 4xx, never a 500."""
 
 from __future__ import annotations
 

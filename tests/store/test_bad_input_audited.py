@@ -1,4 +1,4 @@
-"""Issue 12 item 5: caller-reachable failures are 4xx JSON errors with an audit event, never a 500.
+"""Caller-reachable failures are 4xx JSON errors with an audit event, never a 500.
 
 A third-party ticket that names a low-order X25519 key, and names with a trailing
 newline (which Python's ``$`` accepts), once reached the server as 500s.

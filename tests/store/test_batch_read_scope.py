@@ -1,4 +1,4 @@
-"""Issue 12 item 8: a store token narrowed with ``Secrets`` can boot a workload.
+"""A store token narrowed with ``Secrets`` can boot a workload.
 
 A batch read returns the secrets the token allows and leaves out the rest (each left
 out name audited as ``denied``; a listed name it refuses is reported in ``missing``,

@@ -1,4 +1,4 @@
-"""Issue 20, item 1: writes with an ``Idempotency-Key`` are stored once, however often they are retried."""
+"""Writes with an ``Idempotency-Key`` are stored once, however often they are retried."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 13: one ``Authorization`` parser (``vault.web.common.credential``) for every route of both services.
+"""One ``Authorization`` parser (``vault.web.common.credential``) for every route of both services.
 
 The same header means the same thing at the authority, the store and the Vault API:
 ``Bearer`` and Fly's ``FlyV1`` schemes (any case), surrounding spaces ignored, any

@@ -1,4 +1,4 @@
-"""Security review: whatever bytes arrive, the token decoder says InvalidToken (or decodes), never anything else."""
+"""Whatever bytes arrive, the token decoder says InvalidToken (or decodes), never anything else."""
 
 from __future__ import annotations
 

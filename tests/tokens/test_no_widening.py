@@ -1,4 +1,4 @@
-"""Issue 12 items 1 and 2: neither enrolment nor strip gives a caller more than it holds.
+"""Neither enrolment nor strip gives a caller more than it holds.
 
 1. Enrolment mints a root store token (``rwcdCa``): the org discharge must allow all of it,
    so an owner's bundle narrowed to ``rC`` cannot turn into a token that writes.
