@@ -36,9 +36,9 @@ from vault.crypto.keyring import generate_key
 from vault.crypto.passwords import MINIMUM
 from vault.macaroon import Caveat, Macaroon, decode_token, encode_bundle, encode_token, start_discharge, ticket_sender
 from vault.macaroon import bind as bind_discharge
+from vault.web.app_runner import VaultAppRunner
 from vault.web.authority import create_authority_app
 from vault.web.authority.services import SERVICES_KEY as AUTHORITY_SERVICES
-from vault.web.list_method import VaultAppRunner
 from vault.web.store import create_store_app
 
 __all__ = ["PASSWORD", "Harness", "Reply", "ShiftedClock", "User", "attenuate", "running_services"]
