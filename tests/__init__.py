@@ -1,6 +1,6 @@
 """cvault's tests. Importing them chooses aiohttp's pure-Python HTTP parser, as ``cvault serve`` does.
 
-It accepts Vault's ``LIST`` method (vault/web/list_method.py). aiohttp reads
+It accepts Vault's ``LIST`` method (vault/web/app_runner.py). aiohttp reads
 ``AIOHTTP_NO_EXTENSIONS`` once, at its first import, so nothing may import aiohttp before
 ``tests/conftest.py`` (whose package this is) is loaded: pyproject.toml keeps pytest's start-up clear of it.
 """

@@ -368,17 +368,22 @@ def _networks(value: object, key: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
-def _public_key(value: object, key: str) -> bytes:
+def _base64_bytes(value: object, key: str, size: int, what: str) -> bytes:
+    """``size`` bytes, given as base64 text (or as bytes by a caller in code); ``what`` names them in errors."""
     if isinstance(value, bytes):
         raw = value
     else:
         try:
             raw = base64.b64decode(_text(value, key), validate=True)
         except (binascii.Error, ValueError):
-            raise ConfigError(f"{key} must be base64 of a 32-byte X25519 public key") from None
-    if len(raw) != 32:
-        raise ConfigError(f"{key} must be base64 of a 32-byte X25519 public key")
+            raise ConfigError(f"{key} must be base64 of {what}") from None
+    if len(raw) != size:
+        raise ConfigError(f"{key} must be base64 of {what}")
     return raw
+
+
+def _public_key(value: object, key: str) -> bytes:
+    return _base64_bytes(value, key, 32, "a 32-byte X25519 public key")
 
 
 def _feed_token(value: object, key: str) -> str:
@@ -418,16 +423,7 @@ def _log_format(value: object, key: str) -> str:
 
 
 def _master_key(value: object, key: str) -> bytes:
-    if isinstance(value, bytes):
-        raw = value
-    else:
-        try:
-            raw = base64.b64decode(_text(value, key), validate=True)
-        except (binascii.Error, ValueError):
-            raise ConfigError(f"{key} must be base64 of {MASTER_KEY_SIZE} random bytes") from None
-    if len(raw) != MASTER_KEY_SIZE:
-        raise ConfigError(f"{key} must be base64 of {MASTER_KEY_SIZE} random bytes")
-    return raw
+    return _base64_bytes(value, key, MASTER_KEY_SIZE, f"{MASTER_KEY_SIZE} random bytes")
 
 
 def _metrics_token(value: object, key: str) -> str:

@@ -28,8 +28,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
-from aiohttp.web_runner import BaseRunner
+from aiohttp import web
 
 from vault.authority.revocation_feed import new_feed_token
 from vault.config import Config, load_config
@@ -37,9 +36,9 @@ from vault.crypto.keyring import generate_key
 from vault.crypto.passwords import MINIMUM
 from vault.macaroon import Caveat, Macaroon, decode_token, encode_bundle, encode_token, start_discharge, ticket_sender
 from vault.macaroon import bind as bind_discharge
+from vault.web.app_runner import VaultAppRunner
 from vault.web.authority import create_authority_app
 from vault.web.authority.services import SERVICES_KEY as AUTHORITY_SERVICES
-from vault.web.list_method import VaultAppRunner
 from vault.web.store import create_store_app
 
 __all__ = ["PASSWORD", "Harness", "Reply", "ShiftedClock", "User", "attenuate", "harness", "running_services"]
@@ -57,11 +56,37 @@ class ShiftedClock:
         return time.time() + self.offset
 
 
-class StoreTestServer(TestServer):
-    """A test server with the runner ``cvault serve`` uses (``LIST``, header limits, parser errors as JSON)."""
+class ServedApp:
+    """An app served as ``cvault serve`` serves it (``LIST``, header limits, parser errors as JSON), until closed.
 
-    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
-        return VaultAppRunner(self.app, **kwargs)
+    On ``sock`` (a :func:`reserved_socket`) or on ``port``; built on aiohttp's public runner and site classes.
+    """
+
+    def __init__(self, app: web.Application, *, sock: socket.socket | None = None, port: int = 0) -> None:
+        self.app = app
+        self._sock = sock
+        self._port = port
+        self._runner: VaultAppRunner | None = None
+
+    async def __aenter__(self) -> ServedApp:
+        # As aiohttp's TestServer does: a request's handler is cancelled when its client goes away.
+        self._runner = VaultAppRunner(self.app, handler_cancellation=True)
+        await self._runner.setup()
+        site = (
+            web.SockSite(self._runner, self._sock)
+            if self._sock is not None
+            else web.TCPSite(self._runner, "127.0.0.1", self._port)
+        )
+        await site.start()
+        return self
+
+    async def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 def reserved_socket(port: int = 0) -> socket.socket:
@@ -74,11 +99,6 @@ def reserved_socket(port: int = 0) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     return sock
-
-
-def serving_on(sock: socket.socket) -> Any:
-    """A ``socket_factory`` for aiohttp's ``TestServer`` that serves on ``sock``."""
-    return lambda host, port, family: sock
 
 
 def shared_settings(database_url: str, authority_port: int, store_port: int) -> tuple[dict[str, Any], str, str]:
@@ -293,9 +313,7 @@ async def running_services(
         authority_clock, store_clock = ShiftedClock(), ShiftedClock()
         authority_app = create_authority_app(authority_config, clock=authority_clock, password_cost=MINIMUM)
         async with (
-            StoreTestServer(
-                authority_app, host="127.0.0.1", port=authority_port, socket_factory=serving_on(authority_socket)
-            ) as authority_server,
+            ServedApp(authority_app, sock=authority_socket) as authority_server,
             aiohttp.ClientSession() as http,
         ):
             async with http.get(authority_url + "/.well-known/cvault/keys") as resp:
@@ -309,9 +327,7 @@ async def running_services(
                 store_settings["database_url"] = store_database_url
             store_config = load_config({}, **store_settings)
             store_app = create_store_app(store_config, clock=store_clock)
-            async with StoreTestServer(
-                store_app, host="127.0.0.1", port=store_port, socket_factory=serving_on(store_socket)
-            ):
+            async with ServedApp(store_app, sock=store_socket):
                 yield Harness(
                     authority_url,
                     store_url,

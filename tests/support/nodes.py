@@ -27,7 +27,7 @@ from vault.storage.revocations import RevocationWatcher
 from vault.web.authority import create_authority_app
 from vault.web.store import create_store_app
 
-from .harness import Harness, Reply, StoreTestServer
+from .harness import Harness, Reply, ServedApp
 
 __all__ = ["BOUND", "HOUR", "Node", "another_authority", "another_store", "notify_only", "wait_until"]
 
@@ -62,7 +62,7 @@ class Node:
 @asynccontextmanager
 async def _serve(h: Harness, app: Any) -> AsyncIterator[Node]:
     port = unused_port()
-    async with StoreTestServer(app, host="127.0.0.1", port=port):
+    async with ServedApp(app, port=port):
         yield Node(f"http://127.0.0.1:{port}", app, h.http)
 
 

@@ -15,7 +15,7 @@ from vault.names import check_versions
 from vault.store.kv import kv_keys, kv_value, stored_value
 from vault.store.kv_fields import check_custom_metadata, format_duration, merge_patch, parse_duration
 from vault.store.mounts import mount_org, own_mount
-from vault.web.list_method import VaultAppRunner
+from vault.web.app_runner import VaultAppRunner
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from vault.cli.main import main
 with contextlib.suppress(SystemExit):
     main(["serve", "store", "--help"])
 from aiohttp import web
-from vault.web.list_method import VaultAppRunner
+from vault.web.app_runner import VaultAppRunner
 
 async def echo(request):
     return web.Response(text=request.method)

@@ -57,6 +57,14 @@ def _check_ticket(ticket: Ticket, access: Access) -> None:
     check_all(ticket.caveats, access, label="ticket ")
 
 
+def _ticket_org(ticket: Ticket) -> int:
+    """The organization a ticket for an org discharge is about (its first ``ConfineOrganization``)."""
+    orgs = [c.id for c in ticket.caveats if isinstance(c, ConfineOrganization)]
+    if not orgs:
+        raise Unauthorized("the ticket names no organization (ConfineOrganization)")
+    return orgs[0]
+
+
 def _finish(d: Macaroon, caveats: Sequence[Caveat], binding_id: bytes) -> Macaroon:
     return bind(d.attenuate(caveats), binding_id).finalize()
 
@@ -132,10 +140,7 @@ class OrgDischarger:
         lineage: tuple[str, ...] = ()
         try:
             opened, d = _open(ticket, self._keys, self.location)
-            orgs = [c.id for c in opened.caveats if isinstance(c, ConfineOrganization)]
-            if not orgs:
-                raise Unauthorized("the ticket names no organization (ConfineOrganization)")
-            org = orgs[0]
+            org = _ticket_org(opened)
             # The membership is read live, in the same query as the token's lineage.
             principal = await self._verifier.verify(bundle, now=now, role_in=org)
             user_id, token_id, lineage = principal.user_id, principal.record.id, principal.lineage

@@ -17,12 +17,12 @@ from typing import Any
 
 from vault.errors import InvalidToken, Unauthorized, VaultError
 from vault.macaroon import CONTROL, Access, Caveat, Macaroon
-from vault.macaroon.caveats import ConfineOrganization, Organization, Secrets, ValidityWindow, Vaults
+from vault.macaroon.caveats import Organization, Secrets, ValidityWindow, Vaults
 from vault.macaroon.cvault_caveats import WorkloadIdentity
 from vault.types import Clock, RequestContext
 
 from .audit import Auditor
-from .dischargers import _check_ticket, _finish, _lifetime, _open
+from .dischargers import _check_ticket, _finish, _lifetime, _open, _ticket_org
 from .interfaces import RevocationList, WorkloadRepository
 from .jwks import JwksCache
 from .ticket_keys import SharedKeyCache
@@ -135,10 +135,7 @@ class WorkloadDischarger:
         seen: dict[str, Any] = {}
         try:
             opened, d = _open(ticket, self._keys, self.location)
-            orgs = [c.id for c in opened.caveats if isinstance(c, ConfineOrganization)]
-            if not orgs:
-                raise Unauthorized("the ticket names no organization (ConfineOrganization)")
-            org = orgs[0]
+            org = _ticket_org(opened)
             unverified = parse_unverified(token)
             seen["issuer"] = unverified.issuer
             issuer, bindings = await self._bindings.get(org, unverified.issuer)

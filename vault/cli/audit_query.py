@@ -19,7 +19,7 @@ from typing import Any
 from vault.client import Client
 from vault.errors import BadRequest
 
-from .client_options import add_client_options, client_command
+from .client_options import runs_with_client
 from .output import print_json, print_table
 
 __all__ = ["parse_time", "register"]
@@ -61,8 +61,7 @@ def register(audit_sub: Any) -> None:
     p.add_argument("--until", metavar="T")
     p.add_argument("--limit", type=int, default=1000, help="the newest N events, newest first (default 1000)")
     p.add_argument("--reverse", action="store_true", help="the oldest N events instead, oldest first")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_query))
+    runs_with_client(p, _query)
 
 
 def _check_filters(args: argparse.Namespace) -> None:

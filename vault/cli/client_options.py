@@ -23,6 +23,7 @@ __all__ = [
     "default_vault",
     "make_client",
     "read_secret_variable",
+    "runs_with_client",
 ]
 
 DEFAULT_VAULT = "default"
@@ -77,3 +78,9 @@ def client_command(action: ClientAction) -> Callable[[argparse.Namespace], int]:
         return run_blocking(go())
 
     return func
+
+
+def runs_with_client(parser: argparse.ArgumentParser, action: ClientAction) -> None:
+    """Make ``parser``'s command run ``action`` with a client, set up by the options :func:`add_client_options` adds."""
+    add_client_options(parser)
+    parser.set_defaults(func=client_command(action))

@@ -11,7 +11,7 @@ from vault.client.authority_models import Member, Membership
 from vault.client.models import to_json
 from vault.errors import BadRequest, NotFound
 
-from .client_options import add_client_options, client_command, client_settings
+from .client_options import client_settings, runs_with_client
 from .output import print_json, print_table
 
 __all__ = ["register", "resolve_member", "resolve_org"]
@@ -23,29 +23,24 @@ def register(sub: Any) -> None:
     osub.required = True
 
     p = osub.add_parser("list", help="your organizations and your role in each")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_list))
+    runs_with_client(p, _list)
 
     p = osub.add_parser("create", help="create an organization (you become its owner)")
     p.add_argument("slug")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_create))
+    runs_with_client(p, _create)
 
     p = osub.add_parser("members", help="list an organization's members")
     p.add_argument("org", help="org id or slug")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_members))
+    runs_with_client(p, _members)
 
     p = osub.add_parser("invite", help="invite an email into an organization (it joins only when the invitee accepts)")
     p.add_argument("org", help="org id or slug")
     p.add_argument("email")
     p.add_argument("--role", required=True, choices=["owner", "operator", "reader", "auditor"])
-    add_client_options(p)
-    p.set_defaults(func=client_command(_invite))
+    runs_with_client(p, _invite)
 
     p = osub.add_parser("invitations", help="invitations waiting for you (the logged-in email)")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_invitations))
+    runs_with_client(p, _invitations)
 
     p = osub.add_parser(
         "accept",
@@ -64,21 +59,18 @@ def register(sub: Any) -> None:
         "--email",
         help="with --password-stdin: your email; after accepting, log in with it and save the session (first join)",
     )
-    add_client_options(p)
-    p.set_defaults(func=client_command(_accept))
+    runs_with_client(p, _accept)
 
     p = osub.add_parser("set-role", help="change a member's role")
     p.add_argument("org", help="org id or slug")
     p.add_argument("member", help="the member's email or user id (`cvault orgs members ORG`)")
     p.add_argument("role", choices=["owner", "operator", "reader", "auditor"])
-    add_client_options(p)
-    p.set_defaults(func=client_command(_set_role))
+    runs_with_client(p, _set_role)
 
     p = osub.add_parser("remove-member", help="remove a member")
     p.add_argument("org", help="org id or slug")
     p.add_argument("member", help="the member's email or user id (`cvault orgs members ORG`)")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_remove_member))
+    runs_with_client(p, _remove_member)
 
 
 async def resolve_org(client: Client, text: str) -> Membership:

@@ -153,21 +153,15 @@ class Rotator:
                 version = written.version
                 deadline = self._monotonic() + lease - self._settings.timeout - 1
                 await self._pause("create", r.name)
-                step = "set"
-                in_lease()
-                await self._set(vault, r, doc, value, version)
-                await rotation.advance(
-                    vault, r.name, holder=holder, step="set", pending_version=version, lease_seconds=lease
-                )
-                deadline = self._monotonic() + lease - self._settings.timeout - 1
-                await self._pause("set", r.name)
-                step = "test"
-                in_lease()
-                await self._test(vault, r, doc, value, version)
-                await rotation.advance(
-                    vault, r.name, holder=holder, step="test", pending_version=version, lease_seconds=lease
-                )
-                await self._pause("test", r.name)
+                # The steps at the target, each reported (which renews the lease) before the next.
+                for step, at_target in (("set", self._set), ("test", self._test)):
+                    in_lease()
+                    await at_target(vault, r, doc, value, version)
+                    await rotation.advance(
+                        vault, r.name, holder=holder, step=step, pending_version=version, lease_seconds=lease
+                    )
+                    deadline = self._monotonic() + lease - self._settings.timeout - 1
+                    await self._pause(step, r.name)
                 step = "promote"
             await rotation.promote(vault, r.name, holder=holder, pending_version=version)
             await self._pause("promote", r.name)

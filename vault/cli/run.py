@@ -20,7 +20,6 @@ stderr says so. A refusal (revoked token, missing permission) never falls back.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from vault.client.blocking_http import run_blocking
 from vault.errors import BadRequest, ConfigError, NotFound, Unavailable
 
 from .client_options import ClientSettings, add_client_options, client_settings, default_vault, make_client
+from .output import replace_private
 
 if TYPE_CHECKING:
     from vault.client import Client
@@ -177,19 +177,7 @@ def _write_fallback(path: Path, settings: ClientSettings, context: str, secrets:
 
     plaintext = json.dumps({"written_at": int(time.time()), "secrets": dict(secrets)}).encode()
     sealed = seal_fallback(_key_material(settings), plaintext, context)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    try:
-        # Never write through a planted symlink at the temporary name (the directory may be shared).
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(sealed)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ConfigError(f"cannot write the fallback file {path}: {exc.strerror}") from None
+    replace_private(path, sealed, what="the fallback file")
 
 
 def _read_fallback(path: Path, settings: ClientSettings, context: str) -> tuple[dict[str, str], int]:

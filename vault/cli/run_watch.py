@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vault.errors import ConfigError, VaultError
+
+from .output import replace_private
 
 __all__ = ["Supervisor", "WatchOptions", "dotenv_lines", "write_private_file"]
 
@@ -55,18 +56,7 @@ def dotenv_lines(env: Mapping[str, str]) -> str:
 
 def write_private_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` with mode 0600, atomically (a temporary name, then rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    replace_private(path, text.encode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from vault.client import Client
 from vault.client.models import to_json
 from vault.errors import BadRequest, NotFound, OutcomeUnknown
 
-from .client_options import add_client_options, client_command, default_vault
+from .client_options import add_client_options, client_command, default_vault, runs_with_client
 from .output import print_json, print_table
 
 __all__ = ["register"]
@@ -133,8 +133,7 @@ def register(sub: Any) -> None:
     vsub = vparser.add_subparsers(dest="vaults_command", metavar="SUBCOMMAND")
     vsub.required = True
     p = vsub.add_parser("list", help="list the org's vaults")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_vaults_list))
+    runs_with_client(p, _vaults_list)
     for name, text in (("create", "create a vault"), ("delete", "delete an empty vault")):
         p = vsub.add_parser(name, help=text)
         p.add_argument("name")

@@ -16,7 +16,7 @@ from vault.client.models import MintedToken, to_json
 from vault.errors import BadRequest
 from vault.macaroon import mask_from_string
 
-from .client_options import add_client_options, client_command
+from .client_options import add_client_options, client_command, runs_with_client
 from .orgs import resolve_org
 from .output import add_output_option, open_private, print_json
 
@@ -62,13 +62,11 @@ def register(sub: Any) -> None:
         help=f"lifetime in seconds (default: {DEFAULT_MINT_TTL // 86400} days; 0: no expiry)",
     )
     add_output_option(p, "the token")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_mint))
+    runs_with_client(p, _mint)
 
     p = tsub.add_parser("revoke", help="revoke a store token by id")
     p.add_argument("id")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_revoke))
+    runs_with_client(p, _revoke)
 
 
 def print_token(reply: MintedToken | PermissionToken | ServiceToken, args: argparse.Namespace, what: str) -> None:

@@ -20,7 +20,7 @@ from vault.errors import BadRequest, InvalidToken
 from vault.macaroon import Bundle, Macaroon, decode_token, encode_bundle, from_json
 from vault.macaroon.caveats import ClientCIDR, ThirdParty, ValidityWindow
 
-from .client_options import add_client_options, client_command
+from .client_options import runs_with_client
 from .orgs import resolve_org
 from .output import add_output_option, duration, print_json, print_table
 from .store import print_token
@@ -79,8 +79,7 @@ def register(sub: Any) -> None:
     create.add_argument("--service", action="store_true", help="strip it into a service token")
     _add_cidr(create)
     add_output_option(create, "the token")
-    add_client_options(create)
-    create.set_defaults(func=client_command(_create))
+    runs_with_client(create, _create)
 
     strip = tsub.add_parser(
         "strip",
@@ -90,17 +89,14 @@ def register(sub: Any) -> None:
     _add_token_source(strip)
     _add_cidr(strip)
     add_output_option(strip, "the token")
-    add_client_options(strip)
-    strip.set_defaults(func=client_command(_strip))
+    runs_with_client(strip, _strip)
 
     revoke = tsub.add_parser("revoke", help="revoke a token and every token stripped from it")
     revoke.add_argument("id", help="the token id (see `cvault tokens list` or `cvault tokens debug`)")
-    add_client_options(revoke)
-    revoke.set_defaults(func=client_command(_revoke))
+    runs_with_client(revoke, _revoke)
 
     listing = tsub.add_parser("list", help="your permission and service tokens")
-    add_client_options(listing)
-    listing.set_defaults(func=client_command(_list))
+    runs_with_client(listing, _list)
 
 
 def _add_cidr(p: argparse.ArgumentParser) -> None:

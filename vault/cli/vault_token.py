@@ -16,16 +16,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from vault.errors import BadRequest, ConfigError, Unauthorized, Unavailable, VaultError
+from vault.errors import BadRequest, Unauthorized, Unavailable, VaultError
 
 from .client_options import add_client_options, client_settings, make_client
+from .output import replace_private
 
 __all__ = ["VAULT_OPERATIONS", "bundle_expiry", "register", "write_atomically"]
 
@@ -89,25 +89,7 @@ def bundle_expiry(bundle: str) -> int:
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text``: a temporary file beside it (mode 0600, never through a symlink),
     fsynced, renamed over it, and the directory fsynced, so a reader sees the old bundle or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ConfigError(f"cannot write the sink file {path}: {exc.strerror}") from None
+    replace_private(path, (text + "\n").encode("ascii"), what="the sink file", durable=True)
 
 
 def _narrowing(vaults: list[str] | None) -> list[Any]:

@@ -18,7 +18,7 @@ from vault.client import Client
 from vault.client.workloads import WorkloadsClient
 from vault.errors import BadRequest, NotFound
 
-from .client_options import add_client_options, client_command
+from .client_options import runs_with_client
 from .orgs import resolve_org
 from .output import print_json, print_table
 
@@ -44,17 +44,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--algorithm", action="append", choices=["RS256", "ES256", "EdDSA"], help="allowed algorithm (default: all)"
     )
-    add_client_options(p)
-    p.set_defaults(func=client_command(_add_issuer))
+    runs_with_client(p, _add_issuer)
     p = isub.add_parser("list", help="the issuers an organization trusts")
     p.add_argument("org", help="org id or slug")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_list_issuers))
+    runs_with_client(p, _list_issuers)
     p = isub.add_parser("remove", help="stop trusting an issuer; its bindings go, and their discharges stop")
     p.add_argument("org", help="org id or slug")
     p.add_argument("issuer", help="the issuer URL or id")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_remove_issuer))
+    runs_with_client(p, _remove_issuer)
 
     p = wsub.add_parser("bind", help="let an issuer's JWTs matching claim rules discharge the org's caveat")
     p.add_argument("org", help="org id or slug")
@@ -72,22 +69,18 @@ def register(sub: Any) -> None:
     p.add_argument("--vault", action="append", help="only these vaults (repeat)")
     p.add_argument("--secret", action="append", help="only secrets starting with these prefixes (repeat)")
     p.add_argument("--ttl", type=int, help="seconds a discharge lives (never beyond the JWT)")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_bind))
+    runs_with_client(p, _bind)
     p = wsub.add_parser("list", help="an organization's workload bindings")
     p.add_argument("org", help="org id or slug")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_list))
+    runs_with_client(p, _list)
     p = wsub.add_parser("show", help="one binding")
     p.add_argument("org", help="org id or slug")
     p.add_argument("name", help="binding name or id")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_show))
+    runs_with_client(p, _show)
     p = wsub.add_parser("unbind", help="delete a binding; stores refuse its discharges within a second")
     p.add_argument("org", help="org id or slug")
     p.add_argument("name", help="binding name or id")
-    add_client_options(p)
-    p.set_defaults(func=client_command(_unbind))
+    runs_with_client(p, _unbind)
 
 
 def _api(client: Client) -> WorkloadsClient:

@@ -52,7 +52,6 @@ __all__ = [
     "fetch_rows",
     "record_in_transaction",
     "release_chain",
-    "select_rows",
     "write_checkpoint",
     "writer_name",
 ]
@@ -65,7 +64,7 @@ _COLUMNS = (
 # How long a writer holds its chain without appending before another writer may take it over.
 DEFAULT_LEASE = 60.0
 
-# Columns AuditQueries.query may filter on by equality; token_id is special (see select_rows).
+# Columns AuditQueries.query may filter on by equality; token_id is special (see PgAuditRepository.select).
 FILTER_COLUMNS = ("org", "vault", "secret", "actor", "action", "outcome")
 
 _UNAVAILABLE = "audit log unavailable; the request was not served"
@@ -424,60 +423,6 @@ async def fetch_rows(
     return [_row(r) for r in rows]
 
 
-async def select_rows(
-    pool: Pool,
-    schema: str,
-    *,
-    equals: Mapping[str, Any],
-    token_id: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    cursor: int | None,
-    limit: int,
-    newest_first: bool,
-    hide_audit_of: Mapping[str, str] | None = None,
-) -> list[AuditRow]:
-    """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``.
-
-    ``token_id`` matches events of that token and of every token derived from it
-    (its id in their lineage). ``since`` is inclusive, ``until`` exclusive.
-    ``hide_audit_of`` (``{"actor": ..., "token_id": ...}``) leaves out the ``audit.*`` events
-    any of whose columns equals its value there: a reviewer's own queries.
-    """
-    where: list[str] = []
-    args: list[Any] = []
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
-    for column, value in equals.items():
-        if column not in FILTER_COLUMNS:
-            raise ValueError(f"cannot filter audit events on {column!r}")
-        where.append(f"{column} = {arg(value)}")
-    if token_id is not None:
-        ref = arg(token_id)
-        where.append(f"(token_id = {ref} OR lineage @> ARRAY[{ref}::text])")
-    if since is not None:
-        where.append(f"at >= {arg(since)}")
-    if until is not None:
-        where.append(f"at < {arg(until)}")
-    if cursor is not None:
-        where.append(f"seq {'<' if newest_first else '>'} {arg(cursor)}")
-    if hide_audit_of:
-        if not set(hide_audit_of) <= {"actor", "token_id"}:
-            raise ValueError("hide_audit_of takes actor and token_id")
-        whose = " OR ".join(f"coalesce({column} = {arg(value)}, false)" for column, value in hide_audit_of.items())
-        where.append(f"NOT (action LIKE 'audit.%' AND ({whose}))")
-    sql = f"SELECT {_COLUMNS} FROM {_table(schema, 'audit_events')}"  # noqa: S608 (fixed columns, $n values)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT {arg(limit)}"
-    with database_errors():
-        rows = await pool.fetch(sql, *args)
-    return [_row(r) for r in rows]
-
-
 class PgAuditRepository:
     """Implements :class:`vault.audit.interfaces.AuditRepository` on ``<schema>.audit_events``.
 
@@ -592,18 +537,45 @@ class PgAuditRepository:
         newest_first: bool,
         hide_audit_of: Mapping[str, str] | None = None,
     ) -> list[AuditRow]:
-        return await select_rows(
-            self._pool,
-            self._schema,
-            equals=equals,
-            token_id=token_id,
-            since=since,
-            until=until,
-            cursor=cursor,
-            limit=limit,
-            newest_first=newest_first,
-            hide_audit_of=hide_audit_of,
-        )
+        """Rows matching every filter, paged by seq after (or, newest first, before) ``cursor``.
+
+        ``token_id`` matches events of that token and of every token derived from it
+        (its id in their lineage). ``since`` is inclusive, ``until`` exclusive.
+        ``hide_audit_of`` (``{"actor": ..., "token_id": ...}``) leaves out the ``audit.*`` events
+        any of whose columns equals its value there: a reviewer's own queries.
+        """
+        where: list[str] = []
+        args: list[Any] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        for column, value in equals.items():
+            if column not in FILTER_COLUMNS:
+                raise ValueError(f"cannot filter audit events on {column!r}")
+            where.append(f"{column} = {arg(value)}")
+        if token_id is not None:
+            ref = arg(token_id)
+            where.append(f"(token_id = {ref} OR lineage @> ARRAY[{ref}::text])")
+        if since is not None:
+            where.append(f"at >= {arg(since)}")
+        if until is not None:
+            where.append(f"at < {arg(until)}")
+        if cursor is not None:
+            where.append(f"seq {'<' if newest_first else '>'} {arg(cursor)}")
+        if hide_audit_of:
+            if not set(hide_audit_of) <= {"actor", "token_id"}:
+                raise ValueError("hide_audit_of takes actor and token_id")
+            whose = " OR ".join(f"coalesce({column} = {arg(value)}, false)" for column, value in hide_audit_of.items())
+            where.append(f"NOT (action LIKE 'audit.%' AND ({whose}))")
+        sql = f"SELECT {_COLUMNS} FROM {_table(self._schema, 'audit_events')}"  # noqa: S608 (fixed columns, $n values)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT {arg(limit)}"
+        with database_errors():
+            rows = await self._pool.fetch(sql, *args)
+        return [_row(r) for r in rows]
 
     async def close(self) -> None:
         # Give the chain up for the next writer (best effort: only over a connection that is up).

@@ -21,6 +21,7 @@ a count, never one traceback per attempt.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -34,7 +35,7 @@ from aiohttp import web
 
 from vault.config import Config
 
-from .list_method import CvaultServer
+from .app_runner import CvaultServer, VaultAppRunner
 from .protocol import CvaultRequestHandler
 
 __all__ = ["ConnectionGate", "ConnectionLimits", "GatedAppRunner", "RateLimitedLog"]
@@ -142,65 +143,64 @@ class GatedRequestHandler(CvaultRequestHandler):
 
     def __init__(self, manager: web.Server, *, loop: Any, gate: ConnectionGate, **kwargs: Any) -> None:
         super().__init__(manager, loop=loop, keepalive_timeout=gate.limits.keepalive_timeout, **kwargs)
-        self._gate = gate
-        self._peer: str | None = None
-        self._header_deadline: Any = None
-        self._got_request = False
+        self.gate = gate
+        self.peer: str | None = None
+        self.header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Any) -> None:
         peername = transport.get_extra_info("peername")
         peer = str(peername[0]) if isinstance(peername, tuple) and peername else ""
-        refusal = self._gate.admit(peer)
+        refusal = self.gate.admit(peer)
         super().connection_made(transport)
         if refusal is not None:
             transport.write(refusal)
             self.force_close()
             return
-        self._peer = peer
-        self._header_deadline = self._loop.call_later(self._gate.limits.header_read_timeout, self._headers_overdue)
+        self.peer = peer
+        self.header_deadline = asyncio.get_running_loop().call_later(
+            self.gate.limits.header_read_timeout, self.force_close
+        )
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        # A parsed message (or one being handled) means the headers arrived in time.
-        if not self._got_request and (self._messages or self._current_request is not None):
-            self._got_request = True
-            self._cancel_deadline()
-
-    def _headers_overdue(self) -> None:
-        self._header_deadline = None
-        if not self._got_request:
-            self.force_close()
-
-    def _cancel_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+    def request_arrived(self) -> None:
+        """A request's headers were parsed (or refused by the parser): the header deadline is met."""
+        if self.header_deadline is not None:
+            self.header_deadline.cancel()
+            self.header_deadline = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._cancel_deadline()
-        if self._peer is not None:
-            self._gate.release(self._peer)
-            self._peer = None
+        self.request_arrived()
+        if self.peer is not None:
+            self.gate.release(self.peer)
+            self.peer = None
         super().connection_lost(exc)
 
 
 class GatedServer(CvaultServer):
-    gate: ConnectionGate
+    """Makes a :class:`GatedRequestHandler` per connection, and tells it when a request of its arrives."""
 
-    def __call__(self) -> web.RequestHandler:
-        return GatedRequestHandler(self, loop=self._loop, gate=self.gate, **self._kwargs)
+    def __init__(self, handler: Any, *, gate: ConnectionGate, **options: Any) -> None:
+        super().__init__(handler, handler_class=GatedRequestHandler, gate=gate, **options)
+
+    def serve(self, built: web.Server) -> None:
+        super().serve(built)
+        make_request = self.request_factory
+
+        def request_factory(
+            message: Any, payload: Any, protocol: web.RequestHandler, writer: Any, task: Any
+        ) -> web.BaseRequest:
+            # aiohttp makes the request as soon as the parser hands it (or its refusal) over.
+            if isinstance(protocol, GatedRequestHandler):
+                protocol.request_arrived()
+            return make_request(message, payload, protocol, writer, task)
+
+        self.request_factory = request_factory
 
 
-class GatedAppRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections answer parser errors as cvault does and obey :class:`ConnectionLimits`."""
+class GatedAppRunner(VaultAppRunner):
+    """:class:`VaultAppRunner` whose connections obey :class:`ConnectionLimits`."""
 
-    def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
+    server_class = GatedServer
+
+    def __init__(self, app: web.Application, limits: ConnectionLimits, **options: Any) -> None:
         self.gate = ConnectionGate(limits)
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        # As VaultAppRunner does: the app builds its Server itself; only the handler class changes.
-        server.__class__ = GatedServer
-        server.gate = self.gate  # type: ignore[attr-defined]
-        return server
+        super().__init__(app, gate=self.gate, **options)

@@ -15,6 +15,7 @@ import errno
 import ipaddress
 import logging
 import signal
+import weakref
 from typing import Any
 
 from aiohttp import web
@@ -32,9 +33,13 @@ log = logging.getLogger("cvault")
 _accept_log = logging.getLogger("cvault.web.accept")
 
 
+# The loops whose exception handler already routes accept failures (serve_app runs once per service).
+_limited_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
 def _install_accept_error_limiter(loop: asyncio.AbstractEventLoop, interval: float) -> None:
     """Route asyncio's "socket.accept() out of system resource" reports through one :class:`RateLimitedLog`."""
-    if getattr(loop, "_cvault_accept_limiter", False):
+    if loop in _limited_loops:
         return
     previous = loop.get_exception_handler()
     limited = RateLimitedLog(_accept_log, interval)
@@ -51,7 +56,7 @@ def _install_accept_error_limiter(loop: asyncio.AbstractEventLoop, interval: flo
             loop.default_exception_handler(context)
 
     loop.set_exception_handler(handler)
-    loop._cvault_accept_limiter = True  # type: ignore[attr-defined]
+    _limited_loops.add(loop)
 
 
 def _split(listen: str) -> tuple[str, int]:
@@ -134,7 +139,7 @@ async def serve_app(
     # query strings can carry tokens; cvault's request middleware logs paths only.
     limits = ConnectionLimits.from_config(config)
     runner = GatedAppRunner(app, limits, access_log=None)
-    metrics_runner: web.AppRunner | None = None
+    metrics_runner: GatedAppRunner | None = None
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=tls.context if tls else None, reuse_port=reuse_port)
