@@ -14,7 +14,7 @@ A scan of the source (the AST, and the classes themselves for what they inherit)
 
 Each check is also run on planted code, so a check that stopped seeing its case fails too. What still depends
 on aiohttp's behaviour (a parser error answered as JSON, the header deadline, the app's signals) is tested
-end to end: ``tests/test_hardening_parser.py``, ``tests/test_connection_limits.py`` and the tests below.
+end to end: ``tests/operations/test_malformed_requests.py``, ``tests/operations/test_connection_limits.py`` and the tests below.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from aiohttp.test_utils import unused_port
 
 from vault.config import Config
 
-from .serving import serving
+from .support.serving import serving
 
 VAULT = Path(__file__).resolve().parent.parent / "vault"
 
