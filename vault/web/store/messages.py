@@ -14,7 +14,7 @@ from typing import Annotated, Any, Final, Literal
 
 from msgspec import Meta
 
-from vault.names import MAX_SECRET_BYTES, MAX_SECRET_NAME
+from vault.names import MAX_SECRET_NAME
 from vault.store.rotation import MAX_CLAIM, MAX_LEASE
 
 from ..models import MAX_INT64, Model, NonNegative64, Text
@@ -99,7 +99,7 @@ Permissions = Annotated[str, Meta(pattern=r"^([rwcdCa]+|\*)$", description="perm
 Version = Annotated[int, Meta(ge=1, le=MAX_VERSION)]
 Stage = Literal["current", "pending", "previous"]
 # At most 64 KiB of UTF-8: a value of fewer characters but more bytes is refused with a 413.
-Value = Annotated[str, Meta(max_length=MAX_SECRET_BYTES, description="at most 64 KiB of UTF-8 (413 beyond)")]
+Value = Annotated[str, Meta(description="at most 64 KiB of UTF-8 (413 beyond)")]
 Holder = Annotated[str, Meta(pattern=r"^[!-~]{1,128}$", description="1 to 128 printable ASCII characters")]
 Hook = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Lease = Annotated[int, Meta(ge=1, le=MAX_LEASE)]
@@ -136,7 +136,7 @@ class TokenPath(OrgPath):
 
 
 class ReadQuery(Model):
-    version: Version | None = None
+    version: Annotated[int, Meta(ge=1, description="a version beyond any stored one is not found")] | None = None
     stage: Stage | None = None
 
 
@@ -217,7 +217,9 @@ class ClaimBody(Model):
 class StepBody(Model):
     step: Literal["create", "set", "test", "promote"]
     holder: Holder
-    value: Annotated[Text, Meta(max_length=MAX_SECRET_BYTES, description="create: the new value")] | None = None
+    value: Annotated[Text, Meta(description="create: the new value, at most 64 KiB of UTF-8 (413 beyond)")] | None = (
+        None
+    )
     pending_version: Annotated[Version, Meta(description="set, test, promote: the pending version")] | None = None
     lease_seconds: Lease = DEFAULT_LEASE
     error: Annotated[Text, Meta(description="the step failed at the target: why")] | None = None
