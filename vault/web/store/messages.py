@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_LEASE",
     "MAX_TTL",
     "MAX_VERSION",
+    "UUID_TEXT",
     "AuditQuery",
     "AuditReply",
     "BatchReply",
@@ -109,12 +110,9 @@ When = Annotated[
 ]
 TimeText = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 PageSize = Annotated[int, Meta(ge=1, le=MAX_INT64, description="values above 1000 are read as 1000")]
-TokenId = Annotated[
-    str,
-    Meta(
-        pattern=r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$", description="a UUID"
-    ),
-]
+# The canonical form only: uuid.UUID alone would take braces, URNs and no hyphens too.
+UUID_TEXT: Final = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+TokenId = Annotated[str, Meta(pattern=f"^{UUID_TEXT}$", description="a UUID")]
 
 # -- path and query parameters ---------------------------------------------------------------
 
