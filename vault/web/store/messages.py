@@ -267,7 +267,7 @@ class Written(Model):
 
 
 class SecretRead(Model, gc=False):
-    """The hot path's reply. ``created_at`` is the text already (cached per second), not a datetime to format."""
+    """The hot path's reply. ``created_at`` is the text already (cached per creation time), not a datetime."""
 
     name: str
     version: int
