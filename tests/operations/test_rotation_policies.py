@@ -95,14 +95,14 @@ async def test_set_checks_the_secret_and_its_admin_secret_and_show_list_disable_
         ("db/url", {**policy, "admin_secret": "api/key"}, "admin secret 'api/key'"),
         ("db/url", {**policy, "admin_secret": "db/missing"}, "has no current version"),
         ("db/url", {**policy, "admin_secret": "db/url"}, "another secret"),
-        ("db/url", {**policy, "every_seconds": 59}, "between one minute"),
+        ("db/url", {**policy, "every_seconds": 59}, "`int` >= 60 - at `$.every_seconds`"),
         ("db/url", {**policy, "strategy": "sometimes"}, "strategy"),
         ("db/url", {**policy, "password_length": 8}, "password_length"),
         ("db/url", {"target": "postgres", "every_seconds": 3600}, "needs admin_secret"),
         ("api/key", {"target": "command", "every_seconds": 3600}, "needs hook"),
-        ("api/key", {"target": "command", "every_seconds": 3600, "hook": "../../bin/sh"}, "needs hook"),
+        ("api/key", {"target": "command", "every_seconds": 3600, "hook": "../../bin/sh"}, "at `$.hook`"),
         ("api/key", {"target": "command", "hook": "x", "every_seconds": 3600, "strategy": "alternating"}, "postgres"),
-        ("api/key", {"target": "ldap", "every_seconds": 3600}, "target must be"),
+        ("api/key", {"target": "ldap", "every_seconds": 3600}, "Invalid enum value 'ldap' - at `$.target`"),
     ]
     for name, body, says in refusals:
         r = await _put(world, name, body)

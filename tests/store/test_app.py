@@ -23,7 +23,7 @@ async def test_health_ready_and_openapi(harness: Harness) -> None:
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter", "")
         path = re.sub(r"\{name:[^}]+\}", "{name}", path)
-        if route.method == "HEAD" or path in ("/openapi.json", "/vault/{tail}"):
+        if route.method == "HEAD" or path == "/vault/{tail}":
             continue
         if route.method == "*":  # the Vault API's routes dispatch on the method themselves (LIST too)
             assert path in spec["paths"], path

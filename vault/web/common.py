@@ -383,13 +383,11 @@ def int_param(request: web.Request, name: str, *, default: int | None = None, mi
     return value
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 def add_openapi(app: web.Application, spec: dict[str, Any]) -> None:
-    async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(spec)
+    """Serve ``spec`` at ``/openapi.json``, and ``/healthz``: :mod:`vault.web.service_routes`'s operations."""
+    # Imported here: the contract module imports this one (MAX_BODY_BYTES).
+    from .contract import add_operations
+    from .service_routes import OPERATIONS, serve_document
 
-    app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/healthz", healthz)
+    add_operations(app.router, OPERATIONS)
+    serve_document(app, spec)

@@ -54,7 +54,7 @@ _ROUTE_VARIABLE = re.compile(r"\{(\w+):[^{}]+\}")
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A documented reply: its model (``None``: no body), media type and description."""
+    """A documented reply: its model (``None``: no body; a tuple: any one of those), media type and description."""
 
     model: Any = None
     media: str = "application/json"
@@ -190,6 +190,12 @@ def _parameters(model: type, where: str, components: dict[str, Any]) -> list[dic
     return params
 
 
+def _alternatives(model: Any) -> tuple[Any, ...]:
+    if model is None:
+        return ()
+    return model if isinstance(model, tuple) else (model,)
+
+
 def openapi_document(
     *,
     title: str,
@@ -206,9 +212,15 @@ def openapi_document(
         if op.body is not None:
             models.append(op.body)
         models.append(op.error_model)
-        models += [r.model for r in op.responses.values() if r.model is not None]
+        models += [m for r in op.responses.values() for m in _alternatives(r.model)]
     refs, components = msgspec.json.schema_components(models, ref_template=_SCHEMA_REF)
     schema_of = dict(zip(map(id, models), refs, strict=True))
+
+    def reply_schema(model: Any) -> Any:
+        # A reply of several shapes (msgspec refuses a union of untagged Structs): anyOf their schemas.
+        if isinstance(model, tuple):
+            return {"anyOf": [schema_of[id(m)] for m in model]}
+        return schema_of[id(model)]
 
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
@@ -216,7 +228,7 @@ def openapi_document(
         for status, response in op.responses.items():
             entry: dict[str, Any] = {"description": response.description}
             if response.model is not None:
-                entry["content"] = {response.media: {"schema": schema_of[id(response.model)]}}
+                entry["content"] = {response.media: {"schema": reply_schema(response.model)}}
             responses[str(status)] = entry
         for status in op.errors:
             responses.setdefault(

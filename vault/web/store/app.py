@@ -43,12 +43,13 @@ from vault.store.secrets import SecretService, idempotency_hash_key
 from vault.store.tokens import StoreTokens
 from vault.types import Clock, Random
 
-from ..common import PATH_RENDERERS_KEY, add_openapi, middlewares
+from ..common import PATH_RENDERERS_KEY, middlewares
+from ..contract import add_operations
 from ..metrics import Metrics, add_metrics
 from ..runner import is_loopback
-from . import handlers, rotation_handlers
+from ..service_routes import serve_document
 from .authority_keys import follow_authority_keys
-from .openapi import spec
+from .openapi import OPERATIONS, spec
 from .revocation_follower import MAX_WAIT, RevocationFollower
 from .services import SERVICES_KEY, StoreServices
 from .vault_kv import VAULT_PREFIX, add_vault_kv_routes, create_vault_kv_app, render_vault_error
@@ -228,9 +229,8 @@ def create_store_app(
             yield
 
     app.cleanup_ctx.append(resources)
-    handlers.add_routes(app)
-    rotation_handlers.add_routes(app)
-    add_openapi(app, spec(config.store_url))
+    add_operations(app.router, OPERATIONS)
+    serve_document(app, spec(config.store_url))
     # The Vault-compatible API (docs/vault-compat.md): same guard, services and audit.
     add_vault_kv_routes(app.router, VAULT_PREFIX)
     app[PATH_RENDERERS_KEY] = ((VAULT_PREFIX + "/", render_vault_error),)

@@ -1,4 +1,7 @@
-"""HTTP handlers of the store (routes in ``docs/api.md``). Parsing here, decisions in ``vault.store``."""
+"""HTTP handlers of the store's native API (routes in ``docs/api.md``), declared once in :data:`OPERATIONS`.
+
+Parsing here (bodies and parameters decoded with the models of :mod:`.messages`), decisions in ``vault.store``.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +9,18 @@ import base64
 import binascii
 import datetime as dt
 import functools
+import re
 import time
-import uuid
-from json.encoder import encode_basestring_ascii as _json_text
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
+from vault.audit.chain import LogReport
 from vault.audit.query import MAX_QUERY_LIMIT
 from vault.errors import BadRequest
 from vault.macaroon import AUDIT, CONTROL, CREATE, DELETE, READ, WRITE, mask_from_string
-from vault.names import (
-    check_org_id,
-    check_prefix,
-    check_secret_name,
-    check_slug,
-    check_stage,
-    check_value,
-    check_vault_name,
-    check_versions,
-)
+from vault.names import check_org_id, check_prefix, check_secret_name, check_slug, check_value, check_vault_name
 from vault.store.caller import Caller
 from vault.store.control import MintRequest
 from vault.store.events import access_for, audit_event
@@ -33,15 +28,53 @@ from vault.store.models import VaultInfo
 from vault.store.secrets import Revealed
 from vault.types import RequestContext
 
-from ..common import field, int_param, json_error, read_json
+from ..common import json_error
+from ..contract import Handler, Operation, Response, decode_body, decode_params, reply
+from ..service_routes import Status
 from .guard import guarded, idempotency_key
+from .messages import (
+    UUID_TEXT,
+    AuditQuery,
+    AuditReply,
+    BatchReply,
+    ChainCheck,
+    Challenge,
+    Changed,
+    CurrentVersions,
+    EnrollBody,
+    KeySet,
+    ListQuery,
+    LogCheck,
+    MetadataReply,
+    MintBody,
+    NamesOrPrefix,
+    OrgPath,
+    Promoted,
+    PublicKey,
+    PublicKeys,
+    ReadQuery,
+    Revoked,
+    SecretPath,
+    SecretRead,
+    SecretsReply,
+    SecretSummary,
+    SecretValue,
+    TokenPath,
+    TokenReply,
+    VaultBody,
+    VaultPath,
+    VaultReply,
+    VaultsReply,
+    VersionReply,
+    VersionsBody,
+    WriteBody,
+    Written,
+)
 from .services import SERVICES_KEY, StoreServices, services_of
 
-__all__ = ["add_routes"]
+__all__ = ["OPERATIONS", "VERIFY_REUSE", "secret_read"]
 
-MAX_TTL = 10 * 365 * 86400
 MAX_LIST = 1000
-_MAX_FILTER = 1000
 _MAX_SEQ = (1 << 63) - 1
 _EXPORT_BATCH = 500  # lines per write of a streamed export
 VERIFY_REUSE = 60  # seconds a served verification report is answered again
@@ -49,6 +82,8 @@ _ORG = "/v1/orgs/{org}"
 _VAULT = _ORG + "/vaults/{vault}"
 _NAME = "{name:[A-Za-z0-9._/-]+}"
 _NO_STORE = {"Cache-Control": "no-store"}  # replies that carry secret values
+_BUNDLE = ("bundle",)
+_TOKEN_ID = re.compile(UUID_TEXT)
 
 
 def _svc(request: web.Request) -> StoreServices:
@@ -59,13 +94,7 @@ def _now(request: web.Request) -> int:
     return int(_svc(request).clock())
 
 
-def _time(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
-def _mask(value: Any, what: str) -> int:
-    if not isinstance(value, str):
-        raise BadRequest(f"{what} must be a permission string like 'r' or 'rw'")
+def _mask(value: str, what: str) -> int:
     try:
         mask = mask_from_string(value)
     except ValueError as exc:
@@ -75,12 +104,9 @@ def _mask(value: Any, what: str) -> int:
     return mask
 
 
-def _mask_map(data: dict[str, Any], name: str, check_key: Any) -> dict[str, int] | None:
-    value = field(data, name, dict, required=False)
+def _masks(value: dict[str, str] | None, name: str, check_key: Callable[[str], str]) -> dict[str, int] | None:
     if value is None:
         return None
-    if not value or len(value) > 64:
-        raise BadRequest(f"field {name!r} must map 1 to 64 names to masks")
     return {check_key(k): _mask(v, f"{name}[{k!r}]") for k, v in value.items()}
 
 
@@ -94,63 +120,57 @@ def _secret_pattern(pattern: str) -> str:
 
 async def enroll_challenge(request: web.Request) -> web.StreamResponse:
     org_id = check_org_id(request.match_info["org"])
-    return web.json_response({"challenge": _svc(request).control.challenge(org_id)})
+    return reply(Challenge(challenge=_svc(request).control.challenge(org_id)))
 
 
 @guarded("enroll", CONTROL, enrolled=False)
 async def enroll(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
-    data = await read_json(request)
-    raw = field(data, "slug", str, required=False)
-    minted = await _svc(request).control.enroll(ctx, check_slug(raw) if raw is not None else None)
-    return web.json_response({"token": minted.token, "id": minted.id}, status=201)
+    body = await decode_body(request, EnrollBody)
+    minted = await _svc(request).control.enroll(ctx, check_slug(body.slug) if body.slug is not None else None)
+    return reply(TokenReply(token=minted.token, id=minted.id), status=201)
 
 
 @guarded("tokens.mint", CONTROL)
 async def mint_token(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
-    data = await read_json(request)
-    ttl = field(data, "ttl", int, required=False)
-    if ttl is not None and not 0 < ttl <= MAX_TTL:
-        raise BadRequest(f"ttl must be between 1 and {MAX_TTL} seconds")
+    body = await decode_body(request, MintBody)
     mint = MintRequest(
-        mask=_mask(field(data, "mask", str), "mask"),
-        vaults=_mask_map(data, "vaults", check_vault_name),
-        secrets=_mask_map(data, "secrets", _secret_pattern),
-        ttl=ttl,
+        mask=_mask(body.mask, "mask"),
+        vaults=_masks(body.vaults, "vaults", check_vault_name),
+        secrets=_masks(body.secrets, "secrets", _secret_pattern),
+        ttl=body.ttl,
     )
     minted = await _svc(request).control.mint(ctx, mint)
-    return web.json_response({"token": minted.token, "id": minted.id}, status=201)
+    return reply(TokenReply(token=minted.token, id=minted.id), status=201)
 
 
 @guarded("tokens.revoke", CONTROL)
 async def revoke_token(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     raw = request.match_info["id"]
-    try:
-        token_id = str(uuid.UUID(raw))
-    except ValueError:
-        raise BadRequest("token id must be a UUID") from None
+    if not _TOKEN_ID.fullmatch(raw):
+        raise BadRequest("token id must be a UUID")
+    token_id = raw.lower()
     ids = await _svc(request).control.revoke(ctx, token_id)
-    return web.json_response({"revoked": token_id, "with_descendants": ids})
+    return reply(Revoked(revoked=token_id, with_descendants=ids))
 
 
 # -- vaults -----------------------------------------------------------------------------
 
 
-def _vault(v: VaultInfo) -> dict[str, Any]:
-    return {"name": v.name, "created_at": _time(v.created_at)}
+def _vault(v: VaultInfo) -> VaultReply:
+    return VaultReply(name=v.name, created_at=v.created_at)
 
 
 @guarded("vaults.list", READ)
 async def list_vaults(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     vaults = await _svc(request).control.list_vaults(ctx)
-    return web.json_response({"vaults": [_vault(v) for v in vaults]})
+    return reply(VaultsReply(vaults=[_vault(v) for v in vaults]))
 
 
 @guarded("vaults.create", CONTROL)
 async def create_vault(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
-    data = await read_json(request)
-    name = check_vault_name(field(data, "name", str))
-    info = await _svc(request).control.create_vault(ctx, name)
-    return web.json_response({"name": info.name, "created_at": _time(info.created_at)}, status=201)
+    body = await decode_body(request, VaultBody)
+    info = await _svc(request).control.create_vault(ctx, check_vault_name(body.name))
+    return reply(_vault(info), status=201)
 
 
 @guarded("vaults.delete", CONTROL)
@@ -178,50 +198,41 @@ def _next_cursor(name: str) -> str:
 
 @guarded("secrets.list", READ)
 async def list_secrets(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
-    prefix = check_prefix(request.query.get("prefix", ""))
-    limit = int_param(request, "limit", default=100, minimum=1) or 100
-    limit = min(limit, MAX_LIST)
-    after = _cursor(request.query.get("cursor"))
+    query = decode_params(request.query, ListQuery)
+    prefix = check_prefix(query.prefix)
+    limit = min(query.limit, MAX_LIST)
+    after = _cursor(query.cursor)
     found = await _svc(request).secrets.list_names(
         ctx, request.match_info["vault"], prefix=prefix, after=after, limit=limit
     )
-    return web.json_response(
-        {
-            "secrets": [
-                {"name": s.name, "current_version": s.current_version, "updated_at": _time(s.updated_at)} for s in found
+    return reply(
+        SecretsReply(
+            secrets=[
+                SecretSummary(name=s.name, current_version=s.current_version, updated_at=s.updated_at) for s in found
             ],
-            "next_cursor": _next_cursor(found[-1].name) if len(found) == limit else None,
-        }
+            next_cursor=_next_cursor(found[-1].name) if len(found) == limit else None,
+        )
     )
 
 
 @guarded("secrets.write", WRITE)
 async def write_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     vault, name = request.match_info["vault"], request.match_info["name"]
-    data = await read_json(request)
-    value = check_value(field(data, "value", str, allow_nul=True))
-    cas = field(data, "cas", int, required=False)
-    if cas is not None and cas < 0:
-        raise BadRequest("cas must be a version number (0: the secret must not exist yet)")
-    stage = field(data, "stage", str, required=False)
-    if stage not in (None, "pending"):
-        raise BadRequest("stage must be 'pending' (or absent, to write the current version)")
-    max_versions = field(data, "max_versions", int, required=False)
-    if max_versions is not None and not 1 <= max_versions <= 1000:
-        raise BadRequest("max_versions must be between 1 and 1000")
+    body = await decode_body(request, WriteBody)
+    value = check_value(body.value)
     may_create = ctx.verified_caller.allows(access_for(ctx, _now(request), WRITE | CREATE, vault=vault, secret=name))
     outcome = await _svc(request).secrets.write(
         ctx,
         vault,
         name,
         value,
-        cas=cas,
-        pending=stage == "pending",
-        max_versions=max_versions,
+        cas=body.cas,
+        pending=body.stage == "pending",
+        max_versions=body.max_versions,
         may_create=may_create,
         idempotency_key=idempotency_key(request.headers),
     )
-    return web.json_response({"name": name, "version": outcome.version, "stage": outcome.stage})
+    return reply(Written(name=name, version=outcome.version, stage=outcome.stage))
 
 
 @functools.lru_cache(maxsize=1024)  # a version's creation time, read again and again
@@ -229,48 +240,37 @@ def _created_text(unix: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
 
 
-def revealed_json(r: Revealed) -> bytes:
-    """The reply to a secret read: exactly ``json.dumps`` of ``{name, version, value, stage, created_at}``.
-
-    Written field by field because every read sends one, and ``json.dumps`` builds an
-    encoder per call (a test compares the two). ``created_at`` is whole seconds in UTC,
-    the text ``_time`` gives, without building a datetime.
-    """
-    created = _created_text(r.created_at_unix)
-    stage = "null" if r.stage is None else _json_text(r.stage)
-    return (
-        f'{{"name": {_json_text(r.name)}, "version": {int(r.version)}, "value": {_json_text(r.value)}, '
-        f'"stage": {stage}, "created_at": "{created}"}}'
-    ).encode("ascii")
+def secret_read(r: Revealed) -> SecretRead:
+    """The reply to a secret read. ``created_at`` is whole seconds in UTC: the text, cached, rather than a
+    datetime built and formatted on every read."""
+    return SecretRead(
+        name=r.name, version=r.version, value=r.value, stage=r.stage, created_at=_created_text(r.created_at_unix)
+    )
 
 
 @guarded("secrets.read", READ)
 async def read_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     version = stage = None
     if request.query_string:  # most reads ask for the current version: no query to parse
-        version = int_param(request, "version", minimum=1)
-        stage_text = request.query.get("stage")
-        stage = check_stage(stage_text) if stage_text is not None else None
+        query = decode_params(request.query, ReadQuery)
+        version, stage = query.version, query.stage
         if version is not None and stage is not None:
             raise BadRequest("ask for a version or a stage, not both")
     revealed = await _svc(request).secrets.read(
         ctx, request.match_info["vault"], request.match_info["name"], version=version, stage=stage
     )
-    return web.Response(body=revealed_json(revealed), content_type="application/json", headers=_NO_STORE)
+    return reply(secret_read(revealed), headers=_NO_STORE)
 
 
 async def _names_or_prefix(request: web.Request) -> tuple[list[str] | None, str]:
     """A batch request's body: ``{"names": [...]}``, ``{"prefix": "..."}`` or ``{}`` (every secret)."""
-    data = await read_json(request)
-    names = field(data, "names", list, required=False)
-    prefix = check_prefix(field(data, "prefix", str, required=False) or "")
-    if names is not None:
-        if not names or len(names) > 1000 or not all(isinstance(n, str) for n in names):
-            raise BadRequest("names must be a list of 1 to 1000 secret names")
-        names = sorted({check_secret_name(n) for n in names})
-        if prefix:
-            raise BadRequest("give names or a prefix, not both")
-    return names, prefix
+    body = await decode_body(request, NamesOrPrefix)
+    prefix = check_prefix(body.prefix or "")
+    if body.names is None:
+        return None, prefix
+    if prefix:
+        raise BadRequest("give names or a prefix, not both")
+    return sorted({check_secret_name(n) for n in body.names}), prefix
 
 
 @guarded("secrets.versions", READ, secrets_later=True)
@@ -280,55 +280,52 @@ async def current_versions(request: web.Request, ctx: RequestContext[Caller]) ->
         ctx, request.match_info["vault"], names=names, prefix=prefix
     )
     missing = [n for n in names if n not in versions] if names is not None else []
-    return web.json_response({"versions": versions, "missing": missing})
+    return reply(CurrentVersions(versions=versions, missing=missing))
 
 
 @guarded("secrets.batch_read", READ, secrets_later=True)
 async def batch_read(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     names, prefix = await _names_or_prefix(request)
     result = await _svc(request).secrets.batch_read(ctx, request.match_info["vault"], names=names, prefix=prefix)
-    return web.json_response(
-        {
-            "secrets": {r.name: {"version": r.version, "value": r.value} for r in result.secrets},
-            "missing": list(result.missing),
-        },
-        headers=_NO_STORE,
+    batch = BatchReply(
+        secrets={r.name: SecretValue(version=r.version, value=r.value) for r in result.secrets},
+        missing=list(result.missing),
     )
+    return reply(batch, headers=_NO_STORE)
 
 
 @guarded("secrets.metadata", READ)
 async def metadata(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     meta = await _svc(request).secrets.metadata(ctx, request.match_info["vault"], request.match_info["name"])
-    return web.json_response(
-        {
-            "name": meta.name,
-            "current_version": meta.current_version,
-            "max_versions": meta.max_versions,
-            "created_at": _time(meta.created_at),
-            "updated_at": _time(meta.updated_at),
-            "versions": [
-                {
-                    "version": v.version,
-                    "state": v.state,
-                    "stage": v.stage,
-                    "created_at": _time(v.created_at),
-                    "created_by_token": v.created_by_token,
-                }
+    return reply(
+        MetadataReply(
+            name=meta.name,
+            current_version=meta.current_version,
+            max_versions=meta.max_versions,
+            created_at=meta.created_at,
+            updated_at=meta.updated_at,
+            versions=[
+                VersionReply(
+                    version=v.version,
+                    state=v.state,
+                    stage=v.stage,
+                    created_at=v.created_at,
+                    created_by_token=v.created_by_token,
+                )
                 for v in meta.versions
             ],
-        }
+        )
     )
 
 
 async def _change(request: web.Request, ctx: RequestContext[Caller], change: str) -> web.StreamResponse:
-    data = await read_json(request)
-    versions = check_versions(data.get("versions"))
+    body = await decode_body(request, VersionsBody)
     changed = await _svc(request).secrets.change_versions(
-        ctx, request.match_info["vault"], request.match_info["name"], versions, change
+        ctx, request.match_info["vault"], request.match_info["name"], sorted(set(body.versions)), change
     )
     # Which of the requested versions changed: one that does not exist (or was already
     # in that state) is not reported as done.
-    return web.json_response({"changed": changed})
+    return reply(Changed(changed=changed))
 
 
 @guarded("secrets.delete", DELETE)
@@ -356,15 +353,14 @@ async def destroy_secret(request: web.Request, ctx: RequestContext[Caller]) -> w
 async def promote(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     name = request.match_info["name"]
     current, previous = await _svc(request).secrets.promote(ctx, request.match_info["vault"], name)
-    return web.json_response({"name": name, "current": current, "previous": previous})
+    return reply(Promoted(name=name, current=current, previous=previous))
 
 
 # -- audit ----------------------------------------------------------------------------------
 
 
-def _time_param(request: web.Request, name: str) -> dt.datetime | None:
+def _time_param(raw: str | None, name: str) -> dt.datetime | None:
     """``since``/``until``: Unix seconds or ISO 8601 (UTC if no offset is given)."""
-    raw = request.query.get(name)
     if raw is None or raw == "":
         return None
     if raw.isascii() and raw.isdigit():
@@ -377,48 +373,30 @@ def _time_param(request: web.Request, name: str) -> dt.datetime | None:
         raise BadRequest(f"query parameter {name!r} must be Unix seconds or an ISO 8601 time") from None
 
 
-def _text_param(request: web.Request, name: str) -> str | None:
-    raw = request.query.get(name)
-    if raw is not None and ("\x00" in raw or len(raw) > _MAX_FILTER):
-        raise BadRequest(f"query parameter {name!r} must be at most {_MAX_FILTER} characters, without NUL")
-    return raw
-
-
 @guarded("audit.query", AUDIT)
 async def query_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
-    q = request.query
-    limit = min(int_param(request, "limit", default=100, minimum=1) or 100, MAX_QUERY_LIMIT)
-    outcome = q.get("outcome")
-    cursor = int_param(request, "cursor", minimum=0)
-    if cursor is not None and cursor > _MAX_SEQ:
+    q = decode_params(request.query, AuditQuery)
+    if q.cursor is not None and q.cursor > _MAX_SEQ:
         raise BadRequest("cursor is not one this store returned")
-    if outcome is not None and outcome not in ("ok", "denied", "error"):
-        raise BadRequest("outcome must be ok, denied or error")
-    order = q.get("order", "oldest")
-    if order not in ("oldest", "newest"):
-        raise BadRequest("order must be oldest or newest")
-    own = q.get("own", "show")
-    if own not in ("show", "hide"):
-        raise BadRequest("own must be show or hide")
     caller = ctx.verified_caller
     mine = {"token_id": caller.token_id} | ({"actor": caller.actor} if caller.actor else {})
     events, next_cursor = await _svc(request).audit_queries.query(
         org=ctx.org_id,
-        vault=_text_param(request, "vault"),
-        secret=_text_param(request, "secret"),
-        actor=_text_param(request, "actor"),
-        token_id=_text_param(request, "token"),
-        action=_text_param(request, "action"),
-        outcome=outcome,
-        since=_time_param(request, "since"),
-        until=_time_param(request, "until"),
-        cursor=cursor,
-        limit=limit,
-        newest_first=order == "newest",
-        hide_audit_of=mine if own == "hide" else None,
+        vault=q.vault,
+        secret=q.secret,
+        actor=q.actor,
+        token_id=q.token,
+        action=q.action,
+        outcome=q.outcome,
+        since=_time_param(q.since, "since"),
+        until=_time_param(q.until, "until"),
+        cursor=q.cursor,
+        limit=min(q.limit, MAX_QUERY_LIMIT),
+        newest_first=q.order == "newest",
+        hide_audit_of=mine if q.own == "hide" else None,
     )
     await _svc(request).audit.record(audit_event(ctx, "ok", detail={"returned": len(events)}))
-    return web.json_response({"events": events, "next_cursor": next_cursor})
+    return reply(AuditReply(events=events, next_cursor=next_cursor))
 
 
 @guarded("audit.export", AUDIT)
@@ -443,6 +421,26 @@ async def export_audit(request: web.Request, ctx: RequestContext[Caller]) -> web
     return response
 
 
+def _log_check(report: LogReport) -> LogCheck:
+    """The report as :meth:`LogReport.to_json` writes it (``cvault audit verify --json`` prints that)."""
+    return LogCheck(
+        ok=report.ok,
+        checked=report.checked,
+        message=report.message,
+        chains=[
+            ChainCheck(
+                chain=c.chain,
+                ok=c.ok,
+                checked=c.checked,
+                last_seq=c.last_seq,
+                broken_seq=c.broken_seq,
+                message=c.message,
+            )
+            for c in report.chains
+        ],
+    )
+
+
 @guarded("audit.verify", AUDIT)
 async def verify_audit(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     """Recompute every chain of the store's log (all orgs': the chains interleave them); the report names
@@ -451,70 +449,294 @@ async def verify_audit(request: web.Request, ctx: RequestContext[Caller]) -> web
     # costs one pass a minute.
     report = await _svc(request).audit_queries.verify(reuse_for=VERIFY_REUSE)
     await _svc(request).audit.record(audit_event(ctx, "ok", detail={"intact": report.ok}))
-    return web.json_response(report.to_json())
+    return reply(_log_check(report))
 
 
-# -- health ---------------------------------------------------------------------------------
+# -- health and keys ---------------------------------------------------------------------------
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:
     services = request.app.get(SERVICES_KEY)
     if services is None or not await services.health.ready(timeout=services.config.readiness_timeout):
         return json_error(503, "unavailable", "the store is not ready (database unreachable or keys not loaded)")
-    return web.json_response({"status": "ready"})
+    return reply(Status(status="ready"))
+
+
+def _key_set(keys: Sequence[tuple[int | None, bytes]], key_id: int | None) -> KeySet:
+    def b64(key: bytes) -> str:
+        return base64.b64encode(key).decode()
+
+    def hex_id(value: int | None) -> str | None:
+        return None if value is None else f"{value:016x}"
+
+    return KeySet(
+        public_key=b64(keys[0][1]),
+        key_id=hex_id(key_id),
+        keys=[PublicKey(id=hex_id(i), public_key=b64(public)) for i, public in keys],
+    )
 
 
 async def public_keys(request: web.Request) -> web.StreamResponse:
     """The store's ticket public keys (newest first) and the authority org key it seals new tickets to."""
     sealing = _svc(request).tokens.sealing
-
-    def b64(key: bytes) -> str:
-        return base64.b64encode(key).decode()
-
-    def hex_id(key_id: int | None) -> str | None:
-        return None if key_id is None else f"{key_id:016x}"
-
     own = sealing.own_keys
-    return web.json_response(
-        {
-            "location": _svc(request).tokens.location,
-            "ticket": {
-                "public_key": b64(own[0][1]),
-                "key_id": hex_id(own[0][0]),
-                "keys": [{"id": hex_id(key_id), "public_key": b64(public)} for key_id, public in own],
-            },
-            "authority_org": {
-                "public_key": b64(sealing.authority_keys[0][1]),
-                "key_id": hex_id(sealing.authority_key_id),
-                "keys": [{"id": hex_id(key_id), "public_key": b64(p)} for key_id, p in sealing.authority_keys],
-            },
-        }
+    return reply(
+        PublicKeys(
+            location=_svc(request).tokens.location,
+            ticket=_key_set(own, own[0][0]),
+            authority_org=_key_set(sealing.authority_keys, sealing.authority_key_id),
+        )
     )
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    # aiohttp tries the /v1/orgs routes in registration order: the hot one goes first.
-    r.add_get(_VAULT + "/secrets/" + _NAME, read_secret)
-    r.add_put(_VAULT + "/secrets/" + _NAME, write_secret)
-    r.add_get(_ORG + "/enroll", enroll_challenge)
-    r.add_post(_ORG + "/enroll", enroll)
-    r.add_post(_ORG + "/tokens", mint_token)
-    r.add_post(_ORG + "/tokens/{id}/revoke", revoke_token)
-    r.add_get(_ORG + "/vaults", list_vaults)
-    r.add_post(_ORG + "/vaults", create_vault)
-    r.add_delete(_VAULT, delete_vault)
-    r.add_get(_VAULT + "/secrets", list_secrets)
-    r.add_post(_VAULT + "/read", batch_read)
-    r.add_post(_VAULT + "/versions", current_versions)
-    r.add_get(_VAULT + "/metadata/" + _NAME, metadata)
-    r.add_delete(_VAULT + "/metadata/" + _NAME, destroy_secret)
-    r.add_post(_VAULT + "/delete/" + _NAME, delete_versions)
-    r.add_post(_VAULT + "/undelete/" + _NAME, undelete_versions)
-    r.add_post(_VAULT + "/destroy/" + _NAME, destroy_versions)
-    r.add_post(_VAULT + "/promote/" + _NAME, promote)
-    r.add_get(_ORG + "/audit", query_audit)
-    r.add_get(_ORG + "/audit/export", export_audit)
-    r.add_get(_ORG + "/audit/verify", verify_audit)
-    r.add_get("/readyz", readyz)
-    r.add_get("/.well-known/cvault/keys", public_keys)
+# -- the operations, in the order aiohttp tries them: the hot one first ---------------------------
+
+
+def _ok(model: object, status: int = 200) -> dict[int, Response]:
+    return {status: Response(model)}
+
+
+_DONE = {204: Response(description="done, no body")}
+_EXPORT = Response(
+    str,
+    media="application/x-ndjson",
+    description="JSON lines, streamed: checkpoint lines, the heads line, the org's events and skip lines for the "
+    'other orgs\' events between them, the end line (docs/audit.md, "Export")',
+)
+
+
+def _secret(method: str, route: str, handler: Handler, id: str, summary: str, **kw: Any) -> Operation:
+    """An operation on one secret (``{org}``, ``{vault}``, ``{name}`` in its path)."""
+    return Operation(
+        method=method,
+        route=_VAULT + route + _NAME,
+        handler=handler,
+        id=id,
+        summary=summary,
+        path=SecretPath,
+        security=_BUNDLE,
+        **kw,
+    )
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    _secret(
+        "GET",
+        "/secrets/",
+        read_secret,
+        "secrets.read",
+        "Read the current, a pinned or a staged version",
+        query=ReadQuery,
+        responses=_ok(SecretRead),
+    ),
+    _secret(
+        "PUT",
+        "/secrets/",
+        write_secret,
+        "secrets.write",
+        "Write a new version (w; c too when new)",
+        body=WriteBody,
+        responses=_ok(Written),
+    ),
+    Operation(
+        method="GET",
+        route=_ORG + "/enroll",
+        handler=enroll_challenge,
+        id="enroll.challenge",
+        summary="Get an enrolment challenge",
+        path=OrgPath,
+        responses=_ok(Challenge),
+        errors=(400, 404, 405, 503),
+    ),
+    Operation(
+        method="POST",
+        route=_ORG + "/enroll",
+        handler=enroll,
+        id="enroll",
+        summary="Enrol the org (challenge + org discharge with C)",
+        path=OrgPath,
+        body=EnrollBody,
+        responses=_ok(TokenReply, 201),
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="POST",
+        route=_ORG + "/tokens",
+        handler=mint_token,
+        id="tokens.mint",
+        summary="Mint a store token no wider than the caller's",
+        path=OrgPath,
+        body=MintBody,
+        responses=_ok(TokenReply, 201),
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="POST",
+        route=_ORG + "/tokens/{id}/revoke",
+        handler=revoke_token,
+        id="tokens.revoke",
+        summary="Revoke a store token and those minted from it",
+        path=TokenPath,
+        responses=_ok(Revoked),
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="GET",
+        route=_ORG + "/vaults",
+        handler=list_vaults,
+        id="vaults.list",
+        summary="List vaults",
+        path=OrgPath,
+        responses=_ok(VaultsReply),
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="POST",
+        route=_ORG + "/vaults",
+        handler=create_vault,
+        id="vaults.create",
+        summary="Create a vault",
+        path=OrgPath,
+        body=VaultBody,
+        responses=_ok(VaultReply, 201),
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="DELETE",
+        route=_VAULT,
+        handler=delete_vault,
+        id="vaults.delete",
+        summary="Delete an empty vault",
+        path=VaultPath,
+        responses=_DONE,
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="GET",
+        route=_VAULT + "/secrets",
+        handler=list_secrets,
+        id="secrets.list",
+        summary="List secret names (no values)",
+        path=VaultPath,
+        query=ListQuery,
+        responses=_ok(SecretsReply),
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="POST",
+        route=_VAULT + "/read",
+        handler=batch_read,
+        id="secrets.batch_read",
+        summary="Read many secrets in one request",
+        path=VaultPath,
+        body=NamesOrPrefix,
+        responses=_ok(BatchReply),
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="POST",
+        route=_VAULT + "/versions",
+        handler=current_versions,
+        id="secrets.versions",
+        summary="The current versions of many secrets, without their values (one audit event)",
+        path=VaultPath,
+        body=NamesOrPrefix,
+        responses=_ok(CurrentVersions),
+        security=_BUNDLE,
+    ),
+    _secret(
+        "GET",
+        "/metadata/",
+        metadata,
+        "secrets.metadata",
+        "Versions of a secret, without values",
+        responses=_ok(MetadataReply),
+    ),
+    _secret(
+        "DELETE",
+        "/metadata/",
+        destroy_secret,
+        "secrets.destroy",
+        "Destroy the secret and every version",
+        responses=_DONE,
+    ),
+    _secret(
+        "POST",
+        "/delete/",
+        delete_versions,
+        "secrets.delete",
+        "Soft-delete versions",
+        body=VersionsBody,
+        responses=_ok(Changed),
+    ),
+    _secret(
+        "POST",
+        "/undelete/",
+        undelete_versions,
+        "secrets.undelete",
+        "Undelete versions",
+        body=VersionsBody,
+        responses=_ok(Changed),
+    ),
+    _secret(
+        "POST",
+        "/destroy/",
+        destroy_versions,
+        "secrets.destroy_versions",
+        "Destroy versions (ciphertext gone)",
+        body=VersionsBody,
+        responses=_ok(Changed),
+    ),
+    _secret(
+        "POST", "/promote/", promote, "secrets.promote", "Make the pending version current", responses=_ok(Promoted)
+    ),
+    Operation(
+        method="GET",
+        route=_ORG + "/audit",
+        handler=query_audit,
+        id="audit.query",
+        summary="Query the org's audit events",
+        path=OrgPath,
+        query=AuditQuery,
+        responses=_ok(AuditReply),
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="GET",
+        route=_ORG + "/audit/export",
+        handler=export_audit,
+        id="audit.export",
+        summary="Export the org's audit events with every chain's head and the checkpoints",
+        path=OrgPath,
+        responses={200: _EXPORT},
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="GET",
+        route=_ORG + "/audit/verify",
+        handler=verify_audit,
+        id="audit.verify",
+        summary="Recompute every chain of the store's audit log up to its head and check the checkpoints",
+        path=OrgPath,
+        responses=_ok(LogCheck),
+        security=_BUNDLE,
+    ),
+    Operation(
+        method="GET",
+        route="/readyz",
+        handler=readyz,
+        id="readyz",
+        summary="Database reachable, keys loaded",
+        responses=_ok(Status),
+        errors=(405, 503),
+    ),
+    Operation(
+        method="GET",
+        route="/.well-known/cvault/keys",
+        handler=public_keys,
+        id="publicKeys",
+        summary="The store's ticket public keys and the authority org key it seals new tickets to",
+        responses=_ok(PublicKeys),
+        errors=(405, 503),
+    ),
+)

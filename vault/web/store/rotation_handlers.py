@@ -1,10 +1,9 @@
-"""HTTP handlers of managed rotation (docs/rotation.md, routes in docs/api.md): operators' policies and the
-steps rotators report. Parsing here, decisions in :mod:`vault.store.rotation`."""
+"""HTTP handlers of managed rotation (docs/rotation.md, routes in docs/api.md), declared in :data:`OPERATIONS`:
+operators' policies and the steps rotators report. Parsing here, decisions in :mod:`vault.store.rotation`."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -12,63 +11,64 @@ from vault.errors import BadRequest
 from vault.macaroon import CONTROL, READ, WRITE
 from vault.names import check_secret_name, check_value
 from vault.store.caller import Caller
-from vault.store.rotation import MAX_CLAIM, MAX_LEASE
-from vault.store.rotation_models import STEPS, Claim, RotationPolicy, RotationStatus
+from vault.store.rotation_models import Claim, RotationPolicy, RotationStatus
 from vault.types import RequestContext
 
-from ..common import field, read_json
+from ..contract import Handler, Operation, Response, decode_body, reply
 from ..metrics import METRICS_KEY
 from .guard import guarded
+from .messages import (
+    ClaimBody,
+    ClaimReply,
+    ClaimsReply,
+    PolicyBody,
+    Promoted,
+    RotationReply,
+    RotationsReply,
+    SecretPath,
+    StepBody,
+    VaultPath,
+    Written,
+)
 from .services import services_of
 
-__all__ = ["add_routes", "status_json"]
+__all__ = ["OPERATIONS", "rotation_reply"]
 
 _VAULT = "/v1/orgs/{org}/vaults/{vault}"
 _NAME = "{name:[A-Za-z0-9._/-]+}"
-DEFAULT_LEASE = 60
+R = TypeVar("R", bound=RotationReply)
 
 
-def _time(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
-def status_json(s: RotationStatus) -> dict[str, Any]:
+def rotation_reply(s: RotationStatus, kind: type[R] = RotationReply, **extra: Any) -> R:  # type: ignore[assignment]
+    """``s`` as its reply (``kind``: :class:`ClaimReply`, with ``extra`` its further fields)."""
     p = s.policy
-    return {
-        "vault": s.vault,
-        "name": s.name,
-        "target": p.target,
-        "strategy": p.strategy,
-        "every_seconds": p.every_seconds,
-        "admin_secret": p.admin_secret,
-        "hook": p.hook,
-        "password_length": p.password_length,
-        "enabled": s.enabled,
-        "next_due_at": _time(s.next_due_at),
-        "holder": s.holder,
-        "lease_expires_at": _time(s.lease_expires_at),
-        "step": s.step,
-        "pending_version": s.pending_version,
-        "attempt": s.attempt,
-        "rotations": s.rotations,
-        "last_success_at": _time(s.last_success_at),
-        "last_rotated": s.last_rotated,
-        "last_failure_at": _time(s.last_failure_at),
-        "last_failure": s.last_failure,
-    }
+    return kind(
+        vault=s.vault,
+        name=s.name,
+        target=p.target,
+        strategy=p.strategy,
+        every_seconds=p.every_seconds,
+        admin_secret=p.admin_secret,
+        hook=p.hook,
+        password_length=p.password_length,
+        enabled=s.enabled,
+        next_due_at=s.next_due_at,
+        holder=s.holder,
+        lease_expires_at=s.lease_expires_at,
+        step=s.step,
+        pending_version=s.pending_version,
+        attempt=s.attempt,
+        rotations=s.rotations,
+        last_success_at=s.last_success_at,
+        last_rotated=s.last_rotated,
+        last_failure_at=s.last_failure_at,
+        last_failure=s.last_failure,
+        **extra,
+    )
 
 
-def _claim_json(c: Claim) -> dict[str, Any]:
-    return {**status_json(c.status), "connection": c.connection, "problem": c.problem}
-
-
-def _int(data: dict[str, Any], name: str, default: int | None, low: int, high: int) -> int:
-    value = field(data, name, int, required=default is None)
-    value = default if value is None else value
-    assert value is not None
-    if not low <= value <= high:
-        raise BadRequest(f"field {name!r} must be between {low} and {high}")
-    return int(value)
+def _claim_reply(c: Claim) -> ClaimReply:
+    return rotation_reply(c.status, ClaimReply, connection=c.connection, problem=c.problem)
 
 
 def _count(request: web.Request, step: str, outcome: str) -> None:
@@ -82,44 +82,42 @@ def _count(request: web.Request, step: str, outcome: str) -> None:
 
 @guarded("rotation.set_policy", CONTROL)
 async def set_policy(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
-    data = await read_json(request)
-    admin = field(data, "admin_secret", str, required=False)
-    hook = field(data, "hook", str, required=False)
+    body = await decode_body(request, PolicyBody)
     policy = RotationPolicy(
-        target=field(data, "target", str),
-        strategy=field(data, "strategy", str, required=False) or "single",
-        every_seconds=_int(data, "every_seconds", None, 1, 10 * 365 * 86400 + 1),
-        admin_secret=check_secret_name(admin) if admin is not None else None,
-        hook=hook,
-        password_length=_int(data, "password_length", 32, 1, 1024),
+        target=body.target,
+        strategy=body.strategy or "single",
+        every_seconds=body.every_seconds,
+        admin_secret=check_secret_name(body.admin_secret) if body.admin_secret is not None else None,
+        hook=body.hook,
+        password_length=body.password_length,
     )
     m = request.match_info
     status = await services_of(request).rotation.set(ctx, m["vault"], m["name"], policy)
-    return web.json_response(status_json(status))
+    return reply(rotation_reply(status))
 
 
 @guarded("rotation.show", READ)
 async def show(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     m = request.match_info
-    return web.json_response(status_json(await services_of(request).rotation.show(ctx, m["vault"], m["name"])))
+    return reply(rotation_reply(await services_of(request).rotation.show(ctx, m["vault"], m["name"])))
 
 
 @guarded("rotation.list", READ, secrets_later=True)
 async def list_policies(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     found = await services_of(request).rotation.statuses(ctx, request.match_info["vault"])
-    return web.json_response({"rotations": [status_json(s) for s in found]})
+    return reply(RotationsReply(rotations=[rotation_reply(s) for s in found]))
 
 
 @guarded("rotation.disable", CONTROL)
 async def disable(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     m = request.match_info
-    return web.json_response(status_json(await services_of(request).rotation.disable(ctx, m["vault"], m["name"])))
+    return reply(rotation_reply(await services_of(request).rotation.disable(ctx, m["vault"], m["name"])))
 
 
 @guarded("rotation.now", WRITE)
 async def rotate_now(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     m = request.match_info
-    return web.json_response(status_json(await services_of(request).rotation.rotate_now(ctx, m["vault"], m["name"])))
+    return reply(rotation_reply(await services_of(request).rotation.rotate_now(ctx, m["vault"], m["name"])))
 
 
 # -- rotators ----------------------------------------------------------------------------------
@@ -127,60 +125,111 @@ async def rotate_now(request: web.Request, ctx: RequestContext[Caller]) -> web.S
 
 @guarded("rotation.claim", WRITE, secrets_later=True)
 async def claim(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
-    data = await read_json(request)
+    body = await decode_body(request, ClaimBody)
     claims = await services_of(request).rotation.claim(
-        ctx,
-        request.match_info["vault"],
-        holder=field(data, "holder", str),
-        limit=_int(data, "limit", 10, 1, MAX_CLAIM),
-        lease_seconds=_int(data, "lease_seconds", DEFAULT_LEASE, 1, MAX_LEASE),
+        ctx, request.match_info["vault"], holder=body.holder, limit=body.limit, lease_seconds=body.lease_seconds
     )
-    return web.json_response({"rotations": [_claim_json(c) for c in claims]})
+    return reply(ClaimsReply(rotations=[_claim_reply(c) for c in claims]))
+
+
+def _pending_version(body: StepBody) -> int:
+    if body.pending_version is None:
+        raise BadRequest(f"the {body.step} step needs pending_version (the rotation's pending version)")
+    return body.pending_version
 
 
 @guarded("rotation.step", WRITE)
 async def step(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     """One step of a leased rotation, or (with ``error``) its failure. Audited as ``rotation.step.<step>``."""
-    data = await read_json(request)
-    name = field(data, "step", str)
-    if name not in STEPS:
-        raise BadRequest(f"step must be one of {', '.join(STEPS)}")
-    holder = field(data, "holder", str)
-    error = field(data, "error", str, required=False)
+    body = await decode_body(request, StepBody)
+    name, holder, lease = body.step, body.holder, body.lease_seconds
     vault, secret = request.match_info["vault"], request.match_info["name"]
     rotation = services_of(request).rotation
     ctx = ctx._replace(operation=f"rotation.step.{name}")
-    lease = _int(data, "lease_seconds", DEFAULT_LEASE, 1, MAX_LEASE)
-    if error is not None:
-        status = await rotation.fail(ctx, vault, secret, holder=holder, step=name, reason=error)
+    if body.error is not None:
+        status = await rotation.fail(ctx, vault, secret, holder=holder, step=name, reason=body.error)
         _count(request, name, "error")
-        return web.json_response(status_json(status))
-    reply: dict[str, Any]
+        return reply(rotation_reply(status))
+    done: Written | Promoted | RotationReply
     if name == "create":
-        value = check_value(field(data, "value", str))
+        if body.value is None:
+            raise BadRequest("the create step needs value (the new secret value)")
+        value = check_value(body.value)
         written = await rotation.create(ctx, vault, secret, holder=holder, value=value, lease_seconds=lease)
-        reply = {"name": secret, "version": written.version, "stage": written.stage}
+        done = Written(name=secret, version=written.version, stage=written.stage)
     elif name == "promote":
-        version = _int(data, "pending_version", None, 1, 2**31 - 1)
+        version = _pending_version(body)
         current, previous = await rotation.promote(ctx, vault, secret, holder=holder, pending_version=version)
-        reply = {"name": secret, "current": current, "previous": previous}
+        done = Promoted(name=secret, current=current, previous=previous)
     else:
-        version = _int(data, "pending_version", None, 1, 2**31 - 1)
-        reply = status_json(
+        version = _pending_version(body)
+        done = rotation_reply(
             await rotation.advance(
                 ctx, vault, secret, holder=holder, step=name, pending_version=version, lease_seconds=lease
             )
         )
     _count(request, name, "ok")
-    return web.json_response(reply)
+    return reply(done)
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_put(_VAULT + "/rotation/" + _NAME, set_policy)
-    r.add_get(_VAULT + "/rotation/" + _NAME, show)
-    r.add_delete(_VAULT + "/rotation/" + _NAME, disable)
-    r.add_post(_VAULT + "/rotate/" + _NAME, rotate_now)
-    r.add_get(_VAULT + "/rotations", list_policies)
-    r.add_post(_VAULT + "/rotations/claim", claim)
-    r.add_post(_VAULT + "/rotation-step/" + _NAME, step)
+def _on_secret(method: str, route: str, handler: Handler, id: str, summary: str, **kw: object) -> Operation:
+    return Operation(
+        method=method,
+        route=_VAULT + route + _NAME,
+        handler=handler,
+        id=id,
+        summary=summary,
+        path=SecretPath,
+        security=("bundle",),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+_STATUS = {200: Response(RotationReply)}
+# A step answers what it did: the version it wrote (create), the promotion (promote), else the rotation's state.
+_STEP = {200: Response((Written, Promoted, RotationReply))}
+
+OPERATIONS: tuple[Operation, ...] = (
+    _on_secret(
+        "PUT",
+        "/rotation/",
+        set_policy,
+        "rotation.set_policy",
+        "Rotate the secret on a schedule",
+        body=PolicyBody,
+        responses=_STATUS,
+    ),
+    _on_secret("GET", "/rotation/", show, "rotation.show", "The secret's rotation policy and state", responses=_STATUS),
+    _on_secret("DELETE", "/rotation/", disable, "rotation.disable", "Stop rotating the secret", responses=_STATUS),
+    _on_secret("POST", "/rotate/", rotate_now, "rotation.now", "Make the secret's rotation due now", responses=_STATUS),
+    Operation(
+        method="GET",
+        route=_VAULT + "/rotations",
+        handler=list_policies,
+        id="rotation.list",
+        summary="The vault's rotation policies",
+        path=VaultPath,
+        responses={200: Response(RotationsReply)},
+        security=("bundle",),
+    ),
+    Operation(
+        method="POST",
+        route=_VAULT + "/rotations/claim",
+        handler=claim,
+        id="rotation.claim",
+        summary="Lease due rotations (rotators)",
+        path=VaultPath,
+        body=ClaimBody,
+        responses={200: Response(ClaimsReply)},
+        security=("bundle",),
+    ),
+    _on_secret(
+        "POST",
+        "/rotation-step/",
+        step,
+        "rotation.step",
+        "Report a step of a leased rotation, or its failure (rotators)",
+        body=StepBody,
+        responses=_STEP,
+    ),
+)
