@@ -14,7 +14,8 @@ A scan of the source (the AST, and the classes themselves for what they inherit)
 
 Each check is also run on planted code, so a check that stopped seeing its case fails too. What still depends
 on aiohttp's behaviour (a parser error answered as JSON, the header deadline, the app's signals) is tested
-end to end: ``tests/operations/test_malformed_requests.py``, ``tests/operations/test_connection_limits.py`` and the tests below.
+end to end: ``tests/operations/test_malformed_requests.py``, ``tests/operations/test_connection_limits.py``
+and the tests below.
 """
 
 from __future__ import annotations
