@@ -69,7 +69,8 @@ class Operation:
     as ``{name}``. ``path`` and ``query`` are Structs whose fields are the path and query parameters, ``body`` the
     request body's Struct; ``responses`` maps each success status to its :class:`Response` (errors come from
     ``errors``, all :class:`vault.web.models.Error` unless ``error_model`` says otherwise). ``security`` lists the
-    alternatives of the document's security schemes, ``()`` for a public route.
+    alternatives of the document's security schemes, ``()`` for a public route (``""`` among them: the
+    credential is optional).
     """
 
     method: str
@@ -80,7 +81,7 @@ class Operation:
     responses: Mapping[int, Response]
     path: type | None = None
     query: type | None = None
-    body: type | None = None
+    body: Any = None  # a Struct, or Annotated[Struct, Meta(extra_json_schema=...)] for cross-field rules
     body_media: str = "application/json"
     body_required: bool = True
     security: tuple[str, ...] = ()
@@ -227,7 +228,8 @@ def openapi_document(
             "operationId": op.id,
             "summary": op.summary,
             "responses": responses,
-            "security": [{name: []} for name in op.security],
+            # "" is the anonymous alternative ({}): the credential is optional.
+            "security": [{name: []} if name else {} for name in op.security],
         }
         if op.description:
             document["description"] = op.description
