@@ -126,6 +126,16 @@ async def read_body(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) ->
     return b"".join(chunks)
 
 
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
 def decode_json(raw: bytes, model: type[T]) -> T:
     """``raw`` as a JSON object of ``model``; anything else is a 400 that names the field and the rule."""
     if not raw.strip():
@@ -133,7 +143,12 @@ def decode_json(raw: bytes, model: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=model)
     except msgspec.ValidationError as exc:
-        raise BadRequest(_message(exc, "request body")) from None
+        # JSON's 2.0 is an integer to JSON Schema (so to the document) but a float to msgspec: a body refused
+        # for that alone is read again with its integral floats as integers. Only refusals pay for this.
+        try:
+            return msgspec.convert(_integral(msgspec.json.decode(raw)), type=model)
+        except msgspec.ValidationError:
+            raise BadRequest(_message(exc, "request body")) from None
     except (msgspec.DecodeError, RecursionError):
         # Malformed JSON, text that is not UTF-8, lone surrogates, or nesting past the decoder's depth.
         raise BadRequest("request body is not valid JSON") from None

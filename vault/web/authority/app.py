@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from vault.audit.event import AuditEvent
@@ -61,8 +60,9 @@ from vault.types import Clock, Random
 from ..common import MAX_BODY_BYTES, middlewares
 from ..contract import add_operations
 from ..metrics import Metrics, add_metrics
+from ..service_routes import serve_document
 from .jwks_fetch import HttpsKeySetFetcher
-from .openapi import DOCUMENT_KEY, OPERATIONS, document
+from .openapi import OPERATIONS, document
 from .services import SERVICES_KEY, AuthorityServices
 
 __all__ = ["SERVICES_KEY", "AuthorityServices", "create_authority_app", "open_authority"]
@@ -199,7 +199,7 @@ def create_authority_app(config: Config, *, pool: Pool | None = None, **options:
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(release_feed_readers)
     add_operations(app.router, OPERATIONS)
-    app[DOCUMENT_KEY] = msgspec.json.encode(document(config.authority_url))
+    serve_document(app, document(config.authority_url))
     return app
 
 

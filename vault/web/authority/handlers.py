@@ -28,6 +28,7 @@ from vault.types import RequestContext
 
 from ..common import credential, origin, required_credential
 from ..contract import Operation, Response, decode_body, decode_params, reply
+from ..service_routes import Status
 from . import messages as msg
 from .services import SERVICES_KEY, AuthorityServices
 
@@ -477,7 +478,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         raise Unavailable("keys are not loaded yet")
     if not await svc.health.ready(timeout=svc.config.readiness_timeout):
         raise Unavailable("database unreachable")
-    return reply(msg.Status(status="ready"))
+    return reply(Status(status="ready"))
 
 
 # -- the contract -----------------------------------------------------------------------
@@ -698,6 +699,6 @@ OPERATIONS: tuple[Operation, ...] = (
         handler=readyz,
         id="readyz",
         summary="Database reachable and keys loaded",
-        responses={200: Response(msg.Status)},
+        responses={200: Response(Status)},
     ),
 )

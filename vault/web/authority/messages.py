@@ -68,7 +68,6 @@ __all__ = [
     "RevokedBindings",
     "RoleBody",
     "RoleChanged",
-    "Status",
     "Stripped",
     "TokenList",
     "TokenPath",
@@ -314,10 +313,6 @@ ACCEPT_RULES: Final = {
 }
 
 # -- replies ---------------------------------------------------------------------------
-
-
-class Status(Model):
-    status: str
 
 
 class Login(Model):

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
-from ..common import healthz
-from ..contract import Operation, Response, openapi_document
+from .. import service_routes
+from ..contract import Operation, openapi_document
 from . import handlers, workload_handlers
-from .messages import Status
 
 __all__ = ["OPERATIONS", "document"]
-
-DOCUMENT_KEY: web.AppKey[bytes] = web.AppKey("authority_openapi", bytes)
 
 SECURITY_SCHEMES = {
     "session": {"type": "http", "scheme": "bearer", "description": "cvs_ session secret"},
@@ -22,31 +17,7 @@ SECURITY_SCHEMES = {
     "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "a workload's JWT"},
 }
 
-
-async def serve_document(request: web.Request) -> web.StreamResponse:
-    return web.Response(body=request.app[DOCUMENT_KEY], content_type="application/json")
-
-
-_SERVICE: tuple[Operation, ...] = (
-    Operation(
-        method="GET",
-        route="/healthz",
-        handler=healthz,
-        id="healthz",
-        summary="The process is up",
-        responses={200: Response(Status)},
-    ),
-    Operation(
-        method="GET",
-        route="/openapi.json",
-        handler=serve_document,
-        id="openapi",
-        summary="This document",
-        responses={200: Response(dict[str, Any])},
-    ),
-)
-
-OPERATIONS: tuple[Operation, ...] = handlers.OPERATIONS + workload_handlers.OPERATIONS + _SERVICE
+OPERATIONS: tuple[Operation, ...] = handlers.OPERATIONS + workload_handlers.OPERATIONS + service_routes.OPERATIONS
 """Every route of the authority, in the order they are routed."""
 
 
