@@ -149,6 +149,9 @@ def decode_json(raw: bytes, model: type[T]) -> T:
             return msgspec.convert(_integral(msgspec.json.decode(raw)), type=model)
         except msgspec.ValidationError:
             raise BadRequest(_message(exc, "request body")) from None
+        except (msgspec.DecodeError, RecursionError):
+            # The typed decoder refused the first value before it read the rest, which is not JSON.
+            raise BadRequest("request body is not valid JSON") from None
     except (msgspec.DecodeError, RecursionError):
         # Malformed JSON, text that is not UTF-8, lone surrogates, or nesting past the decoder's depth.
         raise BadRequest("request body is not valid JSON") from None
