@@ -268,5 +268,4 @@ async def test_the_authority_document_holds_against_the_authority(world: World, 
     default = {"Authorization": f"Bearer {world.owner.session}"}
     config = _authority_config(default, operations, dictionaries)
     status, report = await asyncio.to_thread(run_schemathesis, tmp_path, spec, h.authority_url, default, {}, config)
-    print(report)
     assert status == 0, report
