@@ -38,6 +38,7 @@ log = logging.getLogger("cvault.authority")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 P = TypeVar("P")
+D = TypeVar("D", bound=msg.DischargeBody)
 
 
 async def _record_refusal(request: web.Request, action: str, exc: VaultError) -> None:
@@ -112,7 +113,7 @@ async def _session(request: web.Request) -> Session:
 
 
 def _b64(text: str) -> bytes:
-    # The model's pattern admits standard base64 only, so this cannot fail; it stays the server's own check.
+    # The model's pattern is padded standard base64; Python's ``$`` also lets a final newline through, refused here.
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -369,14 +370,20 @@ async def revocation_feed(request: web.Request) -> web.StreamResponse:
 # -- discharges -------------------------------------------------------------------------
 
 
+async def _discharge_request(request: web.Request, model: type[D]) -> tuple[D, bytes, bytes]:
+    """The body (superfly/macaroon's: standard base64 ``ticket`` and ``binding_id``) and the two decoded."""
+    body = await decode_body(request, model)
+    return body, _b64(body.ticket), _b64(body.binding_id)
+
+
 async def login_discharge(request: web.Request) -> web.StreamResponse:
     try:
         secret = _session_secret(request)
-        body = await decode_body(request, msg.DischargeBody)
+        _, ticket, binding_id = await _discharge_request(request, msg.DischargeBody)
     except VaultError as exc:
         await _record_refusal(request, "discharge.login", exc)
         raise
-    discharge = await _svc(request).login.discharge(_b64(body.ticket), _b64(body.binding_id), secret, _ctx(request))
+    discharge = await _svc(request).login.discharge(ticket, binding_id, secret, _ctx(request))
     return reply(msg.Discharge(discharge=encode_token(discharge)), status=201)
 
 
@@ -385,13 +392,11 @@ async def org_discharge(request: web.Request) -> web.StreamResponse:
         return await _workload_discharge(request)
     try:
         bundle = _bundle(request)
-        body = await decode_body(request, msg.WorkloadDischargeBody)
+        _, ticket, binding_id = await _discharge_request(request, msg.WorkloadDischargeBody)
     except VaultError as exc:
         await _record_refusal(request, "discharge.org", exc)
         raise
-    discharge = await _svc(request).org.discharge(
-        _b64(body.ticket), _b64(body.binding_id), bundle, origin(request).client_ip, _ctx(request)
-    )
+    discharge = await _svc(request).org.discharge(ticket, binding_id, bundle, origin(request).client_ip, _ctx(request))
     return reply(msg.Discharge(discharge=encode_token(discharge)), status=201)
 
 
@@ -400,13 +405,11 @@ async def _workload_discharge(request: web.Request) -> web.StreamResponse:
     try:
         token = _bearer(request) or ""
         # The model checks ``binding`` before the discharger echoes it in its refusal and its audit event.
-        body = await decode_body(request, msg.WorkloadDischargeBody)
+        body, ticket, binding_id = await _discharge_request(request, msg.WorkloadDischargeBody)
     except VaultError as exc:
         await _record_refusal(request, "discharge.workload", exc)
         raise
-    discharge = await _svc(request).workload.discharge(
-        _b64(body.ticket), _b64(body.binding_id), token, body.binding, _ctx(request)
-    )
+    discharge = await _svc(request).workload.discharge(ticket, binding_id, token, body.binding, _ctx(request))
     return reply(msg.Discharge(discharge=encode_token(discharge)), status=201)
 
 
