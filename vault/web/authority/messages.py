@@ -90,7 +90,8 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]"
 Email = Annotated[
     str,
     Meta(
-        pattern=rf"^{_ATOM}+@{_ATOM}*\.{_ATOM}*$",
+        # (?!\n): Python's $ (the decoder's) also matches before a final newline, which check_email would strip.
+        pattern=rf"^{_ATOM}+@{_ATOM}*\.{_ATOM}*$(?!\n)",
         max_length=254,
         description="one bare address, like someone@example.com (printable ASCII)",
     ),

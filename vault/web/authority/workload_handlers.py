@@ -5,7 +5,6 @@ Every route needs ``C`` on the org: an owner's session, or a bundle allowing ``C
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from aiohttp import web
@@ -21,13 +20,9 @@ from vault.macaroon import mask_from_string, mask_to_string
 from ..common import origin
 from ..contract import Operation, Response, decode_body, decode_params, reply
 from . import messages as msg
-from .handlers import _bearer, _bundle, _ctx, _svc, refusals_audited
+from .handlers import _bearer, _bundle, _ctx, _svc, _time, refusals_audited
 
 __all__ = ["OPERATIONS"]
-
-
-def _time(value: dt.datetime | None) -> dt.datetime | None:
-    return value.astimezone(dt.UTC) if value else None
 
 
 def issuer_reply(i: WorkloadIssuer) -> msg.Issuer:
