@@ -416,9 +416,7 @@ async def _workload_discharge(request: web.Request) -> web.StreamResponse:
 # -- keys and health --------------------------------------------------------------------
 
 
-def _list_nonce(raw: str | None) -> bytes | None:
-    if raw is None:
-        return None
+def _list_nonce(raw: str) -> bytes:
     try:
         nonce = bytes.fromhex(raw)
     except ValueError:
@@ -457,8 +455,8 @@ async def public_keys(request: web.Request) -> web.StreamResponse:
         )
 
     org = location(svc.keys.org, svc.org_location)
-    nonce = _list_nonce(query.nonce)
-    if query.first_party is not None:
+    nonce = _list_nonce(query.nonce) if isinstance(query.nonce, str) else None
+    if isinstance(query.first_party, str):
         raw = query.first_party
         try:
             first_party = base64.b64decode(

@@ -16,7 +16,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Final, Literal
 
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from vault.authority.accounts import MIN_PASSWORD_CHARS
 from vault.authority.revocation_feed import MAX_FEED_WAIT, MAX_SINCE_LIMIT
@@ -136,17 +136,20 @@ BindingName = Annotated[
         description="1 to 63 of a-z, 0-9, '_', '.', '-', starting alphanumeric",
     ),
 ]
-ClaimName = Annotated[str, Meta(pattern=r"^[ -~]+$", max_length=128)]
+_CHECKED_CLAIMS = ["iss", "aud", "exp", "nbf", "iat", "jti"]
+# The claims the authority checks itself cannot be rules (workload_rules.check_claim_rules refuses them).
+ClaimName = Annotated[
+    str, Meta(pattern=r"^[ -~]+$", max_length=128, extra_json_schema={"not": {"enum": _CHECKED_CLAIMS}})
+]
 # At least one character besides '*': "*" alone would accept every workload of the issuer.
 ClaimPattern = Annotated[str, Meta(pattern=r"^[ -~]*[ -)+-~][ -~]*$", max_length=512)]
-_CHECKED_CLAIMS = ["iss", "aud", "exp", "nbf", "iat", "jti"]
 Claims = Annotated[
     dict[ClaimName, ClaimPattern],
     Meta(
         min_length=1,
         max_length=MAX_CLAIM_RULES,
         description="claim name (or a '/' path into nested claims) -> pattern ('*' matches any run); 'sub' required",
-        extra_json_schema={"required": ["sub"], "propertyNames": {"not": {"enum": _CHECKED_CLAIMS}}},
+        extra_json_schema={"required": ["sub"]},
     ),
 ]
 ScopeNames = Annotated[
@@ -208,6 +211,7 @@ class FeedQuery(Model):
 
 
 class KeysQuery(Model):
+    # UNSET rather than None: a query parameter is absent or a string, never null (and the document says so).
     first_party: (
         Annotated[
             str,
@@ -216,8 +220,8 @@ class KeysQuery(Model):
                 description="a store's X25519 public key (base64 or base64url): the org keys come endorsed for it",
             ),
         ]
-        | None
-    ) = None
+        | UnsetType
+    ) = UNSET
     nonce: (
         Annotated[
             str,
@@ -226,8 +230,8 @@ class KeysQuery(Model):
                 description="with first_party: 32 hex digits, fresh per read, that the endorsements cover",
             ),
         ]
-        | None
-    ) = None
+        | UnsetType
+    ) = UNSET
 
 
 # -- request bodies --------------------------------------------------------------------
