@@ -69,7 +69,8 @@ class Operation:
     as ``{name}``. ``path`` and ``query`` are Structs whose fields are the path and query parameters, ``body`` the
     request body's Struct; ``responses`` maps each success status to its :class:`Response` (errors come from
     ``errors``, all :class:`vault.web.models.Error` unless ``error_model`` says otherwise). ``security`` lists the
-    alternatives of the document's security schemes, ``()`` for a public route.
+    alternatives of the document's security schemes, ``()`` for a public route (``""`` among them: the
+    credential is optional).
     """
 
     method: str
@@ -80,7 +81,7 @@ class Operation:
     responses: Mapping[int, Response]
     path: type | None = None
     query: type | None = None
-    body: type | None = None
+    body: Any = None  # a Struct, or Annotated[Struct, Meta(extra_json_schema=...)] for cross-field rules
     body_media: str = "application/json"
     body_required: bool = True
     security: tuple[str, ...] = ()
@@ -125,6 +126,16 @@ async def read_body(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) ->
     return b"".join(chunks)
 
 
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
 def decode_json(raw: bytes, model: type[T]) -> T:
     """``raw`` as a JSON object of ``model``; anything else is a 400 that names the field and the rule."""
     if not raw.strip():
@@ -132,7 +143,15 @@ def decode_json(raw: bytes, model: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=model)
     except msgspec.ValidationError as exc:
-        raise BadRequest(_message(exc, "request body")) from None
+        # JSON's 2.0 is an integer to JSON Schema (so to the document) but a float to msgspec: a body refused
+        # for that alone is read again with its integral floats as integers. Only refusals pay for this.
+        try:
+            return msgspec.convert(_integral(msgspec.json.decode(raw)), type=model)
+        except msgspec.ValidationError:
+            raise BadRequest(_message(exc, "request body")) from None
+        except (msgspec.DecodeError, RecursionError):
+            # The typed decoder refused the first value before it read the rest, which is not JSON.
+            raise BadRequest("request body is not valid JSON") from None
     except (msgspec.DecodeError, RecursionError):
         # Malformed JSON, text that is not UTF-8, lone surrogates, or nesting past the decoder's depth.
         raise BadRequest("request body is not valid JSON") from None
@@ -239,7 +258,8 @@ def openapi_document(
             "operationId": op.id,
             "summary": op.summary,
             "responses": responses,
-            "security": [{name: []} for name in op.security],
+            # "" is the anonymous alternative ({}): the credential is optional.
+            "security": [{name: []} if name else {} for name in op.security],
         }
         if op.description:
             document["description"] = op.description

@@ -57,13 +57,13 @@ from vault.storage.sessions import PgSessionRepository
 from vault.storage.workloads import PgWorkloadRepository
 from vault.types import Clock, Random
 
-from ..common import MAX_BODY_BYTES, add_openapi, middlewares
+from ..common import MAX_BODY_BYTES, middlewares
+from ..contract import add_operations
 from ..metrics import Metrics, add_metrics
-from . import handlers
+from ..service_routes import serve_document
 from .jwks_fetch import HttpsKeySetFetcher
-from .openapi import spec
+from .openapi import OPERATIONS, document
 from .services import SERVICES_KEY, AuthorityServices
-from .workload_handlers import add_workload_routes
 
 __all__ = ["SERVICES_KEY", "AuthorityServices", "create_authority_app", "open_authority"]
 
@@ -198,9 +198,8 @@ def create_authority_app(config: Config, *, pool: Pool | None = None, **options:
 
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(release_feed_readers)
-    handlers.add_routes(app)
-    add_workload_routes(app)
-    add_openapi(app, spec(config.authority_url))
+    add_operations(app.router, OPERATIONS)
+    serve_document(app, document(config.authority_url))
     return app
 
 

@@ -8,37 +8,37 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, TypeVar
 
 from aiohttp import web
+from msgspec import Meta
 
 from vault.audit.refusal import refusal_detail, refusal_outcome
 from vault.authority.invitations import VERIFICATION_SENT
 from vault.authority.records import Invitation, Member, Membership, Session, TokenRecord
-from vault.authority.revocation_feed import MAX_FEED_WAIT, MAX_SINCE_LIMIT
-from vault.authority.roles import parse_role
+from vault.authority.revocation_feed import MAX_SINCE_LIMIT
 from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.sessions import InvalidCredentials
 from vault.authority.ticket_keys import SharedKeyCache
-from vault.authority.token_service import check_token_id
 from vault.authority.workload_jwt import looks_like_jwt
-from vault.authority.workloads import check_binding_name
 from vault.crypto.ticket_keys import LIST_NONCE_SIZE, PUBLIC_KEY_SIZE
 from vault.errors import BadRequest, Unauthenticated, Unavailable, VaultError
 from vault.macaroon import Bundle, encode_token, mask_from_string, mask_to_string, parse_bundle
 from vault.types import RequestContext
 
-from ..common import credential, field, int_param, json_error, origin, read_json, required_credential
+from ..common import credential, origin, required_credential
+from ..contract import Operation, Response, decode_body, decode_params, reply
+from ..service_routes import Status
+from . import messages as msg
 from .services import SERVICES_KEY, AuthorityServices
 
-__all__ = ["add_routes"]
+__all__ = ["OPERATIONS"]
 
 log = logging.getLogger("cvault.authority")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-MAX_ID = 2**63 - 1
-MAX_TICKET_BYTES = 32 * 1024
+P = TypeVar("P")
+D = TypeVar("D", bound=msg.DischargeBody)
 
 
 async def _record_refusal(request: web.Request, action: str, exc: VaultError) -> None:
@@ -112,40 +112,27 @@ async def _session(request: web.Request) -> Session:
     return await _svc(request).sessions.authenticate(_session_secret(request))
 
 
-def _path_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    # isascii too: str.isdigit() accepts characters like "²" that int() refuses.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
-        raise BadRequest(f"{name} must be a positive integer")
-    return int(raw)
-
-
-def _b64(data: dict[str, Any], name: str, *, min_len: int, max_len: int) -> bytes:
-    text = field(data, name, str)
-    if len(text) > (max_len * 4 // 3 + 4):
-        raise BadRequest(f"field {name!r} is too long")
+def _b64(text: str) -> bytes:
+    # The model's pattern is padded standard base64; Python's ``$`` also lets a final newline through, refused here.
     try:
-        raw = base64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest(f"field {name!r} must be standard base64") from None
-    if not min_len <= len(raw) <= max_len:
-        raise BadRequest(f"field {name!r} must decode to {min_len} to {max_len} bytes")
-    return raw
+        raise BadRequest("ticket and binding_id must be standard base64") from None
 
 
-def _time(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+def _time(value: dt.datetime | None) -> dt.datetime | None:
+    return value.astimezone(dt.UTC) if value else None
 
 
-def _membership(m: Membership) -> dict[str, Any]:
-    return {"id": m.org_id, "slug": m.slug, "role": m.role.value}
+def _membership(m: Membership) -> msg.Membership:
+    return msg.Membership(id=m.org_id, slug=m.slug, role=m.role)
 
 
-def _member(m: Member) -> dict[str, Any]:
-    return {"user_id": m.user_id, "email": m.email, "role": m.role.value}
+def _member(m: Member) -> msg.Member:
+    return msg.Member(user_id=m.user_id, email=m.email, role=m.role)
 
 
-def _mask(value: Any) -> int | None:
+def _mask(value: str | None) -> int | None:
     if value is None:
         return None
     try:
@@ -154,28 +141,28 @@ def _mask(value: Any) -> int | None:
         raise BadRequest(f"field 'mask': {exc}") from None
 
 
+def _path(request: web.Request, model: type[P]) -> P:
+    return decode_params(request.match_info, model, "path")
+
+
 # -- sessions ---------------------------------------------------------------------------
 
 
 async def create_session(request: web.Request) -> web.StreamResponse:
     try:
-        data = await read_json(request)
-        email = field(data, "email", str)
-        password = field(data, "password", str)
+        body = await decode_body(request, msg.LoginBody)
     except VaultError as exc:
         await _record_refusal(request, "login", exc)
         raise
     try:
-        secret, session = await _svc(request).sessions.login(email, password, _ctx(request))
+        secret, session = await _svc(request).sessions.login(body.email, body.password, _ctx(request))
     except InvalidCredentials:
         raise  # audited by the login itself, with who tried
     except VaultError as exc:
         # Rate limited, or the session's transaction failed (its "ok" event rolled back with it).
         await _record_refusal(request, "login", exc)
         raise
-    return web.json_response(
-        {"session": secret, "user_id": session.user_id, "expires_at": _time(session.expires_at)}, status=201
-    )
+    return reply(msg.Login(session=secret, user_id=session.user_id, expires_at=_time(session.expires_at)), status=201)
 
 
 @refusals_audited("logout")
@@ -191,7 +178,7 @@ async def me(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     user = await svc.accounts.user(session.user_id)
     orgs = await svc.accounts.memberships(user.id)
-    return web.json_response({"user_id": user.id, "email": user.email, "orgs": [_membership(m) for m in orgs]})
+    return reply(msg.Me(user_id=user.id, email=user.email, orgs=[_membership(m) for m in orgs]))
 
 
 # -- orgs and members -------------------------------------------------------------------
@@ -200,95 +187,91 @@ async def me(request: web.Request) -> web.StreamResponse:
 @refusals_audited("org.create")
 async def create_org(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
-    data = await read_json(request)
-    org = await _svc(request).accounts.create_org(session.user_id, field(data, "slug", str), _ctx(request))
-    return web.json_response({"id": org.id, "slug": org.slug}, status=201)
+    body = await decode_body(request, msg.CreateOrg)
+    org = await _svc(request).accounts.create_org(session.user_id, body.slug, _ctx(request))
+    return reply(msg.NewOrg(id=org.id, slug=org.slug), status=201)
 
 
 @refusals_audited("orgs.list")
 async def list_orgs(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     orgs = await _svc(request).accounts.memberships(session.user_id)
-    return web.json_response({"orgs": [_membership(m) for m in orgs]})
+    return reply(msg.MembershipList(orgs=[_membership(m) for m in orgs]))
 
 
 @refusals_audited("members.list")
 async def list_members(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
-    members = await _svc(request).accounts.members(session.user_id, _path_id(request, "org"))
-    return web.json_response({"members": [_member(m) for m in members]})
+    members = await _svc(request).accounts.members(session.user_id, _path(request, msg.OrgPath).org)
+    return reply(msg.MemberList(members=[_member(m) for m in members]))
 
 
-def _invitation(i: Invitation) -> dict[str, Any]:
-    return {
-        "id": i.id,
-        "org": i.org_id,
-        "slug": i.slug,
-        "email": i.email,
-        "role": i.role.value,
-        "expires_at": _time(i.expires_at),
-    }
+def _invitation(i: Invitation) -> msg.Invitation:
+    return msg.Invitation(
+        id=i.id, org=i.org_id, slug=i.slug, email=i.email, role=i.role, expires_at=_time(i.expires_at)
+    )
 
 
 @refusals_audited("invitation.create")
 async def create_invitation(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
-    org_id = _path_id(request, "org")
-    data = await read_json(request)
-    email = field(data, "email", str)
-    role = parse_role(field(data, "role", str))
-    invitation, code = await _svc(request).invitations.invite(session.user_id, org_id, email, role, _ctx(request))
+    org_id = _path(request, msg.OrgPath).org
+    body = await decode_body(request, msg.InviteBody)
+    invitation, code = await _svc(request).invitations.invite(
+        session.user_id, org_id, body.email, body.role, _ctx(request)
+    )
     # The same reply whether or not the email has an account: inviting is no way to probe for one.
-    return web.json_response({**_invitation(invitation), "code": code}, status=201)
+    i = _invitation(invitation)
+    created = msg.NewInvitation(
+        id=i.id, org=i.org, slug=i.slug, email=i.email, role=i.role, expires_at=i.expires_at, code=code
+    )
+    return reply(created, status=201)
 
 
 @refusals_audited("invitations.list")
 async def list_invitations(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     pending = await _svc(request).invitations.pending(session.user_id)
-    return web.json_response({"invitations": [_invitation(i) for i in pending]})
+    return reply(msg.InvitationList(invitations=[_invitation(i) for i in pending]))
 
 
 @refusals_audited("invitation.accept")
 async def accept_invitation(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
-    invitation_id = request.match_info["id"]
-    data = await read_json(request)
-    code = field(data, "code", str)
+    invitation_id = str(_path(request, msg.InvitationPath).id)
+    body = await decode_body(request, msg.AcceptInvitation)
+    if body.verification is not None and body.password is None:
+        # With or without a session: the document says a verification code goes with a password.
+        raise BadRequest("with verification, send the new account's password too")
     if _bearer(request) is not None:
         session = await _session(request)
-        invitation = await svc.invitations.accept_as(session.user_id, invitation_id, code, _ctx(request))
+        invitation = await svc.invitations.accept_as(session.user_id, invitation_id, body.code, _ctx(request))
         user_id = session.user_id
-    elif data.get("verification") is None:
+    elif body.verification is None or body.password is None:
         # No account and no verification code yet: prove control of the invited address first.
-        await svc.invitations.send_verification(invitation_id, code, _ctx(request))
-        return web.json_response({"status": "verification_sent", "message": VERIFICATION_SENT}, status=202)
+        await svc.invitations.send_verification(invitation_id, body.code, _ctx(request))
+        return reply(msg.VerificationSent(status="verification_sent", message=VERIFICATION_SENT), status=202)
     else:
-        verification = field(data, "verification", str)
-        password = field(data, "password", str)
         invitation, user_id = await svc.invitations.accept_with_code(
-            invitation_id, code, verification, password, _ctx(request)
+            invitation_id, body.code, body.verification, body.password, _ctx(request)
         )
-    return web.json_response(
-        {"org": invitation.org_id, "slug": invitation.slug, "role": invitation.role.value, "user_id": user_id}
-    )
+    return reply(msg.Accepted(org=invitation.org_id, slug=invitation.slug, role=invitation.role, user_id=user_id))
 
 
 @refusals_audited("member.change")
 async def change_member(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
-    org_id, user_id = _path_id(request, "org"), _path_id(request, "user_id")
-    data = await read_json(request)
-    role = parse_role(field(data, "role", str))
-    await _svc(request).accounts.change_role(session.user_id, org_id, user_id, role, _ctx(request))
-    return web.json_response({"user_id": user_id, "role": role.value})
+    path = _path(request, msg.MemberPath)
+    body = await decode_body(request, msg.RoleBody)
+    await _svc(request).accounts.change_role(session.user_id, path.org, path.user_id, body.role, _ctx(request))
+    return reply(msg.RoleChanged(user_id=path.user_id, role=body.role))
 
 
 @refusals_audited("member.remove")
 async def remove_member(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
-    org_id, user_id = _path_id(request, "org"), _path_id(request, "user_id")
-    await _svc(request).accounts.remove_member(session.user_id, org_id, user_id, _ctx(request))
+    path = _path(request, msg.MemberPath)
+    await _svc(request).accounts.remove_member(session.user_id, path.org, path.user_id, _ctx(request))
     return web.Response(status=204)
 
 
@@ -301,43 +284,43 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     credential = _bearer(request)
     if credential is None:
         raise Unauthenticated("send a session ('Bearer cvs_...') or a permission bundle with 'C' on the org")
-    data = await read_json(request)
-    org_id = field(data, "org", int)
-    if not 0 < org_id <= MAX_ID:
-        raise BadRequest("field 'org' must be an organization id")
-    mask = _mask(field(data, "mask", str, required=False))
-    ttl = field(data, "ttl", int, required=False)
+    body = await decode_body(request, msg.CreateToken)
+    mask = _mask(body.mask)
     if credential.startswith(SESSION_PREFIX):
         session = await svc.sessions.authenticate(credential)
-        token, record = await svc.tokens.mint(session.user_id, org_id, mask, ttl, _ctx(request))
+        token, record = await svc.tokens.mint(session.user_id, body.org, mask, body.ttl, _ctx(request))
     else:
         principal = await svc.verifier.verify(_bundle(request), now=int(svc.clock()))
         token, record = await svc.tokens.mint(
-            principal.user_id, org_id, mask, ttl, _ctx(request), via=principal, client_ip=origin(request).client_ip
+            principal.user_id,
+            body.org,
+            mask,
+            body.ttl,
+            _ctx(request),
+            via=principal,
+            client_ip=origin(request).client_ip,
         )
-    return web.json_response(
-        {"token": encode_token(token), "id": record.id, "expires_at": _time(record.expires_at)}, status=201
-    )
+    return reply(msg.Issued(token=encode_token(token), id=record.id, expires_at=_time(record.expires_at)), status=201)
 
 
-def _token_json(record: TokenRecord, by_id: dict[str, TokenRecord]) -> dict[str, Any]:
+def _token_info(record: TokenRecord, by_id: dict[str, TokenRecord]) -> msg.TokenInfo:
     lineage: list[str] = []
     parent = record.parent
     while parent is not None and parent not in lineage and len(lineage) < 64:
         lineage.append(parent)
         ancestor = by_id.get(parent)
         parent = ancestor.parent if ancestor else None
-    return {
-        "id": record.id,
-        "org": record.org_id,
-        "kind": record.kind.value,
-        "mask": mask_to_string(record.mask),
-        "parent": record.parent,
-        "lineage": lineage,
-        "created_at": _time(record.created_at),
-        "expires_at": _time(record.expires_at),
-        "revoked_at": _time(record.revoked_at),
-    }
+    return msg.TokenInfo(
+        id=record.id,
+        org=record.org_id,
+        kind=record.kind.value,
+        mask=mask_to_string(record.mask),
+        parent=record.parent,
+        lineage=lineage,
+        created_at=_time(record.created_at),
+        expires_at=_time(record.expires_at),
+        revoked_at=_time(record.revoked_at),
+    )
 
 
 @refusals_audited("tokens.list")
@@ -345,7 +328,7 @@ async def list_tokens(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     records = await _svc(request).tokens.for_user(session.user_id)
     by_id = {r.id: r for r in records}
-    return web.json_response({"tokens": [_token_json(r, by_id) for r in records]})
+    return reply(msg.TokenList(tokens=[_token_info(r, by_id) for r in records]))
 
 
 @refusals_audited("token.strip")
@@ -353,66 +336,55 @@ async def strip_token(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     principal = await svc.verifier.verify(_bundle(request), now=int(svc.clock()))
     token, record = await svc.tokens.strip(principal, origin(request).client_ip, _ctx(request))
-    reply = {"token": encode_token(token), "id": record.id, "parent": record.parent}
-    return web.json_response({**reply, "expires_at": _time(record.expires_at)}, status=201)
+    stripped = msg.Stripped(
+        token=encode_token(token), id=record.id, parent=record.parent, expires_at=_time(record.expires_at)
+    )
+    return reply(stripped, status=201)
 
 
 @refusals_audited("token.revoke")
 async def revoke_token(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
-    token_id = check_token_id(request.match_info["id"])
+    token_id = str(_path(request, msg.TokenPath).id)
     revoked = await _svc(request).tokens.revoke(session.user_id, token_id, _ctx(request))
-    return web.json_response({"revoked": revoked})
+    return reply(msg.Revoked(revoked=revoked))
 
 
 @refusals_audited("revocations.list")
 async def list_revocations(request: web.Request) -> web.StreamResponse:
-    since = int_param(request, "since", default=0, minimum=0) or 0
-    limit = int_param(request, "limit", default=MAX_SINCE_LIMIT, minimum=1) or MAX_SINCE_LIMIT
-    if since > MAX_ID:
-        raise BadRequest("query parameter 'since' is too large")
-    items, next_seq = await _svc(request).revocations.since(since, min(limit, MAX_SINCE_LIMIT))
-    return web.json_response({"revocations": items, "next": next_seq})
+    query = decode_params(request.query, msg.RevocationsQuery)
+    items, next_seq = await _svc(request).revocations.since(query.since, min(query.limit, MAX_SINCE_LIMIT))
+    return reply(msg.RevocationPage(revocations=[msg.Revocation(**item) for item in items], next=next_seq))
 
 
 async def revocation_feed(request: web.Request) -> web.StreamResponse:
     """The feed stores follow (docs/revocation.md): a long poll, resumed from ``cursor``."""
     svc = _svc(request)
     svc.feed.check(_bearer(request))
-    cursor = int_param(request, "cursor", default=0, minimum=0) or 0
-    if cursor > MAX_ID:
-        raise BadRequest("query parameter 'cursor' is too large")
-    wait = int_param(request, "wait", default=0, minimum=0) or 0
-    if wait > MAX_FEED_WAIT:
-        raise BadRequest(f"query parameter 'wait' must be at most {MAX_FEED_WAIT} seconds")
-    limit = int_param(request, "limit", default=MAX_SINCE_LIMIT, minimum=1) or MAX_SINCE_LIMIT
-    if limit > MAX_SINCE_LIMIT:
-        raise BadRequest(f"query parameter 'limit' must be at most {MAX_SINCE_LIMIT}")
-    events, next_cursor = await svc.feed.read(cursor, wait, limit)
-    response = web.json_response({"events": events, "cursor": next_cursor})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    query = decode_params(request.query, msg.FeedQuery)
+    events, next_cursor = await svc.feed.read(query.cursor, query.wait, query.limit)
+    page = msg.FeedPage(events=[msg.FeedEvent(**event) for event in events], cursor=next_cursor)
+    return reply(page, headers={"Cache-Control": "no-store"})
 
 
 # -- discharges -------------------------------------------------------------------------
 
 
-async def _discharge_request(request: web.Request) -> tuple[bytes, bytes]:
-    data = await read_json(request)
-    ticket = _b64(data, "ticket", min_len=1, max_len=MAX_TICKET_BYTES)
-    binding_id = _b64(data, "binding_id", min_len=16, max_len=32)
-    return ticket, binding_id
+async def _discharge_request(request: web.Request, model: type[D]) -> tuple[D, bytes, bytes]:
+    """The body (superfly/macaroon's: standard base64 ``ticket`` and ``binding_id``) and the two decoded."""
+    body = await decode_body(request, model)
+    return body, _b64(body.ticket), _b64(body.binding_id)
 
 
 async def login_discharge(request: web.Request) -> web.StreamResponse:
     try:
         secret = _session_secret(request)
-        ticket, binding_id = await _discharge_request(request)
+        _, ticket, binding_id = await _discharge_request(request, msg.DischargeBody)
     except VaultError as exc:
         await _record_refusal(request, "discharge.login", exc)
         raise
     discharge = await _svc(request).login.discharge(ticket, binding_id, secret, _ctx(request))
-    return web.json_response({"discharge": encode_token(discharge)}, status=201)
+    return reply(msg.Discharge(discharge=encode_token(discharge)), status=201)
 
 
 async def org_discharge(request: web.Request) -> web.StreamResponse:
@@ -420,43 +392,37 @@ async def org_discharge(request: web.Request) -> web.StreamResponse:
         return await _workload_discharge(request)
     try:
         bundle = _bundle(request)
-        ticket, binding_id = await _discharge_request(request)
+        _, ticket, binding_id = await _discharge_request(request, msg.WorkloadDischargeBody)
     except VaultError as exc:
         await _record_refusal(request, "discharge.org", exc)
         raise
     discharge = await _svc(request).org.discharge(ticket, binding_id, bundle, origin(request).client_ip, _ctx(request))
-    return web.json_response({"discharge": encode_token(discharge)}, status=201)
+    return reply(msg.Discharge(discharge=encode_token(discharge)), status=201)
 
 
 async def _workload_discharge(request: web.Request) -> web.StreamResponse:
     """The org discharge for a workload: ``Authorization: Bearer <JWT>`` (docs/workload-identity.md)."""
     try:
         token = _bearer(request) or ""
-        data = await read_json(request)
-        ticket = _b64(data, "ticket", min_len=1, max_len=MAX_TICKET_BYTES)
-        binding_id = _b64(data, "binding_id", min_len=16, max_len=32)
-        name = field(data, "binding", str, required=False)
-        if name is not None:
-            # Checked before the discharger echoes it in its refusal and its audit event.
-            check_binding_name(name)
+        # The model checks ``binding`` before the discharger echoes it in its refusal and its audit event.
+        body, ticket, binding_id = await _discharge_request(request, msg.WorkloadDischargeBody)
     except VaultError as exc:
         await _record_refusal(request, "discharge.workload", exc)
         raise
-    discharge = await _svc(request).workload.discharge(ticket, binding_id, token, name, _ctx(request))
-    return web.json_response({"discharge": encode_token(discharge)}, status=201)
+    discharge = await _svc(request).workload.discharge(ticket, binding_id, token, body.binding, _ctx(request))
+    return reply(msg.Discharge(discharge=encode_token(discharge)), status=201)
 
 
 # -- keys and health --------------------------------------------------------------------
 
 
-def _list_nonce(raw: str | None) -> bytes | None:
-    if raw is None:
-        return None
+def _list_nonce(raw: str) -> bytes:
     try:
         nonce = bytes.fromhex(raw)
     except ValueError:
         nonce = b""
-    # 32 characters that decode to 16 bytes: hex digits only (fromhex would skip spaces).
+    # 32 characters that decode to 16 bytes: hex digits only (fromhex would skip spaces, the pattern's ``$`` a
+    # final newline).
     if len(raw) != 2 * LIST_NONCE_SIZE or len(nonce) != LIST_NONCE_SIZE:
         raise BadRequest(f"nonce must be {2 * LIST_NONCE_SIZE} hex digits ({LIST_NONCE_SIZE} random bytes)")
     return nonce
@@ -473,23 +439,25 @@ async def public_keys(request: web.Request) -> web.StreamResponse:
     reply cannot be replayed to the store (docs/keys.md).
     """
     svc = _svc(request)
+    # Both checked even where unused: bad input is a 400.
+    query = decode_params(request.query, msg.KeysQuery)
 
     def b64(key: bytes) -> str:
         return base64.b64encode(key).decode()
 
-    def location(cache: SharedKeyCache, where: str) -> dict[str, Any]:
+    def location(cache: SharedKeyCache, where: str) -> msg.DischargerKeys:
         keys = cache.published()
-        return {
-            "location": where,
-            "public_key": b64(keys[0][1]),
-            "key_id": f"{keys[0][0]:016x}",
-            "keys": [{"id": f"{key_id:016x}", "public_key": b64(public)} for key_id, public in keys],
-        }
+        return msg.DischargerKeys(
+            location=where,
+            public_key=b64(keys[0][1]),
+            key_id=f"{keys[0][0]:016x}",
+            keys=[msg.PublicKey(id=f"{key_id:016x}", public_key=b64(public)) for key_id, public in keys],
+        )
 
     org = location(svc.keys.org, svc.org_location)
-    nonce = _list_nonce(request.query.get("nonce"))  # checked even where unused: bad input is a 400
-    raw = request.query.get("first_party")
-    if raw is not None:
+    nonce = _list_nonce(query.nonce) if isinstance(query.nonce, str) else None
+    if isinstance(query.first_party, str):
+        raw = query.first_party
         try:
             first_party = base64.b64decode(
                 raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4), validate=True
@@ -498,44 +466,240 @@ async def public_keys(request: web.Request) -> web.StreamResponse:
             raise BadRequest("first_party must be a base64 X25519 public key") from None
         if len(first_party) != PUBLIC_KEY_SIZE:
             raise BadRequest("first_party must be a base64 X25519 public key (32 bytes)")
-        org["endorsements"] = [
-            {"id": f"{key_id:016x}", "mac": b64(tag)}
+        org.endorsements = [
+            msg.Endorsement(id=f"{key_id:016x}", mac=b64(tag))
             for key_id, tag in svc.keys.org.endorsements(svc.org_location, first_party, nonce)
         ]
-    return web.json_response(
-        {"location": svc.location, "login": location(svc.keys.login, svc.login_location), "org": org}
-    )
+    return reply(msg.AuthorityKeys(location=svc.location, login=location(svc.keys.login, svc.login_location), org=org))
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:
     svc = request.app.get(SERVICES_KEY)
     if svc is None:
-        return json_error(503, "unavailable", "keys are not loaded yet")
+        raise Unavailable("keys are not loaded yet")
     if not await svc.health.ready(timeout=svc.config.readiness_timeout):
-        return json_error(503, "unavailable", "database unreachable")
-    return web.json_response({"status": "ready"})
+        raise Unavailable("database unreachable")
+    return reply(Status(status="ready"))
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/v1/sessions", create_session)
-    r.add_delete("/v1/sessions/current", delete_session)
-    r.add_get("/v1/me", me)
-    r.add_post("/v1/orgs", create_org)
-    r.add_get("/v1/orgs", list_orgs)
-    r.add_get("/v1/orgs/{org}/members", list_members)
-    r.add_post("/v1/orgs/{org}/invitations", create_invitation)
-    r.add_get("/v1/invitations", list_invitations)
-    r.add_post("/v1/invitations/{id}/accept", accept_invitation)
-    r.add_patch("/v1/orgs/{org}/members/{user_id}", change_member)
-    r.add_delete("/v1/orgs/{org}/members/{user_id}", remove_member)
-    r.add_post("/v1/tokens", create_token)
-    r.add_get("/v1/tokens", list_tokens)
-    r.add_post("/v1/tokens/strip", strip_token)
-    r.add_post("/v1/tokens/{id}/revoke", revoke_token)
-    r.add_get("/v1/revocations", list_revocations)
-    r.add_get("/v1/revocations/feed", revocation_feed)
-    r.add_post("/login/.well-known/macfly/3p", login_discharge)
-    r.add_post("/org/.well-known/macfly/3p", org_discharge)
-    r.add_get("/.well-known/cvault/keys", public_keys)
-    r.add_get("/readyz", readyz)
+# -- the contract -----------------------------------------------------------------------
+
+SESSION = ("session",)
+EITHER = ("session", "bundle")
+_NO_CONTENT = {204: Response(description="done")}
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        method="POST",
+        route="/v1/sessions",
+        handler=create_session,
+        id="login",
+        summary="Log in with email and password; returns a cvs_ session secret (shown once)",
+        body=msg.LoginBody,
+        responses={201: Response(msg.Login)},
+    ),
+    Operation(
+        method="DELETE",
+        route="/v1/sessions/current",
+        handler=delete_session,
+        id="logout",
+        summary="Revoke the presented session",
+        responses=_NO_CONTENT,
+        security=SESSION,
+    ),
+    Operation(
+        method="GET",
+        route="/v1/me",
+        handler=me,
+        id="me",
+        summary="The session's user and orgs",
+        responses={200: Response(msg.Me)},
+        security=SESSION,
+    ),
+    Operation(
+        method="POST",
+        route="/v1/orgs",
+        handler=create_org,
+        id="createOrg",
+        summary="Create an organization (the caller becomes its owner)",
+        body=msg.CreateOrg,
+        responses={201: Response(msg.NewOrg)},
+        security=SESSION,
+    ),
+    Operation(
+        method="GET",
+        route="/v1/orgs",
+        handler=list_orgs,
+        id="listOrgs",
+        summary="The caller's organizations",
+        responses={200: Response(msg.MembershipList)},
+        security=SESSION,
+    ),
+    Operation(
+        method="GET",
+        route="/v1/orgs/{org}/members",
+        handler=list_members,
+        id="listMembers",
+        summary="Members of an organization (owners and auditors)",
+        path=msg.OrgPath,
+        responses={200: Response(msg.MemberList)},
+        security=SESSION,
+    ),
+    Operation(
+        method="POST",
+        route="/v1/orgs/{org}/invitations",
+        handler=create_invitation,
+        id="invite",
+        summary="Invite an email into the organization (owner only); the same reply whether or not it has an account",
+        path=msg.OrgPath,
+        body=msg.InviteBody,
+        responses={201: Response(msg.NewInvitation)},
+        security=SESSION,
+    ),
+    Operation(
+        method="GET",
+        route="/v1/invitations",
+        handler=list_invitations,
+        id="listInvitations",
+        summary="Pending invitations of the session's email",
+        responses={200: Response(msg.InvitationList)},
+        security=SESSION,
+    ),
+    Operation(
+        method="POST",
+        route="/v1/invitations/{id}/accept",
+        handler=accept_invitation,
+        id="acceptInvitation",
+        summary="Accept an invitation with its code: with a session of the invited email; or, with no account, "
+        "first without a verification code (the authority mails one to the invited address: 202), then with it "
+        "and a new password (creates the account)",
+        path=msg.InvitationPath,
+        body=Annotated[msg.AcceptInvitation, Meta(extra_json_schema=msg.ACCEPT_RULES)],
+        responses={
+            200: Response(msg.Accepted),
+            202: Response(
+                msg.VerificationSent,
+                description="no session and no verification code: a message went to the invited address (the same "
+                "reply whether or not it has an account)",
+            ),
+        },
+        security=("session", ""),
+    ),
+    Operation(
+        method="PATCH",
+        route="/v1/orgs/{org}/members/{user_id}",
+        handler=change_member,
+        id="changeMember",
+        summary="Change a member's role (owner only)",
+        path=msg.MemberPath,
+        body=msg.RoleBody,
+        responses={200: Response(msg.RoleChanged)},
+        security=SESSION,
+    ),
+    Operation(
+        method="DELETE",
+        route="/v1/orgs/{org}/members/{user_id}",
+        handler=remove_member,
+        id="removeMember",
+        summary="Remove a member (owner only); their next org discharge is refused",
+        path=msg.MemberPath,
+        responses=_NO_CONTENT,
+        security=SESSION,
+    ),
+    Operation(
+        method="POST",
+        route="/v1/tokens",
+        handler=create_token,
+        id="createToken",
+        summary="Mint a permission token (mask never above the caller's role); with a bundle, recorded as its child",
+        body=msg.CreateToken,
+        responses={201: Response(msg.Issued)},
+        security=EITHER,
+    ),
+    Operation(
+        method="GET",
+        route="/v1/tokens",
+        handler=list_tokens,
+        id="listTokens",
+        summary="The caller's tokens with times and lineage",
+        responses={200: Response(msg.TokenList)},
+        security=SESSION,
+    ),
+    Operation(
+        method="POST",
+        route="/v1/tokens/strip",
+        handler=strip_token,
+        id="stripToken",
+        summary="Turn a permission token and its login discharge into a service token",
+        responses={201: Response(msg.Stripped)},
+        security=("bundle",),
+    ),
+    Operation(
+        method="POST",
+        route="/v1/tokens/{id}/revoke",
+        handler=revoke_token,
+        id="revokeToken",
+        summary="Revoke a token and every token stripped from it",
+        path=msg.TokenPath,
+        responses={200: Response(msg.Revoked)},
+        security=SESSION,
+    ),
+    Operation(
+        method="GET",
+        route="/v1/revocations",
+        handler=list_revocations,
+        id="listRevocations",
+        summary="Revoked token ids after sequence number `since`, for verifiers",
+        query=msg.RevocationsQuery,
+        responses={200: Response(msg.RevocationPage)},
+    ),
+    Operation(
+        method="GET",
+        route="/v1/revocations/feed",
+        handler=revocation_feed,
+        id="revocationFeed",
+        summary="The revocation feed stores follow (docs/revocation.md): events after `cursor`, waiting up to "
+        "`wait` seconds for one",
+        query=msg.FeedQuery,
+        responses={200: Response(msg.FeedPage)},
+        security=("feed",),
+    ),
+    Operation(
+        method="POST",
+        route="/login/.well-known/macfly/3p",
+        handler=login_discharge,
+        id="loginDischarge",
+        summary="Login discharger: a session of the ticket's user gets a bound UserID discharge",
+        body=msg.DischargeBody,
+        responses={201: Response(msg.Discharge)},
+        security=SESSION,
+    ),
+    Operation(
+        method="POST",
+        route="/org/.well-known/macfly/3p",
+        handler=org_discharge,
+        id="orgDischarge",
+        summary="Org discharger: a live membership check for a store ticket; or, with 'Bearer <JWT>', a workload's "
+        "platform-signed JWT checked against the org's trusted issuers and bindings",
+        body=msg.WorkloadDischargeBody,
+        responses={201: Response(msg.Discharge)},
+        security=("bundle", "jwt"),
+    ),
+    Operation(
+        method="GET",
+        route="/.well-known/cvault/keys",
+        handler=public_keys,
+        id="publicKeys",
+        summary="The authority's locations and unretired X25519 ticket public keys (newest first)",
+        query=msg.KeysQuery,
+        responses={200: Response(msg.AuthorityKeys)},
+    ),
+    Operation(
+        method="GET",
+        route="/readyz",
+        handler=readyz,
+        id="readyz",
+        summary="Database reachable and keys loaded",
+        responses={200: Response(Status)},
+    ),
+)

@@ -5,10 +5,10 @@ Every route needs ``C`` on the org: an owner's session, or a bundle allowing ``C
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from typing import Annotated
 
 from aiohttp import web
+from msgspec import Meta
 
 from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.workload_jwt import ALGORITHMS
@@ -17,43 +17,41 @@ from vault.authority.workloads import BindingRequest, IssuerRequest
 from vault.errors import BadRequest, Unauthenticated
 from vault.macaroon import mask_from_string, mask_to_string
 
-from ..common import field, origin, read_json
-from .handlers import _bearer, _bundle, _ctx, _path_id, _svc, refusals_audited
+from ..common import origin
+from ..contract import Operation, Response, decode_body, decode_params, reply
+from . import messages as msg
+from .handlers import _bearer, _bundle, _ctx, _svc, _time, refusals_audited
 
-__all__ = ["add_workload_routes"]
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+__all__ = ["OPERATIONS"]
 
 
-def issuer_json(i: WorkloadIssuer) -> dict[str, Any]:
-    return {
-        "id": i.id,
-        "org": i.org_id,
-        "issuer": i.issuer,
-        "jwks_url": i.jwks_url,
-        "static_keys": len(i.static_jwks["keys"]) if i.static_jwks else 0,
-        "algorithms": list(i.algorithms),
-        "created_at": _time(i.created_at),
-    }
+def issuer_reply(i: WorkloadIssuer) -> msg.Issuer:
+    return msg.Issuer(
+        id=i.id,
+        org=i.org_id,
+        issuer=i.issuer,
+        jwks_url=i.jwks_url,
+        static_keys=len(i.static_jwks["keys"]) if i.static_jwks else 0,
+        algorithms=list(i.algorithms),
+        created_at=_time(i.created_at),
+    )
 
 
-def binding_json(b: WorkloadBinding) -> dict[str, Any]:
-    return {
-        "id": b.id,
-        "org": b.org_id,
-        "name": b.name,
-        "issuer": b.issuer,
-        "issuer_id": b.issuer_id,
-        "audience": b.audience,
-        "claims": b.claims,
-        "mask": mask_to_string(b.mask),
-        "vaults": list(b.vaults) if b.vaults is not None else None,
-        "secrets": list(b.secrets) if b.secrets is not None else None,
-        "ttl": b.ttl,
-        "created_at": _time(b.created_at),
-    }
+def binding_reply(b: WorkloadBinding) -> msg.Binding:
+    return msg.Binding(
+        id=b.id,
+        org=b.org_id,
+        name=b.name,
+        issuer=b.issuer,
+        issuer_id=b.issuer_id,
+        audience=b.audience,
+        claims=b.claims,
+        mask=mask_to_string(b.mask),
+        vaults=list(b.vaults) if b.vaults is not None else None,
+        secrets=list(b.secrets) if b.secrets is not None else None,
+        ttl=b.ttl,
+        created_at=_time(b.created_at),
+    )
 
 
 async def _caller(request: web.Request, org: int, operation: str) -> tuple[int, int]:
@@ -71,112 +69,172 @@ async def _caller(request: web.Request, org: int, operation: str) -> tuple[int, 
     return principal.user_id, allowed
 
 
-def _optional_list(data: dict[str, Any], name: str) -> list[Any] | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, list):
-        raise BadRequest(f"field {name!r} must be a list")
-    return value
+def _org(request: web.Request) -> int:
+    return decode_params(request.match_info, msg.OrgPath, "path").org
 
 
 @refusals_audited("workload.issuer.add")
 async def add_issuer(request: web.Request) -> web.StreamResponse:
-    org = _path_id(request, "org")
+    org = _org(request)
     user_id, allowed = await _caller(request, org, "workloads.manage")
-    data = await read_json(request)
-    jwks = data.get("jwks")
-    if jwks is not None and not isinstance(jwks, dict):
-        raise BadRequest("field 'jwks' must be a JWKS object")
-    algorithms = _optional_list(data, "algorithms")
+    body = await decode_body(request, msg.IssuerBody)
     issuer = await _svc(request).workloads.add_issuer(
         user_id,
         org,
         IssuerRequest(
-            issuer=field(data, "issuer", str),
-            jwks_url=field(data, "jwks_url", str, required=False),
-            jwks=jwks,
-            algorithms=tuple(algorithms) if algorithms is not None else ALGORITHMS,
+            issuer=body.issuer,
+            jwks_url=body.jwks_url,
+            jwks={"keys": body.jwks.keys} if body.jwks is not None else None,
+            algorithms=tuple(body.algorithms) if body.algorithms is not None else ALGORITHMS,
         ),
         _ctx(request),
         allowed,
     )
-    return web.json_response(issuer_json(issuer), status=201)
+    return reply(issuer_reply(issuer), status=201)
 
 
 @refusals_audited("workload.issuers.list")
 async def list_issuers(request: web.Request) -> web.StreamResponse:
-    org = _path_id(request, "org")
+    org = _org(request)
     await _caller(request, org, "workloads.list")
     issuers = await _svc(request).workloads.issuers(org)
-    return web.json_response({"issuers": [issuer_json(i) for i in issuers]})
+    return reply(msg.IssuerList(issuers=[issuer_reply(i) for i in issuers]))
 
 
 @refusals_audited("workload.issuer.remove")
 async def remove_issuer(request: web.Request) -> web.StreamResponse:
-    org = _path_id(request, "org")
-    user_id, _ = await _caller(request, org, "workloads.manage")
-    removed = await _svc(request).workloads.remove_issuer(user_id, org, request.match_info["id"], _ctx(request))
-    return web.json_response({"revoked_bindings": removed})
+    path = decode_params(request.match_info, msg.IssuerPath, "path")
+    user_id, _ = await _caller(request, path.org, "workloads.manage")
+    removed = await _svc(request).workloads.remove_issuer(user_id, path.org, path.id, _ctx(request))
+    return reply(msg.RevokedBindings(revoked_bindings=removed))
 
 
 @refusals_audited("workload.bind")
 async def bind(request: web.Request) -> web.StreamResponse:
-    org = _path_id(request, "org")
+    org = _org(request)
     user_id, allowed = await _caller(request, org, "workloads.manage")
-    data = await read_json(request)
+    body = await decode_body(request, msg.BindingBody)
     try:
-        mask = mask_from_string(field(data, "mask", str))
+        mask = mask_from_string(body.mask)
     except ValueError as exc:
         raise BadRequest(f"field 'mask': {exc}") from None
-    claims = data.get("claims")
     binding = await _svc(request).workloads.bind(
         user_id,
         org,
         BindingRequest(
-            name=field(data, "name", str),
-            issuer=field(data, "issuer", str),
-            claims=claims if isinstance(claims, dict) else {},
+            name=body.name,
+            issuer=body.issuer,
+            claims=body.claims,
             mask=mask,
-            audience=field(data, "audience", str, required=False),
-            vaults=_optional_list(data, "vaults"),
-            secrets=_optional_list(data, "secrets"),
-            ttl=field(data, "ttl", int, required=False),
+            audience=body.audience,
+            vaults=body.vaults,
+            secrets=body.secrets,
+            ttl=body.ttl,
         ),
         _ctx(request),
         allowed,
     )
-    return web.json_response(binding_json(binding), status=201)
+    return reply(binding_reply(binding), status=201)
 
 
 @refusals_audited("workload.bindings.list")
 async def list_bindings(request: web.Request) -> web.StreamResponse:
-    org = _path_id(request, "org")
+    org = _org(request)
     await _caller(request, org, "workloads.list")
     bindings = await _svc(request).workloads.bindings(org)
-    return web.json_response({"bindings": [binding_json(b) for b in bindings]})
+    return reply(msg.BindingList(bindings=[binding_reply(b) for b in bindings]))
 
 
 @refusals_audited("workload.binding.show")
 async def show_binding(request: web.Request) -> web.StreamResponse:
-    org = _path_id(request, "org")
-    await _caller(request, org, "workloads.list")
-    binding = await _svc(request).workloads.binding(org, request.match_info["binding"])
-    return web.json_response(binding_json(binding))
+    path = decode_params(request.match_info, msg.BindingPath, "path")
+    await _caller(request, path.org, "workloads.list")
+    binding = await _svc(request).workloads.binding(path.org, path.binding)
+    return reply(binding_reply(binding))
 
 
 @refusals_audited("workload.unbind")
 async def unbind(request: web.Request) -> web.StreamResponse:
-    org = _path_id(request, "org")
-    user_id, _ = await _caller(request, org, "workloads.manage")
-    binding_id = await _svc(request).workloads.unbind(user_id, org, request.match_info["binding"], _ctx(request))
-    return web.json_response({"revoked": binding_id})
+    path = decode_params(request.match_info, msg.BindingPath, "path")
+    user_id, _ = await _caller(request, path.org, "workloads.manage")
+    binding_id = await _svc(request).workloads.unbind(user_id, path.org, path.binding, _ctx(request))
+    return reply(msg.Unbound(revoked=binding_id))
 
 
-def add_workload_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/v1/orgs/{org}/workload-issuers", add_issuer)
-    r.add_get("/v1/orgs/{org}/workload-issuers", list_issuers)
-    r.add_delete("/v1/orgs/{org}/workload-issuers/{id}", remove_issuer)
-    r.add_post("/v1/orgs/{org}/workloads", bind)
-    r.add_get("/v1/orgs/{org}/workloads", list_bindings)
-    r.add_get("/v1/orgs/{org}/workloads/{binding}", show_binding)
-    r.add_delete("/v1/orgs/{org}/workloads/{binding}", unbind)
+# An owner's session, or a bundle allowing 'C' on the org.
+_MANAGER = ("session", "bundle")
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        method="POST",
+        route="/v1/orgs/{org}/workload-issuers",
+        handler=add_issuer,
+        id="addWorkloadIssuer",
+        summary="Trust an OIDC issuer (keys by discovery, a JWKS URL, or static keys; not both)",
+        path=msg.OrgPath,
+        body=Annotated[msg.IssuerBody, Meta(extra_json_schema=msg.ISSUER_RULES)],
+        responses={201: Response(msg.Issuer)},
+        security=_MANAGER,
+    ),
+    Operation(
+        method="GET",
+        route="/v1/orgs/{org}/workload-issuers",
+        handler=list_issuers,
+        id="listWorkloadIssuers",
+        summary="The issuers the organization trusts",
+        path=msg.OrgPath,
+        responses={200: Response(msg.IssuerList)},
+        security=_MANAGER,
+    ),
+    Operation(
+        method="DELETE",
+        route="/v1/orgs/{org}/workload-issuers/{id}",
+        handler=remove_issuer,
+        id="removeWorkloadIssuer",
+        summary="Stop trusting an issuer; its bindings are deleted and revoked on the feed",
+        path=msg.IssuerPath,
+        responses={200: Response(msg.RevokedBindings)},
+        security=_MANAGER,
+    ),
+    Operation(
+        method="POST",
+        route="/v1/orgs/{org}/workloads",
+        handler=bind,
+        id="bindWorkload",
+        summary="Bind a workload: which JWTs of an issuer discharge the org caveat, with which mask and scope",
+        path=msg.OrgPath,
+        body=msg.BindingBody,
+        responses={201: Response(msg.Binding)},
+        security=_MANAGER,
+    ),
+    Operation(
+        method="GET",
+        route="/v1/orgs/{org}/workloads",
+        handler=list_bindings,
+        id="listWorkloads",
+        summary="The organization's workload bindings",
+        path=msg.OrgPath,
+        responses={200: Response(msg.BindingList)},
+        security=_MANAGER,
+    ),
+    Operation(
+        method="GET",
+        route="/v1/orgs/{org}/workloads/{binding}",
+        handler=show_binding,
+        id="showWorkload",
+        summary="One binding, by name or id",
+        path=msg.BindingPath,
+        responses={200: Response(msg.Binding)},
+        security=_MANAGER,
+    ),
+    Operation(
+        method="DELETE",
+        route="/v1/orgs/{org}/workloads/{binding}",
+        handler=unbind,
+        id="unbindWorkload",
+        summary="Delete a binding and revoke it on the feed (stores refuse its discharges within a second)",
+        path=msg.BindingPath,
+        responses={200: Response(msg.Unbound)},
+        security=_MANAGER,
+    ),
+)
