@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 from aiohttp import web
+from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from vault.errors import BadRequest, TooLarge
 
@@ -48,13 +49,13 @@ ERRORS: Final = (400, 401, 403, 404, 405, 409, 413, 415, 429, 503)
 
 _ENCODER = msgspec.json.Encoder()
 _SCHEMA_REF = "#/components/schemas/{name}"
-# aiohttp's ``{name:regex}`` route variables; the OpenAPI path keeps ``{name}``.
-_ROUTE_VARIABLE = re.compile(r"\{(\w+):[^{}]+\}")
+# aiohttp's ``{name:regex}`` route variables (the regex may hold ``{m,n}``); the OpenAPI path keeps ``{name}``.
+_ROUTE_VARIABLE = re.compile(r"\{(\w+):(?:[^{}]|\{[^{}]*\})+\}")
 
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A documented reply: its model (``None``: no body), media type and description."""
+    """A documented reply: its model (``None``: no body; a tuple: any one of them), media type and description."""
 
     model: Any = None
     media: str = "application/json"
@@ -67,9 +68,11 @@ class Operation:
 
     ``route`` is aiohttp's (``{name:[A-Za-z0-9._/-]+}`` for a variable that spans segments); the document shows it
     as ``{name}``. ``path`` and ``query`` are Structs whose fields are the path and query parameters, ``body`` the
-    request body's Struct; ``responses`` maps each success status to its :class:`Response` (errors come from
-    ``errors``, all :class:`vault.web.models.Error` unless ``error_model`` says otherwise). ``security`` lists the
-    alternatives of the document's security schemes, ``()`` for a public route.
+    request body's Struct; ``responses`` maps each success status (or range, ``"2XX"``) to its :class:`Response`
+    (errors come from ``errors``, all :class:`vault.web.models.Error` unless ``error_model`` says otherwise).
+    ``security`` lists the alternatives of the document's security schemes, ``()`` for a public route. ``aliases``
+    are methods OpenAPI 3.1 cannot name (the Vault API's ``LIST``): they reach this operation's handler too, and,
+    since the document cannot list them, a 405's ``Allow`` does not either (docs/vault-compat.md).
     """
 
     method: str
@@ -77,7 +80,7 @@ class Operation:
     handler: Handler
     id: str
     summary: str
-    responses: Mapping[int, Response]
+    responses: Mapping[int | str, Response]
     path: type | None = None
     query: type | None = None
     body: type | None = None
@@ -88,16 +91,37 @@ class Operation:
     error_model: type = Error
     description: str | None = None
     tags: tuple[str, ...] = field(default=())
+    aliases: tuple[str, ...] = ()
 
     @property
     def openapi_path(self) -> str:
         return _ROUTE_VARIABLE.sub(r"{\1}", self.route)
 
 
+class _AliasedResource(web.DynamicResource):
+    """A route whose handler also answers methods the resource does not advertise (``Allow`` lists only its own)."""
+
+    def __init__(self, path: str, aliases: Mapping[str, str]) -> None:
+        super().__init__(path)
+        self._aliases = dict(aliases)
+
+    async def resolve(self, request: web.Request) -> Any:
+        target = self._aliases.get(request.method)
+        if target is not None and (match := self._match(request.rel_url.path_safe)) is not None:
+            return UrlMappingMatchInfo(match, self._routes[target]), self._allowed_methods
+        return await super().resolve(request)
+
+
 def add_operations(router: web.UrlDispatcher, operations: Iterable[Operation]) -> None:
     """Route each operation (in the order given: aiohttp tries routes in registration order)."""
     for op in operations:
-        router.add_route(op.method, op.route, op.handler)
+        if op.aliases:
+            # aiohttp adds the next routes of the same path to this resource (its last one) as well.
+            resource = _AliasedResource(op.route, {alias: op.method for alias in op.aliases})
+            router.register_resource(resource)
+            resource.add_route(op.method, op.handler)
+        else:
+            router.add_route(op.method, op.route, op.handler)
 
 
 # -- decoding -------------------------------------------------------------------------------
@@ -125,6 +149,16 @@ async def read_body(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) ->
     return b"".join(chunks)
 
 
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
+
+
 def decode_json(raw: bytes, model: type[T]) -> T:
     """``raw`` as a JSON object of ``model``; anything else is a 400 that names the field and the rule."""
     if not raw.strip():
@@ -132,6 +166,12 @@ def decode_json(raw: bytes, model: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=model)
     except msgspec.ValidationError as exc:
+        if "got `float`" in str(exc):
+            # JSON Schema reads 2.0 as an integer (msgspec does not): such numbers count as the integers they are.
+            try:
+                return msgspec.convert(_integral(msgspec.json.decode(raw)), type=model)
+            except (msgspec.ValidationError, RecursionError):
+                pass
         raise BadRequest(_message(exc, "request body")) from None
     except (msgspec.DecodeError, RecursionError):
         # Malformed JSON, text that is not UTF-8, lone surrogates, or nesting past the decoder's depth.
@@ -206,9 +246,13 @@ def openapi_document(
         if op.body is not None:
             models.append(op.body)
         models.append(op.error_model)
-        models += [r.model for r in op.responses.values() if r.model is not None]
+        for r in op.responses.values():
+            models += r.model if isinstance(r.model, tuple) else [r.model] if r.model is not None else []
     refs, components = msgspec.json.schema_components(models, ref_template=_SCHEMA_REF)
     schema_of = dict(zip(map(id, models), refs, strict=True))
+
+    def schema(model: Any) -> Any:
+        return {"anyOf": [schema_of[id(m)] for m in model]} if isinstance(model, tuple) else schema_of[id(model)]
 
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
@@ -216,7 +260,7 @@ def openapi_document(
         for status, response in op.responses.items():
             entry: dict[str, Any] = {"description": response.description}
             if response.model is not None:
-                entry["content"] = {response.media: {"schema": schema_of[id(response.model)]}}
+                entry["content"] = {response.media: {"schema": schema(response.model)}}
             responses[str(status)] = entry
         for status in op.errors:
             responses.setdefault(
