@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .vault_kv_openapi import vault_kv_paths
+from .vault_kv import vault_document
 
 __all__ = ["spec"]
 
@@ -460,10 +460,12 @@ def spec(store_url: str) -> dict[str, Any]:
                 security=[],
             )
         },
-        **vault_kv_paths(),
     }
+    # Temporary, until this document is generated too: the Vault API's generated paths and schemas merged in.
+    vault = vault_document(store_url)
+    paths.update(vault["paths"])
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "cvault store", "version": "1"},
         "servers": [{"url": store_url}],
         "paths": paths,
@@ -482,7 +484,8 @@ def spec(store_url: str) -> dict[str, Any]:
                 },
             },
             "schemas": {
-                "Error": _obj({"error": _obj({"code": _STR, "message": _STR}, ["code", "message"])}, ["error"])
+                **vault["components"]["schemas"],
+                "Error": _obj({"error": _obj({"code": _STR, "message": _STR}, ["code", "message"])}, ["error"]),
             },
         },
     }
