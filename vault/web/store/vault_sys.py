@@ -28,6 +28,7 @@ from ..contract import Operation, Response, decode_body, decode_params
 from .guard import Check, run_guarded
 from .services import services_of
 from .vault_messages import (
+    MAX_CAPABILITY_PATHS,
     Capabilities,
     CapabilitiesRequest,
     Envelope,
@@ -338,7 +339,7 @@ async def _capabilities_self(request: web.Request, ctx: RequestContext[Caller]) 
     body = await decode_body(request, CapabilitiesRequest)
     asked = body.paths if body.paths is not UNSET else body.path
     if asked is UNSET:  # the document's anyOf says so; the model alone cannot
-        raise BadRequest("paths must be a list of 1-64 paths")
+        raise BadRequest(f"paths must be a list of 1-{MAX_CAPABILITY_PATHS} paths")
     paths = [asked] if isinstance(asked, str) else asked
     services = services_of(request)
     slug = await services.orgs.slug_of(ctx.verified_caller.org_id)
@@ -489,6 +490,7 @@ SYS_OPERATIONS: tuple[Operation, ...] = (
         "ui_mount",
         _PREFLIGHT,
         path=PreflightPath,
+        errors=(*_ERRORS, 404),
         responses={200: Response(Envelope[UIMount])},
     ),
     # Newer Vault CLIs ask this path for the same preflight (command/kv_helpers.go).
@@ -499,6 +501,7 @@ SYS_OPERATIONS: tuple[Operation, ...] = (
         "mounts_all",
         _PREFLIGHT,
         path=PreflightPath,
+        errors=(*_ERRORS, 404),
         responses={200: Response(Envelope[UIMount])},
     ),
 )
