@@ -3,7 +3,7 @@
 Usage (PostgreSQL from ``CVAULT_TEST_DATABASE_URL``, ``wrk`` on the PATH)::
 
     PYTHONPATH=$PWD python bench/secret_read.py [--rounds 5] [--duration 5] [--connections 32] [--deployment]
-        [--workers 1,2] [--baseline DIR]
+        [--workers 1,2] [--baseline DIR] [--vault-api]
 
 What it does:
 
@@ -497,6 +497,11 @@ def main() -> int:
         help="also serve the store from the checkout in DIR (PYTHONPATH=DIR) on the same database and token, "
         "rounds interleaved, and print both ratios to the bare handler and their difference in points",
     )
+    parser.add_argument(
+        "--vault-api",
+        action="store_true",
+        help="read the secret through the Vault-compatible API (GET /vault/v1/<slug>/<vault>/data/<name>) instead",
+    )
     args = parser.parse_args()
     admin = os.environ.get("CVAULT_TEST_DATABASE_URL")
     if not admin or not shutil.which("wrk"):
@@ -541,8 +546,14 @@ def main() -> int:
         assert len(token.unverified_caveats) == 5
         bundle = authority.discharge(encode_token(token), ORG, 1)
         read_url = f"{store_url}/v1/orgs/{ORG}/vaults/{VAULT}/secrets/{SECRET}"
+        if args.vault_api:
+            read_url = f"{store_url}/vault/v1/bench/{VAULT}/data/{SECRET}"
+
+        def value_of(reply: Any) -> Any:
+            return reply["data"]["data"]["value"] if args.vault_api else reply["value"]
+
         status, reply = http("GET", read_url, bundle)
-        assert status == 200 and reply["value"] == VALUE, reply
+        assert status == 200 and value_of(reply) == VALUE, reply
         with urllib.request.urlopen(
             urllib.request.Request(read_url, headers={"Authorization": f"Bearer {bundle}"})
         ) as resp:
@@ -562,7 +573,7 @@ def main() -> int:
             wait_ready(f"http://127.0.0.1:{base_port}/readyz")
             base_url = read_url.replace(store_url, f"http://127.0.0.1:{base_port}")
             status, reply = http("GET", base_url, bundle)
-            assert status == 200 and reply["value"] == VALUE, reply
+            assert status == 200 and value_of(reply) == VALUE, reply
         bare, bare_url = start_bare(body, procs)
 
         store_runs: list[dict[str, float]] = []

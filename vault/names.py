@@ -15,6 +15,7 @@ __all__ = [
     "MAX_SECRET_BYTES",
     "MAX_SECRET_NAME",
     "STAGES",
+    "VERSIONS_MESSAGE",
     "check_org_id",
     "check_prefix",
     "check_secret_name",
@@ -30,7 +31,7 @@ MAX_SECRET_NAME = 256
 MAX_ORG_ID = (1 << 63) - 1
 STAGES = ("current", "pending", "previous")
 _MAX_VERSIONS = 1000
-_VERSIONS_MESSAGE = (
+_VERSIONS_MESSAGE = VERSIONS_MESSAGE = (
     f"versions must be a non-empty list of at most {_MAX_VERSIONS} positive version numbers "
     '(numbers, numeric strings, or comma-separated strings such as "1,2")'
 )

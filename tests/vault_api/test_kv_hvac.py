@@ -279,7 +279,7 @@ async def test_mounts_paths_and_methods(world: EnrolledOrg) -> None:
     status, _, body = await raw(world, "PATCH", "/v1/acme/prod/data/x", body={"data": {}})
     assert (status, body) == (415, {"errors": ["PATCH needs Content-Type: application/merge-patch+json"]})
     status, _, body = await raw(world, "POST", "/v1/acme/prod/data/x", body={"data": "not an object"})
-    assert status == 400 and body == {"errors": ["data must be a JSON object"]}
+    assert status == 400 and body == {"errors": ["request body: Expected `object`, got `str` - at `$.data`"]}
     # The native API keeps its own error shape.
     r = await world.h.store("GET", world.secret("missing"), world.bundle)
     assert r.status == 404 and r.code == "not_found"

@@ -55,6 +55,10 @@ class OrgTable:
         """:meth:`orgs_with_slug` without waiting: ``None`` when the slug is not in memory (yet)."""
         return self._by_slug.get(slug)
 
+    def cached_slug_of(self, org_id: int) -> str | None:
+        """:meth:`slug_of` without waiting: ``None`` when the org is not in memory (yet)."""
+        return self._slugs.get(org_id)
+
     async def orgs_with_slug(self, slug: str) -> tuple[int, ...]:
         """The ids of the orgs whose enrolment recorded ``slug`` (empty if none did)."""
         found = self._by_slug.get(slug)

@@ -99,6 +99,9 @@ class OrgDirectory(Protocol):
     async def slug_of(self, org_id: int) -> str | None:
         """The slug an org's mounts are named by (``None`` if it is not enrolled)."""
 
+    def cached_slug_of(self, org_id: int) -> str | None:
+        """The same as :meth:`slug_of` if the org is in memory, without waiting; else ``None``."""
+
 
 class OrgRepository(Protocol):
     async def enroll(

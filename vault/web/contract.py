@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 from aiohttp import web
+from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from vault.errors import BadRequest, TooLarge
 
@@ -48,8 +49,8 @@ ERRORS: Final = (400, 401, 403, 404, 405, 409, 413, 415, 429, 503)
 
 _ENCODER = msgspec.json.Encoder()
 _SCHEMA_REF = "#/components/schemas/{name}"
-# aiohttp's ``{name:regex}`` route variables; the OpenAPI path keeps ``{name}``.
-_ROUTE_VARIABLE = re.compile(r"\{(\w+):[^{}]+\}")
+# aiohttp's ``{name:regex}`` route variables (the regex may hold ``{m,n}``); the OpenAPI path keeps ``{name}``.
+_ROUTE_VARIABLE = re.compile(r"\{(\w+):(?:[^{}]|\{[^{}]*\})+\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +68,11 @@ class Operation:
 
     ``route`` is aiohttp's (``{name:[A-Za-z0-9._/-]+}`` for a variable that spans segments); the document shows it
     as ``{name}``. ``path`` and ``query`` are Structs whose fields are the path and query parameters, ``body`` the
-    request body's Struct; ``responses`` maps each success status to its :class:`Response` (errors come from
-    ``errors``, all :class:`vault.web.models.Error` unless ``error_model`` says otherwise). ``security`` lists the
-    alternatives of the document's security schemes, ``()`` for a public route (``""`` among them: the
-    credential is optional).
+    request body's Struct; ``responses`` maps each success status (or range, ``"2XX"``) to its :class:`Response`
+    (errors come from ``errors``, all :class:`vault.web.models.Error` unless ``error_model`` says otherwise).
+    ``security`` lists the alternatives of the document's security schemes, ``()`` for a public route (``""`` among them: the credential is optional). ``aliases``
+    are methods OpenAPI 3.1 cannot name (the Vault API's ``LIST``): they reach this operation's handler too, and,
+    since the document cannot list them, a 405's ``Allow`` does not either (docs/vault-compat.md).
     """
 
     method: str
@@ -78,7 +80,7 @@ class Operation:
     handler: Handler
     id: str
     summary: str
-    responses: Mapping[int, Response]
+    responses: Mapping[int | str, Response]
     path: type | None = None
     query: type | None = None
     body: Any = None  # a Struct, or Annotated[Struct, Meta(extra_json_schema=...)] for cross-field rules
@@ -89,16 +91,37 @@ class Operation:
     error_model: type = Error
     description: str | None = None
     tags: tuple[str, ...] = field(default=())
+    aliases: tuple[str, ...] = ()
 
     @property
     def openapi_path(self) -> str:
         return _ROUTE_VARIABLE.sub(r"{\1}", self.route)
 
 
+class _AliasedResource(web.DynamicResource):
+    """A route whose handler also answers methods the resource does not advertise (``Allow`` lists only its own)."""
+
+    def __init__(self, path: str, aliases: Mapping[str, str]) -> None:
+        super().__init__(path)
+        self._aliases = dict(aliases)
+
+    async def resolve(self, request: web.Request) -> Any:
+        target = self._aliases.get(request.method)
+        if target is not None and (match := self._match(request.rel_url.path_safe)) is not None:
+            return UrlMappingMatchInfo(match, self._routes[target]), self._allowed_methods
+        return await super().resolve(request)
+
+
 def add_operations(router: web.UrlDispatcher, operations: Iterable[Operation]) -> None:
     """Route each operation (in the order given: aiohttp tries routes in registration order)."""
     for op in operations:
-        router.add_route(op.method, op.route, op.handler)
+        if op.aliases:
+            # aiohttp adds the next routes of the same path to this resource (its last one) as well.
+            resource = _AliasedResource(op.route, {alias: op.method for alias in op.aliases})
+            router.register_resource(resource)
+            resource.add_route(op.method, op.handler)
+        else:
+            router.add_route(op.method, op.route, op.handler)
 
 
 # -- decoding -------------------------------------------------------------------------------

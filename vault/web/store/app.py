@@ -52,7 +52,7 @@ from .authority_keys import follow_authority_keys
 from .openapi import OPERATIONS, spec
 from .revocation_follower import MAX_WAIT, RevocationFollower
 from .services import SERVICES_KEY, StoreServices
-from .vault_kv import VAULT_PREFIX, add_vault_kv_routes, create_vault_kv_app, render_vault_error
+from .vault_kv import VAULT_OPERATIONS, VAULT_PREFIX, render_vault_error
 
 __all__ = ["POOL_KEY", "SERVICES_KEY", "StoreServices", "create_store_app", "open_store"]
 
@@ -232,7 +232,6 @@ def create_store_app(
     add_operations(app.router, OPERATIONS)
     serve_document(app, spec(config.store_url))
     # The Vault-compatible API (docs/vault-compat.md): same guard, services and audit.
-    add_vault_kv_routes(app.router, VAULT_PREFIX)
+    add_operations(app.router, VAULT_OPERATIONS)
     app[PATH_RENDERERS_KEY] = ((VAULT_PREFIX + "/", render_vault_error),)
-    app.add_subapp(VAULT_PREFIX, create_vault_kv_app())
     return app

@@ -1,4 +1,5 @@
-"""The store's OpenAPI 3.1 document, generated from its operations (:mod:`vault.web.contract`)."""
+"""The store's OpenAPI 3.1 document, generated from its operations (:mod:`vault.web.contract`): the native API
+and the Vault-compatible API under ``/vault``."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any, Final
 from .. import service_routes
 from ..contract import Operation, openapi_document
 from . import handlers, rotation_handlers
-from .vault_kv_openapi import vault_kv_paths
+from .vault_kv import SECURITY_SCHEMES, VAULT_OPERATIONS
 
-__all__ = ["OPERATIONS", "spec"]
+__all__ = ["OPERATIONS", "VAULT_OPERATIONS", "spec"]
 
 OPERATIONS: Final[tuple[Operation, ...]] = (
     *handlers.OPERATIONS,  # the secret read first: aiohttp tries routes in the order they were added
@@ -18,29 +19,12 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
 )
 """The native API's operations, in routing order."""
 
-SECURITY_SCHEMES: Final = {
-    "bundle": {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "a store token and its bound org discharge, comma-separated (cv1_...)",
-    },
-    "vaultToken": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Vault-Token",
-        "description": "a store bundle, for the Vault-compatible API under /vault",
-    },
-}
-
 
 def spec(store_url: str) -> dict[str, Any]:
-    document = openapi_document(
+    return openapi_document(
         title="cvault store",
         version="1",
         server_url=store_url,
-        operations=OPERATIONS,
+        operations=(*OPERATIONS, *VAULT_OPERATIONS),
         security_schemes=SECURITY_SCHEMES,
     )
-    # The Vault-compatible API's hand-written paths, until its operations are declared (issue 28 item 1).
-    document["paths"].update(vault_kv_paths())
-    return document

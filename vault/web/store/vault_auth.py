@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 import aiohttp
+import msgspec
 from aiohttp import web
 
 from vault.audit.event import AuditEvent
@@ -33,20 +34,21 @@ from vault.macaroon.caveats import ValidityWindow
 from vault.macaroon.cvault_caveats import WorkloadIdentity
 from vault.store.events import SERVICE
 
-from ..common import origin, read_capped, read_json
+from ..common import origin, read_capped
+from ..contract import Operation, Response, decode_json, read_body
 from .revocation_follower import client_tls
 from .services import StoreServices, services_of
+from .vault_messages import LoginAuth, LoginEnvelope, LoginPath, LoginRequest, LoginRole, VaultErrors
 from .vault_reply import envelope, vault_json
 
-__all__ = ["add_auth_routes"]
+__all__ = ["AUTH_OPERATIONS"]
 
 _ROLE = re.compile(r"(?P<org>[a-z0-9][a-z0-9-]{1,62})/(?P<binding>[a-z0-9][a-z0-9_.-]{0,62})")
 _DISCHARGE_PATH = "/org/.well-known/macfly/3p"
 _MAX_REPLY_BYTES = 64 * 1024
 _TIMEOUT = 10.0
-_MAX_JWT_CHARS = 16 * 1024
-# A compact JWS: three base64url parts. It is sent on as a header, where a control or non-ASCII character is a
-# ValueError of the HTTP client (a 500), so anything else is refused here.
+# A compact JWS: three base64url parts (LoginRequest says so too). It is sent on as a header, where a control or
+# non-ASCII character is a ValueError of the HTTP client (a 500), so anything else is refused here.
 _JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
@@ -103,14 +105,34 @@ async def _discharge(services: StoreServices, ticket: bytes, binding_id: bytes, 
     raise Unavailable(f"the authority answered {status} to the workload's discharge")
 
 
+def _record_role(raw: bytes, seen: dict[str, Any]) -> None:
+    """The role a refused body names, for its audit event, when it is one."""
+    try:
+        role = msgspec.json.decode(raw, type=LoginRole).role
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return
+    if isinstance(role, str) and _ROLE.fullmatch(role):
+        seen["role"] = role
+
+
 async def _login(request: web.Request, services: StoreServices, seen: dict[str, Any]) -> web.StreamResponse:
     """The login's reply; ``seen`` collects what the audit event records, refused or not."""
-    data = await read_json(request)
-    role, jwt = data.get("role"), data.get("jwt")
-    if not isinstance(role, str) or not (match := _ROLE.fullmatch(role)):
+    raw = await read_body(request)
+    try:
+        data = decode_json(raw, LoginRequest)
+    except BadRequest as exc:
+        _record_role(raw, seen)
+        if "$.jwt" in exc.message:
+            raise BadRequest("jwt must be a signed JWT") from None
+        if "$.role" in exc.message:
+            raise BadRequest("role must be '<org slug>/<workload binding name>'") from None
+        raise
+    role, jwt = data.role, data.jwt
+    # The model's patterns, whole (a pattern's $ also matches before a final newline).
+    if not (match := _ROLE.fullmatch(role)):
         raise BadRequest("role must be '<org slug>/<workload binding name>'")
     seen["role"] = role
-    if not isinstance(jwt, str) or len(jwt) > _MAX_JWT_CHARS or not _JWT.fullmatch(jwt):
+    if not _JWT.fullmatch(jwt):
         raise BadRequest("jwt must be a signed JWT")
     org_id = await _org_of(services, match["org"])
     seen["org"] = org_id
@@ -129,20 +151,20 @@ async def _login(request: web.Request, services: StoreServices, seen: dict[str, 
     seen.update(token_id=token.token_id)
     if found:
         seen.update(workload=found[0].label, binding=found[0].binding_id)
-    auth = {
-        "client_token": Bundle((token, discharge)).encode(),
-        "accessor": "",
-        "policies": ["default"],
-        "token_policies": ["default"],
-        "metadata": {"role": role, "workload": seen.get("workload", ""), "binding": seen.get("binding", "")},
-        "lease_duration": max(0, min(ends) - now),
-        "renewable": False,
-        "entity_id": "",
-        "token_type": "service",
-        "orphan": True,
-        "num_uses": 0,
-    }
-    return vault_json({**envelope(request, None), "auth": auth})
+    auth = LoginAuth(
+        client_token=Bundle((token, discharge)).encode(),
+        accessor="",
+        policies=["default"],
+        token_policies=["default"],
+        metadata={"role": role, "workload": seen.get("workload", ""), "binding": seen.get("binding", "")},
+        lease_duration=max(0, min(ends) - now),
+        renewable=False,
+        entity_id="",
+        token_type="service",  # noqa: S106 (Vault's token type, not a secret)
+        orphan=True,
+        num_uses=0,
+    )
+    return vault_json(LoginEnvelope(request_id=envelope(request, None).request_id, auth=auth))
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -182,6 +204,20 @@ async def _audit(
     )
 
 
-def add_auth_routes(r: web.UrlDispatcher) -> None:
-    r.add_post("/v1/auth/{method:jwt|kubernetes}/login", login)
-    r.add_put("/v1/auth/{method:jwt|kubernetes}/login", login)
+AUTH_OPERATIONS: tuple[Operation, ...] = tuple(
+    Operation(
+        method=method,
+        route="/vault/v1/auth/{method:jwt|kubernetes}/login",
+        handler=login,
+        id=f"vault.login_{method.lower()}",
+        summary="Workload login {role: '<org slug>/<binding>', jwt}: auth.client_token is a store bundle",
+        description="docs/workload-identity.md",
+        path=LoginPath,
+        body=LoginRequest,
+        responses={200: Response(LoginEnvelope)},
+        errors=(400, 403, 404, 405, 413, 429, 503),
+        error_model=VaultErrors,
+    )
+    for method in ("POST", "PUT")
+)
+"""The JWT and Kubernetes logins (no token: the JWT is the credential)."""

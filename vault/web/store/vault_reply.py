@@ -9,30 +9,30 @@ refused or missing token (plus ``"discharge expired"``, ``"token expired"`` or
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from functools import lru_cache, partial
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from vault.errors import InvalidToken, NotFound, Unauthorized, VaultError
-from vault.names import check_vault_name
 from vault.store.mounts import mount_org
 
 from ..common import origin, required_credential
 from .guard import Check, GuardedHandler, run_guarded
 from .services import StoreServices, services_of
+from .vault_messages import Envelope, VaultErrors
 
 __all__ = [
     "envelope",
     "guard",
     "mount_of",
     "presented",
-    "read_reply",
     "refusal_reason",
     "render_vault_error",
     "rfc3339",
+    "slug_orgs",
     "token_org",
     "vault_credentials",
     "vault_json",
@@ -40,12 +40,15 @@ __all__ = [
 
 _JSON = "application/json"
 _NO_STORE = {"Cache-Control": "no-store"}
+_ENCODER = msgspec.json.Encoder()
 
 
 def vault_json(body: Any, status: int = 200) -> web.Response:
-    # Exactly "application/json" (a bytes body gets no charset): hvac reads an error body only when the header
-    # is that string.
-    return web.Response(body=json.dumps(body).encode(), status=status, content_type=_JSON, headers=_NO_STORE)
+    """``body`` (a model of :mod:`.vault_messages`) as the reply.
+
+    Exactly "application/json" (a bytes body gets no charset): hvac reads an error body only when the header
+    is that string."""
+    return web.Response(body=_ENCODER.encode(body), status=status, content_type=_JSON, headers=_NO_STORE)
 
 
 def refusal_reason(code: str, message: str) -> str | None:
@@ -68,36 +71,16 @@ def render_vault_error(request: web.Request, status: int, code: str, message: st
     but for an expired or revoked bundle (:func:`refusal_reason`)."""
     if status in (401, 403):
         reason = refusal_reason(code, message)
-        return vault_json({"errors": ["permission denied", *([reason] if reason else [])]}, 403)
+        return vault_json(VaultErrors(errors=["permission denied", *([reason] if reason else [])]), 403)
     if status == 404:
-        return vault_json({"errors": []}, 404)
+        return vault_json(VaultErrors(errors=[]), 404)
     if status == 405:
-        return vault_json({"errors": ["unsupported operation"]}, 405)
-    return vault_json({"errors": [message]}, status)
+        return vault_json(VaultErrors(errors=["unsupported operation"]), 405)
+    return vault_json(VaultErrors(errors=[message]), status)
 
 
-def envelope(request: web.Request, data: Any) -> dict[str, Any]:
-    return {
-        "request_id": origin(request).request_id or "",
-        "lease_id": "",
-        "renewable": False,
-        "lease_duration": 0,
-        "data": data,
-        "wrap_info": None,
-        "warnings": None,
-        "auth": None,
-    }
-
-
-def read_reply(request: web.Request, data: dict[str, Any], created: str, version: int) -> web.Response:
-    """A KV read's reply: :func:`envelope` around ``{data, metadata}``, written out directly (the hot path)."""
-    body = (
-        f'{{"request_id": {json.dumps(origin(request).request_id or "")}, "lease_id": "", "renewable": false, '
-        f'"lease_duration": 0, "data": {{"data": {json.dumps(data)}, "metadata": {{"created_time": "{created}", '
-        f'"custom_metadata": null, "deletion_time": "", "destroyed": false, "version": {int(version)}}}}}, '
-        '"wrap_info": null, "warnings": null, "auth": null}'
-    )
-    return web.Response(body=body.encode(), content_type=_JSON, headers=_NO_STORE)
+def envelope(request: web.Request, data: Any) -> Envelope[Any]:
+    return Envelope(request_id=origin(request).request_id or "", data=data)
 
 
 def rfc3339(value: dt.datetime | int | None) -> str:
@@ -132,6 +115,21 @@ async def token_org(services: StoreServices, credentials: str | None) -> int | N
     return None if credentials is None else await services.tokens.claimed_org(credentials)
 
 
+async def slug_orgs(services: StoreServices, slug: str, own: int | None) -> tuple[int, ...]:
+    """The orgs enrolled under ``slug``, as far as they can change the answer to a token of org ``own``.
+
+    A slug not in memory was enrolled in the last moments on another node, or (nearly always) never: the wait for
+    the shared reload (at most one a second) is taken only when it could make the mount the token's own, that is
+    when the token's org has no slug in memory yet. A request with no token, or with a token whose org is known
+    under another slug, is Vault's 403 at once, without a second's wait per made-up slug."""
+    ids = services.orgs.cached_orgs_with_slug(slug)
+    if ids is not None:
+        return ids
+    if own is None or services.orgs.cached_slug_of(own) not in (None, slug):
+        return ()
+    return await services.orgs.orgs_with_slug(slug)
+
+
 async def mount_of(request: web.Request, slug: str | None, credentials: str | None) -> int:
     """The org a mount names for this request's token: the slug's (``<slug>/<vault>``), or the token's own for a
     one-segment mount (``<vault>``). No such org is Vault's 403 for "no mount here"."""
@@ -142,8 +140,7 @@ async def mount_of(request: web.Request, slug: str | None, credentials: str | No
             vault_credentials(request.headers)  # a missing token says so (still a 403 to Vault clients)
             raise InvalidToken()
         return own
-    ids = services.orgs.cached_orgs_with_slug(slug)
-    return mount_org(slug, own, ids if ids is not None else await services.orgs.orgs_with_slug(slug))
+    return mount_org(slug, own, await slug_orgs(services, slug, own))
 
 
 async def guard(
@@ -152,13 +149,15 @@ async def guard(
     operation: str,
     action: int,
     *,
+    vault: str,
+    slug: str | None,
     secret: str | None = None,
 ) -> web.StreamResponse:
-    """Run a KV handler for ``<slug>/<vault>`` or ``<vault>`` through the store's guard, with ``vault=`` and
-    ``secret=``. A missing vault is Vault's 403 for a missing mount; a missing secret in it stays a 404."""
-    vault = check_vault_name(request.match_info["vault"])
+    """Run a KV handler for ``<slug>/<vault>`` or ``<vault>`` (``slug`` ``None``) through the store's guard, with
+    ``vault=`` and ``secret=``. A missing vault is Vault's 403 for a missing mount; a missing secret in it stays a
+    404."""
     credentials = presented(request.headers)
-    org_id = await mount_of(request, request.match_info.get("slug"), credentials)
+    org_id = await mount_of(request, slug, credentials)
     bound: GuardedHandler = partial(handler, vault=vault, secret=secret)
     try:
         check = Check(

@@ -10,30 +10,47 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 from aiohttp import web
+from msgspec import UNSET
 
 from vault import __version__
 from vault.errors import BadRequest, InvalidToken, Unauthorized
 from vault.macaroon import CONTROL, CREATE, DELETE, READ, WRITE, mask_to_string
 from vault.macaroon.caveats import Secrets, ValidityWindow, Vaults
-from vault.names import check_slug, check_vault_name
+from vault.names import check_vault_name
 from vault.store.caller import Caller
 from vault.store.events import access_for, audit_event
 from vault.store.mounts import RESERVED_VAULT_NAMES, kv_path, own_mount
 from vault.types import RequestContext
 
-from ..common import read_json
+from ..contract import Operation, Response, decode_body, decode_params
 from .guard import Check, run_guarded
 from .services import services_of
-from .vault_reply import envelope, presented, rfc3339, token_org, vault_credentials, vault_json
+from .vault_messages import (
+    MAX_CAPABILITY_PATHS,
+    Capabilities,
+    CapabilitiesRequest,
+    Envelope,
+    Health,
+    HealthQuery,
+    Leader,
+    MountEntry,
+    Mounts,
+    PreflightPath,
+    RenewRequest,
+    SealStatus,
+    TokenLookup,
+    UIMount,
+    UIMounts,
+    UIMountTable,
+    VaultErrors,
+)
+from .vault_reply import envelope, presented, rfc3339, slug_orgs, token_org, vault_credentials, vault_json
 
-__all__ = ["VERSION", "add_sys_routes"]
+__all__ = ["SYS_OPERATIONS", "VERSION"]
 
 VERSION = f"{__version__}+cvault"
-# Vault's sys/health query parameters and the states they name; cvault is never a standby,
-# a DR or performance secondary, or uninitialized, so only these two apply.
-_HEALTH_CODES = {"activecode": 200, "sealedcode": 503}
-MAX_PATH_CHARS = 1024
 
 
 def _cluster_id(request: web.Request) -> str:
@@ -45,32 +62,27 @@ async def _ready(request: web.Request) -> bool:
     return await services_of(request).health.ready()
 
 
-def _status_code(request: web.Request, name: str) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return _HEALTH_CODES[name]
-    if not (raw.isascii() and raw.isdigit() and 200 <= int(raw) <= 599):
-        raise BadRequest(f"{name} must be an HTTP status code from 200 to 599")
-    return int(raw)
-
-
 async def health(request: web.Request) -> web.StreamResponse:
-    """``GET|HEAD /v1/sys/health``: 200 when serving, ``sealedcode`` (503) when the store is not ready."""
+    """``GET|HEAD /v1/sys/health``: 200 when serving, ``sealedcode`` (503) when the store is not ready.
+
+    Of Vault's status parameters only ``activecode`` and ``sealedcode`` apply: cvault is never a standby, a DR
+    or performance secondary, or uninitialized."""
+    query = decode_params(request.query, HealthQuery)
     ready = await _ready(request)
-    status = _status_code(request, "activecode" if ready else "sealedcode")
+    status = int(query.activecode if ready else query.sealedcode)
     services = services_of(request)
-    body = {
-        "initialized": True,
-        "sealed": not ready,
-        "standby": False,
-        "performance_standby": False,
-        "replication_performance_mode": "disabled",
-        "replication_dr_mode": "disabled",
-        "server_time_utc": int(services.clock()),
-        "version": VERSION,
-        "cluster_name": "cvault",
-        "cluster_id": _cluster_id(request),
-    }
+    body = Health(
+        initialized=True,
+        sealed=not ready,
+        standby=False,
+        performance_standby=False,
+        replication_performance_mode="disabled",
+        replication_dr_mode="disabled",
+        server_time_utc=int(services.clock()),
+        version=VERSION,
+        cluster_name="cvault",
+        cluster_id=_cluster_id(request),
+    )
     if request.method == "HEAD":
         return web.Response(status=status, headers={"Content-Type": "application/json"})
     return vault_json(body, status)
@@ -80,53 +92,56 @@ async def seal_status(request: web.Request) -> web.StreamResponse:
     """``GET /v1/sys/seal-status`` (``vault status``): a store that is not ready reports itself sealed."""
     ready = await _ready(request)
     return vault_json(
-        {
-            "type": "shamir",
-            "initialized": True,
-            "sealed": not ready,
-            "t": 1,
-            "n": 1,
-            "progress": 0,
-            "nonce": "",
-            "version": VERSION,
-            "build_date": "",
-            "migration": False,
-            "cluster_name": "cvault",
-            "cluster_id": _cluster_id(request),
-            "recovery_seal": False,
-            "storage_type": "postgresql",
-        }
+        SealStatus(
+            type="shamir",
+            initialized=True,
+            sealed=not ready,
+            t=1,
+            n=1,
+            progress=0,
+            nonce="",
+            version=VERSION,
+            build_date="",
+            migration=False,
+            cluster_name="cvault",
+            cluster_id=_cluster_id(request),
+            recovery_seal=False,
+            storage_type="postgresql",
+        )
     )
 
 
 async def leader(request: web.Request) -> web.StreamResponse:
     """``GET /v1/sys/leader`` (``vault status`` asks it after the seal status): no HA, every node serves."""
     return vault_json(
-        {
-            "ha_enabled": False,
-            "is_self": False,
-            "active_time": "0001-01-01T00:00:00Z",
-            "leader_address": "",
-            "leader_cluster_address": "",
-            "performance_standby": False,
-            "performance_standby_last_remote_wal": 0,
-        }
+        Leader(
+            ha_enabled=False,
+            is_self=False,
+            active_time="0001-01-01T00:00:00Z",
+            leader_address="",
+            leader_cluster_address="",
+            performance_standby=False,
+            performance_standby_last_remote_wal=0,
+        )
     )
 
 
-def _mount_entry(slug: str | None, vault: str) -> dict[str, Any]:
+def _description(slug: str | None) -> str:
+    return "cvault vault" if slug is not None else "cvault vault (this token's organization)"
+
+
+def _accessor(slug: str | None, vault: str) -> str:
     mount = f"{slug}/{vault}" if slug is not None else vault
-    return {
-        "type": "kv",
-        "description": "cvault vault" if slug is not None else "cvault vault (this token's organization)",
-        "accessor": f"kv_{uuid.uuid5(uuid.NAMESPACE_URL, mount).hex[:8]}",
-        "options": {"version": "2"},
-        "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False},
-        "local": False,
-        "seal_wrap": False,
-        "external_entropy_access": False,
-        "uuid": "",
-    }
+    return f"kv_{uuid.uuid5(uuid.NAMESPACE_URL, mount).hex[:8]}"
+
+
+def _mount_entry(slug: str | None, vault: str) -> MountEntry:
+    return MountEntry(description=_description(slug), accessor=_accessor(slug, vault))
+
+
+def _ui_mount(slug: str | None, vault: str) -> UIMount:
+    path = f"{slug}/{vault}/" if slug is not None else f"{vault}/"
+    return UIMount(path=path, description=_description(slug), accessor=_accessor(slug, vault))
 
 
 async def ui_mount(request: web.Request) -> web.StreamResponse:
@@ -143,28 +158,36 @@ async def ui_mount(request: web.Request) -> web.StreamResponse:
     parts = request.match_info["path"].strip("/").split("/")
     services = services_of(request)
     credentials = presented(request.headers)
-    if len(parts) >= 2:
+    if len(parts) >= 2 and _is_vault_name(parts[0]) and _is_vault_name(parts[1]):
         own = await token_org(services, credentials)
         try:
-            own_mount(parts[0], own, await services.orgs.orgs_with_slug(parts[0]))
+            own_mount(parts[0], own, await slug_orgs(services, parts[0], own))
         except Unauthorized:
             pass  # not this token's slug: perhaps its own vault of that name
         else:
-            slug, vault = check_slug(parts[0]), check_vault_name(parts[1])
-            return vault_json(envelope(request, {"path": f"{slug}/{vault}/", **_mount_entry(slug, vault)}))
-    vault = check_vault_name(parts[0])
-    if vault in RESERVED_VAULT_NAMES:
+            return vault_json(envelope(request, _ui_mount(parts[0], parts[1])))
+    # Any path is a fair question; one under no mount is Vault's 403, as for a token without access there.
+    vault = parts[0]
+    if not _is_vault_name(vault) or vault in RESERVED_VAULT_NAMES:
         raise Unauthorized("no mount at this path")
 
     async def one_segment(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
         if not await services_of(request).kv.has_vault(ctx.verified_caller.org_id, vault):
             raise Unauthorized(f"no vault {vault!r}")
-        return vault_json(envelope(request, {"path": f"{vault}/", **_mount_entry(None, vault)}))
+        return vault_json(envelope(request, _ui_mount(None, vault)))
 
     return await _guarded_by_token(request, one_segment, "vaults.list")
 
 
-async def _visible_mounts(request: web.Request, ctx: RequestContext[Caller]) -> dict[str, Any]:
+def _is_vault_name(text: str) -> bool:
+    try:
+        check_vault_name(text)
+    except BadRequest:
+        return False
+    return True
+
+
+async def _visible_mounts(request: web.Request, ctx: RequestContext[Caller]) -> dict[str, MountEntry]:
     services = services_of(request)
     slug = await services.orgs.slug_of(ctx.verified_caller.org_id)
     vaults = await services.control.list_vaults(ctx)
@@ -199,7 +222,9 @@ async def mounts(request: web.Request) -> web.StreamResponse:
     async def listing(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
         ctx.verified_caller.check(access_for(ctx, int(services_of(request).clock()), CONTROL))
         found = await _visible_mounts(request, ctx)
-        return vault_json({**found, **envelope(request, found)})
+        # As Vault, data's entries are repeated at the top level: the model describes the envelope.
+        reply = Mounts(request_id=envelope(request, None).request_id, data=found)
+        return vault_json({**found, **msgspec.structs.asdict(reply)})
 
     return await _guarded_by_token(request, listing, "vaults.list")
 
@@ -208,7 +233,7 @@ async def ui_mounts(request: web.Request) -> web.StreamResponse:
     """``GET /v1/sys/internal/ui/mounts``: the same, in the UI's ``{secret, auth}`` shape (vault-api reads it)."""
 
     async def listing(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
-        return vault_json(envelope(request, {"secret": await _visible_mounts(request, ctx), "auth": {}}))
+        return vault_json(envelope(request, UIMountTable(secret=await _visible_mounts(request, ctx), auth={})))
 
     return await _guarded_by_token(request, listing, "vaults.list")
 
@@ -228,27 +253,27 @@ async def _lookup(request: web.Request, ctx: RequestContext[Caller]) -> web.Stre
     if caller.actor is not None:
         meta["actor"] = caller.actor
     await services.audit.record(audit_event(ctx, "ok", detail={"expires": expiry}))
-    data = {
+    data = TokenLookup(
+        accessor=caller.token_id,
+        creation_time=issued or 0,
+        creation_ttl=0,
+        display_name="cvault",
+        entity_id=caller.actor or "",
+        expire_time=rfc3339(expiry) or None,
+        explicit_max_ttl=0,
         # The token itself, as Vault answers: Vault Agent's token_file auto-auth and
         # node-vault-client send data.id as the token from then on.
-        "accessor": caller.token_id,
-        "creation_time": issued or 0,
-        "creation_ttl": 0,
-        "display_name": "cvault",
-        "entity_id": caller.actor or "",
-        "expire_time": rfc3339(expiry) or None,
-        "explicit_max_ttl": 0,
-        "id": vault_credentials(request.headers),
-        "issue_time": rfc3339(issued) or None,
-        "meta": meta,
-        "num_uses": 0,
-        "orphan": True,
-        "path": "auth/token/create",
-        "policies": [mask_to_string(caller.effective_mask())],
-        "renewable": False,
-        "ttl": max(0, expiry - now) if expiry is not None else 0,
-        "type": "service",
-    }
+        id=vault_credentials(request.headers),
+        issue_time=rfc3339(issued) or None,
+        meta=meta,
+        num_uses=0,
+        orphan=True,
+        path="auth/token/create",
+        policies=[mask_to_string(caller.effective_mask())],
+        renewable=False,
+        ttl=max(0, expiry - now) if expiry is not None else 0,
+        type="service",
+    )
     return vault_json(envelope(request, data))
 
 
@@ -260,6 +285,8 @@ async def lookup_self(request: web.Request) -> web.StreamResponse:
 async def _not_renewable(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     # A bundle's lifetime is its org discharge's; only a fresh discharge extends it
     # (`cvault vault-token --sink` keeps a file holding one).
+    if request.body_exists:
+        await decode_body(request, RenewRequest)
     raise BadRequest("lease is not renewable")
 
 
@@ -291,7 +318,6 @@ _CAPABILITIES: dict[str, tuple[tuple[str, str, int], ...]] = {
     "subkeys": (("read", "secrets.read", READ),),
     "config": (("read", "vaults.config", READ), ("update", "vaults.configure", CONTROL)),
 }
-MAX_CAPABILITY_PATHS = 64
 
 
 def _capabilities(ctx: RequestContext[Caller], now: int, slug: str | None, path: str) -> list[str]:
@@ -310,22 +336,21 @@ def _capabilities(ctx: RequestContext[Caller], now: int, slug: str | None, path:
 
 
 async def _capabilities_self(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
-    body = await read_json(request)
-    paths = body.get("paths", body.get("path"))
-    if isinstance(paths, str):
-        paths = [paths]
-    if not isinstance(paths, list) or not paths or len(paths) > MAX_CAPABILITY_PATHS:
+    body = await decode_body(request, CapabilitiesRequest)
+    asked = body.paths if body.paths is not UNSET else body.path
+    if asked is UNSET:  # the document's anyOf says so; the model alone cannot
         raise BadRequest(f"paths must be a list of 1-{MAX_CAPABILITY_PATHS} paths")
-    if not all(isinstance(p, str) and 0 < len(p) <= MAX_PATH_CHARS for p in paths):
-        raise BadRequest(f"each path is a string of 1-{MAX_PATH_CHARS} characters")
+    paths = [asked] if isinstance(asked, str) else asked
     services = services_of(request)
     slug = await services.orgs.slug_of(ctx.verified_caller.org_id)
     now = int(services.clock())
     found = {p: _capabilities(ctx, now, slug, p) for p in paths}
     combined = sorted({c for caps in found.values() for c in caps} - ({"deny"} if len(found) > 1 else set()))
-    data: dict[str, Any] = {**found, "capabilities": combined or ["deny"]}
+    data = {**found, "capabilities": combined or ["deny"]}
     await services.audit.record(audit_event(ctx, "ok", detail={"paths": len(paths)}))
-    return vault_json({**data, **envelope(request, data)})
+    # As Vault, data's entries are repeated at the top level: the model describes the envelope.
+    reply = Capabilities(request_id=envelope(request, None).request_id, data=data)
+    return vault_json({**data, **msgspec.structs.asdict(reply)})
 
 
 async def capabilities_self(request: web.Request) -> web.StreamResponse:
@@ -334,18 +359,150 @@ async def capabilities_self(request: web.Request) -> web.StreamResponse:
     return await _guarded_by_token(request, _capabilities_self, "tokens.lookup")
 
 
-def add_sys_routes(r: web.UrlDispatcher) -> None:
-    r.add_get("/v1/auth/token/lookup-self", lookup_self)
-    r.add_post("/v1/auth/token/lookup-self", lookup_self)
-    r.add_post("/v1/auth/token/renew-self", renew_self)
-    r.add_put("/v1/auth/token/renew-self", renew_self)
-    r.add_get("/v1/sys/health", health)  # aiohttp answers HEAD for GET routes too (allow_head)
-    r.add_get("/v1/sys/seal-status", seal_status)
-    r.add_get("/v1/sys/leader", leader)
-    r.add_get("/v1/sys/mounts", mounts)
-    r.add_post("/v1/sys/capabilities-self", capabilities_self)
-    r.add_put("/v1/sys/capabilities-self", capabilities_self)
-    r.add_get("/v1/sys/internal/ui/mounts", ui_mounts)
-    r.add_get("/v1/sys/internal/ui/mounts/{path:.+}", ui_mount)
+_SECURITY = ("bundle", "vaultToken")
+_ERRORS = (400, 403, 405, 413, 429, 503)
+_PREFIX = "/vault/v1"
+
+
+def _op(method: str, route: str, handler: Any, name: str, summary: str, **kw: Any) -> Operation:
+    kw.setdefault("security", _SECURITY)
+    kw.setdefault("errors", _ERRORS)
+    return Operation(
+        method=method,
+        route=_PREFIX + route,
+        handler=handler,
+        id=f"vault.{name}",
+        summary=summary,
+        error_model=VaultErrors,
+        **kw,
+    )
+
+
+_HEALTH = {
+    "2XX": Response(Health, description="serving (activecode, 200 unless given)"),
+    "5XX": Response(Health, description="sealed: the store is not ready (sealedcode, 503 unless given)"),
+}
+_PREFLIGHT = "Mount preflight: the KV version 2 mount at the start of the path; 403 for a path under no mount"
+SYS_OPERATIONS: tuple[Operation, ...] = (
+    _op(
+        "GET",
+        "/auth/token/lookup-self",
+        lookup_self,
+        "lookup_self",
+        "Describe the token (data.id: as sent)",
+        responses={200: Response(Envelope[TokenLookup])},
+    ),
+    _op(
+        "POST",
+        "/auth/token/lookup-self",
+        lookup_self,
+        "lookup_self_post",
+        "Describe the token (data.id: as sent)",
+        responses={200: Response(Envelope[TokenLookup])},
+    ),
+    *(
+        _op(
+            method,
+            "/auth/token/renew-self",
+            renew_self,
+            f"renew_self_{method.lower()}",
+            "A bundle is not renewable: 400 'lease is not renewable' for a live one (fetch a new bundle)",
+            body=RenewRequest,
+            body_required=False,
+            responses={},
+        )
+        for method in ("POST", "PUT")
+    ),
+    _op(
+        "GET",
+        "/sys/health",
+        health,
+        "health",
+        "Serving, or sealed (not ready)",
+        query=HealthQuery,
+        security=(),
+        responses=_HEALTH,
+        errors=(400, 405),
+    ),
+    _op(
+        "HEAD",
+        "/sys/health",
+        health,
+        "health_head",
+        "The same, without a body",
+        query=HealthQuery,
+        security=(),
+        responses={k: Response(None, description=r.description) for k, r in _HEALTH.items()},
+        errors=(400, 405),
+    ),
+    _op(
+        "GET",
+        "/sys/seal-status",
+        seal_status,
+        "seal_status",
+        "Sealed exactly when not ready",
+        security=(),
+        responses={200: Response(SealStatus)},
+        errors=(405,),
+    ),
+    _op(
+        "GET",
+        "/sys/leader",
+        leader,
+        "leader",
+        "No HA: every node serves",
+        security=(),
+        responses={200: Response(Leader)},
+        errors=(405,),
+    ),
+    _op(
+        "GET",
+        "/sys/mounts",
+        mounts,
+        "mounts",
+        "The vaults the token can use, as KV version 2 mounts (needs 'C')",
+        responses={200: Response(Mounts)},
+    ),
+    *(
+        _op(
+            method,
+            "/sys/capabilities-self",
+            capabilities_self,
+            f"capabilities_self_{method.lower()}",
+            "The token's capabilities at each path asked",
+            body=CapabilitiesRequest,
+            responses={200: Response(Capabilities)},
+        )
+        for method in ("POST", "PUT")
+    ),
+    _op(
+        "GET",
+        "/sys/internal/ui/mounts",
+        ui_mounts,
+        "ui_mounts",
+        "The same for any live token, as {secret, auth}",
+        responses={200: Response(UIMounts)},
+    ),
+    _op(
+        "GET",
+        "/sys/internal/ui/mounts/{path:.+}",
+        ui_mount,
+        "ui_mount",
+        _PREFLIGHT,
+        path=PreflightPath,
+        errors=(*_ERRORS, 404),
+        responses={200: Response(Envelope[UIMount])},
+    ),
     # Newer Vault CLIs ask this path for the same preflight (command/kv_helpers.go).
-    r.add_get("/v1/sys/mounts-all/{path:.+}", ui_mount)
+    _op(
+        "GET",
+        "/sys/mounts-all/{path:.+}",
+        ui_mount,
+        "mounts_all",
+        _PREFLIGHT,
+        path=PreflightPath,
+        errors=(*_ERRORS, 404),
+        responses={200: Response(Envelope[UIMount])},
+    ),
+)
+"""``sys/`` and ``auth/token/``, under ``/vault``."""
