@@ -125,17 +125,49 @@ async def read_body(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) ->
     return b"".join(chunks)
 
 
+def _integral_floats_as_ints(value: Any) -> bool:
+    """Turn every float of ``value`` that is a whole number (``2.0``) into an int, in place; whether any was."""
+    changed = False
+    stack = [value]
+    while stack:  # not recursive: the decoder lets nesting deeper than Python's recursion limit through
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, item in items:
+            if isinstance(item, float):
+                if item.is_integer():
+                    node[key] = int(item)
+                    changed = True
+            elif isinstance(item, dict | list):
+                stack.append(item)
+    return changed
+
+
 def decode_json(raw: bytes, model: type[T]) -> T:
-    """``raw`` as a JSON object of ``model``; anything else is a 400 that names the field and the rule."""
+    """``raw`` as a JSON object of ``model``; anything else is a 400 that names the field and the rule.
+
+    JSON Schema counts ``2.0`` as an integer and msgspec does not: a body refused by the typed decode is decoded
+    again with its whole-number floats read as ints. Only a refused body pays for that; ``"5"`` stays refused.
+    """
     if not raw.strip():
         raise BadRequest("request body must be a JSON object")
     try:
         return msgspec.json.decode(raw, type=model)
     except msgspec.ValidationError as exc:
-        raise BadRequest(_message(exc, "request body")) from None
+        refused = exc
     except (msgspec.DecodeError, RecursionError):
         # Malformed JSON, text that is not UTF-8, lone surrogates, or nesting past the decoder's depth.
         raise BadRequest("request body is not valid JSON") from None
+    try:
+        # The typed decode stops at the first field it refuses: the rest may still be malformed.
+        document = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        raise BadRequest("request body is not valid JSON") from None
+    if isinstance(document, dict | list) and _integral_floats_as_ints(document):
+        try:
+            return msgspec.convert(document, type=model, strict=True)
+        except msgspec.ValidationError as exc:
+            refused = exc
+    raise BadRequest(_message(refused, "request body")) from None
 
 
 async def decode_body(request: web.Request, model: type[T], *, max_bytes: int = MAX_BODY_BYTES) -> T:
