@@ -67,9 +67,10 @@ class Operation:
 
     ``route`` is aiohttp's (``{name:[A-Za-z0-9._/-]+}`` for a variable that spans segments); the document shows it
     as ``{name}``. ``path`` and ``query`` are Structs whose fields are the path and query parameters, ``body`` the
-    request body's Struct; ``responses`` maps each success status to its :class:`Response` (errors come from
-    ``errors``, all :class:`vault.web.models.Error` unless ``error_model`` says otherwise). ``security`` lists the
-    alternatives of the document's security schemes, ``()`` for a public route.
+    request body's Struct (or a union of tagged Structs, or a tuple of those: any one of them); ``responses`` maps
+    each success status to its :class:`Response` (errors come from ``errors``, all :class:`vault.web.models.Error`
+    unless ``error_model`` says otherwise). ``security`` lists the alternatives of the document's security schemes,
+    ``()`` for a public route.
     """
 
     method: str
@@ -80,7 +81,7 @@ class Operation:
     responses: Mapping[int, Response]
     path: type | None = None
     query: type | None = None
-    body: type | None = None
+    body: Any = None
     body_media: str = "application/json"
     body_required: bool = True
     security: tuple[str, ...] = ()
@@ -241,15 +242,14 @@ def openapi_document(
     ops = list(operations)
     models: list[Any] = []
     for op in ops:
-        if op.body is not None:
-            models.append(op.body)
+        models += _alternatives(op.body)
         models.append(op.error_model)
         models += [m for r in op.responses.values() for m in _alternatives(r.model)]
     refs, components = msgspec.json.schema_components(models, ref_template=_SCHEMA_REF)
     schema_of = dict(zip(map(id, models), refs, strict=True))
 
-    def reply_schema(model: Any) -> Any:
-        # A reply of several shapes (msgspec refuses a union of untagged Structs): anyOf their schemas.
+    def body_schema(model: Any) -> Any:
+        # A body of several shapes (msgspec refuses a union of untagged Structs): anyOf their schemas.
         if isinstance(model, tuple):
             return {"anyOf": [schema_of[id(m)] for m in model]}
         return schema_of[id(model)]
@@ -260,7 +260,7 @@ def openapi_document(
         for status, response in op.responses.items():
             entry: dict[str, Any] = {"description": response.description}
             if response.model is not None:
-                entry["content"] = {response.media: {"schema": reply_schema(response.model)}}
+                entry["content"] = {response.media: {"schema": body_schema(response.model)}}
             responses[str(status)] = entry
         for status in op.errors:
             responses.setdefault(
@@ -287,7 +287,7 @@ def openapi_document(
         if op.body is not None:
             document["requestBody"] = {
                 "required": op.body_required,
-                "content": {op.body_media: {"schema": schema_of[id(op.body)]}},
+                "content": {op.body_media: {"schema": body_schema(op.body)}},
             }
         method = op.method.lower()
         where = paths.setdefault(op.openapi_path, {})

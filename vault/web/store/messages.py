@@ -33,6 +33,8 @@ __all__ = [
     "ClaimBody",
     "ClaimReply",
     "ClaimsReply",
+    "CommandPolicy",
+    "CreateStep",
     "CurrentVersions",
     "EnrollBody",
     "KeySet",
@@ -43,6 +45,8 @@ __all__ = [
     "NamesOrPrefix",
     "OrgPath",
     "PolicyBody",
+    "PostgresPolicy",
+    "PromoteStep",
     "Promoted",
     "PublicKey",
     "PublicKeys",
@@ -55,7 +59,11 @@ __all__ = [
     "SecretSummary",
     "SecretValue",
     "SecretsReply",
-    "StepBody",
+    "SetStep",
+    "StepDone",
+    "StepFailure",
+    "StepReport",
+    "TestStep",
     "TokenPath",
     "TokenReply",
     "VaultBody",
@@ -197,13 +205,32 @@ class VersionsBody(Model):
     versions: Annotated[list[Version], Meta(min_length=1, max_length=1000)]
 
 
-class PolicyBody(Model):
-    target: Literal["postgres", "command"]
-    every_seconds: Annotated[int, Meta(ge=60, le=MAX_TTL)]
+Every = Annotated[int, Meta(ge=60, le=MAX_TTL)]
+PasswordLength = Annotated[int, Meta(ge=16, le=128)]
+
+
+class PostgresPolicy(Model, tag_field="target", tag="postgres", kw_only=True):
+    """A PostgreSQL role's password, rotated by the store's rotators with the admin secret's connection."""
+
+    every_seconds: Every
     strategy: Literal["single", "alternating"] | None = None
-    admin_secret: SecretName | None = None
-    hook: Hook | None = None
-    password_length: Annotated[int, Meta(ge=16, le=128)] = 32
+    admin_secret: SecretName
+    hook: None = None
+    password_length: PasswordLength = 32
+
+
+class CommandPolicy(Model, tag_field="target", tag="command", kw_only=True):
+    """A value the rotators' hook makes and installs (docs/rotation.md)."""
+
+    every_seconds: Every
+    strategy: Literal["single"] | None = None
+    hook: Hook
+    admin_secret: None = None
+    password_length: PasswordLength = 32
+
+
+# ``target`` says which: the document lists the fields each one requires.
+PolicyBody = PostgresPolicy | CommandPolicy
 
 
 class ClaimBody(Model):
@@ -212,15 +239,53 @@ class ClaimBody(Model):
     lease_seconds: Lease = DEFAULT_LEASE
 
 
-class StepBody(Model):
-    step: Literal["create", "set", "test", "promote"]
+PendingVersion = Annotated[Version, Meta(description="the rotation's pending version")]
+StepName = Literal["create", "set", "test", "promote"]
+
+
+class StepReport(Model):
+    """What decides a step's body: with ``error``, it reports the step's failure (:class:`StepFailure`)."""
+
+    error: Text | None = None
+
+
+class StepFailure(Model):
+    """Any step failed at the target: why. The rotation is retried after a backoff."""
+
+    step: StepName
     holder: Holder
-    value: Annotated[Text, Meta(description="create: the new value, at most 64 KiB of UTF-8 (413 beyond)")] | None = (
-        None
-    )
-    pending_version: Annotated[Version, Meta(description="set, test, promote: the pending version")] | None = None
+    error: Annotated[Text, Meta(description="the step failed at the target: why")]
+
+
+class CreateStep(Model, tag_field="step", tag="create"):
+    holder: Holder
+    value: Annotated[Text, Meta(description="the new value, at most 64 KiB of UTF-8 (413 beyond)")]
     lease_seconds: Lease = DEFAULT_LEASE
-    error: Annotated[Text, Meta(description="the step failed at the target: why")] | None = None
+    error: None = None
+
+
+class SetStep(Model, tag_field="step", tag="set"):
+    holder: Holder
+    pending_version: PendingVersion
+    lease_seconds: Lease = DEFAULT_LEASE
+    error: None = None
+
+
+class TestStep(Model, tag_field="step", tag="test"):
+    holder: Holder
+    pending_version: PendingVersion
+    lease_seconds: Lease = DEFAULT_LEASE
+    error: None = None
+
+
+class PromoteStep(Model, tag_field="step", tag="promote"):
+    holder: Holder
+    pending_version: PendingVersion
+    error: None = None
+
+
+# A step done: ``step`` says which, and the document lists the fields each one requires.
+StepDone = CreateStep | SetStep | TestStep | PromoteStep
 
 
 # -- replies ----------------------------------------------------------------------------------
