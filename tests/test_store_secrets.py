@@ -147,6 +147,24 @@ async def test_staged_rotation_end_to_end(world: World, pool: Pool) -> None:
     ]
 
 
+async def test_a_version_and_a_stage_read_that_version_if_it_holds_that_stage(world: World, pool: Pool) -> None:
+    await _put(world, "db/password", "old")
+    await _put(world, "db/password", "new", stage="pending")
+    seq = await audit_head(pool)
+    both = await _get(world, "db/password", "?version=2&stage=pending")
+    assert both.status == 200 and both.body["value"] == "new" and both.body["stage"] == "pending"
+    assert (await _get(world, "db/password", "?version=1&stage=current")).body["value"] == "old"
+    for query in ("?version=2&stage=current", "?version=2&stage=previous", "?version=3&stage=pending"):
+        r = await _get(world, "db/password", query)
+        assert r.status == 404 and "new" not in str(r.body) and "old" not in str(r.body), (query, r)
+    r = await _get(world, "db/password", "?version=1&stage=pending")
+    assert r.status == 404 and "version 1 as the pending version of secret 'db/password'" in r.body["error"]["message"]
+    # A refused combination reveals nothing: no read is audited as done.
+    assert [e[:2] for e in summary(await audit_since(pool, seq))] == [("secrets.read", "ok")] * 2 + [
+        ("secrets.read", "error")
+    ] * 4
+
+
 async def test_ciphertext_copied_to_another_row_fails_to_decrypt(world: World, pool: Pool) -> None:
     await _put(world, "a", "secret A")
     await _put(world, "b", "secret B")

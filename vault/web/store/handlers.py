@@ -253,9 +253,7 @@ async def read_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.
     version = stage = None
     if request.query_string:  # most reads ask for the current version: no query to parse
         query = decode_params(request.query, ReadQuery)
-        version, stage = query.version, query.stage
-        if version is not None and stage is not None:
-            raise BadRequest("ask for a version or a stage, not both")
+        version, stage = query.version, query.stage  # both: that version if it holds that stage
     revealed = await _svc(request).secrets.read(
         ctx, request.match_info["vault"], request.match_info["name"], version=version, stage=stage
     )
