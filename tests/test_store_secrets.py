@@ -241,6 +241,23 @@ async def test_list_with_prefix_and_pagination(world: World, pool: Pool) -> None
     assert [s["name"] for s in r.body["secrets"]] == ["app/c"] and r.body["next_cursor"] is None
 
 
+async def test_any_cursor_of_the_alphabet_is_a_position(world: World) -> None:
+    for name in ("app/a", "app/b", "app/c"):
+        await _put(world, name, "v")
+
+    async def listed(cursor: str) -> Any:
+        return await world.h.store("GET", world.path(f"/vaults/prod/secrets?cursor={cursor}"), world.bundle)
+
+    # "app/a" unpadded, "app/b" with a last character that completes no byte, "\xff\xff\xff" (no text: U+FFFD,
+    # after every name), "\x00\x00\x00" (NUL: the same).
+    for cursor, names in (("YXBwL2E", ["app/b", "app/c"]), ("YXBwL2IA_", ["app/c"]), ("____", []), ("AAAA", [])):
+        r = await listed(cursor)
+        assert r.status == 200 and [s["name"] for s in r.body["secrets"]] == names, (cursor, r)
+    for cursor in ("YXBwL2E=", "a*b", "a%2Fb"):
+        r = await listed(cursor)
+        assert r.status == 400 and "cursor" in r.body["error"]["message"], (cursor, r)
+
+
 async def test_max_versions_trims_oldest(world: World, pool: Pool) -> None:
     await _put(world, "k", "1", max_versions=2)
     await _put(world, "k", "2")

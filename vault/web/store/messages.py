@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_LEASE",
     "MAX_TTL",
     "MAX_VERSION",
+    "UNIX_SECONDS",
     "UUID_TEXT",
     "AuditQuery",
     "AuditReply",
@@ -113,8 +114,14 @@ Holder = Annotated[str, Meta(pattern=r"^[!-~]{1,128}$", description="1 to 128 pr
 Hook = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Lease = Annotated[int, Meta(ge=1, le=MAX_LEASE)]
 Filter = Annotated[str, Meta(pattern=r"^[^\x00]*$", max_length=MAX_FILTER)]
+UNIX_SECONDS: Final = r"[0-9]*"
+# What the server reads (vault.web.rfc3339 takes every RFC 3339 date-time, Python's fromisoformat would not).
 When = Annotated[
-    str, Meta(description="Unix seconds or an ISO 8601 time (UTC when it names no offset; empty: no bound)")
+    str,
+    Meta(
+        description="Unix seconds or an RFC 3339 date-time (empty: no bound)",
+        extra_json_schema={"anyOf": [{"pattern": f"^{UNIX_SECONDS}$"}, {"format": "date-time"}]},
+    ),
 ]
 TimeText = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 PageSize = Annotated[int, Meta(ge=1, le=MAX_INT64, description="values above 1000 are read as 1000")]
@@ -149,7 +156,17 @@ class ReadQuery(Model):
 class ListQuery(Model):
     prefix: Prefix = ""
     limit: PageSize = 100
-    cursor: Annotated[str, Meta(description="next_cursor of the previous page")] | None = None
+    cursor: (
+        Annotated[
+            str,
+            Meta(
+                pattern=r"^[A-Za-z0-9_-]*$",
+                description="next_cursor of the previous page: base64url, unpadded, of the last name listed (any "
+                "such text is read as a position: the names after the text it decodes to)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class AuditQuery(Model):
