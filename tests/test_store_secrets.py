@@ -229,6 +229,22 @@ async def test_batch_read(world: World, pool: Pool) -> None:
     assert events[0]["request_id"] == events[1]["request_id"] != events[2]["request_id"]
 
 
+async def test_names_and_a_prefix_are_the_names_under_the_prefix(world: World) -> None:
+    h = world.h
+    for name in ("app/a", "other/c"):
+        await _put(world, name, f"value {name}")
+    body = {"names": ["app/a", "app/nope", "other/c"], "prefix": "app/"}
+    r = await h.store("POST", world.path("/vaults/prod/read"), world.bundle, body)
+    assert r.status == 200 and r.body == {
+        "secrets": {"app/a": {"version": 1, "value": "value app/a"}},
+        "missing": ["app/nope"],
+    }
+    r = await h.store("POST", world.path("/vaults/prod/versions"), world.bundle, body)
+    assert r.status == 200 and r.body == {"versions": {"app/a": 1}, "missing": ["app/nope"]}
+    r = await h.store("POST", world.path("/vaults/prod/read"), world.bundle, {"names": ["other/c"], "prefix": "app/"})
+    assert r.status == 200 and r.body == {"secrets": {}, "missing": []}
+
+
 async def test_list_with_prefix_and_pagination(world: World, pool: Pool) -> None:
     h = world.h
     for name in ("app/a", "app/b", "app/c", "zzz"):

@@ -263,14 +263,14 @@ async def read_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.
 
 
 async def _names_or_prefix(request: web.Request) -> tuple[list[str] | None, str]:
-    """A batch request's body: ``{"names": [...]}``, ``{"prefix": "..."}`` or ``{}`` (every secret)."""
+    """A batch request's body: ``{"names": [...]}``, ``{"prefix": "..."}`` or ``{}`` (every secret); both: the
+    names under the prefix (the others are not asked for)."""
     body = await decode_body(request, NamesOrPrefix)
     prefix = check_prefix(body.prefix or "")
     if body.names is None:
         return None, prefix
-    if prefix:
-        raise BadRequest("give names or a prefix, not both")
-    return sorted({check_secret_name(n) for n in body.names}), prefix
+    names = {check_secret_name(n) for n in body.names}
+    return sorted(n for n in names if n.startswith(prefix)), prefix
 
 
 @guarded("secrets.versions", READ, secrets_later=True)

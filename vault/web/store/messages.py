@@ -212,9 +212,13 @@ class WriteBody(Model):
 
 
 class NamesOrPrefix(Model):
-    """A batch: ``names``, or a ``prefix``, or neither (every secret of the vault)."""
+    """A batch: ``names``, or a ``prefix``, or neither (every secret of the vault); both: the names under the
+    prefix."""
 
-    names: Annotated[list[SecretName], Meta(min_length=1, max_length=1000, description="or a prefix")] | None = None
+    names: (
+        Annotated[list[SecretName], Meta(min_length=1, max_length=1000, description="with a prefix: those under it")]
+        | None
+    ) = None
     prefix: Prefix | None = None
 
 
