@@ -134,7 +134,7 @@ async def test_a_value_rewritten_to_name_another_role_is_not_rotated_and_the_adm
         assert status.last_failure is not None and "names another role" in status.last_failure
         with pytest.raises(VaultError) as refused:  # and setting the policy again for that value is refused
             await c.rotation.set_policy("prod", "db/url", target="postgres", every_seconds=DAY, admin_secret="db/admin")
-    assert refused.value.status == 400 and "admin secret's role" in refused.value.message
+    assert refused.value.status == 409 and "admin secret's role" in refused.value.message
 
 
 async def test_a_database_that_is_down_fails_at_set_and_the_rotation_recovers_when_it_is_back(

@@ -90,19 +90,38 @@ async def test_set_checks_the_secret_and_its_admin_secret_and_show_list_disable_
         r = await world.h.store("PUT", world.secret(name), world.bundle, {"value": value})
         assert r.status == 200, r
     policy = {"target": "postgres", "every_seconds": 30 * 86400, "admin_secret": "db/admin"}
-    refusals = [
+    # A well-formed policy the stored values do not fit is a conflict with the store's state: 409.
+    conflicts = [
         ("api/key", policy, "not a PostgreSQL connection document"),
         ("db/url", {**policy, "admin_secret": "api/key"}, "admin secret 'api/key'"),
         ("db/url", {**policy, "admin_secret": "db/missing"}, "has no current version"),
+        ("db/missing", policy, "secret 'db/missing' has no current version"),
         ("db/url", {**policy, "admin_secret": "db/url"}, "another secret"),
+    ]
+    for name, body, says in conflicts:
+        r = await _put(world, name, body)
+        assert r.status == 409 and says in r.body["error"]["message"], (body, r)
+        assert "s3cr" not in json.dumps(r.body) and "root-pw" not in json.dumps(r.body)
+    refusals = [
         ("db/url", {**policy, "every_seconds": 59}, "`int` >= 60 - at `$.every_seconds`"),
         ("db/url", {**policy, "strategy": "sometimes"}, "strategy"),
         ("db/url", {**policy, "password_length": 8}, "password_length"),
-        ("db/url", {"target": "postgres", "every_seconds": 3600}, "needs admin_secret"),
-        ("api/key", {"target": "command", "every_seconds": 3600}, "needs hook"),
+        # Which fields a target requires is the document's too (one schema per target): the decoder says which.
+        ("db/url", {"target": "postgres", "every_seconds": 3600}, "missing required field `admin_secret`"),
+        ("db/url", {**policy, "hook": "deploy"}, "Expected `null`, got `str` - at `$.hook`"),
+        ("api/key", {"target": "command", "every_seconds": 3600}, "missing required field `hook`"),
+        (
+            "api/key",
+            {"target": "command", "every_seconds": 3600, "hook": "x", "admin_secret": "db/admin"},
+            "at `$.admin_secret`",
+        ),
         ("api/key", {"target": "command", "every_seconds": 3600, "hook": "../../bin/sh"}, "at `$.hook`"),
-        ("api/key", {"target": "command", "hook": "x", "every_seconds": 3600, "strategy": "alternating"}, "postgres"),
-        ("api/key", {"target": "ldap", "every_seconds": 3600}, "Invalid enum value 'ldap' - at `$.target`"),
+        (
+            "api/key",
+            {"target": "command", "hook": "x", "every_seconds": 3600, "strategy": "alternating"},
+            "Invalid enum value 'alternating' - at `$.strategy`",
+        ),
+        ("api/key", {"target": "ldap", "every_seconds": 3600}, "Invalid value 'ldap' - at `$.target`"),
     ]
     for name, body, says in refusals:
         r = await _put(world, name, body)

@@ -56,8 +56,12 @@ async def test_org_ids_of_non_ascii_digits_are_not_found(world: EnrolledOrg, org
     [
         "since=%C2%B2",
         "until=%D9%A3",
-        "since=0001-01-01T00:00:00%2B01:00",
-        "until=9999-12-31T23:59:59-01:00",
+        "since=2026-01-31",
+        "since=2026-01-31T10:00:00",
+        "since=2026-01-31%2010:00:00Z",
+        "until=2024-01-01T12:99:00Z",
+        "until=2023-02-29T00:00:00Z",
+        "until=-1",
         "secret=a%00b",
         "actor=a%00b",
         "action=a%00",
@@ -68,6 +72,23 @@ async def test_org_ids_of_non_ascii_digits_are_not_found(world: EnrolledOrg, org
 )
 async def test_bad_audit_query_parameters_are_400(world: EnrolledOrg, query: str) -> None:
     assert (await _raw(world, "GET", world.path(f"/audit?{query}")))[0] == 400
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # RFC 3339 date-times past what Python holds, once shifted to UTC: clamped to its first or last instant.
+        "since=0001-01-01T00:00:00%2B01:00",
+        "until=9999-12-31T23:59:59-01:00",
+        "since=0000-02-29T00:00:00Z",
+        "since=2016-12-31T23:59:60Z&until=2017-01-01t00:00:01.1234567z",
+        "since=" + "9" * 5000,
+        "since=&until=",
+        "since=000&until=0001",
+    ],
+)
+async def test_every_rfc_3339_date_time_and_unix_seconds_are_read(world: EnrolledOrg, query: str) -> None:
+    assert (await _raw(world, "GET", world.path(f"/audit?{query}")))[0] == 200
 
 
 @pytest.mark.parametrize("operation", ["a\x00b", "\x00"])

@@ -147,6 +147,24 @@ async def test_staged_rotation_end_to_end(world: EnrolledOrg, pool: Pool) -> Non
     ]
 
 
+async def test_a_version_and_a_stage_read_that_version_if_it_holds_that_stage(world: EnrolledOrg, pool: Pool) -> None:
+    await _put(world, "db/password", "old")
+    await _put(world, "db/password", "new", stage="pending")
+    seq = await audit_head(pool)
+    both = await _get(world, "db/password", "?version=2&stage=pending")
+    assert both.status == 200 and both.body["value"] == "new" and both.body["stage"] == "pending"
+    assert (await _get(world, "db/password", "?version=1&stage=current")).body["value"] == "old"
+    for query in ("?version=2&stage=current", "?version=2&stage=previous", "?version=3&stage=pending"):
+        r = await _get(world, "db/password", query)
+        assert r.status == 404 and "new" not in str(r.body) and "old" not in str(r.body), (query, r)
+    r = await _get(world, "db/password", "?version=1&stage=pending")
+    assert r.status == 404 and "version 1 as the pending version of secret 'db/password'" in r.body["error"]["message"]
+    # A refused combination reveals nothing: no read is audited as done.
+    assert [e[:2] for e in summary(await audit_since(pool, seq))] == [("secrets.read", "ok")] * 2 + [
+        ("secrets.read", "error")
+    ] * 4
+
+
 async def test_ciphertext_copied_to_another_row_fails_to_decrypt(world: EnrolledOrg, pool: Pool) -> None:
     await _put(world, "a", "secret A")
     await _put(world, "b", "secret B")
@@ -211,6 +229,22 @@ async def test_batch_read(world: EnrolledOrg, pool: Pool) -> None:
     assert events[0]["request_id"] == events[1]["request_id"] != events[2]["request_id"]
 
 
+async def test_names_and_a_prefix_are_the_names_under_the_prefix(world: EnrolledOrg) -> None:
+    h = world.h
+    for name in ("app/a", "other/c"):
+        await _put(world, name, f"value {name}")
+    body = {"names": ["app/a", "app/nope", "other/c"], "prefix": "app/"}
+    r = await h.store("POST", world.path("/vaults/prod/read"), world.bundle, body)
+    assert r.status == 200 and r.body == {
+        "secrets": {"app/a": {"version": 1, "value": "value app/a"}},
+        "missing": ["app/nope"],
+    }
+    r = await h.store("POST", world.path("/vaults/prod/versions"), world.bundle, body)
+    assert r.status == 200 and r.body == {"versions": {"app/a": 1}, "missing": ["app/nope"]}
+    r = await h.store("POST", world.path("/vaults/prod/read"), world.bundle, {"names": ["other/c"], "prefix": "app/"})
+    assert r.status == 200 and r.body == {"secrets": {}, "missing": []}
+
+
 async def test_list_with_prefix_and_pagination(world: EnrolledOrg, pool: Pool) -> None:
     h = world.h
     for name in ("app/a", "app/b", "app/c", "zzz"):
@@ -221,6 +255,23 @@ async def test_list_with_prefix_and_pagination(world: EnrolledOrg, pool: Pool) -
     cursor = r.body["next_cursor"]
     r = await h.store("GET", world.path(f"/vaults/prod/secrets?prefix=app/&limit=2&cursor={cursor}"), world.bundle)
     assert [s["name"] for s in r.body["secrets"]] == ["app/c"] and r.body["next_cursor"] is None
+
+
+async def test_any_cursor_of_the_alphabet_is_a_position(world: EnrolledOrg) -> None:
+    for name in ("app/a", "app/b", "app/c"):
+        await _put(world, name, "v")
+
+    async def listed(cursor: str) -> Any:
+        return await world.h.store("GET", world.path(f"/vaults/prod/secrets?cursor={cursor}"), world.bundle)
+
+    # "app/a" unpadded, "app/b" with a last character that completes no byte, "\xff\xff\xff" (no text: U+FFFD,
+    # after every name), "\x00\x00\x00" (NUL: the same).
+    for cursor, names in (("YXBwL2E", ["app/b", "app/c"]), ("YXBwL2IA_", ["app/c"]), ("____", []), ("AAAA", [])):
+        r = await listed(cursor)
+        assert r.status == 200 and [s["name"] for s in r.body["secrets"]] == names, (cursor, r)
+    for cursor in ("YXBwL2E=", "a*b", "a%2Fb"):
+        r = await listed(cursor)
+        assert r.status == 400 and "cursor" in r.body["error"]["message"], (cursor, r)
 
 
 async def test_max_versions_trims_oldest(world: EnrolledOrg, pool: Pool) -> None:

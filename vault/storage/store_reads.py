@@ -38,6 +38,7 @@ _LOOKUP = """
 FROM (VALUES ($1::bigint, $2::text, $3::text, $4::int, $5::text, 1::bigint))
      AS q(org_id, vault, name, version, stage, i)
 """
+# A version and a stage together: that version, if it holds that stage.
 _JOINS = """
 JOIN store.vaults va ON va.org_id = q.org_id AND va.name = q.vault
 JOIN store.secrets s ON s.vault_id = va.id AND s.name = q.name
@@ -46,6 +47,7 @@ JOIN store.secret_versions v ON v.secret_id = s.id AND v.version = CASE
     WHEN q.stage IN ('pending', 'previous') THEN (
         SELECT sv.version FROM store.secret_versions sv WHERE sv.secret_id = s.id AND sv.stage = q.stage)
     ELSE s.current_version END
+    AND (q.stage IS NULL OR v.stage = q.stage)
 LEFT JOIN store.wrapped_keys k ON k.id = v.data_key_id
 """
 _READ_MANY = _SELECT + _LOOKUPS + _JOINS

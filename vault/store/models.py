@@ -115,7 +115,8 @@ class KVConfig:
 
 
 class SecretLookup(NamedTuple):
-    """One secret version to read: the current one (``version`` and ``stage`` None), a version, or a stage."""
+    """One secret version to read: the current one (``version`` and ``stage`` None), a version, or a stage (both:
+    that version if it holds that stage)."""
 
     org_id: int
     vault: str
@@ -125,9 +126,14 @@ class SecretLookup(NamedTuple):
 
     def not_found(self) -> NotFound:
         """The error for a lookup that found no version."""
-        which = (
-            f"version {self.version} of " if self.version else (f"the {self.stage} version of " if self.stage else "")
-        )
+        if self.version and self.stage:
+            which = f"version {self.version} as the {self.stage} version of "
+        else:
+            which = (
+                f"version {self.version} of "
+                if self.version
+                else (f"the {self.stage} version of " if self.stage else "")
+            )
         return NotFound(f"{which}secret {self.name!r} not found in vault {self.vault!r}")
 
 

@@ -75,13 +75,15 @@ class RotationService:
         return self._clock()
 
     async def _document(self, org_id: int, vault: str, name: str, what: str) -> ConnectionDocument:
+        """The connection document ``name`` holds. What it holds is the store's state, not the request's: a value
+        that is none is a 409 (a well-formed policy the stored values do not fit), as the document says."""
         value = await self._secrets.open_current(org_id, vault, name)
         if value is None:
-            raise BadRequest(f"{what} {name!r} has no current version: write its connection document first")
+            raise Conflict(f"{what} {name!r} has no current version: write its connection document first")
         try:
             return ConnectionDocument.parse(value)
         except BadRequest as exc:
-            raise BadRequest(f"{what} {name!r}: {exc.message}") from None
+            raise Conflict(f"{what} {name!r}: {exc.message}") from None
 
     # -- operators ----------------------------------------------------------------------
 
@@ -93,7 +95,8 @@ class RotationService:
         if policy.target == "postgres":
             assert policy.admin_secret is not None
             if policy.admin_secret == name:
-                raise BadRequest("the admin secret must be another secret than the one rotated")
+                # The same value for both: a conflict of the stored roles, as for two documents of one role below.
+                raise Conflict("the admin secret must be another secret than the one rotated")
             # The policy makes rotators read the admin secret: only someone who may read it can name it.
             access = access_for(ctx, int(self._now()), READ, vault=vault, secret=policy.admin_secret)
             if not ctx.verified_caller.allows(access):
@@ -101,7 +104,7 @@ class RotationService:
             doc = await self._document(org, vault, name, "secret")
             admin = await self._document(org, vault, policy.admin_secret, "admin secret")
             if admin.user in (doc.user, alternate_user(doc.user)):
-                raise BadRequest("the rotated role must not be the admin secret's role (nor its alternate)")
+                raise Conflict("the rotated role must not be the admin secret's role (nor its alternate)")
             connection = doc.pin(policy.strategy)
         now = self._now()
 

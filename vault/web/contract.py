@@ -68,11 +68,12 @@ class Operation:
 
     ``route`` is aiohttp's (``{name:[A-Za-z0-9._/-]+}`` for a variable that spans segments); the document shows it
     as ``{name}``. ``path`` and ``query`` are Structs whose fields are the path and query parameters, ``body`` the
-    request body's Struct; ``responses`` maps each success status (or range, ``"2XX"``) to its :class:`Response`
-    (errors come from ``errors``, all :class:`vault.web.models.Error` unless ``error_model`` says otherwise).
-    ``security`` lists the alternatives of the document's security schemes, ``()`` for a public route (``""`` among them: the credential is optional). ``aliases``
-    are methods OpenAPI 3.1 cannot name (the Vault API's ``LIST``): they reach this operation's handler too, and,
-    since the document cannot list them, a 405's ``Allow`` does not either (docs/vault-compat.md).
+    request body's Struct (or a union of tagged Structs, or a tuple of those: any one of them); ``responses`` maps
+    each success status (or range, ``"2XX"``) to its :class:`Response` (errors come from ``errors``, all
+    :class:`vault.web.models.Error` unless ``error_model`` says otherwise). ``security`` lists the alternatives of
+    the document's security schemes, ``()`` for a public route (``""`` among them: the credential is optional).
+    ``aliases`` are methods OpenAPI 3.1 cannot name (the Vault API's ``LIST``): they reach this operation's handler
+    too, and, since the document cannot list them, a 405's ``Allow`` does not either (docs/vault-compat.md).
     """
 
     method: str
@@ -80,7 +81,7 @@ class Operation:
     handler: Handler
     id: str
     summary: str
-    responses: Mapping[int | str, Response]
+    responses: Mapping[Any, Response]  # a status (200) or a range ("2XX")
     path: type | None = None
     query: type | None = None
     body: Any = None  # a Struct, or Annotated[Struct, Meta(extra_json_schema=...)] for cross-field rules
@@ -149,35 +150,49 @@ async def read_body(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) ->
     return b"".join(chunks)
 
 
-def _integral(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    return value
+def _integral_floats_as_ints(value: Any) -> bool:
+    """Turn every float of ``value`` that is a whole number (``2.0``) into an int, in place; whether any was."""
+    changed = False
+    stack = [value]
+    while stack:  # not recursive: the decoder lets nesting deeper than Python's recursion limit through
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, item in items:
+            if isinstance(item, float):
+                if item.is_integer():
+                    node[key] = int(item)
+                    changed = True
+            elif isinstance(item, dict | list):
+                stack.append(item)
+    return changed
 
 
 def decode_json(raw: bytes, model: type[T]) -> T:
-    """``raw`` as a JSON object of ``model``; anything else is a 400 that names the field and the rule."""
+    """``raw`` as a JSON object of ``model``; anything else is a 400 that names the field and the rule.
+
+    JSON Schema counts ``2.0`` as an integer and msgspec does not: a body refused by the typed decode is decoded
+    again with its whole-number floats read as ints. Only a refused body pays for that; ``"5"`` stays refused.
+    """
     if not raw.strip():
         raise BadRequest("request body must be a JSON object")
     try:
         return msgspec.json.decode(raw, type=model)
     except msgspec.ValidationError as exc:
-        # JSON's 2.0 is an integer to JSON Schema (so to the document) but a float to msgspec: a body refused
-        # for that alone is read again with its integral floats as integers. Only refusals pay for this.
-        try:
-            return msgspec.convert(_integral(msgspec.json.decode(raw)), type=model)
-        except msgspec.ValidationError:
-            raise BadRequest(_message(exc, "request body")) from None
-        except (msgspec.DecodeError, RecursionError):
-            # The typed decoder refused the first value before it read the rest, which is not JSON.
-            raise BadRequest("request body is not valid JSON") from None
+        refused = exc
     except (msgspec.DecodeError, RecursionError):
         # Malformed JSON, text that is not UTF-8, lone surrogates, or nesting past the decoder's depth.
         raise BadRequest("request body is not valid JSON") from None
+    try:
+        # The typed decode stops at the first field it refuses: the rest may still be malformed.
+        document = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        raise BadRequest("request body is not valid JSON") from None
+    if isinstance(document, dict | list) and _integral_floats_as_ints(document):
+        try:
+            return msgspec.convert(document, type=model, strict=True)
+        except msgspec.ValidationError as exc:
+            refused = exc
+    raise BadRequest(_message(refused, "request body")) from None
 
 
 async def decode_body(request: web.Request, model: type[T], *, max_bytes: int = MAX_BODY_BYTES) -> T:
@@ -251,15 +266,14 @@ def openapi_document(
     ops = list(operations)
     models: list[Any] = []
     for op in ops:
-        if op.body is not None:
-            models.append(op.body)
+        models += _alternatives(op.body)
         models.append(op.error_model)
         models += [m for r in op.responses.values() for m in _alternatives(r.model)]
     refs, components = msgspec.json.schema_components(models, ref_template=_SCHEMA_REF)
     schema_of = dict(zip(map(id, models), refs, strict=True))
 
-    def reply_schema(model: Any) -> Any:
-        # A reply of several shapes (msgspec refuses a union of untagged Structs): anyOf their schemas.
+    def body_schema(model: Any) -> Any:
+        # A body of several shapes (msgspec refuses a union of untagged Structs): anyOf their schemas.
         if isinstance(model, tuple):
             return {"anyOf": [schema_of[id(m)] for m in model]}
         return schema_of[id(model)]
@@ -270,7 +284,7 @@ def openapi_document(
         for status, response in op.responses.items():
             entry: dict[str, Any] = {"description": response.description}
             if response.model is not None:
-                entry["content"] = {response.media: {"schema": reply_schema(response.model)}}
+                entry["content"] = {response.media: {"schema": body_schema(response.model)}}
             responses[str(status)] = entry
         for status in op.errors:
             responses.setdefault(
@@ -298,7 +312,7 @@ def openapi_document(
         if op.body is not None:
             document["requestBody"] = {
                 "required": op.body_required,
-                "content": {op.body_media: {"schema": schema_of[id(op.body)]}},
+                "content": {op.body_media: {"schema": body_schema(op.body)}},
             }
         method = op.method.lower()
         where = paths.setdefault(op.openapi_path, {})

@@ -6,7 +6,6 @@ Parsing here (bodies and parameters decoded with the models of :mod:`.messages`)
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import functools
 import re
@@ -30,9 +29,11 @@ from vault.types import RequestContext
 
 from ..common import json_error
 from ..contract import Handler, Operation, Response, decode_body, decode_params, reply
+from ..rfc3339 import instant, unix_time
 from ..service_routes import Status
 from .guard import guarded, idempotency_key
 from .messages import (
+    UNIX_SECONDS,
     UUID_TEXT,
     AuditQuery,
     AuditReply,
@@ -76,6 +77,7 @@ __all__ = ["OPERATIONS", "VERIFY_REUSE", "secret_read"]
 
 MAX_LIST = 1000
 _MAX_SEQ = (1 << 63) - 1
+_UNIX_SECONDS = re.compile(UNIX_SECONDS)
 _EXPORT_BATCH = 500  # lines per write of a streamed export
 VERIFY_REUSE = 60  # seconds a served verification report is answered again
 _ORG = "/v1/orgs/{org}"
@@ -183,13 +185,13 @@ async def delete_vault(request: web.Request, ctx: RequestContext[Caller]) -> web
 
 
 def _cursor(raw: str | None) -> str | None:
-    if raw is None or raw == "":
+    """The position a cursor names: the text it decodes to. A cursor this store returned is a name; any other
+    text of the alphabet is a position too (bytes that are not text are read as U+FFFD), not a 400."""
+    if not raw:
         return None
-    try:
-        name = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
-    except (binascii.Error, ValueError):
-        raise BadRequest("cursor is not one this store returned") from None
-    return check_secret_name(name)
+    usable = raw[: len(raw) - 1] if len(raw) % 4 == 1 else raw  # a last character that completes no byte
+    text = base64.urlsafe_b64decode(usable + "=" * (-len(usable) % 4)).decode("utf-8", "replace")
+    return text.replace("\x00", "\ufffd")  # PostgreSQL's text holds no NUL
 
 
 def _next_cursor(name: str) -> str:
@@ -253,9 +255,7 @@ async def read_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.
     version = stage = None
     if request.query_string:  # most reads ask for the current version: no query to parse
         query = decode_params(request.query, ReadQuery)
-        version, stage = query.version, query.stage
-        if version is not None and stage is not None:
-            raise BadRequest("ask for a version or a stage, not both")
+        version, stage = query.version, query.stage  # both: that version if it holds that stage
     revealed = await _svc(request).secrets.read(
         ctx, request.match_info["vault"], request.match_info["name"], version=version, stage=stage
     )
@@ -263,14 +263,14 @@ async def read_secret(request: web.Request, ctx: RequestContext[Caller]) -> web.
 
 
 async def _names_or_prefix(request: web.Request) -> tuple[list[str] | None, str]:
-    """A batch request's body: ``{"names": [...]}``, ``{"prefix": "..."}`` or ``{}`` (every secret)."""
+    """A batch request's body: ``{"names": [...]}``, ``{"prefix": "..."}`` or ``{}`` (every secret); both: the
+    names under the prefix (the others are not asked for)."""
     body = await decode_body(request, NamesOrPrefix)
     prefix = check_prefix(body.prefix or "")
     if body.names is None:
         return None, prefix
-    if prefix:
-        raise BadRequest("give names or a prefix, not both")
-    return sorted({check_secret_name(n) for n in body.names}), prefix
+    names = {check_secret_name(n) for n in body.names}
+    return sorted(n for n in names if n.startswith(prefix)), prefix
 
 
 @guarded("secrets.versions", READ, secrets_later=True)
@@ -360,17 +360,17 @@ async def promote(request: web.Request, ctx: RequestContext[Caller]) -> web.Stre
 
 
 def _time_param(raw: str | None, name: str) -> dt.datetime | None:
-    """``since``/``until``: Unix seconds or ISO 8601 (UTC if no offset is given)."""
-    if raw is None or raw == "":
+    """``since``/``until``: Unix seconds or an RFC 3339 date-time, in UTC (empty: no bound)."""
+    if not raw:
         return None
-    if raw.isascii() and raw.isdigit():
-        return dt.datetime.fromtimestamp(min(int(raw), 253402300799), dt.UTC)
-    try:
-        value = dt.datetime.fromisoformat(raw)
-        # In UTC here: the database driver converts too, and fails on times it cannot shift.
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
-    except (ValueError, OverflowError):
-        raise BadRequest(f"query parameter {name!r} must be Unix seconds or an ISO 8601 time") from None
+    if _UNIX_SECONDS.fullmatch(raw):
+        return unix_time(raw)
+    when = instant(raw)
+    if when is None:
+        raise BadRequest(
+            f"query parameter {name!r} must be Unix seconds or an RFC 3339 date-time such as 2026-01-31T10:00:00Z"
+        )
+    return when
 
 
 @guarded("audit.query", AUDIT)

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_LEASE",
     "MAX_TTL",
     "MAX_VERSION",
+    "UNIX_SECONDS",
     "UUID_TEXT",
     "AuditQuery",
     "AuditReply",
@@ -33,6 +34,8 @@ __all__ = [
     "ClaimBody",
     "ClaimReply",
     "ClaimsReply",
+    "CommandPolicy",
+    "CreateStep",
     "CurrentVersions",
     "EnrollBody",
     "KeySet",
@@ -43,6 +46,8 @@ __all__ = [
     "NamesOrPrefix",
     "OrgPath",
     "PolicyBody",
+    "PostgresPolicy",
+    "PromoteStep",
     "Promoted",
     "PublicKey",
     "PublicKeys",
@@ -55,7 +60,11 @@ __all__ = [
     "SecretSummary",
     "SecretValue",
     "SecretsReply",
-    "StepBody",
+    "SetStep",
+    "StepDone",
+    "StepFailure",
+    "StepReport",
+    "TestStep",
     "TokenPath",
     "TokenReply",
     "VaultBody",
@@ -105,8 +114,14 @@ Holder = Annotated[str, Meta(pattern=r"^[!-~]{1,128}$", description="1 to 128 pr
 Hook = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Lease = Annotated[int, Meta(ge=1, le=MAX_LEASE)]
 Filter = Annotated[str, Meta(pattern=r"^[^\x00]*$", max_length=MAX_FILTER)]
+UNIX_SECONDS: Final = r"[0-9]*"
+# What the server reads (vault.web.rfc3339 takes every RFC 3339 date-time, Python's fromisoformat would not).
 When = Annotated[
-    str, Meta(description="Unix seconds or an ISO 8601 time (UTC when it names no offset; empty: no bound)")
+    str,
+    Meta(
+        description="Unix seconds or an RFC 3339 date-time (empty: no bound)",
+        extra_json_schema={"anyOf": [{"pattern": f"^{UNIX_SECONDS}$"}, {"format": "date-time"}]},
+    ),
 ]
 TimeText = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 PageSize = Annotated[int, Meta(ge=1, le=MAX_INT64, description="values above 1000 are read as 1000")]
@@ -141,7 +156,17 @@ class ReadQuery(Model):
 class ListQuery(Model):
     prefix: Prefix = ""
     limit: PageSize = 100
-    cursor: Annotated[str, Meta(description="next_cursor of the previous page")] | None = None
+    cursor: (
+        Annotated[
+            str,
+            Meta(
+                pattern=r"^[A-Za-z0-9_-]*$",
+                description="next_cursor of the previous page: base64url, unpadded, of the last name listed (any "
+                "such text is read as a position: the names after the text it decodes to)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class AuditQuery(Model):
@@ -187,9 +212,13 @@ class WriteBody(Model):
 
 
 class NamesOrPrefix(Model):
-    """A batch: ``names``, or a ``prefix``, or neither (every secret of the vault)."""
+    """A batch: ``names``, or a ``prefix``, or neither (every secret of the vault); both: the names under the
+    prefix."""
 
-    names: Annotated[list[SecretName], Meta(min_length=1, max_length=1000, description="or a prefix")] | None = None
+    names: (
+        Annotated[list[SecretName], Meta(min_length=1, max_length=1000, description="with a prefix: those under it")]
+        | None
+    ) = None
     prefix: Prefix | None = None
 
 
@@ -197,13 +226,32 @@ class VersionsBody(Model):
     versions: Annotated[list[Version], Meta(min_length=1, max_length=1000)]
 
 
-class PolicyBody(Model):
-    target: Literal["postgres", "command"]
-    every_seconds: Annotated[int, Meta(ge=60, le=MAX_TTL)]
+Every = Annotated[int, Meta(ge=60, le=MAX_TTL)]
+PasswordLength = Annotated[int, Meta(ge=16, le=128)]
+
+
+class PostgresPolicy(Model, tag_field="target", tag="postgres", kw_only=True):
+    """A PostgreSQL role's password, rotated by the store's rotators with the admin secret's connection."""
+
+    every_seconds: Every
     strategy: Literal["single", "alternating"] | None = None
-    admin_secret: SecretName | None = None
-    hook: Hook | None = None
-    password_length: Annotated[int, Meta(ge=16, le=128)] = 32
+    admin_secret: SecretName
+    hook: None = None
+    password_length: PasswordLength = 32
+
+
+class CommandPolicy(Model, tag_field="target", tag="command", kw_only=True):
+    """A value the rotators' hook makes and installs (docs/rotation.md)."""
+
+    every_seconds: Every
+    strategy: Literal["single"] | None = None
+    hook: Hook
+    admin_secret: None = None
+    password_length: PasswordLength = 32
+
+
+# ``target`` says which: the document lists the fields each one requires.
+PolicyBody = PostgresPolicy | CommandPolicy
 
 
 class ClaimBody(Model):
@@ -212,15 +260,53 @@ class ClaimBody(Model):
     lease_seconds: Lease = DEFAULT_LEASE
 
 
-class StepBody(Model):
-    step: Literal["create", "set", "test", "promote"]
+PendingVersion = Annotated[Version, Meta(description="the rotation's pending version")]
+StepName = Literal["create", "set", "test", "promote"]
+
+
+class StepReport(Model):
+    """What decides a step's body: with ``error``, it reports the step's failure (:class:`StepFailure`)."""
+
+    error: Text | None = None
+
+
+class StepFailure(Model):
+    """Any step failed at the target: why. The rotation is retried after a backoff."""
+
+    step: StepName
     holder: Holder
-    value: Annotated[Text, Meta(description="create: the new value, at most 64 KiB of UTF-8 (413 beyond)")] | None = (
-        None
-    )
-    pending_version: Annotated[Version, Meta(description="set, test, promote: the pending version")] | None = None
+    error: Annotated[Text, Meta(description="the step failed at the target: why")]
+
+
+class CreateStep(Model, tag_field="step", tag="create"):
+    holder: Holder
+    value: Annotated[Text, Meta(description="the new value, at most 64 KiB of UTF-8 (413 beyond)")]
     lease_seconds: Lease = DEFAULT_LEASE
-    error: Annotated[Text, Meta(description="the step failed at the target: why")] | None = None
+    error: None = None
+
+
+class SetStep(Model, tag_field="step", tag="set"):
+    holder: Holder
+    pending_version: PendingVersion
+    lease_seconds: Lease = DEFAULT_LEASE
+    error: None = None
+
+
+class TestStep(Model, tag_field="step", tag="test"):
+    holder: Holder
+    pending_version: PendingVersion
+    lease_seconds: Lease = DEFAULT_LEASE
+    error: None = None
+
+
+class PromoteStep(Model, tag_field="step", tag="promote"):
+    holder: Holder
+    pending_version: PendingVersion
+    error: None = None
+
+
+# A step done: ``step`` says which, and the document lists the fields each one requires.
+StepDone = CreateStep | SetStep | TestStep | PromoteStep
 
 
 # -- replies ----------------------------------------------------------------------------------

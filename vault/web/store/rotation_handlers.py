@@ -7,26 +7,33 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from vault.errors import BadRequest
 from vault.macaroon import CONTROL, READ, WRITE
 from vault.names import check_secret_name, check_value
 from vault.store.caller import Caller
 from vault.store.rotation_models import Claim, RotationPolicy, RotationStatus
 from vault.types import RequestContext
 
-from ..contract import Handler, Operation, Response, decode_body, reply
+from ..contract import Handler, Operation, Response, decode_body, decode_json, read_body, reply
 from ..metrics import METRICS_KEY
 from .guard import guarded
 from .messages import (
     ClaimBody,
     ClaimReply,
     ClaimsReply,
+    CommandPolicy,
+    CreateStep,
     PolicyBody,
+    PostgresPolicy,
     Promoted,
+    PromoteStep,
     RotationReply,
     RotationsReply,
     SecretPath,
-    StepBody,
+    SetStep,
+    StepDone,
+    StepFailure,
+    StepReport,
+    TestStep,
     VaultPath,
     Written,
 )
@@ -82,13 +89,17 @@ def _count(request: web.Request, step: str, outcome: str) -> None:
 
 @guarded("rotation.set_policy", CONTROL)
 async def set_policy(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
-    body = await decode_body(request, PolicyBody)
+    body: PostgresPolicy | CommandPolicy = await decode_body(request, PolicyBody)  # type: ignore[arg-type]
+    if isinstance(body, PostgresPolicy):
+        target, admin_secret, hook = "postgres", check_secret_name(body.admin_secret), None
+    else:
+        target, admin_secret, hook = "command", None, body.hook
     policy = RotationPolicy(
-        target=body.target,
+        target=target,
         strategy=body.strategy or "single",
         every_seconds=body.every_seconds,
-        admin_secret=check_secret_name(body.admin_secret) if body.admin_secret is not None else None,
-        hook=body.hook,
+        admin_secret=admin_secret,
+        hook=hook,
         password_length=body.password_length,
     )
     m = request.match_info
@@ -132,42 +143,44 @@ async def claim(request: web.Request, ctx: RequestContext[Caller]) -> web.Stream
     return reply(ClaimsReply(rotations=[_claim_reply(c) for c in claims]))
 
 
-def _pending_version(body: StepBody) -> int:
-    if body.pending_version is None:
-        raise BadRequest(f"the {body.step} step needs pending_version (the rotation's pending version)")
-    return body.pending_version
-
-
 @guarded("rotation.step", WRITE)
 async def step(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamResponse:
     """One step of a leased rotation, or (with ``error``) its failure. Audited as ``rotation.step.<step>``."""
-    body = await decode_body(request, StepBody)
-    name, holder, lease = body.step, body.holder, body.lease_seconds
+    raw = await read_body(request)
     vault, secret = request.match_info["vault"], request.match_info["name"]
     rotation = services_of(request).rotation
-    ctx = ctx._replace(operation=f"rotation.step.{name}")
-    if body.error is not None:
-        status = await rotation.fail(ctx, vault, secret, holder=holder, step=name, reason=body.error)
-        _count(request, name, "error")
+    if decode_json(raw, StepReport).error is not None:
+        failure = decode_json(raw, StepFailure)
+        ctx = ctx._replace(operation=f"rotation.step.{failure.step}")
+        status = await rotation.fail(ctx, vault, secret, holder=failure.holder, step=failure.step, reason=failure.error)
+        _count(request, failure.step, "error")
         return reply(rotation_reply(status))
+    body: CreateStep | SetStep | TestStep | PromoteStep = decode_json(raw, StepDone)  # type: ignore[arg-type]
+    name = str(body.__struct_config__.tag)
+    ctx = ctx._replace(operation=f"rotation.step.{name}")
     done: Written | Promoted | RotationReply
-    if name == "create":
-        if body.value is None:
-            raise BadRequest("the create step needs value (the new secret value)")
+    if isinstance(body, CreateStep):
         value = check_value(body.value)
-        written = await rotation.create(ctx, vault, secret, holder=holder, value=value, lease_seconds=lease)
+        written = await rotation.create(
+            ctx, vault, secret, holder=body.holder, value=value, lease_seconds=body.lease_seconds
+        )
         done = Written(name=secret, version=written.version, stage=written.stage)
-    elif name == "promote":
-        version = _pending_version(body)
-        current, previous = await rotation.promote(ctx, vault, secret, holder=holder, pending_version=version)
+    elif isinstance(body, PromoteStep):
+        current, previous = await rotation.promote(
+            ctx, vault, secret, holder=body.holder, pending_version=body.pending_version
+        )
         done = Promoted(name=secret, current=current, previous=previous)
     else:
-        version = _pending_version(body)
-        done = rotation_reply(
-            await rotation.advance(
-                ctx, vault, secret, holder=holder, step=name, pending_version=version, lease_seconds=lease
-            )
+        status = await rotation.advance(
+            ctx,
+            vault,
+            secret,
+            holder=body.holder,
+            step=name,
+            pending_version=body.pending_version,
+            lease_seconds=body.lease_seconds,
         )
+        done = rotation_reply(status)
     _count(request, name, "ok")
     return reply(done)
 
@@ -229,7 +242,7 @@ OPERATIONS: tuple[Operation, ...] = (
         step,
         "rotation.step",
         "Report a step of a leased rotation, or its failure (rotators)",
-        body=StepBody,
+        body=(StepFailure, StepDone),
         responses=_STEP,
     ),
 )

@@ -1,127 +1,26 @@
-"""Schemathesis, the real CLI with every check, over both generated OpenAPI documents (issue 28 item 1).
+"""Schemathesis, the real CLI with every check, over the authority's generated OpenAPI document (issue 28 item 1).
 
-Each service serves its document at ``/openapi.json``, generated from the models its handlers decode and encode
-(:mod:`vault.web.contract`). ``st run --checks all`` runs the examples, coverage and fuzzing phases against the
-live services with the world's credentials, derandomized: the same cases every run. The acceptance is no contract
-mismatch at all: no 5xx, every status, content type and body as documented, data the document forbids refused
-with a 4xx and data it allows accepted, undeclared methods answered 405 with ``Allow``, a missing or ignored
-credential refused.
+The service serves its document at ``/openapi.json``, generated from the models its handlers decode and encode
+(:mod:`vault.web.contract`); ``st run --checks all`` (tests/support/schemathesis.py) runs it against the live
+services. The acceptance is no contract mismatch at all: no 5xx, every status, content type and body as
+documented, data the document forbids refused with a 4xx and data it allows accepted, undeclared methods answered
+405 with ``Allow``, a missing or ignored credential refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tests.support.enrolled_org import EnrolledOrg, world
 from tests.support.harness import harness
+from tests.support.schemathesis import run_schemathesis, schemathesis_config
 from vault.authority.revocation_feed import MAX_FEED_WAIT
 from vault.macaroon import decode_token
 
 __all__ = ["harness", "world"]
-
-MAX_EXAMPLES = 10
-ST = Path(sys.executable).parent / "st"
-
-
-def _toml_table(headers: Mapping[str, str]) -> str:
-    return "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in headers.items()) + " }"
-
-
-def _config(default: Mapping[str, str], by_operation: Mapping[str, Mapping[str, str]]) -> str:
-    """A schemathesis.toml: ``default`` headers on every request, other headers for some operations (by label,
-    ``"GET /path"``)."""
-    lines = [f"headers = {_toml_table(default)}", ""]
-    for label, headers in by_operation.items():
-        lines += ["[[operations]]", f"include-name = {json.dumps(label)}"]
-        lines += [f"headers = {_toml_table(headers)}", ""]
-    return "\n".join(lines)
-
-
-def run_schemathesis(
-    tmp: Path,
-    spec: dict[str, Any],
-    base_url: str,
-    default: Mapping[str, str],
-    by_operation: Mapping[str, Any],
-    config: str | None = None,
-) -> tuple[int, str]:
-    """``st run`` over ``spec``: its exit status and its report (failures named by operation and check).
-
-    ``config``, when given, is the whole schemathesis.toml instead of ``default`` and ``by_operation``'s headers.
-    """
-    (tmp / "openapi.json").write_text(json.dumps(spec))
-    (tmp / "schemathesis.toml").write_text(config if config is not None else _config(default, by_operation))
-    command = [
-        str(ST),
-        "--config-file",
-        str(tmp / "schemathesis.toml"),
-        "run",
-        str(tmp / "openapi.json"),
-        "--url",
-        base_url,
-        "--checks",
-        "all",
-        "--phases",
-        "examples,coverage,fuzzing",
-        "--max-examples",
-        str(MAX_EXAMPLES),
-        "--generation-deterministic",
-        "--seed",
-        "1",
-        "--workers",
-        "1",
-        "--continue-on-failure",
-        "--output-sanitize",
-        "true",
-        "--no-color",
-        "--request-timeout",
-        "30",
-    ]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp, timeout=900)
-    return done.returncode, done.stdout + done.stderr
-
-
-async def test_the_store_document_holds_against_the_store(world: EnrolledOrg, tmp_path: Path) -> None:
-    h = world.h
-    spec = (await h.store("GET", "/openapi.json")).body
-    headers = {"Authorization": f"Bearer {world.bundle}"}
-    status, report = await asyncio.to_thread(run_schemathesis, tmp_path, spec, h.store_url, headers, {})
-    assert status == 0, report
-
-
-def _toml(value: Any) -> str:
-    """A TOML value: JSON's spelling is TOML's for strings, integers, arrays and (inline) tables of them."""
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-def _authority_config(
-    default: Mapping[str, str],
-    operations: Mapping[str, Mapping[str, Any]],
-    dictionaries: Mapping[str, list[Any]],
-) -> str:
-    """A schemathesis.toml: ``default`` headers, ``operations`` (label -> settings: headers, parameters, checks)
-    and ``dictionaries`` (name -> values) that parameters draw from."""
-    lines = [f"headers = {_toml(default)}", ""]
-    for name, values in dictionaries.items():
-        lines += [f"[dictionaries.{name}]", f"values = {_toml(values)}", ""]
-    for label, settings in operations.items():
-        lines += ["[[operations]]", f"include-name = {json.dumps(label)}"]
-        lines += [f"{key} = {_toml(value)}" for key, value in settings.items()]
-        lines.append("")
-    return "\n".join(lines)
 
 
 def _drawn(dictionary: str) -> dict[str, Any]:
@@ -270,6 +169,6 @@ async def test_the_authority_document_holds_against_the_authority(world: Enrolle
                 operations.setdefault(label, {})["headers"] = {"Authorization": f"Bearer {world.auth}"}
     operations.setdefault("DELETE /v1/sessions/current", {})["headers"] = {"Authorization": f"Bearer {spare.session}"}
     default = {"Authorization": f"Bearer {world.owner.session}"}
-    config = _authority_config(default, operations, dictionaries)
-    status, report = await asyncio.to_thread(run_schemathesis, tmp_path, spec, h.authority_url, default, {}, config)
+    config = schemathesis_config(default, operations=operations, dictionaries=dictionaries)
+    status, report = await asyncio.to_thread(run_schemathesis, tmp_path, spec, h.authority_url, config)
     assert status == 0, report
