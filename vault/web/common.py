@@ -30,6 +30,10 @@ access_log = logging.getLogger("cvault.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Methods routed as aliases of a documented operation but not listed in a 405's Allow, since the OpenAPI
+# document cannot name them: Vault's LIST (docs/vault-compat.md, "The LIST method").
+UNADVERTISED_METHODS: frozenset[str] = frozenset({"LIST"})
+
 MAX_BODY_BYTES = 256 * 1024
 """Default cap on request bodies (secret values are capped separately, at 64 KiB)."""
 
@@ -114,7 +118,7 @@ def _error_response(request: web.Request, exc: BaseException) -> web.StreamRespo
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
         response = _render(request, exc.status, code, exc.reason)
         if isinstance(exc, web.HTTPMethodNotAllowed):
-            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods - UNADVERTISED_METHODS))
         return response
     if isinstance(exc, ConnectionError | OSError):
         log.warning("request %s: backend unavailable: %s", rid, type(exc).__name__)

@@ -20,11 +20,10 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 from aiohttp import web
-from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from vault.errors import BadRequest, TooLarge
 
-from .common import MAX_BODY_BYTES
+from .common import MAX_BODY_BYTES, UNADVERTISED_METHODS
 from .models import Error
 
 __all__ = [
@@ -99,30 +98,14 @@ class Operation:
         return _ROUTE_VARIABLE.sub(r"{\1}", self.route)
 
 
-class _AliasedResource(web.DynamicResource):
-    """A route whose handler also answers methods the resource does not advertise (``Allow`` lists only its own)."""
-
-    def __init__(self, path: str, aliases: Mapping[str, str]) -> None:
-        super().__init__(path)
-        self._aliases = dict(aliases)
-
-    async def resolve(self, request: web.Request) -> Any:
-        target = self._aliases.get(request.method)
-        if target is not None and (match := self._match(request.rel_url.path_safe)) is not None:
-            return UrlMappingMatchInfo(match, self._routes[target]), self._allowed_methods
-        return await super().resolve(request)
-
-
 def add_operations(router: web.UrlDispatcher, operations: Iterable[Operation]) -> None:
     """Route each operation (in the order given: aiohttp tries routes in registration order)."""
     for op in operations:
-        if op.aliases:
-            # aiohttp adds the next routes of the same path to this resource (its last one) as well.
-            resource = _AliasedResource(op.route, {alias: op.method for alias in op.aliases})
-            router.register_resource(resource)
-            resource.add_route(op.method, op.handler)
-        else:
-            router.add_route(op.method, op.route, op.handler)
+        router.add_route(op.method, op.route, op.handler)
+        for alias in op.aliases:
+            # The 405 renderer leaves these out of ``Allow``, as the document does (it cannot name them).
+            assert alias in UNADVERTISED_METHODS, f"{alias} must be in common.UNADVERTISED_METHODS"
+            router.add_route(alias, op.route, op.handler)
 
 
 # -- decoding -------------------------------------------------------------------------------
