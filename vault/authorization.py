@@ -12,7 +12,13 @@ import re
 
 from vault.errors import Unauthenticated
 
-__all__ = ["AUTHORIZATION_SCHEMES", "FEED_TOKEN", "authorization_credential", "pasted_credential"]
+__all__ = [
+    "AUTHORIZATION_SCHEMES",
+    "FEED_TOKEN",
+    "authorization_credential",
+    "pasted_credential",
+    "redact_credentials",
+]
 
 AUTHORIZATION_SCHEMES = ("bearer", "flyv1")
 """``Authorization`` schemes that carry a credential (a session or a token bundle); Fly's ``FlyV1`` too."""
@@ -22,6 +28,17 @@ FEED_TOKEN = re.compile(r"cvf_[A-Za-z0-9_-]{43}")
 
 The authority checks a presented one against it, the configuration a configured one, so it lives here, in
 neither the domain nor the configuration."""
+
+
+# Every credential cvault issues starts with one of these: token bundles (cv1_), sessions (cvs_), revocation feed
+# tokens (cvf_), invitation codes (cvi_) and verification codes (cvm_).
+_CREDENTIAL = re.compile(r"cv[1sfim]_[^/?#\s]*")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with every credential-like run replaced by ``[credential]``: what a client put in a path must not
+    reach a log (the access log prints paths)."""
+    return _CREDENTIAL.sub("[credential]", text) if "cv" in text else text
 
 
 def authorization_credential(value: str) -> str | None:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.enrolled_org import EnrolledOrg
 from tests.support.tokenkit import Setup
-from vault.authorization import authorization_credential, pasted_credential
+from vault.authorization import authorization_credential, pasted_credential, redact_credentials
 from vault.cli.tokens import parse_bundle_text
 from vault.errors import InvalidToken, Unauthenticated
 from vault.macaroon import encode_bundle
@@ -145,3 +145,25 @@ async def test_every_service_refuses_a_foreign_scheme_with_the_same_401(world: E
             assert body["error"]["code"] == "unauthenticated"
             messages.add(body["error"]["message"])
     assert len(messages) == 1, messages
+
+
+def test_credentials_are_replaced_for_logs() -> None:
+    path = "/v1/orgs/7/tokens/cv1_ABC-def_123,cv1_X/revoke/cvs_s3cret?q=cvf_feed#cvm_code"
+    redacted = redact_credentials(path)
+    assert redacted == "/v1/orgs/7/tokens/[credential]/revoke/[credential]?q=[credential]#[credential]"
+    assert (
+        redact_credentials("/v1/orgs/7/vaults/prod/secrets/cvi_code") == "/v1/orgs/7/vaults/prod/secrets/[credential]"
+    )
+    assert redact_credentials("/v1/orgs/7/vaults/cvx_/secrets/cv") == "/v1/orgs/7/vaults/cvx_/secrets/cv"
+
+
+async def test_the_access_log_never_prints_a_credential_sent_in_a_path(
+    world: EnrolledOrg, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="cvault.access")
+    path = world.path(f"/tokens/{world.bundle}/revoke")
+    r = await world.h.store("POST", path, auth=world.bundle)
+    assert r.status == 400
+    lines = [record.getMessage() for record in caplog.records if record.name == "cvault.access"]
+    assert any("/tokens/[credential]/revoke" in line for line in lines), lines
+    assert not any(world.bundle[4:20] in line for line in lines), lines

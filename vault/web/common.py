@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Protocol
 
 from aiohttp import StreamReader, web
 
-from vault.authorization import authorization_credential
+from vault.authorization import authorization_credential, redact_credentials
 from vault.errors import BadRequest, RateLimited, TooLarge, Unauthenticated, Unavailable, VaultError
 from vault.logs import REQUEST_ID
 from vault.types import IPAddress, IPNetwork
@@ -208,7 +208,7 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
                 "%s %s %s %d %.1fms",
                 rid,
                 request.method,
-                request.path,
+                redact_credentials(request.path),
                 status,
                 duration_ms,
                 # The fields of log_format = "json" (vault.logs).
