@@ -9,6 +9,7 @@ traceback goes to the server log, tagged with the request id, never to the clien
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import json
@@ -162,7 +163,8 @@ def middlewares(trusted_proxies: tuple[str, ...] = ()) -> list[Any]:
     """The middleware of every cvault app, outermost first, one concern each; ``trusted_proxies`` are the CIDRs
     whose X-Forwarded-For counts.
 
-    1. the access log: one line per request, with the status the client got (500 if nothing answered);
+    1. the access log: one line per request, with the status the client got (499 for a request cancelled before
+       its answer, as when its client went away or the server stopped; 500 if nothing else answered);
     2. the origin: a request id (also on every log line written meanwhile) and the client's address;
     3. the headers every reply carries (its request id, :func:`security_headers`);
     4. the errors: a handler's exception becomes its JSON error reply (:func:`_error_response`).
@@ -198,6 +200,10 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
         return response
     except web.HTTPException as exc:
         status = exc.status  # a redirect, which the error middleware leaves to aiohttp to send
+        raise
+    except asyncio.CancelledError:
+        # nginx's "client closed request": nothing was sent, and nothing failed (a long poll ended by a shutdown).
+        status = 499
         raise
     finally:
         if access_log.isEnabledFor(logging.INFO):

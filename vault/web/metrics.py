@@ -17,6 +17,7 @@ request path pays only for one counter and one histogram observation.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Iterator
@@ -171,6 +172,9 @@ class Metrics:
                 raise
             except web.HTTPException as exc:
                 status, reason = (rendered_status(request, exc) if exc.status >= 400 else exc.status), "http_error"
+                raise
+            except asyncio.CancelledError:
+                status, reason = 499, "cancelled"  # as the access log says: nothing was sent
                 raise
             finally:
                 elapsed = time.perf_counter() - started
