@@ -1,5 +1,5 @@
 """What every cvault web app shares: the one place errors become HTTP, request ids,
-bounded JSON bodies, the caller's address, an access log without secrets, health.
+the caller's address, an access log without secrets (bodies are decoded by :mod:`vault.web.contract`).
 
 Handlers raise :class:`vault.errors.VaultError` subclasses; the request middleware (:func:`middlewares`)
 turns them into ``{"error": {"code", "message"}}`` with the class's status, and
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -22,7 +21,7 @@ from typing import Any, NamedTuple, Protocol
 from aiohttp import StreamReader, web
 
 from vault.authorization import authorization_credential, redact_credentials
-from vault.errors import BadRequest, RateLimited, TooLarge, Unauthenticated, Unavailable, VaultError
+from vault.errors import RateLimited, Unauthenticated, Unavailable, VaultError
 from vault.logs import REQUEST_ID
 from vault.types import IPAddress, IPNetwork
 
@@ -327,77 +326,3 @@ async def read_capped(content: StreamReader, max_bytes: int) -> bytes:
         if size > max_bytes:
             break
     return b"".join(chunks)[: max_bytes + 1]
-
-
-async def read_json(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """The request's JSON object body, bounded; anything else is a 4xx with a useful message."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise TooLarge(f"request body is larger than {max_bytes} bytes")
-    raw = await request.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise TooLarge(f"request body is larger than {max_bytes} bytes")
-    if not raw:
-        raise BadRequest("request body must be a JSON object")
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        # RecursionError: deeply nested arrays or objects exhaust the decoder's stack.
-        raise BadRequest("request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object")
-    return data
-
-
-def field(
-    data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True, allow_nul: bool = False
-) -> Any:
-    """``data[name]`` checked against ``kind``; missing or mistyped fields are a 400 naming the field.
-
-    Strings must be encodable UTF-8 text without NUL characters (PostgreSQL's text refuses
-    both); ``allow_nul`` is for values that are only ever stored encrypted (secret values).
-    """
-    if name not in data or data[name] is None:
-        if required:
-            raise BadRequest(f"field {name!r} is required")
-        return None
-    value = data[name]
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise BadRequest(f"field {name!r} has the wrong type")
-    if not isinstance(value, kind):
-        raise BadRequest(f"field {name!r} has the wrong type")
-    if isinstance(value, str) and not _is_text(value, allow_nul=allow_nul):
-        raise BadRequest(f"field {name!r} must be Unicode text without NUL characters")
-    return value
-
-
-def _is_text(value: str, *, allow_nul: bool) -> bool:
-    if not allow_nul and "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates from JSON escapes like "\ud800"
-        return False
-    return True
-
-
-def int_param(request: web.Request, name: str, *, default: int | None = None, minimum: int = 0) -> int | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter {name!r} must be an integer") from None
-    if value < minimum:
-        raise BadRequest(f"query parameter {name!r} must be at least {minimum}")
-    return value
-
-
-def add_openapi(app: web.Application, spec: dict[str, Any]) -> None:
-    """Serve ``spec`` at ``/openapi.json``, and ``/healthz``: :mod:`vault.web.service_routes`'s operations."""
-    # Imported here: the contract module imports this one (MAX_BODY_BYTES).
-    from .contract import add_operations
-    from .service_routes import OPERATIONS, serve_document
-
-    add_operations(app.router, OPERATIONS)
-    serve_document(app, spec)
