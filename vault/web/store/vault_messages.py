@@ -107,7 +107,8 @@ EntryPath = Annotated[
         extra_json_schema=_SEGMENT,
     ),
 ]
-Version = Annotated[int, Meta(ge=0, le=MAX_VERSION, description="a version; 0 (the default) is the latest")]
+# No upper bound: a version beyond any stored one is a 404, as at Vault (and at the native read).
+Version = Annotated[int, Meta(ge=0, description="a version; 0 (the default) is the latest; one never stored: 404")]
 
 
 class SlugMountPath(Model):
