@@ -73,7 +73,7 @@ from .messages import (
 )
 from .services import SERVICES_KEY, StoreServices, services_of
 
-__all__ = ["OPERATIONS", "VERIFY_REUSE", "secret_read"]
+__all__ = ["OPERATIONS", "VERIFY_REUSE", "secret_operation", "secret_read"]
 
 MAX_LIST = 1000
 _MAX_SEQ = (1 << 63) - 1
@@ -505,7 +505,7 @@ _EXPORT = Response(
 )
 
 
-def _secret(method: str, route: str, handler: Handler, id: str, summary: str, **kw: Any) -> Operation:
+def secret_operation(method: str, route: str, handler: Handler, id: str, summary: str, **kw: Any) -> Operation:
     """An operation on one secret (``{org}``, ``{vault}``, ``{name}`` in its path)."""
     return Operation(
         method=method,
@@ -520,7 +520,7 @@ def _secret(method: str, route: str, handler: Handler, id: str, summary: str, **
 
 
 OPERATIONS: tuple[Operation, ...] = (
-    _secret(
+    secret_operation(
         "GET",
         "/secrets/",
         read_secret,
@@ -529,7 +529,7 @@ OPERATIONS: tuple[Operation, ...] = (
         query=ReadQuery,
         responses=_ok(SecretRead),
     ),
-    _secret(
+    secret_operation(
         "PUT",
         "/secrets/",
         write_secret,
@@ -644,7 +644,7 @@ OPERATIONS: tuple[Operation, ...] = (
         responses=_ok(CurrentVersions),
         security=_BUNDLE,
     ),
-    _secret(
+    secret_operation(
         "GET",
         "/metadata/",
         metadata,
@@ -652,7 +652,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Versions of a secret, without values",
         responses=_ok(MetadataReply),
     ),
-    _secret(
+    secret_operation(
         "DELETE",
         "/metadata/",
         destroy_secret,
@@ -660,7 +660,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Destroy the secret and every version",
         responses=_DONE,
     ),
-    _secret(
+    secret_operation(
         "POST",
         "/delete/",
         delete_versions,
@@ -669,7 +669,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=VersionsBody,
         responses=_ok(Changed),
     ),
-    _secret(
+    secret_operation(
         "POST",
         "/undelete/",
         undelete_versions,
@@ -678,7 +678,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=VersionsBody,
         responses=_ok(Changed),
     ),
-    _secret(
+    secret_operation(
         "POST",
         "/destroy/",
         destroy_versions,
@@ -687,7 +687,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=VersionsBody,
         responses=_ok(Changed),
     ),
-    _secret(
+    secret_operation(
         "POST", "/promote/", promote, "secrets.promote", "Make the pending version current", responses=_ok(Promoted)
     ),
     Operation(

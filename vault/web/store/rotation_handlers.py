@@ -13,9 +13,10 @@ from vault.store.caller import Caller
 from vault.store.rotation_models import Claim, RotationPolicy, RotationStatus
 from vault.types import RequestContext
 
-from ..contract import Handler, Operation, Response, decode_body, decode_json, read_body, reply
+from ..contract import Operation, Response, decode_body, decode_json, read_body, reply
 from ..metrics import METRICS_KEY
 from .guard import guarded
+from .handlers import secret_operation
 from .messages import (
     ClaimBody,
     ClaimReply,
@@ -28,7 +29,6 @@ from .messages import (
     PromoteStep,
     RotationReply,
     RotationsReply,
-    SecretPath,
     SetStep,
     StepDone,
     StepFailure,
@@ -42,7 +42,6 @@ from .services import services_of
 __all__ = ["OPERATIONS", "rotation_reply"]
 
 _VAULT = "/v1/orgs/{org}/vaults/{vault}"
-_NAME = "{name:[A-Za-z0-9._/-]+}"
 R = TypeVar("R", bound=RotationReply)
 
 
@@ -185,25 +184,12 @@ async def step(request: web.Request, ctx: RequestContext[Caller]) -> web.StreamR
     return reply(done)
 
 
-def _on_secret(method: str, route: str, handler: Handler, id: str, summary: str, **kw: object) -> Operation:
-    return Operation(
-        method=method,
-        route=_VAULT + route + _NAME,
-        handler=handler,
-        id=id,
-        summary=summary,
-        path=SecretPath,
-        security=("bundle",),
-        **kw,  # type: ignore[arg-type]
-    )
-
-
 _STATUS = {200: Response(RotationReply)}
 # A step answers what it did: the version it wrote (create), the promotion (promote), else the rotation's state.
 _STEP = {200: Response((Written, Promoted, RotationReply))}
 
 OPERATIONS: tuple[Operation, ...] = (
-    _on_secret(
+    secret_operation(
         "PUT",
         "/rotation/",
         set_policy,
@@ -212,9 +198,15 @@ OPERATIONS: tuple[Operation, ...] = (
         body=PolicyBody,
         responses=_STATUS,
     ),
-    _on_secret("GET", "/rotation/", show, "rotation.show", "The secret's rotation policy and state", responses=_STATUS),
-    _on_secret("DELETE", "/rotation/", disable, "rotation.disable", "Stop rotating the secret", responses=_STATUS),
-    _on_secret("POST", "/rotate/", rotate_now, "rotation.now", "Make the secret's rotation due now", responses=_STATUS),
+    secret_operation(
+        "GET", "/rotation/", show, "rotation.show", "The secret's rotation policy and state", responses=_STATUS
+    ),
+    secret_operation(
+        "DELETE", "/rotation/", disable, "rotation.disable", "Stop rotating the secret", responses=_STATUS
+    ),
+    secret_operation(
+        "POST", "/rotate/", rotate_now, "rotation.now", "Make the secret's rotation due now", responses=_STATUS
+    ),
     Operation(
         method="GET",
         route=_VAULT + "/rotations",
@@ -236,7 +228,7 @@ OPERATIONS: tuple[Operation, ...] = (
         responses={200: Response(ClaimsReply)},
         security=("bundle",),
     ),
-    _on_secret(
+    secret_operation(
         "POST",
         "/rotation-step/",
         step,
