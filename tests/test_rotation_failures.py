@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from pathlib import Path
 
 import pytest
@@ -21,27 +20,11 @@ from vault.macaroon import decode_token
 from vault.store.connection_document import ConnectionDocument
 
 from . import rotation_support
-from .rotation_support import PasswordCluster, RotationWorld, can_connect, current, rotation_world
+from .rotation_support import Clocks, PasswordCluster, RotationWorld, can_connect, current, rotation_world
 
 pg, rw = rotation_support.pg, rotation_support.rw  # the fixtures: a password-checking cluster, the world
 
 DAY = 86400
-
-
-class Clocks:
-    """The store's, the authority's and the rotator's clocks, moved together."""
-
-    def __init__(self, rw: RotationWorld) -> None:
-        self.rw, self.offset = rw, 0.0
-        rw.clock = self
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def shift(self, seconds: float) -> None:
-        self.offset += seconds
-        self.rw.h.store_clock.offset += seconds
-        self.rw.h.authority_clock.offset += seconds
 
 
 async def _due_now(rw: RotationWorld, name: str = "db/url", **kw: object) -> None:
