@@ -29,7 +29,7 @@ from .test_vault_kv_hvac import MOUNT, call
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-DISCHARGE_TTL = 8
+DISCHARGE_TTL = 6
 
 
 @pytest.fixture
