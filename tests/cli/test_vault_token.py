@@ -28,7 +28,7 @@ from vault.macaroon import decode_token
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-DISCHARGE_TTL = 8
+DISCHARGE_TTL = 6
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ import base64
 import os
 import secrets
 import shutil
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from yarl import URL
 
-from tests.support.harness import running_services
+from tests.support.harness import reserved_socket, running_services
 from vault.audit.query import AuditQueries
 from vault.errors import ConfigError
 from vault.storage.audit import PgAuditRepository
@@ -40,13 +41,21 @@ async def _tool(*args: str) -> None:
     assert process.returncode == 0, err.decode()
 
 
-async def test_dump_drop_restore_read_every_secret_back(database_url: str, admin_dsn: str, tmp_path: Path) -> None:
+@pytest.fixture
+def sockets() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """The services' sockets, held for the whole drill: they start again at the same addresses, as a restored
+    deployment keeps its URLs (the token locations), and no other test can take those ports in between."""
+    with reserved_socket() as authority, reserved_socket() as store:
+        yield authority, store
+
+
+async def test_dump_drop_restore_read_every_secret_back(
+    database_url: str, admin_dsn: str, tmp_path: Path, sockets: tuple[socket.socket, socket.socket]
+) -> None:
     master_key = base64.b64encode(os.urandom(32)).decode()
     written: dict[tuple[str, int], str] = {}
 
-    async with running_services(database_url, master_key=master_key) as h:
-        # Same addresses after the restore, as a restored deployment keeps its URLs (the token locations).
-        ports = (URL(h.authority_url).port or 0, URL(h.store_url).port or 0)
+    async with running_services(database_url, master_key=master_key, sockets=sockets) as h:
         owner, org, auth, root, bundle = await h.enrolled_vault("drill@example.com", "drill")
         for name in SECRETS:
             for version in (1, 2):
@@ -63,7 +72,7 @@ async def test_dump_drop_restore_read_every_secret_back(database_url: str, admin
     await create_database(admin_dsn, name)
     await _tool("pg_restore", "--exit-on-error", "--dbname", database_url, str(dump))
 
-    async with running_services(database_url, master_key=master_key, ports=ports) as h:
+    async with running_services(database_url, master_key=master_key, sockets=sockets) as h:
         owner = await h.login("drill@example.com")
         auth = await h.authority_bundle(owner, org)
         bundle = await h.store_bundle(root, auth)  # the root store token issued before the dump
@@ -85,5 +94,5 @@ async def test_dump_drop_restore_read_every_secret_back(database_url: str, admin
     # Restored with another master key: nothing starts, and the error says which key is wrong.
     other = base64.b64encode(os.urandom(32)).decode()
     with pytest.raises(ConfigError, match="master key"):
-        async with running_services(database_url, master_key=other, ports=ports):
+        async with running_services(database_url, master_key=other, sockets=sockets):
             pass

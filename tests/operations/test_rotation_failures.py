@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support import rotation
-from tests.support.rotation import PasswordCluster, RotationWorld, can_connect, current, rotation_world
+from tests.support.rotation import Clocks, PasswordCluster, RotationWorld, can_connect, current, rotation_world
 from vault.cli.main import main
 from vault.cli.rotation_hook import CommandHooks
 from vault.cli.rotator import Rotator, RotatorSettings
@@ -25,22 +24,6 @@ from vault.store.connection_document import ConnectionDocument
 pg, rw = rotation.pg, rotation.rw  # the fixtures: a password-checking cluster, the world
 
 DAY = 86400
-
-
-class Clocks:
-    """The store's, the authority's and the rotator's clocks, moved together."""
-
-    def __init__(self, rw: RotationWorld) -> None:
-        self.rw, self.offset = rw, 0.0
-        rw.clock = self
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def shift(self, seconds: float) -> None:
-        self.offset += seconds
-        self.rw.h.store_clock.offset += seconds
-        self.rw.h.authority_clock.offset += seconds
 
 
 async def _due_now(rw: RotationWorld, name: str = "db/url", **kw: object) -> None:

@@ -33,12 +33,16 @@ def say(text): log.write(f"{os.getpid()} {text}\\n"); log.flush()
 async def main():
     conn = await asyncpg.connect(url)
     say("connected " + (await conn.fetchval("SELECT current_user")))
+    worked = False
     while True:
         for what, work in (("statement", lambda: conn.fetchval("SELECT 1")), ("connect", lambda: new())):
             try:
                 await work()
             except Exception as exc:
                 say(f"FAILED {what}: {type(exc).__name__}")
+        if not worked:
+            worked = True
+            say("worked")
         await asyncio.sleep(0.2)
 async def new():
     c = await asyncpg.connect(url)
@@ -63,6 +67,11 @@ def _wait_for(check: Callable[[], bool], what: str, logs: Path) -> None:
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def _worked(out: Path) -> int:
+    """How many children have worked with their credential: a statement and a new connection each."""
+    return sum(line.endswith(" worked") for line in _lines(out))
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -116,7 +125,7 @@ def test_run_watch_follows_three_alternating_rotations_without_a_failed_connecti
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / "run.log").open("wb"),
         )
-        _wait_for(lambda: any("connected" in line for line in _lines(out)), "the first child", tmp_path)
+        _wait_for(lambda: _worked(out) == 1, "the first child's work", tmp_path)
         for n in (1, 2, 3):
             assert w.cvault("rotation", "now", "db/url", "--vault", "prod").status == 0
 
@@ -126,7 +135,8 @@ def test_run_watch_follows_three_alternating_rotations_without_a_failed_connecti
 
             _wait_for(rotated, f"rotation {n}", tmp_path)
             _wait_for(lambda n=n: sum("connected" in line for line in _lines(out)) == n + 1, f"child {n + 1}", tmp_path)
-            time.sleep(1)  # the new child works a moment with the new credential
+            # The new child has worked with the new credential: a statement and a new connection.
+            _wait_for(lambda n=n: _worked(out) == n + 1, f"child {n + 1}'s work", tmp_path)
         connected = [line.split() for line in _lines(out) if "connected" in line]
         assert [user for _pid, _, user in connected] == [roles.app, roles.clone, roles.app, roles.clone]
         assert len({pid for pid, _, _ in connected}) == 4  # restarted each time

@@ -293,17 +293,23 @@ async def running_services(
     database_url: str,
     *,
     store_database_url: str | None = None,
-    ports: tuple[int, int] = (0, 0),
+    sockets: tuple[socket.socket, socket.socket] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Harness]:
     """Start the authority, then the store, on free local ports; tear both down after.
 
     ``store_database_url`` lets the store connect as another role (e.g. one
-    whose privileges a test takes away); ``ports`` (authority, store) pins the
-    ports, for a test that starts the services again at the same addresses;
-    ``settings`` override configuration.
+    whose privileges a test takes away); ``sockets`` (authority, store: each a
+    :func:`reserved_socket` the caller holds) serves on those, for a test that
+    starts the services again at the same addresses: held between the runs,
+    their ports cannot be taken by another test meanwhile; ``settings``
+    override configuration.
     """
-    authority_socket, store_socket = reserved_socket(ports[0]), reserved_socket(ports[1])
+    if sockets is not None:
+        # Each server closes the duplicate it was given; the caller's sockets stay bound.
+        authority_socket, store_socket = sockets[0].dup(), sockets[1].dup()
+    else:
+        authority_socket, store_socket = reserved_socket(), reserved_socket()
     with authority_socket, store_socket:  # closed even where a server never took them
         authority_port, store_port = authority_socket.getsockname()[1], store_socket.getsockname()[1]
         common, feed_token, feed_digest = shared_settings(database_url, authority_port, store_port)

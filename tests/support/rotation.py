@@ -29,6 +29,7 @@ from vault.store.connection_document import ConnectionDocument
 from .harness import Harness, User, running_services
 
 __all__ = [
+    "Clocks",
     "PasswordCluster",
     "Roles",
     "RotationWorld",
@@ -160,6 +161,22 @@ class RotationWorld:
     async def rotator_token(self, *names: str) -> str:
         async with self.owner_client() as c:
             return await c.rotation.rotator_token("prod", names)
+
+
+class Clocks:
+    """The store's, the authority's and the rotator's clocks, moved together."""
+
+    def __init__(self, rw: RotationWorld) -> None:
+        self.rw, self.offset = rw, 0.0
+        rw.clock = self
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def shift(self, seconds: float) -> None:
+        self.offset += seconds
+        self.rw.h.store_clock.offset += seconds
+        self.rw.h.authority_clock.offset += seconds
 
 
 async def current(rw: RotationWorld, name: str = "db/url") -> tuple[int, ConnectionDocument]:
