@@ -69,18 +69,22 @@ SERIAL: dict[str, str] = {
     " its bounds assume the CPU is not shared with the rest of the suite",
     "cli/test_dev.py": "starts `cvault dev` on an embedded PostgreSQL (pgserver), which once failed to start while the"
     " parallel run loaded the machine (unexplained: `cvault dev` exited after creating its master key)",
-    "operations/test_restore_drill.py": "restarts both services on the ports they had; a parallel test may take one"
-    " meanwhile",
     "operations/test_compose_engine.py": "the shipped compose file publishes the fixed ports 8201/8202 on a Docker"
     " engine",
     "operations/test_readme_main_job.py": "the README's main job runs `cvault dev` on its default ports 8201/8202",
-    "operations/test_rotation_crash.py": "kills the rotator with kill -9 between steps, on a PostgreSQL cluster of its"
-    " own",
 }
 
 # Measured with --durations (docs/testing.md): the folders and files whose tests take seconds each, and why.
+# Longest first: the parallel pass hands out files in this order (pytest_collection_modifyitems), so the longest
+# ones start at once instead of running alone at the end.
 _CLI = "runs `cvault` (and mostly `cvault dev`) as processes"
 SLOW: dict[str, str] = {
+    "store/test_openapi_contract.py": "schemathesis's CLI: thousands of generated requests (about a minute and a half)",
+    "authority/test_openapi_contract.py": "schemathesis's CLI: about a thousand generated requests (about a minute)",
+    "cli/test_vault_token.py": "a sink running through three discharge lifetimes",
+    "vault_api/test_bao_agent.py": "the real `bao agent` and `bao proxy` through discharge lifetimes",
+    "vault_api/test_conformance.py": "about 60 steps against `bao server -dev` and cvault",
+    "vault_api/test_bao_cli.py": "the real `bao` CLI as processes",
     "browser": "a real Chromium",
     "tokens/test_decoder_fuzz.py": "property-based fuzzing of the token parser",
     "tokens/test_properties.py": "property-based token checks",
@@ -89,8 +93,6 @@ SLOW: dict[str, str] = {
     "authority/test_invitation_email.py": "an SMTP server in process, with TLS",
     "authority/test_workload_identity.py": "an OIDC issuer over TLS and both services",
     "authority/test_workload_clients.py": "`cvault run` and `bao agent` as processes",
-    "store/test_openapi_contract.py": "schemathesis's CLI: thousands of generated requests (about a minute and a half)",
-    "authority/test_openapi_contract.py": "schemathesis's CLI: about a thousand generated requests (about a minute)",
     "vault_api/test_kv_node.py": "the Node.js clients as processes",
     "cli/test_acceptance.py": _CLI,
     "cli/test_audit_console_command.py": _CLI,
@@ -106,7 +108,6 @@ SLOW: dict[str, str] = {
     "cli/test_rough_edges.py": _CLI,
     "cli/test_run_watch.py": "a watcher running through two discharge renewals; " + _CLI,
     "cli/test_tokens.py": _CLI,
-    "cli/test_vault_token.py": "a sink running through three discharge lifetimes",
     "operations/test_compose.py": "docker-compose as a process",
     "operations/test_connection_limits.py": "servers as processes, one out of file descriptors",
     "operations/test_deployment_without_containers.py": "two `cvault serve` processes with their own roles and TLS",
@@ -129,19 +130,37 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "error::aiohttp.web_exceptions.NotAppKeyWarning")
     config.addinivalue_line("markers", "serial: run alone, after the parallel run (scripts/check)")
     config.addinivalue_line("markers", "slow: seconds per test; `-m 'not slow'` is the fast set")
-    for table in (SERIAL, SLOW):
+    for table in (SERIAL, SLOW, NO_COVER):
         for name in table:
             assert (TESTS / name).exists(), f"tests/conftest.py names tests/{name}, which does not exist"
 
 
+# Property-based fuzzing of pure code that the other tests cover: under coverage it costs about twice its time
+# (docs/testing.md), for no line it alone reaches.
+NO_COVER: dict[str, str] = {
+    "tokens/test_decoder_fuzz.py": "the token parser, covered by tokens/test_vectors.py and the unit tests",
+    "tokens/test_properties.py": "the token core, covered by tokens/test_vectors.py and the unit tests",
+}
+
+
+def _names(item: pytest.Item) -> list[str]:
+    part = item.path.relative_to(TESTS).parts
+    return ["/".join(part[:n]) for n in range(1, len(part) + 1)]  # its folders, then the file
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    order = {name: rank for rank, name in enumerate(SLOW)}
     for item in items:
-        part = item.path.relative_to(TESTS).parts
-        for name in ("/".join(part[:n]) for n in range(1, len(part) + 1)):  # its folders, then the file
+        for name in _names(item):
             if name in SERIAL:
                 item.add_marker(pytest.mark.serial)
             if name in SERIAL or name in SLOW:
                 item.add_marker(pytest.mark.slow)
+            if name in NO_COVER:
+                item.add_marker(pytest.mark.no_cover)
+    # Slow files first, longest first (a stable sort: a file's tests keep their order); with
+    # `--no-loadscope-reorder`, pytest-xdist hands files to workers in this order.
+    items.sort(key=lambda item: min((order[n] for n in _names(item) if n in order), default=len(order)))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
