@@ -8,7 +8,7 @@ import pytest
 from msgspec import Meta
 
 from vault.errors import BadRequest
-from vault.web.contract import decode_json
+from vault.web.contract import decode_json, decode_params
 from vault.web.models import Model
 
 
@@ -51,3 +51,30 @@ def test_what_is_no_integer_stays_refused(raw: bytes, message: str) -> None:
 def test_a_body_malformed_after_the_refused_field_is_not_json() -> None:
     with pytest.raises(BadRequest, match="not valid JSON"):
         decode_json(b'{"versions": [2.0], "ttl": ', Body)
+
+
+class Write(Model):
+    data: dict[str, object]
+    cas: int | None = None
+
+
+def test_free_form_values_keep_their_floats_when_an_integer_field_is_written_as_one() -> None:
+    # A Vault secret's data is stored as sent, however another field of the body was spelled.
+    body = decode_json(b'{"data": {"p": 2.0, "q": [1.0]}, "cas": 1.0}', Write)
+    assert body.cas == 1 and type(body.cas) is int
+    assert body.data == {"p": 2.0, "q": [1.0]} and type(body.data["p"]) is float and type(body.data["q"][0]) is float  # type: ignore[index]
+
+
+class Params(Model):
+    version: Annotated[int, Meta(ge=0)] | None = None
+    name: str = ""
+
+
+@pytest.mark.parametrize("text", ["1e3", "7.0", " 7", "0x10", "1_000", "", "+"])
+def test_integer_parameters_are_decimal_digits(text: str) -> None:
+    with pytest.raises(BadRequest, match="version"):
+        decode_params({"version": text, "name": "1e3"}, Params)
+
+
+def test_integer_parameters_read_as_int() -> None:
+    assert decode_params({"version": "12", "name": "7.0"}, Params) == Params(version=12, name="7.0")

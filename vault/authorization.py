@@ -31,14 +31,15 @@ neither the domain nor the configuration."""
 
 
 # Every credential cvault issues starts with one of these: token bundles (cv1_), sessions (cvs_), revocation feed
-# tokens (cvf_), invitation codes (cvi_) and verification codes (cvm_).
-_CREDENTIAL = re.compile(r"cv[1sfim]_[^/?#\s]*")
+# tokens (cvf_), invitation codes (cvi_) and verification codes (cvm_); Fly's fm2_ tokens are standard base64,
+# whose alphabet has "/", so the rest of the text after one goes too.
+_CREDENTIAL = re.compile(r"cv[1sfim]_[^/?#\s]*|fm2_\S*")
 
 
 def redact_credentials(text: str) -> str:
     """``text`` with every credential-like run replaced by ``[credential]``: what a client put in a path must not
     reach a log (the access log prints paths)."""
-    return _CREDENTIAL.sub("[credential]", text) if "cv" in text else text
+    return _CREDENTIAL.sub("[credential]", text) if "cv" in text or "fm2_" in text else text
 
 
 def authorization_credential(value: str) -> str | None:

@@ -155,6 +155,7 @@ def test_credentials_are_replaced_for_logs() -> None:
         redact_credentials("/v1/orgs/7/vaults/prod/secrets/cvi_code") == "/v1/orgs/7/vaults/prod/secrets/[credential]"
     )
     assert redact_credentials("/v1/orgs/7/vaults/cvx_/secrets/cv") == "/v1/orgs/7/vaults/cvx_/secrets/cv"
+    assert redact_credentials("/v1/x/fm2_abc/def+gh==/revoke") == "/v1/x/[credential]"
 
 
 async def test_the_access_log_never_prints_a_credential_sent_in_a_path(

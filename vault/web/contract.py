@@ -13,12 +13,14 @@ contract mismatches); one definition cannot drift from itself.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import msgspec
+import msgspec.inspect
 from aiohttp import web
 
 from vault.errors import BadRequest, TooLarge
@@ -133,28 +135,63 @@ async def read_body(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) ->
     return b"".join(chunks)
 
 
-def _integral_floats_as_ints(value: Any) -> bool:
-    """Turn every float of ``value`` that is a whole number (``2.0``) into an int, in place; whether any was."""
+# Where the typed decoder refused a float: ``$.options.cas``, ``$.versions[3]`` (a dict's key shows as ``[...]``).
+_FLOAT_AT = re.compile(r"got `float` - at `\$((?:\.\w+|\[\d+\]|\[\.\.\.\])*)`$")
+_STEP = re.compile(r"\.(\w+)|\[(\d+)\]|(\[\.\.\.\])")
+_ANY_KEY = "[...]"
+
+
+def _float_refused_at(exc: msgspec.ValidationError) -> list[str | int] | None:
+    found = _FLOAT_AT.search(str(exc))
+    if found is None:
+        return None
+    return [name or (_ANY_KEY if key else int(index)) for name, index, key in _STEP.findall(found.group(1))]
+
+
+def _whole_floats_as_ints(node: Any) -> bool:
+    """Every whole-number float below ``node`` (a typed map's values, whose key the decoder does not name) as an
+    int, in place; whether any was."""
     changed = False
-    stack = [value]
+    stack = [node]
     while stack:  # not recursive: the decoder lets nesting deeper than Python's recursion limit through
-        node = stack.pop()
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, item in items:
-            if isinstance(item, float):
-                if item.is_integer():
-                    node[key] = int(item)
-                    changed = True
+        here = stack.pop()
+        for key, item in here.items() if isinstance(here, dict) else enumerate(here):
+            if isinstance(item, float) and item.is_integer():
+                here[key] = int(item)
+                changed = True
             elif isinstance(item, dict | list):
                 stack.append(item)
     return changed
 
 
+def _whole_float_as_int(document: Any, path: list[str | int]) -> bool:
+    """Turn the float at ``path`` into an int if it is a whole number; whether it was."""
+    node = document
+    for n, step in enumerate(path):
+        if step == _ANY_KEY:
+            return isinstance(node, dict) and _whole_floats_as_ints(node)
+        if n == len(path) - 1:
+            break
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return False
+    try:
+        value = node[path[-1]]
+    except (KeyError, IndexError, TypeError):
+        return False
+    if not isinstance(value, float) or not value.is_integer():
+        return False
+    node[path[-1]] = int(value)
+    return True
+
+
 def decode_json(raw: bytes, model: type[T]) -> T:
     """``raw`` as a JSON object of ``model``; anything else is a 400 that names the field and the rule.
 
-    JSON Schema counts ``2.0`` as an integer and msgspec does not: a body refused by the typed decode is decoded
-    again with its whole-number floats read as ints. Only a refused body pays for that; ``"5"`` stays refused.
+    JSON Schema counts ``2.0`` as an integer and msgspec does not: where the typed decode refuses a whole-number
+    float for an integer field, that one value is read as an int and the body checked again (free-form values, a
+    Vault secret's ``data``, keep their floats). Only a refused body pays for that; ``"5"`` stays refused.
     """
     if not raw.strip():
         raise BadRequest("request body must be a JSON object")
@@ -165,16 +202,21 @@ def decode_json(raw: bytes, model: type[T]) -> T:
     except (msgspec.DecodeError, RecursionError):
         # Malformed JSON, text that is not UTF-8, lone surrogates, or nesting past the decoder's depth.
         raise BadRequest("request body is not valid JSON") from None
+    path = _float_refused_at(refused)
+    if path is None:
+        raise BadRequest(_message(refused, "request body"))
     try:
         # The typed decode stops at the first field it refuses: the rest may still be malformed.
         document = msgspec.json.decode(raw)
     except (msgspec.DecodeError, RecursionError):
         raise BadRequest("request body is not valid JSON") from None
-    if isinstance(document, dict | list) and _integral_floats_as_ints(document):
+    # One refused float at a time; a body holds at most MAX_BODY_BYTES, so at most that many numbers.
+    while path is not None and _whole_float_as_int(document, path):
         try:
             return msgspec.convert(document, type=model, strict=True)
         except msgspec.ValidationError as exc:
             refused = exc
+        path = _float_refused_at(refused)
     raise BadRequest(_message(refused, "request body")) from None
 
 
@@ -183,13 +225,33 @@ async def decode_body(request: web.Request, model: type[T], *, max_bytes: int = 
     return decode_json(await read_body(request, max_bytes=max_bytes), model)
 
 
+@functools.cache
+def _integer_fields(model: type) -> frozenset[str]:
+    def is_int(kind: msgspec.inspect.Type) -> bool:
+        if isinstance(kind, msgspec.inspect.UnionType):
+            return any(is_int(k) for k in kind.types)
+        return isinstance(kind, msgspec.inspect.IntType)
+
+    info = msgspec.inspect.type_info(model)
+    assert isinstance(info, msgspec.inspect.StructType), model
+    return frozenset(f.encode_name for f in info.fields if is_int(f.type))
+
+
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
 def decode_params(values: Mapping[str, str], model: type[T], where: str = "query") -> T:
     """Path or query parameters (strings) as ``model``: ``"5"`` becomes 5 where the field is an integer.
 
-    A parameter named twice counts once (the first), as ``request.query.get`` reads it.
+    An integer is written in decimal digits (``int()``'s reading, not msgspec's lax one, which takes ``"1e3"`` and
+    ``"7.0"``). A parameter named twice counts once (the first), as ``request.query.get`` reads it.
     """
+    given = {k: values[k] for k in values}
+    for name in _integer_fields(cast(type, model)) & given.keys():
+        if not _INTEGER_TEXT.fullmatch(given[name]):
+            raise BadRequest(f"{where} parameter {name!r} must be an integer in decimal digits")
     try:
-        return msgspec.convert({k: values[k] for k in values}, type=model, strict=False)
+        return msgspec.convert(given, type=model, strict=False)
     except msgspec.ValidationError as exc:
         raise BadRequest(_message(exc, f"{where} parameter")) from None
 

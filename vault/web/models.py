@@ -36,7 +36,7 @@ Text = Annotated[str, Meta(pattern=r"^[^\x00]*$")]
 Int64 = Annotated[int, Meta(ge=-MAX_INT64 - 1, le=MAX_INT64)]
 NonNegative64 = Annotated[int, Meta(ge=0, le=MAX_INT64)]
 Positive64 = Annotated[int, Meta(ge=1, le=MAX_INT64)]
-Mask = Annotated[str, Meta(pattern=r"^[rwcdCa]+$", description="permission letters, e.g. rw")]
+Mask = Annotated[str, Meta(pattern=r"^([rwcdCa]+|\*)$", description="permission letters, e.g. rw; * for all")]
 Timestamp = Annotated[dt.datetime, Meta(tz=True)]
 
 

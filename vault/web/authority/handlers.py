@@ -28,6 +28,7 @@ from vault.types import RequestContext
 
 from ..common import credential, origin, required_credential
 from ..contract import Operation, Response, decode_body, decode_params, reply
+from ..models import MAX_INT64
 from ..service_routes import Status
 from . import messages as msg
 from .services import SERVICES_KEY, AuthorityServices
@@ -49,7 +50,7 @@ async def _record_refusal(request: web.Request, action: str, exc: VaultError) ->
             _ctx(request),
             action,
             refusal_outcome(exc),
-            org=int(org) if org.isascii() and org.isdigit() and len(org) <= 18 else None,
+            org=int(org) if org.isascii() and org.isdigit() and len(org) <= 19 and int(org) <= MAX_INT64 else None,
             **refusal_detail(exc),
         )
     except Unavailable:
