@@ -136,13 +136,13 @@ async def read_body(request: web.Request, *, max_bytes: int = MAX_BODY_BYTES) ->
 
 
 # Where the typed decoder refused a float: ``$.options.cas``, ``$.versions[3]`` (a dict's key shows as ``[...]``).
-_FLOAT_AT = re.compile(r"got `float` - at `\$((?:\.\w+|\[\d+\]|\[\.\.\.\])*)`$")
+_FLOAT_AT = re.compile(r".*got `float` - at `\$((?:\.\w+|\[\d+\]|\[\.\.\.\])*)`", re.DOTALL)
 _STEP = re.compile(r"\.(\w+)|\[(\d+)\]|(\[\.\.\.\])")
 _ANY_KEY = "[...]"
 
 
 def _float_refused_at(exc: msgspec.ValidationError) -> list[str | int] | None:
-    found = _FLOAT_AT.search(str(exc))
+    found = _FLOAT_AT.fullmatch(str(exc))
     if found is None:
         return None
     return [name or (_ANY_KEY if key else int(index)) for name, index, key in _STEP.findall(found.group(1))]
