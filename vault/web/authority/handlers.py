@@ -133,9 +133,7 @@ def _member(m: Member) -> msg.Member:
     return msg.Member(user_id=m.user_id, email=m.email, role=m.role)
 
 
-def _mask(value: str | None) -> int | None:
-    if value is None:
-        return None
+def _mask(value: str) -> int:
     try:
         return mask_from_string(value)
     except ValueError as exc:
@@ -286,7 +284,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     if credential is None:
         raise Unauthenticated("send a session ('Bearer cvs_...') or a permission bundle with 'C' on the org")
     body = await decode_body(request, msg.CreateToken)
-    mask = _mask(body.mask)
+    mask = _mask(body.mask) if body.mask is not None else None
     if credential.startswith(SESSION_PREFIX):
         session = await svc.sessions.authenticate(credential)
         token, record = await svc.tokens.mint(session.user_id, body.org, mask, body.ttl, _ctx(request))

@@ -14,13 +14,13 @@ from vault.authority.session_secret import SESSION_PREFIX
 from vault.authority.workload_jwt import ALGORITHMS
 from vault.authority.workload_records import WorkloadBinding, WorkloadIssuer
 from vault.authority.workloads import BindingRequest, IssuerRequest
-from vault.errors import BadRequest, Unauthenticated
-from vault.macaroon import mask_from_string, mask_to_string
+from vault.errors import Unauthenticated
+from vault.macaroon import mask_to_string
 
 from ..common import origin
 from ..contract import Operation, Response, decode_body, decode_params, reply
 from . import messages as msg
-from .handlers import _bearer, _bundle, _ctx, _svc, _time, refusals_audited
+from .handlers import _bearer, _bundle, _ctx, _mask, _svc, _time, refusals_audited
 
 __all__ = ["OPERATIONS"]
 
@@ -114,10 +114,7 @@ async def bind(request: web.Request) -> web.StreamResponse:
     org = _org(request)
     user_id, allowed = await _caller(request, org, "workloads.manage")
     body = await decode_body(request, msg.BindingBody)
-    try:
-        mask = mask_from_string(body.mask)
-    except ValueError as exc:
-        raise BadRequest(f"field 'mask': {exc}") from None
+    mask = _mask(body.mask)
     binding = await _svc(request).workloads.bind(
         user_id,
         org,
