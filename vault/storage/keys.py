@@ -225,10 +225,11 @@ class PgKeyRepository:
         with database_errors():
             await self._pool.execute(self._queries.retire, key_id)
 
-    async def active_ids(self, purpose: str) -> list[int]:
+    async def active_ids(self, purpose: str, *, conn: Connection | None = None) -> list[int]:
         """Ids of the not-retired keys of ``purpose``, oldest first."""
         with database_errors():
-            rows = await self._pool.fetch(self._queries.active_ids, _check_purpose(purpose))
+            async with self._connection(conn) as c:
+                rows = await c.fetch(self._queries.active_ids, _check_purpose(purpose))
         return [row["id"] for row in rows]
 
     async def ticket_ring(self, purpose: str) -> TicketKeyRing:

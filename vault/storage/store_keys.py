@@ -45,11 +45,19 @@ _ROOT_KEYS = (
 _ROOT_OF_ORG = "SELECT root_key_id FROM store.orgs WHERE id = $1"
 
 
-async def _single_key(keys: PgKeyRepository, purpose: str, make: Any) -> tuple[int, bytes]:
+async def _single_key(pool: Pool, keys: PgKeyRepository, purpose: str, make: Any) -> tuple[int, bytes]:
     ids = await keys.active_ids(purpose)
     if not ids:
-        await keys.add(purpose, make())
-        ids = await keys.active_ids(purpose)
+        # Store workers starting together on a new database: one creates the key while the others wait for its
+        # commit and find it. Two keys would give the workers different enrolment keys and idempotency hashes
+        # (a retried write answered 422 by the other worker), since key ids follow allocation, not commit, order.
+        with database_errors():
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"cvault.single_key.{purpose}")
+                ids = await keys.active_ids(purpose, conn=conn)
+                if not ids:
+                    await keys.add(purpose, make(), conn=conn)
+                    ids = await keys.active_ids(purpose, conn=conn)
     return ids[0], await keys.get(ids[0], purpose)
 
 
@@ -81,8 +89,8 @@ class StoreKeyDirectory:
     @classmethod
     async def open(cls, pool: Pool, keys: PgKeyRepository) -> StoreKeyDirectory:
         """Create the single-row keys if needed and load every org's root keys into memory."""
-        enroll_id, enroll = await _single_key(keys, ENROLL_KEY_PURPOSE, generate_key)
-        await _single_key(keys, TICKET_KEY_PURPOSE, lambda: TicketKeyPair.generate().private_key_bytes)
+        enroll_id, enroll = await _single_key(pool, keys, ENROLL_KEY_PURPOSE, generate_key)
+        await _single_key(pool, keys, TICKET_KEY_PURPOSE, lambda: TicketKeyPair.generate().private_key_bytes)
         directory = cls(
             pool, keys, RootKey(enroll_id, None, SigningKey(enroll)), await keys.ticket_ring(TICKET_KEY_PURPOSE)
         )
